@@ -1,0 +1,27 @@
+// Applies migrations/ and installs or upgrades pg-boss's schema (Procfile `release`).
+// Safe to run from several processes at once.
+import { loadConfigOrExit, requireDatabaseUrl } from '../../libs/config/index.ts';
+import { createPool, migrate } from '../../libs/db/index.ts';
+import { createLogger } from '../../libs/log/index.ts';
+import { installQueueSchema } from '../../libs/queue/index.ts';
+
+const config = loadConfigOrExit();
+const databaseUrl = requireDatabaseUrl(config);
+const logger = createLogger({ level: config.LOG_LEVEL, json: config.NODE_ENV === 'production', service: 'migrate' });
+const pool = createPool(databaseUrl, { max: 2, applicationName: 'agentcron-migrate' });
+try {
+  const { applied } = await migrate(pool);
+  await installQueueSchema({
+    connectionString: databaseUrl,
+    schema: config.PGBOSS_SCHEMA,
+    runTimeoutSeconds: config.RUN_TIMEOUT_SECONDS,
+    runMaxAttempts: config.RUN_MAX_ATTEMPTS,
+    logger,
+  });
+  logger.info(applied.length ? `applied ${applied.join(', ')}` : 'database is up to date');
+} catch (err) {
+  logger.error(`migration failed: ${(err as Error).message}`);
+  process.exitCode = 1;
+} finally {
+  await pool.end();
+}

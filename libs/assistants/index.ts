@@ -1,0 +1,1 @@
+export { defaultAssistantId, ensureDefaultAssistants } from './assistants.ts';

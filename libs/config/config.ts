@@ -1,0 +1,113 @@
+import os from 'node:os';
+import { z } from 'zod';
+
+// Every setting agentcron reads, validated once at startup. The README's configuration table
+// mirrors this schema; keep them in step.
+
+const bool = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
+    .default(fallback ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const int = (fallback: number, min: number, max: number) =>
+  z
+    .string()
+    .default(String(fallback))
+    .refine((v) => /^\d+$/.test(v.trim()), { message: 'must be a whole number' })
+    .transform((v) => Number(v.trim()))
+    .refine((n) => n >= min && n <= max, { message: `must be between ${min} and ${max}` });
+
+const databaseUrl = z
+  .string()
+  .refine(
+    (v) => {
+      try {
+        const u = new URL(v);
+        return (u.protocol === 'postgres:' || u.protocol === 'postgresql:') && u.hostname !== '';
+      } catch {
+        return false;
+      }
+    },
+    { message: 'must be a postgres:// or postgresql:// URL with a host' },
+  );
+
+/** Default worker concurrency: agent runs mostly wait on I/O (model APIs), so several per core. */
+const defaultConcurrency = Math.max(4, os.availableParallelism() * 4);
+
+export const configSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test'], { message: 'must be development, production or test' }).default('development'),
+  LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug'], { message: 'must be error, warn, info or debug' }).default('info'),
+  DATABASE_URL: databaseUrl.optional(),
+  DATABASE_POOL_MAX: int(10, 1, 1000),
+  PORT: int(8000, 0, 65535),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  SHUTDOWN_GRACE_SECONDS: int(25, 0, 3600),
+  MIGRATE_ON_START: bool(true),
+  PGBOSS_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/, { message: 'must be a lower-case SQL identifier' }).default('pgboss'),
+  HEARTBEAT_INTERVAL_SECONDS: int(10, 1, 3600),
+  EMBEDDED_PG_DIR: z.string().min(1).default('.agentcron/pgdata'),
+  EMBEDDED_PG_PORT: int(54329, 1, 65535),
+  CRON_ENABLED: bool(true),
+  CRON_POLL_INTERVAL_SECONDS: int(10, 1, 3600),
+  CRON_BATCH_SIZE: int(1000, 1, 100000),
+  CRON_ALLOW_SECONDS_SCHEDULE: bool(false),
+  CRON_MAX_PER_USER: int(100, 0, 1_000_000),
+  CRON_MAX_PAYLOAD_BYTES: int(65536, 1024, 10 * 1024 * 1024),
+  CRON_MISSED_MAX: int(100, 1, 10000),
+  CRON_MISSED_GRACE_SECONDS: int(60, 0, 86400),
+  WORKER_CONCURRENCY: int(defaultConcurrency, 1, 1000),
+  RUN_TIMEOUT_SECONDS: int(300, 1, 86400),
+  RUN_MAX_ATTEMPTS: int(3, 1, 100),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {
+  readonly variable: string;
+  constructor(variable: string, rule: string) {
+    super(`invalid configuration: ${variable} ${rule}`);
+    this.name = 'ConfigError';
+    this.variable = variable;
+  }
+}
+
+/** Parse the environment into a typed config; throws ConfigError naming the first bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // Empty strings are treated as unset, as shells and Procfiles often export VAR= .
+  const input: Record<string, string> = {};
+  for (const key of Object.keys(configSchema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') input[key] = value;
+  }
+  const parsed = configSchema.safeParse(input);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const variable = String(issue.path[0] ?? 'environment');
+    const shown = input[variable] === undefined ? '' : ` (got ${JSON.stringify(input[variable])})`;
+    throw new ConfigError(variable, `${issue.message}${shown}`);
+  }
+  return parsed.data;
+}
+
+/** loadConfig for process entry points: a bad value prints one line and exits 1, no stack trace. */
+export function loadConfigOrExit(env: NodeJS.ProcessEnv = process.env): Config {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`agentcron: ${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+}
+
+/** The database URL a process must have; standalone processes need it set. */
+export function requireDatabaseUrl(config: Config): string {
+  if (!config.DATABASE_URL) {
+    process.stderr.write('agentcron: invalid configuration: DATABASE_URL is required (use `npm start` for an embedded database)\n');
+    process.exit(1);
+  }
+  return config.DATABASE_URL;
+}

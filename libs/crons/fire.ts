@@ -1,0 +1,92 @@
+import type { PoolClient } from '../db/index.ts';
+import { occurrenceRunId, occurrenceThreadId } from '../ids/index.ts';
+import type { PgBoss } from '../queue/index.ts';
+import { insertRuns } from '../runs/index.ts';
+import type { NewRun } from '../runs/index.ts';
+import type { SkipReason } from './plan.ts';
+import type { CronPayload, OccurrenceTrigger, OnRunCompleted, OverlapPolicy } from './types.ts';
+
+/** What firing needs to know of a cron. */
+export interface FiringCron {
+  cron_id: string;
+  assistant_id: string;
+  graph_id: string;
+  thread_id: string | null;
+  user_id: string;
+  on_run_completed: OnRunCompleted | null;
+  overlap_policy: OverlapPolicy;
+  payload: CronPayload;
+}
+
+export interface Firing {
+  cron: FiringCron;
+  scheduled_for: Date;
+  skipped_count: number;
+  trigger: OccurrenceTrigger;
+}
+
+export interface Skip {
+  cron_id: string;
+  scheduled_for: Date;
+  reason: SkipReason;
+}
+
+/** The run of one occurrence: a fresh thread for a stateless cron, the cron's thread otherwise. */
+function runOf(f: Firing): NewRun {
+  const { cron, scheduled_for } = f;
+  const runId = occurrenceRunId(cron.cron_id, scheduled_for);
+  const stateless = cron.thread_id === null;
+  const threadId = stateless ? occurrenceThreadId(cron.cron_id, scheduled_for) : cron.thread_id!;
+  return {
+    run_id: runId,
+    thread_id: threadId,
+    assistant_id: cron.assistant_id,
+    user_id: cron.user_id,
+    cron_id: cron.cron_id,
+    scheduled_for,
+    kwargs: cron.payload,
+    multitask_strategy: cron.payload.multitask_strategy ?? 'enqueue',
+    metadata: {},
+    new_thread: stateless
+      ? {
+          metadata: { cron_id: cron.cron_id, assistant_id: cron.assistant_id, graph_id: cron.graph_id, scheduled_for: scheduled_for.toISOString() },
+          ephemeral: (cron.on_run_completed ?? 'delete') === 'delete',
+        }
+      : undefined,
+    // Thread runs queue behind each other; buffer_one crons behind their own previous run.
+    serialize_key: stateless ? (cron.overlap_policy === 'buffer_one' ? `cron:${cron.cron_id}` : threadId) : threadId,
+  };
+}
+
+/**
+ * Fires occurrences inside the caller's transaction: each gets its run (and thread), its pg-boss
+ * job and its ledger row; each skipped occurrence gets a ledger row with its reason. Answers the
+ * runs written, by cron occurrence. The caller advances next_run_date in the same transaction.
+ */
+export async function fireOccurrences(client: PoolClient, boss: PgBoss, firings: Firing[], skips: Skip[] = []): Promise<NewRun[]> {
+  const runs = firings.map(runOf);
+  const written = await insertRuns(client, boss, runs);
+  const fired = firings.filter((_, i) => written.has(runs[i].run_id));
+  const firedRuns = runs.filter((r) => written.has(r.run_id));
+  if (fired.length || skips.length) {
+    await client.query(
+      `INSERT INTO cron_occurrences (cron_id, scheduled_for, run_id, thread_id, trigger, status, reason, skipped_count, enqueued_at)
+       SELECT o.cron_id, o.scheduled_for, o.run_id, o.thread_id, o.trigger, o.status, o.reason, o.skipped_count,
+              CASE WHEN o.status = 'enqueued' THEN now() END
+         FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::int[])
+              AS o(cron_id, scheduled_for, run_id, thread_id, trigger, status, reason, skipped_count)
+       ON CONFLICT (cron_id, scheduled_for) DO NOTHING`,
+      [
+        [...fired.map((f) => f.cron.cron_id), ...skips.map((s) => s.cron_id)],
+        [...fired.map((f) => f.scheduled_for), ...skips.map((s) => s.scheduled_for)],
+        [...firedRuns.map((r) => r.run_id), ...skips.map(() => null)],
+        [...firedRuns.map((r) => r.thread_id), ...skips.map(() => null)],
+        [...fired.map((f) => f.trigger), ...skips.map(() => 'schedule')],
+        [...fired.map(() => 'enqueued'), ...skips.map(() => 'skipped')],
+        [...fired.map(() => null), ...skips.map((s) => s.reason)],
+        [...fired.map((f) => f.skipped_count), ...skips.map(() => 0)],
+      ],
+    );
+  }
+  return firedRuns;
+}

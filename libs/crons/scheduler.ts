@@ -1,0 +1,305 @@
+import pg from 'pg';
+import type { Pool, PoolClient } from '../db/index.ts';
+import { withTransaction } from '../db/index.ts';
+import type { Logger } from '../log/index.ts';
+import type { PgBoss } from '../queue/index.ts';
+import { parseSchedule } from '../schedule/index.ts';
+import { fireOccurrences } from './fire.ts';
+import type { Firing, FiringCron, Skip } from './fire.ts';
+import { planOccurrences } from './plan.ts';
+import type { MissedPolicy, PlanLimits } from './plan.ts';
+import type { CronPayload, OnRunCompleted, OverlapPolicy } from './types.ts';
+
+// Where a cron fires. A pass claims due crons (enabled, next_run_date <= now()) in batches with
+// FOR UPDATE SKIP LOCKED, so any number of schedulers share the work, and in ONE transaction per
+// batch writes each occurrence's run, pg-boss job and ledger row and advances next_run_date.
+// A scheduler killed at any instant either committed all of that or none of it; the
+// (cron_id, scheduled_for) unique key and the run-derived job id make a repeat a no-op.
+
+export const CRON_CHANGED_CHANNEL = 'agentcron_cron_changed';
+
+const CLAIM_DUE = `
+  SELECT c.cron_id, c.assistant_id, a.graph_id, c.thread_id, c.user_id, c.schedule, c.timezone,
+         c.end_time, c.on_run_completed, c.payload, c.next_run_date, c.missed_policy, c.overlap_policy,
+         now() AS now
+    FROM crons c
+    JOIN assistants a USING (assistant_id)
+   WHERE c.enabled AND c.next_run_date <= now()
+   ORDER BY c.next_run_date
+   LIMIT $1
+     FOR UPDATE OF c SKIP LOCKED`;
+
+// Runs still pending or running, for the crons whose overlap rule needs to know.
+const ACTIVE_RUNS = `
+  SELECT cron_id, NULL::uuid AS thread_id, count(*)::int AS active
+    FROM runs WHERE cron_id = ANY($1::uuid[]) AND status IN ('pending', 'running') GROUP BY cron_id
+  UNION ALL
+  SELECT NULL, thread_id, count(*)::int
+    FROM runs WHERE thread_id = ANY($2::uuid[]) AND status IN ('pending', 'running') GROUP BY thread_id`;
+
+const ADVANCE = `
+  UPDATE crons c
+     SET next_run_date = v.next_run_date,
+         enabled = c.enabled AND NOT v.finished,
+         finished_at = CASE WHEN v.finished THEN now() ELSE c.finished_at END,
+         last_run_error = COALESCE(v.error, c.last_run_error)
+    FROM unnest($1::uuid[], $2::timestamptz[], $3::boolean[], $4::text[]) AS v(cron_id, next_run_date, finished, error)
+   WHERE c.cron_id = v.cron_id`;
+
+// One query decides how long to sleep: until the earliest next_run_date, per the database clock.
+const WAIT_MS = `
+  SELECT (extract(epoch FROM (min(next_run_date) - clock_timestamp())) * 1000)::float8 AS wait_ms
+    FROM crons WHERE enabled AND next_run_date IS NOT NULL`;
+
+interface DueRow {
+  cron_id: string;
+  assistant_id: string;
+  graph_id: string;
+  thread_id: string | null;
+  user_id: string;
+  schedule: string;
+  timezone: string | null;
+  end_time: Date | null;
+  on_run_completed: OnRunCompleted | null;
+  payload: CronPayload;
+  next_run_date: Date;
+  missed_policy: MissedPolicy;
+  overlap_policy: OverlapPolicy;
+  now: Date;
+}
+
+export interface SchedulerOptions {
+  pool: Pool;
+  boss: PgBoss;
+  logger: Logger;
+  /** Longest sleep between passes (CRON_POLL_INTERVAL_SECONDS). */
+  pollIntervalSeconds: number;
+  batchSize: number;
+  limits: PlanLimits;
+  /** Told after every completed pass (heartbeat's last_tick_at). */
+  onTick?: () => void;
+  /** Connection string for the dedicated LISTEN connection. */
+  listenUrl: string;
+}
+
+export interface PassResult {
+  claimed: number;
+  fired: number;
+  skipped: number;
+}
+
+export class CronScheduler {
+  #o: SchedulerOptions;
+  #running = false;
+  #loop: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+  #woken = false;
+  #listener: pg.Client | undefined;
+
+  constructor(options: SchedulerOptions) {
+    this.#o = options;
+  }
+
+  async start(): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    await this.#listen();
+    this.#loop = this.#run();
+  }
+
+  /** Stops after the pass in progress (its transaction commits or rolls back whole). */
+  async stop(): Promise<void> {
+    this.#running = false;
+    this.#wakeUp();
+    await this.#loop;
+    const listener = this.#listener;
+    this.#listener = undefined;
+    await listener?.end().catch(() => {});
+  }
+
+  /** Fire every due occurrence now: passes until a batch comes back short. */
+  async runDue(): Promise<PassResult> {
+    const total: PassResult = { claimed: 0, fired: 0, skipped: 0 };
+    for (;;) {
+      const r = await this.pass();
+      total.claimed += r.claimed;
+      total.fired += r.fired;
+      total.skipped += r.skipped;
+      if (r.claimed < this.#o.batchSize) return total;
+    }
+  }
+
+  /** One batch: claim due crons, fire their occurrences, advance them, commit. */
+  async pass(): Promise<PassResult> {
+    const { pool, boss, batchSize, limits, logger } = this.#o;
+    return withTransaction(pool, async (client) => {
+      await client.query(`SET LOCAL agentcron.quiet = 'on'`);
+      const { rows } = await client.query<DueRow>(CLAIM_DUE, [batchSize]);
+      if (rows.length === 0) return { claimed: 0, fired: 0, skipped: 0 };
+      const active = await activeRuns(client, rows);
+      const firings: Firing[] = [];
+      const skips: Skip[] = [];
+      const advance = { ids: [] as string[], next: [] as (Date | null)[], finished: [] as boolean[], error: [] as (string | null)[] };
+      for (const row of rows) {
+        let next: Date | null;
+        let error: string | null = null;
+        try {
+          const schedule = parseSchedule(row.schedule, { timezone: row.timezone, allowSeconds: true });
+          const plan = planOccurrences(
+            { schedule, nextRunDate: row.next_run_date, endTime: row.end_time, missedPolicy: row.missed_policy },
+            row.now,
+            limits,
+          );
+          next = plan.nextRunDate;
+          for (const s of plan.skipped) skips.push({ cron_id: row.cron_id, ...s });
+          const allowed = overlapAllowance(row, active);
+          const fire = plan.fire.slice(Math.max(0, plan.fire.length - allowed));
+          for (const f of plan.fire.slice(0, plan.fire.length - fire.length)) {
+            skips.push({ cron_id: row.cron_id, scheduled_for: f.scheduled_for, reason: 'overlap' });
+          }
+          const cron = firingCron(row);
+          for (const f of fire) firings.push({ cron, scheduled_for: f.scheduled_for, skipped_count: f.skipped_count, trigger: 'schedule' });
+        } catch (err) {
+          // A cron that cannot be planned (its stored schedule no longer parses) stops, visibly, instead of blocking the batch.
+          error = `scheduler could not plan this cron: ${(err as Error).message}`;
+          logger.error(error, { cron_id: row.cron_id });
+          next = null;
+        }
+        advance.ids.push(row.cron_id);
+        advance.next.push(next);
+        advance.finished.push(next === null);
+        advance.error.push(error);
+      }
+      const written = await fireOccurrences(client, boss, firings, skips);
+      await client.query(ADVANCE, [advance.ids, advance.next, advance.finished, advance.error]);
+      if (skips.length) logger.info('occurrences skipped', { count: skips.length, reasons: countBy(skips.map((s) => s.reason)) });
+      return { claimed: rows.length, fired: written.length, skipped: skips.length };
+    });
+  }
+
+  async #run(): Promise<void> {
+    const { logger, pollIntervalSeconds, pool } = this.#o;
+    let failures = 0;
+    while (this.#running) {
+      this.#woken = false;
+      let waitMs = pollIntervalSeconds * 1000;
+      try {
+        const result = await this.runDue();
+        if (result.claimed) logger.debug('pass', { ...result });
+        this.#o.onTick?.();
+        const { rows } = await pool.query<{ wait_ms: number | null }>(WAIT_MS);
+        const until = rows[0]?.wait_ms;
+        if (until !== null && until !== undefined) waitMs = Math.min(waitMs, Math.max(0, Math.ceil(until) + 1));
+        failures = 0;
+      } catch (err) {
+        failures++;
+        // Back off with jitter; never let the loop die.
+        waitMs = Math.min(30_000, 500 * 2 ** Math.min(failures, 6)) * (0.5 + Math.random() / 2);
+        logger.error('scheduler pass failed', { err: (err as Error).message, retry_in_ms: Math.round(waitMs) });
+      }
+      if (!this.#running) break;
+      if (!this.#woken) await this.#sleep(waitMs);
+    }
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = () => {
+        this.#wake = undefined;
+        done();
+      };
+    });
+  }
+
+  #wakeUp(): void {
+    this.#woken = true;
+    this.#wake?.();
+  }
+
+  /** A dedicated connection LISTENs for cron changes; lost, it reconnects (polling covers the gap). */
+  async #listen(): Promise<void> {
+    const { logger, listenUrl } = this.#o;
+    const client = new pg.Client({ connectionString: listenUrl, application_name: 'agentcron-scheduler-listen' });
+    client.on('notification', () => this.#wakeUp());
+    client.on('error', (err) => {
+      logger.warn('cron change listener lost; reconnecting', { err: err.message });
+      if (this.#listener === client) this.#listener = undefined;
+      client.end().catch(() => {});
+      if (this.#running) setTimeout(() => void this.#listen().catch(() => {}), 1000).unref();
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${CRON_CHANGED_CHANNEL}`);
+      this.#listener = client;
+      this.#wakeUp();
+    } catch (err) {
+      logger.warn('cron change listener could not connect; retrying', { err: (err as Error).message });
+      await client.end().catch(() => {});
+      if (this.#running) setTimeout(() => void this.#listen().catch(() => {}), 2000).unref();
+    }
+  }
+}
+
+function firingCron(row: DueRow): FiringCron {
+  return {
+    cron_id: row.cron_id,
+    assistant_id: row.assistant_id,
+    graph_id: row.graph_id,
+    thread_id: row.thread_id,
+    user_id: row.user_id,
+    on_run_completed: row.on_run_completed,
+    overlap_policy: row.overlap_policy,
+    payload: row.payload,
+  };
+}
+
+interface ActiveRuns {
+  byCron: Map<string, number>;
+  byThread: Map<string, number>;
+}
+
+async function activeRuns(client: PoolClient, rows: DueRow[]): Promise<ActiveRuns> {
+  const cronIds = rows.filter((r) => r.thread_id === null && r.overlap_policy !== 'allow').map((r) => r.cron_id);
+  const threadIds = rows.filter((r) => r.thread_id !== null && r.payload.multitask_strategy === 'reject').map((r) => r.thread_id!);
+  const result: ActiveRuns = { byCron: new Map(), byThread: new Map() };
+  if (cronIds.length === 0 && threadIds.length === 0) return result;
+  const { rows: counts } = await client.query<{ cron_id: string | null; thread_id: string | null; active: number }>(ACTIVE_RUNS, [cronIds, threadIds]);
+  for (const c of counts) {
+    if (c.cron_id) result.byCron.set(c.cron_id, c.active);
+    if (c.thread_id) result.byThread.set(c.thread_id, c.active);
+  }
+  return result;
+}
+
+/**
+ * How many occurrences of this cron may fire now (scheduling.md point 8). Stateless: allow (no
+ * limit), skip (only when nothing is running), buffer_one (one running plus one waiting). Thread
+ * crons: reject skips while the thread is busy; enqueue (and interrupt/rollback, which act on the
+ * running run when the new one starts) always fire.
+ */
+function overlapAllowance(row: DueRow, active: ActiveRuns): number {
+  if (row.thread_id !== null) {
+    if (row.payload.multitask_strategy !== 'reject') return Number.MAX_SAFE_INTEGER;
+    return (active.byThread.get(row.thread_id) ?? 0) > 0 ? 0 : 1;
+  }
+  const running = active.byCron.get(row.cron_id) ?? 0;
+  switch (row.overlap_policy) {
+    case 'allow':
+      return Number.MAX_SAFE_INTEGER;
+    case 'skip':
+      return running > 0 ? 0 : 1;
+    case 'buffer_one':
+      return Math.max(0, 2 - running);
+  }
+}
+
+function countBy(values: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const v of values) out[v] = (out[v] ?? 0) + 1;
+  return out;
+}

@@ -1,0 +1,41 @@
+import type { MultitaskStrategy } from '../runs/index.ts';
+import type { MissedPolicy } from './plan.ts';
+
+export type OverlapPolicy = 'allow' | 'skip' | 'buffer_one';
+export type OnRunCompleted = 'delete' | 'keep';
+export type OccurrenceTrigger = 'schedule' | 'create' | 'manual';
+
+/** A crons row as stored. */
+export interface CronRow {
+  cron_id: string;
+  assistant_id: string;
+  thread_id: string | null;
+  user_id: string;
+  schedule: string;
+  timezone: string | null;
+  end_time: Date | null;
+  enabled: boolean;
+  on_run_completed: OnRunCompleted | null;
+  payload: CronPayload;
+  metadata: Record<string, unknown>;
+  next_run_date: Date | null;
+  missed_policy: MissedPolicy;
+  overlap_policy: OverlapPolicy;
+  finished_at: Date | null;
+  last_run_at: Date | null;
+  last_run_status: string | null;
+  last_run_error: string | null;
+  last_run_id: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+/** The stored run body every occurrence's run is made from. */
+export interface CronPayload {
+  input?: unknown;
+  config?: Record<string, unknown>;
+  context?: Record<string, unknown>;
+  webhook?: string | null;
+  multitask_strategy?: MultitaskStrategy;
+  [key: string]: unknown;
+}

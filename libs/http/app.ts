@@ -1,0 +1,47 @@
+import { randomUUID } from 'node:crypto';
+import express from 'express';
+import type { Express, RequestHandler } from 'express';
+import type { Logger } from '../log/index.ts';
+import { withLogContext } from '../log/index.ts';
+import { errorHandler, unknownRoute } from './errors.ts';
+import { healthRoutes } from './health.ts';
+import type { HealthDeps } from './health.ts';
+
+export interface AppDeps extends HealthDeps {
+  logger: Logger;
+  /** Hard cap on a request body; larger bodies answer 413. */
+  bodyLimitBytes: number;
+}
+
+/** Every request gets an id (from x-request-id or new), echoed back and bound to its log lines. */
+function requestLogging(logger: Logger): RequestHandler {
+  return (req, res, next) => {
+    const header = req.get('x-request-id');
+    const requestId = header && /^[\w.\-:]{1,128}$/.test(header) ? header : randomUUID();
+    res.setHeader('x-request-id', requestId);
+    const started = process.hrtime.bigint();
+    withLogContext({ request_id: requestId }, () => {
+      res.on('finish', () => {
+        const ms = Number(process.hrtime.bigint() - started) / 1e6;
+        logger.info(`${req.method} ${req.originalUrl} ${res.statusCode}`, { request_id: requestId, ms: Math.round(ms * 10) / 10 });
+      });
+      next();
+    });
+  };
+}
+
+export function createApp(deps: AppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'extended');
+  app.use(requestLogging(deps.logger));
+  app.use(express.json({ limit: deps.bodyLimitBytes, type: ['application/json', 'application/*+json'] }));
+  app.use(healthRoutes(deps));
+  return app;
+}
+
+/** Mounted after all routes. */
+export function finishApp(app: Express, logger: Logger): void {
+  app.use(unknownRoute);
+  app.use(errorHandler(logger));
+}

@@ -1,0 +1,3 @@
+export { createApp, finishApp } from './app.ts';
+export type { AppDeps } from './app.ts';
+export { HttpError, notFound, errorHandler } from './errors.ts';

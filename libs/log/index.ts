@@ -1,0 +1,2 @@
+export { createLogger, withLogContext, toError } from './log.ts';
+export type { Logger, LogContext, LoggerOptions } from './log.ts';

@@ -1,0 +1,51 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import winston from 'winston';
+
+export type Logger = winston.Logger;
+export type LogContext = Record<string, string | number | null | undefined>;
+
+// Fields bound to the current async flow (a request id, a run's run_id and cron_id) are added to
+// every line written inside it, including lines from code that was handed a plain logger.
+const context = new AsyncLocalStorage<LogContext>();
+
+export function withLogContext<T>(fields: LogContext, fn: () => T): T {
+  return context.run({ ...context.getStore(), ...fields }, fn);
+}
+
+const addContext = winston.format((info) => {
+  const store = context.getStore();
+  if (store) {
+    for (const [k, v] of Object.entries(store)) if (info[k] === undefined && v !== undefined) info[k] = v;
+  }
+  return info;
+});
+
+export interface LoggerOptions {
+  level: string;
+  json: boolean;
+  /** Process role, written on every line (api, scheduler, worker ...). */
+  service: string;
+}
+
+export function createLogger({ level, json, service }: LoggerOptions): Logger {
+  const { combine, timestamp, errors, printf, colorize } = winston.format;
+  const readable = printf((info) => {
+    const { level: lvl, message, timestamp: ts, service: svc, stack, ...rest } = info;
+    const extra = Object.keys(rest).length ? ' ' + JSON.stringify(rest) : '';
+    return `${ts} ${lvl} [${svc}] ${message}${extra}${stack ? `\n${stack}` : ''}`;
+  });
+  return winston.createLogger({
+    level,
+    defaultMeta: { service },
+    format: json
+      ? combine(errors({ stack: true }), addContext(), timestamp(), winston.format.json())
+      : combine(errors({ stack: true }), addContext(), timestamp(), ...(process.stdout.isTTY ? [colorize({ level: true })] : []), readable),
+    transports: [new winston.transports.Console()],
+  });
+}
+
+/** Normalise an unknown throw into an Error, keeping the original as `cause`. */
+export function toError(err: unknown): Error {
+  if (err instanceof Error) return err;
+  return new Error(typeof err === 'string' ? err : JSON.stringify(err), { cause: err });
+}

@@ -1,0 +1,93 @@
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import type { Pool } from '../db/index.ts';
+import type { Logger } from '../log/index.ts';
+
+export type ProcessRole = 'api' | 'scheduler' | 'worker';
+
+/**
+ * A row in agentcron_processes kept fresh every interval, so /health (and other processes)
+ * can tell how many schedulers and workers are alive and when the scheduler last ticked.
+ */
+export class Heartbeat {
+  readonly processId = randomUUID();
+  readonly role: ProcessRole;
+  #pool: Pool;
+  #intervalMs: number;
+  #logger: Logger;
+  #timer: NodeJS.Timeout | undefined;
+  #tickedSince = false;
+
+  constructor(pool: Pool, role: ProcessRole, intervalSeconds: number, logger: Logger) {
+    this.#pool = pool;
+    this.role = role;
+    this.#intervalMs = intervalSeconds * 1000;
+    this.#logger = logger;
+  }
+
+  async start(): Promise<void> {
+    await this.#pool.query(
+      `INSERT INTO agentcron_processes (process_id, role, hostname, pid) VALUES ($1, $2, $3, $4)`,
+      [this.processId, this.role, os.hostname(), process.pid],
+    );
+    this.#timer = setInterval(() => void this.beat(), this.#intervalMs);
+    this.#timer.unref();
+  }
+
+  /** Scheduler: a pass over due crons finished; recorded with the next beat (no extra query per tick). */
+  ticked(): void {
+    this.#tickedSince = true;
+  }
+
+  async beat(): Promise<void> {
+    const ticked = this.#tickedSince;
+    this.#tickedSince = false;
+    try {
+      await this.#pool.query(
+        `UPDATE agentcron_processes
+            SET last_seen_at = now(), last_tick_at = CASE WHEN $2 THEN now() ELSE last_tick_at END
+          WHERE process_id = $1`,
+        [this.processId, ticked],
+      );
+    } catch (err) {
+      this.#logger.warn('heartbeat failed', { err: String(err) });
+    }
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    // Rows of stopped processes are kept briefly for the record, then pruned by whoever starts next.
+    await this.#pool
+      .query(`UPDATE agentcron_processes SET stopped_at = now() WHERE process_id = $1`, [this.processId])
+      .catch(() => {});
+    await this.#pool
+      .query(`DELETE FROM agentcron_processes WHERE coalesce(stopped_at, last_seen_at) < now() - interval '1 day'`)
+      .catch(() => {});
+  }
+}
+
+export interface ProcessCounts {
+  schedulers_alive: number;
+  workers_alive: number;
+  apis_alive: number;
+  scheduler_last_tick_at: Date | null;
+}
+
+/** Processes seen within three heartbeat intervals and not stopped. */
+export async function liveProcesses(pool: Pool, heartbeatSeconds: number): Promise<ProcessCounts> {
+  const { rows } = await pool.query<{ role: ProcessRole; alive: number; last_tick_at: Date | null }>(
+    `SELECT role,
+            count(*) FILTER (WHERE stopped_at IS NULL AND last_seen_at > now() - make_interval(secs => $1))::int AS alive,
+            max(last_tick_at) AS last_tick_at
+       FROM agentcron_processes
+      GROUP BY role`,
+    [heartbeatSeconds * 3],
+  );
+  const by = new Map(rows.map((r) => [r.role, r]));
+  return {
+    schedulers_alive: by.get('scheduler')?.alive ?? 0,
+    workers_alive: by.get('worker')?.alive ?? 0,
+    apis_alive: by.get('api')?.alive ?? 0,
+    scheduler_last_tick_at: by.get('scheduler')?.last_tick_at ?? null,
+  };
+}

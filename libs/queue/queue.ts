@@ -1,0 +1,121 @@
+import { PgBoss } from 'pg-boss';
+import type { ConstructorOptions, Db, Queue } from 'pg-boss';
+import type { PoolClient } from '../db/index.ts';
+import type { Logger } from '../log/index.ts';
+
+/** Every pg-boss queue agentcron uses, by duty. */
+export const QUEUES = {
+  /** One job per run (cron occurrence or manual run); job id = run id. */
+  run: 'agentcron.run',
+  /** Run jobs whose every attempt failed outside the agent (worker crashes, lost heartbeats). */
+  runDead: 'agentcron.run.dead',
+} as const;
+
+export interface QueueSettings {
+  runTimeoutSeconds: number;
+  runMaxAttempts: number;
+}
+
+/** Seconds a run job lives before its heartbeat must have been seen again: a dead worker frees it this fast. */
+export const RUN_HEARTBEAT_SECONDS = 30;
+
+/** Queue policies: retry, expiry, retention, dead letter; LISTEN/NOTIFY so workers wake at once. */
+export function queueDefinitions(s: QueueSettings): Queue[] {
+  return [
+    { name: QUEUES.runDead, retentionSeconds: 14 * 86400, deleteAfterSeconds: 14 * 86400 },
+    {
+      name: QUEUES.run,
+      notify: true,
+      // A retry means a worker died or lost its claim; the agent's own failure completes the job.
+      retryLimit: s.runMaxAttempts - 1,
+      retryDelay: 5,
+      retryBackoff: true,
+      retryDelayMax: 300,
+      // The worker enforces the run timeout itself; expiry is the backstop if it cannot.
+      expireInSeconds: s.runTimeoutSeconds + 60,
+      heartbeatSeconds: RUN_HEARTBEAT_SECONDS,
+      retentionSeconds: 7 * 86400,
+      deleteAfterSeconds: 86400,
+      deadLetter: QUEUES.runDead,
+    },
+  ];
+}
+
+export interface QueueOptions extends QueueSettings {
+  connectionString: string;
+  schema: string;
+  max?: number;
+  /** Run pg-boss's own maintenance (expiry, retention, archive) in this process. */
+  supervise: boolean;
+  migrate: boolean;
+  logger: Logger;
+}
+
+/** Creates, starts and prepares the pg-boss instance: the one place that knows queue names and policies. */
+export async function startQueue(opts: QueueOptions): Promise<PgBoss> {
+  const options: ConstructorOptions = {
+    connectionString: opts.connectionString,
+    schema: opts.schema,
+    max: opts.max ?? 5,
+    application_name: 'agentcron-queue',
+    useListenNotify: true,
+    supervise: opts.supervise,
+    migrate: opts.migrate,
+    schedule: false,
+  };
+  const boss = new PgBoss(options);
+  boss.on('error', (err) => opts.logger.error('queue error', { err: String(err) }));
+  boss.on('warning', (w) => opts.logger.warn('queue warning', { warning: w }));
+  await boss.start();
+  await ensureQueues(boss, opts);
+  return boss;
+}
+
+export async function ensureQueues(boss: PgBoss, s: QueueSettings): Promise<void> {
+  for (const q of queueDefinitions(s)) {
+    const { name, ...options } = q;
+    await boss.createQueue(name, options);
+    // createQueue keeps an existing queue as it was; bring its settings up to date.
+    const { policy: _p, partition: _pt, heartbeatSeconds: _h, retryDelayMax: _r, ...updatable } = options;
+    await boss.updateQueue(name, updatable);
+  }
+}
+
+/** Installs or upgrades pg-boss's schema and queues (the release step). */
+export async function installQueueSchema(opts: Omit<QueueOptions, 'supervise' | 'migrate'>): Promise<void> {
+  const boss = await startQueue({ ...opts, supervise: false, migrate: true });
+  await boss.stop({ graceful: false, close: true });
+}
+
+/** Lets pg-boss write through a client inside the caller's transaction (send/insert `db` option). */
+export function transactionDb(client: PoolClient): Db {
+  return { executeSql: (text: string, values?: unknown[]) => client.query(text, values) };
+}
+
+export interface RunJob {
+  run_id: string;
+}
+
+/**
+ * Enqueues run jobs, one per run, job id = run id so a repeated enqueue is a no-op. Pass the
+ * transaction's client to make the jobs appear only if the transaction commits.
+ * Jobs of one `group` never run at once on any worker (the run worker uses group concurrency 1):
+ * that is how runs on one thread queue behind each other (multitask_strategy enqueue).
+ */
+export async function enqueueRuns(
+  boss: PgBoss,
+  runs: { run_id: string; group: string; start_after?: Date }[],
+  client?: PoolClient,
+): Promise<void> {
+  if (runs.length === 0) return;
+  await boss.insert(
+    QUEUES.run,
+    runs.map((r) => ({
+      id: r.run_id,
+      data: { run_id: r.run_id } satisfies RunJob,
+      group: { id: r.group },
+      ...(r.start_after ? { startAfter: r.start_after } : {}),
+    })),
+    client ? { db: transactionDb(client) } : undefined,
+  );
+}

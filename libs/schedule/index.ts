@@ -1,0 +1,9 @@
+/**
+ * Cron schedules: validation and next-occurrence computation in a time zone, with
+ * the DST rules of scheduling.md point 7. Pure functions, no I/O.
+ */
+export { ScheduleError } from './errors.ts';
+export type { ScheduleErrorField } from './errors.ts';
+export { validateTimezone } from './timezone.ts';
+export { parseSchedule } from './schedule.ts';
+export type { ParseScheduleOptions, Schedule } from './schedule.ts';

@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { ConfigError, loadConfig } from '../libs/config/index.ts';
+import { spawnApp } from './support/processes.ts';
+
+describe('configuration', () => {
+  test('defaults apply when nothing is set', () => {
+    const c = loadConfig({});
+    assert.equal(c.PORT, 8000);
+    assert.equal(c.SHUTDOWN_GRACE_SECONDS, 25);
+    assert.equal(c.CRON_ALLOW_SECONDS_SCHEDULE, false);
+    assert.equal(c.CRON_MAX_PER_USER, 100);
+    assert.equal(c.DATABASE_URL, undefined);
+  });
+
+  test('values are parsed and typed', () => {
+    const c = loadConfig({ PORT: '3000', CRON_ALLOW_SECONDS_SCHEDULE: 'true', DATABASE_URL: 'postgres://u@h:5432/db' });
+    assert.equal(c.PORT, 3000);
+    assert.equal(c.CRON_ALLOW_SECONDS_SCHEDULE, true);
+    assert.equal(c.DATABASE_URL, 'postgres://u@h:5432/db');
+  });
+
+  for (const [variable, value, rule] of [
+    ['PORT', 'abc', /PORT must be a whole number/],
+    ['PORT', '70000', /PORT must be between 0 and 65535/],
+    ['DATABASE_URL', 'mysql://x', /DATABASE_URL must be a postgres/],
+    ['DATABASE_URL', 'not a url', /DATABASE_URL must be a postgres/],
+    ['CRON_ALLOW_SECONDS_SCHEDULE', 'maybe', /CRON_ALLOW_SECONDS_SCHEDULE must be true or false/],
+    ['LOG_LEVEL', 'loud', /LOG_LEVEL must be error, warn, info or debug/],
+  ] as const) {
+    test(`${variable}=${value} is rejected naming the variable and the rule`, () => {
+      assert.throws(
+        () => loadConfig({ [variable]: value }),
+        (err: unknown) => err instanceof ConfigError && err.variable === variable && rule.test(err.message),
+      );
+    });
+  }
+
+  for (const app of ['api', 'scheduler', 'worker', 'migrate'] as const) {
+    test(`${app} with PORT=abc exits 1 with one line naming PORT, no stack trace`, async () => {
+      const p = spawnApp(app, { PORT: 'abc', DATABASE_URL: 'postgres://127.0.0.1:1/none' });
+      const code = await p.exited;
+      assert.equal(code, 1);
+      assert.deepEqual(p.output, ['agentcron: invalid configuration: PORT must be a whole number (got "abc")']);
+    });
+  }
+
+  test('a standalone process without DATABASE_URL says it is required', async () => {
+    const p = spawnApp('worker', {});
+    assert.equal(await p.exited, 1);
+    assert.equal(p.output.length, 1);
+    assert.match(p.output[0], /DATABASE_URL is required/);
+  });
+});
