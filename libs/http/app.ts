@@ -1,16 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import express from 'express';
-import type { Express, RequestHandler } from 'express';
+import type { Express, RequestHandler, Router } from 'express';
 import type { Logger } from '../log/index.ts';
 import { withLogContext } from '../log/index.ts';
 import { errorHandler, unknownRoute } from './errors.ts';
 import { healthRoutes } from './health.ts';
+import { openApiDocument } from './openapi.ts';
 import type { HealthDeps } from './health.ts';
 
 export interface AppDeps extends HealthDeps {
   logger: Logger;
   /** Hard cap on a request body; larger bodies answer 413. */
   bodyLimitBytes: number;
+  /** Sets res.locals.userId for every API request (or answers 401). */
+  auth: RequestHandler;
+  /** The API's resource routes, mounted behind auth. */
+  routes: Router[];
 }
 
 /** Every request gets an id (from x-request-id or new), echoed back and bound to its log lines. */
@@ -37,6 +42,11 @@ export function createApp(deps: AppDeps): Express {
   app.use(requestLogging(deps.logger));
   app.use(express.json({ limit: deps.bodyLimitBytes, type: ['application/json', 'application/*+json'] }));
   app.use(healthRoutes(deps));
+  app.get('/openapi.json', (_req, res) => {
+    res.json(openApiDocument());
+  });
+  app.use(deps.auth);
+  for (const r of deps.routes) app.use(r);
   return app;
 }
 

@@ -1,3 +1,6 @@
 export { createApp, finishApp } from './app.ts';
 export type { AppDeps } from './app.ts';
 export { HttpError, notFound, errorHandler } from './errors.ts';
+export { parse } from './validate.ts';
+export { registry, openApiDocument } from './openapi.ts';
+export { noAuth, userOf, IMPLICIT_USER } from './auth.ts';

@@ -4,7 +4,7 @@ import type { AgentRegistry } from '../agents/index.ts';
 import { ensureDefaultAssistants } from '../assistants/index.ts';
 import type { Config } from '../config/index.ts';
 import { CronScheduler } from '../crons/index.ts';
-import { createApp, finishApp } from '../http/index.ts';
+import { createApp, finishApp, noAuth } from '../http/index.ts';
 import type { Logger } from '../log/index.ts';
 import { RunWorker } from '../runs/index.ts';
 import type { Connections } from './bootstrap.ts';
@@ -34,6 +34,8 @@ export async function startApiRole(deps: RoleDeps): Promise<Role & { url: string
     logger,
     heartbeatSeconds: config.HEARTBEAT_INTERVAL_SECONDS,
     bodyLimitBytes: Math.max(1024 * 1024, config.CRON_MAX_PAYLOAD_BYTES * 4),
+    auth: noAuth(),
+    routes: [],
   });
   finishApp(app, logger);
   const server: Server = await new Promise((resolve, reject) => {

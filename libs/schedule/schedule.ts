@@ -169,7 +169,18 @@ function matcherFor(expression: string, sixFields: string): WallMatcher {
   try {
     parsed = CronExpressionParser.parse(sixFields, { tz: 'UTC', currentDate: 0 });
   } catch (error) {
-    throw invalid(expression, errorMessage(error) + locateField(fields));
+    const reason = errorMessage(error);
+    const deduplicated = reason.includes('duplicate values') ? withoutDuplicates(fields) : null;
+    try {
+      if (deduplicated === null) throw error;
+      parsed = CronExpressionParser.parse(deduplicated, { tz: 'UTC', currentDate: 0 });
+    } catch {
+      let where = locateField(fields);
+      if (where === '' && reason.includes('Invalid explicit day of month definition')) {
+        where = ' (the day of month never occurs in the given months)';
+      }
+      throw invalid(expression, reason + where);
+    }
   }
   const matcher = compileMatcher(parsed);
   try {
@@ -179,6 +190,37 @@ function matcherFor(expression: string, sixFields: string): WallMatcher {
   }
   lruSet(matcherCache, sixFields, matcher, MATCHER_CACHE_SIZE);
   return matcher;
+}
+
+/**
+ * cron-parser refuses a list that names a value twice ("0,7" in day-of-week, both
+ * Sunday; "*\/5,10"), which cron accepts. Rewrites each plain list field (no L, #, ?)
+ * as the sorted union of its items' values; null when nothing could be rewritten.
+ */
+function withoutDuplicates(fields: readonly string[]): string | null {
+  let changed = false;
+  const out = fields.map((field, i) => {
+    if (!field.includes(',') || /[LH#?]/.test(field.replace(/[a-z]{3}/gi, ''))) return field;
+    const values = new Set<number>();
+    for (const item of field.split(',')) {
+      const probe = fields.map((f, k) => (k === i ? item : k === 0 ? '0' : '*')).join(' ');
+      let parsed: CronExpression;
+      try {
+        parsed = CronExpressionParser.parse(probe, { tz: 'UTC', currentDate: 0 });
+      } catch {
+        return field;
+      }
+      const f = parsed.fields;
+      const list = [f.second, f.minute, f.hour, f.dayOfMonth, f.month, f.dayOfWeek][i].values;
+      for (const v of list) {
+        if (typeof v !== 'number') return field;
+        values.add(i === 5 && v === 7 ? 0 : v);
+      }
+    }
+    changed = true;
+    return [...values].sort((a, b) => a - b).join(',');
+  });
+  return changed ? out.join(' ') : null;
 }
 
 /** " (in the minute field "61")" when a single field fails on its own, else "". */
