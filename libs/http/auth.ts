@@ -1,4 +1,5 @@
 import type { RequestHandler } from 'express';
+import type { ApiDeps } from './deps.ts';
 
 /** The user every request acts as when AUTH_MODE=none. */
 export const IMPLICIT_USER = 'anonymous';
@@ -14,4 +15,9 @@ export function noAuth(): RequestHandler {
     res.locals.userId = IMPLICIT_USER;
     next();
   };
+}
+
+/** The auth middleware for the configured AUTH_MODE. */
+export function authMiddleware(_deps: ApiDeps): RequestHandler {
+  return noAuth();
 }

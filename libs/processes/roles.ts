@@ -4,7 +4,8 @@ import type { AgentRegistry } from '../agents/index.ts';
 import { ensureDefaultAssistants } from '../assistants/index.ts';
 import type { Config } from '../config/index.ts';
 import { CronScheduler } from '../crons/index.ts';
-import { createApp, finishApp, noAuth } from '../http/index.ts';
+import { apiRoutes, authMiddleware, createApp, finishApp } from '../http/index.ts';
+import type { ApiDeps } from '../http/index.ts';
 import type { Logger } from '../log/index.ts';
 import { RunWorker } from '../runs/index.ts';
 import type { Connections } from './bootstrap.ts';
@@ -28,14 +29,15 @@ export interface RoleDeps {
 export async function startApiRole(deps: RoleDeps): Promise<Role & { url: string }> {
   const { config, conn, logger, agents } = deps;
   await ensureDefaultAssistants(conn.pool, agents.graphIds());
+  const apiDeps: ApiDeps = { pool: conn.pool, boss: conn.boss, config, logger, agents };
   const app = createApp({
     pool: conn.pool,
     boss: conn.boss,
     logger,
     heartbeatSeconds: config.HEARTBEAT_INTERVAL_SECONDS,
     bodyLimitBytes: Math.max(1024 * 1024, config.CRON_MAX_PAYLOAD_BYTES * 4),
-    auth: noAuth(),
-    routes: [],
+    auth: authMiddleware(apiDeps),
+    routes: apiRoutes(apiDeps),
   });
   finishApp(app, logger);
   const server: Server = await new Promise((resolve, reject) => {

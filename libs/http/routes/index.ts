@@ -1,0 +1,11 @@
+import type { Router } from 'express';
+import type { ApiDeps } from '../deps.ts';
+import { assistantsRoutes } from './assistants.ts';
+import { cronsRoutes } from './crons.ts';
+import { runsRoutes } from './runs.ts';
+import { threadsRoutes } from './threads.ts';
+
+/** Every resource router of the API, in mount order. */
+export function apiRoutes(deps: ApiDeps): Router[] {
+  return [cronsRoutes(deps), threadsRoutes(deps), runsRoutes(deps), assistantsRoutes(deps)];
+}
