@@ -16,6 +16,7 @@ try {
     schema: config.PGBOSS_SCHEMA,
     runTimeoutSeconds: config.RUN_TIMEOUT_SECONDS,
     runMaxAttempts: config.RUN_MAX_ATTEMPTS,
+    runHeartbeatSeconds: config.WORKER_HEARTBEAT_SECONDS,
     logger,
   });
   logger.info(applied.length ? `applied ${applied.join(', ')}` : 'database is up to date');

@@ -32,6 +32,29 @@ const databaseUrl = z
     { message: 'must be a postgres:// or postgresql:// URL with a host' },
   );
 
+/** `key1:alice,key2:bob` → one entry per key; a key may not contain ':' or ','. */
+const apiKeys = z
+  .string()
+  .default('')
+  .transform((v, ctx) => {
+    const keys: { key: string; user: string }[] = [];
+    for (const entry of v.split(',').map((e) => e.trim()).filter(Boolean)) {
+      const at = entry.indexOf(':');
+      const key = entry.slice(0, at).trim();
+      const user = entry.slice(at + 1).trim();
+      if (at < 1 || !key || !user) {
+        ctx.addIssue({ code: 'custom', message: 'must be a comma-separated list of key:user_id pairs' });
+        return z.NEVER;
+      }
+      if (keys.some((k) => k.key === key)) {
+        ctx.addIssue({ code: 'custom', message: 'lists the same key twice' });
+        return z.NEVER;
+      }
+      keys.push({ key, user });
+    }
+    return keys;
+  });
+
 /** Default worker concurrency: agent runs mostly wait on I/O (model APIs), so several per core. */
 const defaultConcurrency = Math.max(4, os.availableParallelism() * 4);
 
@@ -59,7 +82,14 @@ export const configSchema = z.object({
   WORKER_CONCURRENCY: int(defaultConcurrency, 1, 1000),
   RUN_TIMEOUT_SECONDS: int(300, 1, 86400),
   RUN_MAX_ATTEMPTS: int(3, 1, 100),
+  WORKER_HEARTBEAT_SECONDS: int(30, 10, 3600),
+  QUEUE_SUPERVISE_INTERVAL_SECONDS: int(15, 1, 3600),
+  AUTH_MODE: z.enum(['none', 'api_key'], { message: 'must be none or api_key' }).default('none'),
+  AUTH_API_KEYS: apiKeys,
 });
+
+// Never echoed back in a configuration error: they hold secrets.
+const SECRET_VARIABLES = new Set(['AUTH_API_KEYS']);
 
 export type Config = z.infer<typeof configSchema>;
 
@@ -84,7 +114,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const variable = String(issue.path[0] ?? 'environment');
-    const shown = input[variable] === undefined ? '' : ` (got ${JSON.stringify(input[variable])})`;
+    const shown = input[variable] === undefined || SECRET_VARIABLES.has(variable) ? '' : ` (got ${JSON.stringify(input[variable])})`;
     throw new ConfigError(variable, `${issue.message}${shown}`);
   }
   return parsed.data;

@@ -33,7 +33,9 @@ export async function connect(
       schema: config.PGBOSS_SCHEMA,
       runTimeoutSeconds: config.RUN_TIMEOUT_SECONDS,
       runMaxAttempts: config.RUN_MAX_ATTEMPTS,
+      runHeartbeatSeconds: config.WORKER_HEARTBEAT_SECONDS,
       supervise: opts.supervise,
+      superviseIntervalSeconds: config.QUEUE_SUPERVISE_INTERVAL_SECONDS,
       migrate: config.MIGRATE_ON_START,
       logger,
     });

@@ -14,10 +14,9 @@ export const QUEUES = {
 export interface QueueSettings {
   runTimeoutSeconds: number;
   runMaxAttempts: number;
+  /** A run job whose worker has not refreshed it for this long is failed and retried (a dead worker frees it this fast). */
+  runHeartbeatSeconds: number;
 }
-
-/** Seconds a run job lives before its heartbeat must have been seen again: a dead worker frees it this fast. */
-export const RUN_HEARTBEAT_SECONDS = 30;
 
 /** Queue policies: retry, expiry, retention, dead letter; LISTEN/NOTIFY so workers wake at once. */
 export function queueDefinitions(s: QueueSettings): Queue[] {
@@ -33,7 +32,7 @@ export function queueDefinitions(s: QueueSettings): Queue[] {
       retryDelayMax: 300,
       // The worker enforces the run timeout itself; expiry is the backstop if it cannot.
       expireInSeconds: s.runTimeoutSeconds + 60,
-      heartbeatSeconds: RUN_HEARTBEAT_SECONDS,
+      heartbeatSeconds: s.runHeartbeatSeconds,
       retentionSeconds: 7 * 86400,
       deleteAfterSeconds: 86400,
       deadLetter: QUEUES.runDead,
@@ -45,8 +44,9 @@ export interface QueueOptions extends QueueSettings {
   connectionString: string;
   schema: string;
   max?: number;
-  /** Run pg-boss's own maintenance (expiry, retention, archive) in this process. */
+  /** Run pg-boss's own maintenance (expiry, lost heartbeats, retention) in this process. */
   supervise: boolean;
+  superviseIntervalSeconds?: number;
   migrate: boolean;
   logger: Logger;
 }
@@ -60,6 +60,7 @@ export async function startQueue(opts: QueueOptions): Promise<PgBoss> {
     application_name: 'agentcron-queue',
     useListenNotify: true,
     supervise: opts.supervise,
+    superviseIntervalSeconds: opts.superviseIntervalSeconds ?? 15,
     migrate: opts.migrate,
     schedule: false,
   };
@@ -75,7 +76,8 @@ export async function ensureQueues(boss: PgBoss, s: QueueSettings): Promise<void
   for (const q of queueDefinitions(s)) {
     const { name, ...options } = q;
     await boss.createQueue(name, options);
-    // createQueue keeps an existing queue as it was; bring its settings up to date.
+    // createQueue keeps an existing queue as it was; bring its settings up to date
+    // (heartbeatSeconds cannot be changed on an existing queue).
     const { policy: _p, partition: _pt, heartbeatSeconds: _h, retryDelayMax: _r, ...updatable } = options;
     await boss.updateQueue(name, updatable);
   }

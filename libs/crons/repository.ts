@@ -1,0 +1,365 @@
+import type { PoolClient, Queryable } from '../db/index.ts';
+import type { Schedule } from '../schedule/index.ts';
+import type { MissedPolicy } from './plan.ts';
+import type { CronPayload, CronRow, OnRunCompleted, OverlapPolicy } from './types.ts';
+
+// SQL of the crons API. Every query that reads or changes a cron filters on its owner: another
+// user's cron is as absent as a missing one.
+
+/** A stored cron with its assistant's graph (what firing needs). */
+export interface CronWithGraph extends CronRow {
+  graph_id: string;
+}
+
+/** The caller-facing Cron: the LangGraph field names plus agentcron's last_run_* and policies. */
+export interface CronResponse {
+  cron_id: string;
+  assistant_id: string;
+  thread_id: string | null;
+  on_run_completed: OnRunCompleted | null;
+  end_time: string | null;
+  schedule: string;
+  timezone: string | null;
+  created_at: string;
+  updated_at: string;
+  payload: CronPayload;
+  user_id: string;
+  next_run_date: string | null;
+  metadata: Record<string, unknown>;
+  enabled: boolean;
+  last_run_at: string | null;
+  last_run_status: string | null;
+  last_run_error: string | null;
+  last_run_id: string | null;
+  finished_at: string | null;
+  missed_policy: MissedPolicy;
+  overlap_policy: OverlapPolicy;
+}
+
+const CRON_COLUMNS = `c.cron_id, c.assistant_id, c.thread_id, c.user_id, c.schedule, c.timezone, c.end_time, c.enabled,
+  c.on_run_completed, c.payload, c.metadata, c.next_run_date, c.missed_policy, c.overlap_policy, c.finished_at,
+  c.last_run_at, c.last_run_status, c.last_run_error, c.last_run_id, c.created_at, c.updated_at`;
+
+const iso = (d: Date | null) => (d ? d.toISOString() : null);
+
+export function toCronResponse(c: CronRow): CronResponse {
+  return {
+    cron_id: c.cron_id,
+    assistant_id: c.assistant_id,
+    thread_id: c.thread_id,
+    on_run_completed: c.on_run_completed,
+    end_time: iso(c.end_time),
+    schedule: c.schedule,
+    timezone: c.timezone,
+    created_at: c.created_at.toISOString(),
+    updated_at: c.updated_at.toISOString(),
+    payload: c.payload,
+    user_id: c.user_id,
+    next_run_date: iso(c.next_run_date),
+    metadata: c.metadata,
+    enabled: c.enabled,
+    last_run_at: iso(c.last_run_at),
+    last_run_status: c.last_run_status,
+    last_run_error: c.last_run_error,
+    last_run_id: c.last_run_id,
+    finished_at: iso(c.finished_at),
+    missed_policy: c.missed_policy,
+    overlap_policy: c.overlap_policy,
+  };
+}
+
+/** The transaction's now(): the one clock every cron time is computed from. */
+export async function transactionNow(db: Queryable): Promise<Date> {
+  const { rows } = await db.query<{ now: Date }>(`SELECT now() AS now`);
+  return rows[0].now;
+}
+
+/** An assistant the user may use: their own or a system one (user_id NULL). */
+export async function findAssistant(db: Queryable, assistantId: string, userId: string): Promise<{ assistant_id: string; graph_id: string } | null> {
+  const { rows } = await db.query<{ assistant_id: string; graph_id: string }>(
+    `SELECT assistant_id, graph_id FROM assistants WHERE assistant_id = $1 AND (user_id IS NULL OR user_id = $2)`,
+    [assistantId, userId],
+  );
+  return rows[0] ?? null;
+}
+
+/** Whether the user owns the thread; FOR KEY SHARE keeps it from being deleted under the new cron. */
+export async function ownsThread(db: Queryable, threadId: string, userId: string): Promise<boolean> {
+  const { rowCount } = await db.query(`SELECT 1 FROM threads WHERE thread_id = $1 AND user_id = $2 FOR KEY SHARE`, [threadId, userId]);
+  return (rowCount ?? 0) > 0;
+}
+
+/** Creates the user's thread when no thread has that id (if_not_exists: "create"). */
+export async function createThreadIfMissing(db: Queryable, threadId: string, userId: string): Promise<void> {
+  await db.query(`INSERT INTO threads (thread_id, user_id) VALUES ($1, $2) ON CONFLICT (thread_id) DO NOTHING`, [threadId, userId]);
+}
+
+/**
+ * How many crons the user owns (disabled ones included), after taking the user's advisory lock:
+ * two concurrent creates of one user queue here, so the per-user cap holds under races.
+ */
+export async function lockAndCountUserCrons(client: PoolClient, userId: string): Promise<number> {
+  await client.query(`SELECT pg_advisory_xact_lock(hashtext('agentcron.crons.user:' || $1))`, [userId]);
+  const { rows } = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM crons WHERE user_id = $1`, [userId]);
+  return rows[0].n;
+}
+
+export interface NewCron {
+  cron_id: string;
+  assistant_id: string;
+  thread_id: string | null;
+  user_id: string;
+  schedule: string;
+  timezone: string | null;
+  end_time: Date | null;
+  enabled: boolean;
+  on_run_completed: OnRunCompleted | null;
+  payload: CronPayload;
+  metadata: Record<string, unknown>;
+  next_run_date: Date | null;
+  missed_policy: MissedPolicy;
+  overlap_policy: OverlapPolicy;
+}
+
+export async function insertCron(db: Queryable, c: NewCron): Promise<CronRow> {
+  const { rows } = await db.query<CronRow>(
+    `INSERT INTO crons AS c (cron_id, assistant_id, thread_id, user_id, schedule, timezone, end_time, enabled, on_run_completed,
+                             payload, metadata, next_run_date, missed_policy, overlap_policy)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+     RETURNING ${CRON_COLUMNS}`,
+    [
+      c.cron_id,
+      c.assistant_id,
+      c.thread_id,
+      c.user_id,
+      c.schedule,
+      c.timezone,
+      c.end_time,
+      c.enabled,
+      c.on_run_completed,
+      JSON.stringify(c.payload),
+      JSON.stringify(c.metadata),
+      c.next_run_date,
+      c.missed_policy,
+      c.overlap_policy,
+    ],
+  );
+  return rows[0];
+}
+
+/** The user's cron with its graph id, or null; `lock` holds the row (FOR UPDATE) until the transaction ends. */
+export async function getCron(db: Queryable, cronId: string, userId: string, opts: { lock?: boolean } = {}): Promise<CronWithGraph | null> {
+  const { rows } = await db.query<CronWithGraph>(
+    `SELECT ${CRON_COLUMNS}, a.graph_id
+       FROM crons c JOIN assistants a USING (assistant_id)
+      WHERE c.cron_id = $1 AND c.user_id = $2
+      ${opts.lock ? 'FOR UPDATE OF c' : ''}`,
+    [cronId, userId],
+  );
+  return rows[0] ?? null;
+}
+
+export interface CronFilters {
+  assistant_id?: string | null;
+  thread_id?: string | null;
+  enabled?: boolean | null;
+  metadata?: Record<string, unknown> | null;
+}
+
+/** WHERE clause and parameters for the owner plus the given filters ($1 is always the owner). */
+function whereOf(userId: string, f: CronFilters): { where: string; params: unknown[] } {
+  const params: unknown[] = [userId];
+  const clauses = ['c.user_id = $1'];
+  const add = (sql: string, value: unknown) => {
+    params.push(value);
+    clauses.push(sql.replace('?', `$${params.length}`));
+  };
+  if (f.assistant_id != null) add('c.assistant_id = ?::uuid', f.assistant_id);
+  if (f.thread_id != null) add('c.thread_id = ?::uuid', f.thread_id);
+  if (f.enabled != null) add('c.enabled = ?', f.enabled);
+  // jsonb containment, served by the crons_metadata GIN index.
+  if (f.metadata != null) add('c.metadata @> ?::jsonb', JSON.stringify(f.metadata));
+  return { where: clauses.join(' AND '), params };
+}
+
+export type CronSortKey = 'cron_id' | 'assistant_id' | 'thread_id' | 'created_at' | 'updated_at' | 'next_run_date' | 'end_time';
+
+export interface CronSearch extends CronFilters {
+  sort_by: CronSortKey;
+  sort_order: 'asc' | 'desc';
+  limit: number;
+  offset: number;
+}
+
+const SORT_COLUMNS: Record<CronSortKey, string> = {
+  cron_id: 'c.cron_id',
+  assistant_id: 'c.assistant_id',
+  thread_id: 'c.thread_id',
+  created_at: 'c.created_at',
+  updated_at: 'c.updated_at',
+  next_run_date: 'c.next_run_date',
+  end_time: 'c.end_time',
+};
+
+/** The user's crons matching the filters, with the database's now (for `select: ["now"]`). */
+export async function searchCrons(db: Queryable, userId: string, s: CronSearch): Promise<{ crons: CronRow[]; now: Date }> {
+  const { where, params } = whereOf(userId, s);
+  const direction = s.sort_order === 'asc' ? 'ASC' : 'DESC';
+  // Nulls (no end_time, finished crons, stateless crons) last either way; cron_id makes pages stable.
+  const order = `${SORT_COLUMNS[s.sort_by]} ${direction} NULLS LAST, c.cron_id ${direction}`;
+  params.push(s.limit, s.offset);
+  const { rows } = await db.query<CronRow & { now: Date }>(
+    `SELECT ${CRON_COLUMNS}, now() AS now FROM crons c WHERE ${where} ORDER BY ${order} LIMIT $${params.length - 1} OFFSET $${params.length}`,
+    params,
+  );
+  return { crons: rows, now: rows[0]?.now ?? new Date() };
+}
+
+export async function countCrons(db: Queryable, userId: string, f: CronFilters): Promise<number> {
+  const { where, params } = whereOf(userId, f);
+  const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM crons c WHERE ${where}`, params);
+  return rows[0].n;
+}
+
+/** A cron's new state after an update; payload keys in `payload_remove` are dropped after merging `payload_set`. */
+export interface CronChanges {
+  schedule: string;
+  timezone: string | null;
+  end_time: Date | null;
+  enabled: boolean;
+  on_run_completed: OnRunCompleted | null;
+  metadata: Record<string, unknown>;
+  payload_set: Record<string, unknown>;
+  payload_remove: string[];
+  next_run_date: Date | null;
+  finished_at: Date | null;
+  missed_policy: MissedPolicy;
+  overlap_policy: OverlapPolicy;
+}
+
+/**
+ * Writes an update decided by the caller (who holds the row lock). The payload merges in SQL so
+ * the stored body is never rebuilt from a stale copy. The crons_changed trigger wakes schedulers.
+ */
+export async function updateCron(db: Queryable, cronId: string, userId: string, ch: CronChanges): Promise<CronRow> {
+  const { rows } = await db.query<CronRow>(
+    `UPDATE crons c
+        SET schedule = $3, timezone = $4, end_time = $5, enabled = $6, on_run_completed = $7, metadata = $8::jsonb,
+            payload = (c.payload || $9::jsonb) - $10::text[], next_run_date = $11, finished_at = $12,
+            missed_policy = $13, overlap_policy = $14, updated_at = now()
+      WHERE c.cron_id = $1 AND c.user_id = $2
+      RETURNING ${CRON_COLUMNS}`,
+    [
+      cronId,
+      userId,
+      ch.schedule,
+      ch.timezone,
+      ch.end_time,
+      ch.enabled,
+      ch.on_run_completed,
+      JSON.stringify(ch.metadata),
+      JSON.stringify(ch.payload_set),
+      ch.payload_remove,
+      ch.next_run_date,
+      ch.finished_at,
+      ch.missed_policy,
+      ch.overlap_policy,
+    ],
+  );
+  return rows[0];
+}
+
+/**
+ * Deletes the user's cron and its ledger; false when there is none. Its runs are left alone (runs
+ * have no foreign key to crons): those already enqueued finish, and nothing new is enqueued since
+ * schedulers only claim existing crons.
+ */
+export async function deleteCron(db: Queryable, cronId: string, userId: string): Promise<boolean> {
+  const { rows } = await db.query<{ cron_id: string }>(
+    `WITH gone AS (DELETE FROM crons WHERE cron_id = $1 AND user_id = $2 RETURNING cron_id),
+          ledger AS (DELETE FROM cron_occurrences o USING gone WHERE o.cron_id = gone.cron_id)
+     SELECT cron_id FROM gone`,
+    [cronId, userId],
+  );
+  return rows.length > 0;
+}
+
+export interface OccurrenceRow {
+  cron_id: string;
+  scheduled_for: Date;
+  run_id: string | null;
+  thread_id: string | null;
+  trigger: string;
+  status: string;
+  reason: string | null;
+  error: string | null;
+  skipped_count: number;
+  enqueued_at: Date | null;
+  started_at: Date | null;
+  ended_at: Date | null;
+  created_at: Date;
+}
+
+/** A page of a cron's ledger, newest occurrence first (the caller has checked ownership). */
+export async function listOccurrences(db: Queryable, cronId: string, limit: number, offset: number): Promise<OccurrenceRow[]> {
+  const { rows } = await db.query<OccurrenceRow>(
+    `SELECT cron_id, scheduled_for, run_id, thread_id, trigger, status, reason, error, skipped_count,
+            enqueued_at, started_at, ended_at, created_at
+       FROM cron_occurrences WHERE cron_id = $1
+      ORDER BY scheduled_for DESC LIMIT $2 OFFSET $3`,
+    [cronId, limit, offset],
+  );
+  return rows;
+}
+
+export function toOccurrenceResponse(o: OccurrenceRow) {
+  return {
+    cron_id: o.cron_id,
+    scheduled_for: o.scheduled_for.toISOString(),
+    run_id: o.run_id,
+    thread_id: o.thread_id,
+    trigger: o.trigger,
+    status: o.status,
+    reason: o.reason,
+    error: o.error,
+    skipped_count: o.skipped_count,
+    enqueued_at: iso(o.enqueued_at),
+    started_at: iso(o.started_at),
+    ended_at: iso(o.ended_at),
+    created_at: o.created_at.toISOString(),
+  };
+}
+
+/**
+ * The cron's next `count` fire times: from its next_run_date (which may already be due) onward,
+ * none past end_time; none for a disabled or finished cron, which fires nothing.
+ */
+export function nextFireTimes(cron: Pick<CronRow, 'enabled' | 'next_run_date' | 'end_time'>, schedule: Schedule, count: number): Date[] {
+  if (!cron.enabled || cron.next_run_date === null) return [];
+  const times = [cron.next_run_date, ...schedule.next(count - 1, cron.next_run_date)];
+  const end = cron.end_time?.getTime() ?? Infinity;
+  return times.filter((t) => t.getTime() <= end);
+}
+
+/** An instant as ISO 8601 wall-clock time in `timezone`, with its UTC offset: 2030-03-10T03:00:00-04:00. */
+export function localIso(at: Date, timezone: string): string {
+  const parts = new Intl.DateTimeFormat('en-US', {
+    timeZone: timezone,
+    hourCycle: 'h23',
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: '2-digit',
+  }).formatToParts(at);
+  const p = Object.fromEntries(parts.map((x) => [x.type, x.value]));
+  const wall = Date.UTC(Number(p.year), Number(p.month) - 1, Number(p.day), Number(p.hour), Number(p.minute), Number(p.second));
+  const offsetMin = Math.round((wall - Math.floor(at.getTime() / 1000) * 1000) / 60_000);
+  const sign = offsetMin < 0 ? '-' : '+';
+  const abs = Math.abs(offsetMin);
+  const offset = `${sign}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
+  const ms = at.getUTCMilliseconds();
+  const frac = ms ? `.${String(ms).padStart(3, '0')}` : '';
+  return `${p.year}-${p.month}-${p.day}T${p.hour}:${p.minute}:${p.second}${frac}${offset}`;
+}

@@ -1,0 +1,88 @@
+import { z } from 'zod';
+import { isUuid } from '../../ids/index.ts';
+import { HttpError } from '../errors.ts';
+import { registry } from '../openapi.ts';
+
+// Shapes shared by the threads, runs and assistants routes (and free for the crons routes):
+// errors, paging, sorting, metadata, `select`, and the security schemes every route sits behind.
+
+export const ErrorSchema = registry.register(
+  'Error',
+  z.object({ detail: z.string().describe('Why the request failed, naming the field when one is at fault.') }),
+);
+
+export const Metadata = z.record(z.string(), z.unknown()).describe('Free-form JSON object.');
+
+/** A page size in a JSON body (the SDK sends numbers). */
+export const bodyLimit = (fallback = 10) => z.number().int().min(1).max(1000).default(fallback);
+export const bodyOffset = z.number().int().min(0).default(0);
+
+/** The same in a query string, where every value arrives as text. */
+export const queryLimit = (fallback = 10) => z.coerce.number().int().min(1).max(1000).default(fallback);
+export const queryOffset = z.coerce.number().int().min(0).default(0);
+
+export const SortOrder = z.enum(['asc', 'desc']);
+
+/**
+ * A list of field names to return. In a body it is a JSON array; in a query string the 1.15.x
+ * SDK repeats the parameter (`select=a&select=b`) while 2.0.0 sends one JSON text (`select=["a","b"]`).
+ */
+export function selectFields<const F extends readonly [string, ...string[]]>(fields: F) {
+  return z.preprocess((v) => {
+    if (typeof v !== 'string') return v;
+    if (v.trim().startsWith('[')) {
+      try {
+        return JSON.parse(v);
+      } catch {
+        return v;
+      }
+    }
+    return v.split(',').map((s) => s.trim()).filter(Boolean);
+  }, z.array(z.enum(fields)).min(1));
+}
+
+/** Keeps only the selected fields of each answer (all of them when nothing was selected). */
+export function project<T extends object>(item: T, select: readonly string[] | null | undefined): Partial<T> {
+  if (!select?.length) return item;
+  return Object.fromEntries(Object.entries(item).filter(([k]) => select.includes(k))) as Partial<T>;
+}
+
+/**
+ * A resource id from a path. Ids are UUIDs; anything else cannot name a resource, so it answers
+ * 404 like any missing one (and never reaches PostgreSQL as a malformed uuid).
+ */
+export function pathId(value: string | undefined, what: string): string {
+  if (!value || !isUuid(value)) throw new HttpError(404, `${what} not found`);
+  return value.toLowerCase();
+}
+
+// ---- OpenAPI helpers ----
+
+registry.registerComponent('securitySchemes', 'ApiKey', {
+  type: 'apiKey',
+  in: 'header',
+  name: 'x-api-key',
+  description: 'AUTH_MODE=api_key: a key from AUTH_API_KEYS or `npm run keys -- create`. Not needed with AUTH_MODE=none.',
+});
+registry.registerComponent('securitySchemes', 'Bearer', { type: 'http', scheme: 'bearer', description: 'The same key as `Authorization: Bearer <key>`.' });
+
+/** Every API route accepts either header. */
+export const SECURITY = [{ ApiKey: [] }, { Bearer: [] }];
+
+export const json = (schema: z.ZodType, description = 'OK') => ({ description, content: { 'application/json': { schema } } });
+
+const ERROR_TEXT: Record<number, string> = {
+  401: 'Missing or invalid API key (AUTH_MODE=api_key).',
+  403: 'The resource is read-only.',
+  404: 'No such resource, or it belongs to another user.',
+  408: 'The run had not ended within the wait limit; join again.',
+  409: 'Conflicts with the current state.',
+  422: 'Invalid input; `detail` names the field.',
+};
+
+/** Error answers of a route, all `{"detail": ...}`; 401 is always possible. */
+export function errors(...codes: number[]) {
+  return Object.fromEntries([401, ...codes].map((c) => [String(c), json(ErrorSchema, ERROR_TEXT[c] ?? 'Error')]));
+}
+
+export const NoContent = { description: 'Done; no body.' };

@@ -1,0 +1,323 @@
+import { z } from 'zod';
+import { registry } from '../openapi.ts';
+
+// Request and response shapes of the crons API, as the LangGraph SDK (1.15.x and 2.0.0) sends and
+// reads them. Unknown keys are dropped (z.object strips), never an error. `null` on an optional
+// field means "not given", except where an update gives it a meaning (end_time, timezone, webhook).
+
+/** "required" for a missing key instead of zod's "expected string, received undefined". */
+const required = (iss: { input: unknown }) => (iss.input === undefined ? 'required' : undefined);
+
+const jsonObject = z.record(z.string(), z.unknown(), { error: required });
+
+/** An ISO 8601 date-time; one without an offset is read as UTC (never as the server's local time). */
+export const dateTime = z.iso
+  .datetime({ offset: true, local: true, error: 'expected an ISO 8601 date-time, e.g. 2030-01-01T09:00:00Z' })
+  .transform((s) => new Date(/(Z|[+-]\d{2}(:?\d{2})?)$/i.test(s) ? s : `${s}Z`));
+
+const webhook = z.string().refine(
+  (s) => {
+    try {
+      const u = new URL(s);
+      return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be an http(s) URL with a host' },
+);
+
+export const MULTITASK_STRATEGIES = ['reject', 'enqueue', 'interrupt', 'rollback'] as const;
+export const ON_RUN_COMPLETED = ['delete', 'keep'] as const;
+export const MISSED_POLICIES = ['latest', 'all', 'none'] as const;
+export const OVERLAP_POLICIES = ['allow', 'skip', 'buffer_one'] as const;
+
+const interrupts = z.union([z.literal('*'), z.array(z.string())], { error: 'expected "*" or a list of node names' });
+
+/** Run-body fields a cron stores in its payload and hands to every run it starts. */
+const payloadFields = {
+  config: jsonObject.nullish(),
+  context: jsonObject.nullish(),
+  webhook: webhook.nullish(),
+  multitask_strategy: z.enum(MULTITASK_STRATEGIES).nullish(),
+  interrupt_before: interrupts.nullish(),
+  interrupt_after: interrupts.nullish(),
+  stream_mode: z.union([z.string(), z.array(z.string())], { error: 'expected a stream mode or a list of them' }).nullish(),
+  stream_subgraphs: z.boolean().nullish(),
+  stream_resumable: z.boolean().nullish(),
+  checkpoint_during: z.boolean().nullish(),
+  durability: z.enum(['sync', 'async', 'exit']).nullish(),
+};
+
+/** The payload keys, in the order they are stored (input first). */
+export const PAYLOAD_KEYS = ['input', ...Object.keys(payloadFields)] as const;
+
+/** Fields of the cron itself (not its run body) that create and update share. */
+const cronFields = {
+  timezone: z.string().nullish(),
+  end_time: dateTime.nullish(),
+  enabled: z.boolean().nullish(),
+  on_run_completed: z.enum(ON_RUN_COMPLETED).nullish(),
+  metadata: jsonObject.nullish(),
+  missed_policy: z.enum(MISSED_POLICIES).nullish().openapi({ description: 'agentcron: missed occurrences after downtime (default latest)' }),
+  overlap_policy: z
+    .enum(OVERLAP_POLICIES)
+    .nullish()
+    .openapi({ description: 'agentcron, stateless crons only: when the previous run is still going (default allow)' }),
+};
+
+export const CronCreateBody = z
+  .object({
+    assistant_id: z.string({ error: required }).min(1).openapi({ description: 'An assistant id, or a graph id (its default assistant)' }),
+    schedule: z.string({ error: required }).openapi({ description: 'Cron expression, 5 fields (6 with seconds first when enabled)' }),
+    input: jsonObject,
+    ...payloadFields,
+    ...cronFields,
+    if_not_exists: z.enum(['create', 'reject']).nullish().openapi({ description: 'Thread crons: create the thread when it does not exist' }),
+  })
+  .openapi('CronCreate');
+export type CronCreateBody = z.output<typeof CronCreateBody>;
+
+export const CronUpdateBody = z
+  .object({
+    schedule: z.string().nullish(),
+    input: jsonObject.optional(),
+    ...payloadFields,
+    ...cronFields,
+  })
+  .openapi('CronUpdate');
+export type CronUpdateBody = z.output<typeof CronUpdateBody>;
+
+/** Fields a Cron answer may be reduced to with `select` ("now" is the database's current time). */
+export const CRON_FIELDS = [
+  'cron_id',
+  'assistant_id',
+  'thread_id',
+  'on_run_completed',
+  'end_time',
+  'schedule',
+  'timezone',
+  'created_at',
+  'updated_at',
+  'payload',
+  'user_id',
+  'next_run_date',
+  'metadata',
+  'enabled',
+  'last_run_at',
+  'last_run_status',
+  'last_run_error',
+  'last_run_id',
+  'finished_at',
+  'missed_policy',
+  'overlap_policy',
+  'now',
+] as const;
+export type CronField = (typeof CRON_FIELDS)[number];
+
+export const CRON_SORT_KEYS = ['cron_id', 'assistant_id', 'thread_id', 'created_at', 'updated_at', 'next_run_date', 'end_time'] as const;
+
+const uuidFilter = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, { message: 'must be a UUID' });
+
+const cronFilters = {
+  assistant_id: z.string().min(1).nullish().openapi({ description: 'An assistant id, or a graph id (its default assistant)' }),
+  thread_id: uuidFilter.nullish(),
+  enabled: z.boolean().nullish(),
+  metadata: jsonObject.nullish().openapi({ description: 'Crons whose metadata contains this object' }),
+};
+
+export const CronSearchBody = z
+  .object({
+    ...cronFilters,
+    limit: z.number().int().min(1).max(1000).nullish().transform((v) => v ?? 10),
+    offset: z.number().int().min(0).nullish().transform((v) => v ?? 0),
+    sort_by: z.enum(CRON_SORT_KEYS).nullish().transform((v) => v ?? 'created_at'),
+    sort_order: z.enum(['asc', 'desc']).nullish().transform((v) => v ?? 'desc'),
+    // A list of field names; a lone name is read as a list of one.
+    select: z
+      .union([z.enum(CRON_FIELDS), z.array(z.enum(CRON_FIELDS)).min(1)])
+      .nullish()
+      .transform((v) => (v === null || v === undefined ? null : Array.isArray(v) ? v : [v])),
+  })
+  .openapi('CronSearch');
+export type CronSearchBody = z.output<typeof CronSearchBody>;
+
+export const CronCountBody = z.object(cronFilters).openapi('CronCount');
+export type CronCountBody = z.output<typeof CronCountBody>;
+
+export const CronIdParams = z.object({ cron_id: z.string().openapi({ format: 'uuid' }) });
+export const ThreadIdParams = z.object({ thread_id: z.string().openapi({ format: 'uuid' }) });
+
+export const OccurrencesQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(1000).default(10),
+  offset: z.coerce.number().int().min(0).default(0),
+});
+
+export const NextQuery = z.object({
+  count: z.coerce.number().int().min(1).max(100).default(5),
+});
+
+const iso = z.string().openapi({ format: 'date-time' });
+
+export const CronSchema = z
+  .object({
+    cron_id: z.string(),
+    assistant_id: z.string(),
+    thread_id: z.string().nullable().openapi({ description: 'null for a stateless cron' }),
+    on_run_completed: z.enum(ON_RUN_COMPLETED).nullable(),
+    end_time: iso.nullable(),
+    schedule: z.string(),
+    timezone: z.string().nullable().openapi({ description: 'IANA name; null means UTC' }),
+    created_at: iso,
+    updated_at: iso,
+    payload: z.record(z.string(), z.unknown()),
+    user_id: z.string(),
+    next_run_date: iso.nullable().openapi({ description: 'null once the cron has finished' }),
+    metadata: z.record(z.string(), z.unknown()),
+    enabled: z.boolean(),
+    last_run_at: iso.nullable(),
+    last_run_status: z.string().nullable(),
+    last_run_error: z.string().nullable(),
+    last_run_id: z.string().nullable(),
+    finished_at: iso.nullable().openapi({ description: 'When end_time stopped the cron' }),
+    missed_policy: z.enum(MISSED_POLICIES),
+    overlap_policy: z.enum(OVERLAP_POLICIES),
+  })
+  .openapi('Cron');
+
+export const CronRunSchema = z
+  .object({
+    run_id: z.string(),
+    thread_id: z.string(),
+    assistant_id: z.string(),
+    cron_id: z.string(),
+    created_at: iso,
+    updated_at: iso,
+    status: z.string(),
+    metadata: z.record(z.string(), z.unknown()),
+    multitask_strategy: z.string(),
+    kwargs: z.record(z.string(), z.unknown()),
+    scheduled_for: iso.nullable(),
+    run_started_at: iso.nullable(),
+    run_ended_at: iso.nullable(),
+    error: z.unknown(),
+  })
+  .openapi('CronRun', { description: 'A run started by a cron (its first run, or a manual trigger), with cron_id' });
+
+export const OccurrenceSchema = z
+  .object({
+    cron_id: z.string(),
+    scheduled_for: iso,
+    run_id: z.string().nullable(),
+    thread_id: z.string().nullable(),
+    trigger: z.enum(['schedule', 'create', 'manual']),
+    status: z.string().openapi({ description: 'enqueued, running, success, error, timeout, interrupted or skipped' }),
+    reason: z.string().nullable().openapi({ description: 'For skipped: missed, overlap or end_time' }),
+    error: z.string().nullable(),
+    skipped_count: z.number().int(),
+    enqueued_at: iso.nullable(),
+    started_at: iso.nullable(),
+    ended_at: iso.nullable(),
+    created_at: iso,
+  })
+  .openapi('CronOccurrence');
+
+export const NextRunsSchema = z
+  .object({
+    cron_id: z.string(),
+    schedule: z.string(),
+    timezone: z.string(),
+    enabled: z.boolean(),
+    next: z.array(z.object({ utc: iso, local: z.string().openapi({ description: 'The same instant in the cron timezone, with its offset' }) })),
+  })
+  .openapi('CronNextRuns');
+
+const Detail = z.object({ detail: z.string() }).openapi('Error');
+
+const json = (schema: z.ZodType, description: string) => ({ description, content: { 'application/json': { schema } } });
+const errors = {
+  404: json(Detail, 'No such cron, thread or assistant (or not yours)'),
+  422: json(Detail, 'Invalid request; detail names the field'),
+};
+const createAnswer = json(z.union([CronRunSchema, CronSchema]), 'The first Run (with cron_id), or the Cron when enabled is false');
+
+registry.registerPath({
+  method: 'post',
+  path: '/runs/crons',
+  summary: 'Create a stateless cron (a fresh thread per occurrence); its first run starts at once',
+  tags: ['crons'],
+  request: { body: json(CronCreateBody, 'The cron') },
+  responses: { 200: createAnswer, ...errors, 429: json(Detail, 'CRON_MAX_PER_USER reached') },
+});
+registry.registerPath({
+  method: 'post',
+  path: '/threads/{thread_id}/runs/crons',
+  summary: 'Create a cron on a thread; its first run starts at once',
+  tags: ['crons'],
+  request: { params: ThreadIdParams, body: json(CronCreateBody, 'The cron') },
+  responses: { 200: createAnswer, ...errors, 429: json(Detail, 'CRON_MAX_PER_USER reached') },
+});
+registry.registerPath({
+  method: 'post',
+  path: '/runs/crons/search',
+  summary: 'Search crons',
+  tags: ['crons'],
+  request: { body: json(CronSearchBody, 'Filters, sort, select, limit and offset') },
+  responses: { 200: json(z.array(CronSchema), 'Crons (reduced to the selected fields)'), 422: errors[422] },
+});
+registry.registerPath({
+  method: 'post',
+  path: '/runs/crons/count',
+  summary: 'Count crons',
+  tags: ['crons'],
+  request: { body: json(CronCountBody, 'Filters') },
+  responses: { 200: json(z.number().int(), 'A bare integer'), 422: errors[422] },
+});
+registry.registerPath({
+  method: 'get',
+  path: '/runs/crons/{cron_id}',
+  summary: 'Get a cron',
+  tags: ['crons'],
+  request: { params: CronIdParams },
+  responses: { 200: json(CronSchema, 'The cron'), 404: errors[404] },
+});
+registry.registerPath({
+  method: 'patch',
+  path: '/runs/crons/{cron_id}',
+  summary: 'Update a cron: fields not sent stay; metadata is replaced; payload fields merge',
+  tags: ['crons'],
+  request: { params: CronIdParams, body: json(CronUpdateBody, 'The changes') },
+  responses: { 200: json(CronSchema, 'The updated cron'), ...errors },
+});
+registry.registerPath({
+  method: 'delete',
+  path: '/runs/crons/{cron_id}',
+  summary: 'Delete a cron (runs already started finish)',
+  tags: ['crons'],
+  request: { params: CronIdParams },
+  responses: { 204: { description: 'Deleted' }, 404: errors[404] },
+});
+registry.registerPath({
+  method: 'post',
+  path: '/runs/crons/{cron_id}/trigger',
+  summary: 'Run a cron now (outside its schedule)',
+  tags: ['crons'],
+  request: { params: CronIdParams },
+  responses: { 200: json(CronRunSchema, 'The run started'), 404: errors[404] },
+});
+registry.registerPath({
+  method: 'get',
+  path: '/runs/crons/{cron_id}/occurrences',
+  summary: "A cron's occurrence ledger, newest first: every occurrence fired or skipped, with why",
+  tags: ['crons'],
+  request: { params: CronIdParams, query: OccurrencesQuery },
+  responses: { 200: json(z.array(OccurrenceSchema), 'Occurrences'), ...errors },
+});
+registry.registerPath({
+  method: 'get',
+  path: '/runs/crons/{cron_id}/next',
+  summary: 'The next fire times of a cron, in UTC and in its timezone',
+  tags: ['crons'],
+  request: { params: CronIdParams, query: NextQuery },
+  responses: { 200: json(NextRunsSchema, 'Next fire times (none when the cron is disabled or finished)'), ...errors },
+});

@@ -1,0 +1,188 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { recordOutcomes } from '../libs/crons/index.ts';
+import { QUEUES } from '../libs/queue/index.ts';
+import type { PgBoss } from '../libs/queue/index.ts';
+import type { RunWorker } from '../libs/runs/index.ts';
+import { createTestDatabase } from './support/db.ts';
+import type { TestDatabase } from './support/db.ts';
+import { eventually, insertCron, insertThread, newScheduler, newWorker, startTestQueue } from './support/engine.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('worker', () => {
+  let db: TestDatabase;
+  let boss: PgBoss;
+  let worker: RunWorker;
+  before(async () => {
+    db = await createTestDatabase('worker');
+    boss = await startTestQueue(db.url);
+    worker = newWorker(db.pool, boss, { runTimeoutSeconds: 1 });
+    await worker.start();
+  });
+  after(async () => {
+    await worker.stop();
+    await boss.stop({ graceful: false });
+    await db.drop();
+  });
+
+  const fire = () => newScheduler(db.pool, boss, db.url).runDue();
+  const cronRow = async (cronId: string) => (await db.pool.query(`SELECT * FROM crons WHERE cron_id = $1`, [cronId])).rows[0];
+  const occurrence = async (cronId: string) =>
+    (await db.pool.query(`SELECT * FROM cron_occurrences WHERE cron_id = $1 ORDER BY scheduled_for DESC LIMIT 1`, [cronId])).rows[0];
+  const settled = (cronId: string) =>
+    eventually(async () => {
+      const o = await occurrence(cronId);
+      return o && !['enqueued', 'running'].includes(o.status) ? o : null;
+    }, `cron ${cronId}'s run to end`);
+
+  test('stateless crons: the ephemeral thread is deleted after the run, or kept (naming the cron) with "keep"', async () => {
+    const del = await insertCron(db.pool, { schedule: '0 0 1 1 *', input: { n: 1 }, on_run_completed: 'delete' });
+    const keep = await insertCron(db.pool, { schedule: '0 0 1 1 *', input: { n: 2 }, on_run_completed: 'keep' });
+    await fire();
+    const d = await settled(del);
+    const k = await settled(keep);
+    assert.equal(d.status, 'success');
+    assert.equal(k.status, 'success');
+    // The ledger outlives the deleted thread and its run.
+    assert.equal((await db.pool.query(`SELECT 1 FROM threads WHERE thread_id = $1`, [d.thread_id])).rowCount, 0);
+    assert.equal((await db.pool.query(`SELECT 1 FROM runs WHERE run_id = $1`, [d.run_id])).rowCount, 0);
+    const { rows } = await db.pool.query(`SELECT metadata, "values", ephemeral, status FROM threads WHERE thread_id = $1`, [k.thread_id]);
+    assert.equal(rows[0].metadata.cron_id, keep);
+    assert.deepEqual(rows[0].values, { n: 2 });
+    assert.equal(rows[0].ephemeral, false);
+    assert.equal(rows[0].status, 'idle');
+    const c = await cronRow(keep);
+    assert.equal(c.last_run_status, 'success');
+    assert.equal(c.last_run_id, k.run_id);
+    assert.ok(c.last_run_at);
+    assert.equal(c.last_run_error, null);
+  });
+
+  test('last_run_error is set by a failure and cleared by the next success', async () => {
+    const cronId = await insertCron(db.pool, { schedule: '0 0 1 1 *', input: { error: 'the model said no' } });
+    await fire();
+    assert.equal((await settled(cronId)).status, 'error');
+    let c = await cronRow(cronId);
+    assert.equal(c.last_run_status, 'error');
+    assert.equal(c.last_run_error, 'the model said no');
+    assert.equal((await occurrence(cronId)).error, 'the model said no');
+
+    await db.pool.query(`UPDATE crons SET payload = '{"input": {"ok": true}}', next_run_date = now() WHERE cron_id = $1`, [cronId]);
+    await fire();
+    await eventually(async () => (await cronRow(cronId)).last_run_status === 'success', 'the second run to succeed');
+    c = await cronRow(cronId);
+    assert.equal(c.last_run_error, null);
+  });
+
+  test('a run past RUN_TIMEOUT_SECONDS ends as timeout, and the cron shows it', async () => {
+    const cronId = await insertCron(db.pool, { schedule: '0 0 1 1 *', input: { sleep_ms: 10_000 } });
+    const started = Date.now();
+    await fire();
+    const o = await settled(cronId);
+    assert.equal(o.status, 'timeout');
+    assert.match(o.error, /timeout of 1s/);
+    assert.ok(Date.now() - started < 9000, 'the agent was abandoned at its timeout');
+    const c = await cronRow(cronId);
+    assert.equal(c.last_run_status, 'timeout');
+  });
+
+  test('a second delivery of a finished run does not run the agent again', async () => {
+    const cronId = await insertCron(db.pool, { schedule: '0 0 1 1 *', input: { n: 7 } });
+    await fire();
+    const o = await settled(cronId);
+    const threadId = o.thread_id;
+    // keep the thread so the run row survives for inspection
+    await db.pool.query(`UPDATE threads SET ephemeral = false WHERE thread_id = $1`, [threadId]).catch(() => {});
+    const runId = randomUUID();
+    const keepThread = await insertThread(db.pool);
+    await db.pool.query(
+      `INSERT INTO runs (run_id, thread_id, assistant_id, user_id, status, kwargs, attempts, ended_at)
+       SELECT $1, $2, assistant_id, 'anonymous', 'success', '{"input": {"n": 1}}', 1, now() FROM crons WHERE cron_id = $3`,
+      [runId, keepThread, cronId],
+    );
+    await boss.send(QUEUES.run, { run_id: runId }, { id: randomUUID() });
+    await eventually(
+      async () => (await db.pool.query(`SELECT count(*)::int AS n FROM pgboss.job WHERE name = $1 AND data->>'run_id' = $2 AND state = 'completed'`, [QUEUES.run, runId])).rows[0].n === 1,
+      'the duplicate job to be acknowledged',
+    );
+    const { rows } = await db.pool.query(`SELECT attempts, status, output FROM runs WHERE run_id = $1`, [runId]);
+    assert.deepEqual(rows[0], { attempts: 1, status: 'success', output: null });
+  });
+
+  test('an older run never overwrites the last_run_* of a newer one', async () => {
+    const cronId = await insertCron(db.pool, { schedule: '0 0 1 1 *', enabled: false });
+    const newer = { run_id: randomUUID(), cron_id: cronId, scheduled_for: new Date('2025-01-02T00:00:00Z'), status: 'success', error: null, started_at: new Date() };
+    const older = { run_id: randomUUID(), cron_id: cronId, scheduled_for: new Date('2025-01-01T00:00:00Z'), status: 'error', error: 'late failure', started_at: new Date() };
+    await recordOutcomes(db.pool, [newer]);
+    await recordOutcomes(db.pool, [older]);
+    const c = await cronRow(cronId);
+    assert.equal(c.last_run_id, newer.run_id);
+    assert.equal(c.last_run_status, 'success');
+    assert.equal(c.last_run_error, null);
+  });
+
+  test('overlap: skip and buffer_one for stateless crons, enqueue and reject for thread crons', async () => {
+    const { rows } = await db.pool.query<{ start: Date }>(`SELECT date_trunc('second', now()) + interval '1 second' AS start`);
+    const start = rows[0].start;
+    // Each run takes 2.5 s (worker timeout is 1 s here, so use a second worker with a longer one).
+    await worker.stop();
+    const slow = newWorker(db.pool, boss, { runTimeoutSeconds: 30, concurrency: 16 });
+    await slow.start();
+    try {
+      const input = { sleep_ms: 2500 };
+      const skip = await insertCron(db.pool, { schedule: '* * * * * *', input, overlap_policy: 'skip', next_run_date: start });
+      const buffer = await insertCron(db.pool, { schedule: '* * * * * *', input, overlap_policy: 'buffer_one', next_run_date: start });
+      const enqueueThread = await insertThread(db.pool);
+      const enqueue = await insertCron(db.pool, { schedule: '* * * * * *', input, thread_id: enqueueThread, next_run_date: start });
+      const rejectThread = await insertThread(db.pool);
+      const reject = await insertCron(db.pool, {
+        schedule: '* * * * * *',
+        thread_id: rejectThread,
+        payload: { input, multitask_strategy: 'reject' },
+        next_run_date: start,
+      });
+      const ids = [skip, buffer, enqueue, reject];
+      const scheduler = newScheduler(db.pool, boss, db.url);
+      await scheduler.start();
+      await sleep(5200);
+      await scheduler.stop();
+      await db.pool.query(`UPDATE crons SET enabled = false WHERE cron_id = ANY($1)`, [ids]);
+
+      const reasons = async (cronId: string) =>
+        (await db.pool.query(`SELECT status, reason FROM cron_occurrences WHERE cron_id = $1 ORDER BY scheduled_for`, [cronId])).rows;
+      // skip: while a run is going, occurrences are skipped for overlap.
+      const s = await reasons(skip);
+      assert.ok(s.some((r) => r.reason === 'overlap'), JSON.stringify(s));
+      assert.ok(s.filter((r) => r.status !== 'skipped').length <= 3, JSON.stringify(s));
+      // buffer_one: one running plus one waiting; the rest skipped.
+      const b = await reasons(buffer);
+      assert.ok(b.some((r) => r.reason === 'overlap'), JSON.stringify(b));
+      // enqueue: nothing skipped, every occurrence queued.
+      const e = await reasons(enqueue);
+      assert.ok(e.length >= 5, JSON.stringify(e));
+      assert.ok(e.every((r) => r.status !== 'skipped'), JSON.stringify(e));
+      // reject: occurrences while the thread is busy are skipped.
+      const r = await reasons(reject);
+      assert.ok(r.some((x) => x.reason === 'overlap'), JSON.stringify(r));
+
+      // Runs of one thread (and of one buffer_one cron) never overlap in time, on any worker.
+      for (const cronId of [buffer, enqueue, reject]) {
+        const { rows: spans } = await db.pool.query<{ started_at: Date; ended_at: Date | null }>(
+          `SELECT o.started_at, o.ended_at FROM cron_occurrences o WHERE o.cron_id = $1 AND o.started_at IS NOT NULL ORDER BY o.started_at`,
+          [cronId],
+        );
+        assert.ok(spans.length >= 1);
+        for (let i = 1; i < spans.length; i++) {
+          const prevEnd = spans[i - 1].ended_at;
+          if (prevEnd) assert.ok(spans[i].started_at.getTime() >= prevEnd.getTime(), `runs of ${cronId} overlapped`);
+        }
+      }
+    } finally {
+      await slow.stop();
+      worker = newWorker(db.pool, boss, { runTimeoutSeconds: 1 });
+      await worker.start();
+    }
+  });
+});
