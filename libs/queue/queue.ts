@@ -60,12 +60,14 @@ export async function startQueue(opts: QueueOptions): Promise<PgBoss> {
     application_name: 'agentcron-queue',
     useListenNotify: true,
     supervise: opts.supervise,
+    // Lost heartbeats and expired jobs are found by the monitor pass, which runs at most this often.
     superviseIntervalSeconds: opts.superviseIntervalSeconds ?? 15,
+    monitorIntervalSeconds: opts.superviseIntervalSeconds ?? 15,
     migrate: opts.migrate,
     schedule: false,
   };
   const boss = new PgBoss(options);
-  boss.on('error', (err) => opts.logger.error('queue error', { err: String(err) }));
+  boss.on('error', (err) => opts.logger.error('queue error', { err: err instanceof Error ? err.message : JSON.stringify(err) }));
   boss.on('warning', (w) => opts.logger.warn('queue warning', { warning: w }));
   await boss.start();
   await ensureQueues(boss, opts);
