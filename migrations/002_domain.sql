@@ -1,5 +1,7 @@
 -- Assistants, threads, runs and crons (field names follow the LangGraph API), and the
--- occurrence ledger. user_id is the owner; NULL on an assistant means a system assistant
+-- occurrence ledger. No GIN index on metadata: searches are per owner (user_id index) and a GIN
+-- index on rows the scheduler writes thousands of times a second costs more than it saves.
+-- user_id is the owner; NULL on an assistant means a system assistant
 -- (the default one of a graph) visible to every user.
 
 CREATE TABLE assistants (
@@ -30,7 +32,6 @@ CREATE TABLE threads (
   updated_at    timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX threads_user ON threads (user_id, created_at DESC);
-CREATE INDEX threads_metadata ON threads USING gin (metadata jsonb_path_ops);
 CREATE INDEX threads_ephemeral ON threads (updated_at) WHERE ephemeral;
 
 CREATE TABLE crons (
@@ -68,7 +69,6 @@ CREATE INDEX crons_due ON crons (next_run_date) WHERE enabled AND next_run_date 
 CREATE INDEX crons_user ON crons (user_id, created_at DESC);
 CREATE INDEX crons_assistant ON crons (assistant_id);
 CREATE INDEX crons_thread ON crons (thread_id) WHERE thread_id IS NOT NULL;
-CREATE INDEX crons_metadata ON crons USING gin (metadata jsonb_path_ops);
 
 CREATE TABLE runs (
   run_id              uuid PRIMARY KEY,

@@ -115,12 +115,28 @@ describe('worker', () => {
     const cronId = await insertCron(db.pool, { schedule: '0 0 1 1 *', enabled: false });
     const newer = { run_id: randomUUID(), cron_id: cronId, scheduled_for: new Date('2025-01-02T00:00:00Z'), status: 'success', error: null, started_at: new Date() };
     const older = { run_id: randomUUID(), cron_id: cronId, scheduled_for: new Date('2025-01-01T00:00:00Z'), status: 'error', error: 'late failure', started_at: new Date() };
+    for (const o of [newer, older]) {
+      await db.pool.query(`INSERT INTO cron_occurrences (cron_id, scheduled_for, run_id, status) VALUES ($1, $2, $3, 'running')`, [o.cron_id, o.scheduled_for, o.run_id]);
+    }
     await recordOutcomes(db.pool, [newer]);
     await recordOutcomes(db.pool, [older]);
     const c = await cronRow(cronId);
     assert.equal(c.last_run_id, newer.run_id);
     assert.equal(c.last_run_status, 'success');
     assert.equal(c.last_run_error, null);
+    // Both occurrences are settled in the ledger all the same.
+    const { rows } = await db.pool.query(`SELECT status FROM cron_occurrences WHERE cron_id = $1 ORDER BY scheduled_for`, [cronId]);
+    assert.deepEqual(rows.map((r) => r.status), ['error', 'success']);
+  });
+
+  test('a late result for an occurrence already settled (a cancelled run) changes nothing', async () => {
+    const cronId = await insertCron(db.pool, { schedule: '0 0 1 1 *', enabled: false });
+    const o = { run_id: randomUUID(), cron_id: cronId, scheduled_for: new Date('2025-01-03T00:00:00Z'), status: 'success', error: null, started_at: new Date() };
+    await db.pool.query(`INSERT INTO cron_occurrences (cron_id, scheduled_for, run_id, status) VALUES ($1, $2, $3, 'interrupted')`, [cronId, o.scheduled_for, o.run_id]);
+    await recordOutcomes(db.pool, [o]);
+    const c = await cronRow(cronId);
+    assert.equal(c.last_run_id, null);
+    assert.equal((await occurrence(cronId)).status, 'interrupted');
   });
 
   test('overlap: skip and buffer_one for stateless crons, enqueue and reject for thread crons', async () => {

@@ -72,7 +72,7 @@ export async function fireOccurrences(client: PoolClient, boss: PgBoss, firings:
     await client.query(
       `INSERT INTO cron_occurrences (cron_id, scheduled_for, run_id, thread_id, trigger, status, reason, skipped_count, enqueued_at)
        SELECT o.cron_id, o.scheduled_for, o.run_id, o.thread_id, o.trigger, o.status, o.reason, o.skipped_count,
-              CASE WHEN o.status = 'enqueued' THEN now() END
+              CASE WHEN o.status = 'enqueued' THEN clock_timestamp() END
          FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::int[])
               AS o(cron_id, scheduled_for, run_id, thread_id, trigger, status, reason, skipped_count)
        ON CONFLICT (cron_id, scheduled_for) DO NOTHING`,

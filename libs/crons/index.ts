@@ -7,3 +7,22 @@ export type { Firing, FiringCron, Skip } from './fire.ts';
 export { recordOutcomes, recordStarted } from './outcomes.ts';
 export type { RunOutcome } from './outcomes.ts';
 export type { CronRow, CronPayload, OverlapPolicy, OnRunCompleted, OccurrenceTrigger } from './types.ts';
+export {
+  toCronResponse,
+  transactionNow,
+  findAssistant,
+  ownsThread,
+  createThreadIfMissing,
+  lockAndCountUserCrons,
+  insertCron,
+  getCron,
+  searchCrons,
+  countCrons,
+  updateCron,
+  deleteCron,
+  listOccurrences,
+  toOccurrenceResponse,
+  nextFireTimes,
+  localIso,
+} from './repository.ts';
+export type { CronResponse, CronWithGraph, NewCron, CronFilters, CronSearch, CronSortKey, CronChanges, OccurrenceRow } from './repository.ts';

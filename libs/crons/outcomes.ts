@@ -16,12 +16,15 @@ export interface RunOutcome {
  */
 export async function recordOutcomes(db: Queryable, outcomes: RunOutcome[]): Promise<void> {
   if (outcomes.length === 0) return;
-  await db.query(
+  // Only an occurrence still open is settled; a late result after a cancel changes nothing.
+  const { rows: settled } = await db.query<{ cron_id: string; scheduled_for: Date }>(
     `UPDATE cron_occurrences o
         SET status = v.status, error = v.error, started_at = v.started_at, ended_at = now()
        FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::timestamptz[])
             AS v(cron_id, scheduled_for, status, error, started_at)
-      WHERE o.cron_id = v.cron_id AND o.scheduled_for = v.scheduled_for`,
+      WHERE o.cron_id = v.cron_id AND o.scheduled_for = v.scheduled_for
+        AND o.status IN ('enqueued', 'running')
+      RETURNING o.cron_id, o.scheduled_for`,
     [
       outcomes.map((o) => o.cron_id),
       outcomes.map((o) => o.scheduled_for),
@@ -31,12 +34,14 @@ export async function recordOutcomes(db: Queryable, outcomes: RunOutcome[]): Pro
     ],
   );
   // One row per cron (the newest occurrence) so an UPDATE ... FROM never matches a cron twice.
+  const open = new Set(settled.map((r) => `${r.cron_id}@${r.scheduled_for.getTime()}`));
   const newest = new Map<string, RunOutcome>();
-  for (const o of outcomes) {
+  for (const o of outcomes.filter((x) => open.has(`${x.cron_id}@${x.scheduled_for.getTime()}`))) {
     const seen = newest.get(o.cron_id);
     if (!seen || seen.scheduled_for.getTime() <= o.scheduled_for.getTime()) newest.set(o.cron_id, o);
   }
   const latest = [...newest.values()];
+  if (latest.length === 0) return;
   await db.query(
     `UPDATE crons c
         SET last_run_at = COALESCE(v.started_at, now()), last_run_status = v.status, last_run_error = v.error,

@@ -3,6 +3,7 @@ import express from 'express';
 import type { Express, RequestHandler, Router } from 'express';
 import type { Logger } from '../log/index.ts';
 import { withLogContext } from '../log/index.ts';
+import { docsPage } from './docs.ts';
 import { errorHandler, unknownRoute } from './errors.ts';
 import { healthRoutes } from './health.ts';
 import { openApiDocument } from './openapi.ts';
@@ -45,6 +46,8 @@ export function createApp(deps: AppDeps): Express {
   app.get('/openapi.json', (_req, res) => {
     res.json(openApiDocument());
   });
+  // The API reference is public like the document it renders.
+  app.get('/docs', docsPage());
   app.use(deps.auth);
   for (const r of deps.routes) app.use(r);
   return app;

@@ -1,4 +1,9 @@
-import type { Queryable } from '../db/index.ts';
+import { randomUUID } from 'node:crypto';
+import type { Pool, PoolClient, Queryable } from '../db/index.ts';
+import type { PgBoss } from '../queue/index.ts';
+import { insertRuns } from './enqueue.ts';
+import type { MultitaskStrategy } from './enqueue.ts';
+import { endRuns } from './worker.ts';
 
 /** A run as the LangGraph API shows it (plus cron_id and scheduled_for for cron runs). */
 export interface RunResponse {
@@ -63,4 +68,144 @@ export function toRunResponse(r: RunRow): RunResponse {
 export async function getRun(db: Queryable, runId: string, userId: string): Promise<RunResponse | null> {
   const { rows } = await db.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM runs WHERE run_id = $1 AND user_id = $2`, [runId, userId]);
   return rows[0] ? toRunResponse(rows[0]) : null;
+}
+
+// ---- a thread's runs, as the API reads, creates, cancels and joins them ----
+
+/** The caller's run on the caller's thread, or null. */
+export async function getThreadRun(db: Queryable, threadId: string, runId: string, userId: string): Promise<RunResponse | null> {
+  const { rows } = await db.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM runs WHERE run_id = $1 AND thread_id = $2 AND user_id = $3`, [
+    runId,
+    threadId,
+    userId,
+  ]);
+  return rows[0] ? toRunResponse(rows[0]) : null;
+}
+
+/** A thread's runs, newest first (the caller must own the thread: checked by the route). */
+export async function listThreadRuns(
+  db: Queryable,
+  threadId: string,
+  userId: string,
+  page: { limit: number; offset: number; status?: string | null },
+): Promise<RunResponse[]> {
+  const { rows } = await db.query<RunRow>(
+    `SELECT ${RUN_COLUMNS} FROM runs
+      WHERE thread_id = $1 AND user_id = $2 AND ($3::text IS NULL OR status = $3)
+      ORDER BY created_at DESC, run_id
+      LIMIT $4 OFFSET $5`,
+    [threadId, userId, page.status ?? null, page.limit, page.offset],
+  );
+  return rows.map(toRunResponse);
+}
+
+/** Ids of a thread's runs that have not ended. */
+export async function activeThreadRunIds(db: Queryable, threadId: string): Promise<string[]> {
+  const { rows } = await db.query<{ run_id: string }>(`SELECT run_id FROM runs WHERE thread_id = $1 AND status IN ('pending', 'running')`, [threadId]);
+  return rows.map((r) => r.run_id);
+}
+
+export type CancelAction = 'interrupt' | 'rollback';
+
+/**
+ * Ends runs as interrupted, through the worker's own finishing path (thread status, cron
+ * ledger, ephemeral threads). A pending run is then skipped by the worker that fetches its job
+ * (the claim only takes pending runs). A running run is marked interrupted and its eventual
+ * result discarded (the finish only updates runs still pending or running); stopping its agent
+ * early is the worker's part. `rollback` also deletes the runs.
+ * Must not be called while holding a lock on the runs' threads: finishing updates them.
+ */
+export async function cancelRuns(pool: Pool, runIds: string[], action: CancelAction): Promise<void> {
+  if (runIds.length === 0) return;
+  await endRuns(pool, runIds, { status: 'interrupted', error: { error: 'Cancelled', message: `cancelled (${action}) through the API` } });
+  if (action === 'rollback') await pool.query(`DELETE FROM runs WHERE run_id = ANY($1::uuid[])`, [runIds]);
+}
+
+export interface BackgroundRun {
+  thread_id: string;
+  assistant_id: string;
+  user_id: string;
+  kwargs: Record<string, unknown>;
+  metadata: Record<string, unknown>;
+  multitask_strategy: MultitaskStrategy;
+}
+
+/**
+ * Writes a manual run on a thread and enqueues it, in the caller's transaction (which must hold
+ * the thread's lock). Runs of one thread are serialised by the queue, so an `enqueue` run waits
+ * for the ones before it.
+ */
+export async function insertBackgroundRun(client: PoolClient, boss: PgBoss, run: BackgroundRun): Promise<RunResponse> {
+  const runId = randomUUID();
+  await insertRuns(client, boss, [
+    {
+      run_id: runId,
+      thread_id: run.thread_id,
+      assistant_id: run.assistant_id,
+      user_id: run.user_id,
+      cron_id: null,
+      scheduled_for: null,
+      kwargs: run.kwargs,
+      multitask_strategy: run.multitask_strategy,
+      metadata: run.metadata,
+      serialize_key: run.thread_id,
+    },
+  ]);
+  const created = await getRun(client, runId, run.user_id);
+  return created!;
+}
+
+const ENDED = new Set(['success', 'error', 'timeout', 'interrupted']);
+export const runEnded = (status: string): boolean => ENDED.has(status);
+
+/**
+ * Waits until the caller's run ends, polling with a growing interval (50 ms up to 1 s): answers
+ * the ended run, null when it no longer exists (deleted with its thread), or the run still going
+ * once maxWaitMs has passed or the signal aborts (the client went away).
+ */
+export async function waitForRunEnd(
+  db: Queryable,
+  threadId: string,
+  runId: string,
+  userId: string,
+  opts: { maxWaitMs: number; signal?: AbortSignal },
+): Promise<RunResponse | null> {
+  const deadline = Date.now() + opts.maxWaitMs;
+  let delay = 50;
+  for (;;) {
+    const run = await getThreadRun(db, threadId, runId, userId);
+    if (!run || runEnded(run.status) || Date.now() >= deadline || opts.signal?.aborted) return run;
+    await sleep(Math.min(delay, Math.max(0, deadline - Date.now())), opts.signal);
+    delay = Math.min(delay * 2, 1000);
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** A thread's values, as a join answers them once its run has ended. */
+export async function threadValues(db: Queryable, threadId: string): Promise<unknown> {
+  const { rows } = await db.query<{ values: unknown }>(`SELECT "values" FROM threads WHERE thread_id = $1`, [threadId]);
+  return rows[0]?.values ?? {};
+}
+
+/** Deletes an ended run of the caller's; 'active' when it has not ended (cancel it first). */
+export async function deleteEndedRun(db: Queryable, threadId: string, runId: string, userId: string): Promise<'deleted' | 'missing' | 'active'> {
+  const { rows } = await db.query<{ status: string }>(
+    `WITH target AS (SELECT run_id, status FROM runs WHERE run_id = $1 AND thread_id = $2 AND user_id = $3),
+          gone AS (DELETE FROM runs r USING target t WHERE r.run_id = t.run_id AND t.status NOT IN ('pending', 'running') RETURNING r.run_id)
+     SELECT t.status FROM target t`,
+    [runId, threadId, userId],
+  );
+  if (!rows[0]) return 'missing';
+  return runEnded(rows[0].status) ? 'deleted' : 'active';
 }

@@ -24,6 +24,7 @@ interface ClaimedRun {
   kwargs: { input?: unknown; config?: Record<string, unknown>; context?: Record<string, unknown> };
   started_at: Date;
   values: Record<string, unknown> | null;
+  ephemeral: boolean;
   graph_id: string;
   assistant_config: Record<string, unknown>;
   assistant_context: Record<string, unknown>;
@@ -38,14 +39,14 @@ const CLAIM = `
        AND (r.status = 'pending' OR (r.status = 'running' AND r.attempts < v.attempt))
     RETURNING r.run_id, r.thread_id, r.assistant_id, r.cron_id, r.scheduled_for, r.kwargs, r.started_at
   ), busy AS (
+    -- An ephemeral thread is deleted when its run ends: nobody sees it busy, so it is not written.
     UPDATE threads t SET status = 'busy', updated_at = now()
       FROM (SELECT DISTINCT thread_id FROM claimed) c
-     WHERE t.thread_id = c.thread_id
-    RETURNING t.thread_id, t."values"
+     WHERE t.thread_id = c.thread_id AND NOT t.ephemeral
   )
-  SELECT c.*, b."values", a.graph_id, a.config AS assistant_config, a.context AS assistant_context
+  SELECT c.*, t."values", t.ephemeral, a.graph_id, a.config AS assistant_config, a.context AS assistant_context
     FROM claimed c
-    JOIN busy b USING (thread_id)
+    JOIN threads t USING (thread_id)
     JOIN assistants a USING (assistant_id)`;
 
 const FINISH_RUNS = `
@@ -53,7 +54,7 @@ const FINISH_RUNS = `
      SET status = v.status, output = v.output, error = v.error, ended_at = now(), updated_at = now()
     FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::jsonb[]) AS v(run_id, status, output, error)
    WHERE r.run_id = v.run_id AND r.status IN ('pending', 'running')
-  RETURNING r.run_id, r.thread_id, r.cron_id, r.scheduled_for, r.started_at, r.status`;
+  RETURNING r.run_id`;
 
 // The thread takes the run's output as its values; it is busy while another run of it is still going.
 const SETTLE_THREADS = `
@@ -77,6 +78,15 @@ export interface RunResult {
   error: { error: string; message: string } | null;
 }
 
+/** A result with what the claim already knew of its run, so finishing needs no extra read. */
+export interface FinishedRun extends RunResult {
+  thread_id: string;
+  ephemeral: boolean;
+  cron_id: string | null;
+  scheduled_for: Date | null;
+  started_at: Date | null;
+}
+
 /**
  * Ends runs in batches: results that arrive in the same tick share one transaction, so a
  * batch of quick runs costs a handful of statements, and a slow run never holds back the others.
@@ -84,7 +94,7 @@ export interface RunResult {
 class RunFinisher {
   #pool: Pool;
   #logger: Logger;
-  #queue: { result: RunResult; done: (err?: unknown) => void }[] = [];
+  #queue: { result: FinishedRun; done: (err?: unknown) => void }[] = [];
   #scheduled = false;
 
   constructor(pool: Pool, logger: Logger) {
@@ -92,7 +102,7 @@ class RunFinisher {
     this.#logger = logger;
   }
 
-  finish(result: RunResult): Promise<void> {
+  finish(result: FinishedRun): Promise<void> {
     return new Promise((resolve, reject) => {
       this.#queue.push({ result, done: (err) => (err ? reject(err) : resolve()) });
       if (!this.#scheduled) {
@@ -115,44 +125,67 @@ class RunFinisher {
   }
 }
 
-/** Ends runs (only those still pending or running), settles their threads, crons and ledger, drops ephemeral threads. */
-export async function finishRuns(pool: Pool, results: RunResult[]): Promise<void> {
+/**
+ * Ends runs in one transaction: a run on a kept thread is updated (only if still pending or
+ * running) and its thread takes the output as values; a run on an ephemeral thread is not
+ * written at all, the thread is deleted with its runs. Cron runs update their ledger row and the
+ * cron's last_run_* either way.
+ */
+export async function finishRuns(pool: Pool, results: FinishedRun[]): Promise<void> {
   if (results.length === 0) return;
   await withTransaction(pool, async (client) => {
-    const { rows } = await client.query<{ run_id: string; thread_id: string; cron_id: string | null; scheduled_for: Date | null; started_at: Date | null; status: string }>(
-      FINISH_RUNS,
-      [
-        results.map((r) => r.run_id),
-        results.map((r) => r.status),
-        results.map((r) => (r.output === undefined ? null : JSON.stringify(r.output))),
-        results.map((r) => (r.error ? JSON.stringify(r.error) : null)),
-      ],
-    );
-    if (rows.length === 0) return;
-    const byRun = new Map(results.map((r) => [r.run_id, r]));
-    // One row per thread: the last result wins (runs on one thread are serialised anyway).
-    const threads = new Map(rows.map((row) => [row.thread_id, byRun.get(row.run_id)!]));
-    await client.query(SETTLE_THREADS, [
-      [...threads.keys()],
-      [...threads.values()].map((r) => r.status),
-      [...threads.values()].map((r) => (r.status === 'success' ? JSON.stringify(r.output ?? null) : null)),
-    ]);
-    const outcomes: RunOutcome[] = rows
-      .filter((row) => row.cron_id && row.scheduled_for)
-      .map((row) => {
-        const r = byRun.get(row.run_id)!;
-        return {
-          run_id: row.run_id,
-          cron_id: row.cron_id!,
-          scheduled_for: row.scheduled_for!,
-          status: r.status,
-          error: r.error ? r.error.message : null,
-          started_at: row.started_at,
-        };
-      });
+    const kept = results.filter((r) => !r.ephemeral);
+    let ended = results.filter((r) => r.ephemeral);
+    if (kept.length) {
+      const { rows } = await client.query<{ run_id: string }>(FINISH_RUNS, [
+        kept.map((r) => r.run_id),
+        kept.map((r) => r.status),
+        kept.map((r) => (r.output === undefined ? null : JSON.stringify(r.output))),
+        kept.map((r) => (r.error ? JSON.stringify(r.error) : null)),
+      ]);
+      const updated = new Set(rows.map((r) => r.run_id));
+      const keptEnded = kept.filter((r) => updated.has(r.run_id));
+      // One row per thread: the last result wins (runs on one thread are serialised anyway).
+      const threads = new Map(keptEnded.map((r) => [r.thread_id, r]));
+      if (threads.size) {
+        await client.query(SETTLE_THREADS, [
+          [...threads.keys()],
+          [...threads.values()].map((r) => r.status),
+          [...threads.values()].map((r) => (r.status === 'success' ? JSON.stringify(r.output ?? null) : null)),
+        ]);
+      }
+      ended = [...ended, ...keptEnded];
+    }
+    const outcomes: RunOutcome[] = ended
+      .filter((r) => r.cron_id && r.scheduled_for)
+      .map((r) => ({
+        run_id: r.run_id,
+        cron_id: r.cron_id!,
+        scheduled_for: r.scheduled_for!,
+        status: r.status,
+        error: r.error ? r.error.message : null,
+        started_at: r.started_at,
+      }));
     await recordOutcomes(client, outcomes);
-    await client.query(DELETE_EPHEMERAL, [[...threads.keys()]]);
+    const ephemeral = results.filter((r) => r.ephemeral).map((r) => r.thread_id);
+    if (ephemeral.length) await client.query(DELETE_EPHEMERAL, [ephemeral]);
   });
+}
+
+/**
+ * Ends runs that no worker result is at hand for (a cancel, a dead-lettered job) with the same
+ * outcome each; runs already ended are left alone.
+ */
+export async function endRuns(pool: Pool, runIds: string[], outcome: Pick<RunResult, 'status' | 'error'>): Promise<string[]> {
+  if (runIds.length === 0) return [];
+  const { rows } = await pool.query<Omit<FinishedRun, keyof RunResult> & { run_id: string }>(
+    `SELECT r.run_id, r.thread_id, t.ephemeral, r.cron_id, r.scheduled_for, r.started_at
+       FROM runs r JOIN threads t USING (thread_id)
+      WHERE r.run_id = ANY($1::uuid[]) AND r.status IN ('pending', 'running')`,
+    [runIds],
+  );
+  await finishRuns(pool, rows.map((r) => ({ ...r, ...outcome, output: null })));
+  return rows.map((r) => r.run_id);
 }
 
 export interface RunWorkerOptions {
@@ -224,7 +257,14 @@ export class RunWorker {
         const result = await withLogContext({ run_id: run.run_id, cron_id: run.cron_id ?? undefined }, () => this.#execute(run, job.signal));
         // Shutdown or a lost claim aborted it: leave the run to the job's retry.
         if (result === null) return { id: job.id, status: 'failed' as const };
-        await this.#finisher.finish(result);
+        await this.#finisher.finish({
+          ...result,
+          thread_id: run.thread_id,
+          ephemeral: run.ephemeral,
+          cron_id: run.cron_id,
+          scheduled_for: run.scheduled_for,
+          started_at: run.started_at,
+        });
         return { id: job.id, status: 'completed' as const };
       }),
     );
@@ -286,13 +326,11 @@ export class RunWorker {
 
   /** Every attempt of these runs' jobs was lost (workers died): end each run as error, with why. */
   async #lost(jobs: Job<RunJob>[]): Promise<void> {
-    const results: RunResult[] = jobs.map((j) => ({
-      run_id: j.data.run_id,
-      status: 'error',
-      output: null,
-      error: { error: 'WorkerLost', message: 'the run was started but its worker stopped responding on every attempt' },
-    }));
-    await finishRuns(this.#o.pool, results);
-    this.#o.logger.warn('runs ended after their workers were lost', { runs: results.map((r) => r.run_id) });
+    const ended = await endRuns(
+      this.#o.pool,
+      jobs.map((j) => j.data.run_id),
+      { status: 'error', error: { error: 'WorkerLost', message: 'the run was started but its worker stopped responding on every attempt' } },
+    );
+    if (ended.length) this.#o.logger.warn('runs ended after their workers were lost', { runs: ended });
   }
 }

@@ -1,7 +1,155 @@
+import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
+import { z } from 'zod';
+import type { AgentRegistry } from '../../agents/index.ts';
+import { countAssistants, deleteAssistant, getAssistant, insertAssistant, patchAssistant, searchAssistants } from '../../assistants/index.ts';
+import type { VisibleAssistant } from '../../assistants/index.ts';
+import type { Pool } from '../../db/index.ts';
+import { userOf } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
+import { HttpError } from '../errors.ts';
+import { NoContent, documentRoutes, errors, json, project } from '../schemas/common.ts';
+import { AssistantCount, AssistantCreate, AssistantDeleteQuery, AssistantPatch, AssistantSchema, AssistantSearch } from '../schemas/assistants.ts';
+import { parse } from '../validate.ts';
 
-export function assistantsRoutes(_deps: ApiDeps): Router {
+const AssistantParams = z.object({ assistant_id: z.string().describe('An assistant id, or a graph id (its default assistant).') });
+
+const paginationNext = { 'X-Pagination-Next': { description: 'The offset of the next page, when there may be one.', schema: { type: 'string' as const } } };
+
+documentRoutes('assistants', [
+  {
+    method: 'post',
+    path: '/assistants',
+    summary: 'Create an assistant',
+    body: AssistantCreate,
+    responses: { 200: json(AssistantSchema), ...errors(409, 422) },
+  },
+  {
+    method: 'post',
+    path: '/assistants/search',
+    summary: "Search the caller's and the default assistants",
+    body: AssistantSearch,
+    responses: { 200: { ...json(z.array(AssistantSchema)), headers: paginationNext }, ...errors(422) },
+  },
+  {
+    method: 'post',
+    path: '/assistants/count',
+    summary: "Count the caller's and the default assistants",
+    body: AssistantCount,
+    responses: { 200: json(z.number().int(), 'A bare integer.'), ...errors(422) },
+  },
+  {
+    method: 'get',
+    path: '/assistants/{assistant_id}',
+    summary: 'Get an assistant',
+    params: AssistantParams,
+    responses: { 200: json(AssistantSchema), ...errors(404) },
+  },
+  {
+    method: 'patch',
+    path: '/assistants/{assistant_id}',
+    summary: 'Change an assistant',
+    description: 'Default assistants are read-only: 403.',
+    params: AssistantParams,
+    body: AssistantPatch,
+    responses: { 200: json(AssistantSchema), ...errors(403, 404, 422) },
+  },
+  {
+    method: 'delete',
+    path: '/assistants/{assistant_id}',
+    summary: 'Delete an assistant with its crons and runs',
+    description: 'Default assistants are read-only: 403.',
+    params: AssistantParams,
+    query: AssistantDeleteQuery,
+    responses: { 204: NoContent, ...errors(403, 404, 422) },
+  },
+]);
+
+const assistantNotFound = () => new HttpError(404, 'assistant not found');
+
+/** A graph id in a request must name a graph this deployment runs. */
+function requireGraph(agents: AgentRegistry, graphId: string): void {
+  if (!agents.get(graphId)) {
+    throw new HttpError(422, `body.graph_id: unknown graph "${graphId}" (registered: ${agents.graphIds().join(', ') || 'none'})`);
+  }
+}
+
+/** The caller's own assistant, ready to change: default assistants are refused with 403. */
+async function ownAssistant(pool: Pool, ref: string, user: string): Promise<VisibleAssistant> {
+  const found = await getAssistant(pool, ref, user);
+  if (!found) throw assistantNotFound();
+  if (found.system) {
+    const { assistant_id, graph_id } = found.assistant;
+    throw new HttpError(403, `assistant ${assistant_id} is the default assistant of graph "${graph_id}" and is read-only`);
+  }
+  return found;
+}
+
+export function assistantsRoutes({ pool, agents }: ApiDeps): Router {
   const router = Router();
+
+  router.post('/assistants', async (req, res) => {
+    const b = parse(AssistantCreate, req.body);
+    requireGraph(agents, b.graph_id);
+    const user = userOf(res);
+    const assistantId = b.assistant_id?.toLowerCase() ?? randomUUID();
+    const created = await insertAssistant(pool, {
+      assistant_id: assistantId,
+      graph_id: b.graph_id,
+      name: b.name ?? 'Untitled',
+      description: b.description ?? null,
+      config: b.config ?? {},
+      context: b.context ?? {},
+      metadata: b.metadata ?? {},
+      user_id: user,
+    });
+    if (created) return void res.json(created);
+    // The id is taken: only an assistant the caller can see may be answered.
+    const existing = b.if_exists === 'do_nothing' ? await getAssistant(pool, assistantId, user) : null;
+    if (existing) return void res.json(existing.assistant);
+    throw new HttpError(409, `assistant ${assistantId} already exists`);
+  });
+
+  router.post('/assistants/search', async (req, res) => {
+    const b = parse(AssistantSearch, req.body);
+    // One extra row tells whether there is a next page (the SDK's includePagination reads the header).
+    const rows = await searchAssistants(pool, userOf(res), b, {
+      limit: b.limit + 1,
+      offset: b.offset,
+      sort_by: b.sort_by ?? 'created_at',
+      sort_order: b.sort_order ?? 'desc',
+    });
+    if (rows.length > b.limit) res.setHeader('X-Pagination-Next', String(b.offset + b.limit));
+    res.json(rows.slice(0, b.limit).map((a) => project(a, b.select)));
+  });
+
+  router.post('/assistants/count', async (req, res) => {
+    res.json(await countAssistants(pool, userOf(res), parse(AssistantCount, req.body)));
+  });
+
+  router.get('/assistants/:assistant_id', async (req, res) => {
+    const found = await getAssistant(pool, req.params.assistant_id, userOf(res));
+    if (!found) throw assistantNotFound();
+    res.json(found.assistant);
+  });
+
+  router.patch('/assistants/:assistant_id', async (req, res) => {
+    const user = userOf(res);
+    const b = parse(AssistantPatch, req.body);
+    const { assistant } = await ownAssistant(pool, req.params.assistant_id, user);
+    if (b.graph_id) requireGraph(agents, b.graph_id);
+    const patched = await patchAssistant(pool, assistant.assistant_id, user, b);
+    if (!patched) throw assistantNotFound();
+    res.json(patched);
+  });
+
+  router.delete('/assistants/:assistant_id', async (req, res) => {
+    const user = userOf(res);
+    const q = parse(AssistantDeleteQuery, req.query, 'query');
+    const { assistant } = await ownAssistant(pool, req.params.assistant_id, user);
+    if (!(await deleteAssistant(pool, assistant.assistant_id, user, q.delete_threads))) throw assistantNotFound();
+    res.status(204).end();
+  });
+
   return router;
 }

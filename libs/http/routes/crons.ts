@@ -1,7 +1,341 @@
+import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
+import type { Request, Response } from 'express';
+import { defaultAssistantId } from '../../assistants/index.ts';
+import type { Config } from '../../config/index.ts';
+import { fireOccurrences } from '../../crons/index.ts';
+import type { CronPayload, CronRow, CronWithGraph, CronChanges, FiringCron, OccurrenceTrigger } from '../../crons/index.ts';
+import {
+  countCrons,
+  createThreadIfMissing,
+  deleteCron,
+  findAssistant,
+  getCron,
+  insertCron,
+  listOccurrences,
+  localIso,
+  lockAndCountUserCrons,
+  nextFireTimes,
+  ownsThread,
+  searchCrons,
+  toCronResponse,
+  toOccurrenceResponse,
+  transactionNow,
+  updateCron,
+} from '../../crons/index.ts';
+import { withTransaction } from '../../db/index.ts';
+import type { PoolClient } from '../../db/index.ts';
+import { isUuid, occurrenceRunId } from '../../ids/index.ts';
+import { getRun } from '../../runs/index.ts';
+import type { RunResponse } from '../../runs/index.ts';
+import { parseSchedule, ScheduleError } from '../../schedule/index.ts';
+import type { Schedule } from '../../schedule/index.ts';
+import { userOf } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
+import { HttpError, notFound } from '../errors.ts';
+import {
+  CronCountBody,
+  CronCreateBody,
+  CronSearchBody,
+  CronUpdateBody,
+  NextQuery,
+  OccurrencesQuery,
+  PAYLOAD_KEYS,
+} from '../schemas/crons.ts';
+import type { CronField } from '../schemas/crons.ts';
+import { parse } from '../validate.ts';
 
-export function cronsRoutes(_deps: ApiDeps): Router {
+// The crons API: the LangGraph SDK's create/createForThread/search/count/update/delete, plus get,
+// trigger (run now), the occurrence ledger and the next fire times. Every cron is read and written
+// as its owner's; someone else's cron is "not found", exactly like a missing one.
+
+const CRON_NOT_FOUND = 'Cron not found';
+const THREAD_NOT_FOUND = 'Thread not found';
+const ASSISTANT_NOT_FOUND = 'Assistant not found';
+
+const unprocessable = (field: string, reason: string) => new HttpError(422, `body.${field}: ${reason}`);
+
+/**
+ * The cap on a cron body (CRON_MAX_PAYLOAD_BYTES), on the raw JSON as sent (Content-Length), or
+ * re-serialized when the length is not declared. Bodies past the server's hard limit never get
+ * here: the JSON parser answers 413.
+ */
+function checkBodySize(req: Request, config: Config): void {
+  const declared = Number(req.get('content-length'));
+  const bytes = Number.isFinite(declared) && declared > 0 ? declared : Buffer.byteLength(JSON.stringify(req.body ?? {}));
+  if (bytes > config.CRON_MAX_PAYLOAD_BYTES) {
+    throw new HttpError(422, `body: the cron body is ${bytes} bytes, over the limit of ${config.CRON_MAX_PAYLOAD_BYTES} (CRON_MAX_PAYLOAD_BYTES)`);
+  }
+}
+
+/** A validated schedule, or a 422 naming the field (schedule or timezone) with the parser's reason. */
+function scheduleOf(expression: string, timezone: string | null, allowSeconds: boolean): Schedule {
+  try {
+    return parseSchedule(expression, { timezone, allowSeconds });
+  } catch (err) {
+    if (err instanceof ScheduleError) throw unprocessable(err.field, err.message);
+    throw err;
+  }
+}
+
+/** A path's UUID; anything else names no cron or thread, so it is a 404 (never a database error). */
+function pathId(req: Request, name: 'cron_id' | 'thread_id', missing: string): string {
+  const id = req.params[name];
+  if (typeof id !== 'string' || !isUuid(id)) throw notFound(missing);
+  return id;
+}
+
+/** An assistant id as given, or a graph id standing for that graph's default assistant. */
+const assistantKey = (idOrGraph: string): string => (isUuid(idOrGraph) ? idOrGraph : defaultAssistantId(idOrGraph));
+
+/** The run-body fields of a request, without the ones left out (undefined) or sent as null. */
+function payloadOf(body: Record<string, unknown>): CronPayload {
+  const payload: CronPayload = {};
+  for (const key of PAYLOAD_KEYS) if (body[key] !== undefined && body[key] !== null) payload[key] = body[key];
+  return payload;
+}
+
+function firingCronOf(cron: CronRow, graphId: string): FiringCron {
+  return {
+    cron_id: cron.cron_id,
+    assistant_id: cron.assistant_id,
+    graph_id: graphId,
+    thread_id: cron.thread_id,
+    user_id: cron.user_id,
+    on_run_completed: cron.on_run_completed,
+    overlap_policy: cron.overlap_policy,
+    payload: cron.payload,
+  };
+}
+
+/**
+ * Starts a run of the cron for the occurrence at `at` (the transaction's now), through the same
+ * path as the scheduler: run, thread, pg-boss job and ledger row commit together. Answers the
+ * occurrence's run (an existing one if that instant already had its run).
+ */
+async function startRun(client: PoolClient, boss: ApiDeps['boss'], cron: CronRow, graphId: string, at: Date, trigger: OccurrenceTrigger): Promise<RunResponse> {
+  await fireOccurrences(client, boss, [{ cron: firingCronOf(cron, graphId), scheduled_for: at, skipped_count: 0, trigger }]);
+  const run = await getRun(client, occurrenceRunId(cron.cron_id, at), cron.user_id);
+  if (!run) throw new HttpError(409, 'this cron already had an occurrence at this instant; retry');
+  return run;
+}
+
+/** A run-creating answer: the Run plus cron_id, and where the run lives. */
+function sendRun(res: Response, run: RunResponse, cronId: string): void {
+  res.setHeader('Content-Location', `/threads/${run.thread_id}/runs/${run.run_id}`);
+  res.json({ ...run, cron_id: cronId });
+}
+
+async function createCron(deps: ApiDeps, req: Request, res: Response, threadId: string | null): Promise<void> {
+  const { pool, boss, config } = deps;
+  const userId = userOf(res);
+  checkBodySize(req, config);
+  const body = parse(CronCreateBody, req.body);
+  if (threadId !== null && body.overlap_policy && body.overlap_policy !== 'allow') {
+    throw unprocessable('overlap_policy', 'applies to stateless crons only; a thread cron follows multitask_strategy');
+  }
+  const timezone = body.timezone ?? null;
+  const schedule = scheduleOf(body.schedule, timezone, config.CRON_ALLOW_SECONDS_SCHEDULE);
+  const enabled = body.enabled ?? true;
+
+  const created = await withTransaction(pool, async (client) => {
+    const now = await transactionNow(client);
+    if (body.end_time && body.end_time.getTime() <= now.getTime()) throw unprocessable('end_time', `must be in the future (got ${body.end_time.toISOString()})`);
+    const assistant = await findAssistant(client, assistantKey(body.assistant_id), userId);
+    if (!assistant) throw notFound(ASSISTANT_NOT_FOUND);
+    if (threadId !== null) {
+      if (body.if_not_exists === 'create') await createThreadIfMissing(client, threadId, userId);
+      if (!(await ownsThread(client, threadId, userId))) throw notFound(THREAD_NOT_FOUND);
+    }
+    const cap = config.CRON_MAX_PER_USER;
+    if (cap > 0) {
+      const owned = await lockAndCountUserCrons(client, userId);
+      if (owned >= cap) throw new HttpError(429, `cron limit reached: you own ${owned} crons and CRON_MAX_PER_USER is ${cap}`);
+    }
+    const cron = await insertCron(client, {
+      cron_id: randomUUID(),
+      assistant_id: assistant.assistant_id,
+      thread_id: threadId,
+      user_id: userId,
+      schedule: schedule.expression,
+      timezone,
+      end_time: body.end_time ?? null,
+      enabled,
+      // Only a stateless cron's fresh threads have something to keep or delete.
+      on_run_completed: threadId === null ? (body.on_run_completed ?? 'delete') : null,
+      payload: payloadOf(body),
+      metadata: body.metadata ?? {},
+      next_run_date: schedule.nextAfter(now),
+      missed_policy: body.missed_policy ?? 'latest',
+      overlap_policy: body.overlap_policy ?? 'allow',
+    });
+    // The first run starts now, in this transaction: the cron exists if and only if it does.
+    const run = enabled ? await startRun(client, boss, cron, assistant.graph_id, now, 'create') : null;
+    return { cron, run };
+  });
+  if (created.run) sendRun(res, created.run, created.cron.cron_id);
+  else res.json(toCronResponse(created.cron));
+}
+
+/**
+ * The cron after an update (pure; the caller holds the row lock). Fields not sent stay; a new
+ * schedule or timezone recomputes next_run_date from now; a cron enabled again whose next date
+ * passed (or that had finished) restarts from now instead of firing the stale occurrence.
+ */
+function planUpdate(row: CronWithGraph, body: CronUpdateBody, now: Date, allowSeconds: boolean): CronChanges {
+  const timezone = body.timezone !== undefined ? body.timezone : row.timezone;
+  let schedule: Schedule | null = null;
+  if (body.schedule != null) schedule = scheduleOf(body.schedule, timezone, allowSeconds);
+  // The stored schedule was validated when written; only the new timezone needs checking here.
+  else if (body.timezone !== undefined) schedule = scheduleOf(row.schedule, timezone, true);
+  const scheduleChanged = schedule !== null && (schedule.expression !== row.schedule || timezone !== row.timezone);
+
+  let endTime = row.end_time;
+  if (body.end_time === null) endTime = null;
+  else if (body.end_time !== undefined) {
+    if (body.end_time.getTime() <= now.getTime()) throw unprocessable('end_time', `must be in the future (got ${body.end_time.toISOString()})`);
+    endTime = body.end_time;
+  }
+
+  // A finished cron (its end_time passed) runs again when enabled or given a new end_time.
+  const finished = row.finished_at !== null;
+  const revive = finished && body.enabled !== false && (body.enabled === true || body.end_time !== undefined);
+  const enabled = body.enabled ?? (revive ? true : row.enabled);
+  const restarted = enabled && (!row.enabled || finished);
+  const stale = row.next_run_date === null || row.next_run_date.getTime() <= now.getTime();
+  let nextRunDate = row.next_run_date;
+  if (scheduleChanged || (restarted && stale)) {
+    nextRunDate = (schedule ?? scheduleOf(row.schedule, row.timezone, true)).nextAfter(now);
+  }
+
+  if (row.thread_id !== null && body.overlap_policy && body.overlap_policy !== 'allow') {
+    throw unprocessable('overlap_policy', 'applies to stateless crons only; a thread cron follows multitask_strategy');
+  }
+  const payloadSet: Record<string, unknown> = {};
+  const payloadRemove: string[] = [];
+  const fields = body as Record<string, unknown>;
+  for (const key of PAYLOAD_KEYS) {
+    if (fields[key] === null) payloadRemove.push(key);
+    else if (fields[key] !== undefined) payloadSet[key] = fields[key];
+  }
+  return {
+    schedule: schedule?.expression ?? row.schedule,
+    timezone,
+    end_time: endTime,
+    enabled,
+    on_run_completed: row.thread_id === null ? (body.on_run_completed ?? row.on_run_completed) : null,
+    metadata: body.metadata ?? row.metadata,
+    payload_set: payloadSet,
+    payload_remove: payloadRemove,
+    next_run_date: nextRunDate,
+    finished_at: restarted ? null : row.finished_at,
+    missed_policy: body.missed_policy ?? row.missed_policy,
+    overlap_policy: body.overlap_policy ?? row.overlap_policy,
+  };
+}
+
+/** A Cron reduced to the selected fields ("now" is the database's time of the search). */
+function selectFields(row: CronRow, select: CronField[] | null, now: Date): Record<string, unknown> {
+  const full: Record<string, unknown> = { ...toCronResponse(row) };
+  if (select === null) return full;
+  const out: Record<string, unknown> = {};
+  for (const field of select) out[field] = field === 'now' ? now.toISOString() : full[field];
+  return out;
+}
+
+export function cronsRoutes(deps: ApiDeps): Router {
+  const { pool, boss, config } = deps;
   const router = Router();
+
+  router.post('/runs/crons', (req, res) => createCron(deps, req, res, null));
+
+  router.post('/threads/:thread_id/runs/crons', (req, res) => createCron(deps, req, res, pathId(req, 'thread_id', THREAD_NOT_FOUND)));
+
+  router.post('/runs/crons/search', async (req, res) => {
+    const q = parse(CronSearchBody, req.body);
+    const { crons, now } = await searchCrons(pool, userOf(res), {
+      assistant_id: q.assistant_id != null ? assistantKey(q.assistant_id) : null,
+      thread_id: q.thread_id,
+      enabled: q.enabled,
+      metadata: q.metadata,
+      sort_by: q.sort_by,
+      sort_order: q.sort_order,
+      limit: q.limit,
+      offset: q.offset,
+    });
+    res.json(crons.map((c) => selectFields(c, q.select, now)));
+  });
+
+  router.post('/runs/crons/count', async (req, res) => {
+    const q = parse(CronCountBody, req.body);
+    const n = await countCrons(pool, userOf(res), {
+      assistant_id: q.assistant_id != null ? assistantKey(q.assistant_id) : null,
+      thread_id: q.thread_id,
+      enabled: q.enabled,
+      metadata: q.metadata,
+    });
+    res.json(n);
+  });
+
+  router.get('/runs/crons/:cron_id', async (req, res) => {
+    const cron = await getCron(pool, pathId(req, 'cron_id', CRON_NOT_FOUND), userOf(res));
+    if (!cron) throw notFound(CRON_NOT_FOUND);
+    res.json(toCronResponse(cron));
+  });
+
+  router.patch('/runs/crons/:cron_id', async (req, res) => {
+    const userId = userOf(res);
+    const cronId = pathId(req, 'cron_id', CRON_NOT_FOUND);
+    checkBodySize(req, config);
+    const body = parse(CronUpdateBody, req.body);
+    const cron = await withTransaction(pool, async (client) => {
+      const row = await getCron(client, cronId, userId, { lock: true });
+      if (!row) throw notFound(CRON_NOT_FOUND);
+      const changes = planUpdate(row, body, await transactionNow(client), config.CRON_ALLOW_SECONDS_SCHEDULE);
+      return updateCron(client, cronId, userId, changes);
+    });
+    res.json(toCronResponse(cron));
+  });
+
+  router.delete('/runs/crons/:cron_id', async (req, res) => {
+    if (!(await deleteCron(pool, pathId(req, 'cron_id', CRON_NOT_FOUND), userOf(res)))) throw notFound(CRON_NOT_FOUND);
+    res.status(204).end();
+  });
+
+  router.post('/runs/crons/:cron_id/trigger', async (req, res) => {
+    const userId = userOf(res);
+    const cronId = pathId(req, 'cron_id', CRON_NOT_FOUND);
+    const run = await withTransaction(pool, async (client) => {
+      const cron = await getCron(client, cronId, userId);
+      if (!cron) throw notFound(CRON_NOT_FOUND);
+      return startRun(client, boss, cron, cron.graph_id, await transactionNow(client), 'manual');
+    });
+    sendRun(res, run, cronId);
+  });
+
+  router.get('/runs/crons/:cron_id/occurrences', async (req, res) => {
+    const cronId = pathId(req, 'cron_id', CRON_NOT_FOUND);
+    const { limit, offset } = parse(OccurrencesQuery, req.query, 'query');
+    if (!(await getCron(pool, cronId, userOf(res)))) throw notFound(CRON_NOT_FOUND);
+    const rows = await listOccurrences(pool, cronId, limit, offset);
+    res.json(rows.map(toOccurrenceResponse));
+  });
+
+  router.get('/runs/crons/:cron_id/next', async (req, res) => {
+    const cronId = pathId(req, 'cron_id', CRON_NOT_FOUND);
+    const { count } = parse(NextQuery, req.query, 'query');
+    const cron = await getCron(pool, cronId, userOf(res));
+    if (!cron) throw notFound(CRON_NOT_FOUND);
+    const schedule = scheduleOf(cron.schedule, cron.timezone, true);
+    const times = nextFireTimes(cron, schedule, count);
+    res.json({
+      cron_id: cron.cron_id,
+      schedule: cron.schedule,
+      timezone: schedule.timezone,
+      enabled: cron.enabled,
+      next: times.map((t) => ({ utc: t.toISOString(), local: localIso(t, schedule.timezone) })),
+    });
+  });
+
   return router;
 }

@@ -1,7 +1,126 @@
+import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
+import { z } from 'zod';
+import { countThreads, deleteThread, getThread, insertThread, patchThread, searchThreads, toThreadState } from '../../threads/index.ts';
+import { userOf } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
+import { HttpError } from '../errors.ts';
+import { NoContent, documentRoutes, errors, json, pathId, project } from '../schemas/common.ts';
+import { ThreadCount, ThreadCreate, ThreadPatch, ThreadSchema, ThreadSearch, ThreadStateSchema } from '../schemas/threads.ts';
+import { parse } from '../validate.ts';
 
-export function threadsRoutes(_deps: ApiDeps): Router {
+const threadNotFound = () => new HttpError(404, 'thread not found');
+const ThreadParams = z.object({ thread_id: z.uuid() });
+
+documentRoutes('threads', [
+  {
+    method: 'post',
+    path: '/threads',
+    summary: 'Create a thread',
+    body: ThreadCreate,
+    responses: { 200: json(ThreadSchema), ...errors(409, 422) },
+  },
+  {
+    method: 'post',
+    path: '/threads/search',
+    summary: "Search the caller's threads",
+    body: ThreadSearch,
+    responses: { 200: json(z.array(ThreadSchema)), ...errors(422) },
+  },
+  {
+    method: 'post',
+    path: '/threads/count',
+    summary: "Count the caller's threads",
+    body: ThreadCount,
+    responses: { 200: json(z.number().int(), 'A bare integer.'), ...errors(422) },
+  },
+  {
+    method: 'get',
+    path: '/threads/{thread_id}',
+    summary: 'Get a thread',
+    params: ThreadParams,
+    responses: { 200: json(ThreadSchema), ...errors(404) },
+  },
+  {
+    method: 'patch',
+    path: '/threads/{thread_id}',
+    summary: "Merge into a thread's metadata",
+    params: ThreadParams,
+    body: ThreadPatch,
+    responses: { 200: json(ThreadSchema), ...errors(404, 422) },
+  },
+  {
+    method: 'delete',
+    path: '/threads/{thread_id}',
+    summary: 'Delete a thread with its runs and crons',
+    params: ThreadParams,
+    responses: { 204: NoContent, ...errors(404) },
+  },
+  {
+    method: 'get',
+    path: '/threads/{thread_id}/state',
+    summary: "A thread's current state (values)",
+    params: ThreadParams,
+    responses: { 200: json(ThreadStateSchema), ...errors(404) },
+  },
+]);
+
+export function threadsRoutes({ pool }: ApiDeps): Router {
   const router = Router();
+
+  router.post('/threads', async (req, res) => {
+    const body = parse(ThreadCreate, req.body);
+    const user = userOf(res);
+    const threadId = body.thread_id?.toLowerCase() ?? randomUUID();
+    const updates = (body.supersteps ?? []).flatMap((s) => s.updates).filter((u) => u.values !== undefined);
+    const created = await insertThread(pool, { thread_id: threadId, user_id: user, metadata: body.metadata ?? {}, values: updates.at(-1)?.values ?? null });
+    if (created) return void res.json(created);
+    // The id is taken. Only the caller's own thread may be answered; another user's stays invisible.
+    const existing = body.if_exists === 'do_nothing' ? await getThread(pool, threadId, user) : null;
+    if (existing) return void res.json(existing);
+    throw new HttpError(409, `thread ${threadId} already exists`);
+  });
+
+  router.post('/threads/search', async (req, res) => {
+    const body = parse(ThreadSearch, req.body);
+    const threads = await searchThreads(pool, userOf(res), body, {
+      limit: body.limit,
+      offset: body.offset,
+      sort_by: body.sort_by ?? 'created_at',
+      sort_order: body.sort_order ?? 'desc',
+    });
+    res.json(threads.map((t) => project(t, body.select)));
+  });
+
+  router.post('/threads/count', async (req, res) => {
+    const body = parse(ThreadCount, req.body);
+    res.json(await countThreads(pool, userOf(res), body));
+  });
+
+  router.get('/threads/:thread_id', async (req, res) => {
+    const thread = await getThread(pool, pathId(req.params.thread_id, 'thread'), userOf(res));
+    if (!thread) throw threadNotFound();
+    res.json(thread);
+  });
+
+  router.patch('/threads/:thread_id', async (req, res) => {
+    const threadId = pathId(req.params.thread_id, 'thread');
+    const body = parse(ThreadPatch, req.body);
+    const thread = await patchThread(pool, threadId, userOf(res), body.metadata ?? null);
+    if (!thread) throw threadNotFound();
+    res.json(thread);
+  });
+
+  router.delete('/threads/:thread_id', async (req, res) => {
+    if (!(await deleteThread(pool, pathId(req.params.thread_id, 'thread'), userOf(res)))) throw threadNotFound();
+    res.status(204).end();
+  });
+
+  router.get('/threads/:thread_id/state', async (req, res) => {
+    const thread = await getThread(pool, pathId(req.params.thread_id, 'thread'), userOf(res));
+    if (!thread) throw threadNotFound();
+    res.json(toThreadState(thread));
+  });
+
   return router;
 }

@@ -67,7 +67,7 @@ registry.registerComponent('securitySchemes', 'ApiKey', {
 registry.registerComponent('securitySchemes', 'Bearer', { type: 'http', scheme: 'bearer', description: 'The same key as `Authorization: Bearer <key>`.' });
 
 /** Every API route accepts either header. */
-export const SECURITY = [{ ApiKey: [] }, { Bearer: [] }];
+export const SECURITY: Record<string, string[]>[] = [{ ApiKey: [] }, { Bearer: [] }];
 
 export const json = (schema: z.ZodType, description = 'OK') => ({ description, content: { 'application/json': { schema } } });
 
@@ -86,3 +86,34 @@ export function errors(...codes: number[]) {
 }
 
 export const NoContent = { description: 'Done; no body.' };
+
+type RouteDoc = {
+  method: 'get' | 'post' | 'patch' | 'delete';
+  path: string;
+  summary: string;
+  description?: string;
+  params?: z.ZodObject;
+  query?: z.ZodObject;
+  body?: z.ZodType;
+  responses: Record<string, unknown>;
+};
+
+/** Registers a route of a tag in the OpenAPI document, behind the API's security schemes. */
+export function documentRoutes(tag: string, routes: RouteDoc[]): void {
+  for (const r of routes) {
+    registry.registerPath({
+      method: r.method,
+      path: r.path,
+      tags: [tag],
+      summary: r.summary,
+      description: r.description,
+      security: SECURITY,
+      request: {
+        params: r.params,
+        query: r.query,
+        body: r.body ? { content: { 'application/json': { schema: r.body } } } : undefined,
+      },
+      responses: r.responses as never,
+    });
+  }
+}

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { registry } from '../openapi.ts';
+import { ErrorSchema, errors, json, selectFields } from './common.ts';
 
 // Request and response shapes of the crons API, as the LangGraph SDK (1.15.x and 2.0.0) sends and
 // reads them. Unknown keys are dropped (z.object strips), never an error. `null` on an optional
@@ -133,11 +134,10 @@ export const CronSearchBody = z
     offset: z.number().int().min(0).nullish().transform((v) => v ?? 0),
     sort_by: z.enum(CRON_SORT_KEYS).nullish().transform((v) => v ?? 'created_at'),
     sort_order: z.enum(['asc', 'desc']).nullish().transform((v) => v ?? 'desc'),
-    // A list of field names; a lone name is read as a list of one.
-    select: z
-      .union([z.enum(CRON_FIELDS), z.array(z.enum(CRON_FIELDS)).min(1)])
+    // A list of field names (a JSON-text or comma-separated string is read as that list).
+    select: selectFields(CRON_FIELDS)
       .nullish()
-      .transform((v) => (v === null || v === undefined ? null : Array.isArray(v) ? v : [v])),
+      .transform((v) => v ?? null),
   })
   .openapi('CronSearch');
 export type CronSearchBody = z.output<typeof CronSearchBody>;
@@ -232,92 +232,98 @@ export const NextRunsSchema = z
   })
   .openapi('CronNextRuns');
 
-const Detail = z.object({ detail: z.string() }).openapi('Error');
-
-const json = (schema: z.ZodType, description: string) => ({ description, content: { 'application/json': { schema } } });
-const errors = {
-  404: json(Detail, 'No such cron, thread or assistant (or not yours)'),
-  422: json(Detail, 'Invalid request; detail names the field'),
-};
+// Every API route accepts the key as x-api-key (what the SDK sends) or as a bearer token.
+const security: { [scheme: string]: string[] }[] = [{ ApiKey: [] }, { Bearer: [] }];
 const createAnswer = json(z.union([CronRunSchema, CronSchema]), 'The first Run (with cron_id), or the Cron when enabled is false');
+const tooMany = { 429: json(ErrorSchema, 'CRON_MAX_PER_USER reached') };
 
 registry.registerPath({
   method: 'post',
   path: '/runs/crons',
   summary: 'Create a stateless cron (a fresh thread per occurrence); its first run starts at once',
   tags: ['crons'],
+  security,
   request: { body: json(CronCreateBody, 'The cron') },
-  responses: { 200: createAnswer, ...errors, 429: json(Detail, 'CRON_MAX_PER_USER reached') },
+  responses: { 200: createAnswer, ...errors(404, 422), ...tooMany },
 });
 registry.registerPath({
   method: 'post',
   path: '/threads/{thread_id}/runs/crons',
   summary: 'Create a cron on a thread; its first run starts at once',
   tags: ['crons'],
+  security,
   request: { params: ThreadIdParams, body: json(CronCreateBody, 'The cron') },
-  responses: { 200: createAnswer, ...errors, 429: json(Detail, 'CRON_MAX_PER_USER reached') },
+  responses: { 200: createAnswer, ...errors(404, 422), ...tooMany },
 });
 registry.registerPath({
   method: 'post',
   path: '/runs/crons/search',
   summary: 'Search crons',
   tags: ['crons'],
+  security,
   request: { body: json(CronSearchBody, 'Filters, sort, select, limit and offset') },
-  responses: { 200: json(z.array(CronSchema), 'Crons (reduced to the selected fields)'), 422: errors[422] },
+  responses: { 200: json(z.array(CronSchema), 'Crons (reduced to the selected fields)'), ...errors(422) },
 });
 registry.registerPath({
   method: 'post',
   path: '/runs/crons/count',
   summary: 'Count crons',
   tags: ['crons'],
+  security,
   request: { body: json(CronCountBody, 'Filters') },
-  responses: { 200: json(z.number().int(), 'A bare integer'), 422: errors[422] },
+  responses: { 200: json(z.number().int(), 'A bare integer'), ...errors(422) },
 });
 registry.registerPath({
   method: 'get',
   path: '/runs/crons/{cron_id}',
   summary: 'Get a cron',
   tags: ['crons'],
+  security,
   request: { params: CronIdParams },
-  responses: { 200: json(CronSchema, 'The cron'), 404: errors[404] },
+  responses: { 200: json(CronSchema, 'The cron'), ...errors(404) },
 });
 registry.registerPath({
   method: 'patch',
   path: '/runs/crons/{cron_id}',
   summary: 'Update a cron: fields not sent stay; metadata is replaced; payload fields merge',
   tags: ['crons'],
+  security,
   request: { params: CronIdParams, body: json(CronUpdateBody, 'The changes') },
-  responses: { 200: json(CronSchema, 'The updated cron'), ...errors },
+  responses: { 200: json(CronSchema, 'The updated cron'), ...errors(404, 422) },
 });
 registry.registerPath({
   method: 'delete',
   path: '/runs/crons/{cron_id}',
   summary: 'Delete a cron (runs already started finish)',
   tags: ['crons'],
+  security,
   request: { params: CronIdParams },
-  responses: { 204: { description: 'Deleted' }, 404: errors[404] },
+  responses: { 204: { description: 'Deleted' }, ...errors(404) },
 });
 registry.registerPath({
   method: 'post',
   path: '/runs/crons/{cron_id}/trigger',
   summary: 'Run a cron now (outside its schedule)',
   tags: ['crons'],
+  security,
   request: { params: CronIdParams },
-  responses: { 200: json(CronRunSchema, 'The run started'), 404: errors[404] },
+  responses: { 200: json(CronRunSchema, 'The run started'), ...errors(404) },
 });
 registry.registerPath({
   method: 'get',
   path: '/runs/crons/{cron_id}/occurrences',
   summary: "A cron's occurrence ledger, newest first: every occurrence fired or skipped, with why",
   tags: ['crons'],
+  security,
   request: { params: CronIdParams, query: OccurrencesQuery },
-  responses: { 200: json(z.array(OccurrenceSchema), 'Occurrences'), ...errors },
+  responses: { 200: json(z.array(OccurrenceSchema), 'Occurrences'), ...errors(404, 422) },
 });
 registry.registerPath({
   method: 'get',
   path: '/runs/crons/{cron_id}/next',
   summary: 'The next fire times of a cron, in UTC and in its timezone',
   tags: ['crons'],
+  security,
   request: { params: CronIdParams, query: NextQuery },
-  responses: { 200: json(NextRunsSchema, 'Next fire times (none when the cron is disabled or finished)'), ...errors },
+  responses: { 200: json(NextRunsSchema, 'Next fire times (none when the cron is disabled or finished)'), ...errors(404, 422) },
 });

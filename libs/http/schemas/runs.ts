@@ -1,0 +1,112 @@
+import { z } from 'zod';
+import { registry } from '../openapi.ts';
+import { Metadata, queryLimit, queryOffset, selectFields } from './common.ts';
+
+export const RunStatus = z.enum(['pending', 'running', 'error', 'success', 'timeout', 'interrupted']);
+export const MultitaskStrategy = z.enum(['reject', 'enqueue', 'interrupt', 'rollback']);
+
+const iso = z.iso.datetime();
+
+export const RunSchema = registry.register(
+  'Run',
+  z.object({
+    run_id: z.uuid(),
+    thread_id: z.uuid(),
+    assistant_id: z.uuid(),
+    created_at: iso,
+    updated_at: iso,
+    status: RunStatus,
+    metadata: Metadata,
+    multitask_strategy: MultitaskStrategy,
+    kwargs: Metadata.describe('The run body: input, config, context, webhook ...'),
+    cron_id: z.uuid().nullable().describe('The cron that started the run (null for a manual run).'),
+    scheduled_for: iso.nullable().describe("The cron occurrence the run is for."),
+    run_started_at: iso.nullable(),
+    run_ended_at: iso.nullable(),
+    error: z.object({ error: z.string(), message: z.string() }).nullable(),
+  }),
+);
+
+const httpUrl = z.string().refine(
+  (v) => {
+    try {
+      const u = new URL(v);
+      return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be an http(s) URL with a host' },
+);
+
+const interruptAt = z.union([z.literal('*'), z.array(z.string())]);
+
+/** Stored in the run's kwargs as sent; agentcron's built-in agents do not read them. */
+const passedThrough = {
+  command: z.unknown().optional(),
+  interrupt_before: interruptAt.nullish(),
+  interrupt_after: interruptAt.nullish(),
+  stream_mode: z.unknown().optional(),
+  stream_subgraphs: z.unknown().optional(),
+  stream_resumable: z.unknown().optional(),
+  checkpoint: z.unknown().optional(),
+  checkpoint_id: z.unknown().optional(),
+  checkpoint_during: z.unknown().optional(),
+  durability: z.unknown().optional(),
+  feedback_keys: z.unknown().optional(),
+  on_completion: z.unknown().optional(),
+  after_seconds: z.unknown().optional(),
+};
+
+export const RunCreate = registry.register(
+  'RunCreate',
+  z.object({
+    assistant_id: z.string({ error: 'required' }).min(1).describe('An assistant id, or a graph id (its default assistant).'),
+    input: z.unknown().optional().describe("The agent's input."),
+    config: Metadata.nullish(),
+    context: Metadata.nullish(),
+    metadata: Metadata.nullish(),
+    webhook: httpUrl.nullish().describe('POSTed the run when it ends.'),
+    multitask_strategy: MultitaskStrategy.nullish().describe(
+      'When the thread has a run that has not ended: reject (409), enqueue (default: run after it), interrupt (cancel it), rollback (cancel and delete it).',
+    ),
+    if_not_exists: z.enum(['create', 'reject']).nullish().describe('A missing thread: create it (for the caller) or 404 (default).'),
+    ...passedThrough,
+  }),
+);
+
+export const RUN_SELECT = [
+  'run_id',
+  'thread_id',
+  'assistant_id',
+  'created_at',
+  'updated_at',
+  'status',
+  'metadata',
+  'kwargs',
+  'multitask_strategy',
+  'cron_id',
+  'scheduled_for',
+  'run_started_at',
+  'run_ended_at',
+  'error',
+] as const;
+
+export const RunListQuery = z.object({
+  limit: queryLimit(10),
+  offset: queryOffset,
+  status: RunStatus.optional(),
+  select: selectFields(RUN_SELECT).optional(),
+});
+
+const flag = z.enum(['0', '1', 'true', 'false']).transform((v) => v === '1' || v === 'true');
+
+export const CancelQuery = z.object({
+  wait: flag.optional().describe('1: answer 204 once the run has ended; 0 (default): answer 202 at once.'),
+  action: z.enum(['interrupt', 'rollback']).default('interrupt').describe('rollback also deletes the run.'),
+});
+
+export const JoinAnswer = registry.register(
+  'JoinAnswer',
+  z.unknown().describe("The thread's values once the run has ended; `{\"__error__\": {error, message}}` when it failed or timed out."),
+);

@@ -1,0 +1,866 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { Client as Client2 } from '@langchain/langgraph-sdk';
+import { Client as Client1 } from 'sdk1';
+import { defaultAssistantId } from '../libs/assistants/index.ts';
+import { startStack } from './support/stack.ts';
+import type { Stack } from './support/stack.ts';
+
+// The crons API driven by the real LangGraph SDKs (1.15.x as 'sdk1', and 2.0.0) and by plain
+// fetch for what an SDK cannot send, against spawned agentcron processes on PostgreSQL.
+
+const USER = 'anonymous'; // AUTH_MODE=none
+const ECHO = defaultAssistantId('echo');
+const FUTURE = '2099-01-01T00:00:00.000Z';
+const ALICE_KEY = 'test-key-alice';
+const BOB_KEY = 'test-key-bob';
+
+interface Answer {
+  status: number;
+  body: any;
+  headers: Headers;
+}
+
+async function call(base: string, method: string, path: string, body?: unknown, raw?: string): Promise<Answer> {
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers: body !== undefined || raw !== undefined ? { 'content-type': 'application/json' } : {},
+    body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined, headers: res.headers };
+}
+
+/** Polls until `check` answers a truthy value (no fixed sleeps). */
+async function until<T>(what: string, check: () => Promise<T>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function newThread(stack: Stack, userId = USER): Promise<string> {
+  const id = randomUUID();
+  await stack.db.pool.query(`INSERT INTO threads (thread_id, user_id) VALUES ($1, $2)`, [id, userId]);
+  return id;
+}
+
+/** A cron owned by someone else, written straight to the database. */
+async function foreignCron(stack: Stack, userId: string, metadata: Record<string, unknown> = {}): Promise<string> {
+  const id = randomUUID();
+  await stack.db.pool.query(
+    `INSERT INTO crons (cron_id, assistant_id, user_id, schedule, enabled, metadata, payload) VALUES ($1, $2, $3, '0 9 * * *', false, $4, '{"input": {}}')`,
+    [id, ECHO, userId, JSON.stringify(metadata)],
+  );
+  return id;
+}
+
+describe('crons API', () => {
+  let stack: Stack;
+  let url: string;
+  let sdk1: InstanceType<typeof Client1>;
+  let sdk2: InstanceType<typeof Client2>;
+  const post = (path: string, body?: unknown) => call(url, 'POST', path, body);
+  const get = (path: string) => call(url, 'GET', path);
+  const patch = (path: string, body: unknown) => call(url, 'PATCH', path, body);
+
+  before(async () => {
+    stack = await startStack('api_crons');
+    url = stack.url;
+    sdk1 = new Client1({ apiUrl: url, apiKey: null, callerOptions: { maxRetries: 0 } });
+    sdk2 = new Client2({ apiUrl: url, apiKey: null, callerOptions: { maxRetries: 0 } });
+  });
+  after(() => stack?.stop());
+
+  async function runsOf(cronId: string): Promise<any[]> {
+    const { rows } = await stack.db.pool.query(`SELECT * FROM runs WHERE cron_id = $1 ORDER BY scheduled_for`, [cronId]);
+    return rows;
+  }
+  async function ledgerOf(cronId: string): Promise<any[]> {
+    const { rows } = await stack.db.pool.query(`SELECT * FROM cron_occurrences WHERE cron_id = $1 ORDER BY scheduled_for`, [cronId]);
+    return rows;
+  }
+
+  test('SDK 1.15: stateless create starts the first run at once; get, update, search, count, delete', async () => {
+    const run: any = await sdk1.crons.create('echo', {
+      schedule: '0 9 * * 1-5',
+      timezone: 'Europe/Paris',
+      endTime: FUTURE,
+      input: { hello: 'world' },
+      config: { configurable: { a: 1 } },
+      metadata: { team: 'sdk1', env: 'test' },
+      onRunCompleted: 'keep',
+      webhook: 'https://example.com/hook',
+      streamMode: ['values'],
+    });
+    assert.ok(run.cron_id, 'the answer carries cron_id');
+    assert.ok(run.run_id);
+    assert.equal(run.status, 'pending');
+    assert.equal(run.assistant_id, ECHO);
+    assert.deepEqual(run.kwargs.input, { hello: 'world' });
+
+    // The run, its fresh thread (naming the cron) and its ledger row were written with the cron.
+    const [stored] = await runsOf(run.cron_id);
+    assert.equal(stored.run_id, run.run_id);
+    assert.equal(stored.thread_id, run.thread_id);
+    const thread = await stack.db.pool.query(`SELECT metadata, ephemeral FROM threads WHERE thread_id = $1`, [run.thread_id]);
+    assert.equal(thread.rows[0].metadata.cron_id, run.cron_id);
+    assert.equal(thread.rows[0].ephemeral, false, 'keep: not ephemeral');
+    const [occurrence] = await ledgerOf(run.cron_id);
+    assert.equal(occurrence.trigger, 'create');
+    assert.equal(occurrence.run_id, run.run_id);
+    assert.equal(occurrence.scheduled_for.toISOString(), stored.scheduled_for.toISOString());
+
+    const cron = (await get(`/runs/crons/${run.cron_id}`)).body;
+    assert.equal(cron.cron_id, run.cron_id);
+    assert.equal(cron.thread_id, null);
+    assert.equal(cron.schedule, '0 9 * * 1-5');
+    assert.equal(cron.timezone, 'Europe/Paris');
+    assert.equal(cron.end_time, FUTURE);
+    assert.equal(cron.on_run_completed, 'keep');
+    assert.equal(cron.enabled, true);
+    assert.equal(cron.user_id, USER);
+    assert.deepEqual(cron.metadata, { team: 'sdk1', env: 'test' });
+    assert.deepEqual(cron.payload, {
+      input: { hello: 'world' },
+      config: { configurable: { a: 1 } },
+      webhook: 'https://example.com/hook',
+      stream_mode: ['values'],
+    });
+    assert.equal(cron.missed_policy, 'latest');
+    assert.equal(cron.overlap_policy, 'allow');
+    for (const f of ['last_run_at', 'last_run_status', 'last_run_error', 'last_run_id', 'finished_at']) assert.equal(cron[f], null, f);
+    // 09:00 on a weekday in Paris is 07:00 or 08:00 UTC.
+    const next = new Date(cron.next_run_date);
+    assert.ok(next > new Date(cron.created_at));
+    assert.ok([7, 8].includes(next.getUTCHours()) && next.getUTCMinutes() === 0, cron.next_run_date);
+
+    // Update: a schedule without a timezone keeps the stored one; metadata is replaced whole;
+    // end_time null clears it; payload fields merge.
+    const updated: any = await sdk1.crons.update(run.cron_id, {
+      schedule: '30 18 * * *',
+      endTime: null,
+      metadata: { team: 'other' },
+      input: { hello: 'again' },
+      context: { k: 'v' },
+    });
+    assert.equal(updated.schedule, '30 18 * * *');
+    assert.equal(updated.timezone, 'Europe/Paris');
+    assert.equal(updated.end_time, null);
+    assert.deepEqual(updated.metadata, { team: 'other' });
+    assert.deepEqual(updated.payload, {
+      input: { hello: 'again' },
+      config: { configurable: { a: 1 } },
+      context: { k: 'v' },
+      webhook: 'https://example.com/hook',
+      stream_mode: ['values'],
+    });
+    assert.ok(updated.updated_at > cron.updated_at);
+    const local = new Intl.DateTimeFormat('en-GB', { timeZone: 'Europe/Paris', hour: '2-digit', minute: '2-digit' }).format(new Date(updated.next_run_date));
+    assert.equal(local, '18:30');
+
+    const tz: any = await sdk1.crons.update(run.cron_id, { timezone: 'Asia/Tokyo' });
+    assert.equal(tz.timezone, 'Asia/Tokyo');
+    assert.equal(new Date(tz.next_run_date).getUTCHours(), 9, 'now 18:30 in Tokyo = 09:30 UTC');
+
+    const found: any[] = await sdk1.crons.search({ metadata: { team: 'other' } });
+    assert.deepEqual(
+      found.map((c) => c.cron_id),
+      [run.cron_id],
+    );
+    assert.equal(await sdk1.crons.count({ metadata: { team: 'other' } }), 1);
+    assert.equal(await sdk1.crons.count({ metadata: { team: 'nobody' } }), 0);
+
+    await sdk1.crons.delete(run.cron_id);
+    assert.equal((await get(`/runs/crons/${run.cron_id}`)).status, 404);
+    await assert.rejects(sdk1.crons.delete(run.cron_id), (e: any) => e.status === 404);
+    // The run already started stays to finish; the cron's ledger goes with it.
+    assert.equal((await runsOf(run.cron_id)).length, 1);
+    assert.deepEqual(await ledgerOf(run.cron_id), []);
+  });
+
+  test('SDK 2.0.0: create, createForThread, update, search, count, delete', async () => {
+    const stateless: any = await sdk2.crons.create(ECHO, { schedule: '*/5 * * * *', input: { n: 1 }, metadata: { sdk: 2 } });
+    assert.ok(stateless.cron_id);
+    assert.ok(stateless.run_id);
+    const ephemeral = await stack.db.pool.query(`SELECT ephemeral FROM threads WHERE thread_id = $1`, [stateless.thread_id]);
+    assert.equal(ephemeral.rows[0].ephemeral, true, 'on_run_completed defaults to delete');
+
+    const threadId = await newThread(stack);
+    const onThread: any = await sdk2.crons.createForThread(threadId, 'echo', { schedule: '0 * * * *', input: { n: 2 }, metadata: { sdk: 2 }, multitaskStrategy: 'reject' });
+    assert.equal(onThread.thread_id, threadId, 'a thread cron runs on its thread');
+    assert.ok(onThread.cron_id);
+    const threadCron = (await get(`/runs/crons/${onThread.cron_id}`)).body;
+    assert.equal(threadCron.thread_id, threadId);
+    assert.equal(threadCron.on_run_completed, null);
+    assert.equal(threadCron.payload.multitask_strategy, 'reject');
+
+    const updated: any = await sdk2.crons.update(onThread.cron_id, { enabled: false, metadata: { sdk: 2, paused: true } });
+    assert.equal(updated.enabled, false);
+    assert.deepEqual(updated.metadata, { sdk: 2, paused: true });
+
+    const byThread: any[] = await sdk2.crons.search({ threadId });
+    assert.deepEqual(
+      byThread.map((c) => c.cron_id),
+      [onThread.cron_id],
+    );
+    const disabled: any[] = await sdk2.crons.search({ enabled: false, assistantId: ECHO });
+    assert.ok(disabled.some((c) => c.cron_id === onThread.cron_id));
+    assert.ok(!disabled.some((c) => c.cron_id === stateless.cron_id));
+    const selected: any[] = await sdk2.crons.search({ threadId, select: ['cron_id', 'enabled', 'now'] as any });
+    assert.deepEqual(Object.keys(selected[0]).sort(), ['cron_id', 'enabled', 'now']);
+    assert.equal(await sdk2.crons.count({ threadId }), 1);
+    assert.equal(typeof (await sdk2.crons.count({ assistantId: 'echo' })), 'number');
+
+    await sdk2.crons.delete(onThread.cron_id);
+    await sdk2.crons.delete(stateless.cron_id);
+    assert.equal(await sdk2.crons.count({ threadId }), 0);
+  });
+
+  test('create answers Content-Location; enabled: false answers the Cron and starts nothing', async () => {
+    const created = await post('/runs/crons', { assistant_id: 'echo', schedule: '@daily', input: {} });
+    assert.equal(created.status, 200);
+    assert.equal(created.headers.get('content-location'), `/threads/${created.body.thread_id}/runs/${created.body.run_id}`);
+
+    const off = await post('/runs/crons', { assistant_id: 'echo', schedule: '@daily', input: {}, enabled: false });
+    assert.equal(off.status, 200);
+    assert.equal(off.body.enabled, false);
+    assert.equal(off.body.run_id, undefined);
+    assert.ok(off.body.cron_id);
+    assert.ok(off.body.next_run_date);
+    assert.equal(off.headers.get('content-location'), null);
+    assert.deepEqual(await runsOf(off.body.cron_id), []);
+    assert.deepEqual(await ledgerOf(off.body.cron_id), []);
+  });
+
+  test('assistants: a UUID or a graph id; system assistants for all, others only for their owner', async () => {
+    const bobs = randomUUID();
+    const mine = randomUUID();
+    await stack.db.pool.query(
+      `INSERT INTO assistants (assistant_id, graph_id, name, user_id) VALUES ($1, 'echo', 'bob''s', 'bob'), ($2, 'echo', 'mine', $3)`,
+      [bobs, mine, USER],
+    );
+    const byUuid = await post('/runs/crons', { assistant_id: ECHO, schedule: '@daily', input: {}, enabled: false });
+    assert.equal(byUuid.body.assistant_id, ECHO);
+    const byGraph = await post('/runs/crons', { assistant_id: 'echo', schedule: '@daily', input: {}, enabled: false });
+    assert.equal(byGraph.body.assistant_id, ECHO);
+    const own = await post('/runs/crons', { assistant_id: mine, schedule: '@daily', input: {}, enabled: false });
+    assert.equal(own.body.assistant_id, mine);
+    for (const assistant_id of [bobs, randomUUID(), 'no-such-graph']) {
+      const res = await post('/runs/crons', { assistant_id, schedule: '@daily', input: {} });
+      assert.equal(res.status, 404, assistant_id);
+      assert.deepEqual(res.body, { detail: 'Assistant not found' });
+    }
+    await assert.rejects(sdk1.crons.create('no-such-graph', { schedule: '@daily', input: {} }), (e: any) => e.status === 404);
+  });
+
+  test('thread crons: the thread must exist and be the caller\'s; if_not_exists "create" makes it', async () => {
+    const bobsThread = await newThread(stack, 'bob');
+    for (const threadId of [bobsThread, randomUUID(), 'not-a-uuid']) {
+      const res = await post(`/threads/${threadId}/runs/crons`, { assistant_id: 'echo', schedule: '@daily', input: {} });
+      assert.equal(res.status, 404, threadId);
+      assert.deepEqual(res.body, { detail: 'Thread not found' });
+    }
+    await assert.rejects(sdk1.crons.createForThread(bobsThread, 'echo', { schedule: '@daily', input: {} }), (e: any) => e.status === 404);
+    // Bob's thread stays out of reach even with if_not_exists.
+    const stolen = await post(`/threads/${bobsThread}/runs/crons`, { assistant_id: 'echo', schedule: '@daily', input: {}, if_not_exists: 'create' });
+    assert.equal(stolen.status, 404);
+
+    const fresh = randomUUID();
+    const made = await post(`/threads/${fresh}/runs/crons`, { assistant_id: 'echo', schedule: '@daily', input: {}, if_not_exists: 'create' });
+    assert.equal(made.status, 200);
+    assert.equal(made.body.thread_id, fresh);
+    const owner = await stack.db.pool.query(`SELECT user_id FROM threads WHERE thread_id = $1`, [fresh]);
+    assert.equal(owner.rows[0].user_id, USER);
+
+    const overlap = await post(`/threads/${fresh}/runs/crons`, { assistant_id: 'echo', schedule: '@daily', input: {}, overlap_policy: 'skip' });
+    assert.equal(overlap.status, 422);
+    assert.match(overlap.body.detail, /^body\.overlap_policy: /);
+  });
+
+  test('validation: 422 naming the field, never a 500', async () => {
+    const ok = { assistant_id: 'echo', schedule: '0 9 * * *', input: { a: 1 } };
+    const cases: [string, Record<string, unknown>, RegExp][] = [
+      ['missing schedule', { assistant_id: 'echo', input: {} }, /^body\.schedule: required$/],
+      ['malformed schedule', { ...ok, schedule: '61 * * * *' }, /^body\.schedule: invalid schedule "61 \* \* \* \*": .*minute/],
+      ['too few fields', { ...ok, schedule: '0 12 * *' }, /^body\.schedule: .*got 4 fields/],
+      ['empty schedule', { ...ok, schedule: '' }, /^body\.schedule: .*empty/],
+      ['seconds schedule', { ...ok, schedule: '*/10 * * * * *' }, /^body\.schedule: .*CRON_ALLOW_SECONDS_SCHEDULE=true/],
+      ['unknown timezone', { ...ok, timezone: 'Mars/Base' }, /^body\.timezone: invalid timezone "Mars\/Base"/],
+      ['offset timezone', { ...ok, timezone: '+05:00' }, /^body\.timezone: /],
+      ['end_time in the past', { ...ok, end_time: '2001-01-01T00:00:00Z' }, /^body\.end_time: must be in the future/],
+      ['end_time not a date', { ...ok, end_time: 'tomorrow' }, /^body\.end_time: expected an ISO 8601 date-time/],
+      ['ftp webhook', { ...ok, webhook: 'ftp://example.com/x' }, /^body\.webhook: must be an http\(s\) URL with a host$/],
+      ['webhook without host', { ...ok, webhook: 'http:' }, /^body\.webhook: must be an http\(s\) URL with a host$/],
+      ['webhook not a URL', { ...ok, webhook: 'example.com' }, /^body\.webhook: /],
+      ['unknown on_run_completed', { ...ok, on_run_completed: 'archive' }, /^body\.on_run_completed: Invalid option/],
+      ['missing input', { assistant_id: 'echo', schedule: '@daily' }, /^body\.input: required$/],
+      ['input not an object', { ...ok, input: 'hi' }, /^body\.input: /],
+      ['input null', { ...ok, input: null }, /^body\.input: /],
+      ['missing assistant_id', { schedule: '@daily', input: {} }, /^body\.assistant_id: required$/],
+      ['schedule a number', { ...ok, schedule: 5 }, /^body\.schedule: .*expected string, received number/],
+      ['enabled a string', { ...ok, enabled: 'yes' }, /^body\.enabled: .*expected boolean/],
+      ['metadata a list', { ...ok, metadata: [1] }, /^body\.metadata: /],
+      ['unknown multitask_strategy', { ...ok, multitask_strategy: 'later' }, /^body\.multitask_strategy: /],
+      ['unknown missed_policy', { ...ok, missed_policy: 'some' }, /^body\.missed_policy: /],
+      ['unknown overlap_policy', { ...ok, overlap_policy: 'queue' }, /^body\.overlap_policy: /],
+      ['interrupt_before a number', { ...ok, interrupt_before: 3 }, /^body\.interrupt_before: /],
+      ['body a list', [] as any, /^body: /],
+    ];
+    for (const [name, body, detail] of cases) {
+      const res = await post('/runs/crons', body);
+      assert.equal(res.status, 422, `${name}: ${JSON.stringify(res.body)}`);
+      assert.match(res.body.detail, detail, name);
+    }
+    // The same rules hold on a thread cron.
+    const threadId = await newThread(stack);
+    const onThread = await post(`/threads/${threadId}/runs/crons`, { ...ok, timezone: 'Nowhere/Land' });
+    assert.equal(onThread.status, 422);
+    assert.match(onThread.body.detail, /^body\.timezone: /);
+
+    // Through the SDK: a 422 is thrown with the detail.
+    await assert.rejects(sdk1.crons.create('echo', { schedule: 'every day', input: {} }), (e: any) => e.status === 422 && /body\.schedule/.test(e.message));
+
+    // Unknown keys are ignored.
+    const extra = await post('/runs/crons', { ...ok, enabled: false, surprise: { deep: true }, if_not_exists: 'create' });
+    assert.equal(extra.status, 200);
+    assert.equal(extra.body.payload.surprise, undefined);
+    assert.equal(extra.body.surprise, undefined);
+  });
+
+  test('malformed JSON is a 422; a body over CRON_MAX_PAYLOAD_BYTES is a 422; over the hard limit a 413', async () => {
+    const bad = await call(url, 'POST', '/runs/crons', undefined, '{"assistant_id": "echo", "schedule": ');
+    assert.equal(bad.status, 422);
+    assert.match(bad.body.detail, /malformed JSON/);
+
+    const big = { assistant_id: 'echo', schedule: '@daily', input: { blob: 'x'.repeat(70 * 1024) } };
+    const over = await post('/runs/crons', big);
+    assert.equal(over.status, 422);
+    assert.match(over.body.detail, /^body: the cron body is \d+ bytes, over the limit of 65536 \(CRON_MAX_PAYLOAD_BYTES\)$/);
+    const threadId = await newThread(stack);
+    assert.equal((await post(`/threads/${threadId}/runs/crons`, big)).status, 422);
+    const justUnder = await post('/runs/crons', { ...big, enabled: false, input: { blob: 'x'.repeat(60 * 1024) } });
+    assert.equal(justUnder.status, 200);
+    const patched = await patch(`/runs/crons/${justUnder.body.cron_id}`, { input: { blob: 'x'.repeat(70 * 1024) } });
+    assert.equal(patched.status, 422);
+
+    const huge = await post('/runs/crons', { ...big, input: { blob: 'x'.repeat(1100 * 1024) } });
+    assert.equal(huge.status, 413);
+    assert.match(huge.body.detail, /exceeds the limit/);
+  });
+
+  test('unknown, foreign or malformed cron ids answer 404 on every route', async () => {
+    const bobs = await foreignCron(stack, 'bob', { owner: 'bob' });
+    for (const id of [randomUUID(), bobs, 'not-a-uuid', '1234']) {
+      const answers = await Promise.all([
+        get(`/runs/crons/${id}`),
+        patch(`/runs/crons/${id}`, { enabled: true }),
+        call(url, 'DELETE', `/runs/crons/${id}`),
+        post(`/runs/crons/${id}/trigger`),
+        get(`/runs/crons/${id}/occurrences`),
+        get(`/runs/crons/${id}/next`),
+      ]);
+      for (const a of answers) {
+        assert.equal(a.status, 404, id);
+        assert.deepEqual(a.body, { detail: 'Cron not found' });
+      }
+    }
+    await assert.rejects(sdk2.crons.update(bobs, { enabled: true }), (e: any) => e.status === 404);
+    // Bob's cron is untouched, and invisible to search and count.
+    const { rows } = await stack.db.pool.query(`SELECT enabled FROM crons WHERE cron_id = $1`, [bobs]);
+    assert.equal(rows[0].enabled, false);
+    assert.deepEqual(await sdk1.crons.search({ metadata: { owner: 'bob' } }), []);
+    assert.equal(await sdk1.crons.count({ metadata: { owner: 'bob' } }), 0);
+  });
+
+  test('update: re-enabling recomputes a passed next_run_date from now; a schedule change recomputes it; a finished cron comes back', async () => {
+    const created = (await post('/runs/crons', { assistant_id: 'echo', schedule: '*/5 * * * *', input: {}, enabled: false })).body;
+    await stack.db.pool.query(`UPDATE crons SET next_run_date = now() - interval '3 hours' WHERE cron_id = $1`, [created.cron_id]);
+    const before = Date.now();
+    const enabled = (await patch(`/runs/crons/${created.cron_id}`, { enabled: true })).body;
+    assert.equal(enabled.enabled, true);
+    const next = new Date(enabled.next_run_date).getTime();
+    assert.ok(next > before - 1000 && next <= before + 5 * 60_000 + 1000, enabled.next_run_date);
+    assert.equal(new Date(next).getUTCMinutes() % 5, 0);
+
+    // A future next_run_date is kept when nothing about the schedule changes.
+    const same = (await patch(`/runs/crons/${created.cron_id}`, { enabled: true, metadata: { x: 1 } })).body;
+    assert.equal(same.next_run_date, enabled.next_run_date);
+    // Sending the same schedule is no change either.
+    assert.equal((await patch(`/runs/crons/${created.cron_id}`, { schedule: '*/5 * * * *' })).body.next_run_date, enabled.next_run_date);
+    const hourly = (await patch(`/runs/crons/${created.cron_id}`, { schedule: '17 * * * *' })).body;
+    assert.equal(new Date(hourly.next_run_date).getUTCMinutes(), 17);
+
+    // The scheduler finished it (end_time passed): a new end_time brings it back, from now.
+    await stack.db.pool.query(
+      `UPDATE crons SET enabled = false, next_run_date = NULL, finished_at = now(), end_time = now() - interval '1 minute' WHERE cron_id = $1`,
+      [created.cron_id],
+    );
+    const revived: any = await sdk1.crons.update(created.cron_id, { endTime: FUTURE });
+    assert.equal(revived.enabled, true);
+    assert.equal(revived.finished_at, null);
+    assert.equal(revived.end_time, FUTURE);
+    assert.ok(new Date(revived.next_run_date).getTime() > Date.now() - 1000);
+
+    // ... and so does enabled: true (here after end_time was cleared).
+    await stack.db.pool.query(`UPDATE crons SET enabled = false, next_run_date = NULL, finished_at = now(), end_time = NULL WHERE cron_id = $1`, [created.cron_id]);
+    const reenabled: any = await sdk2.crons.update(created.cron_id, { enabled: true });
+    assert.equal(reenabled.enabled, true);
+    assert.equal(reenabled.finished_at, null);
+    assert.ok(reenabled.next_run_date);
+
+    // Disabling keeps next_run_date and end_time alone.
+    const off = (await patch(`/runs/crons/${created.cron_id}`, { enabled: false })).body;
+    assert.equal(off.enabled, false);
+    assert.equal(off.next_run_date, reenabled.next_run_date);
+  });
+
+  test('update: payload fields merge, null removes one, policies and on_run_completed change, bad values are 422', async () => {
+    const created = (
+      await post('/runs/crons', {
+        assistant_id: 'echo',
+        schedule: '@hourly',
+        input: { a: 1 },
+        webhook: 'https://example.com/a',
+        config: { x: 1 },
+        enabled: false,
+      })
+    ).body;
+    const id = created.cron_id;
+    const res = await patch(`/runs/crons/${id}`, {
+      webhook: null,
+      config: { y: 2 },
+      interrupt_before: ['node'],
+      multitask_strategy: 'enqueue',
+      on_run_completed: 'keep',
+      missed_policy: 'all',
+      overlap_policy: 'buffer_one',
+      unknown_key: 1,
+    });
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.body.payload, { input: { a: 1 }, config: { y: 2 }, interrupt_before: ['node'], multitask_strategy: 'enqueue' });
+    assert.equal(res.body.on_run_completed, 'keep');
+    assert.equal(res.body.missed_policy, 'all');
+    assert.equal(res.body.overlap_policy, 'buffer_one');
+    assert.equal(res.body.schedule, '@hourly');
+    assert.equal(res.body.timezone, null);
+
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ schedule: 'nope' }, /^body\.schedule: /],
+      [{ schedule: '* * * * * *' }, /^body\.schedule: .*CRON_ALLOW_SECONDS_SCHEDULE/],
+      [{ timezone: 'Atlantis/Capital' }, /^body\.timezone: /],
+      [{ end_time: '2000-01-01T00:00:00Z' }, /^body\.end_time: must be in the future/],
+      [{ webhook: 'mailto:a@b.c' }, /^body\.webhook: /],
+      [{ on_run_completed: 'forget' }, /^body\.on_run_completed: /],
+      [{ enabled: 1 }, /^body\.enabled: /],
+      [{ input: 'text' }, /^body\.input: /],
+      [{ metadata: 'x' }, /^body\.metadata: /],
+    ];
+    for (const [body, detail] of cases) {
+      const bad = await patch(`/runs/crons/${id}`, body);
+      assert.equal(bad.status, 422, JSON.stringify(body));
+      assert.match(bad.body.detail, detail);
+    }
+    const bad = await call(url, 'PATCH', `/runs/crons/${id}`, undefined, '{oops');
+    assert.equal(bad.status, 422);
+    // Nothing above changed the cron.
+    assert.deepEqual((await get(`/runs/crons/${id}`)).body.payload, res.body.payload);
+  });
+
+  test('search: filters, sort, select, limit, offset; count', async () => {
+    const threadA = await newThread(stack);
+    const tag = randomUUID();
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const body = {
+        assistant_id: 'echo',
+        schedule: `${i} 3 * * *`,
+        input: { i },
+        enabled: i % 2 === 0,
+        metadata: { tag, i, parity: i % 2 === 0 ? 'even' : 'odd' },
+        ...(i === 4 ? { end_time: '2098-01-01T00:00:00Z' } : {}),
+      };
+      const res = i === 3 ? await post(`/threads/${threadA}/runs/crons`, body) : await post('/runs/crons', body);
+      assert.equal(res.status, 200);
+      ids.push(res.body.cron_id);
+    }
+    const mine = { metadata: { tag } };
+    const all: any[] = (await post('/runs/crons/search', { ...mine, limit: 100 })).body;
+    assert.deepEqual(
+      all.map((c) => c.cron_id),
+      [...ids].reverse(),
+      'default: created_at desc',
+    );
+    assert.deepEqual(
+      (await post('/runs/crons/search', { ...mine, sort_by: 'created_at', sort_order: 'asc' })).body.map((c: any) => c.cron_id),
+      ids,
+    );
+    const page = (await post('/runs/crons/search', { ...mine, sort_by: 'created_at', sort_order: 'asc', limit: 2, offset: 1 })).body;
+    assert.deepEqual(
+      page.map((c: any) => c.cron_id),
+      ids.slice(1, 3),
+    );
+    // Sorting by next_run_date: "i 3 * * *" fires at 03:0i, so ascending follows i.
+    assert.deepEqual(
+      (await post('/runs/crons/search', { ...mine, sort_by: 'next_run_date', sort_order: 'asc' })).body.map((c: any) => c.cron_id),
+      ids,
+    );
+    for (const sort_by of ['cron_id', 'assistant_id', 'thread_id', 'updated_at', 'end_time']) {
+      for (const sort_order of ['asc', 'desc']) {
+        const res = await post('/runs/crons/search', { ...mine, sort_by, sort_order, limit: 10 });
+        assert.equal(res.status, 200, sort_by);
+        assert.equal(res.body.length, 5);
+      }
+    }
+    const byCronId = (await post('/runs/crons/search', { ...mine, sort_by: 'cron_id', sort_order: 'asc' })).body.map((c: any) => c.cron_id);
+    assert.deepEqual(byCronId, [...ids].sort());
+    const byEnd = (await post('/runs/crons/search', { ...mine, sort_by: 'end_time', sort_order: 'desc' })).body;
+    assert.equal(byEnd[0].cron_id, ids[4], 'the only end_time first, nulls last');
+
+    assert.deepEqual(
+      (await post('/runs/crons/search', { metadata: { tag, parity: 'odd' }, sort_order: 'asc' })).body.map((c: any) => c.cron_id),
+      [ids[1], ids[3]],
+    );
+    assert.deepEqual(
+      (await post('/runs/crons/search', { ...mine, enabled: true, sort_order: 'asc' })).body.map((c: any) => c.cron_id),
+      [ids[0], ids[2], ids[4]],
+    );
+    assert.deepEqual(
+      (await post('/runs/crons/search', { ...mine, thread_id: threadA })).body.map((c: any) => c.cron_id),
+      [ids[3]],
+    );
+    assert.equal((await post('/runs/crons/search', { ...mine, assistant_id: 'echo' })).body.length, 5);
+    assert.equal((await post('/runs/crons/search', { ...mine, assistant_id: randomUUID() })).body.length, 0);
+
+    const selected = (await post('/runs/crons/search', { ...mine, select: ['cron_id', 'schedule', 'next_run_date'], limit: 1 })).body;
+    assert.deepEqual(Object.keys(selected[0]).sort(), ['cron_id', 'next_run_date', 'schedule']);
+    const sdkSelected: any[] = await sdk1.crons.search({ metadata: { tag }, select: ['cron_id', 'metadata'], limit: 2, offset: 3, sortBy: 'created_at', sortOrder: 'asc' });
+    assert.deepEqual(
+      sdkSelected.map((c) => c.cron_id),
+      ids.slice(3, 5),
+    );
+    assert.deepEqual(Object.keys(sdkSelected[0]).sort(), ['cron_id', 'metadata']);
+
+    // The SDK's default limit is 10; the API's too.
+    assert.ok((await post('/runs/crons/search', {})).body.length <= 10);
+
+    const count = await post('/runs/crons/count', mine);
+    assert.equal(count.status, 200);
+    assert.equal(count.body, 5, 'a bare integer');
+    assert.equal((await post('/runs/crons/count', { ...mine, thread_id: threadA })).body, 1);
+    assert.equal((await post('/runs/crons/count', { ...mine, enabled: false })).body, 2);
+    assert.equal(await sdk2.crons.count({ threadId: threadA }), 1);
+
+    const invalid: [string, Record<string, unknown>, RegExp][] = [
+      ['/runs/crons/search', { sort_by: 'schedule' }, /^body\.sort_by: /],
+      ['/runs/crons/search', { sort_order: 'up' }, /^body\.sort_order: /],
+      ['/runs/crons/search', { limit: 0 }, /^body\.limit: /],
+      ['/runs/crons/search', { limit: 1001 }, /^body\.limit: /],
+      ['/runs/crons/search', { offset: -1 }, /^body\.offset: /],
+      ['/runs/crons/search', { limit: '5' }, /^body\.limit: /],
+      ['/runs/crons/search', { select: ['cron_id', 'password'] }, /^body\.select/],
+      ['/runs/crons/search', { thread_id: 'abc' }, /^body\.thread_id: must be a UUID$/],
+      ['/runs/crons/search', { metadata: 'x' }, /^body\.metadata: /],
+      ['/runs/crons/count', { enabled: 'no' }, /^body\.enabled: /],
+      ['/runs/crons/count', { thread_id: 12 }, /^body\.thread_id: /],
+    ];
+    for (const [path, body, detail] of invalid) {
+      const res = await post(path, body);
+      assert.equal(res.status, 422, JSON.stringify(body));
+      assert.match(res.body.detail, detail);
+    }
+  });
+
+  test('trigger runs the cron now (ledger: manual); occurrences page the ledger newest first', async () => {
+    const created = (await post('/runs/crons', { assistant_id: 'echo', schedule: '0 0 1 1 *', input: { t: 1 }, on_run_completed: 'keep' })).body;
+    const cronBefore = (await get(`/runs/crons/${created.cron_id}`)).body;
+    const triggered = await post(`/runs/crons/${created.cron_id}/trigger`);
+    assert.equal(triggered.status, 200);
+    assert.equal(triggered.body.cron_id, created.cron_id);
+    assert.notEqual(triggered.body.run_id, created.run_id);
+    assert.notEqual(triggered.body.thread_id, created.thread_id, 'stateless: a fresh thread per run');
+    assert.deepEqual(triggered.body.kwargs, { input: { t: 1 } });
+    assert.equal(triggered.headers.get('content-location'), `/threads/${triggered.body.thread_id}/runs/${triggered.body.run_id}`);
+    const second = (await post(`/runs/crons/${created.cron_id}/trigger`)).body;
+
+    const cronAfter = (await get(`/runs/crons/${created.cron_id}`)).body;
+    assert.equal(cronAfter.next_run_date, cronBefore.next_run_date, 'the schedule is not moved');
+
+    const ledger = await get(`/runs/crons/${created.cron_id}/occurrences`);
+    assert.equal(ledger.status, 200);
+    assert.deepEqual(
+      ledger.body.map((o: any) => [o.trigger, o.run_id, o.status]),
+      [
+        ['manual', second.run_id, 'enqueued'],
+        ['manual', triggered.body.run_id, 'enqueued'],
+        ['create', created.run_id, 'enqueued'],
+      ],
+    );
+    const o = ledger.body[0];
+    for (const key of ['cron_id', 'scheduled_for', 'run_id', 'thread_id', 'trigger', 'status', 'reason', 'error', 'skipped_count', 'enqueued_at', 'started_at', 'ended_at', 'created_at']) {
+      assert.ok(key in o, key);
+    }
+    const pageTwo = (await get(`/runs/crons/${created.cron_id}/occurrences?limit=1&offset=1`)).body;
+    assert.deepEqual(
+      pageTwo.map((x: any) => x.run_id),
+      [triggered.body.run_id],
+    );
+    for (const q of ['limit=0', 'limit=abc', 'offset=-1', 'limit=5000']) {
+      const bad = await get(`/runs/crons/${created.cron_id}/occurrences?${q}`);
+      assert.equal(bad.status, 422, q);
+      assert.match(bad.body.detail, /^query\.(limit|offset): /);
+    }
+
+    // A disabled thread cron can still be triggered; the run is on its thread.
+    const threadId = await newThread(stack);
+    const onThread = (await post(`/threads/${threadId}/runs/crons`, { assistant_id: 'echo', schedule: '@daily', input: {}, enabled: false })).body;
+    const run = (await post(`/runs/crons/${onThread.cron_id}/trigger`)).body;
+    assert.equal(run.thread_id, threadId);
+  });
+
+  test('next: the next N fire times in UTC and in the cron timezone; none when disabled', async () => {
+    const created = (
+      await post('/runs/crons', { assistant_id: 'echo', schedule: '30 2 * * *', timezone: 'America/New_York', input: {}, enabled: false })
+    ).body;
+    await patch(`/runs/crons/${created.cron_id}`, { enabled: true });
+    const res = await get(`/runs/crons/${created.cron_id}/next?count=3`);
+    assert.equal(res.status, 200);
+    assert.equal(res.body.timezone, 'America/New_York');
+    assert.equal(res.body.next.length, 3);
+    const cron = (await get(`/runs/crons/${created.cron_id}`)).body;
+    assert.equal(res.body.next[0].utc, cron.next_run_date);
+    for (const n of res.body.next) {
+      assert.match(n.local, /^\d{4}-\d{2}-\d{2}T02:30:00-0[45]:00$/);
+      assert.equal(new Date(n.local).toISOString(), n.utc);
+    }
+    assert.equal((await get(`/runs/crons/${created.cron_id}/next`)).body.next.length, 5, 'default count');
+    for (const q of ['count=0', 'count=101', 'count=x']) assert.equal((await get(`/runs/crons/${created.cron_id}/next?${q}`)).status, 422, q);
+
+    await patch(`/runs/crons/${created.cron_id}`, { enabled: false });
+    assert.deepEqual((await get(`/runs/crons/${created.cron_id}/next`)).body.next, []);
+
+    // Nothing past end_time.
+    const ending = (await post('/runs/crons', { assistant_id: 'echo', schedule: '0 * * * *', input: {}, enabled: false })).body;
+    await stack.db.pool.query(`UPDATE crons SET enabled = true, next_run_date = date_trunc('hour', now()) + interval '1 hour', end_time = date_trunc('hour', now()) + interval '150 minutes' WHERE cron_id = $1`, [ending.cron_id]);
+    assert.equal((await get(`/runs/crons/${ending.cron_id}/next?count=10`)).body.next.length, 2);
+  });
+
+  test('CRON_MAX_PER_USER (default 100) answers 429 on the next create, disabled crons counting', async () => {
+    const { rows } = await stack.db.pool.query(`SELECT count(*)::int AS n FROM crons WHERE user_id = $1`, [USER]);
+    // Racing creates: the count is taken under a per-user lock, so exactly the free slots are used.
+    const fill = 100 - rows[0].n - 2;
+    assert.ok(fill > 0);
+    await stack.db.pool.query(
+      `INSERT INTO crons (cron_id, assistant_id, user_id, schedule, enabled, metadata)
+       SELECT gen_random_uuid(), $1, $2, '@daily', false, '{"filler": true}' FROM generate_series(1, $3)`,
+      [ECHO, USER, fill],
+    );
+    const racing = await Promise.all(Array.from({ length: 6 }, () => post('/runs/crons', { assistant_id: 'echo', schedule: '@daily', input: {}, enabled: false })));
+    assert.deepEqual(
+      racing.map((r) => r.status).sort(),
+      [200, 200, 429, 429, 429, 429],
+    );
+    const res = await post('/runs/crons', { assistant_id: 'echo', schedule: '@daily', input: {} });
+    assert.equal(res.status, 429);
+    assert.match(res.body.detail, /CRON_MAX_PER_USER is 100/);
+    const threadId = await newThread(stack);
+    assert.equal((await post(`/threads/${threadId}/runs/crons`, { assistant_id: 'echo', schedule: '@daily', input: {}, enabled: false })).status, 429);
+    // Someone else's crons do not count against this user.
+    await foreignCron(stack, 'carol');
+    const [one] = (await post('/runs/crons/search', { metadata: { filler: true }, limit: 1 })).body;
+    await call(url, 'DELETE', `/runs/crons/${one.cron_id}`);
+    assert.equal((await post('/runs/crons', { assistant_id: 'echo', schedule: '@daily', input: {}, enabled: false })).status, 200);
+    assert.equal((await post('/runs/crons', { assistant_id: 'echo', schedule: '@daily', input: {}, enabled: false })).status, 429);
+    await stack.db.pool.query(`DELETE FROM crons WHERE metadata @> '{"filler": true}'`);
+  });
+
+  test('select also arrives as JSON text or a comma-separated string', async () => {
+    for (const select of ['["cron_id","enabled"]', 'cron_id,enabled']) {
+      const res = await post('/runs/crons/search', { select, limit: 1 });
+      assert.equal(res.status, 200, select);
+      assert.deepEqual(Object.keys(res.body[0]).sort(), ['cron_id', 'enabled']);
+    }
+  });
+
+  test('no request above made the api log an unhandled error (no 500s)', () => {
+    assert.ok(stack.api.output.some((l) => /POST \/runs\/crons 422 /.test(l)), 'request lines carry their status');
+    const failures = stack.api.output.filter((l) => /unhandled error| 5\d\d /.test(l));
+    assert.deepEqual(failures, []);
+  });
+
+  test('the OpenAPI document describes the crons routes', async () => {
+    const doc = (await get('/openapi.json')).body;
+    for (const path of ['/runs/crons', '/threads/{thread_id}/runs/crons', '/runs/crons/search', '/runs/crons/count', '/runs/crons/{cron_id}', '/runs/crons/{cron_id}/trigger', '/runs/crons/{cron_id}/occurrences', '/runs/crons/{cron_id}/next']) {
+      assert.ok(doc.paths[path], path);
+    }
+    assert.ok(doc.components.schemas.Cron.properties.last_run_status);
+    assert.ok(doc.components.schemas.CronCreate.required.includes('input'));
+  });
+});
+
+describe('crons firing end to end, two users (api + scheduler + worker, AUTH_MODE=api_key)', () => {
+  let stack: Stack;
+
+  before(async () => {
+    stack = await startStack('api_crons_e2e', { scheduler: true, worker: true, env: {
+        CRON_ALLOW_SECONDS_SCHEDULE: 'true',
+        CRON_MAX_PER_USER: '0',
+        // Only a notification can wake the scheduler early: a change taking effect at once proves it.
+        CRON_POLL_INTERVAL_SECONDS: '60',
+        AUTH_MODE: 'api_key',
+        AUTH_API_KEYS: `${ALICE_KEY}:alice,${BOB_KEY}:bob`,
+      },
+    });
+  });
+  after(() => stack?.stop());
+
+  test('a schedule change takes effect on the next wake-up, without a restart', async () => {
+    const sdk1 = new Client1({ apiUrl: stack.url, apiKey: ALICE_KEY });
+    const pool = stack.db.pool;
+    const yearly: any = await sdk1.crons.create('echo', { schedule: '0 0 1 1 *', input: {}, onRunCompleted: 'keep' });
+    // Let the scheduler settle into its long sleep (nothing due for a year; poll interval 60 s).
+    await until('the scheduler to tick', async () => (await pool.query(`SELECT 1 FROM agentcron_processes WHERE role = 'scheduler' AND last_tick_at IS NOT NULL`)).rowCount);
+    const changedAt = Date.now();
+    const updated: any = await sdk1.crons.update(yearly.cron_id, { schedule: '*/1 * * * * *' });
+    assert.ok(new Date(updated.next_run_date).getTime() - changedAt < 2000, updated.next_run_date);
+    await until(
+      'the new schedule to fire',
+      async () => (await pool.query(`SELECT 1 FROM cron_occurrences WHERE cron_id = $1 AND trigger = 'schedule'`, [yearly.cron_id])).rowCount,
+      5000,
+    );
+    assert.ok(Date.now() - changedAt < 5000);
+    await sdk1.crons.delete(yearly.cron_id);
+  });
+
+  test('an SDK-created every-second cron fires; ledger, last_run_*, thread cleanup, delete stops it', async () => {
+    const sdk1 = new Client1({ apiUrl: stack.url, apiKey: ALICE_KEY });
+    const sdk2 = new Client2({ apiUrl: stack.url, apiKey: ALICE_KEY });
+    const pool = stack.db.pool;
+    // CRON_MAX_PER_USER=0: no cap, however many crons the user owns.
+    await pool.query(
+      `INSERT INTO crons (cron_id, assistant_id, user_id, schedule, enabled) SELECT gen_random_uuid(), $1, $2, '@daily', false FROM generate_series(1, 150)`,
+      [ECHO, 'alice'],
+    );
+
+    const dropping: any = await sdk2.crons.create('echo', { schedule: '*/1 * * * * *', input: { from: 'delete' } });
+    const keeping: any = await sdk1.crons.create('echo', { schedule: '*/1 * * * * *', input: { from: 'keep' }, onRunCompleted: 'keep' });
+    const threadId = randomUUID();
+    await pool.query(`INSERT INTO threads (thread_id, user_id) VALUES ($1, $2)`, [threadId, 'alice']);
+    const onThread: any = await sdk2.crons.createForThread(threadId, 'echo', { schedule: '*/1 * * * * *', input: { from: 'thread' } });
+
+    const fired = async (cronId: string) => {
+      const { rows } = await pool.query(`SELECT count(*)::int AS n FROM cron_occurrences WHERE cron_id = $1 AND trigger = 'schedule' AND status = 'success'`, [cronId]);
+      return rows[0].n >= 3;
+    };
+    await until('three scheduled successes each', async () => (await fired(dropping.cron_id)) && (await fired(keeping.cron_id)) && (await fired(onThread.cron_id)));
+
+    // The ledger endpoint: newest first, the create run last, scheduled runs a second apart.
+    const ledger: any = await (await fetch(`${stack.url}/runs/crons/${keeping.cron_id}/occurrences?limit=1000`, { headers: { 'x-api-key': ALICE_KEY } })).json();
+    assert.equal(ledger.at(-1).trigger, 'create');
+    assert.equal(ledger.at(-1).run_id, keeping.run_id);
+    const scheduled = ledger.filter((o: any) => o.trigger === 'schedule');
+    assert.ok(scheduled.length >= 3);
+    for (let i = 1; i < scheduled.length; i++) assert.ok(scheduled[i - 1].scheduled_for > scheduled[i].scheduled_for, 'newest first');
+    for (const o of scheduled) assert.equal(new Date(o.scheduled_for).getUTCMilliseconds(), 0, 'on the second');
+
+    // last_run_* follow the runs.
+    const cron = await until('last_run_status', async () => {
+      const c: any = await (await fetch(`${stack.url}/runs/crons/${keeping.cron_id}`, { headers: { 'x-api-key': ALICE_KEY } })).json();
+      return c.last_run_status === 'success' && c;
+    });
+    assert.ok(cron.last_run_at);
+    assert.ok(cron.last_run_id);
+    assert.equal(cron.last_run_error, null);
+    assert.ok(new Date(cron.next_run_date) > new Date(scheduled[0].scheduled_for));
+
+    // on_run_completed: delete → the finished runs' threads are gone; keep → they remain, naming the cron.
+    const doneThreads = async (cronId: string) => {
+      const { rows } = await pool.query(`SELECT thread_id FROM cron_occurrences WHERE cron_id = $1 AND status = 'success'`, [cronId]);
+      return rows.map((r) => r.thread_id);
+    };
+    const deleted = await doneThreads(dropping.cron_id);
+    assert.ok(deleted.includes(dropping.thread_id), 'the first run counts too');
+    const left = await pool.query(`SELECT count(*)::int AS n FROM threads WHERE thread_id = ANY($1::uuid[])`, [deleted]);
+    assert.equal(left.rows[0].n, 0);
+    const kept = await doneThreads(keeping.cron_id);
+    const keptRows = await pool.query(`SELECT thread_id, metadata, "values" FROM threads WHERE thread_id = ANY($1::uuid[])`, [kept]);
+    assert.equal(keptRows.rows.length, kept.length);
+    assert.equal(new Set(kept).size, kept.length, 'a fresh thread per occurrence');
+    for (const t of keptRows.rows) {
+      assert.equal(t.metadata.cron_id, keeping.cron_id);
+      assert.deepEqual(t.values, { from: 'keep' });
+    }
+    // Scheduled runs run as the cron's owner.
+    const owners = await pool.query(`SELECT DISTINCT user_id FROM runs WHERE cron_id = ANY($1::uuid[])`, [[keeping.cron_id, onThread.cron_id]]);
+    assert.deepEqual(
+      owners.rows.map((r) => r.user_id),
+      ['alice'],
+    );
+    // The thread cron ran every time on its one thread.
+    assert.deepEqual(
+      [...new Set(await doneThreads(onThread.cron_id))],
+      [threadId],
+    );
+
+    // Deleted, a cron enqueues nothing more; what had started finishes.
+    await sdk1.crons.delete(keeping.cron_id);
+    await sdk2.crons.delete(dropping.cron_id);
+    await sdk2.crons.delete(onThread.cron_id);
+    const runCount = async () => (await pool.query(`SELECT count(*)::int AS n FROM runs WHERE cron_id = ANY($1::uuid[])`, [[keeping.cron_id, onThread.cron_id]])).rows[0].n;
+    const atDelete = await runCount();
+    await until('runs in flight to finish', async () => {
+      const { rows } = await pool.query(`SELECT count(*)::int AS n FROM runs WHERE cron_id = ANY($1::uuid[]) AND status IN ('pending', 'running')`, [
+        [keeping.cron_id, dropping.cron_id, onThread.cron_id],
+      ]);
+      return rows[0].n === 0;
+    });
+    await new Promise((r) => setTimeout(r, 2000)); // two more seconds of the schedule
+    assert.equal(await runCount(), atDelete);
+  });
+
+  test('two API keys: each user sees and changes only their own crons', async () => {
+    const alice = new Client1({ apiUrl: stack.url, apiKey: ALICE_KEY, callerOptions: { maxRetries: 0 } });
+    const bob = new Client2({ apiUrl: stack.url, apiKey: BOB_KEY, callerOptions: { maxRetries: 0 } });
+    const tag = randomUUID();
+    const cron: any = await alice.crons.create('echo', { schedule: '@daily', input: {}, metadata: { tag }, enabled: false });
+    assert.equal(cron.user_id, 'alice');
+    const alicesThread = randomUUID();
+    await stack.db.pool.query(`INSERT INTO threads (thread_id, user_id) VALUES ($1, 'alice')`, [alicesThread]);
+
+    const asBob = (method: string, path: string, body?: unknown) =>
+      fetch(`${stack.url}${path}`, {
+        method,
+        headers: { 'x-api-key': BOB_KEY, ...(body ? { 'content-type': 'application/json' } : {}) },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+    for (const [method, path, body] of [
+      ['GET', `/runs/crons/${cron.cron_id}`],
+      ['PATCH', `/runs/crons/${cron.cron_id}`, { enabled: true }],
+      ['DELETE', `/runs/crons/${cron.cron_id}`],
+      ['POST', `/runs/crons/${cron.cron_id}/trigger`],
+      ['GET', `/runs/crons/${cron.cron_id}/occurrences`],
+      ['GET', `/runs/crons/${cron.cron_id}/next`],
+      ['POST', `/threads/${alicesThread}/runs/crons`, { assistant_id: 'echo', schedule: '@daily', input: {} }],
+    ] as [string, string, unknown?][]) {
+      const res = await asBob(method, path, body);
+      assert.equal(res.status, 404, `${method} ${path}`);
+    }
+    await assert.rejects(bob.crons.update(cron.cron_id, { enabled: true }), (e: any) => e.status === 404);
+    await assert.rejects(bob.crons.delete(cron.cron_id), (e: any) => e.status === 404);
+    assert.deepEqual(await bob.crons.search({ assistantId: 'echo', limit: 1000 }), []);
+    assert.equal(await bob.crons.count({}), 0);
+    assert.equal((await alice.crons.search({ metadata: { tag } })).length, 1);
+    // Bob uses the system assistant too, and owns what he makes.
+    const bobs: any = await bob.crons.create('echo', { schedule: '@daily', input: {}, enabled: false });
+    assert.equal(bobs.user_id, 'bob');
+    assert.equal(await bob.crons.count({}), 1);
+    assert.equal((await alice.crons.search({ limit: 1000 })).some((c: any) => c.cron_id === bobs.cron_id), false);
+
+    const anonymous = await fetch(`${stack.url}/runs/crons/search`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    assert.equal(anonymous.status, 401);
+  });
+});
