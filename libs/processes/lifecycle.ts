@@ -5,13 +5,16 @@ import type { Logger } from '../log/index.ts';
  * period running out, exits at once. Exit code 0 after a clean drain.
  */
 export function onShutdown(logger: Logger, graceSeconds: number, stop: () => Promise<void>): void {
-  let stopping = false;
+  let firstAt = 0;
   const handler = (signal: NodeJS.Signals) => {
-    if (stopping) {
+    if (firstAt) {
+      // A platform signals the whole process group and npm forwards it too: a repeat within a
+      // moment is the same request, not an operator insisting.
+      if (Date.now() - firstAt < 1000) return;
       logger.warn(`second ${signal}: exiting now`);
       process.exit(1);
     }
-    stopping = true;
+    firstAt = Date.now();
     logger.info(`${signal} received: draining (grace ${graceSeconds}s)`);
     const force = setTimeout(() => {
       logger.error(`drain did not finish within ${graceSeconds}s: exiting`);
