@@ -5,6 +5,7 @@ import type { TestDatabase } from './support/db.ts';
 import { spawnApp } from './support/processes.ts';
 import { readdirSync } from 'node:fs';
 import { MIGRATIONS_DIR } from '../libs/db/index.ts';
+import { QUEUES } from '../libs/queue/index.ts';
 
 describe('migrations', () => {
   let db: TestDatabase;
@@ -27,7 +28,7 @@ describe('migrations', () => {
     assert.equal(applied.length, 1);
     // pg-boss's schema is installed with agentcron's queues
     const q = await db.pool.query(`SELECT name FROM pgboss.queue ORDER BY name`);
-    assert.deepEqual(q.rows.map((r) => r.name), ['agentcron.run', 'agentcron.run.dead']);
+    assert.deepEqual(q.rows.map((r) => r.name), Object.values(QUEUES).sort());
   });
 
   test('rolling forward again is a no-op', async () => {

@@ -23,12 +23,35 @@ export interface AgentContext {
 /** An agent returns the thread's new values. */
 export type Agent = (input: unknown, ctx: AgentContext) => Promise<unknown>;
 
-/** Graph id → agent. */
+/**
+ * A graph's state as its checkpoints show it (LangGraph graphs only): what
+ * `GET /threads/{id}/state` answers when the thread has checkpoints.
+ */
+export interface GraphThreadState {
+  values: unknown;
+  next: string[];
+  tasks: { id: string; name: string; error: string | null; interrupts: unknown[] }[];
+  checkpoint_id: string;
+  checkpoint_ns: string;
+  metadata: Record<string, unknown>;
+  created_at: string;
+}
+
+/** What a graph that keeps checkpoints offers besides being run. */
+export interface CheckpointedGraph {
+  /** The thread's latest state; null when the thread has no checkpoint of this graph. */
+  threadState(threadId: string): Promise<GraphThreadState | null>;
+}
+
+/** Graph id → agent, plus the graphs whose state lives in checkpoints. */
 export class AgentRegistry {
   #agents = new Map<string, Agent>();
+  #checkpointed = new Map<string, CheckpointedGraph>();
 
-  register(graphId: string, agent: Agent): this {
+  register(graphId: string, agent: Agent, checkpointed?: CheckpointedGraph): this {
     this.#agents.set(graphId, agent);
+    if (checkpointed) this.#checkpointed.set(graphId, checkpointed);
+    else this.#checkpointed.delete(graphId);
     return this;
   }
 
@@ -38,6 +61,16 @@ export class AgentRegistry {
 
   graphIds(): string[] {
     return [...this.#agents.keys()].sort();
+  }
+
+  /** Whether any graph needs the checkpointer (processes open one only then). */
+  keepsCheckpoints(): boolean {
+    return this.#checkpointed.size > 0;
+  }
+
+  /** The thread's checkpointed state under this graph; null when the graph keeps none or the thread has none. */
+  async threadState(graphId: string, threadId: string): Promise<GraphThreadState | null> {
+    return (await this.#checkpointed.get(graphId)?.threadState(threadId)) ?? null;
   }
 }
 

@@ -1,22 +1,10 @@
 import os from 'node:os';
 import { z } from 'zod';
+import { MAINTENANCE_SETTINGS_HINT, operationsSettings, unknownMaintenanceSetting } from './operations.ts';
+import { bool, int } from './rules.ts';
 
 // Every setting agentcron reads, validated once at startup. The README's configuration table
 // mirrors this schema; keep them in step.
-
-const bool = (fallback: boolean) =>
-  z
-    .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
-    .default(fallback ? 'true' : 'false')
-    .transform((v) => v === 'true' || v === '1' || v === 'yes');
-
-const int = (fallback: number, min: number, max: number) =>
-  z
-    .string()
-    .default(String(fallback))
-    .refine((v) => /^\d+$/.test(v.trim()), { message: 'must be a whole number' })
-    .transform((v) => Number(v.trim()))
-    .refine((n) => n >= min && n <= max, { message: `must be between ${min} and ${max}` });
 
 const databaseUrl = z
   .string()
@@ -82,14 +70,31 @@ export const configSchema = z.object({
   WORKER_CONCURRENCY: int(defaultConcurrency, 1, 1000),
   RUN_TIMEOUT_SECONDS: int(300, 1, 86400),
   RUN_MAX_ATTEMPTS: int(3, 1, 100),
+  // The longest an assistant's config.timeout_seconds may make a run (never below RUN_TIMEOUT_SECONDS);
+  // run jobs expire past it, so an agent can never outlive its job and be started twice.
+  RUN_TIMEOUT_MAX_SECONDS: int(3600, 1, 86400),
+  // Unset: webhooks are sent unsigned (the worker says so at startup).
+  WEBHOOK_SECRET: z.string().min(1).optional(),
+  // Deliver to loopback, private, link-local and metadata addresses (local receivers, tests).
+  WEBHOOK_ALLOW_PRIVATE: bool(false),
+  WEBHOOK_CONNECT_TIMEOUT_SECONDS: int(5, 1, 300),
+  WEBHOOK_TIMEOUT_SECONDS: int(10, 1, 600),
+  WEBHOOK_MAX_ATTEMPTS: int(5, 1, 50),
+  WEBHOOK_RETRY_DELAY_SECONDS: int(10, 1, 3600),
   WORKER_HEARTBEAT_SECONDS: int(30, 10, 3600),
   QUEUE_SUPERVISE_INTERVAL_SECONDS: int(15, 1, 3600),
   AUTH_MODE: z.enum(['none', 'api_key'], { message: 'must be none or api_key' }).default('none'),
   AUTH_API_KEYS: apiKeys,
+  // Unset: agentcron.json in the working directory, else langgraph.json, else the built-in graphs
+  // only. Set: that file must exist (a typo must not start a worker that knows no graphs).
+  AGENTCRON_CONFIG: z.string().min(1).optional(),
+  CHECKPOINT_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/, { message: 'must be a lower-case SQL identifier' }).default('langgraph'),
+  // Maintenance jobs, their thresholds, METRICS_PORT, ADMIN_API_KEYS (operations.ts).
+  ...operationsSettings,
 });
 
 // Never echoed back in a configuration error: they hold secrets.
-const SECRET_VARIABLES = new Set(['AUTH_API_KEYS']);
+const SECRET_VARIABLES = new Set(['AUTH_API_KEYS', 'WEBHOOK_SECRET', 'ADMIN_API_KEYS']);
 
 export type Config = z.infer<typeof configSchema>;
 
@@ -110,6 +115,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const value = env[key];
     if (value !== undefined && value !== '') input[key] = value;
   }
+  const unknown = unknownMaintenanceSetting(env);
+  if (unknown) throw new ConfigError(unknown, `is not a setting agentcron knows (${MAINTENANCE_SETTINGS_HINT})`);
   const parsed = configSchema.safeParse(input);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

@@ -90,3 +90,39 @@ export async function fireOccurrences(client: PoolClient, boss: PgBoss, firings:
   }
   return firedRuns;
 }
+
+/** Active runs a thread cron's new occurrence stops, by multitask_strategy. */
+export interface Superseded {
+  interrupt: string[];
+  rollback: string[];
+}
+
+// Runs still going on the threads that just got a new run, other than the runs just written.
+const ACTIVE_ON_THREADS = `
+  SELECT r.run_id, v.strategy
+    FROM unnest($1::uuid[], $2::text[]) AS v(thread_id, strategy)
+    JOIN runs r ON r.thread_id = v.thread_id
+   WHERE r.status IN ('pending', 'running') AND NOT (r.run_id = ANY($3::uuid[]))`;
+
+/**
+ * multitask_strategy interrupt and rollback on thread crons: the runs already going on the threads
+ * of the runs just fired, which the caller cancels once the firing has committed (cancelling
+ * updates the runs' threads, which must not happen under the locks a scheduler pass holds on its
+ * crons: a worker finishing one of those runs would wait on the cron while holding the run).
+ */
+export async function runsToSupersede(client: PoolClient, fired: NewRun[]): Promise<Superseded> {
+  const byThread = new Map<string, string>();
+  for (const r of fired) {
+    if (!r.new_thread && (r.multitask_strategy === 'interrupt' || r.multitask_strategy === 'rollback')) byThread.set(r.thread_id, r.multitask_strategy);
+  }
+  if (byThread.size === 0) return { interrupt: [], rollback: [] };
+  const { rows } = await client.query<{ run_id: string; strategy: 'interrupt' | 'rollback' }>(ACTIVE_ON_THREADS, [
+    [...byThread.keys()],
+    [...byThread.values()],
+    fired.map((r) => r.run_id),
+  ]);
+  return {
+    interrupt: rows.filter((r) => r.strategy === 'interrupt').map((r) => r.run_id),
+    rollback: rows.filter((r) => r.strategy === 'rollback').map((r) => r.run_id),
+  };
+}

@@ -1,5 +1,5 @@
 export { CronScheduler, CRON_CHANGED_CHANNEL } from './scheduler.ts';
-export type { SchedulerOptions, PassResult } from './scheduler.ts';
+export type { SchedulerOptions, PassResult, ScheduleSource } from './scheduler.ts';
 export { planOccurrences } from './plan.ts';
 export type { MissedPolicy, SkipReason, PlanLimits, OccurrencePlan } from './plan.ts';
 export { fireOccurrences } from './fire.ts';

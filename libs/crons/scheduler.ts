@@ -2,10 +2,12 @@ import pg from 'pg';
 import type { Pool, PoolClient } from '../db/index.ts';
 import { withTransaction } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
+import { metrics } from '../metrics/index.ts';
 import type { PgBoss } from '../queue/index.ts';
+import { cancelRuns } from '../runs/index.ts';
 import { parseSchedule } from '../schedule/index.ts';
-import { fireOccurrences } from './fire.ts';
-import type { Firing, FiringCron, Skip } from './fire.ts';
+import { fireOccurrences, runsToSupersede } from './fire.ts';
+import type { Firing, FiringCron, Skip, Superseded } from './fire.ts';
 import { planOccurrences } from './plan.ts';
 import type { MissedPolicy, PlanLimits } from './plan.ts';
 import type { CronPayload, OnRunCompleted, OverlapPolicy } from './types.ts';
@@ -80,6 +82,16 @@ export interface SchedulerOptions {
   onTick?: () => void;
   /** Connection string for the dedicated LISTEN connection. */
   listenUrl: string;
+  /** Other schedules this loop fires after the crons on every pass (the built-in maintenance jobs). */
+  sources?: ScheduleSource[];
+}
+
+/** A schedule table fired like crons (claim due rows SKIP LOCKED, enqueue, advance, one transaction). */
+export interface ScheduleSource {
+  /** Fires everything due. */
+  pass(): Promise<PassResult>;
+  /** Milliseconds until its earliest next occurrence (database clock), or null. */
+  msUntilNext(): Promise<number | null>;
 }
 
 export interface PassResult {
@@ -129,13 +141,26 @@ export class CronScheduler {
     }
   }
 
-  /** One batch: claim due crons, fire their occurrences, advance them, commit. */
+  /**
+   * One batch: claim due crons, fire their occurrences, advance them, commit; then stop the runs
+   * that thread crons with multitask_strategy interrupt or rollback superseded.
+   */
   async pass(): Promise<PassResult> {
+    const { result, superseded, observed } = await this.#firePass();
+    metrics.occurrencesFired('cron', observed.lags);
+    metrics.occurrencesSkipped(observed.skipReasons);
+    await this.#supersede(superseded);
+    return result;
+  }
+
+  async #firePass(): Promise<{ result: PassResult; superseded: Superseded; observed: { lags: number[]; skipReasons: string[] } }> {
     const { pool, boss, batchSize, limits, logger } = this.#o;
     return withTransaction(pool, async (client) => {
       await client.query(`SET LOCAL agentcron.quiet = 'on'`);
       const { rows } = await client.query<DueRow>(CLAIM_DUE, [batchSize]);
-      if (rows.length === 0) return { claimed: 0, fired: 0, skipped: 0 };
+      if (rows.length === 0) {
+        return { result: { claimed: 0, fired: 0, skipped: 0 }, superseded: { interrupt: [], rollback: [] }, observed: { lags: [], skipReasons: [] } };
+      }
       const active = await activeRuns(client, rows);
       const firings: Firing[] = [];
       const skips: Skip[] = [];
@@ -171,10 +196,36 @@ export class CronScheduler {
         advance.error.push(error);
       }
       const written = await fireOccurrences(client, boss, firings, skips);
+      const superseded = await runsToSupersede(client, written);
       await client.query(ADVANCE, [advance.ids, advance.next, advance.finished, advance.error]);
       if (skips.length) logger.info('occurrences skipped', { count: skips.length, reasons: countBy(skips.map((s) => s.reason)) });
-      return { claimed: rows.length, fired: written.length, skipped: skips.length };
+      // Fire lag: enqueue time (this transaction's clock) minus scheduled_for; counted after commit.
+      const lags = written.map((r) => (rows[0].now.getTime() - r.scheduled_for!.getTime()) / 1000);
+      return {
+        result: { claimed: rows.length, fired: written.length, skipped: skips.length },
+        superseded,
+        observed: { lags, skipReasons: skips.map((sk) => sk.reason) },
+      };
     });
+  }
+
+  /**
+   * Cancels the runs new occurrences superseded, through the API's cancel path (their workers
+   * abort the agents; rollback deletes them). The new runs queue behind them on their thread, so
+   * they start once the old ones have stopped. Should this fail, the new runs simply wait their
+   * turn (enqueue) and the error is logged.
+   */
+  async #supersede(s: Superseded): Promise<void> {
+    const { pool, boss, logger } = this.#o;
+    for (const action of ['interrupt', 'rollback'] as const) {
+      if (s[action].length === 0) continue;
+      try {
+        const ended = await cancelRuns(pool, boss, s[action], action, `by a newer occurrence of a cron on its thread (multitask_strategy ${action})`);
+        if (ended.length) logger.info(`runs superseded by new cron occurrences (${action})`, { runs: ended });
+      } catch (err) {
+        logger.error(`could not ${action} the runs superseded by new cron occurrences`, { err: (err as Error).message, runs: s[action] });
+      }
+    }
   }
 
   async #run(): Promise<void> {
@@ -184,12 +235,16 @@ export class CronScheduler {
       this.#woken = false;
       let waitMs = pollIntervalSeconds * 1000;
       try {
+        const started = performance.now();
         const result = await this.runDue();
         if (result.claimed) logger.debug('pass', { ...result });
+        const sourcesWait = await this.#passSources();
+        metrics.schedulerTick((performance.now() - started) / 1000);
         this.#o.onTick?.();
         const { rows } = await pool.query<{ wait_ms: number | null }>(WAIT_MS);
-        const until = rows[0]?.wait_ms;
-        if (until !== null && until !== undefined) waitMs = Math.min(waitMs, Math.max(0, Math.ceil(until) + 1));
+        for (const until of [rows[0]?.wait_ms, sourcesWait]) {
+          if (until !== null && until !== undefined) waitMs = Math.min(waitMs, Math.max(0, Math.ceil(until) + 1));
+        }
         failures = 0;
       } catch (err) {
         failures++;
@@ -200,6 +255,21 @@ export class CronScheduler {
       if (!this.#running) break;
       if (!this.#woken) await this.#sleep(waitMs);
     }
+  }
+
+  /** Fires the other sources; a failing one is logged and never stops the loop or the crons. Answers the earliest wait. */
+  async #passSources(): Promise<number | null> {
+    let wait: number | null = null;
+    for (const source of this.#o.sources ?? []) {
+      try {
+        await source.pass();
+        const w = await source.msUntilNext();
+        if (w !== null) wait = wait === null ? w : Math.min(wait, w);
+      } catch (err) {
+        this.#o.logger.error('scheduler pass over maintenance jobs failed', { err: (err as Error).message });
+      }
+    }
+    return wait;
   }
 
   #sleep(ms: number): Promise<void> {
@@ -279,8 +349,8 @@ async function activeRuns(client: PoolClient, rows: DueRow[]): Promise<ActiveRun
 /**
  * How many occurrences of this cron may fire now (scheduling.md point 8). Stateless: allow (no
  * limit), skip (only when nothing is running), buffer_one (one running plus one waiting). Thread
- * crons: reject skips while the thread is busy; enqueue (and interrupt/rollback, which act on the
- * running run when the new one starts) always fire.
+ * crons: reject skips while the thread is busy; enqueue, interrupt and rollback always fire (the
+ * last two then cancel the thread's active runs: see runsToSupersede).
  */
 function overlapAllowance(row: DueRow, active: ActiveRuns): number {
   if (row.thread_id !== null) {

@@ -3,6 +3,8 @@ import express from 'express';
 import type { Express, RequestHandler, Router } from 'express';
 import type { Logger } from '../log/index.ts';
 import { withLogContext } from '../log/index.ts';
+import { metricsHandler, observeDatabase } from '../metrics/index.ts';
+import { QUEUES } from '../queue/index.ts';
 import { docsPage } from './docs.ts';
 import { errorHandler, unknownRoute } from './errors.ts';
 import { healthRoutes } from './health.ts';
@@ -43,6 +45,10 @@ export function createApp(deps: AppDeps): Express {
   app.use(requestLogging(deps.logger));
   app.use(express.json({ limit: deps.bodyLimitBytes, type: ['application/json', 'application/*+json'] }));
   app.use(healthRoutes(deps));
+  // Prometheus scrapes without a key, like /health: no series carries user data (labels are
+  // graph ids, statuses, queue and job names). The api also reports the deployment's gauges.
+  observeDatabase({ pool: deps.pool, boss: deps.boss, queues: Object.values(QUEUES), heartbeatSeconds: deps.heartbeatSeconds });
+  app.get('/metrics', metricsHandler());
   app.get('/openapi.json', (_req, res) => {
     res.json(openApiDocument());
   });

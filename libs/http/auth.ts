@@ -12,10 +12,22 @@ export function userOf(res: { locals: Record<string, unknown> }): string {
   return res.locals.userId as string;
 }
 
-/** AUTH_MODE=none: one implicit user. */
+/** The user an admin key (ADMIN_API_KEYS) acts as on the regular API. */
+export const ADMIN_USER = 'admin';
+
+/** AUTH_MODE=none: one implicit user, who may also call /admin (nothing is protected). */
 export function noAuth(): RequestHandler {
   return (_req, res, next) => {
     res.locals.userId = IMPLICIT_USER;
+    res.locals.admin = true;
+    next();
+  };
+}
+
+/** /admin/*: with AUTH_MODE=api_key only an admin key passes; a user's key is refused with 403. */
+export function requireAdmin(): RequestHandler {
+  return (_req, res, next) => {
+    if (res.locals.admin !== true) throw new HttpError(403, 'this endpoint needs an admin key (one of ADMIN_API_KEYS); this key is a user key');
     next();
   };
 }
@@ -38,8 +50,9 @@ const unauthorized = (detail: string) => new HttpError(401, detail);
  * AUTH_MODE=api_key: every request needs a key, from AUTH_API_KEYS or the api_keys table; the
  * key's user owns what the request creates and sees nothing else. Missing or wrong key: 401.
  */
-export function apiKeyAuth(db: Queryable, configured: { key: string; user: string }[]): RequestHandler {
+export function apiKeyAuth(db: Queryable, configured: { key: string; user: string }[], adminKeys: string[] = []): RequestHandler {
   const fromConfig = new Map(configured.map((k) => [hashApiKey(k.key), k.user]));
+  const admins = new Set(adminKeys.map(hashApiKey));
   return async (req, res, next) => {
     const key = presentedKey(req.headers);
     if (!key) {
@@ -47,6 +60,11 @@ export function apiKeyAuth(db: Queryable, configured: { key: string; user: strin
       throw unauthorized('missing API key: send it in the x-api-key header or as Authorization: Bearer <key>');
     }
     const hash = hashApiKey(key);
+    if (admins.has(hash)) {
+      res.locals.userId = ADMIN_USER;
+      res.locals.admin = true;
+      return next();
+    }
     const user = fromConfig.get(hash) ?? (await userForKeyHash(db, hash));
     if (!user) {
       res.setHeader('WWW-Authenticate', 'Bearer error="invalid_token"');
@@ -59,7 +77,7 @@ export function apiKeyAuth(db: Queryable, configured: { key: string; user: strin
 
 /** The auth middleware for the configured AUTH_MODE. */
 export function authMiddleware(deps: ApiDeps): RequestHandler {
-  if (deps.config.AUTH_MODE === 'api_key') return apiKeyAuth(deps.pool, deps.config.AUTH_API_KEYS);
+  if (deps.config.AUTH_MODE === 'api_key') return apiKeyAuth(deps.pool, deps.config.AUTH_API_KEYS, deps.config.ADMIN_API_KEYS);
   return noAuth();
 }
 

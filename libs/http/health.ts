@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import type { Pool } from '../db/index.ts';
+import { latestMonitorFindings } from '../maintenance/index.ts';
 import { liveProcesses } from '../processes/index.ts';
 import type { PgBoss } from '../queue/index.ts';
 import { QUEUES } from '../queue/index.ts';
@@ -8,11 +9,28 @@ export interface HealthDeps {
   pool: Pool;
   boss: PgBoss;
   heartbeatSeconds: number;
+  /** CRON_ENABLED and CRON_POLL_INTERVAL_SECONDS: whether and how soon a scheduler must have ticked (absent: not judged). */
+  scheduler?: { enabled: boolean; pollIntervalSeconds: number };
 }
 
-/** `/ok` (the LangGraph liveness convention) and `/health` (database, queue, live processes). */
-export function healthRoutes({ pool, boss, heartbeatSeconds }: HealthDeps): Router {
+// Whether schedulers tick. A scheduler's tick is recorded with its next heartbeat, so "ticked
+// within three poll intervals" allows one heartbeat interval more; one that just started counts
+// as ticking until then. Before any scheduler has registered in this database (an api started
+// alone, a fresh deployment) there is nothing to judge: `ticking` is null and /health stays 200.
+const SCHEDULER_TICKS = `
+  SELECT count(*)::int AS registered,
+         coalesce(bool_or(last_tick_at > now() - make_interval(secs => $1)
+                          OR (stopped_at IS NULL AND started_at > now() - make_interval(secs => $1))), false) AS ticking
+    FROM agentcron_processes WHERE role = 'scheduler'`;
+
+/**
+ * `/ok` (the LangGraph liveness convention) and `/health` (database, queue, live processes,
+ * scheduler ticks, the heartbeat monitor's findings). 503 when the database is unreachable or,
+ * with CRON_ENABLED, when schedulers have registered but none has ticked within three poll intervals.
+ */
+export function healthRoutes({ pool, boss, heartbeatSeconds, scheduler }: HealthDeps): Router {
   const router = Router();
+  const staleAfterSeconds = scheduler ? 3 * scheduler.pollIntervalSeconds + heartbeatSeconds : null;
   router.get('/ok', (_req, res) => {
     res.json({ ok: true });
   });
@@ -20,9 +38,21 @@ export function healthRoutes({ pool, boss, heartbeatSeconds }: HealthDeps): Rout
     const started = Date.now();
     let database: { ok: boolean; latency_ms?: number; error?: string };
     let processes = null;
+    let ticks: { registered: number; ticking: boolean } | null = null;
+    let monitor = null;
     try {
       processes = await liveProcesses(pool, heartbeatSeconds);
       database = { ok: true, latency_ms: Date.now() - started };
+      if (scheduler?.enabled) ticks = (await pool.query<{ registered: number; ticking: boolean }>(SCHEDULER_TICKS, [staleAfterSeconds])).rows[0];
+      const latest = await latestMonitorFindings(pool);
+      monitor = latest && {
+        checked_at: latest.findings.checked_at,
+        warnings: latest.findings.warnings,
+        lagging_crons: latest.findings.lagging_crons,
+        overdue_crons: latest.findings.overdue_crons,
+        lost_processes: latest.findings.lost_processes,
+        dead_letters: latest.findings.dead_letters,
+      };
     } catch (err) {
       database = { ok: false, error: (err as Error).message };
     }
@@ -33,13 +63,21 @@ export function healthRoutes({ pool, boss, heartbeatSeconds }: HealthDeps): Rout
     } catch (err) {
       queue = { ok: false, error: (err as Error).message };
     }
-    const ok = database.ok && queue.ok;
-    res.status(database.ok ? 200 : 503).json({
+    // null: not judged (CRON_ENABLED=false here, or no scheduler ever registered).
+    const ticking = !ticks || ticks.registered === 0 ? null : ticks.ticking;
+    const ok = database.ok && queue.ok && ticking !== false;
+    res.status(database.ok && ticking !== false ? 200 : 503).json({
       ok,
       database,
       queue,
-      schedulers: { alive: processes?.schedulers_alive ?? null, last_tick_at: processes?.scheduler_last_tick_at ?? null },
+      schedulers: {
+        alive: processes?.schedulers_alive ?? null,
+        last_tick_at: processes?.scheduler_last_tick_at ?? null,
+        ticking,
+        stale_after_seconds: staleAfterSeconds,
+      },
       workers: { alive: processes?.workers_alive ?? null },
+      monitor,
     });
   });
   return router;

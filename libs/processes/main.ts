@@ -1,10 +1,15 @@
-import { builtinAgents } from '../agents/index.ts';
+import type { PostgresSaver } from '@langchain/langgraph-checkpoint-postgres';
+import { AgentConfigError, builtinAgents, loadAgents, openCheckpointer } from '../agents/index.ts';
+import type { LoadedAgents } from '../agents/index.ts';
 import { loadConfigOrExit, requireDatabaseUrl } from '../config/index.ts';
+import type { Config } from '../config/index.ts';
 import { startEmbeddedPostgres } from '../db/index.ts';
 import type { EmbeddedDatabase } from '../db/index.ts';
 import { createLogger } from '../log/index.ts';
+import type { Logger } from '../log/index.ts';
 import { connect } from './bootstrap.ts';
 import { fatal, onShutdown } from './lifecycle.ts';
+import { startApiRole, startWorkerRole } from './roles.ts';
 import type { Role, RoleDeps } from './roles.ts';
 
 export interface ProcessSpec {
@@ -18,21 +23,39 @@ export interface ProcessSpec {
   embeddedFallback?: boolean;
 }
 
+/**
+ * The graphs of the config file, for processes that run agents or serve their state (api,
+ * worker); the scheduler never touches agent code. A bad graph prints one line naming it and
+ * exits 1, before anything else starts.
+ */
+async function loadAgentsOrExit(spec: ProcessSpec, config: Config, logger: Logger): Promise<LoadedAgents | null> {
+  if (!spec.roles.some((role) => role === startApiRole || role === startWorkerRole)) return null;
+  try {
+    const loaded = await loadAgents({ configPath: config.AGENTCRON_CONFIG });
+    const graphs = Object.entries(loaded.kinds).map(([id, kind]) => `${id} (${kind})`);
+    logger.info(`graphs: ${graphs.join(', ')}`, { config_file: loaded.configFile });
+    return loaded;
+  } catch (err) {
+    const message = err instanceof AgentConfigError ? err.message : `could not load the graphs: ${err instanceof Error ? err.message : String(err)}`;
+    process.stderr.write(`agentcron: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
+    process.exit(1);
+  }
+}
+
 /** A process's whole life: config, logger, database, queue, roles, and a drain on SIGTERM/SIGINT. */
 export async function runProcess(spec: ProcessSpec): Promise<void> {
   const config = loadConfigOrExit();
   const logger = createLogger({ level: config.LOG_LEVEL, json: config.NODE_ENV === 'production', service: spec.service });
+  // A standalone process without a database says so first, before any agent code is loaded.
+  let databaseUrl = config.DATABASE_URL ?? (spec.embeddedFallback ? undefined : requireDatabaseUrl(config));
+  const loaded = await loadAgentsOrExit(spec, config, logger);
   let embedded: EmbeddedDatabase | undefined;
-  let databaseUrl = config.DATABASE_URL;
   if (!databaseUrl) {
-    if (!spec.embeddedFallback) databaseUrl = requireDatabaseUrl(config);
-    else {
-      logger.info(`DATABASE_URL not set: starting embedded PostgreSQL (data in ${config.EMBEDDED_PG_DIR})`);
-      embedded = await startEmbeddedPostgres({ dataDir: config.EMBEDDED_PG_DIR, port: config.EMBEDDED_PG_PORT }).catch((err) =>
-        fatal(logger, 'embedded PostgreSQL', err),
-      );
-      databaseUrl = embedded.url;
-    }
+    logger.info(`DATABASE_URL not set: starting embedded PostgreSQL (data in ${config.EMBEDDED_PG_DIR})`);
+    embedded = await startEmbeddedPostgres({ dataDir: config.EMBEDDED_PG_DIR, port: config.EMBEDDED_PG_PORT }).catch((err) =>
+      fatal(logger, 'embedded PostgreSQL', err),
+    );
+    databaseUrl = embedded.url;
   }
   const conn = await connect(config, databaseUrl, logger, { supervise: spec.supervise, applicationName: `agentcron-${spec.service}` }).catch(
     async (err) => {
@@ -40,12 +63,26 @@ export async function runProcess(spec: ProcessSpec): Promise<void> {
       return fatal(logger, 'could not connect to the database', err);
     },
   );
-  const deps: RoleDeps = { config, conn, logger, agents: builtinAgents(), databaseUrl };
+  const agents = loaded?.registry ?? builtinAgents();
+  let checkpointer: PostgresSaver | undefined;
   const roles: Role[] = [];
   try {
+    // One checkpointer per process, shared by every LangGraph graph, before any run can start.
+    if (loaded && agents.keepsCheckpoints()) {
+      checkpointer = await openCheckpointer({
+        pool: conn.pool,
+        databaseUrl,
+        schema: config.CHECKPOINT_SCHEMA,
+        poolMax: config.DATABASE_POOL_MAX,
+        applicationName: `agentcron-${spec.service}-checkpoints`,
+      });
+      loaded.useCheckpointer(checkpointer);
+    }
+    const deps: RoleDeps = { config, conn, logger, agents, databaseUrl };
     for (const start of spec.roles) roles.push(await start(deps));
   } catch (err) {
     for (const r of roles) await r.stop(0).catch(() => {});
+    await checkpointer?.end().catch(() => {});
     await conn.close();
     await embedded?.stop();
     fatal(logger, 'startup failed', err);
@@ -53,6 +90,7 @@ export async function runProcess(spec: ProcessSpec): Promise<void> {
   const graceMs = config.SHUTDOWN_GRACE_SECONDS * 1000;
   onShutdown(logger, config.SHUTDOWN_GRACE_SECONDS, async () => {
     for (const r of roles) await r.stop(graceMs);
+    await checkpointer?.end().catch(() => {});
     await conn.close(graceMs);
     await embedded?.stop();
   });

@@ -7,7 +7,11 @@ import { CronScheduler } from '../crons/index.ts';
 import { apiRoutes, authMiddleware, createApp, finishApp } from '../http/index.ts';
 import type { ApiDeps } from '../http/index.ts';
 import type { Logger } from '../log/index.ts';
+import { MaintenanceScheduler, MaintenanceWorker, builtinJobs, configuredJobs, maintenanceSettings, registerMaintenanceJobs } from '../maintenance/index.ts';
+import { metricsServed, serveMetrics } from '../metrics/index.ts';
+import type { MetricsServer } from '../metrics/index.ts';
 import { RunWorker } from '../runs/index.ts';
+import { WebhookWorker, allowPrivateWebhooks } from '../webhooks/index.ts';
 import type { Connections } from './bootstrap.ts';
 import { Heartbeat } from './heartbeat.ts';
 
@@ -26,15 +30,37 @@ export interface RoleDeps {
   databaseUrl: string;
 }
 
+/**
+ * Every role registers the built-in maintenance jobs (idempotent, whatever starts first), so
+ * their rows exist and follow MAINTENANCE_* as soon as any process of the deployment runs.
+ */
+async function registerMaintenance({ config, conn, logger }: RoleDeps): Promise<void> {
+  const { inserted, updated } = await registerMaintenanceJobs(conn.pool, configuredJobs(config));
+  if (inserted.length || updated.length) logger.info('maintenance jobs registered', { inserted, updated });
+}
+
+/**
+ * METRICS_PORT: a scheduler or worker process without an api serves its own /metrics (what it
+ * counts: runs, fire lag, ticks ...). Answers the server to close, or null when not needed.
+ */
+async function metricsPort({ config, logger }: RoleDeps): Promise<MetricsServer | null> {
+  if (config.METRICS_PORT === 0 || metricsServed()) return null;
+  return serveMetrics(config.METRICS_PORT, config.HOST, logger);
+}
+
 export async function startApiRole(deps: RoleDeps): Promise<Role & { url: string }> {
   const { config, conn, logger, agents } = deps;
   await ensureDefaultAssistants(conn.pool, agents.graphIds());
+  await registerMaintenance(deps);
+  // The request schemas refuse webhooks on literal private addresses unless this allows them.
+  allowPrivateWebhooks(config.WEBHOOK_ALLOW_PRIVATE);
   const apiDeps: ApiDeps = { pool: conn.pool, boss: conn.boss, config, logger, agents };
   const app = createApp({
     pool: conn.pool,
     boss: conn.boss,
     logger,
     heartbeatSeconds: config.HEARTBEAT_INTERVAL_SECONDS,
+    scheduler: { enabled: config.CRON_ENABLED, pollIntervalSeconds: config.CRON_POLL_INTERVAL_SECONDS },
     bodyLimitBytes: Math.max(1024 * 1024, config.CRON_MAX_PAYLOAD_BYTES * 4),
     auth: authMiddleware(apiDeps),
     routes: apiRoutes(apiDeps),
@@ -65,11 +91,18 @@ export async function startApiRole(deps: RoleDeps): Promise<Role & { url: string
 
 export async function startSchedulerRole(deps: RoleDeps): Promise<Role> {
   const { config, conn, logger, databaseUrl } = deps;
+  await registerMaintenance(deps);
+  const metricsServer = await metricsPort(deps);
   const heartbeat = new Heartbeat(conn.pool, 'scheduler', config.HEARTBEAT_INTERVAL_SECONDS, logger);
   await heartbeat.start();
   if (!config.CRON_ENABLED) {
-    logger.info('CRON_ENABLED=false: the scheduler is idle and fires nothing');
-    return { stop: () => heartbeat.stop() };
+    logger.info('CRON_ENABLED=false: the scheduler is idle and fires nothing (maintenance jobs included)');
+    return {
+      async stop() {
+        await heartbeat.stop();
+        await metricsServer?.close();
+      },
+    };
   }
   const scheduler = new CronScheduler({
     pool: conn.pool,
@@ -80,6 +113,8 @@ export async function startSchedulerRole(deps: RoleDeps): Promise<Role> {
     limits: { missedMax: config.CRON_MISSED_MAX, graceMs: config.CRON_MISSED_GRACE_SECONDS * 1000, ledgerCap: 1000 },
     onTick: () => heartbeat.ticked(),
     listenUrl: databaseUrl,
+    // The built-in maintenance jobs fire in the same loop, the same way.
+    sources: [new MaintenanceScheduler({ pool: conn.pool, boss: conn.boss, logger })],
   });
   await scheduler.start();
   logger.info('scheduler started', { poll_interval_s: config.CRON_POLL_INTERVAL_SECONDS, batch_size: config.CRON_BATCH_SIZE });
@@ -87,13 +122,16 @@ export async function startSchedulerRole(deps: RoleDeps): Promise<Role> {
     async stop() {
       await scheduler.stop();
       await heartbeat.stop();
+      await metricsServer?.close();
     },
   };
 }
 
 export async function startWorkerRole(deps: RoleDeps): Promise<Role> {
-  const { config, conn, logger, agents } = deps;
+  const { config, conn, logger, agents, databaseUrl } = deps;
   await ensureDefaultAssistants(conn.pool, agents.graphIds());
+  await registerMaintenance(deps);
+  const metricsServer = await metricsPort(deps);
   const heartbeat = new Heartbeat(conn.pool, 'worker', config.HEARTBEAT_INTERVAL_SECONDS, logger);
   await heartbeat.start();
   const worker = new RunWorker({
@@ -103,15 +141,34 @@ export async function startWorkerRole(deps: RoleDeps): Promise<Role> {
     agents,
     concurrency: config.WORKER_CONCURRENCY,
     runTimeoutSeconds: config.RUN_TIMEOUT_SECONDS,
+    runTimeoutMaxSeconds: config.RUN_TIMEOUT_MAX_SECONDS,
+    // Cancels reach the agents through LISTEN on this connection (and a 1 s poll).
+    listenUrl: databaseUrl,
   });
+  const webhooks = new WebhookWorker({
+    pool: conn.pool,
+    boss: conn.boss,
+    logger,
+    secret: config.WEBHOOK_SECRET,
+    allowPrivate: config.WEBHOOK_ALLOW_PRIVATE,
+    connectTimeoutMs: config.WEBHOOK_CONNECT_TIMEOUT_SECONDS * 1000,
+    responseTimeoutMs: config.WEBHOOK_TIMEOUT_SECONDS * 1000,
+  });
+  // Maintenance jobs on their own queue, one at a time: never in the way of runs.
+  const maintenance = new MaintenanceWorker({ pool: conn.pool, boss: conn.boss, logger, settings: maintenanceSettings(config), jobs: builtinJobs() });
   await worker.start();
+  await webhooks.start();
+  await maintenance.start();
+  if (!config.WEBHOOK_SECRET) logger.warn('WEBHOOK_SECRET is not set: webhooks are sent unsigned (no X-Agentcron-Signature header)');
+  if (config.WEBHOOK_ALLOW_PRIVATE) logger.warn('WEBHOOK_ALLOW_PRIVATE=true: webhooks may go to loopback, private, link-local and metadata addresses');
   logger.info('worker started', { concurrency: config.WORKER_CONCURRENCY, graphs: agents.graphIds() });
   return {
     async stop(graceMs) {
-      // Runs in progress get the grace period; past it the connections' close aborts them and
-      // their jobs are retried elsewhere.
-      await Promise.race([worker.stop(), new Promise((r) => setTimeout(r, graceMs).unref())]);
+      // Runs and deliveries in progress get the grace period; past it the connections' close
+      // aborts them and their jobs are retried elsewhere.
+      await Promise.race([Promise.all([worker.stop(), webhooks.stop(), maintenance.stop()]), new Promise((r) => setTimeout(r, graceMs).unref())]);
       await heartbeat.stop();
+      await metricsServer?.close();
     },
   };
 }

@@ -1,3 +1,13 @@
-export { QUEUES, queueDefinitions, startQueue, ensureQueues, installQueueSchema, transactionDb, enqueueRuns } from './queue.ts';
+export {
+  QUEUES,
+  QUEUE_DEFAULTS,
+  queueDefinitions,
+  startQueue,
+  ensureQueues,
+  installQueueSchema,
+  transactionDb,
+  enqueueRuns,
+  longestRunSeconds,
+} from './queue.ts';
 export type { QueueOptions, QueueSettings, RunJob } from './queue.ts';
 export type { PgBoss } from 'pg-boss';

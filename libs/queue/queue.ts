@@ -9,6 +9,21 @@ export const QUEUES = {
   run: 'agentcron.run',
   /** Run jobs whose every attempt failed outside the agent (worker crashes, lost heartbeats). */
   runDead: 'agentcron.run.dead',
+  /** One job per webhook delivery of an ended run; job id = run id. */
+  webhook: 'agentcron.webhook',
+  /** Webhook jobs lost on every attempt (workers died mid-delivery): their failure is recorded from here. */
+  webhookDead: 'agentcron.webhook.dead',
+  /** One job per occurrence of a built-in maintenance job (libs/maintenance), apart from runs so it never waits behind them. */
+  maintenance: 'agentcron.maintenance',
+} as const;
+
+/** Defaults of the optional settings, the same as the configuration's (libs/config). */
+export const QUEUE_DEFAULTS = {
+  runTimeoutMaxSeconds: 3600,
+  webhookMaxAttempts: 5,
+  webhookRetryDelaySeconds: 10,
+  webhookConnectTimeoutSeconds: 5,
+  webhookTimeoutSeconds: 10,
 } as const;
 
 export interface QueueSettings {
@@ -16,7 +31,16 @@ export interface QueueSettings {
   runMaxAttempts: number;
   /** A run job whose worker has not refreshed it for this long is failed and retried (a dead worker frees it this fast). */
   runHeartbeatSeconds: number;
+  /** The longest an assistant may make a run (RUN_TIMEOUT_MAX_SECONDS): run jobs must outlive it. */
+  runTimeoutMaxSeconds?: number;
+  webhookMaxAttempts?: number;
+  webhookRetryDelaySeconds?: number;
+  webhookConnectTimeoutSeconds?: number;
+  webhookTimeoutSeconds?: number;
 }
+
+/** The longest a run may execute: RUN_TIMEOUT_SECONDS, or an assistant's longer timeout up to the max. */
+export const longestRunSeconds = (s: QueueSettings): number => Math.max(s.runTimeoutSeconds, s.runTimeoutMaxSeconds ?? QUEUE_DEFAULTS.runTimeoutMaxSeconds);
 
 /** Queue policies: retry, expiry, retention, dead letter; LISTEN/NOTIFY so workers wake at once. */
 export function queueDefinitions(s: QueueSettings): Queue[] {
@@ -30,12 +54,42 @@ export function queueDefinitions(s: QueueSettings): Queue[] {
       retryDelay: 5,
       retryBackoff: true,
       retryDelayMax: 300,
-      // The worker enforces the run timeout itself; expiry is the backstop if it cannot.
-      expireInSeconds: s.runTimeoutSeconds + 60,
+      // The worker enforces the run timeout itself; expiry is the backstop if it cannot. It must
+      // outlast the longest timeout an assistant may set, or a run still going would be retried.
+      expireInSeconds: longestRunSeconds(s) + 60,
       heartbeatSeconds: s.runHeartbeatSeconds,
       retentionSeconds: 7 * 86400,
       deleteAfterSeconds: 86400,
       deadLetter: QUEUES.runDead,
+    },
+    ...webhookQueues(s),
+    // A failed maintenance job waits for its next occurrence (no retry); expiry only catches a stuck worker.
+    { name: QUEUES.maintenance, notify: true, retryLimit: 0, expireInSeconds: 3600, retentionSeconds: 86400, deleteAfterSeconds: 7 * 86400 },
+  ];
+}
+
+/**
+ * Webhook deliveries: retried with exponential backoff (delay, 2x, 4x ... up to an hour) until
+ * WEBHOOK_MAX_ATTEMPTS; the handler records the final failure itself, the dead letter queue
+ * catches jobs whose workers died on every attempt.
+ */
+function webhookQueues(s: QueueSettings): Queue[] {
+  const d = QUEUE_DEFAULTS;
+  const attemptSeconds = (s.webhookConnectTimeoutSeconds ?? d.webhookConnectTimeoutSeconds) + (s.webhookTimeoutSeconds ?? d.webhookTimeoutSeconds);
+  return [
+    { name: QUEUES.webhookDead, retentionSeconds: 14 * 86400, deleteAfterSeconds: 14 * 86400 },
+    {
+      name: QUEUES.webhook,
+      notify: true,
+      retryLimit: (s.webhookMaxAttempts ?? d.webhookMaxAttempts) - 1,
+      retryDelay: s.webhookRetryDelaySeconds ?? d.webhookRetryDelaySeconds,
+      retryBackoff: true,
+      retryDelayMax: 3600,
+      // One attempt is bounded by its connect and response timeouts; expiry only catches a stuck worker.
+      expireInSeconds: attemptSeconds + 60,
+      retentionSeconds: 7 * 86400,
+      deleteAfterSeconds: 86400,
+      deadLetter: QUEUES.webhookDead,
     },
   ];
 }

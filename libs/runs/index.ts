@@ -1,7 +1,8 @@
 export { insertRuns } from './enqueue.ts';
 export type { NewRun, MultitaskStrategy } from './enqueue.ts';
-export { RunWorker, finishRuns, endRuns } from './worker.ts';
-export type { RunWorkerOptions, RunResult, RunStatus } from './worker.ts';
+export { RunWorker, finishRuns, finishRunsIn, endRuns, endRunsIn, runTimeoutSeconds } from './worker.ts';
+export type { RunWorkerOptions, RunResult, RunStatus, EndOutcome, RunTimeoutSettings } from './worker.ts';
+export { RUN_CANCEL_CHANNEL } from './cancel.ts';
 export {
   activeThreadRunIds,
   cancelRuns,

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Pool, PoolClient, Queryable } from '../db/index.ts';
+import { withTransaction } from '../db/index.ts';
 import type { PgBoss } from '../queue/index.ts';
 import { insertRuns } from './enqueue.ts';
 import type { MultitaskStrategy } from './enqueue.ts';
-import { endRuns } from './worker.ts';
+import { endRunsIn } from './worker.ts';
 
 /** A run as the LangGraph API shows it (plus cron_id and scheduled_for for cron runs). */
 export interface RunResponse {
@@ -21,10 +22,17 @@ export interface RunResponse {
   run_started_at: string | null;
   run_ended_at: string | null;
   error: unknown;
+  /** When the webhook was delivered (null: no webhook, or not delivered yet). */
+  webhook_sent_at: string | null;
+  /** null (no webhook), pending, sent or failed. */
+  webhook_status: string | null;
+  webhook_attempts: number;
+  /** Why the last delivery attempt failed (a short excerpt of the answer at most). */
+  webhook_error: string | null;
 }
 
 const RUN_COLUMNS = `run_id, thread_id, assistant_id, created_at, updated_at, status, metadata, multitask_strategy,
-  kwargs, cron_id, scheduled_for, started_at, ended_at, error`;
+  kwargs, cron_id, scheduled_for, started_at, ended_at, error, webhook_sent_at, webhook_status, webhook_attempts, webhook_error`;
 
 interface RunRow {
   run_id: string;
@@ -41,6 +49,10 @@ interface RunRow {
   started_at: Date | null;
   ended_at: Date | null;
   error: unknown;
+  webhook_sent_at: Date | null;
+  webhook_status: string | null;
+  webhook_attempts: number;
+  webhook_error: string | null;
 }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
@@ -61,6 +73,10 @@ export function toRunResponse(r: RunRow): RunResponse {
     run_started_at: iso(r.started_at),
     run_ended_at: iso(r.ended_at),
     error: r.error,
+    webhook_sent_at: iso(r.webhook_sent_at),
+    webhook_status: r.webhook_status,
+    webhook_attempts: r.webhook_attempts,
+    webhook_error: r.webhook_error,
   };
 }
 
@@ -109,16 +125,20 @@ export type CancelAction = 'interrupt' | 'rollback';
 
 /**
  * Ends runs as interrupted, through the worker's own finishing path (thread status, cron
- * ledger, ephemeral threads). A pending run is then skipped by the worker that fetches its job
- * (the claim only takes pending runs). A running run is marked interrupted and its eventual
- * result discarded (the finish only updates runs still pending or running); stopping its agent
- * early is the worker's part. `rollback` also deletes the runs.
+ * ledger, ephemeral threads, webhooks), in one transaction. A pending run is then skipped by the
+ * worker that fetches its job (the claim only takes pending runs). A running run's worker is told
+ * on commit (NOTIFY, with a one-second poll as the backstop) and aborts its agent; its late result,
+ * if any, is discarded (finishing only updates runs still pending or running). `rollback` also
+ * deletes the runs. `by` says who cancelled, for the run's error message.
  * Must not be called while holding a lock on the runs' threads: finishing updates them.
  */
-export async function cancelRuns(pool: Pool, runIds: string[], action: CancelAction): Promise<void> {
-  if (runIds.length === 0) return;
-  await endRuns(pool, runIds, { status: 'interrupted', error: { error: 'Cancelled', message: `cancelled (${action}) through the API` } });
-  if (action === 'rollback') await pool.query(`DELETE FROM runs WHERE run_id = ANY($1::uuid[])`, [runIds]);
+export async function cancelRuns(pool: Pool, boss: PgBoss, runIds: string[], action: CancelAction, by = 'through the API'): Promise<string[]> {
+  if (runIds.length === 0) return [];
+  return withTransaction(pool, async (client) => {
+    const ended = await endRunsIn(client, boss, runIds, { status: 'interrupted', error: { error: 'Cancelled', message: `cancelled (${action}) ${by}` } });
+    if (action === 'rollback') await client.query(`DELETE FROM runs WHERE run_id = ANY($1::uuid[])`, [runIds]);
+    return ended;
+  });
 }
 
 export interface BackgroundRun {

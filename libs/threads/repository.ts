@@ -1,3 +1,4 @@
+import type { GraphThreadState } from '../agents/index.ts';
 import type { Queryable } from '../db/index.ts';
 
 // Threads as the LangGraph API shows them. Every query is scoped to the caller's user id: another
@@ -16,7 +17,10 @@ export interface ThreadResponse {
   interrupts: Record<string, unknown[]>;
 }
 
-/** LangGraph's ThreadState, as far as the SDK reads it. agentcron keeps one state per thread (no checkpoint history). */
+/**
+ * LangGraph's ThreadState, as far as the SDK reads it: the latest checkpoint of a LangGraph graph's
+ * thread, else the values the last run stored (no checkpoint history is served).
+ */
 export interface ThreadStateResponse {
   values: unknown;
   next: string[];
@@ -67,6 +71,30 @@ export function toThreadState(t: ThreadResponse): ThreadStateResponse {
   };
 }
 
+/** The state of a thread whose graph keeps checkpoints, as the latest checkpoint has it. */
+export function toCheckpointedThreadState(t: ThreadResponse, g: GraphThreadState): ThreadStateResponse {
+  return {
+    values: g.values,
+    next: g.next,
+    tasks: g.tasks.map((task) => ({ ...task, checkpoint: null, state: null, result: null })),
+    checkpoint: { thread_id: t.thread_id, checkpoint_ns: g.checkpoint_ns, checkpoint_id: g.checkpoint_id, checkpoint_map: null },
+    // As in LangGraph: the checkpoint's metadata (source, step ...), not the thread's.
+    metadata: g.metadata,
+    created_at: g.created_at,
+    parent_checkpoint: null,
+    interrupts: g.tasks.flatMap((task) => task.interrupts),
+  };
+}
+
+/** The graph of the thread's latest run: whose checkpoints its state is read from. */
+export async function threadGraphId(db: Queryable, threadId: string): Promise<string | null> {
+  const { rows } = await db.query<{ graph_id: string }>(
+    `SELECT a.graph_id FROM runs r JOIN assistants a USING (assistant_id) WHERE r.thread_id = $1 ORDER BY r.created_at DESC LIMIT 1`,
+    [threadId],
+  );
+  return rows[0]?.graph_id ?? null;
+}
+
 export async function getThread(db: Queryable, threadId: string, userId: string): Promise<ThreadResponse | null> {
   const { rows } = await db.query<ThreadRow>(`SELECT ${THREAD_COLUMNS} FROM threads WHERE thread_id = $1 AND user_id = $2`, [threadId, userId]);
   return rows[0] ? toThreadResponse(rows[0]) : null;
@@ -111,7 +139,10 @@ export async function patchThread(db: Queryable, threadId: string, userId: strin
   return rows[0] ? toThreadResponse(rows[0]) : null;
 }
 
-/** Deletes the caller's thread; its runs and crons go with it (foreign keys cascade). */
+/**
+ * Deletes the caller's thread; its runs and crons go with it (foreign keys cascade), its LangGraph
+ * checkpoints too (the trigger libs/agents/checkpointer.ts installs).
+ */
 export async function deleteThread(db: Queryable, threadId: string, userId: string): Promise<boolean> {
   const { rowCount } = await db.query(`DELETE FROM threads WHERE thread_id = $1 AND user_id = $2`, [threadId, userId]);
   return (rowCount ?? 0) > 0;

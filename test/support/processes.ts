@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
+import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -28,7 +29,16 @@ export function spawnApp(name: AppName, env: Record<string, string | undefined>)
   return track(child);
 }
 
+// Every child still running when a test file's tests are done is killed, so a failed assertion
+// never leaves processes behind that keep the file (and the suite) from finishing.
+const live = new Set<ChildProcess>();
+after(() => {
+  for (const child of live) child.kill('SIGKILL');
+});
+
 export function track(child: ChildProcess): SpawnedApp {
+  live.add(child);
+  child.on('exit', () => live.delete(child));
   const output: string[] = [];
   const waiters = new Set<() => void>();
   const onData = (buf: Buffer) => {

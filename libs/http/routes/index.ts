@@ -1,5 +1,6 @@
 import type { Router } from 'express';
 import type { ApiDeps } from '../deps.ts';
+import { adminRoutes } from './admin.ts';
 import { assistantsRoutes } from './assistants.ts';
 import { cronsRoutes } from './crons.ts';
 import { runsRoutes } from './runs.ts';
@@ -7,5 +8,5 @@ import { threadsRoutes } from './threads.ts';
 
 /** Every resource router of the API, in mount order. */
 export function apiRoutes(deps: ApiDeps): Router[] {
-  return [cronsRoutes(deps), threadsRoutes(deps), runsRoutes(deps), assistantsRoutes(deps)];
+  return [cronsRoutes(deps), threadsRoutes(deps), runsRoutes(deps), assistantsRoutes(deps), adminRoutes(deps)];
 }

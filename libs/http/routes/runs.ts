@@ -88,7 +88,8 @@ documentRoutes('runs', [
     method: 'post',
     path: '/threads/{thread_id}/runs/{run_id}/cancel',
     summary: 'Cancel a run',
-    description: 'A pending run never starts. A running run is marked interrupted at once and its result discarded.',
+    description:
+      'A pending run never starts. A running run is marked interrupted at once and its result discarded; the worker executing it learns of it within about a second and aborts the agent (its AbortSignal).',
     params: RunParams,
     query: CancelQuery,
     responses: { 202: { description: 'Cancelled (wait=0).' }, 204: { description: 'Cancelled and ended (wait=1).' }, ...errors(404, 409, 422) },
@@ -110,8 +111,11 @@ async function startRun(pool: Pool, boss: PgBoss, threadId: string, user: string
   const assistant = found.assistant;
   const strategy = b.multitask_strategy ?? 'enqueue';
   if (strategy === 'interrupt' || strategy === 'rollback') {
-    // Before taking the thread's lock: cancelling settles the thread too.
-    if (await getThread(pool, threadId, user)) await cancelRuns(pool, await activeThreadRunIds(pool, threadId), strategy);
+    // Before taking the thread's lock: cancelling settles the thread too. The same path as a
+    // cancel: the runs end interrupted and their workers abort the agents.
+    if (await getThread(pool, threadId, user)) {
+      await cancelRuns(pool, boss, await activeThreadRunIds(pool, threadId), strategy, `by a new run (multitask_strategy ${strategy})`);
+    }
   }
   return withTransaction(pool, async (client) => {
     if (!(await lockThread(client, threadId, user))) {
@@ -203,8 +207,9 @@ export function runsRoutes({ pool, boss }: ApiDeps): Router {
     const run = await getThreadRun(pool, threadId, runId, userOf(res));
     if (!run) throw runNotFound();
     if (runEnded(run.status)) throw new HttpError(409, `run ${runId} has already ended (${run.status})`);
-    // Marking the run interrupted ends it at once, so wait=1 has nothing left to wait for.
-    await cancelRuns(pool, [runId], q.action);
+    // Marking the run interrupted ends it at once, so wait=1 has nothing left to wait for; the
+    // worker holding it is told on commit and aborts the agent.
+    await cancelRuns(pool, boss, [runId], q.action);
     res.status(q.wait ? 204 : 202).end();
   });
 

@@ -1,7 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { z } from 'zod';
-import { countThreads, deleteThread, getThread, insertThread, patchThread, searchThreads, toThreadState } from '../../threads/index.ts';
+import type { AgentRegistry } from '../../agents/index.ts';
+import type { Pool } from '../../db/index.ts';
+import {
+  countThreads,
+  deleteThread,
+  getThread,
+  insertThread,
+  patchThread,
+  searchThreads,
+  threadGraphId,
+  toCheckpointedThreadState,
+  toThreadState,
+} from '../../threads/index.ts';
+import type { ThreadResponse, ThreadStateResponse } from '../../threads/index.ts';
 import { userOf } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { HttpError } from '../errors.ts';
@@ -65,7 +78,17 @@ documentRoutes('threads', [
   },
 ]);
 
-export function threadsRoutes({ pool }: ApiDeps): Router {
+/** A LangGraph graph's thread shows its latest checkpoint; any other thread the values its last run stored. */
+async function currentState(pool: Pool, agents: AgentRegistry, thread: ThreadResponse): Promise<ThreadStateResponse> {
+  if (agents.keepsCheckpoints()) {
+    const graphId = await threadGraphId(pool, thread.thread_id);
+    const checkpointed = graphId ? await agents.threadState(graphId, thread.thread_id) : null;
+    if (checkpointed) return toCheckpointedThreadState(thread, checkpointed);
+  }
+  return toThreadState(thread);
+}
+
+export function threadsRoutes({ pool, agents }: ApiDeps): Router {
   const router = Router();
 
   router.post('/threads', async (req, res) => {
@@ -119,7 +142,7 @@ export function threadsRoutes({ pool }: ApiDeps): Router {
   router.get('/threads/:thread_id/state', async (req, res) => {
     const thread = await getThread(pool, pathId(req.params.thread_id, 'thread'), userOf(res));
     if (!thread) throw threadNotFound();
-    res.json(toThreadState(thread));
+    res.json(await currentState(pool, agents, thread));
   });
 
   return router;

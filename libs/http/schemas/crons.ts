@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { webhookCreateProblem } from '../../webhooks/index.ts';
 import { registry } from '../openapi.ts';
 import { ErrorSchema, errors, json, selectFields } from './common.ts';
 
@@ -16,17 +17,30 @@ export const dateTime = z.iso
   .datetime({ offset: true, local: true, error: 'expected an ISO 8601 date-time, e.g. 2030-01-01T09:00:00Z' })
   .transform((s) => new Date(/(Z|[+-]\d{2}(:?\d{2})?)$/i.test(s) ? s : `${s}Z`));
 
-const webhook = z.string().refine(
-  (s) => {
-    try {
-      const u = new URL(s);
-      return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
-    } catch {
-      return false;
-    }
-  },
-  { message: 'must be an http(s) URL with a host' },
-);
+const webhook = z
+  .string()
+  .refine(
+    (s) => {
+      try {
+        const u = new URL(s);
+        return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+      } catch {
+        return false;
+      }
+    },
+    { message: 'must be an http(s) URL with a host', abort: true },
+  )
+  // SSRF guard, the part that needs no DNS: a literal loopback/private/link-local/metadata address.
+  .superRefine((s, ctx) => {
+    const problem = webhookCreateProblem(s);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
+/** What a webhook receives, shared with the runs schema. */
+export const WEBHOOK_DESCRIPTION =
+  'POSTed the Run as JSON when a run ends (any status), retried with backoff. With WEBHOOK_SECRET set, signed: ' +
+  'X-Agentcron-Signature: sha256=<hex HMAC-SHA256 of "<X-Agentcron-Timestamp>.<body>">. Loopback, private, link-local ' +
+  'and metadata destinations are refused (a literal address with 422 here, a hostname when sending) unless WEBHOOK_ALLOW_PRIVATE=true.';
 
 export const MULTITASK_STRATEGIES = ['reject', 'enqueue', 'interrupt', 'rollback'] as const;
 export const ON_RUN_COMPLETED = ['delete', 'keep'] as const;
@@ -39,7 +53,7 @@ const interrupts = z.union([z.literal('*'), z.array(z.string())], { error: 'expe
 const payloadFields = {
   config: jsonObject.nullish(),
   context: jsonObject.nullish(),
-  webhook: webhook.nullish(),
+  webhook: webhook.nullish().openapi({ description: WEBHOOK_DESCRIPTION }),
   multitask_strategy: z.enum(MULTITASK_STRATEGIES).nullish(),
   interrupt_before: interrupts.nullish(),
   interrupt_after: interrupts.nullish(),

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { webhookCreateProblem } from '../../webhooks/index.ts';
+import { WEBHOOK_DESCRIPTION } from './crons.ts';
 import { registry } from '../openapi.ts';
 import { Metadata, queryLimit, queryOffset, selectFields } from './common.ts';
 
@@ -24,20 +26,31 @@ export const RunSchema = registry.register(
     run_started_at: iso.nullable(),
     run_ended_at: iso.nullable(),
     error: z.object({ error: z.string(), message: z.string() }).nullable(),
+    webhook_sent_at: iso.nullable().describe('When the webhook was delivered.'),
+    webhook_status: z.enum(['pending', 'sent', 'failed']).nullable().describe('null when the run has no webhook.'),
+    webhook_attempts: z.number().int(),
+    webhook_error: z.string().nullable().describe('Why the last delivery attempt failed (at most a short excerpt of the answer).'),
   }),
 );
 
-const httpUrl = z.string().refine(
-  (v) => {
-    try {
-      const u = new URL(v);
-      return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
-    } catch {
-      return false;
-    }
-  },
-  { message: 'must be an http(s) URL with a host' },
-);
+const httpUrl = z
+  .string()
+  .refine(
+    (v) => {
+      try {
+        const u = new URL(v);
+        return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+      } catch {
+        return false;
+      }
+    },
+    { message: 'must be an http(s) URL with a host', abort: true },
+  )
+  // SSRF guard, the part that needs no DNS: a literal loopback/private/link-local/metadata address.
+  .superRefine((v, ctx) => {
+    const problem = webhookCreateProblem(v);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
 
 const interruptAt = z.union([z.literal('*'), z.array(z.string())]);
 
@@ -66,7 +79,7 @@ export const RunCreate = registry.register(
     config: Metadata.nullish(),
     context: Metadata.nullish(),
     metadata: Metadata.nullish(),
-    webhook: httpUrl.nullish().describe('POSTed the run when it ends.'),
+    webhook: httpUrl.nullish().describe(WEBHOOK_DESCRIPTION),
     multitask_strategy: MultitaskStrategy.nullish().describe(
       'When the thread has a run that has not ended: reject (409), enqueue (default: run after it), interrupt (cancel it), rollback (cancel and delete it).',
     ),
@@ -90,6 +103,10 @@ export const RUN_SELECT = [
   'run_started_at',
   'run_ended_at',
   'error',
+  'webhook_sent_at',
+  'webhook_status',
+  'webhook_attempts',
+  'webhook_error',
 ] as const;
 
 export const RunListQuery = z.object({

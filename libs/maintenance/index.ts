@@ -1,0 +1,14 @@
+export { MAINTENANCE_CATALOG } from './catalog.ts';
+export type { MaintenanceJobName, CatalogEntry } from './catalog.ts';
+export { maintenanceSettings, configuredJobs } from './settings.ts';
+export type { MaintenanceSettings, JobRegistration } from './settings.ts';
+export { registerMaintenanceJobs } from './register.ts';
+export type { Registered } from './register.ts';
+export { MaintenanceScheduler, occurrenceJobId } from './scheduling.ts';
+export { MaintenanceWorker } from './worker.ts';
+export type { MaintenanceWorkerOptions, Execution } from './worker.ts';
+export { builtinJobs, checkHeartbeats } from './jobs/index.ts';
+export type { MonitorFindings } from './jobs/index.ts';
+export { listMaintenanceJobs, getMaintenanceJob, triggerMaintenanceJob, latestMonitorFindings } from './repository.ts';
+export type { MaintenanceJobResponse } from './repository.ts';
+export type { MaintenanceJob, MaintenanceContext, MaintenanceJobData } from './types.ts';

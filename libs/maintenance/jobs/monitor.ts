@@ -1,0 +1,94 @@
+import { QUEUES } from '../../queue/index.ts';
+import type { MaintenanceContext, MaintenanceJob } from '../types.ts';
+
+// 5. Heartbeat monitor: what an operator should look at, logged as warnings and stored as the
+// job's last_result, which /health shows. Looks at the last hour of the ledger for lagging
+// crons, at crons due longer than the threshold and still not fired (no scheduler keeps up),
+// at schedulers and workers that stopped heartbeating without stopping, and at run and webhook
+// jobs that reached a dead-letter queue (lost on every attempt).
+
+/** How far back the monitor looks for lagging occurrences and dead letters. */
+const WINDOW = '1 hour';
+
+export interface MonitorFindings {
+  checked_at: string;
+  fire_lag_threshold_seconds: number;
+  lagging_crons: { cron_id: string; occurrences: number; max_lag_seconds: number }[];
+  overdue_crons: { count: number; oldest_next_run_date: string | null };
+  lost_processes: { process_id: string; role: string; hostname: string; pid: number; last_seen_at: string }[];
+  alive: { schedulers: number; workers: number };
+  dead_letters: { queue: string; last_hour: number; waiting: number }[];
+  warnings: string[];
+}
+
+const LAGGING = `
+  SELECT cron_id, count(*)::int AS occurrences, extract(epoch FROM max(enqueued_at - scheduled_for))::float8 AS max_lag_seconds
+    FROM cron_occurrences
+   WHERE created_at > now() - interval '${WINDOW}' AND trigger = 'schedule' AND enqueued_at IS NOT NULL
+     AND enqueued_at - scheduled_for > make_interval(secs => $1)
+   GROUP BY cron_id
+   ORDER BY max(enqueued_at - scheduled_for) DESC
+   LIMIT 50`;
+
+const OVERDUE = `
+  SELECT count(*)::int AS count, min(next_run_date) AS oldest
+    FROM crons WHERE enabled AND next_run_date < now() - make_interval(secs => $1)`;
+
+const PROCESSES = `
+  SELECT process_id, role, hostname, pid, last_seen_at,
+         (last_seen_at > now() - make_interval(secs => $1)) AS alive
+    FROM agentcron_processes
+   WHERE stopped_at IS NULL AND role IN ('scheduler', 'worker')`;
+
+const DEAD = (schema: string) => `
+  SELECT q.name AS queue,
+         (SELECT count(*) FROM ${schema}.job j WHERE j.name = q.name AND j.created_on > now() - interval '${WINDOW}')::int AS last_hour,
+         (SELECT count(*) FROM ${schema}.job j WHERE j.name = q.name AND j.state IN ('created', 'retry'))::int AS waiting
+    FROM unnest($1::text[]) AS q(name)`;
+
+export async function checkHeartbeats({ pool, settings }: Pick<MaintenanceContext, 'pool' | 'settings'>): Promise<MonitorFindings> {
+  const threshold = settings.fireLagWarnSeconds;
+  const deadQueues = Object.values(QUEUES).filter((q) => q.endsWith('.dead'));
+  const [lagging, overdue, processes, dead, now] = await Promise.all([
+    pool.query<{ cron_id: string; occurrences: number; max_lag_seconds: number }>(LAGGING, [threshold]),
+    pool.query<{ count: number; oldest: Date | null }>(OVERDUE, [threshold]),
+    pool.query<{ process_id: string; role: string; hostname: string; pid: number; last_seen_at: Date; alive: boolean }>(PROCESSES, [
+      settings.heartbeatSeconds * 3,
+    ]),
+    pool.query<{ queue: string; last_hour: number; waiting: number }>(DEAD(settings.pgbossSchema), [deadQueues]),
+    pool.query<{ now: Date }>(`SELECT now()`),
+  ]);
+  const lost = processes.rows.filter((p) => !p.alive);
+  const alive = {
+    schedulers: processes.rows.filter((p) => p.alive && p.role === 'scheduler').length,
+    workers: processes.rows.filter((p) => p.alive && p.role === 'worker').length,
+  };
+  const warnings: string[] = [];
+  for (const c of lagging.rows) {
+    warnings.push(`cron ${c.cron_id}: ${c.occurrences} occurrence(s) in the last hour enqueued up to ${c.max_lag_seconds.toFixed(1)}s late (threshold ${threshold}s)`);
+  }
+  const o = overdue.rows[0];
+  if (o.count > 0) warnings.push(`${o.count} enabled cron(s) due more than ${threshold}s ago and not fired (oldest due ${o.oldest!.toISOString()}): is a scheduler running?`);
+  for (const p of lost) warnings.push(`${p.role} ${p.hostname}:${p.pid} (${p.process_id}) last seen ${p.last_seen_at.toISOString()} and never stopped`);
+  if (alive.schedulers === 0) warnings.push('no scheduler is alive: crons and maintenance jobs do not fire');
+  for (const d of dead.rows) if (d.last_hour > 0) warnings.push(`${d.last_hour} job(s) reached ${d.queue} in the last hour (their workers were lost on every attempt)`);
+  return {
+    checked_at: now.rows[0].now.toISOString(),
+    fire_lag_threshold_seconds: threshold,
+    lagging_crons: lagging.rows,
+    overdue_crons: { count: o.count, oldest_next_run_date: o.oldest ? o.oldest.toISOString() : null },
+    lost_processes: lost.map((p) => ({ process_id: p.process_id, role: p.role, hostname: p.hostname, pid: p.pid, last_seen_at: p.last_seen_at.toISOString() })),
+    alive,
+    dead_letters: dead.rows,
+    warnings,
+  };
+}
+
+export const heartbeatMonitor: MaintenanceJob = {
+  name: 'heartbeat_monitor',
+  async run(ctx) {
+    const findings = await checkHeartbeats(ctx);
+    for (const w of findings.warnings) ctx.logger.warn(`heartbeat monitor: ${w}`);
+    return { ...findings };
+  },
+};

@@ -1,0 +1,147 @@
+import { Gauge } from 'prom-client';
+import type { Pool } from '../db/index.ts';
+import type { PgBoss } from '../queue/index.ts';
+import { registry } from './registry.ts';
+
+// Gauges read from the database when /metrics is scraped: facts about the whole deployment
+// (whatever process caused them), so they are right with any number of schedulers and workers.
+// Only the api registers the source, so each of these series has exactly one exporter.
+
+export interface DatabaseSource {
+  pool: Pool;
+  boss: PgBoss;
+  /** agentcron's pg-boss queues, for their depth. */
+  queues: string[];
+  /** HEARTBEAT_INTERVAL_SECONDS: a process seen within three of them is alive. */
+  heartbeatSeconds: number;
+}
+
+let source: DatabaseSource | undefined;
+
+/** The api process reads the deployment's gauges from this pool and queue. */
+export function observeDatabase(s: DatabaseSource): void {
+  source = s;
+}
+
+interface Snapshot {
+  ok: boolean;
+  due: { kind: string; n: number }[];
+  active: { graph_id: string; status: string; n: number }[];
+  processes: { role: string; n: number }[];
+  maintenance: { job_name: string; last_run_status: string | null; last_duration_ms: number | null; last_finished_at: Date | null }[];
+  queues: { name: string; queued: number; ready: number; deferred: number; active: number; failed: number }[];
+}
+
+const SNAPSHOT_SQL = `
+  SELECT 'due' AS what, k.kind AS a, NULL::text AS b, k.n::int AS n, NULL::int AS ms, NULL::timestamptz AS at
+    FROM (SELECT 'cron' AS kind, count(*) AS n FROM crons WHERE enabled AND next_run_date <= now()
+          UNION ALL
+          SELECT 'maintenance', count(*) FROM maintenance_jobs WHERE enabled AND next_run_date <= now()) k
+  UNION ALL
+  SELECT 'active', a.graph_id, r.status, count(*)::int, NULL, NULL
+    FROM runs r JOIN assistants a USING (assistant_id)
+   WHERE r.status IN ('pending', 'running')
+   GROUP BY a.graph_id, r.status
+  UNION ALL
+  SELECT 'process', role, NULL, count(*)::int, NULL, NULL
+    FROM agentcron_processes
+   WHERE stopped_at IS NULL AND last_seen_at > now() - make_interval(secs => $1)
+   GROUP BY role
+  UNION ALL
+  SELECT 'maintenance', job_name, last_run_status, NULL, last_duration_ms, last_finished_at
+    FROM maintenance_jobs`;
+
+// Every gauge is collected on the same scrape: one read serves them all.
+let pending: { at: number; promise: Promise<Snapshot> } | undefined;
+
+function snapshot(): Promise<Snapshot> {
+  const now = Date.now();
+  if (pending && now - pending.at < 1000) return pending.promise;
+  pending = { at: now, promise: read() };
+  return pending.promise;
+}
+
+async function read(): Promise<Snapshot> {
+  const empty: Snapshot = { ok: false, due: [], active: [], processes: [], maintenance: [], queues: [] };
+  if (!source) return empty;
+  const { pool, boss, queues, heartbeatSeconds } = source;
+  try {
+    const { rows } = await pool.query<{ what: string; a: string; b: string | null; n: number | null; ms: number | null; at: Date | null }>(SNAPSHOT_SQL, [
+      heartbeatSeconds * 3,
+    ]);
+    const qs = await boss.getQueues(queues);
+    return {
+      ok: true,
+      due: rows.filter((r) => r.what === 'due').map((r) => ({ kind: r.a, n: r.n ?? 0 })),
+      active: rows.filter((r) => r.what === 'active').map((r) => ({ graph_id: r.a, status: r.b!, n: r.n ?? 0 })),
+      processes: rows.filter((r) => r.what === 'process').map((r) => ({ role: r.a, n: r.n ?? 0 })),
+      maintenance: rows
+        .filter((r) => r.what === 'maintenance')
+        .map((r) => ({ job_name: r.a, last_run_status: r.b, last_duration_ms: r.ms, last_finished_at: r.at })),
+      queues: qs.map((q) => ({
+        name: q.name,
+        queued: q.queuedCount,
+        ready: q.readyCount,
+        deferred: q.deferredCount,
+        active: q.activeCount,
+        failed: q.failedCount,
+      })),
+    };
+  } catch {
+    // /metrics still answers with the process's own series; agentcron_database_up says why the rest is missing.
+    return empty;
+  }
+}
+
+function gauge<L extends string>(name: string, help: string, labelNames: readonly L[], fill: (g: Gauge<L>, s: Snapshot) => void): void {
+  new Gauge<L>({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    async collect() {
+      if (!source) return;
+      const s = await snapshot();
+      this.reset();
+      fill(this, s);
+    },
+  });
+}
+
+gauge('agentcron_database_up', 'Whether the last scrape could read the database (1) or not (0).', [], (g, s) => g.set(s.ok ? 1 : 0));
+
+gauge('agentcron_due_backlog', 'Enabled crons and maintenance jobs whose next occurrence is due now and not yet fired.', ['kind'] as const, (g, s) => {
+  for (const d of s.due) g.set({ kind: d.kind }, d.n);
+});
+
+gauge('agentcron_runs_in_progress', 'Runs pending or running now, by graph and status.', ['graph', 'status'] as const, (g, s) => {
+  for (const a of s.active) g.set({ graph: a.graph_id, status: a.status }, a.n);
+});
+
+gauge('agentcron_processes_alive', 'agentcron processes seen within three heartbeat intervals, by role.', ['role'] as const, (g, s) => {
+  if (!s.ok) return;
+  for (const role of ['api', 'scheduler', 'worker']) g.set({ role }, s.processes.find((p) => p.role === role)?.n ?? 0);
+});
+
+gauge(
+  'agentcron_queue_jobs',
+  "Jobs in agentcron's pg-boss queues by state (queued includes deferred; ready = runnable now), as pg-boss's monitor last counted them.",
+  ['queue', 'state'] as const,
+  (g, s) => {
+    for (const q of s.queues) {
+      for (const state of ['queued', 'ready', 'deferred', 'active', 'failed'] as const) g.set({ queue: q.name, state }, q[state] ?? 0);
+    }
+  },
+);
+
+gauge('agentcron_maintenance_last_success', 'Whether the last execution of each maintenance job succeeded (1) or failed (0).', ['job'] as const, (g, s) => {
+  for (const m of s.maintenance) if (m.last_run_status === 'success' || m.last_run_status === 'error') g.set({ job: m.job_name }, m.last_run_status === 'success' ? 1 : 0);
+});
+
+gauge('agentcron_maintenance_last_duration_seconds', 'Duration of the last execution of each maintenance job.', ['job'] as const, (g, s) => {
+  for (const m of s.maintenance) if (m.last_duration_ms !== null) g.set({ job: m.job_name }, m.last_duration_ms / 1000);
+});
+
+gauge('agentcron_maintenance_last_finished_timestamp_seconds', 'When each maintenance job last finished (Unix time).', ['job'] as const, (g, s) => {
+  for (const m of s.maintenance) if (m.last_finished_at) g.set({ job: m.job_name }, m.last_finished_at.getTime() / 1000);
+});

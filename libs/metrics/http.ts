@@ -1,0 +1,54 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { RequestHandler } from 'express';
+import type { Logger } from '../log/index.ts';
+import { registry } from './registry.ts';
+
+let servedInProcess = false;
+
+/** Whether this process already serves /metrics (its api, or a METRICS_PORT server). */
+export const metricsServed = (): boolean => servedInProcess;
+
+/** GET /metrics for the api's app. */
+export function metricsHandler(): RequestHandler {
+  servedInProcess = true;
+  return async (_req, res) => {
+    res.setHeader('Content-Type', registry.contentType);
+    res.end(await registry.metrics());
+  };
+}
+
+export interface MetricsServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+/** METRICS_PORT: a bare server answering GET /metrics, for scheduler and worker processes. */
+export async function serveMetrics(port: number, host: string, logger: Logger): Promise<MetricsServer> {
+  servedInProcess = true;
+  const server = http.createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'Content-Type': 'application/json' }).end(JSON.stringify({ detail: 'only GET /metrics here' }));
+      return;
+    }
+    registry.metrics().then(
+      (text) => res.writeHead(200, { 'Content-Type': registry.contentType }).end(text),
+      (err: unknown) => res.writeHead(500).end(String(err)),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const actual = (server.address() as AddressInfo).port;
+  logger.info(`metrics on http://${host === '0.0.0.0' ? 'localhost' : host}:${actual}/metrics`);
+  return {
+    port: actual,
+    close: () =>
+      new Promise<void>((resolve) => {
+        servedInProcess = false;
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,7 @@
+export { metrics } from './record.ts';
+export type { OccurrenceKind } from './record.ts';
+export { registry, webhookDeliveries } from './registry.ts';
+export { observeDatabase } from './database.ts';
+export type { DatabaseSource } from './database.ts';
+export { metricsHandler, metricsServed, serveMetrics } from './http.ts';
+export type { MetricsServer } from './http.ts';

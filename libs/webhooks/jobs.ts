@@ -1,0 +1,105 @@
+import type { PoolClient, Queryable } from '../db/index.ts';
+import type { PgBoss } from '../queue/index.ts';
+import { QUEUES, transactionDb } from '../queue/index.ts';
+
+// A webhook job carries the whole Run it reports: it is enqueued in the transaction that ends the
+// run, and by the time it is sent an ephemeral thread (and its run) may have been deleted.
+
+/** The Run as a webhook reports it (the API's Run plus values), without webhook_sent_at. */
+export interface WebhookRun {
+  run_id: string;
+  thread_id: string;
+  assistant_id: string;
+  created_at: string;
+  updated_at: string;
+  status: string;
+  metadata: Record<string, unknown>;
+  multitask_strategy: string;
+  kwargs: Record<string, unknown>;
+  cron_id: string | null;
+  scheduled_for: string | null;
+  run_started_at: string | null;
+  run_ended_at: string;
+  /** The thread's values once the run ended (its output on success). */
+  values: unknown;
+  error: { error: string; message: string } | null;
+}
+
+export interface WebhookJob {
+  url: string;
+  run: WebhookRun;
+}
+
+/** The body sent: the Run with the time of this attempt as webhook_sent_at. */
+export function webhookBody(run: WebhookRun, sentAt: Date): string {
+  const { values, error, ...rest } = run;
+  return JSON.stringify({ ...rest, webhook_sent_at: sentAt.toISOString(), values, error });
+}
+
+/**
+ * Enqueues deliveries inside the caller's transaction (job id = run id, so a run has one) and
+ * marks them pending on the runs and ledger rows that still exist.
+ */
+export async function enqueueWebhooks(client: PoolClient, boss: PgBoss, jobs: WebhookJob[]): Promise<void> {
+  if (jobs.length === 0) return;
+  await boss.insert(
+    QUEUES.webhook,
+    jobs.map((j) => ({ id: j.run.run_id, data: j })),
+    { db: transactionDb(client) },
+  );
+  await client.query(
+    `WITH r AS (
+       UPDATE runs SET webhook_status = 'pending' WHERE run_id = ANY($1::uuid[])
+     )
+     UPDATE cron_occurrences o SET webhook_status = 'pending'
+       FROM unnest($2::uuid[], $3::timestamptz[]) AS v(cron_id, scheduled_for)
+      WHERE o.cron_id = v.cron_id AND o.scheduled_for = v.scheduled_for`,
+    [
+      jobs.map((j) => j.run.run_id),
+      jobs.filter((j) => j.run.cron_id && j.run.scheduled_for).map((j) => j.run.cron_id),
+      jobs.filter((j) => j.run.cron_id && j.run.scheduled_for).map((j) => j.run.scheduled_for),
+    ],
+  );
+}
+
+export interface DeliveryRecord {
+  status: 'pending' | 'sent' | 'failed';
+  attempts: number | null;
+  error: string | null;
+  sent_at: Date | null;
+}
+
+/**
+ * Records a delivery attempt on the run (if it still exists) and its ledger row (cron runs). A
+ * success clears the error of earlier attempts; a delivery already recorded as sent is not
+ * overwritten by a late duplicate's failure.
+ */
+export async function recordDelivery(db: Queryable, run: Pick<WebhookRun, 'run_id' | 'cron_id' | 'scheduled_for'>, r: DeliveryRecord): Promise<void> {
+  await db.query(
+    `WITH r AS (
+       UPDATE runs
+          SET webhook_status = $4, webhook_attempts = COALESCE($5, webhook_attempts),
+              webhook_error = CASE WHEN $4 = 'sent' THEN NULL ELSE COALESCE($6, webhook_error) END, webhook_sent_at = $7
+        WHERE run_id = $1 AND webhook_status IS DISTINCT FROM 'sent'
+     )
+     UPDATE cron_occurrences
+        SET webhook_status = $4, webhook_attempts = COALESCE($5, webhook_attempts),
+            webhook_error = CASE WHEN $4 = 'sent' THEN NULL ELSE COALESCE($6, webhook_error) END, webhook_sent_at = $7
+      WHERE cron_id = $2 AND scheduled_for = $3 AND webhook_status IS DISTINCT FROM 'sent'`,
+    [run.run_id, run.cron_id, run.scheduled_for, r.status, r.attempts, r.error, r.sent_at],
+  );
+}
+
+/** Every attempt was lost with its worker: failed for good, after whatever error was last recorded. */
+export async function recordLostDelivery(db: Queryable, run: Pick<WebhookRun, 'run_id' | 'cron_id' | 'scheduled_for'>): Promise<void> {
+  const why = 'the delivery was abandoned: its worker stopped during every attempt';
+  await db.query(
+    `WITH r AS (
+       UPDATE runs SET webhook_status = 'failed', webhook_error = concat_ws('; ', webhook_error, $4::text)
+        WHERE run_id = $1 AND webhook_status IS DISTINCT FROM 'sent'
+     )
+     UPDATE cron_occurrences SET webhook_status = 'failed', webhook_error = concat_ws('; ', webhook_error, $4::text)
+      WHERE cron_id = $2 AND scheduled_for = $3 AND webhook_status IS DISTINCT FROM 'sent'`,
+    [run.run_id, run.cron_id, run.scheduled_for, why],
+  );
+}
