@@ -158,6 +158,56 @@ describe('execution controls', () => {
     for (const bad of [0, -1, 'soon', null, true, Number.NaN, Number.POSITIVE_INFINITY]) assert.equal(runTimeoutSeconds({ timeout_seconds: bad }, s), 300);
   });
 
+  test("an assistant's config.timeout_seconds is checked when it is written: 422 naming it unless the worker would honour it", async () => {
+    // The in-process API runs with the defaults: RUN_TIMEOUT_MAX_SECONDS=3600.
+    for (const bad of [0, -5, 'soon', '', null, true, 7200, '3600.5', { s: 1 }]) {
+      const created = await api.call('POST', '/assistants', { graph_id: 'echo', config: { timeout_seconds: bad } });
+      assert.equal(created.status, 422, `create with ${JSON.stringify(bad)}: ${JSON.stringify(created.body)}`);
+      assert.match(created.body.detail, /^body\.config\.timeout_seconds: .*RUN_TIMEOUT_MAX_SECONDS \(3600\)/);
+    }
+    for (const good of [0.5, 30, '45', 3600]) {
+      const created = await api.call('POST', '/assistants', { graph_id: 'echo', config: { timeout_seconds: good } });
+      assert.equal(created.status, 200, `create with ${JSON.stringify(good)}: ${JSON.stringify(created.body)}`);
+      assert.deepEqual(created.body.config, { timeout_seconds: good });
+    }
+    const plain = await api.call('POST', '/assistants', { graph_id: 'echo', config: { configurable: { a: 1 } } });
+    assert.equal(plain.status, 200, 'a config without timeout_seconds is not concerned');
+    const id = plain.body.assistant_id as string;
+    const refused = await api.call('PATCH', `/assistants/${id}`, { config: { timeout_seconds: 'later' } });
+    assert.equal(refused.status, 422);
+    assert.match(refused.body.detail, /^body\.config\.timeout_seconds: .*got "later"/);
+    assert.deepEqual((await api.call('GET', `/assistants/${id}`)).body.config, { configurable: { a: 1 } }, 'nothing was changed');
+    const patched = await api.call('PATCH', `/assistants/${id}`, { config: { timeout_seconds: '12.5' } });
+    assert.equal(patched.status, 200);
+    assert.deepEqual(patched.body.config, { timeout_seconds: '12.5' });
+  });
+
+  test('after_seconds defers a background run: it starts no sooner than that after it was created', async () => {
+    const threadId = await newThread();
+    const runId = await startRun(threadId, { assistant_id: ECHO, input: { later: true }, after_seconds: 2 });
+    // Other runs keep arriving meanwhile, so the workers keep fetching (each enqueue NOTIFYs them):
+    // the deferred run is still not handed out early. Without them, it is picked up by the
+    // workers' next poll after its start time (their backstop poll is 10 s).
+    const other = await newThread();
+    let run: any;
+    for (let i = 0; i < 100 && !run; i++) {
+      await startRun(other, { assistant_id: ECHO, input: { i } });
+      await new Promise((r) => setTimeout(r, 200));
+      const r = await getRun(threadId, runId);
+      if (!['pending', 'running'].includes(r.status)) run = r;
+    }
+    assert.ok(run, 'the deferred run ended');
+    assert.equal(run.status, 'success', JSON.stringify(run.error));
+    const waited = (Date.parse(run.run_started_at) - Date.parse(run.created_at)) / 1000;
+    assert.ok(waited >= 1.9, `started ${waited} s after it was created`);
+    assert.equal(run.kwargs.after_seconds, 2, 'kept in the run body as sent');
+    for (const bad of [-1, 'soon', 400 * 86400]) {
+      const res = await api.call('POST', `/threads/${threadId}/runs`, { assistant_id: ECHO, input: {}, after_seconds: bad });
+      assert.equal(res.status, 422, JSON.stringify(bad));
+      assert.match(res.body.detail, /^body\.after_seconds: /);
+    }
+  });
+
   for (const strategy of ['interrupt', 'rollback'] as const) {
     test(`a thread cron with multitask_strategy ${strategy}: the next occurrence stops the running run, then runs`, async () => {
       const threadId = await newThread();

@@ -8,6 +8,9 @@ import { after, before, describe, test } from 'node:test';
 import { startQueue } from '../libs/queue/index.ts';
 import type { PgBoss } from '../libs/queue/index.ts';
 import { RunWorker } from '../libs/runs/index.ts';
+import { webhookUrl } from '../libs/http/schemas/common.ts';
+import { CronCreateBody, CronUpdateBody } from '../libs/http/schemas/crons.ts';
+import { RunCreate } from '../libs/http/schemas/runs.ts';
 import { allowPrivateWebhooks, deliver, forbiddenAddress, verifyWebhook, WebhookWorker } from '../libs/webhooks/index.ts';
 import { createTestDatabase } from './support/db.ts';
 import type { TestDatabase } from './support/db.ts';
@@ -162,6 +165,13 @@ describe('webhooks', () => {
     assert.equal(occurrence.webhook_attempts, 1);
     assert.equal(occurrence.webhook_error, null);
     assert.equal((await db.pool.query(`SELECT 1 FROM threads WHERE thread_id = $1`, [run.thread_id])).rowCount, 0, 'the ephemeral thread is gone');
+    // The API's ledger shows the delivery too, though the run went with its thread.
+    const ledger = await api.call('GET', `/runs/crons/${cronId}/occurrences`);
+    assert.equal(ledger.status, 200);
+    assert.deepEqual(
+      [ledger.body[0].webhook_status, ledger.body[0].webhook_attempts, ledger.body[0].webhook_error, ledger.body[0].webhook_sent_at],
+      ['sent', 1, null, run.webhook_sent_at],
+    );
 
     // The signature: HMAC-SHA256 of "<timestamp>.<body>" with the secret, as a receiver checks it.
     const timestamp = hit.headers['x-agentcron-timestamp'] as string;
@@ -234,6 +244,11 @@ describe('webhooks', () => {
     assert.ok(run.webhook_error.length <= 'HTTP 500: '.length + 512, `${run.webhook_error.length} characters stored`);
     const { rows } = await db.pool.query(`SELECT webhook_status, webhook_attempts, webhook_error FROM cron_occurrences WHERE cron_id = $1`, [cronId]);
     assert.deepEqual(rows[0], { webhook_status: 'failed', webhook_attempts: 2, webhook_error: run.webhook_error });
+    const [occurrence] = (await api.call('GET', `/runs/crons/${cronId}/occurrences`)).body;
+    assert.deepEqual(
+      { status: occurrence.webhook_status, attempts: occurrence.webhook_attempts, error: occurrence.webhook_error, sent_at: occurrence.webhook_sent_at },
+      { status: 'failed', attempts: 2, error: run.webhook_error, sent_at: null },
+    );
     assert.equal(receiver.forRun(runId).length, 2);
     // Completed after recording the failure, not dead-lettered.
     const { rows: jobs } = await db.pool.query(`SELECT state FROM pgboss.job WHERE name = 'agentcron.webhook' AND id = $1`, [runId]);
@@ -312,6 +327,26 @@ describe('webhooks', () => {
       allowPrivateWebhooks(true);
     }
     assert.equal((await api.call('POST', '/runs/crons', { assistant_id: 'echo', schedule: '0 0 1 1 *', input: {}, webhook: 'http://127.0.0.1/hook', enabled: false })).status, 200);
+  });
+
+  test('one webhookUrl schema validates the webhook of crons (create, update) and runs alike', () => {
+    allowPrivateWebhooks(false);
+    try {
+      const issues = (r: { success: boolean; error?: { issues: { message: string }[] } }) => (r.success ? [] : r.error!.issues.map((i) => i.message));
+      for (const url of ['ftp://example.com/x', 'not a url', 'http://', 'http://10.0.0.1/hook', 'http://[::1]/x']) {
+        const expected = issues(webhookUrl.safeParse(url));
+        assert.ok(expected.length > 0, `${url} is refused`);
+        assert.deepEqual(issues(CronCreateBody.safeParse({ assistant_id: 'echo', schedule: '@daily', input: {}, webhook: url })), expected, `cron create: ${url}`);
+        assert.deepEqual(issues(CronUpdateBody.safeParse({ webhook: url })), expected, `cron update: ${url}`);
+        assert.deepEqual(issues(RunCreate.safeParse({ assistant_id: 'echo', webhook: url })), expected, `run create: ${url}`);
+      }
+      assert.deepEqual(webhookUrl.safeParse('ftp://example.com/x').error!.issues.map((i) => i.message), ['must be an http(s) URL with a host']);
+      assert.match(webhookUrl.safeParse('http://10.0.0.1/hook').error!.issues[0].message, /10\.0\.0\.1 is a private address/);
+      assert.equal(webhookUrl.safeParse('https://example.com/hook').success, true);
+    } finally {
+      allowPrivateWebhooks(true);
+    }
+    assert.equal(webhookUrl.safeParse('http://10.0.0.1/hook').success, true, 'WEBHOOK_ALLOW_PRIVATE lets literal private addresses through');
   });
 
   test('the address rules: loopback, private, link-local, metadata and their IPv6 forms are refused; public addresses pass', () => {

@@ -1,7 +1,8 @@
-import type { PoolClient } from '../db/index.ts';
+import type { Pool, PoolClient } from '../db/index.ts';
 import { occurrenceRunId, occurrenceThreadId } from '../ids/index.ts';
+import type { Logger } from '../log/index.ts';
 import type { PgBoss } from '../queue/index.ts';
-import { insertRuns } from '../runs/index.ts';
+import { cancelRuns, insertRuns } from '../runs/index.ts';
 import type { NewRun } from '../runs/index.ts';
 import type { SkipReason } from './plan.ts';
 import type { CronPayload, OccurrenceTrigger, OnRunCompleted, OverlapPolicy } from './types.ts';
@@ -29,6 +30,8 @@ export interface Skip {
   cron_id: string;
   scheduled_for: Date;
   reason: SkipReason;
+  /** What the occurrence was for (default schedule; create when a cron's first run was skipped). */
+  trigger?: OccurrenceTrigger;
 }
 
 /** The run of one occurrence: a fresh thread for a stateless cron, the cron's thread otherwise. */
@@ -81,7 +84,7 @@ export async function fireOccurrences(client: PoolClient, boss: PgBoss, firings:
         [...fired.map((f) => f.scheduled_for), ...skips.map((s) => s.scheduled_for)],
         [...firedRuns.map((r) => r.run_id), ...skips.map(() => null)],
         [...firedRuns.map((r) => r.thread_id), ...skips.map(() => null)],
-        [...fired.map((f) => f.trigger), ...skips.map(() => 'schedule')],
+        [...fired.map((f) => f.trigger), ...skips.map((s) => s.trigger ?? 'schedule')],
         [...fired.map(() => 'enqueued'), ...skips.map(() => 'skipped')],
         [...fired.map(() => null), ...skips.map((s) => s.reason)],
         [...fired.map((f) => f.skipped_count), ...skips.map(() => 0)],
@@ -125,4 +128,80 @@ export async function runsToSupersede(client: PoolClient, fired: NewRun[]): Prom
     interrupt: rows.filter((r) => r.strategy === 'interrupt').map((r) => r.run_id),
     rollback: rows.filter((r) => r.strategy === 'rollback').map((r) => r.run_id),
   };
+}
+
+/**
+ * Cancels the runs that new occurrences superseded, once the firing has committed, through the
+ * API's cancel path (their workers abort the agents; rollback deletes them). The new runs queue
+ * behind them on their thread, so they start once the old ones have stopped. Should cancelling
+ * fail, the new runs simply wait their turn (as with enqueue): the error is logged, never thrown.
+ * Answers the runs ended.
+ */
+export async function cancelSuperseded(pool: Pool, boss: PgBoss, s: Superseded, logger: Logger): Promise<string[]> {
+  const ended: string[] = [];
+  for (const action of ['interrupt', 'rollback'] as const) {
+    if (s[action].length === 0) continue;
+    try {
+      const done = await cancelRuns(pool, boss, s[action], action, `by a newer occurrence of a cron on its thread (multitask_strategy ${action})`);
+      if (done.length) logger.info(`runs superseded by new cron occurrences (${action})`, { runs: done });
+      ended.push(...done);
+    } catch (err) {
+      logger.error(`could not ${action} the runs superseded by new cron occurrences`, { err: (err as Error).message, runs: s[action] });
+    }
+  }
+  return ended;
+}
+
+/** What the overlap rule needs to know of a cron. */
+export type OverlapCron = Pick<FiringCron, 'cron_id' | 'thread_id' | 'overlap_policy' | 'payload'>;
+
+/** Runs not ended, by cron (stateless crons whose overlap_policy limits them) and by thread (thread crons with reject). */
+export interface ActiveRuns {
+  byCron: Map<string, number>;
+  byThread: Map<string, number>;
+}
+
+// Runs still pending or running, for the crons whose overlap rule needs to know.
+const ACTIVE_RUNS = `
+  SELECT cron_id, NULL::uuid AS thread_id, count(*)::int AS active
+    FROM runs WHERE cron_id = ANY($1::uuid[]) AND status IN ('pending', 'running') GROUP BY cron_id
+  UNION ALL
+  SELECT NULL, thread_id, count(*)::int
+    FROM runs WHERE thread_id = ANY($2::uuid[]) AND status IN ('pending', 'running') GROUP BY thread_id`;
+
+/** The active runs overlapAllowance needs for these crons (one query; none when no cron's rule looks). */
+export async function activeRuns(client: PoolClient, crons: OverlapCron[]): Promise<ActiveRuns> {
+  const cronIds = crons.filter((r) => r.thread_id === null && r.overlap_policy !== 'allow').map((r) => r.cron_id);
+  const threadIds = crons.filter((r) => r.thread_id !== null && r.payload.multitask_strategy === 'reject').map((r) => r.thread_id!);
+  const result: ActiveRuns = { byCron: new Map(), byThread: new Map() };
+  if (cronIds.length === 0 && threadIds.length === 0) return result;
+  const { rows: counts } = await client.query<{ cron_id: string | null; thread_id: string | null; active: number }>(ACTIVE_RUNS, [cronIds, threadIds]);
+  for (const c of counts) {
+    if (c.cron_id) result.byCron.set(c.cron_id, c.active);
+    if (c.thread_id) result.byThread.set(c.thread_id, c.active);
+  }
+  return result;
+}
+
+/**
+ * How many occurrences of this cron may fire now (scheduling.md point 8), for the scheduler and
+ * for the API's first run and trigger alike. Stateless: allow (no limit), skip (only when
+ * nothing is running), buffer_one (one running plus one waiting). Thread crons: reject skips
+ * while the thread is busy; enqueue, interrupt and rollback always fire (the last two then cancel
+ * the thread's active runs: see runsToSupersede).
+ */
+export function overlapAllowance(cron: OverlapCron, active: ActiveRuns): number {
+  if (cron.thread_id !== null) {
+    if (cron.payload.multitask_strategy !== 'reject') return Number.MAX_SAFE_INTEGER;
+    return (active.byThread.get(cron.thread_id) ?? 0) > 0 ? 0 : 1;
+  }
+  const running = active.byCron.get(cron.cron_id) ?? 0;
+  switch (cron.overlap_policy) {
+    case 'allow':
+      return Number.MAX_SAFE_INTEGER;
+    case 'skip':
+      return running > 0 ? 0 : 1;
+    case 'buffer_one':
+      return Math.max(0, 2 - running);
+  }
 }

@@ -104,22 +104,8 @@ export async function lockAndCountUserCrons(client: PoolClient, userId: string):
   return rows[0].n;
 }
 
-export interface NewCron {
-  cron_id: string;
-  assistant_id: string;
-  thread_id: string | null;
-  user_id: string;
-  schedule: string;
-  timezone: string | null;
-  end_time: Date | null;
-  enabled: boolean;
-  on_run_completed: OnRunCompleted | null;
-  payload: CronPayload;
-  metadata: Record<string, unknown>;
-  next_run_date: Date | null;
-  missed_policy: MissedPolicy;
-  overlap_policy: OverlapPolicy;
-}
+/** A cron as the API creates it: every stored column except those the database and the workers set. */
+export type NewCron = Omit<CronRow, 'finished_at' | 'last_run_at' | 'last_run_status' | 'last_run_error' | 'last_run_id' | 'created_at' | 'updated_at'>;
 
 export async function insertCron(db: Queryable, c: NewCron): Promise<CronRow> {
   const { rows } = await db.query<CronRow>(
@@ -298,13 +284,18 @@ export interface OccurrenceRow {
   started_at: Date | null;
   ended_at: Date | null;
   created_at: Date;
+  /** Delivery of the run's webhook (migrations/004_webhooks.sql): null when the run has none, pending, sent or failed. */
+  webhook_status: string | null;
+  webhook_attempts: number;
+  webhook_error: string | null;
+  webhook_sent_at: Date | null;
 }
 
 /** A page of a cron's ledger, newest occurrence first (the caller has checked ownership). */
 export async function listOccurrences(db: Queryable, cronId: string, limit: number, offset: number): Promise<OccurrenceRow[]> {
   const { rows } = await db.query<OccurrenceRow>(
     `SELECT cron_id, scheduled_for, run_id, thread_id, trigger, status, reason, error, skipped_count,
-            enqueued_at, started_at, ended_at, created_at
+            enqueued_at, started_at, ended_at, created_at, webhook_status, webhook_attempts, webhook_error, webhook_sent_at
        FROM cron_occurrences WHERE cron_id = $1
       ORDER BY scheduled_for DESC LIMIT $2 OFFSET $3`,
     [cronId, limit, offset],
@@ -327,6 +318,10 @@ export function toOccurrenceResponse(o: OccurrenceRow) {
     started_at: iso(o.started_at),
     ended_at: iso(o.ended_at),
     created_at: o.created_at.toISOString(),
+    webhook_status: o.webhook_status,
+    webhook_attempts: o.webhook_attempts,
+    webhook_error: o.webhook_error,
+    webhook_sent_at: iso(o.webhook_sent_at),
   };
 }
 

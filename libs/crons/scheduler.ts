@@ -1,12 +1,11 @@
 import pg from 'pg';
-import type { Pool, PoolClient } from '../db/index.ts';
+import type { Pool } from '../db/index.ts';
 import { withTransaction } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
 import { metrics } from '../metrics/index.ts';
 import type { PgBoss } from '../queue/index.ts';
-import { cancelRuns } from '../runs/index.ts';
 import { parseSchedule } from '../schedule/index.ts';
-import { fireOccurrences, runsToSupersede } from './fire.ts';
+import { activeRuns, cancelSuperseded, fireOccurrences, overlapAllowance, runsToSupersede } from './fire.ts';
 import type { Firing, FiringCron, Skip, Superseded } from './fire.ts';
 import { planOccurrences } from './plan.ts';
 import type { MissedPolicy, PlanLimits } from './plan.ts';
@@ -30,14 +29,6 @@ const CLAIM_DUE = `
    ORDER BY c.next_run_date
    LIMIT $1
      FOR UPDATE OF c SKIP LOCKED`;
-
-// Runs still pending or running, for the crons whose overlap rule needs to know.
-const ACTIVE_RUNS = `
-  SELECT cron_id, NULL::uuid AS thread_id, count(*)::int AS active
-    FROM runs WHERE cron_id = ANY($1::uuid[]) AND status IN ('pending', 'running') GROUP BY cron_id
-  UNION ALL
-  SELECT NULL, thread_id, count(*)::int
-    FROM runs WHERE thread_id = ANY($2::uuid[]) AND status IN ('pending', 'running') GROUP BY thread_id`;
 
 const ADVANCE = `
   UPDATE crons c
@@ -149,7 +140,8 @@ export class CronScheduler {
     const { result, superseded, observed } = await this.#firePass();
     metrics.occurrencesFired('cron', observed.lags);
     metrics.occurrencesSkipped(observed.skipReasons);
-    await this.#supersede(superseded);
+    // After the commit, outside the crons' locks (see runsToSupersede); a failure is logged and the new runs wait their turn.
+    await cancelSuperseded(this.#o.pool, this.#o.boss, superseded, this.#o.logger);
     return result;
   }
 
@@ -207,25 +199,6 @@ export class CronScheduler {
         observed: { lags, skipReasons: skips.map((sk) => sk.reason) },
       };
     });
-  }
-
-  /**
-   * Cancels the runs new occurrences superseded, through the API's cancel path (their workers
-   * abort the agents; rollback deletes them). The new runs queue behind them on their thread, so
-   * they start once the old ones have stopped. Should this fail, the new runs simply wait their
-   * turn (enqueue) and the error is logged.
-   */
-  async #supersede(s: Superseded): Promise<void> {
-    const { pool, boss, logger } = this.#o;
-    for (const action of ['interrupt', 'rollback'] as const) {
-      if (s[action].length === 0) continue;
-      try {
-        const ended = await cancelRuns(pool, boss, s[action], action, `by a newer occurrence of a cron on its thread (multitask_strategy ${action})`);
-        if (ended.length) logger.info(`runs superseded by new cron occurrences (${action})`, { runs: ended });
-      } catch (err) {
-        logger.error(`could not ${action} the runs superseded by new cron occurrences`, { err: (err as Error).message, runs: s[action] });
-      }
-    }
   }
 
   async #run(): Promise<void> {
@@ -326,46 +299,6 @@ function firingCron(row: DueRow): FiringCron {
     overlap_policy: row.overlap_policy,
     payload: row.payload,
   };
-}
-
-interface ActiveRuns {
-  byCron: Map<string, number>;
-  byThread: Map<string, number>;
-}
-
-async function activeRuns(client: PoolClient, rows: DueRow[]): Promise<ActiveRuns> {
-  const cronIds = rows.filter((r) => r.thread_id === null && r.overlap_policy !== 'allow').map((r) => r.cron_id);
-  const threadIds = rows.filter((r) => r.thread_id !== null && r.payload.multitask_strategy === 'reject').map((r) => r.thread_id!);
-  const result: ActiveRuns = { byCron: new Map(), byThread: new Map() };
-  if (cronIds.length === 0 && threadIds.length === 0) return result;
-  const { rows: counts } = await client.query<{ cron_id: string | null; thread_id: string | null; active: number }>(ACTIVE_RUNS, [cronIds, threadIds]);
-  for (const c of counts) {
-    if (c.cron_id) result.byCron.set(c.cron_id, c.active);
-    if (c.thread_id) result.byThread.set(c.thread_id, c.active);
-  }
-  return result;
-}
-
-/**
- * How many occurrences of this cron may fire now (scheduling.md point 8). Stateless: allow (no
- * limit), skip (only when nothing is running), buffer_one (one running plus one waiting). Thread
- * crons: reject skips while the thread is busy; enqueue, interrupt and rollback always fire (the
- * last two then cancel the thread's active runs: see runsToSupersede).
- */
-function overlapAllowance(row: DueRow, active: ActiveRuns): number {
-  if (row.thread_id !== null) {
-    if (row.payload.multitask_strategy !== 'reject') return Number.MAX_SAFE_INTEGER;
-    return (active.byThread.get(row.thread_id) ?? 0) > 0 ? 0 : 1;
-  }
-  const running = active.byCron.get(row.cron_id) ?? 0;
-  switch (row.overlap_policy) {
-    case 'allow':
-      return Number.MAX_SAFE_INTEGER;
-    case 'skip':
-      return running > 0 ? 0 : 1;
-    case 'buffer_one':
-      return Math.max(0, 2 - running);
-  }
 }
 
 function countBy(values: string[]): Record<string, number> {

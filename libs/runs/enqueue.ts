@@ -19,6 +19,8 @@ export interface NewRun {
   new_thread?: { metadata: Record<string, unknown>; ephemeral: boolean };
   /** Runs with the same key never execute at the same time on any worker (thread or cron serialisation). */
   serialize_key: string;
+  /** Not before this instant (a background run's after_seconds); at once when absent. */
+  start_after?: Date;
 }
 
 /**
@@ -67,7 +69,7 @@ export async function insertRuns(client: PoolClient, boss: PgBoss, runs: NewRun[
   }
   await enqueueRuns(
     boss,
-    runs.filter((r) => written.has(r.run_id)).map((r) => ({ run_id: r.run_id, group: r.serialize_key })),
+    runs.filter((r) => written.has(r.run_id)).map((r) => ({ run_id: r.run_id, group: r.serialize_key, start_after: r.start_after })),
     client,
   );
   return written;

@@ -1,6 +1,6 @@
 export { insertRuns } from './enqueue.ts';
 export type { NewRun, MultitaskStrategy } from './enqueue.ts';
-export { RunWorker, finishRuns, finishRunsIn, endRuns, endRunsIn, runTimeoutSeconds } from './worker.ts';
+export { RunWorker, finishRuns, finishRunsIn, endRuns, endRunsIn, maxTimeoutSeconds, parseTimeoutSeconds, runTimeoutSeconds } from './worker.ts';
 export type { RunWorkerOptions, RunResult, RunStatus, EndOutcome, RunTimeoutSettings } from './worker.ts';
 export { RUN_CANCEL_CHANNEL } from './cancel.ts';
 export {

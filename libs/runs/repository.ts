@@ -148,15 +148,25 @@ export interface BackgroundRun {
   kwargs: Record<string, unknown>;
   metadata: Record<string, unknown>;
   multitask_strategy: MultitaskStrategy;
+  /** Start no sooner than this many seconds after the run is created (LangGraph's after_seconds). */
+  after_seconds?: number | null;
 }
 
 /**
  * Writes a manual run on a thread and enqueues it, in the caller's transaction (which must hold
  * the thread's lock). Runs of one thread are serialised by the queue, so an `enqueue` run waits
- * for the ones before it.
+ * for the ones before it. With after_seconds, the job becomes available that long after the
+ * run's created_at (both on the database clock: the transaction's now()); until then the run is
+ * pending. No NOTIFY marks that instant, so a worker takes it at its next poll after it (the run
+ * worker's backstop poll is 10 s while LISTEN/NOTIFY works), or sooner when other runs arrive.
  */
 export async function insertBackgroundRun(client: PoolClient, boss: PgBoss, run: BackgroundRun): Promise<RunResponse> {
   const runId = randomUUID();
+  let startAfter: Date | undefined;
+  if (run.after_seconds) {
+    const { rows } = await client.query<{ at: Date }>(`SELECT now() + make_interval(secs => $1) AS at`, [run.after_seconds]);
+    startAfter = rows[0].at;
+  }
   await insertRuns(client, boss, [
     {
       run_id: runId,
@@ -169,6 +179,7 @@ export async function insertBackgroundRun(client: PoolClient, boss: PgBoss, run:
       multitask_strategy: run.multitask_strategy,
       metadata: run.metadata,
       serialize_key: run.thread_id,
+      start_after: startAfter,
     },
   ]);
   const created = await getRun(client, runId, run.user_id);

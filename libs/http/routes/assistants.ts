@@ -4,7 +4,9 @@ import { z } from 'zod';
 import type { AgentRegistry } from '../../agents/index.ts';
 import { countAssistants, deleteAssistant, getAssistant, insertAssistant, patchAssistant, searchAssistants } from '../../assistants/index.ts';
 import type { VisibleAssistant } from '../../assistants/index.ts';
+import type { Config } from '../../config/index.ts';
 import type { Pool } from '../../db/index.ts';
+import { maxTimeoutSeconds, parseTimeoutSeconds } from '../../runs/index.ts';
 import { userOf } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { HttpError } from '../errors.ts';
@@ -74,6 +76,24 @@ function requireGraph(agents: AgentRegistry, graphId: string): void {
   }
 }
 
+/**
+ * An assistant's `config.timeout_seconds`, when given, must be one the worker will honour: the
+ * worker's own rule (parseTimeoutSeconds) and at most RUN_TIMEOUT_MAX_SECONDS. Otherwise the
+ * worker would quietly fall back to RUN_TIMEOUT_SECONDS or cap it.
+ */
+function checkTimeout(config: Record<string, unknown> | null | undefined, settings: Config): void {
+  if (!config || !('timeout_seconds' in config)) return;
+  const raw = config.timeout_seconds;
+  const max = maxTimeoutSeconds({ seconds: settings.RUN_TIMEOUT_SECONDS, maxSeconds: settings.RUN_TIMEOUT_MAX_SECONDS });
+  const n = parseTimeoutSeconds(raw);
+  if (n === null || n > max) {
+    throw new HttpError(
+      422,
+      `body.config.timeout_seconds: must be a positive number of seconds, or a numeric string, at most RUN_TIMEOUT_MAX_SECONDS (${max}); got ${JSON.stringify(raw)}`,
+    );
+  }
+}
+
 /** The caller's own assistant, ready to change: default assistants are refused with 403. */
 async function ownAssistant(pool: Pool, ref: string, user: string): Promise<VisibleAssistant> {
   const found = await getAssistant(pool, ref, user);
@@ -85,11 +105,12 @@ async function ownAssistant(pool: Pool, ref: string, user: string): Promise<Visi
   return found;
 }
 
-export function assistantsRoutes({ pool, agents }: ApiDeps): Router {
+export function assistantsRoutes({ pool, agents, config }: ApiDeps): Router {
   const router = Router();
 
   router.post('/assistants', async (req, res) => {
     const b = parse(AssistantCreate, req.body);
+    checkTimeout(b.config, config);
     requireGraph(agents, b.graph_id);
     const user = userOf(res);
     const assistantId = b.assistant_id?.toLowerCase() ?? randomUUID();
@@ -136,6 +157,7 @@ export function assistantsRoutes({ pool, agents }: ApiDeps): Router {
   router.patch('/assistants/:assistant_id', async (req, res) => {
     const user = userOf(res);
     const b = parse(AssistantPatch, req.body);
+    checkTimeout(b.config, config);
     const { assistant } = await ownAssistant(pool, req.params.assistant_id, user);
     if (b.graph_id) requireGraph(agents, b.graph_id);
     const patched = await patchAssistant(pool, assistant.assistant_id, user, b);

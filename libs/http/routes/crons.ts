@@ -3,8 +3,8 @@ import { Router } from 'express';
 import type { Request, Response } from 'express';
 import { defaultAssistantId } from '../../assistants/index.ts';
 import type { Config } from '../../config/index.ts';
-import { fireOccurrences } from '../../crons/index.ts';
-import type { CronPayload, CronRow, CronWithGraph, CronChanges, FiringCron, OccurrenceTrigger } from '../../crons/index.ts';
+import { activeRuns, cancelSuperseded, fireOccurrences, overlapAllowance, runsToSupersede } from '../../crons/index.ts';
+import type { CronPayload, CronRow, CronWithGraph, CronChanges, FiringCron, OccurrenceTrigger, Superseded } from '../../crons/index.ts';
 import {
   countCrons,
   createThreadIfMissing,
@@ -108,16 +108,34 @@ function firingCronOf(cron: CronRow, graphId: string): FiringCron {
   };
 }
 
+/** What startRun did: the occurrence's run and the runs it supersedes, or why the overlap rule held it back. */
+type Started = { run: RunResponse; superseded: Superseded } | { run: null; overlap: string };
+
+/** Why overlapAllowance held a run of this cron back, for a 409's detail. */
+function overlapDetail(cron: CronRow): string {
+  if (cron.thread_id !== null) return `the cron's thread ${cron.thread_id} has a run that has not ended (multitask_strategy reject)`;
+  if (cron.overlap_policy === 'buffer_one') return "the cron already has a run going and one waiting (overlap_policy buffer_one)";
+  return "the cron's previous run has not ended (overlap_policy skip)";
+}
+
 /**
- * Starts a run of the cron for the occurrence at `at` (the transaction's now), through the same
- * path as the scheduler: run, thread, pg-boss job and ledger row commit together. Answers the
- * occurrence's run (an existing one if that instant already had its run).
+ * Starts a run of the cron for the occurrence at `at` (the transaction's now), by the scheduler's
+ * own rules and functions: overlapAllowance decides whether it may start (a thread cron's
+ * multitask_strategy reject on a busy thread, a stateless cron's overlap_policy skip/buffer_one
+ * with runs going), fireOccurrences writes the run, thread, pg-boss job and ledger row together,
+ * and runsToSupersede names the runs that interrupt/rollback stop, which the caller must cancel
+ * with cancelSuperseded once the transaction has committed (never under it). Answers the
+ * occurrence's run (an existing one if that instant already had its run), or run null with why
+ * it was held back (nothing written).
  */
-async function startRun(client: PoolClient, boss: ApiDeps['boss'], cron: CronRow, graphId: string, at: Date, trigger: OccurrenceTrigger): Promise<RunResponse> {
-  await fireOccurrences(client, boss, [{ cron: firingCronOf(cron, graphId), scheduled_for: at, skipped_count: 0, trigger }]);
+async function startRun(client: PoolClient, boss: ApiDeps['boss'], cron: CronRow, graphId: string, at: Date, trigger: OccurrenceTrigger): Promise<Started> {
+  const firing = firingCronOf(cron, graphId);
+  if (overlapAllowance(firing, await activeRuns(client, [firing])) < 1) return { run: null, overlap: overlapDetail(cron) };
+  const written = await fireOccurrences(client, boss, [{ cron: firing, scheduled_for: at, skipped_count: 0, trigger }]);
+  const superseded = await runsToSupersede(client, written);
   const run = await getRun(client, occurrenceRunId(cron.cron_id, at), cron.user_id);
   if (!run) throw new HttpError(409, 'this cron already had an occurrence at this instant; retry');
-  return run;
+  return { run, superseded };
 }
 
 /** A run-creating answer: the Run plus cron_id, and where the run lives. */
@@ -127,7 +145,7 @@ function sendRun(res: Response, run: RunResponse, cronId: string): void {
 }
 
 async function createCron(deps: ApiDeps, req: Request, res: Response, threadId: string | null): Promise<void> {
-  const { pool, boss, config } = deps;
+  const { pool, boss, config, logger } = deps;
   const userId = userOf(res);
   checkBodySize(req, config);
   const body = parse(CronCreateBody, req.body);
@@ -169,10 +187,24 @@ async function createCron(deps: ApiDeps, req: Request, res: Response, threadId: 
       missed_policy: body.missed_policy ?? 'latest',
       overlap_policy: body.overlap_policy ?? 'allow',
     });
-    // The first run starts now, in this transaction: the cron exists if and only if it does.
-    const run = enabled ? await startRun(client, boss, cron, assistant.graph_id, now, 'create') : null;
-    return { cron, run };
+    // The first run starts now, in this transaction: the cron exists if and only if it does
+    // (or its skip is recorded, below).
+    if (!enabled) return { cron, run: null, superseded: null };
+    const started = await startRun(client, boss, cron, assistant.graph_id, now, 'create');
+    if (started.run === null) {
+      // Only a thread cron with multitask_strategy reject on a thread whose run has not ended gets
+      // here (a new stateless cron has no runs yet). Refusing the create (409) would make the
+      // cron's existence depend on a run that happens to be going now, while the scheduler would
+      // simply skip that occurrence and fire the next one: so the cron is stored, its first
+      // occurrence is skipped exactly as the scheduler skips one (a ledger row: trigger create,
+      // status skipped, reason overlap), and the answer is the Cron, as for enabled: false.
+      await fireOccurrences(client, boss, [], [{ cron_id: cron.cron_id, scheduled_for: now, reason: 'overlap', trigger: 'create' }]);
+      return { cron, run: null, superseded: null };
+    }
+    return { cron, run: started.run, superseded: started.superseded };
   });
+  // interrupt/rollback: stop the thread's runs the first run supersedes, now that it is committed.
+  if (created.superseded) await cancelSuperseded(pool, boss, created.superseded, logger);
   if (created.run) sendRun(res, created.run, created.cron.cron_id);
   else res.json(toCronResponse(created.cron));
 }
@@ -244,7 +276,7 @@ function selectFields(row: CronRow, select: CronField[] | null, now: Date): Reco
 }
 
 export function cronsRoutes(deps: ApiDeps): Router {
-  const { pool, boss, config } = deps;
+  const { pool, boss, config, logger } = deps;
   const router = Router();
 
   router.post('/runs/crons', (req, res) => createCron(deps, req, res, null));
@@ -305,12 +337,17 @@ export function cronsRoutes(deps: ApiDeps): Router {
   router.post('/runs/crons/:cron_id/trigger', async (req, res) => {
     const userId = userOf(res);
     const cronId = pathId(req, 'cron_id', CRON_NOT_FOUND);
-    const run = await withTransaction(pool, async (client) => {
-      const cron = await getCron(client, cronId, userId);
+    const started = await withTransaction(pool, async (client) => {
+      // Locked like a scheduler pass locks the crons it fires: concurrent triggers and passes of
+      // this cron take turns, so the overlap rule sees the runs the others started.
+      const cron = await getCron(client, cronId, userId, { lock: true });
       if (!cron) throw notFound(CRON_NOT_FOUND);
       return startRun(client, boss, cron, cron.graph_id, await transactionNow(client), 'manual');
     });
-    sendRun(res, run, cronId);
+    // A manual run the overlap rule holds back is refused, not recorded: the caller is told why.
+    if (started.run === null) throw new HttpError(409, started.overlap);
+    await cancelSuperseded(pool, boss, started.superseded, logger);
+    sendRun(res, started.run, cronId);
   });
 
   router.get('/runs/crons/:cron_id/occurrences', async (req, res) => {

@@ -134,6 +134,7 @@ async function startRun(pool: Pool, boss: PgBoss, threadId: string, user: string
       kwargs: runKwargs(b),
       metadata: b.metadata ?? {},
       multitask_strategy: strategy,
+      after_seconds: b.after_seconds,
     });
   });
 }

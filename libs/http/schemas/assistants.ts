@@ -4,6 +4,9 @@ import { Metadata, SortOrder, bodyLimit, bodyOffset, selectFields } from './comm
 
 const iso = z.iso.datetime();
 
+const TIMEOUT_NOTE =
+  "config.timeout_seconds: this assistant's run timeout instead of RUN_TIMEOUT_SECONDS, a positive number (or numeric string) of seconds at most RUN_TIMEOUT_MAX_SECONDS; anything else is a 422.";
+
 export const AssistantSchema = registry.register(
   'Assistant',
   z.object({
@@ -28,7 +31,7 @@ export const AssistantCreate = registry.register(
     if_exists: z.enum(['raise', 'do_nothing']).nullish().describe('When assistant_id is taken: raise (409, default) or answer the existing assistant.'),
     name: z.string().min(1).nullish().describe('Default "Untitled".'),
     description: z.string().nullish(),
-    config: Metadata.nullish(),
+    config: Metadata.nullish().describe(TIMEOUT_NOTE),
     context: Metadata.nullish(),
     metadata: Metadata.nullish(),
   }),
@@ -40,7 +43,7 @@ export const AssistantPatch = registry.register(
     graph_id: z.string().min(1).nullish(),
     name: z.string().min(1).nullish(),
     description: z.string().nullish(),
-    config: Metadata.nullish().describe('Replaces the stored config.'),
+    config: Metadata.nullish().describe(`Replaces the stored config. ${TIMEOUT_NOTE}`),
     context: Metadata.nullish().describe('Replaces the stored context.'),
     metadata: Metadata.nullish().describe('Merged into the stored metadata: keys sent replace, others stay.'),
   }),

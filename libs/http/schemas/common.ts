@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isUuid } from '../../ids/index.ts';
+import { webhookCreateProblem } from '../../webhooks/index.ts';
 import { HttpError } from '../errors.ts';
 import { registry } from '../openapi.ts';
 
@@ -12,6 +13,35 @@ export const ErrorSchema = registry.register(
 );
 
 export const Metadata = z.record(z.string(), z.unknown()).describe('Free-form JSON object.');
+
+/**
+ * A webhook destination, for crons and runs alike: an http(s) URL with a host, and (the part of
+ * the SSRF guard that needs no DNS) not a literal loopback/private/link-local/metadata address
+ * unless WEBHOOK_ALLOW_PRIVATE. Hostnames are checked again when sending, after DNS.
+ */
+export const webhookUrl = z
+  .string()
+  .refine(
+    (s) => {
+      try {
+        const u = new URL(s);
+        return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+      } catch {
+        return false;
+      }
+    },
+    { message: 'must be an http(s) URL with a host', abort: true },
+  )
+  .superRefine((s, ctx) => {
+    const problem = webhookCreateProblem(s);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
+/** What a webhook receives (the description of every `webhook` field). */
+export const WEBHOOK_DESCRIPTION =
+  'POSTed the Run as JSON when a run ends (any status), retried with backoff. With WEBHOOK_SECRET set, signed: ' +
+  'X-Agentcron-Signature: sha256=<hex HMAC-SHA256 of "<X-Agentcron-Timestamp>.<body>">. Loopback, private, link-local ' +
+  'and metadata destinations are refused (a literal address with 422 here, a hostname when sending) unless WEBHOOK_ALLOW_PRIVATE=true.';
 
 /** A page size in a JSON body (the SDK sends numbers). */
 export const bodyLimit = (fallback = 10) => z.number().int().min(1).max(1000).default(fallback);

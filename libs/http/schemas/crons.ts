@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import { webhookCreateProblem } from '../../webhooks/index.ts';
 import { registry } from '../openapi.ts';
-import { ErrorSchema, errors, json, selectFields } from './common.ts';
+import { ErrorSchema, WEBHOOK_DESCRIPTION, errors, json, selectFields, webhookUrl } from './common.ts';
 
 // Request and response shapes of the crons API, as the LangGraph SDK (1.15.x and 2.0.0) sends and
 // reads them. Unknown keys are dropped (z.object strips), never an error. `null` on an optional
@@ -17,31 +16,6 @@ export const dateTime = z.iso
   .datetime({ offset: true, local: true, error: 'expected an ISO 8601 date-time, e.g. 2030-01-01T09:00:00Z' })
   .transform((s) => new Date(/(Z|[+-]\d{2}(:?\d{2})?)$/i.test(s) ? s : `${s}Z`));
 
-const webhook = z
-  .string()
-  .refine(
-    (s) => {
-      try {
-        const u = new URL(s);
-        return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
-      } catch {
-        return false;
-      }
-    },
-    { message: 'must be an http(s) URL with a host', abort: true },
-  )
-  // SSRF guard, the part that needs no DNS: a literal loopback/private/link-local/metadata address.
-  .superRefine((s, ctx) => {
-    const problem = webhookCreateProblem(s);
-    if (problem) ctx.addIssue({ code: 'custom', message: problem });
-  });
-
-/** What a webhook receives, shared with the runs schema. */
-export const WEBHOOK_DESCRIPTION =
-  'POSTed the Run as JSON when a run ends (any status), retried with backoff. With WEBHOOK_SECRET set, signed: ' +
-  'X-Agentcron-Signature: sha256=<hex HMAC-SHA256 of "<X-Agentcron-Timestamp>.<body>">. Loopback, private, link-local ' +
-  'and metadata destinations are refused (a literal address with 422 here, a hostname when sending) unless WEBHOOK_ALLOW_PRIVATE=true.';
-
 export const MULTITASK_STRATEGIES = ['reject', 'enqueue', 'interrupt', 'rollback'] as const;
 export const ON_RUN_COMPLETED = ['delete', 'keep'] as const;
 export const MISSED_POLICIES = ['latest', 'all', 'none'] as const;
@@ -53,7 +27,7 @@ const interrupts = z.union([z.literal('*'), z.array(z.string())], { error: 'expe
 const payloadFields = {
   config: jsonObject.nullish(),
   context: jsonObject.nullish(),
-  webhook: webhook.nullish().openapi({ description: WEBHOOK_DESCRIPTION }),
+  webhook: webhookUrl.nullish().openapi({ description: WEBHOOK_DESCRIPTION }),
   multitask_strategy: z.enum(MULTITASK_STRATEGIES).nullish(),
   interrupt_before: interrupts.nullish(),
   interrupt_after: interrupts.nullish(),
@@ -233,6 +207,13 @@ export const OccurrenceSchema = z
     started_at: iso.nullable(),
     ended_at: iso.nullable(),
     created_at: iso,
+    webhook_status: z
+      .enum(['pending', 'sent', 'failed'])
+      .nullable()
+      .openapi({ description: "Delivery of the run's webhook: null when the run has none; pending while queued or being retried" }),
+    webhook_attempts: z.number().int().openapi({ description: 'Delivery attempts made so far' }),
+    webhook_error: z.string().nullable().openapi({ description: 'Why the last delivery attempt failed (at most a short excerpt of the answer)' }),
+    webhook_sent_at: iso.nullable().openapi({ description: 'When the delivery that succeeded was sent' }),
   })
   .openapi('CronOccurrence');
 
@@ -248,7 +229,10 @@ export const NextRunsSchema = z
 
 // Every API route accepts the key as x-api-key (what the SDK sends) or as a bearer token.
 const security: { [scheme: string]: string[] }[] = [{ ApiKey: [] }, { Bearer: [] }];
-const createAnswer = json(z.union([CronRunSchema, CronSchema]), 'The first Run (with cron_id), or the Cron when enabled is false');
+const createAnswer = json(
+  z.union([CronRunSchema, CronSchema]),
+  'The first Run (with cron_id); or the Cron when enabled is false, or when a thread cron with multitask_strategy reject finds its thread busy (its first occurrence is then recorded as skipped, reason overlap)',
+);
 const tooMany = { 429: json(ErrorSchema, 'CRON_MAX_PER_USER reached') };
 
 registry.registerPath({
@@ -318,10 +302,13 @@ registry.registerPath({
   method: 'post',
   path: '/runs/crons/{cron_id}/trigger',
   summary: 'Run a cron now (outside its schedule)',
+  description:
+    'Under the same overlap rules as a scheduled occurrence: a thread cron with multitask_strategy interrupt or rollback stops the runs going on its thread; ' +
+    'one with reject, or a stateless cron whose overlap_policy (skip, buffer_one) does not allow another run now, answers 409.',
   tags: ['crons'],
   security,
   request: { params: CronIdParams },
-  responses: { 200: json(CronRunSchema, 'The run started'), ...errors(404) },
+  responses: { 200: json(CronRunSchema, 'The run started'), ...errors(404, 409) },
 });
 registry.registerPath({
   method: 'get',

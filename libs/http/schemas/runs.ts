@@ -1,8 +1,6 @@
 import { z } from 'zod';
-import { webhookCreateProblem } from '../../webhooks/index.ts';
-import { WEBHOOK_DESCRIPTION } from './crons.ts';
 import { registry } from '../openapi.ts';
-import { Metadata, queryLimit, queryOffset, selectFields } from './common.ts';
+import { Metadata, WEBHOOK_DESCRIPTION, queryLimit, queryOffset, selectFields, webhookUrl } from './common.ts';
 
 export const RunStatus = z.enum(['pending', 'running', 'error', 'success', 'timeout', 'interrupted']);
 export const MultitaskStrategy = z.enum(['reject', 'enqueue', 'interrupt', 'rollback']);
@@ -33,24 +31,8 @@ export const RunSchema = registry.register(
   }),
 );
 
-const httpUrl = z
-  .string()
-  .refine(
-    (v) => {
-      try {
-        const u = new URL(v);
-        return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
-      } catch {
-        return false;
-      }
-    },
-    { message: 'must be an http(s) URL with a host', abort: true },
-  )
-  // SSRF guard, the part that needs no DNS: a literal loopback/private/link-local/metadata address.
-  .superRefine((v, ctx) => {
-    const problem = webhookCreateProblem(v);
-    if (problem) ctx.addIssue({ code: 'custom', message: problem });
-  });
+/** The longest a background run may be deferred (after_seconds): 366 days. */
+const MAX_AFTER_SECONDS = 366 * 86400;
 
 const interruptAt = z.union([z.literal('*'), z.array(z.string())]);
 
@@ -68,7 +50,6 @@ const passedThrough = {
   durability: z.unknown().optional(),
   feedback_keys: z.unknown().optional(),
   on_completion: z.unknown().optional(),
-  after_seconds: z.unknown().optional(),
 };
 
 export const RunCreate = registry.register(
@@ -79,11 +60,17 @@ export const RunCreate = registry.register(
     config: Metadata.nullish(),
     context: Metadata.nullish(),
     metadata: Metadata.nullish(),
-    webhook: httpUrl.nullish().describe(WEBHOOK_DESCRIPTION),
+    webhook: webhookUrl.nullish().describe(WEBHOOK_DESCRIPTION),
     multitask_strategy: MultitaskStrategy.nullish().describe(
       'When the thread has a run that has not ended: reject (409), enqueue (default: run after it), interrupt (cancel it), rollback (cancel and delete it).',
     ),
     if_not_exists: z.enum(['create', 'reject']).nullish().describe('A missing thread: create it (for the caller) or 404 (default).'),
+    after_seconds: z
+      .number()
+      .min(0)
+      .max(MAX_AFTER_SECONDS)
+      .nullish()
+      .describe(`Start the run no sooner than this many seconds after it is created (at most ${MAX_AFTER_SECONDS}, 366 days); it stays pending until then.`),
     ...passedThrough,
   }),
 );
