@@ -1,7 +1,11 @@
 export { insertRuns } from './enqueue.ts';
 export type { NewRun, MultitaskStrategy } from './enqueue.ts';
-export { RunWorker, finishRuns, finishRunsIn, endRuns, endRunsIn, maxTimeoutSeconds, parseTimeoutSeconds, runTimeoutSeconds } from './worker.ts';
-export type { RunWorkerOptions, RunResult, RunStatus, EndOutcome, RunTimeoutSettings } from './worker.ts';
+export { RunWorker } from './worker.ts';
+export type { RunWorkerOptions } from './worker.ts';
+export { finishRuns, finishRunsIn, endRuns, endRunsIn } from './finish.ts';
+export type { RunResult, RunStatus, EndOutcome } from './finish.ts';
+export { maxTimeoutSeconds, parseTimeoutSeconds, runTimeoutSeconds } from './timeout.ts';
+export type { RunTimeoutSettings } from './timeout.ts';
 export { RUN_CANCEL_CHANNEL } from './cancel.ts';
 export {
   activeThreadRunIds,

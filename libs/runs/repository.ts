@@ -4,7 +4,7 @@ import { withTransaction } from '../db/index.ts';
 import type { PgBoss } from '../queue/index.ts';
 import { insertRuns } from './enqueue.ts';
 import type { MultitaskStrategy } from './enqueue.ts';
-import { endRunsIn } from './worker.ts';
+import { endRunsIn } from './finish.ts';
 
 /** A run as the LangGraph API shows it (plus cron_id and scheduled_for for cron runs). */
 export interface RunResponse {
