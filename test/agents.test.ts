@@ -199,7 +199,7 @@ describe('remote HTTP agents', () => {
   before(async () => {
     server = await startRemoteAgent((req) => reply(req.body));
   });
-  after(() => server.close());
+  after(() => server?.close());
 
   test('POSTs the run with the configured headers and an Idempotency-Key; the JSON answer is the new values', async () => {
     reply = (body) => ({ body: JSON.stringify({ echoed: body.input, before: body.values }) });
@@ -251,11 +251,11 @@ describe('remote HTTP agents', () => {
   });
 
   test('timeout_s gives up on a slow agent; the run signal aborts the request with its own reason', async () => {
-    reply = () => ({ body: '{}', delayMs: 3000 });
+    reply = () => ({ body: '{}', delayMs: 20_000 });
     const slow = remoteAgent({ url: server.url, timeoutMs: 200, headers: {} });
     const started = Date.now();
     await assert.rejects(slow({}, ctxFor()), /^RemoteAgentError: remote agent did not answer within 0.2s$/);
-    assert.ok(Date.now() - started < 2000);
+    assert.ok(Date.now() - started < 10_000, 'given up on long before the answer came');
 
     const patient = remoteAgent({ url: server.url, timeoutMs: null, headers: {} });
     const controller = new AbortController();
@@ -383,7 +383,7 @@ describe('each agent kind end to end through api, scheduler and worker', () => {
     const cron: any = await client.crons.createForThread(thread.thread_id, 'counter', { schedule: '*/1 * * * * *', input: { message: 'tick' } });
     const succeeded = async () =>
       (await pool().query<{ n: number }>(`SELECT count(*)::int AS n FROM runs WHERE thread_id = $1 AND status = 'success'`, [thread.thread_id])).rows[0].n;
-    await eventually(async () => (await succeeded()) >= 3, 'three counter runs', 15_000);
+    await eventually(async () => (await succeeded()) >= 3, 'three counter runs', 60_000);
     await client.crons.delete(cron.cron_id);
     // Runs already started finish; then the state holds exactly one increment per run.
     await eventually(

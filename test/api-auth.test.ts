@@ -73,7 +73,7 @@ describe('API keys and tenant isolation', () => {
     alice = new Client({ apiUrl: stack.url, apiKey: 'alice-key' });
     bob = new Client1({ apiUrl: stack.url, apiKey: 'bob-key' });
   });
-  after(() => stack.stop());
+  after(() => stack?.stop());
 
   test('no key or a wrong key answers 401 with a detail; liveness, health and docs stay public', async () => {
     await rejectsWith(new Client({ apiUrl: stack.url, apiKey: null }).threads.search(), 401);

@@ -32,7 +32,7 @@ describe('OpenAPI document and /docs', () => {
     assert.equal(res.status, 200, 'public even with AUTH_MODE=api_key');
     doc = await res.json();
   });
-  after(() => stack.stop());
+  after(() => stack?.stop());
 
   test('lists every threads, runs and assistants route with its schemas', () => {
     assert.equal(doc.openapi, '3.1.0');

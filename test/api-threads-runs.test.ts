@@ -20,7 +20,7 @@ async function rejectsWith(p: Promise<unknown>, status: number): Promise<void> {
   });
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
+async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -42,7 +42,7 @@ describe('threads, runs and assistants through the LangGraph SDKs', () => {
     client = new Client({ apiUrl: stack.url, apiKey: null });
     client1 = new Client1({ apiUrl: stack.url, apiKey: null });
   });
-  after(() => stack.stop());
+  after(() => stack?.stop());
 
   test('thread lifecycle: create, get, patch, search, count, state, delete', async () => {
     const tag = randomUUID();
@@ -143,8 +143,14 @@ describe('threads, runs and assistants through the LangGraph SDKs', () => {
     await rejectsWith(client.runs.cancel(thread.thread_id, slow.run_id), 409);
     for (const id of [slow.run_id, queued.run_id]) assert.equal((await client.runs.get(thread.thread_id, id)).status, 'interrupted');
 
-    // Give the worker time to finish the slow agent and to fetch the queued job.
-    await new Promise((r) => setTimeout(r, 2000));
+    // Let the worker finish with both: the slow agent's late end, then the queued job it fetches
+    // (each acknowledged, job id = run id).
+    await until('the worker to be done with both jobs', async () => {
+      const { rows } = await stack.db.pool.query(`SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'agentcron.run' AND id = ANY($1::uuid[]) AND state = 'completed'`, [
+        [slow.run_id, queued.run_id],
+      ]);
+      return rows[0].n === 2;
+    });
     const slowAfter = await client.runs.get(thread.thread_id, slow.run_id);
     const queuedAfter = await client.runs.get(thread.thread_id, queued.run_id);
     assert.equal(slowAfter.status, 'interrupted', 'the late result does not overwrite the cancellation');

@@ -15,7 +15,7 @@ describe('crashes', () => {
   before(async () => {
     db = await createTestDatabase('chaos');
   });
-  after(() => db.drop());
+  after(() => db?.drop());
 
   test('schedulers killed with SIGKILL at random moments lose no occurrence and duplicate none', async () => {
     const { rows } = await db.pool.query<{ start: Date }>(`SELECT date_trunc('second', now()) AS start`);
@@ -39,7 +39,12 @@ describe('crashes', () => {
     // A clean scheduler catches up on whatever the crashes left due.
     const last = spawnApp('scheduler', { ...env, LOG_LEVEL: 'info' });
     await last.waitFor(/scheduler started/);
-    await sleep(2500);
+    const { rows: clock } = await db.pool.query<{ now: Date }>(`SELECT now()`);
+    await eventually(
+      async () => (await db.pool.query(`SELECT 1 FROM crons HAVING min(next_run_date) > $1`, [clock[0].now])).rowCount,
+      'the last scheduler to catch up',
+      30_000,
+    );
     last.kill('SIGTERM');
     assert.equal(await last.exited, 0);
     assert.ok(kills >= 10, `only ${kills} kills`);
@@ -91,6 +96,7 @@ describe('crashes', () => {
           const run = await eventually(
             async () => (await tdb.pool.query(`SELECT run_id FROM runs WHERE cron_id = $1 AND status = 'running'`, [cronId])).rows[0],
             'the run to start',
+            30_000,
           );
           first.kill('SIGKILL');
           await first.exited;

@@ -69,18 +69,22 @@ describe('execution controls', () => {
     return res.body.run_id as string;
   };
   const getRun = async (threadId: string, runId: string) => (await api.call('GET', `/threads/${threadId}/runs/${runId}`)).body;
-  const started = (runId: string) => eventually(async () => traces.get(runId), `run ${runId}'s agent to start`, 10_000, 10);
-  const abortedTrace = (runId: string, within = 5000) =>
-    eventually(async () => (traces.get(runId)?.aborted ? traces.get(runId) : null), `run ${runId}'s signal to abort`, within, 10);
+  const started = (runId: string) => eventually(async () => traces.get(runId), `run ${runId}'s agent to start`, 30_000, 10);
+  // How soon each abort came is asserted where it matters; this only bounds the wait.
+  const abortedTrace = (runId: string) =>
+    eventually(async () => (traces.get(runId)?.aborted ? traces.get(runId) : null), `run ${runId}'s signal to abort`, 20_000, 10);
   const ended = (threadId: string, runId: string) =>
     eventually(async () => {
       const r = await getRun(threadId, runId);
       return r && !['pending', 'running'].includes(r.status) ? r : null;
-    }, `run ${runId} to end`, 10_000);
+    }, `run ${runId} to end`, 30_000);
+  // A cancel reaches the agent in about a second (NOTIFY, or the one-second poll without it): the
+  // bounds below leave room for a loaded machine, far short of the agents' 30 s sleeps.
+  const PROMPTLY_MS = 3000;
   const jobState = async (pool: Pool, runId: string) =>
     (await pool.query(`SELECT state FROM pgboss.job WHERE name = 'agentcron.run' AND id = $1`, [runId])).rows[0]?.state;
 
-  test('POST .../cancel aborts the running agent on its worker within a second; the run ends interrupted for good', async () => {
+  test('POST .../cancel aborts the running agent on its worker at once; the run ends interrupted for good', async () => {
     const threadId = await newThread();
     const runId = await startRun(threadId, { assistant_id: patient, input: { sleep_ms: 30_000 } });
     await started(runId);
@@ -89,7 +93,7 @@ describe('execution controls', () => {
     assert.equal(res.status, 202);
     const trace = await abortedTrace(runId);
     assert.equal(trace.reason, 'Cancelled');
-    assert.ok(trace.aborted! - cancelledAt < 1000, `the agent was aborted ${trace.aborted! - cancelledAt} ms after the cancel`);
+    assert.ok(trace.aborted! - cancelledAt < PROMPTLY_MS, `the agent was aborted ${trace.aborted! - cancelledAt} ms after the cancel`);
     const run = await getRun(threadId, runId);
     assert.equal(run.status, 'interrupted');
     assert.equal(run.error.error, 'Cancelled');
@@ -110,7 +114,7 @@ describe('execution controls', () => {
     await db.pool.query(`UPDATE runs SET status = 'interrupted', ended_at = now() WHERE run_id = $1`, [runId]);
     const trace = await abortedTrace(runId);
     assert.equal(trace.reason, 'Cancelled');
-    assert.ok(trace.aborted! - endedAt < 2000, `found after ${trace.aborted! - endedAt} ms`);
+    assert.ok(trace.aborted! - endedAt < PROMPTLY_MS + 1000, `found after ${trace.aborted! - endedAt} ms`);
 
     const other = await newThread();
     const doomed = await startRun(other, { assistant_id: patient, input: { sleep_ms: 30_000 } });
@@ -121,13 +125,13 @@ describe('execution controls', () => {
 
   test("timeouts: RUN_TIMEOUT_SECONDS by default; an assistant's config.timeout_seconds lowers or raises it", async () => {
     const quick = await insertAssistant(db.pool, { timeout_seconds: 0.3 }, 'quick');
-    const slower = await insertAssistant(db.pool, { timeout_seconds: 3 }, 'slower');
+    const slower = await insertAssistant(db.pool, { timeout_seconds: 5 }, 'slower');
     const [t1, t2, t3] = await Promise.all([newThread(), newThread(), newThread()]);
     const t0 = Date.now();
     const [byDefault, lowered, raised] = await Promise.all([
-      startRun(t1, { assistant_id: ECHO, input: { sleep_ms: 5000 } }),
-      startRun(t2, { assistant_id: quick, input: { sleep_ms: 5000 } }),
-      // Longer than the 1 s default, within its assistant's 3 s.
+      startRun(t1, { assistant_id: ECHO, input: { sleep_ms: 30_000 } }),
+      startRun(t2, { assistant_id: quick, input: { sleep_ms: 30_000 } }),
+      // Longer than the 1 s default, within its assistant's 5 s.
       startRun(t3, { assistant_id: slower, input: { sleep_ms: 1500, done: true } }),
     ]);
     const [d, l, r] = await Promise.all([ended(t1, byDefault), ended(t2, lowered), ended(t3, raised)]);
@@ -142,9 +146,10 @@ describe('execution controls', () => {
     const lt = traces.get(lowered)!;
     assert.equal(dt.reason, 'TimeoutError');
     assert.equal(lt.reason, 'TimeoutError');
-    assert.ok(lt.aborted! - lt.started < 900, `the 0.3 s timeout fired after ${lt.aborted! - lt.started} ms`);
+    // Before the 1 s default could have (which fires no sooner than that).
+    assert.ok(lt.aborted! - lt.started < 950, `the 0.3 s timeout fired after ${lt.aborted! - lt.started} ms`);
     assert.ok(dt.aborted! - dt.started >= 950, `the 1 s timeout fired after ${dt.aborted! - dt.started} ms`);
-    assert.ok(Date.now() - t0 < 4500);
+    assert.ok(Date.now() - t0 < 15_000, 'the runs ended at their timeouts, not after their agents\' 30 s');
   });
 
   test('the timeout rule: positive numbers (or numeric strings) up to RUN_TIMEOUT_MAX_SECONDS, else the default', () => {
@@ -190,7 +195,8 @@ describe('execution controls', () => {
     // workers' next poll after its start time (their backstop poll is 10 s).
     const other = await newThread();
     let run: any;
-    for (let i = 0; i < 100 && !run; i++) {
+    const deadline = Date.now() + 60_000;
+    for (let i = 0; Date.now() < deadline && !run; i++) {
       await startRun(other, { assistant_id: ECHO, input: { i } });
       await new Promise((r) => setTimeout(r, 200));
       const r = await getRun(threadId, runId);
@@ -230,7 +236,7 @@ describe('execution controls', () => {
       assert.equal((await scheduler.runDue()).fired, 1);
       const trace = await abortedTrace(first);
       assert.equal(trace.reason, 'Cancelled');
-      assert.ok(trace.aborted! - firedAt < 1000, `aborted ${trace.aborted! - firedAt} ms after the occurrence fired`);
+      assert.ok(trace.aborted! - firedAt < PROMPTLY_MS, `aborted ${trace.aborted! - firedAt} ms after the occurrence fired`);
 
       const ledger = await eventually(async () => {
         const { rows } = await db.pool.query(`SELECT run_id, status, error FROM cron_occurrences WHERE cron_id = $1 ORDER BY scheduled_for`, [cronId]);

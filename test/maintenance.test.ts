@@ -24,7 +24,8 @@ import type { PgBoss } from '../libs/queue/index.ts';
 import { QUEUES, enqueueRuns } from '../libs/queue/index.ts';
 import { createTestDatabase } from './support/db.ts';
 import type { TestDatabase } from './support/db.ts';
-import { ECHO, eventually, insertCron, newPool, newWorker, quietLogger, startTestQueue } from './support/engine.ts';
+import { ECHO, clearOfBoundary, eventually, insertCron, newPool, newWorker, quietLogger, startTestQueue } from './support/engine.ts';
+import { teardown } from './support/inprocess.ts';
 import { spawnApp } from './support/processes.ts';
 import { startStack } from './support/stack.ts';
 
@@ -93,10 +94,12 @@ describe('maintenance jobs', () => {
     await ensureDefaultAssistants(db.pool, ['echo']);
     await registerMaintenanceJobs(db.pool, configuredJobs(loadConfig({})));
   });
-  after(async () => {
-    await boss.stop({ graceful: false });
-    await db.drop();
-  });
+  after(() =>
+    teardown(
+      () => boss?.stop({ graceful: false }),
+      () => db?.drop(),
+    ),
+  );
 
   test('retention purge deletes ended runs and settled ledger rows past RUN_RETENTION_DAYS, and nothing else', async () => {
     const t = await thread(db.pool);
@@ -213,6 +216,8 @@ describe('maintenance jobs', () => {
     const assistant = await newAssistant(db.pool);
     const cron = await insertCron(db.pool, { schedule: '* * * * *', next_run_date: FAR, assistant_id: assistant });
     const old = await insertCron(db.pool, { schedule: '* * * * *', next_run_date: FAR, assistant_id: assistant });
+    // "Today" below must be the job's today too: not across midnight (UTC).
+    await clearOfBoundary(db.pool, 'day', 30);
     const { rows: clock } = await db.pool.query<{ today: Date }>(`SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS today`);
     const today = clock[0].today.getTime();
     // [minutes after today's midnight (UTC), status, duration ms, fire lag ms]
@@ -401,13 +406,21 @@ describe('maintenance jobs', () => {
   });
 
   test('schedulers racing fire each due occurrence once: one job per occurrence, id from (job, scheduled_for), latest of the missed only', async () => {
-    // Every job due: the per-minute monitor ten minutes ago (nine occurrences missed since).
-    await db.pool.query(`UPDATE maintenance_jobs SET next_run_date = date_trunc('minute', now()) - interval '10 minutes', missed_total = 0 WHERE enabled`);
+    // Every job due: the per-minute monitor ten minutes ago (ten occurrences missed since, or
+    // eleven if a minute boundary passes before the passes below).
+    const { rows: due } = await db.pool.query<{ t0: Date }>(
+      `UPDATE maintenance_jobs SET next_run_date = date_trunc('minute', now()) - interval '10 minutes', missed_total = 0 WHERE enabled RETURNING next_run_date AS t0`,
+    );
+    const t0 = due[0].t0;
     await db.pool.query(`DELETE FROM pgboss.job WHERE name = $1`, [QUEUES.maintenance]);
     const pools = Array.from({ length: 5 }, () => newPool(db.url, 2));
-    const sources = pools.map((pool) => new MaintenanceScheduler({ pool, boss, logger: quietLogger() }));
-    const results = await Promise.all(sources.map((s) => s.pass()));
-    await Promise.all(pools.map((p) => p.end()));
+    let results: { fired: number }[];
+    try {
+      const sources = pools.map((pool) => new MaintenanceScheduler({ pool, boss, logger: quietLogger() }));
+      results = await Promise.all(sources.map((s) => s.pass()));
+    } finally {
+      await Promise.all(pools.map((p) => p.end()));
+    }
     const { rows: jobs } = await db.pool.query<{ job_name: string; next_run_date: Date; last_scheduled_for: Date; missed_total: string }>(
       `SELECT job_name, next_run_date, last_scheduled_for, missed_total FROM maintenance_jobs WHERE enabled ORDER BY job_name`,
     );
@@ -421,7 +434,10 @@ describe('maintenance jobs', () => {
       assert.ok(j.next_run_date.getTime() > Date.now() - 1000, `${j.job_name} advanced past now`);
     }
     const monitor = jobs.find((j) => j.job_name === 'heartbeat_monitor')!;
-    assert.equal(Number(monitor.missed_total), 10, 'the monitor fired its latest occurrence and counted the ten before it');
+    // Its latest occurrence is the current minute's, and every one from t0 up to it was counted.
+    const missed = (monitor.last_scheduled_for.getTime() - t0.getTime()) / 60_000;
+    assert.ok(missed >= 10, `latest occurrence ${monitor.last_scheduled_for.toISOString()}`);
+    assert.equal(Number(monitor.missed_total), missed, 'the monitor fired its latest occurrence and counted all those before it');
     assert.equal(monitor.last_scheduled_for.getTime(), monitor.next_run_date.getTime() - 60_000);
     // A second pass finds nothing due; a repeated enqueue of an occurrence is a no-op.
     assert.equal((await new MaintenanceScheduler({ pool: db.pool, boss, logger: quietLogger() }).pass()).claimed, 0);
@@ -470,15 +486,17 @@ describe('maintenance jobs', () => {
     const maintenance = new MaintenanceWorker({ pool: db.pool, boss, logger: silent, settings: settings(), jobs: [...builtinJobs(), explode, tick] });
     await Promise.all([scheduler.start(), runs.start(), maintenance.start()]);
     try {
+      // (Read between two executions: while the next one runs, last_run_status is 'running'.)
       const failed = await eventually(
         async () =>
           (
             await db.pool.query(
-              `SELECT last_run_error, last_run_status, failures_total::int AS failures, runs_total::int AS total FROM maintenance_jobs WHERE job_name = 'test_explode' AND failures_total >= 2`,
+              `SELECT last_run_error, last_run_status, failures_total::int AS failures, runs_total::int AS total FROM maintenance_jobs
+                WHERE job_name = 'test_explode' AND failures_total >= 2 AND last_run_status <> 'running'`,
             )
           ).rows[0],
         'the failing job to fail at two occurrences',
-        20_000,
+        60_000,
       );
       assert.equal(failed.last_run_status, 'error');
       assert.match(failed.last_run_error, /^boom \d+$/);
@@ -489,12 +507,19 @@ describe('maintenance jobs', () => {
       const ledger = await eventually(
         async () => (await db.pool.query(`SELECT status FROM cron_occurrences WHERE cron_id = $1 AND status = 'success'`, [cron])).rows[0],
         'the cron run to succeed',
-        20_000,
+        60_000,
       );
       assert.equal(ledger.status, 'success');
-      await eventually(async () => ticks > tickedBefore, 'the other job to run again', 10_000);
-      const t = await db.pool.query(`SELECT last_run_status, last_run_error, failures_total::int AS failures FROM maintenance_jobs WHERE job_name = 'test_tick'`);
-      assert.deepEqual(t.rows[0], { last_run_status: 'success', last_run_error: null, failures: 0 });
+      await eventually(async () => ticks > tickedBefore, 'the other job to run again', 30_000);
+      // Its last execution recorded (not the next one under way, 'running'), and none failed.
+      const t = await eventually(
+        async () =>
+          (await db.pool.query(`SELECT last_run_status, last_run_error, failures_total::int AS failures FROM maintenance_jobs WHERE job_name = 'test_tick' AND last_run_status <> 'running'`))
+            .rows[0],
+        'an execution of the other job to be recorded',
+        30_000,
+      );
+      assert.deepEqual(t, { last_run_status: 'success', last_run_error: null, failures: 0 });
       // pg-boss did not retry the failed executions: each is a completed job, one per occurrence.
       const { rows: jobs } = await db.pool.query(`SELECT state::text, count(*)::int AS n FROM pgboss.job WHERE name = $1 AND data->>'job' = 'test_explode' GROUP BY 1`, [
         QUEUES.maintenance,
@@ -608,7 +633,7 @@ describe('admin endpoints', () => {
       assert.equal(monitor.schedule, '* * * * *');
       r = await call('POST', '/admin/maintenance/no_such_job/trigger', 'admin-key-1');
       assert.equal(r.status, 404);
-      r = await call('POST', '/admin/maintenance/daily_stats/trigger?wait_seconds=15', 'admin-key-1');
+      r = await call('POST', '/admin/maintenance/daily_stats/trigger?wait_seconds=60', 'admin-key-1');
       assert.equal(r.status, 200, JSON.stringify(r.body));
       assert.equal(r.body.state, 'completed');
       assert.equal(r.body.maintenance_job.last_run_status, 'success');

@@ -12,7 +12,7 @@ describe('migrations', () => {
   before(async () => {
     db = await createTestDatabase('migrate', { migrate: false });
   });
-  after(() => db.drop());
+  after(() => db?.drop());
 
   test('two release processes at the same moment both succeed and apply each migration once', async () => {
     const a = spawnApp('migrate', { DATABASE_URL: db.url });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createTestDatabase } from './support/db.ts';
 import type { TestDatabase } from './support/db.ts';
+import { eventually } from './support/engine.ts';
 import { freePort, spawnApp } from './support/processes.ts';
 
 describe('processes', () => {
@@ -9,7 +10,7 @@ describe('processes', () => {
   before(async () => {
     db = await createTestDatabase('processes');
   });
-  after(() => db.drop());
+  after(() => db?.drop());
 
   test('api, scheduler and worker start, report in /health, and exit 0 on SIGTERM', async () => {
     const port = await freePort();
@@ -26,14 +27,12 @@ describe('processes', () => {
     assert.deepEqual(await ok.json(), { ok: true });
 
     // The scheduler's first pass is recorded with its next heartbeat.
-    let health: any;
-    for (let i = 0; i < 50; i++) {
+    const health: any = await eventually(async () => {
       const res = await fetch(`http://127.0.0.1:${port}/health`);
       assert.equal(res.status, 200);
-      health = await res.json();
-      if (health.schedulers.last_tick_at) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+      const body: any = await res.json();
+      return body.schedulers.last_tick_at ? body : null;
+    }, 'the scheduler tick to show in /health');
     assert.equal(health.ok, true);
     assert.equal(health.database.ok, true);
     assert.equal(health.queue.ok, true);
@@ -55,13 +54,40 @@ describe('processes', () => {
     assert.equal(rows[0].n, 0);
   });
 
+  test('a SIGTERM the moment a process says it has started is a drain too: exit 0, not death by the signal', async () => {
+    // Signalled as soon as the line arrives: the handler must already be in place when it is written.
+    const port = await freePort();
+    const env = { DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1' };
+    const apps = [
+      { app: spawnApp('api', env), ready: /api listening on/ },
+      { app: spawnApp('scheduler', env), ready: /scheduler started/ },
+      { app: spawnApp('worker', env), ready: /worker started/ },
+    ];
+    for (const { app, ready } of apps) {
+      let sent = false;
+      const signal = () => {
+        // (track's listener, added first, has already split this chunk into output lines)
+        if (!sent && app.output.some((l) => ready.test(l))) {
+          sent = true;
+          app.kill('SIGTERM');
+        }
+      };
+      app.child.stdout!.on('data', signal);
+      app.child.stderr!.on('data', signal);
+    }
+    await Promise.all(apps.map(({ app, ready }) => app.waitFor(ready)));
+    const codes = await Promise.all(apps.map(({ app }) => app.exited));
+    assert.deepEqual(codes, [0, 0, 0], apps.map(({ app }) => app.output.join('\n')).join('\n---\n'));
+    for (const { app } of apps) assert.ok(app.output.some((l) => /stopped$/.test(l)), app.output.join('\n'));
+  });
+
   test('a worker drains a run in progress on SIGTERM before exiting 0', async () => {
     const env = { DATABASE_URL: db.url };
     const worker = spawnApp('worker', env);
     await worker.waitFor(/worker started/);
     const { rows } = await db.pool.query(`SELECT assistant_id FROM assistants WHERE graph_id = 'echo'`);
     const assistantId = rows[0].assistant_id;
-    // A manual run that sleeps 1.5 s, enqueued as the API does.
+    // A manual run that sleeps 3 s, enqueued as the API does.
     const { PgBoss } = await import('pg-boss');
     const boss = new PgBoss({ connectionString: db.url, supervise: false, schedule: false });
     await boss.start();
@@ -70,34 +96,33 @@ describe('processes', () => {
     const { randomUUID } = await import('node:crypto');
     const runId = randomUUID();
     const threadId = randomUUID();
-    await withTransaction(db.pool, (client) =>
-      insertRuns(client, boss, [
-        {
-          run_id: runId,
-          thread_id: threadId,
-          assistant_id: assistantId,
-          user_id: 'u',
-          cron_id: null,
-          scheduled_for: null,
-          kwargs: { input: { sleep_ms: 1500, n: 1 } },
-          multitask_strategy: 'enqueue',
-          metadata: {},
-          new_thread: { metadata: {}, ephemeral: false },
-          serialize_key: threadId,
-        },
-      ]),
-    );
-    await boss.stop({ graceful: false });
-    for (let i = 0; i < 100; i++) {
-      const r = await db.pool.query(`SELECT status FROM runs WHERE run_id = $1`, [runId]);
-      if (r.rows[0].status === 'running') break;
-      await new Promise((res) => setTimeout(res, 50));
+    try {
+      await withTransaction(db.pool, (client) =>
+        insertRuns(client, boss, [
+          {
+            run_id: runId,
+            thread_id: threadId,
+            assistant_id: assistantId,
+            user_id: 'u',
+            cron_id: null,
+            scheduled_for: null,
+            kwargs: { input: { sleep_ms: 3000, n: 1 } },
+            multitask_strategy: 'enqueue',
+            metadata: {},
+            new_thread: { metadata: {}, ephemeral: false },
+            serialize_key: threadId,
+          },
+        ]),
+      );
+    } finally {
+      await boss.stop({ graceful: false });
     }
+    await eventually(async () => (await db.pool.query(`SELECT status FROM runs WHERE run_id = $1`, [runId])).rows[0].status === 'running', 'the run to start', 20_000, 20);
     worker.kill('SIGTERM');
     assert.equal(await worker.exited, 0, worker.output.join('\n'));
     const r = await db.pool.query(`SELECT status, output FROM runs WHERE run_id = $1`, [runId]);
     assert.equal(r.rows[0].status, 'success');
-    assert.deepEqual(r.rows[0].output, { sleep_ms: 1500, n: 1 });
+    assert.deepEqual(r.rows[0].output, { sleep_ms: 3000, n: 1 });
   });
 
   test('/health answers 503 when the database is unreachable', async () => {

@@ -35,7 +35,7 @@ describe('Procfile', () => {
   before(async () => {
     db = await createTestDatabase('procfile', { migrate: false });
   });
-  after(() => db.drop());
+  after(() => db?.drop());
 
   test('has release, web, scheduler and worker', () => {
     assert.deepEqual(Object.keys(procfile).sort(), ['release', 'scheduler', 'web', 'worker']);

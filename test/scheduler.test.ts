@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import type { CronScheduler } from '../libs/crons/index.ts';
 import type { Pool } from '../libs/db/index.ts';
 import type { PgBoss } from '../libs/queue/index.ts';
 import { createTestDatabase } from './support/db.ts';
 import type { TestDatabase } from './support/db.ts';
-import { eventually, insertCron, newPool, newScheduler, startTestQueue } from './support/engine.ts';
+import { clearOfBoundary, eventually, insertCron, newPool, newScheduler, startTestQueue } from './support/engine.ts';
+import { teardown } from './support/inprocess.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -32,10 +33,15 @@ describe('scheduler', () => {
     db = await createTestDatabase('scheduler');
     boss = await startTestQueue(db.url);
   });
-  after(async () => {
-    await boss.stop({ graceful: false });
-    await db.drop();
-  });
+  // Each test counts what runDue claims: none starts with crons another one left behind (a
+  // failed one does not reach its own cleanup).
+  afterEach(() => db?.pool.query(`DELETE FROM crons`));
+  after(() =>
+    teardown(
+      () => boss?.stop({ graceful: false }),
+      () => db?.drop(),
+    ),
+  );
 
   test('ten schedulers racing on the same crons fire every occurrence exactly once, with no gap', async () => {
     const { rows } = await db.pool.query<{ start: Date }>(`SELECT date_trunc('second', now()) - interval '20 seconds' AS start`);
@@ -45,10 +51,20 @@ describe('scheduler', () => {
     const pools = Array.from({ length: 10 }, () => newPool(db.url, 3));
     // Small batches so the ten contend for the same rows many times.
     const schedulers = pools.map((p) => newScheduler(p, boss, db.url, { batchSize: 7 }));
-    await Promise.all(schedulers.map((s) => s.start()));
-    await sleep(3500);
-    await Promise.all(schedulers.map((s) => s.stop()));
-    await Promise.all(pools.map((p) => p.end()));
+    try {
+      await Promise.all(schedulers.map((s) => s.start()));
+      await sleep(3500);
+      // However slowly they got going, let them clear the backlog before stopping them.
+      await eventually(
+        async () =>
+          (await db.pool.query(`SELECT 1 FROM crons WHERE cron_id = ANY($1) HAVING min(next_run_date) >= $2`, [crons, new Date(start.getTime() + 21_000)])).rowCount,
+        'every cron to advance past the backlog',
+        30_000,
+      );
+    } finally {
+      await Promise.all(schedulers.map((s) => s.stop()));
+      await Promise.all(pools.map((p) => p.end()));
+    }
 
     const { rows: ends } = await db.pool.query<{ cron_id: string; next_run_date: Date }>(
       `SELECT cron_id, next_run_date FROM crons WHERE cron_id = ANY($1)`,
@@ -80,8 +96,7 @@ describe('scheduler', () => {
 
   test('after downtime each missed policy is applied and every skipped occurrence is recorded', async () => {
     // The counts below hold within one minute: start well clear of a minute boundary.
-    const { rows: clock } = await db.pool.query<{ s: number }>(`SELECT extract(second FROM now())::float8 AS s`);
-    if (clock[0].s > 55) await sleep((61 - clock[0].s) * 1000);
+    await clearOfBoundary(db.pool, 'minute', 5);
     const { rows } = await db.pool.query<{ t0: Date }>(`SELECT date_trunc('minute', now()) AS t0`);
     const t0 = rows[0].t0;
     const tenAgo = new Date(t0.getTime() - 10 * 60_000);
@@ -149,17 +164,23 @@ describe('scheduler', () => {
 
   test('a sleeping scheduler wakes on NOTIFY when a cron is created, long before its poll interval', async () => {
     // Poll interval 60 s: only the notification can wake it in time.
-    const s: CronScheduler = newScheduler(db.pool, boss, db.url, { pollIntervalSeconds: 60 });
-    await s.start();
-    await sleep(300);
-    const cronId = await insertCron(db.pool, { schedule: '0 0 1 1 *' });
-    const row = await eventually(
-      async () => (await db.pool.query(`SELECT enqueued_at FROM cron_occurrences WHERE cron_id = $1`, [cronId])).rows[0],
-      'the new cron to fire',
-      10_000,
-    );
-    assert.ok(row.enqueued_at);
-    await s.stop();
+    let ticks = 0;
+    const s: CronScheduler = newScheduler(db.pool, boss, db.url, { pollIntervalSeconds: 60, onTick: () => ticks++ });
+    let cronId: string;
+    try {
+      await s.start();
+      // Its first pass is over (nothing due): it is asleep until the poll interval ends.
+      await eventually(async () => ticks > 0, 'the first pass');
+      cronId = await insertCron(db.pool, { schedule: '0 0 1 1 *' });
+      const row = await eventually(
+        async () => (await db.pool.query(`SELECT enqueued_at FROM cron_occurrences WHERE cron_id = $1`, [cronId])).rows[0],
+        'the new cron to fire',
+        20_000,
+      );
+      assert.ok(row.enqueued_at);
+    } finally {
+      await s.stop();
+    }
     await db.pool.query(`DELETE FROM crons WHERE cron_id = $1`, [cronId]);
   });
 });

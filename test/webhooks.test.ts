@@ -129,12 +129,12 @@ describe('webhooks', () => {
     return res.body.run_id as string;
   };
   const getRun = async (threadId: string, runId: string) => (await api.call('GET', `/threads/${threadId}/runs/${runId}`)).body;
-  const deliveries = (runId: string, n = 1) => eventually(async () => (receiver.forRun(runId).length >= n ? receiver.forRun(runId) : null), `${n} webhook(s) of run ${runId}`, 15_000);
+  const deliveries = (runId: string, n = 1) => eventually(async () => (receiver.forRun(runId).length >= n ? receiver.forRun(runId) : null), `${n} webhook(s) of run ${runId}`, 30_000);
   const settledRun = (threadId: string, runId: string) =>
     eventually(async () => {
       const r = await getRun(threadId, runId);
       return r.webhook_status === 'sent' || r.webhook_status === 'failed' ? r : null;
-    }, `run ${runId}'s webhook to settle`, 15_000);
+    }, `run ${runId}'s webhook to settle`, 30_000);
 
   test("a stateless cron's run: the whole Run, signed, delivered after its thread is gone; the ledger records it", async () => {
     const cronId = await insertCron(db.pool, { schedule: '0 0 1 1 *', payload: { input: { hello: 'world' }, webhook: receiver.url('/ok') } });
@@ -209,8 +209,16 @@ describe('webhooks', () => {
     assert.equal(run.webhook_status, 'sent');
     assert.equal(run.webhook_attempts, 1);
     assert.equal(run.webhook_sent_at, error.webhook_sent_at);
-    // One delivery per run: the cancelled agent's late end sends nothing more.
-    await new Promise((r) => setTimeout(r, 300));
+    // One delivery per run: the cancelled agent's late end sends nothing more. Its job is
+    // acknowledged once the worker is done with it, and then no delivery is left to make.
+    await eventually(async () => {
+      const { rows } = await db.pool.query(
+        `SELECT (SELECT state::text FROM pgboss.job WHERE name = 'agentcron.run' AND id = $1) AS run,
+                (SELECT count(*)::int FROM pgboss.job WHERE name = 'agentcron.webhook' AND state IN ('created', 'retry', 'active')) AS webhooks`,
+        [cancelled],
+      );
+      return rows[0].run === 'completed' && rows[0].webhooks === 0;
+    }, "the cancelled run's job and every delivery to be done");
     assert.equal(receiver.forRun(cancelled).length, 1);
   });
 

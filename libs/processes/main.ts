@@ -64,34 +64,44 @@ export async function runProcess(spec: ProcessSpec): Promise<void> {
     },
   );
   const agents = loaded?.registry ?? builtinAgents();
+  const url = databaseUrl;
   let checkpointer: PostgresSaver | undefined;
   const roles: Role[] = [];
-  try {
-    // One checkpointer per process, shared by every LangGraph graph, before any run can start.
-    if (loaded && agents.keepsCheckpoints()) {
-      checkpointer = await openCheckpointer({
-        pool: conn.pool,
-        databaseUrl,
-        schema: config.CHECKPOINT_SCHEMA,
-        poolMax: config.DATABASE_POOL_MAX,
-        applicationName: `agentcron-${spec.service}-checkpoints`,
-      });
-      loaded.useCheckpointer(checkpointer);
-    }
-    const deps: RoleDeps = { config, conn, logger, agents, databaseUrl };
-    for (const start of spec.roles) roles.push(await start(deps));
-  } catch (err) {
-    for (const r of roles) await r.stop(0).catch(() => {});
-    await checkpointer?.end().catch(() => {});
-    await conn.close();
-    await embedded?.stop();
-    fatal(logger, 'startup failed', err);
-  }
   const graceMs = config.SHUTDOWN_GRACE_SECONDS * 1000;
+  // The drain is in place before any role starts: a role logs that it has started before it
+  // returns, and whoever reads that line may signal at once (a platform, a test). A SIGTERM with
+  // no handler yet takes the default action and kills the process undrained, by the signal. A
+  // signal during startup lets it finish, then stops what it started.
+  let startup: Promise<void> = Promise.resolve();
   onShutdown(logger, config.SHUTDOWN_GRACE_SECONDS, async () => {
+    await startup;
     for (const r of roles) await r.stop(graceMs);
     await checkpointer?.end().catch(() => {});
     await conn.close(graceMs);
     await embedded?.stop();
   });
+  startup = (async () => {
+    try {
+      // One checkpointer per process, shared by every LangGraph graph, before any run can start.
+      if (loaded && agents.keepsCheckpoints()) {
+        checkpointer = await openCheckpointer({
+          pool: conn.pool,
+          databaseUrl: url,
+          schema: config.CHECKPOINT_SCHEMA,
+          poolMax: config.DATABASE_POOL_MAX,
+          applicationName: `agentcron-${spec.service}-checkpoints`,
+        });
+        loaded.useCheckpointer(checkpointer);
+      }
+      const deps: RoleDeps = { config, conn, logger, agents, databaseUrl: url };
+      for (const start of spec.roles) roles.push(await start(deps));
+    } catch (err) {
+      for (const r of roles) await r.stop(0).catch(() => {});
+      await checkpointer?.end().catch(() => {});
+      await conn.close();
+      await embedded?.stop();
+      fatal(logger, 'startup failed', err);
+    }
+  })();
+  await startup;
 }

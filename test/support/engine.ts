@@ -82,7 +82,7 @@ export function newScheduler(
   pool: Pool,
   boss: PgBoss,
   url: string,
-  opts: { batchSize?: number; missedMax?: number; graceMs?: number; pollIntervalSeconds?: number } = {},
+  opts: { batchSize?: number; missedMax?: number; graceMs?: number; pollIntervalSeconds?: number; onTick?: () => void } = {},
 ): CronScheduler {
   return new CronScheduler({
     pool,
@@ -92,6 +92,7 @@ export function newScheduler(
     batchSize: opts.batchSize ?? 1000,
     limits: { missedMax: opts.missedMax ?? 100, graceMs: opts.graceMs ?? 60_000, ledgerCap: 1000 },
     listenUrl: url,
+    onTick: opts.onTick,
   });
 }
 
@@ -120,4 +121,18 @@ export async function eventually<T>(fn: () => Promise<T>, what: string, timeoutM
     await new Promise((r) => setTimeout(r, everyMs));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
+}
+
+/**
+ * Waits, if the database clock (UTC) is less than marginSeconds before the next minute or day
+ * boundary, until just past it: for expectations computed from the current minute or day that
+ * would not hold if the boundary fell in the middle of the test.
+ */
+export async function clearOfBoundary(pool: Pool, unit: 'minute' | 'day', marginSeconds: number): Promise<void> {
+  const { rows } = await pool.query<{ left: number }>(
+    `SELECT extract(epoch FROM date_trunc($1, now() AT TIME ZONE 'UTC') + ('1 ' || $1)::interval - now() AT TIME ZONE 'UTC')::float8 AS left`,
+    [unit],
+  );
+  const left = rows[0].left;
+  if (left < marginSeconds) await new Promise((r) => setTimeout(r, left * 1000 + 1000));
 }

@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +16,10 @@ export interface SpawnedApp {
   output: string[];
   /** Resolves with the first line (past or future) matching re; rejects after timeoutMs or on exit. */
   waitFor(re: RegExp, timeoutMs?: number): Promise<string>;
-  /** Resolves with the exit code (or the signal name) when the process ends. */
+  /**
+   * Resolves with the exit code (or the signal name) once the process has ended and its stdout
+   * and stderr are closed, so `output` then holds every line it wrote.
+   */
   exited: Promise<number | string>;
   kill(signal?: NodeJS.Signals): void;
 }
@@ -47,7 +52,9 @@ export function track(child: ChildProcess): SpawnedApp {
   };
   child.stdout?.on('data', onData);
   child.stderr?.on('data', onData);
-  const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  // 'close', not 'exit': 'exit' may come before the last of stdout/stderr has been read, and a
+  // test that checks the output once the process has exited would then see it cut short.
+  const exited = new Promise<number | string>((resolve) => child.on('close', (code, signal) => resolve(code ?? signal ?? -1)));
   return {
     child,
     output,
@@ -83,15 +90,47 @@ export function track(child: ChildProcess): SpawnedApp {
   };
 }
 
-/** An unused TCP port on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  const net = await import('node:net');
-  return new Promise((resolve, reject) => {
+/**
+ * The kernel's ephemeral port range, from which listen(0) and every outgoing connection (each
+ * pool connection to PostgreSQL, of every test file running at the same time) take their ports.
+ */
+function ephemeralRange(): [number, number] {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (lo > 0 && hi >= lo) return [lo, hi];
+  } catch {
+    // not Linux: assume the IANA range
+  }
+  return [49152, 65535];
+}
+
+function tryListen(port: number): Promise<number | null> {
+  return new Promise((resolve) => {
     const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
+    srv.once('error', () => resolve(null));
+    srv.listen(port, '127.0.0.1', () => {
+      const { port: got } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(got));
     });
-    srv.on('error', reject);
   });
+}
+
+/**
+ * An unused TCP port on 127.0.0.1 for a process spawned next, which binds it a second or two
+ * later. Taken at random below the ephemeral range when there is room: a port listen(0) hands
+ * out is one an outgoing connection may take meanwhile, and another test file running at the
+ * same time may be given the same one.
+ */
+export async function freePort(): Promise<number> {
+  const [lo] = ephemeralRange();
+  const from = 10_000;
+  if (lo - from >= 5_000) {
+    for (let i = 0; i < 50; i++) {
+      const port = await tryListen(from + Math.floor(Math.random() * (lo - from)));
+      if (port !== null) return port;
+    }
+  }
+  const port = await tryListen(0);
+  if (port === null) throw new Error('no free TCP port on 127.0.0.1');
+  return port;
 }
