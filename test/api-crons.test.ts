@@ -4,12 +4,11 @@ import { after, before, describe, test } from 'node:test';
 import { Client as Client2 } from '@langchain/langgraph-sdk';
 import { Client as Client1 } from 'sdk1';
 import { defaultAssistantId } from '../libs/assistants/index.ts';
-import { startQueue } from '../libs/queue/index.ts';
 import type { PgBoss } from '../libs/queue/index.ts';
 import { cancelRuns, RunWorker } from '../libs/runs/index.ts';
 import { createTestDatabase } from './support/db.ts';
 import type { TestDatabase } from './support/db.ts';
-import { eventually, quietLogger } from './support/engine.ts';
+import { eventually, quietLogger, startTestQueue } from './support/engine.ts';
 import { startInProcessApi, teardown, tracedEcho } from './support/inprocess.ts';
 import type { AgentTrace, InProcessApi } from './support/inprocess.ts';
 import { startStack } from './support/stack.ts';
@@ -912,15 +911,8 @@ describe("a cron's first run and trigger follow the scheduler's overlap rules (i
 
   before(async () => {
     db = await createTestDatabase('api_crons_overlap');
-    boss = await startQueue({
-      connectionString: db.url,
-      schema: 'pgboss',
+    boss = await startTestQueue(db.url, {
       runTimeoutSeconds: 120,
-      runMaxAttempts: 3,
-      runHeartbeatSeconds: 10,
-      supervise: false,
-      migrate: true,
-      logger: quietLogger(),
     });
     const traced = tracedEcho();
     traces = traced.traces;

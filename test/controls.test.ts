@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Pool } from '../libs/db/index.ts';
-import { startQueue } from '../libs/queue/index.ts';
 import type { PgBoss } from '../libs/queue/index.ts';
 import { RunWorker, runTimeoutSeconds } from '../libs/runs/index.ts';
 import { createTestDatabase } from './support/db.ts';
 import type { TestDatabase } from './support/db.ts';
-import { ECHO, eventually, insertCron, newScheduler, quietLogger } from './support/engine.ts';
+import { ECHO, eventually, insertCron, newScheduler, quietLogger, startTestQueue } from './support/engine.ts';
 import { insertAssistant, startInProcessApi, teardown, tracedEcho } from './support/inprocess.ts';
 import type { AgentTrace, InProcessApi } from './support/inprocess.ts';
 
@@ -26,16 +25,9 @@ describe('execution controls', () => {
 
   before(async () => {
     db = await createTestDatabase('controls');
-    boss = await startQueue({
-      connectionString: db.url,
-      schema: 'pgboss',
+    boss = await startTestQueue(db.url, {
       runTimeoutSeconds: 1,
       runTimeoutMaxSeconds: 60,
-      runMaxAttempts: 3,
-      runHeartbeatSeconds: 10,
-      supervise: false,
-      migrate: true,
-      logger: quietLogger(),
     });
     const traced = tracedEcho();
     traces = traced.traces;

@@ -5,7 +5,6 @@ import http from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { startQueue } from '../libs/queue/index.ts';
 import type { PgBoss } from '../libs/queue/index.ts';
 import { RunWorker } from '../libs/runs/index.ts';
 import { webhookUrl } from '../libs/http/schemas/common.ts';
@@ -14,7 +13,7 @@ import { RunCreate } from '../libs/http/schemas/runs.ts';
 import { allowPrivateWebhooks, deliver, forbiddenAddress, verifyWebhook, WebhookWorker } from '../libs/webhooks/index.ts';
 import { createTestDatabase } from './support/db.ts';
 import type { TestDatabase } from './support/db.ts';
-import { ECHO, eventually, insertCron, newScheduler, quietLogger } from './support/engine.ts';
+import { ECHO, eventually, insertCron, newScheduler, quietLogger, startTestQueue } from './support/engine.ts';
 import { startInProcessApi, teardown, tracedEcho } from './support/inprocess.ts';
 import type { InProcessApi } from './support/inprocess.ts';
 import { spawnApp } from './support/processes.ts';
@@ -85,21 +84,14 @@ describe('webhooks', () => {
 
   before(async () => {
     db = await createTestDatabase('webhooks');
-    boss = await startQueue({
-      connectionString: db.url,
-      schema: 'pgboss',
+    boss = await startTestQueue(db.url, {
       runTimeoutSeconds: 1,
       runTimeoutMaxSeconds: 60,
-      runMaxAttempts: 3,
-      runHeartbeatSeconds: 10,
       // Two attempts, the retry 1-2 s after the first: quick to exhaust.
       webhookMaxAttempts: 2,
       webhookRetryDelaySeconds: 1,
       webhookConnectTimeoutSeconds: 2,
       webhookTimeoutSeconds: 2,
-      supervise: false,
-      migrate: true,
-      logger: quietLogger(),
     });
     const { agents } = tracedEcho();
     runs = new RunWorker({ pool: db.pool, boss, logger: quietLogger(), agents, concurrency: 8, runTimeoutSeconds: 1, listenUrl: db.url });

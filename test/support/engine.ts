@@ -8,24 +8,26 @@ import type { Pool } from '../../libs/db/index.ts';
 import { createLogger } from '../../libs/log/index.ts';
 import type { Logger } from '../../libs/log/index.ts';
 import { startQueue } from '../../libs/queue/index.ts';
-import type { PgBoss } from '../../libs/queue/index.ts';
+import type { PgBoss, QueueOptions } from '../../libs/queue/index.ts';
 import { RunWorker } from '../../libs/runs/index.ts';
 
 export const ECHO = defaultAssistantId('echo');
 
 export const quietLogger = (): Logger => createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'error', json: false, service: 'test' });
 
-export async function startTestQueue(url: string, opts: { supervise?: boolean; runTimeoutSeconds?: number; runMaxAttempts?: number } = {}): Promise<PgBoss> {
+/** A started pg-boss with agentcron's queues on a test database; `overrides` replace the defaults. */
+export async function startTestQueue(url: string, overrides: Partial<QueueOptions> = {}): Promise<PgBoss> {
   return startQueue({
     connectionString: url,
     schema: 'pgboss',
-    runTimeoutSeconds: opts.runTimeoutSeconds ?? 30,
-    runMaxAttempts: opts.runMaxAttempts ?? 3,
+    runTimeoutSeconds: 30,
+    runMaxAttempts: 3,
     runHeartbeatSeconds: 10,
-    supervise: opts.supervise ?? false,
+    supervise: false,
     superviseIntervalSeconds: 1,
     migrate: true,
     logger: quietLogger(),
+    ...overrides,
   });
 }
 
