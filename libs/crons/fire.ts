@@ -19,6 +19,20 @@ export interface FiringCron {
   payload: CronPayload;
 }
 
+/** What firing needs of a cron row (the API's CronRow or the scheduler's claim), with its graph. */
+export function firingCron(cron: Omit<FiringCron, 'graph_id'>, graphId: string): FiringCron {
+  return {
+    cron_id: cron.cron_id,
+    assistant_id: cron.assistant_id,
+    graph_id: graphId,
+    thread_id: cron.thread_id,
+    user_id: cron.user_id,
+    on_run_completed: cron.on_run_completed,
+    overlap_policy: cron.overlap_policy,
+    payload: cron.payload,
+  };
+}
+
 export interface Firing {
   cron: FiringCron;
   scheduled_for: Date;

@@ -2,7 +2,7 @@ export { CronScheduler, CRON_CHANGED_CHANNEL } from './scheduler.ts';
 export type { SchedulerOptions, PassResult, ScheduleSource } from './scheduler.ts';
 export { planOccurrences } from './plan.ts';
 export type { MissedPolicy, SkipReason, PlanLimits, OccurrencePlan } from './plan.ts';
-export { activeRuns, cancelSuperseded, fireOccurrences, overlapAllowance, runsToSupersede } from './fire.ts';
+export { activeRuns, cancelSuperseded, fireOccurrences, firingCron, overlapAllowance, runsToSupersede } from './fire.ts';
 export type { ActiveRuns, Firing, FiringCron, OverlapCron, Skip, Superseded } from './fire.ts';
 export { recordOutcomes, recordStarted } from './outcomes.ts';
 export type { RunOutcome } from './outcomes.ts';

@@ -5,8 +5,8 @@ import type { Logger } from '../log/index.ts';
 import { metrics } from '../metrics/index.ts';
 import type { PgBoss } from '../queue/index.ts';
 import { parseSchedule } from '../schedule/index.ts';
-import { activeRuns, cancelSuperseded, fireOccurrences, overlapAllowance, runsToSupersede } from './fire.ts';
-import type { Firing, FiringCron, Skip, Superseded } from './fire.ts';
+import { activeRuns, cancelSuperseded, fireOccurrences, firingCron, overlapAllowance, runsToSupersede } from './fire.ts';
+import type { Firing, Skip, Superseded } from './fire.ts';
 import { planOccurrences } from './plan.ts';
 import type { MissedPolicy, PlanLimits } from './plan.ts';
 import type { CronPayload, OnRunCompleted, OverlapPolicy } from './types.ts';
@@ -174,7 +174,7 @@ export class CronScheduler {
           for (const f of plan.fire.slice(0, plan.fire.length - fire.length)) {
             skips.push({ cron_id: row.cron_id, scheduled_for: f.scheduled_for, reason: 'overlap' });
           }
-          const cron = firingCron(row);
+          const cron = firingCron(row, row.graph_id);
           for (const f of fire) firings.push({ cron, scheduled_for: f.scheduled_for, skipped_count: f.skipped_count, trigger: 'schedule' });
         } catch (err) {
           // A cron that cannot be planned (its stored schedule no longer parses) stops, visibly, instead of blocking the batch.
@@ -286,19 +286,6 @@ export class CronScheduler {
       if (this.#running) setTimeout(() => void this.#listen().catch(() => {}), 2000).unref();
     }
   }
-}
-
-function firingCron(row: DueRow): FiringCron {
-  return {
-    cron_id: row.cron_id,
-    assistant_id: row.assistant_id,
-    graph_id: row.graph_id,
-    thread_id: row.thread_id,
-    user_id: row.user_id,
-    on_run_completed: row.on_run_completed,
-    overlap_policy: row.overlap_policy,
-    payload: row.payload,
-  };
 }
 
 function countBy(values: string[]): Record<string, number> {

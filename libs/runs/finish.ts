@@ -216,19 +216,13 @@ const ENDABLE_RUNS = `
     FROM runs r JOIN threads t USING (thread_id)
    WHERE r.run_id = ANY($1::uuid[]) AND r.status IN ('pending', 'running')`;
 
-interface EndableRow {
+interface EndableRow extends RunDetails {
   run_id: string;
   thread_id: string;
   ephemeral: boolean;
   cron_id: string | null;
   scheduled_for: Date | null;
   started_at: Date | null;
-  assistant_id: string;
-  created_at: Date;
-  metadata: Record<string, unknown>;
-  multitask_strategy: string;
-  kwargs: Record<string, unknown>;
-  values: unknown;
 }
 
 /**

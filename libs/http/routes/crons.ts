@@ -3,8 +3,8 @@ import { Router } from 'express';
 import type { Request, Response } from 'express';
 import { defaultAssistantId } from '../../assistants/index.ts';
 import type { Config } from '../../config/index.ts';
-import { activeRuns, cancelSuperseded, fireOccurrences, overlapAllowance, runsToSupersede } from '../../crons/index.ts';
-import type { CronPayload, CronRow, CronWithGraph, CronChanges, FiringCron, OccurrenceTrigger, Superseded } from '../../crons/index.ts';
+import { activeRuns, cancelSuperseded, fireOccurrences, firingCron, overlapAllowance, runsToSupersede } from '../../crons/index.ts';
+import type { CronPayload, CronRow, CronWithGraph, CronChanges, OccurrenceTrigger, Superseded } from '../../crons/index.ts';
 import {
   countCrons,
   createThreadIfMissing,
@@ -95,19 +95,6 @@ function payloadOf(body: Record<string, unknown>): CronPayload {
   return payload;
 }
 
-function firingCronOf(cron: CronRow, graphId: string): FiringCron {
-  return {
-    cron_id: cron.cron_id,
-    assistant_id: cron.assistant_id,
-    graph_id: graphId,
-    thread_id: cron.thread_id,
-    user_id: cron.user_id,
-    on_run_completed: cron.on_run_completed,
-    overlap_policy: cron.overlap_policy,
-    payload: cron.payload,
-  };
-}
-
 /** What startRun did: the occurrence's run and the runs it supersedes, or why the overlap rule held it back. */
 type Started = { run: RunResponse; superseded: Superseded } | { run: null; overlap: string };
 
@@ -129,7 +116,7 @@ function overlapDetail(cron: CronRow): string {
  * it was held back (nothing written).
  */
 async function startRun(client: PoolClient, boss: ApiDeps['boss'], cron: CronRow, graphId: string, at: Date, trigger: OccurrenceTrigger): Promise<Started> {
-  const firing = firingCronOf(cron, graphId);
+  const firing = firingCron(cron, graphId);
   if (overlapAllowance(firing, await activeRuns(client, [firing])) < 1) return { run: null, overlap: overlapDetail(cron) };
   const written = await fireOccurrences(client, boss, [{ cron: firing, scheduled_for: at, skipped_count: 0, trigger }]);
   const superseded = await runsToSupersede(client, written);
