@@ -11,7 +11,8 @@ import { CronScheduler } from '../libs/crons/index.ts';
 import { createPool, migrate, startEmbeddedPostgres, withTransaction } from '../libs/db/index.ts';
 import type { Pool } from '../libs/db/index.ts';
 import { createLogger } from '../libs/log/index.ts';
-import { startQueue } from '../libs/queue/index.ts';
+import { loadConfig } from '../libs/config/index.ts';
+import { queueSettings, startQueue } from '../libs/queue/index.ts';
 import type { PgBoss } from '../libs/queue/index.ts';
 import { insertRuns } from '../libs/runs/index.ts';
 import type { NewRun } from '../libs/runs/index.ts';
@@ -56,11 +57,10 @@ async function freshDatabase(server: string, label: string): Promise<BenchDb> {
   const boss = await startQueue({
     connectionString: url,
     schema: 'pgboss',
-    runTimeoutSeconds: 300,
-    runMaxAttempts: 3,
-    runHeartbeatSeconds: 30,
+    settings: queueSettings(loadConfig({})),
     supervise: false,
     migrate: true,
+    writePolicy: true,
     logger,
   });
   return {

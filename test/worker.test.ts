@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { recordOutcomes } from '../libs/crons/index.ts';
 import { QUEUES } from '../libs/queue/index.ts';
 import type { PgBoss } from '../libs/queue/index.ts';
+import { endRuns } from '../libs/runs/index.ts';
 import type { RunWorker } from '../libs/runs/index.ts';
 import { createTestDatabase } from './support/db.ts';
 import type { TestDatabase } from './support/db.ts';
@@ -112,17 +112,27 @@ describe('worker', () => {
     assert.deepEqual(rows[0], { attempts: 1, status: 'success', output: null });
   });
 
+  /** A running cron run on a kept thread with its open ledger row, as a worker's claim leaves it. */
+  async function runningOccurrence(cronId: string, scheduledFor: Date, ledgerStatus = 'running'): Promise<string> {
+    const runId = randomUUID();
+    const threadId = await insertThread(db.pool);
+    await db.pool.query(
+      `INSERT INTO runs (run_id, thread_id, assistant_id, user_id, cron_id, scheduled_for, status, attempts, started_at)
+       SELECT $1, $2, assistant_id, 'anonymous', cron_id, $4, 'running', 1, now() FROM crons WHERE cron_id = $3`,
+      [runId, threadId, cronId, scheduledFor],
+    );
+    await db.pool.query(`INSERT INTO cron_occurrences (cron_id, scheduled_for, run_id, status) VALUES ($1, $2, $3, $4)`, [cronId, scheduledFor, runId, ledgerStatus]);
+    return runId;
+  }
+
   test('an older run never overwrites the last_run_* of a newer one', async () => {
     const cronId = await insertCron(db.pool, { schedule: '0 0 1 1 *', enabled: false });
-    const newer = { run_id: randomUUID(), cron_id: cronId, scheduled_for: new Date('2025-01-02T00:00:00Z'), status: 'success', error: null, started_at: new Date() };
-    const older = { run_id: randomUUID(), cron_id: cronId, scheduled_for: new Date('2025-01-01T00:00:00Z'), status: 'error', error: 'late failure', started_at: new Date() };
-    for (const o of [newer, older]) {
-      await db.pool.query(`INSERT INTO cron_occurrences (cron_id, scheduled_for, run_id, status) VALUES ($1, $2, $3, 'running')`, [o.cron_id, o.scheduled_for, o.run_id]);
-    }
-    await recordOutcomes(db.pool, [newer]);
-    await recordOutcomes(db.pool, [older]);
+    const newer = await runningOccurrence(cronId, new Date('2025-01-02T00:00:00Z'));
+    const older = await runningOccurrence(cronId, new Date('2025-01-01T00:00:00Z'));
+    await endRuns(db.pool, boss, [newer], { status: 'success', error: null });
+    await endRuns(db.pool, boss, [older], { status: 'error', error: { error: 'Late', message: 'late failure' } });
     const c = await cronRow(cronId);
-    assert.equal(c.last_run_id, newer.run_id);
+    assert.equal(c.last_run_id, newer);
     assert.equal(c.last_run_status, 'success');
     assert.equal(c.last_run_error, null);
     // Both occurrences are settled in the ledger all the same.
@@ -132,9 +142,8 @@ describe('worker', () => {
 
   test('a late result for an occurrence already settled (a cancelled run) changes nothing', async () => {
     const cronId = await insertCron(db.pool, { schedule: '0 0 1 1 *', enabled: false });
-    const o = { run_id: randomUUID(), cron_id: cronId, scheduled_for: new Date('2025-01-03T00:00:00Z'), status: 'success', error: null, started_at: new Date() };
-    await db.pool.query(`INSERT INTO cron_occurrences (cron_id, scheduled_for, run_id, status) VALUES ($1, $2, $3, 'interrupted')`, [cronId, o.scheduled_for, o.run_id]);
-    await recordOutcomes(db.pool, [o]);
+    const runId = await runningOccurrence(cronId, new Date('2025-01-03T00:00:00Z'), 'interrupted');
+    await endRuns(db.pool, boss, [runId], { status: 'success', error: null });
     const c = await cronRow(cronId);
     assert.equal(c.last_run_id, null);
     assert.equal((await occurrence(cronId)).status, 'interrupted');

@@ -3,7 +3,7 @@
 import { loadConfigOrExit, requireDatabaseUrl } from '../../libs/config/index.ts';
 import { createPool, migrate } from '../../libs/db/index.ts';
 import { createLogger } from '../../libs/log/index.ts';
-import { installQueueSchema } from '../../libs/queue/index.ts';
+import { installQueueSchema, queueSettings } from '../../libs/queue/index.ts';
 
 const config = loadConfigOrExit();
 const databaseUrl = requireDatabaseUrl(config);
@@ -14,9 +14,7 @@ try {
   await installQueueSchema({
     connectionString: databaseUrl,
     schema: config.PGBOSS_SCHEMA,
-    runTimeoutSeconds: config.RUN_TIMEOUT_SECONDS,
-    runMaxAttempts: config.RUN_MAX_ATTEMPTS,
-    runHeartbeatSeconds: config.WORKER_HEARTBEAT_SECONDS,
+    settings: queueSettings(config),
     logger,
   });
   logger.info(applied.length ? `applied ${applied.join(', ')}` : 'database is up to date');

@@ -1,6 +1,6 @@
 import type { PostgresSaver } from '@langchain/langgraph-checkpoint-postgres';
 import { createPool } from '../db/index.ts';
-import type { Pool } from '../db/index.ts';
+import type { Pool, PoolOptions } from '../db/index.ts';
 
 // LangGraph graphs keep their state in PostgresSaver's tables, in a schema of their own
 // (CHECKPOINT_SCHEMA) of the same database, keyed by the agentcron thread id. A thread's
@@ -47,6 +47,8 @@ export interface CheckpointerOptions {
   /** Connections of the checkpointer's own pool, so graph runs never starve the worker's queries. */
   poolMax: number;
   applicationName: string;
+  /** The process's connection settings (session limits, connect timeout, where lost connections are logged). */
+  connection?: Pick<PoolOptions, 'session' | 'connectionTimeoutMillis' | 'logger'>;
 }
 
 /**
@@ -57,11 +59,22 @@ export interface CheckpointerOptions {
 export async function openCheckpointer(opts: CheckpointerOptions): Promise<PostgresSaver> {
   // Loaded here so processes without LangGraph graphs never pay for it.
   const { PostgresSaver } = await import('@langchain/langgraph-checkpoint-postgres');
-  const saver = new PostgresSaver(createPool(opts.databaseUrl, { max: opts.poolMax, applicationName: opts.applicationName }), undefined, {
+  const saver = new PostgresSaver(createPool(opts.databaseUrl, { ...opts.connection, max: opts.poolMax, applicationName: opts.applicationName }), undefined, {
     schema: opts.schema,
   });
-  const lockClient = await opts.pool.connect();
+  // Held for the whole setup. It has the pool's permanent 'error' listener (createPool), so a
+  // connection lost meanwhile fails the setup (retried by the caller) instead of the process.
+  let lockClient;
   try {
+    lockClient = await opts.pool.connect();
+  } catch (err) {
+    await saver.end().catch(() => {});
+    throw err;
+  }
+  let broken: Error | undefined;
+  try {
+    // Waiting for another process's setup is not a lock wait lock_timeout should cut short.
+    await lockClient.query('SET lock_timeout = 0; SET statement_timeout = 0');
     await lockClient.query(`SELECT pg_advisory_lock(hashtext('agentcron.checkpointer.setup'))`);
     await saver.setup();
     await lockClient.query(cleanupFunctionSql(opts.schema));
@@ -73,7 +86,11 @@ export async function openCheckpointer(opts: CheckpointerOptions): Promise<Postg
     throw err;
   } finally {
     await lockClient.query(`SELECT pg_advisory_unlock(hashtext('agentcron.checkpointer.setup'))`).catch(() => {});
-    lockClient.release();
+    await lockClient.query('RESET lock_timeout; RESET statement_timeout').catch((err: Error) => {
+      broken = err;
+    });
+    // A client that broke is discarded by the pool, not handed to the next caller.
+    lockClient.release(broken);
   }
   return saver;
 }

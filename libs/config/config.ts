@@ -1,5 +1,6 @@
 import os from 'node:os';
 import { z } from 'zod';
+import { databaseConnectionSettings } from './database.ts';
 import { MAINTENANCE_SETTINGS_HINT, operationsSettings, unknownMaintenanceSetting } from './operations.ts';
 import { bool, int } from './rules.ts';
 
@@ -51,6 +52,8 @@ export const configSchema = z.object({
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug'], { message: 'must be error, warn, info or debug' }).default('info'),
   DATABASE_URL: databaseUrl.optional(),
   DATABASE_POOL_MAX: int(10, 1, 1000),
+  // Connect timeout and session limits; unset, each process role has its own default (database.ts).
+  ...databaseConnectionSettings,
   PORT: int(8000, 0, 65535),
   HOST: z.string().min(1).default('0.0.0.0'),
   SHUTDOWN_GRACE_SECONDS: int(25, 0, 3600),

@@ -32,3 +32,12 @@ export const decimal = (fallback: number, min: number, max: number) =>
     .refine((v) => /^\d+(\.\d+)?$/.test(v.trim()), { message: 'must be a number' })
     .transform((v) => Number(v.trim()))
     .refine((n) => n >= min && n <= max, { message: `must be between ${min} and ${max}` });
+
+/** A whole number within bounds whose absence means a default decided elsewhere (per process role). */
+export const optionalInt = (min: number, max: number) =>
+  z
+    .string()
+    .refine((v) => /^\d+$/.test(v.trim()), { message: 'must be a whole number' })
+    .transform((v) => Number(v.trim()))
+    .refine((n) => n >= min && n <= max, { message: `must be between ${min} and ${max}` })
+    .optional();

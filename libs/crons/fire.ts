@@ -75,37 +75,44 @@ function runOf(f: Firing): NewRun {
   };
 }
 
+// The ledger row is the guard of an occurrence: written first, ON CONFLICT DO NOTHING, and only
+// the occurrences whose row this statement inserted get a run and a job. A row already there
+// (fired before, by anyone, even if its ephemeral thread and run are long gone) fires nothing.
+const INSERT_LEDGER = `
+  INSERT INTO cron_occurrences (cron_id, scheduled_for, run_id, thread_id, trigger, status, reason, skipped_count, enqueued_at)
+  SELECT o.cron_id, o.scheduled_for, o.run_id, o.thread_id, o.trigger, o.status, o.reason, o.skipped_count,
+         CASE WHEN o.status = 'enqueued' THEN clock_timestamp() END
+    FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::int[])
+         AS o(cron_id, scheduled_for, run_id, thread_id, trigger, status, reason, skipped_count)
+   ORDER BY o.cron_id, o.scheduled_for
+  ON CONFLICT (cron_id, scheduled_for) DO NOTHING
+  RETURNING cron_id, scheduled_for`;
+
+const occurrenceKey = (cronId: string, at: Date): string => `${cronId}@${at.getTime()}`;
+
 /**
- * Fires occurrences inside the caller's transaction: each gets its run (and thread), its pg-boss
- * job and its ledger row; each skipped occurrence gets a ledger row with its reason. Answers the
- * runs written, by cron occurrence. The caller advances next_run_date in the same transaction.
+ * Fires occurrences inside the caller's transaction, which must hold the crons' row locks (a
+ * scheduler pass, or the API's create and trigger): each new occurrence gets its ledger row, then
+ * its run (and thread) and its pg-boss job; each skipped occurrence gets a ledger row with its
+ * reason. An occurrence that already has a ledger row gets nothing. Answers the runs written.
  */
 export async function fireOccurrences(client: PoolClient, boss: PgBoss, firings: Firing[], skips: Skip[] = []): Promise<NewRun[]> {
+  if (firings.length === 0 && skips.length === 0) return [];
   const runs = firings.map(runOf);
-  const written = await insertRuns(client, boss, runs);
-  const fired = firings.filter((_, i) => written.has(runs[i].run_id));
-  const firedRuns = runs.filter((r) => written.has(r.run_id));
-  if (fired.length || skips.length) {
-    await client.query(
-      `INSERT INTO cron_occurrences (cron_id, scheduled_for, run_id, thread_id, trigger, status, reason, skipped_count, enqueued_at)
-       SELECT o.cron_id, o.scheduled_for, o.run_id, o.thread_id, o.trigger, o.status, o.reason, o.skipped_count,
-              CASE WHEN o.status = 'enqueued' THEN clock_timestamp() END
-         FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::int[])
-              AS o(cron_id, scheduled_for, run_id, thread_id, trigger, status, reason, skipped_count)
-       ON CONFLICT (cron_id, scheduled_for) DO NOTHING`,
-      [
-        [...fired.map((f) => f.cron.cron_id), ...skips.map((s) => s.cron_id)],
-        [...fired.map((f) => f.scheduled_for), ...skips.map((s) => s.scheduled_for)],
-        [...firedRuns.map((r) => r.run_id), ...skips.map(() => null)],
-        [...firedRuns.map((r) => r.thread_id), ...skips.map(() => null)],
-        [...fired.map((f) => f.trigger), ...skips.map((s) => s.trigger ?? 'schedule')],
-        [...fired.map(() => 'enqueued'), ...skips.map(() => 'skipped')],
-        [...fired.map(() => null), ...skips.map((s) => s.reason)],
-        [...fired.map((f) => f.skipped_count), ...skips.map(() => 0)],
-      ],
-    );
-  }
-  return firedRuns;
+  const { rows } = await client.query<{ cron_id: string; scheduled_for: Date }>(INSERT_LEDGER, [
+    [...firings.map((f) => f.cron.cron_id), ...skips.map((s) => s.cron_id)],
+    [...firings.map((f) => f.scheduled_for), ...skips.map((s) => s.scheduled_for)],
+    [...runs.map((r) => r.run_id), ...skips.map(() => null)],
+    [...runs.map((r) => r.thread_id), ...skips.map(() => null)],
+    [...firings.map((f) => f.trigger), ...skips.map((s) => s.trigger ?? 'schedule')],
+    [...firings.map(() => 'enqueued'), ...skips.map(() => 'skipped')],
+    [...firings.map(() => null), ...skips.map((s) => s.reason)],
+    [...firings.map((f) => f.skipped_count), ...skips.map(() => 0)],
+  ]);
+  const fresh = new Set(rows.map((r) => occurrenceKey(r.cron_id, r.scheduled_for)));
+  const toWrite = runs.filter((r) => fresh.has(occurrenceKey(r.cron_id!, r.scheduled_for!)));
+  const written = await insertRuns(client, boss, toWrite);
+  return toWrite.filter((r) => written.has(r.run_id));
 }
 
 /** Active runs a thread cron's new occurrence stops, by multitask_strategy. */

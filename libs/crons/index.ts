@@ -4,12 +4,11 @@ export { planOccurrences } from './plan.ts';
 export type { MissedPolicy, SkipReason, PlanLimits, OccurrencePlan } from './plan.ts';
 export { activeRuns, cancelSuperseded, fireOccurrences, firingCron, overlapAllowance, runsToSupersede } from './fire.ts';
 export type { ActiveRuns, Firing, FiringCron, OverlapCron, Skip, Superseded } from './fire.ts';
-export { recordOutcomes, recordStarted } from './outcomes.ts';
-export type { RunOutcome } from './outcomes.ts';
 export type { CronRow, CronPayload, OverlapPolicy, OnRunCompleted, OccurrenceTrigger } from './types.ts';
 export {
   toCronResponse,
   transactionNow,
+  statementNow,
   findAssistant,
   ownsThread,
   createThreadIfMissing,

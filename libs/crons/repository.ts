@@ -37,7 +37,7 @@ export interface CronResponse {
 }
 
 const CRON_COLUMNS = `c.cron_id, c.assistant_id, c.thread_id, c.user_id, c.schedule, c.timezone, c.end_time, c.enabled,
-  c.on_run_completed, c.payload, c.metadata, c.next_run_date, c.missed_policy, c.overlap_policy, c.finished_at,
+  c.on_run_completed, c.payload, c.metadata, c.next_run_date, c.fired_through, c.missed_policy, c.overlap_policy, c.finished_at,
   c.last_run_at, c.last_run_status, c.last_run_error, c.last_run_id, c.created_at, c.updated_at`;
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
@@ -74,6 +74,16 @@ export async function transactionNow(db: Queryable): Promise<Date> {
   return rows[0].now;
 }
 
+/**
+ * The database clock at this statement (clock_timestamp()), for decisions taken after waiting
+ * for a lock: now() is when the transaction began, before a scheduler pass that held the cron
+ * may have fired and advanced it.
+ */
+export async function statementNow(db: Queryable): Promise<Date> {
+  const { rows } = await db.query<{ now: Date }>(`SELECT clock_timestamp() AS now`);
+  return rows[0].now;
+}
+
 /** An assistant the user may use: their own or a system one (user_id NULL). */
 export async function findAssistant(db: Queryable, assistantId: string, userId: string): Promise<{ assistant_id: string; graph_id: string } | null> {
   const { rows } = await db.query<{ assistant_id: string; graph_id: string }>(
@@ -105,7 +115,7 @@ export async function lockAndCountUserCrons(client: PoolClient, userId: string):
 }
 
 /** A cron as the API creates it: every stored column except those the database and the workers set. */
-export type NewCron = Omit<CronRow, 'finished_at' | 'last_run_at' | 'last_run_status' | 'last_run_error' | 'last_run_id' | 'created_at' | 'updated_at'>;
+export type NewCron = Omit<CronRow, 'fired_through' | 'finished_at' | 'last_run_at' | 'last_run_status' | 'last_run_error' | 'last_run_id' | 'created_at' | 'updated_at'>;
 
 export async function insertCron(db: Queryable, c: NewCron): Promise<CronRow> {
   const { rows } = await db.query<CronRow>(

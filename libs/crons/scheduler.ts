@@ -1,6 +1,5 @@
-import pg from 'pg';
 import type { Pool } from '../db/index.ts';
-import { withTransaction } from '../db/index.ts';
+import { Listener, backoffDelay, describeDatabaseError, retryConflicts, withTransaction } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
 import { metrics } from '../metrics/index.ts';
 import type { PgBoss } from '../queue/index.ts';
@@ -13,9 +12,12 @@ import type { CronPayload, OnRunCompleted, OverlapPolicy } from './types.ts';
 
 // Where a cron fires. A pass claims due crons (enabled, next_run_date <= now()) in batches with
 // FOR UPDATE SKIP LOCKED, so any number of schedulers share the work, and in ONE transaction per
-// batch writes each occurrence's run, pg-boss job and ledger row and advances next_run_date.
-// A scheduler killed at any instant either committed all of that or none of it; the
-// (cron_id, scheduled_for) unique key and the run-derived job id make a repeat a no-op.
+// batch writes each occurrence's ledger row, run and pg-boss job (fireOccurrences) and advances
+// next_run_date and fired_through. A scheduler killed at any instant either committed all of that
+// or none of it; the ledger row of (cron_id, scheduled_for) is written first and guards the rest,
+// so a repeat fires nothing.
+// Lock order (libs/runs/lifecycle.ts): the pass holds its crons (SKIP LOCKED: it never waits for
+// them), then only inserts rows (threads, runs, ledger rows, jobs) and updates the crons it holds.
 
 export const CRON_CHANGED_CHANNEL = 'agentcron_cron_changed';
 
@@ -30,19 +32,28 @@ const CLAIM_DUE = `
    LIMIT $1
      FOR UPDATE OF c SKIP LOCKED`;
 
+// fired_through only moves forward; next_run_date stays after it (crons_next_after_fired).
 const ADVANCE = `
   UPDATE crons c
      SET next_run_date = v.next_run_date,
+         fired_through = greatest(c.fired_through, v.fired_through),
          enabled = c.enabled AND NOT v.finished,
          finished_at = CASE WHEN v.finished THEN now() ELSE c.finished_at END,
          last_run_error = COALESCE(v.error, c.last_run_error)
-    FROM unnest($1::uuid[], $2::timestamptz[], $3::boolean[], $4::text[]) AS v(cron_id, next_run_date, finished, error)
+    FROM unnest($1::uuid[], $2::timestamptz[], $3::boolean[], $4::text[], $5::timestamptz[])
+         AS v(cron_id, next_run_date, finished, error, fired_through)
    WHERE c.cron_id = v.cron_id`;
 
-// One query decides how long to sleep: until the earliest next_run_date, per the database clock.
+// How long to sleep: until the earliest next_run_date this scheduler could claim, per the
+// database clock. Rows another scheduler or an API transaction holds are skipped, not waited
+// for (FOR SHARE SKIP LOCKED): counting them made a pass spin while one due row was locked.
+// Whoever holds them fires them or, committing a change, wakes every scheduler (NOTIFY).
 const WAIT_MS = `
-  SELECT (extract(epoch FROM (min(next_run_date) - clock_timestamp())) * 1000)::float8 AS wait_ms
-    FROM crons WHERE enabled AND next_run_date IS NOT NULL`;
+  SELECT (extract(epoch FROM (next_run_date - clock_timestamp())) * 1000)::float8 AS wait_ms
+    FROM crons WHERE enabled AND next_run_date IS NOT NULL
+   ORDER BY next_run_date
+   LIMIT 1
+     FOR SHARE SKIP LOCKED`;
 
 interface DueRow {
   cron_id: string;
@@ -97,7 +108,7 @@ export class CronScheduler {
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
   #woken = false;
-  #listener: pg.Client | undefined;
+  #listener: Listener | undefined;
 
   constructor(options: SchedulerOptions) {
     this.#o = options;
@@ -106,7 +117,17 @@ export class CronScheduler {
   async start(): Promise<void> {
     if (this.#running) return;
     this.#running = true;
-    await this.#listen();
+    this.#listener = new Listener({
+      connectionString: this.#o.listenUrl,
+      channels: [CRON_CHANGED_CHANNEL],
+      applicationName: 'agentcron-scheduler-listen',
+      logger: this.#o.logger,
+      onNotification: () => this.#wakeUp(),
+      // Changes made while the connection was down were not announced: look now.
+      onReconnect: () => this.#wakeUp(),
+    });
+    // Not awaited: polling covers a listener that cannot connect yet.
+    void this.#listener.start();
     this.#loop = this.#run();
   }
 
@@ -115,9 +136,7 @@ export class CronScheduler {
     this.#running = false;
     this.#wakeUp();
     await this.#loop;
-    const listener = this.#listener;
-    this.#listener = undefined;
-    await listener?.end().catch(() => {});
+    await this.#listener?.stop();
   }
 
   /** Fire every due occurrence now: passes until a batch comes back short. */
@@ -147,7 +166,8 @@ export class CronScheduler {
 
   async #firePass(): Promise<{ result: PassResult; superseded: Superseded; observed: { lags: number[]; skipReasons: string[] } }> {
     const { pool, boss, batchSize, limits, logger } = this.#o;
-    return withTransaction(pool, async (client) => {
+    // A deadlock victim wrote nothing: the whole batch is claimed and fired again, never lost.
+    return retryConflicts(() => withTransaction(pool, async (client) => {
       await client.query(`SET LOCAL agentcron.quiet = 'on'`);
       const { rows } = await client.query<DueRow>(CLAIM_DUE, [batchSize]);
       if (rows.length === 0) {
@@ -156,10 +176,17 @@ export class CronScheduler {
       const active = await activeRuns(client, rows);
       const firings: Firing[] = [];
       const skips: Skip[] = [];
-      const advance = { ids: [] as string[], next: [] as (Date | null)[], finished: [] as boolean[], error: [] as (string | null)[] };
+      const advance = {
+        ids: [] as string[],
+        next: [] as (Date | null)[],
+        finished: [] as boolean[],
+        error: [] as (string | null)[],
+        firedThrough: [] as (Date | null)[],
+      };
       for (const row of rows) {
         let next: Date | null;
         let error: string | null = null;
+        let firedThrough: Date | null = null;
         try {
           const schedule = parseSchedule(row.schedule, { timezone: row.timezone, allowSeconds: true });
           const plan = planOccurrences(
@@ -168,6 +195,7 @@ export class CronScheduler {
             limits,
           );
           next = plan.nextRunDate;
+          firedThrough = latest([...plan.fire, ...plan.skipped].map((o) => o.scheduled_for));
           for (const s of plan.skipped) skips.push({ cron_id: row.cron_id, ...s });
           const allowed = overlapAllowance(row, active);
           const fire = plan.fire.slice(Math.max(0, plan.fire.length - allowed));
@@ -186,10 +214,11 @@ export class CronScheduler {
         advance.next.push(next);
         advance.finished.push(next === null);
         advance.error.push(error);
+        advance.firedThrough.push(firedThrough);
       }
       const written = await fireOccurrences(client, boss, firings, skips);
       const superseded = await runsToSupersede(client, written);
-      await client.query(ADVANCE, [advance.ids, advance.next, advance.finished, advance.error]);
+      await client.query(ADVANCE, [advance.ids, advance.next, advance.finished, advance.error, advance.firedThrough]);
       if (skips.length) logger.info('occurrences skipped', { count: skips.length, reasons: countBy(skips.map((s) => s.reason)) });
       // Fire lag: enqueue time (this transaction's clock) minus scheduled_for; counted after commit.
       const lags = written.map((r) => (rows[0].now.getTime() - r.scheduled_for!.getTime()) / 1000);
@@ -198,7 +227,7 @@ export class CronScheduler {
         superseded,
         observed: { lags, skipReasons: skips.map((sk) => sk.reason) },
       };
-    });
+    }));
   }
 
   async #run(): Promise<void> {
@@ -220,10 +249,9 @@ export class CronScheduler {
         }
         failures = 0;
       } catch (err) {
-        failures++;
-        // Back off with jitter; never let the loop die.
-        waitMs = Math.min(30_000, 500 * 2 ** Math.min(failures, 6)) * (0.5 + Math.random() / 2);
-        logger.error('scheduler pass failed', { err: (err as Error).message, retry_in_ms: Math.round(waitMs) });
+        // Back off with jitter (at most 5 s, so firing resumes soon after the database is back); never let the loop die.
+        waitMs = backoffDelay(failures++);
+        logger.error(`scheduler pass failed (${describeDatabaseError(err)}); retrying in ${(waitMs / 1000).toFixed(1)}s`);
       }
       if (!this.#running) break;
       if (!this.#woken) await this.#sleep(waitMs);
@@ -263,29 +291,13 @@ export class CronScheduler {
     this.#woken = true;
     this.#wake?.();
   }
+}
 
-  /** A dedicated connection LISTENs for cron changes; lost, it reconnects (polling covers the gap). */
-  async #listen(): Promise<void> {
-    const { logger, listenUrl } = this.#o;
-    const client = new pg.Client({ connectionString: listenUrl, application_name: 'agentcron-scheduler-listen' });
-    client.on('notification', () => this.#wakeUp());
-    client.on('error', (err) => {
-      logger.warn('cron change listener lost; reconnecting', { err: err.message });
-      if (this.#listener === client) this.#listener = undefined;
-      client.end().catch(() => {});
-      if (this.#running) setTimeout(() => void this.#listen().catch(() => {}), 1000).unref();
-    });
-    try {
-      await client.connect();
-      await client.query(`LISTEN ${CRON_CHANGED_CHANNEL}`);
-      this.#listener = client;
-      this.#wakeUp();
-    } catch (err) {
-      logger.warn('cron change listener could not connect; retrying', { err: (err as Error).message });
-      await client.end().catch(() => {});
-      if (this.#running) setTimeout(() => void this.#listen().catch(() => {}), 2000).unref();
-    }
-  }
+/** The latest of some instants, or null. */
+function latest(instants: Date[]): Date | null {
+  let out: Date | null = null;
+  for (const t of instants) if (!out || t.getTime() > out.getTime()) out = t;
+  return out;
 }
 
 function countBy(values: string[]): Record<string, number> {

@@ -19,6 +19,8 @@ export interface CronRow {
   payload: CronPayload;
   metadata: Record<string, unknown>;
   next_run_date: Date | null;
+  /** Every scheduled occurrence up to here has been handled; next_run_date stays after it. */
+  fired_through: Date | null;
   missed_policy: MissedPolicy;
   overlap_policy: OverlapPolicy;
   finished_at: Date | null;

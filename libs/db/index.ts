@@ -1,6 +1,23 @@
-export { createPool, withTransaction, PgErrorCode, pgErrorCode } from './pool.ts';
-export type { Pool, PoolClient, Queryable } from './pool.ts';
+export {
+  createPool,
+  withTransaction,
+  connectionConfig,
+  sessionOptions,
+  guardClient,
+  PgErrorCode,
+  pgErrorCode,
+  SERVER_KEEPALIVE,
+  CLIENT_KEEPALIVE_INITIAL_DELAY_MS,
+} from './pool.ts';
+export type { Pool, PoolClient, Queryable, PoolOptions, ConnectionOptions, SessionSettings, WarnLogger } from './pool.ts';
+export { Listener } from './listener.ts';
+export type { ListenerOptions } from './listener.ts';
+export { databaseTrouble, isDatabaseUnavailable, describeDatabaseError } from './unavailable.ts';
+export type { DatabaseTrouble } from './unavailable.ts';
+export { backoffDelay, retryWhileUnavailable, sleep, DEFAULT_BACKOFF } from './backoff.ts';
+export type { Backoff, WaitOptions } from './backoff.ts';
 export { migrate, MIGRATIONS_DIR } from './migrate.ts';
 export type { MigrationResult } from './migrate.ts';
 export { startEmbeddedPostgres } from './embedded.ts';
 export type { EmbeddedDatabase } from './embedded.ts';
+export { retryConflicts, isTransientConflict } from './retry.ts';

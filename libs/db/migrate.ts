@@ -21,7 +21,11 @@ export async function migrate(pool: Pool, dir: string = MIGRATIONS_DIR): Promise
   const files = (await readdir(dir)).filter((f) => /^\d{3,}_[\w-]+\.sql$/.test(f)).sort();
   const client = await pool.connect();
   const applied: string[] = [];
+  let broken: Error | undefined;
   try {
+    // The pool's session limits are for the process's own queries: waiting for another migrator's
+    // lock and a long migration are neither. RESET restores them before the client goes back.
+    await client.query('SET statement_timeout = 0; SET lock_timeout = 0; SET idle_in_transaction_session_timeout = 0');
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
     try {
       await client.query(`CREATE TABLE IF NOT EXISTS agentcron_migrations (
@@ -51,7 +55,11 @@ export async function migrate(pool: Pool, dir: string = MIGRATIONS_DIR): Promise
       await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => {});
     }
   } finally {
-    client.release();
+    // A client that cannot reset (its connection broke) is discarded, not handed to the next caller.
+    await client.query('RESET statement_timeout; RESET lock_timeout; RESET idle_in_transaction_session_timeout').catch((err: Error) => {
+      broken = err;
+    });
+    client.release(broken);
   }
   return { applied };
 }

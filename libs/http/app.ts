@@ -8,6 +8,7 @@ import { QUEUES } from '../queue/index.ts';
 import { docsPage } from './docs.ts';
 import { errorHandler, unknownRoute } from './errors.ts';
 import { healthRoutes } from './health.ts';
+import { refuseUnstorableInput } from './input-guard.ts';
 import { openApiDocument } from './openapi.ts';
 import type { HealthDeps } from './health.ts';
 
@@ -55,6 +56,8 @@ export function createApp(deps: AppDeps): Express {
   // The API reference is public like the document it renders.
   app.get('/docs', docsPage());
   app.use(deps.auth);
+  // After auth (a caller without a key hears 401 first), before any route reads the input.
+  app.use(refuseUnstorableInput());
   for (const r of deps.routes) app.use(r);
   return app;
 }

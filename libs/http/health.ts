@@ -1,4 +1,5 @@
 import { Router } from 'express';
+import { describeDatabaseError } from '../db/index.ts';
 import type { Pool } from '../db/index.ts';
 import { latestMonitorFindings } from '../maintenance/index.ts';
 import { liveProcesses } from '../processes/index.ts';
@@ -54,7 +55,7 @@ export function healthRoutes({ pool, boss, heartbeatSeconds, scheduler }: Health
         dead_letters: latest.findings.dead_letters,
       };
     } catch (err) {
-      database = { ok: false, error: (err as Error).message };
+      database = { ok: false, error: describeDatabaseError(err) };
     }
     let queue: { ok: boolean; queued?: number; active?: number; error?: string };
     try {
@@ -66,6 +67,8 @@ export function healthRoutes({ pool, boss, heartbeatSeconds, scheduler }: Health
     // null: not judged (CRON_ENABLED=false here, or no scheduler ever registered).
     const ticking = !ticks || ticks.registered === 0 ? null : ticks.ticking;
     const ok = database.ok && queue.ok && ticking !== false;
+    // The database is back within seconds of a restart, and the pool reconnects by itself.
+    if (!database.ok) res.setHeader('Retry-After', '5');
     res.status(database.ok && ticking !== false ? 200 : 503).json({
       ok,
       database,

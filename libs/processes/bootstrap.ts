@@ -1,59 +1,85 @@
-import type { Config } from '../config/index.ts';
-import { createPool, migrate } from '../db/index.ts';
+import type { Config, DatabaseRole, DatabaseSettings } from '../config/index.ts';
+import { databaseSettings } from '../config/index.ts';
+import { createPool, migrate, retryWhileUnavailable } from '../db/index.ts';
 import type { Pool } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
-import { startQueue } from '../queue/index.ts';
+import { queueSettings, startQueue } from '../queue/index.ts';
 import type { PgBoss } from '../queue/index.ts';
 
 export interface Connections {
   pool: Pool;
   boss: PgBoss;
+  /** The connect timeout and session limits of this process's connections (its role's). */
+  database: DatabaseSettings;
   /** Stops pg-boss (waiting up to graceMs for jobs in progress), then closes the pool. */
   close(graceMs?: number): Promise<void>;
 }
 
 /**
  * Opens what every process needs, in order: the pool, migrations (when MIGRATE_ON_START), then
- * pg-boss. `close` releases them in reverse order.
+ * pg-boss. While the database is unreachable (refused, starting up, out of connections ...) each
+ * step is retried with capped backoff, for ever, one log line per attempt; aborting `signal`
+ * (SIGTERM) ends the wait at once, rejecting with the signal's reason. Any other error is
+ * thrown. `close` releases them in reverse order.
  */
 export async function connect(
   config: Config,
   databaseUrl: string,
   logger: Logger,
-  opts: { supervise: boolean; applicationName: string },
+  opts: { supervise: boolean; applicationName: string; role: DatabaseRole; signal?: AbortSignal },
 ): Promise<Connections> {
-  const pool = createPool(databaseUrl, { max: config.DATABASE_POOL_MAX, applicationName: opts.applicationName });
+  const database = databaseSettings(config, opts.role);
+  const pool = createPool(databaseUrl, {
+    max: config.DATABASE_POOL_MAX,
+    applicationName: opts.applicationName,
+    connectionTimeoutMillis: database.connectionTimeoutMillis,
+    session: database.session,
+    logger,
+  });
+  const wait = { logger, signal: opts.signal };
+  let boss: PgBoss | undefined;
   try {
+    await retryWhileUnavailable('connect', () => pool.query('SELECT 1'), wait);
     if (config.MIGRATE_ON_START) {
-      const { applied } = await migrate(pool);
+      const { applied } = await retryWhileUnavailable('migrations', () => migrate(pool), wait);
       if (applied.length) logger.info('migrations applied', { applied });
     }
-    const boss = await startQueue({
-      connectionString: databaseUrl,
-      schema: config.PGBOSS_SCHEMA,
-      runTimeoutSeconds: config.RUN_TIMEOUT_SECONDS,
-      runMaxAttempts: config.RUN_MAX_ATTEMPTS,
-      runHeartbeatSeconds: config.WORKER_HEARTBEAT_SECONDS,
-      runTimeoutMaxSeconds: config.RUN_TIMEOUT_MAX_SECONDS,
-      webhookMaxAttempts: config.WEBHOOK_MAX_ATTEMPTS,
-      webhookRetryDelaySeconds: config.WEBHOOK_RETRY_DELAY_SECONDS,
-      webhookConnectTimeoutSeconds: config.WEBHOOK_CONNECT_TIMEOUT_SECONDS,
-      webhookTimeoutSeconds: config.WEBHOOK_TIMEOUT_SECONDS,
-      supervise: opts.supervise,
-      superviseIntervalSeconds: config.QUEUE_SUPERVISE_INTERVAL_SECONDS,
-      migrate: config.MIGRATE_ON_START,
-      logger,
-    });
+    boss = await retryWhileUnavailable(
+      'queue',
+      () =>
+        startQueue({
+          connectionString: databaseUrl,
+          schema: config.PGBOSS_SCHEMA,
+          settings: queueSettings(config),
+          // Queue policy is written by whoever migrates (libs/queue startQueue).
+          writePolicy: config.MIGRATE_ON_START,
+          supervise: opts.supervise,
+          superviseIntervalSeconds: config.QUEUE_SUPERVISE_INTERVAL_SECONDS,
+          migrate: config.MIGRATE_ON_START,
+          logger,
+        }),
+      wait,
+    );
+    // A SIGTERM that arrived while pg-boss was starting: stop here rather than run roles.
+    opts.signal?.throwIfAborted();
+    const started = boss;
     return {
       pool,
-      boss,
+      boss: started,
+      database,
       async close(graceMs = 0) {
-        await boss.stop({ graceful: graceMs > 0, timeout: Math.max(1000, graceMs), close: true }).catch(() => {});
+        await started.stop({ graceful: graceMs > 0, timeout: Math.max(1000, graceMs), close: true }).catch(() => {});
         await pool.end().catch(() => {});
       },
     };
   } catch (err) {
-    await pool.end().catch(() => {});
+    const closing = (async () => {
+      await boss?.stop({ graceful: false, close: true }).catch(() => {});
+      await pool.end().catch(() => {});
+    })();
+    // Shutting down: an attempt still in flight may hold the pool until its connect timeout; the
+    // process exits without waiting for it.
+    if (!opts.signal?.aborted) await closing;
     throw err;
   }
 }

@@ -2,14 +2,15 @@ import type { PostgresSaver } from '@langchain/langgraph-checkpoint-postgres';
 import { AgentConfigError, builtinAgents, loadAgents, openCheckpointer } from '../agents/index.ts';
 import type { LoadedAgents } from '../agents/index.ts';
 import { loadConfigOrExit, requireDatabaseUrl } from '../config/index.ts';
-import type { Config } from '../config/index.ts';
-import { startEmbeddedPostgres } from '../db/index.ts';
+import type { Config, DatabaseRole } from '../config/index.ts';
+import { retryWhileUnavailable, startEmbeddedPostgres } from '../db/index.ts';
 import type { EmbeddedDatabase } from '../db/index.ts';
 import { createLogger } from '../log/index.ts';
 import type { Logger } from '../log/index.ts';
 import { connect } from './bootstrap.ts';
+import type { Connections } from './bootstrap.ts';
 import { fatal, onShutdown } from './lifecycle.ts';
-import { startApiRole, startWorkerRole } from './roles.ts';
+import { startApiRole, startSchedulerRole, startWorkerRole } from './roles.ts';
 import type { Role, RoleDeps } from './roles.ts';
 
 export interface ProcessSpec {
@@ -21,6 +22,18 @@ export interface ProcessSpec {
   supervise: boolean;
   /** Without DATABASE_URL, start the embedded PostgreSQL instead of refusing to start. */
   embeddedFallback?: boolean;
+  /**
+   * Whose connection settings (connect timeout, session limits) the process uses. Unset: `api`
+   * for an api-only process, `scheduler` for a scheduler-only one, else `worker`.
+   */
+  databaseRole?: DatabaseRole;
+}
+
+function databaseRoleOf(spec: ProcessSpec): DatabaseRole {
+  if (spec.databaseRole) return spec.databaseRole;
+  if (spec.roles.length > 0 && spec.roles.every((r) => r === startApiRole)) return 'api';
+  if (spec.roles.length > 0 && spec.roles.every((r) => r === startSchedulerRole)) return 'scheduler';
+  return 'worker';
 }
 
 /**
@@ -57,48 +70,65 @@ export async function runProcess(spec: ProcessSpec): Promise<void> {
     );
     databaseUrl = embedded.url;
   }
-  const conn = await connect(config, databaseUrl, logger, { supervise: spec.supervise, applicationName: `agentcron-${spec.service}` }).catch(
-    async (err) => {
-      await embedded?.stop();
-      return fatal(logger, 'could not connect to the database', err);
-    },
-  );
   const agents = loaded?.registry ?? builtinAgents();
   const url = databaseUrl;
+  let conn: Connections | undefined;
   let checkpointer: PostgresSaver | undefined;
   const roles: Role[] = [];
   const graceMs = config.SHUTDOWN_GRACE_SECONDS * 1000;
-  // The drain is in place before any role starts: a role logs that it has started before it
-  // returns, and whoever reads that line may signal at once (a platform, a test). A SIGTERM with
-  // no handler yet takes the default action and kills the process undrained, by the signal. A
-  // signal during startup lets it finish, then stops what it started.
+  // A SIGTERM while the database is awaited ends the wait at once (then exit 0).
+  const stopping = new AbortController();
+  // The drain is in place before anything waits on the database or any role starts: a role logs
+  // that it has started before it returns, and whoever reads that line may signal at once (a
+  // platform, a test). A SIGTERM with no handler yet takes the default action and kills the
+  // process undrained, by the signal. A signal during startup lets it finish (or abandons a wait
+  // for the database), then stops what it started.
   let startup: Promise<void> = Promise.resolve();
   onShutdown(logger, config.SHUTDOWN_GRACE_SECONDS, async () => {
+    stopping.abort(new Error('shutting down'));
     await startup;
     for (const r of roles) await r.stop(graceMs);
     await checkpointer?.end().catch(() => {});
-    await conn.close(graceMs);
+    await conn?.close(graceMs);
     await embedded?.stop();
   });
+  const role = databaseRoleOf(spec);
   startup = (async () => {
+    try {
+      conn = await connect(config, url, logger, { supervise: spec.supervise, applicationName: `agentcron-${spec.service}`, role, signal: stopping.signal });
+    } catch (err) {
+      if (stopping.signal.aborted) return; // the drain takes it from here
+      await embedded?.stop();
+      fatal(logger, 'could not connect to the database', err);
+    }
+    const c = conn;
     try {
       // One checkpointer per process, shared by every LangGraph graph, before any run can start.
       if (loaded && agents.keepsCheckpoints()) {
-        checkpointer = await openCheckpointer({
-          pool: conn.pool,
-          databaseUrl: url,
-          schema: config.CHECKPOINT_SCHEMA,
-          poolMax: config.DATABASE_POOL_MAX,
-          applicationName: `agentcron-${spec.service}-checkpoints`,
-        });
+        checkpointer = await retryWhileUnavailable(
+          'checkpointer',
+          () =>
+            openCheckpointer({
+              pool: c.pool,
+              databaseUrl: url,
+              schema: config.CHECKPOINT_SCHEMA,
+              poolMax: config.DATABASE_POOL_MAX,
+              applicationName: `agentcron-${spec.service}-checkpoints`,
+              connection: { ...c.database, logger },
+            }),
+          { logger, signal: stopping.signal },
+        );
         loaded.useCheckpointer(checkpointer);
       }
-      const deps: RoleDeps = { config, conn, logger, agents, databaseUrl: url };
+      if (stopping.signal.aborted) return;
+      const deps: RoleDeps = { config, conn: c, logger, agents, databaseUrl: url };
       for (const start of spec.roles) roles.push(await start(deps));
     } catch (err) {
+      if (stopping.signal.aborted && !roles.length) return; // a wait abandoned by SIGTERM: the drain closes what is open
       for (const r of roles) await r.stop(0).catch(() => {});
+      roles.length = 0;
       await checkpointer?.end().catch(() => {});
-      await conn.close();
+      await c.close();
       await embedded?.stop();
       fatal(logger, 'startup failed', err);
     }

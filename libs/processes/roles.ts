@@ -142,7 +142,9 @@ export async function startWorkerRole(deps: RoleDeps): Promise<Role> {
     concurrency: config.WORKER_CONCURRENCY,
     runTimeoutSeconds: config.RUN_TIMEOUT_SECONDS,
     runTimeoutMaxSeconds: config.RUN_TIMEOUT_MAX_SECONDS,
-    // Cancels reach the agents through LISTEN on this connection (and a 1 s poll).
+    heartbeatSeconds: config.WORKER_HEARTBEAT_SECONDS,
+    queueSchema: config.PGBOSS_SCHEMA,
+    // New runs and cancels reach the worker through LISTEN on this connection (polling backs it up).
     listenUrl: databaseUrl,
   });
   const webhooks = new WebhookWorker({
@@ -164,9 +166,13 @@ export async function startWorkerRole(deps: RoleDeps): Promise<Role> {
   logger.info('worker started', { concurrency: config.WORKER_CONCURRENCY, graphs: agents.graphIds() });
   return {
     async stop(graceMs) {
-      // Runs and deliveries in progress get the grace period; past it the connections' close
-      // aborts them and their jobs are retried elsewhere.
-      await Promise.race([Promise.all([worker.stop(), webhooks.stop(), maintenance.stop()]), new Promise((r) => setTimeout(r, graceMs).unref())]);
+      // Runs in progress get the grace period; past it the worker aborts them and hands them back
+      // to the queue (another worker takes them at once). Deliveries and maintenance jobs get the
+      // same period; past it the connections' close aborts them and their jobs are retried.
+      await Promise.all([
+        worker.stop(graceMs),
+        Promise.race([Promise.all([webhooks.stop(), maintenance.stop()]), new Promise((r) => setTimeout(r, graceMs).unref())]),
+      ]);
       await heartbeat.stop();
       await metricsServer?.close();
     },

@@ -2,6 +2,8 @@ export {
   QUEUES,
   QUEUE_DEFAULTS,
   queueDefinitions,
+  queueSettings,
+  queueNotifyChannel,
   startQueue,
   ensureQueues,
   installQueueSchema,

@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import { PgBoss } from 'pg-boss';
 import type { ConstructorOptions, Db, Queue } from 'pg-boss';
+import type { Config } from '../config/index.ts';
 import type { PoolClient } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
 
@@ -17,30 +19,47 @@ export const QUEUES = {
   maintenance: 'agentcron.maintenance',
 } as const;
 
-/** Defaults of the optional settings, the same as the configuration's (libs/config). */
-export const QUEUE_DEFAULTS = {
-  runTimeoutMaxSeconds: 3600,
-  webhookMaxAttempts: 5,
-  webhookRetryDelaySeconds: 10,
-  webhookConnectTimeoutSeconds: 5,
-  webhookTimeoutSeconds: 10,
-} as const;
+/** The run timeout bound when a caller gives none (RUN_TIMEOUT_MAX_SECONDS's default). */
+export const QUEUE_DEFAULTS = { runTimeoutMaxSeconds: 3600 } as const;
 
+/** Everything queue policy is derived from; built from the configuration by queueSettings() alone. */
 export interface QueueSettings {
   runTimeoutSeconds: number;
   runMaxAttempts: number;
   /** A run job whose worker has not refreshed it for this long is failed and retried (a dead worker frees it this fast). */
   runHeartbeatSeconds: number;
   /** The longest an assistant may make a run (RUN_TIMEOUT_MAX_SECONDS): run jobs must outlive it. */
-  runTimeoutMaxSeconds?: number;
-  webhookMaxAttempts?: number;
-  webhookRetryDelaySeconds?: number;
-  webhookConnectTimeoutSeconds?: number;
-  webhookTimeoutSeconds?: number;
+  runTimeoutMaxSeconds: number;
+  webhookMaxAttempts: number;
+  webhookRetryDelaySeconds: number;
+  webhookConnectTimeoutSeconds: number;
+  webhookTimeoutSeconds: number;
+}
+
+/**
+ * The one place queue policy comes from: every setting of every queue follows from these
+ * variables. Whoever writes policy (see startQueue's `writePolicy`) writes all of it.
+ */
+export function queueSettings(config: Config): QueueSettings {
+  return {
+    runTimeoutSeconds: config.RUN_TIMEOUT_SECONDS,
+    runMaxAttempts: config.RUN_MAX_ATTEMPTS,
+    runHeartbeatSeconds: config.WORKER_HEARTBEAT_SECONDS,
+    runTimeoutMaxSeconds: config.RUN_TIMEOUT_MAX_SECONDS,
+    webhookMaxAttempts: config.WEBHOOK_MAX_ATTEMPTS,
+    webhookRetryDelaySeconds: config.WEBHOOK_RETRY_DELAY_SECONDS,
+    webhookConnectTimeoutSeconds: config.WEBHOOK_CONNECT_TIMEOUT_SECONDS,
+    webhookTimeoutSeconds: config.WEBHOOK_TIMEOUT_SECONDS,
+  };
+}
+
+/** pg-boss's NOTIFY channel for its schema (pg-boss's notifyChannelSql): a payload is the queue name that got jobs. */
+export function queueNotifyChannel(schema: string): string {
+  return `pgboss_${createHash('sha224').update(schema).digest('hex').slice(0, 24)}`;
 }
 
 /** The longest a run may execute: RUN_TIMEOUT_SECONDS, or an assistant's longer timeout up to the max. */
-export const longestRunSeconds = (s: QueueSettings): number => Math.max(s.runTimeoutSeconds, s.runTimeoutMaxSeconds ?? QUEUE_DEFAULTS.runTimeoutMaxSeconds);
+export const longestRunSeconds = (s: QueueSettings): number => Math.max(s.runTimeoutSeconds, s.runTimeoutMaxSeconds);
 
 /** Queue policies: retry, expiry, retention, dead letter; LISTEN/NOTIFY so workers wake at once. */
 export function queueDefinitions(s: QueueSettings): Queue[] {
@@ -74,15 +93,14 @@ export function queueDefinitions(s: QueueSettings): Queue[] {
  * catches jobs whose workers died on every attempt.
  */
 function webhookQueues(s: QueueSettings): Queue[] {
-  const d = QUEUE_DEFAULTS;
-  const attemptSeconds = (s.webhookConnectTimeoutSeconds ?? d.webhookConnectTimeoutSeconds) + (s.webhookTimeoutSeconds ?? d.webhookTimeoutSeconds);
+  const attemptSeconds = s.webhookConnectTimeoutSeconds + s.webhookTimeoutSeconds;
   return [
     { name: QUEUES.webhookDead, retentionSeconds: 14 * 86400, deleteAfterSeconds: 14 * 86400 },
     {
       name: QUEUES.webhook,
       notify: true,
-      retryLimit: (s.webhookMaxAttempts ?? d.webhookMaxAttempts) - 1,
-      retryDelay: s.webhookRetryDelaySeconds ?? d.webhookRetryDelaySeconds,
+      retryLimit: s.webhookMaxAttempts - 1,
+      retryDelay: s.webhookRetryDelaySeconds,
       retryBackoff: true,
       retryDelayMax: 3600,
       // One attempt is bounded by its connect and response timeouts; expiry only catches a stuck worker.
@@ -94,14 +112,22 @@ function webhookQueues(s: QueueSettings): Queue[] {
   ];
 }
 
-export interface QueueOptions extends QueueSettings {
+export interface QueueOptions {
+  settings: QueueSettings;
   connectionString: string;
   schema: string;
   max?: number;
   /** Run pg-boss's own maintenance (expiry, lost heartbeats, retention) in this process. */
   supervise: boolean;
   superviseIntervalSeconds?: number;
+  /** Install or upgrade pg-boss's schema (MIGRATE_ON_START, or the release step). */
   migrate: boolean;
+  /**
+   * Write queue policy: every queue's settings from `settings`, replacing what is stored. Only the
+   * process that migrates does (release, or MIGRATE_ON_START); others create a missing queue and
+   * otherwise leave the stored policy alone, so no process silently weakens what another set.
+   */
+  writePolicy: boolean;
   logger: Logger;
 }
 
@@ -124,24 +150,26 @@ export async function startQueue(opts: QueueOptions): Promise<PgBoss> {
   boss.on('error', (err) => opts.logger.error('queue error', { err: err instanceof Error ? err.message : JSON.stringify(err) }));
   boss.on('warning', (w) => opts.logger.warn('queue warning', { warning: w }));
   await boss.start();
-  await ensureQueues(boss, opts);
+  await ensureQueues(boss, opts.settings, opts.writePolicy);
   return boss;
 }
 
-export async function ensureQueues(boss: PgBoss, s: QueueSettings): Promise<void> {
+/** Creates missing queues with the full policy; with writePolicy, also brings existing ones up to it. */
+export async function ensureQueues(boss: PgBoss, s: QueueSettings, writePolicy: boolean): Promise<void> {
   for (const q of queueDefinitions(s)) {
     const { name, ...options } = q;
+    // createQueue keeps an existing queue as it was.
     await boss.createQueue(name, options);
-    // createQueue keeps an existing queue as it was; bring its settings up to date
-    // (heartbeatSeconds cannot be changed on an existing queue).
+    if (!writePolicy) continue;
+    // heartbeatSeconds (and policy, partition) cannot be changed on an existing queue; retryDelayMax can't be either.
     const { policy: _p, partition: _pt, heartbeatSeconds: _h, retryDelayMax: _r, ...updatable } = options;
     await boss.updateQueue(name, updatable);
   }
 }
 
 /** Installs or upgrades pg-boss's schema and queues (the release step). */
-export async function installQueueSchema(opts: Omit<QueueOptions, 'supervise' | 'migrate'>): Promise<void> {
-  const boss = await startQueue({ ...opts, supervise: false, migrate: true });
+export async function installQueueSchema(opts: Omit<QueueOptions, 'supervise' | 'migrate' | 'writePolicy'>): Promise<void> {
+  const boss = await startQueue({ ...opts, supervise: false, migrate: true, writePolicy: true });
   await boss.stop({ graceful: false, close: true });
 }
 

@@ -1,10 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type { Pool, PoolClient, Queryable } from '../db/index.ts';
-import { withTransaction } from '../db/index.ts';
+import type { PoolClient, Queryable } from '../db/index.ts';
 import type { PgBoss } from '../queue/index.ts';
 import { insertRuns } from './enqueue.ts';
 import type { MultitaskStrategy } from './enqueue.ts';
-import { endRunsIn } from './finish.ts';
 
 /** A run as the LangGraph API shows it (plus cron_id and scheduled_for for cron runs). */
 export interface RunResponse {
@@ -119,26 +117,6 @@ export async function listThreadRuns(
 export async function activeThreadRunIds(db: Queryable, threadId: string): Promise<string[]> {
   const { rows } = await db.query<{ run_id: string }>(`SELECT run_id FROM runs WHERE thread_id = $1 AND status IN ('pending', 'running')`, [threadId]);
   return rows.map((r) => r.run_id);
-}
-
-export type CancelAction = 'interrupt' | 'rollback';
-
-/**
- * Ends runs as interrupted, through the worker's own finishing path (thread status, cron
- * ledger, ephemeral threads, webhooks), in one transaction. A pending run is then skipped by the
- * worker that fetches its job (the claim only takes pending runs). A running run's worker is told
- * on commit (NOTIFY, with a one-second poll as the backstop) and aborts its agent; its late result,
- * if any, is discarded (finishing only updates runs still pending or running). `rollback` also
- * deletes the runs. `by` says who cancelled, for the run's error message.
- * Must not be called while holding a lock on the runs' threads: finishing updates them.
- */
-export async function cancelRuns(pool: Pool, boss: PgBoss, runIds: string[], action: CancelAction, by = 'through the API'): Promise<string[]> {
-  if (runIds.length === 0) return [];
-  return withTransaction(pool, async (client) => {
-    const ended = await endRunsIn(client, boss, runIds, { status: 'interrupted', error: { error: 'Cancelled', message: `cancelled (${action}) ${by}` } });
-    if (action === 'rollback') await client.query(`DELETE FROM runs WHERE run_id = ANY($1::uuid[])`, [runIds]);
-    return ended;
-  });
 }
 
 export interface BackgroundRun {

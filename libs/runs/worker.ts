@@ -1,61 +1,28 @@
 import type { Job } from 'pg-boss';
 import type { AgentRegistry } from '../agents/index.ts';
-import { recordStarted } from '../crons/index.ts';
 import type { Pool } from '../db/index.ts';
+import { Listener, backoffDelay, describeDatabaseError } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
 import { toError, withLogContext } from '../log/index.ts';
 import { metrics } from '../metrics/index.ts';
 import type { PgBoss, RunJob } from '../queue/index.ts';
-import { QUEUE_DEFAULTS, QUEUES } from '../queue/index.ts';
+import { QUEUE_DEFAULTS, QUEUES, queueNotifyChannel } from '../queue/index.ts';
 import { CancelWatcher } from './cancel.ts';
-import { RunFinisher, endRuns } from './finish.ts';
-import type { RunResult } from './finish.ts';
+import { ResultRecorder } from './recorder.ts';
+import { RUN_CANCEL_CHANNEL, claimRuns, endRuns, handBackRuns, requeueJobs } from './lifecycle.ts';
+import type { ClaimedRun, FinishedRun, JobAttempt, RunResult } from './lifecycle.ts';
 import { runTimeoutSeconds } from './timeout.ts';
 
-// Executes runs. Delivery is at-least-once, so a job only executes a run it can move from
-// pending to running (or, on a retry after a lost worker, from a running state an earlier
-// attempt left behind); a finished or deleted run is acknowledged and nothing runs twice.
-// A run ends one of three ways: its agent answers (success or error), its timeout aborts it, or it
-// is ended elsewhere (cancel, interrupt, rollback, a deleted thread) and this worker, told through
-// the database, aborts its agent.
-
-interface ClaimedRun {
-  run_id: string;
-  thread_id: string;
-  assistant_id: string;
-  cron_id: string | null;
-  scheduled_for: Date | null;
-  kwargs: { input?: unknown; config?: Record<string, unknown>; context?: Record<string, unknown>; webhook?: unknown };
-  created_at: Date;
-  metadata: Record<string, unknown>;
-  multitask_strategy: string;
-  started_at: Date;
-  values: Record<string, unknown> | null;
-  ephemeral: boolean;
-  graph_id: string;
-  assistant_config: Record<string, unknown>;
-  assistant_context: Record<string, unknown>;
-}
-
-const CLAIM = `
-  WITH claimed AS (
-    UPDATE runs r
-       SET status = 'running', started_at = now(), updated_at = now(), attempts = r.attempts + 1
-      FROM unnest($1::uuid[], $2::int[]) AS v(run_id, attempt)
-     WHERE r.run_id = v.run_id
-       AND (r.status = 'pending' OR (r.status = 'running' AND r.attempts < v.attempt))
-    RETURNING r.run_id, r.thread_id, r.assistant_id, r.cron_id, r.scheduled_for, r.kwargs, r.started_at,
-              r.created_at, r.metadata, r.multitask_strategy
-  ), busy AS (
-    -- An ephemeral thread is deleted when its run ends: nobody sees it busy, so it is not written.
-    UPDATE threads t SET status = 'busy', updated_at = now()
-      FROM (SELECT DISTINCT thread_id FROM claimed) c
-     WHERE t.thread_id = c.thread_id AND NOT t.ephemeral
-  )
-  SELECT c.*, t."values", t.ephemeral, a.graph_id, a.config AS assistant_config, a.context AS assistant_context
-    FROM claimed c
-    JOIN threads t USING (thread_id)
-    JOIN assistants a USING (assistant_id)`;
+// Executes runs, WORKER_CONCURRENCY at a time whatever their lengths. Like graphile-worker's
+// LocalQueue it fetches jobs itself (as many as it has free slots, so a slow run never holds a
+// slot another could use), claims their runs in one statement, and acknowledges each run on its
+// own: a result is stored and its job completed in one transaction (lifecycle.finishRunsIn),
+// retried until stored, never a reason to execute the agent again. Delivery is at-least-once, so
+// a job only executes a run it can claim (pending, or left running by a lost earlier attempt);
+// a finished or deleted run is acknowledged and nothing runs twice.
+// A run ends one of four ways: its agent answers (success or error), its timeout aborts it, it
+// is ended elsewhere (cancel, interrupt, rollback, deleted thread: told through the database), or
+// the worker stops past its grace period and hands it back to the queue.
 
 export interface RunWorkerOptions {
   pool: Pool;
@@ -67,8 +34,14 @@ export interface RunWorkerOptions {
   runTimeoutSeconds: number;
   /** RUN_TIMEOUT_MAX_SECONDS (default 3600): the longest timeout an assistant may set. */
   runTimeoutMaxSeconds?: number;
-  /** Connection string for the cancel listener; without it cancels are found by the poll alone. */
+  /** pg-boss's schema (its NOTIFY channel wakes this worker when runs are enqueued). */
+  queueSchema?: string;
+  /** Connection string for the LISTEN connection (new runs, cancels); without it, polling alone. */
   listenUrl?: string;
+  /** WORKER_HEARTBEAT_SECONDS: held jobs are refreshed every half of it. */
+  heartbeatSeconds?: number;
+  /** Longest sleep when there is nothing to fetch (new runs wake the worker at once through NOTIFY). */
+  pollIntervalMs?: number;
   /** How often running runs are checked for a cancel the listener missed (default 1000 ms). */
   cancelCheckMs?: number;
 }
@@ -77,141 +50,236 @@ class RunTimeout extends Error {
   override name = 'TimeoutError';
 }
 
-/** The run was ended elsewhere (cancel, interrupt, rollback, deleted thread); its agent is stopped. */
+/** The run was ended elsewhere (cancel, interrupt, rollback, deleted thread) or taken over; its agent is stopped. */
 class RunCancelled extends Error {
   override name = 'Cancelled';
 }
 
-/** What executing a run came to: a result to record, nothing to record, or a retry. */
-type Execution = { kind: 'result'; result: RunResult } | { kind: 'cancelled' } | { kind: 'retry' };
+/** The worker is stopping and its grace period is over: the run goes back to the queue. */
+class ShuttingDown extends Error {
+  override name = 'ShuttingDown';
+}
+
+/** What executing a run came to: a result to record, nothing to record, or a hand-back. */
+type Execution = { kind: 'result'; result: RunResult } | { kind: 'cancelled' } | { kind: 'handback' };
+
+interface InFlight {
+  run: ClaimedRun;
+  job: JobAttempt;
+  controller: AbortController;
+  done: Promise<void>;
+}
+
+/** At most this many jobs per fetch: one claim statement stays small. */
+const MAX_FETCH = 100;
+/** Of the grace period, kept for handing back what did not finish and closing connections. */
+const HANDBACK_MARGIN_MS = 2000;
 
 export class RunWorker {
   #o: RunWorkerOptions;
-  #finisher: RunFinisher;
-  /** The runs executing in this process, by id: their agents' abort controllers. */
-  #active = new Map<string, AbortController>();
+  #recorder: ResultRecorder;
+  #inFlight = new Map<string, InFlight>();
   #cancels: CancelWatcher;
+  #listener: Listener | undefined;
+  #running = false;
+  #loop: Promise<void> | undefined;
+  #wake: (() => void) | undefined;
+  #woken = false;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #deadWork: string | undefined;
 
   constructor(options: RunWorkerOptions) {
     this.#o = options;
-    this.#finisher = new RunFinisher(options.pool, options.boss, options.logger);
+    this.#recorder = new ResultRecorder({ pool: options.pool, boss: options.boss, logger: options.logger });
     this.#cancels = new CancelWatcher({
       pool: options.pool,
       logger: options.logger,
-      listenUrl: options.listenUrl,
       intervalMs: options.cancelCheckMs ?? 1000,
-      held: () => [...this.#active.keys()],
-      cancel: (ids) => this.#cancel(ids),
+      held: () => [...this.#inFlight.values()].map((f) => ({ run_id: f.run.run_id, attempt: f.run.attempts })),
+      cancel: (ids, why) => this.#cancel(ids, why),
     });
   }
 
   async start(): Promise<void> {
-    const { boss, concurrency } = this.#o;
-    await this.#cancels.start();
-    // Batches keep the cost per run low (one claim, one finish transaction per batch); several
-    // pollers keep a slow run from holding back the fetching of new ones.
-    const batchSize = Math.max(1, Math.min(50, Math.ceil(concurrency / 4)));
-    const pollers = Math.max(1, Math.ceil(concurrency / batchSize));
-    await boss.work<RunJob>(
-      QUEUES.run,
-      {
-        batchSize,
-        localConcurrency: pollers,
-        // Runs of one thread (or one buffer_one cron) never overlap, on any worker.
-        groupConcurrency: 1,
-        pollingIntervalSeconds: 2,
-        notifyPollingIntervalSeconds: 10,
-        burstWhenBatchFull: true,
-        perJobResults: true,
-      },
-      (jobs) => this.#handle(jobs),
-    );
-    await boss.work<RunJob>(QUEUES.runDead, { pollingIntervalSeconds: 5 }, async (jobs) => {
+    if (this.#running) return;
+    this.#running = true;
+    const { boss, listenUrl, logger } = this.#o;
+    if (listenUrl) {
+      const runChannel = queueNotifyChannel(this.#o.queueSchema ?? 'pgboss');
+      this.#listener = new Listener({
+        connectionString: listenUrl,
+        channels: [runChannel, RUN_CANCEL_CHANNEL],
+        applicationName: 'agentcron-worker-listen',
+        logger,
+        onNotification: (channel, payload) => {
+          if (channel === RUN_CANCEL_CHANNEL) this.#cancels.notified(payload);
+          else if (payload === QUEUES.run) this.#wakeUp();
+        },
+        // Notifications sent while the connection was down are gone: look now.
+        onReconnect: () => {
+          this.#wakeUp();
+          this.#cancels.check();
+        },
+      });
+      // Not awaited: a database that is down must not hold up the start (polling covers it).
+      void this.#listener.start();
+    }
+    this.#cancels.start();
+    const heartbeatMs = ((this.#o.heartbeatSeconds ?? 30) * 1000) / 2;
+    this.#heartbeat = setInterval(() => void this.#touch(), heartbeatMs);
+    this.#heartbeat.unref();
+    this.#loop = this.#run();
+    this.#deadWork = await boss.work<RunJob>(QUEUES.runDead, { pollingIntervalSeconds: 5 }, async (jobs) => {
       await this.#lost(jobs);
     });
   }
 
-  /** Stops fetching and waits for the runs in progress (the caller bounds the wait). */
-  async stop(): Promise<void> {
-    await Promise.all([this.#o.boss.offWork(QUEUES.run, { wait: true }), this.#o.boss.offWork(QUEUES.runDead, { wait: true })]);
-    await this.#cancels.stop();
+  /**
+   * Stops fetching, lets the runs in progress finish within graceMs (less a margin), then aborts
+   * the rest and hands them back to the queue so another worker takes them at once.
+   */
+  async stop(graceMs = 0): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    this.#wakeUp();
+    await this.#loop;
+    const deadWork = this.#deadWork ? this.#o.boss.offWork(QUEUES.runDead, { id: this.#deadWork, wait: true }).catch(() => {}) : Promise.resolve();
+    const all = () => Promise.all([...this.#inFlight.values()].map((f) => f.done));
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, graceMs - HANDBACK_MARGIN_MS))));
+    await Promise.race([all(), deadline]);
+    clearTimeout(timer);
+    if (this.#inFlight.size) {
+      this.#o.logger.warn('runs still going at the end of the grace period: aborted and handed back to the queue', { runs: [...this.#inFlight.keys()] });
+      for (const f of this.#inFlight.values()) f.controller.abort(new ShuttingDown('the worker is stopping'));
+      await all();
+    }
+    await this.#recorder.drain();
+    clearInterval(this.#heartbeat);
+    this.#cancels.stop();
+    await this.#listener?.stop();
+    await deadWork;
   }
 
-  async #handle(jobs: Job<RunJob>[]): Promise<{ id: string; status: 'completed' | 'failed' }[]> {
-    const { pool } = this.#o;
-    const { rows } = await pool.query<ClaimedRun>(CLAIM, [jobs.map((j) => j.data.run_id), jobs.map((j) => j.retryCount + 1)]);
-    // Held from the claim on, so a cancel that lands before the agent starts still reaches it.
-    const controllers = new Map(rows.map((r) => [r.run_id, this.#hold(r.run_id)]));
-    await recordStarted(
-      pool,
-      rows.filter((r) => r.cron_id && r.scheduled_for).map((r) => ({ cron_id: r.cron_id!, scheduled_for: r.scheduled_for! })),
-    ).catch((err) => {
-      for (const r of rows) this.#release(r.run_id, controllers.get(r.run_id)!);
-      throw err;
-    });
-    const claimed = new Map(rows.map((r) => [r.run_id, r]));
-    return Promise.all(
-      jobs.map(async (job) => {
-        const run = claimed.get(job.data.run_id);
-        // Finished, cancelled or deleted already: acknowledge without running anything.
-        if (!run) return { id: job.id, status: 'completed' as const };
-        const controller = controllers.get(run.run_id)!;
-        metrics.runStarted(run.graph_id);
-        const startedAt = performance.now();
-        let execution: Execution;
-        try {
-          execution = await withLogContext({ run_id: run.run_id, cron_id: run.cron_id ?? undefined }, () => this.#execute(run, controller, job.signal));
-        } finally {
-          this.#release(run.run_id, controller);
-        }
-        // Shutdown or a lost claim aborted it: leave the run to the job's retry.
-        if (execution.kind === 'retry') return { id: job.id, status: 'failed' as const };
-        // Whoever cancelled the run has ended it already; there is nothing to record.
-        if (execution.kind === 'cancelled') {
-          metrics.runFinished(run.graph_id, 'interrupted', (performance.now() - startedAt) / 1000);
-          return { id: job.id, status: 'completed' as const };
-        }
-        await this.#finisher.finish({
-          ...execution.result,
-          thread_id: run.thread_id,
-          ephemeral: run.ephemeral,
-          cron_id: run.cron_id,
-          scheduled_for: run.scheduled_for,
-          started_at: run.started_at,
-          details: {
-            assistant_id: run.assistant_id,
-            created_at: run.created_at,
-            metadata: run.metadata,
-            multitask_strategy: run.multitask_strategy,
-            kwargs: run.kwargs,
-            values: run.values,
-          },
-        });
-        metrics.runFinished(run.graph_id, execution.result.status, (performance.now() - startedAt) / 1000);
-        return { id: job.id, status: 'completed' as const };
-      }),
-    );
+  /** The fetch loop: as many jobs as there are free slots; sleeps until a NOTIFY, a free slot or the poll interval. */
+  async #run(): Promise<void> {
+    const { boss, concurrency, logger } = this.#o;
+    const pollMs = this.#o.pollIntervalMs ?? 2000;
+    let failures = 0;
+    while (this.#running) {
+      this.#woken = false;
+      const free = concurrency - this.#inFlight.size;
+      if (free <= 0) {
+        await this.#sleep(pollMs);
+        continue;
+      }
+      let jobs: Job<RunJob>[];
+      try {
+        // groupConcurrency 1: runs of one thread (or one buffer_one cron) never overlap, on any worker.
+        jobs = await boss.fetch<RunJob>(QUEUES.run, { batchSize: Math.min(free, MAX_FETCH), groupConcurrency: 1 });
+        failures = 0;
+      } catch (err) {
+        const wait = backoffDelay(failures++);
+        logger.warn(`could not fetch runs (${describeDatabaseError(err)}); retrying in ${(wait / 1000).toFixed(1)}s`);
+        await this.#sleep(wait);
+        continue;
+      }
+      if (jobs.length) await this.#begin(jobs);
+      // A short fetch means the queue is drained for now; a full one, fetch again at once.
+      if (jobs.length < Math.min(free, MAX_FETCH) && !this.#woken) await this.#sleep(pollMs);
+    }
   }
 
-  #hold(runId: string): AbortController {
-    // A second claim of a run this process still executes (its job was retried after a lost
+  /** Claims the fetched jobs' runs and starts each; jobs with nothing to execute are acknowledged. */
+  async #begin(jobs: Job<RunJob>[]): Promise<void> {
+    const { boss, pool, logger } = this.#o;
+    let claimed: ClaimedRun[];
+    try {
+      claimed = await claimRuns(pool, jobs.map((j) => ({ run_id: j.data.run_id, attempt: j.retryCount + 1 })));
+    } catch (err) {
+      // Nothing was claimed: the jobs go back as they were (or expire by heartbeat if even that fails).
+      logger.warn(`could not claim runs (${describeDatabaseError(err)}); their jobs go back to the queue`, { runs: jobs.length });
+      await requeueJobs(boss, jobs.map((j) => ({ id: j.id, retryCount: j.retryCount }))).catch(() => {});
+      return;
+    }
+    const byRun = new Map(claimed.map((r) => [r.run_id, r]));
+    const idle: JobAttempt[] = [];
+    for (const job of jobs) {
+      const run = byRun.get(job.data.run_id);
+      const attempt = { id: job.id, retryCount: job.retryCount };
+      if (run) this.#launch(run, attempt);
+      // Finished, cancelled or deleted already: acknowledged without running anything.
+      else idle.push(attempt);
+    }
+    if (idle.length) {
+      await boss.complete(QUEUES.run, idle).catch((err) => logger.warn('could not acknowledge jobs of ended runs', { err: describeDatabaseError(err) }));
+    }
+  }
+
+  #launch(run: ClaimedRun, job: JobAttempt): void {
+    // A run this process still executes under an older attempt (its job was retried after a lost
     // claim): the older execution steps aside without recording anything.
-    this.#active.get(runId)?.abort(new RunCancelled('a newer attempt of this run took over'));
+    this.#inFlight.get(run.run_id)?.controller.abort(new RunCancelled('a newer attempt of this run took over'));
     const controller = new AbortController();
-    this.#active.set(runId, controller);
-    return controller;
+    const flight: InFlight = { run, job, controller, done: Promise.resolve() };
+    flight.done = this.#carryOut(flight).finally(() => {
+      if (this.#inFlight.get(run.run_id) === flight) this.#inFlight.delete(run.run_id);
+      this.#wakeUp();
+    });
+    this.#inFlight.set(run.run_id, flight);
   }
 
-  #release(runId: string, controller: AbortController): void {
-    if (this.#active.get(runId) === controller) this.#active.delete(runId);
+  /** One run from its claim to its acknowledgement. Never throws. */
+  async #carryOut({ run, job, controller }: InFlight): Promise<void> {
+    const { logger } = this.#o;
+    metrics.runStarted(run.graph_id);
+    const startedAt = performance.now();
+    const execution = await withLogContext({ run_id: run.run_id, cron_id: run.cron_id ?? undefined }, () => this.#execute(run, controller));
+    const seconds = (performance.now() - startedAt) / 1000;
+    if (execution.kind === 'handback') {
+      await handBackRuns(this.#o.pool, this.#o.boss, [{ run_id: run.run_id, attempt: run.attempts, job }]).catch((err) =>
+        logger.warn('could not hand a run back; its job is retried once its heartbeat expires', { run_id: run.run_id, err: describeDatabaseError(err) }),
+      );
+      return;
+    }
+    // Cancelled: whoever ended the run recorded it; finishing stores nothing and completes the job.
+    const result: RunResult =
+      execution.kind === 'result' ? execution.result : { run_id: run.run_id, status: 'interrupted', output: null, error: null };
+    const finished: FinishedRun = {
+      ...result,
+      thread_id: run.thread_id,
+      ephemeral: run.ephemeral,
+      cron_id: run.cron_id,
+      scheduled_for: run.scheduled_for,
+      started_at: run.started_at,
+      attempt: run.attempts,
+      job,
+      details: {
+        assistant_id: run.assistant_id,
+        created_at: run.created_at,
+        metadata: run.metadata,
+        multitask_strategy: run.multitask_strategy,
+        kwargs: run.kwargs,
+        values: run.values,
+      },
+    };
+    await this.#recorder.record(finished);
+    metrics.runFinished(run.graph_id, result.status, seconds);
   }
 
-  #cancel(runIds: string[]): void {
-    for (const id of runIds) this.#active.get(id)?.abort(new RunCancelled('the run was cancelled'));
+  #cancel(runIds: string[], why: string): void {
+    for (const id of runIds) this.#inFlight.get(id)?.controller.abort(new RunCancelled(why));
   }
 
-  /** Runs the agent under its timeout, until it answers or its run is cancelled or its job aborted. */
-  async #execute(run: ClaimedRun, controller: AbortController, jobSignal: AbortSignal): Promise<Execution> {
+  /** Keeps the held jobs' pg-boss heartbeats fresh (fenced to the attempts fetched). */
+  async #touch(): Promise<void> {
+    const jobs = [...this.#inFlight.values()].map((f) => f.job);
+    if (jobs.length === 0) return;
+    await this.#o.boss.touch(QUEUES.run, jobs).catch((err) => this.#o.logger.warn('could not refresh run heartbeats', { err: describeDatabaseError(err) }));
+  }
+
+  /** Runs the agent under its timeout, until it answers or its run is cancelled or handed back. */
+  async #execute(run: ClaimedRun, controller: AbortController): Promise<Execution> {
     const { agents, logger } = this.#o;
     const runLogger = logger.child({ run_id: run.run_id, cron_id: run.cron_id ?? undefined });
     const agent = agents.get(run.graph_id);
@@ -222,8 +290,6 @@ export class RunWorker {
     if (!agent) return result('error', null, { error: 'UnknownGraph', message: `graph "${run.graph_id}" is not registered on this worker` });
     const timeoutSeconds = this.#timeoutOf(run, runLogger);
     const timer = setTimeout(() => controller.abort(new RunTimeout(`run exceeded its timeout of ${timeoutSeconds}s`)), timeoutSeconds * 1000);
-    const onJobAbort = () => controller.abort(jobSignal.reason);
-    jobSignal.addEventListener('abort', onJobAbort, { once: true });
     // Settles as soon as the signal aborts, even if the agent ignores it.
     const aborted = new Promise<never>((_, reject) => {
       if (controller.signal.aborted) reject(controller.signal.reason);
@@ -252,7 +318,7 @@ export class RunWorker {
       runLogger.info('run succeeded', { ms: Date.now() - started });
       return result('success', output ?? null, null);
     } catch (err) {
-      const reason = controller.signal.reason;
+      const reason: unknown = controller.signal.reason;
       if (controller.signal.aborted && reason instanceof RunTimeout) {
         runLogger.warn('run timed out', { ms: Date.now() - started });
         return result('timeout', null, { error: 'TimeoutError', message: reason.message });
@@ -261,16 +327,15 @@ export class RunWorker {
         runLogger.info('run cancelled; its agent was aborted', { ms: Date.now() - started, why: reason.message });
         return { kind: 'cancelled' };
       }
-      if (jobSignal.aborted) {
-        runLogger.warn('run aborted by shutdown or lost claim; it will be retried', { ms: Date.now() - started });
-        return { kind: 'retry' };
+      if (controller.signal.aborted && reason instanceof ShuttingDown) {
+        runLogger.warn('run aborted by shutdown; handed back to the queue', { ms: Date.now() - started });
+        return { kind: 'handback' };
       }
       const e = toError(err);
       runLogger.warn('run failed', { err: e.message, ms: Date.now() - started });
       return result('error', null, { error: e.name, message: e.message });
     } finally {
       clearTimeout(timer);
-      jobSignal.removeEventListener('abort', onJobAbort);
     }
   }
 
@@ -293,5 +358,24 @@ export class RunWorker {
       { status: 'error', error: { error: 'WorkerLost', message: 'the run was started but its worker stopped responding on every attempt' } },
     );
     if (ended.length) this.#o.logger.warn('runs ended after their workers were lost', { runs: ended });
+  }
+
+  #sleep(ms: number): Promise<void> {
+    if (this.#woken || !this.#running) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const self = this;
+      function done() {
+        clearTimeout(timer);
+        self.#wake = undefined;
+        resolve();
+      }
+      this.#wake = done;
+    });
+  }
+
+  #wakeUp(): void {
+    this.#woken = true;
+    this.#wake?.();
   }
 }

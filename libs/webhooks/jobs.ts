@@ -1,18 +1,29 @@
 import type { PoolClient, Queryable } from '../db/index.ts';
 import type { PgBoss } from '../queue/index.ts';
 import { QUEUES, transactionDb } from '../queue/index.ts';
-import type { RunResponse } from '../runs/repository.ts';
 
 // A webhook job carries the whole Run it reports: it is enqueued in the transaction that ends the
 // run, and by the time it is sent an ephemeral thread (and its run) may have been deleted.
 
 /** The Run as a webhook reports it: the API's Run plus values, without the delivery bookkeeping. */
-export type WebhookRun = Omit<RunResponse, 'run_ended_at' | 'error' | 'webhook_sent_at' | 'webhook_status' | 'webhook_attempts' | 'webhook_error'> & {
+export interface WebhookRun {
+  run_id: string;
+  thread_id: string;
+  assistant_id: string;
+  created_at: string;
+  updated_at: string;
+  status: string;
+  metadata: Record<string, unknown>;
+  multitask_strategy: string;
+  kwargs: Record<string, unknown>;
+  cron_id: string | null;
+  scheduled_for: string | null;
+  run_started_at: string | null;
   run_ended_at: string;
   /** The thread's values once the run ended (its output on success). */
   values: unknown;
   error: { error: string; message: string } | null;
-};
+}
 
 export interface WebhookJob {
   url: string;

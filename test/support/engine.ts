@@ -7,27 +7,38 @@ import { createPool } from '../../libs/db/index.ts';
 import type { Pool } from '../../libs/db/index.ts';
 import { createLogger } from '../../libs/log/index.ts';
 import type { Logger } from '../../libs/log/index.ts';
-import { startQueue } from '../../libs/queue/index.ts';
-import type { PgBoss, QueueOptions } from '../../libs/queue/index.ts';
+import { queueSettings, startQueue } from '../../libs/queue/index.ts';
+import type { PgBoss, QueueOptions, QueueSettings } from '../../libs/queue/index.ts';
+import { loadConfig } from '../../libs/config/index.ts';
 import { RunWorker } from '../../libs/runs/index.ts';
 
 export const ECHO = defaultAssistantId('echo');
 
 export const quietLogger = (): Logger => createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'error', json: false, service: 'test' });
 
-/** A started pg-boss with agentcron's queues on a test database; `overrides` replace the defaults. */
-export async function startTestQueue(url: string, overrides: Partial<QueueOptions> = {}): Promise<PgBoss> {
-  return startQueue({
-    connectionString: url,
-    schema: 'pgboss',
+/** A started pg-boss with agentcron's queues on a test database; `overrides` replace the defaults (settings or options). */
+export async function startTestQueue(url: string, overrides: Partial<QueueSettings> & Partial<Omit<QueueOptions, 'settings'>> = {}): Promise<PgBoss> {
+  const settings: QueueSettings = {
+    ...queueSettings(loadConfig({})),
     runTimeoutSeconds: 30,
     runMaxAttempts: 3,
     runHeartbeatSeconds: 10,
+  };
+  const options: Partial<Omit<QueueOptions, 'settings'>> = {};
+  for (const [key, value] of Object.entries(overrides)) {
+    if (key in settings) (settings as unknown as Record<string, unknown>)[key] = value;
+    else (options as Record<string, unknown>)[key] = value;
+  }
+  return startQueue({
+    connectionString: url,
+    schema: 'pgboss',
+    settings,
     supervise: false,
     superviseIntervalSeconds: 1,
     migrate: true,
+    writePolicy: true,
     logger: quietLogger(),
-    ...overrides,
+    ...options,
   });
 }
 
@@ -106,6 +117,8 @@ export function newWorker(pool: Pool, boss: PgBoss, opts: { concurrency?: number
     agents: builtinAgents(),
     concurrency: opts.concurrency ?? 8,
     runTimeoutSeconds: opts.runTimeoutSeconds ?? 30,
+    // As in production: new runs and cancels arrive through LISTEN.
+    listenUrl: (pool as unknown as { options: { connectionString: string } }).options.connectionString,
   });
 }
 

@@ -6,7 +6,8 @@ import { countAssistants, deleteAssistant, getAssistant, insertAssistant, patchA
 import type { VisibleAssistant } from '../../assistants/index.ts';
 import type { Config } from '../../config/index.ts';
 import type { Pool } from '../../db/index.ts';
-import { maxTimeoutSeconds, parseTimeoutSeconds } from '../../runs/index.ts';
+import { retryConflicts, withTransaction } from '../../db/index.ts';
+import { endRunsBeforeDelete, maxTimeoutSeconds, parseTimeoutSeconds } from '../../runs/index.ts';
 import { userOf } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { HttpError } from '../errors.ts';
@@ -105,7 +106,7 @@ async function ownAssistant(pool: Pool, ref: string, user: string): Promise<Visi
   return found;
 }
 
-export function assistantsRoutes({ pool, agents, config }: ApiDeps): Router {
+export function assistantsRoutes({ pool, boss, agents, config }: ApiDeps): Router {
   const router = Router();
 
   router.post('/assistants', async (req, res) => {
@@ -169,7 +170,14 @@ export function assistantsRoutes({ pool, agents, config }: ApiDeps): Router {
     const user = userOf(res);
     const q = parse(AssistantDeleteQuery, req.query, 'query');
     const { assistant } = await ownAssistant(pool, req.params.assistant_id, user);
-    if (!(await deleteAssistant(pool, assistant.assistant_id, user, q.delete_threads))) throw assistantNotFound();
+    // Its crons first and its runs still going ended, before the cascade (libs/runs/lifecycle.ts).
+    const deleted = await retryConflicts(() =>
+      withTransaction(pool, async (client) => {
+        await endRunsBeforeDelete(client, boss, { assistant_id: assistant.assistant_id }, 'cancelled: its assistant was deleted');
+        return deleteAssistant(client, assistant.assistant_id, user, q.delete_threads);
+      }),
+    );
+    if (!deleted) throw assistantNotFound();
     res.status(204).end();
   });
 

@@ -20,10 +20,11 @@ import {
   searchCrons,
   toCronResponse,
   toOccurrenceResponse,
+  statementNow,
   transactionNow,
   updateCron,
 } from '../../crons/index.ts';
-import { withTransaction } from '../../db/index.ts';
+import { retryConflicts, withTransaction } from '../../db/index.ts';
 import type { PoolClient } from '../../db/index.ts';
 import { isUuid, occurrenceRunId } from '../../ids/index.ts';
 import { getRun } from '../../runs/index.ts';
@@ -197,9 +198,11 @@ async function createCron(deps: ApiDeps, req: Request, res: Response, threadId: 
 }
 
 /**
- * The cron after an update (pure; the caller holds the row lock). Fields not sent stay; a new
- * schedule or timezone recomputes next_run_date from now; a cron enabled again whose next date
- * passed (or that had finished) restarts from now instead of firing the stale occurrence.
+ * The cron after an update (pure; the caller holds the row lock and read `now` after taking it).
+ * Fields not sent stay; a new schedule or timezone recomputes next_run_date from now; a cron
+ * enabled again whose next date passed (or that had finished) restarts from now instead of firing
+ * the stale occurrence. A recomputed next_run_date is never at or before fired_through: an
+ * occurrence already fired is never due again.
  */
 function planUpdate(row: CronWithGraph, body: CronUpdateBody, now: Date, allowSeconds: boolean): CronChanges {
   const timezone = body.timezone !== undefined ? body.timezone : row.timezone;
@@ -224,7 +227,8 @@ function planUpdate(row: CronWithGraph, body: CronUpdateBody, now: Date, allowSe
   const stale = row.next_run_date === null || row.next_run_date.getTime() <= now.getTime();
   let nextRunDate = row.next_run_date;
   if (scheduleChanged || (restarted && stale)) {
-    nextRunDate = (schedule ?? scheduleOf(row.schedule, row.timezone, true)).nextAfter(now);
+    const from = row.fired_through && row.fired_through.getTime() > now.getTime() ? row.fired_through : now;
+    nextRunDate = (schedule ?? scheduleOf(row.schedule, row.timezone, true)).nextAfter(from);
   }
 
   if (row.thread_id !== null && body.overlap_policy && body.overlap_policy !== 'allow') {
@@ -307,30 +311,36 @@ export function cronsRoutes(deps: ApiDeps): Router {
     const cronId = pathId(req, 'cron_id', CRON_NOT_FOUND);
     checkBodySize(req, config);
     const body = parse(CronUpdateBody, req.body);
-    const cron = await withTransaction(pool, async (client) => {
-      const row = await getCron(client, cronId, userId, { lock: true });
-      if (!row) throw notFound(CRON_NOT_FOUND);
-      const changes = planUpdate(row, body, await transactionNow(client), config.CRON_ALLOW_SECONDS_SCHEDULE);
-      return updateCron(client, cronId, userId, changes);
-    });
+    const cron = await retryConflicts(() =>
+      withTransaction(pool, async (client) => {
+        const row = await getCron(client, cronId, userId, { lock: true });
+        if (!row) throw notFound(CRON_NOT_FOUND);
+        // Decided on the clock after the lock: a pass that held the cron may have fired meanwhile.
+        const changes = planUpdate(row, body, await statementNow(client), config.CRON_ALLOW_SECONDS_SCHEDULE);
+        return updateCron(client, cronId, userId, changes);
+      }),
+    );
     res.json(toCronResponse(cron));
   });
 
   router.delete('/runs/crons/:cron_id', async (req, res) => {
-    if (!(await deleteCron(pool, pathId(req, 'cron_id', CRON_NOT_FOUND), userOf(res)))) throw notFound(CRON_NOT_FOUND);
+    const cronId = pathId(req, 'cron_id', CRON_NOT_FOUND);
+    if (!(await retryConflicts(() => deleteCron(pool, cronId, userOf(res))))) throw notFound(CRON_NOT_FOUND);
     res.status(204).end();
   });
 
   router.post('/runs/crons/:cron_id/trigger', async (req, res) => {
     const userId = userOf(res);
     const cronId = pathId(req, 'cron_id', CRON_NOT_FOUND);
-    const started = await withTransaction(pool, async (client) => {
-      // Locked like a scheduler pass locks the crons it fires: concurrent triggers and passes of
-      // this cron take turns, so the overlap rule sees the runs the others started.
-      const cron = await getCron(client, cronId, userId, { lock: true });
-      if (!cron) throw notFound(CRON_NOT_FOUND);
-      return startRun(client, boss, cron, cron.graph_id, await transactionNow(client), 'manual');
-    });
+    const started = await retryConflicts(() =>
+      withTransaction(pool, async (client) => {
+        // Locked like a scheduler pass locks the crons it fires: concurrent triggers and passes of
+        // this cron take turns, so the overlap rule sees the runs the others started.
+        const cron = await getCron(client, cronId, userId, { lock: true });
+        if (!cron) throw notFound(CRON_NOT_FOUND);
+        return startRun(client, boss, cron, cron.graph_id, await statementNow(client), 'manual');
+      }),
+    );
     // A manual run the overlap rule holds back is refused, not recorded: the caller is told why.
     if (started.run === null) throw new HttpError(409, started.overlap);
     await cancelSuperseded(pool, boss, started.superseded, logger);

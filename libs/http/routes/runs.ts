@@ -121,9 +121,9 @@ async function startRun(pool: Pool, boss: PgBoss, threadId: string, user: string
     if (!(await lockThread(client, threadId, user))) {
       if (b.if_not_exists !== 'create') throw threadNotFound();
       const metadata = { graph_id: assistant.graph_id, assistant_id: assistant.assistant_id };
-      if (!(await insertThread(client, { thread_id: threadId, user_id: user, metadata, values: null }))) {
-        throw new HttpError(409, `thread ${threadId} already exists`);
-      }
+      // The id is taken by another user's thread (ids are global): it cannot be created, and
+      // the answer is the one a missing thread gets, so it tells nothing about that thread.
+      if (!(await insertThread(client, { thread_id: threadId, user_id: user, metadata, values: null }))) throw threadNotFound();
     } else if (strategy === 'reject' && (await activeThreadRunIds(client, threadId)).length > 0) {
       throw new HttpError(409, 'the thread has a run that has not ended (multitask_strategy reject)');
     }

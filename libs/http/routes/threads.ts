@@ -3,6 +3,8 @@ import { Router } from 'express';
 import { z } from 'zod';
 import type { AgentRegistry } from '../../agents/index.ts';
 import type { Pool } from '../../db/index.ts';
+import { retryConflicts, withTransaction } from '../../db/index.ts';
+import { endRunsBeforeDelete } from '../../runs/index.ts';
 import {
   countThreads,
   deleteThread,
@@ -88,7 +90,7 @@ async function currentState(pool: Pool, agents: AgentRegistry, thread: ThreadRes
   return toThreadState(thread);
 }
 
-export function threadsRoutes({ pool, agents }: ApiDeps): Router {
+export function threadsRoutes({ pool, boss, agents }: ApiDeps): Router {
   const router = Router();
 
   router.post('/threads', async (req, res) => {
@@ -135,7 +137,18 @@ export function threadsRoutes({ pool, agents }: ApiDeps): Router {
   });
 
   router.delete('/threads/:thread_id', async (req, res) => {
-    if (!(await deleteThread(pool, pathId(req.params.thread_id, 'thread'), userOf(res)))) throw threadNotFound();
+    const threadId = pathId(req.params.thread_id, 'thread');
+    const user = userOf(res);
+    // Its crons first, then its runs still going are ended (ledger rows say why, workers stop),
+    // then the thread goes with its crons and runs: the lock order of libs/runs/lifecycle.ts.
+    const deleted = await retryConflicts(() =>
+      withTransaction(pool, async (client) => {
+        if (!(await getThread(client, threadId, user))) return false;
+        await endRunsBeforeDelete(client, boss, { thread_id: threadId }, 'cancelled: its thread was deleted');
+        return deleteThread(client, threadId, user);
+      }),
+    );
+    if (!deleted) throw threadNotFound();
     res.status(204).end();
   });
 

@@ -1,0 +1,537 @@
+import type { Pool, PoolClient } from '../db/index.ts';
+import { retryConflicts, withTransaction } from '../db/index.ts';
+import type { PgBoss } from '../queue/index.ts';
+import { QUEUES, transactionDb } from '../queue/index.ts';
+import { enqueueWebhooks } from '../webhooks/index.ts';
+import type { WebhookJob } from '../webhooks/index.ts';
+
+// How a run lives and ends: claim, start, finish, cancel, hand back, the cron's outcome, the
+// ephemeral thread's deletion and the webhook's enqueue. Every statement that writes runs after
+// their creation is in this file; other modules call these functions and never write runs,
+// their threads' status or the ledger's outcome themselves.
+//
+// LOCK ORDER. Every transaction that locks rows of several of these tables takes them in this
+// order, and the rows of one table sorted by key (a locking SELECT ... ORDER BY key FOR UPDATE
+// before a multi-row write):
+//
+//   1. crons             by cron_id         (the run's cron: its last_run_*)
+//   2. threads           by thread_id       (status, values; an ephemeral one is deleted)
+//   3. runs              by run_id
+//   4. cron_occurrences  by (cron_id, scheduled_for)   (the ledger row of the occurrence)
+//   5. pg-boss job rows  (inserted or completed last, through the same transaction)
+//
+// The scheduler's pass (libs/crons/scheduler.ts) holds its crons first and then only inserts
+// rows; deleting a cron locks it first, then its ledger rows; deleting a thread or an assistant
+// locks their crons first and ends their active runs here before the cascade (endRunsBeforeDelete).
+// What can still deadlock (a cascade's internal order) is retried whole by retryConflicts.
+//
+// FENCING. A claim sets runs.attempts to the pg-boss attempt that claimed it (retryCount + 1).
+// A worker's result names that attempt: a worker whose claim was taken over (heartbeat expired,
+// job retried elsewhere) finds attempts moved on and stores nothing. Completing the pg-boss job
+// is fenced the same way (pg-boss's own attempt fence) and happens in the same transaction as
+// the outcome, so a stored outcome and an acknowledged job never disagree.
+
+export type RunStatus = 'pending' | 'running' | 'success' | 'error' | 'timeout' | 'interrupted';
+export type EndStatus = Exclude<RunStatus, 'pending' | 'running'>;
+
+export interface RunError {
+  error: string;
+  message: string;
+}
+
+export interface RunResult {
+  run_id: string;
+  status: EndStatus;
+  output: unknown;
+  error: RunError | null;
+}
+
+/** What a webhook reports of a run besides its result (read when the run was claimed or ended). */
+export interface RunDetails {
+  assistant_id: string;
+  created_at: Date;
+  metadata: Record<string, unknown>;
+  multitask_strategy: string;
+  kwargs: Record<string, unknown>;
+  /** The thread's values before this run ended. */
+  values: unknown;
+}
+
+/** A pg-boss job as fetched: its id and the attempt it was fetched at. */
+export interface JobAttempt {
+  id: string;
+  retryCount: number;
+}
+
+/** A result with what the claim already knew of its run, so finishing needs no extra read. */
+export interface FinishedRun extends RunResult {
+  thread_id: string;
+  ephemeral: boolean;
+  cron_id: string | null;
+  scheduled_for: Date | null;
+  started_at: Date | null;
+  /** The claim this result belongs to (runs.attempts); null ends the run whoever holds it (cancel, dead letter, reaper). */
+  attempt: number | null;
+  /** The worker's job, completed in the finishing transaction. */
+  job?: JobAttempt;
+  /** Needed only to send the run's webhook (kwargs.webhook). */
+  details?: RunDetails;
+}
+
+/** A run as a claim hands it to the worker. */
+export interface ClaimedRun {
+  run_id: string;
+  thread_id: string;
+  assistant_id: string;
+  cron_id: string | null;
+  scheduled_for: Date | null;
+  kwargs: { input?: unknown; config?: Record<string, unknown>; context?: Record<string, unknown>; webhook?: unknown };
+  created_at: Date;
+  metadata: Record<string, unknown>;
+  multitask_strategy: string;
+  started_at: Date;
+  /** The fencing token: this claim's attempt number. */
+  attempts: number;
+  values: Record<string, unknown> | null;
+  ephemeral: boolean;
+  graph_id: string;
+  assistant_config: Record<string, unknown>;
+  assistant_context: Record<string, unknown>;
+}
+
+/** Told to the worker holding a run that was ended elsewhere (NOTIFY in the ending transaction). */
+export const RUN_CANCEL_CHANNEL = 'agentcron_run_cancelled';
+/** NOTIFY payloads are capped at 8000 bytes: 200 uuids with commas fit comfortably. */
+export const CANCEL_NOTIFY_CHUNK = 200;
+
+// ---- claim ------------------------------------------------------------------------------------
+
+// Order 2: the kept threads of the runs about to be claimed (an ephemeral thread is not written).
+const CLAIM_LOCK_THREADS = `
+  SELECT t.thread_id FROM threads t
+   WHERE t.thread_id IN (SELECT thread_id FROM runs WHERE run_id = ANY($1::uuid[])) AND NOT t.ephemeral
+   ORDER BY t.thread_id
+     FOR NO KEY UPDATE OF t`;
+
+// Order 3 then 4. A run is claimed when pending, or when still running under an older attempt
+// (its worker was lost and pg-boss retried the job). A finished, cancelled or deleted run is not.
+// The ledger row goes to running only from enqueued: a cancel that ended it first keeps its word.
+const CLAIM = `
+  WITH target AS (
+    SELECT r.run_id, v.attempt
+      FROM runs r JOIN unnest($1::uuid[], $2::int[]) AS v(run_id, attempt) ON r.run_id = v.run_id
+     WHERE r.status = 'pending' OR (r.status = 'running' AND r.attempts < v.attempt)
+     ORDER BY r.run_id
+       FOR UPDATE OF r
+  ), claimed AS (
+    UPDATE runs r
+       SET status = 'running', started_at = now(), updated_at = now(), attempts = t.attempt
+      FROM target t
+     WHERE r.run_id = t.run_id
+    RETURNING r.run_id, r.thread_id, r.assistant_id, r.cron_id, r.scheduled_for, r.kwargs, r.started_at,
+              r.created_at, r.metadata, r.multitask_strategy, r.attempts
+  ), busy AS (
+    UPDATE threads t SET status = 'busy', updated_at = now()
+      FROM (SELECT DISTINCT thread_id FROM claimed) c
+     WHERE t.thread_id = c.thread_id AND NOT t.ephemeral
+  ), ledger AS (
+    SELECT o.cron_id, o.scheduled_for
+      FROM cron_occurrences o JOIN claimed c ON o.cron_id = c.cron_id AND o.scheduled_for = c.scheduled_for
+     WHERE o.status = 'enqueued'
+     ORDER BY o.cron_id, o.scheduled_for
+       FOR UPDATE OF o
+  ), started AS (
+    UPDATE cron_occurrences o SET status = 'running', started_at = now()
+      FROM ledger l
+     WHERE o.cron_id = l.cron_id AND o.scheduled_for = l.scheduled_for
+  )
+  SELECT c.*, t."values", t.ephemeral, a.graph_id, a.config AS assistant_config, a.context AS assistant_context
+    FROM claimed c
+    JOIN threads t USING (thread_id)
+    JOIN assistants a USING (assistant_id)`;
+
+/**
+ * Claims the runs of fetched jobs in one transaction: each becomes running under the job's
+ * attempt (retryCount + 1), its kept thread busy, its ledger row running. Answers the runs
+ * claimed; a job whose run is not among them has nothing to execute (acknowledge it).
+ */
+export async function claimRuns(pool: Pool, jobs: { run_id: string; attempt: number }[]): Promise<ClaimedRun[]> {
+  if (jobs.length === 0) return [];
+  const sorted = [...jobs].sort((a, b) => cmp(a.run_id, b.run_id));
+  const ids = sorted.map((j) => j.run_id);
+  return retryConflicts(() =>
+    withTransaction(pool, async (client) => {
+      await client.query(CLAIM_LOCK_THREADS, [ids]);
+      const { rows } = await client.query<ClaimedRun>(CLAIM, [ids, sorted.map((j) => j.attempt)]);
+      return rows;
+    }),
+  );
+}
+
+// ---- finish -----------------------------------------------------------------------------------
+
+const LOCK_CRONS = `SELECT cron_id FROM crons WHERE cron_id = ANY($1::uuid[]) ORDER BY cron_id FOR NO KEY UPDATE`;
+// FOR UPDATE, not NO KEY: an ephemeral thread is deleted in this transaction.
+const LOCK_THREADS = `SELECT thread_id FROM threads WHERE thread_id = ANY($1::uuid[]) ORDER BY thread_id FOR UPDATE`;
+const LOCK_RUNS = `
+  SELECT run_id, status, attempts FROM runs WHERE run_id = ANY($1::uuid[]) ORDER BY run_id FOR UPDATE`;
+
+const FINISH_RUNS = `
+  UPDATE runs r
+     SET status = v.status, output = v.output, error = v.error, ended_at = now(), updated_at = now()
+    FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::jsonb[]) AS v(run_id, status, output, error)
+   WHERE r.run_id = v.run_id`;
+
+// The thread takes the run's output as its values; it is busy while another run of it is still going.
+const SETTLE_THREADS = `
+  UPDATE threads t
+     SET "values" = CASE WHEN v.status = 'success' THEN v.output ELSE t."values" END,
+         status = CASE
+           WHEN EXISTS (SELECT 1 FROM runs o WHERE o.thread_id = t.thread_id AND o.status = 'running') THEN 'busy'
+           WHEN v.status = 'success' THEN 'idle'
+           WHEN v.status = 'interrupted' THEN 'interrupted'
+           ELSE 'error' END,
+         updated_at = now()
+    FROM unnest($1::uuid[], $2::text[], $3::jsonb[]) AS v(thread_id, status, output)
+   WHERE t.thread_id = v.thread_id`;
+
+// Only an occurrence still open is settled; a late result after a cancel changes nothing.
+const SETTLE_LEDGER = `
+  WITH v AS (
+    SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::timestamptz[])
+             AS v(cron_id, scheduled_for, status, error, started_at)
+  ), target AS (
+    SELECT o.cron_id, o.scheduled_for FROM cron_occurrences o JOIN v USING (cron_id, scheduled_for)
+     WHERE o.status IN ('enqueued', 'running')
+     ORDER BY o.cron_id, o.scheduled_for
+       FOR UPDATE OF o
+  )
+  UPDATE cron_occurrences o
+     SET status = v.status, error = v.error, started_at = coalesce(v.started_at, o.started_at), ended_at = now()
+    FROM target t JOIN v USING (cron_id, scheduled_for)
+   WHERE o.cron_id = t.cron_id AND o.scheduled_for = t.scheduled_for
+  RETURNING o.cron_id, o.scheduled_for`;
+
+// A newer occurrence's outcome is never overwritten by an older one's.
+const SETTLE_CRONS = `
+  UPDATE crons c
+     SET last_run_at = coalesce(v.started_at, now()), last_run_status = v.status, last_run_error = v.error,
+         last_run_id = v.run_id, last_run_scheduled_for = v.scheduled_for
+    FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[], $6::timestamptz[])
+         AS v(cron_id, run_id, scheduled_for, status, error, started_at)
+   WHERE c.cron_id = v.cron_id
+     AND (c.last_run_scheduled_for IS NULL OR c.last_run_scheduled_for <= v.scheduled_for)`;
+
+// Sorted and locked (LOCK_THREADS) already; the cascade removes their runs and checkpoints.
+const DELETE_EPHEMERAL = `DELETE FROM threads WHERE thread_id = ANY($1::uuid[]) AND ephemeral`;
+
+/**
+ * Ends runs in the caller's transaction and answers those it ended. A result is stored only if
+ * its run is still pending or running and, for a worker's result, still held by the attempt that
+ * produced it; anything else (a late result after a cancel, an attempt superseded by a retry)
+ * changes nothing and sends nothing. A run on a kept thread is updated and its thread takes the
+ * output as values; a run on an ephemeral thread is not written: the thread is deleted with it.
+ * Cron runs settle their ledger row and the cron's last_run_*. Runs with a webhook get its
+ * delivery enqueued. Worker jobs are completed (fenced to their attempt) in the same transaction.
+ */
+export async function finishRunsIn(client: PoolClient, boss: PgBoss, results: FinishedRun[]): Promise<FinishedRun[]> {
+  if (results.length === 0) return [];
+  const sorted = [...results].sort((a, b) => cmp(a.run_id, b.run_id));
+  // 1-3: crons, threads, runs, each sorted.
+  const cronIds = unique(sorted.flatMap((r) => (r.cron_id ? [r.cron_id] : [])));
+  if (cronIds.length) await client.query(LOCK_CRONS, [cronIds]);
+  await client.query(LOCK_THREADS, [unique(sorted.map((r) => r.thread_id))]);
+  const { rows: held } = await client.query<{ run_id: string; status: string; attempts: number }>(LOCK_RUNS, [sorted.map((r) => r.run_id)]);
+  const live = new Map(held.map((r) => [r.run_id, r]));
+  const ended = sorted.filter((r) => {
+    const row = live.get(r.run_id);
+    if (!row) return false;
+    // A worker's result: only while its own claim holds the run.
+    if (r.attempt !== null) return row.status === 'running' && row.attempts === r.attempt;
+    return row.status === 'pending' || row.status === 'running';
+  });
+
+  const kept = ended.filter((r) => !r.ephemeral);
+  if (kept.length) {
+    await client.query(FINISH_RUNS, [
+      kept.map((r) => r.run_id),
+      kept.map((r) => r.status),
+      kept.map((r) => jsonOrNull(r.output)),
+      kept.map((r) => (r.error ? JSON.stringify(r.error) : null)),
+    ]);
+    // One row per thread: the last result wins (runs on one thread are serialised anyway).
+    const threads = new Map(kept.map((r) => [r.thread_id, r]));
+    await client.query(SETTLE_THREADS, [
+      [...threads.keys()],
+      [...threads.values()].map((r) => r.status),
+      [...threads.values()].map((r) => (r.status === 'success' ? JSON.stringify(r.output ?? null) : null)),
+    ]);
+  }
+  await settleOutcomes(client, ended);
+  await enqueueWebhooks(client, boss, await webhookJobs(client, ended));
+  const ephemeral = unique(ended.filter((r) => r.ephemeral).map((r) => r.thread_id));
+  if (ephemeral.length) await client.query(DELETE_EPHEMERAL, [ephemeral]);
+  // 5: the jobs of the worker's results, whether stored or found already ended: either way this
+  // attempt has nothing left to do. A job whose attempt moved on is not touched (pg-boss's fence).
+  const jobs = sorted.flatMap((r) => (r.job ? [r.job] : []));
+  if (jobs.length) await boss.complete(QUEUES.run, jobs, null, { db: transactionDb(client) });
+  return ended;
+}
+
+/** The ledger rows and crons of cron runs that just ended. */
+async function settleOutcomes(client: PoolClient, ended: FinishedRun[]): Promise<void> {
+  const outcomes = ended
+    .filter((r) => r.cron_id && r.scheduled_for)
+    .sort((a, b) => cmp(a.cron_id!, b.cron_id!) || a.scheduled_for!.getTime() - b.scheduled_for!.getTime());
+  if (outcomes.length === 0) return;
+  const { rows: settled } = await client.query<{ cron_id: string; scheduled_for: Date }>(SETTLE_LEDGER, [
+    outcomes.map((o) => o.cron_id),
+    outcomes.map((o) => o.scheduled_for),
+    outcomes.map((o) => o.status),
+    outcomes.map((o) => (o.error ? o.error.message : null)),
+    outcomes.map((o) => o.started_at),
+  ]);
+  // One row per cron (its newest occurrence), so an UPDATE ... FROM never matches a cron twice.
+  const open = new Set(settled.map((r) => `${r.cron_id}@${r.scheduled_for.getTime()}`));
+  const newest = new Map<string, FinishedRun>();
+  for (const o of outcomes) {
+    if (!open.has(`${o.cron_id}@${o.scheduled_for!.getTime()}`)) continue;
+    const seen = newest.get(o.cron_id!);
+    if (!seen || seen.scheduled_for!.getTime() <= o.scheduled_for!.getTime()) newest.set(o.cron_id!, o);
+  }
+  const latest = [...newest.values()];
+  if (latest.length === 0) return;
+  await client.query(SETTLE_CRONS, [
+    latest.map((o) => o.cron_id),
+    latest.map((o) => o.run_id),
+    latest.map((o) => o.scheduled_for),
+    latest.map((o) => o.status),
+    latest.map((o) => (o.error ? o.error.message : null)),
+    latest.map((o) => o.started_at),
+  ]);
+}
+
+const hasWebhook = (r: FinishedRun): boolean => typeof r.details?.kwargs.webhook === 'string';
+
+/** The webhook deliveries of runs that just ended: the whole Run, since its thread may be gone when it is sent. */
+async function webhookJobs(client: PoolClient, ended: FinishedRun[]): Promise<WebhookJob[]> {
+  const withHook = ended.filter(hasWebhook);
+  if (withHook.length === 0) return [];
+  // The time the runs were ended at: FINISH_RUNS wrote now() too, the transaction's start.
+  const { rows } = await client.query<{ now: Date }>(`SELECT now() AS now`);
+  const endedAt = rows[0].now.toISOString();
+  const iso = (d: Date | null) => (d ? d.toISOString() : null);
+  return withHook.map((r) => {
+    const d = r.details!;
+    return {
+      url: d.kwargs.webhook as string,
+      run: {
+        run_id: r.run_id,
+        thread_id: r.thread_id,
+        assistant_id: d.assistant_id,
+        created_at: d.created_at.toISOString(),
+        updated_at: endedAt,
+        status: r.status,
+        metadata: d.metadata,
+        multitask_strategy: d.multitask_strategy,
+        kwargs: d.kwargs,
+        cron_id: r.cron_id,
+        scheduled_for: iso(r.scheduled_for),
+        run_started_at: iso(r.started_at),
+        run_ended_at: endedAt,
+        values: r.status === 'success' ? (r.output ?? null) : (d.values ?? null),
+        error: r.error,
+      },
+    };
+  });
+}
+
+/** finishRunsIn in a transaction of its own, retried whole on a deadlock or serialization failure. */
+export function finishRuns(pool: Pool, boss: PgBoss, results: FinishedRun[]): Promise<FinishedRun[]> {
+  if (results.length === 0) return Promise.resolve([]);
+  return retryConflicts(() => withTransaction(pool, (client) => finishRunsIn(client, boss, results)));
+}
+
+// ---- end without a worker's result: cancel, dead letter, reaper, deletion ----------------------
+
+export type EndOutcome = Pick<RunResult, 'status' | 'error'>;
+
+// What ending a run without its worker's result needs to know of it, webhook details included.
+const ENDABLE_RUNS = `
+  SELECT r.run_id, r.thread_id, t.ephemeral, r.cron_id, r.scheduled_for, r.started_at,
+         r.assistant_id, r.created_at, r.metadata, r.multitask_strategy, r.kwargs, t."values"
+    FROM runs r JOIN threads t USING (thread_id)
+   WHERE r.run_id = ANY($1::uuid[]) AND r.status IN ('pending', 'running')`;
+
+interface EndableRow extends RunDetails {
+  run_id: string;
+  thread_id: string;
+  ephemeral: boolean;
+  cron_id: string | null;
+  scheduled_for: Date | null;
+  started_at: Date | null;
+}
+
+/**
+ * Ends runs that no worker result is at hand for, with the same outcome each, in the caller's
+ * transaction; runs already ended are left alone. The worker holding any of them is told on
+ * commit (NOTIFY) and aborts its agent. Answers the runs ended.
+ */
+export async function endRunsIn(client: PoolClient, boss: PgBoss, runIds: string[], outcome: EndOutcome): Promise<string[]> {
+  if (runIds.length === 0) return [];
+  const { rows } = await client.query<EndableRow>(ENDABLE_RUNS, [runIds]);
+  const ended = await finishRunsIn(
+    client,
+    boss,
+    rows.map((r) => ({
+      run_id: r.run_id,
+      thread_id: r.thread_id,
+      ephemeral: r.ephemeral,
+      cron_id: r.cron_id,
+      scheduled_for: r.scheduled_for,
+      started_at: r.started_at,
+      attempt: null,
+      ...outcome,
+      output: null,
+      details: {
+        assistant_id: r.assistant_id,
+        created_at: r.created_at,
+        metadata: r.metadata,
+        multitask_strategy: r.multitask_strategy,
+        kwargs: r.kwargs,
+        values: r.values,
+      },
+    })),
+  );
+  const ids = ended.map((r) => r.run_id);
+  for (let i = 0; i < ids.length; i += CANCEL_NOTIFY_CHUNK) {
+    await client.query(`SELECT pg_notify($1, $2)`, [RUN_CANCEL_CHANNEL, ids.slice(i, i + CANCEL_NOTIFY_CHUNK).join(',')]);
+  }
+  return ids;
+}
+
+/** endRunsIn in a transaction of its own (dead-lettered jobs, the stale run reaper). */
+export function endRuns(pool: Pool, boss: PgBoss, runIds: string[], outcome: EndOutcome): Promise<string[]> {
+  if (runIds.length === 0) return Promise.resolve([]);
+  return retryConflicts(() => withTransaction(pool, (client) => endRunsIn(client, boss, runIds, outcome)));
+}
+
+export type CancelAction = 'interrupt' | 'rollback';
+
+/**
+ * Ends runs as interrupted (the API's cancel, multitask interrupt/rollback). A pending run is then
+ * skipped by the worker that fetches its job; a running run's worker is told on commit and aborts
+ * its agent, and its late result is discarded. `rollback` also deletes the runs. `by` says who
+ * cancelled, for the run's error message. Answers the runs ended.
+ */
+export function cancelRuns(pool: Pool, boss: PgBoss, runIds: string[], action: CancelAction, by = 'through the API'): Promise<string[]> {
+  if (runIds.length === 0) return Promise.resolve([]);
+  return retryConflicts(() =>
+    withTransaction(pool, async (client) => {
+      const ended = await endRunsIn(client, boss, runIds, { status: 'interrupted', error: { error: 'Cancelled', message: `cancelled (${action}) ${by}` } });
+      if (action === 'rollback') {
+        // Locked in order by endRunsIn already (runs after their crons and threads).
+        await client.query(`DELETE FROM runs WHERE run_id = ANY($1::uuid[])`, [[...runIds].sort(cmp)]);
+      }
+      return ended;
+    }),
+  );
+}
+
+// Crons a deletion cascades to or whose runs it ends: locked first (order 1), before the thread
+// or assistant row the caller deletes next, so the cascade never waits on a cron while holding
+// what a scheduler pass or a finishing worker needs.
+const DELETE_SCOPE_CRONS = `
+  SELECT cron_id FROM crons
+   WHERE ($1::uuid IS NOT NULL AND thread_id = $1) OR ($2::uuid IS NOT NULL AND assistant_id = $2)
+      OR cron_id IN (SELECT cron_id FROM runs
+                      WHERE status IN ('pending', 'running') AND cron_id IS NOT NULL
+                        AND (($1::uuid IS NOT NULL AND thread_id = $1) OR ($2::uuid IS NOT NULL AND assistant_id = $2)))
+   ORDER BY cron_id
+     FOR UPDATE`;
+const DELETE_SCOPE_ACTIVE_RUNS = `
+  SELECT run_id FROM runs
+   WHERE status IN ('pending', 'running')
+     AND (($1::uuid IS NOT NULL AND thread_id = $1) OR ($2::uuid IS NOT NULL AND assistant_id = $2))`;
+
+/**
+ * Before the caller deletes a thread or an assistant in this transaction: locks the crons the
+ * deletion reaches (in lock order) and ends the runs still going there as interrupted, with a
+ * reason, so their ledger rows and crons say what became of them and their workers stop.
+ */
+export async function endRunsBeforeDelete(
+  client: PoolClient,
+  boss: PgBoss,
+  scope: { thread_id?: string; assistant_id?: string },
+  why: string,
+): Promise<string[]> {
+  const params = [scope.thread_id ?? null, scope.assistant_id ?? null];
+  await client.query(DELETE_SCOPE_CRONS, params);
+  const { rows } = await client.query<{ run_id: string }>(DELETE_SCOPE_ACTIVE_RUNS, params);
+  return endRunsIn(
+    client,
+    boss,
+    rows.map((r) => r.run_id),
+    { status: 'interrupted', error: { error: 'Cancelled', message: why } },
+  );
+}
+
+// ---- hand back at shutdown --------------------------------------------------------------------
+
+const HAND_BACK = `
+  WITH target AS (
+    SELECT r.run_id FROM runs r JOIN unnest($1::uuid[], $2::int[]) AS v(run_id, attempt) ON r.run_id = v.run_id
+     WHERE r.status = 'running' AND r.attempts = v.attempt
+     ORDER BY r.run_id
+       FOR UPDATE OF r
+  ), back AS (
+    UPDATE runs r SET status = 'pending', started_at = NULL, updated_at = now()
+      FROM target t WHERE r.run_id = t.run_id
+    RETURNING r.run_id, r.cron_id, r.scheduled_for
+  ), ledger AS (
+    SELECT o.cron_id, o.scheduled_for FROM cron_occurrences o JOIN back b USING (cron_id, scheduled_for)
+     WHERE o.status = 'running'
+     ORDER BY o.cron_id, o.scheduled_for
+       FOR UPDATE OF o
+  ), reopened AS (
+    UPDATE cron_occurrences o SET status = 'enqueued', started_at = NULL
+      FROM ledger l WHERE o.cron_id = l.cron_id AND o.scheduled_for = l.scheduled_for
+  )
+  SELECT run_id FROM back`;
+
+/**
+ * A stopping worker's runs that did not end in its grace period, their agents aborted: each goes
+ * back to pending (if this attempt still holds it) and its job back to the queue at the same
+ * attempt, so another worker takes it at once rather than after the heartbeat expires.
+ */
+export async function handBackRuns(pool: Pool, boss: PgBoss, runs: { run_id: string; attempt: number; job: JobAttempt }[]): Promise<string[]> {
+  if (runs.length === 0) return [];
+  const sorted = [...runs].sort((a, b) => cmp(a.run_id, b.run_id));
+  return retryConflicts(() =>
+    withTransaction(pool, async (client) => {
+      const { rows } = await client.query<{ run_id: string }>(HAND_BACK, [sorted.map((r) => r.run_id), sorted.map((r) => r.attempt)]);
+      const back = new Set(rows.map((r) => r.run_id));
+      await requeueJobs(boss, sorted.filter((r) => back.has(r.run_id)).map((r) => r.job), client);
+      return [...back];
+    }),
+  );
+}
+
+/**
+ * Puts fetched jobs back in the queue at once, fenced to the attempt they were fetched at (pg-boss
+ * has no fenced "un-fetch": a fenced cancel, then a resume of exactly those it cancelled).
+ */
+export async function requeueJobs(boss: PgBoss, jobs: JobAttempt[], client?: PoolClient): Promise<void> {
+  if (jobs.length === 0) return;
+  const db = client ? { db: transactionDb(client) } : undefined;
+  // pg-boss answers the ids a fenced statement touched as `settled` (not in its declared type).
+  const cancelled = (await boss.cancel(QUEUES.run, jobs, db)) as { settled?: string[] };
+  const ids = cancelled.settled ?? [];
+  if (ids.length) await boss.resume(QUEUES.run, ids, db);
+}
+
+// ---- helpers ----------------------------------------------------------------------------------
+
+const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+const unique = (xs: string[]): string[] => [...new Set(xs)].sort(cmp);
+const jsonOrNull = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v));

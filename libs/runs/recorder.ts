@@ -1,0 +1,118 @@
+import type { Pool } from '../db/index.ts';
+import { backoffDelay, describeDatabaseError, pgErrorCode, sleep } from '../db/index.ts';
+import type { Logger } from '../log/index.ts';
+import type { PgBoss } from '../queue/index.ts';
+import { finishRuns } from './lifecycle.ts';
+import type { FinishedRun } from './lifecycle.ts';
+
+// Stores the results of a worker's runs. Results that arrive in the same tick share one finishing
+// transaction (cheap under load); if that transaction fails, each result is stored on its own, so
+// one bad result never fails, delays or re-runs another. A result PostgreSQL refuses as data (an
+// output with \u0000, a value too large) ends its run as `error` saying why. A result that could
+// not be stored because the database is away is retried with backoff until it is stored (for
+// RESULT_RETRY_MS): it is never a reason to execute the agent again.
+
+/** How long a finished agent's result is retried while the database is unreachable. */
+const RESULT_RETRY_MS = 10 * 60_000;
+
+interface Pending {
+  result: FinishedRun;
+  done: () => void;
+}
+
+export class ResultRecorder {
+  #pool: Pool;
+  #boss: PgBoss;
+  #logger: Logger;
+  #queue: Pending[] = [];
+  #scheduled = false;
+  #inProgress = new Set<Promise<void>>();
+
+  constructor(o: { pool: Pool; boss: PgBoss; logger: Logger }) {
+    this.#pool = o.pool;
+    this.#boss = o.boss;
+    this.#logger = o.logger;
+  }
+
+  /** Resolves once the result is stored (or, the database away past RESULT_RETRY_MS, given up and logged). Never rejects. */
+  record(result: FinishedRun): Promise<void> {
+    return new Promise((resolve) => {
+      this.#queue.push({ result, done: resolve });
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => this.#track(this.#flush()));
+      }
+    });
+  }
+
+  /** Waits for every result handed in so far. */
+  async drain(): Promise<void> {
+    while (this.#scheduled || this.#inProgress.size) {
+      await Promise.all([...this.#inProgress]);
+      if (this.#scheduled) await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  #track(p: Promise<void>): void {
+    this.#inProgress.add(p);
+    void p.finally(() => this.#inProgress.delete(p));
+  }
+
+  async #flush(): Promise<void> {
+    this.#scheduled = false;
+    const items = this.#queue.splice(0);
+    if (items.length === 0) return;
+    if (items.length > 1) {
+      try {
+        await finishRuns(this.#pool, this.#boss, items.map((i) => i.result));
+        for (const i of items) i.done();
+        return;
+      } catch (err) {
+        this.#logger.warn('storing a batch of run results failed; storing each on its own', { runs: items.length, err: describeDatabaseError(err) });
+      }
+    }
+    await Promise.all(items.map((i) => this.#storeAlone(i)));
+  }
+
+  async #storeAlone({ result, done }: Pending): Promise<void> {
+    const deadline = Date.now() + RESULT_RETRY_MS;
+    let current = result;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await finishRuns(this.#pool, this.#boss, [current]);
+        return done();
+      } catch (err) {
+        if (isDataError(err) && current.status !== 'error') {
+          // The result itself cannot be stored: the run ends as error, saying why.
+          this.#logger.warn("a run's result could not be stored; the run ends as error", { run_id: current.run_id, err: describeDatabaseError(err) });
+          current = {
+            ...current,
+            status: 'error',
+            output: null,
+            error: { error: 'ResultNotStored', message: `the agent's ${current.status} result could not be stored: ${(err as Error).message}` },
+          };
+          continue;
+        }
+        if (Date.now() >= deadline) {
+          this.#logger.error("gave up storing a run's result; its job will be retried once its heartbeat expires", {
+            run_id: current.run_id,
+            err: describeDatabaseError(err),
+          });
+          return done();
+        }
+        const wait = Math.min(backoffDelay(attempt), 2000);
+        this.#logger.warn(`could not store a run's result (${describeDatabaseError(err)}); retrying in ${(wait / 1000).toFixed(1)}s`, { run_id: current.run_id });
+        await sleep(wait);
+      }
+    }
+  }
+}
+
+/**
+ * PostgreSQL refused the values, not the moment: data exceptions (class 22, e.g. 22P05 "unsupported
+ * Unicode escape sequence" for \u0000 in jsonb) and program limits (class 54, a value too large).
+ */
+function isDataError(err: unknown): boolean {
+  const code = pgErrorCode(err);
+  return code !== undefined && (code.startsWith('22') || code.startsWith('54'));
+}

@@ -1,0 +1,362 @@
+import type pg from 'pg';
+import type { ApiCall } from './api.ts';
+import type { Death } from './cluster.ts';
+import type { Kind, Span } from './driver.ts';
+
+// The torture checker: reads the database once everything has settled and verifies agentcron's
+// promises, Jepsen-style, from what the system wrote (ledger, runs, pg-boss jobs) and what the
+// agent and the run log recorded (test/support/torture/recording.ts). Every check is a pure
+// function of those rows and of the driver's own records (API answers, kills, spans), so the
+// same database always gives the same verdict.
+
+export interface CheckedCron {
+  cron_id: string;
+  kind: Kind;
+  thread_id: string | null;
+  /** DELETE /runs/crons/{id} deletes the cron's ledger with it (by design); a deleted thread takes the cron by cascade. */
+  deletedBy?: 'cron' | 'thread' | null;
+  /** Spans in which only the scheduler moved the cron: no gap allowed between ledger rows inside. */
+  windows: Span[];
+}
+
+export interface CheckInput {
+  pool: Pick<pg.Pool, 'query'>;
+  crons: CheckedCron[];
+  deaths: Death[];
+  calls: ApiCall[];
+  /** Spans in which the database was down (bench/db-restarts.ts): re-executions they explain are counted apart. */
+  outages?: Span[];
+  /** Schema of pg-boss's tables. */
+  pgbossSchema?: string;
+  /** Whether the settle wait ended with nothing active (else it timed out). */
+  settled?: boolean;
+}
+
+export interface Reexecution {
+  idempotency_key: string;
+  run_id: string;
+  attempt: number;
+  reason: string;
+  explained: boolean;
+}
+
+export interface Report {
+  counts: Record<string, number>;
+  /** One line per broken promise; empty when every check passed. */
+  failures: string[];
+  reexecutions: Reexecution[];
+  /** `# torture: crons=… occurrences=… …` */
+  summary: string;
+}
+
+const TERMINAL = new Set(['success', 'error', 'timeout', 'interrupted']);
+const SKIP_REASONS = new Set(['missed', 'overlap', 'end_time']);
+const SERIALIZED: Kind[] = ['thread_enqueue', 'thread_reject', 'thread_interrupt', 'overlap_buffer_one'];
+const EXAMPLES = 5;
+
+interface LogRow {
+  run_id: string;
+  cron_id: string | null;
+  scheduled_for: Date | null;
+  sf_us: string | null;
+  thread_id: string;
+  deleted_at: Date | null;
+  deleted_status: string | null;
+}
+
+interface LedgerRow {
+  cron_id: string;
+  scheduled_for: Date;
+  sf_us: string;
+  run_id: string | null;
+  trigger: string;
+  status: string;
+  reason: string | null;
+}
+
+interface ExecRow {
+  id: string;
+  idempotency_key: string;
+  run_id: string;
+  cron_id: string | null;
+  thread_id: string | null;
+  pid: number;
+  started_at: Date;
+  ended_at: Date | null;
+  outcome: string | null;
+}
+
+const occ = (cronId: string, sfUs: string) => `${cronId}@${sfUs}`;
+const iso = (d: Date | number) => new Date(d).toISOString();
+
+function examples<T>(xs: T[], show: (x: T) => string): string {
+  const shown = xs.slice(0, EXAMPLES).map(show).join('; ');
+  return xs.length > EXAMPLES ? `${shown}; … (${xs.length - EXAMPLES} more)` : shown;
+}
+
+function groupBy<T>(xs: T[], key: (x: T) => string): Map<string, T[]> {
+  const m = new Map<string, T[]>();
+  for (const x of xs) {
+    const k = key(x);
+    const list = m.get(k);
+    if (list) list.push(x);
+    else m.set(k, [x]);
+  }
+  return m;
+}
+
+export async function check(input: CheckInput): Promise<Report> {
+  const { pool } = input;
+  const schema = input.pgbossSchema ?? 'pgboss';
+  const failures: string[] = [];
+  const counts: Record<string, number> = {};
+  const fail = (what: string, xs: unknown[], detail: string) => {
+    if (xs.length) failures.push(`${what}: ${xs.length} (${detail})`);
+  };
+
+  const runLog = (
+    await pool.query<LogRow>(
+      `SELECT run_id, cron_id, scheduled_for, (extract(epoch FROM scheduled_for) * 1000000)::bigint::text AS sf_us,
+              thread_id, deleted_at, deleted_status
+         FROM torture_run_log ORDER BY seq`,
+    )
+  ).rows;
+  const ledger = (
+    await pool.query<LedgerRow>(
+      `SELECT cron_id, scheduled_for, (extract(epoch FROM scheduled_for) * 1000000)::bigint::text AS sf_us,
+              run_id, trigger, status, reason
+         FROM cron_occurrences`,
+    )
+  ).rows;
+  const runsNow = (await pool.query<{ run_id: string; status: string; cron_id: string | null }>(`SELECT run_id, status, cron_id FROM runs`)).rows;
+  const jobs = (await pool.query<{ id: string; state: string }>(`SELECT id, state::text AS state FROM ${schema}.job WHERE name = 'agentcron.run'`)).rows;
+  const execs = (await pool.query<ExecRow>(`SELECT * FROM torture_executions ORDER BY started_at, id`)).rows;
+  const liveCrons = new Set((await pool.query<{ cron_id: string }>(`SELECT cron_id FROM crons`)).rows.map((r) => r.cron_id));
+
+  const kindOf = new Map(input.crons.map((c) => [c.cron_id, c.kind]));
+  const runById = new Map(runLog.map((r) => [r.run_id, r]));
+  const runNow = new Map(runsNow.map((r) => [r.run_id, r]));
+  const ledgerByOcc = new Map(ledger.map((l) => [occ(l.cron_id, l.sf_us), l]));
+
+  // ---- API ----
+  const calls = input.calls;
+  const fiveXX = calls.filter((c) => c.status >= 500);
+  const noAnswer = calls.filter((c) => c.status === 0);
+  const unexpected = calls.filter((c) => c.verdict === 'unexpected' && c.status >= 400 && c.status < 500);
+  counts.api_calls = calls.length;
+  counts['5xx'] = fiveXX.length;
+  counts.api_no_answer = noAnswer.length;
+  counts.api_4xx_explained = calls.filter((c) => c.verdict === 'explained').length;
+  counts.api_4xx_unexpected = unexpected.length;
+  const showCall = (c: ApiCall) => `${c.method} ${c.path} → ${c.status || 'no answer'} ${c.detail ?? ''}`.trim();
+  fail('API answers 5xx', fiveXX, examples(fiveXX, showCall));
+  fail('API calls without an answer', noAnswer, examples(noAnswer, showCall));
+  fail('API 4xx no race explains', unexpected, examples(unexpected, (c) => `${showCall(c)} [${c.why}]`));
+
+  // ---- runs: at most one per occurrence, ever; one pg-boss job each ----
+  const cronRuns = runLog.filter((r) => r.cron_id && r.sf_us);
+  counts.runs = runLog.length;
+  const dupOcc = [...groupBy(cronRuns, (r) => occ(r.cron_id!, r.sf_us!)).entries()].filter(([, rs]) => rs.length > 1);
+  counts.duplicate_runs = dupOcc.reduce((n, [, rs]) => n + rs.length - 1, 0);
+  fail('occurrences with more than one run', dupOcc, examples(dupOcc, ([k, rs]) => `${k}: ${rs.map((r) => r.run_id).join(', ')}`));
+  const reinserted = [...groupBy(runLog, (r) => r.run_id).entries()].filter(([, rs]) => rs.length > 1);
+  fail('runs inserted again after being deleted', reinserted, examples(reinserted, ([id, rs]) => `${id} ×${rs.length}`));
+
+  counts.jobs = jobs.length;
+  const dupJobs = [...groupBy(jobs, (j) => j.id).entries()].filter(([, js]) => js.length > 1);
+  fail('runs with more than one pg-boss job', dupJobs, examples(dupJobs, ([id, js]) => `${id} ×${js.length}`));
+  const jobIds = new Set(jobs.map((j) => j.id));
+  const orphanJobs = jobs.filter((j) => !runById.has(j.id));
+  fail('pg-boss run jobs with no run', orphanJobs, examples(orphanJobs, (j) => `${j.id} (${j.state})`));
+  const jobless = runLog.filter((r) => !jobIds.has(r.run_id));
+  fail('runs with no pg-boss job', jobless, examples(jobless, (r) => r.run_id));
+
+  // ---- the ledger ----
+  counts.occurrences = ledger.length;
+  counts.fired = ledger.filter((l) => l.run_id).length;
+  counts.skipped = ledger.filter((l) => l.status === 'skipped').length;
+  for (const reason of SKIP_REASONS) counts[`skipped_${reason}`] = ledger.filter((l) => l.status === 'skipped' && l.reason === reason).length;
+  for (const status of TERMINAL) counts[`ledger_${status}`] = ledger.filter((l) => l.status === status).length;
+
+  const allOpen = ledger.filter((l) => l.status === 'enqueued' || l.status === 'running');
+  counts.unsettled = allOpen.length;
+  for (const [open, whose] of [
+    [allOpen.filter((l) => liveCrons.has(l.cron_id)), 'of live crons'],
+    [allOpen.filter((l) => !liveCrons.has(l.cron_id)), 'of deleted crons'],
+  ] as const) {
+    if (open.length === 0) continue;
+    const why = (l: LedgerRow): string => {
+      const cron = liveCrons.has(l.cron_id) ? 'live cron' : 'deleted cron';
+      const now = l.run_id ? runNow.get(l.run_id) : undefined;
+      const logged = l.run_id ? runById.get(l.run_id) : undefined;
+      if (now) return `${cron}, run ${now.status}`;
+      if (logged?.deleted_at) return `${cron}, run deleted while ${logged.deleted_status}`;
+      return `${cron}, run never existed`;
+    };
+    const byWhy = groupBy(open, why);
+    failures.push(
+      `ledger rows ${whose} still enqueued/running after settle: ${open.length} (${[...byWhy.entries()].map(([w, ls]) => `${ls.length}× ${w}`).join(', ')}; e.g. ${examples(open, (l) => `${l.cron_id}@${iso(l.scheduled_for)} ${l.status} [${why(l)}]`)})`,
+    );
+  }
+  const invalid = ledger.filter((l) => !(TERMINAL.has(l.status) || l.status === 'enqueued' || l.status === 'running' || (l.status === 'skipped' && SKIP_REASONS.has(l.reason ?? ''))));
+  fail('ledger rows with an unknown status or a skip without a known reason', invalid, examples(invalid, (l) => `${l.cron_id}@${iso(l.scheduled_for)} ${l.status}/${l.reason}`));
+  const runOccs = new Set(cronRuns.map((r) => occ(r.cron_id!, r.sf_us!)));
+  const skippedWithRun = ledger.filter((l) => l.status === 'skipped' && (l.run_id || runOccs.has(occ(l.cron_id, l.sf_us))));
+  fail('skipped occurrences that have a run', skippedWithRun, examples(skippedWithRun, (l) => `${l.cron_id}@${iso(l.scheduled_for)}`));
+  const ghostRun = ledger.filter((l) => l.run_id && !runById.has(l.run_id));
+  fail('ledger rows naming a run never created', ghostRun, examples(ghostRun, (l) => `${l.cron_id}@${iso(l.scheduled_for)} → ${l.run_id}`));
+  const wrongRun = ledger.filter((l) => {
+    const r = l.run_id ? runById.get(l.run_id) : undefined;
+    return r && (r.cron_id !== l.cron_id || r.sf_us !== l.sf_us);
+  });
+  fail('ledger rows naming the run of another occurrence', wrongRun, examples(wrongRun, (l) => `${l.cron_id}@${iso(l.scheduled_for)} → ${l.run_id}`));
+  // Deleting a cron deletes its ledger (by design): its runs are not expected to have rows.
+  const ledgerDeleted = new Set(input.crons.filter((c) => c.deletedBy === 'cron').map((c) => c.cron_id));
+  const unledgered = cronRuns.filter((r) => !ledgerDeleted.has(r.cron_id!) && !ledgerByOcc.has(occ(r.cron_id!, r.sf_us!)));
+  fail('cron runs without a ledger row', unledgered, examples(unledgered, (r) => `${r.run_id} (${r.cron_id}@${iso(r.scheduled_for!)})`));
+  const disagree = ledger.filter((l) => {
+    const r = l.run_id ? runNow.get(l.run_id) : undefined;
+    return r && TERMINAL.has(r.status) && TERMINAL.has(l.status) && r.status !== l.status;
+  });
+  fail('ledger rows disagreeing with their ended run', disagree, examples(disagree, (l) => `${l.run_id}: ledger ${l.status}, run ${runNow.get(l.run_id!)!.status}`));
+
+  // ---- no run left pending or running ----
+  const stuck = runsNow.filter((r) => r.status === 'pending' || r.status === 'running');
+  counts.stuck_runs = stuck.length;
+  fail('runs still pending/running after settle', stuck, examples(stuck, (r) => `${r.run_id} ${r.status}`));
+
+  // ---- executions: one per idempotency key, unless a dead worker explains a retry ----
+  counts.executions = execs.length;
+  const deathOf = new Map<number, Death>();
+  for (const d of input.deaths) if (d.role === 'worker') deathOf.set(d.pid, d);
+  const noRun = execs.filter((e) => !runById.has(e.run_id));
+  fail('executions of a run never created', noRun, examples(noRun, (e) => `${e.run_id} on pid ${e.pid}`));
+  const badKey = execs.filter((e) => {
+    const r = runById.get(e.run_id);
+    return r?.cron_id && r.scheduled_for && e.idempotency_key !== `${r.cron_id}:${r.scheduled_for.toISOString()}`;
+  });
+  fail('executions whose idempotency key is not their occurrence', badKey, examples(badKey, (e) => `${e.idempotency_key} for run ${e.run_id}`));
+  const notLedgered = execs.filter((e) => {
+    const r = runById.get(e.run_id);
+    return r?.cron_id && r.sf_us && ledgerByOcc.get(occ(r.cron_id, r.sf_us))?.status === 'skipped';
+  });
+  fail('executions of a skipped occurrence', notLedgered, examples(notLedgered, (e) => e.idempotency_key));
+
+  const reexecutions: Reexecution[] = [];
+  const outages = input.outages ?? [];
+  const byKey = groupBy(execs, (e) => e.idempotency_key);
+  for (const [key, es] of byKey) {
+    for (let i = 1; i < es.length; i++) {
+      const e = es[i];
+      let reason = '';
+      let explained = false;
+      for (const prev of es.slice(0, i)) {
+        const death = deathOf.get(prev.pid);
+        if (death && death.at.getTime() >= prev.started_at.getTime() && prev.outcome !== 'aborted') {
+          const how = death.cause === 'killed' ? 'killed' : 'crashed';
+          reason = prev.ended_at ? `worker ${prev.pid} ${how} after the agent returned, before its result was stored` : `worker ${prev.pid} ${how} mid-run`;
+          explained = true;
+          break;
+        }
+      }
+      if (!explained) {
+        const prev = es[i - 1];
+        const prevEnd = prev.ended_at?.getTime() ?? e.started_at.getTime();
+        const outage = outages.find((o) => o.from <= Math.max(prevEnd, e.started_at.getTime()) && o.to >= prev.started_at.getTime());
+        if (outage) reason = `database outage ${iso(outage.from)}..${iso(outage.to)} during or after the previous attempt (worker ${prev.pid} alive, outcome ${prev.outcome ?? 'none'})`;
+        else reason = `no dead worker explains it: previous attempt on pid ${prev.pid} (${prev.outcome ?? 'no outcome'}) ${iso(prev.started_at)}, this one on pid ${e.pid} ${iso(e.started_at)}`;
+      }
+      reexecutions.push({ idempotency_key: key, run_id: e.run_id, attempt: i + 1, reason, explained });
+    }
+  }
+  counts.keys_executed = byKey.size;
+  counts.reexecutions = reexecutions.length;
+  counts.retries_explained = reexecutions.filter((r) => r.explained).length;
+  counts.reexecutions_outage = reexecutions.filter((r) => !r.explained && r.reason.startsWith('database outage')).length;
+  const unexplainedRe = reexecutions.filter((r) => !r.explained);
+  counts.reexecutions_unexplained = unexplainedRe.length;
+  fail('re-executions no dead worker explains', unexplainedRe, examples(unexplainedRe, (r) => `${r.idempotency_key} attempt ${r.attempt}: ${r.reason}`));
+
+  const executedRuns = new Set(execs.map((e) => e.run_id));
+  const successNoExec = ledger.filter((l) => l.status === 'success' && l.run_id && !executedRuns.has(l.run_id));
+  fail('successful occurrences whose agent never ran', successNoExec, examples(successNoExec, (l) => `${l.cron_id}@${iso(l.scheduled_for)}`));
+
+  // ---- serialized runs never overlap: a thread's runs, a buffer_one cron's runs ----
+  const serialKey = (e: ExecRow): string | null => {
+    const kind = e.cron_id ? kindOf.get(e.cron_id) : undefined;
+    if (!kind || !SERIALIZED.includes(kind)) return null;
+    return kind === 'overlap_buffer_one' ? `cron ${e.cron_id}` : `thread ${e.thread_id}`;
+  };
+  const endOf = (e: ExecRow): number | null => {
+    if (e.ended_at) return e.ended_at.getTime();
+    const death = deathOf.get(e.pid);
+    return death ? death.at.getTime() : null;
+  };
+  const overlaps: string[] = [];
+  for (const [group, es] of groupBy(
+    execs.filter((e) => serialKey(e) !== null),
+    (e) => serialKey(e)!,
+  )) {
+    let last: ExecRow | null = null;
+    let lastEnd = -Infinity;
+    for (const e of es) {
+      const end = endOf(e);
+      if (end === null) continue; // its end was never recorded and its worker did not die: unknown
+      if (last && e.started_at.getTime() < lastEnd) {
+        overlaps.push(`${group}: ${last.run_id} (pid ${last.pid}, until ${iso(lastEnd)}) and ${e.run_id} (pid ${e.pid}, from ${iso(e.started_at)})`);
+      }
+      if (end > lastEnd) {
+        lastEnd = end;
+        last = e;
+      }
+    }
+  }
+  counts.overlaps = overlaps.length;
+  fail('overlapping executions of runs that must not overlap (one thread, or one buffer_one cron)', overlaps, examples(overlaps, (s) => s));
+
+  // ---- no occurrence lost: inside each span only the scheduler moved a cron, every second between its first and last row has one ----
+  const scheduledByCron = groupBy(
+    ledger.filter((l) => l.trigger === 'schedule'),
+    (l) => l.cron_id,
+  );
+  const lost: string[] = [];
+  let spanSeconds = 0;
+  for (const cron of input.crons) {
+    const seconds = new Set((scheduledByCron.get(cron.cron_id) ?? []).map((l) => l.scheduled_for.getTime()));
+    for (const w of cron.windows) {
+      const inside = [...seconds].filter((t) => t >= w.from && t <= w.to).sort((a, b) => a - b);
+      if (inside.length < 2) continue;
+      spanSeconds += (inside[inside.length - 1] - inside[0]) / 1000;
+      for (let t = inside[0]; t <= inside[inside.length - 1]; t += 1000) {
+        if (!seconds.has(t)) lost.push(`${cron.cron_id} (${cron.kind}) ${iso(t)}`);
+      }
+    }
+  }
+  counts.gap_checked_seconds = spanSeconds;
+  counts.lost_occurrences = lost.length;
+  fail('lost occurrences (a second with no ledger row between two that have one, while only the scheduler moved the cron)', lost, examples(lost, (s) => s));
+
+  // ---- processes ----
+  const crashes = input.deaths.filter((d) => d.cause !== 'killed');
+  counts.kills_worker = input.deaths.filter((d) => d.cause === 'killed' && d.role === 'worker').length;
+  counts.kills_scheduler = input.deaths.filter((d) => d.cause === 'killed' && d.role === 'scheduler').length;
+  counts.crashes = crashes.filter((d) => d.cause === 'crashed').length;
+  counts.failed_starts = crashes.filter((d) => d.cause === 'failed_start').length;
+  fail(
+    'processes that exited unexpectedly',
+    crashes,
+    examples(crashes, (d) => `${d.role} pid ${d.pid} ${d.cause} (${d.code}) at ${iso(d.at)}: ${d.tail.slice(-2).join(' | ').slice(0, 300)}`),
+  );
+  if (input.settled === false) failures.push('the system did not settle in time (runs or ledger rows still active)');
+
+  counts.crons = input.crons.length;
+  counts.crons_live = input.crons.filter((c) => liveCrons.has(c.cron_id)).length;
+  const summary =
+    `# torture: crons=${counts.crons} occurrences=${counts.occurrences} fired=${counts.fired} skipped=${counts.skipped} runs=${counts.runs} ` +
+    `jobs=${counts.jobs} executions=${counts.executions} reexecutions=${counts.reexecutions} retries_explained=${counts.retries_explained} ` +
+    `unexplained=${counts.reexecutions_unexplained} kills=${counts.kills_worker}w+${counts.kills_scheduler}s crashes=${counts.crashes} ` +
+    `api_calls=${counts.api_calls} 5xx=${counts['5xx']} 4xx_explained=${counts.api_4xx_explained} 4xx_unexpected=${counts.api_4xx_unexpected} ` +
+    `dup_runs=${counts.duplicate_runs} unsettled=${counts.unsettled} stuck=${counts.stuck_runs} lost=${counts.lost_occurrences} ` +
+    `gap_checked_s=${counts.gap_checked_seconds} overlaps=${counts.overlaps} failures=${failures.length}`;
+  return { counts, failures, reexecutions, summary };
+}

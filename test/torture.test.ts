@@ -1,0 +1,39 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { createTestDatabase } from './support/db.ts';
+import { spawnApp } from './support/processes.ts';
+import { run } from './support/torture/run.ts';
+
+// A randomized torture run in the spirit of Jepsen (../shared/reference/concurrency.md): two
+// schedulers, two workers and an api as real processes; ~50 every-second crons of every kind
+// (stateless delete/keep, thread enqueue/reject/interrupt, overlap skip/buffer_one); for a minute a
+// driver PATCHes, deletes and replaces crons and threads, triggers and cancels runs, and SIGKILLs a
+// worker and a scheduler every 10-15 s. Then every cron is disabled, the system settles and the
+// checker (test/support/torture/checker.ts) verifies from the database: no 5xx; at most one run
+// per occurrence and one job per run; one agent execution per idempotency key unless a killed
+// worker explains the retry; every ledger row settled; no run left active; no occurrence lost
+// while only the scheduler moved a cron; no overlap of runs that must queue. It prints one
+// `# torture:` summary line. TORTURE_SECONDS changes the drive's length (default 60).
+
+const SECONDS = Number(process.env.TORTURE_SECONDS ?? 60);
+
+test(`torture: ${SECONDS} s of random API calls and SIGKILLs against 2 schedulers, 2 workers and an api`, { timeout: (SECONDS + 120) * 1000 }, async () => {
+  const db = await createTestDatabase('torture');
+  try {
+    const report = await run({
+      databaseUrl: db.url,
+      seconds: SECONDS,
+      crons: 50,
+      spawn: spawnApp,
+      settleMs: 20_000,
+      log: (line) => process.stdout.write(`# ${line}\n`),
+    });
+    process.stdout.write(`${report.summary}\n`);
+    process.stdout.write(`# timings (s since start): ${JSON.stringify(report.timings)}\n`);
+    for (const r of report.reexecutions) process.stdout.write(`# re-execution ${r.idempotency_key} attempt ${r.attempt}: ${r.reason}\n`);
+    if (report.failures.length) for (const l of report.errorLines.slice(0, 30)) process.stdout.write(`# process log: ${l}\n`);
+    assert.deepEqual(report.failures, [], `the torture run broke ${report.failures.length} promise(s):\n- ${report.failures.join('\n- ')}\n${report.summary}`);
+  } finally {
+    await db.drop();
+  }
+});
