@@ -192,7 +192,7 @@ describe('surviving the database', () => {
     const creating = fetch(`${url}/runs/crons`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ assistant_id: 'echo', schedule: '0 0 1 1 *' }),
+      body: JSON.stringify({ assistant_id: 'echo', schedule: '0 0 1 1 *', input: {} }),
     });
     const waiting = async () =>
       (
@@ -203,7 +203,6 @@ describe('surviving the database', () => {
       ).rows.map((r) => r.application_name);
     await eventually(async () => {
       const w = await waiting();
-      console.log('WAITING', w, (await holder.query("SELECT application_name, state, wait_event_type, left(query, 60) q FROM pg_stat_activity WHERE datname = $1 AND state <> 'idle'", [db.name])).rows);
       return w.includes('agentcron-api') && w.includes('agentcron-scheduler');
     }, 'the api and the scheduler to wait on the lock inside their transactions', 10_000, 20);
 

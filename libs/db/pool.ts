@@ -129,7 +129,7 @@ export function createPool(connectionString: string, opts: PoolOptions = {}): Po
   const pool = new pg.Pool({ ...connectionConfig(connectionString, opts), max: opts.max ?? 10 });
   // An idle client's error is also reported here: guardClient has logged it already.
   pool.on('error', () => {});
-  if (!process.env.NO_GUARD) pool.on('connect', (client) => guardClient(client, opts.logger, `database connection (${opts.applicationName ?? 'agentcron'})`));
+  pool.on('connect', (client) => guardClient(client, opts.logger, `database connection (${opts.applicationName ?? 'agentcron'})`));
   return pool;
 }
 
