@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { ConfigError, databaseSettings, loadConfig } from '../libs/config/index.ts';
-import { createPool, databaseTrouble, startEmbeddedPostgres } from '../libs/db/index.ts';
+import { Listener, createPool, databaseTrouble, startEmbeddedPostgres, withTransaction } from '../libs/db/index.ts';
 import type { EmbeddedDatabase, Pool } from '../libs/db/index.ts';
 import { createTestDatabase } from './support/db.ts';
 import type { TestDatabase } from './support/db.ts';
@@ -170,6 +170,57 @@ describe('surviving the database', () => {
     } finally {
       await holder.end();
       await waiter.end().catch(() => {});
+    }
+  });
+
+  test('Listener: notifications arrive, a terminated connection comes back (onReconnect), stop() ends it', async () => {
+    const got: string[] = [];
+    let connects = 0;
+    const warnings: string[] = [];
+    const listener = new Listener({
+      connectionString: db.url,
+      channels: ['agentcron_test_a', 'agentcron test "b"'],
+      applicationName: 'agentcron-test-listen',
+      backoff: { initialMs: 50, maxMs: 200 },
+      logger: { warn: (m) => warnings.push(m), info: () => {} },
+      onNotification: (channel, payload) => got.push(`${channel}:${payload}`),
+      onReconnect: () => connects++,
+    });
+    try {
+      await listener.start();
+      assert.equal(listener.listening, true);
+      assert.equal(connects, 1);
+      await db.pool.query(`SELECT pg_notify('agentcron_test_a', 'one'), pg_notify('agentcron test "b"', 'two')`);
+      await eventually(async () => got.length === 2, 'both notifications', 5000, 10);
+      assert.deepEqual(got.sort(), ['agentcron test "b":two', 'agentcron_test_a:one']);
+
+      await db.pool.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'agentcron-test-listen'`, [db.name]);
+      await eventually(async () => connects === 2 && listener.listening, 'the listener to reconnect', 5000, 10);
+      assert.match(warnings.join('\n'), /LISTEN connection lost \(57P01: terminating connection due to administrator command\); reconnecting in/);
+      await db.pool.query(`SELECT pg_notify('agentcron_test_a', 'three')`);
+      await eventually(async () => got.includes('agentcron_test_a:three'), 'a notification after the reconnect', 5000, 10);
+    } finally {
+      await listener.stop();
+    }
+    assert.equal(listener.listening, false);
+    const { rows } = await db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE datname = $1 AND application_name = 'agentcron-test-listen'`, [db.name]);
+    assert.equal(rows.length, 0, 'its connection is closed');
+  });
+
+  test('withTransaction: a connection terminated mid-transaction fails the transaction only; the pool discards it', async () => {
+    const pool = createPool(db.url, { max: 1, applicationName: 'agentcron-test-tx' });
+    try {
+      const err = await withTransaction(pool, async (client) => {
+        await client.query(`SELECT pg_terminate_backend(pg_backend_pid())`);
+      }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      assert.equal(databaseTrouble(err), 'unavailable', String(err));
+      // The one connection of the pool was discarded: the next transaction gets a fresh one.
+      assert.equal(await withTransaction(pool, async (client) => (await client.query('SELECT 41 + 1 AS n')).rows[0].n), 42);
+    } finally {
+      await pool.end();
     }
   });
 
