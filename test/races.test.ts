@@ -8,7 +8,7 @@ import type { Agent } from '../libs/agents/index.ts';
 import { defaultAssistantId, ensureDefaultAssistants } from '../libs/assistants/index.ts';
 import { QUEUES } from '../libs/queue/index.ts';
 import type { PgBoss } from '../libs/queue/index.ts';
-import { RunWorker, cancelRuns, claimRuns, finishRuns } from '../libs/runs/index.ts';
+import { RunWorker, cancelRuns, claimRuns, finishRuns, pendingOf } from '../libs/runs/index.ts';
 import type { FinishedRun } from '../libs/runs/index.ts';
 import { createTestDatabase } from './support/db.ts';
 import type { TestDatabase } from './support/db.ts';
@@ -348,6 +348,30 @@ describe('the run lifecycle owner (libs/runs/lifecycle.ts)', () => {
     await finishRuns(db.pool, boss, [result(r, 2, { from: 'attempt 2' })]);
     assert.deepEqual((await state(r)).run, { status: 'success', attempts: 2, output: { from: 'attempt 2' } });
     assert.equal((await state(r)).ledger, 'success');
+  });
+
+  test('two runs of one thread (or one buffer_one cron) fetched by two workers at once: only one is claimed', async () => {
+    const threadId = await insertThread(db.pool);
+    const cronId = await insertCron(db.pool, { schedule: '0 0 1 1 *', enabled: false, overlap_policy: 'buffer_one' });
+    for (const shared of [{ thread: threadId }, { cron: cronId }]) {
+      const runs = [randomUUID(), randomUUID()];
+      for (const runId of runs) {
+        // A buffer_one cron's runs each have a fresh (ephemeral) thread; a thread's runs share it.
+        const thread = shared.thread ?? (await insertThread(db.pool));
+        if (!shared.thread) await db.pool.query(`UPDATE threads SET ephemeral = true WHERE thread_id = $1`, [thread]);
+        await db.pool.query(`INSERT INTO runs (run_id, thread_id, assistant_id, user_id, cron_id) VALUES ($1, $2, $3, 'anonymous', $4)`, [
+          runId,
+          thread,
+          ECHO,
+          shared.cron ?? null,
+        ]);
+      }
+      const group = shared.thread ?? `cron:${shared.cron}`;
+      const claims = await Promise.all(runs.map((run_id) => claimRuns(db.pool, [{ run_id, attempt: 1, group }])));
+      assert.equal(claims.flat().length, 1, `one of two runs sharing ${shared.thread ? 'a thread' : 'a buffer_one cron'} claimed`);
+      const other = runs.find((id) => id !== claims.flat()[0].run_id)!;
+      assert.deepEqual([...(await pendingOf(db.pool, [other]))], [other]);
+    }
   });
 
   test('finishing the same crons from two transactions in opposite orders never deadlocks', async () => {

@@ -114,13 +114,23 @@ const CLAIM_LOCK_THREADS = `
      FOR NO KEY UPDATE OF t`;
 
 // Order 3 then 4. A run is claimed when pending, or when still running under an older attempt
-// (its worker was lost and pg-boss retried the job). A finished, cancelled or deleted run is not.
-// The ledger row goes to running only from enqueued: a cancel that ended it first keeps its word.
+// (its worker was lost and pg-boss retried the job); a finished, cancelled or deleted run is not.
+// Runs that must not overlap (one kept thread; one buffer_one cron: the job's group) are claimed
+// only while no other run of theirs is running: pg-boss's group limit is checked on each fetch's
+// snapshot, so two workers fetching at the same instant could each take one job of a group. The
+// thread's row lock (or the cron's advisory lock) taken before this statement makes the second
+// claimer wait and then see the first one's run. The ledger row goes to running only from
+// enqueued: a cancel that ended it first keeps its word.
 const CLAIM = `
   WITH target AS (
     SELECT r.run_id, v.attempt
-      FROM runs r JOIN unnest($1::uuid[], $2::int[]) AS v(run_id, attempt) ON r.run_id = v.run_id
-     WHERE r.status = 'pending' OR (r.status = 'running' AND r.attempts < v.attempt)
+      FROM runs r JOIN unnest($1::uuid[], $2::int[], $3::uuid[]) AS v(run_id, attempt, serial_cron) ON r.run_id = v.run_id
+      JOIN threads t ON t.thread_id = r.thread_id
+     WHERE (r.status = 'pending' OR (r.status = 'running' AND r.attempts < v.attempt))
+       AND (t.ephemeral OR NOT EXISTS (
+             SELECT 1 FROM runs o WHERE o.thread_id = r.thread_id AND o.status = 'running' AND o.run_id <> r.run_id))
+       AND (v.serial_cron IS NULL OR NOT EXISTS (
+             SELECT 1 FROM runs o WHERE o.cron_id = v.serial_cron AND o.status = 'running' AND o.run_id <> r.run_id))
      ORDER BY r.run_id
        FOR UPDATE OF r
   ), claimed AS (
@@ -150,22 +160,48 @@ const CLAIM = `
     JOIN threads t USING (thread_id)
     JOIN assistants a USING (assistant_id)`;
 
+// Claimers of one buffer_one cron's runs take turns (taken before any row lock; only claims take them).
+const LOCK_SERIAL_CRON = `SELECT pg_advisory_xact_lock(hashtext('agentcron.serial:' || $1::text))`;
+
+/** A fetched job to claim: its run, the attempt it was fetched at and its pg-boss group (serialize key). */
+export interface ClaimRequest {
+  run_id: string;
+  attempt: number;
+  group?: string | null;
+}
+
+/** The group of a buffer_one cron's runs (libs/crons/fire.ts names it so): cron:<cron_id>. */
+const serialCron = (group: string | null | undefined): string | null => (group?.startsWith('cron:') ? group.slice(5) : null);
+
 /**
  * Claims the runs of fetched jobs in one transaction: each becomes running under the job's
  * attempt (retryCount + 1), its kept thread busy, its ledger row running. Answers the runs
- * claimed; a job whose run is not among them has nothing to execute (acknowledge it).
+ * claimed; a job whose run is not among them either has nothing to execute (its run ended) or
+ * must wait for another run of its thread or cron (see `busy`).
  */
-export async function claimRuns(pool: Pool, jobs: { run_id: string; attempt: number }[]): Promise<ClaimedRun[]> {
+export async function claimRuns(pool: Pool, jobs: ClaimRequest[]): Promise<ClaimedRun[]> {
   if (jobs.length === 0) return [];
   const sorted = [...jobs].sort((a, b) => cmp(a.run_id, b.run_id));
   const ids = sorted.map((j) => j.run_id);
+  const crons = unique(sorted.flatMap((j) => serialCron(j.group) ?? []));
   return retryConflicts(() =>
     withTransaction(pool, async (client) => {
+      for (const cron of crons) await client.query(LOCK_SERIAL_CRON, [cron]);
       await client.query(CLAIM_LOCK_THREADS, [ids]);
-      const { rows } = await client.query<ClaimedRun>(CLAIM, [ids, sorted.map((j) => j.attempt)]);
+      const { rows } = await client.query<ClaimedRun>(CLAIM, [ids, sorted.map((j) => j.attempt), sorted.map((j) => serialCron(j.group))]);
       return rows;
     }),
   );
+}
+
+// Of fetched runs not claimed: those still waiting to run (another run of their thread or cron is running).
+const WAITING = `SELECT run_id FROM runs WHERE run_id = ANY($1::uuid[]) AND status = 'pending'`;
+
+/** Of these runs (not claimed), the ones that are still pending: they wait for their turn, the others ended. */
+export async function pendingOf(pool: Pool, runIds: string[]): Promise<Set<string>> {
+  if (runIds.length === 0) return new Set();
+  const { rows } = await pool.query<{ run_id: string }>(WAITING, [runIds]);
+  return new Set(rows.map((r) => r.run_id));
 }
 
 // ---- finish -----------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import type { PgBoss, RunJob } from '../queue/index.ts';
 import { QUEUE_DEFAULTS, QUEUES, queueNotifyChannel } from '../queue/index.ts';
 import { CancelWatcher } from './cancel.ts';
 import { ResultRecorder } from './recorder.ts';
-import { RUN_CANCEL_CHANNEL, claimRuns, endRuns, handBackRuns, requeueJobs } from './lifecycle.ts';
+import { RUN_CANCEL_CHANNEL, claimRuns, endRuns, handBackRuns, pendingOf, requeueJobs } from './lifecycle.ts';
 import type { ClaimedRun, FinishedRun, JobAttempt, RunResult } from './lifecycle.ts';
 import { runTimeoutSeconds } from './timeout.ts';
 
@@ -72,6 +72,8 @@ interface InFlight {
 
 /** At most this many jobs per fetch: one claim statement stays small. */
 const MAX_FETCH = 100;
+/** How often a job whose run waits for another run of its thread (or buffer_one cron) tries again. */
+const PARKED_RETRY_MS = 200;
 /** Of the grace period, kept for handing back what did not finish and closing connections. */
 const HANDBACK_MARGIN_MS = 2000;
 
@@ -87,6 +89,13 @@ export class RunWorker {
   #woken = false;
   #heartbeat: NodeJS.Timeout | undefined;
   #deadWork: string | undefined;
+  /**
+   * Fetched jobs whose runs wait for another run of their thread or cron to end (two workers
+   * fetched jobs of one group at the same instant). Their jobs stay active here, so pg-boss gives
+   * no later job of the group to anyone; they take no slot and are claimed again shortly.
+   */
+  #parked = new Map<string, Job<RunJob>>();
+  #parkedRetryAt = 0;
 
   constructor(options: RunWorkerOptions) {
     this.#o = options;
@@ -143,6 +152,10 @@ export class RunWorker {
     this.#running = false;
     this.#wakeUp();
     await this.#loop;
+    // Parked jobs go back to the queue for whichever worker is left.
+    const parked = [...this.#parked.values()].map((j) => ({ id: j.id, retryCount: j.retryCount }));
+    this.#parked.clear();
+    await requeueJobs(this.#o.boss, parked).catch(() => {});
     const deadWork = this.#deadWork ? this.#o.boss.offWork(QUEUES.runDead, { id: this.#deadWork, wait: true }).catch(() => {}) : Promise.resolve();
     const all = () => Promise.all([...this.#inFlight.values()].map((f) => f.done));
     let timer: NodeJS.Timeout | undefined;
@@ -168,9 +181,16 @@ export class RunWorker {
     let failures = 0;
     while (this.#running) {
       this.#woken = false;
+      if (this.#parked.size && Date.now() >= this.#parkedRetryAt) {
+        this.#parkedRetryAt = Date.now() + PARKED_RETRY_MS;
+        const parked = [...this.#parked.values()].slice(0, Math.max(0, concurrency - this.#inFlight.size));
+        for (const job of parked) this.#parked.delete(job.data.run_id);
+        if (parked.length) await this.#begin(parked);
+      }
       const free = concurrency - this.#inFlight.size;
+      const idleMs = this.#parked.size ? Math.min(pollMs, PARKED_RETRY_MS) : pollMs;
       if (free <= 0) {
-        await this.#sleep(pollMs);
+        await this.#sleep(idleMs);
         continue;
       }
       let jobs: Job<RunJob>[];
@@ -186,7 +206,7 @@ export class RunWorker {
       }
       if (jobs.length) await this.#begin(jobs);
       // A short fetch means the queue is drained for now; a full one, fetch again at once.
-      if (jobs.length < Math.min(free, MAX_FETCH) && !this.#woken) await this.#sleep(pollMs);
+      if (jobs.length < Math.min(free, MAX_FETCH) && !this.#woken) await this.#sleep(idleMs);
     }
   }
 
@@ -194,8 +214,11 @@ export class RunWorker {
   async #begin(jobs: Job<RunJob>[]): Promise<void> {
     const { boss, pool, logger } = this.#o;
     let claimed: ClaimedRun[];
+    let waiting: Set<string>;
     try {
-      claimed = await claimRuns(pool, jobs.map((j) => ({ run_id: j.data.run_id, attempt: j.retryCount + 1 })));
+      claimed = await claimRuns(pool, jobs.map((j) => ({ run_id: j.data.run_id, attempt: j.retryCount + 1, group: j.groupId })));
+      const claimedIds = new Set(claimed.map((r) => r.run_id));
+      waiting = await pendingOf(pool, jobs.map((j) => j.data.run_id).filter((id) => !claimedIds.has(id)));
     } catch (err) {
       // Nothing was claimed: the jobs go back as they were (or expire by heartbeat if even that fails).
       logger.warn(`could not claim runs (${describeDatabaseError(err)}); their jobs go back to the queue`, { runs: jobs.length });
@@ -208,6 +231,8 @@ export class RunWorker {
       const run = byRun.get(job.data.run_id);
       const attempt = { id: job.id, retryCount: job.retryCount };
       if (run) this.#launch(run, attempt);
+      // Its turn has not come (another run of its thread or cron is running): kept for a retry.
+      else if (waiting.has(job.data.run_id)) this.#parked.set(job.data.run_id, job);
       // Finished, cancelled or deleted already: acknowledged without running anything.
       else idle.push(attempt);
     }
@@ -273,7 +298,7 @@ export class RunWorker {
 
   /** Keeps the held jobs' pg-boss heartbeats fresh (fenced to the attempts fetched). */
   async #touch(): Promise<void> {
-    const jobs = [...this.#inFlight.values()].map((f) => f.job);
+    const jobs = [...[...this.#inFlight.values()].map((f) => f.job), ...[...this.#parked.values()].map((j) => ({ id: j.id, retryCount: j.retryCount }))];
     if (jobs.length === 0) return;
     await this.#o.boss.touch(QUEUES.run, jobs).catch((err) => this.#o.logger.warn('could not refresh run heartbeats', { err: describeDatabaseError(err) }));
   }
