@@ -438,7 +438,7 @@ describe('processes', () => {
       const took = (Date.now() - signalled) / 1000;
       assert.ok(took < 3 + 2, `exited ${took.toFixed(1)} s after SIGTERM with a grace of 3 s`);
       // Handed back: pending again, its job waiting to be fetched (not active until its heartbeat expires).
-      assert.equal((await db.pool.query(`SELECT status FROM runs WHERE run_id = $1`, [runId])).rows[0].status, 'pending');
+      assert.equal((await db.pool.query(`SELECT status FROM runs WHERE run_id = $1`, [runId])).rows[0].status, 'pending', worker.output.slice(-15).join('\n'));
       assert.deepEqual(await jobStates(db, [runId]), ['created']);
     } finally {
       worker.kill('SIGKILL');

@@ -9,6 +9,7 @@ export {
   installQueueSchema,
   transactionDb,
   enqueueRuns,
+  requeueRunJobs,
   longestRunSeconds,
 } from './queue.ts';
 export type { QueueOptions, QueueSettings, RunJob } from './queue.ts';

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { PgBoss } from 'pg-boss';
 import type { ConstructorOptions, Db, Queue } from 'pg-boss';
 import type { Config } from '../config/index.ts';
-import type { PoolClient } from '../db/index.ts';
+import type { PoolClient, Queryable } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
 
 /** Every pg-boss queue agentcron uses, by duty. */
@@ -205,3 +205,26 @@ export async function enqueueRuns(
     client ? { db: transactionDb(client) } : undefined,
   );
 }
+
+/**
+ * Puts fetched run jobs back in the queue as if never fetched: the same attempt, fetchable at once
+ * (the workers are woken), fenced to the attempts given. pg-boss does this for the jobs its local
+ * group concurrency cannot start yet (its restore(), which its public API does not expose), so the
+ * statement is written here, the one place that knows pg-boss's tables.
+ */
+export async function requeueRunJobs(db: Queryable, schema: string, jobs: { id: string; retryCount: number }[]): Promise<void> {
+  if (jobs.length === 0) return;
+  const s = quoteIdent(schema);
+  await db.query(
+    `WITH back AS (
+       UPDATE ${s}.job SET state = 'created', started_on = NULL, heartbeat_on = NULL
+        WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'active'
+          AND (id::text || ':' || retry_count::text) = ANY($3::text[])
+       RETURNING 1
+     )
+     SELECT pg_notify($4, $1) FROM back LIMIT 1`,
+    [QUEUES.run, jobs.map((j) => j.id), jobs.map((j) => `${j.id}:${j.retryCount}`), queueNotifyChannel(schema)],
+  );
+}
+
+const quoteIdent = (name: string): string => `"${name.replaceAll('"', '""')}"`;

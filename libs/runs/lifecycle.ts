@@ -1,7 +1,7 @@
 import type { Pool, PoolClient } from '../db/index.ts';
 import { retryConflicts, withTransaction } from '../db/index.ts';
 import type { PgBoss } from '../queue/index.ts';
-import { QUEUES, transactionDb } from '../queue/index.ts';
+import { QUEUES, requeueRunJobs, transactionDb } from '../queue/index.ts';
 import { enqueueWebhooks } from '../webhooks/index.ts';
 import type { WebhookJob } from '../webhooks/index.ts';
 
@@ -540,30 +540,17 @@ const HAND_BACK = `
  * back to pending (if this attempt still holds it) and its job back to the queue at the same
  * attempt, so another worker takes it at once rather than after the heartbeat expires.
  */
-export async function handBackRuns(pool: Pool, boss: PgBoss, runs: { run_id: string; attempt: number; job: JobAttempt }[]): Promise<string[]> {
+export async function handBackRuns(pool: Pool, queueSchema: string, runs: { run_id: string; attempt: number; job: JobAttempt }[]): Promise<string[]> {
   if (runs.length === 0) return [];
   const sorted = [...runs].sort((a, b) => cmp(a.run_id, b.run_id));
   return retryConflicts(() =>
     withTransaction(pool, async (client) => {
       const { rows } = await client.query<{ run_id: string }>(HAND_BACK, [sorted.map((r) => r.run_id), sorted.map((r) => r.attempt)]);
       const back = new Set(rows.map((r) => r.run_id));
-      await requeueJobs(boss, sorted.filter((r) => back.has(r.run_id)).map((r) => r.job), client);
+      await requeueRunJobs(client, queueSchema, sorted.filter((r) => back.has(r.run_id)).map((r) => r.job));
       return [...back];
     }),
   );
-}
-
-/**
- * Puts fetched jobs back in the queue at once, fenced to the attempt they were fetched at (pg-boss
- * has no fenced "un-fetch": a fenced cancel, then a resume of exactly those it cancelled).
- */
-export async function requeueJobs(boss: PgBoss, jobs: JobAttempt[], client?: PoolClient): Promise<void> {
-  if (jobs.length === 0) return;
-  const db = client ? { db: transactionDb(client) } : undefined;
-  // pg-boss answers the ids a fenced statement touched as `settled` (not in its declared type).
-  const cancelled = (await boss.cancel(QUEUES.run, jobs, db)) as { settled?: string[] };
-  const ids = cancelled.settled ?? [];
-  if (ids.length) await boss.resume(QUEUES.run, ids, db);
 }
 
 // ---- helpers ----------------------------------------------------------------------------------

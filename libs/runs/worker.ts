@@ -6,10 +6,10 @@ import type { Logger } from '../log/index.ts';
 import { toError, withLogContext } from '../log/index.ts';
 import { metrics } from '../metrics/index.ts';
 import type { PgBoss, RunJob } from '../queue/index.ts';
-import { QUEUE_DEFAULTS, QUEUES, queueNotifyChannel } from '../queue/index.ts';
+import { QUEUE_DEFAULTS, QUEUES, queueNotifyChannel, requeueRunJobs } from '../queue/index.ts';
 import { CancelWatcher } from './cancel.ts';
 import { ResultRecorder } from './recorder.ts';
-import { RUN_CANCEL_CHANNEL, claimRuns, endRuns, handBackRuns, pendingOf, requeueJobs } from './lifecycle.ts';
+import { RUN_CANCEL_CHANNEL, claimRuns, endRuns, handBackRuns, pendingOf } from './lifecycle.ts';
 import type { ClaimedRun, FinishedRun, JobAttempt, RunResult } from './lifecycle.ts';
 import { runTimeoutSeconds } from './timeout.ts';
 
@@ -72,8 +72,8 @@ interface InFlight {
 
 /** At most this many jobs per fetch: one claim statement stays small. */
 const MAX_FETCH = 100;
-/** How often a job whose run waits for another run of its thread (or buffer_one cron) tries again. */
-const PARKED_RETRY_MS = 200;
+/** How long this worker leaves a group alone after one of its runs had to wait for another of the group. */
+const GROUP_COOL_DOWN_MS = 250;
 /** Of the grace period, kept for handing back what did not finish and closing connections. */
 const HANDBACK_MARGIN_MS = 2000;
 
@@ -90,12 +90,15 @@ export class RunWorker {
   #heartbeat: NodeJS.Timeout | undefined;
   #deadWork: string | undefined;
   /**
-   * Fetched jobs whose runs wait for another run of their thread or cron to end (two workers
-   * fetched jobs of one group at the same instant). Their jobs stay active here, so pg-boss gives
-   * no later job of the group to anyone; they take no slot and are claimed again shortly.
+   * Groups (a thread, a buffer_one cron) one of whose fetched runs had to wait for another run of
+   * the group to end: its job went back to the queue, and this worker fetches nothing of the group
+   * for a moment (pg-boss's ignoreGroups), so it does not spin on it.
    */
-  #parked = new Map<string, Job<RunJob>>();
-  #parkedRetryAt = 0;
+  #coolingGroups = new Map<string, number>();
+
+  get #schema(): string {
+    return this.#o.queueSchema ?? 'pgboss';
+  }
 
   constructor(options: RunWorkerOptions) {
     this.#o = options;
@@ -114,7 +117,7 @@ export class RunWorker {
     this.#running = true;
     const { boss, listenUrl, logger } = this.#o;
     if (listenUrl) {
-      const runChannel = queueNotifyChannel(this.#o.queueSchema ?? 'pgboss');
+      const runChannel = queueNotifyChannel(this.#schema);
       this.#listener = new Listener({
         connectionString: listenUrl,
         channels: [runChannel, RUN_CANCEL_CHANNEL],
@@ -152,10 +155,6 @@ export class RunWorker {
     this.#running = false;
     this.#wakeUp();
     await this.#loop;
-    // Parked jobs go back to the queue for whichever worker is left.
-    const parked = [...this.#parked.values()].map((j) => ({ id: j.id, retryCount: j.retryCount }));
-    this.#parked.clear();
-    await requeueJobs(this.#o.boss, parked).catch(() => {});
     const deadWork = this.#deadWork ? this.#o.boss.offWork(QUEUES.runDead, { id: this.#deadWork, wait: true }).catch(() => {}) : Promise.resolve();
     const all = () => Promise.all([...this.#inFlight.values()].map((f) => f.done));
     let timer: NodeJS.Timeout | undefined;
@@ -181,22 +180,15 @@ export class RunWorker {
     let failures = 0;
     while (this.#running) {
       this.#woken = false;
-      if (this.#parked.size && Date.now() >= this.#parkedRetryAt) {
-        this.#parkedRetryAt = Date.now() + PARKED_RETRY_MS;
-        const parked = [...this.#parked.values()].slice(0, Math.max(0, concurrency - this.#inFlight.size));
-        for (const job of parked) this.#parked.delete(job.data.run_id);
-        if (parked.length) await this.#begin(parked);
-      }
       const free = concurrency - this.#inFlight.size;
-      const idleMs = this.#parked.size ? Math.min(pollMs, PARKED_RETRY_MS) : pollMs;
       if (free <= 0) {
-        await this.#sleep(idleMs);
+        await this.#sleep(pollMs);
         continue;
       }
       let jobs: Job<RunJob>[];
       try {
         // groupConcurrency 1: runs of one thread (or one buffer_one cron) never overlap, on any worker.
-        jobs = await boss.fetch<RunJob>(QUEUES.run, { batchSize: Math.min(free, MAX_FETCH), groupConcurrency: 1 });
+        jobs = await boss.fetch<RunJob>(QUEUES.run, { batchSize: Math.min(free, MAX_FETCH), groupConcurrency: 1, ignoreGroups: this.#cooling() });
         failures = 0;
       } catch (err) {
         const wait = backoffDelay(failures++);
@@ -206,6 +198,7 @@ export class RunWorker {
       }
       if (jobs.length) await this.#begin(jobs);
       // A short fetch means the queue is drained for now; a full one, fetch again at once.
+      const idleMs = this.#coolingGroups.size ? Math.min(pollMs, GROUP_COOL_DOWN_MS) : pollMs;
       if (jobs.length < Math.min(free, MAX_FETCH) && !this.#woken) await this.#sleep(idleMs);
     }
   }
@@ -222,22 +215,27 @@ export class RunWorker {
     } catch (err) {
       // Nothing was claimed: the jobs go back as they were (or expire by heartbeat if even that fails).
       logger.warn(`could not claim runs (${describeDatabaseError(err)}); their jobs go back to the queue`, { runs: jobs.length });
-      await requeueJobs(boss, jobs.map((j) => ({ id: j.id, retryCount: j.retryCount }))).catch(() => {});
+      await requeueRunJobs(pool, this.#schema, jobs).catch(() => {});
       return;
     }
     const byRun = new Map(claimed.map((r) => [r.run_id, r]));
     const idle: JobAttempt[] = [];
+    const notYet: Job<RunJob>[] = [];
     for (const job of jobs) {
       const run = byRun.get(job.data.run_id);
       const attempt = { id: job.id, retryCount: job.retryCount };
       if (run) this.#launch(run, attempt);
-      // Its turn has not come (another run of its thread or cron is running): kept for a retry.
-      else if (waiting.has(job.data.run_id)) this.#parked.set(job.data.run_id, job);
+      // Its turn has not come (another run of its thread or cron is running): back to the queue.
+      else if (waiting.has(job.data.run_id)) notYet.push(job);
       // Finished, cancelled or deleted already: acknowledged without running anything.
       else idle.push(attempt);
     }
     if (idle.length) {
       await boss.complete(QUEUES.run, idle).catch((err) => logger.warn('could not acknowledge jobs of ended runs', { err: describeDatabaseError(err) }));
+    }
+    if (notYet.length) {
+      for (const job of notYet) if (job.groupId) this.#coolingGroups.set(job.groupId, Date.now() + GROUP_COOL_DOWN_MS);
+      await requeueRunJobs(pool, this.#schema, notYet).catch((err) => logger.warn('could not put back runs waiting for their turn', { err: describeDatabaseError(err) }));
     }
   }
 
@@ -262,7 +260,7 @@ export class RunWorker {
     const execution = await withLogContext({ run_id: run.run_id, cron_id: run.cron_id ?? undefined }, () => this.#execute(run, controller));
     const seconds = (performance.now() - startedAt) / 1000;
     if (execution.kind === 'handback') {
-      await handBackRuns(this.#o.pool, this.#o.boss, [{ run_id: run.run_id, attempt: run.attempts, job }]).catch((err) =>
+      await handBackRuns(this.#o.pool, this.#schema, [{ run_id: run.run_id, attempt: run.attempts, job }]).catch((err) =>
         logger.warn('could not hand a run back; its job is retried once its heartbeat expires', { run_id: run.run_id, err: describeDatabaseError(err) }),
       );
       return;
@@ -298,7 +296,7 @@ export class RunWorker {
 
   /** Keeps the held jobs' pg-boss heartbeats fresh (fenced to the attempts fetched). */
   async #touch(): Promise<void> {
-    const jobs = [...[...this.#inFlight.values()].map((f) => f.job), ...[...this.#parked.values()].map((j) => ({ id: j.id, retryCount: j.retryCount }))];
+    const jobs = [...this.#inFlight.values()].map((f) => f.job);
     if (jobs.length === 0) return;
     await this.#o.boss.touch(QUEUES.run, jobs).catch((err) => this.#o.logger.warn('could not refresh run heartbeats', { err: describeDatabaseError(err) }));
   }
@@ -383,6 +381,13 @@ export class RunWorker {
       { status: 'error', error: { error: 'WorkerLost', message: 'the run was started but its worker stopped responding on every attempt' } },
     );
     if (ended.length) this.#o.logger.warn('runs ended after their workers were lost', { runs: ended });
+  }
+
+  /** The groups still cooling down (the expired ones are forgotten). */
+  #cooling(): string[] {
+    const now = Date.now();
+    for (const [group, until] of this.#coolingGroups) if (until <= now) this.#coolingGroups.delete(group);
+    return [...this.#coolingGroups.keys()];
   }
 
   #sleep(ms: number): Promise<void> {
