@@ -53,6 +53,7 @@ export async function connect(
           settings: queueSettings(config),
           // Queue policy is written by whoever migrates (libs/queue startQueue).
           writePolicy: config.MIGRATE_ON_START,
+          connection: database,
           supervise: opts.supervise,
           superviseIntervalSeconds: config.QUEUE_SUPERVISE_INTERVAL_SECONDS,
           migrate: config.MIGRATE_ON_START,

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { PgBoss } from 'pg-boss';
 import type { ConstructorOptions, Db, Queue } from 'pg-boss';
 import type { Config } from '../config/index.ts';
-import type { PoolClient, Queryable } from '../db/index.ts';
+import { connectionConfig, isDatabaseUnavailable } from '../db/index.ts';
+import type { ConnectionOptions, PoolClient, Queryable } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
 
 /** Every pg-boss queue agentcron uses, by duty. */
@@ -128,16 +129,26 @@ export interface QueueOptions {
    * otherwise leave the stored policy alone, so no process silently weakens what another set.
    */
   writePolicy: boolean;
+  /** Connect timeout and session limits of pg-boss's connections (the process role's; lock_timeout is left off). */
+  connection?: Pick<ConnectionOptions, 'connectionTimeoutMillis' | 'session'>;
   logger: Logger;
 }
 
 /** Creates, starts and prepares the pg-boss instance: the one place that knows queue names and policies. */
 export async function startQueue(opts: QueueOptions): Promise<PgBoss> {
+  // TCP keepalive and the role's session limits, as on agentcron's own connections. Without a
+  // lock_timeout: pg-boss's maintenance waits for its advisory locks on purpose.
+  const { lockTimeoutMs: _lock, ...session } = opts.connection?.session ?? {};
+  const connection = connectionConfig(opts.connectionString, {
+    applicationName: 'agentcron-queue',
+    connectionTimeoutMillis: opts.connection?.connectionTimeoutMillis,
+    session,
+  });
   const options: ConstructorOptions = {
-    connectionString: opts.connectionString,
+    ...(connection as Partial<ConstructorOptions>),
+    connectionString: connection.connectionString,
     schema: opts.schema,
     max: opts.max ?? 5,
-    application_name: 'agentcron-queue',
     useListenNotify: true,
     supervise: opts.supervise,
     // Lost heartbeats and expired jobs are found by the monitor pass, which runs at most this often.
@@ -147,10 +158,21 @@ export async function startQueue(opts: QueueOptions): Promise<PgBoss> {
     schedule: false,
   };
   const boss = new PgBoss(options);
-  boss.on('error', (err) => opts.logger.error('queue error', { err: err instanceof Error ? err.message : JSON.stringify(err) }));
+  boss.on('error', (err) => {
+    const message = err instanceof Error ? err.message : JSON.stringify(err);
+    // A lost connection is an ordinary event (pg-boss reconnects); anything else is worth an error line.
+    if (isDatabaseUnavailable(err)) opts.logger.warn('queue connection lost', { err: message });
+    else opts.logger.error('queue error', { err: message });
+  });
   boss.on('warning', (w) => opts.logger.warn('queue warning', { warning: w }));
   await boss.start();
-  await ensureQueues(boss, opts.settings, opts.writePolicy);
+  try {
+    await ensureQueues(boss, opts.settings, opts.writePolicy);
+  } catch (err) {
+    // Startup retries the whole of startQueue: a half-started instance must not be left polling.
+    await boss.stop({ graceful: false, close: true }).catch(() => {});
+    throw err;
+  }
   return boss;
 }
 
