@@ -13,7 +13,8 @@ import { run } from './support/torture/run.ts';
 // per occurrence and one job per run; one agent execution per idempotency key unless a killed
 // worker explains the retry; every ledger row settled; no run left active; no occurrence lost
 // while only the scheduler moved a cron; no overlap of runs that must queue. It prints one
-// `# torture:` summary line. TORTURE_SECONDS changes the drive's length (default 60).
+// `# torture:` summary line. TORTURE_SECONDS changes the drive's length (default 60);
+// TORTURE_KEEP_DB=1 keeps the database afterwards for inspection (its name is printed).
 
 const SECONDS = Number(process.env.TORTURE_SECONDS ?? 60);
 
@@ -30,10 +31,14 @@ test(`torture: ${SECONDS} s of random API calls and SIGKILLs against 2 scheduler
     });
     process.stdout.write(`${report.summary}\n`);
     process.stdout.write(`# timings (s since start): ${JSON.stringify(report.timings)}\n`);
+    process.stdout.write(`# api: ${report.apiStatuses}\n`);
     for (const r of report.reexecutions) process.stdout.write(`# re-execution ${r.idempotency_key} attempt ${r.attempt}: ${r.reason}\n`);
     if (report.failures.length) for (const l of report.errorLines.slice(0, 30)) process.stdout.write(`# process log: ${l}\n`);
     assert.deepEqual(report.failures, [], `the torture run broke ${report.failures.length} promise(s):\n- ${report.failures.join('\n- ')}\n${report.summary}`);
   } finally {
-    await db.drop();
+    if (process.env.TORTURE_KEEP_DB) {
+      process.stdout.write(`# TORTURE_KEEP_DB: database ${db.name} kept for inspection\n`);
+      await db.pool.end();
+    } else await db.drop();
   }
 });

@@ -231,11 +231,17 @@ export async function check(input: CheckInput): Promise<Report> {
   for (const d of input.deaths) if (d.role === 'worker') deathOf.set(d.pid, d);
   const noRun = execs.filter((e) => !runById.has(e.run_id));
   fail('executions of a run never created', noRun, examples(noRun, (e) => `${e.run_id} on pid ${e.pid}`));
-  const badKey = execs.filter((e) => {
-    const r = runById.get(e.run_id);
-    return r?.cron_id && r.scheduled_for && e.idempotency_key !== `${r.cron_id}:${r.scheduled_for.toISOString()}`;
-  });
-  fail('executions whose idempotency key is not their occurrence', badKey, examples(badKey, (e) => `${e.idempotency_key} for run ${e.run_id}`));
+  // The key's format is the system's own business; what matters is one key per occurrence, the same on every attempt.
+  const occOf = (e: ExecRow): string => {
+    const r = runById.get(e.run_id)!;
+    return occ(r.cron_id!, r.sf_us!);
+  };
+  const keyOccs = [...groupBy(execs.filter((e) => runById.get(e.run_id)?.sf_us), (e) => e.idempotency_key).entries()].filter(
+    ([, es]) => new Set(es.map(occOf)).size > 1,
+  );
+  fail('idempotency keys shared by different occurrences', keyOccs, examples(keyOccs, ([k, es]) => `${k}: runs ${[...new Set(es.map((e) => e.run_id))].join(', ')}`));
+  const runKeys = [...groupBy(execs, (e) => e.run_id).entries()].filter(([, es]) => new Set(es.map((e) => e.idempotency_key)).size > 1);
+  fail('runs whose attempts got different idempotency keys', runKeys, examples(runKeys, ([id, es]) => `${id}: ${[...new Set(es.map((e) => e.idempotency_key))].join(', ')}`));
   const notLedgered = execs.filter((e) => {
     const r = runById.get(e.run_id);
     return r?.cron_id && r.sf_us && ledgerByOcc.get(occ(r.cron_id, r.sf_us))?.status === 'skipped';
@@ -248,19 +254,19 @@ export async function check(input: CheckInput): Promise<Report> {
   for (const [key, es] of byKey) {
     for (let i = 1; i < es.length; i++) {
       const e = es[i];
+      // The attempt before this one: only its worker dying (after it started, before this one
+      // started: a retry that began while that worker was still alive is not explained by its
+      // death) explains a new attempt. Its death is observed a moment after the fact: 1 s slack.
+      const prev = es[i - 1];
+      const death = deathOf.get(prev.pid);
       let reason = '';
       let explained = false;
-      for (const prev of es.slice(0, i)) {
-        const death = deathOf.get(prev.pid);
-        if (death && death.at.getTime() >= prev.started_at.getTime() && prev.outcome !== 'aborted') {
-          const how = death.cause === 'killed' ? 'killed' : 'crashed';
-          reason = prev.ended_at ? `worker ${prev.pid} ${how} after the agent returned, before its result was stored` : `worker ${prev.pid} ${how} mid-run`;
-          explained = true;
-          break;
-        }
+      if (death && death.at.getTime() >= prev.started_at.getTime() && death.at.getTime() - 1000 <= e.started_at.getTime() && prev.outcome !== 'aborted') {
+        const how = death.cause === 'killed' ? 'killed' : 'crashed';
+        reason = prev.ended_at ? `worker ${prev.pid} ${how} after the agent returned, before its result was stored` : `worker ${prev.pid} ${how} mid-run`;
+        explained = true;
       }
       if (!explained) {
-        const prev = es[i - 1];
         const prevEnd = prev.ended_at?.getTime() ?? e.started_at.getTime();
         const outage = outages.find((o) => o.from <= Math.max(prevEnd, e.started_at.getTime()) && o.to >= prev.started_at.getTime());
         if (outage) reason = `database outage ${iso(outage.from)}..${iso(outage.to)} during or after the previous attempt (worker ${prev.pid} alive, outcome ${prev.outcome ?? 'none'})`;
@@ -303,7 +309,11 @@ export async function check(input: CheckInput): Promise<Report> {
       const end = endOf(e);
       if (end === null) continue; // its end was never recorded and its worker did not die: unknown
       if (last && e.started_at.getTime() < lastEnd) {
-        overlaps.push(`${group}: ${last.run_id} (pid ${last.pid}, until ${iso(lastEnd)}) and ${e.run_id} (pid ${e.pid}, from ${iso(e.started_at)})`);
+        const kind = kindOf.get(e.cron_id!);
+        const how = (x: ExecRow) => x.outcome ?? (deathOf.has(x.pid) ? 'worker killed' : 'no outcome');
+        overlaps.push(
+          `${kind} ${group}: ${last.run_id} (pid ${last.pid}, ${how(last)}, ${iso(last.started_at)}..${iso(lastEnd)}) and ${e.run_id} (pid ${e.pid}, ${how(e)}, from ${iso(e.started_at)})`,
+        );
       }
       if (end > lastEnd) {
         lastEnd = end;

@@ -97,7 +97,7 @@ export class Cluster {
     await m.proc.exited;
     const death: Death = { role, pid: m.pid, at: new Date(), cause: 'killed', code: 'SIGKILL', tail: [] };
     this.deaths.push(death);
-    this.#o.log?.(`killed ${role} pid ${m.pid}`);
+    this.#o.log?.(`killed ${role} pid ${m.pid} (SIGKILL) at ${death.at.toISOString()}`);
     if (!this.#stopping) this.#launch(role, m.index);
     return death;
   }

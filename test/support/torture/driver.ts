@@ -110,7 +110,6 @@ export class Driver {
   /** Every cron the driver ever created. */
   readonly crons: TortureCron[] = [];
   readonly ops: Record<string, number> = {};
-  readonly kills: { role: string; pid: number; at: Date }[] = [];
   #o: DriverOptions;
   #slots: Slot[] = [];
 
@@ -152,9 +151,21 @@ export class Driver {
     await Promise.all([...lanes, killer]);
   }
 
-  /** PATCH enabled=false on every live cron (closing their spans), a few at a time. */
+  /**
+   * PATCH enabled=false on every live cron (closing their spans), a few at a time; then on any
+   * cron still enabled in the database that the driver does not count as live (a DELETE answered
+   * 5xx and rolled back, a create answered 5xx after it committed), so nothing fires any more.
+   */
   async disableAll(concurrency = 5): Promise<void> {
-    const crons = this.liveCrons();
+    await this.#disable(this.liveCrons(), 'disable', concurrency);
+    const { rows } = await this.#o.pool.query<{ cron_id: string }>(`SELECT cron_id FROM crons WHERE enabled ORDER BY cron_id`);
+    const known = new Map(this.crons.map((c) => [c.cron_id, c]));
+    const leftovers = rows.map((r) => known.get(r.cron_id)).filter((c): c is TortureCron => c !== undefined);
+    for (const r of rows) if (!known.has(r.cron_id)) await this.#o.api.call('disable_unknown', 'PATCH', `/runs/crons/${r.cron_id}`, { enabled: false });
+    await this.#disable(leftovers, 'disable_leftover', concurrency);
+  }
+
+  async #disable(crons: TortureCron[], op: string, concurrency: number): Promise<void> {
     let next = 0;
     await Promise.all(
       Array.from({ length: concurrency }, async () => {
@@ -164,7 +175,7 @@ export class Driver {
           while (slot.busy) await sleep(20);
           slot.busy = true;
           try {
-            await this.#patch(cron, 'disable', { enabled: false });
+            await this.#patch(cron, op, { enabled: false });
           } finally {
             slot.busy = false;
           }
@@ -191,11 +202,10 @@ export class Driver {
       const wait = between(plan.everyMs[0], plan.everyMs[1]);
       if (Date.now() + wait > deadline - plan.quietTailMs) return;
       await sleep(wait);
-      const w = await cluster.kill('worker');
-      if (w) this.kills.push(w);
+      // The cluster records each death (pid, time) for the checker.
+      await cluster.kill('worker');
       await sleep(between(0, 2000));
-      const s = await cluster.kill('scheduler');
-      if (s) this.kills.push(s);
+      await cluster.kill('scheduler');
     }
   }
 
@@ -356,8 +366,12 @@ export class Driver {
 
   async #cancel(): Promise<void> {
     const { api, pool } = this.#o;
+    // Runs that started within the last second: a killed worker's runs stay `running` until their
+    // retry, and cancelling those would leave no retry to check.
     const { rows } = await pool.query<{ run_id: string; thread_id: string }>(
-      `SELECT run_id, thread_id FROM runs WHERE status = 'running' AND cron_id IS NOT NULL ORDER BY random() LIMIT 1`,
+      `SELECT run_id, thread_id FROM runs
+        WHERE status = 'running' AND cron_id IS NOT NULL AND started_at > now() - interval '1 second'
+        ORDER BY random() LIMIT 1`,
     );
     if (!rows[0]) return;
     const answer = await api.call('cancel', 'POST', `/threads/${rows[0].thread_id}/runs/${rows[0].run_id}/cancel`);

@@ -13,6 +13,8 @@ import type pg from 'pg';
 export const RECORDING_SQL = `
 CREATE TABLE IF NOT EXISTS torture_executions (
   id              bigserial PRIMARY KEY,
+  -- chosen by the agent, so a write it retries after a lost answer adds no second row
+  execution_id    uuid NOT NULL UNIQUE,
   idempotency_key text NOT NULL,
   run_id          uuid NOT NULL,
   cron_id         uuid,

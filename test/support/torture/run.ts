@@ -16,7 +16,7 @@ import type { Spawner } from './spawn.ts';
 // API calls and kills for `seconds`, then every cron disabled, a wait until nothing is active,
 // and the checker's verdict. test/torture.test.ts runs it for a minute; for longer runs:
 //   DATABASE_URL=postgres://… node test/support/torture/run.ts [seconds] [crons]
-// (a database of its own is created on that server and dropped afterwards).
+// (a database of its own is created on that server and dropped afterwards, unless TORTURE_KEEP_DB=1).
 
 export const TORTURE_CONFIG = path.join(ROOT, 'test/fixtures/torture.json');
 
@@ -43,6 +43,8 @@ export interface RunReport extends Report {
   timings: Record<string, number>;
   /** Lines of the processes that mention an error (see Cluster.errorLines). */
   errorLines: string[];
+  /** API answers by call and status, e.g. `trigger 200×312 409×9`. */
+  apiStatuses: string;
 }
 
 /** The environment every process of a torture run gets. */
@@ -60,7 +62,7 @@ export function tortureEnv(databaseUrl: string, port: number, extra: Record<stri
     QUEUE_SUPERVISE_INTERVAL_SECONDS: '1',
     HEARTBEAT_INTERVAL_SECONDS: '2',
     // 5 processes share a server other test files use too.
-    DATABASE_POOL_MAX: '5',
+    DATABASE_POOL_MAX: '4',
     SHUTDOWN_GRACE_SECONDS: '5',
     ...extra,
   };
@@ -116,6 +118,17 @@ export function addShutdown(report: Report, cluster: Cluster): void {
   if (unclean.length) report.failures.push(`processes that did not exit 0 on SIGTERM: ${unclean.length} (${unclean.map((s) => `${s.role} pid ${s.pid}: ${s.code}`).join(', ')})`);
 }
 
+/** `op status×n …` for every call the driver made, by op. */
+export function apiStatuses(api: Api): string {
+  const byOp = new Map<string, Map<number, number>>();
+  for (const c of api.calls) {
+    const m = byOp.get(c.op) ?? new Map<number, number>();
+    m.set(c.status, (m.get(c.status) ?? 0) + 1);
+    byOp.set(c.op, m);
+  }
+  return [...byOp.entries()].map(([op, m]) => `${op} ${[...m.entries()].map(([st, n]) => `${st || 'none'}×${n}`).join(' ')}`).join(', ');
+}
+
 export async function run(o: RunOptions): Promise<RunReport> {
   const log = o.log ?? (() => {});
   const t0 = Date.now();
@@ -149,7 +162,10 @@ export async function run(o: RunOptions): Promise<RunReport> {
     driver.closeWindows(Date.now());
     await driver.disableAll();
     mark('disabled');
-    const settled = await settle(pool, o.settleMs ?? 20_000);
+    // A run on a worker killed at T is retried after the heartbeat (10 s), a supervise pass (1 s),
+    // the first retry delay (5-10 s) and a worker poll (2 s): the wait covers that after the last kill.
+    const lastKill = Math.max(0, ...cluster.deaths.filter((d) => d.role === 'worker').map((d) => d.at.getTime()));
+    const settled = await settle(pool, Math.max(o.settleMs ?? 20_000, lastKill + 30_000 - Date.now()));
     mark('settled');
     log(`settle: ${JSON.stringify(settled)}`);
     const report = await check({
@@ -165,7 +181,7 @@ export async function run(o: RunOptions): Promise<RunReport> {
     mark('stopped');
     report.counts.seconds = timings.stopped;
     report.summary += ` unclean_shutdowns=${report.counts.unclean_shutdowns} settle_ms=${settled.ms} total_s=${timings.stopped}`;
-    return { ...report, timings, errorLines: cluster.errorLines };
+    return { ...report, timings, errorLines: cluster.errorLines, apiStatuses: apiStatuses(api) };
   } finally {
     await cluster.stop(5_000).catch(() => {});
     await pool.end().catch(() => {});
@@ -181,11 +197,15 @@ if (import.meta.main) {
     const report = await run({ databaseUrl: db.url, seconds, crons, settleMs: 30_000, log: (l) => process.stdout.write(`# ${l}\n`) });
     process.stdout.write(`${report.summary}\n`);
     for (const f of report.failures) process.stdout.write(`FAIL ${f}\n`);
+    process.stdout.write(`# api: ${report.apiStatuses}\n`);
     for (const r of report.reexecutions) process.stdout.write(`# re-execution ${r.idempotency_key} #${r.attempt}: ${r.reason}\n`);
     for (const l of report.errorLines.slice(0, 40)) process.stdout.write(`# ${l}\n`);
     code = report.failures.length ? 1 : 0;
   } finally {
-    await db.drop();
+    if (process.env.TORTURE_KEEP_DB) {
+      process.stdout.write(`# TORTURE_KEEP_DB: database ${db.name} kept for inspection\n`);
+      await db.pool.end();
+    } else await db.drop();
   }
   process.exit(code);
 }
