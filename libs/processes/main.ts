@@ -121,7 +121,7 @@ export async function runProcess(spec: ProcessSpec): Promise<void> {
         loaded.useCheckpointer(checkpointer);
       }
       if (stopping.signal.aborted) return;
-      const deps: RoleDeps = { config, conn: c, logger, agents, databaseUrl: url };
+      const deps: RoleDeps = { config, conn: c, logger, agents, databaseUrl: url, signal: stopping.signal };
       for (const start of spec.roles) roles.push(await start(deps));
     } catch (err) {
       if (stopping.signal.aborted && !roles.length) return; // a wait abandoned by SIGTERM: the drain closes what is open

@@ -6,6 +6,7 @@ import type { Config } from '../config/index.ts';
 import { CronScheduler } from '../crons/index.ts';
 import { apiRoutes, authMiddleware, createApp, finishApp } from '../http/index.ts';
 import type { ApiDeps } from '../http/index.ts';
+import { retryWhileUnavailable } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
 import { MaintenanceScheduler, MaintenanceWorker, builtinJobs, configuredJobs, maintenanceSettings, registerMaintenanceJobs } from '../maintenance/index.ts';
 import { metricsServed, serveMetrics } from '../metrics/index.ts';
@@ -28,14 +29,25 @@ export interface RoleDeps {
   logger: Logger;
   agents: AgentRegistry;
   databaseUrl: string;
+  /** Aborted by SIGTERM: a startup step waiting for the database gives up at once. */
+  signal?: AbortSignal;
+}
+
+/**
+ * A role's first queries wait for the database like the connection does (it may restart, or be
+ * out of connections, between connecting and this step): retried with backoff, one line each.
+ */
+function whenReachable<T>({ logger, signal }: RoleDeps, what: string, fn: () => Promise<T>): Promise<T> {
+  return retryWhileUnavailable(what, fn, { logger, signal });
 }
 
 /**
  * Every role registers the built-in maintenance jobs (idempotent, whatever starts first), so
  * their rows exist and follow MAINTENANCE_* as soon as any process of the deployment runs.
  */
-async function registerMaintenance({ config, conn, logger }: RoleDeps): Promise<void> {
-  const { inserted, updated } = await registerMaintenanceJobs(conn.pool, configuredJobs(config));
+async function registerMaintenance(deps: RoleDeps): Promise<void> {
+  const { config, conn, logger } = deps;
+  const { inserted, updated } = await whenReachable(deps, 'maintenance registration', () => registerMaintenanceJobs(conn.pool, configuredJobs(config)));
   if (inserted.length || updated.length) logger.info('maintenance jobs registered', { inserted, updated });
 }
 
@@ -50,7 +62,7 @@ async function metricsPort({ config, logger }: RoleDeps): Promise<MetricsServer 
 
 export async function startApiRole(deps: RoleDeps): Promise<Role & { url: string }> {
   const { config, conn, logger, agents } = deps;
-  await ensureDefaultAssistants(conn.pool, agents.graphIds());
+  await whenReachable(deps, 'default assistants', () => ensureDefaultAssistants(conn.pool, agents.graphIds()));
   await registerMaintenance(deps);
   // The request schemas refuse webhooks on literal private addresses unless this allows them.
   allowPrivateWebhooks(config.WEBHOOK_ALLOW_PRIVATE);
@@ -72,7 +84,7 @@ export async function startApiRole(deps: RoleDeps): Promise<Role & { url: string
   });
   const port = (server.address() as AddressInfo).port;
   const heartbeat = new Heartbeat(conn.pool, 'api', config.HEARTBEAT_INTERVAL_SECONDS, logger);
-  await heartbeat.start();
+  await whenReachable(deps, 'heartbeat', () => heartbeat.start());
   const url = `http://${config.HOST === '0.0.0.0' ? 'localhost' : config.HOST}:${port}`;
   logger.info(`api listening on ${url}`);
   return {
@@ -94,7 +106,7 @@ export async function startSchedulerRole(deps: RoleDeps): Promise<Role> {
   await registerMaintenance(deps);
   const metricsServer = await metricsPort(deps);
   const heartbeat = new Heartbeat(conn.pool, 'scheduler', config.HEARTBEAT_INTERVAL_SECONDS, logger);
-  await heartbeat.start();
+  await whenReachable(deps, 'heartbeat', () => heartbeat.start());
   if (!config.CRON_ENABLED) {
     logger.info('CRON_ENABLED=false: the scheduler is idle and fires nothing (maintenance jobs included)');
     return {
@@ -129,11 +141,11 @@ export async function startSchedulerRole(deps: RoleDeps): Promise<Role> {
 
 export async function startWorkerRole(deps: RoleDeps): Promise<Role> {
   const { config, conn, logger, agents, databaseUrl } = deps;
-  await ensureDefaultAssistants(conn.pool, agents.graphIds());
+  await whenReachable(deps, 'default assistants', () => ensureDefaultAssistants(conn.pool, agents.graphIds()));
   await registerMaintenance(deps);
   const metricsServer = await metricsPort(deps);
   const heartbeat = new Heartbeat(conn.pool, 'worker', config.HEARTBEAT_INTERVAL_SECONDS, logger);
-  await heartbeat.start();
+  await whenReachable(deps, 'heartbeat', () => heartbeat.start());
   const worker = new RunWorker({
     pool: conn.pool,
     boss: conn.boss,

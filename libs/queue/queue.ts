@@ -71,7 +71,8 @@ export function queueDefinitions(s: QueueSettings): Queue[] {
       notify: true,
       // A retry means a worker died or lost its claim; the agent's own failure completes the job.
       retryLimit: s.runMaxAttempts - 1,
-      retryDelay: 5,
+      // The heartbeat already waited for the lost worker: the retry may start soon (1 s, 2 s, 4 s ...).
+      retryDelay: 1,
       retryBackoff: true,
       retryDelayMax: 300,
       // The worker enforces the run timeout itself; expiry is the backstop if it cannot. It must

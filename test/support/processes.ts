@@ -8,6 +8,9 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
+/** A graph config file with no graphs of its own: the processes run the built-in echo only. */
+export const BUILTIN_ONLY = path.join(ROOT, 'test/fixtures/builtin-only.json');
+
 export type AppName = 'api' | 'scheduler' | 'worker' | 'migrate' | 'all';
 
 export interface SpawnedApp {
@@ -28,7 +31,18 @@ export interface SpawnedApp {
 export function spawnApp(name: AppName, env: Record<string, string | undefined>): SpawnedApp {
   const child = spawn(process.execPath, [path.join(ROOT, 'apps', name, 'main.ts')], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'test', LOG_LEVEL: 'info', ...env },
+    // A small pool: test files run side by side on one server (max_connections 100), each with
+    // processes of its own. Only the built-in graphs unless a test names a config: loading the
+    // LangGraph example costs every api and worker half a second of CPU, on two cores shared by all.
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      NODE_ENV: 'test',
+      LOG_LEVEL: 'info',
+      DATABASE_POOL_MAX: '4',
+      AGENTCRON_CONFIG: BUILTIN_ONLY,
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   return track(child);
