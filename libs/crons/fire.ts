@@ -4,7 +4,7 @@ import type { Logger } from '../log/index.ts';
 import type { PgBoss } from '../queue/index.ts';
 import { cancelRuns, insertRuns } from '../runs/index.ts';
 import type { NewRun } from '../runs/index.ts';
-import type { SkipReason } from './plan.ts';
+import type { SkipReason } from '../firing/index.ts';
 import type { CronPayload, OccurrenceTrigger, OnRunCompleted, OverlapPolicy } from './types.ts';
 
 /** What firing needs to know of a cron. */

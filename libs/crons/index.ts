@@ -1,7 +1,7 @@
 export { CronScheduler, CRON_CHANGED_CHANNEL } from './scheduler.ts';
-export type { SchedulerOptions, PassResult, ScheduleSource } from './scheduler.ts';
-export { planOccurrences } from './plan.ts';
-export type { MissedPolicy, SkipReason, PlanLimits, OccurrencePlan } from './plan.ts';
+export type { SchedulerOptions } from './scheduler.ts';
+export { planOccurrences } from '../firing/index.ts';
+export type { MissedPolicy, OccurrencePlan, PassResult, PlanLimits, ScheduleSource, SkipReason } from '../firing/index.ts';
 export { activeRuns, cancelSuperseded, fireOccurrences, firingCron, overlapAllowance, runsToSupersede } from './fire.ts';
 export type { ActiveRuns, Firing, FiringCron, OverlapCron, Skip, Superseded } from './fire.ts';
 export type { CronRow, CronPayload, OverlapPolicy, OnRunCompleted, OccurrenceTrigger } from './types.ts';

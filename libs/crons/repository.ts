@@ -1,6 +1,6 @@
 import type { PoolClient, Queryable } from '../db/index.ts';
 import type { Schedule } from '../schedule/index.ts';
-import type { MissedPolicy } from './plan.ts';
+import type { MissedPolicy } from '../firing/index.ts';
 import type { CronPayload, CronRow, OnRunCompleted, OverlapPolicy } from './types.ts';
 
 // SQL of the crons API. Every query that reads or changes a cron filters on its owner: another

@@ -1,5 +1,5 @@
 import type { MultitaskStrategy } from '../runs/index.ts';
-import type { MissedPolicy } from './plan.ts';
+import type { MissedPolicy } from '../firing/index.ts';
 
 export type OverlapPolicy = 'allow' | 'skip' | 'buffer_one';
 export type OnRunCompleted = 'delete' | 'keep';

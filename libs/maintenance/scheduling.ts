@@ -1,21 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from '../db/index.ts';
-import { withTransaction } from '../db/index.ts';
-import { planOccurrences } from '../crons/index.ts';
+import { firePasses, msUntilDue, planDue } from '../firing/index.ts';
+import type { PassResult, ScheduleSource } from '../firing/index.ts';
 import { uuidv5 } from '../ids/index.ts';
 import type { Logger } from '../log/index.ts';
 import { metrics } from '../metrics/index.ts';
 import type { PgBoss } from '../queue/index.ts';
 import { QUEUES, transactionDb } from '../queue/index.ts';
-import { parseSchedule } from '../schedule/index.ts';
 import type { MaintenanceJobData } from './types.ts';
 
-// Maintenance jobs fire the way crons do, in the same scheduler loop (CronScheduler's `sources`):
-// due rows are claimed FOR UPDATE SKIP LOCKED, the occurrence planner decides what fires (missed
-// policy 'latest': after downtime the most recent occurrence fires once, the rest are counted),
-// and one pg-boss job per occurrence, its id derived from (job, scheduled_for), is enqueued in
-// the transaction that advances next_run_date. Exactly once per occurrence, with any number of
-// schedulers.
+// Maintenance jobs fire on the same schedule-table engine as crons (libs/firing), in the same
+// scheduler loop (CronScheduler's `sources`): due rows are claimed FOR UPDATE SKIP LOCKED, the
+// occurrence planner decides what fires (missed policy 'latest': after downtime the most recent
+// occurrence fires once, the rest are counted), and one pg-boss job per occurrence, its id derived
+// from (job, scheduled_for), is enqueued in the transaction that advances next_run_date. Exactly
+// once per occurrence, with any number of schedulers.
 
 const MAINTENANCE_NAMESPACE = '3b9a6f0e-7c55-5d1e-9f31-6d61696e7421';
 
@@ -39,10 +38,6 @@ const ADVANCE = `
     FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::int[], $5::text[]) AS v(job_name, next_run_date, fired, missed, error)
    WHERE m.job_name = v.job_name`;
 
-const WAIT_MS = `
-  SELECT (extract(epoch FROM (min(next_run_date) - clock_timestamp())) * 1000)::float8 AS wait_ms
-    FROM maintenance_jobs WHERE enabled AND next_run_date IS NOT NULL`;
-
 interface DueJob {
   job_name: string;
   schedule: string;
@@ -54,8 +49,8 @@ interface DueJob {
 const BATCH = 100;
 const LIMITS = { missedMax: 1, graceMs: 0, ledgerCap: 0 };
 
-/** The maintenance jobs' side of a scheduler pass. */
-export class MaintenanceScheduler {
+/** The maintenance_jobs table as a schedule source. */
+export class MaintenanceScheduler implements ScheduleSource {
   #pool: Pool;
   #boss: PgBoss;
   #logger: Logger;
@@ -67,19 +62,11 @@ export class MaintenanceScheduler {
   }
 
   /** Fires every due occurrence: one transaction per batch. */
-  async pass(): Promise<{ claimed: number; fired: number; skipped: number }> {
-    const total = { claimed: 0, fired: 0, skipped: 0 };
-    for (;;) {
-      const r = await withTransaction(this.#pool, (client) => this.#batch(client));
-      metrics.occurrencesFired('maintenance', r.lags);
-      total.claimed += r.claimed;
-      total.fired += r.fired;
-      total.skipped += r.skipped;
-      if (r.claimed < BATCH) return total;
-    }
+  pass(): Promise<PassResult> {
+    return firePasses(this.#pool, BATCH, (client) => this.#batch(client), async (r) => metrics.occurrencesFired('maintenance', r.lags));
   }
 
-  async #batch(client: PoolClient): Promise<{ claimed: number; fired: number; skipped: number; lags: number[] }> {
+  async #batch(client: PoolClient): Promise<PassResult & { lags: number[] }> {
     const { rows } = await client.query<DueJob>(CLAIM_DUE, [BATCH]);
     if (rows.length === 0) return { claimed: 0, fired: 0, skipped: 0, lags: [] };
     const jobs: { id: string; data: MaintenanceJobData; group: { id: string } }[] = [];
@@ -87,36 +74,28 @@ export class MaintenanceScheduler {
     let skipped = 0;
     const lags: number[] = [];
     for (const row of rows) {
-      let next: Date | null = null;
+      const { plan, next, error } = planDue(row, LIMITS);
       let fired: Date | null = null;
-      let missed = 0;
-      let error: string | null = null;
-      try {
-        const schedule = parseSchedule(row.schedule, { timezone: row.timezone, allowSeconds: true });
-        const plan = planOccurrences({ schedule, nextRunDate: row.next_run_date, endTime: null, missedPolicy: 'latest' }, row.now, LIMITS);
-        next = plan.nextRunDate;
-        missed = plan.missedCount;
-        for (const f of plan.fire) {
-          jobs.push({
-            id: occurrenceJobId(row.job_name, f.scheduled_for),
-            data: { job: row.job_name, scheduled_for: f.scheduled_for.toISOString(), trigger: 'schedule' },
-            // One execution of a job at a time, on any worker (the worker's groupConcurrency 1).
-            group: { id: row.job_name },
-          });
-          fired = f.scheduled_for;
-          lags.push((row.now.getTime() - f.scheduled_for.getTime()) / 1000);
-        }
-      } catch (err) {
-        // Its stored schedule no longer parses: it stops, visibly, until a registration gives it a valid one.
-        error = `scheduler could not plan this maintenance job: ${(err as Error).message}`;
-        this.#logger.error(error, { job: row.job_name });
+      for (const f of plan?.fire ?? []) {
+        jobs.push({
+          id: occurrenceJobId(row.job_name, f.scheduled_for),
+          data: { job: row.job_name, scheduled_for: f.scheduled_for.toISOString(), trigger: 'schedule' },
+          // One execution of a job at a time, on any worker (the worker's groupConcurrency 1).
+          group: { id: row.job_name },
+        });
+        fired = f.scheduled_for;
+        lags.push((row.now.getTime() - f.scheduled_for.getTime()) / 1000);
       }
+      // Its stored schedule no longer parses: it stops, visibly, until a registration gives it a valid one.
+      const why = error === null ? null : `scheduler could not plan this maintenance job: ${error}`;
+      if (why) this.#logger.error(why, { job: row.job_name });
+      const missed = plan?.missedCount ?? 0;
       skipped += missed;
       advance.names.push(row.job_name);
       advance.next.push(next);
       advance.fired.push(fired);
       advance.missed.push(missed);
-      advance.error.push(error);
+      advance.error.push(why);
     }
     if (jobs.length) await this.#boss.insert(QUEUES.maintenance, jobs, { db: transactionDb(client) });
     await client.query(ADVANCE, [advance.names, advance.next, advance.fired, advance.missed, advance.error]);
@@ -124,10 +103,8 @@ export class MaintenanceScheduler {
     return { claimed: rows.length, fired: jobs.length, skipped, lags };
   }
 
-  /** Milliseconds until the earliest enabled job is due (database clock), or null. */
-  async msUntilNext(): Promise<number | null> {
-    const { rows } = await this.#pool.query<{ wait_ms: number | null }>(WAIT_MS);
-    return rows[0]?.wait_ms ?? null;
+  msUntilNext(): Promise<number | null> {
+    return msUntilDue(this.#pool, 'maintenance_jobs');
   }
 }
 

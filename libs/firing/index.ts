@@ -1,0 +1,4 @@
+export { FiringLoop, firePasses, msUntilDue, planDue } from './engine.ts';
+export type { DuePlan, DueSchedule, FiringLoopOptions, PassResult, ScheduleSource } from './engine.ts';
+export { planOccurrences } from './plan.ts';
+export type { MissedPolicy, OccurrencePlan, PlanInput, PlanLimits, SkipReason } from './plan.ts';
