@@ -86,10 +86,13 @@ export async function runProcess(spec: ProcessSpec): Promise<void> {
   let startup: Promise<void> = Promise.resolve();
   onShutdown(logger, config.SHUTDOWN_GRACE_SECONDS, async () => {
     stopping.abort(new Error('shutting down'));
+    // One deadline for the whole drain, so the process exits within the grace period it promised.
+    const deadline = Date.now() + graceMs;
+    const left = () => Math.max(0, deadline - Date.now());
     await startup;
-    for (const r of roles) await r.stop(graceMs);
+    for (const r of roles) await r.stop(left());
     await checkpointer?.end().catch(() => {});
-    await conn?.close(graceMs);
+    await conn?.close(Math.max(1000, left()));
     await embedded?.stop();
   });
   const role = databaseRoleOf(spec);
