@@ -1,4 +1,3 @@
-import os from 'node:os';
 import { z } from 'zod';
 import { databaseConnectionSettings } from './database.ts';
 import { MAINTENANCE_SETTINGS_HINT, operationsSettings, unknownMaintenanceSetting } from './operations.ts';
@@ -44,8 +43,11 @@ const apiKeys = z
     return keys;
   });
 
-/** Default worker concurrency: agent runs mostly wait on I/O (model APIs), so several per core. */
-const defaultConcurrency = Math.max(4, os.availableParallelism() * 4);
+/**
+ * Default worker concurrency: agent runs mostly wait on I/O (model APIs), and a run in flight holds
+ * no database connection (only its claim and its finish do, briefly, in batches): many at once.
+ */
+const defaultConcurrency = 100;
 
 export const configSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test'], { message: 'must be development, production or test' }).default('development'),
