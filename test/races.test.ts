@@ -91,24 +91,35 @@ describe('races in the run lifecycle', () => {
     (await db.pool.query(`SELECT cron_id, status, error, run_id FROM cron_occurrences WHERE cron_id = ANY($1::uuid[])`, [cronIds])).rows;
 
   test('1. a result that cannot be stored ends only its own run, as error; no agent runs twice', async () => {
-    const counting = countingAgent({ gateAt: 5, output: (input) => ((input as { bad?: boolean }).bad ? { text: 'a\u0000b' } : { ok: true }) });
+    const counting = countingAgent({
+      gateAt: 6,
+      output: (input) => {
+        const kind = (input as { bad?: string }).bad;
+        // An agent's error whose message PostgreSQL cannot store either.
+        if (kind === 'error') throw new Error('failed with \u0000 in its message');
+        return kind === 'output' ? { text: 'a\u0000b' } : { ok: true };
+      },
+    });
     const worker = workerWith(db, boss, counting.agent);
     await worker.start();
     try {
       // Kept threads: each run's output is stored as jsonb, which refuses \u0000.
       const crons: string[] = [];
-      for (let i = 0; i < 5; i++) crons.push(await insertCron(db.pool, { schedule: '0 0 1 1 *', on_run_completed: 'keep', input: { bad: i === 0 } }));
+      const kinds = ['output', 'error', null, null, null, null];
+      for (const bad of kinds) crons.push(await insertCron(db.pool, { schedule: '0 0 1 1 *', on_run_completed: 'keep', input: { bad } }));
       await fire();
       const rows = await eventually(async () => {
         const r = await ledger(crons);
-        return r.length === 5 && r.every((o) => !['enqueued', 'running'].includes(o.status)) ? r : null;
+        return r.length === 6 && r.every((o) => !['enqueued', 'running'].includes(o.status)) ? r : null;
       }, 'every occurrence to settle');
-      const bad = rows.find((o) => o.cron_id === crons[0])!;
-      assert.equal(bad.status, 'error');
-      assert.match(bad.error, /could not be stored/);
-      for (const o of rows.filter((x) => x.cron_id !== crons[0])) assert.equal(o.status, 'success');
-      assert.deepEqual(await jobStates(db, rows.map((o) => o.run_id)), ['completed', 'completed', 'completed', 'completed', 'completed']);
-      assert.deepEqual([...counting.executions.values()], [1, 1, 1, 1, 1]);
+      for (const cronId of crons.slice(0, 2)) {
+        const bad = rows.find((o) => o.cron_id === cronId)!;
+        assert.equal(bad.status, 'error');
+        assert.match(bad.error, /could not be stored/);
+      }
+      for (const o of rows.filter((x) => !crons.slice(0, 2).includes(x.cron_id))) assert.equal(o.status, 'success');
+      assert.deepEqual(await jobStates(db, rows.map((o) => o.run_id)), Array(6).fill('completed'));
+      assert.deepEqual([...counting.executions.values()], [1, 1, 1, 1, 1, 1]);
     } finally {
       await worker.stop();
     }

@@ -77,14 +77,17 @@ export class ResultRecorder {
   async #storeAlone({ result, done }: Pending): Promise<void> {
     const deadline = Date.now() + RESULT_RETRY_MS;
     let current = result;
+    let replaced = false;
     for (let attempt = 0; ; attempt++) {
       try {
         await finishRuns(this.#pool, this.#boss, [current]);
         return done();
       } catch (err) {
-        if (isDataError(err) && current.status !== 'error') {
-          // The result itself cannot be stored: the run ends as error, saying why.
+        if (isDataError(err) && !replaced) {
+          // The result itself cannot be stored (its output, or an error message the agent wrote):
+          // the run ends as error saying why, in words PostgreSQL's own message gives.
           this.#logger.warn("a run's result could not be stored; the run ends as error", { run_id: current.run_id, err: describeDatabaseError(err) });
+          replaced = true;
           current = {
             ...current,
             status: 'error',
