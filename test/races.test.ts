@@ -335,11 +335,11 @@ describe('the run lifecycle owner (libs/runs/lifecycle.ts)', () => {
   test('8. a cancel, before or after the claim, leaves the occurrence ended: it never goes back to running', async () => {
     const before = await pendingRun();
     await cancelRuns(db.pool, boss, [before.run_id], 'interrupt');
-    assert.deepEqual(await claimRuns(db.pool, [{ run_id: before.run_id, attempt: 1 }]), []);
+    assert.deepEqual(await claimRuns(db.pool, 'pgboss', [{ run_id: before.run_id, attempt: 1 }]), []);
     assert.equal((await state(before)).ledger, 'interrupted');
 
     const afterClaim = await pendingRun();
-    assert.equal((await claimRuns(db.pool, [{ run_id: afterClaim.run_id, attempt: 1 }])).length, 1);
+    assert.equal((await claimRuns(db.pool, 'pgboss', [{ run_id: afterClaim.run_id, attempt: 1 }])).length, 1);
     assert.equal((await state(afterClaim)).ledger, 'running');
     await cancelRuns(db.pool, boss, [afterClaim.run_id], 'interrupt');
     // The worker's late result changes nothing.
@@ -351,9 +351,9 @@ describe('the run lifecycle owner (libs/runs/lifecycle.ts)', () => {
 
   test('fencing: the result of an attempt whose claim was taken over is not stored over the newer attempt', async () => {
     const r = await pendingRun();
-    assert.equal((await claimRuns(db.pool, [{ run_id: r.run_id, attempt: 1 }]))[0].attempts, 1);
+    assert.equal((await claimRuns(db.pool, 'pgboss', [{ run_id: r.run_id, attempt: 1 }]))[0].attempts, 1);
     // Its heartbeat expired; pg-boss retried the job; another worker claims attempt 2.
-    assert.equal((await claimRuns(db.pool, [{ run_id: r.run_id, attempt: 2 }]))[0].attempts, 2);
+    assert.equal((await claimRuns(db.pool, 'pgboss', [{ run_id: r.run_id, attempt: 2 }]))[0].attempts, 2);
     await finishRuns(db.pool, boss, [result(r, 1, { from: 'attempt 1' })]);
     assert.deepEqual((await state(r)).run, { status: 'running', attempts: 2, output: null });
     await finishRuns(db.pool, boss, [result(r, 2, { from: 'attempt 2' })]);
@@ -378,17 +378,25 @@ describe('the run lifecycle owner (libs/runs/lifecycle.ts)', () => {
         ]);
       }
       const group = shared.thread ?? `cron:${shared.cron}`;
-      const claims = await Promise.all(runs.map((run_id) => claimRuns(db.pool, [{ run_id, attempt: 1, group }])));
+      // Both jobs fetched (active), as two workers fetching at the same instant would hold them.
+      await boss.insert(QUEUES.run, runs.map((id) => ({ id, data: { run_id: id } })));
+      await db.pool.query(`UPDATE pgboss.job SET state = 'active', started_on = now() WHERE name = $1 AND id = ANY($2::uuid[])`, [QUEUES.run, runs]);
+      const claims = await Promise.all(runs.map((run_id) => claimRuns(db.pool, 'pgboss', [{ run_id, attempt: 1, group }])));
       assert.equal(claims.flat().length, 1, `one of two runs sharing ${shared.thread ? 'a thread' : 'a buffer_one cron'} claimed`);
-      const other = runs.find((id) => id !== claims.flat()[0].run_id)!;
+      const winner = claims.flat()[0].run_id;
+      const other = runs.find((id) => id !== winner)!;
       assert.deepEqual([...(await pendingOf(db.pool, [other]))], [other]);
+      // The winner's worker is lost: its job waits for a retry. The other run no longer waits for it
+      // (it would wait for ever: pg-boss may keep handing out the other job first).
+      await db.pool.query(`UPDATE pgboss.job SET state = 'retry' WHERE name = $1 AND id = $2`, [QUEUES.run, winner]);
+      assert.equal((await claimRuns(db.pool, 'pgboss', [{ run_id: other, attempt: 1, group }])).length, 1);
     }
   });
 
   test('finishing the same crons from two transactions in opposite orders never deadlocks', async () => {
     for (let i = 0; i < 30; i++) {
       const [a, b] = [await pendingRun(), await pendingRun()];
-      await claimRuns(db.pool, [
+      await claimRuns(db.pool, 'pgboss', [
         { run_id: a.run_id, attempt: 1 },
         { run_id: b.run_id, attempt: 1 },
       ]);

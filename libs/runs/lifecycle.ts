@@ -116,21 +116,25 @@ const CLAIM_LOCK_THREADS = `
 // Order 3 then 4. A run is claimed when pending, or when still running under an older attempt
 // (its worker was lost and pg-boss retried the job); a finished, cancelled or deleted run is not.
 // Runs that must not overlap (one kept thread; one buffer_one cron: the job's group) are claimed
-// only while no other run of theirs is running: pg-boss's group limit is checked on each fetch's
-// snapshot, so two workers fetching at the same instant could each take one job of a group. The
-// thread's row lock (or the cron's advisory lock) taken before this statement makes the second
-// claimer wait and then see the first one's run. The ledger row goes to running only from
-// enqueued: a cancel that ended it first keeps its word.
-const CLAIM = `
+// only while no other run of theirs is executing (running, its job held by a worker): pg-boss's
+// group limit is checked on each fetch's snapshot, so two workers fetching at the same instant
+// could each take one job of a group. The thread's row lock (or the cron's advisory lock) taken
+// before this statement makes the second claimer wait and then see the first one's run. A run
+// left running by a lost worker (its job waiting for a retry) does not hold the others back:
+// pg-boss then serialises the group again, as it does for every job of it. The ledger row goes to
+// running only from enqueued: a cancel that ended it first keeps its word.
+const claimSql = (schema: string) => `
   WITH target AS (
     SELECT r.run_id, v.attempt
       FROM runs r JOIN unnest($1::uuid[], $2::int[], $3::uuid[]) AS v(run_id, attempt, serial_cron) ON r.run_id = v.run_id
       JOIN threads t ON t.thread_id = r.thread_id
      WHERE (r.status = 'pending' OR (r.status = 'running' AND r.attempts < v.attempt))
        AND (t.ephemeral OR NOT EXISTS (
-             SELECT 1 FROM runs o WHERE o.thread_id = r.thread_id AND o.status = 'running' AND o.run_id <> r.run_id))
+             SELECT 1 FROM runs o JOIN ${schema}.job j ON j.name = $4 AND j.id = o.run_id AND j.state = 'active'
+              WHERE o.thread_id = r.thread_id AND o.status = 'running' AND o.run_id <> r.run_id))
        AND (v.serial_cron IS NULL OR NOT EXISTS (
-             SELECT 1 FROM runs o WHERE o.cron_id = v.serial_cron AND o.status = 'running' AND o.run_id <> r.run_id))
+             SELECT 1 FROM runs o JOIN ${schema}.job j ON j.name = $4 AND j.id = o.run_id AND j.state = 'active'
+              WHERE o.cron_id = v.serial_cron AND o.status = 'running' AND o.run_id <> r.run_id))
      ORDER BY r.run_id
        FOR UPDATE OF r
   ), claimed AS (
@@ -179,8 +183,9 @@ const serialCron = (group: string | null | undefined): string | null => (group?.
  * claimed; a job whose run is not among them either has nothing to execute (its run ended) or
  * must wait for another run of its thread or cron (see `busy`).
  */
-export async function claimRuns(pool: Pool, jobs: ClaimRequest[]): Promise<ClaimedRun[]> {
+export async function claimRuns(pool: Pool, queueSchema: string, jobs: ClaimRequest[]): Promise<ClaimedRun[]> {
   if (jobs.length === 0) return [];
+  const claim = claimSql(`"${queueSchema.replaceAll('"', '""')}"`);
   const sorted = [...jobs].sort((a, b) => cmp(a.run_id, b.run_id));
   const ids = sorted.map((j) => j.run_id);
   const crons = unique(sorted.flatMap((j) => serialCron(j.group) ?? []));
@@ -188,7 +193,7 @@ export async function claimRuns(pool: Pool, jobs: ClaimRequest[]): Promise<Claim
     withTransaction(pool, async (client) => {
       for (const cron of crons) await client.query(LOCK_SERIAL_CRON, [cron]);
       await client.query(CLAIM_LOCK_THREADS, [ids]);
-      const { rows } = await client.query<ClaimedRun>(CLAIM, [ids, sorted.map((j) => j.attempt), sorted.map((j) => serialCron(j.group))]);
+      const { rows } = await client.query<ClaimedRun>(claim, [ids, sorted.map((j) => j.attempt), sorted.map((j) => serialCron(j.group)), QUEUES.run]);
       return rows;
     }),
   );

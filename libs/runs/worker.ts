@@ -209,7 +209,7 @@ export class RunWorker {
     let claimed: ClaimedRun[];
     let waiting: Set<string>;
     try {
-      claimed = await claimRuns(pool, jobs.map((j) => ({ run_id: j.data.run_id, attempt: j.retryCount + 1, group: j.groupId })));
+      claimed = await claimRuns(pool, this.#schema, jobs.map((j) => ({ run_id: j.data.run_id, attempt: j.retryCount + 1, group: j.groupId })));
       const claimedIds = new Set(claimed.map((r) => r.run_id));
       waiting = await pendingOf(pool, jobs.map((j) => j.data.run_id).filter((id) => !claimedIds.has(id)));
     } catch (err) {
