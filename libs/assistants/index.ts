@@ -1,5 +1,7 @@
-export { defaultAssistantId, ensureDefaultAssistants } from './assistants.ts';
+export { defaultAssistantId, ensureDefaultAssistants, isReservedAssistantId } from './assistants.ts';
+export type { MovedAssistant } from './assistants.ts';
 export {
+  AssistantInputError,
   countAssistants,
   deleteAssistant,
   getAssistant,

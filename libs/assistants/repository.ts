@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/index.ts';
 import { isUuid } from '../ids/index.ts';
-import { defaultAssistantId } from './assistants.ts';
+import { defaultAssistantId, isReservedAssistantId } from './assistants.ts';
 
 // Assistants as the LangGraph API shows them. A user sees their own assistants and the system
 // ones (each graph's default assistant, user_id NULL); another user's assistant is as absent as
@@ -85,8 +85,25 @@ export interface NewAssistant {
   user_id: string;
 }
 
-/** Inserts an assistant; null when its id is taken (by anyone: ids are global). */
+/** A request the assistants' rules refuse: answered as a 422 (it carries its status, like any client error). */
+export class AssistantInputError extends Error {
+  readonly status = 422;
+  override name = 'AssistantInputError';
+}
+
+/**
+ * Inserts an assistant; null when its id is taken (by anyone: ids are global). A free id in the
+ * default-id namespace (any UUIDv5: the default assistant of a graph the operator may add later)
+ * is refused with AssistantInputError (422), so no user can hold a graph's default id.
+ */
 export async function insertAssistant(db: Queryable, a: NewAssistant): Promise<AssistantResponse | null> {
+  if (isReservedAssistantId(a.assistant_id)) {
+    const { rowCount } = await db.query(`SELECT 1 FROM assistants WHERE assistant_id = $1`, [a.assistant_id]);
+    if (rowCount) return null;
+    throw new AssistantInputError(
+      `body.assistant_id: ${a.assistant_id} is a version-5 UUID, reserved for graphs' default assistants (the UUIDv5 of a graph id); choose another id (a UUIDv4) or leave it out`,
+    );
+  }
   const { rows } = await db.query<AssistantRow>(
     `INSERT INTO assistants (assistant_id, graph_id, name, description, config, context, metadata, user_id)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import express from 'express';
-import type { Express, RequestHandler, Router } from 'express';
+import type { Express, Request, RequestHandler, Router } from 'express';
 import type { Logger } from '../log/index.ts';
 import { withLogContext } from '../log/index.ts';
 import { metricsHandler, observeDatabase } from '../metrics/index.ts';
 import { QUEUES } from '../queue/index.ts';
+import { hasCredentials, withoutCredentials } from '../webhooks/address.ts';
 import { docsPage } from './docs.ts';
-import { errorHandler, unknownRoute } from './errors.ts';
+import { errorHandler, HttpError, unknownRoute } from './errors.ts';
 import { healthRoutes } from './health.ts';
 import { refuseUnstorableInput } from './input-guard.ts';
 import { openApiDocument } from './openapi.ts';
@@ -39,12 +40,83 @@ function requestLogging(logger: Logger): RequestHandler {
   };
 }
 
+const JSON_TYPES = ['application/json', 'application/*+json'];
+
+/** Whether a request carries a body (type-is's rule: chunked, or a non-zero Content-Length). */
+const hasBody = (req: Request): boolean =>
+  req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+
+/**
+ * A body sent without `content-type: application/json` (`curl -d '{...}'` says
+ * application/x-www-form-urlencoded; some clients say nothing): read as JSON when it is JSON, and
+ * otherwise refused with 415 saying what to send, instead of reaching the routes as no body.
+ */
+function nonJsonBodies(limitBytes: number): RequestHandler {
+  const readText = express.text({ limit: limitBytes, type: () => true, defaultCharset: 'utf-8' });
+  return (req, res, next) => {
+    if (req.body !== undefined || !hasBody(req) || req.is(JSON_TYPES)) return next();
+    readText(req, res, (err?: unknown) => {
+      if (err) return next(err);
+      const text = typeof req.body === 'string' ? req.body : '';
+      if (text.trim() === '') {
+        req.body = undefined;
+        return next();
+      }
+      try {
+        req.body = JSON.parse(text);
+        next();
+      } catch {
+        req.body = undefined;
+        const sent = req.get('content-type');
+        next(new HttpError(415, `request bodies are JSON: send a JSON body with content-type: application/json (got ${sent ? `content-type ${JSON.stringify(sent)}` : 'no content-type'} and a body that is not JSON)`));
+      }
+    });
+  };
+}
+
+/** Answers never show the credentials of a webhook URL (`https://user:secret@host/x` -> `https://host/x`). */
+function hideWebhookCredentials(): RequestHandler {
+  return (_req, res, next) => {
+    const json = res.json.bind(res);
+    res.json = (body: unknown) => json(redactWebhookUrls(body));
+    next();
+  };
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Where a resource carries a webhook URL: a Cron's payload, a Run's kwargs, a request echo. */
+function redactOne(item: unknown): unknown {
+  if (!isRecord(item)) return item;
+  let out = item;
+  const fix = (holder: Record<string, unknown>): Record<string, unknown> =>
+    typeof holder.webhook === 'string' && hasCredentials(holder.webhook) ? { ...holder, webhook: withoutCredentials(holder.webhook) } : holder;
+  out = fix(out);
+  for (const key of ['payload', 'kwargs']) {
+    const inner = out[key];
+    if (isRecord(inner)) {
+      const fixed = fix(inner);
+      if (fixed !== inner) out = { ...out, [key]: fixed };
+    }
+  }
+  return out;
+}
+
+export function redactWebhookUrls(body: unknown): unknown {
+  return Array.isArray(body) ? body.map(redactOne) : redactOne(body);
+}
+
 export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'extended');
   app.use(requestLogging(deps.logger));
-  app.use(express.json({ limit: deps.bodyLimitBytes, type: ['application/json', 'application/*+json'] }));
+  app.use(hideWebhookCredentials());
+  app.use(express.json({ limit: deps.bodyLimitBytes, type: JSON_TYPES }));
+  // The root names where to go instead of "no route".
+  app.get('/', (_req, res) => {
+    res.json({ service: 'agentcron', docs: '/docs', openapi: '/openapi.json', health: '/health', ok: '/ok' });
+  });
   app.use(healthRoutes(deps));
   // Prometheus scrapes without a key, like /health: no series carries user data (labels are
   // graph ids, statuses, queue and job names). The api also reports the deployment's gauges.
@@ -57,6 +129,7 @@ export function createApp(deps: AppDeps): Express {
   app.get('/docs', docsPage());
   app.use(deps.auth);
   // After auth (a caller without a key hears 401 first), before any route reads the input.
+  app.use(nonJsonBodies(deps.bodyLimitBytes));
   app.use(refuseUnstorableInput());
   for (const r of deps.routes) app.use(r);
   return app;

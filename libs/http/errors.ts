@@ -1,4 +1,4 @@
-import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import { databaseTrouble, describeDatabaseError, pgErrorCode } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
 
@@ -14,8 +14,51 @@ export class HttpError extends Error {
 
 export const notFound = (what = 'Not found') => new HttpError(404, what);
 
-export const unknownRoute: RequestHandler = (req, _res, next) => {
-  next(new HttpError(404, `no route for ${req.method} ${req.path}`));
+/** Where a caller lost on the API is sent. */
+export const DOCS_HINT = 'the API reference is at /docs (OpenAPI document: /openapi.json)';
+
+/** 405 with the Allow header: the path exists, not for this method. */
+export function methodNotAllowed(res: Response, method: string, path: string, allowed: string[]): HttpError {
+  res.setHeader('Allow', allowed.join(', '));
+  return new HttpError(405, `${method} is not allowed on ${path}; allowed: ${allowed.join(', ')} (${DOCS_HINT})`);
+}
+
+/** A router layer, as Express 5's router keeps them (only what this file reads). */
+interface Layer {
+  match(path: string): unknown;
+  route?: { methods: Record<string, boolean>; _methods(): string[] };
+  handle?: { stack?: Layer[] };
+}
+
+/** The methods the app's routes answer on a path (walking routers mounted at "/"). */
+function methodsFor(stack: Layer[] | undefined, path: string, found: Set<string>): void {
+  for (const layer of stack ?? []) {
+    let matched: unknown;
+    try {
+      matched = layer.match(path);
+    } catch {
+      continue; // a malformed %-escape in a parameter
+    }
+    if (!matched) continue;
+    if (layer.route) {
+      if (layer.route.methods._all) continue;
+      for (const m of layer.route._methods()) found.add(m);
+    } else if (layer.handle?.stack) {
+      methodsFor(layer.handle.stack, path, found);
+    }
+  }
+}
+
+/**
+ * Mounted after every route: a path some route answers for other methods is a 405 with Allow
+ * (GET on a POST-only route); any other is a 404 pointing to /docs.
+ */
+export const unknownRoute: RequestHandler = (req, res, next) => {
+  const allowed = new Set<string>();
+  methodsFor((req.app as unknown as { router?: { stack?: Layer[] } }).router?.stack, req.path, allowed);
+  allowed.delete(req.method);
+  if (allowed.size > 0 && req.method !== 'OPTIONS') return next(methodNotAllowed(res, req.method, req.path, [...allowed].sort()));
+  next(new HttpError(404, `no route for ${req.method} ${req.path}; ${DOCS_HINT}`));
 };
 
 /** Seconds a client is asked to wait (Retry-After) when the database is unreachable, or busy. */
@@ -43,6 +86,19 @@ function databaseReason(err: unknown): string {
   return 'the database cannot be reached';
 }
 
+/** Why a JSON body was refused: not JSON at all, or JSON that is not an object or a list (`null`, `"text"`, `5`). */
+function parseFailure(err: { body?: unknown; message?: unknown }): string {
+  if (typeof err.body === 'string') {
+    try {
+      const value: unknown = JSON.parse(err.body);
+      return `body: expected a JSON object, got ${value === null ? 'null' : typeof value}`;
+    } catch {
+      // not JSON: said below
+    }
+  }
+  return `malformed JSON body: ${String(err.message)}`;
+}
+
 /**
  * Last handler: client errors become 4xx with a detail; the database being unreachable (refused,
  * restarting, out of connections, no pooled connection in time) or too busy (lock or statement
@@ -58,7 +114,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     // body-parser errors carry a status and a type.
     const status = typeof err?.status === 'number' ? err.status : typeof err?.statusCode === 'number' ? err.statusCode : 500;
     if (err?.type === 'entity.parse.failed') {
-      res.status(422).json({ detail: `malformed JSON body: ${err.message}` });
+      res.status(422).json({ detail: parseFailure(err) });
       return;
     }
     if (err?.type === 'entity.too.large') {

@@ -1,4 +1,5 @@
 import { Router } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import { describeDatabaseError } from '../db/index.ts';
 import type { Pool } from '../db/index.ts';
 import { latestMonitorFindings } from '../maintenance/index.ts';
@@ -12,6 +13,27 @@ export interface HealthDeps {
   heartbeatSeconds: number;
   /** CRON_ENABLED and CRON_POLL_INTERVAL_SECONDS: whether and how soon a scheduler must have ticked (absent: not judged). */
   scheduler?: { enabled: boolean; pollIntervalSeconds: number };
+  /**
+   * The API's auth middleware. /health is public, but its details (cron ids, hostnames and pids
+   * of processes, queue depths, errors) are shown only to a caller it marks admin (AUTH_MODE=none:
+   * everyone; api_key: ADMIN_API_KEYS); others get the status alone. Absent: details for all.
+   */
+  auth?: RequestHandler;
+}
+
+/** Whether the auth middleware marks this request admin; any refusal (no key, a user key) is a no. */
+async function callerIsAdmin(auth: RequestHandler, req: Request): Promise<boolean> {
+  const locals: Record<string, unknown> = {};
+  const probe = { locals, setHeader: () => probe, getHeader: () => undefined } as unknown as Response;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const ret: unknown = auth(req, probe, (err?: unknown) => (err ? reject(err) : resolve()));
+      if (ret instanceof Promise) ret.then(undefined, reject);
+    });
+  } catch {
+    return false;
+  }
+  return locals.admin === true;
 }
 
 // Whether schedulers tick. A scheduler's tick is recorded with its next heartbeat, so "ticked
@@ -29,13 +51,14 @@ const SCHEDULER_TICKS = `
  * scheduler ticks, the heartbeat monitor's findings). 503 when the database is unreachable or,
  * with CRON_ENABLED, when schedulers have registered but none has ticked within three poll intervals.
  */
-export function healthRoutes({ pool, boss, heartbeatSeconds, scheduler }: HealthDeps): Router {
+export function healthRoutes({ pool, boss, heartbeatSeconds, scheduler, auth }: HealthDeps): Router {
   const router = Router();
   const staleAfterSeconds = scheduler ? 3 * scheduler.pollIntervalSeconds + heartbeatSeconds : null;
   router.get('/ok', (_req, res) => {
     res.json({ ok: true });
   });
-  router.get('/health', async (_req, res) => {
+  router.get('/health', async (req, res) => {
+    const detailed = auth ? await callerIsAdmin(auth, req) : true;
     const started = Date.now();
     let database: { ok: boolean; latency_ms?: number; error?: string };
     let processes = null;
@@ -69,7 +92,19 @@ export function healthRoutes({ pool, boss, heartbeatSeconds, scheduler }: Health
     const ok = database.ok && queue.ok && ticking !== false;
     // The database is back within seconds of a restart, and the pool reconnects by itself.
     if (!database.ok) res.setHeader('Retry-After', '5');
-    res.status(database.ok && ticking !== false ? 200 : 503).json({
+    const status = database.ok && ticking !== false ? 200 : 503;
+    if (!detailed) {
+      // Without an admin key: the status alone, nothing about other tenants or the hosts.
+      res.status(status).json({
+        ok,
+        database: { ok: database.ok },
+        queue: { ok: queue.ok },
+        schedulers: { ticking },
+        details: 'shown to admin keys (ADMIN_API_KEYS) only',
+      });
+      return;
+    }
+    res.status(status).json({
       ok,
       database,
       queue,

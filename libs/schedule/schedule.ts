@@ -139,6 +139,18 @@ function normalise(expression: string, allowSeconds: boolean): { sixFields: stri
   }
   const fields = expression.split(/\s+/);
   if (fields.length === 5) return { sixFields: `0 ${fields.join(' ')}`, hasSeconds: false };
+  const last = fields[fields.length - 1];
+  if (fields.length >= 6 && looksLikeYear(last)) {
+    // `0 0 1 1 * 2030`: a year field (Quartz, AWS) read as anything else would be blamed on the
+    // wrong field (day-of-week, or the seconds switch).
+    const year = `the ${ordinal(fields.length)} field ${JSON.stringify(last)} looks like a year, and years are not supported`;
+    const endTime = 'to stop a cron at a date, set end_time';
+    if (fields.length === 6 && allowSeconds) {
+      throw invalid(expression, `${year}: 6 fields are read as second minute hour day-of-month month day-of-week; ${endTime}`);
+    }
+    const expected = allowSeconds ? `${FIVE_FIELDS}, or 6 fields with seconds first` : FIVE_FIELDS;
+    throw invalid(expression, `too many fields (got ${fields.length}): ${year}; expected ${expected}; ${endTime}`);
+  }
   if (fields.length === 6) {
     if (!allowSeconds) {
       throw invalid(
@@ -151,6 +163,15 @@ function normalise(expression: string, allowSeconds: boolean): { sixFields: stri
   const expected = allowSeconds ? `${FIVE_FIELDS}, or 6 fields with seconds first` : FIVE_FIELDS;
   throw invalid(expression, `expected ${expected}, got ${fields.length} field${fields.length === 1 ? '' : 's'}`);
 }
+
+/** A field made only of 4-digit numbers from 1970 on (a year, a range or list of years), which no cron field holds. */
+function looksLikeYear(field: string): boolean {
+  if (!/^[\d,\-/*]+$/.test(field)) return false;
+  const numbers = field.split(/[,\-/]/).filter((n) => n !== '' && n !== '*');
+  return numbers.length > 0 && numbers.some((n) => /^\d{4}$/.test(n) && Number(n) >= 1970);
+}
+
+const ordinal = (n: number): string => `${n}${n === 1 ? 'st' : n === 2 ? 'nd' : n === 3 ? 'rd' : 'th'}`;
 
 function matcherFor(expression: string, sixFields: string): WallMatcher {
   const cached = lruGet(matcherCache, sixFields);

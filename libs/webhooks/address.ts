@@ -145,3 +145,90 @@ export function allowPrivateWebhooks(allow: boolean): void {
 export function webhookCreateProblem(url: string): string | null {
   return allowPrivateAtCreate ? null : literalAddressProblem(url);
 }
+
+// ---- credentials in webhook URLs ----
+// A webhook URL may carry credentials (https://user:secret@host/hook): the delivery sends them
+// (as Basic authorization), and nothing else ever shows them: API answers, the Run a webhook
+// receives, ledger rows and log lines all get the URL without its userinfo.
+
+/** Longest webhook URL accepted (characters). */
+export const WEBHOOK_URL_MAX_LENGTH = 2048;
+
+/** Whether a URL carries a username or a password. */
+export function hasCredentials(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return u.username !== '' || u.password !== '';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The URL without its userinfo (`https://user:secret@host/x` -> `https://host/x`); any other
+ * string, or a URL without credentials, is answered exactly as given.
+ */
+export function withoutCredentials(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return url;
+  }
+  if (u.username === '' && u.password === '') return url;
+  u.username = '';
+  u.password = '';
+  return u.href;
+}
+
+/** The secrets a URL's userinfo holds, raw and percent-decoded, to scrub them from any text. */
+export function credentialParts(url: string): string[] {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return [];
+  }
+  const parts = new Set<string>();
+  for (const p of [u.username, u.password]) {
+    if (!p) continue;
+    parts.add(p);
+    try {
+      parts.add(decodeURIComponent(p));
+    } catch {
+      // a malformed escape: the raw form is scrubbed
+    }
+  }
+  return [...parts].filter((p) => p.length > 0);
+}
+
+/** Text with every occurrence of the URL's credentials replaced by `***`. */
+export function scrubCredentials(text: string, url: string): string {
+  let out = text;
+  for (const secret of credentialParts(url).sort((a, b) => b.length - a.length)) out = out.split(secret).join('***');
+  return out;
+}
+
+/**
+ * Why a string is not an acceptable webhook URL before any address rule (null when it is): an
+ * http(s) URL of at most WEBHOOK_URL_MAX_LENGTH characters whose authority is written out
+ * (`http:///no-host` is read by URL parsers as host "no-host": refused, since it names no host).
+ */
+export function webhookUrlProblem(url: string): string | null {
+  if (url.length > WEBHOOK_URL_MAX_LENGTH) return `must be at most ${WEBHOOK_URL_MAX_LENGTH} characters (got ${url.length})`;
+  const shape = 'must be an http(s) URL with a host';
+  // The scheme, "//" and a host right after it: no third slash, no backslash, no empty host.
+  if (!/^https?:\/\/[^/\\?#\s]/i.test(url)) return shape;
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return shape;
+  }
+  if ((u.protocol !== 'http:' && u.protocol !== 'https:') || u.hostname === '') return shape;
+  // The host as written must be the host parsed: "http://@/x" or "http://user@" name none.
+  const authority = url.slice(url.indexOf('//') + 2).split(/[/?#\\]/, 1)[0];
+  const hostPart = authority.slice(authority.lastIndexOf('@') + 1);
+  if (hostPart === '' || hostPart.startsWith(':')) return shape;
+  return null;
+}

@@ -2,7 +2,7 @@ import { lookup } from 'node:dns/promises';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import { bareHost, forbiddenAddress } from './address.ts';
+import { bareHost, forbiddenAddress, scrubCredentials } from './address.ts';
 
 // One webhook POST. The destination's host is resolved first and every address it resolves to is
 // checked (unless private destinations are allowed); the connection then goes to the address that
@@ -57,8 +57,17 @@ export async function resolveTarget(hostname: string, allowPrivate: boolean): Pr
   return addresses[0];
 }
 
-/** POSTs body to url; never throws. */
+/**
+ * POSTs body to url; never throws. Credentials in the URL are sent as Basic authorization (as
+ * Node's http does for a URL's userinfo) and scrubbed from the error it answers, which is stored
+ * on the run and its ledger row and logged.
+ */
 export async function deliver(url: string, body: string, headers: Record<string, string>, o: DeliveryOptions): Promise<DeliveryResult> {
+  const result = await attempt(url, body, headers, o);
+  return result.ok ? result : { ...result, error: scrubCredentials(result.error, url) };
+}
+
+async function attempt(url: string, body: string, headers: Record<string, string>, o: DeliveryOptions): Promise<DeliveryResult> {
   let u: URL;
   try {
     u = new URL(url);

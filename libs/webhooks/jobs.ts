@@ -1,6 +1,7 @@
 import type { PoolClient, Queryable } from '../db/index.ts';
 import type { PgBoss } from '../queue/index.ts';
 import { QUEUES, transactionDb } from '../queue/index.ts';
+import { withoutCredentials } from './address.ts';
 
 // A webhook job carries the whole Run it reports: it is enqueued in the transaction that ends the
 // run, and by the time it is sent an ephemeral thread (and its run) may have been deleted.
@@ -30,10 +31,15 @@ export interface WebhookJob {
   run: WebhookRun;
 }
 
-/** The body sent: the Run with the time of this attempt as webhook_sent_at. */
+/**
+ * The body sent: the Run with the time of this attempt as webhook_sent_at. Its kwargs.webhook is
+ * the URL without credentials: they travel as the request's authorization, never in a body.
+ */
 export function webhookBody(run: WebhookRun, sentAt: Date): string {
   const { values, error, ...rest } = run;
-  return JSON.stringify({ ...rest, webhook_sent_at: sentAt.toISOString(), values, error });
+  const webhook = rest.kwargs?.webhook;
+  const kwargs = typeof webhook === 'string' ? { ...rest.kwargs, webhook: withoutCredentials(webhook) } : rest.kwargs;
+  return JSON.stringify({ ...rest, kwargs, webhook_sent_at: sentAt.toISOString(), values, error });
 }
 
 /**

@@ -1,16 +1,36 @@
 import { Router } from 'express';
+import type { Request, Response } from 'express';
 import { z } from 'zod';
+import { cronOwner, countScopedCrons, searchScopedCrons, transferCrons } from '../../crons/tenancy.ts';
+import { retryConflicts, withTransaction } from '../../db/index.ts';
+import { isUuid } from '../../ids/index.ts';
+import { resolveAssistantId } from '../../assistants/index.ts';
 import { getMaintenanceJob, listMaintenanceJobs, triggerMaintenanceJob } from '../../maintenance/index.ts';
 import { QUEUES } from '../../queue/index.ts';
 import { requireAdmin } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
-import { HttpError } from '../errors.ts';
+import { HttpError, methodNotAllowed } from '../errors.ts';
+import { bulkScope, cronOperations, selectFields } from './crons.ts';
 import { MaintenanceJobSchema, TriggerAnswer, TriggerParams, TriggerQuery } from '../schemas/admin.ts';
-import { ErrorSchema, documentRoutes, errors, json } from '../schemas/common.ts';
+import { ErrorSchema, NoContent, documentRoutes, errors, json } from '../schemas/common.ts';
+import {
+  AdminCronBulkBody,
+  AdminCronCountBody,
+  AdminCronSearchBody,
+  CronBulkAnswer,
+  CronIdParams,
+  CronRunSchema,
+  CronSchema,
+  CronTransferAnswer,
+  CronTransferBody,
+  CronUpdateBody,
+} from '../schemas/crons.ts';
 import { parse } from '../validate.ts';
 
-// Operator endpoints. With AUTH_MODE=api_key only ADMIN_API_KEYS pass (a user's key gets 403);
-// with AUTH_MODE=none they are as open as the rest of the API.
+// Operator endpoints: every user's crons (search, count, get, update, delete, trigger, bulk
+// operations, moving crons between users) and the maintenance jobs. With AUTH_MODE=api_key only
+// ADMIN_API_KEYS pass (a user's key gets 403); with AUTH_MODE=none they are as open as the rest
+// of the API.
 
 const notAdmin = { 403: json(ErrorSchema, 'Not an admin key (AUTH_MODE=api_key needs one of ADMIN_API_KEYS).') };
 
@@ -32,11 +52,170 @@ documentRoutes('admin', [
   },
 ]);
 
+documentRoutes('admin', [
+  {
+    method: 'post',
+    path: '/admin/crons/search',
+    summary: "Search every user's crons (user_id says whose each is)",
+    description: 'The filters, sort, select and paging of /runs/crons/search, plus user_id (one user) and sort_by user_id.',
+    body: AdminCronSearchBody,
+    responses: { 200: json(z.array(CronSchema)), ...errors(422), ...notAdmin },
+  },
+  {
+    method: 'post',
+    path: '/admin/crons/count',
+    summary: "Count every user's crons (or one user's with user_id)",
+    body: AdminCronCountBody,
+    responses: { 200: json(z.number().int(), 'A bare integer'), ...errors(422), ...notAdmin },
+  },
+  {
+    method: 'post',
+    path: '/admin/crons/bulk',
+    summary: "Disable, enable or delete every cron matching a filter, whoever's it is; answers the count",
+    body: AdminCronBulkBody,
+    responses: { 200: json(CronBulkAnswer), ...errors(422), ...notAdmin },
+  },
+  {
+    method: 'post',
+    path: '/admin/crons/transfer',
+    summary: 'Move crons (and their threads and runs) from one user to another',
+    description:
+      'Adopting crons made under AUTH_MODE=none (user "anonymous") after turning api_key on: {"from_user_id": "anonymous", "to_user_id": "alice"}. ' +
+      "A thread cron's thread moves with it, with the old owner's other crons on that thread and every run on it; so do the threads a stateless cron's runs kept. " +
+      'CRON_MAX_PER_USER is not applied.',
+    body: CronTransferBody,
+    responses: { 200: json(CronTransferAnswer), ...errors(422), ...notAdmin },
+  },
+  {
+    method: 'get',
+    path: '/admin/crons/{cron_id}',
+    summary: "Get any user's cron",
+    params: CronIdParams,
+    responses: { 200: json(CronSchema), ...errors(404), ...notAdmin },
+  },
+  {
+    method: 'patch',
+    path: '/admin/crons/{cron_id}',
+    summary: "Update any user's cron, by the owner's rules (PATCH /runs/crons/{cron_id})",
+    params: CronIdParams,
+    body: CronUpdateBody,
+    responses: { 200: json(CronSchema), ...errors(404, 422), ...notAdmin },
+  },
+  {
+    method: 'delete',
+    path: '/admin/crons/{cron_id}',
+    summary: "Delete any user's cron",
+    params: CronIdParams,
+    responses: { 204: NoContent, ...errors(404), ...notAdmin },
+  },
+  {
+    method: 'post',
+    path: '/admin/crons/{cron_id}/trigger',
+    summary: "Run any user's cron now (as its owner)",
+    params: CronIdParams,
+    responses: { 200: json(CronRunSchema), ...errors(404, 409), ...notAdmin },
+  },
+]);
+
 const FINAL_STATES = new Set(['completed', 'failed', 'cancelled']);
 
-export function adminRoutes({ pool, boss }: ApiDeps): Router {
+const CRON_NOT_FOUND = 'Cron not found';
+
+/** The owner of the cron a path names, or 404 (an admin sees every cron, so a 404 means none). */
+async function ownerOf(pool: ApiDeps['pool'], req: Request): Promise<{ cronId: string; owner: string }> {
+  const cronId = req.params.cron_id;
+  if (typeof cronId !== 'string' || !isUuid(cronId)) throw new HttpError(404, CRON_NOT_FOUND);
+  const owner = await cronOwner(pool, cronId);
+  if (owner === null) throw new HttpError(404, CRON_NOT_FOUND);
+  return { cronId, owner };
+}
+
+const postOnly = (req: Request, res: Response): never => {
+  throw methodNotAllowed(res, req.method, req.path, ['POST']);
+};
+
+export function adminRoutes(deps: ApiDeps): Router {
+  const { pool, boss } = deps;
+  const crons = cronOperations(deps);
   const router = Router();
   router.use('/admin', requireAdmin());
+
+  // ---- every user's crons ----
+
+  router.post('/admin/crons/search', async (req, res) => {
+    const q = parse(AdminCronSearchBody, req.body);
+    const { crons: rows, now } = await searchScopedCrons(pool, {
+      user_id: q.user_id ?? null,
+      assistant_id: q.assistant_id != null ? resolveAssistantId(q.assistant_id) : null,
+      thread_id: q.thread_id,
+      enabled: q.enabled,
+      metadata: q.metadata,
+      sort_by: q.sort_by,
+      sort_order: q.sort_order,
+      limit: q.limit,
+      offset: q.offset,
+    });
+    res.json(rows.map((c) => selectFields(c, q.select, now)));
+  });
+
+  router.post('/admin/crons/count', async (req, res) => {
+    const q = parse(AdminCronCountBody, req.body);
+    res.json(
+      await countScopedCrons(pool, {
+        user_id: q.user_id ?? null,
+        assistant_id: q.assistant_id != null ? resolveAssistantId(q.assistant_id) : null,
+        thread_id: q.thread_id,
+        enabled: q.enabled,
+        metadata: q.metadata,
+      }),
+    );
+  });
+
+  router.post('/admin/crons/bulk', async (req, res) => {
+    const body = parse(AdminCronBulkBody, req.body);
+    res.json(await crons.bulk(bulkScope(body, body.user_id ?? null, true), body.action));
+  });
+
+  router.post('/admin/crons/transfer', async (req, res) => {
+    const body = parse(CronTransferBody, req.body);
+    if (body.from_user_id === body.to_user_id) throw new HttpError(422, 'body.to_user_id: must differ from from_user_id');
+    const moved = await retryConflicts(() =>
+      withTransaction(pool, (client) =>
+        transferCrons(client, {
+          from_user_id: body.from_user_id,
+          to_user_id: body.to_user_id,
+          cron_ids: body.cron_ids?.map((id) => id.toLowerCase()) ?? null,
+          assistants: body.assistants ?? false,
+        }),
+      ),
+    );
+    res.json({ from_user_id: body.from_user_id, to_user_id: body.to_user_id, count: moved.cron_ids.length, ...moved });
+  });
+
+  router.all(['/admin/crons/search', '/admin/crons/count', '/admin/crons/bulk', '/admin/crons/transfer'], postOnly);
+
+  router.get('/admin/crons/:cron_id', async (req, res) => {
+    const { cronId, owner } = await ownerOf(pool, req);
+    res.json(await crons.get(cronId, owner));
+  });
+
+  router.patch('/admin/crons/:cron_id', async (req, res) => {
+    const { cronId, owner } = await ownerOf(pool, req);
+    res.json(await crons.update(req, cronId, owner));
+  });
+
+  router.delete('/admin/crons/:cron_id', async (req, res) => {
+    const { cronId, owner } = await ownerOf(pool, req);
+    await crons.remove(cronId, owner);
+    res.status(204).end();
+  });
+
+  router.post('/admin/crons/:cron_id/trigger', async (req, res) => {
+    const { cronId, owner } = await ownerOf(pool, req);
+    await crons.trigger(res, cronId, owner);
+  });
+
+  // ---- maintenance ----
 
   router.get('/admin/maintenance', async (_req, res) => {
     res.json(await listMaintenanceJobs(pool));

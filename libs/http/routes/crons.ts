@@ -4,7 +4,7 @@ import type { Request, Response } from 'express';
 import { defaultAssistantId } from '../../assistants/index.ts';
 import type { Config } from '../../config/index.ts';
 import { activeRuns, cancelSuperseded, fireOccurrences, firingCron, overlapAllowance, runsToSupersede } from '../../crons/index.ts';
-import type { CronPayload, CronRow, CronWithGraph, CronChanges, OccurrenceTrigger, Superseded } from '../../crons/index.ts';
+import type { CronPayload, CronResponse, CronRow, CronWithGraph, CronChanges, OccurrenceTrigger, Superseded } from '../../crons/index.ts';
 import {
   countCrons,
   createThreadIfMissing,
@@ -30,11 +30,16 @@ import { isUuid, occurrenceRunId } from '../../ids/index.ts';
 import { getRun } from '../../runs/index.ts';
 import type { RunResponse } from '../../runs/index.ts';
 import { parseSchedule, ScheduleError } from '../../schedule/index.ts';
+import { deleteLockedCrons, lockScopedCrons, setCronStates } from '../../crons/tenancy.ts';
+import type { CronScope } from '../../crons/tenancy.ts';
+import { withoutCredentials } from '../../webhooks/address.ts';
 import type { Schedule } from '../../schedule/index.ts';
 import { userOf } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
-import { HttpError, notFound } from '../errors.ts';
+import { HttpError, methodNotAllowed, notFound } from '../errors.ts';
 import {
+  BULK_FILTERS,
+  CronBulkBody,
   CronCountBody,
   CronCreateBody,
   CronSearchBody,
@@ -43,7 +48,7 @@ import {
   OccurrencesQuery,
   PAYLOAD_KEYS,
 } from '../schemas/crons.ts';
-import type { CronField } from '../schemas/crons.ts';
+import type { CronBulkAction, CronField } from '../schemas/crons.ts';
 import { parse } from '../validate.ts';
 
 // The crons API: the LangGraph SDK's create/createForThread/search/count/update/delete, plus get,
@@ -78,6 +83,51 @@ function scheduleOf(expression: string, timezone: string | null, allowSeconds: b
     throw err;
   }
 }
+
+/**
+ * A timezone as stored: the canonical IANA name of what was typed (`utc` -> `UTC`,
+ * `europe/paris` -> `Europe/Paris`, `US/Eastern` -> `America/New_York`), so a cron shows, filters
+ * and compares by one spelling. An unknown name is answered as typed (validation names it).
+ */
+export function canonicalTimezone(tz: string | null): string | null {
+  if (tz === null) return null;
+  try {
+    return new Intl.DateTimeFormat('en-US', { timeZone: tz }).resolvedOptions().timeZone;
+  } catch {
+    return tz;
+  }
+}
+
+/**
+ * The next_run_date a Cron answer shows. An enabled cron: the stored one (the occurrence the
+ * scheduler fires next; null once finished). A disabled cron fires nothing, so it shows when it
+ * would fire if enabled now: the stored date while it is still ahead, else the schedule's next
+ * occurrence after now (exactly what enabling computes); null when finished or past end_time.
+ */
+export function shownNextRunDate(row: CronRow, now: Date): Date | null {
+  if (row.enabled || row.finished_at !== null || row.next_run_date === null) return row.next_run_date;
+  if (row.next_run_date.getTime() > now.getTime()) return row.next_run_date;
+  let next: Date;
+  try {
+    const from = row.fired_through && row.fired_through.getTime() > now.getTime() ? row.fired_through : now;
+    next = parseSchedule(row.schedule, { timezone: row.timezone, allowSeconds: true }).nextAfter(from);
+  } catch {
+    return row.next_run_date;
+  }
+  return row.end_time && next.getTime() > row.end_time.getTime() ? null : next;
+}
+
+/** A stored cron as the API answers it: next_run_date as above, a webhook without its credentials. */
+export function cronAnswer(row: CronRow, now: Date): CronResponse {
+  const answer = toCronResponse(row);
+  const shown = shownNextRunDate(row, now);
+  answer.next_run_date = shown ? shown.toISOString() : null;
+  if (typeof answer.payload.webhook === 'string') answer.payload = { ...answer.payload, webhook: withoutCredentials(answer.payload.webhook) };
+  return answer;
+}
+
+/** The clock a single Cron answer needs (only a disabled cron's next_run_date reads it). */
+const answerClock = async (db: ApiDeps['pool'] | PoolClient, row: CronRow): Promise<Date> => (row.enabled ? new Date() : statementNow(db));
 
 /** A path's UUID; anything else names no cron or thread, so it is a 404 (never a database error). */
 function pathId(req: Request, name: 'cron_id' | 'thread_id', missing: string): string {
@@ -140,8 +190,8 @@ async function createCron(deps: ApiDeps, req: Request, res: Response, threadId: 
   if (threadId !== null && body.overlap_policy && body.overlap_policy !== 'allow') {
     throw unprocessable('overlap_policy', 'applies to stateless crons only; a thread cron follows multitask_strategy');
   }
-  const timezone = body.timezone ?? null;
-  const schedule = scheduleOf(body.schedule, timezone, config.CRON_ALLOW_SECONDS_SCHEDULE);
+  const schedule = scheduleOf(body.schedule, body.timezone ?? null, config.CRON_ALLOW_SECONDS_SCHEDULE);
+  const timezone = canonicalTimezone(body.timezone ?? null);
   const enabled = body.enabled ?? true;
 
   const created = await withTransaction(pool, async (client) => {
@@ -194,7 +244,7 @@ async function createCron(deps: ApiDeps, req: Request, res: Response, threadId: 
   // interrupt/rollback: stop the thread's runs the first run supersedes, now that it is committed.
   if (created.superseded) await cancelSuperseded(pool, boss, created.superseded, logger);
   if (created.run) sendRun(res, created.run, created.cron.cron_id);
-  else res.json(toCronResponse(created.cron));
+  else res.json(cronAnswer(created.cron, await answerClock(pool, created.cron)));
 }
 
 /**
@@ -205,11 +255,12 @@ async function createCron(deps: ApiDeps, req: Request, res: Response, threadId: 
  * occurrence already fired is never due again.
  */
 function planUpdate(row: CronWithGraph, body: CronUpdateBody, now: Date, allowSeconds: boolean): CronChanges {
-  const timezone = body.timezone !== undefined ? body.timezone : row.timezone;
+  const given = body.timezone !== undefined ? body.timezone : row.timezone;
   let schedule: Schedule | null = null;
-  if (body.schedule != null) schedule = scheduleOf(body.schedule, timezone, allowSeconds);
+  if (body.schedule != null) schedule = scheduleOf(body.schedule, given, allowSeconds);
   // The stored schedule was validated when written; only the new timezone needs checking here.
-  else if (body.timezone !== undefined) schedule = scheduleOf(row.schedule, timezone, true);
+  else if (body.timezone !== undefined) schedule = scheduleOf(row.schedule, given, true);
+  const timezone = body.timezone !== undefined ? canonicalTimezone(body.timezone) : row.timezone;
   const scheduleChanged = schedule !== null && (schedule.expression !== row.schedule || timezone !== row.timezone);
 
   let endTime = row.end_time;
@@ -258,16 +309,120 @@ function planUpdate(row: CronWithGraph, body: CronUpdateBody, now: Date, allowSe
 }
 
 /** A Cron reduced to the selected fields ("now" is the database's time of the search). */
-function selectFields(row: CronRow, select: CronField[] | null, now: Date): Record<string, unknown> {
-  const full: Record<string, unknown> = { ...toCronResponse(row) };
+export function selectFields(row: CronRow, select: CronField[] | null, now: Date): Record<string, unknown> {
+  const full: Record<string, unknown> = { ...cronAnswer(row, now) };
   if (select === null) return full;
   const out: Record<string, unknown> = {};
   for (const field of select) out[field] = field === 'now' ? now.toISOString() : full[field];
   return out;
 }
 
-export function cronsRoutes(deps: ApiDeps): Router {
+/** What a bulk operation did: the crons that matched, each now disabled, enabled or deleted. */
+export interface BulkAnswer {
+  action: CronBulkAction;
+  count: number;
+}
+
+/**
+ * The crons routes' work, for a given owner: the routes pass the caller, the admin routes the
+ * cron's owner (so an admin's change follows exactly the owner's rules).
+ */
+export function cronOperations(deps: ApiDeps) {
   const { pool, boss, config, logger } = deps;
+  return {
+    async get(cronId: string, userId: string): Promise<CronResponse> {
+      const cron = await getCron(pool, cronId, userId);
+      if (!cron) throw notFound(CRON_NOT_FOUND);
+      return cronAnswer(cron, await answerClock(pool, cron));
+    },
+
+    async update(req: Request, cronId: string, userId: string): Promise<CronResponse> {
+      checkBodySize(req, config);
+      const body = parse(CronUpdateBody, req.body);
+      return retryConflicts(() =>
+        withTransaction(pool, async (client) => {
+          const row = await getCron(client, cronId, userId, { lock: true });
+          if (!row) throw notFound(CRON_NOT_FOUND);
+          // Decided on the clock after the lock: a pass that held the cron may have fired meanwhile.
+          const now = await statementNow(client);
+          const changes = planUpdate(row, body, now, config.CRON_ALLOW_SECONDS_SCHEDULE);
+          return cronAnswer(await updateCron(client, cronId, userId, changes), now);
+        }),
+      );
+    },
+
+    async remove(cronId: string, userId: string): Promise<void> {
+      if (!(await retryConflicts(() => deleteCron(pool, cronId, userId)))) throw notFound(CRON_NOT_FOUND);
+    },
+
+    async trigger(res: Response, cronId: string, userId: string): Promise<void> {
+      const started = await retryConflicts(() =>
+        withTransaction(pool, async (client) => {
+          // Locked like a scheduler pass locks the crons it fires: concurrent triggers and passes of
+          // this cron take turns, so the overlap rule sees the runs the others started.
+          const cron = await getCron(client, cronId, userId, { lock: true });
+          if (!cron) throw notFound(CRON_NOT_FOUND);
+          return startRun(client, boss, cron, cron.graph_id, await statementNow(client), 'manual');
+        }),
+      );
+      // A manual run the overlap rule holds back is refused, not recorded: the caller is told why.
+      if (started.run === null) throw new HttpError(409, started.overlap);
+      await cancelSuperseded(pool, boss, started.superseded, logger);
+      sendRun(res, started.run, cronId);
+    },
+
+    /**
+     * Disables, enables or deletes every cron in the scope, in one transaction retried on a
+     * deadlock or serialization failure: the crons are locked by cron_id first (the lock order of
+     * libs/runs/lifecycle.ts); enabling follows PATCH's rules (a passed next_run_date restarts
+     * from now, a finished cron comes back); deleting takes their ledger rows as DELETE does.
+     */
+    async bulk(scope: CronScope, action: CronBulkAction): Promise<BulkAnswer> {
+      const count = await retryConflicts(() =>
+        withTransaction(pool, async (client) => {
+          const rows = await lockScopedCrons(client, scope);
+          if (action === 'delete') return deleteLockedCrons(client, rows.map((r) => r.cron_id));
+          const now = await statementNow(client);
+          const change = { enabled: action === 'enable' } as CronUpdateBody;
+          const states = rows.map((row) => {
+            const planned = planUpdate(row, change, now, true);
+            return { cron_id: row.cron_id, enabled: planned.enabled, next_run_date: planned.next_run_date, finished_at: planned.finished_at };
+          });
+          await setCronStates(client, states);
+          return rows.length;
+        }),
+      );
+      return { action, count };
+    },
+  };
+}
+
+/**
+ * A bulk body's scope: the owner (the caller; for an admin, the user_id filter or every owner)
+ * and the filters. No filter at all (an owner's own id is none) needs `"all": true`.
+ */
+export function bulkScope(body: CronBulkBody, userId: string | null, userIsFilter = false): CronScope {
+  const filtered = BULK_FILTERS.some((k) => body[k] != null) || (userIsFilter && userId !== null);
+  if (!filtered && body.all !== true) {
+    throw new HttpError(422, `body: name the crons with a filter (${BULK_FILTERS.join(', ')}) or send "all": true`);
+  }
+  return {
+    user_id: userId,
+    assistant_id: body.assistant_id != null ? assistantKey(body.assistant_id) : null,
+    thread_id: body.thread_id,
+    enabled: body.enabled,
+    metadata: body.metadata,
+  };
+}
+
+/** POST-only routes answer other methods 405 with Allow (not "Cron not found" from GET /runs/crons/{cron_id}). */
+const postOnly: (req: Request, res: Response) => never = (req, res) => {
+  throw methodNotAllowed(res, req.method, req.path, ['POST']);
+};
+
+export function cronsRoutes(deps: ApiDeps): Router {
+  const { pool } = deps;
+  const ops = cronOperations(deps);
   const router = Router();
 
   router.post('/runs/crons', (req, res) => createCron(deps, req, res, null));
@@ -300,51 +455,28 @@ export function cronsRoutes(deps: ApiDeps): Router {
     res.json(n);
   });
 
+  router.post('/runs/crons/bulk', async (req, res) => {
+    const body = parse(CronBulkBody, req.body);
+    res.json(await ops.bulk(bulkScope(body, userOf(res)), body.action));
+  });
+
+  router.all(['/runs/crons/search', '/runs/crons/count', '/runs/crons/bulk'], postOnly);
+
   router.get('/runs/crons/:cron_id', async (req, res) => {
-    const cron = await getCron(pool, pathId(req, 'cron_id', CRON_NOT_FOUND), userOf(res));
-    if (!cron) throw notFound(CRON_NOT_FOUND);
-    res.json(toCronResponse(cron));
+    res.json(await ops.get(pathId(req, 'cron_id', CRON_NOT_FOUND), userOf(res)));
   });
 
   router.patch('/runs/crons/:cron_id', async (req, res) => {
-    const userId = userOf(res);
-    const cronId = pathId(req, 'cron_id', CRON_NOT_FOUND);
-    checkBodySize(req, config);
-    const body = parse(CronUpdateBody, req.body);
-    const cron = await retryConflicts(() =>
-      withTransaction(pool, async (client) => {
-        const row = await getCron(client, cronId, userId, { lock: true });
-        if (!row) throw notFound(CRON_NOT_FOUND);
-        // Decided on the clock after the lock: a pass that held the cron may have fired meanwhile.
-        const changes = planUpdate(row, body, await statementNow(client), config.CRON_ALLOW_SECONDS_SCHEDULE);
-        return updateCron(client, cronId, userId, changes);
-      }),
-    );
-    res.json(toCronResponse(cron));
+    res.json(await ops.update(req, pathId(req, 'cron_id', CRON_NOT_FOUND), userOf(res)));
   });
 
   router.delete('/runs/crons/:cron_id', async (req, res) => {
-    const cronId = pathId(req, 'cron_id', CRON_NOT_FOUND);
-    if (!(await retryConflicts(() => deleteCron(pool, cronId, userOf(res))))) throw notFound(CRON_NOT_FOUND);
+    await ops.remove(pathId(req, 'cron_id', CRON_NOT_FOUND), userOf(res));
     res.status(204).end();
   });
 
   router.post('/runs/crons/:cron_id/trigger', async (req, res) => {
-    const userId = userOf(res);
-    const cronId = pathId(req, 'cron_id', CRON_NOT_FOUND);
-    const started = await retryConflicts(() =>
-      withTransaction(pool, async (client) => {
-        // Locked like a scheduler pass locks the crons it fires: concurrent triggers and passes of
-        // this cron take turns, so the overlap rule sees the runs the others started.
-        const cron = await getCron(client, cronId, userId, { lock: true });
-        if (!cron) throw notFound(CRON_NOT_FOUND);
-        return startRun(client, boss, cron, cron.graph_id, await statementNow(client), 'manual');
-      }),
-    );
-    // A manual run the overlap rule holds back is refused, not recorded: the caller is told why.
-    if (started.run === null) throw new HttpError(409, started.overlap);
-    await cancelSuperseded(pool, boss, started.superseded, logger);
-    sendRun(res, started.run, cronId);
+    await ops.trigger(res, pathId(req, 'cron_id', CRON_NOT_FOUND), userOf(res));
   });
 
   router.get('/runs/crons/:cron_id/occurrences', async (req, res) => {

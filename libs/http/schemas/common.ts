@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { isUuid } from '../../ids/index.ts';
 import { webhookCreateProblem } from '../../webhooks/index.ts';
+import { WEBHOOK_URL_MAX_LENGTH, webhookUrlProblem } from '../../webhooks/address.ts';
 import { HttpError } from '../errors.ts';
 import { registry } from '../openapi.ts';
 
@@ -15,33 +16,26 @@ export const ErrorSchema = registry.register(
 export const Metadata = z.record(z.string(), z.unknown()).describe('Free-form JSON object.');
 
 /**
- * A webhook destination, for crons and runs alike: an http(s) URL with a host, and (the part of
- * the SSRF guard that needs no DNS) not a literal loopback/private/link-local/metadata address
- * unless WEBHOOK_ALLOW_PRIVATE. Hostnames are checked again when sending, after DNS.
+ * A webhook destination, for crons and runs alike: an http(s) URL of at most 2,048 characters
+ * with a host written out, and (the part of the SSRF guard that needs no DNS) not a literal
+ * loopback/private/link-local/metadata address unless WEBHOOK_ALLOW_PRIVATE. Hostnames are
+ * checked again when sending, after DNS. Credentials in it (https://user:secret@host/x) are kept
+ * for the delivery and never shown: answers carry the URL without them.
  */
 export const webhookUrl = z
   .string()
-  .refine(
-    (s) => {
-      try {
-        const u = new URL(s);
-        return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
-      } catch {
-        return false;
-      }
-    },
-    { message: 'must be an http(s) URL with a host', abort: true },
-  )
   .superRefine((s, ctx) => {
-    const problem = webhookCreateProblem(s);
+    const problem = webhookUrlProblem(s) ?? webhookCreateProblem(s);
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
-  });
+  })
+  .openapi({ format: 'uri', maxLength: WEBHOOK_URL_MAX_LENGTH });
 
 /** What a webhook receives (the description of every `webhook` field). */
 export const WEBHOOK_DESCRIPTION =
   'POSTed the Run as JSON when a run ends (any status), retried with backoff. With WEBHOOK_SECRET set, signed: ' +
   'X-Agentcron-Signature: sha256=<hex HMAC-SHA256 of "<X-Agentcron-Timestamp>.<body>">. Loopback, private, link-local ' +
-  'and metadata destinations are refused (a literal address with 422 here, a hostname when sending) unless WEBHOOK_ALLOW_PRIVATE=true.';
+  'and metadata destinations are refused (a literal address with 422 here, a hostname when sending) unless WEBHOOK_ALLOW_PRIVATE=true. ' +
+  'At most 2,048 characters. Credentials in the URL (https://user:secret@host/x) are sent as Basic authorization and never shown: answers carry the URL without them.';
 
 /** A page size in a JSON body (the SDK sends numbers). */
 export const bodyLimit = (fallback = 10) => z.number().int().min(1).max(1000).default(fallback);
@@ -106,7 +100,9 @@ const ERROR_TEXT: Record<number, string> = {
   403: 'The resource is read-only.',
   404: 'No such resource, or it belongs to another user.',
   408: 'The run had not ended within the wait limit; join again.',
+  405: 'The path exists for other methods (listed in the Allow header).',
   409: 'Conflicts with the current state.',
+  415: 'The body is not JSON: send JSON with content-type: application/json.',
   422: 'Invalid input; `detail` names the field.',
 };
 

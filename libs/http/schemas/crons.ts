@@ -59,7 +59,9 @@ export const CronCreateBody = z
   .object({
     assistant_id: z.string({ error: required }).min(1).openapi({ description: 'An assistant id, or a graph id (its default assistant)' }),
     schedule: z.string({ error: required }).openapi({ description: 'Cron expression, 5 fields (6 with seconds first when enabled)' }),
-    input: jsonObject,
+    input: jsonObject
+      .nullish()
+      .openapi({ description: 'The input of every run; optional (the SDKs send none when not given): runs then get no input (null)' }),
     ...payloadFields,
     ...cronFields,
     if_not_exists: z.enum(['create', 'reject']).nullish().openapi({ description: 'Thread crons: create the thread when it does not exist' }),
@@ -133,6 +135,91 @@ export type CronSearchBody = z.output<typeof CronSearchBody>;
 export const CronCountBody = z.object(cronFilters).openapi('CronCount');
 export type CronCountBody = z.output<typeof CronCountBody>;
 
+export const CRON_BULK_ACTIONS = ['disable', 'enable', 'delete'] as const;
+export type CronBulkAction = (typeof CRON_BULK_ACTIONS)[number];
+/** The filters a bulk operation names its crons by (one at least, or "all": true). */
+export const BULK_FILTERS = ['assistant_id', 'thread_id', 'enabled', 'metadata'] as const;
+
+const bulkFields = {
+  action: z.enum(CRON_BULK_ACTIONS, { error: (iss) => (iss.input === undefined ? 'required' : 'expected "disable", "enable" or "delete"') }),
+  ...cronFilters,
+  all: z.boolean().nullish().openapi({ description: 'Required (true) when no filter is given: every cron of the caller' }),
+};
+
+export const CronBulkBody = z
+  .object(bulkFields)
+  .openapi('CronBulk', {
+    description:
+      'Disable, enable or delete every cron of the caller matching the filters (at least one, or "all": true). Enabling follows PATCH: a passed next_run_date restarts from now, a finished cron comes back. Deleting also deletes their occurrence ledgers; runs already started finish.',
+  });
+export type CronBulkBody = z.output<typeof CronBulkBody>;
+
+export const CronBulkAnswer = z
+  .object({
+    action: z.enum(CRON_BULK_ACTIONS),
+    count: z.number().int().openapi({ description: 'The crons that matched: each is now disabled, enabled or deleted' }),
+  })
+  .openapi('CronBulkResult');
+
+// ---- admin keys: every user's crons ----
+
+const userFilter = {
+  user_id: z.string().min(1).nullish().openapi({ description: "Only this user's crons (absent: every user's)" }),
+};
+
+export const AdminCronSearchBody = z
+  .object({
+    ...CronSearchBody.shape,
+    ...userFilter,
+    sort_by: z
+      .enum([...CRON_SORT_KEYS, 'user_id'])
+      .nullish()
+      .transform((v) => v ?? 'created_at'),
+  })
+  .openapi('AdminCronSearch');
+export type AdminCronSearchBody = z.output<typeof AdminCronSearchBody>;
+
+export const AdminCronCountBody = z.object({ ...cronFilters, ...userFilter }).openapi('AdminCronCount');
+export type AdminCronCountBody = z.output<typeof AdminCronCountBody>;
+
+export const AdminCronBulkBody = z
+  .object({ ...bulkFields, ...userFilter })
+  .openapi('AdminCronBulk', {
+    description: 'As /runs/crons/bulk, over every user\'s crons (user_id narrows to one user and counts as a filter)',
+  });
+export type AdminCronBulkBody = z.output<typeof AdminCronBulkBody>;
+
+export const CronTransferBody = z
+  .object({
+    from_user_id: z.string({ error: required }).min(1),
+    to_user_id: z.string({ error: required }).min(1),
+    cron_ids: z
+      .array(uuidFilter)
+      .min(1)
+      .max(10_000)
+      .nullish()
+      .openapi({ description: 'Only these crons of from_user_id (absent: all of them)' }),
+    assistants: z
+      .boolean()
+      .nullish()
+      .openapi({ description: "Also move from_user_id's own assistants the moved crons use (default false: they stay, and the crons keep running them)" }),
+  })
+  .openapi('CronTransfer');
+export type CronTransferBody = z.output<typeof CronTransferBody>;
+
+export const CronTransferAnswer = z
+  .object({
+    from_user_id: z.string(),
+    to_user_id: z.string(),
+    count: z.number().int().openapi({ description: 'Crons moved' }),
+    cron_ids: z.array(z.string()),
+    threads: z.number().int().openapi({ description: "Threads moved: thread crons' threads and the threads stateless crons' runs kept" }),
+    runs: z.number().int().openapi({ description: 'Runs on those threads, moved with them' }),
+    assistants: z.number().int().openapi({ description: 'Assistants moved (with "assistants": true)' }),
+    assistants_kept: z.array(z.string()).openapi({ description: "The old owner's assistants moved crons use that stayed with the old owner" }),
+  })
+  .openapi('CronTransferResult');
+
 export const CronIdParams = z.object({ cron_id: z.string().openapi({ format: 'uuid' }) });
 export const ThreadIdParams = z.object({ thread_id: z.string().openapi({ format: 'uuid' }) });
 
@@ -155,12 +242,17 @@ export const CronSchema = z
     on_run_completed: z.enum(ON_RUN_COMPLETED).nullable(),
     end_time: iso.nullable(),
     schedule: z.string(),
-    timezone: z.string().nullable().openapi({ description: 'IANA name; null means UTC' }),
+    timezone: z.string().nullable().openapi({ description: 'Canonical IANA name of the zone given ("utc" is stored as "UTC"); null means UTC' }),
     created_at: iso,
     updated_at: iso,
     payload: z.record(z.string(), z.unknown()),
-    user_id: z.string(),
-    next_run_date: iso.nullable().openapi({ description: 'null once the cron has finished' }),
+    user_id: z.string().openapi({ description: 'The owner (admin keys see every user\'s crons)' }),
+    next_run_date: iso
+      .nullable()
+      .openapi({
+        description:
+          'Enabled: the next occurrence the scheduler fires. Disabled: when it would fire if enabled now (a disabled cron fires nothing). null once the cron has finished (end_time passed)',
+      }),
     metadata: z.record(z.string(), z.unknown()),
     enabled: z.boolean(),
     last_run_at: iso.nullable(),
@@ -327,4 +419,16 @@ registry.registerPath({
   security,
   request: { params: CronIdParams, query: NextQuery },
   responses: { 200: json(NextRunsSchema, 'Next fire times (none when the cron is disabled or finished)'), ...errors(404, 422) },
+});
+registry.registerPath({
+  method: 'post',
+  path: '/runs/crons/bulk',
+  summary: 'Disable, enable or delete every cron of the caller matching a filter; answers the count',
+  description:
+    'Filters: assistant_id, thread_id, enabled, metadata (at least one, or "all": true). One transaction: the crons are locked in cron_id order; ' +
+    'enable follows PATCH {"enabled": true}; delete removes their occurrence ledgers too (runs already started finish).',
+  tags: ['crons'],
+  security,
+  request: { body: json(CronBulkBody, 'The action and the filters') },
+  responses: { 200: json(CronBulkAnswer, 'What was done'), ...errors(422) },
 });
