@@ -3,6 +3,7 @@ import { Listener, backoffDelay, describeDatabaseError, retryConflicts, withTran
 import type { Logger } from '../log/index.ts';
 import { metrics } from '../metrics/index.ts';
 import { parseSchedule } from '../schedule/index.ts';
+import { Alarm } from '../timing/index.ts';
 import { planOccurrences } from './plan.ts';
 import type { MissedPolicy, OccurrencePlan, PlanLimits } from './plan.ts';
 
@@ -136,8 +137,7 @@ export class FiringLoop {
   #o: FiringLoopOptions;
   #running = false;
   #loop: Promise<void> | undefined;
-  #wake: (() => void) | undefined;
-  #woken = false;
+  #alarm = new Alarm();
   #listener: Listener | undefined;
 
   constructor(options: FiringLoopOptions) {
@@ -152,9 +152,9 @@ export class FiringLoop {
       channels: this.#o.channels,
       applicationName: 'agentcron-scheduler-listen',
       logger: this.#o.logger,
-      onNotification: () => this.#wakeUp(),
+      onNotification: () => this.#alarm.wake(),
       // Changes made while the connection was down were not announced: look now.
-      onReconnect: () => this.#wakeUp(),
+      onReconnect: () => this.#alarm.wake(),
     });
     // Not awaited: polling covers a listener that cannot connect yet.
     void this.#listener.start();
@@ -164,7 +164,7 @@ export class FiringLoop {
   /** Stops after the pass in progress (its transaction commits or rolls back whole). */
   async stop(): Promise<void> {
     this.#running = false;
-    this.#wakeUp();
+    this.#alarm.wake();
     await this.#loop;
     await this.#listener?.stop();
   }
@@ -173,7 +173,7 @@ export class FiringLoop {
     const { logger, pollIntervalSeconds, sources } = this.#o;
     let failures = 0;
     while (this.#running) {
-      this.#woken = false;
+      this.#alarm.clear();
       let waitMs = pollIntervalSeconds * 1000;
       try {
         const started = performance.now();
@@ -200,25 +200,7 @@ export class FiringLoop {
         logger.error(`scheduler pass failed (${describeDatabaseError(err)}); retrying in ${(waitMs / 1000).toFixed(1)}s`);
       }
       if (!this.#running) break;
-      if (!this.#woken) await this.#sleep(waitMs);
+      await this.#alarm.sleep(waitMs);
     }
-  }
-
-  #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      const self = this;
-      function done() {
-        clearTimeout(timer);
-        self.#wake = undefined;
-        resolve();
-      }
-      this.#wake = done;
-    });
-  }
-
-  #wakeUp(): void {
-    this.#woken = true;
-    this.#wake?.();
   }
 }

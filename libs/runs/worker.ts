@@ -7,6 +7,7 @@ import { toError, withLogContext } from '../log/index.ts';
 import { metrics } from '../metrics/index.ts';
 import type { PgBoss, RunJob } from '../queue/index.ts';
 import { QUEUE_DEFAULTS, QUEUES, queueNotifyChannel, requeueRunJobs } from '../queue/index.ts';
+import { Alarm } from '../timing/index.ts';
 import { CancelWatcher } from './cancel.ts';
 import { ResultRecorder } from './recorder.ts';
 import { RUN_CANCEL_CHANNEL, claimRuns, endRuns, handBackRuns, pendingOf } from './lifecycle.ts';
@@ -85,8 +86,7 @@ export class RunWorker {
   #listener: Listener | undefined;
   #running = false;
   #loop: Promise<void> | undefined;
-  #wake: (() => void) | undefined;
-  #woken = false;
+  #alarm = new Alarm();
   #heartbeat: NodeJS.Timeout | undefined;
   #deadWork: string | undefined;
   /**
@@ -125,11 +125,11 @@ export class RunWorker {
         logger,
         onNotification: (channel, payload) => {
           if (channel === RUN_CANCEL_CHANNEL) this.#cancels.notified(payload);
-          else if (payload === QUEUES.run) this.#wakeUp();
+          else if (payload === QUEUES.run) this.#alarm.wake();
         },
         // Notifications sent while the connection was down are gone: look now.
         onReconnect: () => {
-          this.#wakeUp();
+          this.#alarm.wake();
           this.#cancels.check();
         },
       });
@@ -153,7 +153,7 @@ export class RunWorker {
   async stop(graceMs = 0): Promise<void> {
     if (!this.#running) return;
     this.#running = false;
-    this.#wakeUp();
+    this.#alarm.wake();
     await this.#loop;
     const deadWork = this.#deadWork ? this.#o.boss.offWork(QUEUES.runDead, { id: this.#deadWork, wait: true }).catch(() => {}) : Promise.resolve();
     const all = () => Promise.all([...this.#inFlight.values()].map((f) => f.done));
@@ -179,10 +179,10 @@ export class RunWorker {
     const pollMs = this.#o.pollIntervalMs ?? 2000;
     let failures = 0;
     while (this.#running) {
-      this.#woken = false;
+      this.#alarm.clear();
       const free = concurrency - this.#inFlight.size;
       if (free <= 0) {
-        await this.#sleep(pollMs);
+        await this.#alarm.sleep(pollMs);
         continue;
       }
       let jobs: Job<RunJob>[];
@@ -193,13 +193,13 @@ export class RunWorker {
       } catch (err) {
         const wait = backoffDelay(failures++);
         logger.warn(`could not fetch runs (${describeDatabaseError(err)}); retrying in ${(wait / 1000).toFixed(1)}s`);
-        await this.#sleep(wait);
+        await this.#alarm.sleep(wait);
         continue;
       }
       if (jobs.length) await this.#begin(jobs);
       // A short fetch means the queue is drained for now; a full one, fetch again at once.
       const idleMs = this.#coolingGroups.size ? Math.min(pollMs, GROUP_COOL_DOWN_MS) : pollMs;
-      if (jobs.length < Math.min(free, MAX_FETCH) && !this.#woken) await this.#sleep(idleMs);
+      if (jobs.length < Math.min(free, MAX_FETCH) && !this.#alarm.woken) await this.#alarm.sleep(idleMs);
     }
   }
 
@@ -247,7 +247,7 @@ export class RunWorker {
     const flight: InFlight = { run, job, controller, done: Promise.resolve() };
     flight.done = this.#carryOut(flight).finally(() => {
       if (this.#inFlight.get(run.run_id) === flight) this.#inFlight.delete(run.run_id);
-      this.#wakeUp();
+      this.#alarm.wake();
     });
     this.#inFlight.set(run.run_id, flight);
   }
@@ -388,24 +388,5 @@ export class RunWorker {
     const now = Date.now();
     for (const [group, until] of this.#coolingGroups) if (until <= now) this.#coolingGroups.delete(group);
     return [...this.#coolingGroups.keys()];
-  }
-
-  #sleep(ms: number): Promise<void> {
-    if (this.#woken || !this.#running) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      const self = this;
-      function done() {
-        clearTimeout(timer);
-        self.#wake = undefined;
-        resolve();
-      }
-      this.#wake = done;
-    });
-  }
-
-  #wakeUp(): void {
-    this.#woken = true;
-    this.#wake?.();
   }
 }
