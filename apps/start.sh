@@ -1,10 +1,15 @@
 #!/bin/sh
 # Starts one agentcron process (api, scheduler, worker, migrate) in place of this shell, so a
 # platform's SIGTERM reaches it directly and its exit code is the process's own.
-# Prefers the project's Node 24 (the `node` devDependency) to an older system node.
+# Prefers the project's Node 24 (the `node` devDependency) to an older system node; without it
+# (a production install on a platform whose Node is older), says so in one line and exits 1.
 set -e
 root=$(cd "$(dirname "$0")/.." && pwd)
 name=${1:?usage: apps/start.sh api|scheduler|worker|migrate}
 node=node
 [ -x "$root/node_modules/.bin/node" ] && node="$root/node_modules/.bin/node"
+if ! "$node" -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 24 ? 0 : 1)' 2>/dev/null; then
+  echo "agentcron: needs Node.js 24 or newer to run its TypeScript sources (found $("$node" --version 2>/dev/null || echo none)); use a Node 24 runtime, or install the dev dependencies (npm ci), which bring one" >&2
+  exit 1
+fi
 exec "$node" "$root/apps/$name/main.ts"

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createTestDatabase } from './support/db.ts';
@@ -75,4 +76,22 @@ describe('Procfile', () => {
     scheduler.kill('SIGTERM');
     assert.equal(await scheduler.exited, 0);
   });
+});
+
+test('apps/start.sh on a Node older than 24 (a production install without dev dependencies): one line, exit 1', async () => {
+  // A copy of the script with no node_modules beside it, and a `node` on PATH that is Node 20.
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'agentcron-start-'));
+  try {
+    mkdirSync(path.join(dir, 'apps'));
+    mkdirSync(path.join(dir, 'bin'));
+    copyFileSync(path.join(ROOT, 'apps/start.sh'), path.join(dir, 'apps/start.sh'));
+    writeFileSync(path.join(dir, 'bin/node'), '#!/bin/sh\n[ "$1" = --version ] && echo v20.20.2 && exit 0\nexit 1\n', { mode: 0o755 });
+    const run = track(spawn('sh', [path.join(dir, 'apps/start.sh'), 'worker'], { env: { PATH: `${path.join(dir, 'bin')}:/usr/bin:/bin` } }));
+    assert.equal(await run.exited, 1);
+    assert.deepEqual(run.output, [
+      'agentcron: needs Node.js 24 or newer to run its TypeScript sources (found v20.20.2); use a Node 24 runtime, or install the dev dependencies (npm ci), which bring one',
+    ]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -2,7 +2,7 @@
 // is stored: `create` prints the key once, on stdout alone, so `KEY=$(npm run -s keys -- create --user alice)` works.
 import { parseArgs } from 'node:util';
 import { loadConfigOrExit } from '../../libs/config/index.ts';
-import { createPool, migrate } from '../../libs/db/index.ts';
+import { createPool, embeddedDatabaseUrl, isDatabaseUnavailable, migrate } from '../../libs/db/index.ts';
 import { isUuid } from '../../libs/ids/index.ts';
 import { createApiKey, listApiKeys, revokeApiKey } from '../../libs/http/auth.ts';
 
@@ -34,8 +34,9 @@ if (args.values.help || !command) {
 if (!['create', 'list', 'revoke'].includes(command)) fail(`unknown command "${command}"\n${USAGE}`);
 
 const config = loadConfigOrExit();
-if (!config.DATABASE_URL) fail('DATABASE_URL is required (the database the api uses)');
-const pool = createPool(config.DATABASE_URL, { max: 1, applicationName: 'agentcron-keys' });
+// Next to `npm start` (no DATABASE_URL), the keys go to its embedded database.
+const databaseUrl = config.DATABASE_URL ?? embeddedDatabaseUrl(config.EMBEDDED_PG_PORT);
+const pool = createPool(databaseUrl, { max: 1, applicationName: 'agentcron-keys' });
 try {
   // The keys table may be newer than the database (keys made before the api's first start).
   if (config.MIGRATE_ON_START) await migrate(pool);
@@ -68,6 +69,9 @@ try {
       fail(`unknown command "${command}"\n${USAGE}`);
   }
 } catch (err) {
+  if (!config.DATABASE_URL && isDatabaseUnavailable(err)) {
+    fail(`DATABASE_URL is not set and no \`npm start\` database answers on port ${config.EMBEDDED_PG_PORT}: start \`npm start\`, or set DATABASE_URL`);
+  }
   process.stderr.write(`agentcron keys: ${(err as Error).message}\n`);
   process.exitCode = 1;
 } finally {

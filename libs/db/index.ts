@@ -18,6 +18,6 @@ export { backoffDelay, retryWhileUnavailable, sleep, DEFAULT_BACKOFF } from './b
 export type { Backoff, WaitOptions } from './backoff.ts';
 export { migrate, MIGRATIONS_DIR } from './migrate.ts';
 export type { MigrationResult } from './migrate.ts';
-export { startEmbeddedPostgres } from './embedded.ts';
+export { embeddedDatabaseUrl, startEmbeddedPostgres, startEmbeddedServer } from './embedded.ts';
 export type { EmbeddedDatabase } from './embedded.ts';
 export { retryConflicts, isTransientConflict } from './retry.ts';

@@ -3,7 +3,7 @@ import { AgentConfigError, builtinAgents, loadAgents, openCheckpointer } from '.
 import type { LoadedAgents } from '../agents/index.ts';
 import { loadConfigOrExit, requireDatabaseUrl } from '../config/index.ts';
 import type { Config, DatabaseRole } from '../config/index.ts';
-import { retryWhileUnavailable, startEmbeddedPostgres } from '../db/index.ts';
+import { retryWhileUnavailable, startEmbeddedServer } from '../db/index.ts';
 import type { EmbeddedDatabase } from '../db/index.ts';
 import { createLogger } from '../log/index.ts';
 import type { Logger } from '../log/index.ts';
@@ -65,10 +65,12 @@ export async function runProcess(spec: ProcessSpec): Promise<void> {
   let embedded: EmbeddedDatabase | undefined;
   if (!databaseUrl) {
     logger.info(`DATABASE_URL not set: starting embedded PostgreSQL (data in ${config.EMBEDDED_PG_DIR})`);
-    embedded = await startEmbeddedPostgres({ dataDir: config.EMBEDDED_PG_DIR, port: config.EMBEDDED_PG_PORT }).catch((err) =>
+    // In a process group of its own: a Ctrl-C reaches this process, which drains, then stops the database last.
+    embedded = await startEmbeddedServer({ dataDir: config.EMBEDDED_PG_DIR, port: config.EMBEDDED_PG_PORT }).catch((err) =>
       fatal(logger, 'embedded PostgreSQL', err),
     );
     databaseUrl = embedded.url;
+    logger.info(`embedded PostgreSQL at ${embedded.url} (npm run keys and other commands run next to it use it when DATABASE_URL is not set)`);
   }
   const agents = loaded?.registry ?? builtinAgents();
   const url = databaseUrl;
