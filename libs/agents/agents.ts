@@ -30,29 +30,80 @@ export type Agent = (input: unknown, ctx: AgentContext) => Promise<unknown>;
 export interface GraphThreadState {
   values: unknown;
   next: string[];
-  tasks: { id: string; name: string; error: string | null; interrupts: unknown[] }[];
+  /** `result`: what the task wrote, once it has run (the history's and the stream's `updates`). */
+  tasks: { id: string; name: string; error: string | null; interrupts: unknown[]; path?: unknown[]; result?: unknown }[];
   checkpoint_id: string;
   checkpoint_ns: string;
+  /** The checkpoint this one follows (null for a thread's first). */
+  parent_checkpoint_id?: string | null;
   metadata: Record<string, unknown>;
   created_at: string;
+}
+
+/** Which checkpoints of a thread a history read returns, newest first. */
+export interface HistoryOptions {
+  limit: number;
+  /** Only checkpoints older than this checkpoint id. */
+  before?: string | null;
+  /** Only checkpoints whose metadata contains these keys and values. */
+  metadata?: Record<string, unknown> | null;
 }
 
 /** What a graph that keeps checkpoints offers besides being run. */
 export interface CheckpointedGraph {
   /** The thread's latest state; null when the thread has no checkpoint of this graph. */
   threadState(threadId: string): Promise<GraphThreadState | null>;
+  /** The thread's checkpoints, newest first ([] when it has none). */
+  threadHistory?(threadId: string, opts: HistoryOptions): Promise<GraphThreadState[]>;
+}
+
+/** A graph as LangGraph's drawable JSON shows it (`GET /assistants/{id}/graph`). */
+export interface DrawableGraph {
+  nodes: unknown[];
+  edges: unknown[];
+}
+
+/** JSON schemas of a graph's input, output, state and config, where known. */
+export interface GraphSchemas {
+  input: Record<string, unknown> | null;
+  output: Record<string, unknown> | null;
+  state: Record<string, unknown> | null;
+  config: Record<string, unknown> | null;
+}
+
+/** What the API may show of a graph besides running it. */
+export interface GraphDescription {
+  kind: 'builtin' | 'function' | 'langgraph' | 'remote';
+  /** Nodes and edges (LangGraph graphs); absent: the graph is one opaque node. */
+  drawable?(opts: { xray?: boolean | number }): Promise<DrawableGraph>;
+  /** Schemas (LangGraph graphs); absent: nothing is known. */
+  schemas?(): Promise<GraphSchemas>;
 }
 
 /** Graph id → agent, plus the graphs whose state lives in checkpoints. */
 export class AgentRegistry {
   #agents = new Map<string, Agent>();
   #checkpointed = new Map<string, CheckpointedGraph>();
+  #described = new Map<string, GraphDescription>();
 
-  register(graphId: string, agent: Agent, checkpointed?: CheckpointedGraph): this {
+  register(graphId: string, agent: Agent, checkpointed?: CheckpointedGraph, description?: GraphDescription): this {
     this.#agents.set(graphId, agent);
     if (checkpointed) this.#checkpointed.set(graphId, checkpointed);
     else this.#checkpointed.delete(graphId);
+    if (description) this.#described.set(graphId, description);
+    else this.#described.delete(graphId);
     return this;
+  }
+
+  /** What is known of a graph besides its agent (built-in graphs: kind only). */
+  describe(graphId: string): GraphDescription | undefined {
+    if (!this.#agents.has(graphId)) return undefined;
+    return this.#described.get(graphId) ?? { kind: 'builtin' };
+  }
+
+  /** Whether this graph's threads keep their state in checkpoints. */
+  keepsCheckpointsOf(graphId: string): boolean {
+    return this.#checkpointed.has(graphId);
   }
 
   get(graphId: string): Agent | undefined {
@@ -71,6 +122,13 @@ export class AgentRegistry {
   /** The thread's checkpointed state under this graph; null when the graph keeps none or the thread has none. */
   async threadState(graphId: string, threadId: string): Promise<GraphThreadState | null> {
     return (await this.#checkpointed.get(graphId)?.threadState(threadId)) ?? null;
+  }
+
+  /** The thread's checkpoints under this graph, newest first; null when the graph keeps none. */
+  async threadHistory(graphId: string, threadId: string, opts: HistoryOptions): Promise<GraphThreadState[] | null> {
+    const graph = this.#checkpointed.get(graphId);
+    if (!graph?.threadHistory) return null;
+    return graph.threadHistory(threadId, opts);
   }
 }
 

@@ -1,8 +1,8 @@
 export { AgentRegistry, builtinAgents, echo } from './agents.ts';
-export type { Agent, AgentContext, CheckpointedGraph, GraphThreadState } from './agents.ts';
+export type { Agent, AgentContext, CheckpointedGraph, DrawableGraph, GraphDescription, GraphSchemas, GraphThreadState, HistoryOptions } from './agents.ts';
 export { CLEANUP_TRIGGER, openCheckpointer } from './checkpointer.ts';
 export type { CheckpointerOptions } from './checkpointer.ts';
-export { checkpointedGraph, invokeConfig, isCompiledGraph, langGraphAgent } from './langgraph.ts';
+export { checkpointedGraph, describeLangGraph, invokeConfig, isCompiledGraph, langGraphAgent } from './langgraph.ts';
 export type { CompiledGraph } from './langgraph.ts';
 export { AgentConfigError, CONFIG_FILE_NAMES, findConfigFile, loadAgents, moduleSpec, parseConfigFile } from './load.ts';
 export type { AgentKind, GraphSpec, LoadedAgents, ModuleGraphSpec } from './load.ts';

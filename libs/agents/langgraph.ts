@@ -1,4 +1,4 @@
-import type { Agent, AgentContext, CheckpointedGraph, GraphThreadState } from './agents.ts';
+import type { Agent, AgentContext, CheckpointedGraph, DrawableGraph, GraphDescription, GraphSchemas, GraphThreadState, HistoryOptions } from './agents.ts';
 
 // LangGraph.js graphs as agents. A graph keeps its state in the shared PostgreSQL checkpointer,
 // keyed by the agentcron thread id, so each run of a thread cron continues where the last one
@@ -10,14 +10,21 @@ export interface CompiledGraph {
   getState(config: { configurable: Record<string, unknown> }): Promise<StateSnapshotLike>;
   /** Set by `compile({ checkpointer })`; false means the graph never keeps state. */
   checkpointer?: unknown;
+  /** The thread's checkpoints, newest first (LangGraph's Pregel has it). */
+  getStateHistory?(config: { configurable: Record<string, unknown> }, options?: Record<string, unknown>): AsyncIterable<StateSnapshotLike>;
+  /** The drawable graph (nodes, edges) of `GET /assistants/{id}/graph`. */
+  getGraphAsync?(config: Record<string, unknown>): Promise<{ toJSON(): unknown }>;
+  /** The StateGraph it was compiled from: where its state, input and output definitions live. */
+  builder?: unknown;
 }
 
 interface StateSnapshotLike {
   values: unknown;
   next: string[];
-  tasks: { id: string; name: string; error?: unknown; interrupts?: unknown[] }[];
+  tasks: { id: string; name: string; error?: unknown; interrupts?: unknown[]; path?: unknown[]; result?: unknown }[];
   metadata?: Record<string, unknown>;
   config?: { configurable?: Record<string, unknown> };
+  parentConfig?: { configurable?: Record<string, unknown> };
   createdAt?: string;
 }
 
@@ -70,11 +77,71 @@ export function checkpointedGraph(graph: CompiledGraph): CheckpointedGraph {
       if (typeof checkpointId !== 'string') return null;
       return toGraphThreadState(snapshot, checkpointId);
     },
+    async threadHistory(threadId: string, opts: HistoryOptions) {
+      if (typeof graph.getStateHistory !== 'function') return [];
+      const options: Record<string, unknown> = { limit: opts.limit };
+      if (opts.before) options.before = { configurable: { thread_id: threadId, checkpoint_ns: '', checkpoint_id: opts.before } };
+      if (opts.metadata && Object.keys(opts.metadata).length) options.filter = opts.metadata;
+      const states: GraphThreadState[] = [];
+      for await (const snapshot of graph.getStateHistory({ configurable: { thread_id: threadId, checkpoint_ns: '' } }, options)) {
+        const checkpointId = snapshot.config?.configurable?.checkpoint_id;
+        if (typeof checkpointId === 'string') states.push(toGraphThreadState(snapshot, checkpointId));
+        if (states.length >= opts.limit) break;
+      }
+      return states;
+    },
+  };
+}
+
+/** What the API shows of a LangGraph graph: its drawable graph and the schemas its definitions give. */
+export function describeLangGraph(graph: CompiledGraph): GraphDescription {
+  return {
+    kind: 'langgraph',
+    async drawable({ xray }) {
+      if (typeof graph.getGraphAsync !== 'function') return { nodes: [], edges: [] };
+      const drawn = (await graph.getGraphAsync(xray === undefined ? {} : { xray })).toJSON() as Partial<DrawableGraph>;
+      return { nodes: drawn.nodes ?? [], edges: drawn.edges ?? [] };
+    },
+    schemas: () => graphSchemas(graph),
+  };
+}
+
+/**
+ * JSON schemas from the graph's builder: a StateSchema's own JSON schema, a zod schema converted,
+ * or else an object schema naming the channels of an Annotation (each of any type).
+ */
+async function graphSchemas(graph: CompiledGraph): Promise<GraphSchemas> {
+  const builder = isObject(graph.builder) ? graph.builder : {};
+  const toJson = async (runtime: unknown, definition: unknown): Promise<Record<string, unknown> | null> => {
+    try {
+      for (const candidate of [definition, runtime]) {
+        if (isObject(candidate) && typeof candidate.getJsonSchema === 'function') return candidate.getJsonSchema() as Record<string, unknown>;
+      }
+      if (isObject(runtime) && ('_def' in runtime || '_zod' in runtime)) {
+        const { toJsonSchema } = await import('@langchain/core/utils/json_schema');
+        return toJsonSchema(runtime as never) as Record<string, unknown>;
+      }
+      if (isObject(definition)) {
+        const keys = Object.keys(definition).filter((k) => !k.startsWith('__'));
+        return { type: 'object', properties: Object.fromEntries(keys.map((k) => [k, {}])) };
+      }
+    } catch {
+      // A schema that cannot be converted is simply not known.
+    }
+    return null;
+  };
+  const state = await toJson(builder._schemaRuntimeDefinition, builder._schemaDefinition);
+  return {
+    state,
+    input: (await toJson(builder._inputRuntimeDefinition, builder._inputDefinition)) ?? state,
+    output: (await toJson(builder._outputRuntimeDefinition, builder._outputDefinition)) ?? state,
+    config: await toJson(builder._configRuntimeSchema, builder._configSchema),
   };
 }
 
 function toGraphThreadState(s: StateSnapshotLike, checkpointId: string): GraphThreadState {
   const ns = s.config?.configurable?.checkpoint_ns;
+  const parent = s.parentConfig?.configurable?.checkpoint_id;
   return {
     values: s.values ?? {},
     next: s.next ?? [],
@@ -83,9 +150,12 @@ function toGraphThreadState(s: StateSnapshotLike, checkpointId: string): GraphTh
       name: t.name,
       error: t.error === undefined || t.error === null ? null : t.error instanceof Error ? t.error.message : String(t.error),
       interrupts: t.interrupts ?? [],
+      ...(t.path ? { path: t.path } : {}),
+      ...(t.result !== undefined ? { result: t.result } : {}),
     })),
     checkpoint_id: checkpointId,
     checkpoint_ns: typeof ns === 'string' ? ns : '',
+    parent_checkpoint_id: typeof parent === 'string' ? parent : null,
     metadata: s.metadata ?? {},
     created_at: s.createdAt ?? new Date().toISOString(),
   };

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { AgentRegistry, builtinAgents } from './agents.ts';
 import type { Agent } from './agents.ts';
-import { checkpointedGraph, isCompiledGraph, isGraphBuilder, keepsState, langGraphAgent } from './langgraph.ts';
+import { checkpointedGraph, describeLangGraph, isCompiledGraph, isGraphBuilder, keepsState, langGraphAgent } from './langgraph.ts';
 import type { CompiledGraph } from './langgraph.ts';
 import { remoteAgent } from './remote.ts';
 import type { RemoteAgentSpec } from './remote.ts';
@@ -166,13 +166,14 @@ export async function loadAgents(opts: { configPath?: string; cwd?: string; env?
     const specs = parseConfigFile(configFile, readFileSync(configFile, 'utf8'), opts.env ?? process.env);
     for (const [graphId, spec] of specs) {
       if (spec.kind === 'remote') {
-        registry.register(graphId, remoteAgent(spec));
+        registry.register(graphId, remoteAgent(spec), undefined, { kind: 'remote' });
         kinds[graphId] = 'remote';
         continue;
       }
       const loaded = await loadModuleAgent(graphId, spec);
       const keeps = loaded.graph !== undefined && keepsState(loaded.graph);
-      registry.register(graphId, loaded.agent, keeps ? checkpointedGraph(loaded.graph!) : undefined);
+      const description = loaded.graph ? describeLangGraph(loaded.graph) : { kind: loaded.kind };
+      registry.register(graphId, loaded.agent, keeps ? checkpointedGraph(loaded.graph!) : undefined, description);
       if (keeps) stateful.push(loaded.graph!);
       kinds[graphId] = loaded.kind;
     }

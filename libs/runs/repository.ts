@@ -201,6 +201,36 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/**
+ * A run as its stream reads it: the run, its graph, and where its LangGraph checkpoints lie on the
+ * thread's timeline. Runs of a thread never overlap, so the run's checkpoints are those written
+ * after the runs started before it had ended (`previous_ended_at`, null when none did) and, once
+ * a later run has started (`later_started`), no later than its own end.
+ */
+export interface RunStreamPosition {
+  run: RunResponse;
+  graph_id: string;
+  attempts: number;
+  previous_ended_at: Date | null;
+  later_started: boolean;
+}
+
+export async function runStreamPosition(db: Queryable, threadId: string, runId: string, userId: string): Promise<RunStreamPosition | null> {
+  const { rows } = await db.query<RunRow & { graph_id: string; attempts: number; previous_ended_at: Date | null; later_started: boolean }>(
+    `SELECT ${RUN_COLUMNS.replace(/(\w+)/g, 'r.$1')}, r.attempts, a.graph_id,
+            (SELECT max(p.ended_at) FROM runs p
+              WHERE p.thread_id = r.thread_id AND p.run_id <> r.run_id AND p.started_at IS NOT NULL AND p.started_at < r.started_at) AS previous_ended_at,
+            EXISTS (SELECT 1 FROM runs n
+              WHERE n.thread_id = r.thread_id AND n.run_id <> r.run_id AND n.started_at >= r.started_at) AS later_started
+       FROM runs r JOIN assistants a USING (assistant_id)
+      WHERE r.run_id = $1 AND r.thread_id = $2 AND r.user_id = $3`,
+    [runId, threadId, userId],
+  );
+  const row = rows[0];
+  if (!row) return null;
+  return { run: toRunResponse(row), graph_id: row.graph_id, attempts: row.attempts, previous_ended_at: row.previous_ended_at, later_started: row.later_started };
+}
+
 /** A thread's values, as a join answers them once its run has ended. */
 export async function threadValues(db: Queryable, threadId: string): Promise<unknown> {
   const { rows } = await db.query<{ values: unknown }>(`SELECT "values" FROM threads WHERE thread_id = $1`, [threadId]);

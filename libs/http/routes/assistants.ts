@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { z } from 'zod';
-import type { AgentRegistry } from '../../agents/index.ts';
+import type { AgentRegistry, GraphDescription } from '../../agents/index.ts';
 import { countAssistants, deleteAssistant, getAssistant, insertAssistant, patchAssistant, searchAssistants } from '../../assistants/index.ts';
 import type { VisibleAssistant } from '../../assistants/index.ts';
 import type { Config } from '../../config/index.ts';
@@ -12,7 +12,17 @@ import { userOf } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { HttpError } from '../errors.ts';
 import { NoContent, documentRoutes, errors, json, project } from '../schemas/common.ts';
-import { AssistantCount, AssistantCreate, AssistantDeleteQuery, AssistantPatch, AssistantSchema, AssistantSearch } from '../schemas/assistants.ts';
+import {
+  AssistantCount,
+  AssistantCreate,
+  AssistantDeleteQuery,
+  AssistantGraphQuery,
+  AssistantGraphSchema,
+  AssistantPatch,
+  AssistantSchema,
+  AssistantSchemasSchema,
+  AssistantSearch,
+} from '../schemas/assistants.ts';
 import { parse } from '../validate.ts';
 
 const AssistantParams = z.object({ assistant_id: z.string().describe('An assistant id, or a graph id (its default assistant).') });
@@ -68,7 +78,53 @@ documentRoutes('assistants', [
   },
 ]);
 
+documentRoutes('assistants', [
+  {
+    method: 'get',
+    path: '/assistants/{assistant_id}/graph',
+    summary: "The assistant's graph: nodes and edges",
+    description: 'LangGraph graphs as LangGraph draws them; any other agent is one node between __start__ and __end__.',
+    params: AssistantParams,
+    query: AssistantGraphQuery,
+    responses: { 200: json(AssistantGraphSchema), ...errors(404, 422) },
+  },
+  {
+    method: 'get',
+    path: '/assistants/{assistant_id}/schemas',
+    summary: "The JSON schemas of the assistant's graph",
+    description:
+      "LangGraph graphs: from their state, input and output definitions (zod or StateSchema converted; an Annotation's channels each of any type). Other agents: {} (any value).",
+    params: AssistantParams,
+    responses: { 200: json(AssistantSchemasSchema), ...errors(404) },
+  },
+]);
+
 const assistantNotFound = () => new HttpError(404, 'assistant not found');
+
+/** The graph of a visible assistant, as this process loaded it (404 when the assistant or its graph is unknown here). */
+async function assistantGraph(pool: Pool, agents: AgentRegistry, ref: string, user: string): Promise<{ graphId: string; description: GraphDescription }> {
+  const found = await getAssistant(pool, ref, user);
+  if (!found) throw assistantNotFound();
+  const graphId = found.assistant.graph_id;
+  const description = agents.describe(graphId);
+  if (!description) throw new HttpError(404, `graph "${graphId}" is not registered on this deployment`);
+  return { graphId, description };
+}
+
+/** An agent that is not a LangGraph graph, drawn as LangGraph draws a one-node graph. */
+function oneNodeGraph(graphId: string, kind: string) {
+  return {
+    nodes: [
+      { id: '__start__', type: 'schema', data: '__start__' },
+      { id: graphId, type: 'runnable', data: { id: ['agentcron', kind], name: graphId }, metadata: {} },
+      { id: '__end__', type: 'schema', data: '__end__' },
+    ],
+    edges: [
+      { source: '__start__', target: graphId, conditional: false },
+      { source: graphId, target: '__end__', conditional: false },
+    ],
+  };
+}
 
 /** A graph id in a request must name a graph this deployment runs. */
 function requireGraph(agents: AgentRegistry, graphId: string): void {
@@ -153,6 +209,26 @@ export function assistantsRoutes({ pool, boss, agents, config }: ApiDeps): Route
     const found = await getAssistant(pool, req.params.assistant_id, userOf(res));
     if (!found) throw assistantNotFound();
     res.json(found.assistant);
+  });
+
+  router.get('/assistants/:assistant_id/graph', async (req, res) => {
+    const q = parse(AssistantGraphQuery, req.query, 'query');
+    const { graphId, description } = await assistantGraph(pool, agents, req.params.assistant_id, userOf(res));
+    res.json(description.drawable ? await description.drawable({ xray: q.xray }) : oneNodeGraph(graphId, description.kind));
+  });
+
+  router.get('/assistants/:assistant_id/schemas', async (req, res) => {
+    const { graphId, description } = await assistantGraph(pool, agents, req.params.assistant_id, userOf(res));
+    const known = description.schemas ? await description.schemas() : null;
+    // Unknown: {} accepts any value. LangGraph.js answers the config schema as the context schema too.
+    res.json({
+      graph_id: graphId,
+      input_schema: known?.input ?? {},
+      output_schema: known?.output ?? {},
+      state_schema: known?.state ?? {},
+      config_schema: known?.config ?? {},
+      context_schema: known?.config ?? {},
+    });
   });
 
   router.patch('/assistants/:assistant_id', async (req, res) => {

@@ -3,10 +3,11 @@ import type { ApiDeps } from '../deps.ts';
 import { adminRoutes } from './admin.ts';
 import { assistantsRoutes } from './assistants.ts';
 import { cronsRoutes } from './crons.ts';
+import { infoRoutes } from './info.ts';
 import { runsRoutes } from './runs.ts';
 import { threadsRoutes } from './threads.ts';
 
 /** Every resource router of the API, in mount order. */
 export function apiRoutes(deps: ApiDeps): Router[] {
-  return [cronsRoutes(deps), threadsRoutes(deps), runsRoutes(deps), assistantsRoutes(deps), adminRoutes(deps)];
+  return [cronsRoutes(deps), threadsRoutes(deps), runsRoutes(deps), assistantsRoutes(deps), adminRoutes(deps), infoRoutes(deps)];
 }

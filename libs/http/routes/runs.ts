@@ -1,28 +1,34 @@
-import type { Response } from 'express';
+import { randomUUID } from 'node:crypto';
+import type { Request, Response } from 'express';
 import { Router } from 'express';
 import { z } from 'zod';
 import { getAssistant } from '../../assistants/index.ts';
+import type { AgentRegistry } from '../../agents/index.ts';
 import type { Pool } from '../../db/index.ts';
-import { withTransaction } from '../../db/index.ts';
+import { retryConflicts, withTransaction } from '../../db/index.ts';
 import type { PgBoss } from '../../queue/index.ts';
 import {
   activeThreadRunIds,
   cancelRuns,
   deleteEndedRun,
+  endRunsBeforeDelete,
+  getRun,
   getThreadRun,
   insertBackgroundRun,
+  insertRuns,
   listThreadRuns,
   runEnded,
   threadValues,
   waitForRunEnd,
 } from '../../runs/index.ts';
 import type { RunResponse } from '../../runs/index.ts';
-import { getThread, insertThread, lockThread } from '../../threads/index.ts';
+import { deleteThread, getThread, insertThread, lockThread } from '../../threads/index.ts';
 import { userOf } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { HttpError } from '../errors.ts';
 import { NoContent, documentRoutes, errors, json, pathId, project } from '../schemas/common.ts';
-import { CancelQuery, JoinAnswer, RunCreate, RunListQuery, RunSchema } from '../schemas/runs.ts';
+import { CancelQuery, JoinAnswer, JoinStreamQuery, RunCreate, RunListQuery, RunSchema } from '../schemas/runs.ts';
+import { EventStream, streamModes, streamRun } from '../stream.ts';
 import { parse } from '../validate.ts';
 
 /**
@@ -50,9 +56,11 @@ documentRoutes('runs', [
     method: 'post',
     path: '/threads/{thread_id}/runs/wait',
     summary: "Start a run and answer the thread's values once it ends",
+    description:
+      'However long the run takes: after 5 s the answer (200) is kept alive with whitespace, so a failure after that point is told in the body as {"__error__": ...}.',
     params: ThreadParams,
     body: RunCreate,
-    responses: { 200: { ...json(JoinAnswer), ...contentLocation }, ...errors(404, 408, 409, 422) },
+    responses: { 200: { ...json(JoinAnswer), ...contentLocation }, ...errors(404, 409, 422) },
   },
   {
     method: 'get',
@@ -96,9 +104,70 @@ documentRoutes('runs', [
   },
 ]);
 
+const sse = { description: 'Server-sent events: metadata, then values / updates as the run goes (LangGraph graphs: one per checkpoint), error if it failed, end.', content: { 'text/event-stream': { schema: { type: 'string' as const } } } };
+const statelessLocation = { headers: { 'Content-Location': { description: '/runs/{run_id}', schema: { type: 'string' as const } } } };
+
+documentRoutes('runs', [
+  {
+    method: 'post',
+    path: '/runs',
+    summary: 'Start a stateless background run',
+    description: 'On a fresh thread, deleted with the run once it ends unless on_completion is "keep" (as a stateless cron).',
+    body: RunCreate,
+    responses: { 200: { ...json(RunSchema), ...statelessLocation }, ...errors(404, 422) },
+  },
+  {
+    method: 'post',
+    path: '/runs/wait',
+    summary: 'Run on a fresh thread and answer its values once the run ends',
+    description:
+      'The thread is deleted once the run has ended unless on_completion is "keep". While the run goes the answer is kept alive with whitespace (after 5 s), so a failure then is told in the body as {"__error__": ...}.',
+    body: RunCreate,
+    responses: { 200: { ...json(JoinAnswer), ...statelessLocation }, ...errors(404, 422) },
+  },
+  {
+    method: 'post',
+    path: '/runs/stream',
+    summary: 'Run on a fresh thread and stream its events',
+    description: 'The thread is deleted once the run has ended unless on_completion is "keep".',
+    body: RunCreate,
+    responses: { 200: { ...sse, ...statelessLocation }, ...errors(404, 422) },
+  },
+  {
+    method: 'post',
+    path: '/threads/{thread_id}/runs/stream',
+    summary: 'Start a run on a thread and stream its events',
+    params: ThreadParams,
+    body: RunCreate,
+    responses: { 200: { ...sse, ...contentLocation }, ...errors(404, 409, 422) },
+  },
+  {
+    method: 'get',
+    path: '/threads/{thread_id}/runs/{run_id}/stream',
+    summary: "Join a run's event stream (a cron's run too), until it ends",
+    params: RunParams,
+    query: JoinStreamQuery,
+    responses: { 200: sse, ...errors(404, 422) },
+  },
+  {
+    method: 'get',
+    path: '/runs/{run_id}/stream',
+    summary: "Join a run's event stream by its id alone (stateless runs)",
+    params: z.object({ run_id: z.uuid() }),
+    query: JoinStreamQuery,
+    responses: { 200: sse, ...errors(404, 422) },
+  },
+]);
+
+/** How long a wait answers nothing before it sends its headers and keeps the connection alive with whitespace. */
+const WAIT_KEEPALIVE_AFTER_MS = 5_000;
+const WAIT_KEEPALIVE_EVERY_MS = 10_000;
+/** How long a stateless run's thread is waited for once its client has gone; a run longer than that leaves it behind. */
+const STATELESS_CLEANUP_MAX_WAIT_MS = 6 * 3600_000;
+
 /** The run body the worker reads (input, config, context) and what else was sent, without the routing keys. */
 function runKwargs(b: z.output<typeof RunCreate>): Record<string, unknown> {
-  const { assistant_id: _a, metadata: _m, multitask_strategy: _s, if_not_exists: _i, ...rest } = b;
+  const { assistant_id: _a, metadata: _m, multitask_strategy: _s, if_not_exists: _i, on_disconnect: _d, ...rest } = b;
   const kwargs: Record<string, unknown> = { input: b.input ?? null };
   for (const [k, v] of Object.entries(rest)) if (v !== undefined && v !== null) kwargs[k] = v;
   return kwargs;
@@ -154,8 +223,248 @@ function clientGone(res: Response): AbortSignal {
   return ac.signal;
 }
 
-export function runsRoutes({ pool, boss }: ApiDeps): Router {
+/** Whether the request's client left before its answer was complete. */
+const leftEarly = (res: Response): boolean => !res.writableFinished;
+
+/**
+ * Starts a stateless run: a fresh thread of the caller's (deleted by the API once the run has
+ * ended, see finishStateless), and the run on it.
+ */
+function startStatelessRun(pool: Pool, boss: PgBoss, user: string, b: z.output<typeof RunCreate>): Promise<RunResponse> {
+  return startRun(pool, boss, randomUUID(), user, { ...b, if_not_exists: 'create', multitask_strategy: null });
+}
+
+/** Deletes a stateless run's thread (with its runs and checkpoints), the lock order of DELETE /threads/{id}. */
+async function deleteStatelessThread(pool: Pool, boss: PgBoss, threadId: string, user: string): Promise<void> {
+  await retryConflicts(() =>
+    withTransaction(pool, async (client) => {
+      if (!(await getThread(client, threadId, user))) return false;
+      await endRunsBeforeDelete(client, boss, { thread_id: threadId }, 'cancelled: its stateless thread was deleted');
+      return deleteThread(client, threadId, user);
+    }),
+  );
+}
+
+/**
+ * Once a stateless run has ended its thread goes, unless on_completion is "keep". The client may
+ * have gone before that: the wait goes on without it (bounded). A thread still there after it, or
+ * whose api process stopped meanwhile, stays as an ordinary thread of the caller's.
+ */
+async function finishStateless(deps: { pool: Pool; boss: PgBoss; logger: ApiDeps['logger'] }, run: RunResponse, user: string, keep: boolean): Promise<void> {
+  if (keep) return;
+  try {
+    const ended = await waitForRunEnd(deps.pool, run.thread_id, run.run_id, user, { maxWaitMs: STATELESS_CLEANUP_MAX_WAIT_MS });
+    if (ended && !runEnded(ended.status)) return;
+    await deleteStatelessThread(deps.pool, deps.boss, run.thread_id, user);
+  } catch (err) {
+    deps.logger.warn('could not delete the thread of a stateless run', { run_id: run.run_id, thread_id: run.thread_id, err: err instanceof Error ? err.message : String(err) });
+  }
+}
+
+/** Cancels a run whose client asked for it to end with its connection (on_disconnect / cancel_on_disconnect). */
+async function cancelOnDisconnect(pool: Pool, boss: PgBoss, runId: string): Promise<void> {
+  await cancelRuns(pool, boss, [runId], 'interrupt', 'by its client disconnecting').catch(() => {});
+}
+
+/**
+ * Waits for a run to end and answers like a join. Quick runs get an ordinary answer; past a few
+ * seconds the headers go out (200) and whitespace keeps the connection alive (JSON ignores it),
+ * so a long run is never cut by a client's or proxy's idle timeout. After that point a failure is
+ * told in the body, as {"__error__": ...}. `before` runs once the run has ended, before the answer.
+ * Answers the ended run; null when the client went away first (or the run is gone).
+ */
+async function waitAndAnswer(
+  pool: Pool,
+  res: Response,
+  run: RunResponse,
+  user: string,
+  opts: { before?: (ended: RunResponse | null) => Promise<void> } = {},
+): Promise<RunResponse | null> {
+  const signal = clientGone(res);
+  let keepalive: NodeJS.Timeout | undefined;
+  const start = setTimeout(() => {
+    res.status(200).setHeader('Content-Type', 'application/json; charset=utf-8');
+    res.write('\n');
+    keepalive = setInterval(() => res.write('\n'), WAIT_KEEPALIVE_EVERY_MS);
+  }, WAIT_KEEPALIVE_AFTER_MS);
+  let ended: RunResponse | null;
+  let answer: unknown;
+  try {
+    ended = await waitForRunEnd(pool, run.thread_id, run.run_id, user, { maxWaitMs: Number.POSITIVE_INFINITY, signal });
+    if (signal.aborted) {
+      clearTimeout(start);
+      clearInterval(keepalive);
+      return null;
+    }
+    if (!ended) answer = { __error__: { error: 'NotFound', message: `run ${run.run_id} no longer exists (its thread was deleted, or it was rolled back)` } };
+    else if (ended.status === 'error' || ended.status === 'timeout') answer = { __error__: ended.error };
+    else answer = await threadValues(pool, run.thread_id);
+    await opts.before?.(ended);
+  } catch (err) {
+    clearTimeout(start);
+    clearInterval(keepalive);
+    if (!res.headersSent) throw err;
+    res.end(JSON.stringify({ __error__: { error: 'WaitError', message: err instanceof Error ? err.message : String(err) } }));
+    return null;
+  }
+  clearTimeout(start);
+  clearInterval(keepalive);
+  if (res.headersSent) res.end(JSON.stringify(answer));
+  else if (!ended) throw runNotFound();
+  else res.json(answer);
+  return ended;
+}
+
+/** Streams a run (created by this request, or joined) to the client until it ends. */
+async function serveStream(
+  deps: { pool: Pool; boss: PgBoss; agents: AgentRegistry },
+  req: Request,
+  res: Response,
+  target: {
+    threadId: string;
+    runId: string;
+    user: string;
+    modes: Set<string>;
+    cancelOnDisconnect: boolean;
+    headers?: Record<string, string>;
+    beforeEnd?: (run: RunResponse) => Promise<void>;
+  },
+): Promise<RunResponse | null> {
+  const stream = new EventStream(res, { headers: target.headers, lastEventId: req.get('last-event-id') });
+  const ended = await streamRun(stream, {
+    pool: deps.pool,
+    agents: deps.agents,
+    threadId: target.threadId,
+    runId: target.runId,
+    userId: target.user,
+    modes: target.modes,
+    beforeEnd: target.beforeEnd,
+  });
+  stream.end();
+  if (!ended && target.cancelOnDisconnect && leftEarly(res)) await cancelOnDisconnect(deps.pool, deps.boss, target.runId);
+  return ended;
+}
+
+/** The stream modes a join sends: those asked, else those the run was created with, else values. */
+function joinModes(asked: unknown, run: RunResponse): Set<string> {
+  return streamModes(asked ?? run.kwargs.stream_mode);
+}
+
+export function runsRoutes({ pool, boss, agents, logger }: ApiDeps): Router {
   const router = Router();
+  const deps = { pool, boss, agents, logger };
+
+  router.post('/runs', async (req, res) => {
+    const b = parse(RunCreate, req.body);
+    const user = userOf(res);
+    const found = await getAssistant(pool, b.assistant_id, user);
+    if (!found) throw new HttpError(404, 'assistant not found');
+    const { assistant } = found;
+    const threadId = randomUUID();
+    const runId = randomUUID();
+    await withTransaction(pool, async (client) => {
+      let startAfter: Date | undefined;
+      if (b.after_seconds) {
+        const { rows } = await client.query<{ at: Date }>(`SELECT now() + make_interval(secs => $1) AS at`, [b.after_seconds]);
+        startAfter = rows[0].at;
+      }
+      // As a stateless cron's occurrence: the worker deletes the thread with the run once it ends.
+      await insertRuns(client, boss, [
+        {
+          run_id: runId,
+          thread_id: threadId,
+          assistant_id: assistant.assistant_id,
+          user_id: user,
+          cron_id: null,
+          scheduled_for: null,
+          kwargs: runKwargs(b),
+          multitask_strategy: 'enqueue',
+          metadata: b.metadata ?? {},
+          new_thread: { metadata: { graph_id: assistant.graph_id, assistant_id: assistant.assistant_id }, ephemeral: (b.on_completion ?? 'delete') === 'delete' },
+          serialize_key: threadId,
+          start_after: startAfter,
+        },
+      ]);
+    });
+    const run = await getRun(pool, runId, user);
+    if (!run) throw runNotFound();
+    res.setHeader('Content-Location', `/runs/${run.run_id}`);
+    res.json(run);
+  });
+
+  router.post('/runs/wait', async (req, res) => {
+    const b = parse(RunCreate, req.body);
+    const user = userOf(res);
+    const run = await startStatelessRun(pool, boss, user, b);
+    const keep = b.on_completion === 'keep';
+    res.setHeader('Content-Location', `/runs/${run.run_id}`);
+    const ended = await waitAndAnswer(pool, res, run, user, {
+      // The thread goes before the answer, so a client that got the values finds it gone.
+      before: async (done) => {
+        if (!keep && done) await deleteStatelessThread(pool, boss, run.thread_id, user);
+      },
+    });
+    if (!ended && leftEarly(res)) {
+      if (b.on_disconnect === 'cancel') await cancelOnDisconnect(pool, boss, run.run_id);
+      void finishStateless(deps, run, user, keep);
+    }
+  });
+
+  router.post('/runs/stream', async (req, res) => {
+    const b = parse(RunCreate, req.body);
+    const user = userOf(res);
+    const run = await startStatelessRun(pool, boss, user, b);
+    const keep = b.on_completion === 'keep';
+    const ended = await serveStream(deps, req, res, {
+      threadId: run.thread_id,
+      runId: run.run_id,
+      user,
+      modes: streamModes(b.stream_mode),
+      cancelOnDisconnect: b.on_disconnect === 'cancel',
+      headers: { 'Content-Location': `/runs/${run.run_id}` },
+      // The thread goes before `end`, so a client that saw the end finds it gone.
+      beforeEnd: async () => {
+        if (!keep) await deleteStatelessThread(pool, boss, run.thread_id, user);
+      },
+    });
+    if (!ended) void finishStateless(deps, run, user, keep);
+  });
+
+  router.get('/runs/:run_id/stream', async (req, res) => {
+    const runId = pathId(req.params.run_id, 'run');
+    const q = parse(JoinStreamQuery, req.query, 'query');
+    const user = userOf(res);
+    const run = await getRun(pool, runId, user);
+    if (!run) throw runNotFound();
+    await serveStream(deps, req, res, { threadId: run.thread_id, runId, user, modes: joinModes(q.stream_mode, run), cancelOnDisconnect: q.cancel_on_disconnect ?? false });
+  });
+
+  router.post('/threads/:thread_id/runs/stream', async (req, res) => {
+    const threadId = pathId(req.params.thread_id, 'thread');
+    const b = parse(RunCreate, req.body);
+    const user = userOf(res);
+    const run = await startRun(pool, boss, threadId, user, b);
+    const path = `/threads/${threadId}/runs/${run.run_id}`;
+    await serveStream(deps, req, res, {
+      threadId,
+      runId: run.run_id,
+      user,
+      modes: streamModes(b.stream_mode),
+      cancelOnDisconnect: b.on_disconnect === 'cancel',
+      // Location: where a client that lost the connection joins again (the 1.x SDK does, with Last-Event-ID).
+      headers: { 'Content-Location': path, Location: `${path}/stream` },
+    });
+  });
+
+  router.get('/threads/:thread_id/runs/:run_id/stream', async (req, res) => {
+    const threadId = pathId(req.params.thread_id, 'thread');
+    const runId = pathId(req.params.run_id, 'run');
+    const q = parse(JoinStreamQuery, req.query, 'query');
+    const user = userOf(res);
+    const run = await getThreadRun(pool, threadId, runId, user);
+    if (!run) throw runNotFound();
+    await serveStream(deps, req, res, { threadId, runId, user, modes: joinModes(q.stream_mode, run), cancelOnDisconnect: q.cancel_on_disconnect ?? false });
+  });
 
   router.post('/threads/:thread_id/runs', async (req, res) => {
     const threadId = pathId(req.params.thread_id, 'thread');
@@ -167,9 +476,11 @@ export function runsRoutes({ pool, boss }: ApiDeps): Router {
   router.post('/threads/:thread_id/runs/wait', async (req, res) => {
     const threadId = pathId(req.params.thread_id, 'thread');
     const user = userOf(res);
-    const run = await startRun(pool, boss, threadId, user, parse(RunCreate, req.body));
+    const b = parse(RunCreate, req.body);
+    const run = await startRun(pool, boss, threadId, user, b);
     res.setHeader('Content-Location', `/threads/${threadId}/runs/${run.run_id}`);
-    await answerJoin(pool, res, await waitForRunEnd(pool, threadId, run.run_id, user, { maxWaitMs: JOIN_MAX_WAIT_MS, signal: clientGone(res) }));
+    const ended = await waitAndAnswer(pool, res, run, user);
+    if (!ended && leftEarly(res) && b.on_disconnect === 'cancel') await cancelOnDisconnect(pool, boss, run.run_id);
   });
 
   router.get('/threads/:thread_id/runs', async (req, res) => {

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { Router } from 'express';
 import { z } from 'zod';
-import type { AgentRegistry } from '../../agents/index.ts';
+import type { AgentRegistry, GraphThreadState, HistoryOptions } from '../../agents/index.ts';
 import type { Pool } from '../../db/index.ts';
 import { retryConflicts, withTransaction } from '../../db/index.ts';
 import { endRunsBeforeDelete } from '../../runs/index.ts';
@@ -21,7 +22,17 @@ import { userOf } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { HttpError } from '../errors.ts';
 import { NoContent, documentRoutes, errors, json, pathId, project } from '../schemas/common.ts';
-import { ThreadCount, ThreadCreate, ThreadPatch, ThreadSchema, ThreadSearch, ThreadStateSchema } from '../schemas/threads.ts';
+import {
+  ThreadCount,
+  ThreadCreate,
+  ThreadHistoryQuery,
+  ThreadHistoryRequest,
+  ThreadPatch,
+  ThreadSchema,
+  ThreadSearch,
+  ThreadStateSchema,
+  beforeId,
+} from '../schemas/threads.ts';
 import { parse } from '../validate.ts';
 
 const threadNotFound = () => new HttpError(404, 'thread not found');
@@ -78,6 +89,24 @@ documentRoutes('threads', [
     params: ThreadParams,
     responses: { 200: json(ThreadStateSchema), ...errors(404) },
   },
+  {
+    method: 'post',
+    path: '/threads/{thread_id}/history',
+    summary: "A thread's past states, newest first",
+    description:
+      "A LangGraph graph's thread: its checkpoints (limit, before, metadata). Any other thread: one state, the values its last run stored (none with `before`).",
+    params: ThreadParams,
+    body: ThreadHistoryRequest,
+    responses: { 200: json(z.array(ThreadStateSchema)), ...errors(404, 422) },
+  },
+  {
+    method: 'get',
+    path: '/threads/{thread_id}/history',
+    summary: "A thread's past states, newest first",
+    params: ThreadParams,
+    query: ThreadHistoryQuery,
+    responses: { 200: json(z.array(ThreadStateSchema)), ...errors(404, 422) },
+  },
 ]);
 
 /** A LangGraph graph's thread shows its latest checkpoint; any other thread the values its last run stored. */
@@ -88,6 +117,52 @@ async function currentState(pool: Pool, agents: AgentRegistry, thread: ThreadRes
     if (checkpointed) return toCheckpointedThreadState(thread, checkpointed);
   }
   return toThreadState(thread);
+}
+
+type CheckpointRef = ThreadStateResponse['checkpoint'];
+/** A state in a thread's history: the parent checkpoint is named when known. */
+type HistoryState = Omit<ThreadStateResponse, 'parent_checkpoint'> & { parent_checkpoint: CheckpointRef | null };
+
+/** A checkpoint as the history shows it: LangGraph's ThreadState, with the task results and the parent checkpoint. */
+function historyState(threadId: string, g: GraphThreadState): HistoryState {
+  const ref = (checkpointId: string): CheckpointRef => ({ thread_id: threadId, checkpoint_ns: g.checkpoint_ns, checkpoint_id: checkpointId, checkpoint_map: null });
+  return {
+    values: g.values,
+    next: g.next,
+    tasks: g.tasks.map((t) => ({ ...t, checkpoint: null, state: null, result: t.result ?? null })),
+    checkpoint: ref(g.checkpoint_id),
+    metadata: g.metadata,
+    created_at: g.created_at,
+    parent_checkpoint: g.parent_checkpoint_id ? ref(g.parent_checkpoint_id) : null,
+    interrupts: g.tasks.flatMap((t) => t.interrupts),
+  };
+}
+
+/** Whether every key of `wanted` is in `metadata` with an equal value. */
+const contains = (metadata: Record<string, unknown>, wanted: Record<string, unknown>) =>
+  Object.entries(wanted).every(([k, v]) => isDeepStrictEqual(metadata[k], v));
+
+/** The graph whose checkpoints hold a thread's state: its latest run's, else the one it was created for. */
+async function checkpointedGraphOf(pool: Pool, agents: AgentRegistry, thread: ThreadResponse): Promise<string | null> {
+  if (!agents.keepsCheckpoints()) return null;
+  const fromMetadata = typeof thread.metadata.graph_id === 'string' ? thread.metadata.graph_id : null;
+  const graphId = (await threadGraphId(pool, thread.thread_id)) ?? fromMetadata;
+  return graphId && agents.keepsCheckpointsOf(graphId) ? graphId : null;
+}
+
+/**
+ * A thread's history, newest first: a LangGraph graph's checkpoints; for any other thread (or a
+ * LangGraph thread with no checkpoint yet) one state, the values its last run stored.
+ */
+async function threadHistory(pool: Pool, agents: AgentRegistry, thread: ThreadResponse, opts: HistoryOptions): Promise<HistoryState[]> {
+  const graphId = await checkpointedGraphOf(pool, agents, thread);
+  if (graphId) {
+    const states = await agents.threadHistory(graphId, thread.thread_id, opts);
+    if (states?.length || opts.before) return (states ?? []).map((g) => historyState(thread.thread_id, g));
+  }
+  if (opts.before) return [];
+  if (opts.metadata && !contains(thread.metadata, opts.metadata)) return [];
+  return [toThreadState(thread)];
 }
 
 export function threadsRoutes({ pool, boss, agents }: ApiDeps): Router {
@@ -150,6 +225,22 @@ export function threadsRoutes({ pool, boss, agents }: ApiDeps): Router {
     );
     if (!deleted) throw threadNotFound();
     res.status(204).end();
+  });
+
+  router.post('/threads/:thread_id/history', async (req, res) => {
+    const threadId = pathId(req.params.thread_id, 'thread');
+    const body = parse(ThreadHistoryRequest, req.body);
+    const thread = await getThread(pool, threadId, userOf(res));
+    if (!thread) throw threadNotFound();
+    res.json(await threadHistory(pool, agents, thread, { limit: body.limit, before: beforeId(body.before), metadata: body.metadata ?? null }));
+  });
+
+  router.get('/threads/:thread_id/history', async (req, res) => {
+    const threadId = pathId(req.params.thread_id, 'thread');
+    const q = parse(ThreadHistoryQuery, req.query, 'query');
+    const thread = await getThread(pool, threadId, userOf(res));
+    if (!thread) throw threadNotFound();
+    res.json(await threadHistory(pool, agents, thread, { limit: q.limit, before: q.before ?? null }));
   });
 
   router.get('/threads/:thread_id/state', async (req, res) => {

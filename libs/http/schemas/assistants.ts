@@ -78,3 +78,34 @@ export const AssistantDeleteQuery = z.object({
     .transform((v) => v === 'true' || v === '1')
     .describe("Also delete the caller's threads whose metadata.assistant_id is this assistant."),
 });
+
+/** `xray`: true, false, or a depth (subgraphs up to it). */
+export const AssistantGraphQuery = z.object({
+  xray: z
+    .preprocess(
+      (v) => (v === 'true' ? true : v === 'false' ? false : typeof v === 'string' && /^\d+$/.test(v) ? Number(v) : v),
+      z.union([z.boolean(), z.number().int().min(0)], { error: 'must be true, false or a depth (a whole number)' }),
+    )
+    .optional()
+    .describe('Include subgraphs (true, or up to a depth).'),
+});
+
+export const AssistantGraphSchema = registry.register(
+  'AssistantGraph',
+  z.object({
+    nodes: z.array(z.unknown()),
+    edges: z.array(z.unknown()),
+  }),
+);
+
+export const AssistantSchemasSchema = registry.register(
+  'AssistantSchemas',
+  z.object({
+    graph_id: z.string(),
+    input_schema: z.unknown().describe('JSON schema; {} when nothing is known (any value).'),
+    output_schema: z.unknown(),
+    state_schema: z.unknown(),
+    config_schema: z.unknown(),
+    context_schema: z.unknown(),
+  }),
+);

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { registry } from '../openapi.ts';
 import { Metadata, WEBHOOK_DESCRIPTION, queryLimit, queryOffset, selectFields, webhookUrl } from './common.ts';
+import { STREAM_MODES } from '../stream.ts';
 
 export const RunStatus = z.enum(['pending', 'running', 'error', 'success', 'timeout', 'interrupted']);
 export const MultitaskStrategy = z.enum(['reject', 'enqueue', 'interrupt', 'rollback']);
@@ -41,7 +42,6 @@ const passedThrough = {
   command: z.unknown().optional(),
   interrupt_before: interruptAt.nullish(),
   interrupt_after: interruptAt.nullish(),
-  stream_mode: z.unknown().optional(),
   stream_subgraphs: z.unknown().optional(),
   stream_resumable: z.unknown().optional(),
   checkpoint: z.unknown().optional(),
@@ -49,8 +49,14 @@ const passedThrough = {
   checkpoint_during: z.unknown().optional(),
   durability: z.unknown().optional(),
   feedback_keys: z.unknown().optional(),
-  on_completion: z.unknown().optional(),
 };
+
+/** A stream mode, or a list of them (LangGraph's names; see libs/http/stream.ts for what each sends). */
+export const StreamMode = z.enum(STREAM_MODES);
+const streamModeField = z
+  .union([StreamMode, z.array(StreamMode)])
+  .nullish()
+  .describe('What the stream sends (runs/stream): values (default), updates; the token modes (messages, events, custom, debug ...) are accepted and send nothing.');
 
 export const RunCreate = registry.register(
   'RunCreate',
@@ -71,6 +77,15 @@ export const RunCreate = registry.register(
       .max(MAX_AFTER_SECONDS)
       .nullish()
       .describe(`Start the run no sooner than this many seconds after it is created (at most ${MAX_AFTER_SECONDS}, 366 days); it stays pending until then.`),
+    stream_mode: streamModeField,
+    on_completion: z
+      .enum(['delete', 'keep'])
+      .nullish()
+      .describe('Stateless runs (POST /runs, /runs/wait, /runs/stream): delete (default) the fresh thread once the run ends, or keep it.'),
+    on_disconnect: z
+      .enum(['cancel', 'continue'])
+      .nullish()
+      .describe('/runs/wait and /runs/stream: when the client goes away, cancel the run or let it continue (default).'),
     ...passedThrough,
   }),
 );
@@ -108,6 +123,25 @@ const flag = z.enum(['0', '1', 'true', 'false']).transform((v) => v === '1' || v
 export const CancelQuery = z.object({
   wait: flag.optional().describe('1: answer 204 once the run has ended; 0 (default): answer 202 at once.'),
   action: z.enum(['interrupt', 'rollback']).default('interrupt').describe('rollback also deletes the run.'),
+});
+
+/** Query of GET .../runs/{run_id}/stream: the 1.x SDK repeats stream_mode, 2.0 sends one JSON text for a list. */
+export const JoinStreamQuery = z.object({
+  cancel_on_disconnect: flag.optional().describe('1: cancel the run when this client goes away.'),
+  stream_mode: z
+    .preprocess((v) => {
+      if (typeof v !== 'string') return v;
+      if (v.trim().startsWith('[')) {
+        try {
+          return JSON.parse(v);
+        } catch {
+          return v;
+        }
+      }
+      return v;
+    }, z.union([StreamMode, z.array(StreamMode)]))
+    .optional()
+    .describe('Modes to send; default the modes the run was created with, else values.'),
 });
 
 export const JoinAnswer = registry.register(

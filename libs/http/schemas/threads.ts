@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { registry } from '../openapi.ts';
-import { Metadata, SortOrder, bodyLimit, bodyOffset, selectFields } from './common.ts';
+import { Metadata, SortOrder, bodyLimit, bodyOffset, queryLimit, selectFields } from './common.ts';
 
 export const ThreadStatus = z.enum(['idle', 'busy', 'interrupted', 'error']);
 
@@ -18,24 +18,61 @@ export const ThreadSchema = registry.register(
   }),
 );
 
+const CheckpointRef = z.object({
+  thread_id: z.uuid(),
+  checkpoint_ns: z.string(),
+  checkpoint_id: z.string().nullable(),
+  checkpoint_map: z.null(),
+});
+
 export const ThreadStateSchema = registry.register(
   'ThreadState',
   z.object({
     values: z.unknown(),
     next: z.array(z.string()),
-    tasks: z.array(z.unknown()),
-    checkpoint: z.object({
-      thread_id: z.uuid(),
-      checkpoint_ns: z.string(),
-      checkpoint_id: z.string().nullable(),
-      checkpoint_map: z.null(),
-    }),
+    tasks: z.array(z.unknown()).describe('LangGraph graphs: the tasks to run from this checkpoint, with their `result` once they have run.'),
+    checkpoint: CheckpointRef,
     metadata: Metadata,
     created_at: z.iso.datetime(),
-    parent_checkpoint: z.null(),
+    parent_checkpoint: CheckpointRef.nullable().describe('The checkpoint this one follows (history of LangGraph graphs); null otherwise.'),
     interrupts: z.array(z.unknown()),
   }),
 );
+
+/** A checkpoint to read before: its id, or a config / checkpoint naming it (the SDKs send a Config). */
+const beforeCheckpoint = z
+  .union([
+    z.string().min(1),
+    z.looseObject({ configurable: z.looseObject({ checkpoint_id: z.string().min(1) }) }),
+    z.looseObject({ checkpoint_id: z.string().min(1) }),
+  ])
+  .nullish()
+  .describe('Only checkpoints older than this one: a checkpoint id, {"configurable": {"checkpoint_id": ...}} or {"checkpoint_id": ...}.');
+
+export const ThreadHistoryRequest = registry.register(
+  'ThreadHistoryRequest',
+  z.object({
+    limit: bodyLimit(10),
+    before: beforeCheckpoint,
+    metadata: Metadata.nullish().describe("Containment on the checkpoints' metadata (LangGraph graphs; other threads: on the thread's)."),
+    checkpoint: z.record(z.string(), z.unknown()).nullish().describe('Accepted for compatibility; the root namespace is always read.'),
+    select: z.unknown().optional().describe('Accepted for compatibility; every field is answered.'),
+  }),
+);
+
+export const ThreadHistoryQuery = z.object({
+  limit: queryLimit(10),
+  before: z.string().min(1).optional().describe('Only checkpoints older than this checkpoint id.'),
+});
+
+/** The checkpoint id a `before` names. */
+export function beforeId(before: z.output<typeof beforeCheckpoint>): string | null {
+  if (!before) return null;
+  if (typeof before === 'string') return before;
+  const configurable = (before as { configurable?: { checkpoint_id?: unknown } }).configurable;
+  const id = configurable?.checkpoint_id ?? (before as { checkpoint_id?: unknown }).checkpoint_id;
+  return typeof id === 'string' ? id : null;
+}
 
 export const ThreadCreate = registry.register(
   'ThreadCreate',

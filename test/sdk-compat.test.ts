@@ -1,0 +1,314 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Client } from '@langchain/langgraph-sdk';
+import { Client as Client1 } from 'sdk1';
+import { ROOT } from './support/processes.ts';
+import { startRemoteAgent } from './support/remote-agent.ts';
+import type { RemoteAgentServer } from './support/remote-agent.ts';
+import { startStack } from './support/stack.ts';
+import type { Stack } from './support/stack.ts';
+
+// The LangGraph SDK calls beyond CRUD, through both published SDKs (2.0.0 and 1.15.x) against
+// real api and worker processes: runs.wait / runs.stream (stateless and on a thread),
+// runs.joinStream on a cron's run, threads.getHistory, assistants.getGraph / getSchemas, /info,
+// for a LangGraph graph (counter, steps), a plain function (notebook), a remote agent (far) and echo.
+
+// Both SDKs are driven through the same calls; typed as 2.0.0's (their generic overloads do not unite).
+type AnyClient = Client;
+type Part = { event: string; data: any; at: number };
+
+async function collect(stream: AsyncIterable<{ event: string; data: unknown }>): Promise<Part[]> {
+  const parts: Part[] = [];
+  for await (const p of stream) parts.push({ event: p.event, data: p.data, at: Date.now() });
+  return parts;
+}
+
+const events = (parts: Part[]) => parts.map((p) => p.event);
+const ofKind = (parts: Part[], event: string) => parts.filter((p) => p.event === event).map((p) => p.data);
+
+async function rejectsWith(p: Promise<unknown>, status: number): Promise<void> {
+  await assert.rejects(p, (err: any) => {
+    assert.equal(err?.status, status, String(err?.message ?? err));
+    return true;
+  });
+}
+
+describe('LangGraph SDK compatibility: wait, stream, join, history, graph, schemas, info', () => {
+  let stack: Stack;
+  let remote: RemoteAgentServer;
+  let clients: [string, AnyClient][];
+  const q = (sql: string, params: unknown[] = []) => stack.db.pool.query(sql, params);
+  const post = (p: string, body: unknown) =>
+    fetch(`${stack.url}${p}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+
+  before(async () => {
+    remote = await startRemoteAgent((req) => ({ body: JSON.stringify({ remote: req.body.input ?? null }) }));
+    const dir = mkdtempSync(path.join(tmpdir(), 'agentcron-sdk-'));
+    const config = path.join(dir, 'agentcron.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        graphs: {
+          counter: path.join(ROOT, 'agents/counter.ts:graph'),
+          steps: path.join(ROOT, 'test/fixtures/agents/steps.ts:graph'),
+          notebook: path.join(ROOT, 'test/fixtures/agents/plain.ts:notebook'),
+          far: { url: `${remote.url}/run`, timeout_s: 10 },
+        },
+      }),
+    );
+    stack = await startStack('sdk-compat', { worker: true, env: { AGENTCRON_CONFIG: config } });
+    clients = [
+      ['sdk 2.0.0', new Client({ apiUrl: stack.url, apiKey: null })],
+      ['sdk 1.15', new Client1({ apiUrl: stack.url, apiKey: null }) as unknown as Client],
+    ];
+  });
+  after(async () => {
+    await stack?.stop();
+    await remote?.close();
+  });
+
+  test('GET /info answers LangGraph server info', async () => {
+    const res = await fetch(`${stack.url}/info`);
+    assert.equal(res.status, 200);
+    const info: any = await res.json();
+    assert.equal(typeof info.version, 'string');
+    assert.match(info.langgraph_js_version, /^\d+\.\d+\.\d+/);
+    assert.equal(info.flags.assistants, true);
+    assert.equal(info.flags.crons, true);
+    assert.deepEqual(info.graphs, ['counter', 'echo', 'far', 'notebook', 'steps']);
+  });
+
+  test('runs.wait stateless: each kind of agent answers its values; the fresh thread is deleted unless kept; no input is no input', async () => {
+    await Promise.all(
+      clients.map(async ([name, c]) => {
+        let created: { run_id: string; thread_id?: string } | undefined;
+        const echoed = await c.runs.wait(null, 'echo', { input: { hi: name }, onRunCreated: (m) => (created = m) });
+        assert.deepEqual(echoed, { hi: name }, name);
+        assert.ok(created?.run_id, `${name}: Content-Location names the run`);
+        assert.equal((await q(`SELECT 1 FROM runs WHERE run_id = $1`, [created!.run_id])).rowCount, 0, `${name}: the stateless thread went with its run`);
+
+        assert.deepEqual(await c.runs.wait(null, 'counter', { input: { message: name } }), { count: 1, log: [name] }, `${name} counter`);
+        const noted: any = await c.runs.wait(null, 'notebook', { input: { note: 1 } });
+        assert.deepEqual(noted.seen, [{ note: 1 }], `${name} notebook`);
+        assert.deepEqual(await c.runs.wait(null, 'far', { input: { x: 1 } }), { remote: { x: 1 } }, `${name} remote`);
+        assert.deepEqual(await c.runs.wait(null, 'echo'), {}, `${name}: no input`);
+        await assert.rejects(c.runs.wait(null, 'echo', { input: { error: 'boom' } }), /boom/);
+
+        let kept: { run_id: string } | undefined;
+        // The SDKs' types leave onCompletion out of stateless runs, but send it: LangGraph keeps the thread.
+        const keepPayload: any = { input: { keep: true }, onCompletion: 'keep', onRunCreated: (m: { run_id: string }) => (kept = m) };
+        await c.runs.wait(null, 'echo', keepPayload);
+        const row = await q(`SELECT t.thread_id, t."values" FROM runs r JOIN threads t USING (thread_id) WHERE r.run_id = $1`, [kept!.run_id]);
+        assert.deepEqual(row.rows[0]?.values, { keep: true }, `${name}: on_completion keep keeps the thread`);
+      }),
+    );
+    // The same with a bare body: no input at all.
+    const res = await post('/runs/wait', { assistant_id: 'echo' });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), {});
+  });
+
+  test('runs.wait on a thread continues a LangGraph thread; input is optional on every run create', async () => {
+    const [[, c2], [, c1]] = clients;
+    const thread = await c2.threads.create();
+    assert.deepEqual(await c2.runs.wait(thread.thread_id, 'counter', { input: { message: 'a' } }), { count: 1, log: ['a'] });
+    assert.deepEqual(await c1.runs.wait(thread.thread_id, 'counter', { input: { message: 'b' } }), { count: 2, log: ['a', 'b'] });
+
+    const t2 = await c1.threads.create();
+    const run = await c1.runs.create(t2.thread_id, 'echo');
+    assert.deepEqual(await c1.runs.join(t2.thread_id, run.run_id), {});
+    const stateless = await c2.runs.create(null, 'echo');
+    assert.equal(stateless.status, 'pending');
+    for (const body of [{ assistant_id: 'echo' }, { assistant_id: 'echo', input: null }]) {
+      for (const p of ['/runs', `/threads/${t2.thread_id}/runs`]) {
+        const r = await post(p, body);
+        assert.equal(r.status, 200, `${p} ${JSON.stringify(body)}: ${await r.clone().text()}`);
+      }
+    }
+  });
+
+  test('runs.stream: values and updates of a LangGraph graph per superstep, final values of other agents, error, end', async () => {
+    await Promise.all(
+      clients.map(async ([name, c]) => {
+        // Stateless, LangGraph graph: LangGraph's own event sequence for counter.
+        let created: { run_id: string } | undefined;
+        const parts = await collect(c.runs.stream(null, 'counter', { input: { message: name }, streamMode: ['values', 'updates'], onRunCreated: (m) => (created = m) }));
+        assert.deepEqual(events(parts), ['metadata', 'values', 'updates', 'values', 'end'], name);
+        assert.equal(parts[0].data.run_id, created?.run_id);
+        assert.deepEqual(parts[1].data, { count: 0, log: [], message: name });
+        assert.deepEqual(parts[2].data, { tick: { count: 1, log: [name] } });
+        assert.deepEqual(parts[3].data, { count: 1, log: [name] });
+        assert.equal((await q(`SELECT 1 FROM runs WHERE run_id = $1`, [created!.run_id])).rowCount, 0, `${name}: stateless thread deleted`);
+
+        // On a thread, second run: only this run's supersteps; values only by default.
+        const thread = await c.threads.create();
+        await c.runs.wait(thread.thread_id, 'counter', { input: { message: 'one' } });
+        const second = await collect(c.runs.stream(thread.thread_id, 'counter', { input: { message: 'two' } }));
+        assert.deepEqual(events(second), ['metadata', 'values', 'values', 'end'], `${name} thread`);
+        assert.deepEqual(second.at(-2)!.data, { count: 2, log: ['one', 'two'] });
+
+        // A function, a remote agent, echo: their final values (and as the update of their one node).
+        const fn = await collect(c.runs.stream(null, 'notebook', { input: { n: 1 }, streamMode: ['updates', 'values'] }));
+        assert.deepEqual(events(fn), ['metadata', 'updates', 'values', 'end'], `${name} function`);
+        assert.deepEqual(fn[1].data.notebook.seen, [{ n: 1 }]);
+        const far = await collect(c.runs.stream(null, 'far', { input: { y: 2 } }));
+        assert.deepEqual(ofKind(far, 'values'), [{ remote: { y: 2 } }], `${name} remote`);
+        const bare = await collect(c.runs.stream(null, 'echo'));
+        assert.deepEqual(ofKind(bare, 'values'), [{}], `${name}: no input`);
+
+        const failed = await collect(c.runs.stream(thread.thread_id, 'echo', { input: { error: 'kaput' } }));
+        assert.deepEqual(events(failed), ['metadata', 'error', 'end'], `${name} error`);
+        assert.equal(failed[1].data.message, 'kaput');
+      }),
+    );
+  });
+
+  test('runs.stream shows each node of a LangGraph graph as it finishes, before the run ends', async () => {
+    await Promise.all(
+      clients.map(async ([name, c]) => {
+        const thread = await c.threads.create();
+        const parts = await collect(c.runs.stream(thread.thread_id, 'steps', { input: { pause_ms: 500 }, streamMode: 'updates' }));
+        assert.deepEqual(events(parts), ['metadata', 'updates', 'updates', 'end'], name);
+        assert.deepEqual(
+          parts.slice(1, 3).map((p) => p.data),
+          [{ first: { trail: ['first'] } }, { second: { trail: ['second'] } }],
+        );
+        const end = parts.at(-1)!.at;
+        assert.ok(end - parts[1].at >= 200, `${name}: the first node's update came ${end - parts[1].at} ms before the end`);
+      }),
+    );
+  });
+
+  test("runs.joinStream and runs.join on a cron's run executing on the worker", async () => {
+    const [[, c2], [, c1]] = clients;
+    const thread = await c2.threads.create();
+    // The cron's first run starts at create; join both SDKs' streams while it goes.
+    const cronRun: any = await c2.crons.createForThread(thread.thread_id, 'steps', { schedule: '0 0 1 1 *', input: { pause_ms: 300 } });
+    assert.ok(cronRun.run_id, 'the cron answered its first run');
+    const [s2, s1] = await Promise.all([
+      collect(c2.runs.joinStream(thread.thread_id, cronRun.run_id, { streamMode: ['values', 'updates'] })),
+      collect(c1.runs.joinStream(thread.thread_id, cronRun.run_id, { streamMode: ['values', 'updates'] })),
+    ]);
+    for (const [name, parts] of [
+      ['sdk 2.0.0', s2],
+      ['sdk 1.15', s1],
+    ] as const) {
+      assert.equal(events(parts)[0], 'metadata', name);
+      assert.equal(events(parts).at(-1), 'end', name);
+      assert.deepEqual(ofKind(parts, 'updates'), [{ first: { trail: ['first'] } }, { second: { trail: ['second'] } }], name);
+      assert.deepEqual(ofKind(parts, 'values').at(-1), { pause_ms: 300, trail: ['first', 'second'] }, name);
+    }
+    assert.deepEqual(await c1.runs.join(thread.thread_id, cronRun.run_id), { pause_ms: 300, trail: ['first', 'second'] });
+
+    // A second run of the thread, joined once it has ended: only its own checkpoints are shown.
+    const trigger = await post(`/runs/crons/${cronRun.cron_id}/trigger`, {});
+    assert.equal(trigger.status, 200);
+    const second: any = await trigger.json();
+    assert.deepEqual(await c2.runs.join(thread.thread_id, second.run_id), { pause_ms: 300, trail: ['first', 'second', 'first', 'second'] });
+    const late = await collect(c1.runs.joinStream(thread.thread_id, second.run_id));
+    assert.deepEqual(ofKind(late, 'values'), [
+      { pause_ms: 300, trail: ['first', 'second'] },
+      { pause_ms: 300, trail: ['first', 'second', 'first'] },
+      { pause_ms: 300, trail: ['first', 'second', 'first', 'second'] },
+    ]);
+    // By run id alone (stateless joins), and the default modes: those the run was created with (values).
+    const byId = await collect(c2.runs.joinStream(null, second.run_id));
+    assert.deepEqual(events(byId), ['metadata', 'values', 'values', 'values', 'end']);
+  });
+
+  test('threads.getHistory: checkpoints newest first with limit, before and metadata; one state for other agents', async () => {
+    const [[, c2], [, c1]] = clients;
+    const thread = await c2.threads.create();
+    await c2.runs.wait(thread.thread_id, 'counter', { input: { message: 'a' } });
+    await c2.runs.wait(thread.thread_id, 'counter', { input: { message: 'b' } });
+    for (const [name, c] of clients) {
+      const all = await c.threads.getHistory<any>(thread.thread_id, { limit: 100 });
+      assert.equal(all.length, 6, `${name}: input, after input, after tick: twice`);
+      assert.deepEqual(all[0].values, { count: 2, log: ['a', 'b'] });
+      assert.deepEqual(all.at(-1)!.values, { count: 0, log: [] });
+      const steps = all.map((s) => s.metadata?.step as number);
+      assert.deepEqual(steps, [...steps].sort((x, y) => y - x), `${name}: newest first`);
+      assert.equal(all[0].parent_checkpoint?.checkpoint_id, all[1].checkpoint.checkpoint_id);
+      const tick = all.find((s) => s.next[0] === 'tick')!;
+      assert.deepEqual((tick.tasks[0] as any).result, { count: 2, log: ['b'] }, `${name}: a task shows what it wrote`);
+
+      const page = await c.threads.getHistory(thread.thread_id, { limit: 2 });
+      assert.deepEqual(page.map((s) => s.checkpoint.checkpoint_id), all.slice(0, 2).map((s) => s.checkpoint.checkpoint_id));
+      const older = await c.threads.getHistory(thread.thread_id, { limit: 2, before: { configurable: { checkpoint_id: all[1].checkpoint.checkpoint_id } } });
+      assert.deepEqual(older.map((s) => s.checkpoint.checkpoint_id), all.slice(2, 4).map((s) => s.checkpoint.checkpoint_id), `${name}: before`);
+      const inputs = await c.threads.getHistory(thread.thread_id, { metadata: { source: 'input' } });
+      assert.equal(inputs.length, 2, `${name}: metadata filter`);
+    }
+    const viaGet = await fetch(`${stack.url}/threads/${thread.thread_id}/history?limit=3`);
+    assert.equal(viaGet.status, 200);
+    assert.equal(((await viaGet.json()) as unknown[]).length, 3);
+
+    const echoThread = await c1.threads.create();
+    await c1.runs.wait(echoThread.thread_id, 'echo', { input: { v: 1 } });
+    for (const [name, c] of clients) {
+      const h = await c.threads.getHistory(echoThread.thread_id);
+      assert.equal(h.length, 1, name);
+      assert.deepEqual(h[0].values, { v: 1 });
+    }
+    await rejectsWith(c2.threads.getHistory(randomUUID()), 404);
+  });
+
+  test('assistants.getGraph and getSchemas: LangGraph graphs drawn and described; other agents as one node with permissive schemas', async () => {
+    for (const [name, c] of clients) {
+      const g = await c.assistants.getGraph('counter');
+      assert.deepEqual(g.nodes.map((n: any) => n.id), ['__start__', 'tick', '__end__'], name);
+      assert.deepEqual(g.edges.map((e: any) => [e.source, e.target]), [['__start__', 'tick'], ['tick', '__end__']]);
+      assert.ok((await c.assistants.getGraph('steps', { xray: true })).nodes.some((n: any) => n.id === 'second'));
+      for (const other of ['echo', 'notebook', 'far']) {
+        const one = await c.assistants.getGraph(other);
+        assert.deepEqual(one.nodes.map((n: any) => n.id), ['__start__', other, '__end__'], `${name} ${other}`);
+        assert.equal(one.edges.length, 2);
+      }
+
+      const s: any = await c.assistants.getSchemas('counter');
+      assert.equal(s.graph_id, 'counter');
+      assert.deepEqual(Object.keys(s.state_schema.properties).sort(), ['count', 'log', 'message'], name);
+      assert.deepEqual(Object.keys(s.input_schema.properties), ['message']);
+      assert.deepEqual(Object.keys(s.output_schema.properties).sort(), ['count', 'log']);
+      const e: any = await c.assistants.getSchemas('echo');
+      assert.deepEqual(e, { graph_id: 'echo', input_schema: {}, output_schema: {}, state_schema: {}, config_schema: {}, context_schema: {} });
+      await rejectsWith(c.assistants.getGraph(randomUUID()), 404);
+      await rejectsWith(c.assistants.getSchemas('no-such-graph'), 404);
+    }
+  });
+
+  test('bad input answers 422 naming the field, never a 5xx', async () => {
+    const t = (await clients[0][1].threads.create()).thread_id;
+    const run = await clients[0][1].runs.create(t, 'echo', { input: {} });
+    const cases: [string, Promise<Response>, number, RegExp][] = [
+      ['stream without assistant_id', post('/runs/stream', {}), 422, /^body\.assistant_id/],
+      ['wait without assistant_id', post('/runs/wait', { input: {} }), 422, /^body\.assistant_id/],
+      ['unknown stream mode', post(`/threads/${t}/runs/stream`, { assistant_id: 'echo', stream_mode: 'telepathy' }), 422, /^body\.stream_mode/],
+      ['unknown on_completion', post('/runs/wait', { assistant_id: 'echo', on_completion: 'shred' }), 422, /^body\.on_completion/],
+      ['unknown on_disconnect', post('/runs/stream', { assistant_id: 'echo', on_disconnect: 'explode' }), 422, /^body\.on_disconnect/],
+      ['stateless run on an unknown assistant', post('/runs', { assistant_id: randomUUID() }), 404, /assistant not found/],
+      ['history limit 0', post(`/threads/${t}/history`, { limit: 0 }), 422, /^body\.limit/],
+      ['history before a number', post(`/threads/${t}/history`, { before: 5 }), 422, /^body\.before/],
+      ['history GET limit text', fetch(`${stack.url}/threads/${t}/history?limit=many`), 422, /^query\.limit/],
+      ['join stream unknown mode', fetch(`${stack.url}/threads/${t}/runs/${run.run_id}/stream?stream_mode=nope`), 422, /^query\.stream_mode/],
+      ['join stream of a missing run', fetch(`${stack.url}/threads/${t}/runs/${randomUUID()}/stream`), 404, /run not found/],
+      ['stateless join stream of a missing run', fetch(`${stack.url}/runs/${randomUUID()}/stream`), 404, /run not found/],
+      ['graph xray not a boolean', fetch(`${stack.url}/assistants/echo/graph?xray=maybe`), 422, /^query\.xray/],
+    ];
+    for (const [name, response, status, detail] of cases) {
+      const res = await response;
+      const text = await res.text();
+      assert.equal(res.status, status, `${name}: ${text}`);
+      assert.match(JSON.parse(text).detail, detail, name);
+    }
+  });
+
+  test('the api answered no request with a 5xx and logged no unhandled error', () => {
+    const bad = stack.api.output.filter((l) => /\b(GET|POST|PATCH|DELETE) \S+ 5\d\d\b/.test(l) || /unhandled error|could not delete the thread/.test(l));
+    assert.deepEqual(bad, []);
+  });
+});
