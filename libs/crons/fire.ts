@@ -205,7 +205,7 @@ export async function activeRuns(client: PoolClient, crons: OverlapCron[]): Prom
 }
 
 /**
- * How many occurrences of this cron may fire now (scheduling.md point 8), for the scheduler and
+ * How many occurrences of this cron may fire now (docs/scheduling.md, point 8), for the scheduler and
  * for the API's first run and trigger alike. Stateless: allow (no limit), skip (only when
  * nothing is running), buffer_one (one running plus one waiting). Thread crons: reject skips
  * while the thread is busy; enqueue, interrupt and rollback always fire (the last two then cancel

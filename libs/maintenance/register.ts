@@ -34,7 +34,7 @@ export async function registerMaintenanceJobs(pool: Pool, jobs: JobRegistration[
   if (jobs.length === 0) return { inserted: [], updated: [] };
   const { rows: clock } = await pool.query<{ now: Date }>(`SELECT now()`);
   const now = clock[0].now;
-  // From the database clock, like every occurrence (scheduling.md: one clock).
+  // From the database clock, like every occurrence (docs/scheduling.md, point 1: one clock).
   const next = jobs.map((j) => parseSchedule(j.schedule, { timezone: j.timezone, allowSeconds: true }).nextAfter(now));
   const { rows } = await pool.query<{ job_name: string; inserted: boolean }>(REGISTER, [
     jobs.map((j) => j.name),

@@ -1,6 +1,6 @@
 /**
  * Cron schedules: validation and next-occurrence computation in a time zone, with
- * the DST rules of scheduling.md point 7. Pure functions, no I/O.
+ * the DST rules of docs/scheduling.md, point 7. Pure functions, no I/O.
  */
 export { ScheduleError } from './errors.ts';
 export type { ScheduleErrorField } from './errors.ts';

@@ -17,7 +17,7 @@ export interface ParseScheduleOptions {
  * A validated cron schedule in a time zone. Immutable; instances are cached and
  * shared, so do not attach state to them.
  *
- * DST semantics (docs: scheduling.md, "What we promise" point 7):
+ * DST semantics (docs/scheduling.md, "What we promise" point 7):
  * - An *interval* schedule is one whose hour field allows every hour (`*`, `*\/1`,
  *   `0-23`), e.g. `*\/15 * * * *`, `0 * * * *`, `30 * * * *`. It fires at every real
  *   instant whose local time matches: local times skipped by a spring-forward gap do
