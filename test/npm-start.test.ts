@@ -4,7 +4,9 @@ import { rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
-import { BUILTIN_ONLY, ROOT, freePort, track } from './support/processes.ts';
+import pg from 'pg';
+import { ROOT, freePort, track } from './support/processes.ts';
+import { eventually } from './support/engine.ts';
 
 // `npm start` as a person runs it in a terminal: no DATABASE_URL (the embedded PostgreSQL), and
 // Ctrl-C, which the terminal sends to the whole foreground process group.
@@ -18,7 +20,7 @@ const portOpen = (port: number) =>
     s.on('error', () => resolve(false));
   });
 
-test('npm start: says where its database is, helper commands find it, Ctrl-C drains cleanly and stops the database last', async () => {
+test('npm start: says where its database is, helper commands find it, Ctrl-C hands a run in progress back, drains cleanly and stops the database last', async () => {
   const [pgPort, httpPort] = [await freePort(), await freePort()];
   const dataDir = path.join(ROOT, `.agentcron/npm-start-${pgPort}`);
   const env = {
@@ -28,7 +30,9 @@ test('npm start: says where its database is, helper commands find it, Ctrl-C dra
     EMBEDDED_PG_PORT: String(pgPort),
     PORT: String(httpPort),
     HOST: '127.0.0.1',
-    AGENTCRON_CONFIG: BUILTIN_ONLY,
+    // `slow` takes a minute unless aborted: a run still going when Ctrl-C comes.
+    AGENTCRON_CONFIG: path.join(ROOT, 'test/fixtures/slow.json'),
+    SHUTDOWN_GRACE_SECONDS: '3',
   };
   // Its own process group, as a terminal's foreground job.
   const app = track(spawn(process.execPath, [path.join(ROOT, 'apps/all/main.ts')], { cwd: ROOT, env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] }));
@@ -40,12 +44,29 @@ test('npm start: says where its database is, helper commands find it, Ctrl-C dra
     assert.equal(await keys.exited, 0, keys.output.join('\n'));
     assert.match(keys.output.join('\n'), /created key .* for user "alice"/);
 
+    // A cron's first run starts at once and is still running when Ctrl-C comes.
+    const created = await fetch(`http://127.0.0.1:${httpPort}/runs/crons`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ assistant_id: 'slow', schedule: '0 0 1 1 *' }),
+    });
+    assert.equal(created.status, 200);
+    const { run_id: runId } = (await created.json()) as { run_id: string };
+    const db = new pg.Client({ connectionString: `postgres://postgres:agentcron@127.0.0.1:${pgPort}/agentcron` });
+    await db.connect();
+    try {
+      await eventually(async () => (await db.query(`SELECT status FROM runs WHERE run_id = $1`, [runId])).rows[0]?.status === 'running', 'the run to start');
+    } finally {
+      await db.end();
+    }
+
     process.kill(-app.child.pid!, 'SIGINT');
     assert.equal(await app.exited, 0);
     const afterSignal = app.output.slice(app.output.findIndex((l) => /SIGINT received/.test(l)));
+    assert.match(afterSignal.join('\n'), /aborted and handed back to the queue/);
     assert.match(afterSignal.join('\n'), /stopped/);
     // Short and clean: the database was up for the whole drain.
-    assert.ok(afterSignal.length <= 4, afterSignal.join('\n'));
+    assert.ok(afterSignal.length <= 6, afterSignal.join('\n'));
     for (const bad of [/terminating connection/, /ECONNREFUSED/, /shutting down/, / error /]) {
       assert.doesNotMatch(afterSignal.join('\n'), bad);
     }
