@@ -41,6 +41,8 @@ describe('LangGraph SDK compatibility: wait, stream, join, history, graph, schem
   let stack: Stack;
   let remote: RemoteAgentServer;
   let clients: [string, AnyClient][];
+  /** Waits longer than the keep-alive threshold (5 s), started first and checked last so they cost no time of their own. */
+  let longWaits: Promise<[unknown, unknown, string]>;
   const q = (sql: string, params: unknown[] = []) => stack.db.pool.query(sql, params);
   const post = (p: string, body: unknown) =>
     fetch(`${stack.url}${p}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
@@ -65,6 +67,12 @@ describe('LangGraph SDK compatibility: wait, stream, join, history, graph, schem
       ['sdk 2.0.0', new Client({ apiUrl: stack.url, apiKey: null })],
       ['sdk 1.15', new Client1({ apiUrl: stack.url, apiKey: null }) as unknown as Client],
     ];
+    const longThread = await clients[1][1].threads.create();
+    longWaits = Promise.all([
+      clients[0][1].runs.wait(null, 'echo', { input: { sleep_ms: 6000, sdk: 2 } }),
+      clients[1][1].runs.wait(longThread.thread_id, 'echo', { input: { sleep_ms: 6000, sdk: 1 } }),
+      post('/runs/wait', { assistant_id: 'echo', input: { sleep_ms: 6000, raw: true } }).then(async (r) => `${r.status} ${await r.text()}`),
+    ]);
   });
   after(async () => {
     await stack?.stop();
@@ -123,6 +131,11 @@ describe('LangGraph SDK compatibility: wait, stream, join, history, graph, schem
     assert.deepEqual(await c1.runs.join(t2.thread_id, run.run_id), {});
     const stateless = await c2.runs.create(null, 'echo');
     assert.equal(stateless.status, 'pending');
+    for (const c of [c1, c2]) {
+      const batch = await c.runs.createBatch([{ assistantId: 'echo', input: { b: 1 } }, { assistantId: 'counter', input: { message: 'b' } }, { assistantId: 'echo' }]);
+      assert.equal(batch.length, 3);
+      assert.equal(new Set(batch.map((r) => r.thread_id)).size, 3, 'each on a fresh thread');
+    }
     for (const body of [{ assistant_id: 'echo' }, { assistant_id: 'echo', input: null }]) {
       for (const p of ['/runs', `/threads/${t2.thread_id}/runs`]) {
         const r = await post(p, body);
@@ -291,6 +304,8 @@ describe('LangGraph SDK compatibility: wait, stream, join, history, graph, schem
       ['unknown on_completion', post('/runs/wait', { assistant_id: 'echo', on_completion: 'shred' }), 422, /^body\.on_completion/],
       ['unknown on_disconnect', post('/runs/stream', { assistant_id: 'echo', on_disconnect: 'explode' }), 422, /^body\.on_disconnect/],
       ['stateless run on an unknown assistant', post('/runs', { assistant_id: randomUUID() }), 404, /assistant not found/],
+      ['batch entry without assistant_id', post('/runs/batch', [{ assistant_id: 'echo' }, {}]), 422, /^body\.1\.assistant_id/],
+      ['empty batch', post('/runs/batch', []), 422, /^body/],
       ['history limit 0', post(`/threads/${t}/history`, { limit: 0 }), 422, /^body\.limit/],
       ['history before a number', post(`/threads/${t}/history`, { before: 5 }), 422, /^body\.before/],
       ['history GET limit text', fetch(`${stack.url}/threads/${t}/history?limit=many`), 422, /^query\.limit/],
@@ -305,6 +320,44 @@ describe('LangGraph SDK compatibility: wait, stream, join, history, graph, schem
       assert.equal(res.status, status, `${name}: ${text}`);
       assert.match(JSON.parse(text).detail, detail, name);
     }
+  });
+
+  test('on_disconnect / cancel_on_disconnect: the run is cancelled when its client goes away', async () => {
+    await Promise.all(
+      clients.map(async ([name, c], i) => {
+        const thread = await c.threads.create();
+        const ac = new AbortController();
+        let runId: string | undefined;
+        const stream =
+          i === 0
+            ? c.runs.stream(thread.thread_id, 'echo', { input: { sleep_ms: 10_000 }, onDisconnect: 'cancel', signal: ac.signal, onRunCreated: (m) => (runId = m.run_id) })
+            : (() => {
+                const run = c.runs.create(thread.thread_id, 'echo', { input: { sleep_ms: 10_000 } });
+                return (async function* () {
+                  runId = (await run).run_id;
+                  yield* c.runs.joinStream(thread.thread_id, runId, { cancelOnDisconnect: true, signal: ac.signal });
+                })();
+              })();
+        await assert.rejects(
+          (async () => {
+            for await (const part of stream) if (part.event === 'metadata') ac.abort();
+            throw new Error('aborted');
+          })(),
+        );
+        const deadline = Date.now() + 10_000;
+        let status = '';
+        while (Date.now() < deadline && (status = (await c.runs.get(thread.thread_id, runId!)).status) !== 'interrupted') await new Promise((r) => setTimeout(r, 50));
+        assert.equal(status, 'interrupted', name);
+      }),
+    );
+  });
+
+  test('a wait longer than a few seconds is kept alive with whitespace and answers the values', async () => {
+    const [stateless, onThread, raw] = await longWaits;
+    assert.deepEqual(stateless, { sleep_ms: 6000, sdk: 2 });
+    assert.deepEqual(onThread, { sleep_ms: 6000, sdk: 1 });
+    assert.match(raw, /^200 \n+\{/);
+    assert.deepEqual(JSON.parse(raw.slice(4)), { sleep_ms: 6000, raw: true });
   });
 
   test('the api answered no request with a 5xx and logged no unhandled error', () => {

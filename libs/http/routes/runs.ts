@@ -27,7 +27,7 @@ import { userOf } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { HttpError } from '../errors.ts';
 import { NoContent, documentRoutes, errors, json, pathId, project } from '../schemas/common.ts';
-import { CancelQuery, JoinAnswer, JoinStreamQuery, RunCreate, RunListQuery, RunSchema } from '../schemas/runs.ts';
+import { CancelQuery, JoinAnswer, JoinStreamQuery, RunBatchCreate, RunCreate, RunListQuery, RunSchema } from '../schemas/runs.ts';
 import { EventStream, streamModes, streamRun } from '../stream.ts';
 import { parse } from '../validate.ts';
 
@@ -115,6 +115,14 @@ documentRoutes('runs', [
     description: 'On a fresh thread, deleted with the run once it ends unless on_completion is "keep" (as a stateless cron).',
     body: RunCreate,
     responses: { 200: { ...json(RunSchema), ...statelessLocation }, ...errors(404, 422) },
+  },
+  {
+    method: 'post',
+    path: '/runs/batch',
+    summary: 'Start several stateless background runs',
+    description: 'Each as POST /runs, all in one transaction (at most 100).',
+    body: RunBatchCreate,
+    responses: { 200: json(z.array(RunSchema)), ...errors(404, 422) },
   },
   {
     method: 'post',
@@ -261,6 +269,53 @@ async function finishStateless(deps: { pool: Pool; boss: PgBoss; logger: ApiDeps
   }
 }
 
+/**
+ * Stateless background runs (POST /runs, /runs/batch), in one transaction: each on a fresh thread
+ * the worker deletes with it once it ends (as a stateless cron's occurrence) unless on_completion
+ * is "keep".
+ */
+async function startBackgroundStatelessRuns(pool: Pool, boss: PgBoss, user: string, bodies: z.output<typeof RunCreate>[]): Promise<RunResponse[]> {
+  const assistants = new Map<string, { assistant_id: string; graph_id: string }>();
+  for (const b of bodies) {
+    if (assistants.has(b.assistant_id)) continue;
+    const found = await getAssistant(pool, b.assistant_id, user);
+    if (!found) throw new HttpError(404, 'assistant not found');
+    assistants.set(b.assistant_id, found.assistant);
+  }
+  const runIds = bodies.map(() => randomUUID());
+  await withTransaction(pool, async (client) => {
+    const { rows } = await client.query<{ now: Date }>(`SELECT now() AS now`);
+    const now = rows[0].now.getTime();
+    await insertRuns(
+      client,
+      boss,
+      bodies.map((b, i) => {
+        const assistant = assistants.get(b.assistant_id)!;
+        const threadId = randomUUID();
+        return {
+          run_id: runIds[i],
+          thread_id: threadId,
+          assistant_id: assistant.assistant_id,
+          user_id: user,
+          cron_id: null,
+          scheduled_for: null,
+          kwargs: runKwargs(b),
+          multitask_strategy: 'enqueue' as const,
+          metadata: b.metadata ?? {},
+          new_thread: { metadata: { graph_id: assistant.graph_id, assistant_id: assistant.assistant_id }, ephemeral: (b.on_completion ?? 'delete') === 'delete' },
+          serialize_key: threadId,
+          start_after: b.after_seconds ? new Date(now + b.after_seconds * 1000) : undefined,
+        };
+      }),
+    );
+  });
+  const runs = await Promise.all(runIds.map((id) => getRun(pool, id, user)));
+  return runs.map((r) => {
+    if (!r) throw runNotFound();
+    return r;
+  });
+}
+
 /** Cancels a run whose client asked for it to end with its connection (on_disconnect / cancel_on_disconnect). */
 async function cancelOnDisconnect(pool: Pool, boss: PgBoss, runId: string): Promise<void> {
   await cancelRuns(pool, boss, [runId], 'interrupt', 'by its client disconnecting').catch(() => {});
@@ -355,41 +410,13 @@ export function runsRoutes({ pool, boss, agents, logger }: ApiDeps): Router {
   const deps = { pool, boss, agents, logger };
 
   router.post('/runs', async (req, res) => {
-    const b = parse(RunCreate, req.body);
-    const user = userOf(res);
-    const found = await getAssistant(pool, b.assistant_id, user);
-    if (!found) throw new HttpError(404, 'assistant not found');
-    const { assistant } = found;
-    const threadId = randomUUID();
-    const runId = randomUUID();
-    await withTransaction(pool, async (client) => {
-      let startAfter: Date | undefined;
-      if (b.after_seconds) {
-        const { rows } = await client.query<{ at: Date }>(`SELECT now() + make_interval(secs => $1) AS at`, [b.after_seconds]);
-        startAfter = rows[0].at;
-      }
-      // As a stateless cron's occurrence: the worker deletes the thread with the run once it ends.
-      await insertRuns(client, boss, [
-        {
-          run_id: runId,
-          thread_id: threadId,
-          assistant_id: assistant.assistant_id,
-          user_id: user,
-          cron_id: null,
-          scheduled_for: null,
-          kwargs: runKwargs(b),
-          multitask_strategy: 'enqueue',
-          metadata: b.metadata ?? {},
-          new_thread: { metadata: { graph_id: assistant.graph_id, assistant_id: assistant.assistant_id }, ephemeral: (b.on_completion ?? 'delete') === 'delete' },
-          serialize_key: threadId,
-          start_after: startAfter,
-        },
-      ]);
-    });
-    const run = await getRun(pool, runId, user);
-    if (!run) throw runNotFound();
+    const [run] = await startBackgroundStatelessRuns(pool, boss, userOf(res), [parse(RunCreate, req.body)]);
     res.setHeader('Content-Location', `/runs/${run.run_id}`);
     res.json(run);
+  });
+
+  router.post('/runs/batch', async (req, res) => {
+    res.json(await startBackgroundStatelessRuns(pool, boss, userOf(res), parse(RunBatchCreate, req.body)));
   });
 
   router.post('/runs/wait', async (req, res) => {

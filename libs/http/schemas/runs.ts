@@ -90,6 +90,8 @@ export const RunCreate = registry.register(
   }),
 );
 
+export const RunBatchCreate = registry.register('RunBatchCreate', z.array(RunCreate).min(1).max(100));
+
 export const RUN_SELECT = [
   'run_id',
   'thread_id',
