@@ -104,6 +104,8 @@ describe('LangGraph SDK compatibility: wait, stream, join, history, graph, schem
         assert.deepEqual(noted.seen, [{ note: 1 }], `${name} notebook`);
         assert.deepEqual(await c.runs.wait(null, 'far', { input: { x: 1 } }), { remote: { x: 1 } }, `${name} remote`);
         assert.deepEqual(await c.runs.wait(null, 'echo'), {}, `${name}: no input`);
+        // A LangGraph graph given nothing on a fresh thread has nothing to resume: LangGraph's own error, as the run's.
+        await assert.rejects(c.runs.wait(null, 'counter'), /EmptyInputError/, `${name}: counter without input`);
         await assert.rejects(c.runs.wait(null, 'echo', { input: { error: 'boom' } }), /boom/);
 
         let kept: { run_id: string } | undefined;
