@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { MAINTENANCE_CATALOG, settingKey } from '../maintenance/catalog.ts';
-import type { MaintenanceJobName } from '../maintenance/catalog.ts';
+import { MAINTENANCE_CATALOG, settingKey } from './maintenance-catalog.ts';
+import type { MaintenanceJobName } from './maintenance-catalog.ts';
 import { parseSchedule, validateTimezone } from '../schedule/index.ts';
 import { decimal, int, optionalBool } from './rules.ts';
 

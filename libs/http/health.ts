@@ -3,7 +3,7 @@ import type { Request, RequestHandler, Response } from 'express';
 import { describeDatabaseError } from '../db/index.ts';
 import type { Pool } from '../db/index.ts';
 import { latestMonitorFindings } from '../maintenance/index.ts';
-import { liveProcesses } from '../processes/index.ts';
+import { liveProcesses } from '../liveness/index.ts';
 import type { PgBoss } from '../queue/index.ts';
 import { QUEUES } from '../queue/index.ts';
 

@@ -1,5 +1,5 @@
-export { MAINTENANCE_CATALOG } from './catalog.ts';
-export type { MaintenanceJobName, CatalogEntry } from './catalog.ts';
+export { MAINTENANCE_CATALOG } from '../config/index.ts';
+export type { MaintenanceJobName, CatalogEntry } from '../config/index.ts';
 export { maintenanceSettings, configuredJobs } from './settings.ts';
 export type { MaintenanceSettings, JobRegistration } from './settings.ts';
 export { registerMaintenanceJobs } from './register.ts';

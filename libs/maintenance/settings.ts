@@ -1,5 +1,5 @@
 import type { Config } from '../config/index.ts';
-import { MAINTENANCE_CATALOG, settingKey } from './catalog.ts';
+import { MAINTENANCE_CATALOG, settingKey } from '../config/index.ts';
 
 /** The thresholds and limits maintenance jobs work with, from the configuration. */
 export interface MaintenanceSettings {

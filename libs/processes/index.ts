@@ -1,5 +1,3 @@
-export { Heartbeat, liveProcesses } from './heartbeat.ts';
-export type { ProcessRole, ProcessCounts } from './heartbeat.ts';
 export { onShutdown, fatal } from './lifecycle.ts';
 export { connect } from './bootstrap.ts';
 export type { Connections } from './bootstrap.ts';

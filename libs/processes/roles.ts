@@ -14,7 +14,7 @@ import type { MetricsServer } from '../metrics/index.ts';
 import { RunWorker } from '../runs/index.ts';
 import { WebhookWorker, allowPrivateWebhooks } from '../webhooks/index.ts';
 import type { Connections } from './bootstrap.ts';
-import { Heartbeat } from './heartbeat.ts';
+import { Heartbeat } from '../liveness/index.ts';
 
 // Each role of agentcron, started on open connections and answering a stop() that drains it.
 // apps/* compose these: one role per process in production, all three under `npm start`.
