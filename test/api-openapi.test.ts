@@ -40,6 +40,8 @@ describe('OpenAPI document and /docs', () => {
       assert.ok(doc.paths[path], `missing path ${path}`);
       for (const m of methods) assert.ok(doc.paths[path][m], `missing ${m.toUpperCase()} ${path}`);
     }
+    // The public endpoints are in the reference too.
+    for (const path of ['/ok', '/health', '/metrics']) assert.ok(doc.paths[path]?.get, `missing GET ${path}`);
     for (const name of ['Thread', 'ThreadState', 'ThreadCreate', 'ThreadSearch', 'Run', 'RunCreate', 'Assistant', 'AssistantCreate', 'AssistantSearch', 'Error']) {
       assert.ok(doc.components.schemas[name], `missing schema ${name}`);
     }

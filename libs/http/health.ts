@@ -6,6 +6,7 @@ import { latestMonitorFindings } from '../maintenance/index.ts';
 import { liveProcesses } from '../liveness/index.ts';
 import type { PgBoss } from '../queue/index.ts';
 import { QUEUES } from '../queue/index.ts';
+import { registry } from './openapi.ts';
 
 export interface HealthDeps {
   pool: Pool;
@@ -51,6 +52,15 @@ const SCHEDULER_TICKS = `
  * scheduler ticks, the heartbeat monitor's findings). 503 when the database is unreachable or,
  * with CRON_ENABLED, when schedulers have registered but none has ticked within three poll intervals.
  */
+// In the API reference too: public, outside the API's security schemes.
+for (const [path, summary, description] of [
+  ['/ok', 'Liveness (LangGraph convention)', 'Answers {"ok": true} while the process serves requests; no database query.'],
+  ['/health', 'Readiness', 'The database, the queue, live schedulers and workers, the last scheduler tick; 503 while the database is unreachable or no scheduler ticks. Details (ids, hosts) only for admin keys under AUTH_MODE=api_key.'],
+  ['/metrics', 'Prometheus metrics', 'Text exposition format; no series carries user data.'],
+] as const) {
+  registry.registerPath({ method: 'get', path, tags: ['meta'], summary, description, responses: { 200: { description: 'OK' }, ...(path === '/health' ? { 503: { description: 'Not ready' } } : {}) } });
+}
+
 export function healthRoutes({ pool, boss, heartbeatSeconds, scheduler, auth }: HealthDeps): Router {
   const router = Router();
   const staleAfterSeconds = scheduler ? 3 * scheduler.pollIntervalSeconds + heartbeatSeconds : null;
