@@ -1,23 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import type { PoolClient, Queryable } from '../db/index.ts';
 import type { PgBoss } from '../queue/index.ts';
+import type { WebhookRun } from '../webhooks/index.ts';
 import { insertRuns } from './enqueue.ts';
 import type { MultitaskStrategy } from './enqueue.ts';
 
-/** A run as the LangGraph API shows it (plus cron_id and scheduled_for for cron runs). */
-export interface RunResponse {
-  run_id: string;
-  thread_id: string;
-  assistant_id: string;
-  created_at: string;
-  updated_at: string;
-  status: string;
-  metadata: Record<string, unknown>;
-  multitask_strategy: string;
-  kwargs: Record<string, unknown>;
-  cron_id: string | null;
-  scheduled_for: string | null;
-  run_started_at: string | null;
+/**
+ * A run as the LangGraph API shows it (plus cron_id and scheduled_for for cron runs): the fields a
+ * webhook reports (libs/webhooks), with the delivery's bookkeeping instead of the values.
+ */
+export interface RunResponse extends Omit<WebhookRun, 'run_ended_at' | 'values' | 'error'> {
   run_ended_at: string | null;
   error: unknown;
   /** When the webhook was delivered (null: no webhook, or not delivered yet). */
