@@ -5,14 +5,14 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { AgentRegistry } from '../libs/agents/index.ts';
 import type { Agent } from '../libs/agents/index.ts';
-import { defaultAssistantId, ensureDefaultAssistants } from '../libs/assistants/index.ts';
+import { defaultAssistantId } from '../libs/assistants/index.ts';
 import { QUEUES } from '../libs/queue/index.ts';
 import type { PgBoss } from '../libs/queue/index.ts';
 import { RunWorker, cancelRuns, claimRuns, finishRuns, pendingOf } from '../libs/runs/index.ts';
 import type { FinishedRun } from '../libs/runs/index.ts';
 import { createTestDatabase } from './support/db.ts';
 import type { TestDatabase } from './support/db.ts';
-import { ECHO, eventually, insertCron, insertThread, newScheduler, quietLogger, startTestQueue } from './support/engine.ts';
+import { ECHO, eventually, insertCron, insertThread, newScheduler, quietLogger, startTestQueue, useQueueDatabase } from './support/engine.ts';
 import { startInProcessApi, teardown } from './support/inprocess.ts';
 import type { InProcessApi } from './support/inprocess.ts';
 import { ROOT, spawnApp } from './support/processes.ts';
@@ -72,23 +72,11 @@ const jobStates = async (db: TestDatabase, runIds: string[]) =>
   );
 
 describe('races in the run lifecycle', () => {
-  let db: TestDatabase;
-  let boss: PgBoss;
-  before(async () => {
-    db = await createTestDatabase('races');
-    boss = await startTestQueue(db.url);
-    await ensureDefaultAssistants(db.pool, ['echo']);
-  });
-  after(() =>
-    teardown(
-      () => boss?.stop({ graceful: false }),
-      () => db?.drop(),
-    ),
-  );
+  const ctx = useQueueDatabase('races');
 
-  const fire = () => newScheduler(db.pool, boss, db.url).runDue();
+  const fire = () => newScheduler(ctx.db.pool, ctx.boss, ctx.db.url).runDue();
   const ledger = async (cronIds: string[]) =>
-    (await db.pool.query(`SELECT cron_id, status, error, run_id FROM cron_occurrences WHERE cron_id = ANY($1::uuid[])`, [cronIds])).rows;
+    (await ctx.db.pool.query(`SELECT cron_id, status, error, run_id FROM cron_occurrences WHERE cron_id = ANY($1::uuid[])`, [cronIds])).rows;
 
   test('1. a result that cannot be stored ends only its own run, as error; no agent runs twice', async () => {
     const counting = countingAgent({
@@ -100,13 +88,13 @@ describe('races in the run lifecycle', () => {
         return kind === 'output' ? { text: 'a\u0000b' } : { ok: true };
       },
     });
-    const worker = workerWith(db, boss, counting.agent);
+    const worker = workerWith(ctx.db, ctx.boss, counting.agent);
     await worker.start();
     try {
       // Kept threads: each run's output is stored as jsonb, which refuses \u0000.
       const crons: string[] = [];
       const kinds = ['output', 'error', null, null, null, null];
-      for (const bad of kinds) crons.push(await insertCron(db.pool, { schedule: '0 0 1 1 *', on_run_completed: 'keep', input: { bad } }));
+      for (const bad of kinds) crons.push(await insertCron(ctx.db.pool, { schedule: '0 0 1 1 *', on_run_completed: 'keep', input: { bad } }));
       await fire();
       const rows = await eventually(async () => {
         const r = await ledger(crons);
@@ -118,7 +106,7 @@ describe('races in the run lifecycle', () => {
         assert.match(bad.error, /could not be stored/);
       }
       for (const o of rows.filter((x) => !crons.slice(0, 2).includes(x.cron_id))) assert.equal(o.status, 'success');
-      assert.deepEqual(await jobStates(db, rows.map((o) => o.run_id)), Array(6).fill('completed'));
+      assert.deepEqual(await jobStates(ctx.db, rows.map((o) => o.run_id)), Array(6).fill('completed'));
       assert.deepEqual([...counting.executions.values()], [1, 1, 1, 1, 1, 1]);
     } finally {
       await worker.stop();
@@ -127,13 +115,13 @@ describe('races in the run lifecycle', () => {
 
   test('2a. two workers finishing runs of the same crons in opposite orders: no deadlock, no agent runs twice', async () => {
     const counting = countingAgent({ gateAt: 8 });
-    const workers = [workerWith(db, boss, counting.agent, 4), workerWith(db, boss, counting.agent, 4)];
+    const workers = [workerWith(ctx.db, ctx.boss, counting.agent, 4), workerWith(ctx.db, ctx.boss, counting.agent, 4)];
     for (const w of workers) await w.start();
     try {
       const crons: string[] = [];
-      for (let i = 0; i < 8; i++) crons.push(await insertCron(db.pool, { schedule: '0 0 1 1 *', on_run_completed: 'keep' }));
+      for (let i = 0; i < 8; i++) crons.push(await insertCron(ctx.db.pool, { schedule: '0 0 1 1 *', on_run_completed: 'keep' }));
       for (let round = 0; round < 12; round++) {
-        await db.pool.query(`UPDATE crons SET next_run_date = now() WHERE cron_id = ANY($1::uuid[])`, [crons]);
+        await ctx.db.pool.query(`UPDATE crons SET next_run_date = now() WHERE cron_id = ANY($1::uuid[])`, [crons]);
         await fire();
         await eventually(async () => {
           const r = await ledger(crons);
@@ -151,8 +139,8 @@ describe('races in the run lifecycle', () => {
     let api: InProcessApi;
     let worker: RunWorker;
     before(async () => {
-      api = await startInProcessApi(db.pool, boss, db.url, new AgentRegistry().register('echo', async () => ({ ok: true })));
-      worker = workerWith(db, boss, async () => ({ ok: true }));
+      api = await startInProcessApi(ctx.db.pool, ctx.boss, ctx.db.url, new AgentRegistry().register('echo', async () => ({ ok: true })));
+      worker = workerWith(ctx.db, ctx.boss, async () => ({ ok: true }));
       await worker.start();
     });
     after(() =>
@@ -173,16 +161,16 @@ describe('races in the run lifecycle', () => {
     });
 
     test('2c. DELETE a thread while a scheduler pass holds its cron and inserts a run on it: no deadlock', async () => {
-      const threadId = await insertThread(db.pool);
-      const cronId = await insertCron(db.pool, { schedule: '0 0 1 1 *', thread_id: threadId, enabled: false });
-      const pass = new pg.Client({ connectionString: db.url });
+      const threadId = await insertThread(ctx.db.pool);
+      const cronId = await insertCron(ctx.db.pool, { schedule: '0 0 1 1 *', thread_id: threadId, enabled: false });
+      const pass = new pg.Client({ connectionString: ctx.db.url });
       await pass.connect();
       try {
         // What a scheduler pass does first: claim the cron.
         await pass.query('BEGIN');
         await pass.query(`SELECT 1 FROM crons WHERE cron_id = $1 FOR UPDATE`, [cronId]);
         const deleting = api.call('DELETE', `/threads/${threadId}`);
-        await blockedOnLock(db, 'DELETE /threads to wait for the cron the pass holds');
+        await blockedOnLock(ctx.db, 'DELETE /threads to wait for the cron the pass holds');
         // Then write the occurrence's run on the cron's thread (a foreign key share lock on it).
         await pass.query(
           `INSERT INTO runs (run_id, thread_id, assistant_id, user_id, cron_id, scheduled_for) VALUES ($1, $2, $3, 'anonymous', $4, now())`,
@@ -190,7 +178,7 @@ describe('races in the run lifecycle', () => {
         );
         await pass.query('COMMIT');
         assert.equal((await deleting).status, 204);
-        assert.equal((await db.pool.query(`SELECT 1 FROM threads WHERE thread_id = $1`, [threadId])).rowCount, 0);
+        assert.equal((await ctx.db.pool.query(`SELECT 1 FROM threads WHERE thread_id = $1`, [threadId])).rowCount, 0);
       } finally {
         await pass.end();
       }
@@ -198,17 +186,17 @@ describe('races in the run lifecycle', () => {
 
     test('3. a PATCH that waited for a pass never moves next_run_date back to the occurrence the pass fired', async () => {
       // An every-second cron due at S, a whole second or two ahead.
-      const { rows } = await db.pool.query<{ s: Date }>(`SELECT date_trunc('second', clock_timestamp()) + interval '2 seconds' AS s`);
+      const { rows } = await ctx.db.pool.query<{ s: Date }>(`SELECT date_trunc('second', clock_timestamp()) + interval '2 seconds' AS s`);
       const s = rows[0].s;
-      const cronId = await insertCron(db.pool, { schedule: '* * * * * *', next_run_date: s });
-      const pass = new pg.Client({ connectionString: db.url });
+      const cronId = await insertCron(ctx.db.pool, { schedule: '* * * * * *', next_run_date: s });
+      const pass = new pg.Client({ connectionString: ctx.db.url });
       await pass.connect();
       try {
         await pass.query('BEGIN');
         await pass.query(`SELECT 1 FROM crons WHERE cron_id = $1 FOR UPDATE`, [cronId]);
         // The PATCH begins before S and waits for the cron.
         const patching = api.call('PATCH', `/runs/crons/${cronId}`, { timezone: 'Europe/Paris' });
-        await blockedOnLock(db, 'the PATCH to wait for the cron');
+        await blockedOnLock(ctx.db, 'the PATCH to wait for the cron');
         await sleep(Math.max(0, s.getTime() - Date.now()) + 300);
         // The pass fires S (its ledger row) and advances the cron past it, then commits.
         await pass.query(`INSERT INTO cron_occurrences (cron_id, scheduled_for, status, trigger) VALUES ($1, $2, 'success', 'schedule')`, [cronId, s]);
@@ -218,9 +206,9 @@ describe('races in the run lifecycle', () => {
         assert.equal(patched.status, 200);
         assert.ok(new Date(patched.body.next_run_date).getTime() > s.getTime(), `next_run_date ${patched.body.next_run_date} must be after the fired ${s.toISOString()}`);
         // And a pass now fires nothing for S again.
-        await db.pool.query(`UPDATE crons SET enabled = false WHERE cron_id <> $1`, [cronId]);
+        await ctx.db.pool.query(`UPDATE crons SET enabled = false WHERE cron_id <> $1`, [cronId]);
         await fire();
-        const again = await db.pool.query(`SELECT 1 FROM runs WHERE cron_id = $1 AND scheduled_for = $2`, [cronId, s]);
+        const again = await ctx.db.pool.query(`SELECT 1 FROM runs WHERE cron_id = $1 AND scheduled_for = $2`, [cronId, s]);
         assert.equal(again.rowCount, 0);
       } finally {
         await pass.end();
@@ -240,14 +228,14 @@ describe('races in the run lifecycle', () => {
       } else shortDone.push(Date.now());
       return { ok: true };
     };
-    const worker = workerWith(db, boss, agent, 8);
+    const worker = workerWith(ctx.db, ctx.boss, agent, 8);
     await worker.start();
     try {
-      await db.pool.query(`UPDATE crons SET enabled = false`);
-      for (let i = 0; i < 7; i++) await insertCron(db.pool, { schedule: '0 0 1 1 *', input: { long: true } });
+      await ctx.db.pool.query(`UPDATE crons SET enabled = false`);
+      for (let i = 0; i < 7; i++) await insertCron(ctx.db.pool, { schedule: '0 0 1 1 *', input: { long: true } });
       await fire();
       await eventually(async () => longStarted === 7, 'seven long runs to start');
-      const shortCrons = [await insertCron(db.pool, { schedule: '0 0 1 1 *', input: {} }), await insertCron(db.pool, { schedule: '0 0 1 1 *', input: {} })];
+      const shortCrons = [await insertCron(ctx.db.pool, { schedule: '0 0 1 1 *', input: {} }), await insertCron(ctx.db.pool, { schedule: '0 0 1 1 *', input: {} })];
       await fire();
       // One slot is free: both short runs go through it, one after the other, while the long ones still run.
       await eventually(async () => shortDone.length === 2, 'both short runs to run while seven long runs hold their slots', 5000);
@@ -260,12 +248,12 @@ describe('races in the run lifecycle', () => {
   });
 
   test('5. the scheduler waits, not spins, while a due cron is locked by another transaction', async () => {
-    await db.pool.query(`UPDATE crons SET enabled = false`);
-    const cronId = await insertCron(db.pool, { schedule: '0 0 1 1 *' });
-    const holder = new pg.Client({ connectionString: db.url });
+    await ctx.db.pool.query(`UPDATE crons SET enabled = false`);
+    const cronId = await insertCron(ctx.db.pool, { schedule: '0 0 1 1 *' });
+    const holder = new pg.Client({ connectionString: ctx.db.url });
     await holder.connect();
     let ticks = 0;
-    const scheduler = newScheduler(db.pool, boss, db.url, { pollIntervalSeconds: 10, onTick: () => ticks++ });
+    const scheduler = newScheduler(ctx.db.pool, ctx.boss, ctx.db.url, { pollIntervalSeconds: 10, onTick: () => ticks++ });
     try {
       await holder.query('BEGIN');
       await holder.query(`SELECT 1 FROM crons WHERE cron_id = $1 FOR UPDATE`, [cronId]);
@@ -282,31 +270,19 @@ describe('races in the run lifecycle', () => {
 });
 
 describe('the run lifecycle owner (libs/runs/lifecycle.ts)', () => {
-  let db: TestDatabase;
-  let boss: PgBoss;
-  before(async () => {
-    db = await createTestDatabase('lifecycle');
-    boss = await startTestQueue(db.url);
-    await ensureDefaultAssistants(db.pool, ['echo']);
-  });
-  after(() =>
-    teardown(
-      () => boss?.stop({ graceful: false }),
-      () => db?.drop(),
-    ),
-  );
+  const ctx = useQueueDatabase('lifecycle');
 
   /** A pending cron run on a kept thread with its enqueued ledger row, as firing leaves it. */
   async function pendingRun(): Promise<{ run_id: string; thread_id: string; cron_id: string; scheduled_for: Date }> {
-    const cronId = await insertCron(db.pool, { schedule: '0 0 1 1 *', enabled: false });
-    const threadId = await insertThread(db.pool);
+    const cronId = await insertCron(ctx.db.pool, { schedule: '0 0 1 1 *', enabled: false });
+    const threadId = await insertThread(ctx.db.pool);
     const runId = randomUUID();
     const scheduledFor = new Date(Date.UTC(2025, 0, 1, 0, 0, Math.floor(Math.random() * 1e6)));
-    await db.pool.query(
+    await ctx.db.pool.query(
       `INSERT INTO runs (run_id, thread_id, assistant_id, user_id, cron_id, scheduled_for) VALUES ($1, $2, $3, 'anonymous', $4, $5)`,
       [runId, threadId, ECHO, cronId, scheduledFor],
     );
-    await db.pool.query(`INSERT INTO cron_occurrences (cron_id, scheduled_for, run_id, thread_id, status) VALUES ($1, $2, $3, $4, 'enqueued')`, [
+    await ctx.db.pool.query(`INSERT INTO cron_occurrences (cron_id, scheduled_for, run_id, thread_id, status) VALUES ($1, $2, $3, $4, 'enqueued')`, [
       cronId,
       scheduledFor,
       runId,
@@ -328,22 +304,22 @@ describe('the run lifecycle owner (libs/runs/lifecycle.ts)', () => {
     attempt,
   });
   const state = async (r: { run_id: string; cron_id: string }) => ({
-    run: (await db.pool.query(`SELECT status, attempts, output FROM runs WHERE run_id = $1`, [r.run_id])).rows[0],
-    ledger: (await db.pool.query(`SELECT status FROM cron_occurrences WHERE cron_id = $1`, [r.cron_id])).rows[0].status,
+    run: (await ctx.db.pool.query(`SELECT status, attempts, output FROM runs WHERE run_id = $1`, [r.run_id])).rows[0],
+    ledger: (await ctx.db.pool.query(`SELECT status FROM cron_occurrences WHERE cron_id = $1`, [r.cron_id])).rows[0].status,
   });
 
   test('8. a cancel, before or after the claim, leaves the occurrence ended: it never goes back to running', async () => {
     const before = await pendingRun();
-    await cancelRuns(db.pool, boss, [before.run_id], 'interrupt');
-    assert.deepEqual(await claimRuns(db.pool, 'pgboss', [{ run_id: before.run_id, attempt: 1 }]), []);
+    await cancelRuns(ctx.db.pool, ctx.boss, [before.run_id], 'interrupt');
+    assert.deepEqual(await claimRuns(ctx.db.pool, 'pgboss', [{ run_id: before.run_id, attempt: 1 }]), []);
     assert.equal((await state(before)).ledger, 'interrupted');
 
     const afterClaim = await pendingRun();
-    assert.equal((await claimRuns(db.pool, 'pgboss', [{ run_id: afterClaim.run_id, attempt: 1 }])).length, 1);
+    assert.equal((await claimRuns(ctx.db.pool, 'pgboss', [{ run_id: afterClaim.run_id, attempt: 1 }])).length, 1);
     assert.equal((await state(afterClaim)).ledger, 'running');
-    await cancelRuns(db.pool, boss, [afterClaim.run_id], 'interrupt');
+    await cancelRuns(ctx.db.pool, ctx.boss, [afterClaim.run_id], 'interrupt');
     // The worker's late result changes nothing.
-    await finishRuns(db.pool, boss, [result(afterClaim, 1, { late: true })]);
+    await finishRuns(ctx.db.pool, ctx.boss, [result(afterClaim, 1, { late: true })]);
     const s = await state(afterClaim);
     assert.equal(s.ledger, 'interrupted');
     assert.equal(s.run.status, 'interrupted');
@@ -351,26 +327,26 @@ describe('the run lifecycle owner (libs/runs/lifecycle.ts)', () => {
 
   test('fencing: the result of an attempt whose claim was taken over is not stored over the newer attempt', async () => {
     const r = await pendingRun();
-    assert.equal((await claimRuns(db.pool, 'pgboss', [{ run_id: r.run_id, attempt: 1 }]))[0].attempts, 1);
-    // Its heartbeat expired; pg-boss retried the job; another worker claims attempt 2.
-    assert.equal((await claimRuns(db.pool, 'pgboss', [{ run_id: r.run_id, attempt: 2 }]))[0].attempts, 2);
-    await finishRuns(db.pool, boss, [result(r, 1, { from: 'attempt 1' })]);
+    assert.equal((await claimRuns(ctx.db.pool, 'pgboss', [{ run_id: r.run_id, attempt: 1 }]))[0].attempts, 1);
+    // Its heartbeat expired; pg-ctx.boss retried the job; another worker claims attempt 2.
+    assert.equal((await claimRuns(ctx.db.pool, 'pgboss', [{ run_id: r.run_id, attempt: 2 }]))[0].attempts, 2);
+    await finishRuns(ctx.db.pool, ctx.boss, [result(r, 1, { from: 'attempt 1' })]);
     assert.deepEqual((await state(r)).run, { status: 'running', attempts: 2, output: null });
-    await finishRuns(db.pool, boss, [result(r, 2, { from: 'attempt 2' })]);
+    await finishRuns(ctx.db.pool, ctx.boss, [result(r, 2, { from: 'attempt 2' })]);
     assert.deepEqual((await state(r)).run, { status: 'success', attempts: 2, output: { from: 'attempt 2' } });
     assert.equal((await state(r)).ledger, 'success');
   });
 
   test('two runs of one thread (or one buffer_one cron) fetched by two workers at once: only one is claimed', async () => {
-    const threadId = await insertThread(db.pool);
-    const cronId = await insertCron(db.pool, { schedule: '0 0 1 1 *', enabled: false, overlap_policy: 'buffer_one' });
+    const threadId = await insertThread(ctx.db.pool);
+    const cronId = await insertCron(ctx.db.pool, { schedule: '0 0 1 1 *', enabled: false, overlap_policy: 'buffer_one' });
     for (const shared of [{ thread: threadId }, { cron: cronId }]) {
       const runs = [randomUUID(), randomUUID()];
       for (const runId of runs) {
         // A buffer_one cron's runs each have a fresh (ephemeral) thread; a thread's runs share it.
-        const thread = shared.thread ?? (await insertThread(db.pool));
-        if (!shared.thread) await db.pool.query(`UPDATE threads SET ephemeral = true WHERE thread_id = $1`, [thread]);
-        await db.pool.query(`INSERT INTO runs (run_id, thread_id, assistant_id, user_id, cron_id) VALUES ($1, $2, $3, 'anonymous', $4)`, [
+        const thread = shared.thread ?? (await insertThread(ctx.db.pool));
+        if (!shared.thread) await ctx.db.pool.query(`UPDATE threads SET ephemeral = true WHERE thread_id = $1`, [thread]);
+        await ctx.db.pool.query(`INSERT INTO runs (run_id, thread_id, assistant_id, user_id, cron_id) VALUES ($1, $2, $3, 'anonymous', $4)`, [
           runId,
           thread,
           ECHO,
@@ -379,30 +355,30 @@ describe('the run lifecycle owner (libs/runs/lifecycle.ts)', () => {
       }
       const group = shared.thread ?? `cron:${shared.cron}`;
       // Both jobs fetched (active), as two workers fetching at the same instant would hold them.
-      await boss.insert(QUEUES.run, runs.map((id) => ({ id, data: { run_id: id } })));
-      await db.pool.query(`UPDATE pgboss.job SET state = 'active', started_on = now() WHERE name = $1 AND id = ANY($2::uuid[])`, [QUEUES.run, runs]);
-      const claims = await Promise.all(runs.map((run_id) => claimRuns(db.pool, 'pgboss', [{ run_id, attempt: 1, group }])));
+      await ctx.boss.insert(QUEUES.run, runs.map((id) => ({ id, data: { run_id: id } })));
+      await ctx.db.pool.query(`UPDATE pgboss.job SET state = 'active', started_on = now() WHERE name = $1 AND id = ANY($2::uuid[])`, [QUEUES.run, runs]);
+      const claims = await Promise.all(runs.map((run_id) => claimRuns(ctx.db.pool, 'pgboss', [{ run_id, attempt: 1, group }])));
       assert.equal(claims.flat().length, 1, `one of two runs sharing ${shared.thread ? 'a thread' : 'a buffer_one cron'} claimed`);
       const winner = claims.flat()[0].run_id;
       const other = runs.find((id) => id !== winner)!;
-      assert.deepEqual([...(await pendingOf(db.pool, [other]))], [other]);
+      assert.deepEqual([...(await pendingOf(ctx.db.pool, [other]))], [other]);
       // The winner's worker is lost: its job waits for a retry. The other run no longer waits for it
-      // (it would wait for ever: pg-boss may keep handing out the other job first).
-      await db.pool.query(`UPDATE pgboss.job SET state = 'retry' WHERE name = $1 AND id = $2`, [QUEUES.run, winner]);
-      assert.equal((await claimRuns(db.pool, 'pgboss', [{ run_id: other, attempt: 1, group }])).length, 1);
+      // (it would wait for ever: pg-ctx.boss may keep handing out the other job first).
+      await ctx.db.pool.query(`UPDATE pgboss.job SET state = 'retry' WHERE name = $1 AND id = $2`, [QUEUES.run, winner]);
+      assert.equal((await claimRuns(ctx.db.pool, 'pgboss', [{ run_id: other, attempt: 1, group }])).length, 1);
     }
   });
 
   test('finishing the same crons from two transactions in opposite orders never deadlocks', async () => {
     for (let i = 0; i < 30; i++) {
       const [a, b] = [await pendingRun(), await pendingRun()];
-      await claimRuns(db.pool, 'pgboss', [
+      await claimRuns(ctx.db.pool, 'pgboss', [
         { run_id: a.run_id, attempt: 1 },
         { run_id: b.run_id, attempt: 1 },
       ]);
       await Promise.all([
-        finishRuns(db.pool, boss, [result(a, 1, { n: 1 }), result(b, null, null)]),
-        finishRuns(db.pool, boss, [result(b, 1, { n: 2 }), result(a, null, null)]),
+        finishRuns(ctx.db.pool, ctx.boss, [result(a, 1, { n: 1 }), result(b, null, null)]),
+        finishRuns(ctx.db.pool, ctx.boss, [result(b, 1, { n: 2 }), result(a, null, null)]),
       ]);
       for (const r of [a, b]) assert.equal((await state(r)).ledger, 'success');
     }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { after, before } from 'node:test';
 import { builtinAgents } from '../../libs/agents/index.ts';
 import { defaultAssistantId, ensureDefaultAssistants } from '../../libs/assistants/index.ts';
 import { CronScheduler } from '../../libs/crons/index.ts';
@@ -11,6 +12,8 @@ import { queueSettings, startQueue } from '../../libs/queue/index.ts';
 import type { PgBoss, QueueOptions, QueueSettings } from '../../libs/queue/index.ts';
 import { loadConfig } from '../../libs/config/index.ts';
 import { RunWorker } from '../../libs/runs/index.ts';
+import { createTestDatabase } from './db.ts';
+import type { TestDatabase } from './db.ts';
 
 export const ECHO = defaultAssistantId('echo');
 
@@ -150,4 +153,23 @@ export async function clearOfBoundary(pool: Pool, unit: 'minute' | 'day', margin
   );
   const left = rows[0].left;
   if (left < marginSeconds) await new Promise((r) => setTimeout(r, left * 1000 + 1000));
+}
+
+/**
+ * A test file's (or describe's) database with agentcron's tables, pg-boss's queues and the echo
+ * assistant, made before its tests and dropped after them: read `.db` and `.boss` inside tests.
+ */
+export function useQueueDatabase(label: string): { db: TestDatabase; boss: PgBoss } {
+  const ctx = {} as { db: TestDatabase; boss: PgBoss };
+  before(async () => {
+    ctx.db = await createTestDatabase(label);
+    ctx.boss = await startTestQueue(ctx.db.url);
+    await ensureDefaultAssistants(ctx.db.pool, ['echo']);
+  });
+  after(async () => {
+    // The database is dropped even when the queue fails to stop (or never started).
+    await ctx.boss?.stop({ graceful: false }).catch(() => {});
+    await ctx.db?.drop();
+  });
+  return ctx;
 }
