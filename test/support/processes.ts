@@ -4,6 +4,8 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after } from 'node:test';
+import { watchChild } from './child.ts';
+import type { SpawnedApp } from './child.ts';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -13,19 +15,7 @@ export const BUILTIN_ONLY = path.join(ROOT, 'test/fixtures/builtin-only.json');
 
 export type AppName = 'api' | 'scheduler' | 'worker' | 'migrate' | 'all';
 
-export interface SpawnedApp {
-  child: ChildProcess;
-  /** Every line written so far, stdout and stderr. */
-  output: string[];
-  /** Resolves with the first line (past or future) matching re; rejects after timeoutMs or on exit. */
-  waitFor(re: RegExp, timeoutMs?: number): Promise<string>;
-  /**
-   * Resolves with the exit code (or the signal name) once the process has ended and its stdout
-   * and stderr are closed, so `output` then holds every line it wrote.
-   */
-  exited: Promise<number | string>;
-  kill(signal?: NodeJS.Signals): void;
-}
+export type { SpawnedApp } from './child.ts';
 
 /** Spawns an agentcron process as it runs in production (`node apps/<name>/main.ts`), on this Node. */
 export function spawnApp(name: AppName, env: Record<string, string | undefined>): SpawnedApp {
@@ -58,50 +48,7 @@ after(() => {
 export function track(child: ChildProcess): SpawnedApp {
   live.add(child);
   child.on('exit', () => live.delete(child));
-  const output: string[] = [];
-  const waiters = new Set<() => void>();
-  const onData = (buf: Buffer) => {
-    for (const line of buf.toString('utf8').split('\n')) if (line.trim()) output.push(line);
-    for (const w of waiters) w();
-  };
-  child.stdout?.on('data', onData);
-  child.stderr?.on('data', onData);
-  // 'close', not 'exit': 'exit' may come before the last of stdout/stderr has been read, and a
-  // test that checks the output once the process has exited would then see it cut short.
-  const exited = new Promise<number | string>((resolve) => child.on('close', (code, signal) => resolve(code ?? signal ?? -1)));
-  return {
-    child,
-    output,
-    exited,
-    kill: (signal = 'SIGTERM') => void child.kill(signal),
-    waitFor(re, timeoutMs = 30_000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const hit = output.find((l) => re.test(l));
-          if (hit) {
-            cleanup();
-            resolve(hit);
-          }
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          reject(new Error(`timed out waiting for ${re} in:\n${output.slice(-30).join('\n')}`));
-        }, timeoutMs);
-        const cleanup = () => {
-          clearTimeout(timer);
-          waiters.delete(check);
-        };
-        waiters.add(check);
-        exited.then((code) => {
-          if (waiters.has(check)) {
-            cleanup();
-            reject(new Error(`process exited (${code}) before ${re}:\n${output.slice(-30).join('\n')}`));
-          }
-        });
-        check();
-      });
-    },
-  };
+  return watchChild(child);
 }
 
 /**

@@ -3,6 +3,8 @@ import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { watchChild } from '../child.ts';
+import type { SpawnedApp } from '../child.ts';
 
 // Processes for the torture run outside node:test (a standalone run, bench/db-restarts.ts).
 // test/support/processes.ts registers a node:test `after` hook when imported, which a plain
@@ -12,14 +14,8 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 
 export type Role = 'api' | 'scheduler' | 'worker';
 
-/** What the torture run needs of a spawned process (test/support/processes.ts SpawnedApp has it). */
-export interface Proc {
-  child: ChildProcess;
-  output: string[];
-  waitFor(re: RegExp, timeoutMs?: number): Promise<string>;
-  exited: Promise<number | string>;
-  kill(signal?: NodeJS.Signals): void;
-}
+/** What the torture run needs of a spawned process: the same as the tests' spawned apps. */
+export type Proc = SpawnedApp;
 
 export type Spawner = (name: Role, env: Record<string, string | undefined>) => Proc;
 
@@ -41,50 +37,7 @@ export const spawnProcess: Spawner = (name, env) => {
   });
   live.add(child);
   child.on('exit', () => live.delete(child));
-  const output: string[] = [];
-  const waiters = new Set<() => void>();
-  const onData = (buf: Buffer) => {
-    for (const line of buf.toString('utf8').split('\n')) if (line.trim()) output.push(line);
-    for (const w of waiters) w();
-  };
-  child.stdout?.on('data', onData);
-  child.stderr?.on('data', onData);
-  const exited = new Promise<number | string>((resolve) => child.on('close', (code, signal) => resolve(code ?? signal ?? -1)));
-  return {
-    child,
-    output,
-    exited,
-    kill: (signal = 'SIGTERM') => void child.kill(signal),
-    waitFor(re, timeoutMs = 30_000) {
-      return new Promise((resolve, reject) => {
-        let scanned = 0;
-        const check = () => {
-          for (; scanned < output.length; scanned++) {
-            if (re.test(output[scanned])) {
-              cleanup();
-              return resolve(output[scanned]);
-            }
-          }
-        };
-        const timer = setTimeout(() => {
-          cleanup();
-          reject(new Error(`timed out waiting for ${re} in:\n${output.slice(-30).join('\n')}`));
-        }, timeoutMs);
-        const cleanup = () => {
-          clearTimeout(timer);
-          waiters.delete(check);
-        };
-        waiters.add(check);
-        exited.then((code) => {
-          if (waiters.has(check)) {
-            cleanup();
-            reject(new Error(`process exited (${code}) before ${re}:\n${output.slice(-30).join('\n')}`));
-          }
-        });
-        check();
-      });
-    },
-  };
+  return watchChild(child);
 };
 
 /** A TCP port free on 127.0.0.1 now (the api binds it a moment later). */
