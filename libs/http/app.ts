@@ -5,6 +5,7 @@ import type { Logger } from '../log/index.ts';
 import { withLogContext } from '../log/index.ts';
 import { metricsHandler, observeDatabase } from '../metrics/index.ts';
 import { QUEUES } from '../queue/index.ts';
+import { uiRouter } from '../ui/router.ts';
 import { hasCredentials, withoutCredentials } from '../webhooks/address.ts';
 import { docsPage } from './docs.ts';
 import { errorHandler, HttpError, unknownRoute } from './errors.ts';
@@ -127,6 +128,7 @@ export function createApp(deps: AppDeps): Express {
   });
   // The API reference is public like the document it renders.
   app.get('/docs', docsPage());
+  app.use('/ui', uiRouter()); // the dashboard's static files (libs/ui); its data comes from the API with the key typed in it
   app.use(deps.auth);
   // After auth (a caller without a key hears 401 first), before any route reads the input.
   app.use(nonJsonBodies(deps.bodyLimitBytes));

@@ -1,0 +1,116 @@
+// The dashboard's shell: who is looking (a key under AUTH_MODE=api_key), the navigation and
+// the hash routes (#/crons, #/crons/<id>, #/new, #/runs, #/maintenance, #/health).
+import { ApiError, loadFeatures, probe, rememberKey, session, signIn } from './api.js';
+import { h, put } from './format.js';
+import { flash, messageOf } from './ui.js';
+import { renderCron } from './pages/cron.js';
+import { renderCrons } from './pages/crons.js';
+import { renderHealth } from './pages/health.js';
+import { renderMaintenance } from './pages/maintenance.js';
+import { renderNewCron } from './pages/new.js';
+import { renderRuns } from './pages/runs.js';
+
+const main = document.getElementById('main');
+const nav = document.getElementById('nav');
+const who = document.getElementById('who');
+const signout = document.getElementById('signout');
+
+/** Parses `#/path/a?x=1` into ['path', 'a'] and URLSearchParams. */
+function currentRoute() {
+  const hash = location.hash.replace(/^#\/?/, '');
+  const [path, query = ''] = hash.split('?');
+  return { parts: path.split('/').filter(Boolean).map(decodeURIComponent), query: new URLSearchParams(query) };
+}
+
+let cleanup = null;
+let generation = 0;
+
+async function route() {
+  const mine = ++generation;
+  if (typeof cleanup === 'function') cleanup();
+  cleanup = null;
+  if (session.needsKey && !session.key) return showSignIn();
+  const { parts, query } = currentRoute();
+  const page = parts[0] ?? 'crons';
+  for (const a of nav.querySelectorAll('a')) a.classList.toggle('active', a.dataset.page === (page === 'new' ? 'crons' : page));
+  const view = h('div', { class: 'page' });
+  put(main, view);
+  try {
+    if (page === 'crons' && parts[1]) cleanup = await renderCron(view, parts[1], query);
+    else if (page === 'crons') cleanup = await renderCrons(view, query);
+    else if (page === 'new') cleanup = await renderNewCron(view, query);
+    else if (page === 'runs') cleanup = await renderRuns(view);
+    else if (page === 'maintenance') cleanup = await renderMaintenance(view);
+    else if (page === 'health') cleanup = await renderHealth(view);
+    else put(view, h('h1', {}, 'Not found'), h('p', {}, h('a', { href: '#/crons' }, 'Back to the crons')));
+  } catch (err) {
+    if (mine !== generation) return;
+    if (err instanceof ApiError && err.status === 401 && session.needsKey) {
+      rememberKey(null);
+      flash('The API refused this key; sign in again.', 'error');
+      return showSignIn();
+    }
+    put(view, h('h1', {}, 'Something went wrong'), h('p', { class: 'error' }, messageOf(err)));
+  }
+}
+
+function showSignIn() {
+  nav.hidden = true;
+  signout.hidden = true;
+  who.textContent = '';
+  const input = h('input', { type: 'password', name: 'key', id: 'api-key', autocomplete: 'off', required: true, placeholder: 'API key' });
+  const error = h('p', { class: 'error', id: 'signin-error' });
+  const form = h(
+    'form',
+    {
+      class: 'card signin',
+      id: 'signin',
+      onsubmit: async (e) => {
+        e.preventDefault();
+        error.textContent = '';
+        try {
+          await signIn(input.value.trim());
+          await start();
+        } catch (err) {
+          error.textContent = err instanceof ApiError && err.status === 401 ? 'The API refused this key.' : messageOf(err);
+        }
+      },
+    },
+    h('h1', {}, 'Sign in'),
+    h('p', {}, 'This server runs with AUTH_MODE=api_key. Type your API key: the dashboard keeps it for this browser tab only (sessionStorage) and sends it to the API with every request, so you see what this key sees.'),
+    h('label', { for: 'api-key' }, 'API key'),
+    input,
+    h('button', { type: 'submit' }, 'Sign in'),
+    error,
+  );
+  put(main, form);
+  input.focus();
+}
+
+function showChrome() {
+  nav.hidden = false;
+  for (const a of nav.querySelectorAll('[data-admin]')) a.hidden = !session.admin || !session.features.maintenance;
+  signout.hidden = !session.needsKey;
+  who.textContent = !session.needsKey ? 'no auth (AUTH_MODE=none)' : session.admin ? 'admin key: every user' : `key ${session.key.slice(0, 6)}…`;
+}
+
+async function start() {
+  await Promise.all([probe(), loadFeatures()]);
+  if (session.needsKey && !session.key) return showSignIn();
+  showChrome();
+  await route();
+}
+
+signout.addEventListener('click', () => {
+  rememberKey(null);
+  session.admin = false;
+  session.everyUser = false;
+  location.hash = '#/crons';
+  showSignIn();
+});
+
+window.addEventListener('hashchange', () => route());
+
+start().catch((err) => {
+  put(main, h('h1', {}, 'The API cannot be reached'), h('p', { class: 'error' }, messageOf(err)));
+});

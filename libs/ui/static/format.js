@@ -1,0 +1,179 @@
+// Small pure helpers: building DOM without HTML strings (every text is a text node, so nothing
+// from the API is ever parsed as markup), times, durations and cron descriptions.
+
+/** An element: h('a', { href: '#/x', class: 'c', onclick: fn }, 'text', child, [more]). */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs ?? {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith('on') && typeof value === 'function') el.addEventListener(key.slice(2), value);
+    else if (key === 'class') el.className = value;
+    else if (key === 'dataset') Object.assign(el.dataset, value);
+    else if (value === true) el.setAttribute(key, '');
+    else el.setAttribute(key, String(value));
+  }
+  append(el, children);
+  return el;
+}
+
+/** Replaces an element's children (null, undefined and false are left out; arrays are flattened). */
+export function put(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children) {
+    if (child === undefined || child === null || child === false) continue;
+    if (Array.isArray(child)) append(el, child);
+    else el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+/** A cron expression in words (cronstrue; 6 fields = seconds first, as agentcron reads them), or null. */
+export function describeSchedule(expression) {
+  const cronstrue = globalThis.cronstrue;
+  if (!cronstrue || typeof expression !== 'string') return null;
+  try {
+    return cronstrue.toString(expression, { use24HourTimeFormat: true, throwExceptionOnParseError: true });
+  } catch {
+    return null;
+  }
+}
+
+const formatters = new Map();
+function formatter(timeZone) {
+  const key = timeZone ?? 'UTC';
+  if (!formatters.has(key)) {
+    let f;
+    try {
+      f = new Intl.DateTimeFormat('sv-SE', { timeZone: key, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', timeZoneName: 'short' });
+    } catch {
+      f = new Intl.DateTimeFormat('sv-SE', { timeZone: 'UTC', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', timeZoneName: 'short' });
+    }
+    formatters.set(key, f);
+  }
+  return formatters.get(key);
+}
+
+/** `2030-01-02 09:00:00 GMT+1` in the given IANA zone (UTC when null). */
+export function formatTime(iso, timeZone) {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return String(iso);
+  return formatter(timeZone).format(d);
+}
+
+/** A span of milliseconds for people: 850 ms, 4.2 s, 3 min 2 s, 2 h 5 min, 3 d 4 h. */
+export function formatDuration(ms) {
+  if (ms === null || ms === undefined || Number.isNaN(ms)) return '—';
+  const sign = ms < 0 ? '-' : '';
+  const a = Math.abs(ms);
+  if (a < 1000) return `${sign}${Math.round(a)} ms`;
+  if (a < 60_000) return `${sign}${(a / 1000).toFixed(a < 10_000 ? 1 : 0)} s`;
+  const s = Math.round(a / 1000);
+  if (s < 3600) return `${sign}${Math.floor(s / 60)} min${s % 60 ? ` ${s % 60} s` : ''}`;
+  if (s < 86400) return `${sign}${Math.floor(s / 3600)} h${Math.floor((s % 3600) / 60) ? ` ${Math.floor((s % 3600) / 60)} min` : ''}`;
+  return `${sign}${Math.floor(s / 86400)} d${Math.floor((s % 86400) / 3600) ? ` ${Math.floor((s % 86400) / 3600)} h` : ''}`;
+}
+
+/** "in 4 min" / "3 h ago" from now. */
+export function relative(iso, now = Date.now()) {
+  if (!iso) return '';
+  const diff = new Date(iso).getTime() - now;
+  if (Math.abs(diff) < 1000) return 'now';
+  return diff > 0 ? `in ${formatDuration(diff)}` : `${formatDuration(-diff)} ago`;
+}
+
+/** Milliseconds from a to b (ISO strings), or null when either is missing. */
+export function between(a, b) {
+  if (!a || !b) return null;
+  return new Date(b).getTime() - new Date(a).getTime();
+}
+
+/**
+ * An occurrence's timings: fire lag (from its scheduled time to when the scheduler enqueued it,
+ * or started it when there is no enqueue time), queue wait (enqueued to started) and duration.
+ */
+export function occurrenceTimings(o) {
+  return {
+    lag: between(o.scheduled_for, o.enqueued_at ?? o.started_at),
+    wait: between(o.enqueued_at, o.started_at),
+    duration: between(o.started_at, o.ended_at),
+  };
+}
+
+/** The offset at the end of a local ISO time (`2030-03-31T03:00:00+02:00` -> `+02:00`), or null. */
+export function offsetOf(localIso) {
+  const m = /([+-]\d{2}:?\d{2}|Z)$/.exec(localIso ?? '');
+  return m ? m[1] : null;
+}
+
+/** A status's colour class (run statuses, ledger statuses, webhook states). */
+export function statusClass(status) {
+  switch (status) {
+    case 'success':
+    case 'sent':
+    case 'completed':
+      return 'st-ok';
+    case 'error':
+    case 'failed':
+    case 'timeout':
+      return 'st-bad';
+    case 'interrupted':
+      return 'st-warn';
+    case 'skipped':
+      return 'st-skip';
+    case 'running':
+    case 'active':
+      return 'st-run';
+    case 'enqueued':
+    case 'pending':
+    case 'created':
+      return 'st-wait';
+    default:
+      return 'st-none';
+  }
+}
+
+export const badge = (status, text = status ?? 'none') => h('span', { class: `badge ${statusClass(status)}` }, text);
+
+/** A short id (first 8 characters) with the full one on hover. */
+export const shortId = (id) => (id ? h('code', { title: id }, id.slice(0, 8)) : '—');
+
+/**
+ * A metadata filter as typed: a JSON object, or `key=value` pairs separated by commas
+ * (values read as JSON when they are: `n=3` is a number, `team=ops` a string). Throws on junk.
+ */
+export function parseMetadataFilter(text) {
+  const t = (text ?? '').trim();
+  if (!t) return null;
+  if (t.startsWith('{')) {
+    const v = JSON.parse(t);
+    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('metadata must be a JSON object');
+    return v;
+  }
+  const out = {};
+  for (const part of t.split(',')) {
+    const i = part.indexOf('=');
+    if (i <= 0) throw new Error(`"${part.trim()}" is not key=value`);
+    const key = part.slice(0, i).trim();
+    const raw = part.slice(i + 1).trim();
+    let value = raw;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      // a plain string
+    }
+    out[key] = value;
+  }
+  return out;
+}
+
+/** A compact one-line JSON for tables (cut at `max` characters). */
+export function jsonLine(value, max = 80) {
+  if (value === undefined || value === null) return '';
+  const s = typeof value === 'string' ? value : JSON.stringify(value);
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+}

@@ -1,0 +1,284 @@
+// One cron: what it does in words, its next fire times, its occurrence ledger as a timeline,
+// and its actions (pause/resume, trigger now, edit the schedule, backfill, retry, delete).
+import { api, cronPath, ownsCron, session } from '../api.js';
+import { badge, describeSchedule, formatDuration, formatTime, h, jsonLine, occurrenceTimings, offsetOf, put, relative, shortId, statusClass } from '../format.js';
+import { actionButton, flash, messageOf, table } from '../ui.js';
+import { scheduleEditor } from './schedule-editor.js';
+
+const LEDGER_PAGE = 50;
+const RETRYABLE = new Set(['error', 'timeout', 'interrupted']);
+
+export async function renderCron(view, cronId) {
+  let cron = await api('GET', cronPath(cronId));
+  const own = ownsCron(cron);
+  const tz = cron.timezone ?? 'UTC';
+
+  const header = h('div', { class: 'cron-head' });
+  const actions = h('div', { class: 'actions', id: 'cron-actions' });
+  const panel = h('div', { class: 'action-panel' });
+  const details = h('section', { class: 'card' });
+  const nextBox = h('section', { class: 'card', id: 'next-times' });
+  const ledgerBox = h('section', { class: 'card', id: 'ledger' });
+
+  async function reloadCron() {
+    cron = await api('GET', cronPath(cronId));
+    drawHeader();
+    drawDetails();
+    drawActions();
+  }
+
+  function drawHeader() {
+    const description = describeSchedule(cron.schedule);
+    const note = session.features.pauseNote ? cron[session.features.pauseNote] : null;
+    put(header,
+      h('p', { class: 'crumbs' }, h('a', { href: '#/crons' }, '← Crons')),
+      h('h1', { id: 'cron-description' }, description ?? cron.schedule),
+      h(
+        'p',
+        { class: 'sub' },
+        h('code', { id: 'cron-schedule' }, cron.schedule),
+        ` in ${tz} · `,
+        h('span', { id: 'cron-state' }, cron.enabled ? badge('success', 'active') : cron.finished_at ? badge('skipped', 'finished') : badge('skipped', 'paused')),
+        note ? h('span', { class: 'note' }, ` “${note}”`) : null,
+      ),
+    );
+  }
+
+  function drawDetails() {
+    const row = (label, value) => [h('dt', {}, label), h('dd', {}, value ?? '—')];
+    const input = cron.payload?.input;
+    put(details,
+      h('h2', {}, 'Details'),
+      h(
+        'dl',
+        { class: 'facts' },
+        row('Cron id', h('code', {}, cron.cron_id)),
+        row('Assistant', h('code', {}, cron.assistant_id)),
+        row('Kind', cron.thread_id ? ['thread-bound: ', h('code', {}, cron.thread_id)] : `stateless (fresh thread per run, ${cron.on_run_completed === 'keep' ? 'kept' : 'deleted'} afterwards)`),
+        session.everyUser ? row('Owner', cron.user_id) : null,
+        row('Next fire', cron.next_run_date ? `${formatTime(cron.next_run_date, tz)} (${relative(cron.next_run_date)})${cron.enabled ? '' : ', if resumed'}` : cron.finished_at ? 'finished' : '—'),
+        row('Last run', cron.last_run_status ? [badge(cron.last_run_status), ' ', cron.last_run_at ? `${formatTime(cron.last_run_at, tz)} (${relative(cron.last_run_at)})` : ''] : 'never ran'),
+        cron.last_run_error ? row('Last error', h('span', { class: 'error-text' }, cron.last_run_error)) : null,
+        row('End time', cron.end_time ? formatTime(cron.end_time, tz) : 'none'),
+        row('Missed occurrences', cron.missed_policy),
+        cron.thread_id ? row('Overlap', `multitask_strategy ${cron.payload?.multitask_strategy ?? 'enqueue'}`) : row('Overlap', cron.overlap_policy),
+        cron.payload?.webhook ? row('Webhook', h('code', {}, cron.payload.webhook)) : null,
+        row('Input', input === undefined || input === null ? 'none' : h('code', { class: 'json' }, jsonLine(input, 400))),
+        row('Metadata', Object.keys(cron.metadata ?? {}).length ? h('code', { class: 'json' }, jsonLine(cron.metadata, 400)) : 'none'),
+        row('Created', formatTime(cron.created_at, tz)),
+        row('Updated', formatTime(cron.updated_at, tz)),
+      ),
+    );
+  }
+
+  function drawActions() {
+    const noteField = session.features.pauseNote;
+    const noteInput = noteField && cron.enabled ? h('input', { id: 'pause-note', placeholder: 'why (optional)', maxlength: 200 }) : null;
+    const toggle = actionButton(
+      cron.enabled ? 'Pause' : 'Resume',
+      async () => {
+        const body = { enabled: !cron.enabled };
+        if (noteField) body[noteField] = cron.enabled ? noteInput?.value.trim() || null : null;
+        await api('PATCH', cronPath(cronId), body);
+        flash(cron.enabled ? 'Paused: it fires nothing until resumed' : 'Resumed');
+        await reloadCron();
+        await drawNext();
+      },
+      { id: cron.enabled ? 'pause' : 'resume' },
+    );
+    const trigger = actionButton(
+      'Trigger now',
+      async () => {
+        const run = await api('POST', cronPath(cronId, '/trigger'));
+        flash(`Started run ${run.run_id.slice(0, 8)}`);
+        await Promise.all([reloadCron(), drawLedger(true)]);
+      },
+      { id: 'trigger' },
+    );
+    const edit = h('button', { type: 'button', id: 'edit', class: 'secondary', onclick: () => openEditor() }, 'Edit schedule');
+    const backfill = session.features.backfill && own ? h('button', { type: 'button', id: 'backfill', class: 'secondary', onclick: () => openBackfill() }, 'Backfill…') : null;
+    const del = h('button', { type: 'button', id: 'delete', class: 'danger', onclick: () => openDelete() }, 'Delete…');
+    put(actions, noteInput, toggle, trigger, edit, backfill, del);
+  }
+
+  function openEditor() {
+    const editor = scheduleEditor({ schedule: cron.schedule, timezone: cron.timezone ?? '' });
+    const save = actionButton(
+      'Save schedule',
+      async () => {
+        const { schedule, timezone } = editor.value();
+        await api('PATCH', cronPath(cronId), { schedule, timezone: timezone || null });
+        flash('Schedule saved');
+        put(panel);
+        await reloadCron();
+        await drawNext();
+      },
+      { id: 'save-schedule' },
+    );
+    put(panel,
+      h('div', { class: 'card', id: 'edit-panel' }, h('h2', {}, 'Edit the schedule'), editor.element, h('div', { class: 'actions' }, save, h('button', { type: 'button', class: 'secondary', onclick: () => put(panel) }, 'Cancel'))),
+    );
+  }
+
+  function openBackfill() {
+    const from = h('input', { type: 'datetime-local', id: 'backfill-from', step: 1, required: true });
+    const to = h('input', { type: 'datetime-local', id: 'backfill-to', step: 1, required: true });
+    const go = actionButton(
+      'Fire these occurrences',
+      async () => {
+        if (!from.value || !to.value) throw new Error('give both ends of the range');
+        const answer = await api('POST', `/runs/crons/${cronId}/backfill`, { from: `${from.value}Z`, to: `${to.value}Z` });
+        const n = answer?.fired ?? answer?.count ?? answer?.occurrences?.length;
+        flash(n === undefined ? 'Backfill started' : `Backfill: ${n} occurrence${n === 1 ? '' : 's'}`);
+        put(panel);
+        await drawLedger(true);
+      },
+      { id: 'backfill-go' },
+    );
+    put(panel,
+      h(
+        'div',
+        { class: 'card', id: 'backfill-panel' },
+        h('h2', {}, 'Backfill a past range'),
+        h('p', { class: 'muted' }, 'Every occurrence of the schedule in the range (UTC) fires once; one already in the ledger is not fired again.'),
+        h('label', { class: 'field' }, h('span', {}, 'From (UTC)'), from),
+        h('label', { class: 'field' }, h('span', {}, 'To (UTC)'), to),
+        h('div', { class: 'actions' }, go, h('button', { type: 'button', class: 'secondary', onclick: () => put(panel) }, 'Cancel')),
+      ),
+    );
+  }
+
+  function openDelete() {
+    const confirm = actionButton(
+      'Delete this cron',
+      async () => {
+        await api('DELETE', cronPath(cronId));
+        flash('Cron deleted');
+        location.hash = '#/crons';
+      },
+      { id: 'confirm-delete', class: 'danger' },
+    );
+    put(panel,
+      h(
+        'div',
+        { class: 'card confirm', id: 'delete-panel' },
+        h('p', {}, 'Delete this cron and its occurrence ledger? It fires nothing more; runs already started finish. This cannot be undone.'),
+        h('div', { class: 'actions' }, confirm, h('button', { type: 'button', class: 'secondary', id: 'cancel-delete', onclick: () => put(panel) }, 'Cancel')),
+      ),
+    );
+  }
+
+  async function drawNext() {
+    if (!own) {
+      put(nextBox, h('h2', {}, 'Next fire times'), h('p', { class: 'muted' }, `Shown to the owner's key (${cron.user_id}): the API answers a cron's fire times and ledger to its owner.`));
+      return;
+    }
+    const answer = await api('GET', `/runs/crons/${cronId}/next?count=10`);
+    const times = answer.next ?? [];
+    let previousOffset = null;
+    const rows = times.map((t, i) => {
+      const offset = offsetOf(t.local);
+      const shifted = i > 0 && offset !== previousOffset;
+      previousOffset = offset;
+      const extra = Object.entries(t)
+        .filter(([k, v]) => !['utc', 'local'].includes(k) && v !== null && v !== false && v !== undefined)
+        .map(([k, v]) => (v === true ? k : `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`));
+      const marks = [...(shifted ? [`UTC offset now ${offset} (DST change)`] : []), ...extra];
+      return h(
+        'tr',
+        {},
+        h('td', {}, formatTime(t.utc, answer.timezone ?? tz)),
+        h('td', { class: 'muted' }, relative(t.utc)),
+        h('td', { class: 'utc' }, formatTime(t.utc, 'UTC')),
+        h('td', {}, marks.length ? h('span', { class: 'badge st-warn' }, marks.join('; ')) : ''),
+      );
+    });
+    put(nextBox,
+      h('h2', {}, 'Next 10 fire times'),
+      rows.length
+        ? table([`Local (${answer.timezone ?? tz})`, 'When', { label: 'UTC', class: 'utc' }, ''], rows, { id: 'next-table' })
+        : h('p', { class: 'muted', id: 'no-next' }, cron.finished_at ? 'Finished: end_time has passed.' : !cron.enabled ? `Paused: fires nothing until resumed${cron.next_run_date ? ` (it would next fire ${formatTime(cron.next_run_date, tz)})` : ''}.` : 'No more fire times (end_time).'),
+    );
+  }
+
+  let ledgerRows = [];
+  async function drawLedger(reset = false) {
+    if (!own) {
+      put(ledgerBox, h('h2', {}, 'Occurrences'), h('p', { class: 'muted' }, `Shown to the owner's key (${cron.user_id}).`));
+      return;
+    }
+    if (reset) ledgerRows = [];
+    const page = await api('GET', `/runs/crons/${cronId}/occurrences?limit=${LEDGER_PAGE}&offset=${ledgerRows.length}`);
+    ledgerRows = ledgerRows.concat(page);
+    const more = page.length === LEDGER_PAGE ? actionButton('Load older', () => drawLedger(false), { class: 'secondary', id: 'ledger-more' }) : null;
+    put(ledgerBox,
+      h('div', { class: 'title-row' }, h('h2', {}, 'Occurrences'), actionButton('Refresh', () => Promise.all([reloadCron(), drawLedger(true)]), { class: 'secondary', id: 'ledger-refresh' })),
+      ledgerRows.length ? timelineStrip(ledgerRows, tz) : null,
+      ledgerRows.length ? ledgerTable(ledgerRows, tz, own && session.features.retry ? retry : null) : h('p', { class: 'muted', id: 'no-occurrences' }, 'No occurrence yet.'),
+      more,
+    );
+  }
+
+  async function retry(o) {
+    await api('POST', `/runs/crons/${cronId}/occurrences/${encodeURIComponent(o.scheduled_for)}/retry`);
+    flash(`Retrying the occurrence of ${formatTime(o.scheduled_for, tz)}`);
+    await drawLedger(true);
+  }
+
+  drawHeader();
+  drawActions();
+  drawDetails();
+  put(view, header, actions, panel, h('div', { class: 'columns' }, nextBox, details), ledgerBox);
+  await Promise.all([drawNext(), drawLedger(true)]).catch((err) => flash(messageOf(err), 'error'));
+}
+
+/** The ledger, oldest to newest, as one coloured block per occurrence. */
+function timelineStrip(rows, tz) {
+  const blocks = [...rows].reverse().map((o) =>
+    h('span', { class: `tick ${statusClass(o.status)}`, title: `${formatTime(o.scheduled_for, tz)}: ${o.status}${o.reason ? ` (${o.reason})` : ''}` }),
+  );
+  return h('div', { class: 'timeline', id: 'timeline', 'aria-label': 'Occurrences, oldest to newest' }, blocks, h('div', { class: 'legend' }, ['success', 'error', 'skipped', 'running', 'enqueued', 'interrupted'].map((s) => h('span', {}, h('span', { class: `tick ${statusClass(s)}` }), s))));
+}
+
+function ledgerTable(rows, tz, retry) {
+  const outputField = session.features.output;
+  const body = rows.map((o) => {
+    const t = occurrenceTimings(o);
+    const output = outputField ? o[outputField] : null;
+    // The ledger's own error, or the excerpt it kept of the run's error.
+    const error = o.error ?? o.error_excerpt ?? null;
+    const webhook = o.webhook_status
+      ? [badge(o.webhook_status), o.webhook_attempts > 1 ? ` ×${o.webhook_attempts}` : '', o.webhook_error ? h('div', { class: 'error-text' }, jsonLine(o.webhook_error, 120)) : null]
+      : '—';
+    return h(
+      'tr',
+      { dataset: { status: o.status }, class: `occ ${statusClass(o.status)}` },
+      h('td', { class: 'when' }, h('span', { class: `dot ${statusClass(o.status)}` }), formatTime(o.scheduled_for, tz), h('div', { class: 'sub' }, relative(o.scheduled_for))),
+      h('td', {}, o.trigger),
+      h(
+        'td',
+        {},
+        badge(o.status),
+        o.reason ? h('div', { class: 'sub reason' }, `reason: ${o.reason}`) : null,
+        o.skipped_count ? h('div', { class: 'sub' }, `${o.skipped_count} missed before it`) : null,
+        o.retries ? h('div', { class: 'sub' }, `retried ${o.retries}×`) : null,
+      ),
+      h('td', { class: 'num lag' }, formatDuration(t.lag)),
+      h('td', { class: 'num' }, formatDuration(t.wait)),
+      h('td', { class: 'num' }, formatDuration(t.duration)),
+      h(
+        'td',
+        { class: 'outcome' },
+        error ? h('div', { class: 'error-text', title: error }, jsonLine(error, 200)) : null,
+        output !== null && output !== undefined
+          ? h('code', { class: 'json output', title: typeof output === 'string' ? output : JSON.stringify(output) }, jsonLine(output, 200), o.output_truncated ? ' (cut)' : '')
+          : null,
+      ),
+      h('td', {}, webhook),
+      h('td', {}, o.run_id ? shortId(o.run_id) : '—'),
+      retry ? h('td', {}, RETRYABLE.has(o.status) ? actionButton('Retry', () => retry(o), { class: 'secondary small', dataset: { retry: o.scheduled_for } }) : null) : null,
+    );
+  });
+  const headers = ['Scheduled for', 'Trigger', 'Status', { label: 'Fire lag', class: 'num' }, { label: 'Queue wait', class: 'num' }, { label: 'Duration', class: 'num' }, outputField ? 'Output / error' : 'Error', 'Webhook', 'Run', ...(retry ? [''] : [])];
+  return table(headers, body, { id: 'ledger-table' });
+}

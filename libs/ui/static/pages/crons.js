@@ -1,0 +1,237 @@
+// The crons page: search and filter (assistant, metadata, enabled on the API; text and last
+// status on what was loaded), one row per cron, and pause/resume of a selection.
+import { api, mapLimit, session } from '../api.js';
+import { badge, describeSchedule, formatTime, h, jsonLine, parseMetadataFilter, put, relative, shortId } from '../format.js';
+import { actionButton, flash, messageOf, table } from '../ui.js';
+
+const PAGE = 50;
+/** With a text or last-status filter the page filters what it loaded: it loads up to the API's maximum. */
+const FILTER_WINDOW = 1000;
+const LAST_STATUSES = ['success', 'error', 'timeout', 'interrupted', 'running', 'pending', 'none'];
+
+/** The filters in the address (#/crons?assistant=...), so a filtered view can be shared and reloaded. */
+function filtersOf(query) {
+  return {
+    q: query.get('q') ?? '',
+    assistant: query.get('assistant') ?? '',
+    metadata: query.get('metadata') ?? '',
+    enabled: query.get('enabled') ?? '',
+    status: query.get('status') ?? '',
+    user: query.get('user') ?? '',
+    sort: query.get('sort') ?? 'created_at',
+    offset: Math.max(0, Number(query.get('offset') ?? 0) || 0),
+  };
+}
+
+function go(filters) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(filters)) if (v !== '' && v !== 0 && v !== 'created_at') q.set(k, String(v));
+  const hash = `#/crons${q.size ? `?${q}` : ''}`;
+  if (location.hash === hash) window.dispatchEvent(new HashChangeEvent('hashchange'));
+  else location.hash = hash;
+}
+
+/** The API's filters (search, count and bulk take the same ones). */
+function apiFilters(f) {
+  const body = {};
+  if (f.assistant) body.assistant_id = f.assistant;
+  if (f.enabled === 'true' || f.enabled === 'false') body.enabled = f.enabled === 'true';
+  const metadata = parseMetadataFilter(f.metadata);
+  if (metadata) body.metadata = metadata;
+  if (session.everyUser && f.user) body.user_id = f.user;
+  return body;
+}
+
+function matchesText(cron, text, assistantName) {
+  if (!text) return true;
+  const hay = [cron.cron_id, cron.schedule, describeSchedule(cron.schedule), cron.timezone, cron.assistant_id, assistantName, cron.user_id, cron.thread_id, JSON.stringify(cron.metadata), cron.last_run_error]
+    .filter(Boolean)
+    .join(' ')
+    .toLowerCase();
+  return text
+    .toLowerCase()
+    .split(/\s+/)
+    .every((word) => hay.includes(word));
+}
+
+export async function renderCrons(view, query) {
+  const f = filtersOf(query);
+  const base = session.everyUser ? '/admin/crons' : '/runs/crons';
+  const clientSide = Boolean(f.q || f.status);
+  let filters;
+  let filterError = null;
+  try {
+    filters = apiFilters(f);
+  } catch (err) {
+    filterError = `metadata filter: ${err.message}`;
+    filters = apiFilters({ ...f, metadata: '' });
+  }
+  const sort = f.sort === 'next_run_date' ? { sort_by: 'next_run_date', sort_order: 'asc' } : { sort_by: f.sort, sort_order: 'desc' };
+  const paging = clientSide ? { limit: FILTER_WINDOW, offset: 0 } : { limit: PAGE, offset: f.offset };
+  const [crons, total, assistants] = await Promise.all([
+    api('POST', `${base}/search`, { ...filters, ...sort, ...paging }),
+    api('POST', `${base}/count`, filters),
+    api('POST', '/assistants/search', { limit: 1000 }).catch(() => []),
+  ]);
+  const names = new Map(assistants.map((a) => [a.assistant_id, a.name || a.graph_id]));
+  const shown = crons.filter(
+    (c) => matchesText(c, f.q, names.get(c.assistant_id)) && (!f.status || (f.status === 'none' ? c.last_run_status === null : c.last_run_status === f.status)),
+  );
+
+  // ---- filters ----
+  const field = (name, label, input) => h('label', { class: 'field' }, h('span', {}, label), input);
+  const text = h('input', { type: 'search', name: 'q', value: f.q, placeholder: 'id, schedule, words…' });
+  const assistant = h('input', { name: 'assistant', value: f.assistant, list: 'assistant-list', placeholder: 'id or graph' });
+  const datalist = h('datalist', { id: 'assistant-list' }, assistants.map((a) => h('option', { value: a.assistant_id }, `${a.name || a.graph_id} (${a.graph_id})`)));
+  const metadata = h('input', { name: 'metadata', value: f.metadata, placeholder: 'team=ops or {"team":"ops"}' });
+  const select = (name, value, options) => h('select', { name }, options.map(([v, label]) => h('option', { value: v, selected: v === value }, label)));
+  const enabled = select('enabled', f.enabled, [['', 'any'], ['true', 'active'], ['false', 'paused']]);
+  const status = select('status', f.status, [['', 'any'], ...LAST_STATUSES.map((s) => [s, s === 'none' ? 'never ran' : s])]);
+  const sortSel = select('sort', f.sort, [['created_at', 'newest first'], ['next_run_date', 'next to fire'], ['updated_at', 'recently changed']]);
+  const user = session.everyUser ? h('input', { name: 'user', value: f.user, placeholder: 'every user' }) : null;
+  const form = h(
+    'form',
+    {
+      class: 'filters',
+      id: 'filters',
+      onsubmit: (e) => {
+        e.preventDefault();
+        go({ q: text.value.trim(), assistant: assistant.value.trim(), metadata: metadata.value.trim(), enabled: enabled.value, status: status.value, user: user?.value.trim() ?? '', sort: sortSel.value, offset: 0 });
+      },
+    },
+    field('q', 'Search', text),
+    field('assistant', 'Assistant', assistant),
+    datalist,
+    field('metadata', 'Metadata', metadata),
+    field('enabled', 'State', enabled),
+    field('status', 'Last run', status),
+    user && field('user', 'Owner', user),
+    field('sort', 'Order', sortSel),
+    h('div', { class: 'filter-buttons' }, h('button', { type: 'submit' }, 'Filter'), h('a', { class: 'button secondary', href: '#/crons' }, 'Clear')),
+  );
+  for (const s of [enabled, status, sortSel]) s.addEventListener('change', () => form.requestSubmit());
+
+  // ---- selection and bulk actions ----
+  const selected = new Set();
+  const selectionInfo = h('span', { class: 'muted', id: 'selection' });
+  const pauseBtn = actionButton('Pause selected', () => setEnabled(false), { id: 'bulk-pause', disabled: true });
+  const resumeBtn = actionButton('Resume selected', () => setEnabled(true), { id: 'bulk-resume', disabled: true });
+  const updateSelection = () => {
+    selectionInfo.textContent = selected.size ? `${selected.size} selected` : '';
+    pauseBtn.disabled = resumeBtn.disabled = selected.size === 0;
+  };
+  async function setEnabled(on) {
+    const ids = [...selected];
+    const results = await mapLimit(ids, 6, (id) => api('PATCH', `${base}/${id}`, { enabled: on }));
+    const failed = results.filter((r) => r && r.error);
+    if (failed.length) flash(`${ids.length - failed.length} ${on ? 'resumed' : 'paused'}, ${failed.length} failed: ${messageOf(failed[0].error)}`, 'error');
+    else flash(`${ids.length} cron${ids.length === 1 ? '' : 's'} ${on ? 'resumed' : 'paused'}`);
+    go(f);
+  }
+  // Every cron the API filters match, in one request (not only the loaded or selected ones).
+  const serverFiltered = Object.keys(filters).some((k) => k !== 'user_id') || (session.everyUser && f.user);
+  const bulkAll =
+    session.features.bulk && serverFiltered && !clientSide && total > 0
+      ? [false, true].map((on) =>
+          actionButton(`${on ? 'Resume' : 'Pause'} all ${total} matching`, async () => {
+            const done = await api('POST', `${base}/bulk`, { action: on ? 'enable' : 'disable', ...filters });
+            flash(`${done.count} cron${done.count === 1 ? '' : 's'} ${on ? 'resumed' : 'paused'}`);
+            go(f);
+          }, { class: 'secondary', id: on ? 'bulk-resume-all' : 'bulk-pause-all' }),
+        )
+      : [];
+
+  // ---- rows ----
+  const all = h('input', {
+    type: 'checkbox',
+    title: 'Select all shown',
+    'aria-label': 'Select all shown',
+    onchange: (e) => {
+      for (const box of view.querySelectorAll('input[data-select]')) {
+        box.checked = e.target.checked;
+        if (box.checked) selected.add(box.dataset.select);
+        else selected.delete(box.dataset.select);
+      }
+      updateSelection();
+    },
+  });
+  const now = Date.now();
+  const rows = shown.map((c) => {
+    const description = describeSchedule(c.schedule);
+    const note = session.features.pauseNote ? c[session.features.pauseNote] : null;
+    const box = h('input', {
+      type: 'checkbox',
+      'aria-label': `Select cron ${c.cron_id}`,
+      dataset: { select: c.cron_id },
+      onchange: (e) => {
+        if (e.target.checked) selected.add(c.cron_id);
+        else selected.delete(c.cron_id);
+        updateSelection();
+      },
+    });
+    const meta = Object.keys(c.metadata ?? {}).length ? h('div', { class: 'meta' }, jsonLine(c.metadata, 60)) : null;
+    return h(
+      'tr',
+      { dataset: { cronId: c.cron_id }, class: c.enabled ? '' : 'paused' },
+      h('td', { class: 'sel' }, box),
+      h(
+        'td',
+        { class: 'cron' },
+        h('a', { href: `#/crons/${c.cron_id}`, class: 'cron-link' }, description ?? c.schedule),
+        h('div', { class: 'sub' }, h('code', {}, c.schedule), ' · ', shortId(c.cron_id), c.thread_id ? ' · thread' : ''),
+        meta,
+      ),
+      h('td', { class: 'tz' }, c.timezone ?? 'UTC'),
+      h(
+        'td',
+        { class: 'next' },
+        c.next_run_date ? [h('div', {}, relative(c.next_run_date, now)), h('div', { class: 'sub' }, formatTime(c.next_run_date, c.timezone))] : c.finished_at ? 'finished' : '—',
+        !c.enabled && c.next_run_date ? h('div', { class: 'sub' }, 'if resumed') : null,
+      ),
+      h('td', { class: 'state' }, c.enabled ? badge('success', 'active') : badge('skipped', 'paused'), note ? h('div', { class: 'sub note' }, note) : null),
+      h(
+        'td',
+        { class: 'last' },
+        badge(c.last_run_status, c.last_run_status ?? 'never ran'),
+        c.last_run_at ? h('div', { class: 'sub' }, relative(c.last_run_at, now)) : null,
+        c.last_run_error ? h('div', { class: 'error-text', title: c.last_run_error }, jsonLine(c.last_run_error, 120)) : null,
+      ),
+      h('td', { class: 'assistant' }, names.get(c.assistant_id) ?? shortId(c.assistant_id)),
+      session.everyUser ? h('td', { class: 'owner' }, c.user_id) : null,
+    );
+  });
+
+  const headers = [
+    h('span', {}, all),
+    'Cron',
+    { label: 'Timezone', class: 'tz' },
+    'Next fire',
+    'State',
+    'Last run',
+    { label: 'Assistant', class: 'assistant' },
+    ...(session.everyUser ? [{ label: 'Owner', class: 'owner' }] : []),
+  ];
+  const summary = clientSide
+    ? `${shown.length} shown of ${crons.length} loaded${total > crons.length ? ` (${total} match the API filters; text and last-run filters look at the first ${FILTER_WINDOW})` : ''}`
+    : total === 0
+      ? 'No crons'
+      : `${f.offset + 1}–${f.offset + crons.length} of ${total}`;
+  const pager = clientSide
+    ? null
+    : h(
+        'div',
+        { class: 'pager' },
+        f.offset > 0 ? h('button', { type: 'button', class: 'secondary', onclick: () => go({ ...f, offset: Math.max(0, f.offset - PAGE) }) }, '← Previous') : null,
+        f.offset + crons.length < total ? h('button', { type: 'button', class: 'secondary', onclick: () => go({ ...f, offset: f.offset + PAGE }) }, 'Next →') : null,
+      );
+
+  put(view,
+    h('div', { class: 'title-row' }, h('h1', {}, session.everyUser ? 'Crons of every user' : 'Crons'), h('a', { class: 'button', href: '#/new', id: 'new-cron' }, 'New cron')),
+    form,
+    filterError ? h('p', { class: 'error' }, filterError) : null,
+    h('div', { class: 'toolbar' }, pauseBtn, resumeBtn, selectionInfo, h('span', { class: 'spacer' }), ...bulkAll),
+    h('p', { class: 'muted', id: 'summary' }, summary),
+    rows.length ? table(headers, rows, { id: 'crons-table', class: 'crons' }) : h('p', { class: 'empty', id: 'no-crons' }, total === 0 && !serverFiltered ? 'No crons yet: create one with "New cron", the SDK or the CLI.' : 'No cron matches these filters.'),
+    pager,
+  );
+}

@@ -1,0 +1,96 @@
+// Creating a cron: its assistant, schedule (with the live description and preview), input and
+// options, sent as POST /runs/crons (or /threads/{id}/runs/crons for a thread-bound cron).
+import { api } from '../api.js';
+import { h, put } from '../format.js';
+import { actionButton, flash } from '../ui.js';
+import { scheduleEditor } from './schedule-editor.js';
+
+function jsonField(id, label, placeholder) {
+  const area = h('textarea', { id, name: id, rows: 3, placeholder, spellcheck: 'false' });
+  return {
+    element: h('label', { class: 'field wide' }, h('span', {}, label), area),
+    value() {
+      const text = area.value.trim();
+      if (!text) return undefined;
+      let v;
+      try {
+        v = JSON.parse(text);
+      } catch (err) {
+        throw new Error(`${label}: not JSON (${err.message})`);
+      }
+      if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${label}: must be a JSON object`);
+      return v;
+    },
+  };
+}
+
+export async function renderNewCron(view) {
+  const assistants = await api('POST', '/assistants/search', { limit: 1000 }).catch(() => []);
+  const assistant = h(
+    'select',
+    { id: 'assistant', name: 'assistant' },
+    assistants.map((a) => h('option', { value: a.assistant_id }, `${a.name || a.graph_id} (${a.graph_id})`)),
+  );
+  const editor = scheduleEditor({ schedule: '0 9 * * 1-5', timezone: Intl.DateTimeFormat().resolvedOptions().timeZone ?? '' });
+  const input = jsonField('input', 'Input (JSON)', '{"topic": "news"}');
+  const metadata = jsonField('metadata', 'Metadata (JSON)', '{"team": "ops"}');
+  const thread = h('input', { id: 'thread', name: 'thread', placeholder: 'empty: a fresh thread per run', autocomplete: 'off' });
+  const paused = h('input', { type: 'checkbox', id: 'paused', name: 'paused' });
+  const keep = h('select', { id: 'on-run-completed' }, h('option', { value: 'delete' }, 'delete the thread'), h('option', { value: 'keep' }, 'keep the thread'));
+  const overlap = h('select', { id: 'overlap' }, ['allow', 'skip', 'buffer_one'].map((v) => h('option', { value: v }, v)));
+  const missed = h('select', { id: 'missed' }, ['latest', 'all', 'none'].map((v) => h('option', { value: v }, v)));
+  const error = h('p', { class: 'error', id: 'create-error' });
+
+  const create = actionButton(
+    'Create cron',
+    async () => {
+      error.textContent = '';
+      const { schedule, timezone } = editor.value();
+      const threadId = thread.value.trim();
+      const body = { assistant_id: assistant.value, schedule, timezone: timezone || null, enabled: !paused.checked, missed_policy: missed.value };
+      try {
+        const i = input.value();
+        const m = metadata.value();
+        if (i !== undefined) body.input = i;
+        if (m !== undefined) body.metadata = m;
+      } catch (err) {
+        error.textContent = err.message;
+        return;
+      }
+      if (!threadId) {
+        body.on_run_completed = keep.value;
+        body.overlap_policy = overlap.value;
+      }
+      const path = threadId ? `/threads/${encodeURIComponent(threadId)}/runs/crons` : '/runs/crons';
+      try {
+        const answer = await api('POST', path, body);
+        flash(body.enabled ? 'Cron created; its first run started' : 'Cron created, paused');
+        location.hash = `#/crons/${answer.cron_id}`;
+      } catch (err) {
+        error.textContent = err.message;
+      }
+    },
+    { id: 'create' },
+  );
+
+  put(view,
+    h('p', { class: 'crumbs' }, h('a', { href: '#/crons' }, '← Crons')),
+    h('h1', {}, 'New cron'),
+    h(
+      'form',
+      { class: 'card form', id: 'new-cron-form', onsubmit: (e) => e.preventDefault() },
+      h('label', { class: 'field' }, h('span', {}, 'Assistant'), assistant),
+      editor.element,
+      input.element,
+      metadata.element,
+      h('label', { class: 'field' }, h('span', {}, 'Thread (optional)'), thread),
+      h('label', { class: 'field' }, h('span', {}, 'After each run (stateless)'), keep),
+      h('label', { class: 'field' }, h('span', {}, 'When the last run is still going (stateless)'), overlap),
+      h('label', { class: 'field' }, h('span', {}, 'Missed occurrences after downtime'), missed),
+      h('label', { class: 'check' }, paused, ' Create paused (no first run)'),
+      h('p', { class: 'muted' }, 'An active cron starts its first run at once, then follows its schedule.'),
+      h('div', { class: 'actions' }, create),
+      error,
+    ),
+  );
+}

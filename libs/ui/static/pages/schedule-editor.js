@@ -1,0 +1,79 @@
+// A schedule and timezone with what they mean, live: cronstrue's words as you type and, where
+// the server offers POST /runs/crons/preview, its next fire times (with the DST cases it marks).
+import { api, session } from '../api.js';
+import { describeSchedule, formatTime, h, put } from '../format.js';
+import { messageOf } from '../ui.js';
+
+let zones = null;
+/** Every IANA zone the browser knows, for the timezone field's suggestions. */
+function zoneList() {
+  if (!zones) {
+    zones = h('datalist', { id: 'timezones' }, (Intl.supportedValuesOf?.('timeZone') ?? ['UTC']).map((z) => h('option', { value: z })));
+  }
+  return zones;
+}
+
+export function scheduleEditor(initial = { schedule: '', timezone: '' }) {
+  const schedule = h('input', { id: 'schedule', name: 'schedule', value: initial.schedule, required: true, placeholder: '0 9 * * 1-5', autocomplete: 'off', spellcheck: 'false' });
+  const timezone = h('input', { id: 'timezone', name: 'timezone', value: initial.timezone ?? '', list: 'timezones', placeholder: 'UTC', autocomplete: 'off' });
+  const words = h('p', { class: 'describe', id: 'schedule-words' });
+  const preview = h('div', { class: 'preview', id: 'schedule-preview' });
+  let timer;
+  let asked = 0;
+
+  async function update() {
+    const expr = schedule.value.trim();
+    const described = describeSchedule(expr);
+    words.textContent = expr ? (described ?? 'not a cron expression cronstrue understands (5 fields, or 6 with seconds first)') : '';
+    words.classList.toggle('error', Boolean(expr) && !described);
+    clearTimeout(timer);
+    if (!session.features.preview) {
+      put(preview, h('p', { class: 'muted' }, 'The next fire times show on the cron once saved (this server has no preview endpoint).'));
+      return;
+    }
+    if (!described) {
+      put(preview);
+      return;
+    }
+    // Asked only for what reads as a schedule, after typing pauses: no request per keystroke.
+    timer = setTimeout(async () => {
+      const mine = ++asked;
+      try {
+        const answer = await api('POST', '/runs/crons/preview', { schedule: expr, timezone: timezone.value.trim() || null, count: 5 });
+        if (mine !== asked) return;
+        const times = answer?.next ?? answer?.times ?? [];
+        put(preview,
+          h('p', { class: 'muted' }, answer?.description ? `Server: ${answer.description}` : 'Next fire times:'),
+          h(
+            'ul',
+            { class: 'times' },
+            times.map((t) => {
+              const utc = typeof t === 'string' ? t : t.utc;
+              const marks = typeof t === 'object' ? Object.entries(t).filter(([k, v]) => !['utc', 'local'].includes(k) && v) : [];
+              return h('li', {}, formatTime(utc, timezone.value.trim() || answer?.timezone || 'UTC'), marks.length ? h('span', { class: 'badge st-warn' }, marks.map(([k, v]) => (v === true ? k : `${k}: ${v}`)).join('; ')) : null);
+            }),
+          ),
+        );
+      } catch (err) {
+        if (mine === asked) put(preview, h('p', { class: 'error' }, messageOf(err)));
+      }
+    }, 300);
+  }
+
+  schedule.addEventListener('input', update);
+  timezone.addEventListener('input', update);
+  update();
+
+  return {
+    element: h(
+      'div',
+      { class: 'schedule-editor' },
+      h('label', { class: 'field' }, h('span', {}, 'Schedule'), schedule),
+      h('label', { class: 'field' }, h('span', {}, 'Timezone'), timezone),
+      zoneList(),
+      words,
+      preview,
+    ),
+    value: () => ({ schedule: schedule.value.trim(), timezone: timezone.value.trim() }),
+  };
+}

@@ -1,0 +1,455 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync } from 'node:fs';
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { chromium } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { AgentRegistry, echo } from '../libs/agents/index.ts';
+import { ensureDefaultAssistants } from '../libs/assistants/index.ts';
+import { loadConfig } from '../libs/config/index.ts';
+import type { Pool } from '../libs/db/index.ts';
+import { apiRoutes, authMiddleware, createApp, finishApp } from '../libs/http/index.ts';
+import { configuredJobs, registerMaintenanceJobs } from '../libs/maintenance/index.ts';
+import type { PgBoss } from '../libs/queue/index.ts';
+import { createTestDatabase } from './support/db.ts';
+import type { TestDatabase } from './support/db.ts';
+import { quietLogger, startTestQueue } from './support/engine.ts';
+import { teardown } from './support/inprocess.ts';
+
+// The dashboard (/ui) in a real browser: Debian's chromium driven by playwright-core (never a
+// downloaded browser), against the API in this process on one database, twice: AUTH_MODE=none
+// and AUTH_MODE=api_key (alice, bob, an admin key). Every page and action; no request may leave
+// 127.0.0.1 and no console error may appear. Screenshots go to .agentcron/ui-screenshots/
+// (git-ignored). No worker runs: runs stay pending, so the ledgers' outcomes are written here.
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const SHOTS = '.agentcron/ui-screenshots';
+const KEYS = { alice: 'alice-key', bob: 'bob-key', admin: 'admin-key' } as const;
+
+interface Api {
+  url: string;
+  call(method: string, path: string, body?: unknown, key?: string): Promise<{ status: number; body: any }>;
+  close(): Promise<void>;
+}
+
+async function startApi(pool: Pool, boss: PgBoss, env: Record<string, string>): Promise<Api> {
+  const logger = quietLogger();
+  const agents = new AgentRegistry().register('echo', echo);
+  const config = loadConfig(env);
+  const deps = { pool, boss, config, logger, agents };
+  const auth = authMiddleware(deps);
+  const app = createApp({ ...deps, heartbeatSeconds: 10, bodyLimitBytes: 1024 * 1024, auth, routes: apiRoutes(deps) });
+  finishApp(app, logger);
+  const server: Server = app.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url,
+    async call(method, path, body, key) {
+      const headers: Record<string, string> = {};
+      if (body !== undefined) headers['content-type'] = 'application/json';
+      if (key) headers['x-api-key'] = key;
+      const res = await fetch(url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      const text = await res.text();
+      return { status: res.status, body: text ? JSON.parse(text) : null };
+    },
+    close() {
+      server.closeAllConnections();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** A page that records every request leaving 127.0.0.1 (refused) and every console error. */
+async function newPage(context: BrowserContext): Promise<{ page: Page; outside: string[]; errors: string[] }> {
+  const page = await context.newPage();
+  const outside: string[] = [];
+  const errors: string[] = [];
+  await page.route('**/*', (route) => {
+    const url = new URL(route.request().url());
+    if (url.hostname === '127.0.0.1' || url.protocol === 'data:') return route.continue();
+    outside.push(route.request().url());
+    return route.abort();
+  });
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  page.on('pageerror', (e) => errors.push(`page error: ${e.message}`));
+  return { page, outside, errors };
+}
+
+const shot = (page: Page, name: string) => page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+
+describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `no chromium at ${CHROMIUM} (apt-get install chromium)` }, () => {
+  let db: TestDatabase;
+  let boss: PgBoss;
+  let open: Api;
+  let keyed: Api;
+  let browser: Browser;
+  const ids: Record<string, string> = {};
+
+  before(async () => {
+    mkdirSync(SHOTS, { recursive: true });
+    const [database, launched] = await Promise.all([
+      createTestDatabase('ui'),
+      chromium.launch({
+        executablePath: CHROMIUM,
+        args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      }),
+    ]);
+    db = database;
+    browser = launched;
+    boss = await startTestQueue(db.url);
+    await ensureDefaultAssistants(db.pool, ['echo']);
+    await registerMaintenanceJobs(db.pool, configuredJobs(loadConfig({})));
+    open = await startApi(db.pool, boss, { DATABASE_URL: db.url });
+    keyed = await startApi(db.pool, boss, {
+      DATABASE_URL: db.url,
+      AUTH_MODE: 'api_key',
+      AUTH_API_KEYS: `${KEYS.alice}:alice,${KEYS.bob}:bob`,
+      ADMIN_API_KEYS: KEYS.admin,
+    });
+
+    const create = async (api: Api, body: Record<string, unknown>, key?: string): Promise<string> => {
+      const res = await api.call('POST', '/runs/crons', { assistant_id: 'echo', ...body }, key);
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      return res.body.cron_id;
+    };
+    ids.ops = await create(open, { schedule: '*/5 * * * *', timezone: 'Europe/Paris', metadata: { team: 'ops' }, input: { topic: 'ops' } });
+    ids.report = await create(open, { schedule: '0 9 * * 1-5', timezone: 'America/New_York', metadata: { team: 'sales' }, enabled: false });
+    ids.nightly = await create(open, { schedule: '30 2 * * *', metadata: { team: 'data' } });
+    ids.alice1 = await create(keyed, { schedule: '0 8 * * *', metadata: { owner: 'alice' } }, KEYS.alice);
+    ids.alice2 = await create(keyed, { schedule: '15 * * * *', metadata: { owner: 'alice' } }, KEYS.alice);
+    ids.bob = await create(keyed, { schedule: '45 * * * *', metadata: { owner: 'bob' } }, KEYS.bob);
+
+    // A ledger with every kind of outcome in the last hour (what a worker and a scheduler would write).
+    await db.pool.query(
+      `INSERT INTO cron_occurrences (cron_id, scheduled_for, trigger, status, reason, error, skipped_count, enqueued_at, started_at, ended_at)
+       SELECT $1, now() - make_interval(mins => m), 'schedule', s, r, e, k,
+              CASE WHEN s = 'skipped' THEN NULL ELSE now() - make_interval(mins => m) + interval '2 seconds' END,
+              CASE WHEN s = 'skipped' THEN NULL ELSE now() - make_interval(mins => m) + interval '3 seconds' END,
+              CASE WHEN s IN ('success', 'error') THEN now() - make_interval(mins => m) + interval '5 seconds' END
+         FROM (VALUES (50, 'success', NULL, NULL, 0), (40, 'error', NULL, 'RuntimeError: the model said no', 0),
+                      (30, 'skipped', 'missed', NULL, 0), (20, 'success', NULL, NULL, 2), (10, 'skipped', 'overlap', NULL, 0))
+              AS v(m, s, r, e, k)`,
+      [ids.ops],
+    );
+    await db.pool.query(`UPDATE crons SET last_run_status = 'error', last_run_error = 'RuntimeError: the model said no', last_run_at = now() - interval '40 minutes' WHERE cron_id = $1`, [ids.ops]);
+  });
+
+  after(() =>
+    teardown(
+      () => browser?.close(),
+      () => open?.close(),
+      () => keyed?.close(),
+      () => boss?.stop({ graceful: false }),
+      () => db?.drop(),
+    ),
+  );
+
+  describe('AUTH_MODE=none', () => {
+    let context: BrowserContext;
+    let page: Page;
+    let outside: string[];
+    let errors: string[];
+    before(async () => {
+      context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+      context.setDefaultTimeout(5000);
+      ({ page, outside, errors } = await newPage(context));
+    });
+    after(async () => {
+      await context?.close();
+    });
+    // Each test ends with no console error and no request outside this machine.
+    const clean = () => {
+      assert.deepEqual(errors, [], 'console errors');
+      assert.deepEqual(outside, [], 'requests outside 127.0.0.1');
+    };
+
+    test('serves the page and its assets from the api, offline, under a strict CSP', async () => {
+      const res = await fetch(`${open.url}/ui`, { redirect: 'manual' });
+      assert.equal(res.status, 301);
+      assert.equal(res.headers.get('location'), '/ui/');
+      const index = await fetch(`${open.url}/ui/`);
+      assert.equal(index.status, 200);
+      assert.match(index.headers.get('content-security-policy') ?? '', /default-src 'self'/);
+      const html = await index.text();
+      assert.doesNotMatch(html, /https?:\/\//, 'no absolute URL in the page');
+      const vendor = await fetch(`${open.url}/ui/vendor/cronstrue.js`);
+      assert.equal(vendor.status, 200);
+      assert.match(vendor.headers.get('content-type') ?? '', /javascript/);
+      assert.equal((await fetch(`${open.url}/ui/nope.js`)).status, 404);
+      assert.equal((await fetch(`${keyed.url}/ui/app.js`)).status, 200, 'the assets need no key');
+    });
+
+    test('lists the crons with their schedule in words, timezone, next fire time and last run', async () => {
+      await page.goto(`${open.url}/ui/`);
+      const rows = page.locator('#crons-table tbody tr');
+      await rows.first().waitFor();
+      assert.equal(await rows.count(), 3);
+      const ops = page.locator(`tr[data-cron-id="${ids.ops}"]`);
+      assert.equal(await ops.locator('.cron-link').textContent(), 'Every 5 minutes');
+      assert.equal(await ops.locator('td.tz').textContent(), 'Europe/Paris');
+      assert.match((await ops.locator('td.next').textContent()) ?? '', /^in /);
+      assert.match((await ops.locator('td.last').textContent()) ?? '', /error.*RuntimeError: the model said no/);
+      const report = page.locator(`tr[data-cron-id="${ids.report}"]`);
+      assert.match((await report.locator('.cron-link').textContent()) ?? '', /At 09:00, Monday through Friday/);
+      assert.match((await report.locator('td.state').textContent()) ?? '', /paused/);
+      await shot(page, 'crons');
+      clean();
+    });
+
+    test('filters by metadata, state, last status and text', async () => {
+      const count = () => page.locator('#crons-table tbody tr').count();
+      await page.fill('#filters input[name=metadata]', 'team=ops');
+      await page.click('#filters button[type=submit]');
+      await page.waitForFunction(() => (globalThis as any).location.hash.includes('metadata='));
+      await page.locator('#summary', { hasText: '1–1 of 1' }).waitFor();
+      assert.equal(await count(), 1);
+      await page.click('text=Clear');
+      await page.locator('#summary', { hasText: 'of 3' }).waitFor();
+      await page.selectOption('#filters select[name=enabled]', 'false');
+      await page.locator('#summary', { hasText: '1–1 of 1' }).waitFor();
+      assert.equal(await page.locator(`tr[data-cron-id="${ids.report}"]`).count(), 1);
+      await page.click('text=Clear');
+      await page.locator('#summary', { hasText: 'of 3' }).waitFor();
+      await page.selectOption('#filters select[name=status]', 'error');
+      await page.locator('#summary', { hasText: '1 shown of 3 loaded' }).waitFor();
+      assert.equal(await page.locator(`tr[data-cron-id="${ids.ops}"]`).count(), 1);
+      await page.click('text=Clear');
+      await page.fill('#filters input[name=q]', 'data 02:30');
+      await page.click('#filters button[type=submit]');
+      await page.locator('#summary', { hasText: '1 shown' }).waitFor();
+      assert.equal(await page.locator(`tr[data-cron-id="${ids.nightly}"]`).count(), 1);
+      await page.click('text=Clear');
+      await page.locator('#summary', { hasText: 'of 3' }).waitFor();
+      clean();
+    });
+
+    test('a cron: description, the next 10 fire times, the ledger as a timeline', async () => {
+      await page.click(`tr[data-cron-id="${ids.ops}"] .cron-link`);
+      await page.locator('#ledger-table').waitFor();
+      assert.equal(await page.locator('#cron-description').textContent(), 'Every 5 minutes');
+      assert.equal(await page.locator('#next-table tbody tr').count(), 10);
+      assert.match((await page.locator('#next-table thead').textContent()) ?? '', /Europe\/Paris/);
+      // 5 written above + the run its creation started.
+      assert.equal(await page.locator('#ledger-table tbody tr').count(), 6);
+      assert.equal(await page.locator('#timeline .tick').count(), 6 + 6, 'one block per occurrence, plus the legend');
+      const failed = page.locator('#ledger-table tr[data-status=error]');
+      assert.match((await failed.textContent()) ?? '', /RuntimeError: the model said no/);
+      assert.match((await failed.locator('td.lag').textContent()) ?? '', /^2\.0 s$/);
+      assert.match((await failed.textContent()) ?? '', /2\.0 s.*1\.0 s.*2\.0 s/, 'fire lag, queue wait, duration');
+      const skipped = page.locator('#ledger-table tr[data-status=skipped]');
+      assert.equal(await skipped.count(), 2);
+      assert.match((await skipped.allTextContents()).join(' '), /reason: overlap.*reason: missed/);
+      assert.match((await page.locator('#ledger-table tr[data-status=success]').allTextContents()).join(' '), /2 missed before it/);
+      assert.match((await page.locator('#ledger-table tr[data-status=enqueued]').textContent()) ?? '', /create/);
+      await shot(page, 'cron');
+      clean();
+    });
+
+    test('pause and resume: the API shows enabled false, then true', async () => {
+      await page.click('#pause');
+      await page.locator('#resume').waitFor();
+      assert.equal((await open.call('GET', `/runs/crons/${ids.ops}`)).body.enabled, false);
+      await page.locator('#no-next', { hasText: 'Paused' }).waitFor();
+      await page.click('#resume');
+      await page.locator('#pause').waitFor();
+      assert.equal((await open.call('GET', `/runs/crons/${ids.ops}`)).body.enabled, true);
+      await page.locator('#next-table').waitFor();
+      clean();
+    });
+
+    test('trigger now adds a manual occurrence to the ledger', async () => {
+      await page.click('#trigger');
+      await page.locator('#ledger-table tbody tr', { hasText: 'manual' }).waitFor();
+      const ledger = (await open.call('GET', `/runs/crons/${ids.ops}/occurrences?limit=20`)).body;
+      assert.equal(ledger.filter((o: any) => o.trigger === 'manual').length, 1);
+      clean();
+    });
+
+    test('edit the schedule with its words live', async () => {
+      await page.click('#edit');
+      await page.fill('#schedule', '0 12 * * *');
+      await page.locator('#schedule-words', { hasText: 'At 12:00' }).waitFor();
+      await page.fill('#timezone', 'Asia/Tokyo');
+      await page.click('#save-schedule');
+      await page.locator('#cron-description', { hasText: 'At 12:00' }).waitFor();
+      const cron = (await open.call('GET', `/runs/crons/${ids.ops}`)).body;
+      assert.equal(cron.schedule, '0 12 * * *');
+      assert.equal(cron.timezone, 'Asia/Tokyo');
+      assert.match((await page.locator('#next-table tbody tr').first().textContent()) ?? '', /12:00:00/);
+      clean();
+    });
+
+    test('delete asks first, then deletes', async () => {
+      await page.click('#delete');
+      await page.click('#cancel-delete');
+      assert.equal((await open.call('GET', `/runs/crons/${ids.nightly}`)).status, 200);
+      await page.goto(`${open.url}/ui/#/crons/${ids.nightly}`);
+      await page.locator('#ledger-table').waitFor();
+      await page.click('#delete');
+      await page.click('#confirm-delete');
+      await page.waitForFunction(() => (globalThis as any).location.hash === '#/crons');
+      await page.locator('#summary', { hasText: 'of 2' }).waitFor();
+      assert.equal((await open.call('GET', `/runs/crons/${ids.nightly}`)).status, 404);
+      clean();
+    });
+
+    test('bulk pause and resume of a selection', async () => {
+      await page.check(`tr[data-cron-id="${ids.ops}"] input[type=checkbox]`);
+      await page.check(`tr[data-cron-id="${ids.report}"] input[type=checkbox]`);
+      await page.click('#bulk-pause');
+      await page.locator('#flash', { hasText: '2 crons paused' }).waitFor();
+      for (const id of [ids.ops, ids.report]) assert.equal((await open.call('GET', `/runs/crons/${id}`)).body.enabled, false);
+      await page.locator(`tr[data-cron-id="${ids.ops}"] td.state`, { hasText: 'paused' }).waitFor();
+      await page.locator('th input[type=checkbox]').check();
+      await page.click('#bulk-resume');
+      await page.locator('#flash', { hasText: '2 crons resumed' }).waitFor();
+      for (const id of [ids.ops, ids.report]) assert.equal((await open.call('GET', `/runs/crons/${id}`)).body.enabled, true);
+      clean();
+    });
+
+    test('create a cron from the form', async () => {
+      await page.click('#new-cron');
+      await page.locator('#new-cron-form').waitFor();
+      await page.fill('#schedule', '*/10 * * * *');
+      await page.locator('#schedule-words', { hasText: 'Every 10 minutes' }).waitFor();
+      await page.fill('#timezone', 'UTC');
+      await page.fill('#input', '{"topic": "created in the ui"}');
+      await page.fill('#metadata', '{"team": "ui"}');
+      await page.check('#paused');
+      await shot(page, 'new-cron');
+      await page.click('#create');
+      await page.locator('#cron-description', { hasText: 'Every 10 minutes' }).waitFor();
+      const id = decodeURIComponent(await page.evaluate<string>("location.hash.split('/')[2]"));
+      const cron = (await open.call('GET', `/runs/crons/${id}`)).body;
+      assert.equal(cron.enabled, false);
+      assert.deepEqual(cron.metadata, { team: 'ui' });
+      assert.deepEqual(cron.payload.input, { topic: 'created in the ui' });
+      clean();
+    });
+
+    test('runs in progress, maintenance jobs and health', async () => {
+      await page.click('nav a[data-page=runs]');
+      await page.locator('#runs-table, #no-runs').first().waitFor();
+      await shot(page, 'runs');
+      await page.click('nav a[data-page=maintenance]');
+      await page.locator('#maintenance-table').waitFor();
+      assert.ok((await page.locator('#maintenance-table tbody tr').count()) >= 5);
+      await page.click('button[data-trigger=retention_purge]');
+      await page.locator('#flash', { hasText: 'retention_purge: created' }).waitFor();
+      await shot(page, 'maintenance');
+      await page.click('nav a[data-page=health]');
+      await page.locator('#lag-chart').waitFor();
+      assert.match((await page.locator('#health-cards').textContent()) ?? '', /Database.*ok/);
+      assert.match((await page.locator('#chart-summary').textContent()) ?? '', /^5 fired and 2 skipped/);
+      assert.ok((await page.locator('#lag-chart rect.bar').count()) >= 4);
+      assert.equal(await page.locator('#gauges').count(), 1, 'the deployment gauges (AUTH_MODE=none: everyone is admin)');
+      await shot(page, 'health');
+      clean();
+    });
+
+    test('usable 400 px wide: nothing wider than the screen', async () => {
+      await page.setViewportSize({ width: 400, height: 800 });
+      for (const hash of ['#/crons', `#/crons/${ids.ops}`, '#/health']) {
+        await page.goto(`${open.url}/ui/${hash}`);
+        await page.locator('#crons-table, #ledger-table, #lag-chart').first().waitFor();
+        const width = await page.evaluate<number>('document.documentElement.scrollWidth');
+        assert.ok(width <= 400, `${hash} is ${width} px wide`);
+      }
+      await page.goto(`${open.url}/ui/#/crons`);
+      await page.locator('#crons-table').waitFor();
+      await shot(page, 'crons-400px');
+      clean();
+    });
+  });
+
+  describe('AUTH_MODE=api_key', () => {
+    test('asks for a key, keeps it for the session, and shows only that user\'s crons', async () => {
+      const context = await browser.newContext();
+      context.setDefaultTimeout(5000);
+      const { page, outside, errors } = await newPage(context);
+      try {
+        await page.goto(`${keyed.url}/ui/`);
+        await page.locator('#signin').waitFor();
+        await shot(page, 'signin');
+        // A wrong key is refused (the one console error here: the API's 401).
+        await page.fill('#api-key', 'wrong');
+        await page.click('#signin button[type=submit]');
+        await page.locator('#signin-error', { hasText: 'refused' }).waitFor();
+        assert.equal(errors.length, 1);
+        assert.match(errors[0], /401/);
+        errors.length = 0;
+
+        await page.fill('#api-key', KEYS.alice);
+        await page.click('#signin button[type=submit]');
+        await page.locator('#crons-table').waitFor();
+        const shown = await page.locator('#crons-table tbody tr').evaluateAll((rows) => rows.map((r) => (r as unknown as { dataset: Record<string, string> }).dataset.cronId));
+        assert.deepEqual(shown.sort(), [ids.alice1, ids.alice2].sort());
+        assert.equal(await page.evaluate("sessionStorage.getItem('agentcron.apiKey')"), KEYS.alice);
+        assert.equal(await page.locator('nav a[data-page=maintenance]').isVisible(), false);
+
+        // A reload keeps the key; the cron page and the health page show alice's only.
+        await page.reload();
+        await page.locator('#crons-table').waitFor();
+        await page.click(`tr[data-cron-id="${ids.alice1}"] .cron-link`);
+        await page.locator('#ledger-table').waitFor();
+        await page.click('nav a[data-page=health]');
+        await page.locator('#lag-chart').waitFor();
+        assert.match((await page.locator('#chart-summary').textContent()) ?? '', /of 2 crons/);
+        assert.equal(await page.locator('#gauges').count(), 0, 'deployment gauges are for admin keys');
+
+        // Bob's cron answers as a missing one (the API's 404 is the console error).
+        await page.goto(`${keyed.url}/ui/#/crons/${ids.bob}`);
+        await page.locator('text=Cron not found').waitFor();
+        assert.equal(errors.length, 1);
+        assert.match(errors[0], /404/);
+        errors.length = 0;
+
+        // Signing out forgets the key.
+        await page.goto(`${keyed.url}/ui/#/crons`);
+        await page.locator('#crons-table').waitFor();
+        await page.click('#signout');
+        await page.locator('#signin').waitFor();
+        assert.equal(await page.evaluate("sessionStorage.getItem('agentcron.apiKey')"), null);
+        assert.deepEqual(errors, []);
+        assert.deepEqual(outside, []);
+      } finally {
+        await context.close();
+      }
+    });
+
+    test('an admin key sees every user\'s crons, with their owners, and the maintenance jobs', async () => {
+      const context = await browser.newContext();
+      context.setDefaultTimeout(5000);
+      const { page, outside, errors } = await newPage(context);
+      try {
+        await page.goto(`${keyed.url}/ui/`);
+        await page.fill('#api-key', KEYS.admin);
+        await page.click('#signin button[type=submit]');
+        await page.locator('#crons-table').waitFor();
+        const shown = await page.locator('#crons-table tbody tr').evaluateAll((rows) => rows.map((r) => (r as unknown as { dataset: Record<string, string> }).dataset.cronId));
+        for (const id of [ids.alice1, ids.alice2, ids.bob, ids.ops]) assert.ok(shown.includes(id), `admin sees ${id}`);
+        assert.equal(await page.locator(`tr[data-cron-id="${ids.bob}"] td.owner`).textContent(), 'bob');
+        await page.fill('#filters input[name=user]', 'alice');
+        await page.click('#filters button[type=submit]');
+        await page.locator('#summary', { hasText: '1–2 of 2' }).waitFor();
+        // Another user's cron: details and actions through /admin/crons; the ledger is the owner's.
+        await page.click(`tr[data-cron-id="${ids.alice1}"] .cron-link`);
+        await page.locator('#next-times', { hasText: "owner's key (alice)" }).waitFor();
+        await page.click('#pause');
+        await page.locator('#resume').waitFor();
+        assert.equal((await keyed.call('GET', `/runs/crons/${ids.alice1}`, undefined, KEYS.alice)).body.enabled, false);
+        assert.equal(await page.locator('nav a[data-page=maintenance]').isVisible(), true);
+        await shot(page, 'admin-cron');
+        assert.deepEqual(errors, []);
+        assert.deepEqual(outside, []);
+      } finally {
+        await context.close();
+      }
+    });
+  });
+});
