@@ -635,7 +635,7 @@ describe('crons API', () => {
     assert.equal(run.thread_id, threadId);
   });
 
-  test('next: the next N fire times in UTC and in the cron timezone; none when disabled', async () => {
+  test('next: the next N fire times in UTC and in the cron timezone; for a disabled cron, what it would fire if enabled', async () => {
     // 12:30 exists once every day in New York (a 02:30 schedule would fire at 03:00 on the day
     // DST starts, and fail the pattern below in the days before it).
     const created = (
@@ -653,10 +653,13 @@ describe('crons API', () => {
       assert.equal(new Date(n.local).toISOString(), n.utc);
     }
     assert.equal((await get(`/runs/crons/${created.cron_id}/next`)).body.next.length, 5, 'default count');
-    for (const q of ['count=0', 'count=101', 'count=x']) assert.equal((await get(`/runs/crons/${created.cron_id}/next?${q}`)).status, 422, q);
+    for (const q of ['count=0', 'count=1001', 'count=x']) assert.equal((await get(`/runs/crons/${created.cron_id}/next?${q}`)).status, 422, q);
 
+    // Disabled: what it would fire if enabled now (test/api-schedules.test.ts covers `from` and DST marks).
     await patch(`/runs/crons/${created.cron_id}`, { enabled: false });
-    assert.deepEqual((await get(`/runs/crons/${created.cron_id}/next`)).body.next, []);
+    const paused = (await get(`/runs/crons/${created.cron_id}/next?count=3`)).body;
+    assert.equal(paused.enabled, false);
+    assert.deepEqual(paused.next.map((n: any) => n.utc), res.body.next.map((n: any) => n.utc));
 
     // Nothing past end_time.
     const ending = (await post('/runs/crons', { assistant_id: 'echo', schedule: '0 * * * *', input: {}, enabled: false })).body;

@@ -72,6 +72,10 @@ export const configSchema = z.object({
   CRON_MAX_PAYLOAD_BYTES: int(65536, 1024, 10 * 1024 * 1024),
   CRON_MISSED_MAX: int(100, 1, 10000),
   CRON_MISSED_GRACE_SECONDS: int(60, 0, 86400),
+  // Most occurrences one POST /runs/crons/{id}/backfill may fire (a larger range is a 422 saying how many).
+  CRON_BACKFILL_MAX: int(1000, 1, 100_000),
+  // Bytes of a run's final values and of its error kept on its ledger row (0 = none kept).
+  LEDGER_OUTPUT_EXCERPT_BYTES: int(4096, 0, 1024 * 1024),
   WORKER_CONCURRENCY: int(defaultConcurrency, 1, 1000),
   RUN_TIMEOUT_SECONDS: int(300, 1, 86400),
   RUN_MAX_ATTEMPTS: int(3, 1, 100),

@@ -48,10 +48,12 @@ export interface Skip {
   trigger?: OccurrenceTrigger;
 }
 
-/** The run of one occurrence: a fresh thread for a stateless cron, the cron's thread otherwise. */
-function runOf(f: Firing): NewRun {
+/**
+ * The run of one occurrence: a fresh thread for a stateless cron, the cron's thread otherwise. Its
+ * id is the occurrence's (occurrenceRunId); a retry of the occurrence passes the id of its attempt.
+ */
+export function runOf(f: Firing, runId: string = occurrenceRunId(f.cron.cron_id, f.scheduled_for)): NewRun {
   const { cron, scheduled_for } = f;
-  const runId = occurrenceRunId(cron.cron_id, scheduled_for);
   const stateless = cron.thread_id === null;
   const threadId = stateless ? occurrenceThreadId(cron.cron_id, scheduled_for) : cron.thread_id!;
   return {
@@ -98,7 +100,7 @@ const occurrenceKey = (cronId: string, at: Date): string => `${cronId}@${at.getT
  */
 export async function fireOccurrences(client: PoolClient, boss: PgBoss, firings: Firing[], skips: Skip[] = []): Promise<NewRun[]> {
   if (firings.length === 0 && skips.length === 0) return [];
-  const runs = firings.map(runOf);
+  const runs = firings.map((f) => runOf(f));
   const { rows } = await client.query<{ cron_id: string; scheduled_for: Date }>(INSERT_LEDGER, [
     [...firings.map((f) => f.cron.cron_id), ...skips.map((s) => s.cron_id)],
     [...firings.map((f) => f.scheduled_for), ...skips.map((s) => s.scheduled_for)],

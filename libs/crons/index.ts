@@ -2,7 +2,13 @@ export { CronScheduler, CRON_CHANGED_CHANNEL } from './scheduler.ts';
 export type { SchedulerOptions } from './scheduler.ts';
 export { planOccurrences } from '../firing/index.ts';
 export type { MissedPolicy, OccurrencePlan, PassResult, PlanLimits, ScheduleSource, SkipReason } from '../firing/index.ts';
-export { activeRuns, cancelSuperseded, fireOccurrences, firingCron, overlapAllowance, runsToSupersede } from './fire.ts';
+export { activeRuns, cancelSuperseded, fireOccurrences, firingCron, overlapAllowance, runOf, runsToSupersede } from './fire.ts';
+export { backfillOccurrences, countOccurrences, BACKFILL_COUNT_LIMIT } from './backfill.ts';
+export type { BackfillOutcome, BackfillTooMany } from './backfill.ts';
+export { retryOccurrence, retryRunId, RETRYABLE_STATUSES } from './retry.ts';
+export type { RetryOutcome } from './retry.ts';
+export { describeSchedule, fireTimes, upcomingTimes } from './preview.ts';
+export type { DstCase, FireTime } from './preview.ts';
 export type { ActiveRuns, Firing, FiringCron, OverlapCron, Skip, Superseded } from './fire.ts';
 export type { CronRow, CronPayload, OverlapPolicy, OnRunCompleted, OccurrenceTrigger } from './types.ts';
 export {
@@ -21,7 +27,6 @@ export {
   deleteCron,
   listOccurrences,
   toOccurrenceResponse,
-  nextFireTimes,
   localIso,
 } from './repository.ts';
 export type { CronResponse, CronWithGraph, NewCron, CronFilters, CronSearch, CronSortKey, CronChanges, OccurrenceRow } from './repository.ts';

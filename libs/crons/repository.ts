@@ -1,5 +1,4 @@
 import type { PoolClient, Queryable } from '../db/index.ts';
-import type { Schedule } from '../schedule/index.ts';
 import type { MissedPolicy } from '../firing/index.ts';
 import type { CronPayload, CronRow, OnRunCompleted, OverlapPolicy } from './types.ts';
 
@@ -27,6 +26,8 @@ export interface CronResponse {
   next_run_date: string | null;
   metadata: Record<string, unknown>;
   enabled: boolean;
+  /** Why the cron was paused, as its owner wrote it (null when enabled). */
+  paused_reason: string | null;
   last_run_at: string | null;
   last_run_status: string | null;
   last_run_error: string | null;
@@ -36,7 +37,7 @@ export interface CronResponse {
   overlap_policy: OverlapPolicy;
 }
 
-const CRON_COLUMNS = `c.cron_id, c.assistant_id, c.thread_id, c.user_id, c.schedule, c.timezone, c.end_time, c.enabled,
+const CRON_COLUMNS = `c.cron_id, c.assistant_id, c.thread_id, c.user_id, c.schedule, c.timezone, c.end_time, c.enabled, c.paused_reason,
   c.on_run_completed, c.payload, c.metadata, c.next_run_date, c.fired_through, c.missed_policy, c.overlap_policy, c.finished_at,
   c.last_run_at, c.last_run_status, c.last_run_error, c.last_run_id, c.created_at, c.updated_at`;
 
@@ -58,6 +59,7 @@ export function toCronResponse(c: CronRow): CronResponse {
     next_run_date: iso(c.next_run_date),
     metadata: c.metadata,
     enabled: c.enabled,
+    paused_reason: c.paused_reason,
     last_run_at: iso(c.last_run_at),
     last_run_status: c.last_run_status,
     last_run_error: c.last_run_error,
@@ -120,8 +122,8 @@ export type NewCron = Omit<CronRow, 'fired_through' | 'finished_at' | 'last_run_
 export async function insertCron(db: Queryable, c: NewCron): Promise<CronRow> {
   const { rows } = await db.query<CronRow>(
     `INSERT INTO crons AS c (cron_id, assistant_id, thread_id, user_id, schedule, timezone, end_time, enabled, on_run_completed,
-                             payload, metadata, next_run_date, missed_policy, overlap_policy)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                             payload, metadata, next_run_date, missed_policy, overlap_policy, paused_reason)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
      RETURNING ${CRON_COLUMNS}`,
     [
       c.cron_id,
@@ -138,6 +140,7 @@ export async function insertCron(db: Queryable, c: NewCron): Promise<CronRow> {
       c.next_run_date,
       c.missed_policy,
       c.overlap_policy,
+      c.paused_reason,
     ],
   );
   return rows[0];
@@ -231,6 +234,8 @@ export interface CronChanges {
   finished_at: Date | null;
   missed_policy: MissedPolicy;
   overlap_policy: OverlapPolicy;
+  /** The pause note; null when enabled. */
+  paused_reason: string | null;
 }
 
 /**
@@ -242,7 +247,7 @@ export async function updateCron(db: Queryable, cronId: string, userId: string, 
     `UPDATE crons c
         SET schedule = $3, timezone = $4, end_time = $5, enabled = $6, on_run_completed = $7, metadata = $8::jsonb,
             payload = (c.payload || $9::jsonb) - $10::text[], next_run_date = $11, finished_at = $12,
-            missed_policy = $13, overlap_policy = $14, updated_at = now()
+            missed_policy = $13, overlap_policy = $14, paused_reason = $15, updated_at = now()
       WHERE c.cron_id = $1 AND c.user_id = $2
       RETURNING ${CRON_COLUMNS}`,
     [
@@ -260,6 +265,7 @@ export async function updateCron(db: Queryable, cronId: string, userId: string, 
       ch.finished_at,
       ch.missed_policy,
       ch.overlap_policy,
+      ch.paused_reason,
     ],
   );
   return rows[0];
@@ -299,13 +305,22 @@ export interface OccurrenceRow {
   webhook_attempts: number;
   webhook_error: string | null;
   webhook_sent_at: Date | null;
+  /** Excerpts of the run's final values and error (migrations/008; LEDGER_OUTPUT_EXCERPT_BYTES). */
+  output_excerpt: string | null;
+  output_truncated: boolean;
+  error_excerpt: string | null;
+  error_truncated: boolean;
+  /** Retries of this occurrence (POST .../retry) and when the last one was asked for. */
+  retries: number;
+  retried_at: Date | null;
 }
 
 /** A page of a cron's ledger, newest occurrence first (the caller has checked ownership). */
 export async function listOccurrences(db: Queryable, cronId: string, limit: number, offset: number): Promise<OccurrenceRow[]> {
   const { rows } = await db.query<OccurrenceRow>(
     `SELECT cron_id, scheduled_for, run_id, thread_id, trigger, status, reason, error, skipped_count,
-            enqueued_at, started_at, ended_at, created_at, webhook_status, webhook_attempts, webhook_error, webhook_sent_at
+            enqueued_at, started_at, ended_at, created_at, webhook_status, webhook_attempts, webhook_error, webhook_sent_at,
+            output_excerpt, output_truncated, error_excerpt, error_truncated, retries, retried_at
        FROM cron_occurrences WHERE cron_id = $1
       ORDER BY scheduled_for DESC LIMIT $2 OFFSET $3`,
     [cronId, limit, offset],
@@ -332,18 +347,13 @@ export function toOccurrenceResponse(o: OccurrenceRow) {
     webhook_attempts: o.webhook_attempts,
     webhook_error: o.webhook_error,
     webhook_sent_at: iso(o.webhook_sent_at),
+    output_excerpt: o.output_excerpt,
+    output_truncated: o.output_truncated,
+    error_excerpt: o.error_excerpt,
+    error_truncated: o.error_truncated,
+    retries: o.retries,
+    retried_at: iso(o.retried_at),
   };
-}
-
-/**
- * The cron's next `count` fire times: from its next_run_date (which may already be due) onward,
- * none past end_time; none for a disabled or finished cron, which fires nothing.
- */
-export function nextFireTimes(cron: Pick<CronRow, 'enabled' | 'next_run_date' | 'end_time'>, schedule: Schedule, count: number): Date[] {
-  if (!cron.enabled || cron.next_run_date === null) return [];
-  const times = [cron.next_run_date, ...schedule.next(count - 1, cron.next_run_date)];
-  const end = cron.end_time?.getTime() ?? Infinity;
-  return times.filter((t) => t.getTime() <= end);
 }
 
 /** An instant as ISO 8601 wall-clock time in `timezone`, with its UTC offset: 2030-03-10T03:00:00-04:00. */

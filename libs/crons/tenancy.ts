@@ -12,7 +12,7 @@ import type { CronRow } from './types.ts';
 // BY key before the writes; assistant rows last (as deleting an assistant does, after its crons
 // and runs).
 
-const CRON_COLUMNS = `c.cron_id, c.assistant_id, c.thread_id, c.user_id, c.schedule, c.timezone, c.end_time, c.enabled,
+const CRON_COLUMNS = `c.cron_id, c.assistant_id, c.thread_id, c.user_id, c.schedule, c.timezone, c.end_time, c.enabled, c.paused_reason,
   c.on_run_completed, c.payload, c.metadata, c.next_run_date, c.fired_through, c.missed_policy, c.overlap_policy, c.finished_at,
   c.last_run_at, c.last_run_status, c.last_run_error, c.last_run_id, c.created_at, c.updated_at`;
 
@@ -104,6 +104,8 @@ export interface CronState {
   enabled: boolean;
   next_run_date: Date | null;
   finished_at: Date | null;
+  /** The pause note (null when enabled). */
+  paused_reason: string | null;
 }
 
 /** Writes enable/disable decisions in one statement; rows whose state does not change are not touched. */
@@ -111,11 +113,18 @@ export async function setCronStates(client: PoolClient, states: CronState[]): Pr
   if (states.length === 0) return;
   await client.query(
     `UPDATE crons c
-        SET enabled = v.enabled, next_run_date = v.next_run_date, finished_at = v.finished_at, updated_at = now()
-       FROM unnest($1::uuid[], $2::boolean[], $3::timestamptz[], $4::timestamptz[]) AS v(cron_id, enabled, next_run_date, finished_at)
+        SET enabled = v.enabled, next_run_date = v.next_run_date, finished_at = v.finished_at, paused_reason = v.paused_reason, updated_at = now()
+       FROM unnest($1::uuid[], $2::boolean[], $3::timestamptz[], $4::timestamptz[], $5::text[])
+            AS v(cron_id, enabled, next_run_date, finished_at, paused_reason)
       WHERE c.cron_id = v.cron_id
-        AND (c.enabled, c.next_run_date, c.finished_at) IS DISTINCT FROM (v.enabled, v.next_run_date, v.finished_at)`,
-    [states.map((s) => s.cron_id), states.map((s) => s.enabled), states.map((s) => s.next_run_date), states.map((s) => s.finished_at)],
+        AND (c.enabled, c.next_run_date, c.finished_at, c.paused_reason) IS DISTINCT FROM (v.enabled, v.next_run_date, v.finished_at, v.paused_reason)`,
+    [
+      states.map((s) => s.cron_id),
+      states.map((s) => s.enabled),
+      states.map((s) => s.next_run_date),
+      states.map((s) => s.finished_at),
+      states.map((s) => s.paused_reason),
+    ],
   );
 }
 

@@ -3,7 +3,8 @@ import type { MissedPolicy } from '../firing/index.ts';
 
 export type OverlapPolicy = 'allow' | 'skip' | 'buffer_one';
 export type OnRunCompleted = 'delete' | 'keep';
-export type OccurrenceTrigger = 'schedule' | 'create' | 'manual';
+/** What fired an occurrence: its schedule, the cron's create, a trigger (run now), a backfill of a past range. */
+export type OccurrenceTrigger = 'schedule' | 'create' | 'manual' | 'backfill';
 
 /** A crons row as stored. */
 export interface CronRow {
@@ -15,6 +16,8 @@ export interface CronRow {
   timezone: string | null;
   end_time: Date | null;
   enabled: boolean;
+  /** Why the cron was paused (disabled), as its owner wrote it; null when enabled. */
+  paused_reason: string | null;
   on_run_completed: OnRunCompleted | null;
   payload: CronPayload;
   metadata: Record<string, unknown>;

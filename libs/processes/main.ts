@@ -6,6 +6,7 @@ import type { Config, DatabaseRole } from '../config/index.ts';
 import { retryWhileUnavailable, startEmbeddedServer } from '../db/index.ts';
 import type { EmbeddedDatabase } from '../db/index.ts';
 import { createLogger } from '../log/index.ts';
+import { setLedgerExcerptBytes } from '../runs/excerpt.ts';
 import type { Logger } from '../log/index.ts';
 import { connect } from './bootstrap.ts';
 import type { Connections } from './bootstrap.ts';
@@ -58,6 +59,8 @@ async function loadAgentsOrExit(spec: ProcessSpec, config: Config, logger: Logge
 /** A process's whole life: config, logger, database, queue, roles, and a drain on SIGTERM/SIGINT. */
 export async function runProcess(spec: ProcessSpec): Promise<void> {
   const config = loadConfigOrExit();
+  // Every role may end cron runs (worker results, API cancels, the reaper): one budget per process.
+  setLedgerExcerptBytes(config.LEDGER_OUTPUT_EXCERPT_BYTES);
   const logger = createLogger({ level: config.LOG_LEVEL, json: config.NODE_ENV === 'production', service: spec.service });
   // A standalone process without a database says so first, before any agent code is loaded.
   let databaseUrl = config.DATABASE_URL ?? (spec.embeddedFallback ? undefined : requireDatabaseUrl(config));

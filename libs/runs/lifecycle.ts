@@ -3,6 +3,7 @@ import { retryConflicts, withTransaction } from '../db/index.ts';
 import type { PgBoss } from '../queue/index.ts';
 import { QUEUES, requeueRunJobs, transactionDb } from '../queue/index.ts';
 import { enqueueWebhooks } from '../webhooks/index.ts';
+import { excerptOf } from './excerpt.ts';
 import type { WebhookJob } from '../webhooks/index.ts';
 
 // How a run lives and ends: claim, start, finish, cancel, hand back, the cron's outcome, the
@@ -236,11 +237,13 @@ const SETTLE_THREADS = `
     FROM unnest($1::uuid[], $2::text[], $3::jsonb[]) AS v(thread_id, status, output)
    WHERE t.thread_id = v.thread_id`;
 
-// Only an occurrence still open is settled; a late result after a cancel changes nothing.
+// Only an occurrence still open is settled; a late result after a cancel changes nothing. The row
+// keeps excerpts of the run's final values and error (excerpt.ts), which outlive its thread.
 const SETTLE_LEDGER = `
   WITH v AS (
-    SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::timestamptz[])
-             AS v(cron_id, scheduled_for, status, error, started_at)
+    SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::timestamptz[],
+                         $6::text[], $7::boolean[], $8::text[], $9::boolean[])
+             AS v(cron_id, scheduled_for, status, error, started_at, output_excerpt, output_truncated, error_excerpt, error_truncated)
   ), target AS (
     SELECT o.cron_id, o.scheduled_for FROM cron_occurrences o JOIN v USING (cron_id, scheduled_for)
      WHERE o.status IN ('enqueued', 'running')
@@ -248,7 +251,9 @@ const SETTLE_LEDGER = `
        FOR UPDATE OF o
   )
   UPDATE cron_occurrences o
-     SET status = v.status, error = v.error, started_at = coalesce(v.started_at, o.started_at), ended_at = now()
+     SET status = v.status, error = v.error, started_at = coalesce(v.started_at, o.started_at), ended_at = now(),
+         output_excerpt = v.output_excerpt, output_truncated = v.output_truncated,
+         error_excerpt = v.error_excerpt, error_truncated = v.error_truncated
     FROM target t JOIN v USING (cron_id, scheduled_for)
    WHERE o.cron_id = t.cron_id AND o.scheduled_for = t.scheduled_for
   RETURNING o.cron_id, o.scheduled_for`;
@@ -325,12 +330,19 @@ async function settleOutcomes(client: PoolClient, ended: FinishedRun[]): Promise
     .filter((r) => r.cron_id && r.scheduled_for)
     .sort((a, b) => cmp(a.cron_id!, b.cron_id!) || a.scheduled_for!.getTime() - b.scheduled_for!.getTime());
   if (outcomes.length === 0) return;
+  // Excerpts in JS, never failing (excerpt.ts): text within LEDGER_OUTPUT_EXCERPT_BYTES, no NUL, no lone surrogate.
+  const outputs = outcomes.map((o) => excerptOf(o.output));
+  const errors = outcomes.map((o) => excerptOf(o.error));
   const { rows: settled } = await client.query<{ cron_id: string; scheduled_for: Date }>(SETTLE_LEDGER, [
     outcomes.map((o) => o.cron_id),
     outcomes.map((o) => o.scheduled_for),
     outcomes.map((o) => o.status),
     outcomes.map((o) => (o.error ? o.error.message : null)),
     outcomes.map((o) => o.started_at),
+    outputs.map((e) => e?.text ?? null),
+    outputs.map((e) => e?.truncated ?? false),
+    errors.map((e) => e?.text ?? null),
+    errors.map((e) => e?.truncated ?? false),
   ]);
   // One row per cron (its newest occurrence), so an UPDATE ... FROM never matches a cron twice.
   const open = new Set(settled.map((r) => `${r.cron_id}@${r.scheduled_for.getTime()}`));

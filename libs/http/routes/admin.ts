@@ -173,7 +173,7 @@ export function adminRoutes(deps: ApiDeps): Router {
 
   router.post('/admin/crons/bulk', async (req, res) => {
     const body = parse(AdminCronBulkBody, req.body);
-    res.json(await crons.bulk(bulkScope(body, body.user_id ?? null, true), body.action));
+    res.json(await crons.bulk(bulkScope(body, body.user_id ?? null, true), body.action, body.paused_reason ?? null));
   });
 
   router.post('/admin/crons/transfer', async (req, res) => {

@@ -3,7 +3,22 @@ import { Router } from 'express';
 import type { Request, Response } from 'express';
 import { defaultAssistantId } from '../../assistants/index.ts';
 import type { Config } from '../../config/index.ts';
-import { activeRuns, cancelSuperseded, fireOccurrences, firingCron, overlapAllowance, runsToSupersede } from '../../crons/index.ts';
+import {
+  activeRuns,
+  backfillOccurrences,
+  BACKFILL_COUNT_LIMIT,
+  cancelSuperseded,
+  countOccurrences,
+  describeSchedule,
+  fireOccurrences,
+  fireTimes,
+  firingCron,
+  overlapAllowance,
+  RETRYABLE_STATUSES,
+  retryOccurrence,
+  runsToSupersede,
+  upcomingTimes,
+} from '../../crons/index.ts';
 import type { CronPayload, CronResponse, CronRow, CronWithGraph, CronChanges, OccurrenceTrigger, Superseded } from '../../crons/index.ts';
 import {
   countCrons,
@@ -13,9 +28,7 @@ import {
   getCron,
   insertCron,
   listOccurrences,
-  localIso,
   lockAndCountUserCrons,
-  nextFireTimes,
   ownsThread,
   searchCrons,
   toCronResponse,
@@ -38,6 +51,7 @@ import { userOf } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { HttpError, methodNotAllowed, notFound } from '../errors.ts';
 import {
+  BackfillBody,
   BULK_FILTERS,
   CronBulkBody,
   CronCountBody,
@@ -45,8 +59,10 @@ import {
   CronSearchBody,
   CronUpdateBody,
   NextQuery,
+  OccurrencePath,
   OccurrencesQuery,
   PAYLOAD_KEYS,
+  PreviewBody,
 } from '../schemas/crons.ts';
 import type { CronBulkAction, CronField } from '../schemas/crons.ts';
 import { parse } from '../validate.ts';
@@ -182,6 +198,19 @@ function sendRun(res: Response, run: RunResponse, cronId: string): void {
   res.json({ ...run, cron_id: cronId });
 }
 
+/**
+ * The pause note a cron keeps: the one given (an empty one is none), for a disabled cron only. A
+ * cron that is (or becomes) enabled has none: enabling clears it, and giving one with it is a 422.
+ */
+function pauseNote(given: string | null | undefined, enabled: boolean, stored: string | null = null): string | null {
+  const note = given === undefined ? stored : given === null || given.trim() === '' ? null : given;
+  if (!enabled) return note;
+  if (given != null && given.trim() !== '') {
+    throw unprocessable('paused_reason', 'only a disabled cron has a pause note: send it with "enabled": false (enabling clears it)');
+  }
+  return null;
+}
+
 async function createCron(deps: ApiDeps, req: Request, res: Response, threadId: string | null): Promise<void> {
   const { pool, boss, config, logger } = deps;
   const userId = userOf(res);
@@ -193,6 +222,7 @@ async function createCron(deps: ApiDeps, req: Request, res: Response, threadId: 
   const schedule = scheduleOf(body.schedule, body.timezone ?? null, config.CRON_ALLOW_SECONDS_SCHEDULE);
   const timezone = canonicalTimezone(body.timezone ?? null);
   const enabled = body.enabled ?? true;
+  const pausedReason = pauseNote(body.paused_reason, enabled);
 
   const created = await withTransaction(pool, async (client) => {
     const now = await transactionNow(client);
@@ -224,6 +254,7 @@ async function createCron(deps: ApiDeps, req: Request, res: Response, threadId: 
       next_run_date: schedule.nextAfter(now),
       missed_policy: body.missed_policy ?? 'latest',
       overlap_policy: body.overlap_policy ?? 'allow',
+      paused_reason: pausedReason,
     });
     // The first run starts now, in this transaction: the cron exists if and only if it does
     // (or its skip is recorded, below).
@@ -305,6 +336,7 @@ function planUpdate(row: CronWithGraph, body: CronUpdateBody, now: Date, allowSe
     finished_at: restarted ? null : row.finished_at,
     missed_policy: body.missed_policy ?? row.missed_policy,
     overlap_policy: body.overlap_policy ?? row.overlap_policy,
+    paused_reason: pauseNote(body.paused_reason, enabled, row.paused_reason),
   };
 }
 
@@ -315,6 +347,17 @@ export function selectFields(row: CronRow, select: CronField[] | null, now: Date
   const out: Record<string, unknown> = {};
   for (const field of select) out[field] = field === 'now' ? now.toISOString() : full[field];
   return out;
+}
+
+/** What a backfill did (BackfillSchema). */
+export interface BackfillAnswer {
+  cron_id: string;
+  from: string;
+  to: string;
+  occurrences: number;
+  fired: number;
+  skipped_existing: number;
+  skipped_overlap: number;
 }
 
 /** What a bulk operation did: the crons that matched, each now disabled, enabled or deleted. */
@@ -372,21 +415,100 @@ export function cronOperations(deps: ApiDeps) {
     },
 
     /**
+     * Fires every occurrence of the cron's schedule in a past range, each once (libs/crons/backfill.ts),
+     * under the cron's row lock like a trigger, on the clock read after taking it.
+     */
+    async backfill(req: Request, cronId: string, userId: string): Promise<BackfillAnswer> {
+      const body = parse(BackfillBody, req.body);
+      if (body.to.getTime() < body.from.getTime()) throw unprocessable('to', `must not be before from (got from ${body.from.toISOString()}, to ${body.to.toISOString()})`);
+      const cap = config.CRON_BACKFILL_MAX;
+      const done = await retryConflicts(() =>
+        withTransaction(pool, async (client) => {
+          const cron = await getCron(client, cronId, userId, { lock: true });
+          if (!cron) throw notFound(CRON_NOT_FOUND);
+          const now = await statementNow(client);
+          if (body.to.getTime() > now.getTime()) {
+            throw unprocessable('to', `must not be in the future (got ${body.to.toISOString()}, now ${now.toISOString()}): a backfill fires past occurrences; the scheduler fires the rest`);
+          }
+          const schedule = scheduleOf(cron.schedule, cron.timezone, true);
+          const outcome = await backfillOccurrences(client, boss, cron, schedule, body, cap);
+          return { cron, schedule, outcome };
+        }),
+      );
+      const { cron, schedule, outcome } = done;
+      if ('tooMany' in outcome) {
+        // Counted after the transaction (nothing was written), so the lock is never held for it.
+        const { count, more } = countOccurrences(schedule, body.from, body.to, cron.end_time);
+        const n = more ? `more than ${BACKFILL_COUNT_LIMIT}` : String(count);
+        throw new HttpError(422, `body: the range holds ${n} occurrences of the cron's schedule, over CRON_BACKFILL_MAX (${cap}); backfill a shorter range`);
+      }
+      await cancelSuperseded(pool, boss, outcome.superseded, logger);
+      return {
+        cron_id: cron.cron_id,
+        from: body.from.toISOString(),
+        to: body.to.toISOString(),
+        occurrences: outcome.occurrences,
+        fired: outcome.fired,
+        skipped_existing: outcome.skipped_existing,
+        skipped_overlap: outcome.skipped_overlap,
+      };
+    },
+
+    /**
+     * Runs an occurrence that ended error, timeout or interrupted again (libs/crons/retry.ts),
+     * under the cron's row lock; anything refused writes nothing (the transaction rolls back).
+     */
+    async retry(res: Response, cronId: string, userId: string, scheduledFor: Date): Promise<void> {
+      const done = await retryConflicts(() =>
+        withTransaction(pool, async (client) => {
+          const cron = await getCron(client, cronId, userId, { lock: true });
+          if (!cron) throw notFound(CRON_NOT_FOUND);
+          const outcome = await retryOccurrence(client, boss, cron, scheduledFor);
+          const at = scheduledFor.toISOString();
+          switch (outcome.kind) {
+            case 'not_found':
+              throw notFound(`Occurrence not found: the cron has no occurrence scheduled for ${at} in its ledger`);
+            case 'not_retryable':
+              throw new HttpError(
+                409,
+                `the occurrence scheduled for ${at} is ${outcome.status}; only one that ended ${RETRYABLE_STATUSES.join(', ')} can be retried`,
+              );
+            case 'overlap':
+              throw new HttpError(409, overlapDetail(cron));
+          }
+          const run = await getRun(client, outcome.run.run_id, cron.user_id);
+          if (!run) throw new Error(`the retried run ${outcome.run.run_id} was not found in its own transaction`);
+          return { run, retries: outcome.retries, superseded: outcome.superseded };
+        }),
+      );
+      await cancelSuperseded(pool, boss, done.superseded, logger);
+      res.setHeader('Content-Location', `/threads/${done.run.thread_id}/runs/${done.run.run_id}`);
+      res.json({ ...done.run, cron_id: cronId, retries: done.retries });
+    },
+
+    /**
      * Disables, enables or deletes every cron in the scope, in one transaction retried on a
      * deadlock or serialization failure: the crons are locked by cron_id first (the lock order of
      * libs/runs/lifecycle.ts); enabling follows PATCH's rules (a passed next_run_date restarts
      * from now, a finished cron comes back); deleting takes their ledger rows as DELETE does.
      */
-    async bulk(scope: CronScope, action: CronBulkAction): Promise<BulkAnswer> {
+    async bulk(scope: CronScope, action: CronBulkAction, pausedReason: string | null = null): Promise<BulkAnswer> {
+      if (pausedReason !== null && action !== 'disable') throw unprocessable('paused_reason', 'goes with action "disable" only (enabling clears the notes)');
       const count = await retryConflicts(() =>
         withTransaction(pool, async (client) => {
           const rows = await lockScopedCrons(client, scope);
           if (action === 'delete') return deleteLockedCrons(client, rows.map((r) => r.cron_id));
           const now = await statementNow(client);
-          const change = { enabled: action === 'enable' } as CronUpdateBody;
+          const change = { enabled: action === 'enable', ...(action === 'disable' && pausedReason !== null ? { paused_reason: pausedReason } : {}) } as CronUpdateBody;
           const states = rows.map((row) => {
             const planned = planUpdate(row, change, now, true);
-            return { cron_id: row.cron_id, enabled: planned.enabled, next_run_date: planned.next_run_date, finished_at: planned.finished_at };
+            return {
+              cron_id: row.cron_id,
+              enabled: planned.enabled,
+              next_run_date: planned.next_run_date,
+              finished_at: planned.finished_at,
+              paused_reason: planned.paused_reason,
+            };
           });
           await setCronStates(client, states);
           return rows.length;
@@ -421,7 +543,7 @@ const postOnly: (req: Request, res: Response) => never = (req, res) => {
 };
 
 export function cronsRoutes(deps: ApiDeps): Router {
-  const { pool } = deps;
+  const { pool, config } = deps;
   const ops = cronOperations(deps);
   const router = Router();
 
@@ -457,10 +579,24 @@ export function cronsRoutes(deps: ApiDeps): Router {
 
   router.post('/runs/crons/bulk', async (req, res) => {
     const body = parse(CronBulkBody, req.body);
-    res.json(await ops.bulk(bulkScope(body, userOf(res)), body.action));
+    res.json(await ops.bulk(bulkScope(body, userOf(res)), body.action, body.paused_reason ?? null));
   });
 
-  router.all(['/runs/crons/search', '/runs/crons/count', '/runs/crons/bulk'], postOnly);
+  router.post('/runs/crons/preview', async (req, res) => {
+    const body = parse(PreviewBody, req.body);
+    const schedule = scheduleOf(body.schedule, canonicalTimezone(body.timezone ?? null), config.CRON_ALLOW_SECONDS_SCHEDULE);
+    const from = body.from ?? (await statementNow(pool));
+    const times = upcomingTimes(schedule, { after: from, count: body.count });
+    res.json({
+      schedule: schedule.expression,
+      timezone: schedule.timezone,
+      description: describeSchedule(schedule.expression),
+      from: from.toISOString(),
+      next: fireTimes(schedule, times),
+    });
+  });
+
+  router.all(['/runs/crons/search', '/runs/crons/count', '/runs/crons/bulk', '/runs/crons/preview'], postOnly);
 
   router.get('/runs/crons/:cron_id', async (req, res) => {
     res.json(await ops.get(pathId(req, 'cron_id', CRON_NOT_FOUND), userOf(res)));
@@ -489,18 +625,32 @@ export function cronsRoutes(deps: ApiDeps): Router {
 
   router.get('/runs/crons/:cron_id/next', async (req, res) => {
     const cronId = pathId(req, 'cron_id', CRON_NOT_FOUND);
-    const { count } = parse(NextQuery, req.query, 'query');
+    const { count, from } = parse(NextQuery, req.query, 'query');
     const cron = await getCron(pool, cronId, userOf(res));
     if (!cron) throw notFound(CRON_NOT_FOUND);
     const schedule = scheduleOf(cron.schedule, cron.timezone, true);
-    const times = nextFireTimes(cron, schedule, count);
+    // From the next fire: the stored next_run_date, or for a disabled cron what enabling it now
+    // would set (null once finished: it fires nothing more).
+    const first = shownNextRunDate(cron, await answerClock(pool, cron));
+    const times = first === null ? [] : upcomingTimes(schedule, { first, after: from ?? null, count, endTime: cron.end_time });
     res.json({
       cron_id: cron.cron_id,
       schedule: cron.schedule,
       timezone: schedule.timezone,
+      description: describeSchedule(cron.schedule),
       enabled: cron.enabled,
-      next: times.map((t) => ({ utc: t.toISOString(), local: localIso(t, schedule.timezone) })),
+      next: fireTimes(schedule, times),
     });
+  });
+
+  router.post('/runs/crons/:cron_id/backfill', async (req, res) => {
+    res.json(await ops.backfill(req, pathId(req, 'cron_id', CRON_NOT_FOUND), userOf(res)));
+  });
+
+  router.post('/runs/crons/:cron_id/occurrences/:scheduled_for/retry', async (req, res) => {
+    const cronId = pathId(req, 'cron_id', CRON_NOT_FOUND);
+    const { scheduled_for } = parse(OccurrencePath, { scheduled_for: req.params.scheduled_for }, 'path');
+    await ops.retry(res, cronId, userOf(res), scheduled_for);
   });
 
   return router;

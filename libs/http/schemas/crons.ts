@@ -16,6 +16,14 @@ export const dateTime = z.iso
   .datetime({ offset: true, local: true, error: 'expected an ISO 8601 date-time, e.g. 2030-01-01T09:00:00Z' })
   .transform((s) => new Date(/(Z|[+-]\d{2}(:?\d{2})?)$/i.test(s) ? s : `${s}Z`));
 
+/** A date-time schedules compute with: from 1900 up to 9000 (libs/schedule's calendar). */
+export const scheduleInstant = dateTime.refine((d) => d.getTime() >= Date.UTC(1900, 0, 1) && d.getTime() < Date.UTC(9000, 0, 1), {
+  message: 'must be between 1900-01-01 and 9000-01-01',
+});
+
+/** The longest pause note (paused_reason), in characters. */
+export const PAUSED_REASON_MAX = 280;
+
 export const MULTITASK_STRATEGIES = ['reject', 'enqueue', 'interrupt', 'rollback'] as const;
 export const ON_RUN_COMPLETED = ['delete', 'keep'] as const;
 export const MISSED_POLICIES = ['latest', 'all', 'none'] as const;
@@ -46,6 +54,13 @@ const cronFields = {
   timezone: z.string().nullish(),
   end_time: dateTime.nullish(),
   enabled: z.boolean().nullish(),
+  paused_reason: z
+    .string()
+    .max(PAUSED_REASON_MAX, { message: `at most ${PAUSED_REASON_MAX} characters` })
+    .nullish()
+    .openapi({
+      description: `agentcron: why the cron is paused, at most ${PAUSED_REASON_MAX} characters; only with enabled false (or on a disabled cron), cleared when it is enabled; null clears it`,
+    }),
   on_run_completed: z.enum(ON_RUN_COMPLETED).nullish(),
   metadata: jsonObject.nullish(),
   missed_policy: z.enum(MISSED_POLICIES).nullish().openapi({ description: 'agentcron: missed occurrences after downtime (default latest)' }),
@@ -95,6 +110,7 @@ export const CRON_FIELDS = [
   'next_run_date',
   'metadata',
   'enabled',
+  'paused_reason',
   'last_run_at',
   'last_run_status',
   'last_run_error',
@@ -143,6 +159,11 @@ export const BULK_FILTERS = ['assistant_id', 'thread_id', 'enabled', 'metadata']
 const bulkFields = {
   action: z.enum(CRON_BULK_ACTIONS, { error: (iss) => (iss.input === undefined ? 'required' : 'expected "disable", "enable" or "delete"') }),
   ...cronFilters,
+  paused_reason: z
+    .string()
+    .max(PAUSED_REASON_MAX, { message: `at most ${PAUSED_REASON_MAX} characters` })
+    .nullish()
+    .openapi({ description: 'With action "disable": the pause note of every cron disabled (enable clears the notes)' }),
   all: z.boolean().nullish().openapi({ description: 'Required (true) when no filter is given: every cron of the caller' }),
 };
 
@@ -229,7 +250,36 @@ export const OccurrencesQuery = z.object({
 });
 
 export const NextQuery = z.object({
-  count: z.coerce.number().int().min(1).max(100).default(5),
+  count: z.coerce.number().int().min(1).max(1000).default(5),
+  from: scheduleInstant.optional().openapi({
+    description: 'Only fire times strictly after this instant (a page\'s last time gives the next page); never before the cron\'s next fire',
+  }),
+});
+
+export const PreviewBody = z
+  .object({
+    schedule: z.string({ error: required }).openapi({ description: 'Cron expression, as for create (same rules, same 422s)' }),
+    timezone: z.string().nullish().openapi({ description: 'IANA timezone (default UTC)' }),
+    from: scheduleInstant.nullish().openapi({ description: 'Fire times strictly after this instant (default: now)' }),
+    count: z.number().int().min(1).max(1000).nullish().transform((v) => v ?? 10),
+  })
+  .openapi('CronPreview');
+export type PreviewBody = z.output<typeof PreviewBody>;
+
+export const BackfillBody = z
+  .object({
+    from: scheduleInstant.openapi({ description: 'First instant of the range (included)' }),
+    to: scheduleInstant.openapi({ description: 'Last instant of the range (included); not in the future' }),
+  })
+  .openapi('CronBackfill');
+export type BackfillBody = z.output<typeof BackfillBody>;
+
+/** The retry path's occurrence: an ISO 8601 date-time (a 422 naming path.scheduled_for otherwise). */
+export const OccurrencePath = z.object({ scheduled_for: dateTime });
+
+export const OccurrenceParams = z.object({
+  cron_id: z.string().openapi({ format: 'uuid' }),
+  scheduled_for: z.string().openapi({ format: 'date-time', description: "The occurrence's scheduled_for, as the ledger shows it (URL-encoded)" }),
 });
 
 const iso = z.string().openapi({ format: 'date-time' });
@@ -255,6 +305,7 @@ export const CronSchema = z
       }),
     metadata: z.record(z.string(), z.unknown()),
     enabled: z.boolean(),
+    paused_reason: z.string().nullable().openapi({ description: 'Why the cron is paused (set with enabled false); null when enabled' }),
     last_run_at: iso.nullable(),
     last_run_status: z.string().nullable(),
     last_run_error: z.string().nullable(),
@@ -290,7 +341,9 @@ export const OccurrenceSchema = z
     scheduled_for: iso,
     run_id: z.string().nullable(),
     thread_id: z.string().nullable(),
-    trigger: z.enum(['schedule', 'create', 'manual']),
+    trigger: z
+      .enum(['schedule', 'create', 'manual', 'backfill'])
+      .openapi({ description: 'What fired it: its schedule, the cron\'s create, a trigger (run now), or a backfill' }),
     status: z.string().openapi({ description: 'enqueued, running, success, error, timeout, interrupted or skipped' }),
     reason: z.string().nullable().openapi({ description: 'For skipped: missed, overlap or end_time' }),
     error: z.string().nullable(),
@@ -306,18 +359,75 @@ export const OccurrenceSchema = z
     webhook_attempts: z.number().int().openapi({ description: 'Delivery attempts made so far' }),
     webhook_error: z.string().nullable().openapi({ description: 'Why the last delivery attempt failed (at most a short excerpt of the answer)' }),
     webhook_sent_at: iso.nullable().openapi({ description: 'When the delivery that succeeded was sent' }),
+    output_excerpt: z
+      .string()
+      .nullable()
+      .openapi({ description: "The run's final values as JSON text, cut to LEDGER_OUTPUT_EXCERPT_BYTES (kept after its thread is deleted); null when none" }),
+    output_truncated: z.boolean().openapi({ description: 'output_excerpt was cut (it may then not parse as JSON)' }),
+    error_excerpt: z.string().nullable().openapi({ description: "The run's error ({error, message}) as JSON text, cut to LEDGER_OUTPUT_EXCERPT_BYTES" }),
+    error_truncated: z.boolean(),
+    retries: z.number().int().openapi({ description: 'Times this occurrence was retried (POST .../retry)' }),
+    retried_at: iso.nullable().openapi({ description: 'When it was last retried' }),
   })
   .openapi('CronOccurrence');
+
+export const FireTimeSchema = z
+  .object({
+    utc: iso,
+    local: z.string().openapi({ description: 'The same instant in the schedule\'s timezone, with its offset' }),
+    dst: z
+      .enum(['skipped', 'repeated_first', 'repeated_second'])
+      .nullable()
+      .openapi({
+        description:
+          'skipped: the wall time named does not exist that day (clocks go forward) and the schedule fires once at the first instant after the gap; ' +
+          'repeated_first / repeated_second: the wall time happens twice that day (clocks go back) and this is its first / second pass. null: no DST case',
+      }),
+    dst_note: z.string().nullable().openapi({ description: 'The DST case in words' }),
+  })
+  .openapi('CronFireTime');
 
 export const NextRunsSchema = z
   .object({
     cron_id: z.string(),
     schedule: z.string(),
     timezone: z.string(),
+    description: z.string().openapi({ description: 'The schedule in words (cronstrue)' }),
     enabled: z.boolean(),
-    next: z.array(z.object({ utc: iso, local: z.string().openapi({ description: 'The same instant in the cron timezone, with its offset' }) })),
+    next: z.array(FireTimeSchema).openapi({
+      description: 'From the next fire (next_run_date; for a disabled cron, what it would fire if enabled now) onward, none past end_time; none once finished',
+    }),
   })
   .openapi('CronNextRuns');
+
+export const PreviewSchema = z
+  .object({
+    schedule: z.string(),
+    timezone: z.string().openapi({ description: 'The canonical IANA name of the zone given (UTC when none)' }),
+    description: z.string().openapi({ description: 'The schedule in words (cronstrue)' }),
+    from: iso.openapi({ description: 'The fire times are strictly after this instant' }),
+    next: z.array(FireTimeSchema),
+  })
+  .openapi('CronPreviewResult');
+
+export const BackfillSchema = z
+  .object({
+    cron_id: z.string(),
+    from: iso,
+    to: iso,
+    occurrences: z.number().int().openapi({ description: "The schedule's occurrences in the range (none past end_time)" }),
+    fired: z.number().int().openapi({ description: 'Occurrences fired now, recorded in the ledger with trigger backfill' }),
+    skipped_existing: z.number().int().openapi({ description: 'Already in the ledger (fired, skipped or backfilled before): not fired again' }),
+    skipped_overlap: z
+      .number()
+      .int()
+      .openapi({ description: "Held back by the cron's overlap rule (overlap_policy, multitask_strategy reject); not recorded, so a later backfill fires them" }),
+  })
+  .openapi('CronBackfillResult');
+
+export const RetrySchema = CronRunSchema.extend({
+  retries: z.number().int().openapi({ description: 'Times the occurrence has now been retried' }),
+}).openapi('CronRetryRun', { description: "The occurrence's new run (same cron_id and scheduled_for, so the same idempotency key)" });
 
 // Every API route accepts the key as x-api-key (what the SDK sends) or as a bearer token.
 const security: { [scheme: string]: string[] }[] = [{ ApiKey: [] }, { Bearer: [] }];
@@ -414,11 +524,46 @@ registry.registerPath({
 registry.registerPath({
   method: 'get',
   path: '/runs/crons/{cron_id}/next',
-  summary: 'The next fire times of a cron, in UTC and in its timezone',
+  summary: 'The next fire times of a cron, in UTC and in its timezone (DST cases marked); for a disabled cron, what it would fire if enabled',
   tags: ['crons'],
   security,
   request: { params: CronIdParams, query: NextQuery },
-  responses: { 200: json(NextRunsSchema, 'Next fire times (none when the cron is disabled or finished)'), ...errors(404, 422) },
+  responses: { 200: json(NextRunsSchema, 'Next fire times (none once the cron has finished)'), ...errors(404, 422) },
+});
+registry.registerPath({
+  method: 'post',
+  path: '/runs/crons/preview',
+  summary: "A schedule's next fire times and description, without creating a cron",
+  description:
+    'The same rules and 422s as create (schedule, timezone, 6-field schedules only with CRON_ALLOW_SECONDS_SCHEDULE). Each fire time is given in UTC and as wall time in the timezone, with the DST cases marked.',
+  tags: ['crons'],
+  security,
+  request: { body: json(PreviewBody, 'The schedule') },
+  responses: { 200: json(PreviewSchema, 'Fire times'), ...errors(422) },
+});
+registry.registerPath({
+  method: 'post',
+  path: '/runs/crons/{cron_id}/backfill',
+  summary: "Fire every occurrence of the cron's schedule in a past range, each once",
+  description:
+    'Also before the cron was created. An occurrence already in the ledger is not fired again; the overlap rules apply as for a trigger (held-back occurrences are counted, not recorded). ' +
+    'Recorded in the ledger with trigger backfill; next_run_date is not moved. More occurrences than CRON_BACKFILL_MAX: 422 with the count.',
+  tags: ['crons'],
+  security,
+  request: { params: CronIdParams, body: json(BackfillBody, 'The range') },
+  responses: { 200: json(BackfillSchema, 'What was fired'), ...errors(404, 422) },
+});
+registry.registerPath({
+  method: 'post',
+  path: '/runs/crons/{cron_id}/occurrences/{scheduled_for}/retry',
+  summary: 'Run an occurrence that ended error, timeout or interrupted again',
+  description:
+    'A new attempt of the same occurrence: its run has the same cron_id and scheduled_for (so the agent gets the same idempotency_key) and replaces the run of the attempt before. ' +
+    'The ledger row goes back to enqueued with retries + 1. 409 for an occurrence in another state, or when the overlap rules hold the run back now.',
+  tags: ['crons'],
+  security,
+  request: { params: OccurrenceParams },
+  responses: { 200: json(RetrySchema, 'The new run'), ...errors(404, 409, 422) },
 });
 registry.registerPath({
   method: 'post',
