@@ -1,0 +1,294 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { AgentRegistry, echo } from '../libs/agents/index.ts';
+import { ensureDefaultAssistants } from '../libs/assistants/index.ts';
+import { loadConfig } from '../libs/config/index.ts';
+import type { Pool } from '../libs/db/index.ts';
+import { apiRoutes, authMiddleware, createApp, finishApp } from '../libs/http/index.ts';
+import type { PgBoss } from '../libs/queue/index.ts';
+import { createTestDatabase } from './support/db.ts';
+import type { TestDatabase } from './support/db.ts';
+import { quietLogger, startTestQueue } from './support/engine.ts';
+import { teardown } from './support/inprocess.ts';
+
+// The CLI (apps/cli/main.ts) run as a process against the API in this process
+// (AUTH_MODE=api_key: alice, bob and an admin key): every command, tables and --json, the exit
+// codes (0 done, 1 the API refused, 2 usage) with the API's detail, and tenancy with two keys.
+
+const KEYS = { alice: 'alice-key', bob: 'bob-key', admin: 'admin-key' } as const;
+const CLI = new URL('../apps/cli/main.ts', import.meta.url).pathname;
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function startApi(pool: Pool, boss: PgBoss, env: Record<string, string>): Promise<{ url: string; close(): Promise<void> }> {
+  const logger = quietLogger();
+  const agents = new AgentRegistry().register('echo', echo);
+  const config = loadConfig(env);
+  const deps = { pool, boss, config, logger, agents };
+  const auth = authMiddleware(deps);
+  const app = createApp({ ...deps, heartbeatSeconds: 10, bodyLimitBytes: 1024 * 1024, auth, routes: apiRoutes(deps) });
+  finishApp(app, logger);
+  const server: Server = app.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close() {
+      server.closeAllConnections();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe('agentcron CLI', () => {
+  let db: TestDatabase;
+  let boss: PgBoss;
+  let api: Awaited<ReturnType<typeof startApi>>;
+  let openapi: any;
+
+  /** Runs the CLI as `who` (a key's name, or none); env adds or overrides variables. */
+  function cli(who: keyof typeof KEYS | null, args: string[], env: Record<string, string> = {}): Promise<Result> {
+    const base: Record<string, string> = { PATH: process.env.PATH ?? '', AGENTCRON_URL: api.url };
+    if (who) base.AGENTCRON_API_KEY = KEYS[who];
+    return new Promise((resolve) => {
+      execFile(process.execPath, [CLI, ...args], { env: { ...base, ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : -1) : 0;
+        resolve({ code, stdout, stderr });
+      });
+    });
+  }
+  const json = (r: Result) => {
+    assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);
+    return JSON.parse(r.stdout);
+  };
+
+  before(async () => {
+    db = await createTestDatabase('cli');
+    boss = await startTestQueue(db.url);
+    await ensureDefaultAssistants(db.pool, ['echo']);
+    api = await startApi(db.pool, boss, {
+      DATABASE_URL: db.url,
+      AUTH_MODE: 'api_key',
+      AUTH_API_KEYS: `${KEYS.alice}:alice,${KEYS.bob}:bob`,
+      ADMIN_API_KEYS: KEYS.admin,
+    });
+    openapi = await (await fetch(`${api.url}/openapi.json`)).json();
+  });
+  after(() =>
+    teardown(
+      () => api?.close(),
+      () => boss?.stop({ graceful: false }),
+      () => db?.drop(),
+    ),
+  );
+
+  test('usage: --help, and exit 2 for a wrong command line', async () => {
+    const [help, none, unknown, missing, wrongOption, badJson, badUrl] = await Promise.all([
+      cli(null, ['--help']),
+      cli(null, []),
+      cli(null, ['crons', 'frobnicate']),
+      cli(null, ['crons', 'get']),
+      cli(null, ['crons', 'ls', '--schedule', '* * * * *']),
+      cli('alice', ['crons', 'create', '--assistant', 'echo', '--schedule', '* * * * *', '--input', '{nope']),
+      cli(null, ['crons', 'ls', '--url', 'not a url']),
+    ]);
+    assert.equal(help.code, 0);
+    for (const cmd of ['crons ls|list', 'crons create', 'crons occurrences', 'crons next', 'crons backfill', 'crons retry', 'crons preview', 'health', 'keys']) assert.ok(help.stdout.includes(cmd), cmd);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /usage: agentcron/);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /unknown command "crons frobnicate"/);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /crons get needs <cron_id>/);
+    assert.equal(wrongOption.code, 2);
+    assert.match(wrongOption.stderr, /takes no option --schedule/);
+    assert.equal(badJson.code, 2);
+    assert.match(badJson.stderr, /--input must be JSON/);
+    assert.equal(badUrl.code, 2);
+  });
+
+  test('crons: create, ls, get, next, pause, resume, trigger, occurrences, update, rm', async () => {
+    const [createdRun, paused] = await Promise.all([
+      cli('alice', ['crons', 'create', '--assistant', 'echo', '--schedule', '*/5 * * * *', '--timezone', 'Europe/Paris', '--input', '{"topic":"news"}', '--metadata', '{"team":"ops"}', '--json']),
+      cli('alice', ['crons', 'create', '--assistant', 'echo', '--schedule', '0 9 * * 1-5', '--paused']),
+    ]);
+    const created = json(createdRun);
+    assert.equal(created.schedule, '*/5 * * * *');
+    assert.equal(created.timezone, 'Europe/Paris');
+    assert.deepEqual(created.payload.input, { topic: 'news' });
+    const id = created.cron_id;
+    assert.equal(paused.code, 0, paused.stderr);
+    assert.match(paused.stderr, /created cron \S+ \(paused\)/);
+    assert.match(paused.stdout, /description:\s+At 09:00, Monday through Friday/);
+    assert.match(paused.stdout, /state:\s+paused/);
+
+    // ls: a table for people, --json for scripts, the API's filters; get; next.
+    const [table, disabled, byMetadata, byAssistant, shown, next, nextTable] = await Promise.all([
+      cli('alice', ['crons', 'ls']),
+      cli('alice', ['crons', 'list', '--enabled', 'false', '--json']),
+      cli('alice', ['crons', 'ls', '--metadata', 'team=ops', '--json']),
+      cli('alice', ['crons', 'ls', '--assistant', 'echo', '--enabled', 'true', '--json']),
+      cli('alice', ['crons', 'show', id]),
+      cli('alice', ['crons', 'next', id, '--count', '3', '--json']),
+      cli('alice', ['crons', 'next', id]),
+    ]);
+    assert.equal(table.code, 0, table.stderr);
+    const [header, ...lines] = table.stdout.trim().split('\n');
+    assert.match(header, /^CRON_ID\s+SCHEDULE\s+DESCRIPTION\s+TIMEZONE\s+STATE\s+NEXT_RUN\s+LAST_RUN\s+METADATA$/);
+    assert.equal(lines.length, 2);
+    assert.match(table.stdout, new RegExp(`${id}\\s+\\*/5 \\* \\* \\* \\*\\s+Every 5 minutes\\s+Europe/Paris\\s+active`));
+    assert.deepEqual(json(disabled).map((c: any) => c.schedule), ['0 9 * * 1-5']);
+    assert.deepEqual(json(byMetadata).map((c: any) => c.cron_id), [id]);
+    assert.deepEqual(json(byAssistant).map((c: any) => c.cron_id), [id]);
+    assert.equal(shown.code, 0);
+    assert.match(shown.stdout, /description:\s+Every 5 minutes/);
+    assert.match(shown.stdout, /timezone:\s+Europe\/Paris/);
+    assert.equal(json(next).next.length, 3);
+    assert.equal(nextTable.stdout.trim().split('\n').length, 2 + 10, 'a title, a header and 10 times');
+    assert.match(nextTable.stdout, /^LOCAL\s+UTC/m);
+
+    const pause = await cli('alice', ['crons', 'pause', id]);
+    assert.equal(pause.code, 0);
+    assert.match(pause.stdout, new RegExp(`^paused ${id}`));
+    const [afterPause, nextPaused] = await Promise.all([cli('alice', ['crons', 'get', id, '--json']), cli('alice', ['crons', 'next', id])]);
+    assert.equal(json(afterPause).enabled, false);
+    assert.match(nextPaused.stdout, /paused: it fires nothing until resumed/);
+    assert.equal(json(await cli('alice', ['crons', 'resume', id, '--json'])).enabled, true);
+
+    const trigger = await cli('alice', ['crons', 'trigger', id]);
+    assert.equal(trigger.code, 0, trigger.stderr);
+    assert.match(trigger.stdout, /^started run \S+ on thread \S+ \(pending\)/);
+    const [ledger, ledgerTable, nothing, invalid] = await Promise.all([
+      cli('alice', ['crons', 'occurrences', id, '--json']),
+      cli('alice', ['crons', 'occurrences', id]),
+      cli('alice', ['crons', 'update', id]),
+      cli('alice', ['crons', 'update', id, '--schedule', '61 * * * *']),
+    ]);
+    assert.deepEqual(json(ledger).map((o: any) => o.trigger).sort(), ['create', 'manual']);
+    assert.match(ledgerTable.stdout, /^SCHEDULED_FOR\s+TRIGGER\s+STATUS\s+REASON\s+LAG\s+WAIT\s+DURATION\s+RUN_ID\s+DETAIL$/m);
+    assert.match(ledgerTable.stdout, /\smanual\s+enqueued\s/);
+    assert.equal(nothing.code, 2, 'update with nothing to change is a usage error');
+    // An API refusal: exit 1 with the API's detail.
+    assert.equal(invalid.code, 1);
+    assert.match(invalid.stderr, /^agentcron: HTTP 422: body\.schedule: /);
+
+    const updated = json(await cli('alice', ['crons', 'update', id, '--schedule', '0 12 * * *', '--timezone', 'Asia/Tokyo', '--json']));
+    assert.equal(updated.schedule, '0 12 * * *');
+    assert.equal(updated.timezone, 'Asia/Tokyo');
+
+    const rm = await cli('alice', ['crons', 'rm', id]);
+    assert.equal(rm.code, 0);
+    assert.equal(rm.stdout.trim(), `deleted ${id}`);
+    const gone = await cli('alice', ['crons', 'get', id]);
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, /HTTP 404: Cron not found/);
+  });
+
+  test('two keys: no command reaches another user\'s cron; an admin key with --admin reaches all', async () => {
+    const alices = json(await cli('alice', ['crons', 'create', '--assistant', 'echo', '--schedule', '0 8 * * *', '--json'])).cron_id;
+    const results = await Promise.all([
+      cli('bob', ['crons', 'get', alices]),
+      cli('bob', ['crons', 'pause', alices]),
+      cli('bob', ['crons', 'trigger', alices]),
+      cli('bob', ['crons', 'occurrences', alices]),
+      cli('bob', ['crons', 'next', alices]),
+      cli('bob', ['crons', 'update', alices, '--schedule', '0 1 * * *']),
+      cli('bob', ['crons', 'rm', alices]),
+    ]);
+    for (const r of results) {
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /HTTP 404: Cron not found/);
+    }
+    const [bobs, cron, noKey, flagKey, all, adminTable, userAsAdmin] = await Promise.all([
+      cli('bob', ['crons', 'ls', '--json']),
+      cli('alice', ['crons', 'get', alices, '--json']),
+      cli(null, ['crons', 'ls']),
+      cli(null, ['crons', 'ls', '--json', '--api-key', KEYS.alice]),
+      cli('admin', ['--admin', 'crons', 'ls', '--json']),
+      cli('admin', ['crons', 'ls', '--admin', '--user', 'alice']),
+      cli('bob', ['crons', 'ls', '--admin']),
+    ]);
+    assert.deepEqual(json(bobs), []);
+    assert.equal(json(cron).enabled, true);
+    assert.equal(json(cron).schedule, '0 8 * * *');
+    assert.equal(noKey.code, 1);
+    assert.match(noKey.stderr, /HTTP 401: missing API key/);
+    assert.ok(json(flagKey).some((c: any) => c.cron_id === alices), '--api-key overrides the environment');
+    assert.ok(json(all).some((c: any) => c.cron_id === alices && c.user_id === 'alice'));
+    assert.match(adminTable.stdout.split('\n')[0], /\bOWNER\b/);
+    assert.match(adminTable.stdout, /\balice\b/);
+    assert.equal(userAsAdmin.code, 1);
+    assert.match(userAsAdmin.stderr, /HTTP 403: this endpoint needs an admin key/);
+    assert.equal((await cli('admin', ['crons', 'pause', alices, '--admin'])).code, 0);
+    assert.equal(json(await cli('alice', ['crons', 'get', alices, '--json'])).enabled, false);
+  });
+
+  test('preview, backfill and retry: the API\'s answer where the server offers them, its 404 where not', async () => {
+    const id = json(await cli('alice', ['crons', 'create', '--assistant', 'echo', '--schedule', '0 9 * * *', '--timezone', 'Europe/Paris', '--paused', '--json'])).cron_id;
+    const hour = new Date(Date.now() - 3 * 86400_000).toISOString();
+    const cases: [string, string[]][] = [
+      ['/runs/crons/preview', ['crons', 'preview', '--schedule', '0 9 * * *', '--timezone', 'Europe/Paris', '--count', '3']],
+      ['/runs/crons/{cron_id}/backfill', ['crons', 'backfill', id, '--from', hour, '--to', new Date(Date.now() - 86400_000).toISOString()]],
+      ['/runs/crons/{cron_id}/occurrences/{scheduled_for}/retry', ['crons', 'retry', id, hour]],
+    ];
+    const results = await Promise.all(cases.map(([, args]) => cli('alice', args)));
+    cases.forEach(([path, args], i) => {
+      const r = results[i];
+      if (openapi.paths[path]) {
+        // Offered: preview and backfill succeed; retrying an occurrence that never failed is refused.
+        if (path.endsWith('/retry')) assert.equal(r.code, 1, r.stderr);
+        else assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+      } else {
+        // Not offered by this server: the API's 404/405, and which endpoint is missing.
+        assert.equal(r.code, 1);
+        assert.match(r.stderr, /HTTP 40[45]: /);
+        assert.match(r.stderr, /this server has no POST \/runs\/crons\//);
+      }
+    });
+    const usage = await cli('alice', ['crons', 'backfill', id, '--from', hour]);
+    assert.equal(usage.code, 2);
+    assert.match(usage.stderr, /needs --from <ISO time> and --to <ISO time>/);
+  });
+
+  test('health, an unreachable API, npm run cli, and keys made through the CLI', async () => {
+    const closed = net.createServer().listen(0, '127.0.0.1');
+    await once(closed, 'listening');
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const viaNpm = new Promise<Result>((resolve) => {
+      execFile('npm', ['run', '-s', 'cli', '--', 'crons', 'ls', '--json'], { env: { ...process.env, AGENTCRON_URL: api.url, AGENTCRON_API_KEY: KEYS.bob }, timeout: 20_000 }, (err, stdout, stderr) =>
+        resolve({ code: err ? Number((err as { code?: unknown }).code ?? -1) : 0, stdout, stderr }),
+      );
+    });
+    // `agentcron keys` is the database-side key tool: a key it makes works at once.
+    const carol = (async () => {
+      const made = await cli(null, ['keys', 'create', '--user', 'carol'], { DATABASE_URL: db.url });
+      assert.equal(made.code, 0, made.stderr);
+      assert.match(made.stdout.trim(), /^ac_/);
+      return cli(null, ['crons', 'ls', '--json'], { AGENTCRON_API_KEY: made.stdout.trim() });
+    })();
+    const [health, healthJson, down, npm, carols] = await Promise.all([
+      cli(null, ['health']),
+      cli('admin', ['health', '--json']),
+      cli('alice', ['crons', 'ls'], { AGENTCRON_URL: `http://127.0.0.1:${port}` }),
+      viaNpm,
+      carol,
+    ]);
+    assert.equal(health.code, 0, health.stderr);
+    assert.match(health.stdout, /^ok:\s+true$/m);
+    assert.equal(typeof json(healthJson).database.latency_ms, 'number', 'an admin key gets the details');
+    assert.equal(down.code, 1);
+    assert.match(down.stderr, new RegExp(`cannot reach the API at http://127\\.0\\.0\\.1:${port} \\(ECONNREFUSED\\)`));
+    assert.equal(npm.code, 0, npm.stderr);
+    assert.deepEqual(JSON.parse(npm.stdout), []);
+    assert.deepEqual(json(carols), []);
+  });
+});
