@@ -177,7 +177,12 @@ describe('schedules API: preview, next, backfill, kept outputs, retry, pause not
     const again = await ok('POST', `/runs/crons/${cronId}/backfill`, { from: '2020-01-01T02:00:00Z', to: '2020-01-01T05:00:00Z' });
     assert.deepEqual([again.occurrences, again.fired, again.skipped_existing, again.skipped_overlap], [4, 2, 2, 0]);
 
-    const rows = (await settled(cronId)).filter((o) => o.trigger === 'backfill');
+    // Two backfills of one range at once take turns on the cron's lock: each occurrence fires once.
+    const racing = await Promise.all([0, 1].map(() => ok('POST', `/runs/crons/${cronId}/backfill`, { from: '2019-06-01T00:00:00Z', to: '2019-06-01T09:00:00Z' })));
+    assert.deepEqual(racing.map((r) => r.fired).sort(), [0, 10]);
+    assert.deepEqual(racing.map((r) => r.skipped_existing).sort(), [0, 10]);
+
+    const rows = (await settled(cronId)).filter((o) => o.trigger === 'backfill' && o.scheduled_for >= '2020');
     assert.deepEqual(
       rows.map((o) => [o.scheduled_for, o.status]).reverse(),
       ['00', '01', '02', '03', '04', '05'].map((h) => [`2020-01-01T${h}:00:00.000Z`, 'success']),
@@ -191,7 +196,7 @@ describe('schedules API: preview, next, backfill, kept outputs, retry, pause not
     const { rows: [after] } = await db.pool.query(`SELECT next_run_date, fired_through FROM crons WHERE cron_id = $1`, [cronId]);
     assert.deepEqual(after, before, 'a backfill never moves next_run_date or fired_through');
     const { rows: runs } = await db.pool.query(`SELECT count(*)::int AS n FROM cron_occurrences WHERE cron_id = $1`, [cronId]);
-    assert.equal(runs[0].n, 7, 'the create occurrence and six backfilled ones');
+    assert.equal(runs[0].n, 17, 'the create occurrence and sixteen backfilled ones');
 
     // The schedule reaching a backfilled occurrence fires nothing more for it (the ledger row guards it).
     const lastHour = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000).toISOString();
@@ -220,6 +225,7 @@ describe('schedules API: preview, next, backfill, kept outputs, retry, pause not
     assert.equal(full.fired, 1000);
 
     await unprocessable('POST', `/runs/crons/${cronId}/backfill`, { to: '2020-01-01T00:00:00Z' }, /^body\.from: /);
+    await unprocessable('POST', `/runs/crons/${cronId}/backfill`, { from: '1969-12-31T23:59:59Z', to: '2020-01-01T00:00:00Z' }, /^body\.from: must be 1970-01-01T00:00:00Z or later/);
     await unprocessable('POST', `/runs/crons/${cronId}/backfill`, { from: '2020-01-02T00:00:00Z', to: '2020-01-01T00:00:00Z' }, /^body\.to: must not be before from/);
     await unprocessable('POST', `/runs/crons/${cronId}/backfill`, { from: '2020-01-01T00:00:00Z', to: '2099-01-01T00:00:00Z' }, /^body\.to: must not be in the future/);
     assert.equal((await call('POST', `/runs/crons/00000000-0000-4000-8000-000000000000/backfill`, { from: '2020-01-01T00:00:00Z', to: '2020-01-02T00:00:00Z' })).status, 404);
@@ -284,7 +290,11 @@ describe('schedules API: preview, next, backfill, kept outputs, retry, pause not
     assert.deepEqual([failed.status, failed.retries, failed.retried_at], ['error', 0, null]);
     const at = encodeURIComponent(failed.scheduled_for);
 
-    const retried = await ok('POST', `/runs/crons/${made.cron_id}/occurrences/${at}/retry`);
+    // Two retries at once take turns on the cron's lock: one runs it again, the other finds it enqueued.
+    const both = await Promise.all([0, 1].map(() => call('POST', `/runs/crons/${made.cron_id}/occurrences/${at}/retry`)));
+    assert.deepEqual(both.map((r) => r.status).sort(), [200, 409]);
+    assert.match(both.find((r) => r.status === 409)!.body.detail, /is (enqueued|running|success)/);
+    const retried = both.find((r) => r.status === 200)!.body;
     assert.equal(retried.cron_id, made.cron_id);
     assert.equal(retried.scheduled_for, failed.scheduled_for, 'the same occurrence');
     assert.equal(retried.thread_id, made.thread_id, 'on the occurrence thread it kept');
@@ -310,6 +320,7 @@ describe('schedules API: preview, next, backfill, kept outputs, retry, pause not
     assert.match(missing.body.detail, /Occurrence not found/);
     assert.equal((await call('POST', `/runs/crons/00000000-0000-4000-8000-000000000000/occurrences/${at}/retry`)).status, 404);
     await unprocessable('POST', `/runs/crons/${made.cron_id}/occurrences/yesterday/retry`, undefined, /^path\.scheduled_for: /);
+    await unprocessable('POST', `/runs/crons/${made.cron_id}/occurrences/0000-01-01T00:00:00Z/retry`, undefined, /^path\.scheduled_for: must be between 1900/);
 
     // An ephemeral occurrence (its thread and run deleted) and a second retry: retries counts on.
     const eph = await create({ input: { error: 'boom' } });

@@ -268,14 +268,16 @@ export type PreviewBody = z.output<typeof PreviewBody>;
 
 export const BackfillBody = z
   .object({
-    from: scheduleInstant.openapi({ description: 'First instant of the range (included)' }),
+    from: scheduleInstant
+      .refine((d) => d.getTime() >= 0, { message: 'must be 1970-01-01T00:00:00Z or later' })
+      .openapi({ description: 'First instant of the range (included), 1970 or later' }),
     to: scheduleInstant.openapi({ description: 'Last instant of the range (included); not in the future' }),
   })
   .openapi('CronBackfill');
 export type BackfillBody = z.output<typeof BackfillBody>;
 
 /** The retry path's occurrence: an ISO 8601 date-time (a 422 naming path.scheduled_for otherwise). */
-export const OccurrencePath = z.object({ scheduled_for: dateTime });
+export const OccurrencePath = z.object({ scheduled_for: scheduleInstant });
 
 export const OccurrenceParams = z.object({
   cron_id: z.string().openapi({ format: 'uuid' }),
