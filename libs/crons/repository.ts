@@ -108,11 +108,20 @@ export async function createThreadIfMissing(db: Queryable, threadId: string, use
 
 /**
  * How many crons the user owns (disabled ones included), after taking the user's advisory lock:
- * two concurrent creates of one user queue here, so the per-user cap holds under races.
+ * two concurrent creates of one user queue here, so the per-user cap holds under races. The
+ * number is the user's row of cron_user_counts, which triggers keep exact on every insert,
+ * delete and change of owner (migrations/007_cron_search_indexes.sql): one row read, whatever
+ * the user owns, instead of a count(*) of their crons while the lock is held. Read after the
+ * lock, it includes every create that held it before (they committed before releasing it).
  */
 export async function lockAndCountUserCrons(client: PoolClient, userId: string): Promise<number> {
   await client.query(`SELECT pg_advisory_xact_lock(hashtext('agentcron.crons.user:' || $1))`, [userId]);
-  const { rows } = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM crons WHERE user_id = $1`, [userId]);
+  return ownedCrons(client, userId);
+}
+
+/** The user's crons, from their cron_user_counts row (0 without one). */
+async function ownedCrons(db: Queryable, userId: string): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(`SELECT coalesce((SELECT n FROM cron_user_counts WHERE user_id = $1), 0)::int AS n`, [userId]);
   return rows[0].n;
 }
 
@@ -176,7 +185,8 @@ function whereOf(userId: string, f: CronFilters): { where: string; params: unkno
   if (f.assistant_id != null) add('c.assistant_id = ?::uuid', f.assistant_id);
   if (f.thread_id != null) add('c.thread_id = ?::uuid', f.thread_id);
   if (f.enabled != null) add('c.enabled = ?', f.enabled);
-  // jsonb containment, served by the crons_metadata GIN index.
+  // jsonb containment. No GIN index (see migrations/002_domain.sql): the search reads the owner's
+  // rows in its sort's index order until the page is full, so a rare match reads many rows.
   if (f.metadata != null) add('c.metadata @> ?::jsonb', JSON.stringify(f.metadata));
   return { where: clauses.join(' AND '), params };
 }
@@ -200,21 +210,62 @@ const SORT_COLUMNS: Record<CronSortKey, string> = {
   end_time: 'c.end_time',
 };
 
-/** The user's crons matching the filters, with the database's now (for `select: ["now"]`). */
+/**
+ * Sort keys the table never holds NULL in (NOT NULL columns). "Nulls last" is moot for them, so
+ * their ORDER BY leaves NULLS to the default, which is what an index scan on (user_id, key,
+ * cron_id) yields in either direction: DESC NULLS LAST would match no index and sort every row.
+ */
+const NOT_NULL_SORTS: ReadonlySet<CronSortKey> = new Set(['cron_id', 'assistant_id', 'created_at', 'updated_at']);
+
+/**
+ * Nullable sort keys with a (user_id, key, cron_id) index (migrations/007_cron_search_indexes.sql).
+ * Ascending, nulls last is the index's order; descending with nulls last is read as two ranges of
+ * it, the non-null rows then the null ones.
+ */
+const INDEXED_NULLABLE_SORTS: ReadonlySet<CronSortKey> = new Set(['next_run_date']);
+
+/**
+ * The user's crons matching the filters, with the database's now (for `select: ["now"]`).
+ * Ordered by the sort key, nulls last either way (no end_time, finished crons, stateless crons),
+ * then by cron_id in the same direction, which makes pages stable. The ORDER BY is written so
+ * that the indexes of migrations/007 serve the default sort (created_at desc), updated_at and
+ * next_run_date in both directions, and cron_id (the primary key), reading only the page.
+ */
 export async function searchCrons(db: Queryable, userId: string, s: CronSearch): Promise<{ crons: CronRow[]; now: Date }> {
   const { where, params } = whereOf(userId, s);
   const direction = s.sort_order === 'asc' ? 'ASC' : 'DESC';
-  // Nulls (no end_time, finished crons, stateless crons) last either way; cron_id makes pages stable.
-  const order = `${SORT_COLUMNS[s.sort_by]} ${direction} NULLS LAST, c.cron_id ${direction}`;
-  params.push(s.limit, s.offset);
-  const { rows } = await db.query<CronRow & { now: Date }>(
-    `SELECT ${CRON_COLUMNS}, now() AS now FROM crons c WHERE ${where} ORDER BY ${order} LIMIT $${params.length - 1} OFFSET $${params.length}`,
-    params,
-  );
+  const key = SORT_COLUMNS[s.sort_by];
+  const tieBreak = s.sort_by === 'cron_id' ? '' : `, c.cron_id ${direction}`;
+  let sql: string;
+  if (NOT_NULL_SORTS.has(s.sort_by) || direction === 'ASC') {
+    // ASC is NULLS LAST by default; a NOT NULL key has no nulls to place.
+    params.push(s.limit, s.offset);
+    sql = `SELECT ${CRON_COLUMNS}, now() AS now FROM crons c WHERE ${where}
+            ORDER BY ${key} ${direction}${tieBreak} LIMIT $${params.length - 1} OFFSET $${params.length}`;
+  } else if (INDEXED_NULLABLE_SORTS.has(s.sort_by)) {
+    // DESC NULLS LAST: the non-null rows (a backward scan of the index), then the null rows (the
+    // index's null range, backward: by cron_id DESC). Each part reads at most limit + offset rows.
+    params.push(s.limit + s.offset, s.limit, s.offset);
+    const [upTo, limit, offset] = [params.length - 2, params.length - 1, params.length];
+    sql = `SELECT ${CRON_COLUMNS}, now() AS now FROM (
+             (SELECT c.* FROM crons c WHERE ${where} AND ${key} IS NOT NULL ORDER BY ${key} DESC, c.cron_id DESC LIMIT $${upTo})
+             UNION ALL
+             (SELECT c.* FROM crons c WHERE ${where} AND ${key} IS NULL ORDER BY ${key} DESC, c.cron_id DESC LIMIT $${upTo})
+           ) c
+           ORDER BY ${key} DESC NULLS LAST, c.cron_id DESC LIMIT $${limit} OFFSET $${offset}`;
+  } else {
+    // thread_id or end_time descending: no index, the owner's matching rows are sorted.
+    params.push(s.limit, s.offset);
+    sql = `SELECT ${CRON_COLUMNS}, now() AS now FROM crons c WHERE ${where}
+            ORDER BY ${key} DESC NULLS LAST${tieBreak} LIMIT $${params.length - 1} OFFSET $${params.length}`;
+  }
+  const { rows } = await db.query<CronRow & { now: Date }>(sql, params);
   return { crons: rows, now: rows[0]?.now ?? new Date() };
 }
 
+/** How many of the user's crons match the filters; without filters, their cron_user_counts row (no scan). */
 export async function countCrons(db: Queryable, userId: string, f: CronFilters): Promise<number> {
+  if (f.assistant_id == null && f.thread_id == null && f.enabled == null && f.metadata == null) return ownedCrons(db, userId);
   const { where, params } = whereOf(userId, f);
   const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM crons c WHERE ${where}`, params);
   return rows[0].n;
