@@ -2,6 +2,7 @@ import type { PoolClient } from '../db/index.ts';
 import { uuidv5 } from '../ids/index.ts';
 import type { PgBoss } from '../queue/index.ts';
 import { enqueueRuns } from '../queue/index.ts';
+import { clearEndedOccurrenceRun, reopenOccurrence } from '../runs/lifecycle.ts';
 import type { NewRun } from '../runs/index.ts';
 import { activeRuns, firingCron, overlapAllowance, runOf, runsToSupersede } from './fire.ts';
 import type { Superseded } from './fire.ts';
@@ -20,8 +21,8 @@ import type { OccurrenceTrigger } from './types.ts';
 //
 // Lock order (libs/runs/lifecycle.ts): the caller holds the cron (1); then the run's thread is
 // written (2: a stateless cron's occurrence thread, made again if it was deleted), the old run
-// locked and deleted and the new one inserted (3), the ledger row locked and updated (4), and
-// the job inserted last (5). While the cron's lock is held no finish, retry or scheduler pass of
+// locked and deleted (lifecycle's clearEndedOccurrenceRun) and the new one inserted (3), the
+// ledger row locked and reopened (lifecycle's reopenOccurrence, 4), and the job inserted last (5). While the cron's lock is held no finish, retry or scheduler pass of
 // this cron can change the ledger row (a finish locks the cron first).
 
 /** The statuses an occurrence can be retried from. */
@@ -47,32 +48,16 @@ const INSERT_THREAD = `
   INSERT INTO threads (thread_id, user_id, metadata, ephemeral) VALUES ($1, $2, $3, $4)
   ON CONFLICT (thread_id) DO NOTHING`;
 
-const LOCK_OLD_RUNS = `SELECT run_id, status FROM runs WHERE cron_id = $1 AND scheduled_for = $2 ORDER BY run_id FOR UPDATE`;
-
 const INSERT_RUN = `
   INSERT INTO runs (run_id, thread_id, assistant_id, user_id, cron_id, scheduled_for, kwargs, multitask_strategy, metadata)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`;
 
-const REOPEN_LEDGER = `
-  WITH target AS (
-    SELECT cron_id, scheduled_for FROM cron_occurrences
-     WHERE cron_id = $1 AND scheduled_for = $2 AND status = ANY($5::text[])
-       FOR UPDATE
-  )
-  UPDATE cron_occurrences o
-     SET status = 'enqueued', run_id = $3, thread_id = $4, retries = o.retries + 1, retried_at = clock_timestamp(),
-         error = NULL, started_at = NULL, ended_at = NULL,
-         output_excerpt = NULL, output_truncated = false, error_excerpt = NULL, error_truncated = false,
-         webhook_status = NULL, webhook_attempts = 0, webhook_error = NULL, webhook_sent_at = NULL
-    FROM target t
-   WHERE o.cron_id = t.cron_id AND o.scheduled_for = t.scheduled_for
-  RETURNING o.retries`;
-
 /**
  * Retries the occurrence of `cron` at `scheduledFor` in the caller's transaction, which holds the
- * cron's row lock. Answers the new run, or why there is none (nothing written then): no such
- * occurrence, one that did not end error/timeout/interrupted, or the cron's overlap rule holding
- * the run back now (as for a trigger).
+ * cron's row lock. Answers the new run, or why there is none: no such occurrence, one that did
+ * not end error/timeout/interrupted, or the cron's overlap rule holding the run back now (as for
+ * a trigger). On anything but `retried` the caller rolls the transaction back (a thread may have
+ * been written already).
  */
 export async function retryOccurrence(client: PoolClient, boss: PgBoss, cron: CronWithGraph, scheduledFor: Date): Promise<RetryOutcome> {
   const { rows } = await client.query<{ status: string; retries: number; trigger: OccurrenceTrigger }>(OCCURRENCE, [cron.cron_id, scheduledFor]);
@@ -89,10 +74,8 @@ export async function retryOccurrence(client: PoolClient, boss: PgBoss, cron: Cr
     await client.query(INSERT_THREAD, [run.thread_id, run.user_id, JSON.stringify(run.new_thread.metadata), run.new_thread.ephemeral]);
   }
   // 3. The run of the attempt before (if its thread kept it) gives way to the new attempt's.
-  const { rows: old } = await client.query<{ run_id: string; status: string }>(LOCK_OLD_RUNS, [cron.cron_id, scheduledFor]);
-  const going = old.find((r) => r.status === 'pending' || r.status === 'running');
-  if (going) return { kind: 'not_retryable', status: going.status };
-  if (old.length) await client.query(`DELETE FROM runs WHERE run_id = ANY($1::uuid[])`, [old.map((r) => r.run_id)]);
+  const going = await clearEndedOccurrenceRun(client, cron.cron_id, scheduledFor);
+  if (going) return { kind: 'not_retryable', status: going };
   await client.query(INSERT_RUN, [
     run.run_id,
     run.thread_id,
@@ -105,16 +88,10 @@ export async function retryOccurrence(client: PoolClient, boss: PgBoss, cron: Cr
     JSON.stringify(run.metadata),
   ]);
   // 4. The ledger row: enqueued again, one retry more.
-  const { rows: reopened } = await client.query<{ retries: number }>(REOPEN_LEDGER, [
-    cron.cron_id,
-    scheduledFor,
-    run.run_id,
-    run.thread_id,
-    [...RETRYABLE_STATUSES],
-  ]);
+  const retriesNow = await reopenOccurrence(client, { cron_id: cron.cron_id, scheduled_for: scheduledFor, run_id: run.run_id, thread_id: run.thread_id }, RETRYABLE_STATUSES);
   // Under the cron's lock the row cannot have moved; should it have, the caller rolls back.
-  if (reopened.length === 0) throw new Error(`the ledger row of ${cron.cron_id} at ${scheduledFor.toISOString()} changed under the cron's lock`);
+  if (retriesNow === null) throw new Error(`the ledger row of ${cron.cron_id} at ${scheduledFor.toISOString()} changed under the cron's lock`);
   // 5. Its job (job id = run id).
   await enqueueRuns(boss, [{ run_id: run.run_id, group: run.serialize_key }], client);
-  return { kind: 'retried', run, retries: reopened[0].retries, superseded: await runsToSupersede(client, [run]) };
+  return { kind: 'retried', run, retries: retriesNow, superseded: await runsToSupersede(client, [run]) };
 }

@@ -21,9 +21,12 @@ import type { WebhookJob } from '../webhooks/index.ts';
 //   4. cron_occurrences  by (cron_id, scheduled_for)   (the ledger row of the occurrence)
 //   5. pg-boss job rows  (inserted or completed last, through the same transaction)
 //
-// The scheduler's pass (libs/crons/scheduler.ts) holds its crons first and then only inserts
-// rows; deleting a cron locks it first, then its ledger rows; deleting a thread or an assistant
-// locks their crons first and ends their active runs here before the cascade (endRunsBeforeDelete).
+// The scheduler's pass (libs/crons/scheduler.ts), a backfill and the API's create and trigger hold
+// their crons first and then only insert rows (fireOccurrences); a retry of an ended occurrence
+// holds its cron, writes the thread, replaces the old run (clearEndedOccurrenceRun) with the new
+// one, reopens the ledger row (reopenOccurrence), then inserts the job. Deleting a cron locks it
+// first, then its ledger rows; deleting a thread or an assistant locks their crons first and ends
+// their active runs here before the cascade (endRunsBeforeDelete).
 // What can still deadlock (a cascade's internal order) is retried whole by retryConflicts.
 //
 // FENCING. A claim sets runs.attempts to the pg-boss attempt that claimed it (retryCount + 1).
@@ -527,6 +530,56 @@ export async function endRunsBeforeDelete(
     rows.map((r) => r.run_id),
     { status: 'interrupted', error: { error: 'Cancelled', message: why } },
   );
+}
+
+// ---- a retried occurrence (libs/crons/retry.ts) ---------------------------------------------
+
+// The ended run of an occurrence's attempt before, if a kept thread still holds it (order 3).
+const LOCK_OCCURRENCE_RUNS = `SELECT run_id, status FROM runs WHERE cron_id = $1 AND scheduled_for = $2 ORDER BY run_id FOR UPDATE`;
+
+/**
+ * Before a retry inserts the occurrence's new run (same cron_id and scheduled_for: runs stay one
+ * per occurrence), in the caller's transaction, which holds the cron's row lock: locks the run of
+ * the attempt before, if it still exists, and deletes it. Answers the status of a run that has
+ * not ended instead (nothing is deleted then), else null.
+ */
+export async function clearEndedOccurrenceRun(client: PoolClient, cronId: string, scheduledFor: Date): Promise<RunStatus | null> {
+  const { rows } = await client.query<{ run_id: string; status: RunStatus }>(LOCK_OCCURRENCE_RUNS, [cronId, scheduledFor]);
+  const going = rows.find((r) => r.status === 'pending' || r.status === 'running');
+  if (going) return going.status;
+  if (rows.length) await client.query(`DELETE FROM runs WHERE run_id = ANY($1::uuid[])`, [rows.map((r) => r.run_id)]);
+  return null;
+}
+
+// Order 4: the ledger row, from an ended outcome back to enqueued for the new attempt. trigger and
+// enqueued_at (the first enqueue: fire lag) stay; the outcome, excerpts and webhook are cleared.
+const REOPEN_OCCURRENCE = `
+  WITH target AS (
+    SELECT cron_id, scheduled_for FROM cron_occurrences
+     WHERE cron_id = $1 AND scheduled_for = $2 AND status = ANY($5::text[])
+       FOR UPDATE
+  )
+  UPDATE cron_occurrences o
+     SET status = 'enqueued', run_id = $3, thread_id = $4, retries = o.retries + 1, retried_at = clock_timestamp(),
+         error = NULL, started_at = NULL, ended_at = NULL,
+         output_excerpt = NULL, output_truncated = false, error_excerpt = NULL, error_truncated = false,
+         webhook_status = NULL, webhook_attempts = 0, webhook_error = NULL, webhook_sent_at = NULL
+    FROM target t
+   WHERE o.cron_id = t.cron_id AND o.scheduled_for = t.scheduled_for
+  RETURNING o.retries`;
+
+/**
+ * A retry's ledger write, after its new run is inserted and before its job: the occurrence, if it
+ * ended with one of `from`, is enqueued again for `runId` on `threadId`, one retry more. Answers
+ * the new retry count, or null when the row is not (or no longer) in one of those states.
+ */
+export async function reopenOccurrence(
+  client: PoolClient,
+  o: { cron_id: string; scheduled_for: Date; run_id: string; thread_id: string },
+  from: readonly EndStatus[],
+): Promise<number | null> {
+  const { rows } = await client.query<{ retries: number }>(REOPEN_OCCURRENCE, [o.cron_id, o.scheduled_for, o.run_id, o.thread_id, [...from]]);
+  return rows[0]?.retries ?? null;
 }
 
 // ---- hand back at shutdown --------------------------------------------------------------------
