@@ -52,7 +52,6 @@ describe('agentcron CLI', () => {
   let db: TestDatabase;
   let boss: PgBoss;
   let api: Awaited<ReturnType<typeof startApi>>;
-  let openapi: any;
 
   /** Runs the CLI as `who` (a key's name, or none); env adds or overrides variables. */
   function cli(who: keyof typeof KEYS | null, args: string[], env: Record<string, string> = {}): Promise<Result> {
@@ -80,7 +79,6 @@ describe('agentcron CLI', () => {
       AUTH_API_KEYS: `${KEYS.alice}:alice,${KEYS.bob}:bob`,
       ADMIN_API_KEYS: KEYS.admin,
     });
-    openapi = await (await fetch(`${api.url}/openapi.json`)).json();
   });
   after(() =>
     teardown(
@@ -231,31 +229,44 @@ describe('agentcron CLI', () => {
     assert.equal(json(await cli('alice', ['crons', 'get', alices, '--json'])).enabled, false);
   });
 
-  test('preview, backfill and retry: the API\'s answer where the server offers them, its 404 where not', async () => {
-    const id = json(await cli('alice', ['crons', 'create', '--assistant', 'echo', '--schedule', '0 9 * * *', '--timezone', 'Europe/Paris', '--paused', '--json'])).cron_id;
-    const hour = new Date(Date.now() - 3 * 86400_000).toISOString();
-    const cases: [string, string[]][] = [
-      ['/runs/crons/preview', ['crons', 'preview', '--schedule', '0 9 * * *', '--timezone', 'Europe/Paris', '--count', '3']],
-      ['/runs/crons/{cron_id}/backfill', ['crons', 'backfill', id, '--from', hour, '--to', new Date(Date.now() - 86400_000).toISOString()]],
-      ['/runs/crons/{cron_id}/occurrences/{scheduled_for}/retry', ['crons', 'retry', id, hour]],
-    ];
-    const results = await Promise.all(cases.map(([, args]) => cli('alice', args)));
-    cases.forEach(([path, args], i) => {
-      const r = results[i];
-      if (openapi.paths[path]) {
-        // Offered: preview and backfill succeed; retrying an occurrence that never failed is refused.
-        if (path.endsWith('/retry')) assert.equal(r.code, 1, r.stderr);
-        else assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
-      } else {
-        // Not offered by this server: the API's 404/405, and which endpoint is missing.
-        assert.equal(r.code, 1);
-        assert.match(r.stderr, /HTTP 40[45]: /);
-        assert.match(r.stderr, /this server has no POST \/runs\/crons\//);
-      }
-    });
-    const usage = await cli('alice', ['crons', 'backfill', id, '--from', hour]);
-    assert.equal(usage.code, 2);
-    assert.match(usage.stderr, /needs --from <ISO time> and --to <ISO time>/);
+  test('preview (DST marked), backfill, and retry of a failed occurrence', async () => {
+    const id = json(await cli('alice', ['crons', 'create', '--assistant', 'echo', '--schedule', '0 10 * * *', '--paused', '--json'])).cron_id;
+    const day = new Date(Date.now() - 5 * 86400_000).toISOString().slice(0, 10);
+    const last = new Date(Date.now() - 2 * 86400_000).toISOString().slice(0, 10);
+    const [preview, previewJson, backfill, backfillUsage] = await Promise.all([
+      // 02:30 does not exist in New York on 2030-03-10: it fires at 03:00, marked.
+      cli('alice', ['crons', 'preview', '--schedule', '30 2 * * *', '--timezone', 'America/New_York', '--from', '2030-03-08T12:00:00Z', '--count', '3']),
+      cli('alice', ['crons', 'preview', '--schedule', '0 9 * * 1-5', '--count', '2', '--json']),
+      cli('alice', ['crons', 'backfill', id, '--from', `${day}T00:00:00Z`, '--to', `${last}T23:59:59Z`]),
+      cli('alice', ['crons', 'backfill', id, '--from', `${day}T00:00:00Z`]),
+    ]);
+    assert.equal(preview.code, 0, preview.stderr);
+    assert.match(preview.stdout, /^description:\s+At 02:30$/m);
+    assert.match(preview.stdout, /^LOCAL\s+UTC\s+NOTE$/m);
+    assert.match(preview.stdout, /2030-03-10T03:00:00-04:00\s+2030-03-10T07:00:00Z\s+\S/, 'the DST gap, with its note');
+    const p = json(previewJson);
+    assert.equal(p.description, 'At 09:00, Monday through Friday');
+    assert.equal(p.next.length, 2);
+    assert.equal(backfill.code, 0, backfill.stderr);
+    assert.match(backfill.stdout, /^occurrences:\s+4$/m);
+    assert.match(backfill.stdout, /^fired:\s+4$/m);
+    assert.equal(backfillUsage.code, 2);
+    assert.match(backfillUsage.stderr, /needs --from <ISO time> and --to <ISO time>/);
+
+    // A backfilled occurrence that failed (as a worker would record it) runs again.
+    const ledger = json(await cli('alice', ['crons', 'occurrences', id, '--json']));
+    assert.deepEqual([...new Set(ledger.map((o: any) => o.trigger))], ['backfill']);
+    const failed = ledger[0].scheduled_for;
+    await db.pool.query(`UPDATE runs SET status = 'error' WHERE cron_id = $1 AND scheduled_for = $2`, [id, failed]);
+    await db.pool.query(`UPDATE cron_occurrences SET status = 'error', error = 'boom', ended_at = now() WHERE cron_id = $1 AND scheduled_for = $2`, [id, failed]);
+    const [retry, again] = await Promise.all([cli('alice', ['crons', 'retry', id, failed]), cli('bob', ['crons', 'retry', id, failed])]);
+    assert.equal(retry.code, 0, retry.stderr);
+    assert.match(retry.stdout.trim(), new RegExp(`^retrying ${failed.replace(/[.]/g, '\\.')}: run \\S+ \\(pending\\), retry 1$`));
+    assert.equal(again.code, 1, "bob cannot retry alice's occurrence");
+    assert.match(again.stderr, /HTTP 404/);
+    const refused = await cli('alice', ['crons', 'retry', id, failed]);
+    assert.equal(refused.code, 1, 'an enqueued occurrence is not retried');
+    assert.match(refused.stderr, /HTTP 409/);
   });
 
   test('health, an unreachable API, npm run cli, and keys made through the CLI', async () => {

@@ -127,13 +127,14 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
     // A ledger with every kind of outcome in the last hour (what a worker and a scheduler would write).
     await db.pool.query(
       `INSERT INTO cron_occurrences (cron_id, scheduled_for, trigger, status, reason, error, skipped_count, enqueued_at, started_at, ended_at)
-       SELECT $1, now() - make_interval(mins => m), 'schedule', s, r, e, k,
-              CASE WHEN s = 'skipped' THEN NULL ELSE now() - make_interval(mins => m) + interval '2 seconds' END,
-              CASE WHEN s = 'skipped' THEN NULL ELSE now() - make_interval(mins => m) + interval '3 seconds' END,
-              CASE WHEN s IN ('success', 'error') THEN now() - make_interval(mins => m) + interval '5 seconds' END
+       SELECT $1, t, 'schedule', s, r, e, k,
+              CASE WHEN s = 'skipped' THEN NULL ELSE t + interval '2 seconds' END,
+              CASE WHEN s = 'skipped' THEN NULL ELSE t + interval '3 seconds' END,
+              CASE WHEN s IN ('success', 'error') THEN t + interval '5 seconds' END
          FROM (VALUES (50, 'success', NULL, NULL, 0), (40, 'error', NULL, 'RuntimeError: the model said no', 0),
                       (30, 'skipped', 'missed', NULL, 0), (20, 'success', NULL, NULL, 2), (10, 'skipped', 'overlap', NULL, 0))
-              AS v(m, s, r, e, k)`,
+              AS v(m, s, r, e, k),
+              LATERAL (SELECT date_trunc('second', now()) - make_interval(mins => m) AS t) AS at`,
       [ids.ops],
     );
     await db.pool.query(`UPDATE crons SET last_run_status = 'error', last_run_error = 'RuntimeError: the model said no', last_run_at = now() - interval '40 minutes' WHERE cron_id = $1`, [ids.ops]);
@@ -250,15 +251,45 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       clean();
     });
 
-    test('pause and resume: the API shows enabled false, then true', async () => {
+    test('pause with a note and resume: the API shows enabled false, then true', async () => {
+      await page.fill('#pause-note', 'until the new model key arrives');
       await page.click('#pause');
       await page.locator('#resume').waitFor();
-      assert.equal((await open.call('GET', `/runs/crons/${ids.ops}`)).body.enabled, false);
-      await page.locator('#no-next', { hasText: 'Paused' }).waitFor();
+      const paused = (await open.call('GET', `/runs/crons/${ids.ops}`)).body;
+      assert.equal(paused.enabled, false);
+      assert.equal(paused.paused_reason, 'until the new model key arrives');
+      await page.locator('#paused-next', { hasText: 'If resumed now, it would fire at' }).waitFor();
+      assert.match((await page.locator('.cron-head').textContent()) ?? '', /paused.*until the new model key arrives/);
       await page.click('#resume');
       await page.locator('#pause').waitFor();
       assert.equal((await open.call('GET', `/runs/crons/${ids.ops}`)).body.enabled, true);
-      await page.locator('#next-table').waitFor();
+      assert.equal(await page.locator('#paused-next').count(), 0);
+      clean();
+    });
+
+    test('retry a failed occurrence from the ledger', async () => {
+      const failed = (await open.call('GET', `/runs/crons/${ids.ops}/occurrences?limit=20`)).body.find((o: any) => o.status === 'error');
+      await page.click(`button[data-retry="${failed.scheduled_for}"]`);
+      await page.locator('#flash', { hasText: 'Retrying the occurrence' }).waitFor();
+      const row = page.locator('#ledger-table tbody tr', { hasText: 'retried 1×' });
+      await row.waitFor();
+      assert.equal(await row.getAttribute('data-status'), 'enqueued');
+      const after = (await open.call('GET', `/runs/crons/${ids.ops}/occurrences?limit=20`)).body.find((o: any) => o.scheduled_for === failed.scheduled_for);
+      assert.equal(after.retries, 1);
+      clean();
+    });
+
+    test('backfill a past range', async () => {
+      const day = new Date(Date.now() - 3 * 86400_000).toISOString().slice(0, 10);
+      await page.click('#backfill');
+      await page.fill('#backfill-from', `${day}T10:00:00`);
+      await page.fill('#backfill-to', `${day}T10:20:00`);
+      await page.click('#backfill-go');
+      await page.locator('#flash', { hasText: 'Backfill: fired 5 of 5 occurrences' }).waitFor();
+      await page.locator('#ledger-table tbody tr', { hasText: 'backfill' }).first().waitFor();
+      assert.equal(await page.locator('#ledger-table tbody tr', { hasText: 'backfill' }).count(), 5);
+      const ledger = (await open.call('GET', `/runs/crons/${ids.ops}/occurrences?limit=50`)).body;
+      assert.equal(ledger.filter((o: any) => o.trigger === 'backfill').length, 5);
       clean();
     });
 
@@ -275,6 +306,9 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       await page.fill('#schedule', '0 12 * * *');
       await page.locator('#schedule-words', { hasText: 'At 12:00' }).waitFor();
       await page.fill('#timezone', 'Asia/Tokyo');
+      // The server's preview: five fire times at noon in Tokyo.
+      await page.locator('#schedule-preview li').nth(4).waitFor();
+      assert.match((await page.locator('#schedule-preview li').first().textContent()) ?? '', /12:00:00 GMT\+9/);
       await page.click('#save-schedule');
       await page.locator('#cron-description', { hasText: 'At 12:00' }).waitFor();
       const cron = (await open.call('GET', `/runs/crons/${ids.ops}`)).body;

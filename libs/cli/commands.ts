@@ -267,9 +267,12 @@ function timesTable(times: unknown[]): string {
     times.map((t) => {
       if (typeof t === 'string') return [t, t, ''];
       const entry = t as Record<string, unknown>;
-      const marks = Object.entries(entry)
-        .filter(([k, v]) => !['utc', 'local'].includes(k) && v !== null && v !== false && v !== undefined)
-        .map(([k, v]) => (v === true ? k : `${k}=${json(v)}`));
+      // The DST case in words (dst_note, else dst), then any mark a newer server adds.
+      const marks = entry.dst_note || entry.dst ? [String(entry.dst_note ?? `DST ${entry.dst}`)] : [];
+      for (const [k, v] of Object.entries(entry)) {
+        if (['utc', 'local', 'dst', 'dst_note'].includes(k) || v === null || v === false || v === undefined) continue;
+        marks.push(v === true ? k : `${k}=${json(v)}`);
+      }
       return [String(entry.local ?? ''), time(String(entry.utc ?? '')), marks.join(' ')];
     }),
     80,
@@ -453,8 +456,11 @@ export async function main(argv: string[], io: Io): Promise<number> {
         const { body } = await client.request('GET', `${own}/next?${q}`);
         print(body, () => {
           const times = (body.next ?? []) as unknown[];
-          if (times.length) return `${body.schedule} in ${body.timezone}${describe(body.schedule) ? ` (${describe(body.schedule)})` : ''}\n${timesTable(times)}`;
-          return body.enabled === false ? 'paused: it fires nothing until resumed' : 'no more fire times';
+          const words = body.description ?? describe(body.schedule);
+          const title = `${body.schedule} in ${body.timezone}${words ? ` (${words})` : ''}`;
+          const paused = body.enabled === false ? 'paused: it fires nothing until resumed' : null;
+          if (!times.length) return paused ?? 'no more fire times';
+          return `${title}\n${paused ? `${paused}; if resumed now it would fire at:\n` : ''}${timesTable(times)}`;
         });
         return EXIT.ok;
       }
@@ -475,7 +481,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
         print(answer, () => {
           const times = (answer?.next ?? answer?.times ?? []) as unknown[];
           const { next: _n, times: _t, ...rest } = answer ?? {};
-          return [generic(rest), times.length ? timesTable(times) : ''].filter(Boolean).join('\n');
+          return [generic(rest), times.length ? timesTable(times) : 'no fire times'].join('\n');
         });
         return EXIT.ok;
       }
@@ -487,7 +493,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       }
       case 'retry': {
         const { body } = await client.request('POST', `${own}/occurrences/${encodeURIComponent(args[1])}/retry`);
-        print(body, () => (body?.run_id ? `retrying: run ${body.run_id} (${body.status})` : generic(body)));
+        print(body, () => (body?.run_id ? `retrying ${body.scheduled_for ?? args[1]}: run ${body.run_id} (${body.status})${body.retries ? `, retry ${body.retries}` : ''}` : generic(body)));
         return EXIT.ok;
       }
     }

@@ -110,6 +110,21 @@ export function offsetOf(localIso) {
   return m ? m[1] : null;
 }
 
+/**
+ * What to say about a fire time beyond its instant: the API's DST case in words (dst_note, or
+ * dst: skipped / repeated_first / repeated_second) and any other mark a newer server adds.
+ */
+export function fireTimeMarks(t) {
+  if (!t || typeof t !== 'object') return [];
+  const marks = [];
+  if (t.dst_note || t.dst) marks.push(t.dst_note ?? `DST: ${t.dst}`);
+  for (const [k, v] of Object.entries(t)) {
+    if (['utc', 'local', 'dst', 'dst_note'].includes(k) || v === null || v === false || v === undefined) continue;
+    marks.push(v === true ? k : `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
+  }
+  return marks;
+}
+
 /** A status's colour class (run statuses, ledger statuses, webhook states). */
 export function statusClass(status) {
   switch (status) {

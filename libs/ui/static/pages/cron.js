@@ -1,7 +1,7 @@
 // One cron: what it does in words, its next fire times, its occurrence ledger as a timeline,
 // and its actions (pause/resume, trigger now, edit the schedule, backfill, retry, delete).
 import { api, cronPath, ownsCron, session } from '../api.js';
-import { badge, describeSchedule, formatDuration, formatTime, h, jsonLine, occurrenceTimings, offsetOf, put, relative, shortId, statusClass } from '../format.js';
+import { badge, describeSchedule, fireTimeMarks, formatDuration, formatTime, h, jsonLine, occurrenceTimings, offsetOf, put, relative, shortId, statusClass } from '../format.js';
 import { actionButton, flash, messageOf, table } from '../ui.js';
 import { scheduleEditor } from './schedule-editor.js';
 
@@ -127,9 +127,13 @@ export async function renderCron(view, cronId) {
       'Fire these occurrences',
       async () => {
         if (!from.value || !to.value) throw new Error('give both ends of the range');
-        const answer = await api('POST', `/runs/crons/${cronId}/backfill`, { from: `${from.value}Z`, to: `${to.value}Z` });
-        const n = answer?.fired ?? answer?.count ?? answer?.occurrences?.length;
-        flash(n === undefined ? 'Backfill started' : `Backfill: ${n} occurrence${n === 1 ? '' : 's'}`);
+        const utc = (v) => `${v.length === 16 ? `${v}:00` : v}Z`;
+        const answer = await api('POST', `/runs/crons/${cronId}/backfill`, { from: utc(from.value), to: utc(to.value) });
+        const held = [
+          answer.skipped_existing ? `${answer.skipped_existing} already in the ledger` : null,
+          answer.skipped_overlap ? `${answer.skipped_overlap} held back by the overlap rule` : null,
+        ].filter(Boolean);
+        flash(`Backfill: fired ${answer.fired ?? 0} of ${answer.occurrences ?? 0} occurrence${answer.occurrences === 1 ? '' : 's'}${held.length ? ` (${held.join(', ')})` : ''}`);
         put(panel);
         await drawLedger(true);
       },
@@ -180,10 +184,8 @@ export async function renderCron(view, cronId) {
       const offset = offsetOf(t.local);
       const shifted = i > 0 && offset !== previousOffset;
       previousOffset = offset;
-      const extra = Object.entries(t)
-        .filter(([k, v]) => !['utc', 'local'].includes(k) && v !== null && v !== false && v !== undefined)
-        .map(([k, v]) => (v === true ? k : `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`));
-      const marks = [...(shifted ? [`UTC offset now ${offset} (DST change)`] : []), ...extra];
+      const extra = fireTimeMarks(t);
+      const marks = extra.length ? extra : shifted ? [`UTC offset now ${offset} (DST change)`] : [];
       return h(
         'tr',
         {},
@@ -193,11 +195,13 @@ export async function renderCron(view, cronId) {
         h('td', {}, marks.length ? h('span', { class: 'badge st-warn' }, marks.join('; ')) : ''),
       );
     });
+    const paused = !cron.enabled && !cron.finished_at;
     put(nextBox,
       h('h2', {}, 'Next 10 fire times'),
+      paused ? h('p', { class: 'muted', id: 'paused-next' }, rows.length ? 'Paused: it fires nothing until resumed. If resumed now, it would fire at:' : 'Paused: it fires nothing until resumed.') : null,
       rows.length
-        ? table([`Local (${answer.timezone ?? tz})`, 'When', { label: 'UTC', class: 'utc' }, ''], rows, { id: 'next-table' })
-        : h('p', { class: 'muted', id: 'no-next' }, cron.finished_at ? 'Finished: end_time has passed.' : !cron.enabled ? `Paused: fires nothing until resumed${cron.next_run_date ? ` (it would next fire ${formatTime(cron.next_run_date, tz)})` : ''}.` : 'No more fire times (end_time).'),
+        ? table([`Local (${answer.timezone ?? tz})`, 'When', { label: 'UTC', class: 'utc' }, ''], rows, { id: 'next-table', class: paused ? 'would-fire' : '' })
+        : h('p', { class: 'muted', id: 'no-next' }, cron.finished_at ? 'Finished: end_time has passed.' : paused ? '' : 'No more fire times (end_time).'),
     );
   }
 
@@ -220,8 +224,8 @@ export async function renderCron(view, cronId) {
   }
 
   async function retry(o) {
-    await api('POST', `/runs/crons/${cronId}/occurrences/${encodeURIComponent(o.scheduled_for)}/retry`);
-    flash(`Retrying the occurrence of ${formatTime(o.scheduled_for, tz)}`);
+    const run = await api('POST', `/runs/crons/${cronId}/occurrences/${encodeURIComponent(o.scheduled_for)}/retry`);
+    flash(`Retrying the occurrence of ${formatTime(o.scheduled_for, tz)}: run ${String(run?.run_id ?? '').slice(0, 8)}${run?.retries ? `, attempt ${run.retries + 1}` : ''}`);
     await drawLedger(true);
   }
 

@@ -114,6 +114,9 @@ export async function renderCrons(view, query) {
   // ---- selection and bulk actions ----
   const selected = new Set();
   const selectionInfo = h('span', { class: 'muted', id: 'selection' });
+  const noteField = session.features.pauseNote;
+  const note = noteField ? h('input', { id: 'bulk-note', placeholder: 'pause note (optional)', maxlength: 280, 'aria-label': 'Pause note' }) : null;
+  const noteValue = () => note?.value.trim() || null;
   const pauseBtn = actionButton('Pause selected', () => setEnabled(false), { id: 'bulk-pause', disabled: true });
   const resumeBtn = actionButton('Resume selected', () => setEnabled(true), { id: 'bulk-resume', disabled: true });
   const updateSelection = () => {
@@ -122,7 +125,9 @@ export async function renderCrons(view, query) {
   };
   async function setEnabled(on) {
     const ids = [...selected];
-    const results = await mapLimit(ids, 6, (id) => api('PATCH', `${base}/${id}`, { enabled: on }));
+    const body = { enabled: on };
+    if (!on && noteValue()) body[noteField] = noteValue();
+    const results = await mapLimit(ids, 6, (id) => api('PATCH', `${base}/${id}`, body));
     const failed = results.filter((r) => r && r.error);
     if (failed.length) flash(`${ids.length - failed.length} ${on ? 'resumed' : 'paused'}, ${failed.length} failed: ${messageOf(failed[0].error)}`, 'error');
     else flash(`${ids.length} cron${ids.length === 1 ? '' : 's'} ${on ? 'resumed' : 'paused'}`);
@@ -134,7 +139,9 @@ export async function renderCrons(view, query) {
     session.features.bulk && serverFiltered && !clientSide && total > 0
       ? [false, true].map((on) =>
           actionButton(`${on ? 'Resume' : 'Pause'} all ${total} matching`, async () => {
-            const done = await api('POST', `${base}/bulk`, { action: on ? 'enable' : 'disable', ...filters });
+            const body = { action: on ? 'enable' : 'disable', ...filters };
+            if (!on && noteValue()) body[noteField] = noteValue();
+            const done = await api('POST', `${base}/bulk`, body);
             flash(`${done.count} cron${done.count === 1 ? '' : 's'} ${on ? 'resumed' : 'paused'}`);
             go(f);
           }, { class: 'secondary', id: on ? 'bulk-resume-all' : 'bulk-pause-all' }),
@@ -229,7 +236,7 @@ export async function renderCrons(view, query) {
     h('div', { class: 'title-row' }, h('h1', {}, session.everyUser ? 'Crons of every user' : 'Crons'), h('a', { class: 'button', href: '#/new', id: 'new-cron' }, 'New cron')),
     form,
     filterError ? h('p', { class: 'error' }, filterError) : null,
-    h('div', { class: 'toolbar' }, pauseBtn, resumeBtn, selectionInfo, h('span', { class: 'spacer' }), ...bulkAll),
+    h('div', { class: 'toolbar' }, note, pauseBtn, resumeBtn, selectionInfo, h('span', { class: 'spacer' }), ...bulkAll),
     h('p', { class: 'muted', id: 'summary' }, summary),
     rows.length ? table(headers, rows, { id: 'crons-table', class: 'crons' }) : h('p', { class: 'empty', id: 'no-crons' }, total === 0 && !serverFiltered ? 'No crons yet: create one with "New cron", the SDK or the CLI.' : 'No cron matches these filters.'),
     pager,

@@ -1,7 +1,7 @@
 // A schedule and timezone with what they mean, live: cronstrue's words as you type and, where
 // the server offers POST /runs/crons/preview, its next fire times (with the DST cases it marks).
 import { api, session } from '../api.js';
-import { describeSchedule, formatTime, h, put } from '../format.js';
+import { describeSchedule, fireTimeMarks, formatTime, h, put } from '../format.js';
 import { messageOf } from '../ui.js';
 
 let zones = null;
@@ -11,6 +11,16 @@ function zoneList() {
     zones = h('datalist', { id: 'timezones' }, (Intl.supportedValuesOf?.('timeZone') ?? ['UTC']).map((z) => h('option', { value: z })));
   }
   return zones;
+}
+
+/** Whether the browser knows this IANA zone (the server decides; this only spares it half-typed names). */
+function knownZone(tz) {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export function scheduleEditor(initial = { schedule: '', timezone: '' }) {
@@ -31,8 +41,9 @@ export function scheduleEditor(initial = { schedule: '', timezone: '' }) {
       put(preview, h('p', { class: 'muted' }, 'The next fire times show on the cron once saved (this server has no preview endpoint).'));
       return;
     }
-    if (!described) {
-      put(preview);
+    const tz = timezone.value.trim();
+    if (!described || (tz && !knownZone(tz))) {
+      put(preview, tz && described && !knownZone(tz) ? h('p', { class: 'error' }, `"${tz}" is not a timezone this browser knows`) : null);
       return;
     }
     // Asked only for what reads as a schedule, after typing pauses: no request per keystroke.
@@ -40,17 +51,18 @@ export function scheduleEditor(initial = { schedule: '', timezone: '' }) {
       const mine = ++asked;
       try {
         const answer = await api('POST', '/runs/crons/preview', { schedule: expr, timezone: timezone.value.trim() || null, count: 5 });
+        if (answer?.description) words.textContent = answer.description;
         if (mine !== asked) return;
         const times = answer?.next ?? answer?.times ?? [];
         put(preview,
-          h('p', { class: 'muted' }, answer?.description ? `Server: ${answer.description}` : 'Next fire times:'),
+          h('p', { class: 'muted' }, `Next fire times${answer?.timezone ? ` (${answer.timezone})` : ''}:`),
           h(
             'ul',
             { class: 'times' },
             times.map((t) => {
               const utc = typeof t === 'string' ? t : t.utc;
-              const marks = typeof t === 'object' ? Object.entries(t).filter(([k, v]) => !['utc', 'local'].includes(k) && v) : [];
-              return h('li', {}, formatTime(utc, timezone.value.trim() || answer?.timezone || 'UTC'), marks.length ? h('span', { class: 'badge st-warn' }, marks.map(([k, v]) => (v === true ? k : `${k}: ${v}`)).join('; ')) : null);
+              const marks = fireTimeMarks(t);
+              return h('li', {}, formatTime(utc, answer?.timezone || timezone.value.trim() || 'UTC'), marks.length ? [' ', h('span', { class: 'badge st-warn' }, marks.join('; '))] : null);
             }),
           ),
         );
