@@ -137,6 +137,7 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
               LATERAL (SELECT date_trunc('second', now()) - make_interval(mins => m) AS t) AS at`,
       [ids.ops],
     );
+    await db.pool.query(`UPDATE cron_occurrences SET output_excerpt = '{"summary":"3 new articles on agents"}' WHERE cron_id = $1 AND status = 'success'`, [ids.ops]);
     await db.pool.query(`UPDATE crons SET last_run_status = 'error', last_run_error = 'RuntimeError: the model said no', last_run_at = now() - interval '40 minutes' WHERE cron_id = $1`, [ids.ops]);
   });
 
@@ -232,6 +233,7 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
     test('a cron: description, the next 10 fire times, the ledger as a timeline', async () => {
       await page.click(`tr[data-cron-id="${ids.ops}"] .cron-link`);
       await page.locator('#ledger-table').waitFor();
+      await page.locator('#next-table').waitFor();
       assert.equal(await page.locator('#cron-description').textContent(), 'Every 5 minutes');
       assert.equal(await page.locator('#next-table tbody tr').count(), 10);
       assert.match((await page.locator('#next-table thead').textContent()) ?? '', /Europe\/Paris/);
@@ -245,7 +247,9 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       const skipped = page.locator('#ledger-table tr[data-status=skipped]');
       assert.equal(await skipped.count(), 2);
       assert.match((await skipped.allTextContents()).join(' '), /reason: overlap.*reason: missed/);
-      assert.match((await page.locator('#ledger-table tr[data-status=success]').allTextContents()).join(' '), /2 missed before it/);
+      const successes = (await page.locator('#ledger-table tr[data-status=success]').allTextContents()).join(' ');
+      assert.match(successes, /2 missed before it/);
+      assert.match(successes, /\{"summary":"3 new articles on agents"\}/, 'the output excerpt the ledger kept');
       assert.match((await page.locator('#ledger-table tr[data-status=enqueued]').textContent()) ?? '', /create/);
       await shot(page, 'cron');
       clean();
@@ -263,7 +267,8 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       await page.click('#resume');
       await page.locator('#pause').waitFor();
       assert.equal((await open.call('GET', `/runs/crons/${ids.ops}`)).body.enabled, true);
-      assert.equal(await page.locator('#paused-next').count(), 0);
+      await page.locator('#paused-next').waitFor({ state: 'detached' });
+      await page.locator('#next-table').waitFor();
       clean();
     });
 
@@ -314,7 +319,8 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       const cron = (await open.call('GET', `/runs/crons/${ids.ops}`)).body;
       assert.equal(cron.schedule, '0 12 * * *');
       assert.equal(cron.timezone, 'Asia/Tokyo');
-      assert.match((await page.locator('#next-table tbody tr').first().textContent()) ?? '', /12:00:00/);
+      // Redrawn after the save: the next fire times are Tokyo's noons now.
+      await page.locator('#next-table tbody tr', { hasText: '12:00:00 GMT+9' }).nth(9).waitFor();
       clean();
     });
 
@@ -355,6 +361,7 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       await page.fill('#input', '{"topic": "created in the ui"}');
       await page.fill('#metadata', '{"team": "ui"}');
       await page.check('#paused');
+      await page.locator('#schedule-preview li').nth(4).waitFor();
       await shot(page, 'new-cron');
       await page.click('#create');
       await page.locator('#cron-description', { hasText: 'Every 10 minutes' }).waitFor();
