@@ -1,11 +1,15 @@
 import { Gauge } from 'prom-client';
 import type { Pool } from '../db/index.ts';
 import type { PgBoss } from '../queue/index.ts';
-import { registry } from './registry.ts';
+import { foldCounters, readRollup } from './fold.ts';
+import type { Rollup } from './fold.ts';
+import { deploymentRegistry } from './registry.ts';
 
-// Gauges read from the database when /metrics is scraped: facts about the whole deployment
-// (whatever process caused them), so they are right with any number of schedulers and workers.
-// Only the api registers the source, so each of these series has exactly one exporter.
+// The deployment's series, read from the database when the api's /metrics is scraped: facts about
+// the whole deployment (whatever process caused them), so they are right with any number of
+// schedulers and workers, and the same on every api instance. Gauges here, counters and
+// histograms in deployment.ts; one snapshot per scrape serves them all. Only the api registers
+// the source, so each of these series has exactly one kind of exporter.
 
 export interface DatabaseSource {
   pool: Pool;
@@ -18,18 +22,25 @@ export interface DatabaseSource {
 
 let source: DatabaseSource | undefined;
 
-/** The api process reads the deployment's gauges from this pool and queue. */
+/** The api process reads the deployment's series from this pool and queue. */
 export function observeDatabase(s: DatabaseSource): void {
   source = s;
 }
 
-interface Snapshot {
+/** Whether this process reads the deployment's series (it is an api). */
+export const observingDatabase = (): boolean => source !== undefined;
+
+export interface Snapshot {
   ok: boolean;
   due: { kind: string; n: number }[];
   active: { graph_id: string; status: string; n: number }[];
   processes: { role: string; n: number }[];
   maintenance: { job_name: string; last_run_status: string | null; last_duration_ms: number | null; last_finished_at: Date | null }[];
   queues: { name: string; queued: number; ready: number; deferred: number; active: number; failed: number }[];
+  /** Executions of each maintenance job and how many failed (maintenance_jobs: durable, deployment-wide). */
+  maintenanceTotals: { job_name: string; runs: number; failures: number }[];
+  /** The deployment's counters as the last fold committed them; null when unreadable. */
+  rollup: Rollup | null;
 }
 
 const SNAPSHOT_SQL = `
@@ -49,25 +60,50 @@ const SNAPSHOT_SQL = `
    GROUP BY role
   UNION ALL
   SELECT 'maintenance', job_name, last_run_status, NULL, last_duration_ms, last_finished_at
+    FROM maintenance_jobs
+  UNION ALL
+  SELECT 'maintenance_totals', job_name, failures_total::text, runs_total::int, NULL, NULL
     FROM maintenance_jobs`;
 
-// Every gauge is collected on the same scrape: one read serves them all.
+// Every series is collected on the same scrape: one read serves them all.
 let pending: { at: number; promise: Promise<Snapshot> } | undefined;
 
-function snapshot(): Promise<Snapshot> {
+export function snapshot(): Promise<Snapshot> {
   const now = Date.now();
   if (pending && now - pending.at < 1000) return pending.promise;
   pending = { at: now, promise: read() };
   return pending.promise;
 }
 
+/** How long a scrape waits for its fold before it answers with the counters already folded. */
+export const FOLD_WAIT_MS = 3000;
+
+// One fold in flight per process: a fold that outlasts a scrape (catching up on a long pause)
+// carries on, and the scrapes meanwhile read what is committed.
+let folding: Promise<unknown> | undefined;
+
+async function fold(pool: Pool): Promise<void> {
+  if (!folding) {
+    folding = foldCounters(pool)
+      .catch(() => undefined)
+      .finally(() => {
+        folding = undefined;
+      });
+  }
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([folding, new Promise((resolve) => (timer = setTimeout(resolve, FOLD_WAIT_MS)))]);
+  clearTimeout(timer);
+}
+
 async function read(): Promise<Snapshot> {
-  const empty: Snapshot = { ok: false, due: [], active: [], processes: [], maintenance: [], queues: [] };
+  const empty: Snapshot = { ok: false, due: [], active: [], processes: [], maintenance: [], queues: [], maintenanceTotals: [], rollup: null };
   if (!source) return empty;
   const { pool, boss, queues, heartbeatSeconds } = source;
   try {
-    const { rows } = await pool.query<{ what: string; a: string; b: string | null; n: number | null; ms: number | null; at: Date | null }>(SNAPSHOT_SQL, [
-      heartbeatSeconds * 3,
+    await fold(pool);
+    const [{ rows }, rollup] = await Promise.all([
+      pool.query<{ what: string; a: string; b: string | null; n: number | null; ms: number | null; at: Date | null }>(SNAPSHOT_SQL, [heartbeatSeconds * 3]),
+      readRollup(pool),
     ]);
     const qs = await boss.getQueues(queues);
     return {
@@ -78,6 +114,9 @@ async function read(): Promise<Snapshot> {
       maintenance: rows
         .filter((r) => r.what === 'maintenance')
         .map((r) => ({ job_name: r.a, last_run_status: r.b, last_duration_ms: r.ms, last_finished_at: r.at })),
+      maintenanceTotals: rows
+        .filter((r) => r.what === 'maintenance_totals')
+        .map((r) => ({ job_name: r.a, runs: r.n ?? 0, failures: Number(r.b ?? 0) })),
       queues: qs.map((q) => ({
         name: q.name,
         queued: q.queuedCount,
@@ -86,6 +125,7 @@ async function read(): Promise<Snapshot> {
         active: q.activeCount,
         failed: q.failedCount,
       })),
+      rollup,
     };
   } catch {
     // /metrics still answers with the process's own series; agentcron_database_up says why the rest is missing.
@@ -98,7 +138,7 @@ function gauge<L extends string>(name: string, help: string, labelNames: readonl
     name,
     help,
     labelNames,
-    registers: [registry],
+    registers: [deploymentRegistry],
     async collect() {
       if (!source) return;
       const s = await snapshot();
@@ -140,6 +180,19 @@ gauge('agentcron_maintenance_last_success', 'Whether the last execution of each 
 
 gauge('agentcron_maintenance_last_duration_seconds', 'Duration of the last execution of each maintenance job.', ['job'] as const, (g, s) => {
   for (const m of s.maintenance) if (m.last_duration_ms !== null) g.set({ job: m.job_name }, m.last_duration_ms / 1000);
+});
+
+gauge(
+  'agentcron_metrics_horizon_lag_seconds',
+  "How far behind now the deployment's counters are: every event before now minus this is counted (held back by the oldest open transaction).",
+  [],
+  (g, s) => {
+    if (s.rollup) g.set(s.rollup.lagSeconds);
+  },
+);
+
+gauge('agentcron_metrics_last_fold_duration_seconds', "How long the last fold of the deployment's counters took (any api instance).", [], (g, s) => {
+  if (s.rollup?.foldMs != null) g.set(s.rollup.foldMs / 1000);
 });
 
 gauge('agentcron_maintenance_last_finished_timestamp_seconds', 'When each maintenance job last finished (Unix time).', ['job'] as const, (g, s) => {

@@ -1,20 +1,37 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { RequestHandler } from 'express';
+import { Registry } from 'prom-client';
+import type { Metric } from 'prom-client';
 import type { Logger } from '../log/index.ts';
-import { registry } from './registry.ts';
+import './deployment.ts';
+import { deploymentRegistry, registry } from './registry.ts';
 
 let servedInProcess = false;
 
 /** Whether this process already serves /metrics (its api, or a METRICS_PORT server). */
 export const metricsServed = (): boolean => servedInProcess;
 
+/**
+ * What the api serves: the deployment's series (read from the database, the same on every api
+ * instance), and this process's own series of every other name (scheduler pass durations,
+ * maintenance durations, process metrics).
+ */
+export function apiRegistry(): Registry {
+  const view = new Registry();
+  // getMetricsAsArray() answers the metric objects themselves (typed as their description).
+  for (const m of registry.getMetricsAsArray()) if (!deploymentRegistry.getSingleMetric(m.name)) view.registerMetric(m as unknown as Metric);
+  for (const m of deploymentRegistry.getMetricsAsArray()) view.registerMetric(m as unknown as Metric);
+  return view;
+}
+
 /** GET /metrics for the api's app. */
 export function metricsHandler(): RequestHandler {
   servedInProcess = true;
+  const view = apiRegistry();
   return async (_req, res) => {
-    res.setHeader('Content-Type', registry.contentType);
-    res.end(await registry.metrics());
+    res.setHeader('Content-Type', view.contentType);
+    res.end(await view.metrics());
   };
 }
 

@@ -1,10 +1,11 @@
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 // One registry per process. What a process does (runs it executed, occurrences it fired, passes it
-// made) is counted here where it happens; the api serves this registry on /metrics together with
-// the gauges read from the database on each scrape (database.ts). `npm start` runs every role in
-// one process, so its /metrics has everything; a scheduler or worker process of its own serves
-// its registry on METRICS_PORT.
+// made, webhooks it sent) is counted here where it happens; a scheduler or worker process serves
+// it on METRICS_PORT. The api's /metrics serves the deployment's series instead wherever the
+// database has them (deployment.ts: the same names, counted from the runs, the ledger and the
+// webhook columns, identical on every api instance), and this registry for the rest (scheduler
+// pass durations, maintenance durations, process metrics).
 
 export const registry = new Registry();
 // Process metrics (CPU, memory, event loop lag, GC): agentcron_process_*, agentcron_nodejs_*.
@@ -24,11 +25,16 @@ export const runsFinished = new Counter({
   registers: [registry],
 });
 
+/** Bucket bounds of the run duration histograms (this process's and the deployment's). */
+export const RUN_DURATION_BUCKETS: readonly number[] = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600];
+/** Bucket bounds of the fire lag histograms (this process's and the deployment's). */
+export const FIRE_LAG_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
 export const runDuration = new Histogram({
   name: 'agentcron_run_duration_seconds',
   help: 'How long runs executed, by graph and final status.',
   labelNames: ['graph', 'status'] as const,
-  buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600],
+  buckets: [...RUN_DURATION_BUCKETS],
   registers: [registry],
 });
 
@@ -36,7 +42,7 @@ export const fireLag = new Histogram({
   name: 'agentcron_fire_lag_seconds',
   help: 'Enqueue time minus scheduled_for of each occurrence fired by a scheduler of this process, by kind (cron or maintenance).',
   labelNames: ['kind'] as const,
-  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+  buckets: [...FIRE_LAG_BUCKETS],
   registers: [registry],
 });
 
@@ -87,3 +93,11 @@ export const maintenanceDuration = new Histogram({
 // Series that exist before their first event, so dashboards and alerts see zeros, not gaps.
 for (const reason of ['missed', 'overlap', 'end_time']) occurrencesSkipped.inc({ reason }, 0);
 for (const kind of ['cron', 'maintenance']) occurrencesFired.inc({ kind }, 0);
+for (const outcome of ['delivered', 'retried', 'failed', 'refused']) webhookDeliveries.inc({ outcome }, 0);
+
+/**
+ * The deployment's series, read from the database on each scrape of the api (database.ts,
+ * deployment.ts): gauges of its state and counters of what happened in it, whatever process did
+ * it. The api's /metrics serves these, and this process's own series of other names (http.ts).
+ */
+export const deploymentRegistry = new Registry();

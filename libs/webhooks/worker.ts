@@ -2,6 +2,7 @@ import type { JobResult, JobWithMetadata } from 'pg-boss';
 import type { Pool } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
 import { toError } from '../log/index.ts';
+import { metrics } from '../metrics/index.ts';
 import type { PgBoss } from '../queue/index.ts';
 import { QUEUES } from '../queue/index.ts';
 import { deliver } from './deliver.ts';
@@ -78,11 +79,14 @@ export class WebhookWorker {
     const log = logger.child({ run_id: run.run_id, cron_id: run.cron_id ?? undefined });
     if (result.ok) {
       await recordDelivery(pool, run, { status: 'sent', attempts: attempt, error: null, sent_at: sentAt });
+      metrics.webhookDelivery('delivered');
       log.info('webhook delivered', { status: result.status, attempt });
       return { id: job.id, status: 'completed', output: { status: result.status, attempt } };
     }
     const final = !result.retry || job.retryCount >= job.retryLimit;
     await recordDelivery(pool, run, { status: final ? 'failed' : 'pending', attempts: attempt, error: result.error, sent_at: null });
+    // This process's count; the api counts the deployment's from the same columns (libs/metrics/fold.ts).
+    metrics.webhookDelivery(!final ? 'retried' : result.retry ? 'failed' : 'refused');
     if (final) {
       log.error('webhook failed for good', { err: result.error, attempt, url: redact(url) });
       // Recorded as failed; completing keeps the job away from the dead letter queue.
@@ -108,6 +112,7 @@ export class WebhookWorker {
   async #lost(job: WebhookJob): Promise<void> {
     try {
       await recordLostDelivery(this.#o.pool, job.run);
+      metrics.webhookDelivery('failed');
       this.#o.logger.error('webhook lost with its workers; recorded as failed', { run_id: job.run.run_id });
     } catch (err) {
       this.#o.logger.error('could not record a lost webhook', { run_id: job.run.run_id, err: toError(err).message });
