@@ -374,9 +374,21 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
     });
 
     test('runs in progress, maintenance jobs and health', async () => {
+      // The ops cron's first run, as a worker running it would leave it.
+      const { rows } = await db.pool.query(
+        `UPDATE runs SET status = 'running', started_at = now() - interval '90 seconds' WHERE cron_id = $1 AND status = 'pending' RETURNING run_id, thread_id`,
+        [ids.ops],
+      );
+      await db.pool.query(`UPDATE threads SET status = 'busy' WHERE thread_id = ANY($1::uuid[])`, [rows.map((r) => r.thread_id)]);
       await page.click('nav a[data-page=runs]');
-      await page.locator('#runs-table, #no-runs').first().waitFor();
+      const running = page.locator(`#runs-table tr[data-run-id="${rows[0].run_id}"]`);
+      await running.waitFor();
+      assert.match((await running.textContent()) ?? '', /running.*1 min 3\d s/);
       await shot(page, 'runs');
+      await running.locator('button', { hasText: 'Cancel' }).click();
+      await page.locator('#flash', { hasText: `Cancelled run ${rows[0].run_id.slice(0, 8)}` }).waitFor();
+      await running.waitFor({ state: 'detached' });
+      assert.notEqual((await open.call('GET', `/threads/${rows[0].thread_id}/runs/${rows[0].run_id}`)).body.status, 'running');
       await page.click('nav a[data-page=maintenance]');
       await page.locator('#maintenance-table').waitFor();
       assert.ok((await page.locator('#maintenance-table tbody tr').count()) >= 5);
