@@ -108,6 +108,8 @@ describe('/metrics', () => {
   after(() => db?.drop());
 
   test('two api processes answer the same deployment counters: what a separate scheduler and worker did, as the ledger has it; deletions and retention take nothing back', async () => {
+    // api1, a scheduler and a worker (each serving its own counts on METRICS_PORT) run crons; then
+    // the scheduler stops, a second api starts, and both apis answer the same counters.
     const hooks = await receiver();
     const [api1Port, api2Port, schedulerPort, workerPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     // The monitor runs only when triggered: its per-minute occurrence would add an execution now and then.
@@ -119,12 +121,15 @@ describe('/metrics', () => {
       WEBHOOK_MAX_ATTEMPTS: '2',
       WEBHOOK_RETRY_DELAY_SECONDS: '1',
     };
-    const api1 = spawnApp('api', { ...env, PORT: String(api1Port) });
-    const api2 = spawnApp('api', { ...env, PORT: String(api2Port) });
-    await Promise.all([api1.waitFor(/api listening on/), api2.waitFor(/api listening on/)]);
+    // The apis need few connections (a scrape takes two or three), and the second api starts once
+    // the scheduler has stopped: the suite's test files share max_connections.
+    const apiEnv = (port: number) => ({ ...env, PORT: String(port), DATABASE_POOL_MAX: '3' });
+    const api1 = spawnApp('api', apiEnv(api1Port));
+    await api1.waitFor(/api listening on/);
     const scheduler = spawnApp('scheduler', { ...env, METRICS_PORT: String(schedulerPort) });
     const worker = spawnApp('worker', { ...env, METRICS_PORT: String(workerPort) });
     await Promise.all([scheduler.waitFor(/scheduler started/), worker.waitFor(/worker started/)]);
+    const running: SpawnedApp[] = [api1, scheduler, worker];
     const urls = {
       api1: `http://127.0.0.1:${api1Port}`,
       api2: `http://127.0.0.1:${api2Port}`,
@@ -136,16 +141,16 @@ describe('/metrics', () => {
       for (const reason of ['missed', 'overlap', 'end_time']) assert.equal(sample(first, 'agentcron_occurrences_skipped_total', { reason }), 0, reason);
       for (const outcome of ['delivered', 'retried', 'failed', 'refused']) assert.equal(sample(first, 'agentcron_webhook_deliveries_total', { outcome }), 0, outcome);
 
-      // Every second: successes whose webhooks are delivered (api1), errors whose webhooks fail
-      // after one retry (api2), and slow runs whose overlapping occurrences are skipped.
+      // Every second: successes whose webhooks are delivered, errors whose webhooks fail after one
+      // retry, and slow runs whose overlapping occurrences are skipped.
       const crons = [
         await createCron(urls.api1, { schedule: '* * * * * *', input: { hello: 'metrics' }, webhook: `${hooks.url}/ok` }),
-        await createCron(urls.api2, { schedule: '* * * * * *', input: { error: 'boom' }, webhook: `${hooks.url}/fail` }),
+        await createCron(urls.api1, { schedule: '* * * * * *', input: { error: 'boom' }, webhook: `${hooks.url}/fail` }),
         await createCron(urls.api1, { schedule: '* * * * * *', input: { sleep_ms: 1500 }, overlap_policy: 'skip' }),
       ];
       // And a run no cron started, on a kept thread.
-      const thread = (await request(urls.api2, 'POST', '/threads', {})).thread_id;
-      await request(urls.api2, 'POST', `/threads/${thread}/runs/wait`, { assistant_id: 'echo', input: { direct: true } });
+      const thread = (await request(urls.api1, 'POST', '/threads', {})).thread_id;
+      await request(urls.api1, 'POST', `/threads/${thread}/runs/wait`, { assistant_id: 'echo', input: { direct: true } });
 
       await eventually(
         async () =>
@@ -157,7 +162,7 @@ describe('/metrics', () => {
         100,
       );
       // Then quiet: nothing fires, runs and deliveries settle.
-      for (const [i, id] of crons.entries()) await request(i ? urls.api2 : urls.api1, 'PATCH', `/runs/crons/${id}`, { enabled: false });
+      for (const id of crons) await request(urls.api1, 'PATCH', `/runs/crons/${id}`, { enabled: false });
       await eventually(
         async () =>
           (await count(
@@ -176,9 +181,17 @@ describe('/metrics', () => {
         throw new Error(`${(err as Error).message}: ${JSON.stringify(open.rows)}`);
       });
 
+      // The scheduler's own counts, then it stops and a second api starts.
+      const own = { scheduler: await scrape(urls.scheduler), worker: await scrape(urls.worker) };
+      scheduler.kill('SIGTERM');
+      assert.equal(await scheduler.exited, 0);
+      running.splice(running.indexOf(scheduler), 1);
+      const api2 = spawnApp('api', apiEnv(api2Port));
+      running.push(api2);
+      await api2.waitFor(/api listening on/);
+
       // Both apis at once: one folds, the other waits for it; the same counters.
       const [one, two] = await Promise.all([scrape(urls.api1), scrape(urls.api2)]);
-      const own = { scheduler: await scrape(urls.scheduler), worker: await scrape(urls.worker) };
       assert.deepEqual(countersOf(two), countersOf(one));
       assert.ok(countersOf(one).length > 20);
 
@@ -217,7 +230,7 @@ describe('/metrics', () => {
       // The deployment's state, as before.
       assert.equal(sample(one, 'agentcron_database_up'), 1);
       assert.equal(sample(one, 'agentcron_processes_alive', { role: 'api' }), 2);
-      assert.equal(sample(one, 'agentcron_processes_alive', { role: 'scheduler' }), 1);
+      assert.equal(sample(one, 'agentcron_processes_alive', { role: 'scheduler' }), 0, 'stopped');
       assert.equal(sample(one, 'agentcron_processes_alive', { role: 'worker' }), 1);
       for (const queue of ['agentcron.run', 'agentcron.maintenance']) assert.equal(typeof sample(one, 'agentcron_queue_jobs', { queue, state: 'queued' }), 'number', queue);
       assert.equal(typeof sample(one, 'agentcron_due_backlog', { kind: 'cron' }), 'number');
@@ -252,7 +265,7 @@ describe('/metrics', () => {
         assert.equal(sample(await scrape(url), 'agentcron_runs_finished_total', { ...echo, status: 'success' }), successes + 1);
       }
     } finally {
-      await stopAll([api1, api2, scheduler, worker]);
+      await stopAll(running);
       await hooks.close();
     }
     // METRICS_PORT closes with its process.
