@@ -11,8 +11,8 @@ import { FIRE_LAG_BUCKETS, RUN_DURATION_BUCKETS } from './registry.ts';
 //   occurrence skipped ledger created_at, reason
 //   webhook delivery   when a fold first finds the delivery of a counted run settled (sent/failed),
 //                      from the ledger row (cron runs) or the run: delivered, failed or refused,
-//                      plus attempts - 1 retried (every attempt of a delivery lost with its
-//                      workers: it records no attempt of its own)
+//                      plus attempts - 1 retried (for a delivery lost with its workers, every
+//                      recorded attempt: the lost one recorded nothing)
 // A cron's run is read from its ledger row (it outlives the ephemeral thread and run); a run is
 // read from `runs` when no ledger row stands for it.
 //
