@@ -54,6 +54,8 @@ export async function connect(
           // Queue policy is written by whoever migrates (libs/queue startQueue).
           writePolicy: config.MIGRATE_ON_START,
           connection: database,
+          // pg-boss's own pool: half of DATABASE_POOL_MAX (at least 2), so the setting bounds the process.
+          max: Math.max(2, Math.ceil(config.DATABASE_POOL_MAX / 2)),
           supervise: opts.supervise,
           superviseIntervalSeconds: config.QUEUE_SUPERVISE_INTERVAL_SECONDS,
           migrate: config.MIGRATE_ON_START,

@@ -33,7 +33,8 @@ export async function createTestDatabase(label: string, opts: { migrate?: boolea
   const u = new URL(serverUrl());
   u.pathname = `/${name}`;
   const url = u.toString();
-  const pool = createPool(url, { max: 10, applicationName: 'agentcron-test' });
+  // Small: test files run side by side on one server (max_connections 100).
+  const pool = createPool(url, { max: 5, applicationName: 'agentcron-test' });
   if (opts.migrate ?? true) await migrate(pool);
   return {
     name,

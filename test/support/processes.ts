@@ -29,7 +29,7 @@ export function spawnApp(name: AppName, env: Record<string, string | undefined>)
       HOME: process.env.HOME,
       NODE_ENV: 'test',
       LOG_LEVEL: 'info',
-      DATABASE_POOL_MAX: '4',
+      DATABASE_POOL_MAX: '3',
       AGENTCRON_CONFIG: BUILTIN_ONLY,
       ...env,
     },
