@@ -203,7 +203,8 @@ describe('/metrics', () => {
       const skipped = await ledger(`status = 'skipped' AND reason = 'overlap'`);
       const sent = await ledger(`webhook_status = 'sent'`);
       const failed = await ledger(`webhook_status = 'failed'`);
-      assert.ok(successes >= 4 && errors >= 2 && fired >= 6 && skipped >= 1, JSON.stringify({ successes, errors, fired, skipped }));
+      // At least what the wait above saw (a create's first run is not a scheduled firing).
+      assert.ok(successes >= 3 && errors >= 2 && fired >= 3 && skipped >= 1, JSON.stringify({ successes, errors, fired, skipped }));
       const expect = (name: string, labels: Labels, value: number, ownText?: string) => {
         assert.equal(sample(one, name, labels), value, `${name} ${JSON.stringify(labels)}`);
         if (ownText !== undefined) assert.equal(sample(ownText, name, labels), value, `${name} ${JSON.stringify(labels)} as its process counted it`);

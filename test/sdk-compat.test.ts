@@ -132,7 +132,8 @@ describe('LangGraph SDK compatibility: wait, stream, join, history, graph, schem
     const run = await c1.runs.create(t2.thread_id, 'echo');
     assert.deepEqual(await c1.runs.join(t2.thread_id, run.run_id), {});
     const stateless = await c2.runs.create(null, 'echo');
-    assert.equal(stateless.status, 'pending');
+    // Created; a fast worker may have taken it already by the time it is read back.
+    assert.ok(['pending', 'running', 'success'].includes(stateless.status), stateless.status);
     for (const c of [c1, c2]) {
       const batch = await c.runs.createBatch([{ assistantId: 'echo', input: { b: 1 } }, { assistantId: 'counter', input: { message: 'b' } }, { assistantId: 'echo' }]);
       assert.equal(batch.length, 3);
