@@ -174,21 +174,25 @@ export interface CronFilters {
   metadata?: Record<string, unknown> | null;
 }
 
-/** WHERE clause and parameters for the owner plus the given filters ($1 is always the owner). */
-function whereOf(userId: string, f: CronFilters): { where: string; params: unknown[] } {
-  const params: unknown[] = [userId];
-  const clauses = ['c.user_id = $1'];
+/**
+ * WHERE clause and parameters for crons matching the filters, of one owner ($1) or of everyone
+ * (userId null: the admin routes).
+ */
+export function cronsWhere(userId: string | null, f: CronFilters): { where: string; params: unknown[] } {
+  const params: unknown[] = [];
+  const clauses: string[] = [];
   const add = (sql: string, value: unknown) => {
     params.push(value);
     clauses.push(sql.replace('?', `$${params.length}`));
   };
+  if (userId != null) add('c.user_id = ?', userId);
   if (f.assistant_id != null) add('c.assistant_id = ?::uuid', f.assistant_id);
   if (f.thread_id != null) add('c.thread_id = ?::uuid', f.thread_id);
   if (f.enabled != null) add('c.enabled = ?', f.enabled);
   // jsonb containment. No GIN index (see migrations/002_domain.sql): the search reads the owner's
   // rows in its sort's index order until the page is full, so a rare match reads many rows.
   if (f.metadata != null) add('c.metadata @> ?::jsonb', JSON.stringify(f.metadata));
-  return { where: clauses.join(' AND '), params };
+  return { where: clauses.length ? clauses.join(' AND ') : 'true', params };
 }
 
 export type CronSortKey = 'cron_id' | 'assistant_id' | 'thread_id' | 'created_at' | 'updated_at' | 'next_run_date' | 'end_time';
@@ -232,7 +236,7 @@ const INDEXED_NULLABLE_SORTS: ReadonlySet<CronSortKey> = new Set(['next_run_date
  * next_run_date in both directions, and cron_id (the primary key), reading only the page.
  */
 export async function searchCrons(db: Queryable, userId: string, s: CronSearch): Promise<{ crons: CronRow[]; now: Date }> {
-  const { where, params } = whereOf(userId, s);
+  const { where, params } = cronsWhere(userId, s);
   const direction = s.sort_order === 'asc' ? 'ASC' : 'DESC';
   const key = SORT_COLUMNS[s.sort_by];
   const tieBreak = s.sort_by === 'cron_id' ? '' : `, c.cron_id ${direction}`;
@@ -266,7 +270,7 @@ export async function searchCrons(db: Queryable, userId: string, s: CronSearch):
 /** How many of the user's crons match the filters; without filters, their cron_user_counts row (no scan). */
 export async function countCrons(db: Queryable, userId: string, f: CronFilters): Promise<number> {
   if (f.assistant_id == null && f.thread_id == null && f.enabled == null && f.metadata == null) return ownedCrons(db, userId);
-  const { where, params } = whereOf(userId, f);
+  const { where, params } = cronsWhere(userId, f);
   const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM crons c WHERE ${where}`, params);
   return rows[0].n;
 }

@@ -1,4 +1,5 @@
 import type { PoolClient, Queryable } from '../db/index.ts';
+import { cronsWhere } from './repository.ts';
 import type { CronSortKey, CronWithGraph } from './repository.ts';
 import type { CronRow } from './types.ts';
 
@@ -26,18 +27,7 @@ export interface CronScope {
 }
 
 function scopeWhere(s: CronScope): { where: string; params: unknown[] } {
-  const params: unknown[] = [];
-  const clauses: string[] = [];
-  const add = (sql: string, value: unknown) => {
-    params.push(value);
-    clauses.push(sql.replace('?', `$${params.length}`));
-  };
-  if (s.user_id != null) add('c.user_id = ?', s.user_id);
-  if (s.assistant_id != null) add('c.assistant_id = ?::uuid', s.assistant_id);
-  if (s.thread_id != null) add('c.thread_id = ?::uuid', s.thread_id);
-  if (s.enabled != null) add('c.enabled = ?', s.enabled);
-  if (s.metadata != null) add('c.metadata @> ?::jsonb', JSON.stringify(s.metadata));
-  return { where: clauses.length ? clauses.join(' AND ') : 'true', params };
+  return cronsWhere(s.user_id ?? null, s);
 }
 
 const SORT_COLUMNS: Record<CronSortKey | 'user_id', string> = {
