@@ -69,7 +69,7 @@ describe('schedules API: preview, next, backfill, kept outputs, retry, pause not
     eventually(async () => {
       const rows = await ledger(cronId);
       return rows.every((o) => !['enqueued', 'running'].includes(o.status)) ? rows : null;
-    }, `cron ${cronId}'s occurrences to settle`, 20_000, 25);
+    }, `cron ${cronId}'s occurrences to settle`, 45_000, 25);
   const create = (body: Record<string, unknown>) => ok('POST', '/runs/crons', { assistant_id: 'echo', schedule: '0 0 1 1 *', ...body });
 
   test('preview: fire times in UTC and local time with the DST cases marked, a description, and the create 422s', async () => {
