@@ -11,6 +11,7 @@
 //   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test BENCH_CRONS=100000 BENCH_RATE=50 BENCH_SECONDS=20 node bench/api.ts
 //   BENCH_ONLY='search|count' selects scenarios by name (a regular expression; 'plans' for the EXPLAINs).
 import { randomBytes } from 'node:crypto';
+import { loadavg } from 'node:os';
 import pg from 'pg';
 import { ensureDefaultAssistants } from '../libs/assistants/index.ts';
 import { countCrons, lockAndCountUserCrons, searchCrons } from '../libs/crons/index.ts';
@@ -147,6 +148,8 @@ export interface Result {
   p99: number;
   max: number;
   rate: number;
+  /** The machine's 1-minute load average when the scenario ended (2 cores: above ~2, something else ran too). */
+  load: number;
 }
 const results: Result[] = [];
 
@@ -193,10 +196,11 @@ async function drive(base: string, scenario: string, make: (i: number) => Reques
     p99: Math.round(quantile(latencies, 0.99)),
     max: Math.round(latencies[latencies.length - 1]),
     rate: Math.round((n / ((lastEnd - start) / 1000)) * 10) / 10,
+    load: Math.round(loadavg()[0] * 100) / 100,
   };
   results.push(r);
   const st = Object.entries(statuses).map(([s, c]) => `${s}×${c}`).join(' ');
-  say(`${scenario.padEnd(44)} p50 ${String(r.p50).padStart(5)} ms  p99 ${String(r.p99).padStart(5)} ms  max ${String(r.max).padStart(5)} ms  ${String(r.rate).padStart(5)} req/s  [${st}]`);
+  say(`${scenario.padEnd(44)} p50 ${String(r.p50).padStart(5)} ms  p99 ${String(r.p99).padStart(5)} ms  max ${String(r.max).padStart(5)} ms  ${String(r.rate).padStart(5)} req/s  [${st}]  load ${r.load}`);
   await sleep(1000);
 }
 
