@@ -204,7 +204,8 @@ export interface CronSearch extends CronFilters {
   offset: number;
 }
 
-const SORT_COLUMNS: Record<CronSortKey, string> = {
+/** The column of each sort key the search offers (whitelisted: only these are spliced into SQL). */
+export const SORT_COLUMNS: Record<CronSortKey, string> = {
   cron_id: 'c.cron_id',
   assistant_id: 'c.assistant_id',
   thread_id: 'c.thread_id',

@@ -1,5 +1,5 @@
 import type { PoolClient, Queryable } from '../db/index.ts';
-import { cronsWhere } from './repository.ts';
+import { SORT_COLUMNS as OWNER_SORT_COLUMNS, cronsWhere } from './repository.ts';
 import type { CronSortKey, CronWithGraph } from './repository.ts';
 import type { CronRow } from './types.ts';
 
@@ -30,16 +30,8 @@ function scopeWhere(s: CronScope): { where: string; params: unknown[] } {
   return cronsWhere(s.user_id ?? null, s);
 }
 
-const SORT_COLUMNS: Record<CronSortKey | 'user_id', string> = {
-  cron_id: 'c.cron_id',
-  assistant_id: 'c.assistant_id',
-  thread_id: 'c.thread_id',
-  created_at: 'c.created_at',
-  updated_at: 'c.updated_at',
-  next_run_date: 'c.next_run_date',
-  end_time: 'c.end_time',
-  user_id: 'c.user_id',
-};
+// The owner's sort keys, and the owner itself for the admin routes.
+const SORT_COLUMNS: Record<CronSortKey | 'user_id', string> = { ...OWNER_SORT_COLUMNS, user_id: 'c.user_id' };
 
 export interface ScopedSearch extends CronScope {
   sort_by: CronSortKey | 'user_id';
