@@ -13,12 +13,12 @@
 //      backlog grows, with 1 and 2 worker processes, against raw pg-boss (a producer inserting
 //      2,000 jobs/s, a consumer using work()) on the same server in the same run, and raw
 //      pg-boss's ceiling (a 20,000-job backlog drained).
-//   3. idle: queries/s one scheduler process sends with 100,000 enabled crons, none due.
+//   3. idle: queries/s one scheduler and one worker process send with 100,000 enabled crons, none due.
 //
 // Each measurement also says where the CPU went (its processes, its PostgreSQL sessions, and
 // anything else busy on the machine meanwhile: a busy machine makes every figure worse).
 // `--only=lag,sustained,idle` runs a part. BENCH_SUSTAINED_CRONS (2000), BENCH_WARMUP_SECONDS (10),
-// BENCH_WINDOW_SECONDS (30), BENCH_IDLE_CRONS (100000), BENCH_IDLE_SECONDS (20),
+// BENCH_WINDOW_SECONDS (30), BENCH_IDLE_CRONS (100000), BENCH_IDLE_SECONDS (60),
 // BENCH_LAG_SIZES (1000,10000) and BENCH_TUNED_LAG_CRONS (10000) change the sizes.
 import os from 'node:os';
 import path from 'node:path';
@@ -55,7 +55,7 @@ const SUSTAINED_CRONS = Number(process.env.BENCH_SUSTAINED_CRONS ?? 2000);
 const WARMUP_S = Number(process.env.BENCH_WARMUP_SECONDS ?? 10);
 const WINDOW_S = Number(process.env.BENCH_WINDOW_SECONDS ?? 30);
 const IDLE_CRONS = Number(process.env.BENCH_IDLE_CRONS ?? 100_000);
-const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 20);
+const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 60);
 const RAW_QUEUE = 'bench.raw';
 const DRAIN_JOBS = 20_000;
 // Schedules read by the scheduler alone (it always accepts 6 fields; the API needs
@@ -408,22 +408,24 @@ async function rawPgBoss(server: string): Promise<SustainedResult> {
 // ---------------------------------------------------------------------------------------------
 // 3. Idle
 
-async function idle(server: string): Promise<{ queries_per_s: number; crons_bytes: number }> {
+async function idle(server: string): Promise<{ queries_per_s: number; scheduler_queries_per_s: number; worker_queries_per_s: number; crons_bytes: number }> {
   return withDatabase(server, 'idle', async (db) => {
     await insertCrons(db.pool, IDLE_CRONS, ONCE_A_YEAR, await dbSecondFromNow(db.pool, 86_400));
-    const scheduler = spawnRole('scheduler', db.url, {}, path.join(ROOT, 'bench/count-queries.ts'));
-    await started([scheduler]);
+    const preload = path.join(ROOT, 'bench/count-queries.ts');
+    const procs = [spawnRole('scheduler', db.url, {}, preload), spawnRole('worker', db.url, {}, preload)];
+    await started(procs);
     await sleep(2000); // past start-up
-    const read = async () => {
-      const answer = scheduler.next(/QUERY_COUNT (\d+)\n/);
-      scheduler.child.kill('SIGUSR2');
+    const read = async (p: (typeof procs)[number]) => {
+      const answer = p.next(/QUERY_COUNT (\d+)\n/);
+      p.child.kill('SIGUSR2');
       return Number((await answer)[1]);
     };
-    const a = await read();
+    const a = await Promise.all(procs.map(read));
     await sleep(IDLE_SECONDS * 1000);
-    const b = await read();
-    await scheduler.stop();
-    return { queries_per_s: (b - a) / IDLE_SECONDS, crons_bytes: await tableBytes(db.pool, 'crons') };
+    const b = await Promise.all(procs.map(read));
+    await Promise.all(procs.map((p) => p.stop()));
+    const [scheduler, worker] = b.map((n, i) => (n - a[i]) / IDLE_SECONDS);
+    return { queries_per_s: scheduler + worker, scheduler_queries_per_s: scheduler, worker_queries_per_s: worker, crons_bytes: await tableBytes(db.pool, 'crons') };
   });
 }
 
@@ -550,7 +552,7 @@ try {
   }
   if (quiet) {
     say();
-    say(`3. Idle: ${quiet.queries_per_s.toFixed(2)} queries/s from one scheduler process with ${fmt(IDLE_CRONS)} enabled crons, none due (${IDLE_SECONDS} s; crons table ${mib(quiet.crons_bytes)}, ${fmt(quiet.crons_bytes / IDLE_CRONS)} B/cron)`);
+    say(`3. Idle: ${quiet.queries_per_s.toFixed(2)} queries/s from one scheduler (${quiet.scheduler_queries_per_s.toFixed(2)}) and one worker process (${quiet.worker_queries_per_s.toFixed(2)}) with ${fmt(IDLE_CRONS)} enabled crons, none due (${IDLE_SECONDS} s; crons table ${mib(quiet.crons_bytes)}, ${fmt(quiet.crons_bytes / IDLE_CRONS)} B/cron)`);
   }
   say(`# ${((Date.now() - t0) / 1000).toFixed(0)} s in all`);
 
@@ -586,7 +588,7 @@ try {
           sustained_to_raw_ratio: round(one.executed_per_s / raw.executed_per_s, 3),
         }
       : {};
-  const idleFields = quiet ? { idle_crons: IDLE_CRONS, idle_queries_per_s: round(quiet.queries_per_s, 2) } : {};
+  const idleFields = quiet ? { idle_crons: IDLE_CRONS, idle_queries_per_s: round(quiet.queries_per_s, 2), idle_scheduler_queries_per_s: round(quiet.scheduler_queries_per_s, 2), idle_worker_queries_per_s: round(quiet.worker_queries_per_s, 2) } : {};
   say(JSON.stringify({ ...lagFields, ...sustainedFields, ...idleFields, seconds: Math.round((Date.now() - t0) / 1000) }));
 } catch (err) {
   exitCode = 1;

@@ -117,7 +117,7 @@ describe('issue 12: answers that say the truth', () => {
     await ensureDefaultAssistants(db.pool, agents.graphIds());
     runs = new RunWorker({ pool: db.pool, boss, logger, agents, concurrency: 4, runTimeoutSeconds: 5, listenUrl: db.url });
     await runs.start();
-    webhooks = new WebhookWorker({ pool: db.pool, boss, logger, secret: 'whsec', allowPrivate: true, connectTimeoutMs: 2000, responseTimeoutMs: 2000 });
+    webhooks = new WebhookWorker({ pool: db.pool, boss, logger, secret: 'whsec', allowPrivate: true, connectTimeoutMs: 2000, responseTimeoutMs: 2000, retryDelaySeconds: 1 });
     await webhooks.start();
     allowPrivateWebhooks(true);
     const config = loadConfig({ DATABASE_URL: db.url });

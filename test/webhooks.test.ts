@@ -79,7 +79,7 @@ describe('webhooks', () => {
     // Failed deliveries are logged as errors, on purpose; here they are expected.
     const logger = quietLogger();
     logger.silent = process.env.TEST_LOG_LEVEL === undefined;
-    return new WebhookWorker({ pool: db.pool, boss, logger, secret: SECRET, allowPrivate, connectTimeoutMs: 2000, responseTimeoutMs: 2000 });
+    return new WebhookWorker({ pool: db.pool, boss, logger, secret: SECRET, allowPrivate, connectTimeoutMs: 2000, responseTimeoutMs: 2000, retryDelaySeconds: 1 });
   };
 
   before(async () => {

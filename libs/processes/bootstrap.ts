@@ -57,6 +57,8 @@ export async function connect(
           // pg-boss's own pool: half of DATABASE_POOL_MAX (at least 2), so the setting bounds the process.
           max: Math.max(2, Math.ceil(config.DATABASE_POOL_MAX / 2)),
           supervise: opts.supervise,
+          // The processes that supervise are those that work queues: only they wait for jobs.
+          listen: opts.supervise,
           superviseIntervalSeconds: config.QUEUE_SUPERVISE_INTERVAL_SECONDS,
           migrate: config.MIGRATE_ON_START,
           logger,

@@ -158,6 +158,7 @@ export async function startWorkerRole(deps: RoleDeps): Promise<Role> {
     queueSchema: config.PGBOSS_SCHEMA,
     // New runs and cancels reach the worker through LISTEN on this connection (polling backs it up).
     listenUrl: databaseUrl,
+    deadLetterPollSeconds: config.QUEUE_SUPERVISE_INTERVAL_SECONDS,
   });
   const webhooks = new WebhookWorker({
     pool: conn.pool,
@@ -167,6 +168,8 @@ export async function startWorkerRole(deps: RoleDeps): Promise<Role> {
     allowPrivate: config.WEBHOOK_ALLOW_PRIVATE,
     connectTimeoutMs: config.WEBHOOK_CONNECT_TIMEOUT_SECONDS * 1000,
     responseTimeoutMs: config.WEBHOOK_TIMEOUT_SECONDS * 1000,
+    retryDelaySeconds: config.WEBHOOK_RETRY_DELAY_SECONDS,
+    deadLetterPollSeconds: config.QUEUE_SUPERVISE_INTERVAL_SECONDS,
   });
   // Maintenance jobs on their own queue, one at a time: never in the way of runs.
   const maintenance = new MaintenanceWorker({ pool: conn.pool, boss: conn.boss, logger, settings: maintenanceSettings(config), jobs: builtinJobs() });

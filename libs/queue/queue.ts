@@ -122,6 +122,12 @@ export interface QueueOptions {
   /** Run pg-boss's own maintenance (expiry, lost heartbeats, retention) in this process. */
   supervise: boolean;
   superviseIntervalSeconds?: number;
+  /**
+   * LISTEN for new jobs (pg-boss's notifier: a work() loop wakes at once instead of at its next
+   * poll). Only processes that work queues need it; to others it is a connection and a heartbeat
+   * query every few seconds for nothing. Default true.
+   */
+  listen?: boolean;
   /** Install or upgrade pg-boss's schema (MIGRATE_ON_START, or the release step). */
   migrate: boolean;
   /**
@@ -150,13 +156,15 @@ export async function startQueue(opts: QueueOptions): Promise<PgBoss> {
     connectionString: connection.connectionString,
     schema: opts.schema,
     max: opts.max ?? 5,
-    useListenNotify: true,
+    useListenNotify: opts.listen ?? true,
     supervise: opts.supervise,
     // Lost heartbeats and expired jobs are found by the monitor pass, which runs at most this often.
     superviseIntervalSeconds: opts.superviseIntervalSeconds ?? 15,
     monitorIntervalSeconds: opts.superviseIntervalSeconds ?? 15,
     migrate: opts.migrate,
     schedule: false,
+    // agentcron sends no flows (jobs with dependsOn): pg-boss's flow resolver would poll every 5 s for nothing.
+    flowIntervalSeconds: 3600,
   };
   const boss = new PgBoss(options);
   boss.on('error', (err) => {

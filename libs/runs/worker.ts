@@ -45,6 +45,8 @@ export interface RunWorkerOptions {
   pollIntervalMs?: number;
   /** How often running runs are checked for a cancel the listener missed (default 1000 ms). */
   cancelCheckMs?: number;
+  /** How often the dead letter queue is polled (QUEUE_SUPERVISE_INTERVAL_SECONDS: jobs reach it at a supervise pass). */
+  deadLetterPollSeconds?: number;
 }
 
 class RunTimeout extends Error {
@@ -141,7 +143,7 @@ export class RunWorker {
     this.#heartbeat = setInterval(() => void this.#touch(), heartbeatMs);
     this.#heartbeat.unref();
     this.#loop = this.#run();
-    this.#deadWork = await boss.work<RunJob>(QUEUES.runDead, { pollingIntervalSeconds: 5 }, async (jobs) => {
+    this.#deadWork = await boss.work<RunJob>(QUEUES.runDead, { pollingIntervalSeconds: this.#o.deadLetterPollSeconds ?? 5 }, async (jobs) => {
       await this.#lost(jobs);
     });
   }

@@ -26,6 +26,10 @@ export interface WebhookWorkerOptions {
   allowPrivate: boolean;
   connectTimeoutMs: number;
   responseTimeoutMs: number;
+  /** WEBHOOK_RETRY_DELAY_SECONDS: how late a retry may be noticed (see the polling below). */
+  retryDelaySeconds: number;
+  /** How often the dead letter queue is polled (QUEUE_SUPERVISE_INTERVAL_SECONDS: jobs reach it at a supervise pass). */
+  deadLetterPollSeconds?: number;
 }
 
 /** Deliveries in flight per worker process: batchSize x localConcurrency. */
@@ -47,15 +51,16 @@ export class WebhookWorker {
         batchSize: BATCH_SIZE,
         localConcurrency: POLLERS,
         // New jobs wake the worker through NOTIFY; retries become due at their backoff time,
-        // which only a poll notices.
+        // which only a poll notices. Each of the POLLERS polls every retry delay (at most 10 s),
+        // so a retry is noticed within about half of it, and an idle worker asks 0.2 times a second.
         pollingIntervalSeconds: 1,
-        notifyPollingIntervalSeconds: 1,
+        notifyPollingIntervalSeconds: Math.max(1, Math.min(10, this.#o.retryDelaySeconds)),
         includeMetadata: true,
         perJobResults: true,
       },
       (jobs: JobWithMetadata<WebhookJob>[]) => Promise.all(jobs.map((job) => this.#attempt(job))),
     );
-    await boss.work<WebhookJob>(QUEUES.webhookDead, { pollingIntervalSeconds: 5 }, async (jobs) => {
+    await boss.work<WebhookJob>(QUEUES.webhookDead, { pollingIntervalSeconds: this.#o.deadLetterPollSeconds ?? 5 }, async (jobs) => {
       for (const job of jobs) await this.#lost(job.data);
     });
   }
