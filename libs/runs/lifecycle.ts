@@ -127,25 +127,32 @@ const CLAIM_LOCK_THREADS = `
 // left running by a lost worker (its job waiting for a retry) does not hold the others back:
 // pg-boss then serialises the group again, as it does for every job of it. The ledger row goes to
 // running only from enqueued: a cancel that ended it first keeps its word.
+// Each run is looked up and locked by its key, one index probe per fetched job (a LATERAL with
+// LIMIT is always a nested loop): joined to the array, a stock planner preferred hashing whole
+// tables, a full scan of runs and threads per claim that grew with them. The array is sorted by
+// run_id, so the locks are taken in key order; the update then reads the locked rows by their
+// ctid (a TID scan: `ctid = ANY (...)`; joining on ctid alone, the planner hashed the table).
 const claimSql = (schema: string) => `
   WITH target AS (
-    SELECT r.run_id, v.attempt
-      FROM runs r JOIN unnest($1::uuid[], $2::int[], $3::uuid[]) AS v(run_id, attempt, serial_cron) ON r.run_id = v.run_id
-      JOIN threads t ON t.thread_id = r.thread_id
-     WHERE (r.status = 'pending' OR (r.status = 'running' AND r.attempts < v.attempt))
-       AND (t.ephemeral OR NOT EXISTS (
+    SELECT r.row_id, v.attempt
+      FROM unnest($1::uuid[], $2::int[], $3::uuid[]) AS v(run_id, attempt, serial_cron)
+     CROSS JOIN LATERAL (
+       SELECT r.ctid AS row_id, r.run_id, r.thread_id FROM runs r
+        WHERE r.run_id = v.run_id AND (r.status = 'pending' OR (r.status = 'running' AND r.attempts < v.attempt))
+        LIMIT 1
+          FOR UPDATE) r
+     CROSS JOIN LATERAL (SELECT t.ephemeral FROM threads t WHERE t.thread_id = r.thread_id LIMIT 1) t
+     WHERE (t.ephemeral OR NOT EXISTS (
              SELECT 1 FROM runs o JOIN ${schema}.job j ON j.name = $4 AND j.id = o.run_id AND j.state = 'active'
               WHERE o.thread_id = r.thread_id AND o.status = 'running' AND o.run_id <> r.run_id))
        AND (v.serial_cron IS NULL OR NOT EXISTS (
              SELECT 1 FROM runs o JOIN ${schema}.job j ON j.name = $4 AND j.id = o.run_id AND j.state = 'active'
               WHERE o.cron_id = v.serial_cron AND o.status = 'running' AND o.run_id <> r.run_id))
-     ORDER BY r.run_id
-       FOR UPDATE OF r
   ), claimed AS (
     UPDATE runs r
        SET status = 'running', started_at = now(), updated_at = now(), attempts = t.attempt
       FROM target t
-     WHERE r.run_id = t.run_id
+     WHERE r.ctid = t.row_id AND r.ctid = ANY (ARRAY(SELECT row_id FROM target))
     RETURNING r.run_id, r.thread_id, r.assistant_id, r.cron_id, r.scheduled_for, r.kwargs, r.started_at,
               r.created_at, r.metadata, r.multitask_strategy, r.attempts
   ), busy AS (
@@ -241,35 +248,46 @@ const SETTLE_THREADS = `
    WHERE t.thread_id = v.thread_id`;
 
 // Only an occurrence still open is settled; a late result after a cancel changes nothing. The row
-// keeps excerpts of the run's final values and error (excerpt.ts), which outlive its thread.
+// keeps excerpts of the run's final values and error (excerpt.ts), which outlive its thread. Each
+// row is found by its key (LATERAL ... LIMIT: an index probe, never a scan of the ledger) and
+// locked there, in the order of the arrays, which the caller sorts by (cron_id, scheduled_for).
 const SETTLE_LEDGER = `
-  WITH v AS (
-    SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::timestamptz[],
-                         $6::text[], $7::boolean[], $8::text[], $9::boolean[])
-             AS v(cron_id, scheduled_for, status, error, started_at, output_excerpt, output_truncated, error_excerpt, error_truncated)
-  ), target AS (
-    SELECT o.cron_id, o.scheduled_for FROM cron_occurrences o JOIN v USING (cron_id, scheduled_for)
-     WHERE o.status IN ('enqueued', 'running')
-     ORDER BY o.cron_id, o.scheduled_for
-       FOR UPDATE OF o
+  WITH target AS (
+    SELECT o.row_id, v.*
+      FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::timestamptz[],
+                  $6::text[], $7::boolean[], $8::text[], $9::boolean[])
+           AS v(cron_id, scheduled_for, status, error, started_at, output_excerpt, output_truncated, error_excerpt, error_truncated)
+     CROSS JOIN LATERAL (
+       SELECT o.ctid AS row_id FROM cron_occurrences o
+        WHERE o.cron_id = v.cron_id AND o.scheduled_for = v.scheduled_for AND o.status IN ('enqueued', 'running')
+        LIMIT 1
+          FOR UPDATE) o
   )
   UPDATE cron_occurrences o
-     SET status = v.status, error = v.error, started_at = coalesce(v.started_at, o.started_at), ended_at = now(),
-         output_excerpt = v.output_excerpt, output_truncated = v.output_truncated,
-         error_excerpt = v.error_excerpt, error_truncated = v.error_truncated
-    FROM target t JOIN v USING (cron_id, scheduled_for)
-   WHERE o.cron_id = t.cron_id AND o.scheduled_for = t.scheduled_for
+     SET status = t.status, error = t.error, started_at = coalesce(t.started_at, o.started_at), ended_at = now(),
+         output_excerpt = t.output_excerpt, output_truncated = t.output_truncated,
+         error_excerpt = t.error_excerpt, error_truncated = t.error_truncated
+    FROM target t
+   WHERE o.ctid = t.row_id AND o.ctid = ANY (ARRAY(SELECT row_id FROM target))
   RETURNING o.cron_id, o.scheduled_for`;
 
-// A newer occurrence's outcome is never overwritten by an older one's.
+// A newer occurrence's outcome is never overwritten by an older one's. The crons are locked
+// already (LOCK_CRONS); each is found by its key, as above.
 const SETTLE_CRONS = `
+  WITH target AS (
+    SELECT c.row_id, v.*
+      FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[], $6::timestamptz[])
+           AS v(cron_id, run_id, scheduled_for, status, error, started_at)
+     CROSS JOIN LATERAL (
+       SELECT c.ctid AS row_id FROM crons c
+        WHERE c.cron_id = v.cron_id AND (c.last_run_scheduled_for IS NULL OR c.last_run_scheduled_for <= v.scheduled_for)
+        LIMIT 1) c
+  )
   UPDATE crons c
-     SET last_run_at = coalesce(v.started_at, now()), last_run_status = v.status, last_run_error = v.error,
-         last_run_id = v.run_id, last_run_scheduled_for = v.scheduled_for
-    FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[], $6::timestamptz[])
-         AS v(cron_id, run_id, scheduled_for, status, error, started_at)
-   WHERE c.cron_id = v.cron_id
-     AND (c.last_run_scheduled_for IS NULL OR c.last_run_scheduled_for <= v.scheduled_for)`;
+     SET last_run_at = coalesce(t.started_at, now()), last_run_status = t.status, last_run_error = t.error,
+         last_run_id = t.run_id, last_run_scheduled_for = t.scheduled_for
+    FROM target t
+   WHERE c.ctid = t.row_id AND c.ctid = ANY (ARRAY(SELECT row_id FROM target))`;
 
 // Sorted and locked (LOCK_THREADS) already; the cascade removes their runs and checkpoints.
 const DELETE_EPHEMERAL = `DELETE FROM threads WHERE thread_id = ANY($1::uuid[]) AND ephemeral`;
