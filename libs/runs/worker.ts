@@ -18,9 +18,13 @@ import { runTimeoutSeconds } from './timeout.ts';
 // LocalQueue it fetches jobs itself (as many as it has free slots, so a slow run never holds a
 // slot another could use), claims their runs in one statement, and acknowledges each run on its
 // own: a result is stored and its job completed in one transaction (lifecycle.finishRunsIn),
-// retried until stored, never a reason to execute the agent again. Delivery is at-least-once, so
-// a job only executes a run it can claim (pending, or left running by a lost earlier attempt);
-// a finished or deleted run is acknowledged and nothing runs twice.
+// retried until stored, never a reason to execute the agent again. A slot is free again once
+// its agent has answered: storing the result goes on beside the next fetch and claim (the run
+// stays held, its job's heartbeat refreshed, until stored), so the database round trips of
+// fetching, claiming and finishing overlap instead of taking turns. At most twice
+// WORKER_CONCURRENCY runs are held at once: fetching waits while results pile up.
+// Delivery is at-least-once, so a job only executes a run it can claim (pending, or left running
+// by a lost earlier attempt); a finished or deleted run is acknowledged and nothing runs twice.
 // A run ends one of four ways: its agent answers (success or error), its timeout aborts it, it
 // is ended elsewhere (cancel, interrupt, rollback, deleted thread: told through the database), or
 // the worker stops past its grace period and hands it back to the queue.
@@ -97,6 +101,10 @@ export class RunWorker {
    * for a moment (pg-boss's ignoreGroups), so it does not spin on it.
    */
   #coolingGroups = new Map<string, number>();
+  /** Runs whose agent is executing (the slots in use). */
+  #executing = 0;
+  /** Runs whose agent has answered and whose result (or hand-back) is being stored. */
+  #storing = 0;
 
   get #schema(): string {
     return this.#o.queueSchema ?? 'pgboss';
@@ -182,7 +190,8 @@ export class RunWorker {
     let failures = 0;
     while (this.#running) {
       this.#alarm.clear();
-      const free = concurrency - this.#inFlight.size;
+      // A result being stored holds no slot; at most twice WORKER_CONCURRENCY runs are held in all.
+      const free = Math.min(concurrency - this.#executing, 2 * concurrency - this.#executing - this.#storing);
       if (free <= 0) {
         await this.#alarm.sleep(pollMs);
         continue;
@@ -256,11 +265,28 @@ export class RunWorker {
 
   /** One run from its claim to its acknowledgement. Never throws. */
   async #carryOut({ run, job, controller }: InFlight): Promise<void> {
-    const { logger } = this.#o;
     metrics.runStarted(run.graph_id);
     const startedAt = performance.now();
-    const execution = await withLogContext({ run_id: run.run_id, cron_id: run.cron_id ?? undefined }, () => this.#execute(run, controller));
-    const seconds = (performance.now() - startedAt) / 1000;
+    this.#executing++;
+    let execution: Execution;
+    try {
+      execution = await withLogContext({ run_id: run.run_id, cron_id: run.cron_id ?? undefined }, () => this.#execute(run, controller));
+    } finally {
+      // The slot is free: the fetch loop may take another run while this one's result is stored.
+      this.#executing--;
+      this.#alarm.wake();
+    }
+    this.#storing++;
+    try {
+      await this.#settle(run, job, execution, (performance.now() - startedAt) / 1000);
+    } finally {
+      this.#storing--;
+    }
+  }
+
+  /** Stores what executing a run came to (or hands it back). Never throws. */
+  async #settle(run: ClaimedRun, job: JobAttempt, execution: Execution, seconds: number): Promise<void> {
+    const { logger } = this.#o;
     if (execution.kind === 'handback') {
       await handBackRuns(this.#o.pool, this.#schema, [{ run_id: run.run_id, attempt: run.attempts, job }]).catch((err) =>
         logger.warn('could not hand a run back; its job is retried once its heartbeat expires', { run_id: run.run_id, err: describeDatabaseError(err) }),
