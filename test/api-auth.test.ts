@@ -7,7 +7,7 @@ import { Client } from '@langchain/langgraph-sdk';
 import { Client as Client1 } from 'sdk1';
 import { defaultAssistantId } from '../libs/assistants/index.ts';
 import { ConfigError, loadConfig } from '../libs/config/index.ts';
-import { ROOT, track } from './support/processes.ts';
+import { ROOT, inheritedEnv, track } from './support/processes.ts';
 import { startStack } from './support/stack.ts';
 import type { Stack } from './support/stack.ts';
 
@@ -27,7 +27,7 @@ async function rejectsWith(p: Promise<unknown>, status: number, what = ''): Prom
 async function keysCommand(databaseUrl: string, ...args: string[]): Promise<{ code: number | string; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [path.join(ROOT, 'apps/keys/main.ts'), ...args], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, DATABASE_URL: databaseUrl },
+    env: { ...inheritedEnv(), DATABASE_URL: databaseUrl },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

@@ -753,6 +753,13 @@ describe('crons firing end to end, two users (api + scheduler + worker, AUTH_MOD
     const yearly: any = await sdk1.crons.create('echo', { schedule: '0 0 1 1 *', input: {}, onRunCompleted: 'keep' });
     // Let the scheduler settle into its long sleep (nothing due for a year; poll interval 60 s).
     await until('the scheduler to tick', async () => (await pool.query(`SELECT 1 FROM agentcron_processes WHERE role = 'scheduler' AND last_tick_at IS NOT NULL`)).rowCount);
+    // And to listen: its LISTEN connection is set up beside the loop, not before it (a busy
+    // machine can take a moment), and a NOTIFY sent before it listens reaches nobody.
+    await until(
+      'the scheduler to LISTEN',
+      async () =>
+        (await pool.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'agentcron-scheduler-listen' AND query LIKE 'LISTEN%'`)).rowCount,
+    );
     const changedAt = Date.now();
     const updated: any = await sdk1.crons.update(yearly.cron_id, { schedule: '*/1 * * * * *' });
     // Recomputed from the time of the change: the next whole second after it.

@@ -12,6 +12,7 @@ import type { Pool } from '../libs/db/index.ts';
 import { apiRoutes, authMiddleware, createApp, finishApp } from '../libs/http/index.ts';
 import type { PgBoss } from '../libs/queue/index.ts';
 import { createTestDatabase } from './support/db.ts';
+import { inheritedEnv } from './support/processes.ts';
 import type { TestDatabase } from './support/db.ts';
 import { quietLogger, startTestQueue } from './support/engine.ts';
 import { teardown } from './support/inprocess.ts';
@@ -55,7 +56,7 @@ describe('agentcron CLI', () => {
 
   /** Runs the CLI as `who` (a key's name, or none); env adds or overrides variables. */
   function cli(who: keyof typeof KEYS | null, args: string[], env: Record<string, string> = {}): Promise<Result> {
-    const base: Record<string, string> = { PATH: process.env.PATH ?? '', AGENTCRON_URL: api.url };
+    const base: Record<string, string | undefined> = { ...inheritedEnv(), AGENTCRON_URL: api.url };
     if (who) base.AGENTCRON_API_KEY = KEYS[who];
     return new Promise((resolve) => {
       execFile(process.execPath, [CLI, ...args], { env: { ...base, ...env }, timeout: 20_000 }, (err, stdout, stderr) => {

@@ -84,7 +84,9 @@ const BASE_ENV = { HOST: '127.0.0.1', HEARTBEAT_INTERVAL_SECONDS: '1', CRON_POLL
 
 async function stopAll(procs: SpawnedApp[]): Promise<void> {
   for (const p of procs) p.kill('SIGTERM');
-  assert.deepEqual(await Promise.all(procs.map((p) => p.exited)), procs.map(() => 0));
+  const codes = await Promise.all(procs.map((p) => p.exited));
+  const failed = procs.filter((_, i) => codes[i] !== 0).map((p) => p.output.slice(-30).join('\n'));
+  assert.deepEqual(codes, procs.map(() => 0), failed.join('\n---\n'));
 }
 
 /** A webhook receiver: /ok answers 200, /fail 500. */
@@ -266,8 +268,8 @@ describe('/metrics', () => {
         assert.equal(sample(await scrape(url), 'agentcron_runs_finished_total', { ...echo, status: 'success' }), successes + 1);
       }
     } finally {
-      await stopAll(running);
-      await hooks.close();
+      // The receiver closes whatever happens: an open server would keep this file from ever ending.
+      await stopAll(running).finally(() => hooks.close());
     }
     // METRICS_PORT closes with its process.
     await assert.rejects(fetch(`${urls.worker}/metrics`));

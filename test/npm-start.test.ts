@@ -5,7 +5,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { test } from 'node:test';
 import pg from 'pg';
-import { ROOT, freePort, track } from './support/processes.ts';
+import { ROOT, freePort, inheritedEnv, track } from './support/processes.ts';
 import { eventually } from './support/engine.ts';
 
 // `npm start` as a person runs it in a terminal: no DATABASE_URL (the embedded PostgreSQL), and
@@ -24,8 +24,7 @@ test('npm start: says where its database is, helper commands find it, Ctrl-C han
   const [pgPort, httpPort] = [await freePort(), await freePort()];
   const dataDir = path.join(ROOT, `.agentcron/npm-start-${pgPort}`);
   const env = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
+    ...inheritedEnv(),
     EMBEDDED_PG_DIR: dataDir,
     EMBEDDED_PG_PORT: String(pgPort),
     PORT: String(httpPort),

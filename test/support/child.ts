@@ -64,3 +64,11 @@ export function watchChild(child: ChildProcess): SpawnedApp {
     },
   };
 }
+
+/**
+ * What a spawned process inherits from the test's environment: PATH, HOME and V8's compile cache
+ * (set by test/support/global-setup.ts), and nothing else, so a test states every setting it uses.
+ */
+export function inheritedEnv(): Record<string, string | undefined> {
+  return { PATH: process.env.PATH, HOME: process.env.HOME, NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE };
+}

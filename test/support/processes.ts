@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after } from 'node:test';
-import { watchChild } from './child.ts';
+import { inheritedEnv, watchChild } from './child.ts';
 import type { SpawnedApp } from './child.ts';
 import { fileURLToPath } from 'node:url';
 
@@ -16,6 +16,7 @@ export const BUILTIN_ONLY = path.join(ROOT, 'test/fixtures/builtin-only.json');
 export type AppName = 'api' | 'scheduler' | 'worker' | 'migrate' | 'all';
 
 export type { SpawnedApp } from './child.ts';
+export { inheritedEnv } from './child.ts';
 
 /** Spawns an agentcron process as it runs in production (`node apps/<name>/main.ts`), on this Node. */
 export function spawnApp(name: AppName, env: Record<string, string | undefined>): SpawnedApp {
@@ -25,8 +26,7 @@ export function spawnApp(name: AppName, env: Record<string, string | undefined>)
     // processes of its own. Only the built-in graphs unless a test names a config: loading the
     // LangGraph example costs every api and worker half a second of CPU, on two cores shared by all.
     env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
+      ...inheritedEnv(),
       NODE_ENV: 'test',
       LOG_LEVEL: 'info',
       DATABASE_POOL_MAX: '3',

@@ -3,7 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { watchChild } from '../child.ts';
+import { inheritedEnv, watchChild } from '../child.ts';
 import type { SpawnedApp } from '../child.ts';
 
 // Processes for the torture run outside node:test (a standalone run, bench/db-restarts.ts).
@@ -32,7 +32,7 @@ export const spawnProcess: Spawner = (name, env) => {
   }
   const child = spawn(process.execPath, [path.join(ROOT, 'apps', name, 'main.ts')], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'test', LOG_LEVEL: 'info', ...env },
+    env: { ...inheritedEnv(), NODE_ENV: 'test', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(child);
