@@ -1,5 +1,6 @@
 export {
   createPool,
+  endPool,
   withTransaction,
   connectionConfig,
   sessionOptions,

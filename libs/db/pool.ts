@@ -127,10 +127,37 @@ export interface PoolOptions extends ConnectionOptions {
  */
 export function createPool(connectionString: string, opts: PoolOptions = {}): Pool {
   const pool = new pg.Pool({ ...connectionConfig(connectionString, opts), max: opts.max ?? 10 });
+  const open = new Set<pg.ClientBase>();
+  OPEN_CLIENTS.set(pool, open);
   // An idle client's error is also reported here: guardClient has logged it already.
   pool.on('error', () => {});
-  pool.on('connect', (client) => guardClient(client, opts.logger, `database connection (${opts.applicationName ?? 'agentcron'})`));
+  pool.on('connect', (client) => {
+    open.add(client);
+    client.once('end', () => open.delete(client));
+    guardClient(client, opts.logger, `database connection (${opts.applicationName ?? 'agentcron'})`);
+  });
   return pool;
+}
+
+/** The connections of each pool createPool made whose sockets have not closed yet. */
+const OPEN_CLIENTS = new WeakMap<Pool, Set<pg.ClientBase>>();
+
+/**
+ * Ends a pool and waits, at most `timeoutMs`, until its connections have really closed. pg's
+ * end() resolves once each client has been told to end, before the server has seen it go: a
+ * database stopped right afterwards (npm start's embedded one, stopped last) would terminate
+ * those sessions mid-goodbye, and each would report itself lost (57P01).
+ */
+export async function endPool(pool: Pool, timeoutMs = 2000): Promise<void> {
+  await pool.end();
+  const open = [...(OPEN_CLIENTS.get(pool) ?? [])];
+  if (!open.length) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    Promise.all(open.map((client) => new Promise((resolve) => client.once('end', resolve)))),
+    new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+  ]);
+  clearTimeout(timer);
 }
 
 /** How long a ROLLBACK may take before the connection is given up instead (the server then rolls back). */

@@ -1,6 +1,6 @@
 import type { Config, DatabaseRole, DatabaseSettings } from '../config/index.ts';
 import { databaseSettings } from '../config/index.ts';
-import { createPool, migrate, retryWhileUnavailable } from '../db/index.ts';
+import { createPool, endPool, migrate, retryWhileUnavailable } from '../db/index.ts';
 import type { Pool } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
 import { queueSettings, startQueue } from '../queue/index.ts';
@@ -74,7 +74,8 @@ export async function connect(
       database,
       async close(graceMs = 0) {
         await started.stop({ graceful: graceMs > 0, timeout: Math.max(1000, graceMs), close: true }).catch(() => {});
-        await pool.end().catch(() => {});
+        // Until the sessions are gone: an embedded database is stopped right after.
+        await endPool(pool).catch(() => {});
       },
     };
   } catch (err) {
