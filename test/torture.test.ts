@@ -4,7 +4,7 @@ import { createTestDatabase } from './support/db.ts';
 import { spawnApp } from './support/processes.ts';
 import { run } from './support/torture/run.ts';
 
-// A randomized torture run in the spirit of Jepsen (../shared/reference/concurrency.md): two
+// A randomized torture run in the spirit of Jepsen (random operations and faults, then a checker): two
 // schedulers, two workers and an api as real processes; ~50 every-second crons of every kind
 // (stateless delete/keep, thread enqueue/reject/interrupt, overlap skip/buffer_one); for 40 s a
 // driver PATCHes, deletes and replaces crons and threads, triggers and cancels runs, and SIGKILLs a

@@ -139,6 +139,9 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
     );
     await db.pool.query(`UPDATE cron_occurrences SET output_excerpt = '{"summary":"3 new articles on agents"}' WHERE cron_id = $1 AND status = 'success'`, [ids.ops]);
     await db.pool.query(`UPDATE crons SET last_run_status = 'error', last_run_error = 'RuntimeError: the model said no', last_run_at = now() - interval '40 minutes' WHERE cron_id = $1`, [ids.ops]);
+    // No scheduler runs here: an every-5-minutes cron would turn overdue ("… ago") at the next
+    // multiple of 5 minutes, mid-test. Its next occurrence goes to a whole hour an hour or two ahead.
+    await db.pool.query(`UPDATE crons SET next_run_date = date_trunc('hour', now()) + interval '2 hours' WHERE cron_id = $1`, [ids.ops]);
   });
 
   after(() =>
