@@ -13,7 +13,7 @@ import type { WebhookJob } from '../webhooks/index.ts';
 //
 // LOCK ORDER. Every transaction that locks rows of several of these tables takes them in this
 // order, and the rows of one table sorted by key (a locking SELECT ... ORDER BY key FOR UPDATE
-// before a multi-row write):
+// before a multi-row write, or one locking lookup per key in the order of an array sorted by key):
 //
 //   1. crons             by cron_id         (the run's cron: its last_run_*)
 //   2. threads           by thread_id       (status, values; an ephemeral one is deleted)
