@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { CRON_CHANGED_CHANNEL } from '../libs/crons/index.ts';
 import type { CronScheduler } from '../libs/crons/index.ts';
 import type { Pool } from '../libs/db/index.ts';
 import type { PgBoss } from '../libs/queue/index.ts';
@@ -182,5 +185,36 @@ describe('scheduler', () => {
       await s.stop();
     }
     await db.pool.query(`DELETE FROM crons WHERE cron_id = $1`, [cronId]);
+  });
+
+  test('schedulers are woken by changes that can make a cron due sooner, not by deletions (a finished stateless run deletes its thread)', async () => {
+    const listener = new pg.Client({ connectionString: db.url });
+    await listener.connect();
+    const heard: string[] = [];
+    listener.on('notification', (n) => heard.push(n.channel));
+    try {
+      await listener.query(`LISTEN ${CRON_CHANGED_CHANNEL}`);
+      // A NOTIFY is delivered at commit, before the committing statement returns; one more round
+      // trip on the listening connection makes sure it has been read.
+      const heardAfter = async (sql: string, params: unknown[] = []) => {
+        heard.length = 0;
+        await db.pool.query(sql, params);
+        await listener.query('SELECT 1');
+        return heard.length;
+      };
+      const thread = randomUUID();
+      await db.pool.query(`INSERT INTO threads (thread_id, user_id) VALUES ($1, 'u')`, [thread]);
+      // Deleting a thread cascades a DELETE onto crons (thread-bound crons go with it), even when none is bound.
+      assert.equal(await heardAfter(`DELETE FROM threads WHERE thread_id = $1`, [thread]), 0, 'a thread deleted');
+      const cronId = await insertCron(db.pool, { schedule: '0 0 1 1 *' });
+      assert.ok((await heardAfter(`UPDATE crons SET schedule = '0 0 2 1 *' WHERE cron_id = $1`, [cronId])) > 0, 'a cron changed');
+      assert.equal(await heardAfter(`DELETE FROM crons WHERE cron_id = $1`, [cronId]), 0, 'a cron deleted: nothing is due sooner');
+      heard.length = 0;
+      await insertCron(db.pool, { schedule: '0 0 1 1 *' });
+      await listener.query('SELECT 1');
+      assert.ok(heard.length > 0, 'a cron created');
+    } finally {
+      await listener.end();
+    }
   });
 });

@@ -125,6 +125,7 @@ export async function startSchedulerRole(deps: RoleDeps): Promise<Role> {
     limits: { missedMax: config.CRON_MISSED_MAX, graceMs: config.CRON_MISSED_GRACE_SECONDS * 1000, ledgerCap: 1000 },
     onTick: () => heartbeat.ticked(),
     listenUrl: databaseUrl,
+    queueSchema: config.PGBOSS_SCHEMA,
     // The built-in maintenance jobs fire in the same loop, the same way.
     sources: [new MaintenanceScheduler({ pool: conn.pool, boss: conn.boss, logger })],
   });
