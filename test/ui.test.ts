@@ -314,8 +314,10 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       await page.fill('#schedule', '0 12 * * *');
       await page.locator('#schedule-words', { hasText: 'At 12:00' }).waitFor();
       await page.fill('#timezone', 'Asia/Tokyo');
-      // The server's preview: five fire times at noon in Tokyo.
-      await page.locator('#schedule-preview li').nth(4).waitFor();
+      // The server's preview: five fire times at noon in Tokyo (the list of the schedule alone,
+      // still in Paris time, is there until the preview of the new timezone replaces it).
+      await page.locator('#schedule-preview li', { hasText: 'GMT+9' }).nth(4).waitFor();
+      assert.equal(await page.locator('#schedule-preview li').count(), 5);
       assert.match((await page.locator('#schedule-preview li').first().textContent()) ?? '', /12:00:00 GMT\+9/);
       await page.click('#save-schedule');
       await page.locator('#cron-description', { hasText: 'At 12:00' }).waitFor();
