@@ -1,21 +1,15 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { once } from 'node:events';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Client as Client2 } from '@langchain/langgraph-sdk';
 import { Client as Client1 } from 'sdk1';
-import { AgentRegistry, echo } from '../libs/agents/index.ts';
 import { defaultAssistantId, ensureDefaultAssistants } from '../libs/assistants/index.ts';
-import { loadConfig } from '../libs/config/index.ts';
-import type { Pool } from '../libs/db/index.ts';
-import { apiRoutes, authMiddleware, createApp, finishApp } from '../libs/http/index.ts';
 import type { PgBoss } from '../libs/queue/index.ts';
 import { createTestDatabase } from './support/db.ts';
 import type { TestDatabase } from './support/db.ts';
-import { quietLogger, startTestQueue } from './support/engine.ts';
-import { teardown } from './support/inprocess.ts';
+import { startTestQueue } from './support/engine.ts';
+import { startInProcessApi, teardown } from './support/inprocess.ts';
+import type { InProcessApi } from './support/inprocess.ts';
 
 // Issue 12, tenancy: default assistant ids nobody can capture; /health's details for admin keys
 // only; admin keys see and manage every user's crons and move crons (with their threads) from
@@ -34,37 +28,18 @@ interface Answer {
   text: string;
 }
 
-async function startApi(pool: Pool, boss: PgBoss, env: Record<string, string>): Promise<{ url: string; close(): Promise<void> }> {
-  const logger = quietLogger();
-  const agents = new AgentRegistry().register('echo', echo);
-  const config = loadConfig(env);
-  const deps = { pool, boss, config, logger, agents };
-  const app = createApp({ ...deps, heartbeatSeconds: 10, bodyLimitBytes: 1024 * 1024, auth: authMiddleware(deps), routes: apiRoutes(deps) });
-  finishApp(app, logger);
-  const server: Server = app.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close() {
-      server.closeAllConnections();
-      return new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
-
 describe('issue 12: tenancy, admin keys and bulk operations', () => {
   let db: TestDatabase;
   let boss: PgBoss;
-  let open: Awaited<ReturnType<typeof startApi>>;
-  let keyed: Awaited<ReturnType<typeof startApi>>;
+  let open: InProcessApi;
+  let keyed: InProcessApi;
 
   before(async () => {
     db = await createTestDatabase('api_tenancy');
     boss = await startTestQueue(db.url);
     await ensureDefaultAssistants(db.pool, ['echo']);
-    open = await startApi(db.pool, boss, { DATABASE_URL: db.url });
-    keyed = await startApi(db.pool, boss, {
-      DATABASE_URL: db.url,
+    open = await startInProcessApi(db.pool, boss, db.url);
+    keyed = await startInProcessApi(db.pool, boss, db.url, undefined, {
       AUTH_MODE: 'api_key',
       AUTH_API_KEYS: `${KEYS.alice}:alice,${KEYS.bob}:bob`,
       ADMIN_API_KEYS: KEYS.admin,

@@ -1,21 +1,17 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
-import type { Server } from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { AgentRegistry, echo } from '../libs/agents/index.ts';
 import { ensureDefaultAssistants } from '../libs/assistants/index.ts';
-import { loadConfig } from '../libs/config/index.ts';
-import type { Pool } from '../libs/db/index.ts';
-import { apiRoutes, authMiddleware, createApp, finishApp } from '../libs/http/index.ts';
 import type { PgBoss } from '../libs/queue/index.ts';
 import { createTestDatabase } from './support/db.ts';
 import { inheritedEnv } from './support/processes.ts';
 import type { TestDatabase } from './support/db.ts';
-import { quietLogger, startTestQueue } from './support/engine.ts';
-import { teardown } from './support/inprocess.ts';
+import { startTestQueue } from './support/engine.ts';
+import { startInProcessApi, teardown } from './support/inprocess.ts';
+import type { InProcessApi } from './support/inprocess.ts';
 
 // The CLI (apps/cli/main.ts) run as a process against the API in this process
 // (AUTH_MODE=api_key: alice, bob and an admin key): every command, tables and --json, the exit
@@ -30,29 +26,10 @@ interface Result {
   stderr: string;
 }
 
-async function startApi(pool: Pool, boss: PgBoss, env: Record<string, string>): Promise<{ url: string; close(): Promise<void> }> {
-  const logger = quietLogger();
-  const agents = new AgentRegistry().register('echo', echo);
-  const config = loadConfig(env);
-  const deps = { pool, boss, config, logger, agents };
-  const auth = authMiddleware(deps);
-  const app = createApp({ ...deps, heartbeatSeconds: 10, bodyLimitBytes: 1024 * 1024, auth, routes: apiRoutes(deps) });
-  finishApp(app, logger);
-  const server: Server = app.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close() {
-      server.closeAllConnections();
-      return new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
-
 describe('agentcron CLI', () => {
   let db: TestDatabase;
   let boss: PgBoss;
-  let api: Awaited<ReturnType<typeof startApi>>;
+  let api: InProcessApi;
 
   /** Runs the CLI as `who` (a key's name, or none); env adds or overrides variables. */
   function cli(who: keyof typeof KEYS | null, args: string[], env: Record<string, string> = {}): Promise<Result> {
@@ -74,8 +51,7 @@ describe('agentcron CLI', () => {
     db = await createTestDatabase('cli');
     boss = await startTestQueue(db.url);
     await ensureDefaultAssistants(db.pool, ['echo']);
-    api = await startApi(db.pool, boss, {
-      DATABASE_URL: db.url,
+    api = await startInProcessApi(db.pool, boss, db.url, undefined, {
       AUTH_MODE: 'api_key',
       AUTH_API_KEYS: `${KEYS.alice}:alice,${KEYS.bob}:bob`,
       ADMIN_API_KEYS: KEYS.admin,

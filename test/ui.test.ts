@@ -1,22 +1,17 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
-import { once } from 'node:events';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { AgentRegistry, echo } from '../libs/agents/index.ts';
 import { ensureDefaultAssistants } from '../libs/assistants/index.ts';
 import { loadConfig } from '../libs/config/index.ts';
-import type { Pool } from '../libs/db/index.ts';
-import { apiRoutes, authMiddleware, createApp, finishApp } from '../libs/http/index.ts';
 import { configuredJobs, registerMaintenanceJobs } from '../libs/maintenance/index.ts';
 import type { PgBoss } from '../libs/queue/index.ts';
 import { createTestDatabase } from './support/db.ts';
 import type { TestDatabase } from './support/db.ts';
-import { quietLogger, startTestQueue } from './support/engine.ts';
-import { teardown } from './support/inprocess.ts';
+import { startTestQueue } from './support/engine.ts';
+import { startInProcessApi, teardown } from './support/inprocess.ts';
+import type { InProcessApi } from './support/inprocess.ts';
 
 // The dashboard (/ui) in a real browser: Debian's chromium driven by playwright-core (never a
 // downloaded browser), against the API in this process on one database, twice: AUTH_MODE=none
@@ -27,40 +22,6 @@ import { teardown } from './support/inprocess.ts';
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SHOTS = '.agentcron/ui-screenshots';
 const KEYS = { alice: 'alice-key', bob: 'bob-key', admin: 'admin-key' } as const;
-
-interface Api {
-  url: string;
-  call(method: string, path: string, body?: unknown, key?: string): Promise<{ status: number; body: any }>;
-  close(): Promise<void>;
-}
-
-async function startApi(pool: Pool, boss: PgBoss, env: Record<string, string>): Promise<Api> {
-  const logger = quietLogger();
-  const agents = new AgentRegistry().register('echo', echo);
-  const config = loadConfig(env);
-  const deps = { pool, boss, config, logger, agents };
-  const auth = authMiddleware(deps);
-  const app = createApp({ ...deps, heartbeatSeconds: 10, bodyLimitBytes: 1024 * 1024, auth, routes: apiRoutes(deps) });
-  finishApp(app, logger);
-  const server: Server = app.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return {
-    url,
-    async call(method, path, body, key) {
-      const headers: Record<string, string> = {};
-      if (body !== undefined) headers['content-type'] = 'application/json';
-      if (key) headers['x-api-key'] = key;
-      const res = await fetch(url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-      const text = await res.text();
-      return { status: res.status, body: text ? JSON.parse(text) : null };
-    },
-    close() {
-      server.closeAllConnections();
-      return new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
 
 /** A page that records every request leaving 127.0.0.1 (refused) and every console error. */
 async function newPage(context: BrowserContext): Promise<{ page: Page; outside: string[]; errors: string[] }> {
@@ -85,8 +46,8 @@ const shot = (page: Page, name: string) => page.screenshot({ path: `${SHOTS}/${n
 describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `no chromium at ${CHROMIUM} (apt-get install chromium)` }, () => {
   let db: TestDatabase;
   let boss: PgBoss;
-  let open: Api;
-  let keyed: Api;
+  let open: InProcessApi;
+  let keyed: InProcessApi;
   let browser: Browser;
   const ids: Record<string, string> = {};
 
@@ -104,15 +65,14 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
     boss = await startTestQueue(db.url);
     await ensureDefaultAssistants(db.pool, ['echo']);
     await registerMaintenanceJobs(db.pool, configuredJobs(loadConfig({})));
-    open = await startApi(db.pool, boss, { DATABASE_URL: db.url });
-    keyed = await startApi(db.pool, boss, {
-      DATABASE_URL: db.url,
+    open = await startInProcessApi(db.pool, boss, db.url);
+    keyed = await startInProcessApi(db.pool, boss, db.url, undefined, {
       AUTH_MODE: 'api_key',
       AUTH_API_KEYS: `${KEYS.alice}:alice,${KEYS.bob}:bob`,
       ADMIN_API_KEYS: KEYS.admin,
     });
 
-    const create = async (api: Api, body: Record<string, unknown>, key?: string): Promise<string> => {
+    const create = async (api: InProcessApi, body: Record<string, unknown>, key?: string): Promise<string> => {
       const res = await api.call('POST', '/runs/crons', { assistant_id: 'echo', ...body }, key);
       assert.equal(res.status, 200, JSON.stringify(res.body));
       return res.body.cron_id;

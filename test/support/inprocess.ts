@@ -7,7 +7,7 @@ import type { Agent } from '../../libs/agents/index.ts';
 import { ensureDefaultAssistants } from '../../libs/assistants/index.ts';
 import { loadConfig } from '../../libs/config/index.ts';
 import type { Pool } from '../../libs/db/index.ts';
-import { apiRoutes, createApp, finishApp, noAuth } from '../../libs/http/index.ts';
+import { apiRoutes, authMiddleware, createApp, finishApp } from '../../libs/http/index.ts';
 import type { PgBoss } from '../../libs/queue/index.ts';
 import { quietLogger } from './engine.ts';
 
@@ -43,37 +43,38 @@ export function tracedEcho(): { agents: AgentRegistry; traces: Map<string, Agent
 
 export interface InProcessApi {
   url: string;
-  /** JSON request; answers the status and the parsed body (null when empty). */
-  call(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
+  /** JSON request, with an API key when given; answers the status and the parsed body (null when empty). */
+  call(method: string, path: string, body?: unknown, key?: string): Promise<{ status: number; body: any }>;
   close(): Promise<void>;
 }
 
-/** The API's routes (AUTH_MODE=none) on 127.0.0.1, on the given pool and queue. */
-export async function startInProcessApi(pool: Pool, boss: PgBoss, databaseUrl: string, agents: AgentRegistry): Promise<InProcessApi> {
+/**
+ * The API's routes on 127.0.0.1, on the given pool and queue, configured as a process with these
+ * variables would be (`env`: AUTH_MODE, keys ...; AUTH_MODE=none when not given).
+ */
+export async function startInProcessApi(
+  pool: Pool,
+  boss: PgBoss,
+  databaseUrl: string,
+  agents: AgentRegistry = new AgentRegistry().register('echo', echo),
+  env: Record<string, string> = {},
+): Promise<InProcessApi> {
   const logger = quietLogger();
-  const config = loadConfig({ DATABASE_URL: databaseUrl });
+  const config = loadConfig({ ...env, DATABASE_URL: databaseUrl });
   await ensureDefaultAssistants(pool, agents.graphIds());
-  const app = createApp({
-    pool,
-    boss,
-    logger,
-    heartbeatSeconds: 10,
-    bodyLimitBytes: 1024 * 1024,
-    auth: noAuth(),
-    routes: apiRoutes({ pool, boss, config, logger, agents }),
-  });
+  const deps = { pool, boss, config, logger, agents };
+  const app = createApp({ ...deps, heartbeatSeconds: 10, bodyLimitBytes: 1024 * 1024, auth: authMiddleware(deps), routes: apiRoutes(deps) });
   finishApp(app, logger);
   const server: Server = app.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     url,
-    async call(method, path, body) {
-      const res = await fetch(url + path, {
-        method,
-        headers: body === undefined ? {} : { 'content-type': 'application/json' },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
+    async call(method, path, body, key) {
+      const headers: Record<string, string> = {};
+      if (body !== undefined) headers['content-type'] = 'application/json';
+      if (key) headers['x-api-key'] = key;
+      const res = await fetch(url + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
       const text = await res.text();
       return { status: res.status, body: text ? JSON.parse(text) : null };
     },
