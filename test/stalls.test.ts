@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { defaultAssistantId } from '../libs/assistants/index.ts';
@@ -16,6 +17,27 @@ import type { SpawnedApp } from './support/processes.ts';
 // and its late result, once it wakes, is not stored over the newer attempt's.
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The local TCP ports of a process's sockets (Linux /proc): its sessions' client_port in pg_stat_activity. */
+function localPorts(pid: number): number[] {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const ports: number[] = [];
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length > 9 && inodes.has(cols[9])) ports.push(parseInt(cols[1].split(':')[1], 16));
+    }
+  }
+  return ports;
+}
 
 describe('stalled peers', () => {
   let db: TestDatabase;
@@ -58,9 +80,13 @@ describe('stalled peers', () => {
       a.kill('SIGSTOP');
       await sleep(400);
       const { rows } = await db.pool.query<{ at: Date }>(
+        // A's own pool (a pass): not B's, which a busy machine can leave idle in a transaction for
+        // a moment too, nor pg-boss's (agentcron-queue: its maintenance holds transactions under a
+        // timeout of its own). A's sessions are those whose client port is one of A's sockets.
         `SELECT clock_timestamp() AS at FROM pg_stat_activity
-          WHERE datname = $1 AND state LIKE 'idle in transaction%' AND state_change < clock_timestamp() - interval '300 milliseconds'`,
-        [db.name],
+          WHERE datname = $1 AND application_name = 'agentcron-scheduler' AND state LIKE 'idle in transaction%'
+            AND state_change < clock_timestamp() - interval '300 milliseconds' AND client_port = ANY($2::int[])`,
+        [db.name, localPorts(a.child.pid!)],
       );
       if (rows.length) frozenAt = rows[0].at;
       else a.kill('SIGCONT');

@@ -34,7 +34,7 @@ export async function createTestDatabase(label: string, opts: { migrate?: boolea
   u.pathname = `/${name}`;
   const url = u.toString();
   // Small: test files run side by side on one server (max_connections 100).
-  const pool = createPool(url, { max: 5, applicationName: 'agentcron-test' });
+  const pool = createPool(url, { max: 4, applicationName: 'agentcron-test' });
   if (opts.migrate ?? true) await migrate(pool);
   return {
     name,

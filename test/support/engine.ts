@@ -41,7 +41,7 @@ export async function startTestQueue(url: string, overrides: Partial<QueueSettin
     migrate: true,
     writePolicy: true,
     logger: quietLogger(),
-    max: 3,
+    max: 2,
     ...options,
   });
 }
