@@ -55,10 +55,11 @@ export async function firePasses<T extends PassResult>(
 const SCHEDULE_TABLES = new Set(['crons', 'maintenance_jobs']);
 
 /**
- * Milliseconds until the earliest next_run_date of `table` that this scheduler could claim, per
- * the database clock. Rows another scheduler or an API transaction holds are skipped, not waited
- * for (FOR SHARE SKIP LOCKED): counting them made a pass spin while one due row was locked.
- * Whoever holds them fires them or, committing a change, wakes every scheduler (NOTIFY).
+ * Milliseconds until the earliest next_run_date of `table`, per the database clock. A plain read:
+ * a due row another transaction holds for a moment (a run's finish writing its cron's last_run_*,
+ * another scheduler's pass) still counts as due, and the loop looks again shortly after a pass
+ * that could claim nothing (LOCKED_RETRY_MS). Skipping held rows here let a scheduler sleep past a
+ * due cron until its poll interval whenever a finish held that cron at the instant it looked.
  */
 export async function msUntilDue(db: Queryable, table: 'crons' | 'maintenance_jobs'): Promise<number | null> {
   if (!SCHEDULE_TABLES.has(table)) throw new Error(`not a schedule table: ${table}`);
@@ -66,11 +67,13 @@ export async function msUntilDue(db: Queryable, table: 'crons' | 'maintenance_jo
     `SELECT (extract(epoch FROM (next_run_date - clock_timestamp())) * 1000)::float8 AS wait_ms
        FROM ${table} WHERE enabled AND next_run_date IS NOT NULL
       ORDER BY next_run_date
-      LIMIT 1
-        FOR SHARE SKIP LOCKED`,
+      LIMIT 1`,
   );
   return rows[0]?.wait_ms ?? null;
 }
+
+/** How soon the loop looks again when rows are due but a pass could claim none (others hold them). */
+const LOCKED_RETRY_MS = 1000;
 
 /** A due row of a schedule table, as planDue needs it. */
 export interface DueSchedule {
@@ -187,6 +190,8 @@ export class FiringLoop {
               const result = await source.pass();
               if (result.claimed) logger.debug('pass', { source: i, ...result });
               until = await source.msUntilNext();
+              // Still due and nothing claimed: held by another transaction for now, not spun on.
+              if (until !== null && until <= 0 && result.claimed === 0) until = LOCKED_RETRY_MS;
             }
           } catch (err) {
             if (i === 0) throw err;
