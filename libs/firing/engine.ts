@@ -13,7 +13,8 @@ import type { MissedPolicy, OccurrencePlan, PlanLimits } from './plan.ts';
 // work and none waits for another), plan each row (planDue), write what fires (the table's own
 // writer: ledger rows, runs, jobs), advance next_run_date, commit. A scheduler killed at any
 // instant committed all of a batch or none of it. Between passes the loop sleeps until the
-// earliest next_run_date it could claim, and wakes at once on a NOTIFY of a change.
+// earliest next_run_date (a second when the due rows are held by others), and wakes at once on a
+// NOTIFY of a change; it passes only when that read says something is due.
 
 /** What one pass (or all passes until nothing is due) did. */
 export interface PassResult {
