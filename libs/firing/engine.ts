@@ -27,7 +27,7 @@ export interface PassResult {
 export interface ScheduleSource {
   /** Fires everything due: passes until a batch comes back short. */
   pass(): Promise<PassResult>;
-  /** Milliseconds until its earliest occurrence this scheduler could claim (database clock), or null. */
+  /** Milliseconds until its earliest occurrence (database clock; rows held by others count), or null. */
   msUntilNext(): Promise<number | null>;
 }
 
