@@ -228,6 +228,8 @@ export interface ClaimLimits {
 export interface Claim {
   runs: ClaimedRun[];
   parked: Set<string>;
+  /** When the parked runs' jobs are fetchable again (earliest first). */
+  parkedUntil: Date[];
 }
 
 /** The group of a buffer_one cron's runs (libs/crons/fire.ts names it so): cron:<cron_id>. */
@@ -241,7 +243,7 @@ const serialCron = (group: string | null | undefined): string | null => (group?.
  * ended) or must wait for another run of its thread or cron (see `busy`).
  */
 export async function claimRunsLimited(pool: Pool, queueSchema: string, jobs: ClaimRequest[], limits?: ClaimLimits): Promise<Claim> {
-  if (jobs.length === 0) return { runs: [], parked: new Set() };
+  if (jobs.length === 0) return { runs: [], parked: new Set(), parkedUntil: [] };
   const claim = claimSql(quoteIdent(queueSchema));
   const crons = unique(jobs.flatMap((j) => serialCron(j.group) ?? []));
   return retryConflicts(() =>
@@ -263,7 +265,8 @@ export async function claimRunsLimited(pool: Pool, queueSchema: string, jobs: Cl
         runs = rows.map((r) => ({ ...r, limits: admission?.limitsOf.get(r.run_id)?.map((l) => l.name) ?? [] }));
       }
       if (admission) await admission.commit(runs);
-      return { runs, parked: new Set(admission?.parked.keys() ?? []) };
+      const waits = [...(admission?.parked.values() ?? [])].map((p) => p.until).sort((a, b) => a.getTime() - b.getTime());
+      return { runs, parked: new Set(admission?.parked.keys() ?? []), parkedUntil: waits.slice(0, 1) };
     }),
   );
 }
@@ -297,6 +300,9 @@ const LAPSED_SLOTS = (schema: string) => `
         WHERE r.run_id = s.run_id AND r.status = 'running' AND r.attempts = s.attempt
           AND j.state = 'active' AND j.heartbeat_on > now() - make_interval(secs => $3))
   RETURNING s.limit_name`;
+const PARKED_AHEAD = `
+  SELECT count(*)::int AS n FROM runs
+   WHERE status = 'pending' AND waiting = $1 AND created_at < $2 AND NOT (run_id = ANY($3::uuid[]))`;
 const SLOTS_IN_USE = `SELECT limit_name, count(*)::int AS used FROM flow_limit_slots WHERE limit_name = ANY($1::text[]) GROUP BY limit_name`;
 
 const TAKE_SLOTS = `
@@ -307,10 +313,10 @@ const TAKE_SLOTS = `
 // Each rate-limited limit keeps its starts within its window, plus this claim's.
 const RECORD_STARTS = `
   UPDATE flow_limits l
-     SET recent_starts = coalesce((SELECT array_agg(t ORDER BY t) FROM unnest(l.recent_starts) AS t WHERE t > now() - make_interval(secs => v.window)), '{}')
+     SET recent_starts = coalesce((SELECT array_agg(t ORDER BY t) FROM unnest(l.recent_starts) AS t WHERE t > now() - make_interval(secs => v.win_seconds)), '{}')
                          || array_fill(now(), ARRAY[v.n]),
          updated_at = now()
-    FROM unnest($1::text[], $2::int[], $3::int[]) AS v(name, n, window)
+    FROM unnest($1::text[], $2::int[], $3::int[]) AS v(name, n, win_seconds)
    WHERE l.name = v.name`;
 
 // Order 3, rows that are not already held by someone else (a cancel ending them, say): their
@@ -321,8 +327,15 @@ const PARK_RUNS = `
    WHERE r.run_id = v.run_id
      AND r.run_id IN (SELECT run_id FROM runs WHERE run_id = ANY($1::uuid[]) AND status = 'pending' ORDER BY run_id FOR UPDATE SKIP LOCKED)`;
 
-/** How long a run parked on a full concurrency limit waits at most before it looks again (a freed slot wakes it sooner). */
-const CONCURRENCY_RECHECK_MS = 15_000;
+/**
+ * A run parked on a full concurrency limit is woken when a slot is given back (a run of the limit
+ * ends or goes to retry). A slot of a lost worker is given back by nobody: it lapses, and the first
+ * claim of the limit after that finds it. So the oldest runs parked on a limit (as many as it has
+ * slots) look again after half a heartbeat, the others after a minute unless woken before: a lost
+ * slot is reused within WORKER_HEARTBEAT_SECONDS, and a long queue behind a limit costs the
+ * database a few rows a second, not all of it.
+ */
+const PARKED_LONG_MS = 60_000;
 
 interface LimitSubject {
   run_id: string;
@@ -377,28 +390,47 @@ async function admitLimited(client: PoolClient, queueSchema: string, jobs: Claim
   const noRoom = (spec: LimitSpec): number | null => {
     const pause = paused.get(spec.name);
     if (pause !== undefined) return pause;
-    if (spec.max_concurrency !== null && (used.get(spec.name) ?? 0) >= spec.max_concurrency) return now.getTime() + Math.min(CONCURRENCY_RECHECK_MS, limits.heartbeatSeconds * 1000);
+    if (spec.max_concurrency !== null && (used.get(spec.name) ?? 0) >= spec.max_concurrency) {
+      const soon = (parkedOn.get(spec.name) ?? 0) < spec.max_concurrency;
+      return now.getTime() + (soon ? (limits.heartbeatSeconds * 1000) / 2 : PARKED_LONG_MS);
+    }
     if (spec.rate) {
       const s = starts.get(spec.name)!;
-      // Room again when the start that fills the window leaves it.
-      if (s.length >= spec.rate.runs) return s[s.length - spec.rate.runs] + spec.rate.per_seconds * 1000 + 1;
+      // Room again when the start that fills the window leaves it: the next run then. The ones
+      // behind it are spread at the limit's pace (runs parked on it before them first), so a long
+      // queue behind a rate wakes a few at a time instead of all at every opening.
+      if (s.length >= spec.rate.runs) {
+        const opening = s[s.length - spec.rate.runs] + spec.rate.per_seconds * 1000 + 1;
+        const ahead = (parkedAhead.get(spec.name) ?? 0) + (parkedOn.get(spec.name) ?? 0);
+        return opening + Math.floor((ahead * spec.rate.per_seconds * 1000) / spec.rate.runs);
+      }
     }
     return null;
   };
-  const holding = new Map<string, number>();
+  // Runs parked on a rate limit before this claim, older than its oldest run of that limit.
+  const parkedAhead = new Map<string, number>();
+  const batch = subjects.map((x) => x.run_id);
+  for (const spec of specs.values()) {
+    if (!spec.rate || (starts.get(spec.name)?.length ?? 0) < spec.rate.runs) continue;
+    const of = subjects.filter((x) => limitsOf.get(x.run_id)?.includes(spec)).map((x) => x.created_at.getTime());
+    const { rows } = await client.query<{ n: number }>(PARKED_AHEAD, [`limit:${spec.name}`, new Date(Math.min(...of)), batch]);
+    parkedAhead.set(spec.name, rows[0].n);
+  }
+  const parkedOn = new Map<string, number>();
   const parked = new Map<string, { waiting: string; until: Date }>();
   const byAge = subjects.filter((s) => limitsOf.has(s.run_id)).sort((a, b) => a.created_at.getTime() - b.created_at.getTime() || cmp(a.run_id, b.run_id));
   for (const s of byAge) {
     let block: { name: string; until: number } | null = null;
     for (const spec of limitsOf.get(s.run_id)!) {
-      const until = holding.get(spec.name) ?? noRoom(spec);
-      if (until !== null && until !== undefined) {
+      // Once a limit held a run back, later runs of it wait too: runs start in scheduled order.
+      const until = parkedOn.has(spec.name) ? (noRoom(spec) ?? now.getTime()) : noRoom(spec);
+      if (until !== null) {
         block = { name: spec.name, until };
         break;
       }
     }
     if (block) {
-      if (!holding.has(block.name)) holding.set(block.name, block.until);
+      parkedOn.set(block.name, (parkedOn.get(block.name) ?? 0) + 1);
       parked.set(s.run_id, { waiting: `limit:${block.name}`, until: new Date(block.until) });
       continue;
     }

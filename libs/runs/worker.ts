@@ -11,7 +11,7 @@ import { Alarm } from '../timing/index.ts';
 import { CancelWatcher } from './cancel.ts';
 import { ResultRecorder } from './recorder.ts';
 import { RUN_CANCEL_CHANNEL, claimRunsLimited, endRuns, handBackRuns, pendingOf } from './lifecycle.ts';
-import type { ClaimLimits, ClaimedRun, FinishedRun, JobAttempt, RetryRequest, RunResult } from './lifecycle.ts';
+import type { Claim, ClaimLimits, ClaimedRun, FinishedRun, JobAttempt, RetryRequest, RunResult } from './lifecycle.ts';
 import { classifyFailure, resolveRetryPolicy, retryDelaySeconds } from './retry.ts';
 import type { FailureClass } from './retry.ts';
 import { assistantLimitName } from '../agents/index.ts';
@@ -105,6 +105,8 @@ export class RunWorker {
    * for a moment (pg-boss's ignoreGroups), so it does not spin on it.
    */
   #coolingGroups = new Map<string, number>();
+  #wakeTimer: NodeJS.Timeout | undefined;
+  #wakeTimerAt = 0;
   /** Runs whose agent is executing (the slots in use). */
   #executing = 0;
   /** Runs whose agent has answered and whose result (or hand-back) is being stored. */
@@ -227,22 +229,28 @@ export class RunWorker {
         await this.#alarm.sleep(wait);
         continue;
       }
-      if (jobs.length) await this.#begin(jobs);
+      if (jobs.length && !(await this.#begin(jobs))) {
+        // The claim failed (its jobs went back): back off instead of fetching them again at once.
+        await this.#alarm.sleep(backoffDelay(failures++));
+        continue;
+      }
       // A short fetch means the queue is drained for now; a full one, fetch again at once.
       const idleMs = this.#coolingGroups.size ? Math.min(pollMs, GROUP_COOL_DOWN_MS) : pollMs;
       if (jobs.length < Math.min(free, MAX_FETCH) && !this.#alarm.woken) await this.#alarm.sleep(idleMs);
     }
   }
 
-  /** Claims the fetched jobs' runs and starts each; jobs with nothing to execute are acknowledged. */
-  async #begin(jobs: Job<RunJob>[]): Promise<void> {
+  /** Claims the fetched jobs' runs and starts each; jobs with nothing to execute are acknowledged. False when the claim failed. */
+  async #begin(jobs: Job<RunJob>[]): Promise<boolean> {
     const { boss, pool, logger } = this.#o;
     let claimed: ClaimedRun[];
     let waiting: Set<string>;
     let parked: Set<string>;
+    let claim: Claim;
     try {
       const requests = jobs.map((j) => ({ run_id: j.data.run_id, attempt: j.retryCount + 1, group: j.groupId, jobId: j.id, retryCount: j.retryCount }));
-      ({ runs: claimed, parked } = await claimRunsLimited(pool, this.#schema, requests, this.#limits));
+      claim = await claimRunsLimited(pool, this.#schema, requests, this.#limits);
+      ({ runs: claimed, parked } = claim);
       const claimedIds = new Set(claimed.map((r) => r.run_id));
       // Parked runs wait for room in a limit, their jobs back in the queue already.
       waiting = await pendingOf(pool, jobs.map((j) => j.data.run_id).filter((id) => !claimedIds.has(id) && !parked.has(id)));
@@ -250,7 +258,7 @@ export class RunWorker {
       // Nothing was claimed: the jobs go back as they were (or expire by heartbeat if even that fails).
       logger.warn(`could not claim runs (${describeDatabaseError(err)}); their jobs go back to the queue`, { runs: jobs.length });
       await requeueRunJobs(pool, this.#schema, jobs).catch(() => {});
-      return;
+      return false;
     }
     const byRun = new Map(claimed.map((r) => [r.run_id, r]));
     const idle: JobAttempt[] = [];
@@ -272,6 +280,9 @@ export class RunWorker {
       for (const job of notYet) if (job.groupId) this.#coolingGroups.set(job.groupId, Date.now() + GROUP_COOL_DOWN_MS);
       await requeueRunJobs(pool, this.#schema, notYet).catch((err) => logger.warn('could not put back runs waiting for their turn', { err: describeDatabaseError(err) }));
     }
+    // Runs parked on a limit may start at their time: look then rather than at the next poll.
+    for (const until of claim.parkedUntil) this.#wakeAt(until);
+    return true;
   }
 
   #launch(run: ClaimedRun, job: JobAttempt): void {
@@ -342,7 +353,8 @@ export class RunWorker {
       },
     };
     await this.#recorder.record(finished);
-    if (!retry) metrics.runFinished(run.graph_id, result.status, seconds);
+    if (retry) this.#wakeAt(new Date(Date.now() + retry.delaySeconds * 1000));
+    else metrics.runFinished(run.graph_id, result.status, seconds);
   }
 
   /**
@@ -465,6 +477,22 @@ export class RunWorker {
       { status: 'error', error: { error: 'WorkerLost', message: 'the run was started but its worker stopped responding on every attempt' } },
     );
     if (ended.length) this.#o.logger.warn('runs ended after their workers were lost', { runs: ended });
+  }
+
+  /**
+   * Wakes the fetch loop at `at` (a parked run's or a retry's start), so a run that may start then
+   * does not wait for the next poll. One timer: the earliest pending wake-up.
+   */
+  #wakeAt(at: Date): void {
+    const ms = at.getTime() - Date.now();
+    if (ms >= (this.#o.pollIntervalMs ?? 2000) || (this.#wakeTimer && this.#wakeTimerAt <= at.getTime())) return;
+    clearTimeout(this.#wakeTimer);
+    this.#wakeTimerAt = at.getTime();
+    this.#wakeTimer = setTimeout(() => {
+      this.#wakeTimer = undefined;
+      this.#alarm.wake();
+    }, Math.max(0, ms) + 5);
+    this.#wakeTimer.unref();
   }
 
   /** The groups still cooling down (the expired ones are forgotten). */
