@@ -314,7 +314,7 @@ function ledgerTable(rows, tz, retry) {
       h(
         'td',
         { class: 'attempts' },
-        o.attempts === undefined ? '—' : String(o.attempts),
+        o.attempts === undefined || o.status === 'skipped' ? '—' : String(o.attempts),
         (o.attempt_log ?? []).map((a, i) => h('div', { class: 'error-text attempt', title: JSON.stringify(a) }, jsonLine(attemptText(a, i), 160))),
       ),
       h(
