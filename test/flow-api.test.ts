@@ -164,6 +164,8 @@ describe('flow control through the API', () => {
     assert.equal(ended.attempts, 1);
     assert.deepEqual(ended.attempt_log, []);
     assert.equal(ended.waiting, null);
+    const listed = await call('GET', `/threads/${first.thread_id}/runs?select=${encodeURIComponent(JSON.stringify(['run_id', 'attempts', 'waiting']))}`);
+    assert.deepEqual(listed.body, [{ run_id: first.run_id, attempts: 1, waiting: null }], 'the new fields can be selected');
     const ledger = (await call('GET', `/runs/crons/${cronId}/occurrences`)).body;
     assert.equal(ledger.length, 2);
     for (const row of ledger) {

@@ -112,6 +112,10 @@ export const RUN_SELECT = [
   'webhook_status',
   'webhook_attempts',
   'webhook_error',
+  'attempts',
+  'attempt_log',
+  'waiting',
+  'not_before',
 ] as const;
 
 export const RunListQuery = z.object({
