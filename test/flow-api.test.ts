@@ -3,7 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { Client as Client2 } from '@langchain/langgraph-sdk';
 import { jitterOffsetMs, plannedStart } from '../libs/firing/index.ts';
-import { DEFAULT_RETRY_POLICY, parseRetryPolicy, runRetryPolicy } from '../libs/runs/retry-policy.ts';
+import { resolveRetryPolicy } from '../libs/runs/retry.ts';
+import { DEFAULT_RETRY_POLICY, parseRetryPolicy } from '../libs/runs/retry-policy.ts';
 import { eventually } from './support/engine.ts';
 import { startStack } from './support/stack.ts';
 import type { Stack } from './support/stack.ts';
@@ -41,12 +42,12 @@ describe('jitter offset (pure)', () => {
       ok: true,
       policy: { max_attempts: 5, initial_interval_seconds: 600, backoff_coefficient: 2, maximum_interval_seconds: 600, non_retryable_errors: [] },
     });
-    assert.match((parseRetryPolicy({ max_attempts: 0 }) as { error: string }).error, /^max_attempts: /);
-    assert.match((parseRetryPolicy({ maxAttempts: 3 }) as { error: string }).error, /unknown key "maxAttempts"/);
-    assert.match((parseRetryPolicy({ initial_interval_seconds: 5, maximum_interval_seconds: 2 }) as { error: string }).error, /^maximum_interval_seconds: /);
-    assert.deepEqual(runRetryPolicy({ retry_policy: { max_attempts: 2 }, config: { retry_policy: { max_attempts: 9 } } }), { max_attempts: 2 });
-    assert.deepEqual(runRetryPolicy({ config: { retry_policy: { max_attempts: 9 } } }), { max_attempts: 9 });
-    assert.equal(runRetryPolicy({ config: {} }), undefined);
+    assert.deepEqual(parseRetryPolicy({ max_attempts: 0 }), { ok: false, field: 'max_attempts', error: 'must be at least 1 (1 = no retry)' });
+    assert.match((parseRetryPolicy({ maxAttempts: 3 }) as { error: string }).error, /^unknown key "maxAttempts"/);
+    assert.equal((parseRetryPolicy({ initial_interval_seconds: 5, maximum_interval_seconds: 2 }) as { field: string }).field, 'maximum_interval_seconds');
+    // The worker's resolution reads the same schema: a cron's policy wins whole over its config's.
+    assert.equal(resolveRetryPolicy([{ max_attempts: 2 }, { max_attempts: 9 }]).max_attempts, 2);
+    assert.equal(resolveRetryPolicy([undefined, { max_attempts: 9 }]).max_attempts, 9);
   });
 });
 
@@ -188,7 +189,6 @@ describe('flow control through the API', () => {
     // What the LangGraph SDK can send: the policy inside config (kept in the run's config).
     const viaSdk: any = await sdk.crons.create('echo', { schedule: FAR, config: { retry_policy: { max_attempts: 7 } } as any });
     assert.deepEqual(viaSdk.kwargs.config.retry_policy, { max_attempts: 7 });
-    assert.deepEqual(runRetryPolicy(viaSdk.kwargs), { max_attempts: 7 });
   });
 
   test('next shows each occurrence planned start (scheduled_for + its offset); preview shows the window', async () => {

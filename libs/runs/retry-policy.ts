@@ -1,8 +1,9 @@
 import { z } from 'zod';
 
 // A run's retry policy (docs/flow-control.md), named as Temporal's RetryPolicy. Pure: the API
-// validates with retryPolicySchema (the one schema, also in OpenAPI), the worker reads a stored
-// policy with parseRetryPolicy, which fills the defaults. No I/O, no http.
+// validates with retryPolicySchema (the one schema, also in OpenAPI), the worker and the graph
+// config (agentcron.json) read a policy with parseRetryPolicy, which applies the same schema and
+// fills the defaults. No I/O, no http.
 
 export interface RetryPolicy {
   /** Attempts in all, the first included (1 = no retry). */
@@ -17,13 +18,13 @@ export interface RetryPolicy {
 /** A policy as given: any field left out takes its default. */
 export type RetryPolicyInput = Partial<RetryPolicy>;
 
-export const DEFAULT_RETRY_POLICY: Readonly<RetryPolicy> = Object.freeze({
+export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   max_attempts: 3,
   initial_interval_seconds: 1,
   backoff_coefficient: 2,
   maximum_interval_seconds: 300,
   non_retryable_errors: [],
-});
+};
 
 export const RETRY_POLICY_KEYS = ['max_attempts', 'initial_interval_seconds', 'backoff_coefficient', 'maximum_interval_seconds', 'non_retryable_errors'] as const;
 
@@ -88,16 +89,19 @@ function firstProblem(error: z.ZodError): { path: string; message: string } {
   return { path: issue.path.join('.'), message: issue.message };
 }
 
-/** "max_attempts: must be at most 100", or the message alone for the policy itself. */
-const describe = (p: { path: string; message: string }): string => (p.path ? `${p.path}: ${p.message}` : p.message);
+export type ParsedRetryPolicy = { ok: true; policy: RetryPolicy } | { ok: false; field: string; error: string };
 
 /**
- * A stored or given policy with the defaults filled in, or the first problem (the field named).
- * A policy leaving out maximum_interval_seconds gets max(300, initial), so it stays >= initial.
+ * A stored or given policy with the defaults filled in, or the first problem: `field` is its path
+ * inside the policy ('' for the policy itself), `error` the rule. A policy leaving out
+ * maximum_interval_seconds gets max(300, initial), so it stays >= initial.
  */
-export function parseRetryPolicy(value: unknown): { ok: true; policy: RetryPolicy } | { ok: false; error: string } {
+export function parseRetryPolicy(value: unknown): ParsedRetryPolicy {
   const parsed = retryPolicySchema.safeParse(value);
-  if (!parsed.success) return { ok: false, error: describe(firstProblem(parsed.error)) };
+  if (!parsed.success) {
+    const p = firstProblem(parsed.error);
+    return { ok: false, field: p.path, error: p.message };
+  }
   const p = parsed.data;
   const initial = p.initial_interval_seconds ?? DEFAULT_RETRY_POLICY.initial_interval_seconds;
   return {
@@ -112,21 +116,8 @@ export function parseRetryPolicy(value: unknown): { ok: true; policy: RetryPolic
   };
 }
 
-/**
- * The policy a run's body names, as given (not filled): `kwargs.retry_policy` (a cron's
- * `retry_policy`), else `kwargs.config.retry_policy` (what the LangGraph SDK can send: it drops
- * unknown top-level fields of a cron). undefined when neither is set.
- */
-export function runRetryPolicy(kwargs: Record<string, unknown> | null | undefined): unknown {
-  if (!kwargs) return undefined;
-  if (kwargs.retry_policy != null) return kwargs.retry_policy;
-  const config = kwargs.config;
-  if (config && typeof config === 'object' && !Array.isArray(config)) {
-    const nested = (config as Record<string, unknown>).retry_policy;
-    if (nested != null) return nested;
-  }
-  return undefined;
-}
+/** "max_attempts: must be at most 100" (the message alone for the policy itself). */
+export const describeRetryPolicyProblem = (p: { field: string; error: string }): string => (p.field ? `${p.field}: ${p.error}` : p.error);
 
 /** A `max_concurrency` (an assistant's own limit): an integer 1-10000, or the problem. */
 export function parseMaxConcurrency(value: unknown): { ok: true; max: number } | { ok: false; error: string } {
