@@ -109,6 +109,13 @@ describe('flow control through the API', () => {
     }
     // Nothing was created by the refused bodies: only the disabled cron above.
     assert.equal((await call('POST', '/runs/crons/count', {})).body, 1);
+    // The OpenAPI document carries the same rules.
+    const doc = (await call('GET', '/openapi.json')).body;
+    assert.equal(doc.components.schemas.RetryPolicy.properties.max_attempts.maximum, 100);
+    assert.equal(doc.components.schemas.RetryPolicy.additionalProperties, false);
+    assert.equal(doc.components.schemas.CronCreate.properties.jitter_seconds.maximum, 3600);
+    assert.ok(doc.components.schemas.CronOccurrence.properties.attempt_log);
+    assert.ok(doc.components.schemas.Run.properties.waiting);
     // The SDK's config path is checked the same way (it cannot send retry_policy itself).
     await assert.rejects(sdk.crons.create('echo', { schedule: FAR, config: { retry_policy: { max_attempts: 101 } } as any }), /config\.retry_policy\.max_attempts/);
   });

@@ -43,45 +43,50 @@ const positiveSeconds = z
 /**
  * The one schema of a retry policy: every field optional, unknown keys refused (a typo such as
  * `max_attempt` would otherwise silently leave the default), maximum >= initial when both are given.
+ * A factory: the API's OpenAPI registry needs an instance made after it extended zod (this module
+ * may be loaded before that), so libs/http makes its own from the same definition.
  */
-export const retryPolicySchema = z
-  .strictObject(
-    {
-      max_attempts: z
-        .number({ error: 'expected an integer' })
-        .int({ message: 'expected an integer' })
-        .min(1, { message: 'must be at least 1 (1 = no retry)' })
-        .max(MAX_ATTEMPTS, { message: `must be at most ${MAX_ATTEMPTS}` })
-        .optional(),
-      initial_interval_seconds: positiveSeconds.optional(),
-      backoff_coefficient: z
-        .number({ error: 'expected a number' })
-        .min(1, { message: 'must be at least 1' })
-        .max(10, { message: 'must be at most 10' })
-        .optional(),
-      maximum_interval_seconds: positiveSeconds.optional(),
-      non_retryable_errors: z
-        .array(z.string({ error: 'expected an error name' }).min(1, { message: 'must not be empty' }), { error: 'expected a list of error names' })
-        .optional(),
-    },
-    {
-      error: (iss) =>
-        iss.code === 'unrecognized_keys'
-          ? `unknown key${iss.keys.length > 1 ? 's' : ''} ${iss.keys.map((k) => JSON.stringify(k)).join(', ')} (known: ${RETRY_POLICY_KEYS.join(', ')})`
-          : iss.input === undefined
-            ? undefined
-            : 'expected an object',
-    },
-  )
-  .superRefine((p, ctx) => {
-    if (p.initial_interval_seconds !== undefined && p.maximum_interval_seconds !== undefined && p.maximum_interval_seconds < p.initial_interval_seconds) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['maximum_interval_seconds'],
-        message: `must be at least initial_interval_seconds (${p.initial_interval_seconds})`,
-      });
-    }
-  });
+export const makeRetryPolicySchema = () =>
+  z
+    .strictObject(
+      {
+        max_attempts: z
+          .number({ error: 'expected an integer' })
+          .int({ message: 'expected an integer' })
+          .min(1, { message: 'must be at least 1 (1 = no retry)' })
+          .max(MAX_ATTEMPTS, { message: `must be at most ${MAX_ATTEMPTS}` })
+          .optional(),
+        initial_interval_seconds: positiveSeconds.optional(),
+        backoff_coefficient: z
+          .number({ error: 'expected a number' })
+          .min(1, { message: 'must be at least 1' })
+          .max(10, { message: 'must be at most 10' })
+          .optional(),
+        maximum_interval_seconds: positiveSeconds.optional(),
+        non_retryable_errors: z
+          .array(z.string({ error: 'expected an error name' }).min(1, { message: 'must not be empty' }), { error: 'expected a list of error names' })
+          .optional(),
+      },
+      {
+        error: (iss) =>
+          iss.code === 'unrecognized_keys'
+            ? `unknown key${iss.keys.length > 1 ? 's' : ''} ${iss.keys.map((k) => JSON.stringify(k)).join(', ')} (known: ${RETRY_POLICY_KEYS.join(', ')})`
+            : iss.input === undefined
+              ? undefined
+              : 'expected an object',
+      },
+    )
+    .superRefine((p, ctx) => {
+      if (p.initial_interval_seconds !== undefined && p.maximum_interval_seconds !== undefined && p.maximum_interval_seconds < p.initial_interval_seconds) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['maximum_interval_seconds'],
+          message: `must be at least initial_interval_seconds (${p.initial_interval_seconds})`,
+        });
+      }
+    });
+
+export const retryPolicySchema = makeRetryPolicySchema();
 
 /** The first problem: the field's path inside the policy ('' for the policy itself) and why. */
 function firstProblem(error: z.ZodError): { path: string; message: string } {

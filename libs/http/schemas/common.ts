@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { isUuid } from '../../ids/index.ts';
 import { webhookCreateProblem } from '../../webhooks/index.ts';
 import { WEBHOOK_URL_MAX_LENGTH, webhookUrlProblem } from '../../webhooks/address.ts';
-import { MAX_CONCURRENCY, flowConfigProblem, retryPolicySchema } from '../../runs/retry-policy.ts';
+import { MAX_CONCURRENCY, flowConfigProblem, makeRetryPolicySchema } from '../../runs/retry-policy.ts';
 import { HttpError } from '../errors.ts';
 import { registry } from '../openapi.ts';
 
@@ -40,11 +40,11 @@ export const WEBHOOK_DESCRIPTION =
 
 /**
  * A retry policy (docs/flow-control.md): the schema of libs/runs/retry-policy.ts (the worker reads
- * stored policies with the same rules), registered for OpenAPI. Unknown keys are a 422 naming them.
+ * stored policies with the same rules), made here after openapi.ts extended zod, registered for OpenAPI. Unknown keys are a 422 naming them.
  */
 export const RetryPolicySchema = registry.register(
   'RetryPolicy',
-  retryPolicySchema.openapi({
+  makeRetryPolicySchema().openapi({
     description:
       'How a run that fails with a retryable error is attempted again (names as Temporal\'s RetryPolicy). Every field optional: ' +
       'max_attempts (default 3, 1-100, 1 = no retry), initial_interval_seconds (default 1, > 0, at most 86400), backoff_coefficient (default 2, 1-10), ' +
