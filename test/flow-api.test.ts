@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { Client as Client2 } from '@langchain/langgraph-sdk';
 import { jitterOffsetMs, plannedStart } from '../libs/firing/index.ts';
 import { resolveRetryPolicy } from '../libs/runs/retry.ts';
@@ -68,7 +69,11 @@ describe('flow control through the API', () => {
   const FAR = '0 0 1 1 *';
 
   before(async () => {
-    stack = await startStack('flow_api', { scheduler: true, worker: true, env: { CRON_ALLOW_SECONDS_SCHEDULE: 'true' } });
+    stack = await startStack('flow_api', {
+      scheduler: true,
+      worker: true,
+      env: { CRON_ALLOW_SECONDS_SCHEDULE: 'true', AGENTCRON_CONFIG: fileURLToPath(new URL('./fixtures/flaky.json', import.meta.url)) },
+    });
     url = stack.url;
     sdk = new Client2({ apiUrl: url, apiKey: null, callerOptions: { maxRetries: 0 } });
   });
@@ -196,6 +201,51 @@ describe('flow control through the API', () => {
     // What the LangGraph SDK can send: the policy inside config (kept in the run's config).
     const viaSdk: any = await sdk.crons.create('echo', { schedule: FAR, config: { retry_policy: { max_attempts: 7 } } as any });
     assert.deepEqual(viaSdk.kwargs.config.retry_policy, { max_attempts: 7 });
+  });
+
+  test('a retried occurrence: while it waits, the run and its ledger row say retry until not_before; then 2 attempts, the first one\'s error kept', async () => {
+    const created = await call('POST', '/runs/crons', {
+      assistant_id: 'flaky',
+      schedule: FAR,
+      input: { n: 2 },
+      on_run_completed: 'keep',
+      retry_policy: { max_attempts: 3, initial_interval_seconds: 0.5 },
+    });
+    assert.equal(created.status, 200, JSON.stringify(created.body));
+    const run = created.body;
+    const ledgerRow = async () => (await call('GET', `/runs/crons/${run.cron_id}/occurrences`)).body[0];
+    const runAnswer = async () => (await call('GET', `/threads/${run.thread_id}/runs/${run.run_id}`)).body;
+
+    // The first attempt failed (RetryableError, Retry-After 1 s): pending again, waiting for its retry.
+    const waitingRun = await eventually(async () => {
+      const r = await runAnswer();
+      return r.waiting === 'retry' ? r : r.status === 'success' ? Promise.reject(new Error('the retry wait was never seen')) : null;
+    }, 'the run to wait for its retry');
+    assert.equal(waitingRun.status, 'pending');
+    assert.equal(waitingRun.attempts, 1, 'one attempt made, the next not started');
+    assert.equal(waitingRun.attempt_log.length, 1);
+    assert.ok(waitingRun.not_before && new Date(waitingRun.not_before).getTime() > new Date(waitingRun.attempt_log[0].ended_at).getTime());
+    const waitingRow = await ledgerRow();
+    if (waitingRow.status === 'enqueued') {
+      assert.equal(waitingRow.waiting, 'retry');
+      assert.equal(waitingRow.not_before, waitingRun.not_before);
+      assert.equal(waitingRow.attempts, 1);
+    }
+
+    const ended = await eventually(async () => {
+      const r = await runAnswer();
+      return r.status === 'success' ? r : null;
+    }, 'the second attempt to succeed');
+    assert.equal(ended.attempts, 2);
+    assert.equal(ended.waiting, null);
+    assert.equal(ended.not_before, null);
+    assert.equal(ended.attempt_log[0].error.error, 'RetryableError');
+    assert.match(ended.attempt_log[0].error.message, /429/);
+    const row = await ledgerRow();
+    assert.equal(row.status, 'success');
+    assert.equal(row.attempts, 2);
+    assert.equal(row.waiting, null);
+    assert.deepEqual(row.attempt_log.map((a: any) => [a.attempt, a.status, a.error?.error]), [[1, 'error', 'RetryableError']]);
   });
 
   test('next shows each occurrence planned start (scheduled_for + its offset); preview shows the window', async () => {
