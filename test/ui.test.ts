@@ -106,7 +106,12 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       [ids.ops],
     );
     await db.pool.query(`UPDATE cron_occurrences SET planned_for = scheduled_for + interval '7 seconds' WHERE cron_id = $1 AND status = 'success' AND skipped_count = 0`, [ids.ops]);
-    await db.pool.query(`UPDATE runs SET waiting = 'retry', not_before = now() + interval '1 hour' WHERE cron_id = $1 AND status = 'pending'`, [ids.ops]);
+    await db.pool.query(
+      `UPDATE runs SET waiting = 'retry', not_before = now() + interval '1 hour',
+              attempt_log = '[{"attempt": 1, "status": "timeout", "error": {"error": "TimeoutError", "message": "run timed out"}}]'
+        WHERE cron_id = $1 AND status = 'pending'`,
+      [ids.ops],
+    );
     await db.pool.query(`UPDATE crons SET last_run_status = 'error', last_run_error = 'RuntimeError: the model said no', last_run_at = now() - interval '40 minutes' WHERE cron_id = $1`, [ids.ops]);
     // No scheduler runs here: an every-5-minutes cron would turn overdue ("… ago") at the next
     // multiple of 5 minutes, mid-test. Its next occurrence goes to a whole hour an hour or two ahead.
@@ -369,6 +374,7 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       const running = page.locator(`#runs-table tr[data-run-id="${rows[0].run_id}"]`);
       await running.waitFor();
       assert.match((await running.textContent()) ?? '', /running.*1 min 3\d s/);
+      assert.match((await running.textContent()) ?? '', /attempt 2/, 'its second attempt (one logged)');
       await shot(page, 'runs');
       await running.locator('button', { hasText: 'Cancel' }).click();
       await page.locator('#flash', { hasText: `Cancelled run ${rows[0].run_id.slice(0, 8)}` }).waitFor();
