@@ -15,9 +15,6 @@ export interface RetryPolicy {
   non_retryable_errors: string[];
 }
 
-/** A policy as given: any field left out takes its default. */
-export type RetryPolicyInput = Partial<RetryPolicy>;
-
 export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   max_attempts: 3,
   initial_interval_seconds: 1,
@@ -26,11 +23,11 @@ export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   non_retryable_errors: [],
 };
 
-export const RETRY_POLICY_KEYS = ['max_attempts', 'initial_interval_seconds', 'backoff_coefficient', 'maximum_interval_seconds', 'non_retryable_errors'] as const;
+const RETRY_POLICY_KEYS = ['max_attempts', 'initial_interval_seconds', 'backoff_coefficient', 'maximum_interval_seconds', 'non_retryable_errors'] as const;
 
 /** The longest interval a policy may name: a day. */
-export const MAX_INTERVAL_SECONDS = 86_400;
-export const MAX_ATTEMPTS = 100;
+const MAX_INTERVAL_SECONDS = 86_400;
+const MAX_ATTEMPTS = 100;
 
 /** An assistant's (or a run config's) `max_concurrency`: its own limit `assistant:<id>`. */
 export const MAX_CONCURRENCY = 10_000;
@@ -120,9 +117,6 @@ export function parseRetryPolicy(value: unknown): ParsedRetryPolicy {
     },
   };
 }
-
-/** "max_attempts: must be at most 100" (the message alone for the policy itself). */
-export const describeRetryPolicyProblem = (p: { field: string; error: string }): string => (p.field ? `${p.field}: ${p.error}` : p.error);
 
 /** A `max_concurrency` (an assistant's own limit): an integer 1-10000, or the problem. */
 export function parseMaxConcurrency(value: unknown): { ok: true; max: number } | { ok: false; error: string } {
