@@ -8,6 +8,7 @@ export { maxTimeoutSeconds, parseTimeoutSeconds, runTimeoutSeconds } from './tim
 export type { RunTimeoutSettings } from './timeout.ts';
 export {
   activeThreadRunIds,
+  attemptsMade,
   deleteEndedRun,
   getRun,
   getThreadRun,
