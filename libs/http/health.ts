@@ -102,7 +102,9 @@ export function healthRoutes({ pool, boss, heartbeatSeconds, scheduler, auth }: 
     const ok = database.ok && queue.ok && ticking !== false;
     // The database is back within seconds of a restart, and the pool reconnects by itself.
     if (!database.ok) res.setHeader('Retry-After', '5');
-    const status = database.ok && ticking !== false ? 200 : 503;
+    // The status code says what the body says: a load balancer or orchestrator reading only the
+    // code must not route to (or keep) an instance whose own check failed.
+    const status = ok ? 200 : 503;
     if (!detailed) {
       // Without an admin key: the status alone, nothing about other tenants or the hosts.
       res.status(status).json({
