@@ -13,4 +13,6 @@ export {
   longestRunSeconds,
 } from './queue.ts';
 export type { QueueOptions, QueueSettings, RunJob } from './queue.ts';
+export { runJobStartAfterSql, runQueueHead } from './saturation.ts';
+export type { RunQueueHead } from './saturation.ts';
 export type { PgBoss } from 'pg-boss';
