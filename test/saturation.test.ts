@@ -13,7 +13,9 @@ import type { PgBoss } from '../libs/queue/index.ts';
 import { QUEUES, enqueueRuns } from '../libs/queue/index.ts';
 import { createTestDatabase } from './support/db.ts';
 import type { TestDatabase } from './support/db.ts';
-import { ECHO, startTestQueue } from './support/engine.ts';
+import { ECHO, eventually, startTestQueue } from './support/engine.ts';
+import { startStack } from './support/stack.ts';
+import type { Stack } from './support/stack.ts';
 
 // Saturation is visible (issue 18): deployment-wide queue latency, runs waiting by reason and lag
 // to start, on /metrics and /health; /health's status code follows its body.
@@ -194,5 +196,75 @@ describe('saturation figures', () => {
     assert.equal(backlogGrowth([at(300, 120), at(240, 300), at(180, 200), at(120, 600), at(60, 800)], now).grew, false);
     assert.equal(backlogGrowth([at(330, 120), at(60, 800)], now).grew, false);
     assert.equal(backlogGrowth([at(300, 900), at(200, 900), at(100, 900)], now).grew, false);
+  });
+});
+
+describe('saturation with processes', () => {
+  let stack: Stack;
+  before(async () => {
+    // A short lag window so the deployment is judged again within seconds once it has caught up.
+    stack = await startStack('saturation_procs', {
+      worker: true,
+      env: { WORKER_CONCURRENCY: '2', HEALTH_MAX_START_LAG_SECONDS: '2', HEALTH_START_LAG_WINDOW_SECONDS: '8' },
+    });
+  });
+  after(() => stack?.stop());
+
+  const getHealth = async () => {
+    const res = await fetch(`${stack.url}/health`);
+    return { status: res.status, body: (await res.json()) as any };
+  };
+
+  test('2 worker slots and 40 runs of 3 s: /health 200 degraded naming lag to start, queue latency on the api\'s /metrics; ok again once drained', async () => {
+    const first = await getHealth();
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    assert.equal(first.body.status, 'ok', JSON.stringify(first.body));
+
+    // 40 stateless crons: each starts its first run when created (trigger create).
+    const create = async (i: number) => {
+      const res = await fetch(`${stack.url}/runs/crons`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ assistant_id: 'echo', schedule: '0 0 1 1 *', input: { sleep_ms: 3000, i } }),
+      });
+      assert.equal(res.status, 200, await res.text());
+    };
+    for (let i = 0; i < 40; i += 8) await Promise.all(Array.from({ length: 8 }, (_, k) => create(i + k)));
+
+    const degraded = await eventually(
+      async () => {
+        const h = await getHealth();
+        return h.body.status === 'degraded' && h.body.reasons.some((r: string) => /^lag to start p95 \d+\.\d s over the last 8 s exceeds HEALTH_MAX_START_LAG_SECONDS \(2\)$/.test(r)) ? h : null;
+      },
+      '/health degraded by lag to start',
+      30_000,
+      250,
+    );
+    assert.equal(degraded.status, 200, 'degraded still serves: 200');
+    assert.equal(degraded.body.ok, true);
+    assert.ok(degraded.body.start_lag.p95 > 2, JSON.stringify(degraded.body.start_lag));
+    assert.ok(degraded.body.waiting.worker > 0, JSON.stringify(degraded.body.waiting));
+
+    // The api executes no run; its /metrics says how long the head of the queue has waited.
+    const metrics = await (await fetch(`${stack.url}/metrics`)).text();
+    const latency = Number(/^agentcron_queue_latency_seconds (\S+)$/m.exec(metrics)?.[1]);
+    assert.ok(latency > 0, `agentcron_queue_latency_seconds ${latency}`);
+    assert.ok(Number(/^agentcron_runs_waiting\{reason="worker"\} (\S+)$/m.exec(metrics)?.[1]) > 0);
+    assert.ok(Number(/^agentcron_start_lag_seconds\{quantile="0.95"\} (\S+)$/m.exec(metrics)?.[1]) > 2);
+
+    // Drain: cancel what has not started yet; the deployment is ok again once the late starts leave the window.
+    const { rows } = await stack.db.pool.query<{ run_id: string; thread_id: string }>(`SELECT run_id, thread_id FROM runs WHERE status = 'pending'`);
+    assert.ok(rows.length > 0);
+    for (const r of rows) {
+      const res = await fetch(`${stack.url}/threads/${r.thread_id}/runs/${r.run_id}/cancel`, { method: 'POST' });
+      assert.ok(res.status === 202 || res.status === 409, `cancel ${res.status}`);
+    }
+    const ok = await eventually(async () => {
+      const h = await getHealth();
+      return h.body.status === 'ok' ? h : null;
+    }, '/health ok once drained', 30_000, 250);
+    assert.equal(ok.status, 200);
+    assert.deepEqual(ok.body.reasons, []);
+    assert.equal(ok.body.queue_latency_seconds, 0);
   });
 });
