@@ -7,6 +7,8 @@ import { randomUUID } from 'node:crypto';
 import express from 'express';
 import { ensureDefaultAssistants } from '../libs/assistants/index.ts';
 import { healthRoutes } from '../libs/http/health.ts';
+import { checkHeartbeats, maintenanceSettings } from '../libs/maintenance/index.ts';
+import { loadConfig } from '../libs/config/index.ts';
 import type { HealthDeps } from '../libs/http/health.ts';
 import { apiRegistry, backlogGrowth, observeDatabase, saturation } from '../libs/metrics/index.ts';
 import type { PgBoss } from '../libs/queue/index.ts';
@@ -178,6 +180,12 @@ describe('saturation figures', () => {
     assert.equal(gauge(/^agentcron_runs_waiting\{reason="worker"\} (\S+)$/m), 2);
     assert.ok(gauge(/^agentcron_start_lag_seconds\{quantile="0.95"\} (\S+)$/m) > 8.4);
     assert.equal(gauge(/^agentcron_health_degraded (\S+)$/m), 1);
+
+    // The heartbeat monitor warns on lag to start (not only on lag to enqueue).
+    const findings = await checkHeartbeats({ pool: db.pool, settings: { ...maintenanceSettings(loadConfig({})), maxStartLagSeconds: 5 } });
+    assert.ok(findings.warnings.some((w) => /^lag to start p95 \d+\.\d s over the last minute exceeds HEALTH_MAX_START_LAG_SECONDS \(5\): workers are behind/.test(w)), JSON.stringify(findings.warnings));
+    assert.equal(findings.saturation?.status, 'degraded');
+    assert.equal(findings.saturation?.start_lag.started, 10);
 
     // Under a higher threshold and with the backlog back down, the same deployment is ok.
     await db.pool.query(`DELETE FROM runs WHERE status = 'pending' AND waiting IS NULL`);
