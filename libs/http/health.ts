@@ -67,6 +67,17 @@ for (const [path, summary, description] of [
   registry.registerPath({ method: 'get', path, tags: ['meta'], summary, description, responses: { 200: { description: 'OK' }, ...(path === '/health' ? { 503: { description: 'Not ready' } } : {}) } });
 }
 
+/** How long /health waits for the saturation figures; slower, it answers without judging them (the computation goes on for the next caller). */
+const SATURATION_WAIT_MS = 3000;
+
+function withinMs<T>(promise: Promise<T>, ms: number): Promise<T | Error> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    promise.catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))),
+    new Promise<Error>((resolve) => (timer = setTimeout(() => resolve(new Error(`not read within ${ms / 1000} s`)), ms))),
+  ]).finally(() => clearTimeout(timer));
+}
+
 export function healthRoutes({ pool, boss, heartbeatSeconds, scheduler, auth, saturation: saturationSettings }: HealthDeps): Router {
   const satSettings: SaturationSettings = saturationSettings ?? { pgbossSchema: 'pgboss', ...SATURATION_DEFAULTS };
   const router = Router();
@@ -100,7 +111,7 @@ export function healthRoutes({ pool, boss, heartbeatSeconds, scheduler, auth, sa
     let queue: { ok: boolean; queued?: number; active?: number; error?: string };
     // Saturation is read beside the queue check (it is judged only while the rest is ok); a
     // failure to read it leaves it unjudged, never makes the deployment unavailable by itself.
-    const sat: Promise<Saturation | Error> | null = database.ok ? saturation(pool, satSettings).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))) : null;
+    const sat: Promise<Saturation | Error> | null = database.ok ? withinMs(saturation(pool, satSettings), SATURATION_WAIT_MS) : null;
     try {
       const q = await boss.getQueue(QUEUES.run);
       queue = q ? { ok: true, queued: q.queuedCount, active: q.activeCount } : { ok: false, error: `queue ${QUEUES.run} does not exist` };

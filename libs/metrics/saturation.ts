@@ -198,8 +198,11 @@ async function compute(pool: Pool, s: SaturationSettings): Promise<Saturation> {
     max_seconds: s.maxStartLagSeconds,
   };
   const reasons: string[] = [];
+  const forLimits = Object.values(waiting.limit).reduce((a, n) => a + n, 0);
   if (startLag.p95 !== null && startLag.p95 > s.maxStartLagSeconds) {
-    reasons.push(`lag to start p95 ${fmt(startLag.p95)} s over ${windowText(s.windowSeconds)} exceeds HEALTH_MAX_START_LAG_SECONDS (${s.maxStartLagSeconds})`);
+    // A run held by a limit starts late by design: say so, more workers would not start it sooner.
+    const note = forLimits > 0 ? ` (${forLimits} run(s) wait for a limit now)` : '';
+    reasons.push(`lag to start p95 ${fmt(startLag.p95)} s over ${windowText(s.windowSeconds)} exceeds HEALTH_MAX_START_LAG_SECONDS (${s.maxStartLagSeconds})${note}`);
   }
   // Runs that have not started yet say it sooner than the ones that did (and when nothing starts at all).
   if (head.latencySeconds > s.maxStartLagSeconds) {
@@ -217,24 +220,35 @@ async function compute(pool: Pool, s: SaturationSettings): Promise<Saturation> {
   };
 }
 
-const cache = new WeakMap<Pool, Map<string, { at: number; promise: Promise<Saturation> }>>();
+interface CacheEntry {
+  promise: Promise<Saturation>;
+  /** When the computation settled (undefined while it runs). */
+  settledAt?: number;
+}
+
+const cache = new WeakMap<Pool, Map<string, CacheEntry>>();
 
 /**
  * The deployment's saturation figures and their judgement. One computation serves every caller
- * in this process for SATURATION_CACHE_MS (a burst of /health calls and a scrape cost one).
+ * in this process: while it runs, and for SATURATION_CACHE_MS after it settled (a burst of
+ * /health calls and a scrape cost one; a slow database never gets a second one piled on).
  */
 export function saturation(pool: Pool, s: SaturationSettings): Promise<Saturation> {
   let byPool = cache.get(pool);
   if (!byPool) cache.set(pool, (byPool = new Map()));
   const key = `${s.pgbossSchema}|${s.maxStartLagSeconds}|${s.windowSeconds}`;
   const hit = byPool.get(key);
-  const nowMs = Date.now();
-  if (hit && nowMs - hit.at < SATURATION_CACHE_MS) return hit.promise;
-  const promise = compute(pool, s);
-  byPool.set(key, { at: nowMs, promise });
-  // A failure is not kept: the next caller tries again.
-  promise.catch(() => {
-    if (byPool.get(key)?.promise === promise) byPool.delete(key);
-  });
-  return promise;
+  if (hit && (hit.settledAt === undefined || Date.now() - hit.settledAt < SATURATION_CACHE_MS)) return hit.promise;
+  const entry: CacheEntry = { promise: compute(pool, s) };
+  byPool.set(key, entry);
+  entry.promise.then(
+    () => {
+      entry.settledAt = Date.now();
+    },
+    // A failure is not kept: the next caller tries again.
+    () => {
+      if (byPool.get(key) === entry) byPool.delete(key);
+    },
+  );
+  return entry.promise;
 }
