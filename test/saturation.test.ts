@@ -157,7 +157,7 @@ describe('saturation figures', () => {
     assert.equal(s.backlog.now, 6);
     assert.equal(s.backlog.grew_for_5_minutes, true, JSON.stringify(s.backlog));
     assert.equal(s.status, 'degraded');
-    assert.ok(s.reasons.some((r) => /^lag to start p95 \d+\.\d s over the last minute exceeds HEALTH_MAX_START_LAG_SECONDS \(5\)$/.test(r)), JSON.stringify(s.reasons));
+    assert.ok(s.reasons.some((r) => /^lag to start p95 \d+\.\d s over the last minute exceeds HEALTH_MAX_START_LAG_SECONDS \(5\) \(4 run\(s\) wait for a limit now\)$/.test(r)), JSON.stringify(s.reasons));
     assert.ok(s.reasons.some((r) => /head of the queue has waited \d+\.\d s/.test(r)), JSON.stringify(s.reasons));
     assert.ok(s.reasons.includes('backlog grew for 5 minutes (1 -> 6)'), JSON.stringify(s.reasons));
 
@@ -183,7 +183,7 @@ describe('saturation figures', () => {
 
     // The heartbeat monitor warns on lag to start (not only on lag to enqueue).
     const findings = await checkHeartbeats({ pool: db.pool, settings: { ...maintenanceSettings(loadConfig({})), maxStartLagSeconds: 5 } });
-    assert.ok(findings.warnings.some((w) => /^lag to start p95 \d+\.\d s over the last minute exceeds HEALTH_MAX_START_LAG_SECONDS \(5\): workers are behind/.test(w)), JSON.stringify(findings.warnings));
+    assert.ok(findings.warnings.some((w) => /^lag to start p95 \d+\.\d s over the last minute exceeds HEALTH_MAX_START_LAG_SECONDS \(5\) \(4 run\(s\) wait for a limit now\): workers are behind/.test(w)), JSON.stringify(findings.warnings));
     assert.equal(findings.saturation?.status, 'degraded');
     assert.equal(findings.saturation?.start_lag.started, 10);
 
