@@ -10,6 +10,10 @@ export {
   transactionDb,
   enqueueRuns,
   requeueRunJobs,
+  parkRunJobs,
+  queueSchemaOf,
+  snoozeRunJobs,
+  wakeParkedRuns,
   longestRunSeconds,
 } from './queue.ts';
 export type { QueueOptions, QueueSettings, RunJob } from './queue.ts';

@@ -19,3 +19,9 @@ export {
   waitForRunEnd,
 } from './repository.ts';
 export type { BackgroundRun, RunResponse } from './repository.ts';
+export { claimRunsLimited } from './lifecycle.ts';
+export type { Claim, ClaimLimits, RetryRequest } from './lifecycle.ts';
+export { DEFAULT_RETRY_POLICY, parseRetryPolicy } from './retry-policy.ts';
+export type { ParsedRetryPolicy, RetryPolicy } from './retry-policy.ts';
+export { classifyFailure, resolveRetryPolicy, retryDelaySeconds } from './retry.ts';
+export type { AttemptRecord, FailureClass } from './retry.ts';

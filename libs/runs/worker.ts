@@ -10,8 +10,12 @@ import { QUEUE_DEFAULTS, QUEUES, queueNotifyChannel, requeueRunJobs } from '../q
 import { Alarm } from '../timing/index.ts';
 import { CancelWatcher } from './cancel.ts';
 import { ResultRecorder } from './recorder.ts';
-import { RUN_CANCEL_CHANNEL, claimRuns, endRuns, handBackRuns, pendingOf } from './lifecycle.ts';
-import type { ClaimedRun, FinishedRun, JobAttempt, RunResult } from './lifecycle.ts';
+import { RUN_CANCEL_CHANNEL, claimRunsLimited, endRuns, handBackRuns, pendingOf } from './lifecycle.ts';
+import type { ClaimLimits, ClaimedRun, FinishedRun, JobAttempt, RetryRequest, RunResult } from './lifecycle.ts';
+import { classifyFailure, resolveRetryPolicy, retryDelaySeconds } from './retry.ts';
+import type { FailureClass } from './retry.ts';
+import { assistantLimitName } from '../agents/index.ts';
+import type { LimitSpec } from '../agents/index.ts';
 import { runTimeoutSeconds } from './timeout.ts';
 
 // Executes runs, WORKER_CONCURRENCY at a time whatever their lengths. Like graphile-worker's
@@ -67,8 +71,8 @@ class ShuttingDown extends Error {
   override name = 'ShuttingDown';
 }
 
-/** What executing a run came to: a result to record, nothing to record, or a hand-back. */
-type Execution = { kind: 'result'; result: RunResult } | { kind: 'cancelled' } | { kind: 'handback' };
+/** What executing a run came to: a result to record (with what its failure says of a retry), nothing to record, or a hand-back. */
+type Execution = { kind: 'result'; result: RunResult; failure?: FailureClass } | { kind: 'cancelled' } | { kind: 'handback' };
 
 interface InFlight {
   run: ClaimedRun;
@@ -110,8 +114,24 @@ export class RunWorker {
     return this.#o.queueSchema ?? 'pgboss';
   }
 
+  /** Deployment-wide limits (agentcron.json's, an assistant's config.max_concurrency) as claims apply them. */
+  #limits: ClaimLimits;
+
+
   constructor(options: RunWorkerOptions) {
     this.#o = options;
+    this.#limits = {
+      heartbeatSeconds: options.heartbeatSeconds ?? 30,
+      limitsOf: (graphId, assistantId, assistantConfig) => {
+        const flow = options.agents.flow;
+        const named = (flow.graphs.get(graphId)?.limits ?? []).flatMap((n) => flow.limits.get(n) ?? []);
+        const own = assistantConfig.max_concurrency;
+        if (typeof own === 'number' && Number.isInteger(own) && own >= 1) {
+          return [...named, { name: assistantLimitName(assistantId), max_concurrency: own, rate: null } satisfies LimitSpec];
+        }
+        return named;
+      },
+    };
     this.#recorder = new ResultRecorder({ pool: options.pool, boss: options.boss, logger: options.logger });
     this.#cancels = new CancelWatcher({
       pool: options.pool,
@@ -219,10 +239,13 @@ export class RunWorker {
     const { boss, pool, logger } = this.#o;
     let claimed: ClaimedRun[];
     let waiting: Set<string>;
+    let parked: Set<string>;
     try {
-      claimed = await claimRuns(pool, this.#schema, jobs.map((j) => ({ run_id: j.data.run_id, attempt: j.retryCount + 1, group: j.groupId })));
+      const requests = jobs.map((j) => ({ run_id: j.data.run_id, attempt: j.retryCount + 1, group: j.groupId, jobId: j.id, retryCount: j.retryCount }));
+      ({ runs: claimed, parked } = await claimRunsLimited(pool, this.#schema, requests, this.#limits));
       const claimedIds = new Set(claimed.map((r) => r.run_id));
-      waiting = await pendingOf(pool, jobs.map((j) => j.data.run_id).filter((id) => !claimedIds.has(id)));
+      // Parked runs wait for room in a limit, their jobs back in the queue already.
+      waiting = await pendingOf(pool, jobs.map((j) => j.data.run_id).filter((id) => !claimedIds.has(id) && !parked.has(id)));
     } catch (err) {
       // Nothing was claimed: the jobs go back as they were (or expire by heartbeat if even that fails).
       logger.warn(`could not claim runs (${describeDatabaseError(err)}); their jobs go back to the queue`, { runs: jobs.length });
@@ -236,6 +259,7 @@ export class RunWorker {
       const run = byRun.get(job.data.run_id);
       const attempt = { id: job.id, retryCount: job.retryCount };
       if (run) this.#launch(run, attempt);
+      else if (parked.has(job.data.run_id)) continue;
       // Its turn has not come (another run of its thread or cron is running): back to the queue.
       else if (waiting.has(job.data.run_id)) notYet.push(job);
       // Finished, cancelled or deleted already: acknowledged without running anything.
@@ -296,8 +320,11 @@ export class RunWorker {
     // Cancelled: whoever ended the run recorded it; finishing stores nothing and completes the job.
     const result: RunResult =
       execution.kind === 'result' ? execution.result : { run_id: run.run_id, status: 'interrupted', output: null, error: null };
+    const retry = execution.kind === 'result' ? this.#retryOf(run, execution.result, execution.failure) : undefined;
     const finished: FinishedRun = {
       ...result,
+      retry,
+      limits: run.limits,
       thread_id: run.thread_id,
       ephemeral: run.ephemeral,
       cron_id: run.cron_id,
@@ -315,7 +342,36 @@ export class RunWorker {
       },
     };
     await this.#recorder.record(finished);
-    metrics.runFinished(run.graph_id, result.status, seconds);
+    if (!retry) metrics.runFinished(run.graph_id, result.status, seconds);
+  }
+
+  /**
+   * Whether a failed attempt is retried (docs/flow-control.md): its error is retryable, not named
+   * in non_retryable_errors, and the run's policy has attempts left. The next attempt waits for
+   * the provider's Retry-After, else the policy's backoff; a Retry-After also pauses the run's
+   * named limits, so one 429 does not become a hundred.
+   */
+  #retryOf(run: ClaimedRun, result: RunResult, failure: FailureClass | undefined): RetryRequest | undefined {
+    if (!failure?.retryable || !result.error || (result.status !== 'error' && result.status !== 'timeout')) return undefined;
+    const config = { ...run.assistant_config, ...(run.kwargs.config ?? {}) };
+    const policy = resolveRetryPolicy([
+      (run.kwargs as Record<string, unknown>).retry_policy,
+      config.retry_policy,
+      this.#o.agents.flow.graphs.get(run.graph_id)?.retry_policy,
+    ]);
+    const attempt = (run.attempt_log?.length ?? 0) + 1;
+    if (attempt >= policy.max_attempts || policy.non_retryable_errors.includes(result.error.error)) return undefined;
+    const delaySeconds = retryDelaySeconds(policy, attempt, failure.retryAfterSeconds);
+    const named = run.limits.filter((l) => !l.startsWith('assistant:'));
+    this.#o.logger.info(`run attempt ${attempt} of ${policy.max_attempts} failed; retrying in ${delaySeconds.toFixed(1)}s`, {
+      run_id: run.run_id,
+      cron_id: run.cron_id ?? undefined,
+      err: result.error.message,
+    });
+    return {
+      delaySeconds,
+      ...(failure.retryAfterSeconds !== null && named.length ? { pause: { limits: named, seconds: delaySeconds } } : {}),
+    };
   }
 
   #cancel(runIds: string[], why: string): void {
@@ -372,7 +428,7 @@ export class RunWorker {
       const reason: unknown = controller.signal.reason;
       if (controller.signal.aborted && reason instanceof RunTimeout) {
         runLogger.warn('run timed out', { ms: Date.now() - started });
-        return result('timeout', null, { error: 'TimeoutError', message: reason.message });
+        return { ...result('timeout', null, { error: 'TimeoutError', message: reason.message }), failure: classifyFailure(reason, true) } as Execution;
       }
       if (controller.signal.aborted && reason instanceof RunCancelled) {
         runLogger.info('run cancelled; its agent was aborted', { ms: Date.now() - started, why: reason.message });
@@ -384,7 +440,7 @@ export class RunWorker {
       }
       const e = toError(err);
       runLogger.warn('run failed', { err: e.message, ms: Date.now() - started });
-      return result('error', null, { error: e.name, message: e.message });
+      return { ...result('error', null, { error: e.name, message: e.message }), failure: classifyFailure(err, false) } as Execution;
     } finally {
       clearTimeout(timer);
     }
