@@ -88,8 +88,9 @@ const SAMPLES_SQL = `
  * A cron's occurrence, from its ledger row: due at planned_for (jitter) or scheduled_for; one
  * fired by a trigger, a backfill or a create at the row's creation, a retried one at retried_at.
  * Any other run (runs.cron_id NULL), from the run while it runs or once it ended on a kept
- * thread (a stateless run is deleted when it ends: it counts while it runs): due at
- * greatest(created_at, not_before, its job's start_after: after_seconds).
+ * thread (a stateless run is deleted when it ends: it counts while it runs): due when its job
+ * last became runnable, greatest(created_at, not_before, its job's start_after): after_seconds,
+ * or the wake from a limit (a claim clears not_before; the job keeps start_after).
  * The ledger is large: the scan is bounded by created_at (its index). A row that started in the
  * window was, at any earlier moment, either waiting or not yet made; so the newest sample taken
  * before the window began bounds it: nothing that starts now was made before that sample's
