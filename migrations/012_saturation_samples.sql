@@ -9,8 +9,9 @@ CREATE TABLE saturation_samples (
   sampled_at        timestamptz NOT NULL DEFAULT now(),
   -- Pending runs due and not started: waiting for a free worker or for a limit (not for a retry's backoff).
   backlog           integer NOT NULL,
-  -- created_on of the oldest run job not yet started at sampled_at (NULL: none waited). Every run
-  -- that starts later was made after it: it bounds the ledger scan of the lag to start.
+  -- created_on of the oldest run job waiting for its first attempt at sampled_at (NULL: none).
+  -- Every first attempt that starts later was made after it: it bounds the ledger scan of the
+  -- lag to start.
   oldest_queued_at  timestamptz
 );
 CREATE INDEX saturation_samples_at ON saturation_samples (sampled_at);

@@ -1,5 +1,5 @@
 import type { Pool } from '../db/index.ts';
-import { runJobStartAfterSql, runQueueHead } from '../queue/index.ts';
+import { oldestFirstAttemptRunJobSql, runJobStartAfterSql, runQueueHead } from '../queue/index.ts';
 
 // Saturation: is the deployment keeping up? Figures of the whole deployment, read from the
 // database (the same on every api, whichever process asks), for /health, /metrics and the
@@ -70,11 +70,12 @@ const WAITING_SQL = `
    GROUP BY 1`;
 
 // Writes this moment's sample when its 30 s slot has none (the slot is the key: two processes at
-// once write one row), prunes old ones on the same write, and reads the last 15 minutes.
-const SAMPLES_SQL = `
+// once write one row; the oldest waiting job is read only then), prunes old ones on the same
+// write, and reads the last 15 minutes.
+const SAMPLES_SQL = (schema: string) => `
   WITH ins AS (
     INSERT INTO saturation_samples (slot, backlog, oldest_queued_at)
-    SELECT floor(extract(epoch FROM now()) / ${SAMPLE_SLOT_SECONDS})::bigint, $1, $2
+    SELECT floor(extract(epoch FROM now()) / ${SAMPLE_SLOT_SECONDS})::bigint, $1, ${oldestFirstAttemptRunJobSql(schema)}
      WHERE NOT EXISTS (SELECT 1 FROM saturation_samples WHERE sampled_at > now() - interval '${SAMPLE_SLOT_SECONDS - 5} seconds')
     ON CONFLICT (slot) DO NOTHING
     RETURNING 1
@@ -181,7 +182,7 @@ async function compute(pool: Pool, s: SaturationSettings): Promise<Saturation> {
   }
   const backlog = waiting.worker + Object.values(waiting.limit).reduce((a, n) => a + n, 0);
   // The sample first: the lag's bound reads the samples.
-  const samples = await pool.query<{ sampled_at: Date; backlog: number; now: Date }>(SAMPLES_SQL, [backlog, head.oldestQueuedAt]);
+  const samples = await pool.query<{ sampled_at: Date; backlog: number; now: Date }>(SAMPLES_SQL(s.pgbossSchema), [backlog]);
   const lag = await pool.query<{ started: number; q: number[] | null }>(LAG_SQL(s.pgbossSchema), [s.windowSeconds]);
   const now = samples.rows[0]?.now ?? (await pool.query<{ now: Date }>('SELECT now()')).rows[0].now;
   const growth = backlogGrowth(
