@@ -193,6 +193,18 @@ describe('saturation figures', () => {
     assert.equal(calm.backlog.grew_for_5_minutes, false);
     assert.deepEqual(calm.reasons, []);
     assert.equal(calm.status, 'ok');
+
+    // The ledger scan is bounded by the sample taken before the window began: a first attempt made
+    // 3 minutes ago that starts now is read when that sample saw a run waiting since before it.
+    await db.pool.query(
+      `INSERT INTO cron_occurrences (cron_id, scheduled_for, status, trigger, started_at, created_at)
+       VALUES ($1, now() - interval '3 minutes', 'running', 'schedule', now() - interval '5 seconds', now() - interval '3 minutes')`,
+      [cron],
+    );
+    await db.pool.query(`UPDATE saturation_samples SET oldest_queued_at = now() - interval '4 minutes' WHERE slot = -995`);
+    const late = await saturation(db.pool, { ...settings, maxStartLagSeconds: 61 });
+    assert.equal(late.start_lag.started, 11, JSON.stringify(late.start_lag));
+    assert.ok(late.start_lag.p99! > 100, JSON.stringify(late.start_lag));
   });
 
   test('backlog growth: only a backlog that never went down over 5 minutes of samples at most 90 s apart', () => {
