@@ -26,6 +26,7 @@ const LONGEST_FIRST = [
   'test/stalls.test.ts',
   'test/maintenance.test.ts',
   'test/processes.test.ts',
+  'test/saturation.test.ts',
   'test/cli.test.ts',
   'test/api-schedules.test.ts',
   'test/sdk-compat.test.ts',

@@ -389,6 +389,11 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       await page.click('nav a[data-page=health]');
       await page.locator('#lag-chart').waitFor();
       assert.match((await page.locator('#health-cards').textContent()) ?? '', /Database.*ok/);
+      // /health's status and the saturation figures (queue latency, runs waiting by reason, lag to start).
+      assert.match((await page.locator('#health-cards').textContent()) ?? '', /^Overall(ok|degraded)/);
+      assert.match((await page.locator('#queue-latency').textContent()) ?? '', /^\d+(\.\d)? (ms|s)$|min/);
+      assert.match((await page.locator('#runs-waiting').textContent()) ?? '', /^\d+ for a worker · \d+ for a retry · \d+ for a limit$/);
+      assert.match((await page.locator('#start-lag').textContent()) ?? '', /^(p50 .* · p95 .* · p99 .*|no run started)$/);
       assert.match((await page.locator('#chart-summary').textContent()) ?? '', /^5 fired and 2 skipped/);
       assert.ok((await page.locator('#lag-chart rect.bar').count()) >= 4);
       assert.equal(await page.locator('#gauges').count(), 1, 'the deployment gauges (AUTH_MODE=none: everyone is admin)');

@@ -17,4 +17,6 @@ export {
   longestRunSeconds,
 } from './queue.ts';
 export type { QueueOptions, QueueSettings, RunJob } from './queue.ts';
+export { oldestFirstAttemptRunJobSql, runJobStartAfterSql, runQueueHead } from './saturation.ts';
+export type { RunQueueHead } from './saturation.ts';
 export type { PgBoss } from 'pg-boss';
