@@ -323,6 +323,8 @@ export async function check(input: CheckInput): Promise<Report> {
   }
   counts.keys_executed = byKey.size;
   counts.policy_retries = policyRetries;
+  // One attempt executed twice: each such pair went through the check above (a dead worker explains it).
+  counts.attempts_executed_twice = [...groupBy(execs.filter((e) => e.attempt !== null), (e) => `${e.idempotency_key}#${e.attempt}`).values()].filter((es) => es.length > 1).length;
   counts.reexecutions = reexecutions.length;
   counts.retries_explained = reexecutions.filter((r) => r.explained).length;
   counts.reexecutions_outage = reexecutions.filter((r) => !r.explained && r.reason.startsWith('database outage')).length;
@@ -423,7 +425,7 @@ export async function check(input: CheckInput): Promise<Report> {
     `api_calls=${counts.api_calls} 5xx=${counts['5xx']} 4xx_explained=${counts.api_4xx_explained} 4xx_unexpected=${counts.api_4xx_unexpected} ` +
     `dup_runs=${counts.duplicate_runs} unsettled=${counts.unsettled} stuck=${counts.stuck_runs} lost=${counts.lost_occurrences} ` +
     `gap_checked_s=${counts.gap_checked_seconds} overlaps=${counts.overlaps} policy_retries=${counts.policy_retries} ` +
-    `retried_occurrences=${counts.retried_occurrences} exhausted=${counts.retries_exhausted} ` +
+    `attempts_twice=${counts.attempts_executed_twice} retried_occurrences=${counts.retried_occurrences} exhausted=${counts.retries_exhausted} ` +
     `limit_peaks=${(input.limits ?? []).map((l) => `${l.name.replace(/^assistant:.*/, 'assistant')}:${counts[`limit_peak_${l.name}`]}/${l.max_concurrency}`).join(',')} ` +
     `parked=${counts.parked_limit} retry_waits=${counts.retry_waits} failures=${failures.length}`;
   return { counts, failures, reexecutions, summary };
