@@ -79,7 +79,7 @@ const SKIP_REASONS = new Set(['missed', 'overlap', 'end_time']);
 const SERIALIZED: Kind[] = ['thread_enqueue', 'thread_reject', 'thread_interrupt', 'overlap_buffer_one'];
 const EXAMPLES = 5;
 
-interface LogRow {
+export interface LogRow {
   run_id: string;
   cron_id: string | null;
   scheduled_for: Date | null;
@@ -89,7 +89,7 @@ interface LogRow {
   deleted_status: string | null;
 }
 
-interface LedgerRow {
+export interface LedgerRow {
   cron_id: string;
   scheduled_for: Date;
   sf_us: string;
@@ -102,7 +102,7 @@ interface LedgerRow {
   attempt_log: AttemptEntry[] | null;
 }
 
-interface AttemptEntry {
+export interface AttemptEntry {
   attempt: number;
   started_at: string | null;
   ended_at: string;
@@ -111,7 +111,7 @@ interface AttemptEntry {
   retry_at: string;
 }
 
-interface ExecRow {
+export interface ExecRow {
   id: string;
   idempotency_key: string;
   run_id: string;
@@ -288,39 +288,8 @@ export async function check(input: CheckInput): Promise<Report> {
   });
   fail('executions of a skipped occurrence', notLedgered, examples(notLedgered, (e) => e.idempotency_key));
 
-  const reexecutions: Reexecution[] = [];
-  const outages = input.outages ?? [];
   const byKey = groupBy(execs, (e) => e.idempotency_key);
-  let policyRetries = 0;
-  for (const [key, es] of byKey) {
-    for (let i = 1; i < es.length; i++) {
-      const e = es[i];
-      // The attempt before this one: only its worker dying (after it started, before this one
-      // started: a retry that began while that worker was still alive is not explained by its
-      // death) explains a new attempt. Its death is observed a moment after the fact: 1 s slack.
-      const prev = es[i - 1];
-      // The next attempt of the retry policy, after the one before failed retryably: not a re-execution.
-      if (e.attempt !== null && prev.attempt !== null && e.attempt === prev.attempt + 1 && prev.outcome === 'retryable') {
-        policyRetries++;
-        continue;
-      }
-      const death = deathOf.get(prev.pid);
-      let reason = '';
-      let explained = false;
-      if (death && death.at.getTime() >= prev.started_at.getTime() && death.at.getTime() - 1000 <= e.started_at.getTime() && prev.outcome !== 'aborted') {
-        const how = death.cause === 'killed' ? 'killed' : 'crashed';
-        reason = prev.ended_at ? `worker ${prev.pid} ${how} after the agent returned, before its result was stored` : `worker ${prev.pid} ${how} mid-run`;
-        explained = true;
-      }
-      if (!explained) {
-        const prevEnd = prev.ended_at?.getTime() ?? e.started_at.getTime();
-        const outage = outages.find((o) => o.from <= Math.max(prevEnd, e.started_at.getTime()) && o.to >= prev.started_at.getTime());
-        if (outage) reason = `database outage ${iso(outage.from)}..${iso(outage.to)} during or after the previous attempt (worker ${prev.pid} alive, outcome ${prev.outcome ?? 'none'})`;
-        else reason = `no dead worker explains it: previous attempt on pid ${prev.pid} (${prev.outcome ?? 'no outcome'}) ${iso(prev.started_at)}, this one on pid ${e.pid} ${iso(e.started_at)}`;
-      }
-      reexecutions.push({ idempotency_key: key, run_id: e.run_id, attempt: i + 1, reason, explained });
-    }
-  }
+  const { reexecutions, policyRetries } = judgeReexecutions(byKey, deathOf, input.outages ?? []);
   counts.keys_executed = byKey.size;
   counts.policy_retries = policyRetries;
   // One attempt executed twice: each such pair went through the check above (a dead worker explains it).
@@ -400,7 +369,7 @@ export async function check(input: CheckInput): Promise<Report> {
   counts.lost_occurrences = lost.length;
   fail('lost occurrences (a second with no ledger row between two that have one, while only the scheduler moved the cron)', lost, examples(lost, (s) => s));
 
-  checkFlow(input, { ledger, execs, deathOf, runById, fail, counts, pool });
+  checkFlow(input, { ledger, execs, deathOf, runById, fail, counts });
   await checkFlowLogs({ pool, ledger, fail, counts });
 
   // ---- processes ----
@@ -433,7 +402,7 @@ export async function check(input: CheckInput): Promise<Report> {
 
 const ENDED_BY_AGENT = new Set(['success', 'error']);
 
-interface FlowData {
+export interface FlowData {
   ledger: LedgerRow[];
   execs: ExecRow[];
   deathOf: Map<number, Death>;
@@ -444,7 +413,7 @@ interface FlowData {
 }
 
 /** Retries as the ledger shows them and as the agents executed them; limits as the executions overlapped. */
-function checkFlow(input: CheckInput, d: FlowData): void {
+export function checkFlow(input: Pick<CheckInput, 'crons' | 'limits'>, d: Omit<FlowData, 'pool'>): void {
   const { ledger, execs, deathOf, runById, fail, counts } = d;
   const cronOf = new Map(input.crons.map((c) => [c.cron_id, c]));
   const execsByOcc = groupBy(
@@ -576,18 +545,38 @@ function checkFlow(input: CheckInput, d: FlowData): void {
 
 /** Outcomes recorded once (the ledger's status log), last_run_* naming final outcomes only, how often runs waited. */
 async function checkFlowLogs(d: Pick<FlowData, 'pool' | 'ledger' | 'fail' | 'counts'>): Promise<void> {
-  const { pool, ledger, fail, counts } = d;
+  const { pool } = d;
   const ledgerLog = (
-    await pool.query<{ cron_id: string; sf_us: string; old_status: string | null; new_status: string }>(
+    await pool.query<LedgerLogRow>(
       `SELECT cron_id, (extract(epoch FROM scheduled_for) * 1000000)::bigint::text AS sf_us, old_status, new_status FROM torture_ledger_log ORDER BY seq`,
     )
   ).rows;
   const lastRuns = (
-    await pool.query<{ cron_id: string; sf_us: string | null; status: string | null; run_id: string | null }>(
+    await pool.query<LastRunRow>(
       `SELECT cron_id, (extract(epoch FROM scheduled_for) * 1000000)::bigint::text AS sf_us, status, run_id FROM torture_last_run_log ORDER BY seq`,
     )
   ).rows;
   const waits = (await pool.query<{ waiting: string; n: number }>(`SELECT waiting, count(*)::int AS n FROM torture_waits GROUP BY waiting`)).rows;
+  judgeFlowLogs({ ...d, ledgerLog, lastRuns, waits });
+}
+
+export interface LedgerLogRow {
+  cron_id: string;
+  sf_us: string;
+  old_status: string | null;
+  new_status: string;
+}
+
+export interface LastRunRow {
+  cron_id: string;
+  sf_us: string | null;
+  status: string | null;
+  run_id: string | null;
+}
+
+/** The verdict on the ledger's status log and the crons' last_run_* log (a pure function of their rows). */
+export function judgeFlowLogs(d: Pick<FlowData, 'ledger' | 'fail' | 'counts'> & { ledgerLog: LedgerLogRow[]; lastRuns: LastRunRow[]; waits: { waiting: string; n: number }[] }): void {
+  const { ledger, fail, counts, ledgerLog, lastRuns, waits } = d;
   counts.parked_limit = waits.filter((w) => w.waiting.startsWith('limit:')).reduce((n, w) => n + w.n, 0);
   counts.retry_waits = waits.filter((w) => w.waiting === 'retry').reduce((n, w) => n + w.n, 0);
   for (const w of waits) if (w.waiting.startsWith('limit:')) counts[`parked_${w.waiting.startsWith('limit:assistant:') ? 'assistant' : w.waiting}`] = w.n;
@@ -608,4 +597,44 @@ async function checkFlowLogs(d: Pick<FlowData, 'pool' | 'ledger' | 'fail' | 'cou
   });
   fail("last_run_* naming an outcome its occurrence did not end with (an attempt's, not the final one)", notFinal, examples(notFinal, (r) => `${occ(r.cron_id, r.sf_us!)}: last_run ${r.status}, ledger ${ledgerByOcc.get(occ(r.cron_id, r.sf_us!))!.status}`));
   counts.last_run_writes = named.length;
+}
+
+/**
+ * Every second execution of an idempotency key (executions in start order): the policy's next
+ * attempt after a retryable failure, or a re-execution, explained only by the death of the worker
+ * of the execution before it (or, apart, by a database outage).
+ */
+export function judgeReexecutions(byKey: Map<string, ExecRow[]>, deathOf: Map<number, Death>, outages: Span[]): { reexecutions: Reexecution[]; policyRetries: number } {
+  const reexecutions: Reexecution[] = [];
+  let policyRetries = 0;
+  for (const [key, es] of byKey) {
+    for (let i = 1; i < es.length; i++) {
+      const e = es[i];
+      // The attempt before this one: only its worker dying (after it started, before this one
+      // started: a retry that began while that worker was still alive is not explained by its
+      // death) explains a new attempt. Its death is observed a moment after the fact: 1 s slack.
+      const prev = es[i - 1];
+      // The next attempt of the retry policy, after the one before failed retryably: not a re-execution.
+      if (e.attempt !== null && prev.attempt !== null && e.attempt === prev.attempt + 1 && prev.outcome === 'retryable') {
+        policyRetries++;
+        continue;
+      }
+      const death = deathOf.get(prev.pid);
+      let reason = '';
+      let explained = false;
+      if (death && death.at.getTime() >= prev.started_at.getTime() && death.at.getTime() - 1000 <= e.started_at.getTime() && prev.outcome !== 'aborted') {
+        const how = death.cause === 'killed' ? 'killed' : 'crashed';
+        reason = prev.ended_at ? `worker ${prev.pid} ${how} after the agent returned, before its result was stored` : `worker ${prev.pid} ${how} mid-run`;
+        explained = true;
+      }
+      if (!explained) {
+        const prevEnd = prev.ended_at?.getTime() ?? e.started_at.getTime();
+        const outage = outages.find((o) => o.from <= Math.max(prevEnd, e.started_at.getTime()) && o.to >= prev.started_at.getTime());
+        if (outage) reason = `database outage ${iso(outage.from)}..${iso(outage.to)} during or after the previous attempt (worker ${prev.pid} alive, outcome ${prev.outcome ?? 'none'})`;
+        else reason = `no dead worker explains it: previous attempt on pid ${prev.pid} (${prev.outcome ?? 'no outcome'}) ${iso(prev.started_at)}, this one on pid ${e.pid} ${iso(e.started_at)}`;
+      }
+      reexecutions.push({ idempotency_key: key, run_id: e.run_id, attempt: i + 1, reason, explained });
+    }
+  }
+  return { reexecutions, policyRetries };
 }
