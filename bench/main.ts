@@ -59,7 +59,13 @@ const WITH_100K = args.has('--100k') || process.env.BENCH_100K === '1';
 const ONLY = new Set((process.argv.find((a) => a.startsWith('--only='))?.slice(7) ?? 'lag,sustained,idle,limited').split(','));
 // --limited=N: the limited herd's size (default 1,500: 3 windows of the 500 per 60 s limit).
 const LIMITED_RUNS = Number(process.argv.find((a) => a.startsWith('--limited='))?.slice(10) ?? process.env.BENCH_LIMITED_RUNS ?? 1500);
-const LIMIT_RATE = { runs: 500, per_seconds: 60 };
+// BENCH_LIMITED_RATE=runs/seconds (default 500/60) and BENCH_LIMITED_BATCH (the scheduler's
+// CRON_BATCH_SIZE, default its default) make a scaled model of a bigger herd: 1,000 runs at 50/6
+// with batches of 100 has the 10,000 herd's shape (20 windows, 10 scheduler batches, the same
+// pace per second) in 2 minutes. Labelled TUNED when set.
+const [RATE_RUNS, RATE_SECONDS] = (process.env.BENCH_LIMITED_RATE ?? '500/60').split('/').map(Number);
+const LIMIT_RATE = { runs: RATE_RUNS, per_seconds: RATE_SECONDS };
+const LIMITED_BATCH = process.env.BENCH_LIMITED_BATCH;
 const LIMITED_GRAPH = 'limited_echo';
 const TUNED_LAG_CRONS = Number(process.env.BENCH_TUNED_LAG_CRONS ?? 10_000);
 const LAG_SIZES = (process.env.BENCH_LAG_SIZES ?? '1000,10000').split(',').map(Number).concat(WITH_100K ? [100_000] : []);
@@ -524,6 +530,8 @@ interface LimitedResult {
   run_updates_per_run: number;
   /** Times a run was parked on the limit (its waiting / not_before written), per run. */
   parks_per_run: number;
+  /** The most times one run was parked. */
+  most_parks: number;
   cpu: CpuUse;
 }
 
@@ -558,7 +566,7 @@ async function limitedHerd(server: string, n: number): Promise<LimitedResult> {
         CREATE TRIGGER bench_count_park AFTER UPDATE OF waiting ON runs FOR EACH ROW
           WHEN (NEW.waiting LIKE 'limit:%') EXECUTE FUNCTION bench_count_park();`);
       const env = { AGENTCRON_CONFIG: config };
-      const procs = [spawnRole('scheduler', db.url, env), spawnRole('worker', db.url, env)];
+      const procs = [spawnRole('scheduler', db.url, { ...env, ...(LIMITED_BATCH ? { CRON_BATCH_SIZE: LIMITED_BATCH } : {}) }), spawnRole('worker', db.url, env)];
       await started(procs);
       const due = await dbSecondFromNow(db.pool, 3);
       await db.pool.query(
@@ -569,7 +577,7 @@ async function limitedHerd(server: string, n: number): Promise<LimitedResult> {
       await db.pool.query('ANALYZE crons');
       const before = await rowUpdates(db);
       const meter = await cpuMeter(procs, db.pool);
-      progress(`limited ${n}: crons inserted, due at ${due.toISOString()}; ${LIMIT_RATE.runs} per ${LIMIT_RATE.per_seconds} s: ~${Math.ceil(n / LIMIT_RATE.runs) - 1} min until the last start`);
+      progress(`limited ${n}: crons inserted, due at ${due.toISOString()}; ${LIMIT_RATE.runs} per ${LIMIT_RATE.per_seconds} s: ~${(Math.ceil(n / LIMIT_RATE.runs) - 1) * LIMIT_RATE.per_seconds} s until the last start`);
       const windows = Math.ceil(n / LIMIT_RATE.runs);
       await waitForCount(db.pool, `SELECT count(*)::int AS n FROM cron_occurrences WHERE ended_at IS NOT NULL`, n, (windows * LIMIT_RATE.per_seconds + 120) * 1000, 1000);
       const cpu = await meter.stop();
@@ -592,6 +600,7 @@ async function limitedHerd(server: string, n: number): Promise<LimitedResult> {
       const lags = st.map((r) => Number(r.lag_ms)).sort((a, b) => a - b);
       const q = (p: number) => lags[Math.min(lags.length - 1, Math.floor(p * lags.length))];
       const parks = await count(db.pool, `SELECT count(*)::int AS n FROM bench_parks`);
+      const mostParks = await count(db.pool, `SELECT coalesce(max(n), 0)::int AS n FROM (SELECT count(*) AS n FROM bench_parks GROUP BY run_id) p`);
       return {
         runs: n,
         succeeded: st.filter((r) => r.status === 'success').length,
@@ -603,6 +612,7 @@ async function limitedHerd(server: string, n: number): Promise<LimitedResult> {
         job_updates_per_run: (after.jobs - before.jobs) / n,
         run_updates_per_run: (after.runs - before.runs) / n,
         parks_per_run: parks / n,
+        most_parks: mostParks,
         cpu,
       };
     });
@@ -612,11 +622,12 @@ async function limitedHerd(server: string, n: number): Promise<LimitedResult> {
 }
 
 function limitedTable(r: LimitedResult): void {
-  say(`4. Limited herd: ${fmt(r.runs)} echo crons due at once on a graph under a limit of ${LIMIT_RATE.runs} runs per ${LIMIT_RATE.per_seconds} s (agentcron.json), 1 scheduler + 1 worker, defaults otherwise`);
+  const tuned = process.env.BENCH_LIMITED_RATE || LIMITED_BATCH ? ` TUNED (BENCH_LIMITED_RATE=${process.env.BENCH_LIMITED_RATE ?? ''} BENCH_LIMITED_BATCH=${LIMITED_BATCH ?? ''}: scheduler CRON_BATCH_SIZE)` : '';
+  say(`4. Limited herd: ${fmt(r.runs)} echo crons due at once on a graph under a limit of ${LIMIT_RATE.runs} runs per ${LIMIT_RATE.per_seconds} s (agentcron.json), 1 scheduler + 1 worker, defaults otherwise${tuned}`);
   const head = ['runs', 'succeeded', 'failed', `most starts in any ${LIMIT_RATE.per_seconds} s`, 'starts per window', 'start lag p50 / p90 / p99 / max s', 'all started s'];
   const s = (ms: number) => fmt(ms / 1000, 1);
   table(head, [[fmt(r.runs), fmt(r.succeeded), fmt(r.failed), fmt(r.max_starts_per_window), r.starts_by_window.join(' / '), `${s(r.start.p50)} / ${s(r.start.p90)} / ${s(r.start.p99)} / ${s(r.start.max)}`, fmt(r.all_started_s, 1)]]);
-  say(`   per run: ${r.job_updates_per_run.toFixed(2)} pg-boss job row updates, ${r.run_updates_per_run.toFixed(2)} runs row updates, parked ${r.parks_per_run.toFixed(2)} times (a run that starts at once: 2 job updates, fetch and completion, and 1 run update, its claim; each park adds 2 job updates, the park and the next fetch, and 1 run update)`);
+  say(`   per run: ${r.job_updates_per_run.toFixed(2)} pg-boss job row updates, ${r.run_updates_per_run.toFixed(2)} runs row updates, parked ${r.parks_per_run.toFixed(2)} times (one run at most ${r.most_parks} times) (a run that starts at once: 2 job updates, fetch and completion, and 1 run update, its claim; each park adds 2 job updates, the park and the next fetch, and 1 run update)`);
   say(`   CPU (insert to last run ended, ${r.cpu.seconds.toFixed(0)} s; share of one core): ${cpuLine(r.cpu)}`);
 }
 
@@ -724,7 +735,7 @@ try {
   const limitedFields = limited
     ? {
         limited_herd_runs: limited.runs,
-        limited_herd_rate: `${LIMIT_RATE.runs}/${LIMIT_RATE.per_seconds}s`,
+        limited_herd_rate: `${LIMIT_RATE.runs}/${LIMIT_RATE.per_seconds}s${LIMITED_BATCH ? ` batch ${LIMITED_BATCH}` : ''}`,
         limited_herd_max_starts_per_window: limited.max_starts_per_window,
         limited_herd_failed: limited.failed,
         limited_herd_all_started_s: round(limited.all_started_s, 1),
@@ -734,6 +745,7 @@ try {
         limited_herd_job_updates_per_run: round(limited.job_updates_per_run, 2),
         limited_herd_run_updates_per_run: round(limited.run_updates_per_run, 2),
         limited_herd_parks_per_run: round(limited.parks_per_run, 2),
+        limited_herd_most_parks_of_a_run: limited.most_parks,
       }
     : {};
   say(JSON.stringify({ ...lagFields, ...sustainedFields, ...idleFields, ...limitedFields, seconds: Math.round((Date.now() - t0) / 1000) }));
