@@ -532,6 +532,10 @@ interface LimitedResult {
   parks_per_run: number;
   /** The most times one run was parked. */
   most_parks: number;
+  /** Runs parked at least once. */
+  parked_runs: number;
+  /** Parked runs' start minus the time their first park gave them. */
+  late_ms: { p50: number; p99: number; max: number };
   cpu: CpuUse;
 }
 
@@ -601,6 +605,13 @@ async function limitedHerd(server: string, n: number): Promise<LimitedResult> {
       const q = (p: number) => lags[Math.min(lags.length - 1, Math.floor(p * lags.length))];
       const parks = await count(db.pool, `SELECT count(*)::int AS n FROM bench_parks`);
       const mostParks = await count(db.pool, `SELECT coalesce(max(n), 0)::int AS n FROM (SELECT count(*) AS n FROM bench_parks GROUP BY run_id) p`);
+      const parkedRuns = await count(db.pool, `SELECT count(DISTINCT run_id)::int AS n FROM bench_parks`);
+      // How late a parked run started after the time its first park gave it (its turn as first computed).
+      const { rows: late } = await db.pool.query<{ p50: number; p99: number; max: number }>(
+        `WITH first AS (SELECT DISTINCT ON (run_id) run_id, until FROM bench_parks ORDER BY run_id, at)
+         SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY ms) AS p50, percentile_disc(0.99) WITHIN GROUP (ORDER BY ms) AS p99, max(ms) AS max
+           FROM (SELECT extract(epoch FROM o.started_at - f.until) * 1000 AS ms FROM first f JOIN cron_occurrences o USING (run_id)) x`,
+      );
       return {
         runs: n,
         succeeded: st.filter((r) => r.status === 'success').length,
@@ -613,6 +624,8 @@ async function limitedHerd(server: string, n: number): Promise<LimitedResult> {
         run_updates_per_run: (after.runs - before.runs) / n,
         parks_per_run: parks / n,
         most_parks: mostParks,
+        parked_runs: parkedRuns,
+        late_ms: { p50: Number(late[0]?.p50 ?? NaN), p99: Number(late[0]?.p99 ?? NaN), max: Number(late[0]?.max ?? NaN) },
         cpu,
       };
     });
@@ -628,6 +641,7 @@ function limitedTable(r: LimitedResult): void {
   const s = (ms: number) => fmt(ms / 1000, 1);
   table(head, [[fmt(r.runs), fmt(r.succeeded), fmt(r.failed), fmt(r.max_starts_per_window), r.starts_by_window.join(' / '), `${s(r.start.p50)} / ${s(r.start.p90)} / ${s(r.start.p99)} / ${s(r.start.max)}`, fmt(r.all_started_s, 1)]]);
   say(`   per run: ${r.job_updates_per_run.toFixed(2)} pg-boss job row updates, ${r.run_updates_per_run.toFixed(2)} runs row updates, parked ${r.parks_per_run.toFixed(2)} times (one run at most ${r.most_parks} times) (a run that starts at once: 2 job updates, fetch and completion, and 1 run update, its claim; each park adds 2 job updates, the park and the next fetch, and 1 run update)`);
+  say(`   ${fmt(r.parked_runs)} runs waited; they started ${fmt(r.late_ms.p50)} / ${fmt(r.late_ms.p99)} / ${fmt(r.late_ms.max)} ms (p50 / p99 / max) after the time their first park gave them`);
   say(`   CPU (insert to last run ended, ${r.cpu.seconds.toFixed(0)} s; share of one core): ${cpuLine(r.cpu)}`);
 }
 
@@ -746,6 +760,9 @@ try {
         limited_herd_run_updates_per_run: round(limited.run_updates_per_run, 2),
         limited_herd_parks_per_run: round(limited.parks_per_run, 2),
         limited_herd_most_parks_of_a_run: limited.most_parks,
+        limited_herd_parked_runs: limited.parked_runs,
+        limited_herd_late_after_first_park_p50_ms: round(limited.late_ms.p50),
+        limited_herd_late_after_first_park_p99_ms: round(limited.late_ms.p99),
       }
     : {};
   say(JSON.stringify({ ...lagFields, ...sustainedFields, ...idleFields, ...limitedFields, seconds: Math.round((Date.now() - t0) / 1000) }));
