@@ -27,12 +27,13 @@ describe('retry policy and Retry-After (pure)', () => {
       [{ initial_interval_seconds: 10, maximum_interval_seconds: 5 }, 'maximum_interval_seconds'],
       [{ non_retryable_errors: [''] }, 'non_retryable_errors'],
       [{ max_attempts: null }, 'max_attempts'],
-      [{ max_atempts: 3 }, 'max_atempts'],
     ] as const) {
       const parsed = parseRetryPolicy(bad);
       assert.equal(parsed.ok, false, JSON.stringify(bad));
       assert.ok(!parsed.ok && parsed.field.startsWith(field), `${JSON.stringify(bad)}: ${!parsed.ok && parsed.field}`);
     }
+    const typo = parseRetryPolicy({ max_atempts: 3 });
+    assert.ok(!typo.ok && /unknown key "max_atempts"/.test(typo.error));
   });
 
   test('backoff: full jitter under initial x coefficient^(n-1), capped by the maximum; Retry-After wins, capped too', () => {
