@@ -12,5 +12,7 @@ export {
   requeueRunJobs,
   longestRunSeconds,
 } from './queue.ts';
+export { QUEUE_POLICY_VERSION, guardPolicyWrite, storedPolicyDifferences, neededQueueSchemaVersion, foundQueueSchemaVersion } from './policy.ts';
+export type { PolicyGuard } from './policy.ts';
 export type { QueueOptions, QueueSettings, RunJob } from './queue.ts';
 export type { PgBoss } from 'pg-boss';
