@@ -24,3 +24,4 @@ export type { SchemaState } from './schema-version.ts';
 export { embeddedDatabaseUrl, startEmbeddedPostgres, startEmbeddedServer } from './embedded.ts';
 export type { EmbeddedDatabase } from './embedded.ts';
 export { retryConflicts, isTransientConflict } from './retry.ts';
+export { checkMigration, HOT_TABLES, GRANDFATHERED, CONTRACT_MARKER } from './migration-rules.ts';

@@ -78,11 +78,7 @@ export async function migrate(target: Pool | string, dir: string = MIGRATIONS_DI
   let work: pg.Client | undefined;
   const applied: string[] = [];
   try {
-    // A transaction holds the lock: released by COMMIT, or by the server if this process dies.
-    // No xid and no snapshot between statements, so CREATE INDEX CONCURRENTLY does not wait for it.
-    await lock.query('BEGIN');
-    await lock.query(`SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0`);
-    await lock.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
+    await takeMigrationLock(lock, opts);
     work = await openClient(config);
     const runner = new Runner(work, opts);
     await runner.inTransaction('the migrations table', async () => {
@@ -113,6 +109,28 @@ export async function migrate(target: Pool | string, dir: string = MIGRATIONS_DI
     await lock.end().catch(() => {});
   }
   return { applied };
+}
+
+/**
+ * Takes the migrators' lock in a transaction left open on `lock`: released by COMMIT, or by the
+ * server if this process dies. Holding it, the transaction has no xid and, between statements, no
+ * snapshot, so CREATE INDEX CONCURRENTLY does not wait for it. A migrator that finds it taken
+ * does not wait inside a statement (its snapshot would make the other's CREATE INDEX CONCURRENTLY
+ * wait for it while it waits for the other: a deadlock the server cannot see); it tries again in
+ * a new transaction a moment later.
+ */
+async function takeMigrationLock(lock: pg.Client, opts: MigrateOptions): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    await lock.query('BEGIN');
+    await lock.query(`SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0`);
+    // The simple query protocol: a parameterised query leaves its portal (and its snapshot, the
+    // xmin CREATE INDEX CONCURRENTLY waits for) open until the transaction ends.
+    const { rows } = await lock.query<{ got: boolean }>(`SELECT pg_try_advisory_xact_lock(${MIGRATION_LOCK_KEY}) AS got`);
+    if (rows[0].got) return;
+    await lock.query('ROLLBACK');
+    if (attempt === 0) opts.logger?.info('another process is migrating this database: waiting for it');
+    await sleep(backoffDelay(attempt, { initialMs: 100, maxMs: 1_000 }));
+  }
 }
 
 export function isNoTransaction(sql: string): boolean {
