@@ -8,7 +8,8 @@ import { MIGRATIONS_DIR, listMigrations, migrate, readSchemaState } from '../lib
 import { installQueueSchema, queueSettings } from '../libs/queue/index.ts';
 import { createTestDatabase } from './support/db.ts';
 import type { TestDatabase } from './support/db.ts';
-import { quietLogger } from './support/engine.ts';
+import { quietLogger, useQueueDatabase } from './support/engine.ts';
+import { startInProcessApi } from './support/inprocess.ts';
 import { freePort, spawnApp } from './support/processes.ts';
 import type { SpawnedApp } from './support/processes.ts';
 
@@ -87,5 +88,23 @@ describe('schema version gate', () => {
     assert.equal(after.status, 200, await after.text());
     assert.equal((await fetch(`${base}/ok`)).status, 200);
     for (const p of [api, scheduler, worker]) assert.ok(!p.output.some((l) => /"level":"error"|\berror\b.*column/.test(l)), p.output.join('\n'));
+  });
+});
+
+describe('a running api on a schema that does not match its code', () => {
+  const ctx = useQueueDatabase('upgrade_mismatch');
+
+  test('answers 503 with Retry-After, not 500, while a column it reads is missing', async () => {
+    const api = await startInProcessApi(ctx.db.pool, ctx.boss, ctx.db.url);
+    try {
+      await ctx.db.pool.query('ALTER TABLE crons RENAME COLUMN schedule TO schedule_contracted');
+      const res = await fetch(`${api.url}/runs/crons/search`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      assert.equal(res.status, 503);
+      assert.ok(Number(res.headers.get('retry-after')) > 0);
+      assert.match(((await res.json()) as { detail: string }).detail, /schema does not match this version of agentcron/);
+    } finally {
+      await ctx.db.pool.query('ALTER TABLE crons RENAME COLUMN schedule_contracted TO schedule').catch(() => {});
+      await api.close();
+    }
   });
 });

@@ -19,7 +19,7 @@ export { backoffDelay, retryWhileUnavailable, sleep, DEFAULT_BACKOFF } from './b
 export type { Backoff, WaitOptions } from './backoff.ts';
 export { migrate, listMigrations, splitStatements, stripComments, isNoTransaction, cannotRunInTransaction, MIGRATIONS_DIR, MIGRATION_DEFAULTS, NO_TRANSACTION_MARKER, BATCH_MARKER } from './migrate.ts';
 export type { MigrationResult, MigrationFile, MigrateOptions, Statement } from './migrate.ts';
-export { readSchemaState, describeSchemaState, neededSchemaVersion, codeMigrations } from './schema-version.ts';
+export { readSchemaState, describeSchemaState, neededSchemaVersion, codeMigrations, isSchemaMismatch } from './schema-version.ts';
 export type { SchemaState } from './schema-version.ts';
 export { embeddedDatabaseUrl, startEmbeddedPostgres, startEmbeddedServer } from './embedded.ts';
 export type { EmbeddedDatabase } from './embedded.ts';

@@ -57,3 +57,12 @@ export function describeSchemaState(s: SchemaState): string {
   const list = s.missing.length > 3 ? `${s.missing.slice(0, 3).join(', ')} and ${s.missing.length - 3} more` : s.missing.join(', ');
   return `the database schema is behind this version of agentcron (it needs migration ${s.needed}, the database has ${s.found || 'none'}; missing ${list}): a release (npm run migrate, the Procfile's release) must run`;
 }
+
+/**
+ * The statement names a column, table, function or type the database does not have: a schema
+ * older (or newer, contracted) than the code, not a bug in the statement (a syntax error is one).
+ */
+export function isSchemaMismatch(err: unknown): boolean {
+  const code = pgErrorCode(err);
+  return code === '42703' || code === '42P01' || code === '42883' || code === '42704';
+}
