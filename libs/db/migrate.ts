@@ -100,7 +100,7 @@ export async function migrate(target: Pool | string, dir: string = MIGRATIONS_DI
       } catch (err) {
         throw new Error(`migration ${file} failed: ${(err as Error).message}`, { cause: err });
       }
-      opts.logger?.info(`applied ${file}`, { ms: Date.now() - started });
+      opts.logger?.info(`migration ${file} applied`, { ms: Date.now() - started });
       applied.push(file);
     }
     await lock.query('COMMIT');
