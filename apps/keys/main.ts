@@ -38,8 +38,9 @@ const config = loadConfigOrExit();
 const databaseUrl = config.DATABASE_URL ?? embeddedDatabaseUrl(config.EMBEDDED_PG_PORT);
 const pool = createPool(databaseUrl, { max: 1, applicationName: 'agentcron-keys' });
 try {
-  // The keys table may be newer than the database (keys made before the api's first start).
-  if (config.MIGRATE_ON_START) await migrate(pool);
+  // The keys table may be newer than the database (keys made before npm start's first start): next
+  // to the embedded database, migrate as npm start would; a deployment's release migrates its own.
+  if (config.MIGRATE_ON_START ?? !config.DATABASE_URL) await migrate(pool);
   switch (command) {
     case 'create': {
       const user = args.values.user?.trim();

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { databaseConnectionSettings } from './database.ts';
 import { MAINTENANCE_SETTINGS_HINT, operationsSettings, unknownMaintenanceSetting } from './operations.ts';
-import { bool, int } from './rules.ts';
+import { bool, int, optionalBool } from './rules.ts';
 
 // Every setting agentcron reads, validated once at startup. The README's configuration table
 // mirrors this schema; keep them in step.
@@ -59,7 +59,10 @@ export const configSchema = z.object({
   PORT: int(8000, 0, 65535),
   HOST: z.string().min(1).default('0.0.0.0'),
   SHUTDOWN_GRACE_SECONDS: int(25, 0, 3600),
-  MIGRATE_ON_START: bool(true),
+  // Unset: only `npm start` (apps/all) migrates at startup; the Procfile's release step migrates a deployment.
+  MIGRATE_ON_START: optionalBool(),
+  // How often a process that found the schema older than its code looks again (it waits for the release).
+  SCHEMA_WAIT_POLL_SECONDS: int(5, 1, 300),
   PGBOSS_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/, { message: 'must be a lower-case SQL identifier' }).default('pgboss'),
   HEARTBEAT_INTERVAL_SECONDS: int(10, 1, 3600),
   EMBEDDED_PG_DIR: z.string().min(1).default('.agentcron/pgdata'),

@@ -214,7 +214,8 @@ export class RunWorker {
       this.#alarm.clear();
       // A result being stored holds no slot; at most twice WORKER_CONCURRENCY runs are held in all.
       const free = Math.min(concurrency - this.#executing, 2 * concurrency - this.#executing - this.#storing);
-      if (free <= 0) {
+      // A result held back by a schema error (libs/runs/recorder.ts): claim nothing until it is stored.
+      if (free <= 0 || this.#recorder.schemaBlocked) {
         await this.#alarm.sleep(pollMs);
         continue;
       }
