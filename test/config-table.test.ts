@@ -15,12 +15,19 @@ const README = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
 function tableAfter(heading: string): string[][] {
   const at = README.indexOf(`\n${heading}\n`);
   assert.ok(at >= 0, `README has a "${heading}" section`);
-  const lines = README.slice(at).split('\n').map((l) => l.trim());
+  const lines = README.slice(at)
+    .split('\n')
+    .map((l) => l.trim());
   const start = lines.findIndex((l) => l.startsWith('|'));
   const rows: string[][] = [];
   for (const line of lines.slice(start + 2)) {
     if (!line.startsWith('|')) break;
-    rows.push(line.slice(1, -1).split(/(?<!\\)\|/).map((c) => c.trim()));
+    rows.push(
+      line
+        .slice(1, -1)
+        .split(/(?<!\\)\|/)
+        .map((c) => c.trim()),
+    );
   }
   return rows;
 }
@@ -42,7 +49,10 @@ function readmeDefaults(): Map<string, string> {
         for (const job of MAINTENANCE_CATALOG) {
           const name = variable.replace('<JOB>', settingKey(job.name));
           // _SCHEDULE: "see below" (the job table); _ENABLED: `true`, with the exceptions named in the cell.
-          defaults.set(name, name.endsWith('_SCHEDULE') ? (jobs.get(job.name) ?? `no row for ${job.name} in the job table`) : code(dflt).includes(job.name) ? 'when' : parts[0]);
+          defaults.set(
+            name,
+            name.endsWith('_SCHEDULE') ? (jobs.get(job.name) ?? `no row for ${job.name} in the job table`) : code(dflt).includes(job.name) ? 'when' : parts[0],
+          );
         }
       } else if (perRole) defaults.set(variable, `api ${perRole[1]}, others ${perRole[2]}`);
       else defaults.set(variable, parts[i] ?? `no default for ${variable}`);
@@ -69,11 +79,10 @@ function schemaDefaults(): Map<string, string> {
       const others = new Set([DATABASE_ROLE_DEFAULTS.scheduler[roleKey], DATABASE_ROLE_DEFAULTS.worker[roleKey]]);
       defaults.set(variable, `api ${DATABASE_ROLE_DEFAULTS.api[roleKey]}, others ${[...others].join(' or ')}`);
     } else if (value === undefined || (Array.isArray(value) && value.length === 0)) defaults.set(variable, NONE);
-    else defaults.set(variable, String(value));
+    else defaults.set(variable, typeof value === 'string' ? value : JSON.stringify(value));
   }
   return defaults;
 }
-
 
 test("the README's configuration table and libs/config list the same variables with the same defaults", () => {
   const readme = readmeDefaults();
@@ -82,5 +91,9 @@ test("the README's configuration table and libs/config list the same variables w
   const onlySchema = [...schema.keys()].filter((v) => !readme.has(v));
   const onlyReadme = [...readme.keys()].filter((v) => !schema.has(v));
   const differ = [...schema].filter(([v, d]) => readme.has(v) && readme.get(v) !== d).map(([v, d]) => `${v}: README ${readme.get(v)}, schema ${d}`);
-  assert.deepEqual({ onlySchema, onlyReadme, differ }, { onlySchema: [], onlyReadme: [], differ: [] }, 'variables in one and not the other, or defaults that differ');
+  assert.deepEqual(
+    { onlySchema, onlyReadme, differ },
+    { onlySchema: [], onlyReadme: [], differ: [] },
+    'variables in one and not the other, or defaults that differ',
+  );
 });

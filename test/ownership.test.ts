@@ -30,9 +30,12 @@ function textsOf(source: string, fileName = 'x.ts'): string[] {
   visit(sf);
   const text = (node: ts.Expression, depth: number): string => {
     if (ts.isStringLiteral(node) || ts.isNoSubstitutionTemplateLiteral(node)) return node.text;
-    if (ts.isTemplateExpression(node))
-      return node.head.text + node.templateSpans.map((s) => text(s.expression, depth + 1) + s.literal.text).join('');
-    if (ts.isIdentifier(node) && constants.has(node.text) && depth < 5) return constants.get(node.text)!.map((e) => text(e, depth + 1)).join(', ');
+    if (ts.isTemplateExpression(node)) return node.head.text + node.templateSpans.map((s) => text(s.expression, depth + 1) + s.literal.text).join('');
+    if (ts.isIdentifier(node) && constants.has(node.text) && depth < 5)
+      return constants
+        .get(node.text)!
+        .map((e) => text(e, depth + 1))
+        .join(', ');
     return UNKNOWN;
   };
   return texts.map((n) => text(n as ts.Expression, 0));
@@ -106,7 +109,10 @@ test('the reader finds writes in every form the code uses, and only writes', () 
   assert.deepEqual(of(`UPDATE cron_occurrences o SET status = 'error', error = $3 WHERE o.cron_id = $1`), ['ledger']);
   assert.deepEqual(of(`UPDATE cron_occurrences SET (ended_at, reason) = (now(), 'x') WHERE cron_id = $1`), ['ledger']);
   assert.deepEqual(of(`UPDATE cron_occurrences SET webhook_status = 'sent', webhook_error = NULL WHERE status = 'success'`), []);
-  assert.deepEqual(of(`INSERT INTO cron_occurrences (cron_id, scheduled_for) VALUES ($1, $2) ON CONFLICT (cron_id, scheduled_for) DO UPDATE SET status = 'x'`), ['ledger']);
+  assert.deepEqual(
+    of(`INSERT INTO cron_occurrences (cron_id, scheduled_for) VALUES ($1, $2) ON CONFLICT (cron_id, scheduled_for) DO UPDATE SET status = 'x'`),
+    ['ledger'],
+  );
   assert.deepEqual(of(`UPDATE cron_occurrences SET ${UNKNOWN} WHERE cron_id = $1`), ['ledger'], 'a SET this reader cannot see counts as a write');
   assert.deepEqual(
     textsOf("const set = `SET status = 'x'`; db.query(`UPDATE cron_occurrences ${set} WHERE a = 1`);").flatMap(of),
@@ -117,7 +123,10 @@ test('the reader finds writes in every form the code uses, and only writes', () 
 
 test(`only ${LIFECYCLE_OWNER} and its named exemptions (libs/runs/owners.ts) write runs, threads.status/values and the ledger's outcome`, () => {
   const found = writers();
-  assert.ok(found.get(LIFECYCLE_OWNER)?.size === 3, `the owner writes all three (the reader sees them): ${JSON.stringify([...(found.get(LIFECYCLE_OWNER) ?? [])])}`);
+  assert.ok(
+    found.get(LIFECYCLE_OWNER)?.size === 3,
+    `the owner writes all three (the reader sees them): ${JSON.stringify([...(found.get(LIFECYCLE_OWNER) ?? [])])}`,
+  );
   const allowed = new Map(LIFECYCLE_EXEMPTIONS.map((e) => [e.file, new Set<Owned>(e.writes)]));
   const strays: string[] = [];
   for (const [file, writes] of found) {

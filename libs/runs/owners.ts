@@ -36,7 +36,7 @@ export const LIFECYCLE_EXEMPTIONS: readonly OwnershipExemption[] = [
   {
     file: 'libs/threads/repository.ts',
     writes: ['threads'],
-    why: "creates a thread with its initial values (POST /threads with supersteps); no run has touched it yet",
+    why: 'creates a thread with its initial values (POST /threads with supersteps); no run has touched it yet',
   },
   {
     file: 'libs/runs/repository.ts',
@@ -51,7 +51,7 @@ export const LIFECYCLE_EXEMPTIONS: readonly OwnershipExemption[] = [
   {
     file: 'libs/assistants/assistants.ts',
     writes: ['runs'],
-    why: "reclaiming a default assistant moves runs.assistant_id only, never status, outcome or attempts",
+    why: 'reclaiming a default assistant moves runs.assistant_id only, never status, outcome or attempts',
   },
   {
     file: 'libs/webhooks/jobs.ts',
