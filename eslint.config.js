@@ -2,6 +2,7 @@
 // promises above all), tuned to what this code keeps; formatting is Prettier's (.prettierrc.json),
 // never a lint rule. `npm run lint` prints the findings grouped by file, then a count per file.
 import js from '@eslint/js';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 // node:test's test() and describe() return promises the runner awaits itself.
@@ -30,6 +31,22 @@ export default tseslint.config(
       '@typescript-eslint/prefer-promise-reject-errors': ['error', { allowThrowingAny: true, allowThrowingUnknown: true }],
       // A promise returned inside try/catch/finally must be awaited there, or the finally runs first.
       '@typescript-eslint/return-await': ['error', 'in-try-catch'],
+    },
+  },
+  {
+    // The dashboard's browser modules: the JavaScript rules, and promises checked with the types
+    // of libs/ui/tsconfig.json (JSDoc, the API's answers from the server's schemas).
+    files: ['libs/ui/static/**/*.js'],
+    extends: [js.configs.recommended],
+    plugins: { '@typescript-eslint': tseslint.plugin },
+    languageOptions: {
+      globals: globals.browser,
+      parser: tseslint.parser,
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
     },
   },
   {
