@@ -137,3 +137,31 @@ test(`only ${LIFECYCLE_OWNER} and its named exemptions (libs/runs/owners.ts) wri
   const stale = LIFECYCLE_EXEMPTIONS.flatMap((e) => e.writes.filter((w) => !found.get(e.file)?.has(w)).map((w) => `${e.file}: ${w}`));
   assert.deepEqual(stale, [], 'exemptions whose file no longer writes what they name: remove them');
 });
+
+// SQL on pg-boss's tables (not a public API) lives in libs/queue/ (sql.ts, as pg-boss keeps its
+// own in plans.ts). The files still to move are named: the test fails on a new one, and on a named
+// one that no longer has any (so the list only shrinks).
+const PGBOSS_SQL_TO_MOVE = new Map([
+  ['libs/runs/lifecycle.ts', "the claim's and the lapsed slots' joins on the job table: runJobActiveSql, runJobHeartbeatingSql"],
+  ['libs/crons/scheduler.ts', "the run queue's ANALYZE: runQueueTableSql, analyzeQueueTableSql"],
+  ['libs/maintenance/jobs/monitor.ts', 'the dead letter counts: deadLetterCountsSql'],
+]);
+const PGBOSS_TABLE = new RegExp(`(?:${UNKNOWN}|\\bpgboss)"?\\.\\s*"?(?:job|queue|schedule|subscription|version)\\b`);
+
+test("SQL on pg-boss's tables is only in libs/queue/", () => {
+  const found = new Set<string>();
+  for (const file of productFiles().filter((f) => !f.startsWith('libs/queue/') && !f.startsWith('bench/'))) {
+    if (textsOf(fs.readFileSync(path.join(ROOT, file), 'utf8'), file).some((sql) => PGBOSS_TABLE.test(sql))) found.add(file);
+  }
+  assert.ok(PGBOSS_TABLE.test(`SELECT 1 FROM ${UNKNOWN}.job j`) && PGBOSS_TABLE.test('DELETE FROM pgboss.job'), 'the pattern reads both spellings');
+  assert.deepEqual(
+    [...found].filter((f) => !PGBOSS_SQL_TO_MOVE.has(f)),
+    [],
+    'statements on pg-boss tables outside libs/queue/: build them in libs/queue/sql.ts',
+  );
+  assert.deepEqual(
+    [...PGBOSS_SQL_TO_MOVE.keys()].filter((f) => !found.has(f)),
+    [],
+    'moved: take these off PGBOSS_SQL_TO_MOVE',
+  );
+});

@@ -18,5 +18,15 @@ export {
 } from './queue.ts';
 export type { QueueOptions, QueueSettings, RunJob } from './queue.ts';
 export { oldestFirstAttemptRunJobSql, runJobStartAfterSql, runQueueHead } from './saturation.ts';
+export {
+  analyzeQueueTableSql,
+  deadLetterCountsSql,
+  jobCountsSql,
+  purgeFinishedJobsSql,
+  runJobActiveSql,
+  runJobHeartbeatingSql,
+  runJobMayStillRunSql,
+  runQueueTableSql,
+} from './sql.ts';
 export type { RunQueueHead } from './saturation.ts';
 export type { PgBoss } from 'pg-boss';
