@@ -115,8 +115,7 @@ export async function settle(pool: pg.Pool, timeoutMs: number, stableMs = 3000):
 export function addShutdown(report: Report, cluster: Cluster): void {
   const unclean = cluster.shutdown.filter((s) => s.code !== 0);
   report.counts.unclean_shutdowns = unclean.length;
-  if (unclean.length)
-    report.failures.push(`processes that did not exit 0 on SIGTERM: ${unclean.length} (${unclean.map((s) => `${s.role} pid ${s.pid}: ${s.code}`).join(', ')})`);
+  if (unclean.length) report.failures.push(`processes that did not exit 0 on SIGTERM: ${unclean.length} (${unclean.map((s) => `${s.role} pid ${s.pid}: ${s.code}`).join(', ')})`);
 }
 
 /** `op status×n …` for every call the driver made, by op. */
@@ -193,7 +192,7 @@ if (import.meta.main) {
   const seconds = Number(process.argv[2] ?? 120);
   const crons = Number(process.argv[3] ?? 50);
   const db = await createTestDatabase('torture_cli');
-  let code: number;
+  let code = 1;
   try {
     const report = await run({ databaseUrl: db.url, seconds, crons, settleMs: 30_000, log: (l) => process.stdout.write(`# ${l}\n`) });
     process.stdout.write(`${report.summary}\n`);
