@@ -279,7 +279,7 @@ describe('schedules API: preview, next, backfill, kept outputs, retry, pause not
     assert.equal(storableText('"a\\u0000b\\ud800c\\\\u0000d\\ud83d\\ude00"'), '"abc\\\\u0000d\\ud83d\\ude00"');
     assert.equal(storableText('x\u0000y\udc00z'), 'xyz');
     assert.deepEqual(excerptOf({ a: 1 }, 0), null);
-    assert.deepEqual(excerptOf(10n as unknown), { text: '"[not JSON: Do not know how to serialize a BigInt]"', truncated: false });
+    assert.deepEqual(excerptOf(10n), { text: '"[not JSON: Do not know how to serialize a BigInt]"', truncated: false });
     assert.deepEqual(excerptOf('😀😀', 5), { text: '"😀', truncated: true });
     assert.deepEqual(excerptOf('😀😀', 4), { text: '"', truncated: true });
   });

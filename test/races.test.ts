@@ -10,6 +10,7 @@ import { QUEUES } from '../libs/queue/index.ts';
 import type { PgBoss } from '../libs/queue/index.ts';
 import { RunWorker, cancelRuns, claimRuns, finishRuns, pendingOf } from '../libs/runs/index.ts';
 import type { FinishedRun } from '../libs/runs/index.ts';
+import { recordDelivery } from '../libs/webhooks/index.ts';
 import { createTestDatabase } from './support/db.ts';
 import type { TestDatabase } from './support/db.ts';
 import { ECHO, eventually, insertCron, insertThread, newScheduler, quietLogger, startTestQueue, useQueueDatabase } from './support/engine.ts';
@@ -381,6 +382,28 @@ describe('the run lifecycle owner (libs/runs/lifecycle.ts)', () => {
         finishRuns(ctx.db.pool, ctx.boss, [result(b, 1, { n: 2 }), result(a, null, null)]),
       ]);
       for (const r of [a, b]) assert.equal((await state(r)).ledger, 'success');
+    }
+  });
+
+  test('recording a webhook delivery while a retry holds the old run and reopens its ledger row: no deadlock', async () => {
+    const r = await pendingRun();
+    const retry = new pg.Client({ connectionString: ctx.db.url });
+    await retry.connect();
+    try {
+      // A retry of the occurrence in the lock order: the old run first, then the ledger row.
+      await retry.query('BEGIN');
+      await retry.query(`SELECT 1 FROM runs WHERE run_id = $1 FOR UPDATE`, [r.run_id]);
+      const recording = recordDelivery(ctx.db.pool, { ...r, scheduled_for: r.scheduled_for.toISOString() }, { status: 'sent', attempts: 1, error: null, sent_at: new Date() });
+      recording.catch(() => {}); // awaited below; the deadlock of the old order rejects it meanwhile
+      await blockedOnLock(ctx.db, 'the delivery bookkeeping to wait for the run the retry holds');
+      await retry.query(`UPDATE cron_occurrences SET status = 'enqueued' WHERE cron_id = $1 AND scheduled_for = $2`, [r.cron_id, r.scheduled_for]);
+      await retry.query('COMMIT');
+      await recording;
+      const ledger = await ctx.db.pool.query(`SELECT webhook_status FROM cron_occurrences WHERE cron_id = $1`, [r.cron_id]);
+      assert.equal(ledger.rows[0].webhook_status, 'sent');
+    } finally {
+      await retry.query('ROLLBACK').catch(() => {});
+      await retry.end();
     }
   });
 });

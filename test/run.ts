@@ -34,7 +34,7 @@ const LONGEST_FIRST = [
   'test/sdk-compat.test.ts',
   'test/agents.test.ts',
   'test/ui.test.ts',
-  'test/api-crons.test.ts',
+  'test/api-crons-firing.test.ts',
   'test/flow-api.test.ts',
   'test/config.test.ts',
   'test/api-auth.test.ts',

@@ -99,7 +99,7 @@ export function remoteAgent(spec: RemoteAgentSpec): Agent {
     // 204 or an empty body: the agent had nothing to change.
     if (text.trim() === '') return ctx.values ?? {};
     try {
-      return JSON.parse(text);
+      return JSON.parse(text) as unknown;
     } catch {
       // A 2xx that is not JSON is the agent's answer, not a transient failure.
       throw new RemoteAgentError(`remote agent answered ${res.status} with a body that is not JSON: ${excerpt(text)}`, res.status, null, false);

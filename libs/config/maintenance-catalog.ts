@@ -1,5 +1,5 @@
 // The built-in maintenance jobs by name, with their default schedules. Pure data: libs/config
-// derives the MAINTENANCE_<JOB>_SCHEDULE / _ENABLED settings from it, libs/maintenance/jobs.ts
+// derives the MAINTENANCE_<JOB>_SCHEDULE / _ENABLED settings from it, libs/maintenance/jobs/index.ts
 // gives each name its work.
 
 export interface CatalogEntry {

@@ -337,12 +337,15 @@ export async function updateCron(db: Queryable, cronId: string, userId: string, 
 /**
  * Deletes the user's cron and its ledger; false when there is none. Its runs are left alone (runs
  * have no foreign key to crons): those already enqueued finish, and nothing new is enqueued since
- * schedulers only claim existing crons.
+ * schedulers only claim existing crons. The lock order: the cron (gone), then its ledger rows in
+ * key order (held, which the ledger's DELETE reads, so it runs after gone and before that DELETE).
  */
 export async function deleteCron(db: Queryable, cronId: string, userId: string): Promise<boolean> {
   const { rows } = await db.query<{ cron_id: string }>(
     `WITH gone AS (DELETE FROM crons WHERE cron_id = $1 AND user_id = $2 RETURNING cron_id),
-          ledger AS (DELETE FROM cron_occurrences o USING gone WHERE o.cron_id = gone.cron_id)
+          held AS (SELECT o.cron_id, o.scheduled_for FROM cron_occurrences o
+                    WHERE o.cron_id IN (SELECT cron_id FROM gone) ORDER BY o.scheduled_for FOR UPDATE),
+          ledger AS (DELETE FROM cron_occurrences o USING held WHERE o.cron_id = held.cron_id AND o.scheduled_for = held.scheduled_for)
      SELECT cron_id FROM gone`,
     [cronId, userId],
   );

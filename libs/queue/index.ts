@@ -20,5 +20,15 @@ export { QUEUE_POLICY_VERSION, guardPolicyWrite, storedPolicyDifferences, needed
 export type { PolicyGuard } from './policy.ts';
 export type { QueueOptions, QueueSettings, RunJob } from './queue.ts';
 export { oldestFirstAttemptRunJobSql, runJobStartAfterSql, runQueueHead } from './saturation.ts';
+export {
+  analyzeQueueTableSql,
+  deadLetterCountsSql,
+  jobCountsSql,
+  purgeFinishedJobsSql,
+  runJobActiveSql,
+  runJobHeartbeatingSql,
+  runJobMayStillRunSql,
+  runQueueTableSql,
+} from './sql.ts';
 export type { RunQueueHead } from './saturation.ts';
 export type { PgBoss } from 'pg-boss';

@@ -12,6 +12,7 @@ import type { AttemptRecord } from './retry.ts';
 // ephemeral thread's deletion and the webhook's enqueue. Every statement that writes runs after
 // their creation is in this file; other modules call these functions and never write runs,
 // their threads' status or the ledger's outcome themselves.
+// The named exceptions, each with its reason: LIFECYCLE_EXEMPTIONS in ./owners.ts (checked by test/ownership.test.ts).
 //
 // LOCK ORDER. Every transaction that locks rows of several of these tables takes them in this
 // order, and the rows of one table sorted by key (a locking SELECT ... ORDER BY key FOR UPDATE

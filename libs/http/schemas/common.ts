@@ -102,7 +102,7 @@ export function selectFields<const F extends readonly [string, ...string[]]>(fie
     if (typeof v !== 'string') return v;
     if (v.trim().startsWith('[')) {
       try {
-        return JSON.parse(v);
+        return JSON.parse(v) as unknown;
       } catch {
         return v;
       }

@@ -140,7 +140,7 @@ export const JoinStreamQuery = z.object({
       if (typeof v !== 'string') return v;
       if (v.trim().startsWith('[')) {
         try {
-          return JSON.parse(v);
+          return JSON.parse(v) as unknown;
         } catch {
           return v;
         }
