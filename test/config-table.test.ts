@@ -33,6 +33,7 @@ function tableAfter(heading: string): string[][] {
 }
 
 const code = (cell: string) => [...cell.matchAll(/`([^`]*)`/g)].map((m) => m[1]);
+// A cell that starts with NONE has no default (what follows says what unset means).
 const NONE = '—';
 
 /** The README's default of every variable it lists, as text (NONE for none). */
@@ -43,7 +44,7 @@ function readmeDefaults(): Map<string, string> {
     const variables = code(names);
     const perRole = /^`(\d+)` api \/ `(\d+)` others$/.exec(dflt);
     // `a` / `b` for `A` / `B`; one default otherwise.
-    const parts = variables.length > 1 ? dflt.split(' / ').map((p) => code(p)[0] ?? p.trim()) : [dflt.trim() === NONE ? NONE : (code(dflt)[0] ?? dflt)];
+    const parts = variables.length > 1 ? dflt.split(' / ').map((p) => code(p)[0] ?? p.trim()) : [dflt.trim().startsWith(NONE) ? NONE : (code(dflt)[0] ?? dflt)];
     for (const [i, variable] of variables.entries()) {
       if (variable.includes('<JOB>')) {
         for (const job of MAINTENANCE_CATALOG) {
