@@ -42,7 +42,7 @@ import type { PoolClient } from '../../db/index.ts';
 import { isUuid, occurrenceRunId } from '../../ids/index.ts';
 import { getRun } from '../../runs/index.ts';
 import type { RunResponse } from '../../runs/index.ts';
-import { parseSchedule, ScheduleError } from '../../schedule/index.ts';
+import { canonicalZoneName, parseSchedule, ScheduleError, splitTimezonePrefix } from '../../schedule/index.ts';
 import { deleteLockedCrons, lockScopedCrons, setCronStates } from '../../crons/tenancy.ts';
 import type { CronScope } from '../../crons/tenancy.ts';
 import { withoutCredentials } from '../../webhooks/address.ts';
@@ -106,12 +106,31 @@ function scheduleOf(expression: string, timezone: string | null, allowSeconds: b
  * and compares by one spelling. An unknown name is answered as typed (validation names it).
  */
 export function canonicalTimezone(tz: string | null): string | null {
-  if (tz === null) return null;
+  return tz === null ? null : canonicalZoneName(tz);
+}
+
+/**
+ * A request's schedule and timezone, with a `CRON_TZ=<zone> ` or `TZ=<zone> ` prefix on the
+ * schedule read as its timezone (the way SDK 2.x, which sends no `timezone`, can name one): the
+ * bare expression is stored with the zone. A prefix and a different timezone field are a 422.
+ * A timezone left out (undefined) or null stays so when there is no prefix.
+ */
+export function zonedSchedule<T extends string | null | undefined>(schedule: string, timezone: T): { schedule: string; timezone: T | string } {
+  let split;
   try {
-    return new Intl.DateTimeFormat('en-US', { timeZone: tz }).resolvedOptions().timeZone;
-  } catch {
-    return tz;
+    split = splitTimezonePrefix(schedule);
+  } catch (err) {
+    if (err instanceof ScheduleError) throw unprocessable(err.field, err.message);
+    throw err;
   }
+  if (split.timezone === null) return { schedule, timezone };
+  if (timezone != null && canonicalTimezone(timezone) !== canonicalTimezone(split.timezone)) {
+    throw unprocessable(
+      'schedule',
+      `its prefix names the time zone ${split.timezone} but timezone is ${JSON.stringify(timezone)}: give the zone once (the prefix, or the timezone field)`,
+    );
+  }
+  return { schedule: split.expression, timezone: split.timezone };
 }
 
 /**
@@ -215,7 +234,8 @@ async function createCron(deps: ApiDeps, req: Request, res: Response, threadId: 
   const { pool, boss, config, logger } = deps;
   const userId = userOf(res);
   checkBodySize(req, config);
-  const body = parse(CronCreateBody, req.body);
+  const body = { ...parse(CronCreateBody, req.body) };
+  ({ schedule: body.schedule, timezone: body.timezone } = zonedSchedule(body.schedule, body.timezone));
   if (threadId !== null && body.overlap_policy && body.overlap_policy !== 'allow') {
     throw unprocessable('overlap_policy', 'applies to stateless crons only; a thread cron follows multitask_strategy');
   }
@@ -285,7 +305,8 @@ async function createCron(deps: ApiDeps, req: Request, res: Response, threadId: 
  * the stale occurrence. A recomputed next_run_date is never at or before fired_through: an
  * occurrence already fired is never due again.
  */
-function planUpdate(row: CronWithGraph, body: CronUpdateBody, now: Date, allowSeconds: boolean): CronChanges {
+function planUpdate(row: CronWithGraph, sent: CronUpdateBody, now: Date, allowSeconds: boolean): CronChanges {
+  const body = sent.schedule != null ? { ...sent, ...zonedSchedule(sent.schedule, sent.timezone) } : sent;
   const given = body.timezone !== undefined ? body.timezone : row.timezone;
   let schedule: Schedule | null = null;
   if (body.schedule != null) schedule = scheduleOf(body.schedule, given, allowSeconds);
@@ -583,7 +604,8 @@ export function cronsRoutes(deps: ApiDeps): Router {
   });
 
   router.post('/runs/crons/preview', async (req, res) => {
-    const body = parse(PreviewBody, req.body);
+    const body = { ...parse(PreviewBody, req.body) };
+    ({ schedule: body.schedule, timezone: body.timezone } = zonedSchedule(body.schedule, body.timezone));
     const schedule = scheduleOf(body.schedule, canonicalTimezone(body.timezone ?? null), config.CRON_ALLOW_SECONDS_SCHEDULE);
     const from = body.from ?? (await statementNow(pool));
     const times = upcomingTimes(schedule, { after: from, count: body.count });

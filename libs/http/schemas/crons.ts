@@ -73,7 +73,10 @@ const cronFields = {
 export const CronCreateBody = z
   .object({
     assistant_id: z.string({ error: required }).min(1).openapi({ description: 'An assistant id, or a graph id (its default assistant)' }),
-    schedule: z.string({ error: required }).openapi({ description: 'Cron expression, 5 fields (6 with seconds first when enabled)' }),
+    schedule: z.string({ error: required }).openapi({
+      description:
+        'Cron expression, 5 fields (6 with seconds first when enabled). A "CRON_TZ=<zone> " or "TZ=<zone> " prefix sets the timezone (how SDK 2.x, which sends no timezone, names one); stored without the prefix',
+    }),
     input: jsonObject
       .nullish()
       .openapi({ description: 'The input of every run; optional (the SDKs send none when not given): runs then get no input (null)' }),

@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { Client as Client2 } from '@langchain/langgraph-sdk';
+import { Client as Client1 } from 'sdk1';
+import { ensureDefaultAssistants } from '../libs/assistants/index.ts';
+import type { PgBoss } from '../libs/queue/index.ts';
+import { createTestDatabase } from './support/db.ts';
+import type { TestDatabase } from './support/db.ts';
+import { startTestQueue } from './support/engine.ts';
+import { startInProcessApi, teardown } from './support/inprocess.ts';
+import type { InProcessApi } from './support/inprocess.ts';
+
+// Everyday use (issue 19) through the HTTP API in this process and both LangGraph SDKs (2.0.0 and
+// 1.15.x): time zones the SDKs can pass (a CRON_TZ= prefix), the zone name kept as given.
+
+/** The wall time of an instant in a zone, as "HH:MM". */
+const wallTime = (iso: string, zone: string) =>
+  new Intl.DateTimeFormat('en-GB', { timeZone: zone, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(new Date(iso));
+
+describe('everyday use: time zones, names, runs across crons', () => {
+  let db: TestDatabase;
+  let boss: PgBoss;
+  let api: InProcessApi;
+  let sdk1: InstanceType<typeof Client1>;
+  let sdk2: InstanceType<typeof Client2>;
+
+  before(async () => {
+    db = await createTestDatabase('everyday');
+    boss = await startTestQueue(db.url);
+    await ensureDefaultAssistants(db.pool, ['echo']);
+    api = await startInProcessApi(db.pool, boss, db.url);
+    sdk1 = new Client1({ apiUrl: api.url, apiKey: null, callerOptions: { maxRetries: 0 } });
+    sdk2 = new Client2({ apiUrl: api.url, apiKey: null, callerOptions: { maxRetries: 0 } });
+  });
+  after(() =>
+    teardown(
+      () => api?.close(),
+      () => boss?.stop({ graceful: false }),
+      () => db?.drop(),
+    ),
+  );
+
+  test('SDK 2 and SDK 1 create a Paris cron that fires at 09:00 Paris (the README example)', async () => {
+    // SDK 2 drops `timezone` from crons.create: a zone it passes is the schedule's CRON_TZ= prefix.
+    const fromSdk2: any = await sdk2.crons.create('echo', { schedule: 'CRON_TZ=Europe/Paris 0 9 * * 1-5', input: { topic: 'news' } });
+    const fromSdk1: any = await sdk1.crons.create('echo', { schedule: 'CRON_TZ=Europe/Paris 0 9 * * 1-5', input: { topic: 'news' } });
+    const sdk1Field: any = await sdk1.crons.create('echo', { schedule: '0 9 * * 1-5', timezone: 'Europe/Paris', input: { topic: 'news' } });
+    const thread = await sdk2.threads.create();
+    const onThread: any = await sdk2.crons.createForThread(thread.thread_id, 'echo', { schedule: 'TZ=Europe/Paris 0 9 * * *' });
+    for (const [who, created] of [['sdk 2 prefix', fromSdk2], ['sdk 1 prefix', fromSdk1], ['sdk 1 timezone', sdk1Field], ['sdk 2 thread', onThread]] as const) {
+      const cron = (await api.call('GET', `/runs/crons/${created.cron_id}`)).body;
+      assert.equal(cron.timezone, 'Europe/Paris', who);
+      assert.equal(cron.schedule, who === 'sdk 2 thread' ? '0 9 * * *' : '0 9 * * 1-5', who);
+      assert.equal(wallTime(cron.next_run_date, 'Europe/Paris'), '09:00', `${who}: ${cron.next_run_date}`);
+      const next = await api.call('GET', `/runs/crons/${cron.cron_id}/next?count=3`);
+      for (const t of next.body.next) assert.match(t.local, /T09:00:00\+0[12]:00$/, who);
+    }
+  });
+
+  test('a CRON_TZ= prefix: stored bare with its zone; a different timezone field, an empty or unknown zone are 422 naming schedule', async () => {
+    const same = await api.call('POST', '/runs/crons', { assistant_id: 'echo', schedule: 'CRON_TZ=Asia/Tokyo 30 8 * * *', timezone: 'Asia/Tokyo', enabled: false });
+    assert.equal(same.status, 200, JSON.stringify(same.body));
+    assert.equal(same.body.schedule, '30 8 * * *');
+    assert.equal(same.body.timezone, 'Asia/Tokyo');
+    for (const [schedule, timezone, pattern] of [
+      ['CRON_TZ=Europe/Paris 0 9 * * *', 'America/New_York', /^body\.schedule: its prefix names the time zone Europe\/Paris but timezone is "America\/New_York"/],
+      ['CRON_TZ= 0 9 * * *', undefined, /^body\.schedule: CRON_TZ= names no time zone/],
+      ['TZ=Mars/Base 0 9 * * *', undefined, /^body\.schedule: the TZ= prefix: invalid timezone "Mars\/Base"/],
+      ['CRON_TZ=Europe/Paris', undefined, /^body\.schedule: CRON_TZ=Europe\/Paris is followed by no cron expression/],
+    ] as const) {
+      const r = await api.call('POST', '/runs/crons', { assistant_id: 'echo', schedule, ...(timezone ? { timezone } : {}) });
+      assert.equal(r.status, 422, schedule);
+      assert.match(r.body.detail, pattern);
+    }
+    // PATCH (SDK 2's update sends no timezone either) and preview read the prefix too.
+    const patched = await sdk2.crons.update(same.body.cron_id, { schedule: 'CRON_TZ=America/New_York 0 7 * * *' });
+    assert.equal((patched as any).schedule, '0 7 * * *');
+    assert.equal((patched as any).timezone, 'America/New_York');
+    assert.equal(wallTime((patched as any).next_run_date, 'America/New_York'), '07:00');
+    const preview = await api.call('POST', '/runs/crons/preview', { schedule: 'TZ=Europe/Paris 0 9 * * *', count: 2 });
+    assert.equal(preview.status, 200);
+    assert.equal(preview.body.timezone, 'Europe/Paris');
+    assert.equal(preview.body.schedule, '0 9 * * *');
+  });
+
+  test('a canonical zone name is kept as given (Asia/Kolkata), an alias becomes the canonical name', async () => {
+    const cases = [
+      ['Asia/Kolkata', 'Asia/Kolkata'],
+      ['Asia/Calcutta', 'Asia/Kolkata'],
+      ['Europe/Kyiv', 'Europe/Kyiv'],
+      ['asia/kolkata', 'Asia/Kolkata'],
+      ['US/Eastern', 'America/New_York'],
+      ['utc', 'UTC'],
+    ] as const;
+    for (const [given, stored] of cases) {
+      const r = await api.call('POST', '/runs/crons', { assistant_id: 'echo', schedule: '0 9 * * *', timezone: given, enabled: false });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal(r.body.timezone, stored, given);
+      assert.equal(wallTime(r.body.next_run_date, stored), '09:00', given);
+    }
+    const prefixed: any = await sdk2.crons.create('echo', { schedule: 'CRON_TZ=Asia/Kolkata 0 9 * * *', enabled: false });
+    assert.equal(prefixed.timezone, 'Asia/Kolkata');
+    const preview = await api.call('POST', '/runs/crons/preview', { schedule: '0 9 * * *', timezone: 'Asia/Kolkata', count: 1 });
+    assert.equal(preview.body.timezone, 'Asia/Kolkata');
+  });
+});
