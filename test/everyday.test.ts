@@ -103,4 +103,57 @@ describe('everyday use: time zones, names, runs across crons', () => {
     const preview = await api.call('POST', '/runs/crons/preview', { schedule: '0 9 * * *', timezone: 'Asia/Kolkata', count: 1 });
     assert.equal(preview.body.timezone, 'Asia/Kolkata');
   });
+  test('names: metadata.name is 1-100 characters and unique per owner (409), also under concurrent creates; PATCH keeps or changes it', async () => {
+    const create = (metadata: unknown) => api.call('POST', '/runs/crons', { assistant_id: 'echo', schedule: '0 9 * * *', enabled: false, metadata });
+    const first = await create({ name: 'morning news', team: 'ops' });
+    assert.equal(first.status, 200);
+    assert.equal(first.body.metadata.name, 'morning news');
+    const again = await create({ name: 'morning news' });
+    assert.equal(again.status, 409);
+    assert.equal(again.body.detail, `body.metadata.name: you already have a cron named "morning news" (${first.body.cron_id}); names are unique per owner`);
+    for (const [name, pattern] of [
+      ['', /must not be empty/],
+      ['   ', /must not be empty/],
+      ['x'.repeat(101), /at most 100 characters \(got 101\)/],
+      [42, /must be a string/],
+    ] as const) {
+      const r = await create({ name });
+      assert.equal(r.status, 422, String(name));
+      assert.match(r.body.detail, /^body\.metadata\.name: /);
+      assert.match(r.body.detail, pattern);
+    }
+    assert.equal((await create({ name: 'é'.repeat(100) })).status, 200);
+    // Another owner's cron may bear the name (written straight to the database).
+    await db.pool.query(
+      `INSERT INTO crons (cron_id, assistant_id, user_id, schedule, enabled, metadata, payload)
+       SELECT gen_random_uuid(), assistant_id, 'someone-else', '0 9 * * *', false, '{"name": "shared"}', '{}' FROM crons LIMIT 1`,
+    );
+    assert.equal((await create({ name: 'shared' })).status, 200);
+
+    // Ten creates of one name at once: exactly one cron gets it.
+    const racing = await Promise.all(Array.from({ length: 10 }, () => create({ name: 'racing' })));
+    assert.deepEqual(racing.map((r) => r.status).sort(), [200, ...Array(9).fill(409)]);
+    const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM crons WHERE user_id = 'anonymous' AND metadata->>'name' = 'racing'`);
+    assert.equal(rows[0].n, 1);
+
+    // PATCH: the same name again is fine; another cron's name is a 409; an SDK update renames.
+    const other = await create({ name: 'evening news' });
+    assert.equal((await api.call('PATCH', `/runs/crons/${other.body.cron_id}`, { metadata: { name: 'evening news', v: 2 } })).status, 200);
+    const taken = await api.call('PATCH', `/runs/crons/${other.body.cron_id}`, { metadata: { name: 'morning news' } });
+    assert.equal(taken.status, 409);
+    assert.match(taken.body.detail, /^body\.metadata\.name: you already have a cron named "morning news"/);
+    const renamed: any = await sdk2.crons.update(other.body.cron_id, { metadata: { name: 'late news' } });
+    assert.equal(renamed.metadata.name, 'late news');
+    // Found by name (metadata filter) and by a short id (cron_id_prefix, 8+ hex digits).
+    const byName = await api.call('POST', '/runs/crons/search', { metadata: { name: 'late news' } });
+    assert.deepEqual(byName.body.map((c: any) => c.cron_id), [other.body.cron_id]);
+    const byPrefix = await api.call('POST', '/runs/crons/search', { cron_id_prefix: other.body.cron_id.slice(0, 8) });
+    assert.ok(byPrefix.body.some((c: any) => c.cron_id === other.body.cron_id));
+    assert.ok(byPrefix.body.every((c: any) => c.cron_id.startsWith(other.body.cron_id.slice(0, 8))));
+    const longPrefix = await api.call('POST', '/runs/crons/search', { cron_id_prefix: other.body.cron_id.slice(0, 13) });
+    assert.deepEqual(longPrefix.body.map((c: any) => c.cron_id), [other.body.cron_id]);
+    const short = await api.call('POST', '/runs/crons/search', { cron_id_prefix: 'abc' });
+    assert.equal(short.status, 422);
+    assert.match(short.body.detail, /^body\.cron_id_prefix: must be 8 or more hex digits/);
+  });
 });

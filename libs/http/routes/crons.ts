@@ -9,6 +9,7 @@ import {
   BACKFILL_COUNT_LIMIT,
   cancelSuperseded,
   countOccurrences,
+  cronNameOf,
   describeSchedule,
   fireOccurrences,
   fireTimes,
@@ -29,6 +30,7 @@ import {
   insertCron,
   listOccurrences,
   lockAndCountUserCrons,
+  lockCronName,
   ownsThread,
   searchCrons,
   toCronResponse,
@@ -131,6 +133,21 @@ export function zonedSchedule<T extends string | null | undefined>(schedule: str
     );
   }
   return { schedule: split.expression, timezone: split.timezone };
+}
+
+/** The cron name in a body's metadata (metadata.name), validated; null for none, undefined when metadata is not sent. */
+function nameOf(metadata: Record<string, unknown> | null | undefined): string | null | undefined {
+  if (metadata == null) return metadata === null ? null : undefined;
+  const named = cronNameOf(metadata);
+  if ('invalid' in named) throw unprocessable('metadata.name', named.invalid);
+  return named.name;
+}
+
+/** A 409 unless no other cron of the owner bears this name (takes the name's lock: see libs/crons/names.ts). */
+async function claimName(client: PoolClient, userId: string, name: string | null | undefined, cronId: string | null): Promise<void> {
+  if (name == null) return;
+  const other = await lockCronName(client, userId, name, cronId);
+  if (other !== null) throw new HttpError(409, `body.metadata.name: you already have a cron named ${JSON.stringify(name)} (${other}); names are unique per owner`);
 }
 
 /**
@@ -243,6 +260,7 @@ async function createCron(deps: ApiDeps, req: Request, res: Response, threadId: 
   const timezone = canonicalTimezone(body.timezone ?? null);
   const enabled = body.enabled ?? true;
   const pausedReason = pauseNote(body.paused_reason, enabled);
+  const name = nameOf(body.metadata);
 
   const created = await withTransaction(pool, async (client) => {
     const now = await transactionNow(client);
@@ -258,6 +276,7 @@ async function createCron(deps: ApiDeps, req: Request, res: Response, threadId: 
       const owned = await lockAndCountUserCrons(client, userId);
       if (owned >= cap) throw new HttpError(429, `cron limit reached: you own ${owned} crons and CRON_MAX_PER_USER is ${cap}`);
     }
+    await claimName(client, userId, name, null);
     const cron = await insertCron(client, {
       cron_id: randomUUID(),
       assistant_id: assistant.assistant_id,
@@ -403,10 +422,12 @@ export function cronOperations(deps: ApiDeps) {
     async update(req: Request, cronId: string, userId: string): Promise<CronResponse> {
       checkBodySize(req, config);
       const body = parse(CronUpdateBody, req.body);
+      const name = nameOf(body.metadata);
       return retryConflicts(() =>
         withTransaction(pool, async (client) => {
           const row = await getCron(client, cronId, userId, { lock: true });
           if (!row) throw notFound(CRON_NOT_FOUND);
+          if (name !== undefined && name !== row.metadata.name) await claimName(client, userId, name, cronId);
           // Decided on the clock after the lock: a pass that held the cron may have fired meanwhile.
           const now = await statementNow(client);
           const changes = planUpdate(row, body, now, config.CRON_ALLOW_SECONDS_SCHEDULE);
@@ -579,6 +600,7 @@ export function cronsRoutes(deps: ApiDeps): Router {
       thread_id: q.thread_id,
       enabled: q.enabled,
       metadata: q.metadata,
+      cron_id_prefix: q.cron_id_prefix,
       sort_by: q.sort_by,
       sort_order: q.sort_order,
       limit: q.limit,

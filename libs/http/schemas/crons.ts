@@ -139,6 +139,11 @@ const cronFilters = {
 export const CronSearchBody = z
   .object({
     ...cronFilters,
+    cron_id_prefix: z
+      .string()
+      .regex(/^(?=(?:[0-9a-f]-?){8})[0-9a-f-]{8,36}$/i, { message: 'must be 8 or more hex digits of a cron id (dashes allowed)' })
+      .nullish()
+      .openapi({ description: 'agentcron: crons whose id starts with this (8 or more hex digits, as the dashboard shows ids); the CLI resolves short ids with it' }),
     limit: z.number().int().min(1).max(1000).nullish().transform((v) => v ?? 10),
     offset: z.number().int().min(0).nullish().transform((v) => v ?? 0),
     sort_by: z.enum(CRON_SORT_KEYS).nullish().transform((v) => v ?? 'created_at'),

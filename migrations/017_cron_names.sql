@@ -1,0 +1,9 @@
+-- Cron names (issue 19): metadata.name, unique per owner when set. The API checks it under an
+-- advisory lock per (owner, name) (libs/crons/names.ts) and looks names up through this index:
+-- (user_id, name) of the named crons only, so unnamed crons cost nothing here.
+--
+-- Not a unique index: crons written before names were a rule may already share a name, and a
+-- unique index would make this migration (and every process starting with it) fail on them.
+-- Old processes beside it keep working (they never read it). Built in the migration's
+-- transaction: writes to crons wait for the build (about a second per million named crons).
+CREATE INDEX IF NOT EXISTS crons_user_name ON crons (user_id, (metadata->>'name')) WHERE metadata ? 'name';
