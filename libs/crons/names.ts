@@ -4,7 +4,7 @@ import type { Queryable } from '../db/index.ts';
 // cron for people (the dashboard's title, the CLI's `crons get <name>`). Unique per owner when
 // set. Enforced here, under an advisory lock per (owner, name), rather than by a unique index:
 // crons written before names were a rule may already share one, and a unique index would make
-// the migration fail on them. The lookup index is migrations/017_cron_names.sql.
+// the migration fail on them. The lookup index is migrations/017_names_and_run_listing.sql.
 
 /** The longest cron name, in characters. */
 export const CRON_NAME_MAX = 100;

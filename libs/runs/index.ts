@@ -11,11 +11,13 @@ export {
   deleteEndedRun,
   getRun,
   getThreadRun,
+  getRunWithOutput,
   insertBackgroundRun,
+  listRuns,
   listThreadRuns,
   runEnded,
   threadValues,
   toRunResponse,
   waitForRunEnd,
 } from './repository.ts';
-export type { BackgroundRun, RunResponse } from './repository.ts';
+export type { BackgroundRun, ListedRun, RunFilters, RunResponse } from './repository.ts';

@@ -7,3 +7,7 @@
 -- Old processes beside it keep working (they never read it). Built in the migration's
 -- transaction: writes to crons wait for the build (about a second per million named crons).
 CREATE INDEX IF NOT EXISTS crons_user_name ON crons (user_id, (metadata->>'name')) WHERE metadata ? 'name';
+
+-- GET /runs (runs across threads and crons, owner-scoped, newest first): one owner's runs in the
+-- listing's order, so a page reads its rows and stops instead of sorting every run of the owner.
+CREATE INDEX IF NOT EXISTS runs_user_created ON runs (user_id, created_at DESC, run_id DESC);
