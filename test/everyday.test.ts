@@ -226,4 +226,21 @@ describe('everyday use: time zones, names, runs across crons', () => {
       await keys.close();
     }
   });
+  test("backfill's overlap choice: the cron's rule (skip fires one now) or allow (every occurrence); allow is for stateless crons only", async () => {
+    const cron = await api.call('POST', '/runs/crons', { assistant_id: 'echo', schedule: '*/5 * * * *', overlap_policy: 'skip', enabled: false });
+    const day = new Date(Date.now() - 2 * 86400_000).toISOString().slice(0, 10);
+    const range = (from: string, to: string) => ({ from: `${day}T${from}:00Z`, to: `${day}T${to}:00Z` });
+    const ruled = await api.call('POST', `/runs/crons/${cron.body.cron_id}/backfill`, range('10:00', '10:20'));
+    assert.deepEqual([ruled.body.occurrences, ruled.body.fired, ruled.body.skipped_overlap], [5, 1, 4]);
+    const all = await api.call('POST', `/runs/crons/${cron.body.cron_id}/backfill`, { ...range('10:00', '10:20'), overlap: 'allow' });
+    assert.deepEqual([all.body.occurrences, all.body.fired, all.body.skipped_existing, all.body.skipped_overlap], [5, 4, 1, 0]);
+    const thread = await sdk2.threads.create();
+    const onThread: any = await sdk2.crons.createForThread(thread.thread_id, 'echo', { schedule: '*/5 * * * *', enabled: false });
+    const refused = await api.call('POST', `/runs/crons/${onThread.cron_id}/backfill`, { ...range('10:00', '10:20'), overlap: 'allow' });
+    assert.equal(refused.status, 422);
+    assert.match(refused.body.detail, /^body\.overlap: "allow" applies to stateless crons/);
+    const bad = await api.call('POST', `/runs/crons/${cron.body.cron_id}/backfill`, { ...range('10:00', '10:20'), overlap: 'sometimes' });
+    assert.equal(bad.status, 422);
+    assert.match(bad.body.detail, /^body\.overlap: /);
+  });
 });

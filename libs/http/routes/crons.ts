@@ -472,8 +472,11 @@ export function cronOperations(deps: ApiDeps) {
           if (body.to.getTime() > now.getTime()) {
             throw unprocessable('to', `must not be in the future (got ${body.to.toISOString()}, now ${now.toISOString()}): a backfill fires past occurrences; the scheduler fires the rest`);
           }
+          if (body.overlap === 'allow' && cron.thread_id !== null) {
+            throw unprocessable('overlap', '"allow" applies to stateless crons; a thread cron\'s runs follow its multitask_strategy');
+          }
           const schedule = scheduleOf(cron.schedule, cron.timezone, true);
-          const outcome = await backfillOccurrences(client, boss, cron, schedule, body, cap);
+          const outcome = await backfillOccurrences(client, boss, cron, schedule, body, cap, body.overlap ?? 'cron');
           return { cron, schedule, outcome };
         }),
       );

@@ -280,6 +280,13 @@ export const BackfillBody = z
       .refine((d) => d.getTime() >= 0, { message: 'must be 1970-01-01T00:00:00Z or later' })
       .openapi({ description: 'First instant of the range (included), 1970 or later' }),
     to: scheduleInstant.openapi({ description: 'Last instant of the range (included); not in the future' }),
+    overlap: z
+      .enum(['cron', 'allow'])
+      .nullish()
+      .openapi({
+        description:
+          "agentcron, stateless crons: cron (default) applies the cron's overlap_policy (skip / buffer_one fire only what they allow now); allow fires every occurrence of the range now",
+      }),
   })
   .openapi('CronBackfill');
 export type BackfillBody = z.output<typeof BackfillBody>;
