@@ -550,6 +550,20 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       await page.locator(`tr[data-cron-id="${other}"]`).waitFor({ state: 'detached' });
       clean();
     });
+
+    test('/docs fits a phone (400 px) and shows its examples', async () => {
+      const phone = await context.newPage();
+      try {
+        await phone.setViewportSize({ width: 400, height: 800 });
+        await phone.goto(`${open.url}/docs`);
+        await phone.locator('pre.curl').first().waitFor();
+        const width = await phone.evaluate<number>('document.documentElement.scrollWidth');
+        assert.ok(width <= 400, `/docs is ${width} px wide`);
+        await phone.screenshot({ path: `${SHOTS}/docs-400px.png` });
+      } finally {
+        await phone.close();
+      }
+    });
   });
 
   describe('AUTH_MODE=api_key', () => {
