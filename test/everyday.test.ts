@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Client as Client2 } from '@langchain/langgraph-sdk';
 import { Client as Client1 } from 'sdk1';
@@ -8,6 +11,7 @@ import type { PgBoss } from '../libs/queue/index.ts';
 import { createTestDatabase } from './support/db.ts';
 import type { TestDatabase } from './support/db.ts';
 import { startTestQueue } from './support/engine.ts';
+import { ROOT } from './support/processes.ts';
 import { startInProcessApi, teardown } from './support/inprocess.ts';
 import type { InProcessApi } from './support/inprocess.ts';
 
@@ -242,5 +246,25 @@ describe('everyday use: time zones, names, runs across crons', () => {
     const bad = await api.call('POST', `/runs/crons/${cron.body.cron_id}/backfill`, { ...range('10:00', '10:20'), overlap: 'sometimes' });
     assert.equal(bad.status, 422);
     assert.match(bad.body.detail, /^body\.overlap: /);
+  });
+  test("the README's SDK example, run as the paris.mjs it describes with SDK 2 and SDK 1, prints a Paris 09:00 cron", async () => {
+    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    const block = /save this as `paris\.mjs`[\s\S]*?```js\n([\s\S]*?)```/.exec(readme);
+    assert.ok(block, 'the README has the paris.mjs example');
+    const dir = path.join(ROOT, '.agentcron');
+    mkdirSync(dir, { recursive: true });
+    for (const sdk of ['@langchain/langgraph-sdk', 'sdk1']) {
+      const file = path.join(dir, `paris-${randomUUID()}.mjs`);
+      writeFileSync(file, block[1].replaceAll('http://localhost:8000', api.url).replace("from '@langchain/langgraph-sdk'", `from '${sdk}'`));
+      try {
+        const out = await new Promise<string>((resolve, reject) =>
+          execFile(process.execPath, [file], { timeout: 20_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout))),
+        );
+        assert.match(out.trim(), /^0 9 \* \* 1-5 Europe\/Paris \d{4}-\d\d-\d\dT0[78]:00:00\.000Z$/, sdk);
+        assert.equal(wallTime(out.trim().split(' ').at(-1)!, 'Europe/Paris'), '09:00', `${sdk}: ${out}`);
+      } finally {
+        rmSync(file, { force: true });
+      }
+    }
   });
 });
