@@ -24,6 +24,9 @@ function cancelButton(r, after) {
   );
 }
 
+/** A run that has not ended, on a thread the key's own routes reach (an admin key lists every user's runs, but cancels its own). */
+const cancellable = (r) => ACTIVE.has(r.status) && (!session.everyUser || !r.user_id || r.user_id === session.me);
+
 function runRow(r, now, after) {
   const link = session.features.runGet ? h('a', { href: `#/runs/${r.run_id}`, class: 'run-link' }, shortId(r.run_id)) : shortId(r.run_id);
   const forHow = r.run_started_at
@@ -41,7 +44,7 @@ function runRow(r, now, after) {
     h('td', {}, forHow, h('div', { class: 'sub' }, relative(r.created_at, now))),
     h('td', { class: 'error-text' }, jsonLine(errorText(r.error), 160)),
     session.everyUser ? h('td', { class: 'owner' }, r.user_id ?? '') : null,
-    h('td', {}, ACTIVE.has(r.status) ? cancelButton(r, after) : null),
+    h('td', {}, cancellable(r) ? cancelButton(r, after) : null),
   );
 }
 
@@ -88,7 +91,7 @@ export async function renderRun(view, runId) {
     const attempts = Array.isArray(r.attempt_log) ? r.attempt_log : [];
     put(box,
       h('p', { class: 'crumbs' }, h('a', { href: '#/runs' }, '← Runs')),
-      h('div', { class: 'title-row' }, h('h1', {}, 'Run ', h('code', {}, r.run_id)), ACTIVE.has(r.status) ? cancelButton(r, load) : null),
+      h('div', { class: 'title-row' }, h('h1', {}, 'Run ', h('code', {}, r.run_id)), cancellable(r) ? cancelButton(r, load) : null),
       h(
         'section',
         { class: 'card' },
