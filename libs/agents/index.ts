@@ -1,4 +1,4 @@
-export { AgentRegistry, builtinAgents, echo } from './agents.ts';
+export { AgentRegistry, RetryableError, builtinAgents, echo } from './agents.ts';
 export type { Agent, AgentContext, CheckpointedGraph, DrawableGraph, GraphDescription, GraphSchemas, GraphThreadState, HistoryOptions } from './agents.ts';
 export { CLEANUP_TRIGGER, openCheckpointer } from './checkpointer.ts';
 export type { CheckpointerOptions } from './checkpointer.ts';
@@ -6,5 +6,7 @@ export { checkpointedGraph, describeLangGraph, invokeConfig, isCompiledGraph, la
 export type { CompiledGraph } from './langgraph.ts';
 export { AgentConfigError, CONFIG_FILE_NAMES, findConfigFile, loadAgents, moduleSpec, parseConfigFile } from './load.ts';
 export type { AgentKind, GraphSpec, LoadedAgents, ModuleGraphSpec } from './load.ts';
-export { RemoteAgentError, remoteAgent, remoteRequestBody } from './remote.ts';
+export { RETRYABLE_STATUSES, RemoteAgentError, parseRetryAfter, remoteAgent, remoteRequestBody } from './remote.ts';
 export type { RemoteAgentSpec } from './remote.ts';
+export { assistantLimitName, emptyFlowConfig, parseFlowConfig } from './flow.ts';
+export type { FlowConfig, GraphFlow, LimitSpec } from './flow.ts';

@@ -41,6 +41,7 @@ const cron = {
   finished_at: null,
   missed_policy: 'latest',
   overlap_policy: 'skip',
+  jitter_seconds: 0,
 };
 
 const run = {
@@ -62,6 +63,10 @@ const run = {
   webhook_status: null,
   webhook_attempts: 0,
   webhook_error: null,
+  attempts: 0,
+  attempt_log: [],
+  waiting: null,
+  not_before: null,
 };
 
 /** A cron's run as the crons routes document it (CronRun: the Run fields without the webhook's bookkeeping). */
@@ -70,6 +75,7 @@ const { webhook_sent_at: _s, webhook_status: _t, webhook_attempts: _a, webhook_e
 const endedRun = {
   ...run,
   status: 'error',
+  attempts: 1,
   updated_at: '2030-01-08T08:00:04.950Z',
   run_started_at: '2030-01-08T08:00:00.530Z',
   run_ended_at: '2030-01-08T08:00:04.950Z',
@@ -79,8 +85,8 @@ const endedRun = {
 const manualRun = { ...run, cron_id: null, scheduled_for: null, thread_id: KEPT_THREAD_ID, kwargs: { input: { question: 'What changed since yesterday?' } } };
 
 const fireTimes = [
-  { utc: '2030-01-08T08:00:00.000Z', local: '2030-01-08T09:00:00+01:00', dst: null, dst_note: null },
-  { utc: '2030-01-09T08:00:00.000Z', local: '2030-01-09T09:00:00+01:00', dst: null, dst_note: null },
+  { utc: '2030-01-08T08:00:00.000Z', local: '2030-01-08T09:00:00+01:00', dst: null, dst_note: null, planned_for: '2030-01-08T08:00:00.000Z' },
+  { utc: '2030-01-09T08:00:00.000Z', local: '2030-01-09T09:00:00+01:00', dst: null, dst_note: null, planned_for: '2030-01-09T08:00:00.000Z' },
 ];
 
 const occurrence = {
@@ -107,6 +113,11 @@ const occurrence = {
   error_truncated: false,
   retries: 0,
   retried_at: null,
+  planned_for: '2030-01-07T08:00:00.000Z',
+  attempts: 1,
+  attempt_log: [],
+  waiting: null,
+  not_before: null,
 };
 
 const thread = {
@@ -158,7 +169,7 @@ export const EXAMPLES: Record<string, OperationExamples> = {
   'GET /runs/crons/{cron_id}/occurrences': {
     response: [occurrence, { ...occurrence, scheduled_for: '2030-01-06T08:00:00.000Z', status: 'skipped', reason: 'missed', run_id: null, thread_id: null, enqueued_at: null, started_at: null, ended_at: null, webhook_status: null, webhook_attempts: 0, webhook_sent_at: null, output_excerpt: null }],
   },
-  'GET /runs/crons/{cron_id}/next': { response: { cron_id: CRON_ID, schedule: '0 9 * * 1-5', timezone: 'Europe/Paris', description: 'At 09:00, Monday through Friday', enabled: true, next: fireTimes } },
+  'GET /runs/crons/{cron_id}/next': { response: { cron_id: CRON_ID, schedule: '0 9 * * 1-5', timezone: 'Europe/Paris', description: 'At 09:00, Monday through Friday', enabled: true, jitter_seconds: 0, next: fireTimes } },
   'POST /runs/crons/preview': {
     body: { schedule: '30 2 * * *', timezone: 'America/New_York', from: '2030-03-08T12:00:00Z', count: 3 },
     response: {
@@ -166,10 +177,17 @@ export const EXAMPLES: Record<string, OperationExamples> = {
       timezone: 'America/New_York',
       description: 'At 02:30',
       from: '2030-03-08T12:00:00.000Z',
+      jitter_seconds: 0,
       next: [
-        { utc: '2030-03-09T07:30:00.000Z', local: '2030-03-09T02:30:00-05:00', dst: null, dst_note: null },
-        { utc: '2030-03-10T07:00:00.000Z', local: '2030-03-10T03:00:00-04:00', dst: 'skipped', dst_note: '02:30 does not exist on 2030-03-10 (clocks go forward): fires at 03:00, the first instant after the gap' },
-        { utc: '2030-03-11T06:30:00.000Z', local: '2030-03-11T02:30:00-04:00', dst: null, dst_note: null },
+        { utc: '2030-03-09T07:30:00.000Z', local: '2030-03-09T02:30:00-05:00', dst: null, dst_note: null, planned_for: '2030-03-09T07:30:00.000Z' },
+        {
+          utc: '2030-03-10T07:00:00.000Z',
+          local: '2030-03-10T03:00:00-04:00',
+          dst: 'skipped',
+          dst_note: '02:30 does not exist on 2030-03-10 (clocks go forward): fires at 03:00, the first instant after the gap',
+          planned_for: '2030-03-10T07:00:00.000Z',
+        },
+        { utc: '2030-03-11T06:30:00.000Z', local: '2030-03-11T02:30:00-04:00', dst: null, dst_note: null, planned_for: '2030-03-11T06:30:00.000Z' },
       ],
     },
   },

@@ -3,7 +3,7 @@
 // timings, cancel). Both refresh themselves every few seconds while visible. A server without
 // GET /runs gets the older view: the runs going on the caller's busy threads.
 import { api, mapLimit, session } from '../api.js';
-import { badge, formatDuration, formatTime, h, jsonLine, put, relative, shortId } from '../format.js';
+import { badge, formatDuration, formatTime, h, jsonLine, put, relative, shortId, waitingText } from '../format.js';
 import { actionButton, flash, poll, table } from '../ui.js';
 
 const ACTIVE = new Set(['pending', 'running']);
@@ -38,7 +38,14 @@ function runRow(r, now, after) {
     'tr',
     { dataset: { runId: r.run_id } },
     h('td', {}, link),
-    h('td', {}, badge(r.status), r.waiting ? h('div', { class: 'sub' }, `waiting: ${r.waiting}`) : null),
+    h(
+      'td',
+      {},
+      badge(r.status),
+      // A retry backing off or a limit without room (docs/flow-control.md); attempts after the first.
+      r.status === 'pending' && r.waiting ? h('div', { class: 'sub waiting' }, `waiting for ${waitingText(r)}`) : null,
+      r.attempts > 1 || r.attempt_log?.length ? h('div', { class: 'sub' }, `attempt ${Math.max(r.attempts ?? 1, (r.attempt_log?.length ?? 0) + 1)}`) : null,
+    ),
     h('td', {}, r.cron_id ? [h('a', { href: `#/crons/${r.cron_id}` }, shortId(r.cron_id)), r.scheduled_for ? h('div', { class: 'sub' }, formatTime(r.scheduled_for)) : null] : 'none'),
     h('td', { class: 'assistant' }, shortId(r.assistant_id)),
     h('td', {}, forHow, h('div', { class: 'sub' }, relative(r.created_at, now))),
@@ -98,7 +105,7 @@ export async function renderRun(view, runId) {
         h(
           'dl',
           { class: 'facts', id: 'run-facts' },
-          row('Status', [badge(r.status), r.waiting ? ` waiting: ${r.waiting}` : '']),
+          row('Status', [badge(r.status), r.status === 'pending' && r.waiting ? ` waiting for ${waitingText(r)}` : '']),
           row('Cron', r.cron_id ? [h('a', { href: `#/crons/${r.cron_id}` }, h('code', {}, r.cron_id)), r.scheduled_for ? ` for ${formatTime(r.scheduled_for)}` : ''] : 'none'),
           row('Thread', h('code', {}, r.thread_id)),
           row('Assistant', h('code', {}, r.assistant_id)),
