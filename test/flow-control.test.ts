@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { parseRetryAfter } from '../libs/agents/index.ts';
+import { parseConfig, parseRetryAfter } from '../libs/agents/index.ts';
 import { parseRetryPolicy, retryDelaySeconds, DEFAULT_RETRY_POLICY } from '../libs/runs/index.ts';
 import { createTestDatabase } from './support/db.ts';
 import type { TestDatabase } from './support/db.ts';
@@ -26,12 +26,14 @@ describe('retry policy and Retry-After (pure)', () => {
       [{ backoff_coefficient: 11 }, 'backoff_coefficient'],
       [{ initial_interval_seconds: 10, maximum_interval_seconds: 5 }, 'maximum_interval_seconds'],
       [{ non_retryable_errors: [''] }, 'non_retryable_errors'],
-      [{ max_atempts: 3 }, 'max_atempts'],
+      [{ max_attempts: null }, 'max_attempts'],
     ] as const) {
       const parsed = parseRetryPolicy(bad);
       assert.equal(parsed.ok, false, JSON.stringify(bad));
-      assert.equal(!parsed.ok && parsed.field, field);
+      assert.ok(!parsed.ok && parsed.field.startsWith(field), `${JSON.stringify(bad)}: ${!parsed.ok && parsed.field}`);
     }
+    const typo = parseRetryPolicy({ max_atempts: 3 });
+    assert.ok(!typo.ok && /unknown key "max_atempts"/.test(typo.error));
   });
 
   test('backoff: full jitter under initial x coefficient^(n-1), capped by the maximum; Retry-After wins, capped too', () => {
@@ -55,6 +57,58 @@ describe('retry policy and Retry-After (pure)', () => {
     assert.equal(parseRetryAfter('-5', now), null);
     assert.equal(parseRetryAfter('1.5', now), null);
     assert.equal(parseRetryAfter(undefined, now), null);
+  });
+});
+
+describe('limits in agentcron.json', () => {
+  const parse = (doc: unknown) => () => parseConfig('/srv/agentcron.json', JSON.stringify(doc), {});
+  const graph = { url: 'http://127.0.0.1:1/run' };
+
+  test('limits and the graphs they bind are read; each graph keeps its retry policy as written', () => {
+    const { flow } = parseConfig(
+      '/srv/agentcron.json',
+      JSON.stringify({
+        limits: { openai: { max_concurrency: 20, rate: { runs: 500, per_seconds: 60 } }, gpu: { max_concurrency: 2 } },
+        graphs: { a: { ...graph, limits: ['openai', 'gpu', 'openai'], retry_policy: { max_attempts: 5 } }, b: graph },
+      }),
+      {},
+    );
+    assert.deepEqual(flow.limits.get('openai'), { name: 'openai', max_concurrency: 20, rate: { runs: 500, per_seconds: 60 } });
+    assert.deepEqual(flow.graphs.get('a'), { limits: ['gpu', 'openai'], retry_policy: { max_attempts: 5 } });
+    assert.equal(flow.graphs.get('b'), undefined);
+  });
+
+  test('a bad limit, or a graph naming an unknown one, is one line naming it', () => {
+    assert.throws(parse({ limits: { x: { max_concurrency: 1 } }, graphs: { a: { ...graph, limits: ['openai'] } } }), /agentcron\.json: graph "a" names limit "openai", which "limits" does not define \(defined: x\)/);
+    assert.throws(parse({ limits: { openai: { max_concurrency: 0 } }, graphs: {} }), /limit "openai": max_concurrency must be an integer from 1/);
+    assert.throws(parse({ limits: { openai: { max_concurrency: 2.5 } }, graphs: {} }), /limit "openai": max_concurrency must be an integer/);
+    assert.throws(parse({ limits: { openai: { rate: { runs: 10 } } }, graphs: {} }), /limit "openai": rate.per_seconds must be an integer/);
+    assert.throws(parse({ limits: { openai: { rate: { runs: 10, per_seconds: 60, burst: 1 } } }, graphs: {} }), /limit "openai": rate must be/);
+    assert.throws(parse({ limits: { openai: {} }, graphs: {} }), /limit "openai": sets neither max_concurrency nor rate/);
+    assert.throws(parse({ limits: { openai: { max_concurency: 3 } }, graphs: {} }), /limit "openai": unknown field "max_concurency"/);
+    assert.throws(parse({ limits: [], graphs: {} }), /"limits" must be an object/);
+    assert.throws(parse({ graphs: { a: { ...graph, limits: 'openai' } } }), /graph "a": limits must be a list of limit names/);
+  });
+});
+
+describe('bad flow settings stop the process at startup', () => {
+  test('a graph naming an unknown limit, or a bad retry_policy, exits 1 with one line naming it', async () => {
+    const unknown = writeConfig({ limits: { gpu: { max_concurrency: 1 } }, graphs: { llm: { url: 'http://127.0.0.1:1/run', limits: ['openai'] } } });
+    const badPolicy = writeConfig({ graphs: { llm: { url: 'http://127.0.0.1:1/run', retry_policy: { max_attempts: 0 } } } });
+    try {
+      // No database is reached: the graphs are checked first.
+      const env = { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' };
+      const worker = spawnApp('worker', { ...env, AGENTCRON_CONFIG: unknown.file });
+      const api = spawnApp('api', { ...env, AGENTCRON_CONFIG: badPolicy.file });
+      assert.equal(await worker.exited, 1);
+      assert.deepEqual(worker.output, ['agentcron: agentcron.json: graph "llm" names limit "openai", which "limits" does not define (defined: gpu)']);
+      assert.equal(await api.exited, 1);
+      assert.equal(api.output.length, 1, api.output.join('\n'));
+      assert.match(api.output[0], /^agentcron: agentcron\.json: graph "llm": retry_policy\.max_attempts /);
+    } finally {
+      unknown.cleanup();
+      badPolicy.cleanup();
+    }
   });
 });
 
