@@ -77,3 +77,21 @@ export function poll(refresh, ms = pollInterval()) {
     document.removeEventListener('visibilitychange', onVisibility);
   };
 }
+
+/**
+ * For a live page's section: whether to redraw it with this data. Only when the data changed, or
+ * once the last drawing is 30 s old (its relative times move on): an unchanged table is not
+ * replaced under the pointer of someone about to click in it.
+ */
+export function redrawGate(maxAgeMs = 30_000) {
+  let last = null;
+  let at = 0;
+  return (data) => {
+    const signature = JSON.stringify(data);
+    const now = Date.now();
+    if (signature === last && now - at < maxAgeMs) return false;
+    last = signature;
+    at = now;
+    return true;
+  };
+}

@@ -20,7 +20,7 @@ import {
   statusClass,
   waitingText,
 } from '../format.js';
-import { actionButton, flash, messageOf, poll, table } from '../ui.js';
+import { actionButton, flash, messageOf, poll, redrawGate, table } from '../ui.js';
 import { scheduleEditor } from './schedule-editor.js';
 
 const LEDGER_PAGE = 50;
@@ -46,13 +46,18 @@ export async function renderCron(view, cronId) {
   }
 
   /** The periodic refresh: the actions (and a pause note being typed) are redrawn only when the state changed. */
+  const cronChanged = redrawGate();
+  const nextChanged = redrawGate();
+  const ledgerChanged = redrawGate();
   async function refresh() {
     const before = cron.enabled;
     cron = await api('GET', cronPath(cronId));
-    drawHeader();
-    drawDetails();
+    if (cronChanged(cron)) {
+      drawHeader();
+      drawDetails();
+    }
     if (cron.enabled !== before) drawActions();
-    await Promise.all([drawNext(), drawLedger('refresh')]);
+    await Promise.all([drawNext('refresh'), drawLedger('refresh')]);
   }
 
   function drawHeader() {
@@ -296,12 +301,14 @@ export async function renderCron(view, cronId) {
     );
   }
 
-  async function drawNext() {
+  /** refresh: redrawn only when the times changed (see redrawGate). */
+  async function drawNext(mode) {
     if (!own) {
       put(nextBox, h('h2', {}, 'Next fire times'), h('p', { class: 'muted' }, `Shown to the owner's key (${cron.user_id}): the API answers a cron's fire times and ledger to its owner.`));
       return;
     }
     const answer = await api('GET', `/runs/crons/${cronId}/next?count=10`);
+    if (!nextChanged([answer, cron.enabled, cron.finished_at]) && mode === 'refresh') return;
     const times = answer.next ?? [];
     // With jitter each occurrence starts at its own offset after its fire time.
     const jittered = times.some((t) => typeof t.planned_for === 'string' && t.planned_for !== t.utc);
@@ -343,12 +350,14 @@ export async function renderCron(view, cronId) {
     if (reset === 'refresh') {
       const limit = Math.min(1000, Math.max(LEDGER_PAGE, ledgerRows.length));
       page = await api('GET', `/runs/crons/${cronId}/occurrences?limit=${limit}&offset=0`);
+      if (!ledgerChanged(page)) return;
       ledgerRows = page;
       page = page.length >= limit ? new Array(LEDGER_PAGE) : [];
     } else {
       if (reset) ledgerRows = [];
       page = await api('GET', `/runs/crons/${cronId}/occurrences?limit=${LEDGER_PAGE}&offset=${ledgerRows.length}`);
       ledgerRows = ledgerRows.concat(page);
+      ledgerChanged(ledgerRows);
     }
     const more = page.length === LEDGER_PAGE ? actionButton('Load older', () => drawLedger(false), { class: 'secondary', id: 'ledger-more' }) : null;
     put(ledgerBox,

@@ -4,7 +4,7 @@
 // redrawn, so the filters being typed, the selection and the scroll position stay.
 import { api, mapLimit, session } from '../api.js';
 import { badge, describeSchedule, formatTime, h, jsonLine, parseMetadataFilter, put, relative, shortId } from '../format.js';
-import { actionButton, flash, messageOf, poll, table } from '../ui.js';
+import { actionButton, flash, messageOf, poll, redrawGate, table } from '../ui.js';
 
 const PAGE = 50;
 /** With a text or last-status filter the page filters what it loaded: it loads up to the API's maximum. */
@@ -300,9 +300,10 @@ export async function renderCrons(view, query) {
     updateSelection();
   }
 
+  const changed = redrawGate();
   async function load() {
     [crons, total] = await Promise.all([api('POST', `${base}/search`, { ...filters, ...sort, ...paging }), api('POST', `${base}/count`, filters)]);
-    draw();
+    if (changed([crons, total])) draw();
   }
 
   await load();

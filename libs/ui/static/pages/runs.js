@@ -4,7 +4,7 @@
 // GET /runs gets the older view: the runs going on the caller's busy threads.
 import { api, mapLimit, session } from '../api.js';
 import { badge, formatDuration, formatTime, h, jsonLine, put, relative, shortId, waitingText } from '../format.js';
-import { actionButton, flash, poll, table } from '../ui.js';
+import { actionButton, flash, poll, redrawGate, table } from '../ui.js';
 
 const ACTIVE = new Set(['pending', 'running']);
 const FAILED = 'error,timeout,interrupted';
@@ -64,6 +64,7 @@ export async function renderRuns(view) {
   const failures = h('section', { class: 'card', id: 'runs-failed' });
   const section = (box, title, id, runs, empty, now) =>
     put(box, h('h2', {}, `${title} (${runs.length}${runs.length === 100 ? '+' : ''})`), runs.length ? table(HEADERS(), runs.map((r) => runRow(r, now, load)), { id }) : h('p', { class: 'muted empty-line' }, empty));
+  const changed = redrawGate();
   async function load() {
     const since = new Date(Date.now() - 24 * 3600_000).toISOString();
     const [r, p, f] = await Promise.all([
@@ -71,6 +72,7 @@ export async function renderRuns(view) {
       api('GET', '/runs?status=pending&limit=100'),
       api('GET', `/runs?status=${FAILED}&created_after=${encodeURIComponent(since)}&limit=50`),
     ]);
+    if (!changed([r, p, f])) return;
     const now = Date.now();
     section(running, 'Running', 'runs-table', r, 'No run is going now.', now);
     section(pending, 'Pending', 'pending-table', p, 'No run is waiting.', now);
@@ -90,8 +92,10 @@ export async function renderRuns(view) {
 /** One run: status, timings, attempts, the full error and output, and Cancel while it has not ended. */
 export async function renderRun(view, runId) {
   const box = h('div', { id: 'run-page' });
+  const changed = redrawGate();
   async function load() {
     const r = await api('GET', `/runs/${encodeURIComponent(runId)}`);
+    if (!changed(r)) return;
     const now = Date.now();
     const row = (label, value) => [h('dt', {}, label), h('dd', {}, value ?? '—')];
     const ms = (a, b) => (a && b ? new Date(b).getTime() - new Date(a).getTime() : null);
