@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { Client as Client2 } from '@langchain/langgraph-sdk';
 import { Client as Client1 } from 'sdk1';
 import { ensureDefaultAssistants } from '../libs/assistants/index.ts';
+import { canonicalZoneName, validateTimezone } from '../libs/schedule/index.ts';
 import type { PgBoss } from '../libs/queue/index.ts';
 import { createTestDatabase } from './support/db.ts';
 import type { TestDatabase } from './support/db.ts';
@@ -265,6 +266,19 @@ describe('everyday use: time zones, names, runs across crons', () => {
       } finally {
         rmSync(file, { force: true });
       }
+    }
+  });
+  test('every zone ICU still calls by a former name is stored by its current one, which the runtime accepts', () => {
+    const renamed = ['Asia/Kolkata', 'Europe/Kyiv', 'Asia/Ho_Chi_Minh', 'Asia/Kathmandu', 'Asia/Yangon', 'America/Nuuk', 'Pacific/Kanton', 'America/Argentina/Buenos_Aires', 'Atlantic/Faroe', 'Pacific/Chuuk', 'Pacific/Pohnpei', 'Africa/Asmara', 'America/Indiana/Indianapolis', 'America/Kentucky/Louisville', 'America/Atikokan'];
+    for (const zone of renamed) {
+      assert.equal(canonicalZoneName(zone), zone, zone);
+      assert.equal(validateTimezone(zone), zone);
+    }
+    // Every zone the runtime lists comes back as a name the runtime accepts, and stays put when stored again.
+    for (const zone of Intl.supportedValuesOf('timeZone')) {
+      const stored = canonicalZoneName(zone);
+      assert.equal(validateTimezone(stored), stored);
+      assert.equal(canonicalZoneName(stored), stored, `${zone} -> ${stored}`);
     }
   });
 });
