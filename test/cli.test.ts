@@ -117,9 +117,12 @@ describe('agentcron CLI', () => {
     ]);
     assert.equal(table.code, 0, table.stderr);
     const [header, ...lines] = table.stdout.trim().split('\n');
-    assert.match(header, /^CRON_ID\s+SCHEDULE\s+DESCRIPTION\s+TIMEZONE\s+STATE\s+NEXT_RUN\s+LAST_RUN\s+METADATA$/);
+    assert.match(header, /^ID\s+NAME\s+SCHEDULE\s+TIMEZONE\s+STATE\s+NEXT_RUN\s+LAST_RUN$/);
     assert.equal(lines.length, 2);
-    assert.match(table.stdout, new RegExp(`${id}\\s+\\*/5 \\* \\* \\* \\*\\s+Every 5 minutes\\s+Europe/Paris\\s+active`));
+    assert.match(table.stdout, new RegExp(`^${id.slice(0, 8)}\\s+-\\s+\\*/5 \\* \\* \\* \\*\\s+Europe/Paris\\s+active`, 'm'));
+    const wide = await cli('alice', ['crons', 'ls', '--wide']);
+    assert.match(wide.stdout.split('\n')[0], /^CRON_ID\s+NAME\s+SCHEDULE\s+DESCRIPTION\s+TIMEZONE\s+STATE\s+NEXT_RUN\s+LAST_RUN\s+METADATA$/);
+    assert.match(wide.stdout, new RegExp(`${id}\\s+-\\s+\\*/5 \\* \\* \\* \\*\\s+Every 5 minutes\\s+Europe/Paris\\s+active`));
     assert.deepEqual(json(disabled).map((c: any) => c.schedule), ['0 9 * * 1-5']);
     assert.deepEqual(json(byMetadata).map((c: any) => c.cron_id), [id]);
     assert.deepEqual(json(byAssistant).map((c: any) => c.cron_id), [id]);
@@ -321,5 +324,83 @@ describe('agentcron CLI', () => {
     assert.equal(npm.code, 0, npm.stderr);
     assert.deepEqual(JSON.parse(npm.stdout), []);
     assert.deepEqual(json(carols), []);
+  });
+  test('names and short ids stand for a cron id; crons ls fits 120 columns and says when more exist; --json errors are JSON', async () => {
+    const long = 'a name long enough to be cut in the narrow table, with more words after it';
+    const [named, other] = await Promise.all([
+      cli('alice', ['crons', 'create', '--assistant', 'echo', '--schedule', '0 7 * * *', '--paused', '--metadata', JSON.stringify({ name: 'standup digest', team: 'x'.repeat(200) }), '--json']),
+      cli('alice', ['crons', 'create', '--assistant', 'echo', '--schedule', 'CRON_TZ=America/Argentina/Buenos_Aires 0 7 * * *', '--paused', '--metadata', JSON.stringify({ name: long }), '--json']),
+    ]);
+    const id = json(named).cron_id;
+    const [byName, byPrefix, byLongPrefix, paused, missing, bobByName, ledger] = await Promise.all([
+      cli('alice', ['crons', 'get', 'standup digest', '--json']),
+      cli('alice', ['crons', 'get', id.slice(0, 8), '--json']),
+      cli('alice', ['crons', 'next', id.slice(0, 13), '--json']),
+      cli('alice', ['crons', 'resume', 'standup digest', '--json']),
+      cli('alice', ['crons', 'get', 'no such name']),
+      cli('bob', ['crons', 'get', 'standup digest']),
+      cli('alice', ['crons', 'occurrences', id.slice(0, 10), '--json']),
+    ]);
+    assert.equal(json(byName).cron_id, id);
+    assert.equal(json(byName).metadata.name, 'standup digest');
+    assert.equal(json(byPrefix).cron_id, id);
+    assert.equal(json(byLongPrefix).cron_id, id);
+    assert.equal(json(paused).enabled, true);
+    assert.deepEqual(json(ledger), [], 'created paused and resumed: nothing has fired yet');
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /^agentcron: HTTP 404: Cron not found: no cron is named "no such name"/);
+    assert.equal(bobByName.code, 1, "bob does not find alice's cron by its name");
+    const shown = await cli('alice', ['crons', 'get', 'standup digest']);
+    assert.match(shown.stdout, /^name:\s+standup digest$/m);
+
+    // The table fits 120 columns however long names and metadata are; --wide shows everything.
+    const [table, wide] = await Promise.all([cli('alice', ['crons', 'ls']), cli('alice', ['crons', 'ls', '--wide'])]);
+    const widest = Math.max(...table.stdout.split('\n').map((l) => [...l].length));
+    assert.ok(widest <= 120, `crons ls is ${widest} columns wide:\n${table.stdout}`);
+    assert.match(table.stdout, /\bstandup digest\b/);
+    assert.ok(Math.max(...wide.stdout.split('\n').map((l) => [...l].length)) > 120);
+    assert.ok(wide.stdout.includes(id));
+    assert.doesNotMatch(table.stdout, /showing/);
+    // More crons than printed: it says so, and where the next ones start.
+    const page = await cli('alice', ['crons', 'ls', '--limit', '1']);
+    const total = json(await cli('alice', ['crons', 'ls', '--json', '--limit', '1000'])).length;
+    assert.match(page.stdout, new RegExp(`^showing 1-1 of ${total} crons; --offset 1 for the next ones`, 'm'));
+
+    // --json: errors are one JSON object on stderr, with the exit code.
+    const [apiError, usage] = await Promise.all([cli('alice', ['crons', 'get', 'no such name', '--json']), cli('alice', ['crons', 'frobnicate', '--json'])]);
+    assert.equal(apiError.code, 1);
+    assert.deepEqual(JSON.parse(apiError.stderr), { detail: 'Cron not found: no cron is named "no such name" (give a name, an id, or 8+ characters of an id)', status: 404, exit_code: 1 });
+    assert.equal(usage.code, 2);
+    assert.deepEqual(JSON.parse(usage.stderr), { detail: 'unknown command "crons frobnicate"', status: null, exit_code: 2 });
+    assert.equal(other.code, 0, other.stderr);
+  });
+
+  test('runs ls|get|cancel: runs of every thread and cron, a cron named by its name', async () => {
+    const cron = json(await cli('alice', ['crons', 'create', '--assistant', 'echo', '--schedule', '0 6 * * *', '--metadata', '{"name":"runs test"}', '--json']));
+    const [ls, byCron, pending, table] = await Promise.all([
+      cli('alice', ['runs', 'ls', '--json']),
+      cli('alice', ['runs', 'ls', '--cron', 'runs test', '--json']),
+      cli('alice', ['runs', 'ls', '--status', 'pending,running', '--json']),
+      cli('alice', ['runs', 'ls', '--cron', cron.cron_id.slice(0, 8)]),
+    ]);
+    const first = json(byCron);
+    assert.equal(first.length, 1);
+    assert.equal(first[0].cron_id, cron.cron_id);
+    assert.ok(json(ls).some((r: any) => r.run_id === first[0].run_id));
+    assert.ok(json(pending).every((r: any) => ['pending', 'running'].includes(r.status)));
+    assert.match(table.stdout, /^RUN_ID\s+STATUS\s+CREATED\s+DURATION\s+CRON\s+ERROR$/m);
+    assert.match(table.stdout, new RegExp(`^${first[0].run_id}\\s+pending\\s`, 'm'));
+    const [got, bobs] = await Promise.all([cli('alice', ['runs', 'get', first[0].run_id]), cli('bob', ['runs', 'get', first[0].run_id])]);
+    assert.match(got.stdout, /^status:\s+pending$/m);
+    assert.match(got.stdout, new RegExp(`^cron_id:\\s+${cron.cron_id}$`, 'm'));
+    assert.equal(bobs.code, 1);
+    assert.match(bobs.stderr, /HTTP 404: run not found/);
+    const cancelled = await cli('alice', ['runs', 'cancel', first[0].run_id]);
+    assert.equal(cancelled.code, 0, cancelled.stderr);
+    assert.match(cancelled.stdout, new RegExp(`^cancelled ${first[0].run_id} \\(interrupted`));
+    assert.deepEqual(json(await cli('alice', ['runs', 'ls', '--cron', 'runs test', '--status', 'pending,running', '--json'])), []);
+    const bad = await cli('alice', ['runs', 'ls', '--status', 'finished']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /HTTP 422: query\.status: /);
   });
 });

@@ -177,6 +177,15 @@ export interface CronFilters {
   thread_id?: string | null;
   enabled?: boolean | null;
   metadata?: Record<string, unknown> | null;
+  /** agentcron: crons whose id starts with these hex digits (8 or more; dashes ignored). */
+  cron_id_prefix?: string | null;
+}
+
+/** The uuid range [lo, hi] of the ids starting with a hex prefix (dashes ignored), for the primary key's index. */
+export function idPrefixRange(prefix: string): [string, string] {
+  const hex = prefix.replace(/-/g, '').toLowerCase();
+  const uuid = (h: string) => `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+  return [uuid(hex.padEnd(32, '0')), uuid(hex.padEnd(32, 'f'))];
 }
 
 /**
@@ -197,6 +206,11 @@ export function cronsWhere(userId: string | null, f: CronFilters): { where: stri
   // jsonb containment. No GIN index (see migrations/002_domain.sql): the search reads the owner's
   // rows in its sort's index order until the page is full, so a rare match reads many rows.
   if (f.metadata != null) add('c.metadata @> ?::jsonb', JSON.stringify(f.metadata));
+  if (f.cron_id_prefix != null) {
+    const [lo, hi] = idPrefixRange(f.cron_id_prefix);
+    add('c.cron_id >= ?::uuid', lo);
+    add('c.cron_id <= ?::uuid', hi);
+  }
   return { where: clauses.length ? clauses.join(' AND ') : 'true', params };
 }
 

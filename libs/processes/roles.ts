@@ -101,7 +101,7 @@ export async function startApiRole(deps: RoleDeps): Promise<Role & { url: string
   const heartbeat = new Heartbeat(conn.pool, 'api', config.HEARTBEAT_INTERVAL_SECONDS, logger);
   await whenReachable(deps, 'heartbeat', () => heartbeat.start());
   const url = `http://${config.HOST === '0.0.0.0' ? 'localhost' : config.HOST}:${port}`;
-  logger.info(`api listening on ${url}`);
+  logger.info(`api listening on ${url} (dashboard ${url}/ui, API reference ${url}/docs)`);
   return {
     url,
     async stop(graceMs) {

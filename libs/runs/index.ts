@@ -12,14 +12,16 @@ export {
   deleteEndedRun,
   getRun,
   getThreadRun,
+  getRunWithOutput,
   insertBackgroundRun,
+  listRuns,
   listThreadRuns,
   runEnded,
   threadValues,
   toRunResponse,
   waitForRunEnd,
 } from './repository.ts';
-export type { BackgroundRun, RunResponse } from './repository.ts';
+export type { BackgroundRun, ListedRun, RunFilters, RunResponse } from './repository.ts';
 export { claimRunsLimited } from './lifecycle.ts';
 export type { Claim, ClaimLimits, RetryRequest } from './lifecycle.ts';
 export { DEFAULT_RETRY_POLICY, parseRetryPolicy } from './retry-policy.ts';

@@ -150,6 +150,7 @@ export function adminRoutes(deps: ApiDeps): Router {
       thread_id: q.thread_id,
       enabled: q.enabled,
       metadata: q.metadata,
+      cron_id_prefix: q.cron_id_prefix,
       sort_by: q.sort_by,
       sort_order: q.sort_order,
       limit: q.limit,

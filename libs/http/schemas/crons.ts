@@ -91,7 +91,10 @@ const cronFields = {
 export const CronCreateBody = z
   .object({
     assistant_id: z.string({ error: required }).min(1).openapi({ description: 'An assistant id, or a graph id (its default assistant)' }),
-    schedule: z.string({ error: required }).openapi({ description: 'Cron expression, 5 fields (6 with seconds first when enabled)' }),
+    schedule: z.string({ error: required }).openapi({
+      description:
+        'Cron expression, 5 fields (6 with seconds first when enabled). A "CRON_TZ=<zone> " or "TZ=<zone> " prefix sets the timezone (how SDK 2.x, which sends no timezone, names one); stored without the prefix',
+    }),
     input: jsonObject
       .nullish()
       .openapi({ description: 'The input of every run; optional (the SDKs send none when not given): runs then get no input (null)' }),
@@ -155,6 +158,11 @@ const cronFilters = {
 export const CronSearchBody = z
   .object({
     ...cronFilters,
+    cron_id_prefix: z
+      .string()
+      .regex(/^(?=(?:[0-9a-f]-?){8})[0-9a-f-]{8,36}$/i, { message: 'must be 8 or more hex digits of a cron id (dashes allowed)' })
+      .nullish()
+      .openapi({ description: 'agentcron: crons whose id starts with this (8 or more hex digits, as the dashboard shows ids); the CLI resolves short ids with it' }),
     limit: z.number().int().min(1).max(1000).nullish().transform((v) => v ?? 10),
     offset: z.number().int().min(0).nullish().transform((v) => v ?? 0),
     sort_by: z.enum(CRON_SORT_KEYS).nullish().transform((v) => v ?? 'created_at'),
@@ -292,6 +300,13 @@ export const BackfillBody = z
       .refine((d) => d.getTime() >= 0, { message: 'must be 1970-01-01T00:00:00Z or later' })
       .openapi({ description: 'First instant of the range (included), 1970 or later' }),
     to: scheduleInstant.openapi({ description: 'Last instant of the range (included); not in the future' }),
+    overlap: z
+      .enum(['cron', 'allow'])
+      .nullish()
+      .openapi({
+        description:
+          "agentcron, stateless crons: cron (default) applies the cron's overlap_policy (skip / buffer_one fire only what they allow now); allow fires every occurrence of the range now",
+      }),
   })
   .openapi('CronBackfill');
 export type BackfillBody = z.output<typeof BackfillBody>;

@@ -41,7 +41,7 @@ export const session = {
   /** The user the regular API acts as, when known ("anonymous" without auth, "admin" for admin keys). */
   me: null,
   /** Endpoints and fields present in this server's OpenAPI document. */
-  features: { bulk: false, preview: false, backfill: false, retry: false, pauseNote: null, nextFrom: false, maintenance: false, output: null },
+  features: { bulk: false, preview: false, backfill: false, retry: false, pauseNote: null, nextFrom: false, maintenance: false, output: null, runList: false, runGet: false },
 };
 
 /** @param {string | null} key */
@@ -126,6 +126,8 @@ export function readFeatures(doc) {
     nextFrom: nextParams.some((p) => p.name === 'from'),
     maintenance: has('/admin/maintenance', 'get'),
     output: OUTPUT_FIELDS.find((f) => occurrence.includes(f)) ?? null,
+    runList: has('/runs', 'get'),
+    runGet: has('/runs/{run_id}', 'get'),
   };
 }
 

@@ -62,3 +62,63 @@ export function table(headers, rows, attrs = {}) {
   const th = (x) => (typeof x === 'string' || x instanceof Node ? h('th', {}, x) : h('th', { class: x.class }, x.label));
   return h('div', { class: 'table-wrap' }, h('table', attrs, h('thead', {}, h('tr', {}, headers.map(th))), h('tbody', {}, rows)));
 }
+
+/** How often live pages refresh, in ms (5 s; a test may set localStorage agentcron.pollMs). */
+export function pollInterval() {
+  const set = Number(globalThis.localStorage?.getItem('agentcron.pollMs'));
+  return Number.isFinite(set) && set >= 100 ? set : 5000;
+}
+
+/**
+ * Calls `refresh` every few seconds while the page is visible, one call at a time; a hidden tab
+ * polls nothing, and becoming visible again refreshes at once. A failed refresh is flashed once
+ * and polling goes on. Answers the function that stops it (a page's cleanup).
+ */
+export function poll(refresh, ms = pollInterval()) {
+  let timer = null;
+  let stopped = false;
+  let failed = false;
+  const tick = async () => {
+    timer = null;
+    if (stopped || document.visibilityState !== 'visible') return;
+    try {
+      await refresh();
+      failed = false;
+    } catch (err) {
+      if (!failed) flash(`Refresh failed: ${messageOf(err)}`, 'error');
+      failed = true;
+    }
+    if (!stopped && document.visibilityState === 'visible') timer = setTimeout(tick, ms);
+  };
+  const onVisibility = () => {
+    if (stopped) return;
+    clearTimeout(timer);
+    timer = null;
+    if (document.visibilityState === 'visible') tick();
+  };
+  document.addEventListener('visibilitychange', onVisibility);
+  timer = setTimeout(tick, ms);
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+    document.removeEventListener('visibilitychange', onVisibility);
+  };
+}
+
+/**
+ * For a live page's section: whether to redraw it with this data. Only when the data changed, or
+ * once the last drawing is 30 s old (its relative times move on): an unchanged table is not
+ * replaced under the pointer of someone about to click in it.
+ */
+export function redrawGate(maxAgeMs = 30_000) {
+  let last = null;
+  let at = 0;
+  return (data) => {
+    const signature = JSON.stringify(data);
+    const now = Date.now();
+    if (signature === last && now - at < maxAgeMs) return false;
+    last = signature;
+    at = now;
+    return true;
+  };
+}

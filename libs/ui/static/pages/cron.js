@@ -1,5 +1,7 @@
-// One cron: what it does in words, its next fire times, its occurrence ledger as a timeline,
-// and its actions (pause/resume, trigger now, edit the schedule, backfill, retry, delete).
+// One cron: its name, what it does in words, its next fire times, its occurrence ledger as a
+// timeline, and its actions (pause/resume, trigger now, edit the schedule, edit input, metadata
+// and policies, backfill, retry, delete). It refreshes itself every few seconds while visible
+// (the cron, its next fire times and the ledger rows loaded), leaving open forms alone.
 import { api, cronPath, ownsCron, session } from '../api.js';
 import {
   attemptText,
@@ -18,7 +20,7 @@ import {
   statusClass,
   waitingText,
 } from '../format.js';
-import { actionButton, flash, messageOf, table } from '../ui.js';
+import { actionButton, flash, messageOf, poll, redrawGate, table } from '../ui.js';
 import { scheduleEditor } from './schedule-editor.js';
 
 const LEDGER_PAGE = 50;
@@ -43,12 +45,29 @@ export async function renderCron(view, cronId) {
     drawActions();
   }
 
+  /** The periodic refresh: the actions (and a pause note being typed) are redrawn only when the state changed. */
+  const cronChanged = redrawGate();
+  const nextChanged = redrawGate();
+  const ledgerChanged = redrawGate();
+  async function refresh() {
+    const before = cron.enabled;
+    cron = await api('GET', cronPath(cronId));
+    if (cronChanged(cron)) {
+      drawHeader();
+      drawDetails();
+    }
+    if (cron.enabled !== before) drawActions();
+    await Promise.all([drawNext('refresh'), drawLedger('refresh')]);
+  }
+
   function drawHeader() {
     const description = describeSchedule(cron.schedule);
     const note = session.features.pauseNote ? cron[session.features.pauseNote] : null;
+    const name = typeof cron.metadata?.name === 'string' && cron.metadata.name.trim() ? cron.metadata.name : null;
     put(header,
       h('p', { class: 'crumbs' }, h('a', { href: '#/crons' }, '← Crons')),
-      h('h1', { id: 'cron-description' }, description ?? cron.schedule),
+      name ? h('h1', { id: 'cron-name' }, name) : null,
+      h(name ? 'p' : 'h1', { id: 'cron-description', class: name ? 'describe' : '' }, description ?? cron.schedule),
       h(
         'p',
         { class: 'sub' },
@@ -91,7 +110,7 @@ export async function renderCron(view, cronId) {
 
   function drawActions() {
     const noteField = session.features.pauseNote;
-    const noteInput = noteField && cron.enabled ? h('input', { id: 'pause-note', placeholder: 'why (optional)', maxlength: 200 }) : null;
+    const noteInput = noteField && cron.enabled ? h('input', { id: 'pause-note', placeholder: 'why (optional)', maxlength: 280 }) : null;
     const toggle = actionButton(
       cron.enabled ? 'Pause' : 'Resume',
       async () => {
@@ -114,9 +133,10 @@ export async function renderCron(view, cronId) {
       { id: 'trigger' },
     );
     const edit = h('button', { type: 'button', id: 'edit', class: 'secondary', onclick: () => openEditor() }, 'Edit schedule');
+    const editFields = h('button', { type: 'button', id: 'edit-fields', class: 'secondary', onclick: () => openFieldsEditor() }, 'Edit input, metadata…');
     const backfill = session.features.backfill && own ? h('button', { type: 'button', id: 'backfill', class: 'secondary', onclick: () => openBackfill() }, 'Backfill…') : null;
     const del = h('button', { type: 'button', id: 'delete', class: 'danger', onclick: () => openDelete() }, 'Delete…');
-    put(actions, noteInput, toggle, trigger, edit, backfill, del);
+    put(actions, noteInput, toggle, trigger, edit, editFields, backfill, del);
   }
 
   function openEditor() {
@@ -138,15 +158,104 @@ export async function renderCron(view, cronId) {
     );
   }
 
+  /** Name, input, metadata and policies: PATCH sends input and metadata whole (metadata replaces the old). */
+  function openFieldsEditor() {
+    const json = (v) => (v === undefined || v === null ? '' : JSON.stringify(v, null, 2));
+    const { name: currentName, ...rest } = cron.metadata ?? {};
+    const name = h('input', { id: 'edit-name', value: typeof currentName === 'string' ? currentName : '', maxlength: 100, placeholder: 'none' });
+    const input = h('textarea', { id: 'edit-input', rows: 4, spellcheck: 'false' });
+    input.value = json(cron.payload?.input);
+    const metadata = h('textarea', { id: 'edit-metadata', rows: 4, spellcheck: 'false' });
+    metadata.value = Object.keys(rest).length ? json(rest) : '';
+    const select = (id, value, options) => h('select', { id }, options.map((v) => h('option', { value: v, selected: v === value }, v)));
+    const missed = select('edit-missed', cron.missed_policy, ['latest', 'all', 'none']);
+    const overlap = cron.thread_id ? null : select('edit-overlap', cron.overlap_policy, ['allow', 'skip', 'buffer_one']);
+    const error = h('p', { class: 'error', id: 'edit-fields-error' });
+    const parse = (label, area) => {
+      const text = area.value.trim();
+      if (!text) return null;
+      const v = JSON.parse(text);
+      if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${label} must be a JSON object`);
+      return v;
+    };
+    const save = actionButton(
+      'Save',
+      async () => {
+        error.textContent = '';
+        let body;
+        try {
+          const meta = parse('Metadata', metadata) ?? {};
+          if (name.value.trim()) meta.name = name.value.trim();
+          body = { input: parse('Input', input), metadata: meta, missed_policy: missed.value };
+          if (overlap) body.overlap_policy = overlap.value;
+        } catch (err) {
+          error.textContent = err.message;
+          return;
+        }
+        try {
+          await api('PATCH', cronPath(cronId), body);
+        } catch (err) {
+          error.textContent = messageOf(err);
+          return;
+        }
+        flash('Saved');
+        put(panel);
+        await reloadCron();
+      },
+      { id: 'save-fields' },
+    );
+    const field = (label, el) => h('label', { class: 'field wide' }, h('span', {}, label), el);
+    put(panel,
+      h(
+        'div',
+        { class: 'card form', id: 'fields-panel' },
+        h('h2', {}, 'Edit name, input, metadata and policies'),
+        field('Name (unique among your crons, up to 100 characters)', name),
+        field('Input of every run (JSON object; empty: none)', input),
+        field('Metadata (JSON object; replaces the current one)', metadata),
+        h('label', { class: 'field' }, h('span', {}, 'Missed occurrences'), missed),
+        overlap ? h('label', { class: 'field' }, h('span', {}, 'When the last run is still going'), overlap) : null,
+        h('div', { class: 'actions' }, save, h('button', { type: 'button', class: 'secondary', onclick: () => put(panel) }, 'Cancel')),
+        error,
+      ),
+    );
+  }
+
   function openBackfill() {
     const from = h('input', { type: 'datetime-local', id: 'backfill-from', step: 1, required: true });
     const to = h('input', { type: 'datetime-local', id: 'backfill-to', step: 1, required: true });
+    const utc = (v) => `${v.length === 16 ? `${v}:00` : v}Z`;
+    // The overlap rule: the cron's own (a stateless cron's skip / buffer_one fire only what it allows now), or every occurrence.
+    const overlap = cron.thread_id
+      ? null
+      : h('select', { id: 'backfill-overlap' }, h('option', { value: 'cron' }, `the cron's rule (${cron.overlap_policy})`), h('option', { value: 'allow' }, 'fire every occurrence'));
+    const count = h('p', { class: 'muted', id: 'backfill-count' }, 'Choose a range to see how many occurrences it holds.');
+    let counted = null;
+    /** How many occurrences the range holds, from the server's preview (at most 1,000 counted). */
+    async function countRange() {
+      counted = null;
+      if (!from.value || !to.value) return;
+      const start = new Date(utc(from.value));
+      const end = new Date(utc(to.value));
+      if (!(end >= start)) {
+        count.textContent = 'The end is before the start.';
+        return;
+      }
+      const preview = await api('POST', '/runs/crons/preview', { schedule: cron.schedule, timezone: cron.timezone, from: new Date(start.getTime() - 1).toISOString(), count: 1000 });
+      const limit = cron.end_time && new Date(cron.end_time) < end ? new Date(cron.end_time) : end;
+      const within = (preview.next ?? []).filter((t) => new Date(t.utc) <= limit).length;
+      counted = within;
+      count.textContent = within >= 1000 ? 'This range holds 1,000 occurrences or more.' : `This range holds ${within} occurrence${within === 1 ? '' : 's'}; each already in the ledger is not fired again.`;
+      go.textContent = within >= 1000 ? 'Fire these occurrences' : `Fire ${within} occurrence${within === 1 ? '' : 's'}`;
+    }
+    for (const input of [from, to]) input.addEventListener('change', () => countRange().catch((err) => (count.textContent = messageOf(err))));
     const go = actionButton(
       'Fire these occurrences',
       async () => {
         if (!from.value || !to.value) throw new Error('give both ends of the range');
-        const utc = (v) => `${v.length === 16 ? `${v}:00` : v}Z`;
-        const answer = await api('POST', `/runs/crons/${cronId}/backfill`, { from: utc(from.value), to: utc(to.value) });
+        const body = { from: utc(from.value), to: utc(to.value) };
+        if (overlap && overlap.value !== 'cron') body.overlap = overlap.value;
+        const answer = await api('POST', `/runs/crons/${cronId}/backfill`, body);
         const held = [
           answer.skipped_existing ? `${answer.skipped_existing} already in the ledger` : null,
           answer.skipped_overlap ? `${answer.skipped_overlap} held back by the overlap rule` : null,
@@ -165,6 +274,8 @@ export async function renderCron(view, cronId) {
         h('p', { class: 'muted' }, 'Every occurrence of the schedule in the range (UTC) fires once; one already in the ledger is not fired again.'),
         h('label', { class: 'field' }, h('span', {}, 'From (UTC)'), from),
         h('label', { class: 'field' }, h('span', {}, 'To (UTC)'), to),
+        overlap ? h('label', { class: 'field' }, h('span', {}, 'Overlap'), overlap) : null,
+        count,
         h('div', { class: 'actions' }, go, h('button', { type: 'button', class: 'secondary', onclick: () => put(panel) }, 'Cancel')),
       ),
     );
@@ -190,12 +301,14 @@ export async function renderCron(view, cronId) {
     );
   }
 
-  async function drawNext() {
+  /** refresh: redrawn only when the times changed (see redrawGate). */
+  async function drawNext(mode) {
     if (!own) {
       put(nextBox, h('h2', {}, 'Next fire times'), h('p', { class: 'muted' }, `Shown to the owner's key (${cron.user_id}): the API answers a cron's fire times and ledger to its owner.`));
       return;
     }
     const answer = await api('GET', `/runs/crons/${cronId}/next?count=10`);
+    if (!nextChanged([answer, cron.enabled, cron.finished_at]) && mode === 'refresh') return;
     const times = answer.next ?? [];
     // With jitter each occurrence starts at its own offset after its fire time.
     const jittered = times.some((t) => typeof t.planned_for === 'string' && t.planned_for !== t.utc);
@@ -227,14 +340,25 @@ export async function renderCron(view, cronId) {
   }
 
   let ledgerRows = [];
+  /** reset: the first page again; false: the next older page; 'refresh': the rows loaded so far, afresh. */
   async function drawLedger(reset = false) {
     if (!own) {
       put(ledgerBox, h('h2', {}, 'Occurrences'), h('p', { class: 'muted' }, `Shown to the owner's key (${cron.user_id}).`));
       return;
     }
-    if (reset) ledgerRows = [];
-    const page = await api('GET', `/runs/crons/${cronId}/occurrences?limit=${LEDGER_PAGE}&offset=${ledgerRows.length}`);
-    ledgerRows = ledgerRows.concat(page);
+    let page;
+    if (reset === 'refresh') {
+      const limit = Math.min(1000, Math.max(LEDGER_PAGE, ledgerRows.length));
+      page = await api('GET', `/runs/crons/${cronId}/occurrences?limit=${limit}&offset=0`);
+      if (!ledgerChanged(page)) return;
+      ledgerRows = page;
+      page = page.length >= limit ? new Array(LEDGER_PAGE) : [];
+    } else {
+      if (reset) ledgerRows = [];
+      page = await api('GET', `/runs/crons/${cronId}/occurrences?limit=${LEDGER_PAGE}&offset=${ledgerRows.length}`);
+      ledgerRows = ledgerRows.concat(page);
+      ledgerChanged(ledgerRows);
+    }
     const more = page.length === LEDGER_PAGE ? actionButton('Load older', () => drawLedger(false), { class: 'secondary', id: 'ledger-more' }) : null;
     put(ledgerBox,
       h('div', { class: 'title-row' }, h('h2', {}, 'Occurrences'), actionButton('Refresh', () => Promise.all([reloadCron(), drawLedger(true)]), { class: 'secondary', id: 'ledger-refresh' })),
@@ -255,6 +379,7 @@ export async function renderCron(view, cronId) {
   drawDetails();
   put(view, header, actions, panel, h('div', { class: 'columns' }, nextBox, details), ledgerBox);
   await Promise.all([drawNext(), drawLedger(true)]).catch((err) => flash(messageOf(err), 'error'));
+  return poll(refresh);
 }
 
 /** A retry policy in words (the defaults for fields left out), or how runs are retried without one. */
