@@ -46,7 +46,18 @@ describe('OpenAPI document and /docs', () => {
     }
     // The public endpoints are in the reference too.
     for (const path of ['/ok', '/health', '/metrics']) assert.ok(doc.paths[path]?.get, `missing GET ${path}`);
-    for (const name of ['Thread', 'ThreadState', 'ThreadCreate', 'ThreadSearch', 'Run', 'RunCreate', 'Assistant', 'AssistantCreate', 'AssistantSearch', 'Error']) {
+    for (const name of [
+      'Thread',
+      'ThreadState',
+      'ThreadCreate',
+      'ThreadSearch',
+      'Run',
+      'RunCreate',
+      'Assistant',
+      'AssistantCreate',
+      'AssistantSearch',
+      'Error',
+    ]) {
       assert.ok(doc.components.schemas[name], `missing schema ${name}`);
     }
     assert.deepEqual(Object.keys(doc.components.securitySchemes).sort(), ['ApiKey', 'Bearer']);
@@ -74,7 +85,7 @@ describe('OpenAPI document and /docs', () => {
     assert.match(html, /id="schema-Run"/);
     assert.doesNotMatch(html, /<script|<link|src="http/i, 'no scripts or outside resources');
   });
-  test('examples: a request body for every route that takes one and the main answers, each parsed by its route\'s own zod schema', () => {
+  test("examples: a request body for every route that takes one and the main answers, each parsed by its route's own zod schema", () => {
     // The schemas the routes validate requests with and answer with, by "METHOD /path".
     const routes = new Map<string, { body?: z.ZodType; ok?: z.ZodType }>();
     for (const d of registry.definitions as any[]) {
@@ -118,7 +129,11 @@ describe('OpenAPI document and /docs', () => {
     assert.deepEqual(create.responses['200'].content['application/json'].example, EXAMPLES['POST /runs/crons'].response);
     assert.deepEqual(doc.paths['/runs'].get.responses['200'].content['application/json'].example, EXAMPLES['GET /runs'].response);
     const html = await (await fetch(`${stack.url}/docs`)).text();
-    assert.ok(html.includes('curl -s &quot;http://localhost:8000/runs/crons&quot; -H &#39;content-type: application/json&#39; -d &#39;{&quot;assistant_id&quot;:&quot;echo&quot;,&quot;schedule&quot;:&quot;CRON_TZ=Europe/Paris 0 9 * * 1-5&quot;'));
+    assert.ok(
+      html.includes(
+        'curl -s &quot;http://localhost:8000/runs/crons&quot; -H &#39;content-type: application/json&#39; -d &#39;{&quot;assistant_id&quot;:&quot;echo&quot;,&quot;schedule&quot;:&quot;CRON_TZ=Europe/Paris 0 9 * * 1-5&quot;',
+      ),
+    );
     assert.ok(html.includes('curl -s -X POST &quot;http://localhost:8000/runs/crons/$CRON_ID/trigger&quot;'));
     const order = [...html.matchAll(/<h2 id="tag-([\w-]+)">/g)].map((m) => m[1]);
     assert.deepEqual(order.slice(0, 2), ['crons', 'runs']);

@@ -249,6 +249,9 @@ describe('migration 007 on a database with crons', () => {
     assert.deepEqual(await counts(db), { u0: 3, u1: 4, u2: 3 });
     const { rows } = await db.pool.query(`SELECT indexname FROM pg_indexes WHERE tablename = 'crons' AND indexname LIKE 'crons_user%' ORDER BY 1`);
     // crons_user_name: migration 017 (cron names), also applied by this roll forward.
-    assert.deepEqual(rows.map((r) => r.indexname), ['crons_user_created', 'crons_user_name', 'crons_user_next_run', 'crons_user_updated']);
+    assert.deepEqual(
+      rows.map((r) => r.indexname),
+      ['crons_user_created', 'crons_user_name', 'crons_user_next_run', 'crons_user_updated'],
+    );
   });
 });

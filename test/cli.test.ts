@@ -76,7 +76,8 @@ describe('agentcron CLI', () => {
       cli(null, ['crons', 'ls', '--url', 'not a url']),
     ]);
     assert.equal(help.code, 0);
-    for (const cmd of ['crons ls|list', 'crons create', 'crons occurrences', 'crons next', 'crons backfill', 'crons retry', 'crons preview', 'health', 'keys']) assert.ok(help.stdout.includes(cmd), cmd);
+    for (const cmd of ['crons ls|list', 'crons create', 'crons occurrences', 'crons next', 'crons backfill', 'crons retry', 'crons preview', 'health', 'keys'])
+      assert.ok(help.stdout.includes(cmd), cmd);
     assert.equal(none.code, 2);
     assert.match(none.stderr, /usage: agentcron/);
     assert.equal(unknown.code, 2);
@@ -92,7 +93,21 @@ describe('agentcron CLI', () => {
 
   test('crons: create, ls, get, next, pause, resume, trigger, occurrences, update, rm', async () => {
     const [createdRun, paused] = await Promise.all([
-      cli('alice', ['crons', 'create', '--assistant', 'echo', '--schedule', '*/5 * * * *', '--timezone', 'Europe/Paris', '--input', '{"topic":"news"}', '--metadata', '{"team":"ops"}', '--json']),
+      cli('alice', [
+        'crons',
+        'create',
+        '--assistant',
+        'echo',
+        '--schedule',
+        '*/5 * * * *',
+        '--timezone',
+        'Europe/Paris',
+        '--input',
+        '{"topic":"news"}',
+        '--metadata',
+        '{"team":"ops"}',
+        '--json',
+      ]),
       cli('alice', ['crons', 'create', '--assistant', 'echo', '--schedule', '0 9 * * 1-5', '--paused']),
     ]);
     const created = json(createdRun);
@@ -123,9 +138,18 @@ describe('agentcron CLI', () => {
     const wide = await cli('alice', ['crons', 'ls', '--wide']);
     assert.match(wide.stdout.split('\n')[0], /^CRON_ID\s+NAME\s+SCHEDULE\s+DESCRIPTION\s+TIMEZONE\s+STATE\s+NEXT_RUN\s+LAST_RUN\s+METADATA$/);
     assert.match(wide.stdout, new RegExp(`${id}\\s+-\\s+\\*/5 \\* \\* \\* \\*\\s+Every 5 minutes\\s+Europe/Paris\\s+active`));
-    assert.deepEqual(json(disabled).map((c: any) => c.schedule), ['0 9 * * 1-5']);
-    assert.deepEqual(json(byMetadata).map((c: any) => c.cron_id), [id]);
-    assert.deepEqual(json(byAssistant).map((c: any) => c.cron_id), [id]);
+    assert.deepEqual(
+      json(disabled).map((c: any) => c.schedule),
+      ['0 9 * * 1-5'],
+    );
+    assert.deepEqual(
+      json(byMetadata).map((c: any) => c.cron_id),
+      [id],
+    );
+    assert.deepEqual(
+      json(byAssistant).map((c: any) => c.cron_id),
+      [id],
+    );
     assert.equal(shown.code, 0);
     assert.match(shown.stdout, /description:\s+Every 5 minutes/);
     assert.match(shown.stdout, /timezone:\s+Europe\/Paris/);
@@ -150,7 +174,12 @@ describe('agentcron CLI', () => {
       cli('alice', ['crons', 'update', id]),
       cli('alice', ['crons', 'update', id, '--schedule', '61 * * * *']),
     ]);
-    assert.deepEqual(json(ledger).map((o: any) => o.trigger).sort(), ['create', 'manual']);
+    assert.deepEqual(
+      json(ledger)
+        .map((o: any) => o.trigger)
+        .sort(),
+      ['create', 'manual'],
+    );
     assert.match(ledgerTable.stdout, /^SCHEDULED_FOR\s+TRIGGER\s+STATUS\s+REASON\s+ATTEMPTS\s+WAITING\s+LAG\s+WAIT\s+DURATION\s+RUN_ID\s+DETAIL$/m);
     assert.match(ledgerTable.stdout, /\smanual\s+enqueued\s+-\s+0\s+a free worker\s/);
     assert.equal(nothing.code, 2, 'update with nothing to change is a usage error');
@@ -172,7 +201,21 @@ describe('agentcron CLI', () => {
 
   test('retry policy and jitter: create and update options, shown by get; the ledger shows attempts, earlier errors and why it waits', async () => {
     const created = json(
-      await cli('alice', ['crons', 'create', '--assistant', 'echo', '--schedule', '0 9 * * *', '--retry-max-attempts', '5', '--retry-backoff', '3', '--jitter', '30', '--json']),
+      await cli('alice', [
+        'crons',
+        'create',
+        '--assistant',
+        'echo',
+        '--schedule',
+        '0 9 * * *',
+        '--retry-max-attempts',
+        '5',
+        '--retry-backoff',
+        '3',
+        '--jitter',
+        '30',
+        '--json',
+      ]),
     );
     assert.deepEqual(created.payload.retry_policy, { max_attempts: 5, backoff_coefficient: 3 });
     assert.equal(created.jitter_seconds, 30);
@@ -182,7 +225,9 @@ describe('agentcron CLI', () => {
     assert.match(shown.stdout, /retry_policy:\s+\{"max_attempts":5,"backoff_coefficient":3\}/);
 
     // --retry-* on update change only the fields named (the rest of the stored policy stays).
-    const merged = json(await cli('alice', ['crons', 'update', id, '--retry-initial-interval', '2.5', '--retry-max-interval', '60', '--jitter', '0', '--json']));
+    const merged = json(
+      await cli('alice', ['crons', 'update', id, '--retry-initial-interval', '2.5', '--retry-max-interval', '60', '--jitter', '0', '--json']),
+    );
     assert.deepEqual(merged.payload.retry_policy, { max_attempts: 5, backoff_coefficient: 3, initial_interval_seconds: 2.5, maximum_interval_seconds: 60 });
     assert.equal(merged.jitter_seconds, 0);
     const [refused, notNumber, cleared] = await Promise.all([
@@ -213,7 +258,7 @@ describe('agentcron CLI', () => {
     assert.match(table.stdout, /earlier: #1 error RateLimited: 429 Too Many Requests/);
   });
 
-  test('two keys: no command reaches another user\'s cron; an admin key with --admin reaches all', async () => {
+  test("two keys: no command reaches another user's cron; an admin key with --admin reaches all", async () => {
     const alices = json(await cli('alice', ['crons', 'create', '--assistant', 'echo', '--schedule', '0 8 * * *', '--json'])).cron_id;
     const results = await Promise.all([
       cli('bob', ['crons', 'get', alices]),
@@ -242,7 +287,10 @@ describe('agentcron CLI', () => {
     assert.equal(json(cron).schedule, '0 8 * * *');
     assert.equal(noKey.code, 1);
     assert.match(noKey.stderr, /HTTP 401: missing API key/);
-    assert.ok(json(flagKey).some((c: any) => c.cron_id === alices), '--api-key overrides the environment');
+    assert.ok(
+      json(flagKey).some((c: any) => c.cron_id === alices),
+      '--api-key overrides the environment',
+    );
     assert.ok(json(all).some((c: any) => c.cron_id === alices && c.user_id === 'alice'));
     assert.match(adminTable.stdout.split('\n')[0], /\bOWNER\b/);
     assert.match(adminTable.stdout, /\balice\b/);
@@ -281,7 +329,10 @@ describe('agentcron CLI', () => {
     assert.deepEqual([...new Set(ledger.map((o: any) => o.trigger))], ['backfill']);
     const failed = ledger[0].scheduled_for;
     await db.pool.query(`UPDATE runs SET status = 'error' WHERE cron_id = $1 AND scheduled_for = $2`, [id, failed]);
-    await db.pool.query(`UPDATE cron_occurrences SET status = 'error', error = 'boom', ended_at = now() WHERE cron_id = $1 AND scheduled_for = $2`, [id, failed]);
+    await db.pool.query(`UPDATE cron_occurrences SET status = 'error', error = 'boom', ended_at = now() WHERE cron_id = $1 AND scheduled_for = $2`, [
+      id,
+      failed,
+    ]);
     const [retry, again] = await Promise.all([cli('alice', ['crons', 'retry', id, failed]), cli('bob', ['crons', 'retry', id, failed])]);
     assert.equal(retry.code, 0, retry.stderr);
     assert.match(retry.stdout.trim(), new RegExp(`^retrying ${failed.replace(/[.]/g, '\\.')}: run \\S+ \\(pending\\), retry 1$`));
@@ -298,8 +349,11 @@ describe('agentcron CLI', () => {
     const port = (closed.address() as AddressInfo).port;
     await new Promise((resolve) => closed.close(resolve));
     const viaNpm = new Promise<Result>((resolve) => {
-      execFile('npm', ['run', '-s', 'cli', '--', 'crons', 'ls', '--json'], { env: { ...process.env, AGENTCRON_URL: api.url, AGENTCRON_API_KEY: KEYS.bob }, timeout: 20_000 }, (err, stdout, stderr) =>
-        resolve({ code: err ? Number((err as { code?: unknown }).code ?? -1) : 0, stdout, stderr }),
+      execFile(
+        'npm',
+        ['run', '-s', 'cli', '--', 'crons', 'ls', '--json'],
+        { env: { ...process.env, AGENTCRON_URL: api.url, AGENTCRON_API_KEY: KEYS.bob }, timeout: 20_000 },
+        (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: unknown }).code ?? -1) : 0, stdout, stderr }),
       );
     });
     // `agentcron keys` is the database-side key tool: a key it makes works at once.
@@ -328,8 +382,30 @@ describe('agentcron CLI', () => {
   test('names and short ids stand for a cron id; crons ls fits 120 columns and says when more exist; --json errors are JSON', async () => {
     const long = 'a name long enough to be cut in the narrow table, with more words after it';
     const [named, other] = await Promise.all([
-      cli('alice', ['crons', 'create', '--assistant', 'echo', '--schedule', '0 7 * * *', '--paused', '--metadata', JSON.stringify({ name: 'standup digest', team: 'x'.repeat(200) }), '--json']),
-      cli('alice', ['crons', 'create', '--assistant', 'echo', '--schedule', 'CRON_TZ=America/Argentina/Buenos_Aires 0 7 * * *', '--paused', '--metadata', JSON.stringify({ name: long }), '--json']),
+      cli('alice', [
+        'crons',
+        'create',
+        '--assistant',
+        'echo',
+        '--schedule',
+        '0 7 * * *',
+        '--paused',
+        '--metadata',
+        JSON.stringify({ name: 'standup digest', team: 'x'.repeat(200) }),
+        '--json',
+      ]),
+      cli('alice', [
+        'crons',
+        'create',
+        '--assistant',
+        'echo',
+        '--schedule',
+        'CRON_TZ=America/Argentina/Buenos_Aires 0 7 * * *',
+        '--paused',
+        '--metadata',
+        JSON.stringify({ name: long }),
+        '--json',
+      ]),
     ]);
     const id = json(named).cron_id;
     const [byName, byPrefix, byLongPrefix, paused, missing, bobByName, ledger] = await Promise.all([
@@ -369,14 +445,20 @@ describe('agentcron CLI', () => {
     // --json: errors are one JSON object on stderr, with the exit code.
     const [apiError, usage] = await Promise.all([cli('alice', ['crons', 'get', 'no such name', '--json']), cli('alice', ['crons', 'frobnicate', '--json'])]);
     assert.equal(apiError.code, 1);
-    assert.deepEqual(JSON.parse(apiError.stderr), { detail: 'Cron not found: no cron is named "no such name" (give a name, an id, or 8+ characters of an id)', status: 404, exit_code: 1 });
+    assert.deepEqual(JSON.parse(apiError.stderr), {
+      detail: 'Cron not found: no cron is named "no such name" (give a name, an id, or 8+ characters of an id)',
+      status: 404,
+      exit_code: 1,
+    });
     assert.equal(usage.code, 2);
     assert.deepEqual(JSON.parse(usage.stderr), { detail: 'unknown command "crons frobnicate"', status: null, exit_code: 2 });
     assert.equal(other.code, 0, other.stderr);
   });
 
   test('runs ls|get|cancel: runs of every thread and cron, a cron named by its name', async () => {
-    const cron = json(await cli('alice', ['crons', 'create', '--assistant', 'echo', '--schedule', '0 6 * * *', '--metadata', '{"name":"runs test"}', '--json']));
+    const cron = json(
+      await cli('alice', ['crons', 'create', '--assistant', 'echo', '--schedule', '0 6 * * *', '--metadata', '{"name":"runs test"}', '--json']),
+    );
     const [ls, byCron, pending, table] = await Promise.all([
       cli('alice', ['runs', 'ls', '--json']),
       cli('alice', ['runs', 'ls', '--cron', 'runs test', '--json']),

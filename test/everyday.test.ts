@@ -53,7 +53,12 @@ describe('everyday use: time zones, names, runs across crons', () => {
     const sdk1Field: any = await sdk1.crons.create('echo', { schedule: '0 9 * * 1-5', timezone: 'Europe/Paris', input: { topic: 'news' } });
     const thread = await sdk2.threads.create();
     const onThread: any = await sdk2.crons.createForThread(thread.thread_id, 'echo', { schedule: 'TZ=Europe/Paris 0 9 * * *' });
-    for (const [who, created] of [['sdk 2 prefix', fromSdk2], ['sdk 1 prefix', fromSdk1], ['sdk 1 timezone', sdk1Field], ['sdk 2 thread', onThread]] as const) {
+    for (const [who, created] of [
+      ['sdk 2 prefix', fromSdk2],
+      ['sdk 1 prefix', fromSdk1],
+      ['sdk 1 timezone', sdk1Field],
+      ['sdk 2 thread', onThread],
+    ] as const) {
       const cron = (await api.call('GET', `/runs/crons/${created.cron_id}`)).body;
       assert.equal(cron.timezone, 'Europe/Paris', who);
       assert.equal(cron.schedule, who === 'sdk 2 thread' ? '0 9 * * *' : '0 9 * * 1-5', who);
@@ -64,12 +69,21 @@ describe('everyday use: time zones, names, runs across crons', () => {
   });
 
   test('a CRON_TZ= prefix: stored bare with its zone; a different timezone field, an empty or unknown zone are 422 naming schedule', async () => {
-    const same = await api.call('POST', '/runs/crons', { assistant_id: 'echo', schedule: 'CRON_TZ=Asia/Tokyo 30 8 * * *', timezone: 'Asia/Tokyo', enabled: false });
+    const same = await api.call('POST', '/runs/crons', {
+      assistant_id: 'echo',
+      schedule: 'CRON_TZ=Asia/Tokyo 30 8 * * *',
+      timezone: 'Asia/Tokyo',
+      enabled: false,
+    });
     assert.equal(same.status, 200, JSON.stringify(same.body));
     assert.equal(same.body.schedule, '30 8 * * *');
     assert.equal(same.body.timezone, 'Asia/Tokyo');
     for (const [schedule, timezone, pattern] of [
-      ['CRON_TZ=Europe/Paris 0 9 * * *', 'America/New_York', /^body\.schedule: its prefix names the time zone Europe\/Paris but timezone is "America\/New_York"/],
+      [
+        'CRON_TZ=Europe/Paris 0 9 * * *',
+        'America/New_York',
+        /^body\.schedule: its prefix names the time zone Europe\/Paris but timezone is "America\/New_York"/,
+      ],
       ['CRON_TZ= 0 9 * * *', undefined, /^body\.schedule: CRON_TZ= names no time zone/],
       ['TZ=Mars/Base 0 9 * * *', undefined, /^body\.schedule: the TZ= prefix: invalid timezone "Mars\/Base"/],
       ['CRON_TZ=Europe/Paris', undefined, /^body\.schedule: CRON_TZ=Europe\/Paris is followed by no cron expression/],
@@ -152,12 +166,18 @@ describe('everyday use: time zones, names, runs across crons', () => {
     assert.equal(renamed.metadata.name, 'late news');
     // Found by name (metadata filter) and by a short id (cron_id_prefix, 8+ hex digits).
     const byName = await api.call('POST', '/runs/crons/search', { metadata: { name: 'late news' } });
-    assert.deepEqual(byName.body.map((c: any) => c.cron_id), [other.body.cron_id]);
+    assert.deepEqual(
+      byName.body.map((c: any) => c.cron_id),
+      [other.body.cron_id],
+    );
     const byPrefix = await api.call('POST', '/runs/crons/search', { cron_id_prefix: other.body.cron_id.slice(0, 8) });
     assert.ok(byPrefix.body.some((c: any) => c.cron_id === other.body.cron_id));
     assert.ok(byPrefix.body.every((c: any) => c.cron_id.startsWith(other.body.cron_id.slice(0, 8))));
     const longPrefix = await api.call('POST', '/runs/crons/search', { cron_id_prefix: other.body.cron_id.slice(0, 13) });
-    assert.deepEqual(longPrefix.body.map((c: any) => c.cron_id), [other.body.cron_id]);
+    assert.deepEqual(
+      longPrefix.body.map((c: any) => c.cron_id),
+      [other.body.cron_id],
+    );
     const short = await api.call('POST', '/runs/crons/search', { cron_id_prefix: 'abc' });
     assert.equal(short.status, 422);
     assert.match(short.body.detail, /^body\.cron_id_prefix: must be 8 or more hex digits/);
@@ -175,34 +195,61 @@ describe('everyday use: time zones, names, runs across crons', () => {
       const bobs = await keys.call('POST', '/runs', { assistant_id: 'echo', input: {} }, 'bk');
       // A stateless run is running, the thread run failed (as a worker would leave them).
       await db.pool.query(`UPDATE runs SET status = 'running', started_at = now() WHERE run_id = $1`, [stateless.body.run_id]);
-      await db.pool.query(`UPDATE runs SET status = 'error', started_at = now(), ended_at = now(), error = '{"error": "Boom", "message": "it broke"}', output = NULL WHERE run_id = $1`, [threadRun.body.run_id]);
+      await db.pool.query(
+        `UPDATE runs SET status = 'error', started_at = now(), ended_at = now(), error = '{"error": "Boom", "message": "it broke"}', output = NULL WHERE run_id = $1`,
+        [threadRun.body.run_id],
+      );
 
       const mine = await as('ak', '/runs');
       assert.equal(mine.status, 200);
       const ids = mine.body.map((r: any) => r.run_id);
-      assert.deepEqual(ids, [threadRun.body.run_id, cronRun.body.run_id, stateless.body.run_id], 'newest first, only alice\'s');
+      assert.deepEqual(ids, [threadRun.body.run_id, cronRun.body.run_id, stateless.body.run_id], "newest first, only alice's");
       // The same shaping as the other run routes (plus the owner).
       const direct = await as('ak', `/threads/${thread.body.thread_id}/runs/${threadRun.body.run_id}`);
       assert.deepEqual(mine.body[0], { ...direct.body, user_id: 'alice' });
 
       const running = await as('ak', '/runs?status=running,pending');
-      assert.deepEqual(running.body.map((r: any) => [r.run_id, r.status]), [[cronRun.body.run_id, 'pending'], [stateless.body.run_id, 'running']]);
-      assert.deepEqual((await as('ak', '/runs?status=error')).body.map((r: any) => r.error), [{ error: 'Boom', message: 'it broke' }]);
-      assert.deepEqual((await as('ak', `/runs?cron_id=${cronRun.body.cron_id}`)).body.map((r: any) => r.run_id), [cronRun.body.run_id]);
-      assert.deepEqual((await as('ak', `/runs?thread_id=${thread.body.thread_id}`)).body.map((r: any) => r.run_id), [threadRun.body.run_id]);
+      assert.deepEqual(
+        running.body.map((r: any) => [r.run_id, r.status]),
+        [
+          [cronRun.body.run_id, 'pending'],
+          [stateless.body.run_id, 'running'],
+        ],
+      );
+      assert.deepEqual(
+        (await as('ak', '/runs?status=error')).body.map((r: any) => r.error),
+        [{ error: 'Boom', message: 'it broke' }],
+      );
+      assert.deepEqual(
+        (await as('ak', `/runs?cron_id=${cronRun.body.cron_id}`)).body.map((r: any) => r.run_id),
+        [cronRun.body.run_id],
+      );
+      assert.deepEqual(
+        (await as('ak', `/runs?thread_id=${thread.body.thread_id}`)).body.map((r: any) => r.run_id),
+        [threadRun.body.run_id],
+      );
       assert.equal((await as('ak', '/runs?assistant_id=echo')).body.length, 3);
       assert.equal((await as('ak', `/runs?assistant_id=${randomUUID()}`)).body.length, 0);
       const page = await as('ak', '/runs?limit=1&offset=1');
-      assert.deepEqual(page.body.map((r: any) => r.run_id), [cronRun.body.run_id]);
+      assert.deepEqual(
+        page.body.map((r: any) => r.run_id),
+        [cronRun.body.run_id],
+      );
       const created = new Date(mine.body[1].created_at).getTime();
       const range = await as('ak', `/runs?created_after=${new Date(created).toISOString()}&created_before=${new Date(created + 1).toISOString()}`);
-      assert.deepEqual(range.body.map((r: any) => r.run_id), [cronRun.body.run_id]);
+      assert.deepEqual(
+        range.body.map((r: any) => r.run_id),
+        [cronRun.body.run_id],
+      );
 
       // Admin: everyone's, or one owner's.
       const all = await as('adm', '/runs');
       assert.ok(all.body.some((r: any) => r.run_id === bobs.body.run_id && r.user_id === 'bob'));
       assert.ok(all.body.some((r: any) => r.run_id === stateless.body.run_id && r.user_id === 'alice'));
-      assert.deepEqual((await as('adm', '/runs?user_id=bob')).body.map((r: any) => r.run_id), [bobs.body.run_id]);
+      assert.deepEqual(
+        (await as('adm', '/runs?user_id=bob')).body.map((r: any) => r.run_id),
+        [bobs.body.run_id],
+      );
 
       for (const [query, field] of [
         ['status=finished', 'query.status: expected one or more of pending, running'],
@@ -259,7 +306,9 @@ describe('everyday use: time zones, names, runs across crons', () => {
       writeFileSync(file, block[1].replaceAll('http://localhost:8000', api.url).replace("from '@langchain/langgraph-sdk'", `from '${sdk}'`));
       try {
         const out = await new Promise<string>((resolve, reject) =>
-          execFile(process.execPath, [file], { timeout: 20_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout))),
+          execFile(process.execPath, [file], { timeout: 20_000 }, (err, stdout, stderr) =>
+            err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
+          ),
         );
         assert.match(out.trim(), /^0 9 \* \* 1-5 Europe\/Paris \d{4}-\d\d-\d\dT0[78]:00:00\.000Z$/, sdk);
         assert.equal(wallTime(out.trim().split(' ').at(-1)!, 'Europe/Paris'), '09:00', `${sdk}: ${out}`);
@@ -269,7 +318,23 @@ describe('everyday use: time zones, names, runs across crons', () => {
     }
   });
   test('every zone ICU still calls by a former name is stored by its current one, which the runtime accepts', () => {
-    const renamed = ['Asia/Kolkata', 'Europe/Kyiv', 'Asia/Ho_Chi_Minh', 'Asia/Kathmandu', 'Asia/Yangon', 'America/Nuuk', 'Pacific/Kanton', 'America/Argentina/Buenos_Aires', 'Atlantic/Faroe', 'Pacific/Chuuk', 'Pacific/Pohnpei', 'Africa/Asmara', 'America/Indiana/Indianapolis', 'America/Kentucky/Louisville', 'America/Atikokan'];
+    const renamed = [
+      'Asia/Kolkata',
+      'Europe/Kyiv',
+      'Asia/Ho_Chi_Minh',
+      'Asia/Kathmandu',
+      'Asia/Yangon',
+      'America/Nuuk',
+      'Pacific/Kanton',
+      'America/Argentina/Buenos_Aires',
+      'Atlantic/Faroe',
+      'Pacific/Chuuk',
+      'Pacific/Pohnpei',
+      'Africa/Asmara',
+      'America/Indiana/Indianapolis',
+      'America/Kentucky/Louisville',
+      'America/Atikokan',
+    ];
     for (const zone of renamed) {
       assert.equal(canonicalZoneName(zone), zone, zone);
       assert.equal(validateTimezone(zone), zone);

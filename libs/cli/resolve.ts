@@ -24,7 +24,8 @@ export async function resolveCronId(client: ApiClient, ref: string, admin: boole
     // Checked here too: a server without cron_id_prefix ignores it and answers unfiltered crons.
     const matches = body.filter((c) => c.cron_id.replace(/-/g, '').startsWith(hex));
     if (matches.length === 1) return matches[0].cron_id;
-    if (matches.length > 1) throw new ApiError(409, `${matches.length} crons have ids starting with ${ref}: ${matches.map((c) => c.cron_id).join(', ')}; give more of the id`);
+    if (matches.length > 1)
+      throw new ApiError(409, `${matches.length} crons have ids starting with ${ref}: ${matches.map((c) => c.cron_id).join(', ')}; give more of the id`);
     throw new ApiError(404, `Cron not found: no cron is named ${JSON.stringify(ref)} or has an id starting with ${ref}`);
   }
   throw new ApiError(404, `Cron not found: no cron is named ${JSON.stringify(ref)} (give a name, an id, or 8+ characters of an id)`);

@@ -68,7 +68,18 @@ export async function runRunsCommand(
   client: ApiClient,
   command: string,
   args: string[],
-  v: { status?: string; cron?: string; assistant?: string; thread?: string; since?: string; until?: string; limit?: number; offset?: number; user?: string; admin?: boolean },
+  v: {
+    status?: string;
+    cron?: string;
+    assistant?: string;
+    thread?: string;
+    since?: string;
+    until?: string;
+    limit?: number;
+    offset?: number;
+    user?: string;
+    admin?: boolean;
+  },
 ): Promise<{ body: unknown; text: () => string }> {
   switch (command) {
     case 'ls': {

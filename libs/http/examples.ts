@@ -146,7 +146,12 @@ const assistant = {
 
 const runCreate = { assistant_id: 'echo', input: { question: 'What changed since yesterday?' }, metadata: { source: 'docs' } };
 const cronSearch = { metadata: { team: 'ops' }, enabled: true, sort_by: 'next_run_date', sort_order: 'asc', limit: 20, offset: 0 };
-const cronUpdate = { schedule: '0 10 * * 1-5', metadata: { name: 'morning news', team: 'ops' }, enabled: false, paused_reason: 'until the new model key arrives' };
+const cronUpdate = {
+  schedule: '0 10 * * 1-5',
+  metadata: { name: 'morning news', team: 'ops' },
+  enabled: false,
+  paused_reason: 'until the new model key arrives',
+};
 
 export interface OperationExamples {
   /** The request body. */
@@ -164,12 +169,50 @@ export const EXAMPLES: Record<string, OperationExamples> = {
   'POST /runs/crons/search': { body: cronSearch, response: [cron] },
   'POST /runs/crons/count': { body: { metadata: { team: 'ops' } }, response: 3 },
   'GET /runs/crons/{cron_id}': { response: cron },
-  'PATCH /runs/crons/{cron_id}': { body: cronUpdate, response: { ...cron, schedule: '0 10 * * 1-5', enabled: false, paused_reason: 'until the new model key arrives', next_run_date: '2030-01-08T09:00:00.000Z' } },
-  'POST /runs/crons/{cron_id}/trigger': { response: { ...cronRun, scheduled_for: '2030-01-07T10:42:17.000Z', created_at: '2030-01-07T10:42:17.000Z', updated_at: '2030-01-07T10:42:17.000Z' } },
-  'GET /runs/crons/{cron_id}/occurrences': {
-    response: [occurrence, { ...occurrence, scheduled_for: '2030-01-06T08:00:00.000Z', status: 'skipped', reason: 'missed', run_id: null, thread_id: null, enqueued_at: null, started_at: null, ended_at: null, webhook_status: null, webhook_attempts: 0, webhook_sent_at: null, output_excerpt: null }],
+  'PATCH /runs/crons/{cron_id}': {
+    body: cronUpdate,
+    response: {
+      ...cron,
+      schedule: '0 10 * * 1-5',
+      enabled: false,
+      paused_reason: 'until the new model key arrives',
+      next_run_date: '2030-01-08T09:00:00.000Z',
+    },
   },
-  'GET /runs/crons/{cron_id}/next': { response: { cron_id: CRON_ID, schedule: '0 9 * * 1-5', timezone: 'Europe/Paris', description: 'At 09:00, Monday through Friday', enabled: true, jitter_seconds: 0, next: fireTimes } },
+  'POST /runs/crons/{cron_id}/trigger': {
+    response: { ...cronRun, scheduled_for: '2030-01-07T10:42:17.000Z', created_at: '2030-01-07T10:42:17.000Z', updated_at: '2030-01-07T10:42:17.000Z' },
+  },
+  'GET /runs/crons/{cron_id}/occurrences': {
+    response: [
+      occurrence,
+      {
+        ...occurrence,
+        scheduled_for: '2030-01-06T08:00:00.000Z',
+        status: 'skipped',
+        reason: 'missed',
+        run_id: null,
+        thread_id: null,
+        enqueued_at: null,
+        started_at: null,
+        ended_at: null,
+        webhook_status: null,
+        webhook_attempts: 0,
+        webhook_sent_at: null,
+        output_excerpt: null,
+      },
+    ],
+  },
+  'GET /runs/crons/{cron_id}/next': {
+    response: {
+      cron_id: CRON_ID,
+      schedule: '0 9 * * 1-5',
+      timezone: 'Europe/Paris',
+      description: 'At 09:00, Monday through Friday',
+      enabled: true,
+      jitter_seconds: 0,
+      next: fireTimes,
+    },
+  },
   'POST /runs/crons/preview': {
     body: { schedule: '30 2 * * *', timezone: 'America/New_York', from: '2030-03-08T12:00:00Z', count: 3 },
     response: {
@@ -193,13 +236,29 @@ export const EXAMPLES: Record<string, OperationExamples> = {
   },
   'POST /runs/crons/{cron_id}/backfill': {
     body: { from: '2030-01-01T00:00:00Z', to: '2030-01-05T23:59:59Z', overlap: 'allow' },
-    response: { cron_id: CRON_ID, from: '2030-01-01T00:00:00.000Z', to: '2030-01-05T23:59:59.000Z', occurrences: 3, fired: 2, skipped_existing: 1, skipped_overlap: 0 },
+    response: {
+      cron_id: CRON_ID,
+      from: '2030-01-01T00:00:00.000Z',
+      to: '2030-01-05T23:59:59.000Z',
+      occurrences: 3,
+      fired: 2,
+      skipped_existing: 1,
+      skipped_overlap: 0,
+    },
   },
   'POST /runs/crons/{cron_id}/occurrences/{scheduled_for}/retry': { response: { ...cronRun, scheduled_for: '2030-01-07T08:00:00.000Z', retries: 1 } },
-  'POST /runs/crons/bulk': { body: { action: 'disable', metadata: { team: 'ops' }, paused_reason: 'maintenance window' }, response: { action: 'disable', count: 3 } },
+  'POST /runs/crons/bulk': {
+    body: { action: 'disable', metadata: { team: 'ops' }, paused_reason: 'maintenance window' },
+    response: { action: 'disable', count: 3 },
+  },
 
   // ---- runs ----
-  'GET /runs': { response: [{ ...endedRun, user_id: 'alice' }, { ...manualRun, user_id: 'alice' }] },
+  'GET /runs': {
+    response: [
+      { ...endedRun, user_id: 'alice' },
+      { ...manualRun, user_id: 'alice' },
+    ],
+  },
   'GET /runs/{run_id}': { response: { ...endedRun, status: 'success', error: null, user_id: 'alice', output: { summary: '3 new articles on agents' } } },
   'POST /runs': { body: runCreate, response: { ...manualRun } },
   'POST /runs/batch': { body: [runCreate, { assistant_id: 'echo', input: { question: 'And last week?' } }] },
@@ -219,7 +278,10 @@ export const EXAMPLES: Record<string, OperationExamples> = {
   'GET /threads/{thread_id}': { response: thread },
 
   // ---- assistants ----
-  'POST /assistants': { body: { graph_id: 'echo', name: 'Echo for the digest', description: 'Answers its input', metadata: { team: 'ops' } }, response: assistant },
+  'POST /assistants': {
+    body: { graph_id: 'echo', name: 'Echo for the digest', description: 'Answers its input', metadata: { team: 'ops' } },
+    response: assistant,
+  },
   'POST /assistants/search': { body: { graph_id: 'echo', limit: 10 }, response: [assistant] },
   'POST /assistants/count': { body: { graph_id: 'echo' }, response: 1 },
   'PATCH /assistants/{assistant_id}': { body: { name: 'Echo (digest)', config: { configurable: { tone: 'brief' } } } },

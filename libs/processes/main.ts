@@ -141,7 +141,10 @@ export async function runProcess(spec: ProcessSpec): Promise<void> {
           }
           const w = { server: createServer(), detail };
           waiting = w;
-          w.server.on('request', waitingForSchema(() => w.detail, config.SCHEMA_WAIT_POLL_SECONDS));
+          w.server.on(
+            'request',
+            waitingForSchema(() => w.detail, config.SCHEMA_WAIT_POLL_SECONDS),
+          );
           await new Promise<void>((resolve) => {
             w.server.once('error', (err) => {
               logger.warn(`could not listen on port ${config.PORT} while waiting for the schema: ${err.message}`);
@@ -149,7 +152,8 @@ export async function runProcess(spec: ProcessSpec): Promise<void> {
             });
             w.server.listen(config.PORT, config.HOST, () => resolve());
           });
-          if (w.server.listening) logger.info(`api waiting for the schema on port ${(w.server.address() as AddressInfo).port}: every request answers 503 until the release has run`);
+          if (w.server.listening)
+            logger.info(`api waiting for the schema on port ${(w.server.address() as AddressInfo).port}: every request answers 503 until the release has run`);
         },
       });
     } catch (err) {
@@ -178,7 +182,15 @@ export async function runProcess(spec: ProcessSpec): Promise<void> {
         loaded.useCheckpointer(checkpointer);
       }
       if (stopping.signal.aborted) return;
-      const deps: RoleDeps = { config, conn: c, logger, agents, databaseUrl: url, signal: stopping.signal, server: waiting?.server.listening ? waiting.server : undefined };
+      const deps: RoleDeps = {
+        config,
+        conn: c,
+        logger,
+        agents,
+        databaseUrl: url,
+        signal: stopping.signal,
+        server: waiting?.server.listening ? waiting.server : undefined,
+      };
       for (const start of spec.roles) roles.push(await start(deps));
     } catch (err) {
       if (stopping.signal.aborted && !roles.length) return; // a wait abandoned by SIGTERM: the drain closes what is open

@@ -185,7 +185,12 @@ export async function startQueue(opts: QueueOptions): Promise<PgBoss> {
   boss.on('warning', (w) => opts.logger.warn('queue warning', { warning: w }));
   await boss.start();
   try {
-    await ensureQueues(boss, opts.settings, { writePolicy: opts.writePolicy, connectionString: opts.connectionString, logger: opts.logger, policyVersion: opts.policyVersion });
+    await ensureQueues(boss, opts.settings, {
+      writePolicy: opts.writePolicy,
+      connectionString: opts.connectionString,
+      logger: opts.logger,
+      policyVersion: opts.policyVersion,
+    });
   } catch (err) {
     // Startup retries the whole of startQueue: a half-started instance must not be left polling.
     await boss.stop({ graceful: false, close: true }).catch(() => {});
@@ -257,11 +262,7 @@ export interface RunJob {
  * Jobs of one `group` never run at once on any worker (the run worker uses group concurrency 1):
  * that is how runs on one thread queue behind each other (multitask_strategy enqueue).
  */
-export async function enqueueRuns(
-  boss: PgBoss,
-  runs: { run_id: string; group: string; start_after?: Date }[],
-  client?: PoolClient,
-): Promise<void> {
+export async function enqueueRuns(boss: PgBoss, runs: { run_id: string; group: string; start_after?: Date }[], client?: PoolClient): Promise<void> {
   if (runs.length === 0) return;
   await boss.insert(
     QUEUES.run,

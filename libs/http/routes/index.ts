@@ -11,5 +11,14 @@ import { threadsRoutes } from './threads.ts';
 
 /** Every resource router of the API, in mount order. */
 export function apiRoutes(deps: ApiDeps): Router[] {
-  return [cronsRoutes(deps), threadsRoutes(deps), runsRoutes(deps), assistantsRoutes(deps), adminRoutes(deps), infoRoutes(deps), statsRoutes(deps), runListRoutes(deps)];
+  return [
+    cronsRoutes(deps),
+    threadsRoutes(deps),
+    runsRoutes(deps),
+    assistantsRoutes(deps),
+    adminRoutes(deps),
+    infoRoutes(deps),
+    statsRoutes(deps),
+    runListRoutes(deps),
+  ];
 }

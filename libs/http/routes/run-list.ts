@@ -19,7 +19,12 @@ const STATUSES = RunStatus.options;
 export const RunsListQuery = z.object({
   status: z
     .string()
-    .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))
+    .transform((s) =>
+      s
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+    )
     .refine((list) => list.length > 0 && list.every((x) => (STATUSES as readonly string[]).includes(x)), {
       message: `expected one or more of ${STATUSES.join(', ')}, separated by commas`,
     })

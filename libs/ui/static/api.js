@@ -41,7 +41,18 @@ export const session = {
   /** The user the regular API acts as, when known ("anonymous" without auth, "admin" for admin keys). */
   me: null,
   /** Endpoints and fields present in this server's OpenAPI document. */
-  features: { bulk: false, preview: false, backfill: false, retry: false, pauseNote: null, nextFrom: false, maintenance: false, output: null, runList: false, runGet: false },
+  features: {
+    bulk: false,
+    preview: false,
+    backfill: false,
+    retry: false,
+    pauseNote: null,
+    nextFrom: false,
+    maintenance: false,
+    output: null,
+    runList: false,
+    runGet: false,
+  },
 };
 
 /** @param {string | null} key */

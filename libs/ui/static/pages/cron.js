@@ -64,7 +64,8 @@ export async function renderCron(view, cronId) {
     const description = describeSchedule(cron.schedule);
     const note = session.features.pauseNote ? cron[session.features.pauseNote] : null;
     const name = typeof cron.metadata?.name === 'string' && cron.metadata.name.trim() ? cron.metadata.name : null;
-    put(header,
+    put(
+      header,
       h('p', { class: 'crumbs' }, h('a', { href: '#/crons' }, '← Crons')),
       name ? h('h1', { id: 'cron-name' }, name) : null,
       h(name ? 'p' : 'h1', { id: 'cron-description', class: name ? 'describe' : '' }, description ?? cron.schedule),
@@ -73,7 +74,11 @@ export async function renderCron(view, cronId) {
         { class: 'sub' },
         h('code', { id: 'cron-schedule' }, cron.schedule),
         ` in ${tz} · `,
-        h('span', { id: 'cron-state' }, cron.enabled ? badge('success', 'active') : cron.finished_at ? badge('skipped', 'finished') : badge('skipped', 'paused')),
+        h(
+          'span',
+          { id: 'cron-state' },
+          cron.enabled ? badge('success', 'active') : cron.finished_at ? badge('skipped', 'finished') : badge('skipped', 'paused'),
+        ),
         note ? h('span', { class: 'note' }, ` “${note}”`) : null,
       ),
     );
@@ -82,17 +87,35 @@ export async function renderCron(view, cronId) {
   function drawDetails() {
     const row = (label, value) => [h('dt', {}, label), h('dd', {}, value ?? '—')];
     const input = cron.payload?.input;
-    put(details,
+    put(
+      details,
       h('h2', {}, 'Details'),
       h(
         'dl',
         { class: 'facts' },
         row('Cron id', h('code', {}, cron.cron_id)),
         row('Assistant', h('code', {}, cron.assistant_id)),
-        row('Kind', cron.thread_id ? ['thread-bound: ', h('code', {}, cron.thread_id)] : `stateless (fresh thread per run, ${cron.on_run_completed === 'keep' ? 'kept' : 'deleted'} afterwards)`),
+        row(
+          'Kind',
+          cron.thread_id
+            ? ['thread-bound: ', h('code', {}, cron.thread_id)]
+            : `stateless (fresh thread per run, ${cron.on_run_completed === 'keep' ? 'kept' : 'deleted'} afterwards)`,
+        ),
         session.everyUser ? row('Owner', cron.user_id) : null,
-        row('Next fire', cron.next_run_date ? `${formatTime(cron.next_run_date, tz)} (${relative(cron.next_run_date)})${cron.enabled ? '' : ', if resumed'}` : cron.finished_at ? 'finished' : '—'),
-        row('Last run', cron.last_run_status ? [badge(cron.last_run_status), ' ', cron.last_run_at ? `${formatTime(cron.last_run_at, tz)} (${relative(cron.last_run_at)})` : ''] : 'never ran'),
+        row(
+          'Next fire',
+          cron.next_run_date
+            ? `${formatTime(cron.next_run_date, tz)} (${relative(cron.next_run_date)})${cron.enabled ? '' : ', if resumed'}`
+            : cron.finished_at
+              ? 'finished'
+              : '—',
+        ),
+        row(
+          'Last run',
+          cron.last_run_status
+            ? [badge(cron.last_run_status), ' ', cron.last_run_at ? `${formatTime(cron.last_run_at, tz)} (${relative(cron.last_run_at)})` : '']
+            : 'never ran',
+        ),
         cron.last_run_error ? row('Last error', h('span', { class: 'error-text' }, cron.last_run_error)) : null,
         row('End time', cron.end_time ? formatTime(cron.end_time, tz) : 'none'),
         row('Missed occurrences', cron.missed_policy),
@@ -134,7 +157,8 @@ export async function renderCron(view, cronId) {
     );
     const edit = h('button', { type: 'button', id: 'edit', class: 'secondary', onclick: () => openEditor() }, 'Edit schedule');
     const editFields = h('button', { type: 'button', id: 'edit-fields', class: 'secondary', onclick: () => openFieldsEditor() }, 'Edit input, metadata…');
-    const backfill = session.features.backfill && own ? h('button', { type: 'button', id: 'backfill', class: 'secondary', onclick: () => openBackfill() }, 'Backfill…') : null;
+    const backfill =
+      session.features.backfill && own ? h('button', { type: 'button', id: 'backfill', class: 'secondary', onclick: () => openBackfill() }, 'Backfill…') : null;
     const del = h('button', { type: 'button', id: 'delete', class: 'danger', onclick: () => openDelete() }, 'Delete…');
     put(actions, noteInput, toggle, trigger, edit, editFields, backfill, del);
   }
@@ -153,8 +177,15 @@ export async function renderCron(view, cronId) {
       },
       { id: 'save-schedule' },
     );
-    put(panel,
-      h('div', { class: 'card', id: 'edit-panel' }, h('h2', {}, 'Edit the schedule'), editor.element, h('div', { class: 'actions' }, save, h('button', { type: 'button', class: 'secondary', onclick: () => put(panel) }, 'Cancel'))),
+    put(
+      panel,
+      h(
+        'div',
+        { class: 'card', id: 'edit-panel' },
+        h('h2', {}, 'Edit the schedule'),
+        editor.element,
+        h('div', { class: 'actions' }, save, h('button', { type: 'button', class: 'secondary', onclick: () => put(panel) }, 'Cancel')),
+      ),
     );
   }
 
@@ -167,7 +198,12 @@ export async function renderCron(view, cronId) {
     input.value = json(cron.payload?.input);
     const metadata = h('textarea', { id: 'edit-metadata', rows: 4, spellcheck: 'false' });
     metadata.value = Object.keys(rest).length ? json(rest) : '';
-    const select = (id, value, options) => h('select', { id }, options.map((v) => h('option', { value: v, selected: v === value }, v)));
+    const select = (id, value, options) =>
+      h(
+        'select',
+        { id },
+        options.map((v) => h('option', { value: v, selected: v === value }, v)),
+      );
     const missed = select('edit-missed', cron.missed_policy, ['latest', 'all', 'none']);
     const overlap = cron.thread_id ? null : select('edit-overlap', cron.overlap_policy, ['allow', 'skip', 'buffer_one']);
     const error = h('p', { class: 'error', id: 'edit-fields-error' });
@@ -205,7 +241,8 @@ export async function renderCron(view, cronId) {
       { id: 'save-fields' },
     );
     const field = (label, el) => h('label', { class: 'field wide' }, h('span', {}, label), el);
-    put(panel,
+    put(
+      panel,
       h(
         'div',
         { class: 'card form', id: 'fields-panel' },
@@ -228,7 +265,12 @@ export async function renderCron(view, cronId) {
     // The overlap rule: the cron's own (a stateless cron's skip / buffer_one fire only what it allows now), or every occurrence.
     const overlap = cron.thread_id
       ? null
-      : h('select', { id: 'backfill-overlap' }, h('option', { value: 'cron' }, `the cron's rule (${cron.overlap_policy})`), h('option', { value: 'allow' }, 'fire every occurrence'));
+      : h(
+          'select',
+          { id: 'backfill-overlap' },
+          h('option', { value: 'cron' }, `the cron's rule (${cron.overlap_policy})`),
+          h('option', { value: 'allow' }, 'fire every occurrence'),
+        );
     const count = h('p', { class: 'muted', id: 'backfill-count' }, 'Choose a range to see how many occurrences it holds.');
     let counted = null;
     /** How many occurrences the range holds, from the server's preview (at most 1,000 counted). */
@@ -241,11 +283,19 @@ export async function renderCron(view, cronId) {
         count.textContent = 'The end is before the start.';
         return;
       }
-      const preview = await api('POST', '/runs/crons/preview', { schedule: cron.schedule, timezone: cron.timezone, from: new Date(start.getTime() - 1).toISOString(), count: 1000 });
+      const preview = await api('POST', '/runs/crons/preview', {
+        schedule: cron.schedule,
+        timezone: cron.timezone,
+        from: new Date(start.getTime() - 1).toISOString(),
+        count: 1000,
+      });
       const limit = cron.end_time && new Date(cron.end_time) < end ? new Date(cron.end_time) : end;
       const within = (preview.next ?? []).filter((t) => new Date(t.utc) <= limit).length;
       counted = within;
-      count.textContent = within >= 1000 ? 'This range holds 1,000 occurrences or more.' : `This range holds ${within} occurrence${within === 1 ? '' : 's'}; each already in the ledger is not fired again.`;
+      count.textContent =
+        within >= 1000
+          ? 'This range holds 1,000 occurrences or more.'
+          : `This range holds ${within} occurrence${within === 1 ? '' : 's'}; each already in the ledger is not fired again.`;
       go.textContent = within >= 1000 ? 'Fire these occurrences' : `Fire ${within} occurrence${within === 1 ? '' : 's'}`;
     }
     for (const input of [from, to]) input.addEventListener('change', () => countRange().catch((err) => (count.textContent = messageOf(err))));
@@ -260,13 +310,16 @@ export async function renderCron(view, cronId) {
           answer.skipped_existing ? `${answer.skipped_existing} already in the ledger` : null,
           answer.skipped_overlap ? `${answer.skipped_overlap} held back by the overlap rule` : null,
         ].filter(Boolean);
-        flash(`Backfill: fired ${answer.fired ?? 0} of ${answer.occurrences ?? 0} occurrence${answer.occurrences === 1 ? '' : 's'}${held.length ? ` (${held.join(', ')})` : ''}`);
+        flash(
+          `Backfill: fired ${answer.fired ?? 0} of ${answer.occurrences ?? 0} occurrence${answer.occurrences === 1 ? '' : 's'}${held.length ? ` (${held.join(', ')})` : ''}`,
+        );
         put(panel);
         await drawLedger(true);
       },
       { id: 'backfill-go' },
     );
-    put(panel,
+    put(
+      panel,
       h(
         'div',
         { class: 'card', id: 'backfill-panel' },
@@ -291,7 +344,8 @@ export async function renderCron(view, cronId) {
       },
       { id: 'confirm-delete', class: 'danger' },
     );
-    put(panel,
+    put(
+      panel,
       h(
         'div',
         { class: 'card confirm', id: 'delete-panel' },
@@ -304,7 +358,11 @@ export async function renderCron(view, cronId) {
   /** refresh: redrawn only when the times changed (see redrawGate). */
   async function drawNext(mode) {
     if (!own) {
-      put(nextBox, h('h2', {}, 'Next fire times'), h('p', { class: 'muted' }, `Shown to the owner's key (${cron.user_id}): the API answers a cron's fire times and ledger to its owner.`));
+      put(
+        nextBox,
+        h('h2', {}, 'Next fire times'),
+        h('p', { class: 'muted' }, `Shown to the owner's key (${cron.user_id}): the API answers a cron's fire times and ledger to its owner.`),
+      );
       return;
     }
     const answer = await api('GET', `/runs/crons/${cronId}/next?count=10`);
@@ -330,11 +388,21 @@ export async function renderCron(view, cronId) {
       );
     });
     const paused = !cron.enabled && !cron.finished_at;
-    put(nextBox,
+    put(
+      nextBox,
       h('h2', {}, 'Next 10 fire times'),
-      paused ? h('p', { class: 'muted', id: 'paused-next' }, rows.length ? 'Paused: it fires nothing until resumed. If resumed now, it would fire at:' : 'Paused: it fires nothing until resumed.') : null,
+      paused
+        ? h(
+            'p',
+            { class: 'muted', id: 'paused-next' },
+            rows.length ? 'Paused: it fires nothing until resumed. If resumed now, it would fire at:' : 'Paused: it fires nothing until resumed.',
+          )
+        : null,
       rows.length
-        ? table([`Local (${answer.timezone ?? tz})`, 'When', { label: 'UTC', class: 'utc' }, ...(jittered ? ['Starts (jitter)'] : []), ''], rows, { id: 'next-table', class: paused ? 'would-fire' : '' })
+        ? table([`Local (${answer.timezone ?? tz})`, 'When', { label: 'UTC', class: 'utc' }, ...(jittered ? ['Starts (jitter)'] : []), ''], rows, {
+            id: 'next-table',
+            class: paused ? 'would-fire' : '',
+          })
         : h('p', { class: 'muted', id: 'no-next' }, cron.finished_at ? 'Finished: end_time has passed.' : paused ? '' : 'No more fire times (end_time).'),
     );
   }
@@ -360,17 +428,27 @@ export async function renderCron(view, cronId) {
       ledgerChanged(ledgerRows);
     }
     const more = page.length === LEDGER_PAGE ? actionButton('Load older', () => drawLedger(false), { class: 'secondary', id: 'ledger-more' }) : null;
-    put(ledgerBox,
-      h('div', { class: 'title-row' }, h('h2', {}, 'Occurrences'), actionButton('Refresh', () => Promise.all([reloadCron(), drawLedger(true)]), { class: 'secondary', id: 'ledger-refresh' })),
+    put(
+      ledgerBox,
+      h(
+        'div',
+        { class: 'title-row' },
+        h('h2', {}, 'Occurrences'),
+        actionButton('Refresh', () => Promise.all([reloadCron(), drawLedger(true)]), { class: 'secondary', id: 'ledger-refresh' }),
+      ),
       ledgerRows.length ? timelineStrip(ledgerRows, tz) : null,
-      ledgerRows.length ? ledgerTable(ledgerRows, tz, own && session.features.retry ? retry : null) : h('p', { class: 'muted', id: 'no-occurrences' }, 'No occurrence yet.'),
+      ledgerRows.length
+        ? ledgerTable(ledgerRows, tz, own && session.features.retry ? retry : null)
+        : h('p', { class: 'muted', id: 'no-occurrences' }, 'No occurrence yet.'),
       more,
     );
   }
 
   async function retry(o) {
     const run = await api('POST', `/runs/crons/${cronId}/occurrences/${encodeURIComponent(o.scheduled_for)}/retry`);
-    flash(`Retrying the occurrence of ${formatTime(o.scheduled_for, tz)}: run ${String(run?.run_id ?? '').slice(0, 8)}${run?.retries ? `, attempt ${run.retries + 1}` : ''}`);
+    flash(
+      `Retrying the occurrence of ${formatTime(o.scheduled_for, tz)}: run ${String(run?.run_id ?? '').slice(0, 8)}${run?.retries ? `, attempt ${run.retries + 1}` : ''}`,
+    );
     await drawLedger(true);
   }
 
@@ -393,10 +471,21 @@ function retryPolicyText(p) {
 
 /** The ledger, oldest to newest, as one coloured block per occurrence. */
 function timelineStrip(rows, tz) {
-  const blocks = [...rows].reverse().map((o) =>
-    h('span', { class: `tick ${statusClass(o.status)}`, title: `${formatTime(o.scheduled_for, tz)}: ${o.status}${o.reason ? ` (${o.reason})` : ''}` }),
+  const blocks = [...rows]
+    .reverse()
+    .map((o) =>
+      h('span', { class: `tick ${statusClass(o.status)}`, title: `${formatTime(o.scheduled_for, tz)}: ${o.status}${o.reason ? ` (${o.reason})` : ''}` }),
+    );
+  return h(
+    'div',
+    { class: 'timeline', id: 'timeline', 'aria-label': 'Occurrences, oldest to newest' },
+    blocks,
+    h(
+      'div',
+      { class: 'legend' },
+      ['success', 'error', 'skipped', 'running', 'enqueued', 'interrupted'].map((s) => h('span', {}, h('span', { class: `tick ${statusClass(s)}` }), s)),
+    ),
   );
-  return h('div', { class: 'timeline', id: 'timeline', 'aria-label': 'Occurrences, oldest to newest' }, blocks, h('div', { class: 'legend' }, ['success', 'error', 'skipped', 'running', 'enqueued', 'interrupted'].map((s) => h('span', {}, h('span', { class: `tick ${statusClass(s)}` }), s))));
 }
 
 function ledgerTable(rows, tz, retry) {
@@ -408,7 +497,11 @@ function ledgerTable(rows, tz, retry) {
     const error = o.error ?? o.error_excerpt ?? null;
     const waiting = waitingText(o, tz);
     const webhook = o.webhook_status
-      ? [badge(o.webhook_status), o.webhook_attempts > 1 ? ` ×${o.webhook_attempts}` : '', o.webhook_error ? h('div', { class: 'error-text' }, jsonLine(o.webhook_error, 120)) : null]
+      ? [
+          badge(o.webhook_status),
+          o.webhook_attempts > 1 ? ` ×${o.webhook_attempts}` : '',
+          o.webhook_error ? h('div', { class: 'error-text' }, jsonLine(o.webhook_error, 120)) : null,
+        ]
       : '—';
     return h(
       'tr',
@@ -447,14 +540,33 @@ function ledgerTable(rows, tz, retry) {
         { class: 'outcome' },
         error ? h('div', { class: 'error-text', title: error }, jsonLine(error, 200)) : null,
         output !== null && output !== undefined
-          ? h('code', { class: 'json output', title: typeof output === 'string' ? output : JSON.stringify(output) }, jsonLine(output, 200), o.output_truncated ? ' (cut)' : '')
+          ? h(
+              'code',
+              { class: 'json output', title: typeof output === 'string' ? output : JSON.stringify(output) },
+              jsonLine(output, 200),
+              o.output_truncated ? ' (cut)' : '',
+            )
           : null,
       ),
       h('td', {}, webhook),
       h('td', {}, o.run_id ? shortId(o.run_id) : '—'),
-      retry ? h('td', {}, RETRYABLE.has(o.status) ? actionButton('Retry', () => retry(o), { class: 'secondary small', dataset: { retry: o.scheduled_for } }) : null) : null,
+      retry
+        ? h('td', {}, RETRYABLE.has(o.status) ? actionButton('Retry', () => retry(o), { class: 'secondary small', dataset: { retry: o.scheduled_for } }) : null)
+        : null,
     );
   });
-  const headers = ['Scheduled for', 'Trigger', 'Status', { label: 'Fire lag', class: 'num' }, { label: 'Queue wait', class: 'num' }, { label: 'Duration', class: 'num' }, 'Attempts', outputField ? 'Output / error' : 'Error', 'Webhook', 'Run', ...(retry ? [''] : [])];
+  const headers = [
+    'Scheduled for',
+    'Trigger',
+    'Status',
+    { label: 'Fire lag', class: 'num' },
+    { label: 'Queue wait', class: 'num' },
+    { label: 'Duration', class: 'num' },
+    'Attempts',
+    outputField ? 'Output / error' : 'Error',
+    'Webhook',
+    'Run',
+    ...(retry ? [''] : []),
+  ];
   return table(headers, body, { id: 'ledger-table' });
 }

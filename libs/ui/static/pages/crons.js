@@ -48,11 +48,24 @@ function apiFilters(f) {
 export const cronName = (cron) => (typeof cron?.metadata?.name === 'string' && cron.metadata.name.trim() ? cron.metadata.name : null);
 
 /** A cron's state in one word: active, finished (its end_time passed) or paused. */
-export const cronStateBadge = (cron) => (cron.enabled ? badge('success', 'active') : cron.finished_at ? badge('skipped', 'finished') : badge('skipped', 'paused'));
+export const cronStateBadge = (cron) =>
+  cron.enabled ? badge('success', 'active') : cron.finished_at ? badge('skipped', 'finished') : badge('skipped', 'paused');
 
 function matchesText(cron, text, assistantName) {
   if (!text) return true;
-  const hay = [cron.cron_id, cronName(cron), cron.schedule, describeSchedule(cron.schedule), cron.timezone, cron.assistant_id, assistantName, cron.user_id, cron.thread_id, JSON.stringify(cron.metadata), cron.last_run_error]
+  const hay = [
+    cron.cron_id,
+    cronName(cron),
+    cron.schedule,
+    describeSchedule(cron.schedule),
+    cron.timezone,
+    cron.assistant_id,
+    assistantName,
+    cron.user_id,
+    cron.thread_id,
+    JSON.stringify(cron.metadata),
+    cron.last_run_error,
+  ]
     .filter(Boolean)
     .join(' ')
     .toLowerCase();
@@ -86,12 +99,29 @@ export async function renderCrons(view, query) {
   const field = (name, label, input) => h('label', { class: 'field' }, h('span', {}, label), input);
   const text = h('input', { type: 'search', name: 'q', value: f.q, placeholder: 'name, id, schedule, words…' });
   const assistant = h('input', { name: 'assistant', value: f.assistant, list: 'assistant-list', placeholder: 'id or graph' });
-  const datalist = h('datalist', { id: 'assistant-list' }, assistants.map((a) => h('option', { value: a.assistant_id }, `${a.name || a.graph_id} (${a.graph_id})`)));
+  const datalist = h(
+    'datalist',
+    { id: 'assistant-list' },
+    assistants.map((a) => h('option', { value: a.assistant_id }, `${a.name || a.graph_id} (${a.graph_id})`)),
+  );
   const metadata = h('input', { name: 'metadata', value: f.metadata, placeholder: 'team=ops or {"team":"ops"}' });
-  const select = (name, value, options) => h('select', { name }, options.map(([v, label]) => h('option', { value: v, selected: v === value }, label)));
-  const enabled = select('enabled', f.enabled, [['', 'any'], ['true', 'active'], ['false', 'paused']]);
+  const select = (name, value, options) =>
+    h(
+      'select',
+      { name },
+      options.map(([v, label]) => h('option', { value: v, selected: v === value }, label)),
+    );
+  const enabled = select('enabled', f.enabled, [
+    ['', 'any'],
+    ['true', 'active'],
+    ['false', 'paused'],
+  ]);
   const status = select('status', f.status, [['', 'any'], ...LAST_STATUSES.map((s) => [s, s === 'none' ? 'never ran' : s])]);
-  const sortSel = select('sort', f.sort, [['created_at', 'newest first'], ['next_run_date', 'next to fire'], ['updated_at', 'recently changed']]);
+  const sortSel = select('sort', f.sort, [
+    ['created_at', 'newest first'],
+    ['next_run_date', 'next to fire'],
+    ['updated_at', 'recently changed'],
+  ]);
   const user = session.everyUser ? h('input', { name: 'user', value: f.user, placeholder: 'every user' }) : null;
   const form = h(
     'form',
@@ -100,7 +130,16 @@ export async function renderCrons(view, query) {
       id: 'filters',
       onsubmit: (e) => {
         e.preventDefault();
-        go({ q: text.value.trim(), assistant: assistant.value.trim(), metadata: metadata.value.trim(), enabled: enabled.value, status: status.value, user: user?.value.trim() ?? '', sort: sortSel.value, offset: 0 });
+        go({
+          q: text.value.trim(),
+          assistant: assistant.value.trim(),
+          metadata: metadata.value.trim(),
+          enabled: enabled.value,
+          status: status.value,
+          user: user?.value.trim() ?? '',
+          sort: sortSel.value,
+          offset: 0,
+        });
       },
     },
     field('q', 'Search', text),
@@ -123,8 +162,16 @@ export async function renderCrons(view, query) {
   const noteValue = () => note?.value.trim() || null;
   const pauseBtn = actionButton('Pause selected', () => setEnabled(false), { id: 'bulk-pause', disabled: true });
   const resumeBtn = actionButton('Resume selected', () => setEnabled(true), { id: 'bulk-resume', disabled: true });
-  const triggerBtn = h('button', { type: 'button', class: 'secondary', id: 'bulk-trigger', disabled: true, onclick: () => confirmSelection('trigger') }, 'Trigger selected…');
-  const deleteBtn = h('button', { type: 'button', class: 'danger', id: 'bulk-delete', disabled: true, onclick: () => confirmSelection('delete') }, 'Delete selected…');
+  const triggerBtn = h(
+    'button',
+    { type: 'button', class: 'secondary', id: 'bulk-trigger', disabled: true, onclick: () => confirmSelection('trigger') },
+    'Trigger selected…',
+  );
+  const deleteBtn = h(
+    'button',
+    { type: 'button', class: 'danger', id: 'bulk-delete', disabled: true, onclick: () => confirmSelection('delete') },
+    'Delete selected…',
+  );
   const confirmBox = h('div', { class: 'action-panel', id: 'bulk-confirm' });
   const updateSelection = () => {
     selectionInfo.textContent = selected.size ? `${selected.size} selected` : '';
@@ -163,7 +210,8 @@ export async function renderCrons(view, query) {
       },
       { id: 'bulk-confirm-go', class: action === 'delete' ? 'danger' : '' },
     );
-    put(confirmBox,
+    put(
+      confirmBox,
       h(
         'div',
         { class: `card ${action === 'delete' ? 'confirm' : ''}` },
@@ -175,7 +223,12 @@ export async function renderCrons(view, query) {
             : `Start a run of each of ${n} now, outside their schedules (their overlap rules apply)?`,
         ),
         h('p', { class: 'muted' }, labels.slice(0, 10).join(' · '), labels.length > 10 ? ` and ${labels.length - 10} more` : ''),
-        h('div', { class: 'actions' }, go2, h('button', { type: 'button', class: 'secondary', id: 'bulk-confirm-cancel', onclick: () => put(confirmBox) }, 'Cancel')),
+        h(
+          'div',
+          { class: 'actions' },
+          go2,
+          h('button', { type: 'button', class: 'secondary', id: 'bulk-confirm-cancel', onclick: () => put(confirmBox) }, 'Cancel'),
+        ),
       ),
     );
   }
@@ -183,16 +236,21 @@ export async function renderCrons(view, query) {
   const serverFiltered = Object.keys(filters).some((k) => k !== 'user_id') || Boolean(session.everyUser && f.user);
   const bulkAllBox = h('span', { class: 'bulk-all' });
   const drawBulkAll = () =>
-    put(bulkAllBox,
+    put(
+      bulkAllBox,
       session.features.bulk && serverFiltered && !clientSide && total > 0
         ? [false, true].map((on) =>
-            actionButton(`${on ? 'Resume' : 'Pause'} all ${total} matching`, async () => {
-              const body = { action: on ? 'enable' : 'disable', ...filters };
-              if (!on && noteValue()) body[noteField] = noteValue();
-              const done = await api('POST', `${base}/bulk`, body);
-              flash(`${done.count} cron${done.count === 1 ? '' : 's'} ${on ? 'resumed' : 'paused'}`);
-              go(f);
-            }, { class: 'secondary', id: on ? 'bulk-resume-all' : 'bulk-pause-all' }),
+            actionButton(
+              `${on ? 'Resume' : 'Pause'} all ${total} matching`,
+              async () => {
+                const body = { action: on ? 'enable' : 'disable', ...filters };
+                if (!on && noteValue()) body[noteField] = noteValue();
+                const done = await api('POST', `${base}/bulk`, body);
+                flash(`${done.count} cron${done.count === 1 ? '' : 's'} ${on ? 'resumed' : 'paused'}`);
+                go(f);
+              },
+              { class: 'secondary', id: on ? 'bulk-resume-all' : 'bulk-pause-all' },
+            ),
           )
         : null,
     );
@@ -204,7 +262,8 @@ export async function renderCrons(view, query) {
 
   function draw() {
     const shown = crons.filter(
-      (c) => matchesText(c, f.q, names.get(c.assistant_id)) && (!f.status || (f.status === 'none' ? c.last_run_status === null : c.last_run_status === f.status)),
+      (c) =>
+        matchesText(c, f.q, names.get(c.assistant_id)) && (!f.status || (f.status === 'none' ? c.last_run_status === null : c.last_run_status === f.status)),
     );
     // A selected cron no longer listed (deleted elsewhere, filtered out) leaves the selection.
     const present = new Set(shown.map((c) => c.cron_id));
@@ -250,14 +309,26 @@ export async function renderCrons(view, query) {
           'td',
           { class: 'cron' },
           h('a', { href: `#/crons/${c.cron_id}`, class: 'cron-link' }, name ?? description ?? c.schedule),
-          h('div', { class: 'sub' }, name && description ? `${description} · ` : '', h('code', {}, c.schedule), ' · ', shortId(c.cron_id), c.thread_id ? ' · thread' : ''),
+          h(
+            'div',
+            { class: 'sub' },
+            name && description ? `${description} · ` : '',
+            h('code', {}, c.schedule),
+            ' · ',
+            shortId(c.cron_id),
+            c.thread_id ? ' · thread' : '',
+          ),
           meta,
         ),
         h('td', { class: 'tz' }, c.timezone ?? 'UTC'),
         h(
           'td',
           { class: 'next' },
-          c.next_run_date ? [h('div', {}, relative(c.next_run_date, now)), h('div', { class: 'sub' }, formatTime(c.next_run_date, c.timezone))] : c.finished_at ? 'finished' : '—',
+          c.next_run_date
+            ? [h('div', {}, relative(c.next_run_date, now)), h('div', { class: 'sub' }, formatTime(c.next_run_date, c.timezone))]
+            : c.finished_at
+              ? 'finished'
+              : '—',
           !c.enabled && c.next_run_date ? h('div', { class: 'sub' }, 'if resumed') : null,
         ),
         h('td', { class: 'state' }, cronStateBadge(c), cronNote ? h('div', { class: 'sub note' }, cronNote) : null),
@@ -287,14 +358,28 @@ export async function renderCrons(view, query) {
       : total === 0
         ? 'No crons'
         : `${f.offset + 1}–${f.offset + crons.length} of ${total}`;
-    put(pagerBox,
-      clientSide ? null : f.offset > 0 ? h('button', { type: 'button', class: 'secondary', onclick: () => go({ ...f, offset: Math.max(0, f.offset - PAGE) }) }, '← Previous') : null,
-      clientSide ? null : f.offset + crons.length < total ? h('button', { type: 'button', class: 'secondary', onclick: () => go({ ...f, offset: f.offset + PAGE }) }, 'Next →') : null,
+    put(
+      pagerBox,
+      clientSide
+        ? null
+        : f.offset > 0
+          ? h('button', { type: 'button', class: 'secondary', onclick: () => go({ ...f, offset: Math.max(0, f.offset - PAGE) }) }, '← Previous')
+          : null,
+      clientSide
+        ? null
+        : f.offset + crons.length < total
+          ? h('button', { type: 'button', class: 'secondary', onclick: () => go({ ...f, offset: f.offset + PAGE }) }, 'Next →')
+          : null,
     );
-    put(listBox,
+    put(
+      listBox,
       rows.length
         ? table(headers, rows, { id: 'crons-table', class: 'crons' })
-        : h('p', { class: 'empty', id: 'no-crons' }, total === 0 && !serverFiltered ? 'No crons yet: create one with "New cron", the SDK or the CLI.' : 'No cron matches these filters.'),
+        : h(
+            'p',
+            { class: 'empty', id: 'no-crons' },
+            total === 0 && !serverFiltered ? 'No crons yet: create one with "New cron", the SDK or the CLI.' : 'No cron matches these filters.',
+          ),
     );
     drawBulkAll();
     updateSelection();
@@ -307,8 +392,14 @@ export async function renderCrons(view, query) {
   }
 
   await load();
-  put(view,
-    h('div', { class: 'title-row' }, h('h1', {}, session.everyUser ? 'Crons of every user' : 'Crons'), h('a', { class: 'button', href: '#/new', id: 'new-cron' }, 'New cron')),
+  put(
+    view,
+    h(
+      'div',
+      { class: 'title-row' },
+      h('h1', {}, session.everyUser ? 'Crons of every user' : 'Crons'),
+      h('a', { class: 'button', href: '#/new', id: 'new-cron' }, 'New cron'),
+    ),
     form,
     filterError ? h('p', { class: 'error' }, filterError) : null,
     h('div', { class: 'toolbar' }, note, pauseBtn, resumeBtn, triggerBtn, deleteBtn, selectionInfo, h('span', { class: 'spacer' }), bulkAllBox),

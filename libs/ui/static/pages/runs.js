@@ -46,7 +46,13 @@ function runRow(r, now, after) {
       r.status === 'pending' && r.waiting ? h('div', { class: 'sub waiting' }, `waiting for ${waitingText(r)}`) : null,
       r.attempts > 1 || r.attempt_log?.length ? h('div', { class: 'sub' }, `attempt ${Math.max(r.attempts ?? 1, (r.attempt_log?.length ?? 0) + 1)}`) : null,
     ),
-    h('td', {}, r.cron_id ? [h('a', { href: `#/crons/${r.cron_id}` }, shortId(r.cron_id)), r.scheduled_for ? h('div', { class: 'sub' }, formatTime(r.scheduled_for)) : null] : 'none'),
+    h(
+      'td',
+      {},
+      r.cron_id
+        ? [h('a', { href: `#/crons/${r.cron_id}` }, shortId(r.cron_id)), r.scheduled_for ? h('div', { class: 'sub' }, formatTime(r.scheduled_for)) : null]
+        : 'none',
+    ),
     h('td', { class: 'assistant' }, shortId(r.assistant_id)),
     h('td', {}, forHow, h('div', { class: 'sub' }, relative(r.created_at, now))),
     h('td', { class: 'error-text' }, jsonLine(errorText(r.error), 160)),
@@ -55,7 +61,16 @@ function runRow(r, now, after) {
   );
 }
 
-const HEADERS = () => ['Run', 'Status', 'Cron', { label: 'Assistant', class: 'assistant' }, 'For', 'Error', ...(session.everyUser ? [{ label: 'Owner', class: 'owner' }] : []), ''];
+const HEADERS = () => [
+  'Run',
+  'Status',
+  'Cron',
+  { label: 'Assistant', class: 'assistant' },
+  'For',
+  'Error',
+  ...(session.everyUser ? [{ label: 'Owner', class: 'owner' }] : []),
+  '',
+];
 
 export async function renderRuns(view) {
   if (!session.features.runList) return renderBusyThreads(view);
@@ -63,7 +78,17 @@ export async function renderRuns(view) {
   const pending = h('section', { class: 'card', id: 'runs-pending' });
   const failures = h('section', { class: 'card', id: 'runs-failed' });
   const section = (box, title, id, runs, empty, now) =>
-    put(box, h('h2', {}, `${title} (${runs.length}${runs.length === 100 ? '+' : ''})`), runs.length ? table(HEADERS(), runs.map((r) => runRow(r, now, load)), { id }) : h('p', { class: 'muted empty-line' }, empty));
+    put(
+      box,
+      h('h2', {}, `${title} (${runs.length}${runs.length === 100 ? '+' : ''})`),
+      runs.length
+        ? table(
+            HEADERS(),
+            runs.map((r) => runRow(r, now, load)),
+            { id },
+          )
+        : h('p', { class: 'muted empty-line' }, empty),
+    );
   const changed = redrawGate();
   async function load() {
     const since = new Date(Date.now() - 24 * 3600_000).toISOString();
@@ -79,9 +104,19 @@ export async function renderRuns(view) {
     section(failures, 'Failed in the last 24 hours', 'failed-table', f, 'No run failed in the last 24 hours.', now);
   }
   await load();
-  put(view,
-    h('div', { class: 'title-row' }, h('h1', {}, 'Runs'), actionButton('Refresh', () => load(), { class: 'secondary', id: 'runs-refresh' })),
-    h('p', { class: 'muted' }, `Runs of every thread and cron${session.everyUser ? ', every user\'s' : ''}, stateless ones included, newest first; this page refreshes itself.`),
+  put(
+    view,
+    h(
+      'div',
+      { class: 'title-row' },
+      h('h1', {}, 'Runs'),
+      actionButton('Refresh', () => load(), { class: 'secondary', id: 'runs-refresh' }),
+    ),
+    h(
+      'p',
+      { class: 'muted' },
+      `Runs of every thread and cron${session.everyUser ? ", every user's" : ''}, stateless ones included, newest first; this page refreshes itself.`,
+    ),
     running,
     pending,
     failures,
@@ -100,7 +135,8 @@ export async function renderRun(view, runId) {
     const row = (label, value) => [h('dt', {}, label), h('dd', {}, value ?? '—')];
     const ms = (a, b) => (a && b ? new Date(b).getTime() - new Date(a).getTime() : null);
     const attempts = Array.isArray(r.attempt_log) ? r.attempt_log : [];
-    put(box,
+    put(
+      box,
       h('p', { class: 'crumbs' }, h('a', { href: '#/runs' }, '← Runs')),
       h('div', { class: 'title-row' }, h('h1', {}, 'Run ', h('code', {}, r.run_id)), cancellable(r) ? cancelButton(r, load) : null),
       h(
@@ -110,7 +146,12 @@ export async function renderRun(view, runId) {
           'dl',
           { class: 'facts', id: 'run-facts' },
           row('Status', [badge(r.status), r.status === 'pending' && r.waiting ? ` waiting for ${waitingText(r)}` : '']),
-          row('Cron', r.cron_id ? [h('a', { href: `#/crons/${r.cron_id}` }, h('code', {}, r.cron_id)), r.scheduled_for ? ` for ${formatTime(r.scheduled_for)}` : ''] : 'none'),
+          row(
+            'Cron',
+            r.cron_id
+              ? [h('a', { href: `#/crons/${r.cron_id}` }, h('code', {}, r.cron_id)), r.scheduled_for ? ` for ${formatTime(r.scheduled_for)}` : '']
+              : 'none',
+          ),
           row('Thread', h('code', {}, r.thread_id)),
           row('Assistant', h('code', {}, r.assistant_id)),
           session.everyUser && r.user_id ? row('Owner', r.user_id) : null,
@@ -118,11 +159,21 @@ export async function renderRun(view, runId) {
           row('Started', r.run_started_at ? formatTime(r.run_started_at) : 'not yet'),
           row('Ended', r.run_ended_at ? formatTime(r.run_ended_at) : 'not yet'),
           row('Queue wait', formatDuration(ms(r.created_at, r.run_started_at))),
-          row('Duration', r.run_started_at ? formatDuration(ms(r.run_started_at, r.run_ended_at ?? new Date(now).toISOString())) + (r.run_ended_at ? '' : ' so far') : '—'),
+          row(
+            'Duration',
+            r.run_started_at ? formatDuration(ms(r.run_started_at, r.run_ended_at ?? new Date(now).toISOString())) + (r.run_ended_at ? '' : ' so far') : '—',
+          ),
           r.attempts !== undefined ? row('Attempts', String(r.attempts)) : null,
         ),
       ),
-      r.error ? h('section', { class: 'card' }, h('h2', {}, 'Error'), h('pre', { class: 'json error-text', id: 'run-error' }, typeof r.error === 'string' ? r.error : JSON.stringify(r.error, null, 2))) : null,
+      r.error
+        ? h(
+            'section',
+            { class: 'card' },
+            h('h2', {}, 'Error'),
+            h('pre', { class: 'json error-text', id: 'run-error' }, typeof r.error === 'string' ? r.error : JSON.stringify(r.error, null, 2)),
+          )
+        : null,
       attempts.length
         ? h(
             'section',
@@ -130,7 +181,17 @@ export async function renderRun(view, runId) {
             h('h2', {}, 'Earlier attempts'),
             table(
               ['Attempt', 'Status', 'Started', 'Ended', 'Error'],
-              attempts.map((a) => h('tr', {}, h('td', {}, String(a.attempt ?? '')), h('td', {}, badge(a.status)), h('td', {}, formatTime(a.started_at)), h('td', {}, formatTime(a.ended_at)), h('td', { class: 'error-text' }, errorText(a.error)))),
+              attempts.map((a) =>
+                h(
+                  'tr',
+                  {},
+                  h('td', {}, String(a.attempt ?? '')),
+                  h('td', {}, badge(a.status)),
+                  h('td', {}, formatTime(a.started_at)),
+                  h('td', {}, formatTime(a.ended_at)),
+                  h('td', { class: 'error-text' }, errorText(a.error)),
+                ),
+              ),
               { id: 'attempts-table' },
             ),
           )
@@ -163,9 +224,16 @@ async function renderBusyThreads(view) {
     .sort((a, b) => String(a.created_at).localeCompare(String(b.created_at)));
   const now = Date.now();
   const again = () => renderBusyThreads(view);
-  put(view,
+  put(
+    view,
     h('div', { class: 'title-row' }, h('h1', {}, 'Runs in progress'), actionButton('Refresh', again, { class: 'secondary', id: 'runs-refresh' })),
     h('p', { class: 'muted' }, 'Runs going on your threads (this server has no run search across threads).'),
-    runs.length ? table(HEADERS(), runs.map((r) => runRow(r, now, again)), { id: 'runs-table' }) : h('p', { class: 'empty', id: 'no-runs' }, 'No run is going now.'),
+    runs.length
+      ? table(
+          HEADERS(),
+          runs.map((r) => runRow(r, now, again)),
+          { id: 'runs-table' },
+        )
+      : h('p', { class: 'empty', id: 'no-runs' }, 'No run is going now.'),
   );
 }
