@@ -3,6 +3,14 @@
 -- rewrite, a catalog change only) and two new tables: safe beside running old processes, which
 -- never read these columns.
 
+-- Hot tables in the lock order (crons, threads, runs, cron_occurrences: libs/runs/lifecycle.ts):
+-- each ALTER holds its table's exclusive lock until COMMIT, and a finishing run holds crons and
+-- then waits for runs; taking crons last could deadlock with it (migrations/README.md).
+
+-- Per cron: each occurrence starts at scheduled_for plus a deterministic offset in [0, jitter_seconds)
+-- (0-3600, validated by the API).
+ALTER TABLE crons ADD COLUMN jitter_seconds integer NOT NULL DEFAULT 0;
+
 -- A run that failed with a retryable error goes back to pending (its pg-boss job snoozed to
 -- not_before) instead of ending. attempt_log keeps each earlier attempt of the run:
 -- [{"attempt": n, "started_at": iso, "ended_at": iso, "status": "error"|"timeout", "error": {...},
@@ -21,10 +29,6 @@ ALTER TABLE cron_occurrences ADD COLUMN attempt_log jsonb;
 -- With jitter: when the occurrence was planned to start (scheduled_for + its deterministic
 -- offset). NULL: at scheduled_for.
 ALTER TABLE cron_occurrences ADD COLUMN planned_for timestamptz;
-
--- Per cron: each occurrence starts at scheduled_for plus a deterministic offset in [0, jitter_seconds)
--- (0-3600, validated by the API).
-ALTER TABLE crons ADD COLUMN jitter_seconds integer NOT NULL DEFAULT 0;
 
 -- One row per deployment-wide limit (named in agentcron.json, or 'assistant:<id>' for an
 -- assistant's config.max_concurrency). Its definition lives in the configuration, handed to each
@@ -49,8 +53,3 @@ CREATE TABLE flow_limit_slots (
   acquired_at  timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (limit_name, run_id)
 );
-
-
--- Runs parked on a limit, oldest first: a freed slot wakes the oldest (libs/queue wakeParkedRuns).
--- Only parked runs are in it.
-CREATE INDEX runs_waiting ON runs (waiting, created_at) WHERE status = 'pending' AND waiting IS NOT NULL;

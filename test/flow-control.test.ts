@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { parseRetryAfter } from '../libs/agents/index.ts';
+import { parseConfig, parseRetryAfter } from '../libs/agents/index.ts';
 import { parseRetryPolicy, retryDelaySeconds, DEFAULT_RETRY_POLICY } from '../libs/runs/index.ts';
 import { createTestDatabase } from './support/db.ts';
 import type { TestDatabase } from './support/db.ts';
@@ -26,22 +26,42 @@ describe('retry policy and Retry-After (pure)', () => {
       [{ backoff_coefficient: 11 }, 'backoff_coefficient'],
       [{ initial_interval_seconds: 10, maximum_interval_seconds: 5 }, 'maximum_interval_seconds'],
       [{ non_retryable_errors: [''] }, 'non_retryable_errors'],
-      [{ max_atempts: 3 }, 'max_atempts'],
+      [{ max_attempts: null }, 'max_attempts'],
     ] as const) {
       const parsed = parseRetryPolicy(bad);
       assert.equal(parsed.ok, false, JSON.stringify(bad));
-      assert.equal(!parsed.ok && parsed.field, field);
+      assert.ok(!parsed.ok && parsed.field.startsWith(field), `${JSON.stringify(bad)}: ${!parsed.ok && parsed.field}`);
     }
+    const typo = parseRetryPolicy({ max_atempts: 3 });
+    assert.ok(!typo.ok && /unknown key "max_atempts"/.test(typo.error));
   });
 
   test('backoff: full jitter under initial x coefficient^(n-1), capped by the maximum; Retry-After wins, capped too', () => {
     const p = { ...DEFAULT_RETRY_POLICY, initial_interval_seconds: 2, backoff_coefficient: 3, maximum_interval_seconds: 10 };
-    assert.equal(retryDelaySeconds(p, 1, null, () => 0.999999), 2 * 0.999999);
-    assert.equal(retryDelaySeconds(p, 2, null, () => 0.5), 3);
-    assert.equal(retryDelaySeconds(p, 5, null, () => 1), 10);
-    assert.equal(retryDelaySeconds(p, 1, null, () => 0), 0);
-    assert.equal(retryDelaySeconds(p, 1, 7, () => 0), 7);
-    assert.equal(retryDelaySeconds(p, 1, 3600, () => 0), 10);
+    assert.equal(
+      retryDelaySeconds(p, 1, null, () => 0.999999),
+      2 * 0.999999,
+    );
+    assert.equal(
+      retryDelaySeconds(p, 2, null, () => 0.5),
+      3,
+    );
+    assert.equal(
+      retryDelaySeconds(p, 5, null, () => 1),
+      10,
+    );
+    assert.equal(
+      retryDelaySeconds(p, 1, null, () => 0),
+      0,
+    );
+    assert.equal(
+      retryDelaySeconds(p, 1, 7, () => 0),
+      7,
+    );
+    assert.equal(
+      retryDelaySeconds(p, 1, 3600, () => 0),
+      10,
+    );
   });
 
   test('Retry-After: seconds or an HTTP date; garbage ignored; a year capped', () => {
@@ -55,6 +75,61 @@ describe('retry policy and Retry-After (pure)', () => {
     assert.equal(parseRetryAfter('-5', now), null);
     assert.equal(parseRetryAfter('1.5', now), null);
     assert.equal(parseRetryAfter(undefined, now), null);
+  });
+});
+
+describe('limits in agentcron.json', () => {
+  const parse = (doc: unknown) => () => parseConfig('/srv/agentcron.json', JSON.stringify(doc), {});
+  const graph = { url: 'http://127.0.0.1:1/run' };
+
+  test('limits and the graphs they bind are read; each graph keeps its retry policy as written', () => {
+    const { flow } = parseConfig(
+      '/srv/agentcron.json',
+      JSON.stringify({
+        limits: { openai: { max_concurrency: 20, rate: { runs: 500, per_seconds: 60 } }, gpu: { max_concurrency: 2 } },
+        graphs: { a: { ...graph, limits: ['openai', 'gpu', 'openai'], retry_policy: { max_attempts: 5 } }, b: graph },
+      }),
+      {},
+    );
+    assert.deepEqual(flow.limits.get('openai'), { name: 'openai', max_concurrency: 20, rate: { runs: 500, per_seconds: 60 } });
+    assert.deepEqual(flow.graphs.get('a'), { limits: ['gpu', 'openai'], retry_policy: { max_attempts: 5 } });
+    assert.equal(flow.graphs.get('b'), undefined);
+  });
+
+  test('a bad limit, or a graph naming an unknown one, is one line naming it', () => {
+    assert.throws(
+      parse({ limits: { x: { max_concurrency: 1 } }, graphs: { a: { ...graph, limits: ['openai'] } } }),
+      /agentcron\.json: graph "a" names limit "openai", which "limits" does not define \(defined: x\)/,
+    );
+    assert.throws(parse({ limits: { openai: { max_concurrency: 0 } }, graphs: {} }), /limit "openai": max_concurrency must be an integer from 1/);
+    assert.throws(parse({ limits: { openai: { max_concurrency: 2.5 } }, graphs: {} }), /limit "openai": max_concurrency must be an integer/);
+    assert.throws(parse({ limits: { openai: { rate: { runs: 10 } } }, graphs: {} }), /limit "openai": rate.per_seconds must be an integer/);
+    assert.throws(parse({ limits: { openai: { rate: { runs: 10, per_seconds: 60, burst: 1 } } }, graphs: {} }), /limit "openai": rate must be/);
+    assert.throws(parse({ limits: { openai: {} }, graphs: {} }), /limit "openai": sets neither max_concurrency nor rate/);
+    assert.throws(parse({ limits: { openai: { max_concurency: 3 } }, graphs: {} }), /limit "openai": unknown field "max_concurency"/);
+    assert.throws(parse({ limits: [], graphs: {} }), /"limits" must be an object/);
+    assert.throws(parse({ graphs: { a: { ...graph, limits: 'openai' } } }), /graph "a": limits must be a list of limit names/);
+  });
+});
+
+describe('bad flow settings stop the process at startup', () => {
+  test('a graph naming an unknown limit, or a bad retry_policy, exits 1 with one line naming it', async () => {
+    const unknown = writeConfig({ limits: { gpu: { max_concurrency: 1 } }, graphs: { llm: { url: 'http://127.0.0.1:1/run', limits: ['openai'] } } });
+    const badPolicy = writeConfig({ graphs: { llm: { url: 'http://127.0.0.1:1/run', retry_policy: { max_attempts: 0 } } } });
+    try {
+      // No database is reached: the graphs are checked first.
+      const env = { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' };
+      const worker = spawnApp('worker', { ...env, AGENTCRON_CONFIG: unknown.file });
+      const api = spawnApp('api', { ...env, AGENTCRON_CONFIG: badPolicy.file });
+      assert.equal(await worker.exited, 1);
+      assert.deepEqual(worker.output, ['agentcron: agentcron.json: graph "llm" names limit "openai", which "limits" does not define (defined: gpu)']);
+      assert.equal(await api.exited, 1);
+      assert.equal(api.output.length, 1, api.output.join('\n'));
+      assert.match(api.output[0], /^agentcron: agentcron\.json: graph "llm": retry_policy\.max_attempts /);
+    } finally {
+      unknown.cleanup();
+      badPolicy.cleanup();
+    }
   });
 });
 
@@ -77,7 +152,14 @@ describe('a provider limited to 5 at once, failing every first attempt', () => {
     db = await createTestDatabase('flow_limit');
     const port = await freePort();
     url = `http://127.0.0.1:${port}`;
-    const env = { DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', HEARTBEAT_INTERVAL_SECONDS: '1', AGENTCRON_CONFIG: config.file, WORKER_HEARTBEAT_SECONDS: '10' };
+    const env = {
+      DATABASE_URL: db.url,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      HEARTBEAT_INTERVAL_SECONDS: '1',
+      AGENTCRON_CONFIG: config.file,
+      WORKER_HEARTBEAT_SECONDS: '10',
+    };
     api = spawnApp('api', env);
     workers.push(spawnApp('worker', { ...env, WORKER_CONCURRENCY: '20' }), spawnApp('worker', { ...env, WORKER_CONCURRENCY: '20' }));
     await api.waitFor(/api listening on/);
@@ -97,7 +179,10 @@ describe('a provider limited to 5 at once, failing every first attempt', () => {
     const ids = crons.map((c) => c.cron_id);
     const settled = await eventually(
       async () => {
-        const { rows } = await db.pool.query(`SELECT cron_id, status, attempt_log, error FROM cron_occurrences WHERE cron_id = ANY($1::uuid[]) AND status NOT IN ('enqueued', 'running')`, [ids]);
+        const { rows } = await db.pool.query(
+          `SELECT cron_id, status, attempt_log, error FROM cron_occurrences WHERE cron_id = ANY($1::uuid[]) AND status NOT IN ('enqueued', 'running')`,
+          [ids],
+        );
         return rows.length === 40 ? rows : null;
       },
       'the 40 occurrences to settle',
@@ -117,7 +202,12 @@ describe('a provider limited to 5 at once, failing every first attempt', () => {
     const byKey = new Map<string, Call[]>();
     for (const c of provider.calls) byKey.set(c.key, [...(byKey.get(c.key) ?? []), c]);
     assert.equal(byKey.size, 40);
-    for (const [key, calls] of byKey) assert.deepEqual(calls.map((c) => c.status), [503, 200], key);
+    for (const [key, calls] of byKey)
+      assert.deepEqual(
+        calls.map((c) => c.status),
+        [503, 200],
+        key,
+      );
     // The cron says the final outcome only.
     const { rows: cronRows } = await db.pool.query(`SELECT last_run_status, last_run_error FROM crons WHERE cron_id = ANY($1::uuid[])`, [ids]);
     for (const c of cronRows) assert.deepEqual(c, { last_run_status: 'success', last_run_error: null });
@@ -136,7 +226,12 @@ describe('Retry-After pauses the limit', () => {
 
   before(async () => {
     // The "slow" key's first attempt gets 429 + Retry-After 2; everything else succeeds.
-    provider = await startProvider({ maxConcurrent: 100, failFirst: false, delayMs: 20, retryAfter: (key, n) => (key.includes(slowKey.value) && n === 1 ? 2 : null) });
+    provider = await startProvider({
+      maxConcurrent: 100,
+      failFirst: false,
+      delayMs: 20,
+      retryAfter: (key, n) => (key.includes(slowKey.value) && n === 1 ? 2 : null),
+    });
     config = writeConfig({
       limits: { provider: { max_concurrency: 10 } },
       graphs: { llm: { url: provider.url, limits: ['provider'] } },

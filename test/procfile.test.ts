@@ -62,6 +62,27 @@ describe('Procfile', () => {
     assert.deepEqual(await Promise.all([web.exited, scheduler.exited, worker.exited]), [0, 0, 0]);
   });
 
+  test('only release migrates: web started first, with defaults, waits for it (503 meanwhile), then serves', async () => {
+    const fresh = await createTestDatabase('procfile_order', { migrate: false });
+    try {
+      const port = await freePort();
+      const web = runLine('web', { DATABASE_URL: fresh.url, PORT: String(port), SCHEMA_WAIT_POLL_SECONDS: '1' });
+      await web.waitFor(/api waiting for the schema on port/);
+      const waiting = await fetch(`http://127.0.0.1:${port}/ok`);
+      assert.equal(waiting.status, 503);
+      assert.match(((await waiting.json()) as { detail: string }).detail, /the database has none; missing 001_processes\.sql/);
+      const release = runLine('release', { DATABASE_URL: fresh.url });
+      assert.equal(await release.exited, 0, release.output.join('\n'));
+      await web.waitFor(/api listening on/);
+      assert.equal((await fetch(`http://127.0.0.1:${port}/ok`)).status, 200);
+      assert.ok(!web.output.some((l) => /migrations applied/.test(l)), web.output.join('\n'));
+      web.kill('SIGTERM');
+      assert.equal(await web.exited, 0);
+    } finally {
+      await fresh.drop();
+    }
+  });
+
   test('CRON_ENABLED=false keeps a scheduler up and idle, saying so', async () => {
     const scheduler = spawnApp('scheduler', { DATABASE_URL: db.url, CRON_ENABLED: 'false' });
     await scheduler.waitFor(/CRON_ENABLED=false: the scheduler is idle/);

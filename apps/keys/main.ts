@@ -38,8 +38,9 @@ const config = loadConfigOrExit();
 const databaseUrl = config.DATABASE_URL ?? embeddedDatabaseUrl(config.EMBEDDED_PG_PORT);
 const pool = createPool(databaseUrl, { max: 1, applicationName: 'agentcron-keys' });
 try {
-  // The keys table may be newer than the database (keys made before the api's first start).
-  if (config.MIGRATE_ON_START) await migrate(pool);
+  // The keys table may be newer than the database (keys made before npm start's first start): next
+  // to the embedded database, migrate as npm start would; a deployment's release migrates its own.
+  if (config.MIGRATE_ON_START ?? !config.DATABASE_URL) await migrate(pool);
   switch (command) {
     case 'create': {
       const user = args.values.user?.trim();
@@ -53,7 +54,9 @@ try {
       const keys = await listApiKeys(pool, args.values.user?.trim() || null);
       for (const k of keys) {
         const state = k.revoked_at ? `revoked ${k.revoked_at.toISOString()}` : `last used ${k.last_used_at?.toISOString() ?? 'never'}`;
-        process.stdout.write(`${k.key_id}  ${k.key_prefix}…  user=${k.user_id}${k.name ? `  name=${k.name}` : ''}  created ${k.created_at.toISOString()}  ${state}\n`);
+        process.stdout.write(
+          `${k.key_id}  ${k.key_prefix}…  user=${k.user_id}${k.name ? `  name=${k.name}` : ''}  created ${k.created_at.toISOString()}  ${state}\n`,
+        );
       }
       if (keys.length === 0) process.stderr.write('no keys\n');
       break;

@@ -10,7 +10,8 @@ const databaseUrl = requireDatabaseUrl(config);
 const logger = createLogger({ level: config.LOG_LEVEL, json: config.NODE_ENV === 'production', service: 'migrate' });
 const pool = createPool(databaseUrl, { max: 2, applicationName: 'agentcron-migrate' });
 try {
-  const { applied } = await migrate(pool);
+  // Each migration's lock waits and retries are logged: a release waiting for a gap says so.
+  const { applied } = await migrate(pool, undefined, { logger });
   await installQueueSchema({
     connectionString: databaseUrl,
     schema: config.PGBOSS_SCHEMA,

@@ -4,7 +4,7 @@ export { CLEANUP_TRIGGER, openCheckpointer } from './checkpointer.ts';
 export type { CheckpointerOptions } from './checkpointer.ts';
 export { checkpointedGraph, describeLangGraph, invokeConfig, isCompiledGraph, langGraphAgent } from './langgraph.ts';
 export type { CompiledGraph } from './langgraph.ts';
-export { AgentConfigError, CONFIG_FILE_NAMES, findConfigFile, loadAgents, moduleSpec, parseConfigFile } from './load.ts';
+export { AgentConfigError, CONFIG_FILE_NAMES, findConfigFile, loadAgents, moduleSpec, parseConfig, parseConfigFile } from './load.ts';
 export type { AgentKind, GraphSpec, LoadedAgents, ModuleGraphSpec } from './load.ts';
 export { RETRYABLE_STATUSES, RemoteAgentError, parseRetryAfter, remoteAgent, remoteRequestBody } from './remote.ts';
 export type { RemoteAgentSpec } from './remote.ts';

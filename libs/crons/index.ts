@@ -30,3 +30,4 @@ export {
   localIso,
 } from './repository.ts';
 export type { CronResponse, CronWithGraph, NewCron, CronFilters, CronSearch, CronSortKey, CronChanges, OccurrenceRow } from './repository.ts';
+export { CRON_NAME_MAX, cronNameOf, lockCronName } from './names.ts';

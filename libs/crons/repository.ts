@@ -130,7 +130,10 @@ async function ownedCrons(db: Queryable, userId: string): Promise<number> {
 }
 
 /** A cron as the API creates it: every stored column except those the database and the workers set. */
-export type NewCron = Omit<CronRow, 'fired_through' | 'finished_at' | 'last_run_at' | 'last_run_status' | 'last_run_error' | 'last_run_id' | 'created_at' | 'updated_at'>;
+export type NewCron = Omit<
+  CronRow,
+  'fired_through' | 'finished_at' | 'last_run_at' | 'last_run_status' | 'last_run_error' | 'last_run_id' | 'created_at' | 'updated_at'
+>;
 
 export async function insertCron(db: Queryable, c: NewCron): Promise<CronRow> {
   const { rows } = await db.query<CronRow>(
@@ -177,6 +180,15 @@ export interface CronFilters {
   thread_id?: string | null;
   enabled?: boolean | null;
   metadata?: Record<string, unknown> | null;
+  /** agentcron: crons whose id starts with these hex digits (8 or more; dashes ignored). */
+  cron_id_prefix?: string | null;
+}
+
+/** The uuid range [lo, hi] of the ids starting with a hex prefix (dashes ignored), for the primary key's index. */
+export function idPrefixRange(prefix: string): [string, string] {
+  const hex = prefix.replace(/-/g, '').toLowerCase();
+  const uuid = (h: string) => `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+  return [uuid(hex.padEnd(32, '0')), uuid(hex.padEnd(32, 'f'))];
 }
 
 /**
@@ -197,6 +209,11 @@ export function cronsWhere(userId: string | null, f: CronFilters): { where: stri
   // jsonb containment. No GIN index (see migrations/002_domain.sql): the search reads the owner's
   // rows in its sort's index order until the page is full, so a rare match reads many rows.
   if (f.metadata != null) add('c.metadata @> ?::jsonb', JSON.stringify(f.metadata));
+  if (f.cron_id_prefix != null) {
+    const [lo, hi] = idPrefixRange(f.cron_id_prefix);
+    add('c.cron_id >= ?::uuid', lo);
+    add('c.cron_id <= ?::uuid', hi);
+  }
   return { where: clauses.length ? clauses.join(' AND ') : 'true', params };
 }
 
@@ -337,12 +354,15 @@ export async function updateCron(db: Queryable, cronId: string, userId: string, 
 /**
  * Deletes the user's cron and its ledger; false when there is none. Its runs are left alone (runs
  * have no foreign key to crons): those already enqueued finish, and nothing new is enqueued since
- * schedulers only claim existing crons.
+ * schedulers only claim existing crons. The lock order: the cron (gone), then its ledger rows in
+ * key order (held, which the ledger's DELETE reads, so it runs after gone and before that DELETE).
  */
 export async function deleteCron(db: Queryable, cronId: string, userId: string): Promise<boolean> {
   const { rows } = await db.query<{ cron_id: string }>(
     `WITH gone AS (DELETE FROM crons WHERE cron_id = $1 AND user_id = $2 RETURNING cron_id),
-          ledger AS (DELETE FROM cron_occurrences o USING gone WHERE o.cron_id = gone.cron_id)
+          held AS (SELECT o.cron_id, o.scheduled_for FROM cron_occurrences o
+                    WHERE o.cron_id IN (SELECT cron_id FROM gone) ORDER BY o.scheduled_for FOR UPDATE),
+          ledger AS (DELETE FROM cron_occurrences o USING held WHERE o.cron_id = held.cron_id AND o.scheduled_for = held.scheduled_for)
      SELECT cron_id FROM gone`,
     [cronId, userId],
   );

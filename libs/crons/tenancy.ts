@@ -24,6 +24,7 @@ export interface CronScope {
   thread_id?: string | null;
   enabled?: boolean | null;
   metadata?: Record<string, unknown> | null;
+  cron_id_prefix?: string | null;
 }
 
 function scopeWhere(s: CronScope): { where: string; params: unknown[] } {

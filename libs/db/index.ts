@@ -17,8 +17,22 @@ export { databaseTrouble, isDatabaseUnavailable, describeDatabaseError } from '.
 export type { DatabaseTrouble } from './unavailable.ts';
 export { backoffDelay, retryWhileUnavailable, sleep, DEFAULT_BACKOFF } from './backoff.ts';
 export type { Backoff, WaitOptions } from './backoff.ts';
-export { migrate, MIGRATIONS_DIR } from './migrate.ts';
-export type { MigrationResult } from './migrate.ts';
+export {
+  migrate,
+  listMigrations,
+  splitStatements,
+  stripComments,
+  isNoTransaction,
+  cannotRunInTransaction,
+  MIGRATIONS_DIR,
+  MIGRATION_DEFAULTS,
+  NO_TRANSACTION_MARKER,
+  BATCH_MARKER,
+} from './migrate.ts';
+export type { MigrationResult, MigrationFile, MigrateOptions, Statement } from './migrate.ts';
+export { readSchemaState, describeSchemaState, neededSchemaVersion, codeMigrations, isSchemaMismatch } from './schema-version.ts';
+export type { SchemaState } from './schema-version.ts';
 export { embeddedDatabaseUrl, startEmbeddedPostgres, startEmbeddedServer } from './embedded.ts';
 export type { EmbeddedDatabase } from './embedded.ts';
 export { retryConflicts, isTransientConflict } from './retry.ts';
+export { checkMigration, HOT_TABLES, GRANDFATHERED, CONTRACT_MARKER } from './migration-rules.ts';

@@ -69,7 +69,12 @@ function nonJsonBodies(limitBytes: number): RequestHandler {
       } catch {
         req.body = undefined;
         const sent = req.get('content-type');
-        next(new HttpError(415, `request bodies are JSON: send a JSON body with content-type: application/json (got ${sent ? `content-type ${JSON.stringify(sent)}` : 'no content-type'} and a body that is not JSON)`));
+        next(
+          new HttpError(
+            415,
+            `request bodies are JSON: send a JSON body with content-type: application/json (got ${sent ? `content-type ${JSON.stringify(sent)}` : 'no content-type'} and a body that is not JSON)`,
+          ),
+        );
       }
     });
   };
@@ -116,7 +121,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(express.json({ limit: deps.bodyLimitBytes, type: JSON_TYPES }));
   // The root names where to go instead of "no route".
   app.get('/', (_req, res) => {
-    res.json({ service: 'agentcron', docs: '/docs', openapi: '/openapi.json', health: '/health', ok: '/ok' });
+    res.json({ service: 'agentcron', ui: '/ui', docs: '/docs', openapi: '/openapi.json', health: '/health', ok: '/ok' });
   });
   app.use(healthRoutes(deps));
   // Prometheus scrapes without a key, like /health: no series carries user data (labels are

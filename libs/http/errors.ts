@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
-import { databaseTrouble, describeDatabaseError, pgErrorCode } from '../db/index.ts';
+import { databaseTrouble, describeDatabaseError, isSchemaMismatch, pgErrorCode } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
 
 /** An error the client caused or should see: answered as `{"detail": message}` with its status. */
@@ -102,7 +102,8 @@ function parseFailure(err: { body?: unknown; message?: unknown }): string {
 /**
  * Last handler: client errors become 4xx with a detail; the database being unreachable (refused,
  * restarting, out of connections, no pooled connection in time) or too busy (lock or statement
- * timeout) becomes 503 with Retry-After; anything else is logged and answered 500 without internals.
+ * timeout) becomes 503 with Retry-After, and so does a schema older or newer than the code (an
+ * unknown column or table); anything else is logged and answered 500 without internals.
  */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
@@ -130,6 +131,16 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       logger.warn(`database ${trouble} during ${req.method} ${req.path}: ${describeDatabaseError(err)}`);
       res.setHeader('Retry-After', String(RETRY_AFTER_SECONDS[trouble]));
       res.status(503).json({ detail: `database ${trouble}: ${databaseReason(err)}; retry later` });
+      return;
+    }
+    if (isSchemaMismatch(err)) {
+      // Code and schema of different releases (a release under way, or one that has not run):
+      // the client may retry; the operator is told what is missing.
+      logger.error(
+        `schema mismatch during ${req.method} ${req.path}: ${describeDatabaseError(err)}: the database schema does not match this version of agentcron`,
+      );
+      res.setHeader('Retry-After', String(RETRY_AFTER_SECONDS.unavailable));
+      res.status(503).json({ detail: 'the database schema does not match this version of agentcron (a release is under way or has not run); retry later' });
       return;
     }
     logger.error('unhandled error', { err: err instanceof Error ? err.stack : String(err) });

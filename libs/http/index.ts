@@ -6,3 +6,4 @@ export { registry, openApiDocument } from './openapi.ts';
 export { noAuth, userOf, authMiddleware, IMPLICIT_USER } from './auth.ts';
 export { apiRoutes } from './routes/index.ts';
 export type { ApiDeps } from './deps.ts';
+export { waitingForSchema } from './waiting.ts';

@@ -1,3 +1,6 @@
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { PostgresSaver } from '@langchain/langgraph-checkpoint-postgres';
 import { AgentConfigError, builtinAgents, loadAgents, openCheckpointer } from '../agents/index.ts';
@@ -6,6 +9,7 @@ import { loadConfigOrExit, requireDatabaseUrl } from '../config/index.ts';
 import type { Config, DatabaseRole } from '../config/index.ts';
 import { retryWhileUnavailable, startEmbeddedServer } from '../db/index.ts';
 import type { EmbeddedDatabase } from '../db/index.ts';
+import { waitingForSchema } from '../http/index.ts';
 import { createLogger } from '../log/index.ts';
 import { setLedgerExcerptBytes } from '../runs/excerpt.ts';
 import { parseRetryPolicy } from '../runs/index.ts';
@@ -25,6 +29,8 @@ export interface ProcessSpec {
   supervise: boolean;
   /** Without DATABASE_URL, start the embedded PostgreSQL instead of refusing to start. */
   embeddedFallback?: boolean;
+  /** Migrate at startup when MIGRATE_ON_START is unset (npm start's all-in-one; a Procfile deploy migrates in its release). */
+  migrateByDefault?: boolean;
   /**
    * Whose connection settings (connect timeout, session limits) the process uses. Unset: `api`
    * for an api-only process, `scheduler` for a scheduler-only one, else `worker`.
@@ -65,6 +71,11 @@ async function loadAgentsOrExit(spec: ProcessSpec, config: Config, logger: Logge
   }
 }
 
+function closeServer(server: Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
 /** A process's whole life: config, logger, database, queue, roles, and a drain on SIGTERM/SIGINT. */
 export async function runProcess(spec: ProcessSpec): Promise<void> {
   const config = loadConfigOrExit();
@@ -87,6 +98,9 @@ export async function runProcess(spec: ProcessSpec): Promise<void> {
   const agents = loaded?.registry ?? builtinAgents();
   const url = databaseUrl;
   let conn: Connections | undefined;
+  // While the schema is older than the code: the api's port answers 503 saying why (the api role takes this server over).
+  let waiting: { server: Server; detail: string } | undefined;
+  const servesApi = spec.roles.includes(startApiRole);
   let checkpointer: PostgresSaver | undefined;
   const roles: Role[] = [];
   const graceMs = config.SHUTDOWN_GRACE_SECONDS * 1000;
@@ -104,6 +118,7 @@ export async function runProcess(spec: ProcessSpec): Promise<void> {
     const deadline = Date.now() + graceMs;
     const left = () => Math.max(0, deadline - Date.now());
     await startup;
+    if (waiting && !roles.length) await closeServer(waiting.server);
     for (const r of roles) await r.stop(left());
     await checkpointer?.end().catch(() => {});
     await conn?.close(Math.max(1000, left()));
@@ -112,9 +127,38 @@ export async function runProcess(spec: ProcessSpec): Promise<void> {
   const role = databaseRoleOf(spec);
   startup = (async () => {
     try {
-      conn = await connect(config, url, logger, { supervise: spec.supervise, applicationName: `agentcron-${spec.service}`, role, signal: stopping.signal });
+      conn = await connect(config, url, logger, {
+        supervise: spec.supervise,
+        applicationName: `agentcron-${spec.service}`,
+        role,
+        signal: stopping.signal,
+        migrateByDefault: spec.migrateByDefault,
+        onSchemaBehind: async ({ detail }) => {
+          if (!servesApi) return;
+          if (waiting) {
+            waiting.detail = detail;
+            return;
+          }
+          const w = { server: createServer(), detail };
+          waiting = w;
+          w.server.on(
+            'request',
+            waitingForSchema(() => w.detail, config.SCHEMA_WAIT_POLL_SECONDS),
+          );
+          await new Promise<void>((resolve) => {
+            w.server.once('error', (err) => {
+              logger.warn(`could not listen on port ${config.PORT} while waiting for the schema: ${err.message}`);
+              resolve();
+            });
+            w.server.listen(config.PORT, config.HOST, () => resolve());
+          });
+          if (w.server.listening)
+            logger.info(`api waiting for the schema on port ${(w.server.address() as AddressInfo).port}: every request answers 503 until the release has run`);
+        },
+      });
     } catch (err) {
       if (stopping.signal.aborted) return; // the drain takes it from here
+      if (waiting) await closeServer(waiting.server);
       await embedded?.stop();
       fatal(logger, 'could not connect to the database', err);
     }
@@ -138,11 +182,20 @@ export async function runProcess(spec: ProcessSpec): Promise<void> {
         loaded.useCheckpointer(checkpointer);
       }
       if (stopping.signal.aborted) return;
-      const deps: RoleDeps = { config, conn: c, logger, agents, databaseUrl: url, signal: stopping.signal };
+      const deps: RoleDeps = {
+        config,
+        conn: c,
+        logger,
+        agents,
+        databaseUrl: url,
+        signal: stopping.signal,
+        server: waiting?.server.listening ? waiting.server : undefined,
+      };
       for (const start of spec.roles) roles.push(await start(deps));
     } catch (err) {
       if (stopping.signal.aborted && !roles.length) return; // a wait abandoned by SIGTERM: the drain closes what is open
       for (const r of roles) await r.stop(0).catch(() => {});
+      if (waiting && !roles.length) await closeServer(waiting.server);
       roles.length = 0;
       await checkpointer?.end().catch(() => {});
       await c.close();

@@ -31,6 +31,8 @@ export interface RoleDeps {
   databaseUrl: string;
   /** Aborted by SIGTERM: a startup step waiting for the database gives up at once. */
   signal?: AbortSignal;
+  /** The api's port, already listening (it answered 503 while the process waited for the schema): the api takes it over. */
+  server?: Server;
 }
 
 /**
@@ -83,15 +85,23 @@ export async function startApiRole(deps: RoleDeps): Promise<Role & { url: string
     routes: apiRoutes(apiDeps),
   });
   finishApp(app, logger);
-  const server: Server = await new Promise((resolve, reject) => {
-    const s = app.listen(config.PORT, config.HOST, () => resolve(s));
-    s.once('error', reject);
-  });
+  let server: Server;
+  if (deps.server) {
+    // The port that answered 503 while the schema was behind: requests go to the routes from now on.
+    server = deps.server;
+    server.removeAllListeners('request');
+    server.on('request', app);
+  } else {
+    server = await new Promise((resolve, reject) => {
+      const s = app.listen(config.PORT, config.HOST, () => resolve(s));
+      s.once('error', reject);
+    });
+  }
   const port = (server.address() as AddressInfo).port;
   const heartbeat = new Heartbeat(conn.pool, 'api', config.HEARTBEAT_INTERVAL_SECONDS, logger);
   await whenReachable(deps, 'heartbeat', () => heartbeat.start());
   const url = `http://${config.HOST === '0.0.0.0' ? 'localhost' : config.HOST}:${port}`;
-  logger.info(`api listening on ${url}`);
+  logger.info(`api listening on ${url} (dashboard ${url}/ui, API reference ${url}/docs)`);
   return {
     url,
     async stop(graceMs) {

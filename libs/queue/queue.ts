@@ -5,6 +5,7 @@ import type { Config } from '../config/index.ts';
 import { connectionConfig, isDatabaseUnavailable } from '../db/index.ts';
 import type { ConnectionOptions, PoolClient, Queryable } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
+import { QUEUE_POLICY_VERSION, guardPolicyWrite, storedPolicyDifferences } from './policy.ts';
 
 /** Every pg-boss queue agentcron uses, by duty. */
 export const QUEUES = {
@@ -136,6 +137,8 @@ export interface QueueOptions {
    * otherwise leave the stored policy alone, so no process silently weakens what another set.
    */
   writePolicy: boolean;
+  /** The queue policy version this process writes (default QUEUE_POLICY_VERSION; tests play older writers). */
+  policyVersion?: number;
   /** Connect timeout and session limits of pg-boss's connections (the process role's; lock_timeout is left off). */
   connection?: Pick<ConnectionOptions, 'connectionTimeoutMillis' | 'session'>;
   logger: Logger;
@@ -182,7 +185,12 @@ export async function startQueue(opts: QueueOptions): Promise<PgBoss> {
   boss.on('warning', (w) => opts.logger.warn('queue warning', { warning: w }));
   await boss.start();
   try {
-    await ensureQueues(boss, opts.settings, opts.writePolicy);
+    await ensureQueues(boss, opts.settings, {
+      writePolicy: opts.writePolicy,
+      connectionString: opts.connectionString,
+      logger: opts.logger,
+      policyVersion: opts.policyVersion,
+    });
   } catch (err) {
     // Startup retries the whole of startQueue: a half-started instance must not be left polling.
     await boss.stop({ graceful: false, close: true }).catch(() => {});
@@ -191,16 +199,45 @@ export async function startQueue(opts: QueueOptions): Promise<PgBoss> {
   return boss;
 }
 
-/** Creates missing queues with the full policy; with writePolicy, also brings existing ones up to it. */
-export async function ensureQueues(boss: PgBoss, s: QueueSettings, writePolicy: boolean): Promise<void> {
-  for (const q of queueDefinitions(s)) {
-    const { name, ...options } = q;
-    // createQueue keeps an existing queue as it was.
-    await boss.createQueue(name, options);
-    if (!writePolicy) continue;
-    // heartbeatSeconds (and policy, partition) cannot be changed on an existing queue; retryDelayMax can't be either.
-    const { policy: _p, partition: _pt, heartbeatSeconds: _h, retryDelayMax: _r, ...updatable } = options;
-    await boss.updateQueue(name, updatable);
+/**
+ * Creates missing queues with the full policy; with writePolicy, also brings existing ones up to
+ * it, unless a newer agentcron wrote them (QUEUE_POLICY_VERSION, libs/queue/policy.ts): an older
+ * process never overwrites a newer policy. Says in one warning line which settings a running
+ * process depends on (heartbeatSeconds, retryDelayMax) differ from what is stored and stay so.
+ */
+export async function ensureQueues(
+  boss: PgBoss,
+  s: QueueSettings,
+  opts: { writePolicy: boolean; connectionString: string; logger: Logger; policyVersion?: number },
+): Promise<void> {
+  const definitions = queueDefinitions(s);
+  // createQueue keeps an existing queue as it was.
+  for (const { name, ...options } of definitions) await boss.createQueue(name, options);
+  const names = definitions.map((q) => q.name);
+  let written = false;
+  if (opts.writePolicy) {
+    const version = opts.policyVersion ?? QUEUE_POLICY_VERSION;
+    const guard = await guardPolicyWrite(opts.connectionString, names, version);
+    if (!guard.allowed) {
+      opts.logger.warn(`queue policy left as it is: a newer agentcron wrote it (policy version ${guard.newer}, this process has ${version})`);
+    } else {
+      try {
+        for (const { name, ...options } of definitions) {
+          // policy and partition cannot be changed on an existing queue.
+          const { policy: _p, partition: _pt, ...updatable } = options;
+          await boss.updateQueue(name, updatable);
+        }
+      } catch (err) {
+        await guard.abandon();
+        throw err;
+      }
+      await guard.commit();
+      written = true;
+    }
+  }
+  if (!written) {
+    const differ = storedPolicyDifferences(definitions, await boss.getQueues(names));
+    if (differ) opts.logger.warn(`stored queue settings differ from this process's and stay as stored: ${differ} (the release writes them)`);
   }
 }
 
@@ -225,11 +262,7 @@ export interface RunJob {
  * Jobs of one `group` never run at once on any worker (the run worker uses group concurrency 1):
  * that is how runs on one thread queue behind each other (multitask_strategy enqueue).
  */
-export async function enqueueRuns(
-  boss: PgBoss,
-  runs: { run_id: string; group: string; start_after?: Date }[],
-  client?: PoolClient,
-): Promise<void> {
+export async function enqueueRuns(boss: PgBoss, runs: { run_id: string; group: string; start_after?: Date }[], client?: PoolClient): Promise<void> {
   if (runs.length === 0) return;
   await boss.insert(
     QUEUES.run,

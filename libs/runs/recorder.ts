@@ -10,10 +10,15 @@ import type { FinishedRun } from './lifecycle.ts';
 // one bad result never fails, delays or re-runs another. A result PostgreSQL refuses as data (an
 // output with \u0000, a value too large) ends its run as `error` saying why. A result that could
 // not be stored because the database is away is retried with backoff until it is stored (for
-// RESULT_RETRY_MS): it is never a reason to execute the agent again.
+// RESULT_RETRY_MS): it is never a reason to execute the agent again. A result refused because of
+// the schema (SQLSTATE class 42 or 0A: this code expects a column or table the database does not
+// have, e.g. new code before its release) is named as such, kept and retried until the schema
+// arrives, with no deadline; meanwhile `schemaBlocked` is true and the worker claims no new run.
 
 /** How long a finished agent's result is retried while the database is unreachable. */
 const RESULT_RETRY_MS = 10 * 60_000;
+/** Longest wait between attempts to store a result the schema refused. */
+const SCHEMA_RETRY_MAX_MS = 5_000;
 
 interface Pending {
   result: FinishedRun;
@@ -27,11 +32,24 @@ export class ResultRecorder {
   #queue: Pending[] = [];
   #scheduled = false;
   #inProgress = new Set<Promise<void>>();
+  /** Results held back by a schema error, by run. */
+  #schemaHeld = new Set<string>();
+  #retryBackoff: { initialMs: number; maxMs: number } | undefined;
 
-  constructor(o: { pool: Pool; boss: PgBoss; logger: Logger }) {
+  constructor(o: { pool: Pool; boss: PgBoss; logger: Logger; retryBackoff?: { initialMs: number; maxMs: number } }) {
     this.#pool = o.pool;
     this.#boss = o.boss;
     this.#logger = o.logger;
+    this.#retryBackoff = o.retryBackoff;
+  }
+
+  /**
+   * Some result cannot be stored because the database's schema does not match this code: the
+   * worker must claim no new run until it is stored (its agent would run for a result that could
+   * not be kept either).
+   */
+  get schemaBlocked(): boolean {
+    return this.#schemaHeld.size > 0;
   }
 
   /** Resolves once the result is stored (or, the database away past RESULT_RETRY_MS, given up and logged). Never rejects. */
@@ -64,7 +82,11 @@ export class ResultRecorder {
     if (items.length === 0) return;
     if (items.length > 1) {
       try {
-        await finishRuns(this.#pool, this.#boss, items.map((i) => i.result));
+        await finishRuns(
+          this.#pool,
+          this.#boss,
+          items.map((i) => i.result),
+        );
         for (const i of items) i.done();
         return;
       } catch (err) {
@@ -75,40 +97,76 @@ export class ResultRecorder {
   }
 
   async #storeAlone({ result, done }: Pending): Promise<void> {
-    const deadline = Date.now() + RESULT_RETRY_MS;
+    let deadline = Date.now() + RESULT_RETRY_MS;
     let current = result;
     let replaced = false;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await finishRuns(this.#pool, this.#boss, [current]);
-        return done();
-      } catch (err) {
-        if (isDataError(err) && !replaced) {
-          // The result itself cannot be stored (its output, or an error message the agent wrote):
-          // the run ends as error saying why, in words PostgreSQL's own message gives.
-          this.#logger.warn("a run's result could not be stored; the run ends as error", { run_id: current.run_id, err: describeDatabaseError(err) });
-          replaced = true;
-          current = {
-            ...current,
-            status: 'error',
-            output: null,
-            error: { error: 'ResultNotStored', message: `the agent's ${current.status} result could not be stored: ${(err as Error).message}` },
-          };
-          continue;
-        }
-        if (Date.now() >= deadline) {
-          this.#logger.error("gave up storing a run's result; its job will be retried once its heartbeat expires", {
-            run_id: current.run_id,
-            err: describeDatabaseError(err),
-          });
+    try {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await finishRuns(this.#pool, this.#boss, [current]);
+          if (this.#schemaHeld.delete(current.run_id)) {
+            this.#logger.info(`a run's result held back by a schema error is stored${this.schemaBlocked ? '' : '; claiming runs again'}`, {
+              run_id: current.run_id,
+            });
+          }
           return done();
+        } catch (err) {
+          if (isSchemaError(err)) {
+            // Not the result's fault nor the moment's: the schema is not what this code expects.
+            // Kept, retried until the schema arrives (no deadline), never a reason to run the agent again.
+            if (!this.#schemaHeld.has(current.run_id)) {
+              this.#schemaHeld.add(current.run_id);
+              this.#logger.error(
+                `schema error storing a run's result (${describeDatabaseError(err)}): the database schema does not match this worker's code (has the release run?); the result is kept and retried until the schema arrives, and this worker claims no new run meanwhile`,
+                { run_id: current.run_id, sqlstate: pgErrorCode(err) },
+              );
+            }
+            attempt = Math.min(attempt, 10);
+            await sleep(Math.min(backoffDelay(attempt, this.#retryBackoff), SCHEMA_RETRY_MAX_MS));
+            deadline = Date.now() + RESULT_RETRY_MS;
+            continue;
+          }
+          if (isDataError(err) && !replaced) {
+            // The result itself cannot be stored (its output, or an error message the agent wrote):
+            // the run ends as error saying why, in words PostgreSQL's own message gives.
+            this.#logger.warn("a run's result could not be stored; the run ends as error", { run_id: current.run_id, err: describeDatabaseError(err) });
+            replaced = true;
+            current = {
+              ...current,
+              status: 'error',
+              output: null,
+              error: { error: 'ResultNotStored', message: `the agent's ${current.status} result could not be stored: ${(err as Error).message}` },
+            };
+            continue;
+          }
+          if (Date.now() >= deadline) {
+            this.#logger.error("gave up storing a run's result; its job will be retried once its heartbeat expires", {
+              run_id: current.run_id,
+              err: describeDatabaseError(err),
+            });
+            return done();
+          }
+          const wait = Math.min(backoffDelay(attempt, this.#retryBackoff), 2000);
+          this.#logger.warn(`could not store a run's result (${describeDatabaseError(err)}); retrying in ${(wait / 1000).toFixed(1)}s`, {
+            run_id: current.run_id,
+          });
+          await sleep(wait);
         }
-        const wait = Math.min(backoffDelay(attempt), 2000);
-        this.#logger.warn(`could not store a run's result (${describeDatabaseError(err)}); retrying in ${(wait / 1000).toFixed(1)}s`, { run_id: current.run_id });
-        await sleep(wait);
       }
+    } finally {
+      this.#schemaHeld.delete(current.run_id);
     }
   }
+}
+
+/**
+ * The schema is not what this code expects: syntax error or access rule violation (class 42:
+ * undefined column 42703, undefined table 42P01, undefined function 42883 ...) or a feature not
+ * supported (class 0A).
+ */
+export function isSchemaError(err: unknown): boolean {
+  const code = pgErrorCode(err);
+  return code !== undefined && (code.startsWith('42') || code.startsWith('0A'));
 }
 
 /**

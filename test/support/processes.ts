@@ -33,6 +33,9 @@ export function spawnApp(name: AppName, env: Record<string, string | undefined>)
       // a scheduler or a worker only waits a moment for a connection: 2 (and 2 for pg-boss).
       DATABASE_POOL_MAX: name === 'api' || name === 'all' ? '3' : '2',
       AGENTCRON_CONFIG: BUILTIN_ONLY,
+      // Each test's database is the test's own: its processes migrate it (and install pg-boss's
+      // schema) as they start, as before the release-only default. Tests of the release set false.
+      MIGRATE_ON_START: 'true',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -36,7 +36,15 @@ export const CRON_RETRY_POLICY = { max_attempts: 3, initial_interval_seconds: 0.
 /** The default policy's max_attempts (docs/flow-control.md). */
 const DEFAULT_MAX_ATTEMPTS = 3;
 
-export const KINDS = ['stateless_delete', 'stateless_keep', 'thread_enqueue', 'thread_reject', 'thread_interrupt', 'overlap_skip', 'overlap_buffer_one'] as const;
+export const KINDS = [
+  'stateless_delete',
+  'stateless_keep',
+  'thread_enqueue',
+  'thread_reject',
+  'thread_interrupt',
+  'overlap_skip',
+  'overlap_buffer_one',
+] as const;
 export type Kind = (typeof KINDS)[number];
 
 const THREAD_KINDS: Kind[] = ['thread_enqueue', 'thread_reject', 'thread_interrupt'];

@@ -32,7 +32,7 @@ export const spawnProcess: Spawner = (name, env) => {
   }
   const child = spawn(process.execPath, [path.join(ROOT, 'apps', name, 'main.ts')], {
     cwd: ROOT,
-    env: { ...inheritedEnv(), NODE_ENV: 'test', LOG_LEVEL: 'info', ...env },
+    env: { ...inheritedEnv(), NODE_ENV: 'test', LOG_LEVEL: 'info', MIGRATE_ON_START: 'true', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(child);
