@@ -1,47 +1,72 @@
-import type { Config, DatabaseRole, DatabaseSettings } from '../config/index.ts';
+import type { Config, ConnectionBudget, DatabaseRole, DatabaseSettings } from '../config/index.ts';
 import { databaseSettings } from '../config/index.ts';
-import { createPool, endPool, migrate, retryWhileUnavailable } from '../db/index.ts';
+import { createPool, detectPooler, endPool, migrate, retryWhileUnavailable } from '../db/index.ts';
 import type { Pool } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
 import { queueSettings, startQueue } from '../queue/index.ts';
 import type { PgBoss } from '../queue/index.ts';
 
 export interface Connections {
+  /** The process's one pool (DATABASE_URL): its queries, pg-boss's and the checkpointer's. */
   pool: Pool;
   boss: PgBoss;
   /** The connect timeout and session limits of this process's connections (its role's). */
   database: DatabaseSettings;
+  /** Where LISTEN connections go (DATABASE_DIRECT_URL, else DATABASE_URL), or null: no LISTEN, poll. */
+  listenUrl: string | null;
+  /** DATABASE_URL goes through a connection pooler. */
+  pooled: boolean;
+  budget: ConnectionBudget;
   /** Stops pg-boss (waiting up to graceMs for jobs in progress), then closes the pool. */
   close(graceMs?: number): Promise<void>;
 }
 
 /**
- * Opens what every process needs, in order: the pool, migrations (when MIGRATE_ON_START), then
- * pg-boss. While the database is unreachable (refused, starting up, out of connections ...) each
- * step is retried with capped backoff, for ever, one log line per attempt; aborting `signal`
- * (SIGTERM) ends the wait at once, rejecting with the signal's reason. Any other error is
- * thrown. `close` releases them in reverse order.
+ * Opens what every process needs, in order: a look at what DATABASE_URL is (a pooler?), the
+ * pool, migrations (when MIGRATE_ON_START; on DATABASE_DIRECT_URL when set), then pg-boss on the
+ * same pool. While the database is unreachable (refused, starting up, out of connections ...)
+ * each step is retried with capped backoff, for ever, one log line per attempt; aborting
+ * `signal` (SIGTERM) ends the wait at once, rejecting with the signal's reason. Any other error
+ * is thrown. `close` releases them in reverse order.
  */
 export async function connect(
   config: Config,
   databaseUrl: string,
   logger: Logger,
-  opts: { supervise: boolean; applicationName: string; role: DatabaseRole; signal?: AbortSignal },
+  opts: { supervise: boolean; applicationName: string; role: DatabaseRole; budget: ConnectionBudget; keepConnections?: boolean; signal?: AbortSignal },
 ): Promise<Connections> {
   const database = databaseSettings(config, opts.role);
+  const wait = { logger, signal: opts.signal };
+  const directUrl = config.DATABASE_DIRECT_URL;
+  const probe = await retryWhileUnavailable(
+    'connect',
+    () => detectPooler(databaseUrl, { connectionTimeoutMillis: database.connectionTimeoutMillis, session: database.session, applicationName: opts.applicationName }),
+    wait,
+  );
+  const pooled = probe.pooled;
+  // LISTEN needs a session of its own: the direct URL, else DATABASE_URL unless it is a pooler.
+  const listenUrl = directUrl ?? (pooled ? null : databaseUrl);
+  if (pooled && !directUrl && opts.budget.listeners > 0) {
+    logger.warn(
+      `DATABASE_URL goes through a connection pooler (${probe.reason}): no LISTEN, this process polls every second instead; set DATABASE_DIRECT_URL to a direct connection for instant wake-ups and migrations`,
+    );
+  } else if (pooled) logger.info(`DATABASE_URL goes through a connection pooler (${probe.reason}): session limits are the database role's defaults`);
   const pool = createPool(databaseUrl, {
-    max: config.DATABASE_POOL_MAX,
+    max: opts.budget.pool,
     applicationName: opts.applicationName,
     connectionTimeoutMillis: database.connectionTimeoutMillis,
     session: database.session,
+    pooled,
+    keepConnections: opts.keepConnections,
     logger,
   });
-  const wait = { logger, signal: opts.signal };
   let boss: PgBoss | undefined;
   try {
     await retryWhileUnavailable('connect', () => pool.query('SELECT 1'), wait);
+    // A pool that keeps its connections takes them all now: its slots are its own from the start.
+    if (opts.keepConnections) await retryWhileUnavailable('connect', () => openAll(pool, opts.budget.pool), wait);
     if (config.MIGRATE_ON_START) {
-      const { applied } = await retryWhileUnavailable('migrations', () => migrate(pool), wait);
+      const { applied } = await retryWhileUnavailable('migrations', () => migrateOn(directUrl, pool, opts.applicationName, database), wait);
       if (applied.length) logger.info('migrations applied', { applied });
     }
     boss = await retryWhileUnavailable(
@@ -49,16 +74,16 @@ export async function connect(
       () =>
         startQueue({
           connectionString: databaseUrl,
+          // pg-boss runs its statements on the process's pool: no pool of its own outside the budget.
+          pool,
           schema: config.PGBOSS_SCHEMA,
           settings: queueSettings(config),
           // Queue policy is written by whoever migrates (libs/queue startQueue).
           writePolicy: config.MIGRATE_ON_START,
           connection: database,
-          // pg-boss's own pool: half of DATABASE_POOL_MAX (at least 2), so the setting bounds the process.
-          max: Math.max(2, Math.ceil(config.DATABASE_POOL_MAX / 2)),
           supervise: opts.supervise,
-          // The processes that supervise are those that work queues: only they wait for jobs.
-          listen: opts.supervise,
+          // agentcron's own LISTEN connections wake its loops; pg-boss's work() loops poll.
+          listen: false,
           superviseIntervalSeconds: config.QUEUE_SUPERVISE_INTERVAL_SECONDS,
           migrate: config.MIGRATE_ON_START,
           logger,
@@ -72,6 +97,9 @@ export async function connect(
       pool,
       boss: started,
       database,
+      listenUrl,
+      pooled,
+      budget: opts.budget,
       async close(graceMs = 0) {
         await started.stop({ graceful: graceMs > 0, timeout: Math.max(1000, graceMs), close: true }).catch(() => {});
         // Until the sessions are gone: an embedded database is stopped right after.
@@ -88,4 +116,26 @@ export async function connect(
     if (!opts.signal?.aborted) await closing;
     throw err;
   }
+}
+
+/**
+ * Migrations run where a session is ours: on DATABASE_DIRECT_URL when set (one connection, closed
+ * afterwards; the pool is idle meanwhile, so the process stays within its budget), else on the pool.
+ */
+async function migrateOn(directUrl: string | undefined, pool: Pool, applicationName: string, database: DatabaseSettings) {
+  if (!directUrl) return migrate(pool);
+  const direct = createPool(directUrl, { max: 1, applicationName: `${applicationName}-migrate`, connectionTimeoutMillis: database.connectionTimeoutMillis });
+  try {
+    return await migrate(direct);
+  } finally {
+    await endPool(direct).catch(() => {});
+  }
+}
+
+/** Opens `n` connections of the pool at once and gives them back (idle, kept). */
+async function openAll(pool: Pool, n: number): Promise<void> {
+  const taken = await Promise.allSettled(Array.from({ length: n }, () => pool.connect()));
+  for (const t of taken) if (t.status === 'fulfilled') t.value.release();
+  const failed = taken.find((t) => t.status === 'rejected');
+  if (failed) throw failed.reason;
 }

@@ -102,7 +102,7 @@ export async function startApiRole(deps: RoleDeps): Promise<Role & { url: string
 }
 
 export async function startSchedulerRole(deps: RoleDeps): Promise<Role> {
-  const { config, conn, logger, databaseUrl } = deps;
+  const { config, conn, logger } = deps;
   await registerMaintenance(deps);
   const metricsServer = await metricsPort(deps);
   const heartbeat = new Heartbeat(conn.pool, 'scheduler', config.HEARTBEAT_INTERVAL_SECONDS, logger);
@@ -124,8 +124,12 @@ export async function startSchedulerRole(deps: RoleDeps): Promise<Role> {
     batchSize: config.CRON_BATCH_SIZE,
     limits: { missedMax: config.CRON_MISSED_MAX, graceMs: config.CRON_MISSED_GRACE_SECONDS * 1000, ledgerCap: 1000 },
     onTick: () => heartbeat.ticked(),
-    listenUrl: databaseUrl,
+    // DATABASE_DIRECT_URL when set; null behind a transaction pooler without it (the loop then polls).
+    listenUrl: conn.listenUrl,
     queueSchema: config.PGBOSS_SCHEMA,
+    // This process has been a scheduler since it started, waits for the database included: what
+    // fell due since then is late, never missed (an occurrence is missed only when no scheduler ran).
+    runningSince: new Date(performance.timeOrigin),
     // The built-in maintenance jobs fire in the same loop, the same way.
     sources: [new MaintenanceScheduler({ pool: conn.pool, boss: conn.boss, logger })],
   });
@@ -141,7 +145,7 @@ export async function startSchedulerRole(deps: RoleDeps): Promise<Role> {
 }
 
 export async function startWorkerRole(deps: RoleDeps): Promise<Role> {
-  const { config, conn, logger, agents, databaseUrl } = deps;
+  const { config, conn, logger, agents } = deps;
   await whenReachable(deps, 'default assistants', () => ensureDefaultAssistants(conn.pool, agents.graphIds()));
   await registerMaintenance(deps);
   const metricsServer = await metricsPort(deps);
@@ -157,8 +161,9 @@ export async function startWorkerRole(deps: RoleDeps): Promise<Role> {
     runTimeoutMaxSeconds: config.RUN_TIMEOUT_MAX_SECONDS,
     heartbeatSeconds: config.WORKER_HEARTBEAT_SECONDS,
     queueSchema: config.PGBOSS_SCHEMA,
-    // New runs and cancels reach the worker through LISTEN on this connection (polling backs it up).
-    listenUrl: databaseUrl,
+    // New runs and cancels reach the worker through LISTEN on this connection (polling backs it up);
+    // without one (a transaction pooler and no DATABASE_DIRECT_URL) it looks every second.
+    ...(conn.listenUrl ? { listenUrl: conn.listenUrl } : { pollIntervalMs: 1000 }),
     deadLetterPollSeconds: config.QUEUE_SUPERVISE_INTERVAL_SECONDS,
   });
   const webhooks = new WebhookWorker({

@@ -3,7 +3,7 @@ import { PgBoss } from 'pg-boss';
 import type { ConstructorOptions, Db, Queue } from 'pg-boss';
 import type { Config } from '../config/index.ts';
 import { connectionConfig, isDatabaseUnavailable } from '../db/index.ts';
-import type { ConnectionOptions, PoolClient, Queryable } from '../db/index.ts';
+import type { ConnectionOptions, Pool, PoolClient, Queryable } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
 
 /** Every pg-boss queue agentcron uses, by duty. */
@@ -117,6 +117,8 @@ function webhookQueues(s: QueueSettings): Queue[] {
 export interface QueueOptions {
   settings: QueueSettings;
   connectionString: string;
+  /** Run pg-boss's statements on this pool instead of a pool of its own (`max` is then unused). */
+  pool?: Pool;
   schema: string;
   max?: number;
   /** Run pg-boss's own maintenance (expiry, lost heartbeats, retention) in this process. */
@@ -151,9 +153,11 @@ export async function startQueue(opts: QueueOptions): Promise<PgBoss> {
     connectionTimeoutMillis: opts.connection?.connectionTimeoutMillis,
     session,
   });
+  const shared = opts.pool;
   const options: ConstructorOptions = {
-    ...(connection as Partial<ConstructorOptions>),
-    connectionString: connection.connectionString,
+    ...(shared
+      ? { db: { executeSql: (text: string, values?: unknown[]) => shared.query(text, values) } }
+      : { ...(connection as Partial<ConstructorOptions>), connectionString: connection.connectionString }),
     schema: opts.schema,
     max: opts.max ?? 5,
     useListenNotify: opts.listen ?? true,
