@@ -5,6 +5,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createPool, startEmbeddedPostgres } from '../libs/db/index.ts';
 import type { EmbeddedDatabase, Pool } from '../libs/db/index.ts';
+import { eventually, insertCron } from './support/engine.ts';
 import { everySecond, startDeployment } from './support/hosted.ts';
 import type { Deployment } from './support/hosted.ts';
 import { ROOT, freePort, spawnApp } from './support/processes.ts';
@@ -76,6 +77,45 @@ describe('a 20-connection PostgreSQL: web + scheduler + 2 workers with default s
     assert.deepEqual(refused, [], 'no process was refused a connection');
     await deployment.stop();
     deployment = undefined;
+  });
+
+  test('a scheduler cut off from the database for a few seconds fires what fell due meanwhile, late: nothing is skipped as missed', async () => {
+    const scheduler = spawnApp('scheduler', { DATABASE_URL: appUrl, DATABASE_POOL_MAX: '', CRON_ALLOW_SECONDS_SCHEDULE: 'true', PORT: '0' });
+    await scheduler.waitFor(/scheduler started/);
+    const { rows } = await admin!.query<{ start: Date }>(`SELECT date_trunc('second', now()) + interval '1 second' AS start`);
+    const start = rows[0].start;
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push(await insertCron(admin!, { schedule: '* * * * * *', next_run_date: start, on_run_completed: 'keep' }));
+    const firedThrough = async (t: Date) => (await admin!.query(`SELECT 1 FROM crons WHERE cron_id = ANY($1) AND (fired_through IS NULL OR fired_through < $2)`, [ids, t])).rowCount === 0;
+    await eventually(() => firedThrough(new Date(start.getTime() + 1000)), 'the scheduler to fire', 20_000, 100);
+    // The app's role may not connect, and loses what it has: the scheduler is alive and cannot pass.
+    await admin!.query(`ALTER ROLE app CONNECTION LIMIT 0`);
+    let cutOffUntil: Date;
+    try {
+      await admin!.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'app'`);
+      await scheduler.waitFor(/scheduler pass failed/, 20_000);
+      // Cut off for at least 4 more occurrences.
+      const { rows: later } = await admin!.query<{ t: Date }>(`SELECT now() + interval '4 seconds' AS t`);
+      cutOffUntil = later[0].t;
+      await eventually(async () => (await admin!.query(`SELECT now() > $1 AS past`, [cutOffUntil])).rows[0].past, 'four seconds cut off', 20_000, 100);
+    } finally {
+      await admin!.query(`ALTER ROLE app CONNECTION LIMIT -1`);
+    }
+    await eventually(() => firedThrough(new Date(cutOffUntil.getTime() + 1000)), 'the scheduler to fire again', 30_000, 100);
+    await admin!.query(`UPDATE crons SET enabled = false WHERE cron_id = ANY($1)`, [ids]);
+    const ledger = await admin!.query<{ status: string; reason: string | null; n: number }>(
+      `SELECT status, reason, count(*)::int AS n FROM cron_occurrences WHERE cron_id = ANY($1) AND scheduled_for BETWEEN $2 AND $3 GROUP BY 1, 2`,
+      [ids, start, new Date(cutOffUntil.getTime() + 1000)],
+    );
+    assert.deepEqual(
+      ledger.rows.filter((r) => r.status === 'skipped'),
+      [],
+      `nothing skipped while the scheduler ran (ledger: ${JSON.stringify(ledger.rows)})`,
+    );
+    const seconds = Math.floor((cutOffUntil.getTime() + 1000 - start.getTime()) / 1000) + 1;
+    assert.equal(ledger.rows.reduce((n, r) => n + r.n, 0), ids.length * seconds, 'every occurrence of the window has its row');
+    scheduler.kill('SIGTERM');
+    assert.equal(await scheduler.exited, 0);
   });
 
   test('a budget too small for the process stops it at startup naming the variable', async () => {
