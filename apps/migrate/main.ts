@@ -6,7 +6,9 @@ import { createLogger } from '../../libs/log/index.ts';
 import { installQueueSchema, queueSettings } from '../../libs/queue/index.ts';
 
 const config = loadConfigOrExit();
-const databaseUrl = requireDatabaseUrl(config);
+// Migrations need a session of their own (a lock held across statements): DATABASE_DIRECT_URL
+// when DATABASE_URL is a transaction pooler.
+const databaseUrl = config.DATABASE_DIRECT_URL ?? requireDatabaseUrl(config);
 const logger = createLogger({ level: config.LOG_LEVEL, json: config.NODE_ENV === 'production', service: 'migrate' });
 const pool = createPool(databaseUrl, { max: 2, applicationName: 'agentcron-migrate' });
 try {
