@@ -92,6 +92,10 @@ describe('behind PgBouncer (transaction pooling)', () => {
   test('without a direct URL: each process says so in one line, polls, and still fires every occurrence', async () => {
     await migrate(db.pool);
     const env = { DATABASE_URL: bouncer.url, DATABASE_POOL_MAX: '', CRON_ALLOW_SECONDS_SCHEDULE: 'true', PORT: '0', HEARTBEAT_INTERVAL_SECONDS: '1' };
+    // The release step needs a session of its own: it says so and fails, never hangs.
+    const release = spawnApp('migrate', env);
+    assert.equal(await release.exited, 1);
+    assert.match(release.output.join('\n'), /migrations need a session of their own: set DATABASE_DIRECT_URL/);
     const scheduler = spawnApp('scheduler', env);
     const worker = spawnApp('worker', env);
     try {

@@ -1,7 +1,7 @@
 // Applies migrations/ and installs or upgrades pg-boss's schema (Procfile `release`).
 // Safe to run from several processes at once.
 import { loadConfigOrExit, requireDatabaseUrl } from '../../libs/config/index.ts';
-import { createPool, migrate } from '../../libs/db/index.ts';
+import { createPool, detectPooler, migrate } from '../../libs/db/index.ts';
 import { createLogger } from '../../libs/log/index.ts';
 import { installQueueSchema, queueSettings } from '../../libs/queue/index.ts';
 
@@ -12,6 +12,10 @@ const databaseUrl = config.DATABASE_DIRECT_URL ?? requireDatabaseUrl(config);
 const logger = createLogger({ level: config.LOG_LEVEL, json: config.NODE_ENV === 'production', service: 'migrate' });
 const pool = createPool(databaseUrl, { max: 2, applicationName: 'agentcron-migrate' });
 try {
+  if (!config.DATABASE_DIRECT_URL) {
+    const { pooled, reason } = await detectPooler(databaseUrl, { applicationName: 'agentcron-migrate' });
+    if (pooled) throw new Error(`DATABASE_URL goes through a connection pooler (${reason}); migrations need a session of their own: set DATABASE_DIRECT_URL to a direct connection`);
+  }
   const { applied } = await migrate(pool);
   await installQueueSchema({
     connectionString: databaseUrl,

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { PgBoss } from 'pg-boss';
 import type { ConstructorOptions, Db, Queue } from 'pg-boss';
 import type { Config } from '../config/index.ts';
-import { connectionConfig, isDatabaseUnavailable } from '../db/index.ts';
+import { PgErrorCode, connectionConfig, isDatabaseUnavailable, pgErrorCode } from '../db/index.ts';
 import type { ConnectionOptions, Pool, PoolClient, Queryable } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
 
@@ -170,6 +170,20 @@ export async function startQueue(opts: QueueOptions): Promise<PgBoss> {
     // agentcron sends no flows (jobs with dependsOn): pg-boss's flow resolver would poll every 5 s for nothing.
     flowIntervalSeconds: 3600,
   };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startBoss(options, opts);
+    } catch (err) {
+      // Processes installing pg-boss's schema at the same instant: one wins, another may fail with
+      // a unique violation on the schema it created (pg-boss's IF NOT EXISTS under its advisory
+      // lock still races); looking again finds it installed.
+      if (pgErrorCode(err) !== PgErrorCode.uniqueViolation || attempt >= 3) throw err;
+      opts.logger.info('pg-boss schema installed by another process meanwhile: starting again');
+    }
+  }
+}
+
+async function startBoss(options: ConstructorOptions, opts: QueueOptions): Promise<PgBoss> {
   const boss = new PgBoss(options);
   boss.on('error', (err) => {
     const message = err instanceof Error ? err.message : JSON.stringify(err);
@@ -178,7 +192,12 @@ export async function startQueue(opts: QueueOptions): Promise<PgBoss> {
     else opts.logger.error('queue error', { err: message });
   });
   boss.on('warning', (w) => opts.logger.warn('queue warning', { warning: w }));
-  await boss.start();
+  try {
+    await boss.start();
+  } catch (err) {
+    await boss.stop({ graceful: false, close: true }).catch(() => {});
+    throw err;
+  }
   try {
     await ensureQueues(boss, opts.settings, opts.writePolicy);
   } catch (err) {
