@@ -97,7 +97,7 @@ describe('behind PgBouncer (transaction pooling)', () => {
     assert.equal(await release.exited, 1);
     assert.match(release.output.join('\n'), /migrations need a session of their own: set DATABASE_DIRECT_URL/);
     const scheduler = spawnApp('scheduler', env);
-    const worker = spawnApp('worker', env);
+    const worker = spawnApp('worker', { ...env, LOG_SUMMARY_INTERVAL_SECONDS: '2' });
     try {
       await Promise.all([scheduler.waitFor(/scheduler started/, 60_000), worker.waitFor(/worker started/, 60_000)]);
       for (const app of [scheduler, worker]) {
@@ -118,6 +118,9 @@ describe('behind PgBouncer (transaction pooling)', () => {
       await db.pool.query(`UPDATE crons SET enabled = false WHERE cron_id = ANY($1)`, [ids]);
       const skipped = await db.pool.query(`SELECT 1 FROM cron_occurrences WHERE cron_id = ANY($1) AND scheduled_for BETWEEN $2 AND $3 AND status = 'skipped'`, [ids, start, end]);
       assert.equal(skipped.rowCount, 0);
+      // Runs are counted, a line every interval, not written one line each at info.
+      await worker.waitFor(/info \[worker\] last \d+s: \d+ succeeded/, 10_000);
+      assert.deepEqual(worker.output.filter((l) => /run succeeded/.test(l)), []);
       const listeners = await db.pool.query(`SELECT application_name, query, backend_start, client_port FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE '%-listen'`, [db.name]);
       assert.equal(listeners.rowCount, 0, `no LISTEN through the pooler ${JSON.stringify(listeners.rows)}`);
     } finally {

@@ -52,6 +52,8 @@ const defaultConcurrency = 100;
 export const configSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test'], { message: 'must be development, production or test' }).default('development'),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug'], { message: 'must be error, warn, info or debug' }).default('info'),
+  // A worker's line counting its runs (each run's own lines are at debug).
+  LOG_SUMMARY_INTERVAL_SECONDS: int(60, 1, 86_400),
   DATABASE_URL: databaseUrl.optional(),
   // A direct (unpooled) connection for migrations and LISTEN when DATABASE_URL is a transaction pooler.
   DATABASE_DIRECT_URL: databaseUrl.optional(),

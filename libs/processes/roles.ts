@@ -7,6 +7,7 @@ import { CronScheduler } from '../crons/index.ts';
 import { apiRoutes, authMiddleware, createApp, finishApp } from '../http/index.ts';
 import type { ApiDeps } from '../http/index.ts';
 import { retryWhileUnavailable } from '../db/index.ts';
+import { activity } from '../log/index.ts';
 import type { Logger } from '../log/index.ts';
 import { MaintenanceScheduler, MaintenanceWorker, builtinJobs, configuredJobs, maintenanceSettings, registerMaintenanceJobs } from '../maintenance/index.ts';
 import { metricsServed, serveMetrics } from '../metrics/index.ts';
@@ -185,6 +186,8 @@ export async function startWorkerRole(deps: RoleDeps): Promise<Role> {
   if (!config.WEBHOOK_SECRET) logger.warn('WEBHOOK_SECRET is not set: webhooks are sent unsigned (no X-Agentcron-Signature header)');
   if (config.WEBHOOK_ALLOW_PRIVATE) logger.warn('WEBHOOK_ALLOW_PRIVATE=true: webhooks may go to loopback, private, link-local and metadata addresses');
   logger.info('worker started', { concurrency: config.WORKER_CONCURRENCY, graphs: agents.graphIds() });
+  // Each run's own lines are at debug: a line a minute counts them at info.
+  activity.start(logger, config.LOG_SUMMARY_INTERVAL_SECONDS * 1000);
   return {
     async stop(graceMs) {
       // Runs in progress get the grace period; past it the worker aborts them and hands them back
@@ -194,6 +197,7 @@ export async function startWorkerRole(deps: RoleDeps): Promise<Role> {
         worker.stop(graceMs),
         Promise.race([Promise.all([webhooks.stop(), maintenance.stop()]), new Promise((r) => setTimeout(r, graceMs).unref())]),
       ]);
+      activity.stop(logger);
       await heartbeat.stop();
       await metricsServer?.close();
     },
