@@ -10,7 +10,9 @@ const config = loadConfigOrExit();
 // when DATABASE_URL is a transaction pooler.
 const databaseUrl = config.DATABASE_DIRECT_URL ?? requireDatabaseUrl(config);
 const logger = createLogger({ level: config.LOG_LEVEL, json: config.NODE_ENV === 'production', service: 'migrate' });
-const pool = createPool(databaseUrl, { max: 2, applicationName: 'agentcron-migrate' });
+// One connection, for the migrations and then pg-boss's: a release that runs beside a deployment
+// already at its budget (README "Deploying") needs one slot more, not seven.
+const pool = createPool(databaseUrl, { max: 1, applicationName: 'agentcron-migrate' });
 try {
   if (!config.DATABASE_DIRECT_URL) {
     const { pooled, reason } = await detectPooler(databaseUrl, { applicationName: 'agentcron-migrate' });
@@ -19,6 +21,8 @@ try {
   const { applied } = await migrate(pool);
   await installQueueSchema({
     connectionString: databaseUrl,
+    pool,
+    listen: false,
     schema: config.PGBOSS_SCHEMA,
     settings: queueSettings(config),
     logger,
