@@ -54,6 +54,15 @@ describe('behind PgBouncer (transaction pooling)', () => {
     assert.equal(behind.pooled, true);
     assert.match(behind.reason!, /refused the options startup parameter/);
     assert.match((await detectPooler(`${db.url}?pgbouncer=true`)).reason!, /pgbouncer=true/);
+    // Told to ignore `options` (a common setup), PgBouncer still answers for the server: its pid gives it away.
+    const lenient = await startPgBouncer(db.url, { poolSize: 2, ignoreStartupParameters: 'options' });
+    try {
+      const check = await detectPooler(lenient.url);
+      assert.equal(check.pooled, true);
+      assert.match(check.reason!, /backend pid \(\d+\) is not the one announced at connect/);
+    } finally {
+      await lenient.stop();
+    }
   });
 
   test('release, web, scheduler and 2 workers through PgBouncer with a direct URL: every-second crons fire once each, no session state left on pooled backends', async () => {

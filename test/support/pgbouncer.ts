@@ -30,7 +30,7 @@ export interface Bouncer {
  * Starts PgBouncer in transaction mode in front of `serverUrl`'s server (trust authentication, as
  * the test server has) and resolves once it accepts connections.
  */
-export async function startPgBouncer(serverUrl: string, opts: { poolSize?: number } = {}): Promise<Bouncer> {
+export async function startPgBouncer(serverUrl: string, opts: { poolSize?: number; ignoreStartupParameters?: string } = {}): Promise<Bouncer> {
   const bin = pgbouncerBinary();
   const server = new URL(serverUrl);
   const port = await freePort();
@@ -55,6 +55,7 @@ export async function startPgBouncer(serverUrl: string, opts: { poolSize?: numbe
       `default_pool_size = ${opts.poolSize ?? 20}`,
       'max_client_conn = 500',
       'server_reset_query =',
+      ...(opts.ignoreStartupParameters ? [`ignore_startup_parameters = ${opts.ignoreStartupParameters}`] : []),
       'log_connections = 0',
       'log_disconnections = 0',
       '',
