@@ -50,3 +50,7 @@ CREATE TABLE flow_limit_slots (
   PRIMARY KEY (limit_name, run_id)
 );
 
+
+-- Runs parked on a limit, oldest first: a freed slot wakes the oldest (libs/queue wakeParkedRuns).
+-- Only parked runs are in it.
+CREATE INDEX runs_waiting ON runs (waiting, created_at) WHERE status = 'pending' AND waiting IS NOT NULL;

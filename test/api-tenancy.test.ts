@@ -127,7 +127,9 @@ describe('issue 12: tenancy, admin keys and bulk operations', () => {
     for (const who of ['none', 'alice'] as const) {
       const res = await call(who, 'GET', '/health');
       assert.equal(res.status, 200, res.text);
-      assert.deepEqual(Object.keys(res.body).sort(), ['database', 'details', 'ok', 'queue', 'schedulers']);
+      // The status and its reasons (sentences about the whole deployment) are for everyone.
+      assert.deepEqual(Object.keys(res.body).sort(), ['database', 'details', 'ok', 'queue', 'reasons', 'schedulers', 'status']);
+      assert.ok(['ok', 'degraded'].includes(res.body.status), res.text);
       assert.deepEqual(Object.keys(res.body.database), ['ok']);
       assert.deepEqual(Object.keys(res.body.schedulers), ['ticking']);
       assert.ok(!res.text.includes('secret-host') && !/"monitor"|"workers"|latency/.test(res.text), res.text);

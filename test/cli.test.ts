@@ -148,8 +148,8 @@ describe('agentcron CLI', () => {
       cli('alice', ['crons', 'update', id, '--schedule', '61 * * * *']),
     ]);
     assert.deepEqual(json(ledger).map((o: any) => o.trigger).sort(), ['create', 'manual']);
-    assert.match(ledgerTable.stdout, /^SCHEDULED_FOR\s+TRIGGER\s+STATUS\s+REASON\s+LAG\s+WAIT\s+DURATION\s+RUN_ID\s+DETAIL$/m);
-    assert.match(ledgerTable.stdout, /\smanual\s+enqueued\s/);
+    assert.match(ledgerTable.stdout, /^SCHEDULED_FOR\s+TRIGGER\s+STATUS\s+REASON\s+ATTEMPTS\s+WAITING\s+LAG\s+WAIT\s+DURATION\s+RUN_ID\s+DETAIL$/m);
+    assert.match(ledgerTable.stdout, /\smanual\s+enqueued\s+-\s+0\s+a free worker\s/);
     assert.equal(nothing.code, 2, 'update with nothing to change is a usage error');
     // An API refusal: exit 1 with the API's detail.
     assert.equal(invalid.code, 1);
@@ -165,6 +165,49 @@ describe('agentcron CLI', () => {
     const gone = await cli('alice', ['crons', 'get', id]);
     assert.equal(gone.code, 1);
     assert.match(gone.stderr, /HTTP 404: Cron not found/);
+  });
+
+  test('retry policy and jitter: create and update options, shown by get; the ledger shows attempts, earlier errors and why it waits', async () => {
+    const created = json(
+      await cli('alice', ['crons', 'create', '--assistant', 'echo', '--schedule', '0 9 * * *', '--retry-max-attempts', '5', '--retry-backoff', '3', '--jitter', '30', '--json']),
+    );
+    assert.deepEqual(created.payload.retry_policy, { max_attempts: 5, backoff_coefficient: 3 });
+    assert.equal(created.jitter_seconds, 30);
+    const id = created.cron_id;
+    const shown = await cli('alice', ['crons', 'get', id]);
+    assert.match(shown.stdout, /jitter:\s+30s/);
+    assert.match(shown.stdout, /retry_policy:\s+\{"max_attempts":5,"backoff_coefficient":3\}/);
+
+    // --retry-* on update change only the fields named (the rest of the stored policy stays).
+    const merged = json(await cli('alice', ['crons', 'update', id, '--retry-initial-interval', '2.5', '--retry-max-interval', '60', '--jitter', '0', '--json']));
+    assert.deepEqual(merged.payload.retry_policy, { max_attempts: 5, backoff_coefficient: 3, initial_interval_seconds: 2.5, maximum_interval_seconds: 60 });
+    assert.equal(merged.jitter_seconds, 0);
+    const [refused, notNumber, cleared] = await Promise.all([
+      cli('alice', ['crons', 'create', '--assistant', 'echo', '--schedule', '0 9 * * *', '--retry-max-attempts', '101']),
+      cli('alice', ['crons', 'update', id, '--retry-backoff', 'fast']),
+      cli('alice', ['crons', 'update', id, '--retry-policy', 'none', '--json']),
+    ]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /HTTP 422: body\.retry_policy\.max_attempts: must be at most 100/);
+    assert.equal(notNumber.code, 2);
+    assert.match(notNumber.stderr, /--retry-backoff must be a number/);
+    assert.equal('retry_policy' in json(cleared).payload, false);
+
+    // The create-run waiting for its retry (as the worker leaves it): one attempt logged.
+    const runId = created.run_id ?? (await db.pool.query(`SELECT run_id FROM runs WHERE cron_id = $1`, [id])).rows[0].run_id;
+    await db.pool.query(
+      `UPDATE runs SET waiting = 'retry', not_before = '2099-01-01T00:00:00Z',
+              attempt_log = '[{"attempt": 1, "status": "error", "error": {"error": "RateLimited", "message": "429 Too Many Requests"}}]'
+        WHERE run_id = $1`,
+      [runId],
+    );
+    const [ledger, table] = await Promise.all([cli('alice', ['crons', 'occurrences', id, '--json']), cli('alice', ['crons', 'occurrences', id])]);
+    const [row] = json(ledger);
+    assert.equal(row.attempts, 1);
+    assert.equal(row.waiting, 'retry');
+    assert.equal(row.not_before, '2099-01-01T00:00:00.000Z');
+    assert.match(table.stdout, /\screate\s+enqueued\s+-\s+1\s+retry at 2099-01-01T00:00:00Z\s/);
+    assert.match(table.stdout, /earlier: #1 error RateLimited: 429 Too Many Requests/);
   });
 
   test('two keys: no command reaches another user\'s cron; an admin key with --admin reaches all', async () => {

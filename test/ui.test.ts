@@ -98,6 +98,20 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       [ids.ops],
     );
     await db.pool.query(`UPDATE cron_occurrences SET output_excerpt = '{"summary":"3 new articles on agents"}' WHERE cron_id = $1 AND status = 'success'`, [ids.ops]);
+    // Flow control: a success on its second attempt (the first one's error kept), a jittered
+    // start, and the create-run waiting for its retry (as the worker leaves them).
+    await db.pool.query(
+      `UPDATE cron_occurrences SET attempt_log = '[{"attempt": 1, "status": "error", "error": {"error": "RateLimited", "message": "429 Too Many Requests"}}]'
+        WHERE cron_id = $1 AND status = 'success' AND skipped_count = 2`,
+      [ids.ops],
+    );
+    await db.pool.query(`UPDATE cron_occurrences SET planned_for = scheduled_for + interval '7 seconds' WHERE cron_id = $1 AND status = 'success' AND skipped_count = 0`, [ids.ops]);
+    await db.pool.query(
+      `UPDATE runs SET waiting = 'retry', not_before = now() + interval '1 hour',
+              attempt_log = '[{"attempt": 1, "status": "timeout", "error": {"error": "TimeoutError", "message": "run timed out"}}]'
+        WHERE cron_id = $1 AND status = 'pending'`,
+      [ids.ops],
+    );
     await db.pool.query(`UPDATE crons SET last_run_status = 'error', last_run_error = 'RuntimeError: the model said no', last_run_at = now() - interval '40 minutes' WHERE cron_id = $1`, [ids.ops]);
     // No scheduler runs here: an every-5-minutes cron would turn overdue ("… ago") at the next
     // multiple of 5 minutes, mid-test. Its next occurrence goes to a whole hour an hour or two ahead.
@@ -214,6 +228,11 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       assert.match(successes, /2 missed before it/);
       assert.match(successes, /\{"summary":"3 new articles on agents"\}/, 'the output excerpt the ledger kept');
       assert.match((await page.locator('#ledger-table tr[data-status=enqueued]').textContent()) ?? '', /create/);
+      // Attempts, each earlier attempt's error, the planned start, why a pending one waits.
+      const retried = page.locator('#ledger-table tr[data-status=success]', { hasText: '2 missed before it' });
+      assert.match((await retried.locator('td.attempts').textContent()) ?? '', /^2#1 error: RateLimited: 429 Too Many Requests$/);
+      assert.match(successes, /planned start \+7\.0 s/);
+      assert.match((await page.locator('#ledger-table tr[data-status=enqueued] td').nth(2).textContent()) ?? '', /waiting for retry backoff until /);
       await shot(page, 'cron');
       clean();
     });
@@ -326,6 +345,8 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       await page.fill('#input', '{"topic": "created in the ui"}');
       await page.fill('#metadata', '{"team": "ui"}');
       await page.check('#paused');
+      await page.fill('#retry-max-attempts', '4');
+      await page.fill('#jitter', '90');
       await page.locator('#schedule-preview li').nth(4).waitFor();
       await shot(page, 'new-cron');
       await page.click('#create');
@@ -335,6 +356,10 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       assert.equal(cron.enabled, false);
       assert.deepEqual(cron.metadata, { team: 'ui' });
       assert.deepEqual(cron.payload.input, { topic: 'created in the ui' });
+      assert.deepEqual(cron.payload.retry_policy, { max_attempts: 4 });
+      assert.equal(cron.jitter_seconds, 90);
+      await page.locator('#next-table thead', { hasText: 'Starts (jitter)' }).waitFor();
+      assert.match((await page.locator('#cron-page, section.card').allTextContents()).join(' '), /Retry policyup to 4 attempts/);
       clean();
     });
 
@@ -349,6 +374,7 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       const running = page.locator(`#runs-table tr[data-run-id="${rows[0].run_id}"]`);
       await running.waitFor();
       assert.match((await running.textContent()) ?? '', /running.*1 min 3\d s/);
+      assert.match((await running.textContent()) ?? '', /attempt 2/, 'its second attempt (one logged)');
       await shot(page, 'runs');
       await running.locator('button', { hasText: 'Cancel' }).click();
       await page.locator('#flash', { hasText: `Cancelled run ${rows[0].run_id.slice(0, 8)}` }).waitFor();
@@ -363,6 +389,11 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       await page.click('nav a[data-page=health]');
       await page.locator('#lag-chart').waitFor();
       assert.match((await page.locator('#health-cards').textContent()) ?? '', /Database.*ok/);
+      // /health's status and the saturation figures (queue latency, runs waiting by reason, lag to start).
+      assert.match((await page.locator('#health-cards').textContent()) ?? '', /^Overall(ok|degraded)/);
+      assert.match((await page.locator('#queue-latency').textContent()) ?? '', /^\d+(\.\d)? (ms|s)$|min/);
+      assert.match((await page.locator('#runs-waiting').textContent()) ?? '', /^\d+ for a worker · \d+ for a retry · \d+ for a limit$/);
+      assert.match((await page.locator('#start-lag').textContent()) ?? '', /^(p50 .* · p95 .* · p99 .*|no run started)$/);
       assert.match((await page.locator('#chart-summary').textContent()) ?? '', /^5 fired and 2 skipped/);
       assert.ok((await page.locator('#lag-chart rect.bar').count()) >= 4);
       assert.equal(await page.locator('#gauges').count(), 1, 'the deployment gauges (AUTH_MODE=none: everyone is admin)');

@@ -28,15 +28,18 @@ crons get|show <cron_id>
 crons create --assistant ID --schedule 'CRON' [--timezone TZ] [--input JSON] [--metadata JSON]
              [--thread ID] [--end-time ISO] [--paused] [--webhook URL] [--on-run-completed delete|keep]
              [--missed-policy latest|all|none] [--overlap-policy allow|skip|buffer_one]
+             [--jitter S] [--retry-max-attempts N] [--retry-initial-interval S] [--retry-backoff C]
+             [--retry-max-interval S] [--retry-policy JSON]
 crons update <cron_id> [--schedule 'CRON'] [--timezone TZ] [--input JSON] [--metadata JSON]
              [--end-time ISO|none] [--enabled true|false] [--webhook URL|none] [...the create options]
+             [--retry-policy none]   the --retry-* options change only the fields they name
 crons pause <cron_id> [--note TEXT]     stop firing (with a note, where the server keeps one)
 crons resume <cron_id>
 crons trigger <cron_id>                 run it now
 crons rm|delete <cron_id>
 crons next <cron_id> [--count N] [--from ISO]       the next fire times
-crons occurrences <cron_id> [--limit N] [--offset N] the ledger, newest first
-crons preview --schedule 'CRON' [--timezone TZ] [--from ISO] [--count N]
+crons occurrences <cron_id> [--limit N] [--offset N] the ledger, newest first (attempts, why it waits)
+crons preview --schedule 'CRON' [--timezone TZ] [--from ISO] [--count N] [--jitter S]
 crons backfill <cron_id> --from ISO --to ISO
 crons retry <cron_id> <scheduled_for>   run a failed occurrence again
 health                                  the API's /health
@@ -71,6 +74,12 @@ const OPTIONS = {
   'on-run-completed': { type: 'string' },
   'missed-policy': { type: 'string' },
   'overlap-policy': { type: 'string' },
+  jitter: { type: 'string' },
+  'retry-max-attempts': { type: 'string' },
+  'retry-initial-interval': { type: 'string' },
+  'retry-backoff': { type: 'string' },
+  'retry-max-interval': { type: 'string' },
+  'retry-policy': { type: 'string' },
   note: { type: 'string' },
   count: { type: 'string' },
   from: { type: 'string' },
@@ -84,7 +93,27 @@ const OPTIONS = {
 type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
 
 const GLOBAL = ['url', 'api-key', 'json', 'admin', 'help'];
-const CRON_FIELDS = ['schedule', 'timezone', 'input', 'metadata', 'end-time', 'webhook', 'on-run-completed', 'missed-policy', 'overlap-policy'];
+/** The --retry-* options and the retry_policy field each sets. */
+const RETRY_OPTIONS = {
+  'retry-max-attempts': 'max_attempts',
+  'retry-initial-interval': 'initial_interval_seconds',
+  'retry-backoff': 'backoff_coefficient',
+  'retry-max-interval': 'maximum_interval_seconds',
+} as const;
+const CRON_FIELDS = [
+  'schedule',
+  'timezone',
+  'input',
+  'metadata',
+  'end-time',
+  'webhook',
+  'on-run-completed',
+  'missed-policy',
+  'overlap-policy',
+  'jitter',
+  'retry-policy',
+  ...Object.keys(RETRY_OPTIONS),
+];
 
 /** Each command: its positional arguments and the options it takes (besides the global ones). */
 const COMMANDS: Record<string, { args: string[]; options: string[] }> = {
@@ -98,7 +127,7 @@ const COMMANDS: Record<string, { args: string[]; options: string[] }> = {
   rm: { args: ['cron_id'], options: [] },
   next: { args: ['cron_id'], options: ['count', 'from'] },
   occurrences: { args: ['cron_id'], options: ['limit', 'offset'] },
-  preview: { args: [], options: ['schedule', 'timezone', 'from', 'count'] },
+  preview: { args: [], options: ['schedule', 'timezone', 'from', 'count', 'jitter'] },
   backfill: { args: ['cron_id'], options: ['from', 'to'] },
   retry: { args: ['cron_id', 'scheduled_for'], options: [] },
 };
@@ -162,6 +191,39 @@ function int(name: string, text: string | undefined, min: number): number | unde
   return n;
 }
 
+/** A number (the server checks its range and names the field). */
+function num(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${name} must be a number (got "${text}")`);
+  return n;
+}
+
+/**
+ * The retry_policy the options give: --retry-policy JSON (the whole policy; "none" clears it on
+ * update), and each --retry-* option over it, or over `current` (the cron's stored policy, on
+ * update: a PATCH replaces the policy whole, so the options change only the fields they name).
+ * undefined when no option is given.
+ */
+function retryPolicy(v: Values, update: boolean, current?: Record<string, unknown> | null): Record<string, unknown> | null | undefined {
+  const fields = Object.entries(RETRY_OPTIONS).filter(([opt]) => v[opt as keyof Values] !== undefined);
+  if (v['retry-policy'] === undefined && fields.length === 0) return undefined;
+  let policy: Record<string, unknown> | null = current ?? null;
+  if (v['retry-policy'] !== undefined) {
+    if (update && clearable(v['retry-policy']) === null) {
+      if (fields.length) throw new UsageError('--retry-policy none clears the policy: give no --retry-* option with it');
+      return null;
+    }
+    policy = jsonObject('retry-policy', v['retry-policy'])!;
+  }
+  const out: Record<string, unknown> = { ...(policy ?? {}) };
+  for (const [opt, field] of fields) {
+    const text = v[opt as keyof Values] as string;
+    out[field] = field === 'max_attempts' ? int(opt, text, 1) : num(opt, text);
+  }
+  return out;
+}
+
 /** `none` (or an empty string) clears a field on update: sent as null. */
 const clearable = (text: string | undefined): string | null | undefined => (text === undefined ? undefined : text === '' || text === 'none' ? null : text);
 
@@ -189,6 +251,12 @@ function cronBody(v: Values, update: boolean): Record<string, unknown> {
   if (v['overlap-policy'] !== undefined) body.overlap_policy = v['overlap-policy'];
   const enabled = bool('enabled', v.enabled);
   if (enabled !== undefined) body.enabled = enabled;
+  const jitter = int('jitter', v.jitter, 0);
+  if (jitter !== undefined) body.jitter_seconds = jitter;
+  if (!update) {
+    const policy = retryPolicy(v, false);
+    if (policy !== undefined) body.retry_policy = policy;
+  }
   return body;
 }
 
@@ -234,6 +302,8 @@ function cronFields(c: Cron): string {
     ['on_run_completed', c.on_run_completed ?? undefined],
     ['missed_policy', c.missed_policy],
     ['overlap_policy', c.thread_id ? undefined : c.overlap_policy],
+    ['jitter', c.jitter_seconds ? `${c.jitter_seconds}s (each occurrence starts at a fixed offset within it)` : undefined],
+    ['retry_policy', c.payload?.retry_policy ? json(c.payload.retry_policy) : c.payload?.config?.retry_policy ? `${json(c.payload.config.retry_policy)} (config)` : undefined],
     ['end_time', time(c.end_time)],
     ['input', json(c.payload?.input) || null],
     ['metadata', json(c.metadata)],
@@ -242,19 +312,46 @@ function cronFields(c: Cron): string {
   ]);
 }
 
+/**
+ * Why a pending occurrence has not started: a retry's backoff, a limit with no room, its jittered
+ * planned start still ahead, or a free worker; null when it is not waiting.
+ */
+export function waitingText(o: Record<string, any>, now = Date.now()): string | null {
+  if (o.waiting === 'retry') return `retry at ${time(o.not_before)}`;
+  if (typeof o.waiting === 'string' && o.waiting.startsWith('limit:')) return `limit ${o.waiting.slice('limit:'.length)}`;
+  if (o.waiting) return String(o.waiting);
+  if (o.status !== 'enqueued') return null;
+  if (o.planned_for && new Date(o.planned_for).getTime() > now) return `planned ${time(o.planned_for)}`;
+  return 'a free worker';
+}
+
+/** The earlier attempts' errors, oldest first: "#1 error RateLimited: 429 ...; #2 ...". */
+function attemptErrors(log: unknown): string {
+  if (!Array.isArray(log) || log.length === 0) return '';
+  return log
+    .map((a: any, i: number) => {
+      const e = a?.error;
+      const text = e && typeof e === 'object' ? [e.error, e.message].filter(Boolean).join(': ') : json(e);
+      return `#${a?.attempt ?? i + 1} ${a?.status ?? 'error'}${text ? ` ${text}` : ''}`;
+    })
+    .join('; ');
+}
+
 function occurrencesTable(rows: Record<string, any>[]): string {
   return formatTable(
-    ['SCHEDULED_FOR', 'TRIGGER', 'STATUS', 'REASON', 'LAG', 'WAIT', 'DURATION', 'RUN_ID', 'DETAIL'],
+    ['SCHEDULED_FOR', 'TRIGGER', 'STATUS', 'REASON', 'ATTEMPTS', 'WAITING', 'LAG', 'WAIT', 'DURATION', 'RUN_ID', 'DETAIL'],
     rows.map((o) => [
       time(o.scheduled_for),
       o.trigger,
       `${o.status}${o.retries ? ` (retry ${o.retries})` : ''}`,
       o.reason ?? (o.skipped_count ? `${o.skipped_count} missed before` : ''),
+      o.attempts === undefined ? '' : String(o.attempts),
+      waitingText(o) ?? '',
       duration(between(o.scheduled_for, o.enqueued_at ?? o.started_at)),
       duration(between(o.enqueued_at, o.started_at)),
       duration(between(o.started_at, o.ended_at)),
       o.run_id ?? '',
-      o.error ?? o.error_excerpt ?? o.output_excerpt ?? '',
+      [o.error ?? o.error_excerpt ?? o.output_excerpt ?? '', attemptErrors(o.attempt_log) && `earlier: ${attemptErrors(o.attempt_log)}`].filter(Boolean).join(' | '),
     ]),
     80,
   );
@@ -269,8 +366,10 @@ function timesTable(times: unknown[]): string {
       const entry = t as Record<string, unknown>;
       // The DST case in words (dst_note, else dst), then any mark a newer server adds.
       const marks = entry.dst_note || entry.dst ? [String(entry.dst_note ?? `DST ${entry.dst}`)] : [];
+      // With jitter: when it starts (the planned start), if not at the fire time itself.
+      if (typeof entry.planned_for === 'string' && entry.planned_for !== entry.utc) marks.push(`starts ${time(entry.planned_for)}`);
       for (const [k, v] of Object.entries(entry)) {
-        if (['utc', 'local', 'dst', 'dst_note'].includes(k) || v === null || v === false || v === undefined) continue;
+        if (['utc', 'local', 'dst', 'dst_note', 'planned_for'].includes(k) || v === null || v === false || v === undefined) continue;
         marks.push(v === true ? k : `${k}=${json(v)}`);
       }
       return [String(entry.local ?? ''), time(String(entry.utc ?? '')), marks.join(' ')];
@@ -426,6 +525,11 @@ export async function main(argv: string[], io: Io): Promise<number> {
       }
       case 'update': {
         const body = cronBody(v, true);
+        const onlyFields = Object.keys(RETRY_OPTIONS).some((opt) => v[opt as keyof Values] !== undefined) && v['retry-policy'] === undefined;
+        // The --retry-* options change only their fields: the rest of the stored policy is kept.
+        const current = onlyFields ? ((await client.request<Cron>('GET', scoped)).body.payload?.retry_policy ?? null) : null;
+        const policy = retryPolicy(v, true, current);
+        if (policy !== undefined) body.retry_policy = policy;
         if (Object.keys(body).length === 0) throw new UsageError('crons update needs something to change (--schedule, --timezone, --input, --metadata, --enabled ...)');
         const { body: cron } = await client.request<Cron>('PATCH', scoped, body);
         print(cron, () => cronFields(cron));
@@ -477,6 +581,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
         if (v.from) body.from = v.from;
         const count = int('count', v.count, 1);
         if (count !== undefined) body.count = count;
+        const jitter = int('jitter', v.jitter, 0);
+        if (jitter) body.jitter_seconds = jitter;
         const { body: answer } = await client.request('POST', '/runs/crons/preview', body);
         print(answer, () => {
           const times = (answer?.next ?? answer?.times ?? []) as unknown[];

@@ -31,7 +31,7 @@ export const MAINTENANCE_CATALOG = [
     name: 'heartbeat_monitor',
     schedule: '* * * * *',
     enabled: true,
-    description: 'warn about lagging crons, lost schedulers and workers, and dead-lettered runs',
+    description: 'warn about lagging crons, lost schedulers and workers, dead-lettered runs, lag to start and a growing backlog',
   },
   { name: 'thread_ttl', schedule: '0 4 * * *', enabled: 'when THREAD_TTL_DAYS > 0', description: 'delete threads idle longer than THREAD_TTL_DAYS' },
   { name: 'queue_hygiene', schedule: '45 * * * *', enabled: true, description: "delete finished pg-boss jobs of agentcron's queues older than QUEUE_RETENTION_DAYS" },

@@ -1,5 +1,6 @@
 import type { PoolClient, Queryable } from '../db/index.ts';
 import type { MissedPolicy } from '../firing/index.ts';
+import { attemptsMade } from '../runs/repository.ts';
 import type { CronPayload, CronRow, OnRunCompleted, OverlapPolicy } from './types.ts';
 
 // SQL of the crons API. Every query that reads or changes a cron filters on its owner: another
@@ -35,10 +36,12 @@ export interface CronResponse {
   finished_at: string | null;
   missed_policy: MissedPolicy;
   overlap_policy: OverlapPolicy;
+  /** Each scheduled occurrence starts at scheduled_for plus a deterministic offset in [0, jitter_seconds). */
+  jitter_seconds: number;
 }
 
 const CRON_COLUMNS = `c.cron_id, c.assistant_id, c.thread_id, c.user_id, c.schedule, c.timezone, c.end_time, c.enabled, c.paused_reason,
-  c.on_run_completed, c.payload, c.metadata, c.next_run_date, c.fired_through, c.missed_policy, c.overlap_policy, c.finished_at,
+  c.on_run_completed, c.payload, c.metadata, c.next_run_date, c.fired_through, c.missed_policy, c.overlap_policy, c.jitter_seconds, c.finished_at,
   c.last_run_at, c.last_run_status, c.last_run_error, c.last_run_id, c.created_at, c.updated_at`;
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
@@ -67,6 +70,7 @@ export function toCronResponse(c: CronRow): CronResponse {
     finished_at: iso(c.finished_at),
     missed_policy: c.missed_policy,
     overlap_policy: c.overlap_policy,
+    jitter_seconds: c.jitter_seconds,
   };
 }
 
@@ -131,8 +135,8 @@ export type NewCron = Omit<CronRow, 'fired_through' | 'finished_at' | 'last_run_
 export async function insertCron(db: Queryable, c: NewCron): Promise<CronRow> {
   const { rows } = await db.query<CronRow>(
     `INSERT INTO crons AS c (cron_id, assistant_id, thread_id, user_id, schedule, timezone, end_time, enabled, on_run_completed,
-                             payload, metadata, next_run_date, missed_policy, overlap_policy, paused_reason)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                             payload, metadata, next_run_date, missed_policy, overlap_policy, paused_reason, jitter_seconds)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
      RETURNING ${CRON_COLUMNS}`,
     [
       c.cron_id,
@@ -150,6 +154,7 @@ export async function insertCron(db: Queryable, c: NewCron): Promise<CronRow> {
       c.missed_policy,
       c.overlap_policy,
       c.paused_reason,
+      c.jitter_seconds,
     ],
   );
   return rows[0];
@@ -292,6 +297,7 @@ export interface CronChanges {
   overlap_policy: OverlapPolicy;
   /** The pause note; null when enabled. */
   paused_reason: string | null;
+  jitter_seconds: number;
 }
 
 /**
@@ -303,7 +309,7 @@ export async function updateCron(db: Queryable, cronId: string, userId: string, 
     `UPDATE crons c
         SET schedule = $3, timezone = $4, end_time = $5, enabled = $6, on_run_completed = $7, metadata = $8::jsonb,
             payload = (c.payload || $9::jsonb) - $10::text[], next_run_date = $11, finished_at = $12,
-            missed_policy = $13, overlap_policy = $14, paused_reason = $15, updated_at = now()
+            missed_policy = $13, overlap_policy = $14, paused_reason = $15, jitter_seconds = $16, updated_at = now()
       WHERE c.cron_id = $1 AND c.user_id = $2
       RETURNING ${CRON_COLUMNS}`,
     [
@@ -322,6 +328,7 @@ export async function updateCron(db: Queryable, cronId: string, userId: string, 
       ch.missed_policy,
       ch.overlap_policy,
       ch.paused_reason,
+      ch.jitter_seconds,
     ],
   );
   return rows[0];
@@ -369,22 +376,54 @@ export interface OccurrenceRow {
   /** Retries of this occurrence (POST .../retry) and when the last one was asked for. */
   retries: number;
   retried_at: Date | null;
+  /** With jitter: when it was planned to start (migrations/011); null: at scheduled_for. */
+  planned_for: Date | null;
+  /** The ledger's copy of the earlier attempts (null when it ran once). */
+  attempt_log: unknown[] | null;
+  /** The occurrence's run as it is now (null once it is gone: an ended ephemeral run is deleted). */
+  run_status: string | null;
+  run_started_at: Date | null;
+  run_attempt_log: unknown[] | null;
+  run_waiting: string | null;
+  run_not_before: Date | null;
 }
 
-/** A page of a cron's ledger, newest occurrence first (the caller has checked ownership). */
+/**
+ * A page of a cron's ledger, newest occurrence first (the caller has checked ownership), with the
+ * occurrence's run while it exists: a run waiting (for a retry or a limit) says why from there.
+ */
 export async function listOccurrences(db: Queryable, cronId: string, limit: number, offset: number): Promise<OccurrenceRow[]> {
   const { rows } = await db.query<OccurrenceRow>(
-    `SELECT cron_id, scheduled_for, run_id, thread_id, trigger, status, reason, error, skipped_count,
-            enqueued_at, started_at, ended_at, created_at, webhook_status, webhook_attempts, webhook_error, webhook_sent_at,
-            output_excerpt, output_truncated, error_excerpt, error_truncated, retries, retried_at
-       FROM cron_occurrences WHERE cron_id = $1
-      ORDER BY scheduled_for DESC LIMIT $2 OFFSET $3`,
+    `SELECT o.cron_id, o.scheduled_for, o.run_id, o.thread_id, o.trigger, o.status, o.reason, o.error, o.skipped_count,
+            o.enqueued_at, o.started_at, o.ended_at, o.created_at, o.webhook_status, o.webhook_attempts, o.webhook_error, o.webhook_sent_at,
+            o.output_excerpt, o.output_truncated, o.error_excerpt, o.error_truncated, o.retries, o.retried_at,
+            o.planned_for, o.attempt_log,
+            r.status AS run_status, r.started_at AS run_started_at, r.attempt_log AS run_attempt_log,
+            r.waiting AS run_waiting, r.not_before AS run_not_before
+       FROM (SELECT * FROM cron_occurrences WHERE cron_id = $1 ORDER BY scheduled_for DESC LIMIT $2 OFFSET $3) o
+       LEFT JOIN runs r ON r.run_id = o.run_id
+      ORDER BY o.scheduled_for DESC`,
     [cronId, limit, offset],
   );
   return rows;
 }
 
+/**
+ * The attempts of an occurrence: from its run while the run exists (it logs each attempt as it
+ * ends), else from the ledger's copy. attempts counts the earlier ones plus the current one once
+ * it has started.
+ */
+function occurrenceAttempts(o: OccurrenceRow): { attempts: number; attempt_log: unknown[] } {
+  if (o.run_status !== null) {
+    const log = o.run_attempt_log ?? o.attempt_log ?? [];
+    return { attempts: attemptsMade(log, o.run_status !== 'pending' && o.run_started_at !== null), attempt_log: log };
+  }
+  const log = o.attempt_log ?? [];
+  return { attempts: attemptsMade(log, o.status !== 'enqueued' && o.status !== 'skipped' && o.started_at !== null), attempt_log: log };
+}
+
 export function toOccurrenceResponse(o: OccurrenceRow) {
+  const pending = o.run_status === 'pending';
   return {
     cron_id: o.cron_id,
     scheduled_for: o.scheduled_for.toISOString(),
@@ -409,6 +448,10 @@ export function toOccurrenceResponse(o: OccurrenceRow) {
     error_truncated: o.error_truncated,
     retries: o.retries,
     retried_at: iso(o.retried_at),
+    planned_for: iso(o.planned_for ?? o.scheduled_for),
+    ...occurrenceAttempts(o),
+    waiting: pending ? o.run_waiting : null,
+    not_before: pending ? iso(o.run_not_before) : null,
   };
 }
 

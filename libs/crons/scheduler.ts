@@ -24,7 +24,7 @@ export const CRON_CHANGED_CHANNEL = 'agentcron_cron_changed';
 const CLAIM_DUE = `
   SELECT c.cron_id, c.assistant_id, a.graph_id, c.thread_id, c.user_id, c.schedule, c.timezone,
          c.end_time, c.on_run_completed, c.payload, c.next_run_date, c.missed_policy, c.overlap_policy,
-         now() AS now
+         c.jitter_seconds, now() AS now
     FROM crons c
     JOIN assistants a USING (assistant_id)
    WHERE c.enabled AND c.next_run_date <= now()
@@ -58,6 +58,7 @@ interface DueRow {
   next_run_date: Date;
   missed_policy: MissedPolicy;
   overlap_policy: OverlapPolicy;
+  jitter_seconds: number;
   now: Date;
 }
 

@@ -3,7 +3,7 @@ import express from 'express';
 import type { Express, Request, RequestHandler, Router } from 'express';
 import type { Logger } from '../log/index.ts';
 import { withLogContext } from '../log/index.ts';
-import { metricsHandler, observeDatabase } from '../metrics/index.ts';
+import { SATURATION_DEFAULTS, metricsHandler, observeDatabase } from '../metrics/index.ts';
 import { QUEUES } from '../queue/index.ts';
 import { uiRouter } from '../ui/router.ts';
 import { hasCredentials, withoutCredentials } from '../webhooks/address.ts';
@@ -121,7 +121,13 @@ export function createApp(deps: AppDeps): Express {
   app.use(healthRoutes(deps));
   // Prometheus scrapes without a key, like /health: no series carries user data (labels are
   // graph ids, statuses, queue and job names). The api also reports the deployment's gauges.
-  observeDatabase({ pool: deps.pool, boss: deps.boss, queues: Object.values(QUEUES), heartbeatSeconds: deps.heartbeatSeconds });
+  observeDatabase({
+    pool: deps.pool,
+    boss: deps.boss,
+    queues: Object.values(QUEUES),
+    heartbeatSeconds: deps.heartbeatSeconds,
+    saturation: deps.saturation ?? { pgbossSchema: 'pgboss', ...SATURATION_DEFAULTS },
+  });
   app.get('/metrics', metricsHandler());
   app.get('/openapi.json', (_req, res) => {
     res.json(openApiDocument());

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { PostgresSaver } from '@langchain/langgraph-checkpoint-postgres';
 import { AgentConfigError, builtinAgents, loadAgents, openCheckpointer } from '../agents/index.ts';
 import type { LoadedAgents } from '../agents/index.ts';
@@ -7,6 +8,7 @@ import { retryWhileUnavailable, startEmbeddedServer } from '../db/index.ts';
 import type { EmbeddedDatabase } from '../db/index.ts';
 import { createLogger } from '../log/index.ts';
 import { setLedgerExcerptBytes } from '../runs/excerpt.ts';
+import { parseRetryPolicy } from '../runs/index.ts';
 import type { Logger } from '../log/index.ts';
 import { connect } from './bootstrap.ts';
 import type { Connections } from './bootstrap.ts';
@@ -46,6 +48,13 @@ async function loadAgentsOrExit(spec: ProcessSpec, config: Config, logger: Logge
   if (!spec.roles.some((role) => role === startApiRole || role === startWorkerRole)) return null;
   try {
     const loaded = await loadAgents({ configPath: config.AGENTCRON_CONFIG });
+    for (const [graphId, flow] of loaded.registry.flow.graphs) {
+      const parsed = flow.retry_policy === null ? null : parseRetryPolicy(flow.retry_policy);
+      if (parsed && !parsed.ok) {
+        const field = parsed.field ? `retry_policy.${parsed.field}` : 'retry_policy';
+        throw new AgentConfigError(`${path.basename(loaded.configFile ?? 'agentcron.json')}: graph "${graphId}": ${field} ${parsed.error}`, graphId);
+      }
+    }
     const graphs = Object.entries(loaded.kinds).map(([id, kind]) => `${id} (${kind})`);
     logger.info(`graphs: ${graphs.join(', ')}`, { config_file: loaded.configFile });
     return loaded;

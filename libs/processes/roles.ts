@@ -74,6 +74,11 @@ export async function startApiRole(deps: RoleDeps): Promise<Role & { url: string
     logger,
     heartbeatSeconds: config.HEARTBEAT_INTERVAL_SECONDS,
     scheduler: { enabled: config.CRON_ENABLED, pollIntervalSeconds: config.CRON_POLL_INTERVAL_SECONDS },
+    saturation: {
+      pgbossSchema: config.PGBOSS_SCHEMA,
+      maxStartLagSeconds: config.HEALTH_MAX_START_LAG_SECONDS,
+      windowSeconds: config.HEALTH_START_LAG_WINDOW_SECONDS,
+    },
     bodyLimitBytes: Math.max(1024 * 1024, config.CRON_MAX_PAYLOAD_BYTES * 4),
     auth: authMiddleware(apiDeps),
     routes: apiRoutes(apiDeps),

@@ -8,6 +8,7 @@ export { maxTimeoutSeconds, parseTimeoutSeconds, runTimeoutSeconds } from './tim
 export type { RunTimeoutSettings } from './timeout.ts';
 export {
   activeThreadRunIds,
+  attemptsMade,
   deleteEndedRun,
   getRun,
   getThreadRun,
@@ -19,3 +20,9 @@ export {
   waitForRunEnd,
 } from './repository.ts';
 export type { BackgroundRun, RunResponse } from './repository.ts';
+export { claimRunsLimited } from './lifecycle.ts';
+export type { Claim, ClaimLimits, RetryRequest } from './lifecycle.ts';
+export { DEFAULT_RETRY_POLICY, parseRetryPolicy } from './retry-policy.ts';
+export type { ParsedRetryPolicy, RetryPolicy } from './retry-policy.ts';
+export { classifyFailure, resolveRetryPolicy, retryDelaySeconds } from './retry.ts';
+export type { AttemptRecord, FailureClass } from './retry.ts';

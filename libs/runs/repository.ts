@@ -19,10 +19,27 @@ export interface RunResponse extends Omit<WebhookRun, 'run_ended_at' | 'values' 
   webhook_attempts: number;
   /** Why the last delivery attempt failed (a short excerpt of the answer at most). */
   webhook_error: string | null;
+  /** Attempts of the agent so far (docs/flow-control.md): the earlier ones plus the current one once it started. */
+  attempts: number;
+  /** The earlier attempts, oldest first ([] when none): start, end, status, error, when the next was due. */
+  attempt_log: unknown[];
+  /** Why a pending run is not executing: retry, limit:<name>, or null (due and waiting for a worker, or not yet due). */
+  waiting: string | null;
+  /** A pending run waiting for a retry: its next attempt starts no sooner. */
+  not_before: string | null;
 }
 
 const RUN_COLUMNS = `run_id, thread_id, assistant_id, created_at, updated_at, status, metadata, multitask_strategy,
-  kwargs, cron_id, scheduled_for, started_at, ended_at, error, webhook_sent_at, webhook_status, webhook_attempts, webhook_error`;
+  kwargs, cron_id, scheduled_for, started_at, ended_at, error, webhook_sent_at, webhook_status, webhook_attempts, webhook_error,
+  attempt_log, waiting, not_before`;
+
+/**
+ * Attempts made so far: the earlier attempts logged plus the current one when it has started (a
+ * run sent back to wait for its retry is pending again: its next attempt has not started).
+ */
+export function attemptsMade(attemptLog: unknown, currentStarted: boolean): number {
+  return (Array.isArray(attemptLog) ? attemptLog.length : 0) + (currentStarted ? 1 : 0);
+}
 
 interface RunRow {
   run_id: string;
@@ -43,6 +60,9 @@ interface RunRow {
   webhook_status: string | null;
   webhook_attempts: number;
   webhook_error: string | null;
+  attempt_log: unknown[] | null;
+  waiting: string | null;
+  not_before: Date | null;
 }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
@@ -67,6 +87,11 @@ export function toRunResponse(r: RunRow): RunResponse {
     webhook_status: r.webhook_status,
     webhook_attempts: r.webhook_attempts,
     webhook_error: r.webhook_error,
+    attempts: attemptsMade(r.attempt_log, r.status !== 'pending' && r.started_at !== null),
+    attempt_log: r.attempt_log ?? [],
+    // Only a pending run waits; a stale reason on a run that has moved on is not shown.
+    waiting: r.status === 'pending' ? r.waiting : null,
+    not_before: r.status === 'pending' ? iso(r.not_before) : null,
   };
 }
 

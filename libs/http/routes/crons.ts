@@ -64,6 +64,7 @@ import {
   PAYLOAD_KEYS,
   PreviewBody,
 } from '../schemas/crons.ts';
+import { checkFlowConfig } from '../schemas/common.ts';
 import type { CronBulkAction, CronField } from '../schemas/crons.ts';
 import { parse } from '../validate.ts';
 
@@ -216,6 +217,7 @@ async function createCron(deps: ApiDeps, req: Request, res: Response, threadId: 
   const userId = userOf(res);
   checkBodySize(req, config);
   const body = parse(CronCreateBody, req.body);
+  checkFlowConfig(body.config);
   if (threadId !== null && body.overlap_policy && body.overlap_policy !== 'allow') {
     throw unprocessable('overlap_policy', 'applies to stateless crons only; a thread cron follows multitask_strategy');
   }
@@ -255,6 +257,7 @@ async function createCron(deps: ApiDeps, req: Request, res: Response, threadId: 
       missed_policy: body.missed_policy ?? 'latest',
       overlap_policy: body.overlap_policy ?? 'allow',
       paused_reason: pausedReason,
+      jitter_seconds: body.jitter_seconds ?? 0,
     });
     // The first run starts now, in this transaction: the cron exists if and only if it does
     // (or its skip is recorded, below).
@@ -337,6 +340,7 @@ function planUpdate(row: CronWithGraph, body: CronUpdateBody, now: Date, allowSe
     missed_policy: body.missed_policy ?? row.missed_policy,
     overlap_policy: body.overlap_policy ?? row.overlap_policy,
     paused_reason: pauseNote(body.paused_reason, enabled, row.paused_reason),
+    jitter_seconds: body.jitter_seconds ?? row.jitter_seconds,
   };
 }
 
@@ -382,6 +386,7 @@ export function cronOperations(deps: ApiDeps) {
     async update(req: Request, cronId: string, userId: string): Promise<CronResponse> {
       checkBodySize(req, config);
       const body = parse(CronUpdateBody, req.body);
+      checkFlowConfig(body.config);
       return retryConflicts(() =>
         withTransaction(pool, async (client) => {
           const row = await getCron(client, cronId, userId, { lock: true });
@@ -587,12 +592,14 @@ export function cronsRoutes(deps: ApiDeps): Router {
     const schedule = scheduleOf(body.schedule, canonicalTimezone(body.timezone ?? null), config.CRON_ALLOW_SECONDS_SCHEDULE);
     const from = body.from ?? (await statementNow(pool));
     const times = upcomingTimes(schedule, { after: from, count: body.count });
+    const jitter = body.jitter_seconds ?? 0;
     res.json({
       schedule: schedule.expression,
       timezone: schedule.timezone,
       description: describeSchedule(schedule.expression),
       from: from.toISOString(),
-      next: fireTimes(schedule, times),
+      jitter_seconds: jitter,
+      next: fireTimes(schedule, times, { cron_id: null, jitter_seconds: jitter }),
     });
   });
 
@@ -639,7 +646,8 @@ export function cronsRoutes(deps: ApiDeps): Router {
       timezone: schedule.timezone,
       description: describeSchedule(cron.schedule),
       enabled: cron.enabled,
-      next: fireTimes(schedule, times),
+      jitter_seconds: cron.jitter_seconds,
+      next: fireTimes(schedule, times, { cron_id: cron.cron_id, jitter_seconds: cron.jitter_seconds }),
     });
   });
 

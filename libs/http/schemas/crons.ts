@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { registry } from '../openapi.ts';
-import { ErrorSchema, WEBHOOK_DESCRIPTION, errors, json, selectFields, webhookUrl } from './common.ts';
+import { MAX_JITTER_SECONDS } from '../../firing/jitter.ts';
+import { ATTEMPT_FIELDS, ErrorSchema, RetryPolicySchema, WEBHOOK_DESCRIPTION, errors, json, selectFields, webhookUrl } from './common.ts';
 
 // Request and response shapes of the crons API, as the LangGraph SDK (1.15.x and 2.0.0) sends and
 // reads them. Unknown keys are dropped (z.object strips), never an error. `null` on an optional
@@ -44,6 +45,12 @@ const payloadFields = {
   stream_resumable: z.boolean().nullish(),
   checkpoint_during: z.boolean().nullish(),
   durability: z.enum(['sync', 'async', 'exit']).nullish(),
+  retry_policy: RetryPolicySchema.nullish().openapi({
+    description:
+      'agentcron: how a run of this cron that fails with a retryable error is attempted again (fields left out take the defaults); ' +
+      "stored in the payload, so every run carries it as kwargs.retry_policy; wins over the assistant's and the graph's. null on update clears it. " +
+      'The LangGraph SDK does not send this field: it can put the same object in config.retry_policy.',
+  }),
 };
 
 /** The payload keys, in the order they are stored (input first). */
@@ -68,6 +75,17 @@ const cronFields = {
     .enum(OVERLAP_POLICIES)
     .nullish()
     .openapi({ description: 'agentcron, stateless crons only: when the previous run is still going (default allow)' }),
+  jitter_seconds: z
+    .number({ error: 'expected an integer number of seconds' })
+    .int({ message: 'expected an integer number of seconds' })
+    .min(0, { message: 'must be at least 0' })
+    .max(MAX_JITTER_SECONDS, { message: `must be at most ${MAX_JITTER_SECONDS} (an hour)` })
+    .nullish()
+    .openapi({
+      description:
+        `agentcron: each scheduled occurrence starts at scheduled_for plus a deterministic offset in [0, jitter_seconds) derived from (cron_id, scheduled_for); 0-${MAX_JITTER_SECONDS}, default 0. ` +
+        "The cron's first run, triggers and backfills start at once. The LangGraph SDK does not send this field.",
+    }),
 };
 
 export const CronCreateBody = z
@@ -118,6 +136,7 @@ export const CRON_FIELDS = [
   'finished_at',
   'missed_policy',
   'overlap_policy',
+  'jitter_seconds',
   'now',
 ] as const;
 export type CronField = (typeof CRON_FIELDS)[number];
@@ -262,6 +281,7 @@ export const PreviewBody = z
     timezone: z.string().nullish().openapi({ description: 'IANA timezone (default UTC)' }),
     from: scheduleInstant.nullish().openapi({ description: 'Fire times strictly after this instant (default: now)' }),
     count: z.number().int().min(1).max(1000).nullish().transform((v) => v ?? 10),
+    jitter_seconds: cronFields.jitter_seconds,
   })
   .openapi('CronPreview');
 export type PreviewBody = z.output<typeof PreviewBody>;
@@ -315,6 +335,7 @@ export const CronSchema = z
     finished_at: iso.nullable().openapi({ description: 'When end_time stopped the cron' }),
     missed_policy: z.enum(MISSED_POLICIES),
     overlap_policy: z.enum(OVERLAP_POLICIES),
+    jitter_seconds: z.number().int().openapi({ description: 'Each scheduled occurrence starts within this many seconds after scheduled_for (0: at it)' }),
   })
   .openapi('Cron');
 
@@ -334,6 +355,7 @@ export const CronRunSchema = z
     run_started_at: iso.nullable(),
     run_ended_at: iso.nullable(),
     error: z.unknown(),
+    ...ATTEMPT_FIELDS,
   })
   .openapi('CronRun', { description: 'A run started by a cron (its first run, or a manual trigger), with cron_id' });
 
@@ -370,6 +392,10 @@ export const OccurrenceSchema = z
     error_truncated: z.boolean(),
     retries: z.number().int().openapi({ description: 'Times this occurrence was retried (POST .../retry)' }),
     retried_at: iso.nullable().openapi({ description: 'When it was last retried' }),
+    planned_for: iso.openapi({
+      description: "When it was planned to start: scheduled_for plus the cron's jitter offset for a scheduled occurrence (scheduled_for itself without jitter)",
+    }),
+    ...ATTEMPT_FIELDS,
   })
   .openapi('CronOccurrence');
 
@@ -386,6 +412,11 @@ export const FireTimeSchema = z
           'repeated_first / repeated_second: the wall time happens twice that day (clocks go back) and this is its first / second pass. null: no DST case',
       }),
     dst_note: z.string().nullable().openapi({ description: 'The DST case in words' }),
+    planned_for: iso.nullable().openapi({
+      description:
+        "When the occurrence will start: utc plus the cron's deterministic jitter offset (utc itself without jitter). " +
+        "null in a preview with jitter_seconds: the offset comes from the cron's id (the start falls in [utc, utc + jitter_seconds))",
+    }),
   })
   .openapi('CronFireTime');
 
@@ -396,6 +427,7 @@ export const NextRunsSchema = z
     timezone: z.string(),
     description: z.string().openapi({ description: 'The schedule in words (cronstrue)' }),
     enabled: z.boolean(),
+    jitter_seconds: z.number().int(),
     next: z.array(FireTimeSchema).openapi({
       description: 'From the next fire (next_run_date; for a disabled cron, what it would fire if enabled now) onward, none past end_time; none once finished',
     }),
@@ -408,6 +440,7 @@ export const PreviewSchema = z
     timezone: z.string().openapi({ description: 'The canonical IANA name of the zone given (UTC when none)' }),
     description: z.string().openapi({ description: 'The schedule in words (cronstrue)' }),
     from: iso.openapi({ description: 'The fire times are strictly after this instant' }),
+    jitter_seconds: z.number().int(),
     next: z.array(FireTimeSchema),
   })
   .openapi('CronPreviewResult');

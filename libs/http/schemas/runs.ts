@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { registry } from '../openapi.ts';
-import { Metadata, WEBHOOK_DESCRIPTION, queryLimit, queryOffset, selectFields, webhookUrl } from './common.ts';
+import { ATTEMPT_FIELDS, Metadata, WEBHOOK_DESCRIPTION, queryLimit, queryOffset, selectFields, webhookUrl } from './common.ts';
 import { STREAM_MODES } from '../stream.ts';
 
 export const RunStatus = z.enum(['pending', 'running', 'error', 'success', 'timeout', 'interrupted']);
@@ -29,6 +29,7 @@ export const RunSchema = registry.register(
     webhook_status: z.enum(['pending', 'sent', 'failed']).nullable().describe('null when the run has no webhook.'),
     webhook_attempts: z.number().int(),
     webhook_error: z.string().nullable().describe('Why the last delivery attempt failed (at most a short excerpt of the answer).'),
+    ...ATTEMPT_FIELDS,
   }),
 );
 
@@ -111,6 +112,10 @@ export const RUN_SELECT = [
   'webhook_status',
   'webhook_attempts',
   'webhook_error',
+  'attempts',
+  'attempt_log',
+  'waiting',
+  'not_before',
 ] as const;
 
 export const RunListQuery = z.object({

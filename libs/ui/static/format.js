@@ -104,6 +104,28 @@ export function occurrenceTimings(o) {
   };
 }
 
+/**
+ * Why a pending occurrence (or run) has not started yet, in words, or null when it is not
+ * waiting: a retry's backoff, a limit without room, its jittered planned start still ahead, or a
+ * free worker.
+ */
+export function waitingText(o, timeZone, now = Date.now()) {
+  if (!o) return null;
+  if (o.waiting === 'retry') return `retry backoff until ${formatTime(o.not_before, timeZone)}`;
+  if (typeof o.waiting === 'string' && o.waiting.startsWith('limit:')) return `limit ${o.waiting.slice('limit:'.length)} (no room)`;
+  if (o.waiting) return String(o.waiting);
+  if (o.status !== 'enqueued' && o.status !== 'pending') return null;
+  if (o.planned_for && new Date(o.planned_for).getTime() > now) return `its planned start, ${formatTime(o.planned_for, timeZone)}`;
+  return 'a free worker';
+}
+
+/** An earlier attempt in words: "#1 error: RateLimited: 429 Too Many Requests". */
+export function attemptText(a, i) {
+  const e = a?.error;
+  const text = e && typeof e === 'object' ? [e.error, e.message].filter(Boolean).join(': ') : e ? String(e) : '';
+  return `#${a?.attempt ?? i + 1} ${a?.status ?? 'error'}${text ? `: ${text}` : ''}`;
+}
+
 /** The offset at the end of a local ISO time (`2030-03-31T03:00:00+02:00` -> `+02:00`), or null. */
 export function offsetOf(localIso) {
   const m = /([+-]\d{2}:?\d{2}|Z)$/.exec(localIso ?? '');
@@ -119,7 +141,8 @@ export function fireTimeMarks(t) {
   const marks = [];
   if (t.dst_note || t.dst) marks.push(t.dst_note ?? `DST: ${t.dst}`);
   for (const [k, v] of Object.entries(t)) {
-    if (['utc', 'local', 'dst', 'dst_note'].includes(k) || v === null || v === false || v === undefined) continue;
+    // planned_for (the jittered start) has a column of its own.
+    if (['utc', 'local', 'dst', 'dst_note', 'planned_for'].includes(k) || v === null || v === false || v === undefined) continue;
     marks.push(v === true ? k : `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
   }
   return marks;

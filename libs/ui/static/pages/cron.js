@@ -1,7 +1,23 @@
 // One cron: what it does in words, its next fire times, its occurrence ledger as a timeline,
 // and its actions (pause/resume, trigger now, edit the schedule, backfill, retry, delete).
 import { api, cronPath, ownsCron, session } from '../api.js';
-import { badge, describeSchedule, fireTimeMarks, formatDuration, formatTime, h, jsonLine, occurrenceTimings, offsetOf, put, relative, shortId, statusClass } from '../format.js';
+import {
+  attemptText,
+  badge,
+  describeSchedule,
+  fireTimeMarks,
+  formatDuration,
+  formatTime,
+  h,
+  jsonLine,
+  occurrenceTimings,
+  offsetOf,
+  put,
+  relative,
+  shortId,
+  statusClass,
+  waitingText,
+} from '../format.js';
 import { actionButton, flash, messageOf, table } from '../ui.js';
 import { scheduleEditor } from './schedule-editor.js';
 
@@ -63,6 +79,8 @@ export async function renderCron(view, cronId) {
         row('Missed occurrences', cron.missed_policy),
         cron.thread_id ? row('Overlap', `multitask_strategy ${cron.payload?.multitask_strategy ?? 'enqueue'}`) : row('Overlap', cron.overlap_policy),
         cron.payload?.webhook ? row('Webhook', h('code', {}, cron.payload.webhook)) : null,
+        cron.jitter_seconds ? row('Jitter', `each occurrence starts up to ${cron.jitter_seconds} s after its time (a fixed offset per occurrence)`) : null,
+        row('Retry policy', retryPolicyText(cron.payload?.retry_policy ?? cron.payload?.config?.retry_policy)),
         row('Input', input === undefined || input === null ? 'none' : h('code', { class: 'json' }, jsonLine(input, 400))),
         row('Metadata', Object.keys(cron.metadata ?? {}).length ? h('code', { class: 'json' }, jsonLine(cron.metadata, 400)) : 'none'),
         row('Created', formatTime(cron.created_at, tz)),
@@ -179,6 +197,8 @@ export async function renderCron(view, cronId) {
     }
     const answer = await api('GET', `/runs/crons/${cronId}/next?count=10`);
     const times = answer.next ?? [];
+    // With jitter each occurrence starts at its own offset after its fire time.
+    const jittered = times.some((t) => typeof t.planned_for === 'string' && t.planned_for !== t.utc);
     let previousOffset = null;
     const rows = times.map((t, i) => {
       const offset = offsetOf(t.local);
@@ -192,6 +212,7 @@ export async function renderCron(view, cronId) {
         h('td', {}, formatTime(t.utc, answer.timezone ?? tz)),
         h('td', { class: 'muted' }, relative(t.utc)),
         h('td', { class: 'utc' }, formatTime(t.utc, 'UTC')),
+        jittered ? h('td', { class: 'planned' }, t.planned_for ? `+${formatDuration(new Date(t.planned_for) - new Date(t.utc))}` : '—') : null,
         h('td', {}, marks.length ? h('span', { class: 'badge st-warn' }, marks.join('; ')) : ''),
       );
     });
@@ -200,7 +221,7 @@ export async function renderCron(view, cronId) {
       h('h2', {}, 'Next 10 fire times'),
       paused ? h('p', { class: 'muted', id: 'paused-next' }, rows.length ? 'Paused: it fires nothing until resumed. If resumed now, it would fire at:' : 'Paused: it fires nothing until resumed.') : null,
       rows.length
-        ? table([`Local (${answer.timezone ?? tz})`, 'When', { label: 'UTC', class: 'utc' }, ''], rows, { id: 'next-table', class: paused ? 'would-fire' : '' })
+        ? table([`Local (${answer.timezone ?? tz})`, 'When', { label: 'UTC', class: 'utc' }, ...(jittered ? ['Starts (jitter)'] : []), ''], rows, { id: 'next-table', class: paused ? 'would-fire' : '' })
         : h('p', { class: 'muted', id: 'no-next' }, cron.finished_at ? 'Finished: end_time has passed.' : paused ? '' : 'No more fire times (end_time).'),
     );
   }
@@ -236,6 +257,15 @@ export async function renderCron(view, cronId) {
   await Promise.all([drawNext(), drawLedger(true)]).catch((err) => flash(messageOf(err), 'error'));
 }
 
+/** A retry policy in words (the defaults for fields left out), or how runs are retried without one. */
+function retryPolicyText(p) {
+  if (!p || typeof p !== 'object') return "the assistant's or graph's, else up to 3 attempts for retryable errors";
+  const parts = [`up to ${p.max_attempts ?? 3} attempts`, `backoff from ${p.initial_interval_seconds ?? 1} s ×${p.backoff_coefficient ?? 2}`];
+  if (p.maximum_interval_seconds !== undefined) parts.push(`at most ${p.maximum_interval_seconds} s apart`);
+  if (p.non_retryable_errors?.length) parts.push(`never for ${p.non_retryable_errors.join(', ')}`);
+  return parts.join(', ');
+}
+
 /** The ledger, oldest to newest, as one coloured block per occurrence. */
 function timelineStrip(rows, tz) {
   const blocks = [...rows].reverse().map((o) =>
@@ -251,13 +281,23 @@ function ledgerTable(rows, tz, retry) {
     const output = outputField ? o[outputField] : null;
     // The ledger's own error, or the excerpt it kept of the run's error.
     const error = o.error ?? o.error_excerpt ?? null;
+    const waiting = waitingText(o, tz);
     const webhook = o.webhook_status
       ? [badge(o.webhook_status), o.webhook_attempts > 1 ? ` ×${o.webhook_attempts}` : '', o.webhook_error ? h('div', { class: 'error-text' }, jsonLine(o.webhook_error, 120)) : null]
       : '—';
     return h(
       'tr',
       { dataset: { status: o.status }, class: `occ ${statusClass(o.status)}` },
-      h('td', { class: 'when' }, h('span', { class: `dot ${statusClass(o.status)}` }), formatTime(o.scheduled_for, tz), h('div', { class: 'sub' }, relative(o.scheduled_for))),
+      h(
+        'td',
+        { class: 'when' },
+        h('span', { class: `dot ${statusClass(o.status)}` }),
+        formatTime(o.scheduled_for, tz),
+        h('div', { class: 'sub' }, relative(o.scheduled_for)),
+        o.planned_for && o.planned_for !== o.scheduled_for
+          ? h('div', { class: 'sub planned' }, `planned start +${formatDuration(new Date(o.planned_for) - new Date(o.scheduled_for))}`)
+          : null,
+      ),
       h('td', {}, o.trigger),
       h(
         'td',
@@ -266,10 +306,17 @@ function ledgerTable(rows, tz, retry) {
         o.reason ? h('div', { class: 'sub reason' }, `reason: ${o.reason}`) : null,
         o.skipped_count ? h('div', { class: 'sub' }, `${o.skipped_count} missed before it`) : null,
         o.retries ? h('div', { class: 'sub' }, `retried ${o.retries}×`) : null,
+        waiting ? h('div', { class: 'sub waiting' }, `waiting for ${waiting}`) : null,
       ),
       h('td', { class: 'num lag' }, formatDuration(t.lag)),
       h('td', { class: 'num' }, formatDuration(t.wait)),
       h('td', { class: 'num' }, formatDuration(t.duration)),
+      h(
+        'td',
+        { class: 'attempts' },
+        o.attempts === undefined || o.status === 'skipped' ? '—' : String(o.attempts),
+        (o.attempt_log ?? []).map((a, i) => h('div', { class: 'error-text attempt', title: JSON.stringify(a) }, jsonLine(attemptText(a, i), 160))),
+      ),
       h(
         'td',
         { class: 'outcome' },
@@ -283,6 +330,6 @@ function ledgerTable(rows, tz, retry) {
       retry ? h('td', {}, RETRYABLE.has(o.status) ? actionButton('Retry', () => retry(o), { class: 'secondary small', dataset: { retry: o.scheduled_for } }) : null) : null,
     );
   });
-  const headers = ['Scheduled for', 'Trigger', 'Status', { label: 'Fire lag', class: 'num' }, { label: 'Queue wait', class: 'num' }, { label: 'Duration', class: 'num' }, outputField ? 'Output / error' : 'Error', 'Webhook', 'Run', ...(retry ? [''] : [])];
+  const headers = ['Scheduled for', 'Trigger', 'Status', { label: 'Fire lag', class: 'num' }, { label: 'Queue wait', class: 'num' }, { label: 'Duration', class: 'num' }, 'Attempts', outputField ? 'Output / error' : 'Error', 'Webhook', 'Run', ...(retry ? [''] : [])];
   return table(headers, body, { id: 'ledger-table' });
 }

@@ -1,6 +1,7 @@
-// Health: /health (every process's view of the database, queue and schedulers; details for
-// admin keys), the deployment's gauges from /metrics (admin keys), and a chart of the last hour
-// of fire lag and throughput drawn from the ledgers of the crons this key sees.
+// Health: /health (its status, ok, degraded or unavailable, with the reasons; the database,
+// queue and schedulers; saturation: queue latency, runs waiting by reason, lag to start; details
+// for admin keys), the deployment's gauges from /metrics (admin keys), and a chart of the last
+// hour of fire lag and throughput drawn from the ledgers of the crons this key sees.
 import { api, mapLimit, session } from '../api.js';
 import { badge, formatDuration, formatTime, h, occurrenceTimings, put, relative } from '../format.js';
 import { actionButton, table } from '../ui.js';
@@ -105,8 +106,33 @@ export async function renderHealth(view) {
   const health = await fetch('/health', { headers: session.key ? { 'x-api-key': session.key } : {}, cache: 'no-store' }).then((r) => r.json());
   const ok = (v) => (v === null || v === undefined ? badge(null, 'not judged') : v ? badge('success', 'ok') : badge('error', 'failing'));
   const detailed = typeof health.details !== 'string';
+  const secs = (v) => (v === null || v === undefined ? '—' : formatDuration(v * 1000));
+  const overall = health.status
+    ? badge({ ok: 'success', degraded: 'interrupted', unavailable: 'error' }[health.status] ?? null, health.status)
+    : ok(health.ok);
+  const lag = health.start_lag;
+  const waiting = health.waiting;
+  const limits = waiting ? Object.entries(waiting.limit ?? {}) : [];
   const cards = [
-    card('Overall', ok(health.ok)),
+    card('Overall', overall),
+    lag !== undefined
+      ? card(
+          'Lag to start',
+          h('span', { id: 'start-lag' }, lag.started ? `p50 ${secs(lag.p50)} · p95 ${secs(lag.p95)} · p99 ${secs(lag.p99)}` : 'no run started'),
+          `${lag.started} started in the last ${lag.window_seconds === 60 ? 'minute' : `${lag.window_seconds} s`}; degraded above ${lag.max_seconds} s (p95)`,
+        )
+      : null,
+    health.queue_latency_seconds !== undefined
+      ? card('Queue latency', h('span', { id: 'queue-latency' }, secs(health.queue_latency_seconds)), 'how long the next run able to start has waited')
+      : null,
+    waiting
+      ? card(
+          'Runs waiting',
+          h('span', { id: 'runs-waiting' }, `${waiting.worker} for a worker · ${waiting.retry} for a retry · ${limits.reduce((a, [, n]) => a + n, 0)} for a limit`),
+          limits.length ? limits.map(([name, n]) => `${name}: ${n}`).join(', ') : null,
+          health.backlog ? `backlog ${health.backlog.now}${health.backlog.five_minutes_ago !== null ? ` (5 min ago ${health.backlog.five_minutes_ago})` : ''}` : null,
+        )
+      : null,
     card('Database', ok(health.database?.ok), health.database?.latency_ms !== undefined ? `${health.database.latency_ms} ms` : null, health.database?.error),
     card('Queue', ok(health.queue?.ok), health.queue?.queued !== undefined ? `${health.queue.queued} queued, ${health.queue.active} active` : null),
     card(
@@ -118,6 +144,7 @@ export async function renderHealth(view) {
     detailed ? card('Workers', badge(health.workers?.alive ? 'success' : 'skipped', `${health.workers?.alive ?? 0} alive`)) : null,
   ];
   const warnings = health.monitor?.warnings ?? [];
+  const reasons = health.reasons ?? [];
 
   let gauges = null;
   if (detailed) {
@@ -148,6 +175,9 @@ export async function renderHealth(view) {
   put(view,
     h('div', { class: 'title-row' }, h('h1', {}, 'Health'), actionButton('Refresh', () => renderHealth(view), { class: 'secondary', id: 'health-refresh' })),
     h('div', { class: 'stats', id: 'health-cards' }, cards),
+    reasons.length
+      ? h('div', { class: 'card warn', id: 'health-reasons' }, h('h3', {}, health.status === 'degraded' ? 'Degraded: the deployment serves, behind' : 'Why'), h('ul', {}, reasons.map((r) => h('li', {}, r))))
+      : null,
     detailed ? null : h('p', { class: 'muted' }, 'Process and queue details are shown to admin keys.'),
     warnings.length ? h('div', { class: 'card warn' }, h('h3', {}, 'Monitor warnings'), h('ul', {}, warnings.map((w) => h('li', {}, typeof w === 'string' ? w : JSON.stringify(w))))) : null,
     gauges,

@@ -39,6 +39,9 @@ export async function renderNewCron(view) {
   const keep = h('select', { id: 'on-run-completed' }, h('option', { value: 'delete' }, 'delete the thread'), h('option', { value: 'keep' }, 'keep the thread'));
   const overlap = h('select', { id: 'overlap' }, ['allow', 'skip', 'buffer_one'].map((v) => h('option', { value: v }, v)));
   const missed = h('select', { id: 'missed' }, ['latest', 'all', 'none'].map((v) => h('option', { value: v }, v)));
+  // Empty: the assistant's or graph's policy (else up to 3 attempts for retryable errors).
+  const attempts = h('input', { type: 'number', id: 'retry-max-attempts', name: 'retry-max-attempts', min: 1, max: 100, step: 1, placeholder: 'default (3)', inputmode: 'numeric' });
+  const jitter = h('input', { type: 'number', id: 'jitter', name: 'jitter', min: 0, max: 3600, step: 1, placeholder: '0', inputmode: 'numeric' });
   const error = h('p', { class: 'error', id: 'create-error' });
 
   const create = actionButton(
@@ -57,6 +60,9 @@ export async function renderNewCron(view) {
         error.textContent = err.message;
         return;
       }
+      // Sent as typed: the API names the field if it is out of range.
+      if (attempts.value.trim() !== '') body.retry_policy = { max_attempts: Number(attempts.value) };
+      if (jitter.value.trim() !== '') body.jitter_seconds = Number(jitter.value);
       if (!threadId) {
         body.on_run_completed = keep.value;
         body.overlap_policy = overlap.value;
@@ -87,6 +93,8 @@ export async function renderNewCron(view) {
       h('label', { class: 'field' }, h('span', {}, 'After each run (stateless)'), keep),
       h('label', { class: 'field' }, h('span', {}, 'When the last run is still going (stateless)'), overlap),
       h('label', { class: 'field' }, h('span', {}, 'Missed occurrences after downtime'), missed),
+      h('label', { class: 'field' }, h('span', {}, 'Retry: max attempts (1 = no retry)'), attempts),
+      h('label', { class: 'field' }, h('span', {}, 'Jitter: start up to N seconds late'), jitter),
       h('label', { class: 'check' }, paused, ' Create paused (no first run)'),
       h('p', { class: 'muted' }, 'An active cron starts its first run at once, then follows its schedule.'),
       h('div', { class: 'actions' }, create),

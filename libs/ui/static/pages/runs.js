@@ -1,7 +1,7 @@
 // Runs in progress: the runs going on the caller's busy threads (a cron's run included), found
 // with the public API (threads with status busy, then their runs).
 import { api, mapLimit, session } from '../api.js';
-import { badge, formatDuration, formatTime, h, put, relative, shortId } from '../format.js';
+import { badge, formatDuration, formatTime, h, put, relative, shortId, waitingText } from '../format.js';
 import { actionButton, flash, table } from '../ui.js';
 
 const ACTIVE = new Set(['pending', 'running']);
@@ -20,7 +20,14 @@ export async function renderRuns(view) {
       'tr',
       { dataset: { runId: r.run_id } },
       h('td', {}, shortId(r.run_id)),
-      h('td', {}, badge(r.status)),
+      h(
+        'td',
+        {},
+        badge(r.status),
+        // A retry backing off or a limit without room (docs/flow-control.md); attempts after the first.
+        r.status === 'pending' && r.waiting ? h('div', { class: 'sub waiting' }, `waiting for ${waitingText(r)}`) : null,
+        r.attempts > 1 || r.attempt_log?.length ? h('div', { class: 'sub' }, `attempt ${Math.max(r.attempts, (r.attempt_log?.length ?? 0) + 1)}`) : null,
+      ),
       h('td', {}, r.cron_id ? [h('a', { href: `#/crons/${r.cron_id}` }, shortId(r.cron_id)), r.scheduled_for ? h('div', { class: 'sub' }, formatTime(r.scheduled_for)) : null] : 'none'),
       h('td', {}, shortId(r.assistant_id)),
       h('td', {}, r.run_started_at ? `${formatDuration(now - new Date(r.run_started_at).getTime())}` : `waiting ${relative(r.created_at, now).replace(' ago', '')}`),
