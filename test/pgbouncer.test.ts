@@ -138,5 +138,8 @@ describe('behind PgBouncer (transaction pooling)', () => {
       assert.equal(await scheduler.exited, 0);
       assert.equal(await worker.exited, 0);
     }
+    // MIGRATE_ON_START (the default) is not done through the pooler: its session lock and settings would stay on pooled backends.
+    for (const app of [scheduler, worker]) assert.ok(app.output.some((l) => /MIGRATE_ON_START: migrations skipped/.test(l)), app.output.join('\n'));
+    assert.deepEqual(new Set(await pooledSessionSettings(bouncer.url, 8)), new Set(['61s 0 0']), 'pooled sessions have the database defaults');
   });
 });

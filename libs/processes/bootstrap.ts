@@ -68,7 +68,11 @@ export async function connect(
     await retryWhileUnavailable('connect', () => pool.query('SELECT 1'), wait);
     // A pool that keeps its connections takes them all now: its slots are its own from the start.
     if (opts.keepConnections) await retryWhileUnavailable('connect', () => openAll(pool, opts.budget.pool), wait);
-    if (config.MIGRATE_ON_START) {
+    if (config.MIGRATE_ON_START && pooled && !directUrl) {
+      // The migration lock and settings are a session's: through a transaction pooler they would
+      // land on backends other clients then get (a lock held for ever, timeouts of 0).
+      logger.warn('MIGRATE_ON_START: migrations skipped, DATABASE_URL goes through a connection pooler; run the release step with DATABASE_DIRECT_URL set');
+    } else if (config.MIGRATE_ON_START) {
       const { applied } = await retryWhileUnavailable('migrations', () => migrateOn(directUrl, pool, opts.applicationName, database), wait);
       if (applied.length) logger.info('migrations applied', { applied });
     }
