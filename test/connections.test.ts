@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createPool, startEmbeddedPostgres } from '../libs/db/index.ts';
+import { createPool, startEmbeddedPostgres, withTransaction } from '../libs/db/index.ts';
+import { enqueueRuns } from '../libs/queue/index.ts';
+import { createTestDatabase } from './support/db.ts';
 import type { EmbeddedDatabase, Pool } from '../libs/db/index.ts';
-import { eventually, insertCron } from './support/engine.ts';
+import { eventually, insertCron, startTestQueue } from './support/engine.ts';
 import { everySecond, startDeployment } from './support/hosted.ts';
 import type { Deployment } from './support/hosted.ts';
 import { ROOT, freePort, spawnApp } from './support/processes.ts';
@@ -132,5 +134,22 @@ describe(`a ${MAX_CONNECTIONS}-connection PostgreSQL: web + scheduler + ${WORKER
     const worker = spawnApp('worker', { DATABASE_URL: appUrl, DATABASE_POOL_MAX: '', DATABASE_MAX_CONNECTIONS: '2' });
     assert.equal(await worker.exited, 1);
     assert.match(worker.output.join('\n'), /invalid configuration: DATABASE_MAX_CONNECTIONS must be at least 3 for this process \(worker: 1 LISTEN connection \+ a pool of 2\)/);
+  });
+});
+
+describe('pg-boss on the process pool', () => {
+  test('an enqueue inside a transaction needs no second connection of the pool (a pool of one does not wait on itself)', async () => {
+    const db = await createTestDatabase('pgboss-shared-pool');
+    const pool = createPool(db.url, { max: 1, connectionTimeoutMillis: 3000 });
+    const boss = await startTestQueue(db.url, { pool });
+    try {
+      const started = Date.now();
+      await withTransaction(pool, (client) => enqueueRuns(boss, [{ run_id: randomUUID(), group: 'g' }], client));
+      assert.ok(Date.now() - started < 2000, `enqueued in ${Date.now() - started} ms`);
+    } finally {
+      await boss.stop({ graceful: false });
+      await pool.end();
+      await db.drop();
+    }
   });
 });

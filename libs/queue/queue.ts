@@ -206,6 +206,11 @@ async function startBoss(options: ConstructorOptions, opts: QueueOptions): Promi
   }
   try {
     await ensureQueues(boss, opts.settings, opts.writePolicy);
+    // createQueue and updateQueue drop pg-boss's cached queue rows; the first insert into a queue
+    // would then read its row on the pool while the caller's transaction holds a connection of the
+    // same pool (pg-boss shares it): with every connection in such a transaction none is left, and
+    // each waits out its connect timeout. Read them now, outside any transaction.
+    if (opts.pool) for (const q of queueDefinitions(opts.settings)) await boss.getJobById(q.name, NIL_UUID);
   } catch (err) {
     // Startup retries the whole of startQueue: a half-started instance must not be left polling.
     await boss.stop({ graceful: false, close: true }).catch(() => {});
@@ -286,6 +291,8 @@ export async function requeueRunJobs(db: Queryable, schema: string, jobs: { id: 
     [QUEUES.run, jobs.map((j) => j.id), jobs.map((j) => `${j.id}:${j.retryCount}`), queueNotifyChannel(schema)],
   );
 }
+
+const NIL_UUID = '00000000-0000-0000-0000-000000000000';
 
 const quoteIdent = (name: string): string => `"${name.replaceAll('"', '""')}"`;
 
