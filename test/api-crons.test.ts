@@ -198,7 +198,12 @@ describe('crons API', () => {
     assert.equal(ephemeral.rows[0].ephemeral, true, 'on_run_completed defaults to delete');
 
     const threadId = await newThread(stack);
-    const onThread: any = await sdk2.crons.createForThread(threadId, 'echo', { schedule: '0 * * * *', input: { n: 2 }, metadata: { sdk: 2 }, multitaskStrategy: 'reject' });
+    const onThread: any = await sdk2.crons.createForThread(threadId, 'echo', {
+      schedule: '0 * * * *',
+      input: { n: 2 },
+      metadata: { sdk: 2 },
+      multitaskStrategy: 'reject',
+    });
     assert.equal(onThread.thread_id, threadId, 'a thread cron runs on its thread');
     assert.ok(onThread.cron_id);
     const threadCron = (await get(`/runs/crons/${onThread.cron_id}`)).body;
@@ -247,10 +252,11 @@ describe('crons API', () => {
   test('assistants: a UUID or a graph id; system assistants for all, others only for their owner', async () => {
     const bobs = randomUUID();
     const mine = randomUUID();
-    await stack.db.pool.query(
-      `INSERT INTO assistants (assistant_id, graph_id, name, user_id) VALUES ($1, 'echo', 'bob''s', 'bob'), ($2, 'echo', 'mine', $3)`,
-      [bobs, mine, USER],
-    );
+    await stack.db.pool.query(`INSERT INTO assistants (assistant_id, graph_id, name, user_id) VALUES ($1, 'echo', 'bob''s', 'bob'), ($2, 'echo', 'mine', $3)`, [
+      bobs,
+      mine,
+      USER,
+    ]);
     const byUuid = await post('/runs/crons', { assistant_id: ECHO, schedule: '@daily', input: {}, enabled: false });
     assert.equal(byUuid.body.assistant_id, ECHO);
     const byGraph = await post('/runs/crons', { assistant_id: 'echo', schedule: '@daily', input: {}, enabled: false });
@@ -415,7 +421,9 @@ describe('crons API', () => {
     assert.ok(new Date(revived.next_run_date).getTime() > reviving - 1000);
 
     // ... and so does enabled: true (here after end_time was cleared).
-    await stack.db.pool.query(`UPDATE crons SET enabled = false, next_run_date = NULL, finished_at = now(), end_time = NULL WHERE cron_id = $1`, [created.cron_id]);
+    await stack.db.pool.query(`UPDATE crons SET enabled = false, next_run_date = NULL, finished_at = now(), end_time = NULL WHERE cron_id = $1`, [
+      created.cron_id,
+    ]);
     const reenabled: any = await sdk2.crons.update(created.cron_id, { enabled: true });
     assert.equal(reenabled.enabled, true);
     assert.equal(reenabled.finished_at, null);
@@ -549,7 +557,14 @@ describe('crons API', () => {
 
     const selected = (await post('/runs/crons/search', { ...mine, select: ['cron_id', 'schedule', 'next_run_date'], limit: 1 })).body;
     assert.deepEqual(Object.keys(selected[0]).sort(), ['cron_id', 'next_run_date', 'schedule']);
-    const sdkSelected: any[] = await sdk1.crons.search({ metadata: { tag }, select: ['cron_id', 'metadata'], limit: 2, offset: 3, sortBy: 'created_at', sortOrder: 'asc' });
+    const sdkSelected: any[] = await sdk1.crons.search({
+      metadata: { tag },
+      select: ['cron_id', 'metadata'],
+      limit: 2,
+      offset: 3,
+      sortBy: 'created_at',
+      sortOrder: 'asc',
+    });
     assert.deepEqual(
       sdkSelected.map((c) => c.cron_id),
       ids.slice(3, 5),
@@ -612,7 +627,21 @@ describe('crons API', () => {
       ],
     );
     const o = ledger.body[0];
-    for (const key of ['cron_id', 'scheduled_for', 'run_id', 'thread_id', 'trigger', 'status', 'reason', 'error', 'skipped_count', 'enqueued_at', 'started_at', 'ended_at', 'created_at']) {
+    for (const key of [
+      'cron_id',
+      'scheduled_for',
+      'run_id',
+      'thread_id',
+      'trigger',
+      'status',
+      'reason',
+      'error',
+      'skipped_count',
+      'enqueued_at',
+      'started_at',
+      'ended_at',
+      'created_at',
+    ]) {
       assert.ok(key in o, key);
     }
     // The ledger's webhook columns: nothing to deliver for a cron without a webhook.
@@ -638,9 +667,8 @@ describe('crons API', () => {
   test('next: the next N fire times in UTC and in the cron timezone; for a disabled cron, what it would fire if enabled', async () => {
     // 12:30 exists once every day in New York (a 02:30 schedule would fire at 03:00 on the day
     // DST starts, and fail the pattern below in the days before it).
-    const created = (
-      await post('/runs/crons', { assistant_id: 'echo', schedule: '30 12 * * *', timezone: 'America/New_York', input: {}, enabled: false })
-    ).body;
+    const created = (await post('/runs/crons', { assistant_id: 'echo', schedule: '30 12 * * *', timezone: 'America/New_York', input: {}, enabled: false }))
+      .body;
     await patch(`/runs/crons/${created.cron_id}`, { enabled: true });
     const res = await get(`/runs/crons/${created.cron_id}/next?count=3`);
     assert.equal(res.status, 200);
@@ -659,7 +687,10 @@ describe('crons API', () => {
     await patch(`/runs/crons/${created.cron_id}`, { enabled: false });
     const paused = (await get(`/runs/crons/${created.cron_id}/next?count=3`)).body;
     assert.equal(paused.enabled, false);
-    assert.deepEqual(paused.next.map((n: any) => n.utc), res.body.next.map((n: any) => n.utc));
+    assert.deepEqual(
+      paused.next.map((n: any) => n.utc),
+      res.body.next.map((n: any) => n.utc),
+    );
 
     // Nothing past end_time.
     const ending = (await post('/runs/crons', { assistant_id: 'echo', schedule: '0 * * * *', input: {}, enabled: false })).body;
@@ -681,11 +712,10 @@ describe('crons API', () => {
        SELECT gen_random_uuid(), $1, $2, '@daily', false, '{"filler": true}' FROM generate_series(1, $3)`,
       [ECHO, USER, fill],
     );
-    const racing = await Promise.all(Array.from({ length: 6 }, () => post('/runs/crons', { assistant_id: 'echo', schedule: '@daily', input: {}, enabled: false })));
-    assert.deepEqual(
-      racing.map((r) => r.status).sort(),
-      [200, 200, 429, 429, 429, 429],
+    const racing = await Promise.all(
+      Array.from({ length: 6 }, () => post('/runs/crons', { assistant_id: 'echo', schedule: '@daily', input: {}, enabled: false })),
     );
+    assert.deepEqual(racing.map((r) => r.status).sort(), [200, 200, 429, 429, 429, 429]);
     const res = await post('/runs/crons', { assistant_id: 'echo', schedule: '@daily', input: {} });
     assert.equal(res.status, 429);
     assert.match(res.body.detail, /CRON_MAX_PER_USER is 100/);
@@ -709,14 +739,26 @@ describe('crons API', () => {
   });
 
   test('no request above made the api log an unhandled error (no 500s)', () => {
-    assert.ok(stack.api.output.some((l) => /POST \/runs\/crons 422 /.test(l)), 'request lines carry their status');
+    assert.ok(
+      stack.api.output.some((l) => /POST \/runs\/crons 422 /.test(l)),
+      'request lines carry their status',
+    );
     const failures = stack.api.output.filter((l) => /unhandled error| 5\d\d /.test(l));
     assert.deepEqual(failures, []);
   });
 
   test('the OpenAPI document describes the crons routes', async () => {
     const doc = (await get('/openapi.json')).body;
-    for (const path of ['/runs/crons', '/threads/{thread_id}/runs/crons', '/runs/crons/search', '/runs/crons/count', '/runs/crons/{cron_id}', '/runs/crons/{cron_id}/trigger', '/runs/crons/{cron_id}/occurrences', '/runs/crons/{cron_id}/next']) {
+    for (const path of [
+      '/runs/crons',
+      '/threads/{thread_id}/runs/crons',
+      '/runs/crons/search',
+      '/runs/crons/count',
+      '/runs/crons/{cron_id}',
+      '/runs/crons/{cron_id}/trigger',
+      '/runs/crons/{cron_id}/occurrences',
+      '/runs/crons/{cron_id}/next',
+    ]) {
       assert.ok(doc.paths[path], path);
     }
     assert.ok(doc.components.schemas.Cron.properties.last_run_status);
@@ -728,7 +770,10 @@ describe('crons firing end to end, two users (api + scheduler + worker, AUTH_MOD
   let stack: Stack;
 
   before(async () => {
-    stack = await startStack('api_crons_e2e', { scheduler: true, worker: true, env: {
+    stack = await startStack('api_crons_e2e', {
+      scheduler: true,
+      worker: true,
+      env: {
         CRON_ALLOW_SECONDS_SCHEDULE: 'true',
         CRON_MAX_PER_USER: '0',
         // Only a notification can wake the scheduler early: a change taking effect at once proves it.
@@ -752,13 +797,20 @@ describe('crons firing end to end, two users (api + scheduler + worker, AUTH_MOD
     const pool = stack.db.pool;
     const yearly: any = await sdk1.crons.create('echo', { schedule: '0 0 1 1 *', input: {}, onRunCompleted: 'keep' });
     // Let the scheduler settle into its long sleep (nothing due for a year; poll interval 60 s).
-    await until('the scheduler to tick', async () => (await pool.query(`SELECT 1 FROM agentcron_processes WHERE role = 'scheduler' AND last_tick_at IS NOT NULL`)).rowCount);
+    await until(
+      'the scheduler to tick',
+      async () => (await pool.query(`SELECT 1 FROM agentcron_processes WHERE role = 'scheduler' AND last_tick_at IS NOT NULL`)).rowCount,
+    );
     // And to listen: its LISTEN connection is set up beside the loop, not before it (a busy
     // machine can take a moment), and a NOTIFY sent before it listens reaches nobody.
     await until(
       'the scheduler to LISTEN',
       async () =>
-        (await pool.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'agentcron-scheduler-listen' AND query LIKE 'LISTEN%'`)).rowCount,
+        (
+          await pool.query(
+            `SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'agentcron-scheduler-listen' AND query LIKE 'LISTEN%'`,
+          )
+        ).rowCount,
     );
     const changedAt = Date.now();
     const updated: any = await sdk1.crons.update(yearly.cron_id, { schedule: '*/1 * * * * *' });
@@ -805,7 +857,9 @@ describe('crons firing end to end, two users (api + scheduler + worker, AUTH_MOD
     );
 
     // The ledger endpoint: newest first, the create run last, scheduled runs a second apart.
-    const ledger: any = await (await fetch(`${stack.url}/runs/crons/${keeping.cron_id}/occurrences?limit=1000`, { headers: { 'x-api-key': ALICE_KEY } })).json();
+    const ledger: any = await (
+      await fetch(`${stack.url}/runs/crons/${keeping.cron_id}/occurrences?limit=1000`, { headers: { 'x-api-key': ALICE_KEY } })
+    ).json();
     assert.equal(ledger.at(-1).trigger, 'create');
     assert.equal(ledger.at(-1).run_id, keeping.run_id);
     const scheduled = ledger.filter((o: any) => o.trigger === 'schedule');
@@ -847,16 +901,14 @@ describe('crons firing end to end, two users (api + scheduler + worker, AUTH_MOD
       ['alice'],
     );
     // The thread cron ran every time on its one thread.
-    assert.deepEqual(
-      [...new Set(await doneThreads(onThread.cron_id))],
-      [threadId],
-    );
+    assert.deepEqual([...new Set(await doneThreads(onThread.cron_id))], [threadId]);
 
     // Deleted, a cron enqueues nothing more; what had started finishes.
     await sdk1.crons.delete(keeping.cron_id);
     await sdk2.crons.delete(dropping.cron_id);
     await sdk2.crons.delete(onThread.cron_id);
-    const runCount = async () => (await pool.query(`SELECT count(*)::int AS n FROM runs WHERE cron_id = ANY($1::uuid[])`, [[keeping.cron_id, onThread.cron_id]])).rows[0].n;
+    const runCount = async () =>
+      (await pool.query(`SELECT count(*)::int AS n FROM runs WHERE cron_id = ANY($1::uuid[])`, [[keeping.cron_id, onThread.cron_id]])).rows[0].n;
     const atDelete = await runCount();
     await until('runs in flight to finish', async () => {
       const { rows } = await pool.query(`SELECT count(*)::int AS n FROM runs WHERE cron_id = ANY($1::uuid[]) AND status IN ('pending', 'running')`, [
@@ -904,7 +956,10 @@ describe('crons firing end to end, two users (api + scheduler + worker, AUTH_MOD
     const bobs: any = await bob.crons.create('echo', { schedule: '@daily', input: {}, enabled: false });
     assert.equal(bobs.user_id, 'bob');
     assert.equal(await bob.crons.count({}), 1);
-    assert.equal((await alice.crons.search({ limit: 1000 })).some((c: any) => c.cron_id === bobs.cron_id), false);
+    assert.equal(
+      (await alice.crons.search({ limit: 1000 })).some((c: any) => c.cron_id === bobs.cron_id),
+      false,
+    );
 
     const anonymous = await fetch(`${stack.url}/runs/crons/search`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     assert.equal(anonymous.status, 401);
@@ -933,7 +988,13 @@ describe("a cron's first run and trigger follow the scheduler's overlap rules (i
     teardown(
       () => api?.close(),
       // Should a test fail half-way, its busy runs would hold the worker's stop: end them first.
-      async () => cancelRuns(db.pool, boss, (await db.pool.query(`SELECT run_id FROM runs WHERE status IN ('pending', 'running')`)).rows.map((r) => r.run_id), 'interrupt'),
+      async () =>
+        cancelRuns(
+          db.pool,
+          boss,
+          (await db.pool.query(`SELECT run_id FROM runs WHERE status IN ('pending', 'running')`)).rows.map((r) => r.run_id),
+          'interrupt',
+        ),
       () => worker?.stop(),
       () => boss?.stop({ graceful: false }),
       () => db?.drop(),
@@ -954,10 +1015,14 @@ describe("a cron's first run and trigger follow the scheduler's overlap rules (i
   const abortedTrace = (runId: string) =>
     eventually(async () => (traces.get(runId)?.aborted ? traces.get(runId) : null), `run ${runId}'s signal to abort`, 20_000, 10);
   const ended = (threadId: string, runId: string) =>
-    eventually(async () => {
-      const r = (await getRun(threadId, runId)).body;
-      return r && !['pending', 'running'].includes(r.status) ? r : null;
-    }, `run ${runId} to end`, 30_000);
+    eventually(
+      async () => {
+        const r = (await getRun(threadId, runId)).body;
+        return r && !['pending', 'running'].includes(r.status) ? r : null;
+      },
+      `run ${runId} to end`,
+      30_000,
+    );
   const cancel = async (threadId: string, runId: string) => {
     assert.equal((await api.call('POST', `/threads/${threadId}/runs/${runId}/cancel`)).status, 202);
   };
@@ -969,7 +1034,12 @@ describe("a cron's first run and trigger follow the scheduler's overlap rules (i
       const busy = await backgroundRun(threadId, BUSY);
       await started(busy);
 
-      const created = await api.call('POST', `/threads/${threadId}/runs/crons`, { assistant_id: 'echo', schedule: '0 0 1 1 *', input: { n: 1 }, multitask_strategy: strategy });
+      const created = await api.call('POST', `/threads/${threadId}/runs/crons`, {
+        assistant_id: 'echo',
+        schedule: '0 0 1 1 *',
+        input: { n: 1 },
+        multitask_strategy: strategy,
+      });
       assert.equal(created.status, 200, JSON.stringify(created.body));
       assert.ok(created.body.run_id, 'the first run was started');
       assert.equal((await abortedTrace(busy)).reason, 'Cancelled', 'the running agent is stopped, not waited for');
@@ -1003,7 +1073,12 @@ describe("a cron's first run and trigger follow the scheduler's overlap rules (i
     const busy = await backgroundRun(threadId, BUSY);
     await started(busy);
 
-    const created = await api.call('POST', `/threads/${threadId}/runs/crons`, { assistant_id: 'echo', schedule: '0 0 1 1 *', input: { n: 2 }, multitask_strategy: 'reject' });
+    const created = await api.call('POST', `/threads/${threadId}/runs/crons`, {
+      assistant_id: 'echo',
+      schedule: '0 0 1 1 *',
+      input: { n: 2 },
+      multitask_strategy: 'reject',
+    });
     assert.equal(created.status, 200, JSON.stringify(created.body));
     assert.equal(created.body.run_id, undefined, 'the answer is the Cron, not a run');
     assert.equal(created.body.thread_id, threadId);
@@ -1020,7 +1095,11 @@ describe("a cron's first run and trigger follow the scheduler's overlap rules (i
     const refused = await api.call('POST', `/runs/crons/${cronId}/trigger`);
     assert.equal(refused.status, 409);
     assert.match(refused.body.detail, /has a run that has not ended \(multitask_strategy reject\)/);
-    assert.deepEqual((await api.call('GET', `/threads/${threadId}/runs`)).body.map((r: any) => r.run_id), [busy], 'nothing was started');
+    assert.deepEqual(
+      (await api.call('GET', `/threads/${threadId}/runs`)).body.map((r: any) => r.run_id),
+      [busy],
+      'nothing was started',
+    );
     assert.equal((await ledger(cronId)).length, 1, 'a refused trigger writes no ledger row');
     assert.equal(traces.get(busy)!.aborted, undefined, 'reject never stops the running run');
 
@@ -1038,12 +1117,17 @@ describe("a cron's first run and trigger follow the scheduler's overlap rules (i
 
     // On an idle thread, create starts the first run as usual.
     const idle = await newThread();
-    const onIdle = await api.call('POST', `/threads/${idle}/runs/crons`, { assistant_id: 'echo', schedule: '0 0 1 1 *', input: {}, multitask_strategy: 'reject' });
+    const onIdle = await api.call('POST', `/threads/${idle}/runs/crons`, {
+      assistant_id: 'echo',
+      schedule: '0 0 1 1 *',
+      input: {},
+      multitask_strategy: 'reject',
+    });
     assert.ok(onIdle.body.run_id);
     assert.equal((await ended(idle, onIdle.body.run_id)).status, 'success');
   });
 
-  test("stateless crons: a trigger follows overlap_policy (skip: 409 while a run is going; buffer_one: one running and one waiting)", async () => {
+  test('stateless crons: a trigger follows overlap_policy (skip: 409 while a run is going; buffer_one: one running and one waiting)', async () => {
     const skip = (await api.call('POST', '/runs/crons', { assistant_id: 'echo', schedule: '0 0 1 1 *', input: BUSY, overlap_policy: 'skip' })).body;
     await started(skip.run_id);
     const refused = await api.call('POST', `/runs/crons/${skip.cron_id}/trigger`);
@@ -1051,7 +1135,15 @@ describe("a cron's first run and trigger follow the scheduler's overlap rules (i
     assert.match(refused.body.detail, /previous run has not ended \(overlap_policy skip\)/);
     await cancel(skip.thread_id, skip.run_id);
 
-    const buffer = (await api.call('POST', '/runs/crons', { assistant_id: 'echo', schedule: '0 0 1 1 *', input: BUSY, overlap_policy: 'buffer_one', on_run_completed: 'keep' })).body;
+    const buffer = (
+      await api.call('POST', '/runs/crons', {
+        assistant_id: 'echo',
+        schedule: '0 0 1 1 *',
+        input: BUSY,
+        overlap_policy: 'buffer_one',
+        on_run_completed: 'keep',
+      })
+    ).body;
     await started(buffer.run_id);
     const waiting = await api.call('POST', `/runs/crons/${buffer.cron_id}/trigger`);
     assert.equal(waiting.status, 200, 'one may wait behind the running one');

@@ -42,7 +42,18 @@ describe('OpenAPI document and /docs', () => {
     }
     // The public endpoints are in the reference too.
     for (const path of ['/ok', '/health', '/metrics']) assert.ok(doc.paths[path]?.get, `missing GET ${path}`);
-    for (const name of ['Thread', 'ThreadState', 'ThreadCreate', 'ThreadSearch', 'Run', 'RunCreate', 'Assistant', 'AssistantCreate', 'AssistantSearch', 'Error']) {
+    for (const name of [
+      'Thread',
+      'ThreadState',
+      'ThreadCreate',
+      'ThreadSearch',
+      'Run',
+      'RunCreate',
+      'Assistant',
+      'AssistantCreate',
+      'AssistantSearch',
+      'Error',
+    ]) {
       assert.ok(doc.components.schemas[name], `missing schema ${name}`);
     }
     assert.deepEqual(Object.keys(doc.components.securitySchemes).sort(), ['ApiKey', 'Bearer']);

@@ -76,7 +76,8 @@ describe('agentcron CLI', () => {
       cli(null, ['crons', 'ls', '--url', 'not a url']),
     ]);
     assert.equal(help.code, 0);
-    for (const cmd of ['crons ls|list', 'crons create', 'crons occurrences', 'crons next', 'crons backfill', 'crons retry', 'crons preview', 'health', 'keys']) assert.ok(help.stdout.includes(cmd), cmd);
+    for (const cmd of ['crons ls|list', 'crons create', 'crons occurrences', 'crons next', 'crons backfill', 'crons retry', 'crons preview', 'health', 'keys'])
+      assert.ok(help.stdout.includes(cmd), cmd);
     assert.equal(none.code, 2);
     assert.match(none.stderr, /usage: agentcron/);
     assert.equal(unknown.code, 2);
@@ -92,7 +93,21 @@ describe('agentcron CLI', () => {
 
   test('crons: create, ls, get, next, pause, resume, trigger, occurrences, update, rm', async () => {
     const [createdRun, paused] = await Promise.all([
-      cli('alice', ['crons', 'create', '--assistant', 'echo', '--schedule', '*/5 * * * *', '--timezone', 'Europe/Paris', '--input', '{"topic":"news"}', '--metadata', '{"team":"ops"}', '--json']),
+      cli('alice', [
+        'crons',
+        'create',
+        '--assistant',
+        'echo',
+        '--schedule',
+        '*/5 * * * *',
+        '--timezone',
+        'Europe/Paris',
+        '--input',
+        '{"topic":"news"}',
+        '--metadata',
+        '{"team":"ops"}',
+        '--json',
+      ]),
       cli('alice', ['crons', 'create', '--assistant', 'echo', '--schedule', '0 9 * * 1-5', '--paused']),
     ]);
     const created = json(createdRun);
@@ -120,9 +135,18 @@ describe('agentcron CLI', () => {
     assert.match(header, /^CRON_ID\s+SCHEDULE\s+DESCRIPTION\s+TIMEZONE\s+STATE\s+NEXT_RUN\s+LAST_RUN\s+METADATA$/);
     assert.equal(lines.length, 2);
     assert.match(table.stdout, new RegExp(`${id}\\s+\\*/5 \\* \\* \\* \\*\\s+Every 5 minutes\\s+Europe/Paris\\s+active`));
-    assert.deepEqual(json(disabled).map((c: any) => c.schedule), ['0 9 * * 1-5']);
-    assert.deepEqual(json(byMetadata).map((c: any) => c.cron_id), [id]);
-    assert.deepEqual(json(byAssistant).map((c: any) => c.cron_id), [id]);
+    assert.deepEqual(
+      json(disabled).map((c: any) => c.schedule),
+      ['0 9 * * 1-5'],
+    );
+    assert.deepEqual(
+      json(byMetadata).map((c: any) => c.cron_id),
+      [id],
+    );
+    assert.deepEqual(
+      json(byAssistant).map((c: any) => c.cron_id),
+      [id],
+    );
     assert.equal(shown.code, 0);
     assert.match(shown.stdout, /description:\s+Every 5 minutes/);
     assert.match(shown.stdout, /timezone:\s+Europe\/Paris/);
@@ -147,7 +171,12 @@ describe('agentcron CLI', () => {
       cli('alice', ['crons', 'update', id]),
       cli('alice', ['crons', 'update', id, '--schedule', '61 * * * *']),
     ]);
-    assert.deepEqual(json(ledger).map((o: any) => o.trigger).sort(), ['create', 'manual']);
+    assert.deepEqual(
+      json(ledger)
+        .map((o: any) => o.trigger)
+        .sort(),
+      ['create', 'manual'],
+    );
     assert.match(ledgerTable.stdout, /^SCHEDULED_FOR\s+TRIGGER\s+STATUS\s+REASON\s+ATTEMPTS\s+WAITING\s+LAG\s+WAIT\s+DURATION\s+RUN_ID\s+DETAIL$/m);
     assert.match(ledgerTable.stdout, /\smanual\s+enqueued\s+-\s+0\s+a free worker\s/);
     assert.equal(nothing.code, 2, 'update with nothing to change is a usage error');
@@ -169,7 +198,21 @@ describe('agentcron CLI', () => {
 
   test('retry policy and jitter: create and update options, shown by get; the ledger shows attempts, earlier errors and why it waits', async () => {
     const created = json(
-      await cli('alice', ['crons', 'create', '--assistant', 'echo', '--schedule', '0 9 * * *', '--retry-max-attempts', '5', '--retry-backoff', '3', '--jitter', '30', '--json']),
+      await cli('alice', [
+        'crons',
+        'create',
+        '--assistant',
+        'echo',
+        '--schedule',
+        '0 9 * * *',
+        '--retry-max-attempts',
+        '5',
+        '--retry-backoff',
+        '3',
+        '--jitter',
+        '30',
+        '--json',
+      ]),
     );
     assert.deepEqual(created.payload.retry_policy, { max_attempts: 5, backoff_coefficient: 3 });
     assert.equal(created.jitter_seconds, 30);
@@ -179,7 +222,9 @@ describe('agentcron CLI', () => {
     assert.match(shown.stdout, /retry_policy:\s+\{"max_attempts":5,"backoff_coefficient":3\}/);
 
     // --retry-* on update change only the fields named (the rest of the stored policy stays).
-    const merged = json(await cli('alice', ['crons', 'update', id, '--retry-initial-interval', '2.5', '--retry-max-interval', '60', '--jitter', '0', '--json']));
+    const merged = json(
+      await cli('alice', ['crons', 'update', id, '--retry-initial-interval', '2.5', '--retry-max-interval', '60', '--jitter', '0', '--json']),
+    );
     assert.deepEqual(merged.payload.retry_policy, { max_attempts: 5, backoff_coefficient: 3, initial_interval_seconds: 2.5, maximum_interval_seconds: 60 });
     assert.equal(merged.jitter_seconds, 0);
     const [refused, notNumber, cleared] = await Promise.all([
@@ -210,7 +255,7 @@ describe('agentcron CLI', () => {
     assert.match(table.stdout, /earlier: #1 error RateLimited: 429 Too Many Requests/);
   });
 
-  test('two keys: no command reaches another user\'s cron; an admin key with --admin reaches all', async () => {
+  test("two keys: no command reaches another user's cron; an admin key with --admin reaches all", async () => {
     const alices = json(await cli('alice', ['crons', 'create', '--assistant', 'echo', '--schedule', '0 8 * * *', '--json'])).cron_id;
     const results = await Promise.all([
       cli('bob', ['crons', 'get', alices]),
@@ -239,7 +284,10 @@ describe('agentcron CLI', () => {
     assert.equal(json(cron).schedule, '0 8 * * *');
     assert.equal(noKey.code, 1);
     assert.match(noKey.stderr, /HTTP 401: missing API key/);
-    assert.ok(json(flagKey).some((c: any) => c.cron_id === alices), '--api-key overrides the environment');
+    assert.ok(
+      json(flagKey).some((c: any) => c.cron_id === alices),
+      '--api-key overrides the environment',
+    );
     assert.ok(json(all).some((c: any) => c.cron_id === alices && c.user_id === 'alice'));
     assert.match(adminTable.stdout.split('\n')[0], /\bOWNER\b/);
     assert.match(adminTable.stdout, /\balice\b/);
@@ -278,7 +326,10 @@ describe('agentcron CLI', () => {
     assert.deepEqual([...new Set(ledger.map((o: any) => o.trigger))], ['backfill']);
     const failed = ledger[0].scheduled_for;
     await db.pool.query(`UPDATE runs SET status = 'error' WHERE cron_id = $1 AND scheduled_for = $2`, [id, failed]);
-    await db.pool.query(`UPDATE cron_occurrences SET status = 'error', error = 'boom', ended_at = now() WHERE cron_id = $1 AND scheduled_for = $2`, [id, failed]);
+    await db.pool.query(`UPDATE cron_occurrences SET status = 'error', error = 'boom', ended_at = now() WHERE cron_id = $1 AND scheduled_for = $2`, [
+      id,
+      failed,
+    ]);
     const [retry, again] = await Promise.all([cli('alice', ['crons', 'retry', id, failed]), cli('bob', ['crons', 'retry', id, failed])]);
     assert.equal(retry.code, 0, retry.stderr);
     assert.match(retry.stdout.trim(), new RegExp(`^retrying ${failed.replace(/[.]/g, '\\.')}: run \\S+ \\(pending\\), retry 1$`));
@@ -295,8 +346,11 @@ describe('agentcron CLI', () => {
     const port = (closed.address() as AddressInfo).port;
     await new Promise((resolve) => closed.close(resolve));
     const viaNpm = new Promise<Result>((resolve) => {
-      execFile('npm', ['run', '-s', 'cli', '--', 'crons', 'ls', '--json'], { env: { ...process.env, AGENTCRON_URL: api.url, AGENTCRON_API_KEY: KEYS.bob }, timeout: 20_000 }, (err, stdout, stderr) =>
-        resolve({ code: err ? Number((err as { code?: unknown }).code ?? -1) : 0, stdout, stderr }),
+      execFile(
+        'npm',
+        ['run', '-s', 'cli', '--', 'crons', 'ls', '--json'],
+        { env: { ...process.env, AGENTCRON_URL: api.url, AGENTCRON_API_KEY: KEYS.bob }, timeout: 20_000 },
+        (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: unknown }).code ?? -1) : 0, stdout, stderr }),
       );
     });
     // `agentcron keys` is the database-side key tool: a key it makes works at once.

@@ -31,7 +31,10 @@ describe('configuration', () => {
         err.variable === 'DATABASE_MAX_CONNECTIONS' &&
         /must be at least 3 for this process \(scheduler: 1 LISTEN connection \+ a pool of 2\)/.test(err.message),
     );
-    assert.throws(() => budget({ DATABASE_POOL_MAX: '1' }, 'worker'), (err: unknown) => err instanceof ConfigError && err.variable === 'DATABASE_POOL_MAX');
+    assert.throws(
+      () => budget({ DATABASE_POOL_MAX: '1' }, 'worker'),
+      (err: unknown) => err instanceof ConfigError && err.variable === 'DATABASE_POOL_MAX',
+    );
     assert.equal(budget({ DATABASE_MAX_CONNECTIONS: '1' }, 'api').pool, 1);
   });
 

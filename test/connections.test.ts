@@ -34,7 +34,12 @@ describe(`a ${MAX_CONNECTIONS}-connection PostgreSQL: web + scheduler + ${WORKER
   let deployment: Deployment | undefined;
   before(async () => {
     const port = await freePort();
-    server = await startEmbeddedPostgres({ dataDir, port, database: 'postgres', settings: { max_connections: MAX_CONNECTIONS, superuser_reserved_connections: 3 } });
+    server = await startEmbeddedPostgres({
+      dataDir,
+      port,
+      database: 'postgres',
+      settings: { max_connections: MAX_CONNECTIONS, superuser_reserved_connections: 3 },
+    });
     // The app as an ordinary role, as on a hosted plan: it cannot use the superusers' 3.
     const su = createPool(server.url, { max: 1, applicationName: 'test-admin' });
     await su.query(`CREATE ROLE app LOGIN PASSWORD 'app'`);
@@ -67,7 +72,10 @@ describe(`a ${MAX_CONNECTIONS}-connection PostgreSQL: web + scheduler + ${WORKER
         const { rows } = await admin!.query<{ app: string; n: number }>(
           `SELECT application_name AS app, count(*)::int AS n FROM pg_stat_activity WHERE usename = 'app' GROUP BY 1`,
         );
-        peak = Math.max(peak, rows.reduce((n, r) => n + r.n, 0));
+        peak = Math.max(
+          peak,
+          rows.reduce((n, r) => n + r.n, 0),
+        );
         for (const r of rows) byApp.set(r.app, Math.max(byApp.get(r.app) ?? 0, r.n));
         await new Promise((r) => setTimeout(r, 100));
       }
@@ -82,10 +90,14 @@ describe(`a ${MAX_CONNECTIONS}-connection PostgreSQL: web + scheduler + ${WORKER
       sampling = false;
       await sampler;
     }
-    console.log(`# connections: peak ${peak} of the app's ${APP_SLOTS} (budget ${BUDGET}); by process (peak) ${JSON.stringify(Object.fromEntries([...byApp].sort()))}; ${JSON.stringify(result)}`);
+    console.log(
+      `# connections: peak ${peak} of the app's ${APP_SLOTS} (budget ${BUDGET}); by process (peak) ${JSON.stringify(Object.fromEntries([...byApp].sort()))}; ${JSON.stringify(result)}`,
+    );
     // 5 (web) + 3 (scheduler) + 4 a worker + 1 (release): the defaults' budget, kept.
     assert.ok(peak <= BUDGET, `at most ${BUDGET} connections open at once (saw ${peak})`);
-    const refused = [...deployment.apps, release].flatMap((a) => a.output).filter((l) => /53300|too many (clients|connections)|remaining connection slots/i.test(l));
+    const refused = [...deployment.apps, release]
+      .flatMap((a) => a.output)
+      .filter((l) => /53300|too many (clients|connections)|remaining connection slots/i.test(l));
     assert.deepEqual(refused, [], 'no process was refused a connection');
     await deployment.stop();
     deployment = undefined;
@@ -98,7 +110,8 @@ describe(`a ${MAX_CONNECTIONS}-connection PostgreSQL: web + scheduler + ${WORKER
     const start = rows[0].start;
     const ids: string[] = [];
     for (let i = 0; i < 5; i++) ids.push(await insertCron(admin!, { schedule: '* * * * * *', next_run_date: start, on_run_completed: 'keep' }));
-    const firedThrough = async (t: Date) => (await admin!.query(`SELECT 1 FROM crons WHERE cron_id = ANY($1) AND (fired_through IS NULL OR fired_through < $2)`, [ids, t])).rowCount === 0;
+    const firedThrough = async (t: Date) =>
+      (await admin!.query(`SELECT 1 FROM crons WHERE cron_id = ANY($1) AND (fired_through IS NULL OR fired_through < $2)`, [ids, t])).rowCount === 0;
     await eventually(() => firedThrough(new Date(start.getTime() + 1000)), 'the scheduler to fire', 20_000, 100);
     // The app's role may not connect, and loses what it has: the scheduler is alive and cannot pass.
     await admin!.query(`ALTER ROLE app CONNECTION LIMIT 0`);
@@ -125,7 +138,11 @@ describe(`a ${MAX_CONNECTIONS}-connection PostgreSQL: web + scheduler + ${WORKER
       `nothing skipped while the scheduler ran (ledger: ${JSON.stringify(ledger.rows)})`,
     );
     const seconds = Math.floor((cutOffUntil.getTime() + 1000 - start.getTime()) / 1000) + 1;
-    assert.equal(ledger.rows.reduce((n, r) => n + r.n, 0), ids.length * seconds, 'every occurrence of the window has its row');
+    assert.equal(
+      ledger.rows.reduce((n, r) => n + r.n, 0),
+      ids.length * seconds,
+      'every occurrence of the window has its row',
+    );
     scheduler.kill('SIGTERM');
     assert.equal(await scheduler.exited, 0);
   });
@@ -133,7 +150,10 @@ describe(`a ${MAX_CONNECTIONS}-connection PostgreSQL: web + scheduler + ${WORKER
   test('a budget too small for the process stops it at startup naming the variable', async () => {
     const worker = spawnApp('worker', { DATABASE_URL: appUrl, DATABASE_POOL_MAX: '', DATABASE_MAX_CONNECTIONS: '2' });
     assert.equal(await worker.exited, 1);
-    assert.match(worker.output.join('\n'), /invalid configuration: DATABASE_MAX_CONNECTIONS must be at least 3 for this process \(worker: 1 LISTEN connection \+ a pool of 2\)/);
+    assert.match(
+      worker.output.join('\n'),
+      /invalid configuration: DATABASE_MAX_CONNECTIONS must be at least 3 for this process \(worker: 1 LISTEN connection \+ a pool of 2\)/,
+    );
   });
 });
 

@@ -122,7 +122,10 @@ describe('flow control through the API', () => {
     assert.ok(doc.components.schemas.CronOccurrence.properties.attempt_log);
     assert.ok(doc.components.schemas.Run.properties.waiting);
     // The SDK's config path is checked the same way (it cannot send retry_policy itself).
-    await assert.rejects(sdk.crons.create('echo', { schedule: FAR, config: { retry_policy: { max_attempts: 101 } } as any }), /config\.retry_policy\.max_attempts/);
+    await assert.rejects(
+      sdk.crons.create('echo', { schedule: FAR, config: { retry_policy: { max_attempts: 101 } } as any }),
+      /config\.retry_policy\.max_attempts/,
+    );
   });
 
   test('assistants: config.max_concurrency and config.retry_policy are checked on create and update', async () => {
@@ -137,7 +140,10 @@ describe('flow control through the API', () => {
       assert.equal(res.status, 422, JSON.stringify(config));
       assert.match(res.body.detail, detail);
     }
-    const ok = await call('POST', '/assistants', { graph_id: 'echo', config: { max_concurrency: 5, retry_policy: { max_attempts: 4, non_retryable_errors: ['ValueError'] } } });
+    const ok = await call('POST', '/assistants', {
+      graph_id: 'echo',
+      config: { max_concurrency: 5, retry_policy: { max_attempts: 4, non_retryable_errors: ['ValueError'] } },
+    });
     assert.equal(ok.status, 200, JSON.stringify(ok.body));
     assert.deepEqual(ok.body.config.retry_policy, { max_attempts: 4, non_retryable_errors: ['ValueError'] });
     const bad = await call('PATCH', `/assistants/${ok.body.assistant_id}`, { config: { max_concurrency: 0 } });
@@ -149,7 +155,14 @@ describe('flow control through the API', () => {
 
   test('retry_policy round trip: stored in the payload, carried by every run as kwargs.retry_policy, replaced and cleared by PATCH', async () => {
     const policy = { max_attempts: 5, initial_interval_seconds: 2, backoff_coefficient: 3, maximum_interval_seconds: 60, non_retryable_errors: ['AuthError'] };
-    const created = await call('POST', '/runs/crons', { assistant_id: 'echo', schedule: FAR, input: { n: 1 }, retry_policy: policy, jitter_seconds: 30, on_run_completed: 'keep' });
+    const created = await call('POST', '/runs/crons', {
+      assistant_id: 'echo',
+      schedule: FAR,
+      input: { n: 1 },
+      retry_policy: policy,
+      jitter_seconds: 30,
+      on_run_completed: 'keep',
+    });
     assert.equal(created.status, 200, JSON.stringify(created.body));
     const first = created.body;
     assert.deepEqual(first.kwargs.retry_policy, policy, "the first run's kwargs");
@@ -161,7 +174,9 @@ describe('flow control through the API', () => {
     const cron = (await call('GET', `/runs/crons/${cronId}`)).body;
     assert.deepEqual(cron.payload.retry_policy, policy);
     assert.equal(cron.jitter_seconds, 30);
-    const selected = (await call('POST', '/runs/crons/search', { select: ['cron_id', 'jitter_seconds'], limit: 1000 })).body.find((c: any) => c.cron_id === cronId);
+    const selected = (await call('POST', '/runs/crons/search', { select: ['cron_id', 'jitter_seconds'], limit: 1000 })).body.find(
+      (c: any) => c.cron_id === cronId,
+    );
     assert.deepEqual(selected, { cron_id: cronId, jitter_seconds: 30 });
 
     // A trigger's run carries it too (and starts at once: no jitter).
@@ -203,7 +218,7 @@ describe('flow control through the API', () => {
     assert.deepEqual(viaSdk.kwargs.config.retry_policy, { max_attempts: 7 });
   });
 
-  test('a retried occurrence: while it waits, the run and its ledger row say retry until not_before; then 2 attempts, the first one\'s error kept', async () => {
+  test("a retried occurrence: while it waits, the run and its ledger row say retry until not_before; then 2 attempts, the first one's error kept", async () => {
     const created = await call('POST', '/runs/crons', {
       assistant_id: 'flaky',
       schedule: FAR,
@@ -245,7 +260,10 @@ describe('flow control through the API', () => {
     assert.equal(row.status, 'success');
     assert.equal(row.attempts, 2);
     assert.equal(row.waiting, null);
-    assert.deepEqual(row.attempt_log.map((a: any) => [a.attempt, a.status, a.error?.error]), [[1, 'error', 'RetryableError']]);
+    assert.deepEqual(
+      row.attempt_log.map((a: any) => [a.attempt, a.status, a.error?.error]),
+      [[1, 'error', 'RetryableError']],
+    );
   });
 
   test('next shows each occurrence planned start (scheduled_for + its offset); preview shows the window', async () => {

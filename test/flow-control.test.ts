@@ -38,12 +38,30 @@ describe('retry policy and Retry-After (pure)', () => {
 
   test('backoff: full jitter under initial x coefficient^(n-1), capped by the maximum; Retry-After wins, capped too', () => {
     const p = { ...DEFAULT_RETRY_POLICY, initial_interval_seconds: 2, backoff_coefficient: 3, maximum_interval_seconds: 10 };
-    assert.equal(retryDelaySeconds(p, 1, null, () => 0.999999), 2 * 0.999999);
-    assert.equal(retryDelaySeconds(p, 2, null, () => 0.5), 3);
-    assert.equal(retryDelaySeconds(p, 5, null, () => 1), 10);
-    assert.equal(retryDelaySeconds(p, 1, null, () => 0), 0);
-    assert.equal(retryDelaySeconds(p, 1, 7, () => 0), 7);
-    assert.equal(retryDelaySeconds(p, 1, 3600, () => 0), 10);
+    assert.equal(
+      retryDelaySeconds(p, 1, null, () => 0.999999),
+      2 * 0.999999,
+    );
+    assert.equal(
+      retryDelaySeconds(p, 2, null, () => 0.5),
+      3,
+    );
+    assert.equal(
+      retryDelaySeconds(p, 5, null, () => 1),
+      10,
+    );
+    assert.equal(
+      retryDelaySeconds(p, 1, null, () => 0),
+      0,
+    );
+    assert.equal(
+      retryDelaySeconds(p, 1, 7, () => 0),
+      7,
+    );
+    assert.equal(
+      retryDelaySeconds(p, 1, 3600, () => 0),
+      10,
+    );
   });
 
   test('Retry-After: seconds or an HTTP date; garbage ignored; a year capped', () => {
@@ -79,7 +97,10 @@ describe('limits in agentcron.json', () => {
   });
 
   test('a bad limit, or a graph naming an unknown one, is one line naming it', () => {
-    assert.throws(parse({ limits: { x: { max_concurrency: 1 } }, graphs: { a: { ...graph, limits: ['openai'] } } }), /agentcron\.json: graph "a" names limit "openai", which "limits" does not define \(defined: x\)/);
+    assert.throws(
+      parse({ limits: { x: { max_concurrency: 1 } }, graphs: { a: { ...graph, limits: ['openai'] } } }),
+      /agentcron\.json: graph "a" names limit "openai", which "limits" does not define \(defined: x\)/,
+    );
     assert.throws(parse({ limits: { openai: { max_concurrency: 0 } }, graphs: {} }), /limit "openai": max_concurrency must be an integer from 1/);
     assert.throws(parse({ limits: { openai: { max_concurrency: 2.5 } }, graphs: {} }), /limit "openai": max_concurrency must be an integer/);
     assert.throws(parse({ limits: { openai: { rate: { runs: 10 } } }, graphs: {} }), /limit "openai": rate.per_seconds must be an integer/);
@@ -131,7 +152,14 @@ describe('a provider limited to 5 at once, failing every first attempt', () => {
     db = await createTestDatabase('flow_limit');
     const port = await freePort();
     url = `http://127.0.0.1:${port}`;
-    const env = { DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', HEARTBEAT_INTERVAL_SECONDS: '1', AGENTCRON_CONFIG: config.file, WORKER_HEARTBEAT_SECONDS: '10' };
+    const env = {
+      DATABASE_URL: db.url,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      HEARTBEAT_INTERVAL_SECONDS: '1',
+      AGENTCRON_CONFIG: config.file,
+      WORKER_HEARTBEAT_SECONDS: '10',
+    };
     api = spawnApp('api', env);
     workers.push(spawnApp('worker', { ...env, WORKER_CONCURRENCY: '20' }), spawnApp('worker', { ...env, WORKER_CONCURRENCY: '20' }));
     await api.waitFor(/api listening on/);
@@ -151,7 +179,10 @@ describe('a provider limited to 5 at once, failing every first attempt', () => {
     const ids = crons.map((c) => c.cron_id);
     const settled = await eventually(
       async () => {
-        const { rows } = await db.pool.query(`SELECT cron_id, status, attempt_log, error FROM cron_occurrences WHERE cron_id = ANY($1::uuid[]) AND status NOT IN ('enqueued', 'running')`, [ids]);
+        const { rows } = await db.pool.query(
+          `SELECT cron_id, status, attempt_log, error FROM cron_occurrences WHERE cron_id = ANY($1::uuid[]) AND status NOT IN ('enqueued', 'running')`,
+          [ids],
+        );
         return rows.length === 40 ? rows : null;
       },
       'the 40 occurrences to settle',
@@ -171,7 +202,12 @@ describe('a provider limited to 5 at once, failing every first attempt', () => {
     const byKey = new Map<string, Call[]>();
     for (const c of provider.calls) byKey.set(c.key, [...(byKey.get(c.key) ?? []), c]);
     assert.equal(byKey.size, 40);
-    for (const [key, calls] of byKey) assert.deepEqual(calls.map((c) => c.status), [503, 200], key);
+    for (const [key, calls] of byKey)
+      assert.deepEqual(
+        calls.map((c) => c.status),
+        [503, 200],
+        key,
+      );
     // The cron says the final outcome only.
     const { rows: cronRows } = await db.pool.query(`SELECT last_run_status, last_run_error FROM crons WHERE cron_id = ANY($1::uuid[])`, [ids]);
     for (const c of cronRows) assert.deepEqual(c, { last_run_status: 'success', last_run_error: null });
@@ -190,7 +226,12 @@ describe('Retry-After pauses the limit', () => {
 
   before(async () => {
     // The "slow" key's first attempt gets 429 + Retry-After 2; everything else succeeds.
-    provider = await startProvider({ maxConcurrent: 100, failFirst: false, delayMs: 20, retryAfter: (key, n) => (key.includes(slowKey.value) && n === 1 ? 2 : null) });
+    provider = await startProvider({
+      maxConcurrent: 100,
+      failFirst: false,
+      delayMs: 20,
+      retryAfter: (key, n) => (key.includes(slowKey.value) && n === 1 ? 2 : null),
+    });
     config = writeConfig({
       limits: { provider: { max_concurrency: 10 } },
       graphs: { llm: { url: provider.url, limits: ['provider'] } },

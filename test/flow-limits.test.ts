@@ -22,7 +22,12 @@ describe('limits across workers', () => {
 
   before(async () => {
     // Runs whose cron is in holdKeys are held at the provider for a minute (until their worker dies).
-    provider = await startProvider({ maxConcurrent: 100, failFirst: false, delayMs: 50, delayOf: (key) => ([...holdKeys].some((k) => key.startsWith(k)) ? 60_000 : null) });
+    provider = await startProvider({
+      maxConcurrent: 100,
+      failFirst: false,
+      delayMs: 50,
+      delayOf: (key) => ([...holdKeys].some((k) => key.startsWith(k)) ? 60_000 : null),
+    });
     config = writeConfig({
       limits: { gpu: { max_concurrency: 2 }, paced: { rate: { runs: 10, per_seconds: 2 } } },
       graphs: { slow: { url: provider.url, limits: ['gpu'] }, paced: { url: provider.url, limits: ['paced'] } },
@@ -69,7 +74,10 @@ describe('limits across workers', () => {
     const waiting = [await cron('slow'), await cron('slow')];
     for (const c of waiting) await trigger(c.cron_id);
     await eventually(async () => {
-      const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM runs WHERE cron_id = ANY($1::uuid[]) AND status = 'pending' AND waiting = 'limit:gpu'`, [waiting.map((c) => c.cron_id)]);
+      const { rows } = await db.pool.query(
+        `SELECT count(*)::int AS n FROM runs WHERE cron_id = ANY($1::uuid[]) AND status = 'pending' AND waiting = 'limit:gpu'`,
+        [waiting.map((c) => c.cron_id)],
+      );
       return rows[0].n === 2;
     }, 'both runs parked on the limit');
     // No head-of-line: a run of an unlimited graph starts at once meanwhile.
@@ -85,7 +93,11 @@ describe('limits across workers', () => {
     workers[0].kill('SIGKILL');
     await workers[0].exited;
     const killedAt = Date.now();
-    await eventually(async () => (await statusOf(waiting[0].cron_id)) === 'success' && (await statusOf(waiting[1].cron_id)) === 'success', 'the parked runs after the kill', 40_000);
+    await eventually(
+      async () => (await statusOf(waiting[0].cron_id)) === 'success' && (await statusOf(waiting[1].cron_id)) === 'success',
+      'the parked runs after the kill',
+      40_000,
+    );
     const started = provider.calls.filter((c) => waiting.some((w) => c.key.startsWith(w.cron_id))).map((c) => c.at - killedAt);
     assert.equal(started.length, 2);
     // Heartbeat 10 s: slots lapse within 10 s of the kill; the oldest parked runs look again every 5 s.
@@ -99,11 +111,17 @@ describe('limits across workers', () => {
     for (let i = 0; i < 50; i++) crons.push(await cron('paced', { i }));
     await Promise.all(crons.map((c) => trigger(c.cron_id)));
     const ids = crons.map((c) => c.cron_id);
-    await eventually(async () => {
-      const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM cron_occurrences WHERE cron_id = ANY($1::uuid[]) AND status = 'success'`, [ids]);
-      return rows[0].n === 50;
-    }, 'the 50 paced runs', 40_000);
-    const { rows } = await db.pool.query<{ started_at: Date }>(`SELECT started_at FROM cron_occurrences WHERE cron_id = ANY($1::uuid[]) ORDER BY started_at`, [ids]);
+    await eventually(
+      async () => {
+        const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM cron_occurrences WHERE cron_id = ANY($1::uuid[]) AND status = 'success'`, [ids]);
+        return rows[0].n === 50;
+      },
+      'the 50 paced runs',
+      40_000,
+    );
+    const { rows } = await db.pool.query<{ started_at: Date }>(`SELECT started_at FROM cron_occurrences WHERE cron_id = ANY($1::uuid[]) ORDER BY started_at`, [
+      ids,
+    ]);
     const t = rows.map((r) => r.started_at.getTime());
     for (let i = 10; i < t.length; i++) assert.ok(t[i] - t[i - 10] >= 2000, `starts ${i - 10} and ${i} are ${t[i] - t[i - 10]} ms apart`);
     const span = t[t.length - 1] - t[0];

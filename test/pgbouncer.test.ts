@@ -80,7 +80,11 @@ describe('behind PgBouncer (transaction pooling)', () => {
               [db.name],
             )
           ).rows,
-        ) === JSON.stringify([{ app: 'agentcron-scheduler-listen', n: 1 }, { app: 'agentcron-worker-listen', n: 2 }]),
+        ) ===
+        JSON.stringify([
+          { app: 'agentcron-scheduler-listen', n: 1 },
+          { app: 'agentcron-worker-listen', n: 2 },
+        ]),
       'a LISTEN connection for the scheduler and each worker, on the server',
       20_000,
       100,
@@ -110,7 +114,14 @@ describe('behind PgBouncer (transaction pooling)', () => {
     try {
       await Promise.all([scheduler.waitFor(/scheduler started/, 60_000), worker.waitFor(/worker started/, 60_000)]);
       for (const app of [scheduler, worker]) {
-        assert.equal(app.output.filter((l) => /DATABASE_URL goes through a connection pooler \(it refused the options startup parameter\): no LISTEN, this process polls every second instead; set DATABASE_DIRECT_URL/.test(l)).length, 1);
+        assert.equal(
+          app.output.filter((l) =>
+            /DATABASE_URL goes through a connection pooler \(it refused the options startup parameter\): no LISTEN, this process polls every second instead; set DATABASE_DIRECT_URL/.test(
+              l,
+            ),
+          ).length,
+          1,
+        );
       }
       // A cron created while the scheduler sleeps: no NOTIFY reaches it, its next look finds it.
       const { rows } = await db.pool.query<{ start: Date }>(`SELECT date_trunc('second', now()) + interval '2 seconds' AS start`);
@@ -119,18 +130,30 @@ describe('behind PgBouncer (transaction pooling)', () => {
       const ids: string[] = [];
       for (let i = 0; i < 5; i++) ids.push(await insertCron(db.pool, { schedule: '* * * * * *', next_run_date: start, on_run_completed: 'keep' }));
       await eventually(
-        async () => (await db.pool.query(`SELECT 1 FROM runs WHERE cron_id = ANY($1) AND scheduled_for BETWEEN $2 AND $3 AND status = 'success'`, [ids, start, end])).rowCount === 30,
+        async () =>
+          (await db.pool.query(`SELECT 1 FROM runs WHERE cron_id = ANY($1) AND scheduled_for BETWEEN $2 AND $3 AND status = 'success'`, [ids, start, end]))
+            .rowCount === 30,
         'every run of 6 seconds of 5 crons to succeed',
         30_000,
         200,
       );
       await db.pool.query(`UPDATE crons SET enabled = false WHERE cron_id = ANY($1)`, [ids]);
-      const skipped = await db.pool.query(`SELECT 1 FROM cron_occurrences WHERE cron_id = ANY($1) AND scheduled_for BETWEEN $2 AND $3 AND status = 'skipped'`, [ids, start, end]);
+      const skipped = await db.pool.query(`SELECT 1 FROM cron_occurrences WHERE cron_id = ANY($1) AND scheduled_for BETWEEN $2 AND $3 AND status = 'skipped'`, [
+        ids,
+        start,
+        end,
+      ]);
       assert.equal(skipped.rowCount, 0);
       // Runs are counted, a line every interval, not written one line each at info.
       await worker.waitFor(/info \[worker\] last \d+s: \d+ succeeded/, 10_000);
-      assert.deepEqual(worker.output.filter((l) => /run succeeded/.test(l)), []);
-      const listeners = await db.pool.query(`SELECT application_name, query, backend_start, client_port FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE '%-listen'`, [db.name]);
+      assert.deepEqual(
+        worker.output.filter((l) => /run succeeded/.test(l)),
+        [],
+      );
+      const listeners = await db.pool.query(
+        `SELECT application_name, query, backend_start, client_port FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE '%-listen'`,
+        [db.name],
+      );
       assert.equal(listeners.rowCount, 0, `no LISTEN through the pooler ${JSON.stringify(listeners.rows)}`);
     } finally {
       scheduler.kill('SIGTERM');
@@ -139,7 +162,11 @@ describe('behind PgBouncer (transaction pooling)', () => {
       assert.equal(await worker.exited, 0);
     }
     // MIGRATE_ON_START (the default) is not done through the pooler: its session lock and settings would stay on pooled backends.
-    for (const app of [scheduler, worker]) assert.ok(app.output.some((l) => /MIGRATE_ON_START: migrations skipped/.test(l)), app.output.join('\n'));
+    for (const app of [scheduler, worker])
+      assert.ok(
+        app.output.some((l) => /MIGRATE_ON_START: migrations skipped/.test(l)),
+        app.output.join('\n'),
+      );
     assert.deepEqual(new Set(await pooledSessionSettings(bouncer.url, 8)), new Set(['61s 0 0']), 'pooled sessions have the database defaults');
   });
 });

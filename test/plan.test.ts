@@ -8,7 +8,12 @@ const limits = { missedMax: 100, graceMs: 60_000, ledgerCap: 1000 };
 const T = (s: string) => new Date(`2025-06-02T${s}Z`);
 const iso = (ds: { scheduled_for: Date }[]) => ds.map((d) => d.scheduled_for.toISOString().slice(11, 19));
 
-function plan(expr: string, next: string, now: string, opts: { policy?: MissedPolicy; end?: string; graceMs?: number; missedMax?: number; coveredFrom?: string } = {}) {
+function plan(
+  expr: string,
+  next: string,
+  now: string,
+  opts: { policy?: MissedPolicy; end?: string; graceMs?: number; missedMax?: number; coveredFrom?: string } = {},
+) {
   return planOccurrences(
     {
       schedule: parseSchedule(expr, { timezone: 'UTC', allowSeconds: true }),
@@ -17,7 +22,12 @@ function plan(expr: string, next: string, now: string, opts: { policy?: MissedPo
       missedPolicy: opts.policy ?? 'latest',
     },
     T(now),
-    { ...limits, graceMs: opts.graceMs ?? limits.graceMs, missedMax: opts.missedMax ?? limits.missedMax, coveredFrom: opts.coveredFrom ? T(opts.coveredFrom) : null },
+    {
+      ...limits,
+      graceMs: opts.graceMs ?? limits.graceMs,
+      missedMax: opts.missedMax ?? limits.missedMax,
+      coveredFrom: opts.coveredFrom ? T(opts.coveredFrom) : null,
+    },
   );
 }
 
@@ -36,7 +46,11 @@ describe('occurrence planning', () => {
     assert.equal(q.fire[1].skipped_count, 3);
     // At most CRON_MISSED_MAX at once, newest first; none still drops what is later than its grace.
     assert.deepEqual(iso(plan('* * * * * *', '10:00:05', '10:00:12', { coveredFrom: '10:00:00', missedMax: 3 }).fire), ['10:00:10', '10:00:11', '10:00:12']);
-    assert.deepEqual(iso(plan('* * * * * *', '10:00:05', '10:00:12', { coveredFrom: '10:00:00', policy: 'none', graceMs: 2000 }).fire), ['10:00:10', '10:00:11', '10:00:12']);
+    assert.deepEqual(iso(plan('* * * * * *', '10:00:05', '10:00:12', { coveredFrom: '10:00:00', policy: 'none', graceMs: 2000 }).fire), [
+      '10:00:10',
+      '10:00:11',
+      '10:00:12',
+    ]);
   });
 
   test('an on-time occurrence fires once and the next follows from the scheduled time, not from now', () => {
@@ -99,11 +113,19 @@ describe('occurrence planning', () => {
 
   test('a seconds schedule down for days: the latest occurrence is found without enumerating them all', () => {
     const p = planOccurrences(
-      { schedule: parseSchedule('* * * * * *', { timezone: 'UTC', allowSeconds: true }), nextRunDate: new Date('2025-06-01T00:00:00Z'), endTime: null, missedPolicy: 'latest' },
+      {
+        schedule: parseSchedule('* * * * * *', { timezone: 'UTC', allowSeconds: true }),
+        nextRunDate: new Date('2025-06-01T00:00:00Z'),
+        endTime: null,
+        missedPolicy: 'latest',
+      },
       new Date('2025-06-04T12:00:00.500Z'),
       limits,
     );
-    assert.deepEqual(p.fire.map((f) => f.scheduled_for.toISOString()), ['2025-06-04T12:00:00.000Z']);
+    assert.deepEqual(
+      p.fire.map((f) => f.scheduled_for.toISOString()),
+      ['2025-06-04T12:00:00.000Z'],
+    );
     assert.ok(p.missedCount >= 10_000);
     assert.equal(p.skipped.length, limits.ledgerCap);
     assert.equal(p.nextRunDate?.toISOString(), '2025-06-04T12:00:01.000Z');
@@ -120,7 +142,10 @@ describe('occurrence planning', () => {
       new Date('2025-03-09T07:00:00.200Z'),
       limits,
     );
-    assert.deepEqual(p.fire.map((f) => f.scheduled_for.toISOString()), ['2025-03-09T07:00:00.000Z']);
+    assert.deepEqual(
+      p.fire.map((f) => f.scheduled_for.toISOString()),
+      ['2025-03-09T07:00:00.000Z'],
+    );
     assert.equal(p.nextRunDate?.toISOString(), '2025-03-10T06:30:00.000Z');
   });
 });

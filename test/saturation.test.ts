@@ -84,14 +84,25 @@ describe('saturation figures', () => {
 
   const settings = { pgbossSchema: 'pgboss', maxStartLagSeconds: 5, windowSeconds: 60 };
 
-  async function pendingRun(fields: { waiting?: string | null; not_before_secs?: number | null; status?: string; started_secs_ago?: number; created_secs_ago?: number } = {}): Promise<string> {
+  async function pendingRun(
+    fields: { waiting?: string | null; not_before_secs?: number | null; status?: string; started_secs_ago?: number; created_secs_ago?: number } = {},
+  ): Promise<string> {
     const runId = randomUUID();
     const threadId = randomUUID();
     await db.pool.query(`INSERT INTO threads (thread_id, user_id) VALUES ($1, 'u')`, [threadId]);
     await db.pool.query(
       `INSERT INTO runs (run_id, thread_id, assistant_id, user_id, status, waiting, not_before, created_at, started_at)
        VALUES ($1, $2, $3, 'u', $4, $5, now() + make_interval(secs => $6), now() - make_interval(secs => $7), now() - make_interval(secs => $8))`,
-      [runId, threadId, ECHO, fields.status ?? 'pending', fields.waiting ?? null, fields.not_before_secs ?? null, fields.created_secs_ago ?? 0, fields.started_secs_ago ?? null],
+      [
+        runId,
+        threadId,
+        ECHO,
+        fields.status ?? 'pending',
+        fields.waiting ?? null,
+        fields.not_before_secs ?? null,
+        fields.created_secs_ago ?? 0,
+        fields.started_secs_ago ?? null,
+      ],
     );
     return runId;
   }
@@ -136,15 +147,18 @@ describe('saturation figures', () => {
       { run_id: busy, group: 'g-busy' },
     ]);
     await db.pool.query(`UPDATE pgboss.job SET created_on = now() - interval '20 seconds', start_after = now() - interval '20 seconds' WHERE id = $1`, [free]);
-    await db.pool.query(`UPDATE pgboss.job SET created_on = now() - interval '90 seconds', start_after = now() - interval '90 seconds' WHERE id = $1`, [blocked]);
+    await db.pool.query(`UPDATE pgboss.job SET created_on = now() - interval '90 seconds', start_after = now() - interval '90 seconds' WHERE id = $1`, [
+      blocked,
+    ]);
     await db.pool.query(`UPDATE pgboss.job SET state = 'active', started_on = now() WHERE id = $1`, [busy]);
 
     // Backlog samples of the last 6 minutes, growing (the growth itself is judged with the backlog now: 6).
     for (let i = 0; i <= 6; i++) {
-      await db.pool.query(
-        `INSERT INTO saturation_samples (slot, sampled_at, backlog) VALUES ($1, now() - make_interval(secs => $2), $3)`,
-        [-1000 + i, 360 - i * 60, i === 6 ? 5 : i],
-      );
+      await db.pool.query(`INSERT INTO saturation_samples (slot, sampled_at, backlog) VALUES ($1, now() - make_interval(secs => $2), $3)`, [
+        -1000 + i,
+        360 - i * 60,
+        i === 6 ? 5 : i,
+      ]);
     }
 
     const s = await saturation(db.pool, settings);
@@ -157,8 +171,16 @@ describe('saturation figures', () => {
     assert.equal(s.backlog.now, 6);
     assert.equal(s.backlog.grew_for_5_minutes, true, JSON.stringify(s.backlog));
     assert.equal(s.status, 'degraded');
-    assert.ok(s.reasons.some((r) => /^lag to start p95 \d+\.\d s over the last minute exceeds HEALTH_MAX_START_LAG_SECONDS \(5\) \(4 run\(s\) wait for a limit now\)$/.test(r)), JSON.stringify(s.reasons));
-    assert.ok(s.reasons.some((r) => /head of the queue has waited \d+\.\d s/.test(r)), JSON.stringify(s.reasons));
+    assert.ok(
+      s.reasons.some((r) =>
+        /^lag to start p95 \d+\.\d s over the last minute exceeds HEALTH_MAX_START_LAG_SECONDS \(5\) \(4 run\(s\) wait for a limit now\)$/.test(r),
+      ),
+      JSON.stringify(s.reasons),
+    );
+    assert.ok(
+      s.reasons.some((r) => /head of the queue has waited \d+\.\d s/.test(r)),
+      JSON.stringify(s.reasons),
+    );
     assert.ok(s.reasons.includes('backlog grew for 5 minutes (1 -> 6)'), JSON.stringify(s.reasons));
 
     // /health: degraded is 200 and ok; the figures are in the body.
@@ -166,7 +188,10 @@ describe('saturation figures', () => {
     assert.equal(h.status, 200, JSON.stringify(h.body));
     assert.equal(h.body.ok, true);
     assert.equal(h.body.status, 'degraded');
-    assert.ok(h.body.reasons.some((r: string) => r.startsWith('lag to start p95')), JSON.stringify(h.body.reasons));
+    assert.ok(
+      h.body.reasons.some((r: string) => r.startsWith('lag to start p95')),
+      JSON.stringify(h.body.reasons),
+    );
     assert.deepEqual(h.body.waiting, s.waiting);
     assert.equal(h.body.start_lag.started, 10);
     assert.ok(h.body.queue_latency_seconds > 0);
@@ -183,7 +208,14 @@ describe('saturation figures', () => {
 
     // The heartbeat monitor warns on lag to start (not only on lag to enqueue).
     const findings = await checkHeartbeats({ pool: db.pool, settings: { ...maintenanceSettings(loadConfig({})), maxStartLagSeconds: 5 } });
-    assert.ok(findings.warnings.some((w) => /^lag to start p95 \d+\.\d s over the last minute exceeds HEALTH_MAX_START_LAG_SECONDS \(5\) \(4 run\(s\) wait for a limit now\): workers are behind/.test(w)), JSON.stringify(findings.warnings));
+    assert.ok(
+      findings.warnings.some((w) =>
+        /^lag to start p95 \d+\.\d s over the last minute exceeds HEALTH_MAX_START_LAG_SECONDS \(5\) \(4 run\(s\) wait for a limit now\): workers are behind/.test(
+          w,
+        ),
+      ),
+      JSON.stringify(findings.warnings),
+    );
     assert.equal(findings.saturation?.status, 'degraded');
     assert.equal(findings.saturation?.start_lag.started, 10);
 
@@ -235,7 +267,7 @@ describe('saturation with processes', () => {
     return { status: res.status, body: (await res.json()) as any };
   };
 
-  test('2 worker slots and 40 runs of 3 s: /health 200 degraded naming lag to start, queue latency on the api\'s /metrics; ok again once drained', async () => {
+  test("2 worker slots and 40 runs of 3 s: /health 200 degraded naming lag to start, queue latency on the api's /metrics; ok again once drained", async () => {
     const first = await getHealth();
     assert.equal(first.status, 200, JSON.stringify(first.body));
     assert.equal(first.body.status, 'ok', JSON.stringify(first.body));
@@ -254,7 +286,10 @@ describe('saturation with processes', () => {
     const degraded = await eventually(
       async () => {
         const h = await getHealth();
-        return h.body.status === 'degraded' && h.body.reasons.some((r: string) => /^lag to start p95 \d+\.\d s over the last 8 s exceeds HEALTH_MAX_START_LAG_SECONDS \(2\)$/.test(r)) ? h : null;
+        return h.body.status === 'degraded' &&
+          h.body.reasons.some((r: string) => /^lag to start p95 \d+\.\d s over the last 8 s exceeds HEALTH_MAX_START_LAG_SECONDS \(2\)$/.test(r))
+          ? h
+          : null;
       },
       '/health degraded by lag to start',
       30_000,
@@ -279,10 +314,15 @@ describe('saturation with processes', () => {
       const res = await fetch(`${stack.url}/threads/${r.thread_id}/runs/${r.run_id}/cancel`, { method: 'POST' });
       assert.ok(res.status === 202 || res.status === 409, `cancel ${res.status}`);
     }
-    const ok = await eventually(async () => {
-      const h = await getHealth();
-      return h.body.status === 'ok' ? h : null;
-    }, '/health ok once drained', 30_000, 250);
+    const ok = await eventually(
+      async () => {
+        const h = await getHealth();
+        return h.body.status === 'ok' ? h : null;
+      },
+      '/health ok once drained',
+      30_000,
+      250,
+    );
     assert.equal(ok.status, 200);
     assert.deepEqual(ok.body.reasons, []);
     assert.equal(ok.body.queue_latency_seconds, 0);

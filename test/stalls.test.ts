@@ -157,7 +157,7 @@ describe('stalled peers', () => {
     }, 'the run to end');
     assert.equal(ended.status, 'success');
     assert.equal(ended.attempts, 2);
-    assert.deepEqual(ended.output, { pid: b.child.pid }, 'the stored result is attempt 2\'s, from worker B');
+    assert.deepEqual(ended.output, { pid: b.child.pid }, "the stored result is attempt 2's, from worker B");
     const ledger = (await db.pool.query(`SELECT status FROM cron_occurrences WHERE cron_id = $1`, [cronId])).rows;
     assert.deepEqual(ledger, [{ status: 'success' }]);
     await sleep(500);

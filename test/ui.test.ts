@@ -57,7 +57,15 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       createTestDatabase('ui'),
       chromium.launch({
         executablePath: CHROMIUM,
-        args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+        args: [
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-quic',
+          '--no-first-run',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+        ],
       }),
     ]);
     db = database;
@@ -97,7 +105,9 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
               LATERAL (SELECT date_trunc('second', now()) - make_interval(mins => m) AS t) AS at`,
       [ids.ops],
     );
-    await db.pool.query(`UPDATE cron_occurrences SET output_excerpt = '{"summary":"3 new articles on agents"}' WHERE cron_id = $1 AND status = 'success'`, [ids.ops]);
+    await db.pool.query(`UPDATE cron_occurrences SET output_excerpt = '{"summary":"3 new articles on agents"}' WHERE cron_id = $1 AND status = 'success'`, [
+      ids.ops,
+    ]);
     // Flow control: a success on its second attempt (the first one's error kept), a jittered
     // start, and the create-run waiting for its retry (as the worker leaves them).
     await db.pool.query(
@@ -105,14 +115,20 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
         WHERE cron_id = $1 AND status = 'success' AND skipped_count = 2`,
       [ids.ops],
     );
-    await db.pool.query(`UPDATE cron_occurrences SET planned_for = scheduled_for + interval '7 seconds' WHERE cron_id = $1 AND status = 'success' AND skipped_count = 0`, [ids.ops]);
+    await db.pool.query(
+      `UPDATE cron_occurrences SET planned_for = scheduled_for + interval '7 seconds' WHERE cron_id = $1 AND status = 'success' AND skipped_count = 0`,
+      [ids.ops],
+    );
     await db.pool.query(
       `UPDATE runs SET waiting = 'retry', not_before = now() + interval '1 hour',
               attempt_log = '[{"attempt": 1, "status": "timeout", "error": {"error": "TimeoutError", "message": "run timed out"}}]'
         WHERE cron_id = $1 AND status = 'pending'`,
       [ids.ops],
     );
-    await db.pool.query(`UPDATE crons SET last_run_status = 'error', last_run_error = 'RuntimeError: the model said no', last_run_at = now() - interval '40 minutes' WHERE cron_id = $1`, [ids.ops]);
+    await db.pool.query(
+      `UPDATE crons SET last_run_status = 'error', last_run_error = 'RuntimeError: the model said no', last_run_at = now() - interval '40 minutes' WHERE cron_id = $1`,
+      [ids.ops],
+    );
     // No scheduler runs here: an every-5-minutes cron would turn overdue ("… ago") at the next
     // multiple of 5 minutes, mid-test. Its next occurrence goes to a whole hour an hour or two ahead.
     await db.pool.query(`UPDATE crons SET next_run_date = date_trunc('hour', now()) + interval '2 hours' WHERE cron_id = $1`, [ids.ops]);
@@ -417,7 +433,7 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
   });
 
   describe('AUTH_MODE=api_key', () => {
-    test('asks for a key, keeps it for the session, and shows only that user\'s crons', async () => {
+    test("asks for a key, keeps it for the session, and shows only that user's crons", async () => {
       const context = await browser.newContext();
       context.setDefaultTimeout(5000);
       const { page, outside, errors } = await newPage(context);
@@ -436,7 +452,9 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
         await page.fill('#api-key', KEYS.alice);
         await page.click('#signin button[type=submit]');
         await page.locator('#crons-table').waitFor();
-        const shown = await page.locator('#crons-table tbody tr').evaluateAll((rows) => rows.map((r) => (r as unknown as { dataset: Record<string, string> }).dataset.cronId));
+        const shown = await page
+          .locator('#crons-table tbody tr')
+          .evaluateAll((rows) => rows.map((r) => (r as unknown as { dataset: Record<string, string> }).dataset.cronId));
         assert.deepEqual(shown.sort(), [ids.alice1, ids.alice2].sort());
         assert.equal(await page.evaluate("sessionStorage.getItem('agentcron.apiKey')"), KEYS.alice);
         assert.equal(await page.locator('nav a[data-page=maintenance]').isVisible(), false);
@@ -471,7 +489,7 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       }
     });
 
-    test('an admin key sees every user\'s crons, with their owners, and the maintenance jobs', async () => {
+    test("an admin key sees every user's crons, with their owners, and the maintenance jobs", async () => {
       const context = await browser.newContext();
       context.setDefaultTimeout(5000);
       const { page, outside, errors } = await newPage(context);
@@ -480,7 +498,9 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
         await page.fill('#api-key', KEYS.admin);
         await page.click('#signin button[type=submit]');
         await page.locator('#crons-table').waitFor();
-        const shown = await page.locator('#crons-table tbody tr').evaluateAll((rows) => rows.map((r) => (r as unknown as { dataset: Record<string, string> }).dataset.cronId));
+        const shown = await page
+          .locator('#crons-table tbody tr')
+          .evaluateAll((rows) => rows.map((r) => (r as unknown as { dataset: Record<string, string> }).dataset.cronId));
         for (const id of [ids.alice1, ids.alice2, ids.bob, ids.ops]) assert.ok(shown.includes(id), `admin sees ${id}`);
         assert.equal(await page.locator(`tr[data-cron-id="${ids.bob}"] td.owner`).textContent(), 'bob');
         await page.fill('#filters input[name=user]', 'alice');

@@ -16,7 +16,10 @@ const pool = createPool(databaseUrl, { max: 1, applicationName: 'agentcron-migra
 try {
   if (!config.DATABASE_DIRECT_URL) {
     const { pooled, reason } = await detectPooler(databaseUrl, { applicationName: 'agentcron-migrate' });
-    if (pooled) throw new Error(`DATABASE_URL goes through a connection pooler (${reason}); migrations need a session of their own: set DATABASE_DIRECT_URL to a direct connection`);
+    if (pooled)
+      throw new Error(
+        `DATABASE_URL goes through a connection pooler (${reason}); migrations need a session of their own: set DATABASE_DIRECT_URL to a direct connection`,
+      );
   }
   const { applied } = await migrate(pool);
   await installQueueSchema({

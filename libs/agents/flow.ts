@@ -50,7 +50,8 @@ export function parseFlowConfig(doc: Record<string, unknown>, fail: (message: st
       for (const key of Object.keys(spec)) if (key !== 'max_concurrency' && key !== 'rate') bad(`unknown field "${key}" (allowed: max_concurrency, rate)`);
       let max: number | null = null;
       if (spec.max_concurrency !== undefined) {
-        if (!isCount(spec.max_concurrency, MAX_CONCURRENCY)) bad(`max_concurrency must be an integer from 1 to ${MAX_CONCURRENCY} (got ${JSON.stringify(spec.max_concurrency)})`);
+        if (!isCount(spec.max_concurrency, MAX_CONCURRENCY))
+          bad(`max_concurrency must be an integer from 1 to ${MAX_CONCURRENCY} (got ${JSON.stringify(spec.max_concurrency)})`);
         max = spec.max_concurrency as number;
       }
       let rate: LimitSpec['rate'] = null;
@@ -59,7 +60,8 @@ export function parseFlowConfig(doc: Record<string, unknown>, fail: (message: st
         if (!isObject(r) || Object.keys(r).some((k) => k !== 'runs' && k !== 'per_seconds')) bad('rate must be {"runs": n, "per_seconds": s}');
         const { runs, per_seconds } = r as Record<string, unknown>;
         if (!isCount(runs, MAX_CONCURRENCY)) bad(`rate.runs must be an integer from 1 to ${MAX_CONCURRENCY} (got ${JSON.stringify(runs)})`);
-        if (!isCount(per_seconds, MAX_RATE_SECONDS)) bad(`rate.per_seconds must be an integer from 1 to ${MAX_RATE_SECONDS} (got ${JSON.stringify(per_seconds)})`);
+        if (!isCount(per_seconds, MAX_RATE_SECONDS))
+          bad(`rate.per_seconds must be an integer from 1 to ${MAX_RATE_SECONDS} (got ${JSON.stringify(per_seconds)})`);
         rate = { runs: runs as number, per_seconds: per_seconds as number };
       }
       if (max === null && rate === null) bad('sets neither max_concurrency nor rate');
@@ -73,11 +75,15 @@ export function parseFlowConfig(doc: Record<string, unknown>, fail: (message: st
     for (const name of limits as string[]) {
       if (!flow.limits.has(name)) {
         const known = [...flow.limits.keys()];
-        fail(`graph "${graphId}" names limit "${name}", which "limits" does not define (${known.length ? `defined: ${known.join(', ')}` : 'none is defined'})`, graphId);
+        fail(
+          `graph "${graphId}" names limit "${name}", which "limits" does not define (${known.length ? `defined: ${known.join(', ')}` : 'none is defined'})`,
+          graphId,
+        );
       }
     }
     const retryPolicy = entry.retry_policy ?? null;
-    if ((limits as string[]).length || retryPolicy !== null) flow.graphs.set(graphId, { limits: [...new Set(limits as string[])].sort(), retry_policy: retryPolicy });
+    if ((limits as string[]).length || retryPolicy !== null)
+      flow.graphs.set(graphId, { limits: [...new Set(limits as string[])].sort(), retry_policy: retryPolicy });
   }
   return flow;
 }

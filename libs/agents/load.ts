@@ -120,9 +120,13 @@ function remoteSpec(graphId: string, entry: Record<string, unknown>, env: NodeJS
     if (!isObject(entry.headers)) throw fail('headers must be an object of header names to strings');
     for (const [name, value] of Object.entries(entry.headers)) {
       if (typeof value !== 'string') throw fail(`header "${name}" must be a string`);
-      headers[name] = expandEnv(value, (variable) => {
-        throw fail(`header "${name}" uses \${${variable}}, which is not set`);
-      }, env);
+      headers[name] = expandEnv(
+        value,
+        (variable) => {
+          throw fail(`header "${name}" uses \${${variable}}, which is not set`);
+        },
+        env,
+      );
     }
   }
   return { kind: 'remote', url, timeoutMs: timeout === undefined ? null : Math.round(timeout * 1000), headers };
@@ -160,7 +164,12 @@ async function loadModuleAgent(graphId: string, spec: ModuleGraphSpec): Promise<
 }
 
 function firstLine(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split('\n').find((l) => l.trim() !== '')?.trim() ?? 'unknown error';
+  return (
+    (err instanceof Error ? err.message : String(err))
+      .split('\n')
+      .find((l) => l.trim() !== '')
+      ?.trim() ?? 'unknown error'
+  );
 }
 
 /**

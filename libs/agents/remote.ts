@@ -18,7 +18,12 @@ export class RemoteAgentError extends Error {
   readonly retryAfterSeconds: number | null;
   /** No answer (unreachable, timed out) or a transient status: worth another attempt (libs/runs/retry.ts). */
   readonly retryable: boolean;
-  constructor(message: string, status: number | null = null, retryAfterSeconds: number | null = null, retryable = status === null || RETRYABLE_STATUSES.has(status)) {
+  constructor(
+    message: string,
+    status: number | null = null,
+    retryAfterSeconds: number | null = null,
+    retryable = status === null || RETRYABLE_STATUSES.has(status),
+  ) {
     super(message);
     this.status = status;
     this.retryAfterSeconds = retryAfterSeconds;
@@ -91,10 +96,16 @@ export function remoteAgent(spec: RemoteAgentSpec): Agent {
       // The run's own abort (timeout, cancel, shutdown) is the worker's to report, as for any agent.
       if (ctx.signal.aborted) throw ctx.signal.reason;
       if (signal.aborted) throw new RemoteAgentError(`remote agent did not answer within ${spec.timeoutMs! / 1000}s`);
-      throw new RemoteAgentError(`remote agent unreachable: ${err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)}`);
+      throw new RemoteAgentError(
+        `remote agent unreachable: ${err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)}`,
+      );
     }
     if (!res.ok) {
-      throw new RemoteAgentError(`remote agent answered ${res.status}: ${excerpt(text) || '(empty body)'}`, res.status, parseRetryAfter(res.headers.get('retry-after')));
+      throw new RemoteAgentError(
+        `remote agent answered ${res.status}: ${excerpt(text) || '(empty body)'}`,
+        res.status,
+        parseRetryAfter(res.headers.get('retry-after')),
+      );
     }
     // 204 or an empty body: the agent had nothing to change.
     if (text.trim() === '') return ctx.values ?? {};

@@ -303,7 +303,10 @@ function cronFields(c: Cron): string {
     ['missed_policy', c.missed_policy],
     ['overlap_policy', c.thread_id ? undefined : c.overlap_policy],
     ['jitter', c.jitter_seconds ? `${c.jitter_seconds}s (each occurrence starts at a fixed offset within it)` : undefined],
-    ['retry_policy', c.payload?.retry_policy ? json(c.payload.retry_policy) : c.payload?.config?.retry_policy ? `${json(c.payload.config.retry_policy)} (config)` : undefined],
+    [
+      'retry_policy',
+      c.payload?.retry_policy ? json(c.payload.retry_policy) : c.payload?.config?.retry_policy ? `${json(c.payload.config.retry_policy)} (config)` : undefined,
+    ],
     ['end_time', time(c.end_time)],
     ['input', json(c.payload?.input) || null],
     ['metadata', json(c.metadata)],
@@ -351,7 +354,9 @@ function occurrencesTable(rows: Record<string, any>[]): string {
       duration(between(o.enqueued_at, o.started_at)),
       duration(between(o.started_at, o.ended_at)),
       o.run_id ?? '',
-      [o.error ?? o.error_excerpt ?? o.output_excerpt ?? '', attemptErrors(o.attempt_log) && `earlier: ${attemptErrors(o.attempt_log)}`].filter(Boolean).join(' | '),
+      [o.error ?? o.error_excerpt ?? o.output_excerpt ?? '', attemptErrors(o.attempt_log) && `earlier: ${attemptErrors(o.attempt_log)}`]
+        .filter(Boolean)
+        .join(' | '),
     ]),
     80,
   );
@@ -466,7 +471,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
       return EXIT.ok;
     }
     if (group !== 'crons') throw new UsageError(group ? `unknown command "${group}"` : 'no command');
-    if (!rawCommand) throw new UsageError('crons needs a command: ls, get, create, update, pause, resume, trigger, rm, next, occurrences, preview, backfill, retry');
+    if (!rawCommand)
+      throw new UsageError('crons needs a command: ls, get, create, update, pause, resume, trigger, rm, next, occurrences, preview, backfill, retry');
     const command = ALIASES[rawCommand] ?? rawCommand;
     const spec = COMMANDS[command];
     invoked = command;
@@ -475,7 +481,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     if (wrong.length) throw new UsageError(`crons ${rawCommand} takes no option --${wrong[0]}`);
     if (args.length < spec.args.length) throw new UsageError(`crons ${rawCommand} needs <${spec.args.slice(args.length).join('> <')}>`);
     if (args.length > spec.args.length) throw new UsageError(`crons ${rawCommand}: unexpected argument "${args[spec.args.length]}"`);
-    if (v.user !== undefined && !v.admin) throw new UsageError('--user is for --admin (an admin key listing every user\'s crons)');
+    if (v.user !== undefined && !v.admin) throw new UsageError("--user is for --admin (an admin key listing every user's crons)");
 
     const cronId = args[0] ?? '';
     const own = `/runs/crons/${encodeURIComponent(cronId)}`;
@@ -519,7 +525,12 @@ export async function main(argv: string[], io: Io): Promise<number> {
         const path = v.thread ? `/threads/${encodeURIComponent(v.thread)}/runs/crons` : '/runs/crons';
         const { body: created } = await client.request('POST', path, body);
         const { body: cron } = await client.request<Cron>('GET', `/runs/crons/${created.cron_id}`);
-        if (!v.json) io.err(created.run_id ? `created cron ${cron.cron_id}; its first run ${created.run_id} is ${created.status}\n` : `created cron ${cron.cron_id}${cron.enabled ? '' : ' (paused)'}\n`);
+        if (!v.json)
+          io.err(
+            created.run_id
+              ? `created cron ${cron.cron_id}; its first run ${created.run_id} is ${created.status}\n`
+              : `created cron ${cron.cron_id}${cron.enabled ? '' : ' (paused)'}\n`,
+          );
         print(cron, () => cronFields(cron));
         return EXIT.ok;
       }
@@ -530,7 +541,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
         const current = onlyFields ? ((await client.request<Cron>('GET', scoped)).body.payload?.retry_policy ?? null) : null;
         const policy = retryPolicy(v, true, current);
         if (policy !== undefined) body.retry_policy = policy;
-        if (Object.keys(body).length === 0) throw new UsageError('crons update needs something to change (--schedule, --timezone, --input, --metadata, --enabled ...)');
+        if (Object.keys(body).length === 0)
+          throw new UsageError('crons update needs something to change (--schedule, --timezone, --input, --metadata, --enabled ...)');
         const { body: cron } = await client.request<Cron>('PATCH', scoped, body);
         print(cron, () => cronFields(cron));
         return EXIT.ok;
@@ -541,7 +553,11 @@ export async function main(argv: string[], io: Io): Promise<number> {
         if (v.note !== undefined) body.paused_reason = v.note;
         const { body: cron } = await client.request<Cron>('PATCH', scoped, body);
         if (v.note !== undefined && !('paused_reason' in cron)) io.err('agentcron: this server keeps no pause note; the cron is paused without it\n');
-        print(cron, () => `${command === 'pause' ? 'paused' : 'resumed'} ${cron.cron_id}${cron.next_run_date ? `; next fire ${time(cron.next_run_date)}${cron.enabled ? '' : ' if resumed'}` : ''}`);
+        print(
+          cron,
+          () =>
+            `${command === 'pause' ? 'paused' : 'resumed'} ${cron.cron_id}${cron.next_run_date ? `; next fire ${time(cron.next_run_date)}${cron.enabled ? '' : ' if resumed'}` : ''}`,
+        );
         return EXIT.ok;
       }
       case 'trigger': {
@@ -599,7 +615,11 @@ export async function main(argv: string[], io: Io): Promise<number> {
       }
       case 'retry': {
         const { body } = await client.request('POST', `${own}/occurrences/${encodeURIComponent(args[1])}/retry`);
-        print(body, () => (body?.run_id ? `retrying ${body.scheduled_for ?? args[1]}: run ${body.run_id} (${body.status})${body.retries ? `, retry ${body.retries}` : ''}` : generic(body)));
+        print(body, () =>
+          body?.run_id
+            ? `retrying ${body.scheduled_for ?? args[1]}: run ${body.run_id} (${body.status})${body.retries ? `, retry ${body.retries}` : ''}`
+            : generic(body),
+        );
         return EXIT.ok;
       }
     }

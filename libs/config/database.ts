@@ -97,9 +97,13 @@ export function connectionBudget(config: Config, roles: { api: boolean; schedule
     return { total, listeners, pool: total - listeners, source: 'DATABASE_MAX_CONNECTIONS' };
   }
   if (config.DATABASE_POOL_MAX !== undefined) {
-    if (config.DATABASE_POOL_MAX < minPool) throw new ConfigError('DATABASE_POOL_MAX', `must be at least ${minPool} for a scheduler or a worker (got "${config.DATABASE_POOL_MAX}")`);
+    if (config.DATABASE_POOL_MAX < minPool)
+      throw new ConfigError('DATABASE_POOL_MAX', `must be at least ${minPool} for a scheduler or a worker (got "${config.DATABASE_POOL_MAX}")`);
     return { total: config.DATABASE_POOL_MAX + listeners, listeners, pool: config.DATABASE_POOL_MAX, source: 'DATABASE_POOL_MAX' };
   }
-  const total = (roles.api ? DEFAULT_MAX_CONNECTIONS.api : 0) + (roles.scheduler ? DEFAULT_MAX_CONNECTIONS.scheduler : 0) + (roles.worker ? DEFAULT_MAX_CONNECTIONS.worker : 0);
+  const total =
+    (roles.api ? DEFAULT_MAX_CONNECTIONS.api : 0) +
+    (roles.scheduler ? DEFAULT_MAX_CONNECTIONS.scheduler : 0) +
+    (roles.worker ? DEFAULT_MAX_CONNECTIONS.worker : 0);
   return { total, listeners, pool: Math.max(minPool, total - listeners), source: 'default' };
 }

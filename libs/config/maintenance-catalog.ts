@@ -13,7 +13,12 @@ export interface CatalogEntry {
 }
 
 export const MAINTENANCE_CATALOG = [
-  { name: 'retention_purge', schedule: '30 3 * * *', enabled: true, description: 'delete ended runs, settled ledger rows and idle threads of keep crons older than RUN_RETENTION_DAYS' },
+  {
+    name: 'retention_purge',
+    schedule: '30 3 * * *',
+    enabled: true,
+    description: 'delete ended runs, settled ledger rows and idle threads of keep crons older than RUN_RETENTION_DAYS',
+  },
   {
     name: 'ephemeral_thread_sweep',
     schedule: '*/15 * * * *',
@@ -34,7 +39,12 @@ export const MAINTENANCE_CATALOG = [
     description: 'warn about lagging crons, lost schedulers and workers, dead-lettered runs, lag to start and a growing backlog',
   },
   { name: 'thread_ttl', schedule: '0 4 * * *', enabled: 'when THREAD_TTL_DAYS > 0', description: 'delete threads idle longer than THREAD_TTL_DAYS' },
-  { name: 'queue_hygiene', schedule: '45 * * * *', enabled: true, description: "delete finished pg-boss jobs of agentcron's queues older than QUEUE_RETENTION_DAYS" },
+  {
+    name: 'queue_hygiene',
+    schedule: '45 * * * *',
+    enabled: true,
+    description: "delete finished pg-boss jobs of agentcron's queues older than QUEUE_RETENTION_DAYS",
+  },
 ] as const satisfies readonly CatalogEntry[];
 
 export type MaintenanceJobName = (typeof MAINTENANCE_CATALOG)[number]['name'];

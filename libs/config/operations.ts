@@ -37,7 +37,10 @@ const adminKeys = z
   .string()
   .default('')
   .transform((v, ctx) => {
-    const keys = v.split(',').map((k) => k.trim()).filter(Boolean);
+    const keys = v
+      .split(',')
+      .map((k) => k.trim())
+      .filter(Boolean);
     if (keys.some((k) => k.includes(':'))) {
       ctx.addIssue({ code: 'custom', message: 'must be a comma-separated list of keys (no user: an admin key acts as the user "admin")' });
       return z.NEVER;

@@ -142,7 +142,9 @@ function dstCase(schedule: Schedule, t: number): { kind: DstCase; note: string }
     const gapEnd = t + prev.after;
     let named = gapStart;
     try {
-      named = parseSchedule(schedule.expression, { timezone: 'UTC', allowSeconds: schedule.hasSeconds }).nextAfter(new Date(gapStart - 1)).getTime();
+      named = parseSchedule(schedule.expression, { timezone: 'UTC', allowSeconds: schedule.hasSeconds })
+        .nextAfter(new Date(gapStart - 1))
+        .getTime();
     } catch {
       // keep the gap's start
     }

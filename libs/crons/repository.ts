@@ -130,7 +130,10 @@ async function ownedCrons(db: Queryable, userId: string): Promise<number> {
 }
 
 /** A cron as the API creates it: every stored column except those the database and the workers set. */
-export type NewCron = Omit<CronRow, 'fired_through' | 'finished_at' | 'last_run_at' | 'last_run_status' | 'last_run_error' | 'last_run_id' | 'created_at' | 'updated_at'>;
+export type NewCron = Omit<
+  CronRow,
+  'fired_through' | 'finished_at' | 'last_run_at' | 'last_run_status' | 'last_run_error' | 'last_run_id' | 'created_at' | 'updated_at'
+>;
 
 export async function insertCron(db: Queryable, c: NewCron): Promise<CronRow> {
   const { rows } = await db.query<CronRow>(

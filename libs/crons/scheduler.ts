@@ -131,14 +131,19 @@ export class CronScheduler implements ScheduleSource {
 
   pass(): Promise<PassResult> {
     const { pool, boss, batchSize, logger } = this.#o;
-    return firePasses(pool, batchSize, (client) => this.#batch(client), async (r) => {
-      metrics.occurrencesFired('cron', r.lags);
-      metrics.occurrencesSkipped(r.skipReasons);
-      // After the commit, outside the crons' locks; a failure is logged and the new runs wait their turn.
-      await cancelSuperseded(pool, boss, r.superseded, logger);
-      // A full batch: more are due at once (a herd), the run queue grows by thousands of jobs.
-      if (r.claimed >= batchSize && r.fired > 0) this.#analyzeQueue();
-    });
+    return firePasses(
+      pool,
+      batchSize,
+      (client) => this.#batch(client),
+      async (r) => {
+        metrics.occurrencesFired('cron', r.lags);
+        metrics.occurrencesSkipped(r.skipReasons);
+        // After the commit, outside the crons' locks; a failure is logged and the new runs wait their turn.
+        await cancelSuperseded(pool, boss, r.superseded, logger);
+        // A full batch: more are due at once (a herd), the run queue grows by thousands of jobs.
+        if (r.claimed >= batchSize && r.fired > 0) this.#analyzeQueue();
+      },
+    );
   }
 
   /**
@@ -175,7 +180,13 @@ export class CronScheduler implements ScheduleSource {
     const active = await activeRuns(client, rows);
     const firings: Firing[] = [];
     const skips: Skip[] = [];
-    const advance = { ids: [] as string[], next: [] as (Date | null)[], finished: [] as boolean[], error: [] as (string | null)[], firedThrough: [] as (Date | null)[] };
+    const advance = {
+      ids: [] as string[],
+      next: [] as (Date | null)[],
+      finished: [] as boolean[],
+      error: [] as (string | null)[],
+      firedThrough: [] as (Date | null)[],
+    };
     for (const row of rows) {
       const { plan, next, firedThrough, error } = planDue(row, { ...limits, coveredFrom: this.#coveredFrom });
       if (plan) {
@@ -183,7 +194,8 @@ export class CronScheduler implements ScheduleSource {
         // The overlap rule may hold back some of the occurrences the plan fires.
         const allowed = overlapAllowance(row, active);
         const fire = plan.fire.slice(Math.max(0, plan.fire.length - allowed));
-        for (const f of plan.fire.slice(0, plan.fire.length - fire.length)) skips.push({ cron_id: row.cron_id, scheduled_for: f.scheduled_for, reason: 'overlap' });
+        for (const f of plan.fire.slice(0, plan.fire.length - fire.length))
+          skips.push({ cron_id: row.cron_id, scheduled_for: f.scheduled_for, reason: 'overlap' });
         const cron = firingCron(row, row.graph_id);
         for (const f of fire) firings.push({ cron, scheduled_for: f.scheduled_for, skipped_count: f.skipped_count, trigger: 'schedule' });
       } else logger.error(`scheduler could not plan this cron: ${error}`, { cron_id: row.cron_id });

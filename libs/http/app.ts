@@ -69,7 +69,12 @@ function nonJsonBodies(limitBytes: number): RequestHandler {
       } catch {
         req.body = undefined;
         const sent = req.get('content-type');
-        next(new HttpError(415, `request bodies are JSON: send a JSON body with content-type: application/json (got ${sent ? `content-type ${JSON.stringify(sent)}` : 'no content-type'} and a body that is not JSON)`));
+        next(
+          new HttpError(
+            415,
+            `request bodies are JSON: send a JSON body with content-type: application/json (got ${sent ? `content-type ${JSON.stringify(sent)}` : 'no content-type'} and a body that is not JSON)`,
+          ),
+        );
       }
     });
   };

@@ -13,8 +13,7 @@ interface Doc {
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
 
-const esc = (s: unknown): string =>
-  String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+const esc = (s: unknown): string => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 const anchor = (s: string) => s.replace(/[^\w-]+/g, '-');
 
@@ -114,9 +113,16 @@ export function renderDocs(doc: Doc): string {
   const schemas = Object.entries(doc.components?.schemas ?? {}).sort(([a], [b]) => a.localeCompare(b));
   const opLink = (o: { path: string; method: string }) => `<a href="#${anchor(`${o.method}-${o.path}`)}">${esc(o.method.toUpperCase())} ${esc(o.path)}</a>`;
   const schemaLink = (name: string) => `<a href="#schema-${anchor(name)}">${esc(name)}</a>`;
-  const nav = tags.map((t) => `<h2>${esc(t)}</h2>${byTag.get(t)!.map(opLink).join('')}`).join('') + `<h2>schemas</h2>${schemas.map(([n]) => schemaLink(n)).join('')}`;
+  const nav =
+    tags.map((t) => `<h2>${esc(t)}</h2>${byTag.get(t)!.map(opLink).join('')}`).join('') + `<h2>schemas</h2>${schemas.map(([n]) => schemaLink(n)).join('')}`;
   const operations = tags
-    .map((t) => `<h2 id="tag-${anchor(t)}">${esc(t)}</h2>${byTag.get(t)!.map((o) => operation(o.path, o.method, o.op, doc.components?.schemas ?? {})).join('')}`)
+    .map(
+      (t) =>
+        `<h2 id="tag-${anchor(t)}">${esc(t)}</h2>${byTag
+          .get(t)!
+          .map((o) => operation(o.path, o.method, o.op, doc.components?.schemas ?? {}))
+          .join('')}`,
+    )
     .join('');
   const schemaSections = schemas
     .map(([name, s]) => {

@@ -61,10 +61,21 @@ const SCHEDULER_TICKS = `
 // In the API reference too: public, outside the API's security schemes.
 for (const [path, summary, description] of [
   ['/ok', 'Liveness (LangGraph convention)', 'Answers {"ok": true} while the process serves requests; no database query.'],
-  ['/health', 'Readiness', 'The database, the queue, live schedulers and workers, the last scheduler tick, saturation (queue latency, runs waiting by reason, lag to start); status ok, degraded (200: behind, with reasons) or unavailable (503: the database is unreachable, the queue check fails or no scheduler ticks). Details (ids, hosts, figures) only for admin keys under AUTH_MODE=api_key.'],
+  [
+    '/health',
+    'Readiness',
+    'The database, the queue, live schedulers and workers, the last scheduler tick, saturation (queue latency, runs waiting by reason, lag to start); status ok, degraded (200: behind, with reasons) or unavailable (503: the database is unreachable, the queue check fails or no scheduler ticks). Details (ids, hosts, figures) only for admin keys under AUTH_MODE=api_key.',
+  ],
   ['/metrics', 'Prometheus metrics', 'Text exposition format; no series carries user data.'],
 ] as const) {
-  registry.registerPath({ method: 'get', path, tags: ['meta'], summary, description, responses: { 200: { description: 'OK' }, ...(path === '/health' ? { 503: { description: 'Not ready' } } : {}) } });
+  registry.registerPath({
+    method: 'get',
+    path,
+    tags: ['meta'],
+    summary,
+    description,
+    responses: { 200: { description: 'OK' }, ...(path === '/health' ? { 503: { description: 'Not ready' } } : {}) },
+  });
 }
 
 /** How long /health waits for the saturation figures; slower, it answers without judging them (the computation goes on for the next caller). */
@@ -140,7 +151,9 @@ export function healthRoutes({ pool, boss, heartbeatSeconds, scheduler, auth, sa
         ok,
         status: state,
         // Sentences about the whole deployment (its lag, its backlog), no tenant's data.
-        reasons: reasons.map((r) => (r.startsWith('database unreachable') ? 'database unreachable' : r.startsWith('queue check failed') ? 'queue check failed' : r)),
+        reasons: reasons.map((r) =>
+          r.startsWith('database unreachable') ? 'database unreachable' : r.startsWith('queue check failed') ? 'queue check failed' : r,
+        ),
         database: { ok: database.ok },
         queue: { ok: queue.ok },
         schedulers: { ticking },

@@ -118,9 +118,7 @@ async function read(): Promise<Snapshot> {
       maintenance: rows
         .filter((r) => r.what === 'maintenance')
         .map((r) => ({ job_name: r.a, last_run_status: r.b, last_duration_ms: r.ms, last_finished_at: r.at })),
-      maintenanceTotals: rows
-        .filter((r) => r.what === 'maintenance_totals')
-        .map((r) => ({ job_name: r.a, runs: r.n ?? 0, failures: Number(r.b ?? 0) })),
+      maintenanceTotals: rows.filter((r) => r.what === 'maintenance_totals').map((r) => ({ job_name: r.a, runs: r.n ?? 0, failures: Number(r.b ?? 0) })),
       queues: qs.map((q) => ({
         name: q.name,
         queued: q.queuedCount,
@@ -179,7 +177,8 @@ gauge(
 );
 
 gauge('agentcron_maintenance_last_success', 'Whether the last execution of each maintenance job succeeded (1) or failed (0).', ['job'] as const, (g, s) => {
-  for (const m of s.maintenance) if (m.last_run_status === 'success' || m.last_run_status === 'error') g.set({ job: m.job_name }, m.last_run_status === 'success' ? 1 : 0);
+  for (const m of s.maintenance)
+    if (m.last_run_status === 'success' || m.last_run_status === 'error') g.set({ job: m.job_name }, m.last_run_status === 'success' ? 1 : 0);
 });
 
 gauge('agentcron_maintenance_last_duration_seconds', 'Duration of the last execution of each maintenance job.', ['job'] as const, (g, s) => {
@@ -243,14 +242,25 @@ saturationGauge(
   'Lag to start (start minus when due) of the first attempts started within HEALTH_START_LAG_WINDOW_SECONDS, by quantile; no sample when none started.',
   ['quantile'] as const,
   (g, s) => {
-    for (const [quantile, v] of [['0.5', s.start_lag.p50], ['0.95', s.start_lag.p95], ['0.99', s.start_lag.p99]] as const) if (v !== null) g.set({ quantile }, v);
+    for (const [quantile, v] of [
+      ['0.5', s.start_lag.p50],
+      ['0.95', s.start_lag.p95],
+      ['0.99', s.start_lag.p99],
+    ] as const)
+      if (v !== null) g.set({ quantile }, v);
   },
 );
 
-saturationGauge('agentcron_start_lag_window_starts', 'First attempts started within HEALTH_START_LAG_WINDOW_SECONDS (the runs agentcron_start_lag_seconds is of).', [], (g, s) =>
-  g.set(s.start_lag.started),
+saturationGauge(
+  'agentcron_start_lag_window_starts',
+  'First attempts started within HEALTH_START_LAG_WINDOW_SECONDS (the runs agentcron_start_lag_seconds is of).',
+  [],
+  (g, s) => g.set(s.start_lag.started),
 );
 
-saturationGauge('agentcron_health_degraded', "Whether /health's status is degraded by saturation (1) or not (0): lag to start, or a backlog that grew for 5 minutes.", [], (g, s) =>
-  g.set(s.status === 'degraded' ? 1 : 0),
+saturationGauge(
+  'agentcron_health_degraded',
+  "Whether /health's status is degraded by saturation (1) or not (0): lag to start, or a backlog that grew for 5 minutes.",
+  [],
+  (g, s) => g.set(s.status === 'degraded' ? 1 : 0),
 );

@@ -168,10 +168,7 @@ const fmt = (seconds: number): string => seconds.toFixed(1);
 const windowText = (seconds: number): string => (seconds === 60 ? 'the last minute' : `the last ${seconds} s`);
 
 async function compute(pool: Pool, s: SaturationSettings): Promise<Saturation> {
-  const [waitingRows, head] = await Promise.all([
-    pool.query<{ reason: string; n: number }>(WAITING_SQL),
-    runQueueHead(pool, s.pgbossSchema),
-  ]);
+  const [waitingRows, head] = await Promise.all([pool.query<{ reason: string; n: number }>(WAITING_SQL), runQueueHead(pool, s.pgbossSchema)]);
   const waiting: Saturation['waiting'] = { worker: 0, retry: 0, limit: {} };
   for (const r of waitingRows.rows) {
     if (r.reason === 'worker') waiting.worker += r.n;
@@ -204,11 +201,15 @@ async function compute(pool: Pool, s: SaturationSettings): Promise<Saturation> {
   if (startLag.p95 !== null && startLag.p95 > s.maxStartLagSeconds) {
     // A run held by a limit starts late by design: say so, more workers would not start it sooner.
     const note = forLimits > 0 ? ` (${forLimits} run(s) wait for a limit now)` : '';
-    reasons.push(`lag to start p95 ${fmt(startLag.p95)} s over ${windowText(s.windowSeconds)} exceeds HEALTH_MAX_START_LAG_SECONDS (${s.maxStartLagSeconds})${note}`);
+    reasons.push(
+      `lag to start p95 ${fmt(startLag.p95)} s over ${windowText(s.windowSeconds)} exceeds HEALTH_MAX_START_LAG_SECONDS (${s.maxStartLagSeconds})${note}`,
+    );
   }
   // Runs that have not started yet say it sooner than the ones that did (and when nothing starts at all).
   if (head.latencySeconds > s.maxStartLagSeconds) {
-    reasons.push(`lag to start: the run at the head of the queue has waited ${fmt(head.latencySeconds)} s, more than HEALTH_MAX_START_LAG_SECONDS (${s.maxStartLagSeconds})`);
+    reasons.push(
+      `lag to start: the run at the head of the queue has waited ${fmt(head.latencySeconds)} s, more than HEALTH_MAX_START_LAG_SECONDS (${s.maxStartLagSeconds})`,
+    );
   }
   if (growth.grew) reasons.push(`backlog grew for 5 minutes (${growth.from} -> ${backlog})`);
   return {

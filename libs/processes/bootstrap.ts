@@ -40,7 +40,12 @@ export async function connect(
   const directUrl = config.DATABASE_DIRECT_URL;
   const probe = await retryWhileUnavailable(
     'connect',
-    () => detectPooler(databaseUrl, { connectionTimeoutMillis: database.connectionTimeoutMillis, session: database.session, applicationName: opts.applicationName }),
+    () =>
+      detectPooler(databaseUrl, {
+        connectionTimeoutMillis: database.connectionTimeoutMillis,
+        session: database.session,
+        applicationName: opts.applicationName,
+      }),
     wait,
   );
   const pooled = probe.pooled;
@@ -53,7 +58,9 @@ export async function connect(
   } else if (pooled) logger.info(`DATABASE_URL goes through a connection pooler (${probe.reason}): session limits are the database role's defaults`);
   const { total, pool: poolSize, source } = opts.budget;
   const listeners = listenUrl ? opts.budget.listeners : 0;
-  logger.info(`connections: at most ${poolSize + listeners} (${listeners} LISTEN + a pool of ${poolSize}; ${source === 'default' ? `default ${total}` : `${source}=${source === 'DATABASE_POOL_MAX' ? poolSize : total}`})`);
+  logger.info(
+    `connections: at most ${poolSize + listeners} (${listeners} LISTEN + a pool of ${poolSize}; ${source === 'default' ? `default ${total}` : `${source}=${source === 'DATABASE_POOL_MAX' ? poolSize : total}`})`,
+  );
   const pool = createPool(databaseUrl, {
     max: opts.budget.pool,
     applicationName: opts.applicationName,

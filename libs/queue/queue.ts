@@ -253,11 +253,7 @@ export interface RunJob {
  * Jobs of one `group` never run at once on any worker (the run worker uses group concurrency 1):
  * that is how runs on one thread queue behind each other (multitask_strategy enqueue).
  */
-export async function enqueueRuns(
-  boss: PgBoss,
-  runs: { run_id: string; group: string; start_after?: Date }[],
-  client?: PoolClient,
-): Promise<void> {
+export async function enqueueRuns(boss: PgBoss, runs: { run_id: string; group: string; start_after?: Date }[], client?: PoolClient): Promise<void> {
   if (runs.length === 0) return;
   await boss.insert(
     QUEUES.run,

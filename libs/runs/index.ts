@@ -2,7 +2,18 @@ export { insertRuns } from './enqueue.ts';
 export type { NewRun, MultitaskStrategy } from './enqueue.ts';
 export { RunWorker } from './worker.ts';
 export type { RunWorkerOptions } from './worker.ts';
-export { RUN_CANCEL_CHANNEL, cancelRuns, claimRuns, endRuns, endRunsBeforeDelete, endRunsIn, finishRuns, finishRunsIn, handBackRuns, pendingOf } from './lifecycle.ts';
+export {
+  RUN_CANCEL_CHANNEL,
+  cancelRuns,
+  claimRuns,
+  endRuns,
+  endRunsBeforeDelete,
+  endRunsIn,
+  finishRuns,
+  finishRunsIn,
+  handBackRuns,
+  pendingOf,
+} from './lifecycle.ts';
 export type { CancelAction, ClaimedRun, EndOutcome, EndStatus, FinishedRun, RunDetails, RunResult, RunStatus } from './lifecycle.ts';
 export { maxTimeoutSeconds, parseTimeoutSeconds, runTimeoutSeconds } from './timeout.ts';
 export type { RunTimeoutSettings } from './timeout.ts';

@@ -383,7 +383,13 @@ async function admitLimited(client: PoolClient, queueSchema: string, jobs: Claim
     if (row.paused_until && row.paused_until.getTime() > now.getTime()) paused.set(row.name, row.paused_until.getTime());
     if (spec.rate) {
       const from = now.getTime() - spec.rate.per_seconds * 1000;
-      starts.set(row.name, row.recent_starts.map((d) => d.getTime()).filter((t) => t > from).sort((a, b) => a - b));
+      starts.set(
+        row.name,
+        row.recent_starts
+          .map((d) => d.getTime())
+          .filter((t) => t > from)
+          .sort((a, b) => a - b),
+      );
     }
   }
   // Why a limit has no room now, and when it may have.
@@ -459,7 +465,11 @@ async function admitLimited(client: PoolClient, queueSchema: string, jobs: Claim
         await parkRunJobs(
           client,
           queueSchema,
-          waiting.map(([id, p]) => ({ id: fetched.get(id)!.jobId ?? id, retryCount: fetched.get(id)!.retryCount ?? fetched.get(id)!.attempt - 1, until: p.until })),
+          waiting.map(([id, p]) => ({
+            id: fetched.get(id)!.jobId ?? id,
+            retryCount: fetched.get(id)!.retryCount ?? fetched.get(id)!.attempt - 1,
+            until: p.until,
+          })),
         );
       }
       // Slots of lost workers came back: as many parked runs of those limits may start now.
@@ -980,7 +990,11 @@ export async function handBackRuns(pool: Pool, queueSchema: string, runs: { run_
     withTransaction(pool, async (client) => {
       const { rows } = await client.query<{ run_id: string }>(HAND_BACK, [sorted.map((r) => r.run_id), sorted.map((r) => r.attempt)]);
       const back = new Set(rows.map((r) => r.run_id));
-      await requeueRunJobs(client, queueSchema, sorted.filter((r) => back.has(r.run_id)).map((r) => r.job));
+      await requeueRunJobs(
+        client,
+        queueSchema,
+        sorted.filter((r) => back.has(r.run_id)).map((r) => r.job),
+      );
       return [...back];
     }),
   );

@@ -105,11 +105,7 @@ export async function getRun(db: Queryable, runId: string, userId: string): Prom
 
 /** The caller's run on the caller's thread, or null. */
 export async function getThreadRun(db: Queryable, threadId: string, runId: string, userId: string): Promise<RunResponse | null> {
-  const { rows } = await db.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM runs WHERE run_id = $1 AND thread_id = $2 AND user_id = $3`, [
-    runId,
-    threadId,
-    userId,
-  ]);
+  const { rows } = await db.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM runs WHERE run_id = $1 AND thread_id = $2 AND user_id = $3`, [runId, threadId, userId]);
   return rows[0] ? toRunResponse(rows[0]) : null;
 }
 
@@ -245,7 +241,13 @@ export async function runStreamPosition(db: Queryable, threadId: string, runId: 
   );
   const row = rows[0];
   if (!row) return null;
-  return { run: toRunResponse(row), graph_id: row.graph_id, attempts: row.attempts, previous_ended_at: row.previous_ended_at, later_started: row.later_started };
+  return {
+    run: toRunResponse(row),
+    graph_id: row.graph_id,
+    attempts: row.attempts,
+    previous_ended_at: row.previous_ended_at,
+    later_started: row.later_started,
+  };
 }
 
 /** A thread's values, as a join answers them once its run has ended. */

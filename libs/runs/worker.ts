@@ -119,7 +119,6 @@ export class RunWorker {
   /** Deployment-wide limits (agentcron.json's, an assistant's config.max_concurrency) as claims apply them. */
   #limits: ClaimLimits;
 
-
   constructor(options: RunWorkerOptions) {
     this.#o = options;
     this.#limits = {
@@ -253,7 +252,10 @@ export class RunWorker {
       ({ runs: claimed, parked } = claim);
       const claimedIds = new Set(claimed.map((r) => r.run_id));
       // Parked runs wait for room in a limit, their jobs back in the queue already.
-      waiting = await pendingOf(pool, jobs.map((j) => j.data.run_id).filter((id) => !claimedIds.has(id) && !parked.has(id)));
+      waiting = await pendingOf(
+        pool,
+        jobs.map((j) => j.data.run_id).filter((id) => !claimedIds.has(id) && !parked.has(id)),
+      );
     } catch (err) {
       // Nothing was claimed: the jobs go back as they were (or expire by heartbeat if even that fails).
       logger.warn(`could not claim runs (${describeDatabaseError(err)}); their jobs go back to the queue`, { runs: jobs.length });
@@ -278,7 +280,9 @@ export class RunWorker {
     }
     if (notYet.length) {
       for (const job of notYet) if (job.groupId) this.#coolingGroups.set(job.groupId, Date.now() + GROUP_COOL_DOWN_MS);
-      await requeueRunJobs(pool, this.#schema, notYet).catch((err) => logger.warn('could not put back runs waiting for their turn', { err: describeDatabaseError(err) }));
+      await requeueRunJobs(pool, this.#schema, notYet).catch((err) =>
+        logger.warn('could not put back runs waiting for their turn', { err: describeDatabaseError(err) }),
+      );
     }
     // Runs parked on a limit may start at their time: look then rather than at the next poll.
     for (const until of claim.parkedUntil) this.#wakeAt(until);
@@ -329,8 +333,7 @@ export class RunWorker {
       return;
     }
     // Cancelled: whoever ended the run recorded it; finishing stores nothing and completes the job.
-    const result: RunResult =
-      execution.kind === 'result' ? execution.result : { run_id: run.run_id, status: 'interrupted', output: null, error: null };
+    const result: RunResult = execution.kind === 'result' ? execution.result : { run_id: run.run_id, status: 'interrupted', output: null, error: null };
     const retry = execution.kind === 'result' ? this.#retryOf(run, execution.result, execution.failure) : undefined;
     const finished: FinishedRun = {
       ...result,
@@ -492,10 +495,13 @@ export class RunWorker {
     if (ms >= (this.#o.pollIntervalMs ?? 2000) || (this.#wakeTimer && this.#wakeTimerAt <= at.getTime())) return;
     clearTimeout(this.#wakeTimer);
     this.#wakeTimerAt = at.getTime();
-    this.#wakeTimer = setTimeout(() => {
-      this.#wakeTimer = undefined;
-      this.#alarm.wake();
-    }, Math.max(0, ms) + 5);
+    this.#wakeTimer = setTimeout(
+      () => {
+        this.#wakeTimer = undefined;
+        this.#alarm.wake();
+      },
+      Math.max(0, ms) + 5,
+    );
     this.#wakeTimer.unref();
   }
 

@@ -37,11 +37,7 @@ export function validateTimezone(tz: string): string {
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: tz });
   } catch {
-    throw new ScheduleError(
-      'timezone',
-      tz,
-      `invalid timezone ${JSON.stringify(tz)}: not a known IANA time zone name (e.g. "UTC", "America/New_York")`,
-    );
+    throw new ScheduleError('timezone', tz, `invalid timezone ${JSON.stringify(tz)}: not a known IANA time zone name (e.g. "UTC", "America/New_York")`);
   }
   if (validZones.size >= MAX_ZONES) validZones.clear();
   validZones.add(tz);

@@ -27,7 +27,11 @@ export async function startDeployment(env: Record<string, string>, workers = 2):
   const scheduler = spawnApp('scheduler', { ...defaults, PORT: '0' });
   const ws = Array.from({ length: workers }, () => spawnApp('worker', { ...defaults, PORT: '0' }));
   const apps = [api, scheduler, ...ws];
-  await Promise.all([api.waitFor(/api listening on/, 60_000), scheduler.waitFor(/scheduler started/, 60_000), ...ws.map((w) => w.waitFor(/worker started/, 60_000))]);
+  await Promise.all([
+    api.waitFor(/api listening on/, 60_000),
+    scheduler.waitFor(/scheduler started/, 60_000),
+    ...ws.map((w) => w.waitFor(/worker started/, 60_000)),
+  ]);
   return {
     url: `http://127.0.0.1:${port}`,
     apps,
@@ -71,7 +75,8 @@ export async function everySecond(admin: Pool, apiUrl: string, opts: { crons: nu
   })();
   try {
     await eventually(
-      async () => (await admin.query(`SELECT 1 FROM crons WHERE cron_id = ANY($1) AND (fired_through IS NULL OR fired_through < $2)`, [ids, end])).rowCount === 0,
+      async () =>
+        (await admin.query(`SELECT 1 FROM crons WHERE cron_id = ANY($1) AND (fired_through IS NULL OR fired_through < $2)`, [ids, end])).rowCount === 0,
       `every cron to have fired through ${end.toISOString()}`,
       (opts.seconds + 30) * 1000,
       250,
@@ -98,9 +103,7 @@ export async function everySecond(admin: Pool, apiUrl: string, opts: { crons: nu
   // Each occurrence ran once: one run, one attempt, and it succeeded.
   await eventually(
     async () =>
-      (
-        await admin.query(`SELECT 1 FROM runs WHERE cron_id = ANY($1) AND scheduled_for BETWEEN $2 AND $3 AND status <> 'success'`, window)
-      ).rowCount === 0,
+      (await admin.query(`SELECT 1 FROM runs WHERE cron_id = ANY($1) AND scheduled_for BETWEEN $2 AND $3 AND status <> 'success'`, window)).rowCount === 0,
     'every run of the window to succeed',
     60_000,
     250,

@@ -56,12 +56,15 @@ export async function startProvider(opts: {
         res.writeHead(status, { 'content-type': 'application/json', ...(retryAfter !== null ? { 'retry-after': String(retryAfter) } : {}) }).end(body);
       };
       if (inFlight > opts.maxConcurrent) return answer(429, 1, '{"error":"rate limited"}');
-      setTimeout(() => {
-        if (opts.failFirst && n === 1) return answer(503, opts.retryAfter?.(key, n) ?? null, '{"error":"overloaded"}');
-        const ra = opts.retryAfter?.(key, n) ?? null;
-        if (ra !== null) return answer(429, ra, '{"error":"slow down"}');
-        answer(200, null, JSON.stringify({ ok: true, attempt: n }));
-      }, opts.delayOf?.(key) ?? opts.delayMs);
+      setTimeout(
+        () => {
+          if (opts.failFirst && n === 1) return answer(503, opts.retryAfter?.(key, n) ?? null, '{"error":"overloaded"}');
+          const ra = opts.retryAfter?.(key, n) ?? null;
+          if (ra !== null) return answer(429, ra, '{"error":"slow down"}');
+          answer(200, null, JSON.stringify({ ok: true, attempt: n }));
+        },
+        opts.delayOf?.(key) ?? opts.delayMs,
+      );
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -89,4 +92,3 @@ export async function post(url: string, body: unknown): Promise<any> {
   assert.ok(res.status < 300, `${url}: ${res.status} ${JSON.stringify(json)}`);
   return json;
 }
-

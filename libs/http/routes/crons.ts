@@ -169,7 +169,7 @@ type Started = { run: RunResponse; superseded: Superseded } | { run: null; overl
 /** Why overlapAllowance held a run of this cron back, for a 409's detail. */
 function overlapDetail(cron: CronRow): string {
   if (cron.thread_id !== null) return `the cron's thread ${cron.thread_id} has a run that has not ended (multitask_strategy reject)`;
-  if (cron.overlap_policy === 'buffer_one') return "the cron already has a run going and one waiting (overlap_policy buffer_one)";
+  if (cron.overlap_policy === 'buffer_one') return 'the cron already has a run going and one waiting (overlap_policy buffer_one)';
   return "the cron's previous run has not ended (overlap_policy skip)";
 }
 
@@ -228,7 +228,8 @@ async function createCron(deps: ApiDeps, req: Request, res: Response, threadId: 
 
   const created = await withTransaction(pool, async (client) => {
     const now = await transactionNow(client);
-    if (body.end_time && body.end_time.getTime() <= now.getTime()) throw unprocessable('end_time', `must be in the future (got ${body.end_time.toISOString()})`);
+    if (body.end_time && body.end_time.getTime() <= now.getTime())
+      throw unprocessable('end_time', `must be in the future (got ${body.end_time.toISOString()})`);
     const assistant = await findAssistant(client, assistantKey(body.assistant_id), userId);
     if (!assistant) throw notFound(ASSISTANT_NOT_FOUND);
     if (threadId !== null) {
@@ -425,7 +426,8 @@ export function cronOperations(deps: ApiDeps) {
      */
     async backfill(req: Request, cronId: string, userId: string): Promise<BackfillAnswer> {
       const body = parse(BackfillBody, req.body);
-      if (body.to.getTime() < body.from.getTime()) throw unprocessable('to', `must not be before from (got from ${body.from.toISOString()}, to ${body.to.toISOString()})`);
+      if (body.to.getTime() < body.from.getTime())
+        throw unprocessable('to', `must not be before from (got from ${body.from.toISOString()}, to ${body.to.toISOString()})`);
       const cap = config.CRON_BACKFILL_MAX;
       const done = await retryConflicts(() =>
         withTransaction(pool, async (client) => {
@@ -433,7 +435,10 @@ export function cronOperations(deps: ApiDeps) {
           if (!cron) throw notFound(CRON_NOT_FOUND);
           const now = await statementNow(client);
           if (body.to.getTime() > now.getTime()) {
-            throw unprocessable('to', `must not be in the future (got ${body.to.toISOString()}, now ${now.toISOString()}): a backfill fires past occurrences; the scheduler fires the rest`);
+            throw unprocessable(
+              'to',
+              `must not be in the future (got ${body.to.toISOString()}, now ${now.toISOString()}): a backfill fires past occurrences; the scheduler fires the rest`,
+            );
           }
           const schedule = scheduleOf(cron.schedule, cron.timezone, true);
           const outcome = await backfillOccurrences(client, boss, cron, schedule, body, cap);
@@ -502,9 +507,16 @@ export function cronOperations(deps: ApiDeps) {
       const count = await retryConflicts(() =>
         withTransaction(pool, async (client) => {
           const rows = await lockScopedCrons(client, scope);
-          if (action === 'delete') return deleteLockedCrons(client, rows.map((r) => r.cron_id));
+          if (action === 'delete')
+            return deleteLockedCrons(
+              client,
+              rows.map((r) => r.cron_id),
+            );
           const now = await statementNow(client);
-          const change = { enabled: action === 'enable', ...(action === 'disable' && pausedReason !== null ? { paused_reason: pausedReason } : {}) } as CronUpdateBody;
+          const change = {
+            enabled: action === 'enable',
+            ...(action === 'disable' && pausedReason !== null ? { paused_reason: pausedReason } : {}),
+          } as CronUpdateBody;
           const states = rows.map((row) => {
             const planned = planUpdate(row, change, now, true);
             return {

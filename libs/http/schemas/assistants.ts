@@ -56,7 +56,18 @@ const assistantFilters = {
   metadata: Metadata.nullish().describe('Containment: assistants whose metadata includes every key/value given.'),
 };
 
-export const ASSISTANT_SELECT = ['assistant_id', 'graph_id', 'name', 'description', 'config', 'context', 'created_at', 'updated_at', 'metadata', 'version'] as const;
+export const ASSISTANT_SELECT = [
+  'assistant_id',
+  'graph_id',
+  'name',
+  'description',
+  'config',
+  'context',
+  'created_at',
+  'updated_at',
+  'metadata',
+  'version',
+] as const;
 
 export const AssistantSearch = registry.register(
   'AssistantSearch',

@@ -46,7 +46,7 @@ export const RetryPolicySchema = registry.register(
   'RetryPolicy',
   makeRetryPolicySchema().openapi({
     description:
-      'How a run that fails with a retryable error is attempted again (names as Temporal\'s RetryPolicy). Every field optional: ' +
+      "How a run that fails with a retryable error is attempted again (names as Temporal's RetryPolicy). Every field optional: " +
       'max_attempts (default 3, 1-100, 1 = no retry), initial_interval_seconds (default 1, > 0, at most 86400), backoff_coefficient (default 2, 1-10), ' +
       'maximum_interval_seconds (default 300, at least initial_interval_seconds, at most 86400), non_retryable_errors (error names never retried, default []).',
   }),
@@ -98,17 +98,23 @@ export const SortOrder = z.enum(['asc', 'desc']);
  * SDK repeats the parameter (`select=a&select=b`) while 2.0.0 sends one JSON text (`select=["a","b"]`).
  */
 export function selectFields<const F extends readonly [string, ...string[]]>(fields: F) {
-  return z.preprocess((v) => {
-    if (typeof v !== 'string') return v;
-    if (v.trim().startsWith('[')) {
-      try {
-        return JSON.parse(v);
-      } catch {
-        return v;
+  return z.preprocess(
+    (v) => {
+      if (typeof v !== 'string') return v;
+      if (v.trim().startsWith('[')) {
+        try {
+          return JSON.parse(v);
+        } catch {
+          return v;
+        }
       }
-    }
-    return v.split(',').map((s) => s.trim()).filter(Boolean);
-  }, z.array(z.enum(fields)).min(1));
+      return v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+    },
+    z.array(z.enum(fields)).min(1),
+  );
 }
 
 /** Keeps only the selected fields of each answer (all of them when nothing was selected). */

@@ -92,9 +92,7 @@ export const CronCreateBody = z
   .object({
     assistant_id: z.string({ error: required }).min(1).openapi({ description: 'An assistant id, or a graph id (its default assistant)' }),
     schedule: z.string({ error: required }).openapi({ description: 'Cron expression, 5 fields (6 with seconds first when enabled)' }),
-    input: jsonObject
-      .nullish()
-      .openapi({ description: 'The input of every run; optional (the SDKs send none when not given): runs then get no input (null)' }),
+    input: jsonObject.nullish().openapi({ description: 'The input of every run; optional (the SDKs send none when not given): runs then get no input (null)' }),
     ...payloadFields,
     ...cronFields,
     if_not_exists: z.enum(['create', 'reject']).nullish().openapi({ description: 'Thread crons: create the thread when it does not exist' }),
@@ -155,10 +153,27 @@ const cronFilters = {
 export const CronSearchBody = z
   .object({
     ...cronFilters,
-    limit: z.number().int().min(1).max(1000).nullish().transform((v) => v ?? 10),
-    offset: z.number().int().min(0).nullish().transform((v) => v ?? 0),
-    sort_by: z.enum(CRON_SORT_KEYS).nullish().transform((v) => v ?? 'created_at'),
-    sort_order: z.enum(['asc', 'desc']).nullish().transform((v) => v ?? 'desc'),
+    limit: z
+      .number()
+      .int()
+      .min(1)
+      .max(1000)
+      .nullish()
+      .transform((v) => v ?? 10),
+    offset: z
+      .number()
+      .int()
+      .min(0)
+      .nullish()
+      .transform((v) => v ?? 0),
+    sort_by: z
+      .enum(CRON_SORT_KEYS)
+      .nullish()
+      .transform((v) => v ?? 'created_at'),
+    sort_order: z
+      .enum(['asc', 'desc'])
+      .nullish()
+      .transform((v) => v ?? 'desc'),
     // A list of field names (a JSON-text or comma-separated string is read as that list).
     select: selectFields(CRON_FIELDS)
       .nullish()
@@ -186,12 +201,10 @@ const bulkFields = {
   all: z.boolean().nullish().openapi({ description: 'Required (true) when no filter is given: every cron of the caller' }),
 };
 
-export const CronBulkBody = z
-  .object(bulkFields)
-  .openapi('CronBulk', {
-    description:
-      'Disable, enable or delete every cron of the caller matching the filters (at least one, or "all": true). Enabling follows PATCH: a passed next_run_date restarts from now, a finished cron comes back. Deleting also deletes their occurrence ledgers; runs already started finish.',
-  });
+export const CronBulkBody = z.object(bulkFields).openapi('CronBulk', {
+  description:
+    'Disable, enable or delete every cron of the caller matching the filters (at least one, or "all": true). Enabling follows PATCH: a passed next_run_date restarts from now, a finished cron comes back. Deleting also deletes their occurrence ledgers; runs already started finish.',
+});
 export type CronBulkBody = z.output<typeof CronBulkBody>;
 
 export const CronBulkAnswer = z
@@ -222,23 +235,16 @@ export type AdminCronSearchBody = z.output<typeof AdminCronSearchBody>;
 export const AdminCronCountBody = z.object({ ...cronFilters, ...userFilter }).openapi('AdminCronCount');
 export type AdminCronCountBody = z.output<typeof AdminCronCountBody>;
 
-export const AdminCronBulkBody = z
-  .object({ ...bulkFields, ...userFilter })
-  .openapi('AdminCronBulk', {
-    description: 'As /runs/crons/bulk, over every user\'s crons (user_id narrows to one user and counts as a filter)',
-  });
+export const AdminCronBulkBody = z.object({ ...bulkFields, ...userFilter }).openapi('AdminCronBulk', {
+  description: "As /runs/crons/bulk, over every user's crons (user_id narrows to one user and counts as a filter)",
+});
 export type AdminCronBulkBody = z.output<typeof AdminCronBulkBody>;
 
 export const CronTransferBody = z
   .object({
     from_user_id: z.string({ error: required }).min(1),
     to_user_id: z.string({ error: required }).min(1),
-    cron_ids: z
-      .array(uuidFilter)
-      .min(1)
-      .max(10_000)
-      .nullish()
-      .openapi({ description: 'Only these crons of from_user_id (absent: all of them)' }),
+    cron_ids: z.array(uuidFilter).min(1).max(10_000).nullish().openapi({ description: 'Only these crons of from_user_id (absent: all of them)' }),
     assistants: z
       .boolean()
       .nullish()
@@ -271,7 +277,7 @@ export const OccurrencesQuery = z.object({
 export const NextQuery = z.object({
   count: z.coerce.number().int().min(1).max(1000).default(5),
   from: scheduleInstant.optional().openapi({
-    description: 'Only fire times strictly after this instant (a page\'s last time gives the next page); never before the cron\'s next fire',
+    description: "Only fire times strictly after this instant (a page's last time gives the next page); never before the cron's next fire",
   }),
 });
 
@@ -280,7 +286,13 @@ export const PreviewBody = z
     schedule: z.string({ error: required }).openapi({ description: 'Cron expression, as for create (same rules, same 422s)' }),
     timezone: z.string().nullish().openapi({ description: 'IANA timezone (default UTC)' }),
     from: scheduleInstant.nullish().openapi({ description: 'Fire times strictly after this instant (default: now)' }),
-    count: z.number().int().min(1).max(1000).nullish().transform((v) => v ?? 10),
+    count: z
+      .number()
+      .int()
+      .min(1)
+      .max(1000)
+      .nullish()
+      .transform((v) => v ?? 10),
     jitter_seconds: cronFields.jitter_seconds,
   })
   .openapi('CronPreview');
@@ -318,13 +330,11 @@ export const CronSchema = z
     created_at: iso,
     updated_at: iso,
     payload: z.record(z.string(), z.unknown()),
-    user_id: z.string().openapi({ description: 'The owner (admin keys see every user\'s crons)' }),
-    next_run_date: iso
-      .nullable()
-      .openapi({
-        description:
-          'Enabled: the next occurrence the scheduler fires. Disabled: when it would fire if enabled now (a disabled cron fires nothing). null once the cron has finished (end_time passed)',
-      }),
+    user_id: z.string().openapi({ description: "The owner (admin keys see every user's crons)" }),
+    next_run_date: iso.nullable().openapi({
+      description:
+        'Enabled: the next occurrence the scheduler fires. Disabled: when it would fire if enabled now (a disabled cron fires nothing). null once the cron has finished (end_time passed)',
+    }),
     metadata: z.record(z.string(), z.unknown()),
     enabled: z.boolean(),
     paused_reason: z.string().nullable().openapi({ description: 'Why the cron is paused (set with enabled false); null when enabled' }),
@@ -367,7 +377,7 @@ export const OccurrenceSchema = z
     thread_id: z.string().nullable(),
     trigger: z
       .enum(['schedule', 'create', 'manual', 'backfill'])
-      .openapi({ description: 'What fired it: its schedule, the cron\'s create, a trigger (run now), or a backfill' }),
+      .openapi({ description: "What fired it: its schedule, the cron's create, a trigger (run now), or a backfill" }),
     status: z.string().openapi({ description: 'enqueued, running, success, error, timeout, interrupted or skipped' }),
     reason: z.string().nullable().openapi({ description: 'For skipped: missed, overlap or end_time' }),
     error: z.string().nullable(),
@@ -402,7 +412,7 @@ export const OccurrenceSchema = z
 export const FireTimeSchema = z
   .object({
     utc: iso,
-    local: z.string().openapi({ description: 'The same instant in the schedule\'s timezone, with its offset' }),
+    local: z.string().openapi({ description: "The same instant in the schedule's timezone, with its offset" }),
     dst: z
       .enum(['skipped', 'repeated_first', 'repeated_second'])
       .nullable()
@@ -456,7 +466,9 @@ export const BackfillSchema = z
     skipped_overlap: z
       .number()
       .int()
-      .openapi({ description: "Held back by the cron's overlap rule (overlap_policy, multitask_strategy reject); not recorded, so a later backfill fires them" }),
+      .openapi({
+        description: "Held back by the cron's overlap rule (overlap_policy, multitask_strategy reject); not recorded, so a later backfill fires them",
+      }),
   })
   .openapi('CronBackfillResult');
 

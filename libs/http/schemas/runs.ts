@@ -21,7 +21,7 @@ export const RunSchema = registry.register(
     multitask_strategy: MultitaskStrategy,
     kwargs: Metadata.describe('The run body: input, config, context, webhook ...'),
     cron_id: z.uuid().nullable().describe('The cron that started the run (null for a manual run).'),
-    scheduled_for: iso.nullable().describe("The cron occurrence the run is for."),
+    scheduled_for: iso.nullable().describe('The cron occurrence the run is for.'),
     run_started_at: iso.nullable(),
     run_ended_at: iso.nullable(),
     error: z.object({ error: z.string(), message: z.string() }).nullable(),
@@ -57,7 +57,9 @@ export const StreamMode = z.enum(STREAM_MODES);
 const streamModeField = z
   .union([StreamMode, z.array(StreamMode)])
   .nullish()
-  .describe('What the stream sends (runs/stream): values (default), updates; the token modes (messages, events, custom, debug ...) are accepted and send nothing.');
+  .describe(
+    'What the stream sends (runs/stream): values (default), updates; the token modes (messages, events, custom, debug ...) are accepted and send nothing.',
+  );
 
 export const RunCreate = registry.register(
   'RunCreate',
@@ -136,22 +138,25 @@ export const CancelQuery = z.object({
 export const JoinStreamQuery = z.object({
   cancel_on_disconnect: flag.optional().describe('1: cancel the run when this client goes away.'),
   stream_mode: z
-    .preprocess((v) => {
-      if (typeof v !== 'string') return v;
-      if (v.trim().startsWith('[')) {
-        try {
-          return JSON.parse(v);
-        } catch {
-          return v;
+    .preprocess(
+      (v) => {
+        if (typeof v !== 'string') return v;
+        if (v.trim().startsWith('[')) {
+          try {
+            return JSON.parse(v);
+          } catch {
+            return v;
+          }
         }
-      }
-      return v;
-    }, z.union([StreamMode, z.array(StreamMode)]))
+        return v;
+      },
+      z.union([StreamMode, z.array(StreamMode)]),
+    )
     .optional()
     .describe('Modes to send; default the modes the run was created with, else values.'),
 });
 
 export const JoinAnswer = registry.register(
   'JoinAnswer',
-  z.unknown().describe("The thread's values once the run has ended; `{\"__error__\": {error, message}}` when it failed or timed out."),
+  z.unknown().describe('The thread\'s values once the run has ended; `{"__error__": {error, message}}` when it failed or timed out.'),
 );

@@ -78,9 +78,11 @@ export async function checkHeartbeats({ pool, settings }: Pick<MaintenanceContex
     ]),
     pool.query<{ queue: string; last_hour: number; waiting: number }>(DEAD(settings.pgbossSchema), [deadQueues]),
     pool.query<{ now: Date }>(`SELECT now()`),
-    saturation(pool, { pgbossSchema: settings.pgbossSchema, maxStartLagSeconds: settings.maxStartLagSeconds, windowSeconds: settings.startLagWindowSeconds }).catch(
-      (err: unknown) => new Error(err instanceof Error ? err.message : String(err)),
-    ),
+    saturation(pool, {
+      pgbossSchema: settings.pgbossSchema,
+      maxStartLagSeconds: settings.maxStartLagSeconds,
+      windowSeconds: settings.startLagWindowSeconds,
+    }).catch((err: unknown) => new Error(err instanceof Error ? err.message : String(err))),
   ]);
   const lost = processes.rows.filter((p) => !p.alive);
   const alive = {
@@ -89,13 +91,17 @@ export async function checkHeartbeats({ pool, settings }: Pick<MaintenanceContex
   };
   const warnings: string[] = [];
   for (const c of lagging.rows) {
-    warnings.push(`cron ${c.cron_id}: ${c.occurrences} occurrence(s) since ${since.toISOString()} enqueued up to ${c.max_lag_seconds.toFixed(1)}s late (threshold ${threshold}s)`);
+    warnings.push(
+      `cron ${c.cron_id}: ${c.occurrences} occurrence(s) since ${since.toISOString()} enqueued up to ${c.max_lag_seconds.toFixed(1)}s late (threshold ${threshold}s)`,
+    );
   }
   const o = overdue.rows[0];
-  if (o.count > 0) warnings.push(`${o.count} enabled cron(s) due more than ${threshold}s ago and not fired (oldest due ${o.oldest!.toISOString()}): is a scheduler running?`);
+  if (o.count > 0)
+    warnings.push(`${o.count} enabled cron(s) due more than ${threshold}s ago and not fired (oldest due ${o.oldest!.toISOString()}): is a scheduler running?`);
   for (const p of lost) warnings.push(`${p.role} ${p.hostname}:${p.pid} (${p.process_id}) last seen ${p.last_seen_at.toISOString()} and never stopped`);
   if (alive.schedulers === 0) warnings.push('no scheduler is alive: crons and maintenance jobs do not fire');
-  for (const d of dead.rows) if (d.last_hour > 0) warnings.push(`${d.last_hour} job(s) reached ${d.queue} in the last hour (their workers were lost on every attempt)`);
+  for (const d of dead.rows)
+    if (d.last_hour > 0) warnings.push(`${d.last_hour} job(s) reached ${d.queue} in the last hour (their workers were lost on every attempt)`);
   if (sat instanceof Error) warnings.push(`saturation figures could not be read: ${sat.message}`);
   else for (const reason of sat.reasons) warnings.push(`${reason}: workers are behind (more workers or WORKER_CONCURRENCY, or a limit too tight)`);
   return {

@@ -48,9 +48,27 @@ function formatter(timeZone) {
   if (!formatters.has(key)) {
     let f;
     try {
-      f = new Intl.DateTimeFormat('sv-SE', { timeZone: key, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', timeZoneName: 'short' });
+      f = new Intl.DateTimeFormat('sv-SE', {
+        timeZone: key,
+        year: 'numeric',
+        month: '2-digit',
+        day: '2-digit',
+        hour: '2-digit',
+        minute: '2-digit',
+        second: '2-digit',
+        timeZoneName: 'short',
+      });
     } catch {
-      f = new Intl.DateTimeFormat('sv-SE', { timeZone: 'UTC', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', timeZoneName: 'short' });
+      f = new Intl.DateTimeFormat('sv-SE', {
+        timeZone: 'UTC',
+        year: 'numeric',
+        month: '2-digit',
+        day: '2-digit',
+        hour: '2-digit',
+        minute: '2-digit',
+        second: '2-digit',
+        timeZoneName: 'short',
+      });
     }
     formatters.set(key, f);
   }

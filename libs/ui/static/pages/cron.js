@@ -46,7 +46,8 @@ export async function renderCron(view, cronId) {
   function drawHeader() {
     const description = describeSchedule(cron.schedule);
     const note = session.features.pauseNote ? cron[session.features.pauseNote] : null;
-    put(header,
+    put(
+      header,
       h('p', { class: 'crumbs' }, h('a', { href: '#/crons' }, '← Crons')),
       h('h1', { id: 'cron-description' }, description ?? cron.schedule),
       h(
@@ -54,7 +55,11 @@ export async function renderCron(view, cronId) {
         { class: 'sub' },
         h('code', { id: 'cron-schedule' }, cron.schedule),
         ` in ${tz} · `,
-        h('span', { id: 'cron-state' }, cron.enabled ? badge('success', 'active') : cron.finished_at ? badge('skipped', 'finished') : badge('skipped', 'paused')),
+        h(
+          'span',
+          { id: 'cron-state' },
+          cron.enabled ? badge('success', 'active') : cron.finished_at ? badge('skipped', 'finished') : badge('skipped', 'paused'),
+        ),
         note ? h('span', { class: 'note' }, ` “${note}”`) : null,
       ),
     );
@@ -63,17 +68,35 @@ export async function renderCron(view, cronId) {
   function drawDetails() {
     const row = (label, value) => [h('dt', {}, label), h('dd', {}, value ?? '—')];
     const input = cron.payload?.input;
-    put(details,
+    put(
+      details,
       h('h2', {}, 'Details'),
       h(
         'dl',
         { class: 'facts' },
         row('Cron id', h('code', {}, cron.cron_id)),
         row('Assistant', h('code', {}, cron.assistant_id)),
-        row('Kind', cron.thread_id ? ['thread-bound: ', h('code', {}, cron.thread_id)] : `stateless (fresh thread per run, ${cron.on_run_completed === 'keep' ? 'kept' : 'deleted'} afterwards)`),
+        row(
+          'Kind',
+          cron.thread_id
+            ? ['thread-bound: ', h('code', {}, cron.thread_id)]
+            : `stateless (fresh thread per run, ${cron.on_run_completed === 'keep' ? 'kept' : 'deleted'} afterwards)`,
+        ),
         session.everyUser ? row('Owner', cron.user_id) : null,
-        row('Next fire', cron.next_run_date ? `${formatTime(cron.next_run_date, tz)} (${relative(cron.next_run_date)})${cron.enabled ? '' : ', if resumed'}` : cron.finished_at ? 'finished' : '—'),
-        row('Last run', cron.last_run_status ? [badge(cron.last_run_status), ' ', cron.last_run_at ? `${formatTime(cron.last_run_at, tz)} (${relative(cron.last_run_at)})` : ''] : 'never ran'),
+        row(
+          'Next fire',
+          cron.next_run_date
+            ? `${formatTime(cron.next_run_date, tz)} (${relative(cron.next_run_date)})${cron.enabled ? '' : ', if resumed'}`
+            : cron.finished_at
+              ? 'finished'
+              : '—',
+        ),
+        row(
+          'Last run',
+          cron.last_run_status
+            ? [badge(cron.last_run_status), ' ', cron.last_run_at ? `${formatTime(cron.last_run_at, tz)} (${relative(cron.last_run_at)})` : '']
+            : 'never ran',
+        ),
         cron.last_run_error ? row('Last error', h('span', { class: 'error-text' }, cron.last_run_error)) : null,
         row('End time', cron.end_time ? formatTime(cron.end_time, tz) : 'none'),
         row('Missed occurrences', cron.missed_policy),
@@ -114,7 +137,8 @@ export async function renderCron(view, cronId) {
       { id: 'trigger' },
     );
     const edit = h('button', { type: 'button', id: 'edit', class: 'secondary', onclick: () => openEditor() }, 'Edit schedule');
-    const backfill = session.features.backfill && own ? h('button', { type: 'button', id: 'backfill', class: 'secondary', onclick: () => openBackfill() }, 'Backfill…') : null;
+    const backfill =
+      session.features.backfill && own ? h('button', { type: 'button', id: 'backfill', class: 'secondary', onclick: () => openBackfill() }, 'Backfill…') : null;
     const del = h('button', { type: 'button', id: 'delete', class: 'danger', onclick: () => openDelete() }, 'Delete…');
     put(actions, noteInput, toggle, trigger, edit, backfill, del);
   }
@@ -133,8 +157,15 @@ export async function renderCron(view, cronId) {
       },
       { id: 'save-schedule' },
     );
-    put(panel,
-      h('div', { class: 'card', id: 'edit-panel' }, h('h2', {}, 'Edit the schedule'), editor.element, h('div', { class: 'actions' }, save, h('button', { type: 'button', class: 'secondary', onclick: () => put(panel) }, 'Cancel'))),
+    put(
+      panel,
+      h(
+        'div',
+        { class: 'card', id: 'edit-panel' },
+        h('h2', {}, 'Edit the schedule'),
+        editor.element,
+        h('div', { class: 'actions' }, save, h('button', { type: 'button', class: 'secondary', onclick: () => put(panel) }, 'Cancel')),
+      ),
     );
   }
 
@@ -151,13 +182,16 @@ export async function renderCron(view, cronId) {
           answer.skipped_existing ? `${answer.skipped_existing} already in the ledger` : null,
           answer.skipped_overlap ? `${answer.skipped_overlap} held back by the overlap rule` : null,
         ].filter(Boolean);
-        flash(`Backfill: fired ${answer.fired ?? 0} of ${answer.occurrences ?? 0} occurrence${answer.occurrences === 1 ? '' : 's'}${held.length ? ` (${held.join(', ')})` : ''}`);
+        flash(
+          `Backfill: fired ${answer.fired ?? 0} of ${answer.occurrences ?? 0} occurrence${answer.occurrences === 1 ? '' : 's'}${held.length ? ` (${held.join(', ')})` : ''}`,
+        );
         put(panel);
         await drawLedger(true);
       },
       { id: 'backfill-go' },
     );
-    put(panel,
+    put(
+      panel,
       h(
         'div',
         { class: 'card', id: 'backfill-panel' },
@@ -180,7 +214,8 @@ export async function renderCron(view, cronId) {
       },
       { id: 'confirm-delete', class: 'danger' },
     );
-    put(panel,
+    put(
+      panel,
       h(
         'div',
         { class: 'card confirm', id: 'delete-panel' },
@@ -192,7 +227,11 @@ export async function renderCron(view, cronId) {
 
   async function drawNext() {
     if (!own) {
-      put(nextBox, h('h2', {}, 'Next fire times'), h('p', { class: 'muted' }, `Shown to the owner's key (${cron.user_id}): the API answers a cron's fire times and ledger to its owner.`));
+      put(
+        nextBox,
+        h('h2', {}, 'Next fire times'),
+        h('p', { class: 'muted' }, `Shown to the owner's key (${cron.user_id}): the API answers a cron's fire times and ledger to its owner.`),
+      );
       return;
     }
     const answer = await api('GET', `/runs/crons/${cronId}/next?count=10`);
@@ -217,11 +256,21 @@ export async function renderCron(view, cronId) {
       );
     });
     const paused = !cron.enabled && !cron.finished_at;
-    put(nextBox,
+    put(
+      nextBox,
       h('h2', {}, 'Next 10 fire times'),
-      paused ? h('p', { class: 'muted', id: 'paused-next' }, rows.length ? 'Paused: it fires nothing until resumed. If resumed now, it would fire at:' : 'Paused: it fires nothing until resumed.') : null,
+      paused
+        ? h(
+            'p',
+            { class: 'muted', id: 'paused-next' },
+            rows.length ? 'Paused: it fires nothing until resumed. If resumed now, it would fire at:' : 'Paused: it fires nothing until resumed.',
+          )
+        : null,
       rows.length
-        ? table([`Local (${answer.timezone ?? tz})`, 'When', { label: 'UTC', class: 'utc' }, ...(jittered ? ['Starts (jitter)'] : []), ''], rows, { id: 'next-table', class: paused ? 'would-fire' : '' })
+        ? table([`Local (${answer.timezone ?? tz})`, 'When', { label: 'UTC', class: 'utc' }, ...(jittered ? ['Starts (jitter)'] : []), ''], rows, {
+            id: 'next-table',
+            class: paused ? 'would-fire' : '',
+          })
         : h('p', { class: 'muted', id: 'no-next' }, cron.finished_at ? 'Finished: end_time has passed.' : paused ? '' : 'No more fire times (end_time).'),
     );
   }
@@ -236,17 +285,27 @@ export async function renderCron(view, cronId) {
     const page = await api('GET', `/runs/crons/${cronId}/occurrences?limit=${LEDGER_PAGE}&offset=${ledgerRows.length}`);
     ledgerRows = ledgerRows.concat(page);
     const more = page.length === LEDGER_PAGE ? actionButton('Load older', () => drawLedger(false), { class: 'secondary', id: 'ledger-more' }) : null;
-    put(ledgerBox,
-      h('div', { class: 'title-row' }, h('h2', {}, 'Occurrences'), actionButton('Refresh', () => Promise.all([reloadCron(), drawLedger(true)]), { class: 'secondary', id: 'ledger-refresh' })),
+    put(
+      ledgerBox,
+      h(
+        'div',
+        { class: 'title-row' },
+        h('h2', {}, 'Occurrences'),
+        actionButton('Refresh', () => Promise.all([reloadCron(), drawLedger(true)]), { class: 'secondary', id: 'ledger-refresh' }),
+      ),
       ledgerRows.length ? timelineStrip(ledgerRows, tz) : null,
-      ledgerRows.length ? ledgerTable(ledgerRows, tz, own && session.features.retry ? retry : null) : h('p', { class: 'muted', id: 'no-occurrences' }, 'No occurrence yet.'),
+      ledgerRows.length
+        ? ledgerTable(ledgerRows, tz, own && session.features.retry ? retry : null)
+        : h('p', { class: 'muted', id: 'no-occurrences' }, 'No occurrence yet.'),
       more,
     );
   }
 
   async function retry(o) {
     const run = await api('POST', `/runs/crons/${cronId}/occurrences/${encodeURIComponent(o.scheduled_for)}/retry`);
-    flash(`Retrying the occurrence of ${formatTime(o.scheduled_for, tz)}: run ${String(run?.run_id ?? '').slice(0, 8)}${run?.retries ? `, attempt ${run.retries + 1}` : ''}`);
+    flash(
+      `Retrying the occurrence of ${formatTime(o.scheduled_for, tz)}: run ${String(run?.run_id ?? '').slice(0, 8)}${run?.retries ? `, attempt ${run.retries + 1}` : ''}`,
+    );
     await drawLedger(true);
   }
 
@@ -268,10 +327,21 @@ function retryPolicyText(p) {
 
 /** The ledger, oldest to newest, as one coloured block per occurrence. */
 function timelineStrip(rows, tz) {
-  const blocks = [...rows].reverse().map((o) =>
-    h('span', { class: `tick ${statusClass(o.status)}`, title: `${formatTime(o.scheduled_for, tz)}: ${o.status}${o.reason ? ` (${o.reason})` : ''}` }),
+  const blocks = [...rows]
+    .reverse()
+    .map((o) =>
+      h('span', { class: `tick ${statusClass(o.status)}`, title: `${formatTime(o.scheduled_for, tz)}: ${o.status}${o.reason ? ` (${o.reason})` : ''}` }),
+    );
+  return h(
+    'div',
+    { class: 'timeline', id: 'timeline', 'aria-label': 'Occurrences, oldest to newest' },
+    blocks,
+    h(
+      'div',
+      { class: 'legend' },
+      ['success', 'error', 'skipped', 'running', 'enqueued', 'interrupted'].map((s) => h('span', {}, h('span', { class: `tick ${statusClass(s)}` }), s)),
+    ),
   );
-  return h('div', { class: 'timeline', id: 'timeline', 'aria-label': 'Occurrences, oldest to newest' }, blocks, h('div', { class: 'legend' }, ['success', 'error', 'skipped', 'running', 'enqueued', 'interrupted'].map((s) => h('span', {}, h('span', { class: `tick ${statusClass(s)}` }), s))));
 }
 
 function ledgerTable(rows, tz, retry) {
@@ -283,7 +353,11 @@ function ledgerTable(rows, tz, retry) {
     const error = o.error ?? o.error_excerpt ?? null;
     const waiting = waitingText(o, tz);
     const webhook = o.webhook_status
-      ? [badge(o.webhook_status), o.webhook_attempts > 1 ? ` ×${o.webhook_attempts}` : '', o.webhook_error ? h('div', { class: 'error-text' }, jsonLine(o.webhook_error, 120)) : null]
+      ? [
+          badge(o.webhook_status),
+          o.webhook_attempts > 1 ? ` ×${o.webhook_attempts}` : '',
+          o.webhook_error ? h('div', { class: 'error-text' }, jsonLine(o.webhook_error, 120)) : null,
+        ]
       : '—';
     return h(
       'tr',
@@ -322,14 +396,33 @@ function ledgerTable(rows, tz, retry) {
         { class: 'outcome' },
         error ? h('div', { class: 'error-text', title: error }, jsonLine(error, 200)) : null,
         output !== null && output !== undefined
-          ? h('code', { class: 'json output', title: typeof output === 'string' ? output : JSON.stringify(output) }, jsonLine(output, 200), o.output_truncated ? ' (cut)' : '')
+          ? h(
+              'code',
+              { class: 'json output', title: typeof output === 'string' ? output : JSON.stringify(output) },
+              jsonLine(output, 200),
+              o.output_truncated ? ' (cut)' : '',
+            )
           : null,
       ),
       h('td', {}, webhook),
       h('td', {}, o.run_id ? shortId(o.run_id) : '—'),
-      retry ? h('td', {}, RETRYABLE.has(o.status) ? actionButton('Retry', () => retry(o), { class: 'secondary small', dataset: { retry: o.scheduled_for } }) : null) : null,
+      retry
+        ? h('td', {}, RETRYABLE.has(o.status) ? actionButton('Retry', () => retry(o), { class: 'secondary small', dataset: { retry: o.scheduled_for } }) : null)
+        : null,
     );
   });
-  const headers = ['Scheduled for', 'Trigger', 'Status', { label: 'Fire lag', class: 'num' }, { label: 'Queue wait', class: 'num' }, { label: 'Duration', class: 'num' }, 'Attempts', outputField ? 'Output / error' : 'Error', 'Webhook', 'Run', ...(retry ? [''] : [])];
+  const headers = [
+    'Scheduled for',
+    'Trigger',
+    'Status',
+    { label: 'Fire lag', class: 'num' },
+    { label: 'Queue wait', class: 'num' },
+    { label: 'Duration', class: 'num' },
+    'Attempts',
+    outputField ? 'Output / error' : 'Error',
+    'Webhook',
+    'Run',
+    ...(retry ? [''] : []),
+  ];
   return table(headers, body, { id: 'ledger-table' });
 }

@@ -44,7 +44,18 @@ function apiFilters(f) {
 
 function matchesText(cron, text, assistantName) {
   if (!text) return true;
-  const hay = [cron.cron_id, cron.schedule, describeSchedule(cron.schedule), cron.timezone, cron.assistant_id, assistantName, cron.user_id, cron.thread_id, JSON.stringify(cron.metadata), cron.last_run_error]
+  const hay = [
+    cron.cron_id,
+    cron.schedule,
+    describeSchedule(cron.schedule),
+    cron.timezone,
+    cron.assistant_id,
+    assistantName,
+    cron.user_id,
+    cron.thread_id,
+    JSON.stringify(cron.metadata),
+    cron.last_run_error,
+  ]
     .filter(Boolean)
     .join(' ')
     .toLowerCase();
@@ -82,12 +93,29 @@ export async function renderCrons(view, query) {
   const field = (name, label, input) => h('label', { class: 'field' }, h('span', {}, label), input);
   const text = h('input', { type: 'search', name: 'q', value: f.q, placeholder: 'id, schedule, words…' });
   const assistant = h('input', { name: 'assistant', value: f.assistant, list: 'assistant-list', placeholder: 'id or graph' });
-  const datalist = h('datalist', { id: 'assistant-list' }, assistants.map((a) => h('option', { value: a.assistant_id }, `${a.name || a.graph_id} (${a.graph_id})`)));
+  const datalist = h(
+    'datalist',
+    { id: 'assistant-list' },
+    assistants.map((a) => h('option', { value: a.assistant_id }, `${a.name || a.graph_id} (${a.graph_id})`)),
+  );
   const metadata = h('input', { name: 'metadata', value: f.metadata, placeholder: 'team=ops or {"team":"ops"}' });
-  const select = (name, value, options) => h('select', { name }, options.map(([v, label]) => h('option', { value: v, selected: v === value }, label)));
-  const enabled = select('enabled', f.enabled, [['', 'any'], ['true', 'active'], ['false', 'paused']]);
+  const select = (name, value, options) =>
+    h(
+      'select',
+      { name },
+      options.map(([v, label]) => h('option', { value: v, selected: v === value }, label)),
+    );
+  const enabled = select('enabled', f.enabled, [
+    ['', 'any'],
+    ['true', 'active'],
+    ['false', 'paused'],
+  ]);
   const status = select('status', f.status, [['', 'any'], ...LAST_STATUSES.map((s) => [s, s === 'none' ? 'never ran' : s])]);
-  const sortSel = select('sort', f.sort, [['created_at', 'newest first'], ['next_run_date', 'next to fire'], ['updated_at', 'recently changed']]);
+  const sortSel = select('sort', f.sort, [
+    ['created_at', 'newest first'],
+    ['next_run_date', 'next to fire'],
+    ['updated_at', 'recently changed'],
+  ]);
   const user = session.everyUser ? h('input', { name: 'user', value: f.user, placeholder: 'every user' }) : null;
   const form = h(
     'form',
@@ -96,7 +124,16 @@ export async function renderCrons(view, query) {
       id: 'filters',
       onsubmit: (e) => {
         e.preventDefault();
-        go({ q: text.value.trim(), assistant: assistant.value.trim(), metadata: metadata.value.trim(), enabled: enabled.value, status: status.value, user: user?.value.trim() ?? '', sort: sortSel.value, offset: 0 });
+        go({
+          q: text.value.trim(),
+          assistant: assistant.value.trim(),
+          metadata: metadata.value.trim(),
+          enabled: enabled.value,
+          status: status.value,
+          user: user?.value.trim() ?? '',
+          sort: sortSel.value,
+          offset: 0,
+        });
       },
     },
     field('q', 'Search', text),
@@ -138,13 +175,17 @@ export async function renderCrons(view, query) {
   const bulkAll =
     session.features.bulk && serverFiltered && !clientSide && total > 0
       ? [false, true].map((on) =>
-          actionButton(`${on ? 'Resume' : 'Pause'} all ${total} matching`, async () => {
-            const body = { action: on ? 'enable' : 'disable', ...filters };
-            if (!on && noteValue()) body[noteField] = noteValue();
-            const done = await api('POST', `${base}/bulk`, body);
-            flash(`${done.count} cron${done.count === 1 ? '' : 's'} ${on ? 'resumed' : 'paused'}`);
-            go(f);
-          }, { class: 'secondary', id: on ? 'bulk-resume-all' : 'bulk-pause-all' }),
+          actionButton(
+            `${on ? 'Resume' : 'Pause'} all ${total} matching`,
+            async () => {
+              const body = { action: on ? 'enable' : 'disable', ...filters };
+              if (!on && noteValue()) body[noteField] = noteValue();
+              const done = await api('POST', `${base}/bulk`, body);
+              flash(`${done.count} cron${done.count === 1 ? '' : 's'} ${on ? 'resumed' : 'paused'}`);
+              go(f);
+            },
+            { class: 'secondary', id: on ? 'bulk-resume-all' : 'bulk-pause-all' },
+          ),
         )
       : [];
 
@@ -192,7 +233,11 @@ export async function renderCrons(view, query) {
       h(
         'td',
         { class: 'next' },
-        c.next_run_date ? [h('div', {}, relative(c.next_run_date, now)), h('div', { class: 'sub' }, formatTime(c.next_run_date, c.timezone))] : c.finished_at ? 'finished' : '—',
+        c.next_run_date
+          ? [h('div', {}, relative(c.next_run_date, now)), h('div', { class: 'sub' }, formatTime(c.next_run_date, c.timezone))]
+          : c.finished_at
+            ? 'finished'
+            : '—',
         !c.enabled && c.next_run_date ? h('div', { class: 'sub' }, 'if resumed') : null,
       ),
       h('td', { class: 'state' }, c.enabled ? badge('success', 'active') : badge('skipped', 'paused'), note ? h('div', { class: 'sub note' }, note) : null),
@@ -228,17 +273,33 @@ export async function renderCrons(view, query) {
     : h(
         'div',
         { class: 'pager' },
-        f.offset > 0 ? h('button', { type: 'button', class: 'secondary', onclick: () => go({ ...f, offset: Math.max(0, f.offset - PAGE) }) }, '← Previous') : null,
-        f.offset + crons.length < total ? h('button', { type: 'button', class: 'secondary', onclick: () => go({ ...f, offset: f.offset + PAGE }) }, 'Next →') : null,
+        f.offset > 0
+          ? h('button', { type: 'button', class: 'secondary', onclick: () => go({ ...f, offset: Math.max(0, f.offset - PAGE) }) }, '← Previous')
+          : null,
+        f.offset + crons.length < total
+          ? h('button', { type: 'button', class: 'secondary', onclick: () => go({ ...f, offset: f.offset + PAGE }) }, 'Next →')
+          : null,
       );
 
-  put(view,
-    h('div', { class: 'title-row' }, h('h1', {}, session.everyUser ? 'Crons of every user' : 'Crons'), h('a', { class: 'button', href: '#/new', id: 'new-cron' }, 'New cron')),
+  put(
+    view,
+    h(
+      'div',
+      { class: 'title-row' },
+      h('h1', {}, session.everyUser ? 'Crons of every user' : 'Crons'),
+      h('a', { class: 'button', href: '#/new', id: 'new-cron' }, 'New cron'),
+    ),
     form,
     filterError ? h('p', { class: 'error' }, filterError) : null,
     h('div', { class: 'toolbar' }, note, pauseBtn, resumeBtn, selectionInfo, h('span', { class: 'spacer' }), ...bulkAll),
     h('p', { class: 'muted', id: 'summary' }, summary),
-    rows.length ? table(headers, rows, { id: 'crons-table', class: 'crons' }) : h('p', { class: 'empty', id: 'no-crons' }, total === 0 && !serverFiltered ? 'No crons yet: create one with "New cron", the SDK or the CLI.' : 'No cron matches these filters.'),
+    rows.length
+      ? table(headers, rows, { id: 'crons-table', class: 'crons' })
+      : h(
+          'p',
+          { class: 'empty', id: 'no-crons' },
+          total === 0 && !serverFiltered ? 'No crons yet: create one with "New cron", the SDK or the CLI.' : 'No cron matches these filters.',
+        ),
     pager,
   );
 }

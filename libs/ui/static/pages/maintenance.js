@@ -18,7 +18,15 @@ export async function renderMaintenance(view) {
       h('td', {}, j.next_run_date ? [relative(j.next_run_date), h('div', { class: 'sub' }, formatTime(j.next_run_date, j.timezone))] : '—'),
       h('td', {}, badge(j.last_run_status, j.last_run_status ?? 'never ran'), j.last_run_at ? h('div', { class: 'sub' }, relative(j.last_run_at)) : null),
       h('td', { class: 'num' }, formatDuration(j.last_duration_ms)),
-      h('td', {}, j.last_run_error ? h('span', { class: 'error-text' }, jsonLine(j.last_run_error, 160)) : j.last_result ? h('code', { class: 'json' }, jsonLine(j.last_result, 160)) : ''),
+      h(
+        'td',
+        {},
+        j.last_run_error
+          ? h('span', { class: 'error-text' }, jsonLine(j.last_run_error, 160))
+          : j.last_result
+            ? h('code', { class: 'json' }, jsonLine(j.last_result, 160))
+            : '',
+      ),
       h('td', { class: 'num' }, `${j.runs_total} / ${j.failures_total} / ${j.missed_total}`),
       h(
         'td',
@@ -34,8 +42,16 @@ export async function renderMaintenance(view) {
       ),
     ),
   );
-  put(view,
-    h('div', { class: 'title-row' }, h('h1', {}, 'Maintenance jobs'), actionButton('Refresh', () => renderMaintenance(view), { class: 'secondary' })),
-    table(['Job', 'Schedule', 'Next', 'Last run', { label: 'Took', class: 'num' }, 'Result', { label: 'Runs / failures / missed', class: 'num' }, ''], rows, { id: 'maintenance-table' }),
+  put(
+    view,
+    h(
+      'div',
+      { class: 'title-row' },
+      h('h1', {}, 'Maintenance jobs'),
+      actionButton('Refresh', () => renderMaintenance(view), { class: 'secondary' }),
+    ),
+    table(['Job', 'Schedule', 'Next', 'Last run', { label: 'Took', class: 'num' }, 'Result', { label: 'Runs / failures / missed', class: 'num' }, ''], rows, {
+      id: 'maintenance-table',
+    }),
   );
 }

@@ -36,11 +36,33 @@ export async function renderNewCron(view) {
   const metadata = jsonField('metadata', 'Metadata (JSON)', '{"team": "ops"}');
   const thread = h('input', { id: 'thread', name: 'thread', placeholder: 'empty: a fresh thread per run', autocomplete: 'off' });
   const paused = h('input', { type: 'checkbox', id: 'paused', name: 'paused' });
-  const keep = h('select', { id: 'on-run-completed' }, h('option', { value: 'delete' }, 'delete the thread'), h('option', { value: 'keep' }, 'keep the thread'));
-  const overlap = h('select', { id: 'overlap' }, ['allow', 'skip', 'buffer_one'].map((v) => h('option', { value: v }, v)));
-  const missed = h('select', { id: 'missed' }, ['latest', 'all', 'none'].map((v) => h('option', { value: v }, v)));
+  const keep = h(
+    'select',
+    { id: 'on-run-completed' },
+    h('option', { value: 'delete' }, 'delete the thread'),
+    h('option', { value: 'keep' }, 'keep the thread'),
+  );
+  const overlap = h(
+    'select',
+    { id: 'overlap' },
+    ['allow', 'skip', 'buffer_one'].map((v) => h('option', { value: v }, v)),
+  );
+  const missed = h(
+    'select',
+    { id: 'missed' },
+    ['latest', 'all', 'none'].map((v) => h('option', { value: v }, v)),
+  );
   // Empty: the assistant's or graph's policy (else up to 3 attempts for retryable errors).
-  const attempts = h('input', { type: 'number', id: 'retry-max-attempts', name: 'retry-max-attempts', min: 1, max: 100, step: 1, placeholder: 'default (3)', inputmode: 'numeric' });
+  const attempts = h('input', {
+    type: 'number',
+    id: 'retry-max-attempts',
+    name: 'retry-max-attempts',
+    min: 1,
+    max: 100,
+    step: 1,
+    placeholder: 'default (3)',
+    inputmode: 'numeric',
+  });
   const jitter = h('input', { type: 'number', id: 'jitter', name: 'jitter', min: 0, max: 3600, step: 1, placeholder: '0', inputmode: 'numeric' });
   const error = h('p', { class: 'error', id: 'create-error' });
 
@@ -79,7 +101,8 @@ export async function renderNewCron(view) {
     { id: 'create' },
   );
 
-  put(view,
+  put(
+    view,
     h('p', { class: 'crumbs' }, h('a', { href: '#/crons' }, '← Crons')),
     h('h1', {}, 'New cron'),
     h(

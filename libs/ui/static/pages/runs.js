@@ -28,9 +28,19 @@ export async function renderRuns(view) {
         r.status === 'pending' && r.waiting ? h('div', { class: 'sub waiting' }, `waiting for ${waitingText(r)}`) : null,
         r.attempts > 1 || r.attempt_log?.length ? h('div', { class: 'sub' }, `attempt ${Math.max(r.attempts, (r.attempt_log?.length ?? 0) + 1)}`) : null,
       ),
-      h('td', {}, r.cron_id ? [h('a', { href: `#/crons/${r.cron_id}` }, shortId(r.cron_id)), r.scheduled_for ? h('div', { class: 'sub' }, formatTime(r.scheduled_for)) : null] : 'none'),
+      h(
+        'td',
+        {},
+        r.cron_id
+          ? [h('a', { href: `#/crons/${r.cron_id}` }, shortId(r.cron_id)), r.scheduled_for ? h('div', { class: 'sub' }, formatTime(r.scheduled_for)) : null]
+          : 'none',
+      ),
       h('td', {}, shortId(r.assistant_id)),
-      h('td', {}, r.run_started_at ? `${formatDuration(now - new Date(r.run_started_at).getTime())}` : `waiting ${relative(r.created_at, now).replace(' ago', '')}`),
+      h(
+        'td',
+        {},
+        r.run_started_at ? `${formatDuration(now - new Date(r.run_started_at).getTime())}` : `waiting ${relative(r.created_at, now).replace(' ago', '')}`,
+      ),
       h('td', {}, shortId(r.thread_id)),
       h(
         'td',
@@ -47,13 +57,21 @@ export async function renderRuns(view) {
       ),
     ),
   );
-  put(view,
-    h('div', { class: 'title-row' }, h('h1', {}, 'Runs in progress'), actionButton('Refresh', () => renderRuns(view), { class: 'secondary', id: 'runs-refresh' })),
+  put(
+    view,
+    h(
+      'div',
+      { class: 'title-row' },
+      h('h1', {}, 'Runs in progress'),
+      actionButton('Refresh', () => renderRuns(view), { class: 'secondary', id: 'runs-refresh' }),
+    ),
     h(
       'p',
       { class: 'muted' },
-      `Runs going on your threads${session.everyUser ? ' (this admin key\'s own threads: the API has no cross-user run search)' : ''}; runs still waiting on an idle thread show on their cron's ledger as enqueued.`,
+      `Runs going on your threads${session.everyUser ? " (this admin key's own threads: the API has no cross-user run search)" : ''}; runs still waiting on an idle thread show on their cron's ledger as enqueued.`,
     ),
-    rows.length ? table(['Run', 'Status', 'Cron', 'Assistant', 'For', 'Thread', ''], rows, { id: 'runs-table' }) : h('p', { class: 'empty', id: 'no-runs' }, 'No run is going now.'),
+    rows.length
+      ? table(['Run', 'Status', 'Cron', 'Assistant', 'For', 'Thread', ''], rows, { id: 'runs-table' })
+      : h('p', { class: 'empty', id: 'no-runs' }, 'No run is going now.'),
   );
 }
