@@ -30,7 +30,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { defaultAssistantId, ensureDefaultAssistants } from '../libs/assistants/index.ts';
-import { loadConfig } from '../libs/config/index.ts';
+import { DEFAULT_MAX_CONNECTIONS, loadConfig } from '../libs/config/index.ts';
 import {
   ROOT,
   STARTED,
@@ -710,7 +710,7 @@ try {
   say(
     `# processes as in the Procfile (node apps/scheduler/main.ts, node apps/worker/main.ts) with DATABASE_URL only: ` +
       `WORKER_CONCURRENCY=${defaults.WORKER_CONCURRENCY}, CRON_BATCH_SIZE=${defaults.CRON_BATCH_SIZE}, CRON_POLL_INTERVAL_SECONDS=${defaults.CRON_POLL_INTERVAL_SECONDS}, ` +
-      `DATABASE_POOL_MAX=${defaults.DATABASE_POOL_MAX}, LOG_LEVEL=${defaults.LOG_LEVEL}, MIGRATE_ON_START=${defaults.MIGRATE_ON_START ?? 'unset (false: the bench migrates first)'}`,
+      `DATABASE_MAX_CONNECTIONS=${defaults.DATABASE_MAX_CONNECTIONS ?? `${DEFAULT_MAX_CONNECTIONS.scheduler} (scheduler) / ${DEFAULT_MAX_CONNECTIONS.worker} (worker)`}, LOG_LEVEL=${defaults.LOG_LEVEL}, MIGRATE_ON_START=${defaults.MIGRATE_ON_START ?? 'unset (false: the bench migrates first)'}`,
   );
   say(
     '# crons are inserted in SQL as the API stores them (stateless, echo assistant, input {}); every-second schedules are what the API accepts with CRON_ALLOW_SECONDS_SCHEDULE=true (the scheduler and worker do not read it)',

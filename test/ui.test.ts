@@ -581,6 +581,13 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       await page.fill('#backfill-from', `${day}T10:00:00`);
       await page.fill('#backfill-to', `${day}T10:20:00`);
       await page.locator('#backfill-count', { hasText: 'This range holds 5 occurrences' }).waitFor();
+      await page.locator('#backfill-go', { hasText: 'Fire 5 occurrences' }).waitFor();
+      // A reversed range has no count: the button no longer names the last range's.
+      await page.fill('#backfill-to', `${day}T09:00:00`);
+      await page.locator('#backfill-count', { hasText: 'The end is before the start.' }).waitFor();
+      assert.equal(await page.textContent('#backfill-go'), 'Fire these occurrences');
+      await page.fill('#backfill-to', `${day}T10:20:00`);
+      await page.locator('#backfill-count', { hasText: 'This range holds 5 occurrences' }).waitFor();
       await page.selectOption('#backfill-overlap', 'allow');
       await page.click('#backfill-go');
       await page.locator('#flash', { hasText: 'Backfill: fired 5 of 5 occurrences' }).waitFor();

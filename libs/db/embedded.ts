@@ -26,6 +26,8 @@ export async function startEmbeddedPostgres(opts: {
   port: number;
   database?: string;
   onLog?: (line: string) => void;
+  /** Server settings for this start (`-c name=value` ...), e.g. a small max_connections in a test. */
+  settings?: Record<string, string | number>;
 }): Promise<EmbeddedDatabase> {
   const dataDir = path.resolve(opts.dataDir);
   const database = opts.database ?? 'agentcron';
@@ -38,6 +40,7 @@ export async function startEmbeddedPostgres(opts: {
     password,
     persistent: true,
     createPostgresUser: process.getuid?.() === 0,
+    postgresFlags: Object.entries(opts.settings ?? {}).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
     onLog: (m) => opts.onLog?.(String(m).trim()),
     onError: (m) => opts.onLog?.(String(m instanceof Error ? m.message : m).trim()),
   });
