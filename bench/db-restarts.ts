@@ -95,7 +95,15 @@ try {
   }
   const settled = await settle(pool, SETTLE_SECONDS * 1000);
   say(`settle: ${JSON.stringify(settled)}`);
-  const report = await check({ pool, crons: driver.crons, deaths: cluster.deaths, calls: api.calls, outages, settled: settled.settled, limits: tortureLimits(driver) });
+  const report = await check({
+    pool,
+    crons: driver.crons,
+    deaths: cluster.deaths,
+    calls: api.calls,
+    outages,
+    settled: settled.settled,
+    limits: tortureLimits(driver),
+  });
   await cluster.stop(15_000);
   addShutdown(report, cluster);
 
@@ -137,7 +145,7 @@ try {
   );
 } catch (err) {
   exitCode = 1;
-  say(`bench failed: ${(err as Error).stack ?? err}`);
+  say(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
 } finally {
   await cluster.stop(5_000).catch(() => {});
   await pool.end().catch(() => {});

@@ -615,7 +615,10 @@ async function limitedHerd(server: string, n: number): Promise<LimitedResult> {
         CREATE TRIGGER bench_count_park AFTER UPDATE OF waiting ON runs FOR EACH ROW
           WHEN (NEW.waiting LIKE 'limit:%') EXECUTE FUNCTION bench_count_park();`);
       const env = { AGENTCRON_CONFIG: config };
-      const procs = [spawnRole('scheduler', db.url, { ...env, ...(LIMITED_BATCH ? { CRON_BATCH_SIZE: LIMITED_BATCH } : {}) }), spawnRole('worker', db.url, env)];
+      const procs = [
+        spawnRole('scheduler', db.url, { ...env, ...(LIMITED_BATCH ? { CRON_BATCH_SIZE: LIMITED_BATCH } : {}) }),
+        spawnRole('worker', db.url, env),
+      ];
       await started(procs);
       const due = await dbSecondFromNow(db.pool, 3);
       await db.pool.query(
@@ -626,9 +629,17 @@ async function limitedHerd(server: string, n: number): Promise<LimitedResult> {
       await db.pool.query('ANALYZE crons');
       const before = await rowUpdates(db);
       const meter = await cpuMeter(procs, db.pool);
-      progress(`limited ${n}: crons inserted, due at ${due.toISOString()}; ${LIMIT_RATE.runs} per ${LIMIT_RATE.per_seconds} s: ~${(Math.ceil(n / LIMIT_RATE.runs) - 1) * LIMIT_RATE.per_seconds} s until the last start`);
+      progress(
+        `limited ${n}: crons inserted, due at ${due.toISOString()}; ${LIMIT_RATE.runs} per ${LIMIT_RATE.per_seconds} s: ~${(Math.ceil(n / LIMIT_RATE.runs) - 1) * LIMIT_RATE.per_seconds} s until the last start`,
+      );
       const windows = Math.ceil(n / LIMIT_RATE.runs);
-      await waitForCount(db.pool, `SELECT count(*)::int AS n FROM cron_occurrences WHERE ended_at IS NOT NULL`, n, (windows * LIMIT_RATE.per_seconds + 120) * 1000, 1000);
+      await waitForCount(
+        db.pool,
+        `SELECT count(*)::int AS n FROM cron_occurrences WHERE ended_at IS NOT NULL`,
+        n,
+        (windows * LIMIT_RATE.per_seconds + 120) * 1000,
+        1000,
+      );
       const cpu = await meter.stop();
       // Their sessions end: their statistics are flushed.
       await stopAll(procs);
@@ -680,13 +691,40 @@ async function limitedHerd(server: string, n: number): Promise<LimitedResult> {
 }
 
 function limitedTable(r: LimitedResult): void {
-  const tuned = process.env.BENCH_LIMITED_RATE || LIMITED_BATCH ? ` TUNED (BENCH_LIMITED_RATE=${process.env.BENCH_LIMITED_RATE ?? ''} BENCH_LIMITED_BATCH=${LIMITED_BATCH ?? ''}: scheduler CRON_BATCH_SIZE)` : '';
-  say(`4. Limited herd: ${fmt(r.runs)} echo crons due at once on a graph under a limit of ${LIMIT_RATE.runs} runs per ${LIMIT_RATE.per_seconds} s (agentcron.json), 1 scheduler + 1 worker, defaults otherwise${tuned}`);
-  const head = ['runs', 'succeeded', 'failed', `most starts in any ${LIMIT_RATE.per_seconds} s`, 'starts per window', 'start lag p50 / p90 / p99 / max s', 'all started s'];
+  const tuned =
+    process.env.BENCH_LIMITED_RATE || LIMITED_BATCH
+      ? ` TUNED (BENCH_LIMITED_RATE=${process.env.BENCH_LIMITED_RATE ?? ''} BENCH_LIMITED_BATCH=${LIMITED_BATCH ?? ''}: scheduler CRON_BATCH_SIZE)`
+      : '';
+  say(
+    `4. Limited herd: ${fmt(r.runs)} echo crons due at once on a graph under a limit of ${LIMIT_RATE.runs} runs per ${LIMIT_RATE.per_seconds} s (agentcron.json), 1 scheduler + 1 worker, defaults otherwise${tuned}`,
+  );
+  const head = [
+    'runs',
+    'succeeded',
+    'failed',
+    `most starts in any ${LIMIT_RATE.per_seconds} s`,
+    'starts per window',
+    'start lag p50 / p90 / p99 / max s',
+    'all started s',
+  ];
   const s = (ms: number) => fmt(ms / 1000, 1);
-  table(head, [[fmt(r.runs), fmt(r.succeeded), fmt(r.failed), fmt(r.max_starts_per_window), r.starts_by_window.join(' / '), `${s(r.start.p50)} / ${s(r.start.p90)} / ${s(r.start.p99)} / ${s(r.start.max)}`, fmt(r.all_started_s, 1)]]);
-  say(`   per run: ${r.job_updates_per_run.toFixed(2)} pg-boss job row updates, ${r.run_updates_per_run.toFixed(2)} runs row updates, parked ${r.parks_per_run.toFixed(2)} times (one run at most ${r.most_parks} times) (a run that starts at once: 2 job updates, fetch and completion, and 1 run update, its claim; each park adds 2 job updates, the park and the next fetch, and 1 run update)`);
-  say(`   ${fmt(r.parked_runs)} runs waited; they started ${fmt(r.late_ms.p50)} / ${fmt(r.late_ms.p99)} / ${fmt(r.late_ms.max)} ms (p50 / p99 / max) after the time their first park gave them`);
+  table(head, [
+    [
+      fmt(r.runs),
+      fmt(r.succeeded),
+      fmt(r.failed),
+      fmt(r.max_starts_per_window),
+      r.starts_by_window.join(' / '),
+      `${s(r.start.p50)} / ${s(r.start.p90)} / ${s(r.start.p99)} / ${s(r.start.max)}`,
+      fmt(r.all_started_s, 1),
+    ],
+  ]);
+  say(
+    `   per run: ${r.job_updates_per_run.toFixed(2)} pg-boss job row updates, ${r.run_updates_per_run.toFixed(2)} runs row updates, parked ${r.parks_per_run.toFixed(2)} times (one run at most ${r.most_parks} times) (a run that starts at once: 2 job updates, fetch and completion, and 1 run update, its claim; each park adds 2 job updates, the park and the next fetch, and 1 run update)`,
+  );
+  say(
+    `   ${fmt(r.parked_runs)} runs waited; they started ${fmt(r.late_ms.p50)} / ${fmt(r.late_ms.p99)} / ${fmt(r.late_ms.max)} ms (p50 / p99 / max) after the time their first park gave them`,
+  );
   say(`   CPU (insert to last run ended, ${r.cpu.seconds.toFixed(0)} s; share of one core): ${cpuLine(r.cpu)}`);
 }
 
@@ -745,7 +783,10 @@ try {
   const quiet = ONLY.has('idle') ? await idle(server.url) : undefined;
   if (quiet) progress(`idle: ${quiet.queries_per_s.toFixed(2)} queries/s`);
   const limited = ONLY.has('limited') ? await limitedHerd(server.url, LIMITED_RUNS) : undefined;
-  if (limited) progress(`limited ${LIMITED_RUNS}: all started after ${limited.all_started_s.toFixed(1)} s, most starts in any ${LIMIT_RATE.per_seconds} s ${limited.max_starts_per_window}`);
+  if (limited)
+    progress(
+      `limited ${LIMITED_RUNS}: all started after ${limited.all_started_s.toFixed(1)} s, most starts in any ${LIMIT_RATE.per_seconds} s ${limited.max_starts_per_window}`,
+    );
 
   if (lags.length) {
     say();
@@ -799,7 +840,14 @@ try {
           sustained_to_raw_ratio: round(one.executed_per_s / raw.executed_per_s, 3),
         }
       : {};
-  const idleFields = quiet ? { idle_crons: IDLE_CRONS, idle_queries_per_s: round(quiet.queries_per_s, 2), idle_scheduler_queries_per_s: round(quiet.scheduler_queries_per_s, 2), idle_worker_queries_per_s: round(quiet.worker_queries_per_s, 2) } : {};
+  const idleFields = quiet
+    ? {
+        idle_crons: IDLE_CRONS,
+        idle_queries_per_s: round(quiet.queries_per_s, 2),
+        idle_scheduler_queries_per_s: round(quiet.scheduler_queries_per_s, 2),
+        idle_worker_queries_per_s: round(quiet.worker_queries_per_s, 2),
+      }
+    : {};
   const limitedFields = limited
     ? {
         limited_herd_runs: limited.runs,
@@ -822,7 +870,7 @@ try {
   say(JSON.stringify({ ...lagFields, ...sustainedFields, ...idleFields, ...limitedFields, seconds: Math.round((Date.now() - t0) / 1000) }));
 } catch (err) {
   exitCode = 1;
-  process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`);
+  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
 } finally {
   await killProcesses();
   await dropLeftovers(server.url);

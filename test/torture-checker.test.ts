@@ -59,12 +59,21 @@ function history() {
       error: null,
       started_at: at(600),
       attempt_log: [
-        { attempt: 1, started_at: iso(0), ended_at: iso(100), status: 'error', error: { error: 'RetryableError', message: `${PLANNED_FAILURE} (attempt 1)` }, retry_at: iso(500) },
+        {
+          attempt: 1,
+          started_at: iso(0),
+          ended_at: iso(100),
+          status: 'error',
+          error: { error: 'RetryableError', message: `${PLANNED_FAILURE} (attempt 1)` },
+          retry_at: iso(500),
+        },
       ],
     },
   ];
   const execs: ExecRow[] = [exec({ attempt: 1, outcome: 'retryable', from: 5, to: 90 }), exec({ attempt: 2, outcome: 'returned', from: 605, to: 700 })];
-  const runById = new Map<string, LogRow>([[RUN, { run_id: RUN, cron_id: CRON, scheduled_for: at(0), sf_us: String(T0 * 1000), thread_id: 't', deleted_at: null, deleted_status: null }]]);
+  const runById = new Map<string, LogRow>([
+    [RUN, { run_id: RUN, cron_id: CRON, scheduled_for: at(0), sf_us: String(T0 * 1000), thread_id: 't', deleted_at: null, deleted_status: null }],
+  ]);
   const ledgerLog: LedgerLogRow[] = [
     { cron_id: CRON, sf_us: String(T0 * 1000), old_status: null, new_status: 'enqueued' },
     { cron_id: CRON, sf_us: String(T0 * 1000), old_status: 'enqueued', new_status: 'running' },
@@ -86,9 +95,14 @@ function verdict(h: History): string[] {
   };
   const deathOf = new Map(h.deaths.map((d) => [d.pid, d]));
   const byKey = new Map<string, ExecRow[]>();
-  for (const e of [...h.execs].sort((a, b) => a.started_at.getTime() - b.started_at.getTime())) byKey.set(e.idempotency_key, [...(byKey.get(e.idempotency_key) ?? []), e]);
+  for (const e of [...h.execs].sort((a, b) => a.started_at.getTime() - b.started_at.getTime()))
+    byKey.set(e.idempotency_key, [...(byKey.get(e.idempotency_key) ?? []), e]);
   const { reexecutions } = judgeReexecutions(byKey, deathOf, []);
-  fail('re-executions no dead worker explains', reexecutions.filter((r) => !r.explained), '');
+  fail(
+    're-executions no dead worker explains',
+    reexecutions.filter((r) => !r.explained),
+    '',
+  );
   checkFlow({ crons: [cron], limits: [LIMIT] }, { ledger: h.ledger, execs: h.execs, deathOf, runById: h.runById, fail, counts });
   judgeFlowLogs({ ledger: h.ledger, fail, counts, ledgerLog: h.ledgerLog, lastRuns: h.lastRuns, waits: [] });
   return failures;
@@ -96,7 +110,10 @@ function verdict(h: History): string[] {
 
 const broken = (h: History, pattern: RegExp) => {
   const failures = verdict(h);
-  assert.ok(failures.some((f) => pattern.test(f)), `expected a failure matching ${pattern}, got: ${JSON.stringify(failures)}`);
+  assert.ok(
+    failures.some((f) => pattern.test(f)),
+    `expected a failure matching ${pattern}, got: ${JSON.stringify(failures)}`,
+  );
 };
 
 describe('torture checker: flow control', () => {
@@ -151,7 +168,12 @@ describe('torture checker: flow control', () => {
   test('an outcome recorded twice, or an attempt’s outcome in last_run_*', () => {
     const h = history();
     // The first attempt's failure ended the occurrence, then its retry reopened it.
-    h.ledgerLog.splice(2, 1, { cron_id: CRON, sf_us: String(T0 * 1000), old_status: 'running', new_status: 'error' }, { cron_id: CRON, sf_us: String(T0 * 1000), old_status: 'error', new_status: 'enqueued' });
+    h.ledgerLog.splice(
+      2,
+      1,
+      { cron_id: CRON, sf_us: String(T0 * 1000), old_status: 'running', new_status: 'error' },
+      { cron_id: CRON, sf_us: String(T0 * 1000), old_status: 'error', new_status: 'enqueued' },
+    );
     broken(h, /outcome was recorded more than once/);
     broken(h, /ended occurrences that changed status again/);
     const l = history();

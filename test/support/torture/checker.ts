@@ -366,7 +366,12 @@ export async function check(input: CheckInput): Promise<Report> {
   counts.keys_executed = byKey.size;
   counts.policy_retries = policyRetries;
   // One attempt executed twice: each such pair went through the check above (a dead worker explains it).
-  counts.attempts_executed_twice = [...groupBy(execs.filter((e) => e.attempt !== null), (e) => `${e.idempotency_key}#${e.attempt}`).values()].filter((es) => es.length > 1).length;
+  counts.attempts_executed_twice = [
+    ...groupBy(
+      execs.filter((e) => e.attempt !== null),
+      (e) => `${e.idempotency_key}#${e.attempt}`,
+    ).values(),
+  ].filter((es) => es.length > 1).length;
   counts.reexecutions = reexecutions.length;
   counts.retries_explained = reexecutions.filter((r) => r.explained).length;
   counts.reexecutions_outage = reexecutions.filter((r) => !r.explained && r.reason.startsWith('database outage')).length;
@@ -515,7 +520,11 @@ export function checkFlow(input: Pick<CheckInput, 'crons' | 'limits'>, d: Omit<F
 
   // ---- one run per occurrence across its attempts ----
   const splitRuns = [...execsByOcc.entries()].filter(([, es]) => new Set(es.map((e) => e.run_id)).size > 1);
-  fail('occurrences whose attempts ran under different runs', splitRuns, examples(splitRuns, ([k, es]) => `${k}: ${[...new Set(es.map((e) => e.run_id))].join(', ')}`));
+  fail(
+    'occurrences whose attempts ran under different runs',
+    splitRuns,
+    examples(splitRuns, ([k, es]) => `${k}: ${[...new Set(es.map((e) => e.run_id))].join(', ')}`),
+  );
 
   // ---- attempt_log: every earlier attempt, numbered, the agent's planned failures, as the plan says ----
   const badLog: string[] = [];
@@ -551,7 +560,8 @@ export function checkFlow(input: Pick<CheckInput, 'crons' | 'limits'>, d: Omit<F
     // No attempt started before the retry_at its predecessor was given (50 ms: clock resolution).
     for (const a of log) {
       const next = es.filter((e) => e.attempt === a.attempt + 1).sort((x, y) => x.started_at.getTime() - y.started_at.getTime())[0];
-      if (next && next.started_at.getTime() < Date.parse(a.retry_at) - 50) early.push(`${what}: attempt ${a.attempt + 1} started ${iso(next.started_at)}, retry_at ${a.retry_at}`);
+      if (next && next.started_at.getTime() < Date.parse(a.retry_at) - 50)
+        early.push(`${what}: attempt ${a.attempt + 1} started ${iso(next.started_at)}, retry_at ${a.retry_at}`);
     }
     const cron = cronOf.get(l.cron_id);
     const key = es[0]?.idempotency_key;
@@ -570,10 +580,26 @@ export function checkFlow(input: Pick<CheckInput, 'crons' | 'limits'>, d: Omit<F
   }
   counts.retried_occurrences = retried;
   counts.retries_exhausted = exhausted;
-  fail('attempt_log entries that are not the earlier attempts in order, each a planned RetryableError', badLog, examples(badLog, (s) => s));
-  fail('occurrences whose executed attempts disagree with their attempt_log (skipped, unfailed or unlogged attempts)', badAttempts, examples(badAttempts, (s) => s));
-  fail('occurrences whose outcome and attempt_log disagree with their failure plan and retry policy', offPlan, examples(offPlan, (s) => s));
-  fail('attempts started before their retry_at', early, examples(early, (s) => s));
+  fail(
+    'attempt_log entries that are not the earlier attempts in order, each a planned RetryableError',
+    badLog,
+    examples(badLog, (s) => s),
+  );
+  fail(
+    'occurrences whose executed attempts disagree with their attempt_log (skipped, unfailed or unlogged attempts)',
+    badAttempts,
+    examples(badAttempts, (s) => s),
+  );
+  fail(
+    'occurrences whose outcome and attempt_log disagree with their failure plan and retry policy',
+    offPlan,
+    examples(offPlan, (s) => s),
+  );
+  fail(
+    'attempts started before their retry_at',
+    early,
+    examples(early, (s) => s),
+  );
 
   // ---- limits: executions at once, starts per window ----
   for (const limit of input.limits ?? []) {
@@ -603,18 +629,27 @@ export function checkFlow(input: Pick<CheckInput, 'crons' | 'limits'>, d: Omit<F
         active.add(ev.s);
         peak = Math.max(peak, active.size);
         if (active.size > limit.max_concurrency) {
-          over.push(`${active.size} at ${iso(ev.t)}: ${[...active].map((x) => `${x.e.run_id.slice(0, 8)}#${x.e.attempt} pid ${x.e.pid} ${x.e.outcome ?? 'no outcome'} ${iso(x.from).slice(11)}..${iso(x.to).slice(11)}`).join(', ')}`);
+          over.push(
+            `${active.size} at ${iso(ev.t)}: ${[...active].map((x) => `${x.e.run_id.slice(0, 8)}#${x.e.attempt} pid ${x.e.pid} ${x.e.outcome ?? 'no outcome'} ${iso(x.from).slice(11)}..${iso(x.to).slice(11)}`).join(', ')}`,
+          );
         }
       }
       counts[`limit_peak_${limit.name}`] = peak;
-      fail(`executions of limit ${limit.name} above its max_concurrency ${limit.max_concurrency}`, over, examples(over, (s) => s));
+      fail(
+        `executions of limit ${limit.name} above its max_concurrency ${limit.max_concurrency}`,
+        over,
+        examples(over, (s) => s),
+      );
     }
     if (limit.rate) {
       // Starts as the claims counted them (the database's clock): each attempt's claim on the ledger.
       const crons = new Set(input.crons.filter((c) => c.limits?.includes(limit.name)).map((c) => c.cron_id));
       const starts = ledger
         .filter((l) => crons.has(l.cron_id))
-        .flatMap((l) => [...(l.attempt_log ?? []).flatMap((a) => (a.started_at ? [Date.parse(a.started_at)] : [])), ...(l.started_at ? [l.started_at.getTime()] : [])])
+        .flatMap((l) => [
+          ...(l.attempt_log ?? []).flatMap((a) => (a.started_at ? [Date.parse(a.started_at)] : [])),
+          ...(l.started_at ? [l.started_at.getTime()] : []),
+        ])
         .sort((a, b) => a - b);
       const { runs, per_seconds } = limit.rate;
       const tooMany: string[] = [];
@@ -623,11 +658,16 @@ export function checkFlow(input: Pick<CheckInput, 'crons' | 'limits'>, d: Omit<F
         while (starts[i] - starts[j] >= per_seconds * 1000) j++;
         most = Math.max(most, i - j + 1);
         // 1 ms: the ledger keeps microseconds, a Date milliseconds.
-        if (i >= runs && starts[i] - starts[i - runs] < per_seconds * 1000 - 1) tooMany.push(`${runs + 1} starts within ${starts[i] - starts[i - runs]} ms ending ${iso(starts[i])}`);
+        if (i >= runs && starts[i] - starts[i - runs] < per_seconds * 1000 - 1)
+          tooMany.push(`${runs + 1} starts within ${starts[i] - starts[i - runs]} ms ending ${iso(starts[i])}`);
       }
       counts[`limit_starts_${limit.name}`] = starts.length;
       counts[`limit_max_starts_per_window_${limit.name}`] = most;
-      fail(`starts of limit ${limit.name} above its rate of ${runs} per ${per_seconds} s`, tooMany, examples(tooMany, (s) => s));
+      fail(
+        `starts of limit ${limit.name} above its rate of ${runs} per ${per_seconds} s`,
+        tooMany,
+        examples(tooMany, (s) => s),
+      );
     }
   }
 }
@@ -664,27 +704,50 @@ export interface LastRunRow {
 }
 
 /** The verdict on the ledger's status log and the crons' last_run_* log (a pure function of their rows). */
-export function judgeFlowLogs(d: Pick<FlowData, 'ledger' | 'fail' | 'counts'> & { ledgerLog: LedgerLogRow[]; lastRuns: LastRunRow[]; waits: { waiting: string; n: number }[] }): void {
+export function judgeFlowLogs(
+  d: Pick<FlowData, 'ledger' | 'fail' | 'counts'> & { ledgerLog: LedgerLogRow[]; lastRuns: LastRunRow[]; waits: { waiting: string; n: number }[] },
+): void {
   const { ledger, fail, counts, ledgerLog, lastRuns, waits } = d;
   counts.parked_limit = waits.filter((w) => w.waiting.startsWith('limit:')).reduce((n, w) => n + w.n, 0);
   counts.retry_waits = waits.filter((w) => w.waiting === 'retry').reduce((n, w) => n + w.n, 0);
   for (const w of waits) if (w.waiting.startsWith('limit:')) counts[`parked_${w.waiting.startsWith('limit:assistant:') ? 'assistant' : w.waiting}`] = w.n;
 
-  const endedTwice = [...groupBy(ledgerLog.filter((r) => TERMINAL.has(r.new_status)), (r) => occ(r.cron_id, r.sf_us)).entries()].filter(([, rs]) => rs.length > 1);
-  fail('occurrences whose outcome was recorded more than once', endedTwice, examples(endedTwice, ([k, rs]) => `${k}: ${rs.map((r) => r.new_status).join(' then ')}`));
+  const endedTwice = [
+    ...groupBy(
+      ledgerLog.filter((r) => TERMINAL.has(r.new_status)),
+      (r) => occ(r.cron_id, r.sf_us),
+    ).entries(),
+  ].filter(([, rs]) => rs.length > 1);
+  fail(
+    'occurrences whose outcome was recorded more than once',
+    endedTwice,
+    examples(endedTwice, ([k, rs]) => `${k}: ${rs.map((r) => r.new_status).join(' then ')}`),
+  );
   // Nothing in the torture reopens an ended occurrence (a retry goes running → enqueued).
   const reopened = ledgerLog.filter((r) => r.old_status && TERMINAL.has(r.old_status));
-  fail('ended occurrences that changed status again', reopened, examples(reopened, (r) => `${occ(r.cron_id, r.sf_us)}: ${r.old_status} → ${r.new_status}`));
+  fail(
+    'ended occurrences that changed status again',
+    reopened,
+    examples(reopened, (r) => `${occ(r.cron_id, r.sf_us)}: ${r.old_status} → ${r.new_status}`),
+  );
 
   const ledgerByOcc = new Map(ledger.map((l) => [occ(l.cron_id, l.sf_us), l]));
   const named = lastRuns.filter((r) => r.sf_us && r.status);
   const twice = [...groupBy(named, (r) => occ(r.cron_id, r.sf_us!)).entries()].filter(([, rs]) => rs.length > 1);
-  fail("occurrences written to their cron's last_run_* more than once", twice, examples(twice, ([k, rs]) => `${k}: ${rs.map((r) => r.status).join(', ')}`));
+  fail(
+    "occurrences written to their cron's last_run_* more than once",
+    twice,
+    examples(twice, ([k, rs]) => `${k}: ${rs.map((r) => r.status).join(', ')}`),
+  );
   const notFinal = named.filter((r) => {
     const l = ledgerByOcc.get(occ(r.cron_id, r.sf_us!));
     return l && TERMINAL.has(l.status) && l.status !== r.status;
   });
-  fail("last_run_* naming an outcome its occurrence did not end with (an attempt's, not the final one)", notFinal, examples(notFinal, (r) => `${occ(r.cron_id, r.sf_us!)}: last_run ${r.status}, ledger ${ledgerByOcc.get(occ(r.cron_id, r.sf_us!))!.status}`));
+  fail(
+    "last_run_* naming an outcome its occurrence did not end with (an attempt's, not the final one)",
+    notFinal,
+    examples(notFinal, (r) => `${occ(r.cron_id, r.sf_us!)}: last_run ${r.status}, ledger ${ledgerByOcc.get(occ(r.cron_id, r.sf_us!))!.status}`),
+  );
   counts.last_run_writes = named.length;
 }
 
@@ -693,7 +756,11 @@ export function judgeFlowLogs(d: Pick<FlowData, 'ledger' | 'fail' | 'counts'> & 
  * attempt after a retryable failure, or a re-execution, explained only by the death of the worker
  * of the execution before it (or, apart, by a database outage).
  */
-export function judgeReexecutions(byKey: Map<string, ExecRow[]>, deathOf: Map<number, Death>, outages: Span[]): { reexecutions: Reexecution[]; policyRetries: number } {
+export function judgeReexecutions(
+  byKey: Map<string, ExecRow[]>,
+  deathOf: Map<number, Death>,
+  outages: Span[],
+): { reexecutions: Reexecution[]; policyRetries: number } {
   const reexecutions: Reexecution[] = [];
   let policyRetries = 0;
   for (const [key, es] of byKey) {
@@ -719,8 +786,10 @@ export function judgeReexecutions(byKey: Map<string, ExecRow[]>, deathOf: Map<nu
       if (!explained) {
         const prevEnd = prev.ended_at?.getTime() ?? e.started_at.getTime();
         const outage = outages.find((o) => o.from <= Math.max(prevEnd, e.started_at.getTime()) && o.to >= prev.started_at.getTime());
-        if (outage) reason = `database outage ${iso(outage.from)}..${iso(outage.to)} during or after the previous attempt (worker ${prev.pid} alive, outcome ${prev.outcome ?? 'none'})`;
-        else reason = `no dead worker explains it: previous attempt on pid ${prev.pid} (${prev.outcome ?? 'no outcome'}) ${iso(prev.started_at)}, this one on pid ${e.pid} ${iso(e.started_at)}`;
+        if (outage)
+          reason = `database outage ${iso(outage.from)}..${iso(outage.to)} during or after the previous attempt (worker ${prev.pid} alive, outcome ${prev.outcome ?? 'none'})`;
+        else
+          reason = `no dead worker explains it: previous attempt on pid ${prev.pid} (${prev.outcome ?? 'no outcome'}) ${iso(prev.started_at)}, this one on pid ${e.pid} ${iso(e.started_at)}`;
       }
       reexecutions.push({ idempotency_key: key, run_id: e.run_id, attempt: i + 1, reason, explained });
     }

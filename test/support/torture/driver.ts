@@ -159,7 +159,11 @@ export class Driver {
 
   /** Creates n crons, the kinds in turn, a few at a time. */
   async createCrons(n: number, concurrency = 5): Promise<void> {
-    const a = await this.#o.api.call('create_assistant', 'POST', '/assistants', { graph_id: GRAPH_ID, name: 'torture limited', config: { max_concurrency: ASSISTANT_MAX_CONCURRENCY } });
+    const a = await this.#o.api.call('create_assistant', 'POST', '/assistants', {
+      graph_id: GRAPH_ID,
+      name: 'torture limited',
+      config: { max_concurrency: ASSISTANT_MAX_CONCURRENCY },
+    });
     if (a.status !== 200) {
       this.#o.api.judge(a.call, false, 'creating the limited assistant');
       throw new Error(`could not create the limited assistant: ${a.status} ${JSON.stringify(a.body)}`);
@@ -316,7 +320,11 @@ export class Driver {
     const { api } = this.#o;
     const kind = slot.kind;
     const flow = this.#flowOf(slot.index);
-    const body: Record<string, unknown> = { assistant_id: flow.assistant_id, schedule: EVERY_SECOND, input: { slot: slot.index, kind, fail_plan: flow.failPlan } };
+    const body: Record<string, unknown> = {
+      assistant_id: flow.assistant_id,
+      schedule: EVERY_SECOND,
+      input: { slot: slot.index, kind, fail_plan: flow.failPlan },
+    };
     if (flow.cronPolicy) body.retry_policy = CRON_RETRY_POLICY;
     let answer: ApiAnswer<Record<string, unknown>>;
     if (isThreadKind(kind)) {
@@ -366,7 +374,13 @@ export class Driver {
     const cronPolicy = slot % 3 === 0;
     const failPlan = slot % 2 === 0;
     if (slot % 5 === 1) {
-      return { assistant_id: LIMITED_GRAPH_ID, limits: [GRAPH_LIMIT.name], failPlan, cronPolicy, maxAttempts: cronPolicy ? CRON_RETRY_POLICY.max_attempts : LIMITED_GRAPH_MAX_ATTEMPTS };
+      return {
+        assistant_id: LIMITED_GRAPH_ID,
+        limits: [GRAPH_LIMIT.name],
+        failPlan,
+        cronPolicy,
+        maxAttempts: cronPolicy ? CRON_RETRY_POLICY.max_attempts : LIMITED_GRAPH_MAX_ATTEMPTS,
+      };
     }
     const maxAttempts = cronPolicy ? CRON_RETRY_POLICY.max_attempts : DEFAULT_MAX_ATTEMPTS;
     if (slot % 10 === 4 && this.limitedAssistantId) {

@@ -29,5 +29,5 @@ function hash(s: string): number {
 export function failurePlan(idempotencyKey: string): FailurePlan {
   const h = hash(idempotencyKey);
   const fails = [1, 2, ALWAYS, 0, 0, 0, 0, 0][h % 8];
-  return { fails, retryAfterSeconds: fails && ((h >>> 3) % 4 === 0) ? 0.2 : null };
+  return { fails, retryAfterSeconds: fails && (h >>> 3) % 4 === 0 ? 0.2 : null };
 }
