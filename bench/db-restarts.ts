@@ -137,7 +137,7 @@ try {
   );
 } catch (err) {
   exitCode = 1;
-  say(`bench failed: ${(err as Error).stack ?? err}`);
+  say(`bench failed: ${(err as Error).stack ?? String(err)}`);
 } finally {
   await cluster.stop(5_000).catch(() => {});
   await pool.end().catch(() => {});

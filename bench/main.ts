@@ -653,7 +653,7 @@ try {
   say(JSON.stringify({ ...lagFields, ...sustainedFields, ...idleFields, seconds: Math.round((Date.now() - t0) / 1000) }));
 } catch (err) {
   exitCode = 1;
-  process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`);
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
 } finally {
   await killProcesses();
   await dropLeftovers(server.url);
