@@ -193,7 +193,7 @@ if (import.meta.main) {
   const seconds = Number(process.argv[2] ?? 120);
   const crons = Number(process.argv[3] ?? 50);
   const db = await createTestDatabase('torture_cli');
-  let code = 1;
+  let code: number | undefined;
   try {
     const report = await run({ databaseUrl: db.url, seconds, crons, settleMs: 30_000, log: (l) => process.stdout.write(`# ${l}\n`) });
     process.stdout.write(`${report.summary}\n`);
@@ -208,5 +208,5 @@ if (import.meta.main) {
       await db.pool.end();
     } else await db.drop();
   }
-  process.exit(code);
+  process.exit(code ?? 1);
 }
