@@ -291,7 +291,9 @@ const LOCK_LIMITS = `
   SELECT name, paused_until, recent_starts, now() AS now FROM flow_limits WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE`;
 
 // A slot counts while its run is running under the attempt that took it and that attempt's job is
-// held by a live worker (heartbeat fresh): a lost worker's slots lapse within WORKER_HEARTBEAT_SECONDS.
+// held by a live worker (heartbeat fresh): a lost worker's slots lapse within WORKER_HEARTBEAT_SECONDS,
+// and at once when its job is fetched again as a new attempt (retry_count moved on): the new
+// attempt's claim must find room like any other, never be held back by its own dead slot.
 // Slots that lapsed are deleted here (under their limit's lock) and answered, so their waiters wake.
 const LAPSED_SLOTS = (schema: string) => `
   DELETE FROM flow_limit_slots s
@@ -299,7 +301,7 @@ const LAPSED_SLOTS = (schema: string) => `
      AND NOT EXISTS (
        SELECT 1 FROM runs r JOIN ${schema}.job j ON j.name = $2 AND j.id = r.run_id
         WHERE r.run_id = s.run_id AND r.status = 'running' AND r.attempts = s.attempt
-          AND j.state = 'active' AND j.heartbeat_on > now() - make_interval(secs => $3))
+          AND j.state = 'active' AND j.retry_count + 1 = s.attempt AND j.heartbeat_on > now() - make_interval(secs => $3))
   RETURNING s.limit_name`;
 const PARKED_AHEAD = `
   SELECT count(*)::int AS n FROM runs
