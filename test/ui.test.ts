@@ -291,6 +291,9 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       await page.locator('#flash', { hasText: 'Backfill: fired 5 of 5 occurrences' }).waitFor();
       await page.locator('#ledger-table tbody tr', { hasText: 'backfill' }).first().waitFor();
       assert.equal(await page.locator('#ledger-table tbody tr', { hasText: 'backfill' }).count(), 5);
+      // Three days late is the backfill's age, not a fire lag: shown apart.
+      const lag = page.locator('#ledger-table tbody tr', { hasText: 'backfill' }).first().locator('td.lag');
+      assert.match((await lag.textContent()) ?? '', /^—backfill, .+ after$/);
       const ledger = (await open.call('GET', `/runs/crons/${ids.ops}/occurrences?limit=50`)).body;
       assert.equal(ledger.filter((o: any) => o.trigger === 'backfill').length, 5);
       clean();

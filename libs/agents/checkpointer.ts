@@ -55,8 +55,8 @@ function borrowed(pool: Pool): Pool {
   return new Proxy(pool, {
     get(target, prop) {
       if (prop === 'end') return async () => {};
-      const value = Reflect.get(target, prop, target);
-      return typeof value === 'function' ? value.bind(target) : value;
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },
   });
 }

@@ -95,7 +95,9 @@ export async function startEmbeddedServer(opts: { dataDir: string; port: number 
   const child = spawn(process.execPath, [script, opts.dataDir, String(opts.port)], { detached: true, stdio: ['pipe', 'pipe', 'inherit'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const first = await new Promise<{ url?: string; error?: string }>((resolve) => {
-    const lines = createInterface({ input: child.stdout! });
+    const stdout = child.stdout;
+    if (!stdout) return resolve({ error: 'the embedded PostgreSQL process has no stdout' });
+    const lines = createInterface({ input: stdout });
     lines.once('line', (line) => resolve(JSON.parse(line) as { url?: string; error?: string }));
     child.once('exit', (code) => resolve({ error: `the embedded PostgreSQL process exited (${code})` }));
   });

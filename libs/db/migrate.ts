@@ -37,7 +37,7 @@ export const MIGRATION_DEFAULTS = {
   lockTimeoutMs: 2_000,
   /** How long a migration keeps retrying a lock it cannot get before the release fails. */
   retryForMs: 15 * 60_000,
-  backoff: { initialMs: 500, maxMs: 10_000 } as Backoff,
+  backoff: { initialMs: 500, maxMs: 10_000 },
 } as const;
 
 export interface MigrationResult {

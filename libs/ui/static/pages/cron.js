@@ -528,7 +528,12 @@ function ledgerTable(rows, tz, retry) {
         o.retries ? h('div', { class: 'sub' }, `retried ${o.retries}×`) : null,
         waiting ? h('div', { class: 'sub waiting' }, `waiting for ${waiting}`) : null,
       ),
-      h('td', { class: 'num lag' }, formatDuration(t.lag)),
+      h(
+        'td',
+        { class: 'num lag' },
+        t.age === null ? formatDuration(t.lag) : '—',
+        t.age !== null ? h('div', { class: 'sub age' }, `${o.trigger}, ${formatDuration(t.age)} after`) : null,
+      ),
       h('td', { class: 'num' }, formatDuration(t.wait)),
       h('td', { class: 'num' }, formatDuration(t.duration)),
       h(
