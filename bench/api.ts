@@ -70,10 +70,7 @@ async function seed(): Promise<void> {
      SELECT gen_random_uuid(), 'echo', 'bench ' || i, $1 FROM generate_series(1, 9) i`,
     [BIG],
   );
-  await pool.query(
-    `INSERT INTO threads (thread_id, user_id) SELECT gen_random_uuid(), $1 FROM generate_series(1, greatest($2::int / 20, 1))`,
-    [BIG, CRONS],
-  );
+  await pool.query(`INSERT INTO threads (thread_id, user_id) SELECT gen_random_uuid(), $1 FROM generate_series(1, greatest($2::int / 20, 1))`, [BIG, CRONS]);
   await pool.query(
     `WITH a AS (SELECT array_agg(assistant_id ORDER BY assistant_id) AS ids FROM assistants WHERE user_id = $1 OR user_id IS NULL),
           t AS (SELECT array_agg(thread_id) AS ids FROM threads WHERE user_id = $1),
@@ -106,8 +103,12 @@ async function seed(): Promise<void> {
   );
   // As autovacuum would have left a table that size (visibility map, statistics).
   await pool.query(`VACUUM ANALYZE crons, threads, assistants`);
-  const { rows } = await pool.query<{ n: number; size: string }>(`SELECT count(*)::int AS n, pg_size_pretty(pg_total_relation_size('crons')) AS size FROM crons`);
-  say(`seeded ${rows[0].n} crons (${CRONS} owned by ${BIG}, ${USERS}×${USER_CRONS} by other users, 100 by ${FULL}; crons table with indexes ${rows[0].size}) in ${Date.now() - started} ms`);
+  const { rows } = await pool.query<{ n: number; size: string }>(
+    `SELECT count(*)::int AS n, pg_size_pretty(pg_total_relation_size('crons')) AS size FROM crons`,
+  );
+  say(
+    `seeded ${rows[0].n} crons (${CRONS} owned by ${BIG}, ${USERS}×${USER_CRONS} by other users, 100 by ${FULL}; crons table with indexes ${rows[0].size}) in ${Date.now() - started} ms`,
+  );
 }
 
 // ---- the api ----
@@ -118,12 +119,20 @@ async function startApi(label: string, env: Record<string, string>): Promise<{ p
   const base = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {
-    const ok = await fetch(`${base}/ok`).then((r) => r.ok, () => false);
+    const ok = await fetch(`${base}/ok`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) break;
     if (Date.now() > deadline) throw new Error(`api (${label}) did not start:\n${proc.output.slice(-20).join('\n')}`);
     await sleep(200);
   }
-  say(`api up (${label}): ${Object.entries(env).filter(([k]) => k !== 'AUTH_API_KEYS').map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  say(
+    `api up (${label}): ${Object.entries(env)
+      .filter(([k]) => k !== 'AUTH_API_KEYS')
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ')}`,
+  );
   return { proc, base };
 }
 
@@ -173,10 +182,13 @@ async function drive(base: string, scenario: string, make: (i: number) => Reques
     if (req.key) headers['x-api-key'] = req.key;
     pending.push(
       fetch(`${base}${req.path}`, { method: 'POST', headers, body: JSON.stringify(req.body) })
-        .then(async (res) => {
-          await res.arrayBuffer();
-          return String(res.status);
-        }, (err: Error) => `error:${err.message.slice(0, 40)}`)
+        .then(
+          async (res) => {
+            await res.arrayBuffer();
+            return String(res.status);
+          },
+          (err: Error) => `error:${err.message.slice(0, 40)}`,
+        )
         .then((status) => {
           const end = performance.now();
           // From when it was due: a driver that fell behind does not hide the wait.
@@ -199,8 +211,12 @@ async function drive(base: string, scenario: string, make: (i: number) => Reques
     load: Math.round(loadavg()[0] * 100) / 100,
   };
   results.push(r);
-  const st = Object.entries(statuses).map(([s, c]) => `${s}×${c}`).join(' ');
-  say(`${scenario.padEnd(44)} p50 ${String(r.p50).padStart(5)} ms  p99 ${String(r.p99).padStart(5)} ms  max ${String(r.max).padStart(5)} ms  ${String(r.rate).padStart(5)} req/s  [${st}]  load ${r.load}`);
+  const st = Object.entries(statuses)
+    .map(([s, c]) => `${s}×${c}`)
+    .join(' ');
+  say(
+    `${scenario.padEnd(44)} p50 ${String(r.p50).padStart(5)} ms  p99 ${String(r.p99).padStart(5)} ms  max ${String(r.max).padStart(5)} ms  ${String(r.rate).padStart(5)} req/s  [${st}]  load ${r.load}`,
+  );
   await sleep(1000);
 }
 
@@ -245,7 +261,8 @@ let exitCode = 0;
 let api: { proc: Proc; base: string } | undefined;
 try {
   await seed();
-  const echo = (await pool.query<{ assistant_id: string }>(`SELECT assistant_id FROM assistants WHERE user_id IS NULL AND graph_id = 'echo'`)).rows[0].assistant_id;
+  const echo = (await pool.query<{ assistant_id: string }>(`SELECT assistant_id FROM assistants WHERE user_id IS NULL AND graph_id = 'echo'`)).rows[0]
+    .assistant_id;
 
   if (ONLY.test('plans')) {
     await explain(`search {} (${BIG}, ${CRONS} crons)`, (db) => searchCrons(db, BIG, search({})));
@@ -290,7 +307,7 @@ try {
   process.stdout.write(`\n${JSON.stringify({ bench: 'api', crons: CRONS, rate: RATE, seconds: SECONDS, results })}\n`);
 } catch (err) {
   exitCode = 1;
-  say(`bench failed: ${(err as Error).stack ?? err}`);
+  say(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
   if (api) say(api.proc.output.slice(-20).join('\n'));
 } finally {
   if (api) await stopApi(api.proc).catch(() => {});

@@ -6,6 +6,7 @@ import pg from 'pg';
 
 let count = 0;
 const log = process.env.BENCH_LOG_QUERIES === '1';
+// eslint-disable-next-line @typescript-eslint/unbound-method -- called below with the client as `this` (apply)
 const original = pg.Client.prototype.query;
 pg.Client.prototype.query = function (this: unknown, ...args: unknown[]) {
   count++;

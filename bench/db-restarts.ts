@@ -113,7 +113,9 @@ try {
   say(`duplicate runs per occurrence: ${c.duplicate_runs}`);
   say(`lost occurrences (gaps between fired/skipped seconds): ${c.lost_occurrences} over ${c.gap_checked_seconds} cron-seconds checked`);
   say(`stuck runs: ${c.stuck_runs}; ledger rows left enqueued/running: ${c.unsettled}; settled: ${settled.settled} in ${settled.ms} ms`);
-  say(`occurrences: ${c.occurrences} (fired ${c.fired}, skipped ${c.skipped}: missed ${c.skipped_missed}, overlap ${c.skipped_overlap}, end_time ${c.skipped_end_time})`);
+  say(
+    `occurrences: ${c.occurrences} (fired ${c.fired}, skipped ${c.skipped}: missed ${c.skipped_missed}, overlap ${c.skipped_overlap}, end_time ${c.skipped_end_time})`,
+  );
   say(`ledger outcomes: success ${c.ledger_success}, error ${c.ledger_error}, timeout ${c.ledger_timeout}, interrupted ${c.ledger_interrupted}`);
   const { rows: errors } = await pool.query<{ error: string | null; n: number }>(
     `SELECT left(error, 160) AS error, count(*)::int AS n FROM cron_occurrences WHERE status IN ('error', 'timeout') GROUP BY 1 ORDER BY 2 DESC LIMIT 8`,
@@ -130,7 +132,9 @@ try {
   say(`broken promises: ${report.failures.length}`);
   for (const f of report.failures) say(`  - ${f.slice(0, 600)}`);
   say(report.summary.replace('# torture:', '# db-restarts:'));
-  process.stdout.write(`${JSON.stringify({ bench: 'db-restarts', restarts: outages.length, crons: CRONS, seconds: Math.round((Date.now() - t0) / 1000), ...c })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ bench: 'db-restarts', restarts: outages.length, crons: CRONS, seconds: Math.round((Date.now() - t0) / 1000), ...c })}\n`,
+  );
 } catch (err) {
   exitCode = 1;
   say(`bench failed: ${(err as Error).stack ?? err}`);

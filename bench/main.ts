@@ -50,7 +50,10 @@ const WITH_100K = args.has('--100k') || process.env.BENCH_100K === '1';
 // --only=lag,sustained,idle (a part of the bench, while working on it)
 const ONLY = new Set((process.argv.find((a) => a.startsWith('--only='))?.slice(7) ?? 'lag,sustained,idle').split(','));
 const TUNED_LAG_CRONS = Number(process.env.BENCH_TUNED_LAG_CRONS ?? 10_000);
-const LAG_SIZES = (process.env.BENCH_LAG_SIZES ?? '1000,10000').split(',').map(Number).concat(WITH_100K ? [100_000] : []);
+const LAG_SIZES = (process.env.BENCH_LAG_SIZES ?? '1000,10000')
+  .split(',')
+  .map(Number)
+  .concat(WITH_100K ? [100_000] : []);
 const SUSTAINED_CRONS = Number(process.env.BENCH_SUSTAINED_CRONS ?? 2000);
 const WARMUP_S = Number(process.env.BENCH_WARMUP_SECONDS ?? 10);
 const WINDOW_S = Number(process.env.BENCH_WINDOW_SECONDS ?? 30);
@@ -425,7 +428,12 @@ async function idle(server: string): Promise<{ queries_per_s: number; scheduler_
     const b = await Promise.all(procs.map(read));
     await Promise.all(procs.map((p) => p.stop()));
     const [scheduler, worker] = b.map((n, i) => (n - a[i]) / IDLE_SECONDS);
-    return { queries_per_s: scheduler + worker, scheduler_queries_per_s: scheduler, worker_queries_per_s: worker, crons_bytes: await tableBytes(db.pool, 'crons') };
+    return {
+      queries_per_s: scheduler + worker,
+      scheduler_queries_per_s: scheduler,
+      worker_queries_per_s: worker,
+      crons_bytes: await tableBytes(db.pool, 'crons'),
+    };
   });
 }
 
@@ -434,7 +442,17 @@ async function idle(server: string): Promise<{ queries_per_s: number; scheduler_
 function lagTable(results: LagResult[]): void {
   say('1. Lag from the scheduled instant, N stateless echo crons due at the same instant (1 scheduler + 1 worker process, defaults)');
   say('   enqueue = ledger row written by the scheduler; start = run claimed by the worker (execution start); both minus scheduled_for');
-  const head = ['crons', 'setup', 'enqueue p50/p99/max ms', 'start p50/p99/max ms', 'claim wait p50/p99 ms', 'all started s', 'all ended s', 'runs/s', 'succeeded'];
+  const head = [
+    'crons',
+    'setup',
+    'enqueue p50/p99/max ms',
+    'start p50/p99/max ms',
+    'claim wait p50/p99 ms',
+    'all started s',
+    'all ended s',
+    'runs/s',
+    'succeeded',
+  ];
   const rows = results.map((r) => [
     fmt(r.crons),
     r.setup.label,
@@ -447,13 +465,33 @@ function lagTable(results: LagResult[]): void {
     fmt(r.succeeded) + (r.inserted_late ? ' (insert committed after the due instant!)' : ''),
   ]);
   table(head, rows);
-  for (const r of results) say(`   CPU, ${fmt(r.crons)} crons, ${r.setup.label} (insert to last run ended, ${r.cpu.seconds.toFixed(1)} s; share of one core): ${cpuLine(r.cpu)}`);
-  say('   table sizes right after (no VACUUM): ' + results.filter((r) => r.setup === DEFAULTS).map((r) => `${fmt(r.crons)} crons: crons ${mib(r.bytes.crons)}, ledger ${mib(r.bytes.ledger)} (${fmt(r.bytes.ledger / r.crons)} B/row), pg-boss job ${mib(r.bytes.jobs)} (${fmt(r.bytes.jobs / r.crons)} B/job), runs ${mib(r.bytes.runs)}, threads ${mib(r.bytes.threads)}`).join('; '));
+  for (const r of results)
+    say(`   CPU, ${fmt(r.crons)} crons, ${r.setup.label} (insert to last run ended, ${r.cpu.seconds.toFixed(1)} s; share of one core): ${cpuLine(r.cpu)}`);
+  say(
+    '   table sizes right after (no VACUUM): ' +
+      results
+        .filter((r) => r.setup === DEFAULTS)
+        .map(
+          (r) =>
+            `${fmt(r.crons)} crons: crons ${mib(r.bytes.crons)}, ledger ${mib(r.bytes.ledger)} (${fmt(r.bytes.ledger / r.crons)} B/row), pg-boss job ${mib(r.bytes.jobs)} (${fmt(r.bytes.jobs / r.crons)} B/job), runs ${mib(r.bytes.runs)}, threads ${mib(r.bytes.threads)}`,
+        )
+        .join('; '),
+  );
 }
 
 function sustainedTable(results: SustainedResult[]): void {
   say(`2. Sustained: ${fmt(SUSTAINED_CRONS)} every-second crons (or jobs/s), steady window ${WARMUP_S}-${WARMUP_S + WINDOW_S} s after the first occurrence`);
-  const head = ['setup (defaults)', 'offered/s', 'enqueued/s', 'executed/s', 'skipped/s', 'backlog start→end', 'growth/s', 'start lag p50/p99 ms', 'not started'];
+  const head = [
+    'setup (defaults)',
+    'offered/s',
+    'enqueued/s',
+    'executed/s',
+    'skipped/s',
+    'backlog start→end',
+    'growth/s',
+    'start lag p50/p99 ms',
+    'not started',
+  ];
   const rows = results.map((r) => [
     r.label,
     fmt(r.offered_per_s),
@@ -467,10 +505,17 @@ function sustainedTable(results: SustainedResult[]): void {
   ]);
   table(head, rows);
   const rawDrain = results.find((r) => r.drain_per_s !== undefined);
-  if (rawDrain) say(`   raw pg-boss ceiling: the same consumer drains ${fmt(rawDrain.drain_per_s!)} jobs/s from a backlog of ${fmt(DRAIN_JOBS)} jobs inserted beforehand (first fetch to last completion)`);
+  if (rawDrain)
+    say(
+      `   raw pg-boss ceiling: the same consumer drains ${fmt(rawDrain.drain_per_s!)} jobs/s from a backlog of ${fmt(DRAIN_JOBS)} jobs inserted beforehand (first fetch to last completion)`,
+    );
   say('   backlog = runs pending (agentcron) or jobs created and not fetched (raw), sampled each second in the window; growth = least-squares slope');
-  say('   start lag = run start (job start for raw) minus its scheduled second; "not started" = occurrences of the window still waiting when the measurement stopped (their lag counts up to that moment)');
-  say('   where the time went in the window (CPU as a share of one core; database sessions: share of pg_stat_activity samples in which a session of that kind was active):');
+  say(
+    '   start lag = run start (job start for raw) minus its scheduled second; "not started" = occurrences of the window still waiting when the measurement stopped (their lag counts up to that moment)',
+  );
+  say(
+    '   where the time went in the window (CPU as a share of one core; database sessions: share of pg_stat_activity samples in which a session of that kind was active):',
+  );
   for (const r of results) {
     say(`   - ${r.label}: CPU ${cpuLine(r.profile.cpu)}`);
     if (r.updates) say(`       row updates over the whole measurement: ${r.updates}`);
@@ -505,13 +550,20 @@ try {
   const probe = await freshDatabase(server.url, 'probe');
   const { rows: v } = await probe.pool.query<{ v: string }>(`SELECT current_setting('server_version') AS v`);
   await probe.drop();
-  say(`# agentcron bench: ${new URL(server.url).host} (PostgreSQL ${v[0].v}${server.embedded ? ', embedded' : ''}), node ${process.version}, ${os.cpus().length} cores, load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} at start`);
+  say(
+    `# agentcron bench: ${new URL(server.url).host} (PostgreSQL ${v[0].v}${server.embedded ? ', embedded' : ''}), node ${process.version}, ${os.cpus().length} cores, load average ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')} at start`,
+  );
   say(
     `# processes as in the Procfile (node apps/scheduler/main.ts, node apps/worker/main.ts) with DATABASE_URL only: ` +
       `WORKER_CONCURRENCY=${defaults.WORKER_CONCURRENCY}, CRON_BATCH_SIZE=${defaults.CRON_BATCH_SIZE}, CRON_POLL_INTERVAL_SECONDS=${defaults.CRON_POLL_INTERVAL_SECONDS}, ` +
       `DATABASE_POOL_MAX=${defaults.DATABASE_POOL_MAX}, LOG_LEVEL=${defaults.LOG_LEVEL}, MIGRATE_ON_START=${defaults.MIGRATE_ON_START ?? 'unset (false: the bench migrates first)'}`,
   );
-  say('# crons are inserted in SQL as the API stores them (stateless, echo assistant, input {}); every-second schedules are what the API accepts with CRON_ALLOW_SECONDS_SCHEDULE=true (the scheduler and worker do not read it)');
+  say(
+    '# crons are inserted in SQL as the API stores them (stateless, echo assistant, input {}); every-second schedules are what the API accepts with CRON_ALLOW_SECONDS_SCHEDULE=true (the scheduler and worker do not read it)',
+  );
   say();
 
   const lags: LagResult[] = [];
@@ -552,7 +604,9 @@ try {
   }
   if (quiet) {
     say();
-    say(`3. Idle: ${quiet.queries_per_s.toFixed(2)} queries/s from one scheduler (${quiet.scheduler_queries_per_s.toFixed(2)}) and one worker process (${quiet.worker_queries_per_s.toFixed(2)}) with ${fmt(IDLE_CRONS)} enabled crons, none due (${IDLE_SECONDS} s; crons table ${mib(quiet.crons_bytes)}, ${fmt(quiet.crons_bytes / IDLE_CRONS)} B/cron)`);
+    say(
+      `3. Idle: ${quiet.queries_per_s.toFixed(2)} queries/s from one scheduler (${quiet.scheduler_queries_per_s.toFixed(2)}) and one worker process (${quiet.worker_queries_per_s.toFixed(2)}) with ${fmt(IDLE_CRONS)} enabled crons, none due (${IDLE_SECONDS} s; crons table ${mib(quiet.crons_bytes)}, ${fmt(quiet.crons_bytes / IDLE_CRONS)} B/cron)`,
+    );
   }
   say(`# ${((Date.now() - t0) / 1000).toFixed(0)} s in all`);
 
@@ -588,7 +642,14 @@ try {
           sustained_to_raw_ratio: round(one.executed_per_s / raw.executed_per_s, 3),
         }
       : {};
-  const idleFields = quiet ? { idle_crons: IDLE_CRONS, idle_queries_per_s: round(quiet.queries_per_s, 2), idle_scheduler_queries_per_s: round(quiet.scheduler_queries_per_s, 2), idle_worker_queries_per_s: round(quiet.worker_queries_per_s, 2) } : {};
+  const idleFields = quiet
+    ? {
+        idle_crons: IDLE_CRONS,
+        idle_queries_per_s: round(quiet.queries_per_s, 2),
+        idle_scheduler_queries_per_s: round(quiet.scheduler_queries_per_s, 2),
+        idle_worker_queries_per_s: round(quiet.worker_queries_per_s, 2),
+      }
+    : {};
   say(JSON.stringify({ ...lagFields, ...sustainedFields, ...idleFields, seconds: Math.round((Date.now() - t0) / 1000) }));
 } catch (err) {
   exitCode = 1;

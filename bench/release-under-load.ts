@@ -24,7 +24,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { MIGRATIONS_DIR, listMigrations, migrate } from '../libs/db/index.ts';
 import type { Pool } from '../libs/db/index.ts';
-import { ECHO, dbSecondFromNow, dropLeftovers, freshDatabase, insertCrons, killProcesses, onInterrupt, round, sleep, spawnRole, startServer } from './support.ts';
+import {
+  ECHO,
+  dbSecondFromNow,
+  dropLeftovers,
+  freshDatabase,
+  insertCrons,
+  killProcesses,
+  onInterrupt,
+  round,
+  sleep,
+  spawnRole,
+  startServer,
+} from './support.ts';
 
 const CRONS = Number(process.env.BENCH_CRONS ?? 300_000);
 const LEDGER = Number(process.env.BENCH_LEDGER ?? 1_000_000);
@@ -96,7 +108,11 @@ function apiLoad(base: string): { answers: Answer[]; stop(): Promise<void> } {
               headers: { 'content-type': 'application/json' },
               body: JSON.stringify({ assistant_id: ECHO, schedule: '0 0 1 1 *', input: { i } }),
             })
-          : fetch(`${base}/runs/crons/search`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ limit: 10, offset: i % 50 }) });
+          : fetch(`${base}/runs/crons/search`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({ limit: 10, offset: i % 50 }),
+            });
       const p = req
         .then(async (res) => {
           await res.arrayBuffer();
@@ -154,13 +170,22 @@ async function main(): Promise<void> {
 
     // The running deployment.
     const port = await freePort();
-    const env = { PORT: String(port), HOST: '127.0.0.1', CRON_ALLOW_SECONDS_SCHEDULE: 'true', CRON_POLL_INTERVAL_SECONDS: '1', LOG_LEVEL: 'warn', NODE_ENV: 'production' };
+    const env = {
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      CRON_ALLOW_SECONDS_SCHEDULE: 'true',
+      CRON_POLL_INTERVAL_SECONDS: '1',
+      LOG_LEVEL: 'warn',
+      NODE_ENV: 'production',
+    };
     const api = spawnRole('api', db.url, env);
     const procs = [api, spawnRole('scheduler', db.url, env), spawnRole('worker', db.url, env)];
     // LOG_LEVEL=warn hides the started lines: wait for the api to answer and the crons to fire instead.
     const base = `http://127.0.0.1:${port}`;
-    for (const deadline = Date.now() + 60_000; ; ) {
-      const ok = await fetch(`${base}/ok`).then((r) => r.ok).catch(() => false);
+    for (const deadline = Date.now() + 60_000; ;) {
+      const ok = await fetch(`${base}/ok`)
+        .then((r) => r.ok)
+        .catch(() => false);
       if (ok) break;
       if (Date.now() > deadline) throw new Error(`the api did not start: ${api.tail().slice(-2000)}`);
       await sleep(200);
@@ -214,7 +239,17 @@ async function main(): Promise<void> {
       process.stderr.write(`bench: ${name}: ${JSON.stringify(results[name])}\n`);
     }
     const exited = procs.filter((p) => p.child.exitCode !== null).map((p) => p.name);
-    console.log(JSON.stringify({ bench: 'release-under-load', crons: CRONS, ledger_rows: LEDGER, api_rps: RATE, setup_s: round(setupS, 0), processes_exited: exited, ...results }));
+    console.log(
+      JSON.stringify({
+        bench: 'release-under-load',
+        crons: CRONS,
+        ledger_rows: LEDGER,
+        api_rps: RATE,
+        setup_s: round(setupS, 0),
+        processes_exited: exited,
+        ...results,
+      }),
+    );
   } finally {
     await killProcesses();
     for (const d of dirs) rmSync(d, { recursive: true, force: true });

@@ -34,7 +34,7 @@ export async function startServer(): Promise<Server> {
   if (process.env.DATABASE_URL) return { url: process.env.DATABASE_URL, embedded: false, stop: async () => {} };
   const port = Number(process.env.EMBEDDED_PG_PORT ?? 54349);
   const e = await startEmbeddedPostgres({ dataDir: path.join(ROOT, '.agentcron/bench-pgdata'), port, database: 'bench' });
-  return { url: e.url, embedded: true, stop: e.stop };
+  return { url: e.url, embedded: true, stop: () => e.stop() };
 }
 
 export interface BenchDb {
@@ -194,8 +194,8 @@ export function spawnNode(name: string, args: string[], env: Record<string, stri
         reject(new Error(`${name} exited (${code}) before ${re}; output: ${out.slice(-2000)}`));
       });
     });
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
   const exited = new Promise<number | null>((r) =>
     child.once('exit', (code) => {
       live.delete(child);

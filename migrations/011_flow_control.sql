@@ -53,4 +53,3 @@ CREATE TABLE flow_limit_slots (
   acquired_at  timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (limit_name, run_id)
 );
-

@@ -104,7 +104,10 @@ describe('graph config file', () => {
   });
 
   test('malformed files and entries are refused in one line naming the graph', () => {
-    const parse = (text: string, env: NodeJS.ProcessEnv = {}) => () => parseConfigFile('/srv/agentcron.json', text, env);
+    const parse =
+      (text: string, env: NodeJS.ProcessEnv = {}) =>
+      () =>
+        parseConfigFile('/srv/agentcron.json', text, env);
     const naming = (graphId: string | null, re: RegExp) => (err: unknown) =>
       err instanceof AgentConfigError && err.graphId === graphId && re.test(err.message) && !err.message.includes('\n');
     assert.throws(parse('{"graphs": '), naming(null, /^agentcron\.json is not valid JSON: /));
@@ -131,7 +134,12 @@ describe('graph config file', () => {
       }),
       { R_TOKEN: 's3cret' },
     );
-    assert.deepEqual(specs.get('r'), { kind: 'remote', url: 'https://agents.example/run', timeoutMs: 2500, headers: { authorization: 'Bearer s3cret', 'x-team': 'a' } });
+    assert.deepEqual(specs.get('r'), {
+      kind: 'remote',
+      url: 'https://agents.example/run',
+      timeoutMs: 2500,
+      headers: { authorization: 'Bearer s3cret', 'x-team': 'a' },
+    });
     assert.deepEqual(specs.get('p'), { kind: 'module', file: '/srv/src/agent.ts', exportName: 'graph', pathWritten: './src/agent.ts' });
   });
 
@@ -188,8 +196,16 @@ describe('graph config file', () => {
       'typo',
       /^graph "typo": .*plain\.ts has no export "notbook" \(it exports default, notAnAgent, notebook, shout\)$/,
     );
-    await rejectsNaming(load({ num: `${plain}:notAnAgent` }), 'num', /^graph "num": export "notAnAgent" of .*plain\.ts is neither a function \(input, ctx\) nor a LangGraph graph$/);
-    await rejectsNaming(load({ boom: `${path.join(FIXTURES, 'broken.ts')}:graph` }), 'boom', /^graph "boom": .*broken\.ts failed to load: agent module exploded$/);
+    await rejectsNaming(
+      load({ num: `${plain}:notAnAgent` }),
+      'num',
+      /^graph "num": export "notAnAgent" of .*plain\.ts is neither a function \(input, ctx\) nor a LangGraph graph$/,
+    );
+    await rejectsNaming(
+      load({ boom: `${path.join(FIXTURES, 'broken.ts')}:graph` }),
+      'boom',
+      /^graph "boom": .*broken\.ts failed to load: agent module exploded$/,
+    );
   });
 });
 
@@ -269,8 +285,7 @@ describe('LangGraph graphs on the PostgreSQL checkpointer', () => {
   let db: TestDatabase;
   let loaded: LoadedAgents;
   let saver: PostgresSaver;
-  const open = () =>
-    openCheckpointer({ pool: db.pool, databaseUrl: db.url, schema: 'langgraph', poolMax: 2, applicationName: 'agentcron-test-checkpoints' });
+  const open = () => openCheckpointer({ pool: db.pool, databaseUrl: db.url, schema: 'langgraph', poolMax: 2, applicationName: 'agentcron-test-checkpoints' });
   const checkpointRows = async (threadIds: string[]) =>
     (await db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM langgraph.checkpoints WHERE thread_id = ANY($1::text[])`, [threadIds])).rows[0].n;
   const newThread = async () => {
@@ -410,9 +425,10 @@ describe('each agent kind end to end through api, scheduler and worker', () => {
   test('a stateless counter cron: its ephemeral thread goes after the run, and its checkpoints with it', async () => {
     const cron: any = await client.crons.create('counter', { schedule: '0 0 1 1 *', input: { message: 'once' } });
     const done = await eventually(async () => {
-      const { rows } = await pool().query(`SELECT status, thread_id FROM cron_occurrences WHERE cron_id = $1 AND status <> 'enqueued' AND status <> 'running'`, [
-        cron.cron_id,
-      ]);
+      const { rows } = await pool().query(
+        `SELECT status, thread_id FROM cron_occurrences WHERE cron_id = $1 AND status <> 'enqueued' AND status <> 'running'`,
+        [cron.cron_id],
+      );
       return rows[0];
     }, 'the stateless run');
     assert.equal(done.status, 'success');
@@ -425,11 +441,19 @@ describe('each agent kind end to end through api, scheduler and worker', () => {
   test('a remote agent receives the run, its idempotency key and the thread values; its answers become the values', async () => {
     const thread = await client.threads.create();
     const before = remote.received.length;
-    const cron: any = await client.crons.createForThread(thread.thread_id, 'far', { schedule: '0 0 1 1 *', input: { topic: 'weather' }, config: { configurable: { unit: 'C' } } });
-    const ended = (runId: string) => eventually(async () => {
-      const { rows } = await pool().query(`SELECT status, output, scheduled_for, cron_id FROM runs WHERE run_id = $1 AND status NOT IN ('pending', 'running')`, [runId]);
-      return rows[0];
-    }, `run ${runId}`);
+    const cron: any = await client.crons.createForThread(thread.thread_id, 'far', {
+      schedule: '0 0 1 1 *',
+      input: { topic: 'weather' },
+      config: { configurable: { unit: 'C' } },
+    });
+    const ended = (runId: string) =>
+      eventually(async () => {
+        const { rows } = await pool().query(
+          `SELECT status, output, scheduled_for, cron_id FROM runs WHERE run_id = $1 AND status NOT IN ('pending', 'running')`,
+          [runId],
+        );
+        return rows[0];
+      }, `run ${runId}`);
     const first = await ended(cron.run_id);
     assert.equal(first.status, 'success');
     assert.deepEqual(first.output, { answered: { topic: 'weather' }, calls: 1 });
@@ -461,14 +485,22 @@ describe('each agent kind end to end through api, scheduler and worker', () => {
     assert.equal(b.body.idempotency_key, `${cron.cron_id}:${second.scheduled_for.toISOString()}`);
     assert.deepEqual(b.body.values, { answered: { topic: 'weather' }, calls: 1 }, 'the thread values the first answer stored');
     assert.deepEqual((await client.threads.get(thread.thread_id)).values, { answered: { topic: 'weather' }, calls: 2 });
-    assert.deepEqual((await client.threads.getState(thread.thread_id)).values, { answered: { topic: 'weather' }, calls: 2 }, 'no checkpoints: the stored values');
+    assert.deepEqual(
+      (await client.threads.getState(thread.thread_id)).values,
+      { answered: { topic: 'weather' }, calls: 2 },
+      'no checkpoints: the stored values',
+    );
     await client.crons.delete(cron.cron_id);
   });
 
   test('a plain function agent from a file: gets the run context, returns the new values', async () => {
     const thread = await client.threads.create();
     const assistant = defaultAssistantId('notebook');
-    const first: any = await client.runs.wait(thread.thread_id, 'notebook', { input: { note: 1 }, config: { configurable: { k: 'v' } }, context: { who: 'me' } });
+    const first: any = await client.runs.wait(thread.thread_id, 'notebook', {
+      input: { note: 1 },
+      config: { configurable: { k: 'v' } },
+      context: { who: 'me' },
+    });
     assert.deepEqual(first.seen, [{ note: 1 }]);
     assert.equal(first.last.thread_id, thread.thread_id);
     assert.equal(first.last.assistant_id, assistant);

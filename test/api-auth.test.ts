@@ -57,7 +57,8 @@ describe('auth settings', () => {
     test(`${variable}=${value} is rejected naming the rule${variable === 'AUTH_API_KEYS' ? ', without echoing the keys' : ''}`, () => {
       assert.throws(
         () => loadConfig({ [variable]: value }),
-        (err: unknown) => err instanceof ConfigError && err.variable === variable && rule.test(err.message) && !(variable === 'AUTH_API_KEYS' && err.message.includes(value)),
+        (err: unknown) =>
+          err instanceof ConfigError && err.variable === variable && rule.test(err.message) && !(variable === 'AUTH_API_KEYS' && err.message.includes(value)),
       );
     });
   }
@@ -79,13 +80,20 @@ describe('API keys and tenant isolation', () => {
     await rejectsWith(new Client({ apiUrl: stack.url, apiKey: null }).threads.search(), 401);
     await rejectsWith(new Client({ apiUrl: stack.url, apiKey: 'wrong' }).threads.search(), 401);
     await rejectsWith(new Client1({ apiUrl: stack.url, apiKey: 'wrong' }).assistants.get('echo'), 401);
-    for (const headers of [{}, { 'x-api-key': 'nope' }, { authorization: 'Bearer nope' }, { authorization: 'Basic YWxpY2Uta2V5' }] as Record<string, string>[]) {
+    for (const headers of [{}, { 'x-api-key': 'nope' }, { authorization: 'Bearer nope' }, { authorization: 'Basic YWxpY2Uta2V5' }] as Record<
+      string,
+      string
+    >[]) {
       const res = await fetch(`${stack.url}/threads/search`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: '{}' });
       assert.equal(res.status, 401, JSON.stringify(headers));
       assert.match(((await res.json()) as { detail: string }).detail, /API key/);
     }
     // Authorization: Bearer works as well as x-api-key.
-    const bearer = await fetch(`${stack.url}/threads/count`, { method: 'POST', headers: { authorization: 'Bearer alice-key', 'content-type': 'application/json' }, body: '{}' });
+    const bearer = await fetch(`${stack.url}/threads/count`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer alice-key', 'content-type': 'application/json' },
+      body: '{}',
+    });
     assert.equal(bearer.status, 200);
     for (const p of ['/ok', '/health', '/openapi.json', '/docs']) assert.equal((await fetch(`${stack.url}${p}`)).status, 200, p);
   });
@@ -126,9 +134,15 @@ describe('API keys and tenant isolation', () => {
     assert.equal(other.status, missing.status);
     assert.deepEqual(await other.json(), await missing.json());
 
-    assert.deepEqual((await alice.threads.search({ metadata: { tag } })).map((x) => x.thread_id), [aliceThread.thread_id]);
+    assert.deepEqual(
+      (await alice.threads.search({ metadata: { tag } })).map((x) => x.thread_id),
+      [aliceThread.thread_id],
+    );
     assert.equal(await alice.threads.count({ metadata: { tag } }), 1);
-    assert.deepEqual((await alice.assistants.search({ metadata: { tag } })).map((x) => x.assistant_id), [aliceAssistant.assistant_id]);
+    assert.deepEqual(
+      (await alice.assistants.search({ metadata: { tag } })).map((x) => x.assistant_id),
+      [aliceAssistant.assistant_id],
+    );
     assert.equal(await alice.assistants.count({ metadata: { tag } }), 1);
     assert.equal(await bob.threads.count({ metadata: { tag } }), 1);
 

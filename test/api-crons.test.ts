@@ -4,24 +4,17 @@ import { after, before, describe, test } from 'node:test';
 import { Client as Client2 } from '@langchain/langgraph-sdk';
 import { Client as Client1 } from 'sdk1';
 import { defaultAssistantId } from '../libs/assistants/index.ts';
-import type { PgBoss } from '../libs/queue/index.ts';
-import { cancelRuns, RunWorker } from '../libs/runs/index.ts';
-import { createTestDatabase } from './support/db.ts';
-import type { TestDatabase } from './support/db.ts';
-import { eventually, quietLogger, startTestQueue } from './support/engine.ts';
-import { startInProcessApi, teardown, tracedEcho } from './support/inprocess.ts';
-import type { AgentTrace, InProcessApi } from './support/inprocess.ts';
 import { startStack } from './support/stack.ts';
 import type { Stack } from './support/stack.ts';
 
 // The crons API driven by the real LangGraph SDKs (1.15.x as 'sdk1', and 2.0.0) and by plain
-// fetch for what an SDK cannot send, against spawned agentcron processes on PostgreSQL.
+// fetch for what an SDK cannot send, against a spawned agentcron api on PostgreSQL. Firing end to
+// end with two users is in api-crons-firing.test.ts; a first run's and a trigger's overlap rules
+// in api-crons-overlap.test.ts.
 
 const USER = 'anonymous'; // AUTH_MODE=none
 const ECHO = defaultAssistantId('echo');
 const FUTURE = '2099-01-01T00:00:00.000Z';
-const ALICE_KEY = 'test-key-alice';
-const BOB_KEY = 'test-key-bob';
 
 interface Answer {
   status: number;
@@ -37,17 +30,6 @@ async function call(base: string, method: string, path: string, body?: unknown, 
   });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : undefined, headers: res.headers };
-}
-
-/** Polls until `check` answers a truthy value (no fixed sleeps). */
-async function until<T>(what: string, check: () => Promise<T>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 async function newThread(stack: Stack, userId = USER): Promise<string> {
@@ -198,7 +180,12 @@ describe('crons API', () => {
     assert.equal(ephemeral.rows[0].ephemeral, true, 'on_run_completed defaults to delete');
 
     const threadId = await newThread(stack);
-    const onThread: any = await sdk2.crons.createForThread(threadId, 'echo', { schedule: '0 * * * *', input: { n: 2 }, metadata: { sdk: 2 }, multitaskStrategy: 'reject' });
+    const onThread: any = await sdk2.crons.createForThread(threadId, 'echo', {
+      schedule: '0 * * * *',
+      input: { n: 2 },
+      metadata: { sdk: 2 },
+      multitaskStrategy: 'reject',
+    });
     assert.equal(onThread.thread_id, threadId, 'a thread cron runs on its thread');
     assert.ok(onThread.cron_id);
     const threadCron = (await get(`/runs/crons/${onThread.cron_id}`)).body;
@@ -247,10 +234,11 @@ describe('crons API', () => {
   test('assistants: a UUID or a graph id; system assistants for all, others only for their owner', async () => {
     const bobs = randomUUID();
     const mine = randomUUID();
-    await stack.db.pool.query(
-      `INSERT INTO assistants (assistant_id, graph_id, name, user_id) VALUES ($1, 'echo', 'bob''s', 'bob'), ($2, 'echo', 'mine', $3)`,
-      [bobs, mine, USER],
-    );
+    await stack.db.pool.query(`INSERT INTO assistants (assistant_id, graph_id, name, user_id) VALUES ($1, 'echo', 'bob''s', 'bob'), ($2, 'echo', 'mine', $3)`, [
+      bobs,
+      mine,
+      USER,
+    ]);
     const byUuid = await post('/runs/crons', { assistant_id: ECHO, schedule: '@daily', input: {}, enabled: false });
     assert.equal(byUuid.body.assistant_id, ECHO);
     const byGraph = await post('/runs/crons', { assistant_id: 'echo', schedule: '@daily', input: {}, enabled: false });
@@ -415,7 +403,9 @@ describe('crons API', () => {
     assert.ok(new Date(revived.next_run_date).getTime() > reviving - 1000);
 
     // ... and so does enabled: true (here after end_time was cleared).
-    await stack.db.pool.query(`UPDATE crons SET enabled = false, next_run_date = NULL, finished_at = now(), end_time = NULL WHERE cron_id = $1`, [created.cron_id]);
+    await stack.db.pool.query(`UPDATE crons SET enabled = false, next_run_date = NULL, finished_at = now(), end_time = NULL WHERE cron_id = $1`, [
+      created.cron_id,
+    ]);
     const reenabled: any = await sdk2.crons.update(created.cron_id, { enabled: true });
     assert.equal(reenabled.enabled, true);
     assert.equal(reenabled.finished_at, null);
@@ -549,7 +539,14 @@ describe('crons API', () => {
 
     const selected = (await post('/runs/crons/search', { ...mine, select: ['cron_id', 'schedule', 'next_run_date'], limit: 1 })).body;
     assert.deepEqual(Object.keys(selected[0]).sort(), ['cron_id', 'next_run_date', 'schedule']);
-    const sdkSelected: any[] = await sdk1.crons.search({ metadata: { tag }, select: ['cron_id', 'metadata'], limit: 2, offset: 3, sortBy: 'created_at', sortOrder: 'asc' });
+    const sdkSelected: any[] = await sdk1.crons.search({
+      metadata: { tag },
+      select: ['cron_id', 'metadata'],
+      limit: 2,
+      offset: 3,
+      sortBy: 'created_at',
+      sortOrder: 'asc',
+    });
     assert.deepEqual(
       sdkSelected.map((c) => c.cron_id),
       ids.slice(3, 5),
@@ -612,7 +609,21 @@ describe('crons API', () => {
       ],
     );
     const o = ledger.body[0];
-    for (const key of ['cron_id', 'scheduled_for', 'run_id', 'thread_id', 'trigger', 'status', 'reason', 'error', 'skipped_count', 'enqueued_at', 'started_at', 'ended_at', 'created_at']) {
+    for (const key of [
+      'cron_id',
+      'scheduled_for',
+      'run_id',
+      'thread_id',
+      'trigger',
+      'status',
+      'reason',
+      'error',
+      'skipped_count',
+      'enqueued_at',
+      'started_at',
+      'ended_at',
+      'created_at',
+    ]) {
       assert.ok(key in o, key);
     }
     // The ledger's webhook columns: nothing to deliver for a cron without a webhook.
@@ -638,9 +649,8 @@ describe('crons API', () => {
   test('next: the next N fire times in UTC and in the cron timezone; for a disabled cron, what it would fire if enabled', async () => {
     // 12:30 exists once every day in New York (a 02:30 schedule would fire at 03:00 on the day
     // DST starts, and fail the pattern below in the days before it).
-    const created = (
-      await post('/runs/crons', { assistant_id: 'echo', schedule: '30 12 * * *', timezone: 'America/New_York', input: {}, enabled: false })
-    ).body;
+    const created = (await post('/runs/crons', { assistant_id: 'echo', schedule: '30 12 * * *', timezone: 'America/New_York', input: {}, enabled: false }))
+      .body;
     await patch(`/runs/crons/${created.cron_id}`, { enabled: true });
     const res = await get(`/runs/crons/${created.cron_id}/next?count=3`);
     assert.equal(res.status, 200);
@@ -659,7 +669,10 @@ describe('crons API', () => {
     await patch(`/runs/crons/${created.cron_id}`, { enabled: false });
     const paused = (await get(`/runs/crons/${created.cron_id}/next?count=3`)).body;
     assert.equal(paused.enabled, false);
-    assert.deepEqual(paused.next.map((n: any) => n.utc), res.body.next.map((n: any) => n.utc));
+    assert.deepEqual(
+      paused.next.map((n: any) => n.utc),
+      res.body.next.map((n: any) => n.utc),
+    );
 
     // Nothing past end_time.
     const ending = (await post('/runs/crons', { assistant_id: 'echo', schedule: '0 * * * *', input: {}, enabled: false })).body;
@@ -681,11 +694,10 @@ describe('crons API', () => {
        SELECT gen_random_uuid(), $1, $2, '@daily', false, '{"filler": true}' FROM generate_series(1, $3)`,
       [ECHO, USER, fill],
     );
-    const racing = await Promise.all(Array.from({ length: 6 }, () => post('/runs/crons', { assistant_id: 'echo', schedule: '@daily', input: {}, enabled: false })));
-    assert.deepEqual(
-      racing.map((r) => r.status).sort(),
-      [200, 200, 429, 429, 429, 429],
+    const racing = await Promise.all(
+      Array.from({ length: 6 }, () => post('/runs/crons', { assistant_id: 'echo', schedule: '@daily', input: {}, enabled: false })),
     );
+    assert.deepEqual(racing.map((r) => r.status).sort(), [200, 200, 429, 429, 429, 429]);
     const res = await post('/runs/crons', { assistant_id: 'echo', schedule: '@daily', input: {} });
     assert.equal(res.status, 429);
     assert.match(res.body.detail, /CRON_MAX_PER_USER is 100/);
@@ -709,357 +721,29 @@ describe('crons API', () => {
   });
 
   test('no request above made the api log an unhandled error (no 500s)', () => {
-    assert.ok(stack.api.output.some((l) => /POST \/runs\/crons 422 /.test(l)), 'request lines carry their status');
+    assert.ok(
+      stack.api.output.some((l) => /POST \/runs\/crons 422 /.test(l)),
+      'request lines carry their status',
+    );
     const failures = stack.api.output.filter((l) => /unhandled error| 5\d\d /.test(l));
     assert.deepEqual(failures, []);
   });
 
   test('the OpenAPI document describes the crons routes', async () => {
     const doc = (await get('/openapi.json')).body;
-    for (const path of ['/runs/crons', '/threads/{thread_id}/runs/crons', '/runs/crons/search', '/runs/crons/count', '/runs/crons/{cron_id}', '/runs/crons/{cron_id}/trigger', '/runs/crons/{cron_id}/occurrences', '/runs/crons/{cron_id}/next']) {
+    for (const path of [
+      '/runs/crons',
+      '/threads/{thread_id}/runs/crons',
+      '/runs/crons/search',
+      '/runs/crons/count',
+      '/runs/crons/{cron_id}',
+      '/runs/crons/{cron_id}/trigger',
+      '/runs/crons/{cron_id}/occurrences',
+      '/runs/crons/{cron_id}/next',
+    ]) {
       assert.ok(doc.paths[path], path);
     }
     assert.ok(doc.components.schemas.Cron.properties.last_run_status);
     assert.deepEqual(doc.components.schemas.CronCreate.required.sort(), ['assistant_id', 'schedule'], 'input is optional');
-  });
-});
-
-describe('crons firing end to end, two users (api + scheduler + worker, AUTH_MODE=api_key)', () => {
-  let stack: Stack;
-
-  before(async () => {
-    stack = await startStack('api_crons_e2e', { scheduler: true, worker: true, env: {
-        CRON_ALLOW_SECONDS_SCHEDULE: 'true',
-        CRON_MAX_PER_USER: '0',
-        // Only a notification can wake the scheduler early: a change taking effect at once proves it.
-        // (The maintenance jobs would wake it at minute boundaries too: they are off here.)
-        CRON_POLL_INTERVAL_SECONDS: '60',
-        ...Object.fromEntries(
-          ['RETENTION_PURGE', 'EPHEMERAL_THREAD_SWEEP', 'STALE_RUN_REAPER', 'DAILY_STATS', 'HEARTBEAT_MONITOR', 'THREAD_TTL', 'QUEUE_HYGIENE'].map((job) => [
-            `MAINTENANCE_${job}_ENABLED`,
-            'false',
-          ]),
-        ),
-        AUTH_MODE: 'api_key',
-        AUTH_API_KEYS: `${ALICE_KEY}:alice,${BOB_KEY}:bob`,
-      },
-    });
-  });
-  after(() => stack?.stop());
-
-  test('a schedule change takes effect on the next wake-up, without a restart', async () => {
-    const sdk1 = new Client1({ apiUrl: stack.url, apiKey: ALICE_KEY });
-    const pool = stack.db.pool;
-    const yearly: any = await sdk1.crons.create('echo', { schedule: '0 0 1 1 *', input: {}, onRunCompleted: 'keep' });
-    // Let the scheduler settle into its long sleep (nothing due for a year; poll interval 60 s).
-    await until('the scheduler to tick', async () => (await pool.query(`SELECT 1 FROM agentcron_processes WHERE role = 'scheduler' AND last_tick_at IS NOT NULL`)).rowCount);
-    // And to listen: its LISTEN connection is set up beside the loop, not before it (a busy
-    // machine can take a moment), and a NOTIFY sent before it listens reaches nobody.
-    await until(
-      'the scheduler to LISTEN',
-      async () =>
-        (await pool.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'agentcron-scheduler-listen' AND query LIKE 'LISTEN%'`)).rowCount,
-    );
-    const changedAt = Date.now();
-    const updated: any = await sdk1.crons.update(yearly.cron_id, { schedule: '*/1 * * * * *' });
-    // Recomputed from the time of the change: the next whole second after it.
-    const next = new Date(updated.next_run_date).getTime();
-    assert.ok(next > changedAt - 1000 && next <= Date.now() + 1000, updated.next_run_date);
-    // Well before the 60 s poll interval: the change woke the scheduler.
-    await until(
-      'the new schedule to fire',
-      async () => (await pool.query(`SELECT 1 FROM cron_occurrences WHERE cron_id = $1 AND trigger = 'schedule'`, [yearly.cron_id])).rowCount,
-      20_000,
-    );
-    assert.ok(Date.now() - changedAt < 20_000);
-    await sdk1.crons.delete(yearly.cron_id);
-  });
-
-  test('an SDK-created every-second cron fires; ledger, last_run_*, thread cleanup, delete stops it', async () => {
-    const sdk1 = new Client1({ apiUrl: stack.url, apiKey: ALICE_KEY });
-    const sdk2 = new Client2({ apiUrl: stack.url, apiKey: ALICE_KEY });
-    const pool = stack.db.pool;
-    // CRON_MAX_PER_USER=0: no cap, however many crons the user owns.
-    await pool.query(
-      `INSERT INTO crons (cron_id, assistant_id, user_id, schedule, enabled) SELECT gen_random_uuid(), $1, $2, '@daily', false FROM generate_series(1, 150)`,
-      [ECHO, 'alice'],
-    );
-
-    const dropping: any = await sdk2.crons.create('echo', { schedule: '*/1 * * * * *', input: { from: 'delete' } });
-    const keeping: any = await sdk1.crons.create('echo', { schedule: '*/1 * * * * *', input: { from: 'keep' }, onRunCompleted: 'keep' });
-    const threadId = randomUUID();
-    await pool.query(`INSERT INTO threads (thread_id, user_id) VALUES ($1, $2)`, [threadId, 'alice']);
-    const onThread: any = await sdk2.crons.createForThread(threadId, 'echo', { schedule: '*/1 * * * * *', input: { from: 'thread' } });
-
-    const fired = async (cronId: string) => {
-      const { rows } = await pool.query(
-        `SELECT count(*) FILTER (WHERE trigger = 'schedule')::int AS n, count(*) FILTER (WHERE trigger = 'create')::int AS first FROM cron_occurrences WHERE cron_id = $1 AND status = 'success'`,
-        [cronId],
-      );
-      return rows[0].n >= 3 && rows[0].first === 1;
-    };
-    await until(
-      'the first run and three scheduled successes each',
-      async () => (await fired(dropping.cron_id)) && (await fired(keeping.cron_id)) && (await fired(onThread.cron_id)),
-      60_000,
-    );
-
-    // The ledger endpoint: newest first, the create run last, scheduled runs a second apart.
-    const ledger: any = await (await fetch(`${stack.url}/runs/crons/${keeping.cron_id}/occurrences?limit=1000`, { headers: { 'x-api-key': ALICE_KEY } })).json();
-    assert.equal(ledger.at(-1).trigger, 'create');
-    assert.equal(ledger.at(-1).run_id, keeping.run_id);
-    const scheduled = ledger.filter((o: any) => o.trigger === 'schedule');
-    assert.ok(scheduled.length >= 3);
-    for (let i = 1; i < scheduled.length; i++) assert.ok(scheduled[i - 1].scheduled_for > scheduled[i].scheduled_for, 'newest first');
-    for (const o of scheduled) assert.equal(new Date(o.scheduled_for).getUTCMilliseconds(), 0, 'on the second');
-
-    // last_run_* follow the runs.
-    const cron = await until('last_run_status', async () => {
-      const c: any = await (await fetch(`${stack.url}/runs/crons/${keeping.cron_id}`, { headers: { 'x-api-key': ALICE_KEY } })).json();
-      return c.last_run_status === 'success' && c;
-    });
-    assert.ok(cron.last_run_at);
-    assert.ok(cron.last_run_id);
-    assert.equal(cron.last_run_error, null);
-    assert.ok(new Date(cron.next_run_date) > new Date(scheduled[0].scheduled_for));
-
-    // on_run_completed: delete → the finished runs' threads are gone; keep → they remain, naming the cron.
-    const doneThreads = async (cronId: string) => {
-      const { rows } = await pool.query(`SELECT thread_id FROM cron_occurrences WHERE cron_id = $1 AND status = 'success'`, [cronId]);
-      return rows.map((r) => r.thread_id);
-    };
-    const deleted = await doneThreads(dropping.cron_id);
-    assert.ok(deleted.includes(dropping.thread_id), 'the first run counts too');
-    const left = await pool.query(`SELECT count(*)::int AS n FROM threads WHERE thread_id = ANY($1::uuid[])`, [deleted]);
-    assert.equal(left.rows[0].n, 0);
-    const kept = await doneThreads(keeping.cron_id);
-    const keptRows = await pool.query(`SELECT thread_id, metadata, "values" FROM threads WHERE thread_id = ANY($1::uuid[])`, [kept]);
-    assert.equal(keptRows.rows.length, kept.length);
-    assert.equal(new Set(kept).size, kept.length, 'a fresh thread per occurrence');
-    for (const t of keptRows.rows) {
-      assert.equal(t.metadata.cron_id, keeping.cron_id);
-      assert.deepEqual(t.values, { from: 'keep' });
-    }
-    // Scheduled runs run as the cron's owner.
-    const owners = await pool.query(`SELECT DISTINCT user_id FROM runs WHERE cron_id = ANY($1::uuid[])`, [[keeping.cron_id, onThread.cron_id]]);
-    assert.deepEqual(
-      owners.rows.map((r) => r.user_id),
-      ['alice'],
-    );
-    // The thread cron ran every time on its one thread.
-    assert.deepEqual(
-      [...new Set(await doneThreads(onThread.cron_id))],
-      [threadId],
-    );
-
-    // Deleted, a cron enqueues nothing more; what had started finishes.
-    await sdk1.crons.delete(keeping.cron_id);
-    await sdk2.crons.delete(dropping.cron_id);
-    await sdk2.crons.delete(onThread.cron_id);
-    const runCount = async () => (await pool.query(`SELECT count(*)::int AS n FROM runs WHERE cron_id = ANY($1::uuid[])`, [[keeping.cron_id, onThread.cron_id]])).rows[0].n;
-    const atDelete = await runCount();
-    await until('runs in flight to finish', async () => {
-      const { rows } = await pool.query(`SELECT count(*)::int AS n FROM runs WHERE cron_id = ANY($1::uuid[]) AND status IN ('pending', 'running')`, [
-        [keeping.cron_id, dropping.cron_id, onThread.cron_id],
-      ]);
-      return rows[0].n === 0;
-    });
-    await new Promise((r) => setTimeout(r, 2000)); // two more seconds of the schedule
-    assert.equal(await runCount(), atDelete);
-  });
-
-  test('two API keys: each user sees and changes only their own crons', async () => {
-    const alice = new Client1({ apiUrl: stack.url, apiKey: ALICE_KEY, callerOptions: { maxRetries: 0 } });
-    const bob = new Client2({ apiUrl: stack.url, apiKey: BOB_KEY, callerOptions: { maxRetries: 0 } });
-    const tag = randomUUID();
-    const cron: any = await alice.crons.create('echo', { schedule: '@daily', input: {}, metadata: { tag }, enabled: false });
-    assert.equal(cron.user_id, 'alice');
-    const alicesThread = randomUUID();
-    await stack.db.pool.query(`INSERT INTO threads (thread_id, user_id) VALUES ($1, 'alice')`, [alicesThread]);
-
-    const asBob = (method: string, path: string, body?: unknown) =>
-      fetch(`${stack.url}${path}`, {
-        method,
-        headers: { 'x-api-key': BOB_KEY, ...(body ? { 'content-type': 'application/json' } : {}) },
-        body: body ? JSON.stringify(body) : undefined,
-      });
-    for (const [method, path, body] of [
-      ['GET', `/runs/crons/${cron.cron_id}`],
-      ['PATCH', `/runs/crons/${cron.cron_id}`, { enabled: true }],
-      ['DELETE', `/runs/crons/${cron.cron_id}`],
-      ['POST', `/runs/crons/${cron.cron_id}/trigger`],
-      ['GET', `/runs/crons/${cron.cron_id}/occurrences`],
-      ['GET', `/runs/crons/${cron.cron_id}/next`],
-      ['POST', `/threads/${alicesThread}/runs/crons`, { assistant_id: 'echo', schedule: '@daily', input: {} }],
-    ] as [string, string, unknown?][]) {
-      const res = await asBob(method, path, body);
-      assert.equal(res.status, 404, `${method} ${path}`);
-    }
-    await assert.rejects(bob.crons.update(cron.cron_id, { enabled: true }), (e: any) => e.status === 404);
-    await assert.rejects(bob.crons.delete(cron.cron_id), (e: any) => e.status === 404);
-    assert.deepEqual(await bob.crons.search({ assistantId: 'echo', limit: 1000 }), []);
-    assert.equal(await bob.crons.count({}), 0);
-    assert.equal((await alice.crons.search({ metadata: { tag } })).length, 1);
-    // Bob uses the system assistant too, and owns what he makes.
-    const bobs: any = await bob.crons.create('echo', { schedule: '@daily', input: {}, enabled: false });
-    assert.equal(bobs.user_id, 'bob');
-    assert.equal(await bob.crons.count({}), 1);
-    assert.equal((await alice.crons.search({ limit: 1000 })).some((c: any) => c.cron_id === bobs.cron_id), false);
-
-    const anonymous = await fetch(`${stack.url}/runs/crons/search`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
-    assert.equal(anonymous.status, 401);
-  });
-});
-
-describe("a cron's first run and trigger follow the scheduler's overlap rules (in-process api + worker)", () => {
-  let db: TestDatabase;
-  let boss: PgBoss;
-  let worker: RunWorker;
-  let api: InProcessApi;
-  let traces: Map<string, AgentTrace>;
-
-  before(async () => {
-    db = await createTestDatabase('api_crons_overlap');
-    boss = await startTestQueue(db.url, {
-      runTimeoutSeconds: 120,
-    });
-    const traced = tracedEcho();
-    traces = traced.traces;
-    worker = new RunWorker({ pool: db.pool, boss, logger: quietLogger(), agents: traced.agents, concurrency: 8, runTimeoutSeconds: 120, listenUrl: db.url });
-    await worker.start();
-    api = await startInProcessApi(db.pool, boss, db.url, traced.agents);
-  });
-  after(() =>
-    teardown(
-      () => api?.close(),
-      // Should a test fail half-way, its busy runs would hold the worker's stop: end them first.
-      async () => cancelRuns(db.pool, boss, (await db.pool.query(`SELECT run_id FROM runs WHERE status IN ('pending', 'running')`)).rows.map((r) => r.run_id), 'interrupt'),
-      () => worker?.stop(),
-      () => boss?.stop({ graceful: false }),
-      () => db?.drop(),
-    ),
-  );
-
-  /** Input that keeps the echo agent busy until it is cancelled (every such run is cancelled below). */
-  const BUSY = { sleep_ms: 100_000 };
-  const newThread = async () => (await api.call('POST', '/threads', {})).body.thread_id as string;
-  const backgroundRun = async (threadId: string, input: unknown) => {
-    const res = await api.call('POST', `/threads/${threadId}/runs`, { assistant_id: 'echo', input });
-    assert.equal(res.status, 200, JSON.stringify(res.body));
-    return res.body.run_id as string;
-  };
-  const getRun = async (threadId: string, runId: string) => api.call('GET', `/threads/${threadId}/runs/${runId}`);
-  const started = (runId: string) => eventually(async () => traces.get(runId), `run ${runId}'s agent to start`, 30_000, 10);
-  // Within seconds, where a busy run would take 100 s.
-  const abortedTrace = (runId: string) =>
-    eventually(async () => (traces.get(runId)?.aborted ? traces.get(runId) : null), `run ${runId}'s signal to abort`, 20_000, 10);
-  const ended = (threadId: string, runId: string) =>
-    eventually(async () => {
-      const r = (await getRun(threadId, runId)).body;
-      return r && !['pending', 'running'].includes(r.status) ? r : null;
-    }, `run ${runId} to end`, 30_000);
-  const cancel = async (threadId: string, runId: string) => {
-    assert.equal((await api.call('POST', `/threads/${threadId}/runs/${runId}/cancel`)).status, 202);
-  };
-  const ledger = async (cronId: string) => (await api.call('GET', `/runs/crons/${cronId}/occurrences`)).body as any[];
-
-  for (const strategy of ['interrupt', 'rollback'] as const) {
-    test(`multitask_strategy ${strategy}: the first run at create and a trigger stop the thread's running run, then run`, async () => {
-      const threadId = await newThread();
-      const busy = await backgroundRun(threadId, BUSY);
-      await started(busy);
-
-      const created = await api.call('POST', `/threads/${threadId}/runs/crons`, { assistant_id: 'echo', schedule: '0 0 1 1 *', input: { n: 1 }, multitask_strategy: strategy });
-      assert.equal(created.status, 200, JSON.stringify(created.body));
-      assert.ok(created.body.run_id, 'the first run was started');
-      assert.equal((await abortedTrace(busy)).reason, 'Cancelled', 'the running agent is stopped, not waited for');
-      const old = await getRun(threadId, busy);
-      if (strategy === 'interrupt') {
-        assert.equal(old.body.status, 'interrupted');
-        assert.match(old.body.error.message, /cancelled \(interrupt\) by a newer occurrence of a cron on its thread/);
-      } else assert.equal(old.status, 404, 'rollback deletes the superseded run');
-      assert.equal((await ended(threadId, created.body.run_id)).status, 'success');
-      assert.deepEqual((await api.call('GET', `/threads/${threadId}`)).body.values, { n: 1 });
-
-      const again = await backgroundRun(threadId, BUSY);
-      await started(again);
-      const triggered = await api.call('POST', `/runs/crons/${created.body.cron_id}/trigger`);
-      assert.equal(triggered.status, 200, JSON.stringify(triggered.body));
-      assert.equal((await abortedTrace(again)).reason, 'Cancelled');
-      assert.equal((await getRun(threadId, again)).status, strategy === 'interrupt' ? 200 : 404);
-      assert.equal((await ended(threadId, triggered.body.run_id)).status, 'success');
-      assert.deepEqual(
-        (await ledger(created.body.cron_id)).map((o) => [o.trigger, o.status]),
-        [
-          ['manual', 'success'],
-          ['create', 'success'],
-        ],
-      );
-    });
-  }
-
-  test('multitask_strategy reject on a busy thread: create stores the cron and records its first run as skipped (overlap); trigger answers 409', async () => {
-    const threadId = await newThread();
-    const busy = await backgroundRun(threadId, BUSY);
-    await started(busy);
-
-    const created = await api.call('POST', `/threads/${threadId}/runs/crons`, { assistant_id: 'echo', schedule: '0 0 1 1 *', input: { n: 2 }, multitask_strategy: 'reject' });
-    assert.equal(created.status, 200, JSON.stringify(created.body));
-    assert.equal(created.body.run_id, undefined, 'the answer is the Cron, not a run');
-    assert.equal(created.body.thread_id, threadId);
-    assert.equal(created.body.enabled, true);
-    assert.ok(created.body.next_run_date, 'the schedule goes on');
-    const cronId = created.body.cron_id as string;
-    assert.equal((await api.call('GET', `/runs/crons/${cronId}`)).status, 200, 'the cron is stored');
-    const skipped = await ledger(cronId);
-    assert.deepEqual(
-      skipped.map((o) => [o.trigger, o.status, o.reason, o.run_id]),
-      [['create', 'skipped', 'overlap', null]],
-    );
-
-    const refused = await api.call('POST', `/runs/crons/${cronId}/trigger`);
-    assert.equal(refused.status, 409);
-    assert.match(refused.body.detail, /has a run that has not ended \(multitask_strategy reject\)/);
-    assert.deepEqual((await api.call('GET', `/threads/${threadId}/runs`)).body.map((r: any) => r.run_id), [busy], 'nothing was started');
-    assert.equal((await ledger(cronId)).length, 1, 'a refused trigger writes no ledger row');
-    assert.equal(traces.get(busy)!.aborted, undefined, 'reject never stops the running run');
-
-    await cancel(threadId, busy);
-    const triggered = await api.call('POST', `/runs/crons/${cronId}/trigger`);
-    assert.equal(triggered.status, 200, 'an idle thread takes the run');
-    assert.equal((await ended(threadId, triggered.body.run_id)).status, 'success');
-    assert.deepEqual(
-      (await ledger(cronId)).map((o) => [o.trigger, o.status]),
-      [
-        ['manual', 'success'],
-        ['create', 'skipped'],
-      ],
-    );
-
-    // On an idle thread, create starts the first run as usual.
-    const idle = await newThread();
-    const onIdle = await api.call('POST', `/threads/${idle}/runs/crons`, { assistant_id: 'echo', schedule: '0 0 1 1 *', input: {}, multitask_strategy: 'reject' });
-    assert.ok(onIdle.body.run_id);
-    assert.equal((await ended(idle, onIdle.body.run_id)).status, 'success');
-  });
-
-  test("stateless crons: a trigger follows overlap_policy (skip: 409 while a run is going; buffer_one: one running and one waiting)", async () => {
-    const skip = (await api.call('POST', '/runs/crons', { assistant_id: 'echo', schedule: '0 0 1 1 *', input: BUSY, overlap_policy: 'skip' })).body;
-    await started(skip.run_id);
-    const refused = await api.call('POST', `/runs/crons/${skip.cron_id}/trigger`);
-    assert.equal(refused.status, 409);
-    assert.match(refused.body.detail, /previous run has not ended \(overlap_policy skip\)/);
-    await cancel(skip.thread_id, skip.run_id);
-
-    const buffer = (await api.call('POST', '/runs/crons', { assistant_id: 'echo', schedule: '0 0 1 1 *', input: BUSY, overlap_policy: 'buffer_one', on_run_completed: 'keep' })).body;
-    await started(buffer.run_id);
-    const waiting = await api.call('POST', `/runs/crons/${buffer.cron_id}/trigger`);
-    assert.equal(waiting.status, 200, 'one may wait behind the running one');
-    const third = await api.call('POST', `/runs/crons/${buffer.cron_id}/trigger`);
-    assert.equal(third.status, 409);
-    assert.match(third.body.detail, /overlap_policy buffer_one/);
-    assert.equal((await ledger(buffer.cron_id)).length, 2);
-    await cancel(waiting.body.thread_id, waiting.body.run_id);
-    await cancel(buffer.thread_id, buffer.run_id);
   });
 });

@@ -117,7 +117,16 @@ describe('issue 12: answers that say the truth', () => {
     await ensureDefaultAssistants(db.pool, agents.graphIds());
     runs = new RunWorker({ pool: db.pool, boss, logger, agents, concurrency: 4, runTimeoutSeconds: 5, listenUrl: db.url });
     await runs.start();
-    webhooks = new WebhookWorker({ pool: db.pool, boss, logger, secret: 'whsec', allowPrivate: true, connectTimeoutMs: 2000, responseTimeoutMs: 2000, retryDelaySeconds: 1 });
+    webhooks = new WebhookWorker({
+      pool: db.pool,
+      boss,
+      logger,
+      secret: 'whsec',
+      allowPrivate: true,
+      connectTimeoutMs: 2000,
+      responseTimeoutMs: 2000,
+      retryDelaySeconds: 1,
+    });
     await webhooks.start();
     allowPrivateWebhooks(true);
     const config = loadConfig({ DATABASE_URL: db.url });
@@ -147,13 +156,20 @@ describe('issue 12: answers that say the truth', () => {
   );
 
   const ledger = (cronId: string) =>
-    eventually(async () => {
-      const res = await call('GET', `/runs/crons/${cronId}/occurrences`);
-      return res.body[0]?.status === 'success' ? res.body[0] : null;
-    }, `cron ${cronId}'s first run to succeed`, 10_000);
+    eventually(
+      async () => {
+        const res = await call('GET', `/runs/crons/${cronId}/occurrences`);
+        return res.body[0]?.status === 'success' ? res.body[0] : null;
+      },
+      `cron ${cronId}'s first run to succeed`,
+      10_000,
+    );
 
   test('1. input is optional: both SDKs create stateless and thread crons without it; the run gets no input (echo answers {})', async () => {
-    for (const [name, sdk] of [['sdk 1.15', sdk1], ['sdk 2.0', sdk2]] as const) {
+    for (const [name, sdk] of [
+      ['sdk 1.15', sdk1],
+      ['sdk 2.0', sdk2],
+    ] as const) {
       // Exactly the call of the issue.
       const plain: any = await sdk.crons.create('echo', { schedule: '0 9 * * *' });
       assert.ok(plain.run_id && plain.cron_id, name);
@@ -208,20 +224,31 @@ describe('issue 12: answers that say the truth', () => {
 
     const created: any = await sdk2.crons.create('echo', { schedule: '0 9 * * *', webhook: hook, onRunCompleted: 'keep', metadata: { hook: 'creds' } });
     assert.equal(created.kwargs.webhook, clean, 'the create answer');
-    const onThread: any = await sdk1.crons.createForThread(threadId, 'echo', { schedule: '0 9 * * *', webhook: `http://hookuser:${secret}@${receiver.base}/deny` });
+    const onThread: any = await sdk1.crons.createForThread(threadId, 'echo', {
+      schedule: '0 9 * * *',
+      webhook: `http://hookuser:${secret}@${receiver.base}/deny`,
+    });
     const denied = `http://${receiver.base}/deny`;
     assert.equal(onThread.kwargs.webhook, denied);
 
     // Delivered with the credentials, as Basic authorization; the body shows the URL without them.
-    const hit = await eventually(async () => receiver.received.find((r) => r.path === '/ok' && JSON.parse(r.body).cron_id === created.cron_id), 'the delivery', 10_000);
+    const hit = await eventually(
+      async () => receiver.received.find((r) => r.path === '/ok' && JSON.parse(r.body).cron_id === created.cron_id),
+      'the delivery',
+      10_000,
+    );
     assert.equal(hit.headers.authorization, `Basic ${Buffer.from(`hookuser:${secret}`).toString('base64')}`);
     assert.equal(JSON.parse(hit.body).kwargs.webhook, clean);
     assert.ok(!hit.body.includes(secret));
     // The failing one: its error (the receiver echoes the credentials) is stored and logged scrubbed.
-    const failed = await eventually(async () => {
-      const [row] = (await call('GET', `/runs/crons/${onThread.cron_id}/occurrences`)).body;
-      return row?.webhook_status === 'failed' ? row : null;
-    }, 'the failed delivery to be recorded', 10_000);
+    const failed = await eventually(
+      async () => {
+        const [row] = (await call('GET', `/runs/crons/${onThread.cron_id}/occurrences`)).body;
+        return row?.webhook_status === 'failed' ? row : null;
+      },
+      'the failed delivery to be recorded',
+      10_000,
+    );
     assert.match(failed.webhook_error, /denied for \*\*\*:\*\*\*/);
 
     const patched = await call('PATCH', `/runs/crons/${created.cron_id}`, { webhook: hook, metadata: { hook: 'creds', patched: true } });
@@ -250,8 +277,14 @@ describe('issue 12: answers that say the truth', () => {
     const ledgerRows = await db.pool.query(`SELECT * FROM cron_occurrences WHERE cron_id = ANY($1::uuid[])`, [[created.cron_id, onThread.cron_id]]);
     assert.ok(ledgerRows.rowCount! >= 2);
     assert.ok(!JSON.stringify(ledgerRows.rows).includes(secret));
-    assert.ok(logs.some((l) => l.includes('webhook')), 'the delivery failure was logged');
-    assert.deepEqual(logs.filter((l) => l.includes(secret)), []);
+    assert.ok(
+      logs.some((l) => l.includes('webhook')),
+      'the delivery failure was logged',
+    );
+    assert.deepEqual(
+      logs.filter((l) => l.includes(secret)),
+      [],
+    );
   });
 
   test('2. a webhook URL without a host, or longer than 2,048 characters, is a 422', async () => {
@@ -296,7 +329,14 @@ describe('issue 12: answers that say the truth', () => {
   });
 
   test('7. GET on a POST-only route is a 405 with Allow; GET / and unknown routes point to /docs', async () => {
-    for (const path of ['/runs/crons/search', '/runs/crons/count', '/runs/crons/bulk', '/runs/crons', `/runs/crons/${randomUUID()}/trigger`, '/admin/crons/search']) {
+    for (const path of [
+      '/runs/crons/search',
+      '/runs/crons/count',
+      '/runs/crons/bulk',
+      '/runs/crons',
+      `/runs/crons/${randomUUID()}/trigger`,
+      '/admin/crons/search',
+    ]) {
       const res = await call('GET', path);
       assert.equal(res.status, 405, `${path}: ${res.text}`);
       assert.equal(res.headers.get('allow'), 'POST', path);
@@ -328,7 +368,14 @@ describe('issue 12: answers that say the truth', () => {
     const enabled = (await call('PATCH', `/runs/crons/${off.cron_id}`, { enabled: true })).body;
     assert.equal(enabled.next_run_date, shown, 'enabling fires exactly then');
     // Past its end_time it would never fire: null.
-    const ending = (await call('POST', '/runs/crons', { assistant_id: 'echo', schedule: '0 0 1 1 *', enabled: false, end_time: new Date(Date.now() + 86_400_000).toISOString() })).body;
+    const ending = (
+      await call('POST', '/runs/crons', {
+        assistant_id: 'echo',
+        schedule: '0 0 1 1 *',
+        enabled: false,
+        end_time: new Date(Date.now() + 86_400_000).toISOString(),
+      })
+    ).body;
     await db.pool.query(`UPDATE crons SET next_run_date = now() - interval '1 day' WHERE cron_id = $1`, [ending.cron_id]);
     assert.equal((await call('GET', `/runs/crons/${ending.cron_id}`)).body.next_run_date, null);
   });

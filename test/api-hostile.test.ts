@@ -149,7 +149,14 @@ describe('hostile input and thread id claims (AUTH_MODE=api_key, in-process api)
 
   const cronBody = { assistant_id: 'echo', schedule: '@daily', input: {}, enabled: false };
   const ROUTES: RouteCase[] = [
-    { method: 'POST', name: '/runs/crons', path: () => '/runs/crons', base: cronBody, json: ['input.text', 'metadata', 'config.configurable'], text: ['timezone'] },
+    {
+      method: 'POST',
+      name: '/runs/crons',
+      path: () => '/runs/crons',
+      base: cronBody,
+      json: ['input.text', 'metadata', 'config.configurable'],
+      text: ['timezone'],
+    },
     { method: 'POST', name: '/threads/{id}/runs/crons', path: () => `/threads/${fx.aliceThread}/runs/crons`, base: cronBody, json: ['metadata', 'input.text'] },
     { method: 'PATCH', name: '/runs/crons/{id}', path: () => `/runs/crons/${fx.aliceCron}`, base: {}, json: ['metadata', 'input.text'], text: ['schedule'] },
     { method: 'POST', name: '/runs/crons/search', path: () => '/runs/crons/search', base: {}, json: ['metadata'] },
@@ -158,10 +165,30 @@ describe('hostile input and thread id claims (AUTH_MODE=api_key, in-process api)
     { method: 'PATCH', name: '/threads/{id}', path: () => `/threads/${fx.aliceThread}`, base: {}, json: ['metadata'] },
     { method: 'POST', name: '/threads/search', path: () => '/threads/search', base: {}, json: ['metadata', 'values'] },
     { method: 'POST', name: '/threads/count', path: () => '/threads/count', base: {}, json: ['metadata', 'values'] },
-    { method: 'POST', name: '/threads/{id}/runs', path: () => `/threads/${fx.aliceThread}/runs`, base: { assistant_id: 'echo' }, json: ['input', 'metadata', 'config'], text: ['assistant_id'] },
+    {
+      method: 'POST',
+      name: '/threads/{id}/runs',
+      path: () => `/threads/${fx.aliceThread}/runs`,
+      base: { assistant_id: 'echo' },
+      json: ['input', 'metadata', 'config'],
+      text: ['assistant_id'],
+    },
     { method: 'POST', name: '/threads/{id}/runs/wait', path: () => `/threads/${fx.aliceThread}/runs/wait`, base: { assistant_id: 'echo' }, json: ['input'] },
-    { method: 'POST', name: '/threads/{new id}/runs (if_not_exists create)', path: () => `/threads/${randomUUID()}/runs`, base: { assistant_id: 'echo', if_not_exists: 'create' }, json: ['input'] },
-    { method: 'POST', name: '/assistants', path: () => '/assistants', base: { graph_id: 'echo' }, json: ['metadata', 'config', 'context'], text: ['name', 'description'] },
+    {
+      method: 'POST',
+      name: '/threads/{new id}/runs (if_not_exists create)',
+      path: () => `/threads/${randomUUID()}/runs`,
+      base: { assistant_id: 'echo', if_not_exists: 'create' },
+      json: ['input'],
+    },
+    {
+      method: 'POST',
+      name: '/assistants',
+      path: () => '/assistants',
+      base: { graph_id: 'echo' },
+      json: ['metadata', 'config', 'context'],
+      text: ['name', 'description'],
+    },
     { method: 'PATCH', name: '/assistants/{id}', path: () => `/assistants/${fx.aliceAssistant}`, base: {}, json: ['metadata', 'context'], text: ['name'] },
     { method: 'POST', name: '/assistants/search', path: () => '/assistants/search', base: {}, json: ['metadata'], text: ['name', 'graph_id'] },
     { method: 'POST', name: '/assistants/count', path: () => '/assistants/count', base: {}, json: ['metadata'], text: ['name'] },
@@ -170,7 +197,9 @@ describe('hostile input and thread id claims (AUTH_MODE=api_key, in-process api)
   for (const route of ROUTES) {
     const label = `${route.method} ${route.name}`;
     const cases: [string, Poison, boolean][] = [
-      ...route.json.flatMap((f) => (['nul', 'nul-key', 'lone-surrogate', 'lone-surrogate-key', 'deep'] as const).map((p): [string, Poison, boolean] => [f, p, false])),
+      ...route.json.flatMap((f) =>
+        (['nul', 'nul-key', 'lone-surrogate', 'lone-surrogate-key', 'deep'] as const).map((p): [string, Poison, boolean] => [f, p, false]),
+      ),
       ...(route.text ?? []).flatMap((f) => (['nul', 'lone-surrogate'] as const).map((p): [string, Poison, boolean] => [f, p, true])),
     ];
     test(`${label}: NUL, unpaired surrogates and deep nesting answer 422 naming the field, and store nothing`, async () => {
@@ -237,7 +266,13 @@ describe('hostile input and thread id claims (AUTH_MODE=api_key, in-process api)
 
     const before = await fingerprint();
     const arrays = 450_000;
-    const huge = await call('alice', 'POST', `/threads/${fx.aliceThread}/runs`, undefined, `{"assistant_id":"echo","input":${'['.repeat(arrays)}${']'.repeat(arrays)}}`);
+    const huge = await call(
+      'alice',
+      'POST',
+      `/threads/${fx.aliceThread}/runs`,
+      undefined,
+      `{"assistant_id":"echo","input":${'['.repeat(arrays)}${']'.repeat(arrays)}}`,
+    );
     assert.equal(huge.status, 422, JSON.stringify(huge.body)?.slice(0, 300));
     assert.match(huge.body.detail, /^body\.input\.0\.0\.0\..*: nested deeper than 64 levels/);
     assert.equal(await fingerprint(), before);

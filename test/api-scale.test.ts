@@ -22,7 +22,7 @@ const SORTS: CronSortKey[] = ['cron_id', 'assistant_id', 'thread_id', 'created_a
 /** The documented order: the key (nulls last either way), then cron_id, both in the direction asked. */
 function reference(rows: CronRow[], key: CronSortKey, order: 'asc' | 'desc'): string[] {
   const value = (r: CronRow) => {
-    const v = r[key] as Date | string | null;
+    const v = r[key];
     return v instanceof Date ? v.getTime() : v;
   };
   const sign = order === 'asc' ? 1 : -1;
@@ -76,14 +76,31 @@ describe('crons at scale: search order and plans, counters', () => {
     for (const key of SORTS) {
       for (const order of ['asc', 'desc'] as const) {
         const expected = reference(all, key, order);
-        for (const [limit, offset] of [[120, 0], [7, 0], [10, 35], [50, 100]]) {
+        for (const [limit, offset] of [
+          [120, 0],
+          [7, 0],
+          [10, 35],
+          [50, 100],
+        ]) {
           const { crons } = await searchCrons(db.pool, user, { sort_by: key, sort_order: order, limit, offset });
-          assert.deepEqual(crons.map((c) => c.cron_id), expected.slice(offset, offset + limit), `${key} ${order} limit ${limit} offset ${offset}`);
+          assert.deepEqual(
+            crons.map((c) => c.cron_id),
+            expected.slice(offset, offset + limit),
+            `${key} ${order} limit ${limit} offset ${offset}`,
+          );
         }
         // With a filter too.
-        const enabled = reference(all.filter((r) => r.enabled), key, order);
+        const enabled = reference(
+          all.filter((r) => r.enabled),
+          key,
+          order,
+        );
         const { crons } = await searchCrons(db.pool, user, { sort_by: key, sort_order: order, limit: 15, offset: 5, enabled: true });
-        assert.deepEqual(crons.map((c) => c.cron_id), enabled.slice(5, 20), `${key} ${order} enabled`);
+        assert.deepEqual(
+          crons.map((c) => c.cron_id),
+          enabled.slice(5, 20),
+          `${key} ${order} enabled`,
+        );
       }
     }
     await db.pool.query(`DELETE FROM crons WHERE user_id = $1`, [user]);
@@ -98,7 +115,10 @@ describe('crons at scale: search order and plans, counters', () => {
          FROM generate_series(1, 20000) i`,
       [user, ECHO],
     );
-    await db.pool.query(`INSERT INTO crons (cron_id, assistant_id, user_id, schedule) SELECT gen_random_uuid(), $1, 'small' || i % 50, '@daily' FROM generate_series(1, 2000) i`, [ECHO]);
+    await db.pool.query(
+      `INSERT INTO crons (cron_id, assistant_id, user_id, schedule) SELECT gen_random_uuid(), $1, 'small' || i % 50, '@daily' FROM generate_series(1, 2000) i`,
+      [ECHO],
+    );
     await db.pool.query(`VACUUM ANALYZE crons`);
     const plan = async (s: Partial<CronSearch>) => {
       const lines: string[] = [];
@@ -130,7 +150,10 @@ describe('crons at scale: search order and plans, counters', () => {
     // And the answers are the big owner's newest.
     const { crons } = await searchCrons(db.pool, user, { sort_by: 'created_at', sort_order: 'desc', limit: 3, offset: 0 });
     const { rows } = await db.pool.query(`SELECT cron_id FROM crons WHERE user_id = $1 ORDER BY created_at DESC, cron_id DESC LIMIT 3`, [user]);
-    assert.deepEqual(crons.map((c) => c.cron_id), rows.map((r) => r.cron_id));
+    assert.deepEqual(
+      crons.map((c) => c.cron_id),
+      rows.map((r) => r.cron_id),
+    );
     assert.equal(await countCrons(db.pool, user, {}), 20000);
     assert.equal(await countCrons(db.pool, user, { enabled: false }), 1000);
     await db.pool.query(`DELETE FROM crons WHERE user_id = $1 OR user_id LIKE 'small%'`, [user]);
@@ -145,7 +168,10 @@ describe('crons at scale: search order and plans, counters', () => {
     await insert('alice', 5);
     await insert('bob', 3);
     // Several owners in one statement.
-    await db.pool.query(`INSERT INTO crons (cron_id, assistant_id, user_id, schedule) SELECT gen_random_uuid(), $1, u, '@daily' FROM unnest(ARRAY['carol', 'alice', 'carol']) u`, [ECHO]);
+    await db.pool.query(
+      `INSERT INTO crons (cron_id, assistant_id, user_id, schedule) SELECT gen_random_uuid(), $1, u, '@daily' FROM unnest(ARRAY['carol', 'alice', 'carol']) u`,
+      [ECHO],
+    );
     assert.deepEqual(await counts(db), { alice: 6, bob: 3, carol: 2 });
     assert.equal(await countCrons(db.pool, 'alice', {}), 6);
     assert.equal(await countCrons(db.pool, 'nobody', {}), 0);
@@ -215,10 +241,17 @@ describe('migration 007 on a database with crons', () => {
   test('backfills cron_user_counts from the existing crons', async () => {
     await migrate(db.pool, dir);
     await ensureDefaultAssistants(db.pool, ['echo']);
-    await db.pool.query(`INSERT INTO crons (cron_id, assistant_id, user_id, schedule) SELECT gen_random_uuid(), $1, 'u' || i % 3, '@daily' FROM generate_series(1, 10) i`, [ECHO]);
+    await db.pool.query(
+      `INSERT INTO crons (cron_id, assistant_id, user_id, schedule) SELECT gen_random_uuid(), $1, 'u' || i % 3, '@daily' FROM generate_series(1, 10) i`,
+      [ECHO],
+    );
     await migrate(db.pool);
     assert.deepEqual(await counts(db), { u0: 3, u1: 4, u2: 3 });
     const { rows } = await db.pool.query(`SELECT indexname FROM pg_indexes WHERE tablename = 'crons' AND indexname LIKE 'crons_user%' ORDER BY 1`);
-    assert.deepEqual(rows.map((r) => r.indexname), ['crons_user_created', 'crons_user_next_run', 'crons_user_updated']);
+    // crons_user_name: migration 017 (cron names), also applied by this roll forward.
+    assert.deepEqual(
+      rows.map((r) => r.indexname),
+      ['crons_user_created', 'crons_user_name', 'crons_user_next_run', 'crons_user_updated'],
+    );
   });
 });

@@ -45,7 +45,13 @@ describe('schedules API: preview, next, backfill, kept outputs, retry, pause not
     teardown(
       () => setLedgerExcerptBytes(4096),
       () => api?.close(),
-      async () => cancelRuns(db.pool, boss, (await db.pool.query(`SELECT run_id FROM runs WHERE status IN ('pending', 'running')`)).rows.map((r) => r.run_id), 'interrupt'),
+      async () =>
+        cancelRuns(
+          db.pool,
+          boss,
+          (await db.pool.query(`SELECT run_id FROM runs WHERE status IN ('pending', 'running')`)).rows.map((r) => r.run_id),
+          'interrupt',
+        ),
       () => worker?.stop(),
       () => boss?.stop({ graceful: false }),
       () => db?.drop(),
@@ -66,10 +72,15 @@ describe('schedules API: preview, next, backfill, kept outputs, retry, pause not
   const ledger = async (cronId: string): Promise<any[]> => ok('GET', `/runs/crons/${cronId}/occurrences?limit=1000`);
   /** The ledger once no occurrence is enqueued or running. */
   const settled = (cronId: string) =>
-    eventually(async () => {
-      const rows = await ledger(cronId);
-      return rows.every((o) => !['enqueued', 'running'].includes(o.status)) ? rows : null;
-    }, `cron ${cronId}'s occurrences to settle`, 45_000, 25);
+    eventually(
+      async () => {
+        const rows = await ledger(cronId);
+        return rows.every((o) => !['enqueued', 'running'].includes(o.status)) ? rows : null;
+      },
+      `cron ${cronId}'s occurrences to settle`,
+      45_000,
+      25,
+    );
   const create = (body: Record<string, unknown>) => ok('POST', '/runs/crons', { assistant_id: 'echo', schedule: '0 0 1 1 *', ...body });
 
   test('preview: fire times in UTC and local time with the DST cases marked, a description, and the create 422s', async () => {
@@ -85,7 +96,10 @@ describe('schedules API: preview, next, backfill, kept outputs, retry, pause not
         ['2030-03-11T06:30:00.000Z', '2030-03-11T02:30:00-04:00', null],
       ],
     );
-    assert.match(gap.next[0].dst_note, /02:30 does not exist on 2030-03-10 in America\/New_York \(clocks go forward from 02:00 to 03:00\): fires once at 03:00/);
+    assert.match(
+      gap.next[0].dst_note,
+      /02:30 does not exist on 2030-03-10 in America\/New_York \(clocks go forward from 02:00 to 03:00\): fires once at 03:00/,
+    );
     assert.equal(gap.next[1].dst_note, null);
 
     const fixed = await ok('POST', '/runs/crons/preview', { schedule: '30 1 * * *', timezone: 'America/New_York', from: '2030-11-02T12:00:00Z', count: 2 });
@@ -142,7 +156,11 @@ describe('schedules API: preview, next, backfill, kept outputs, retry, pause not
     assert.ok(page1.next.every((t: any) => /T09:00:00\+0[12]:00$/.test(t.local)));
     const page2 = await ok('GET', `/runs/crons/${paused.cron_id}/next?count=2&from=${encodeURIComponent(page1.next[2].utc)}`);
     const all = await ok('GET', `/runs/crons/${paused.cron_id}/next?count=5`);
-    assert.deepEqual([...page1.next, ...page2.next].map((t: any) => t.utc), all.next.map((t: any) => t.utc), 'the last time of a page is the from of the next');
+    assert.deepEqual(
+      [...page1.next, ...page2.next].map((t: any) => t.utc),
+      all.next.map((t: any) => t.utc),
+      'the last time of a page is the from of the next',
+    );
     // Europe/Paris goes to summer time on 2031-03-30 at 02:00: a 02:30 cron is marked there.
     const later = await ok('GET', `/runs/crons/${paused.cron_id}/next?count=1&from=2031-03-29T12:00:00Z`);
     assert.equal(later.next[0].utc, '2031-03-30T07:00:00.000Z');
@@ -162,7 +180,9 @@ describe('schedules API: preview, next, backfill, kept outputs, retry, pause not
   test('backfill: each past occurrence fires once (also before the cron existed), trigger backfill, the schedule position untouched, capped', async () => {
     const made = await create({ schedule: '0 * * * *', input: { said: 'hello' } });
     const cronId = made.cron_id as string;
-    const { rows: [before] } = await db.pool.query(`SELECT next_run_date, fired_through FROM crons WHERE cron_id = $1`, [cronId]);
+    const {
+      rows: [before],
+    } = await db.pool.query(`SELECT next_run_date, fired_through FROM crons WHERE cron_id = $1`, [cronId]);
 
     const first = await ok('POST', `/runs/crons/${cronId}/backfill`, { from: '2020-01-01T00:00:00Z', to: '2020-01-01T03:00:00Z' });
     assert.deepEqual(first, {
@@ -178,7 +198,9 @@ describe('schedules API: preview, next, backfill, kept outputs, retry, pause not
     assert.deepEqual([again.occurrences, again.fired, again.skipped_existing, again.skipped_overlap], [4, 2, 2, 0]);
 
     // Two backfills of one range at once take turns on the cron's lock: each occurrence fires once.
-    const racing = await Promise.all([0, 1].map(() => ok('POST', `/runs/crons/${cronId}/backfill`, { from: '2019-06-01T00:00:00Z', to: '2019-06-01T09:00:00Z' })));
+    const racing = await Promise.all(
+      [0, 1].map(() => ok('POST', `/runs/crons/${cronId}/backfill`, { from: '2019-06-01T00:00:00Z', to: '2019-06-01T09:00:00Z' })),
+    );
     assert.deepEqual(racing.map((r) => r.fired).sort(), [0, 10]);
     assert.deepEqual(racing.map((r) => r.skipped_existing).sort(), [0, 10]);
 
@@ -193,7 +215,9 @@ describe('schedules API: preview, next, backfill, kept outputs, retry, pause not
       assert.equal(o.output_truncated, false);
       assert.equal((await call('GET', `/threads/${o.thread_id}`)).status, 404, 'the ephemeral thread was deleted');
     }
-    const { rows: [after] } = await db.pool.query(`SELECT next_run_date, fired_through FROM crons WHERE cron_id = $1`, [cronId]);
+    const {
+      rows: [after],
+    } = await db.pool.query(`SELECT next_run_date, fired_through FROM crons WHERE cron_id = $1`, [cronId]);
     assert.deepEqual(after, before, 'a backfill never moves next_run_date or fired_through');
     const { rows: runs } = await db.pool.query(`SELECT count(*)::int AS n FROM cron_occurrences WHERE cron_id = $1`, [cronId]);
     assert.equal(runs[0].n, 17, 'the create occurrence and sixteen backfilled ones');
@@ -205,34 +229,72 @@ describe('schedules API: preview, next, backfill, kept outputs, retry, pause not
     await settled(cronId);
     // A finishing run holds the cron a moment, and a pass skips a locked cron: pass until it was claimed.
     const scheduler = newScheduler(db.pool, boss, db.url);
-    const pass = await eventually(async () => {
-      const p = await scheduler.runDue();
-      return p.claimed > 0 ? p : null;
-    }, 'a pass to claim the cron', 10_000, 25);
+    const pass = await eventually(
+      async () => {
+        const p = await scheduler.runDue();
+        return p.claimed > 0 ? p : null;
+      },
+      'a pass to claim the cron',
+      10_000,
+      25,
+    );
     assert.equal(pass.fired, 0, 'the due occurrence was already backfilled');
     const due = (await ledger(cronId)).filter((o) => o.scheduled_for === lastHour);
-    assert.deepEqual(due.map((o) => o.trigger), ['backfill']);
-    const { rows: [moved] } = await db.pool.query(`SELECT next_run_date FROM crons WHERE cron_id = $1`, [cronId]);
+    assert.deepEqual(
+      due.map((o) => o.trigger),
+      ['backfill'],
+    );
+    const {
+      rows: [moved],
+    } = await db.pool.query(`SELECT next_run_date FROM crons WHERE cron_id = $1`, [cronId]);
     assert.equal(moved.next_run_date.getTime(), Date.parse(lastHour) + 3_600_000, 'the pass advanced past it');
 
     // Capped by CRON_BACKFILL_MAX (1000): the answer says how many; nothing is written.
     const minutely = await create({ schedule: '* * * * *', enabled: false });
-    await unprocessable('POST', `/runs/crons/${minutely.cron_id}/backfill`, { from: '2020-01-01T00:00:00Z', to: '2020-01-02T23:59:00Z' }, /^body: the range holds 2880 occurrences .*CRON_BACKFILL_MAX \(1000\)/);
-    await unprocessable('POST', `/runs/crons/${minutely.cron_id}/backfill`, { from: '2000-01-01T00:00:00Z', to: '2020-01-01T00:00:00Z' }, /holds more than 1000000 occurrences/);
+    await unprocessable(
+      'POST',
+      `/runs/crons/${minutely.cron_id}/backfill`,
+      { from: '2020-01-01T00:00:00Z', to: '2020-01-02T23:59:00Z' },
+      /^body: the range holds 2880 occurrences .*CRON_BACKFILL_MAX \(1000\)/,
+    );
+    await unprocessable(
+      'POST',
+      `/runs/crons/${minutely.cron_id}/backfill`,
+      { from: '2000-01-01T00:00:00Z', to: '2020-01-01T00:00:00Z' },
+      /holds more than 1000000 occurrences/,
+    );
     assert.equal((await ledger(minutely.cron_id)).length, 0);
     // A disabled cron can be backfilled: exactly 1,000 is within the cap.
     const full = await ok('POST', `/runs/crons/${minutely.cron_id}/backfill`, { from: '2020-01-01T00:00:00Z', to: '2020-01-01T16:39:00Z' });
     assert.equal(full.fired, 1000);
 
     await unprocessable('POST', `/runs/crons/${cronId}/backfill`, { to: '2020-01-01T00:00:00Z' }, /^body\.from: /);
-    await unprocessable('POST', `/runs/crons/${cronId}/backfill`, { from: '1969-12-31T23:59:59Z', to: '2020-01-01T00:00:00Z' }, /^body\.from: must be 1970-01-01T00:00:00Z or later/);
-    await unprocessable('POST', `/runs/crons/${cronId}/backfill`, { from: '2020-01-02T00:00:00Z', to: '2020-01-01T00:00:00Z' }, /^body\.to: must not be before from/);
-    await unprocessable('POST', `/runs/crons/${cronId}/backfill`, { from: '2020-01-01T00:00:00Z', to: '2099-01-01T00:00:00Z' }, /^body\.to: must not be in the future/);
-    assert.equal((await call('POST', `/runs/crons/00000000-0000-4000-8000-000000000000/backfill`, { from: '2020-01-01T00:00:00Z', to: '2020-01-02T00:00:00Z' })).status, 404);
+    await unprocessable(
+      'POST',
+      `/runs/crons/${cronId}/backfill`,
+      { from: '1969-12-31T23:59:59Z', to: '2020-01-01T00:00:00Z' },
+      /^body\.from: must be 1970-01-01T00:00:00Z or later/,
+    );
+    await unprocessable(
+      'POST',
+      `/runs/crons/${cronId}/backfill`,
+      { from: '2020-01-02T00:00:00Z', to: '2020-01-01T00:00:00Z' },
+      /^body\.to: must not be before from/,
+    );
+    await unprocessable(
+      'POST',
+      `/runs/crons/${cronId}/backfill`,
+      { from: '2020-01-01T00:00:00Z', to: '2099-01-01T00:00:00Z' },
+      /^body\.to: must not be in the future/,
+    );
+    assert.equal(
+      (await call('POST', `/runs/crons/00000000-0000-4000-8000-000000000000/backfill`, { from: '2020-01-01T00:00:00Z', to: '2020-01-02T00:00:00Z' })).status,
+      404,
+    );
     await settled(minutely.cron_id);
   });
 
-  test("backfill honours the overlap rules: held-back occurrences are counted, not recorded, and fire in a later backfill", async () => {
+  test('backfill honours the overlap rules: held-back occurrences are counted, not recorded, and fire in a later backfill', async () => {
     const made = await create({ schedule: '0 0 * * *', input: { sleep_ms: 100_000 }, overlap_policy: 'skip' });
     await eventually(async () => (await ledger(made.cron_id)).find((o) => o.status === 'running'), 'the first run to start', 20_000, 25);
     const held = await ok('POST', `/runs/crons/${made.cron_id}/backfill`, { from: '2021-01-01T00:00:00Z', to: '2021-01-03T00:00:00Z' });
@@ -242,7 +304,10 @@ describe('schedules API: preview, next, backfill, kept outputs, retry, pause not
     const one = await ok('POST', `/runs/crons/${made.cron_id}/backfill`, { from: '2021-01-01T00:00:00Z', to: '2021-01-03T00:00:00Z' });
     assert.deepEqual([one.fired, one.skipped_overlap], [1, 2], 'skip: one run at a time, the oldest first');
     const backfilled = (await ledger(made.cron_id)).filter((o) => o.trigger === 'backfill');
-    assert.deepEqual(backfilled.map((o) => o.scheduled_for), ['2021-01-01T00:00:00.000Z']);
+    assert.deepEqual(
+      backfilled.map((o) => o.scheduled_for),
+      ['2021-01-01T00:00:00.000Z'],
+    );
     await cancelRuns(db.pool, boss, [backfilled[0].run_id], 'interrupt');
   });
 
@@ -279,7 +344,7 @@ describe('schedules API: preview, next, backfill, kept outputs, retry, pause not
     assert.equal(storableText('"a\\u0000b\\ud800c\\\\u0000d\\ud83d\\ude00"'), '"abc\\\\u0000d\\ud83d\\ude00"');
     assert.equal(storableText('x\u0000y\udc00z'), 'xyz');
     assert.deepEqual(excerptOf({ a: 1 }, 0), null);
-    assert.deepEqual(excerptOf(10n as unknown), { text: '"[not JSON: Do not know how to serialize a BigInt]"', truncated: false });
+    assert.deepEqual(excerptOf(10n), { text: '"[not JSON: Do not know how to serialize a BigInt]"', truncated: false });
     assert.deepEqual(excerptOf('😀😀', 5), { text: '"😀', truncated: true });
     assert.deepEqual(excerptOf('😀😀', 4), { text: '"', truncated: true });
   });
@@ -305,7 +370,11 @@ describe('schedules API: preview, next, backfill, kept outputs, retry, pause not
     assert.ok(done.retried_at);
     assert.deepEqual(JSON.parse(done.output_excerpt), { attempt: 2, input: { n: 1 } });
     const key = `${made.cron_id}:${failed.scheduled_for}`;
-    assert.deepEqual(keys.filter((k) => k.startsWith(made.cron_id)), [key, key], 'the same idempotency key on both attempts');
+    assert.deepEqual(
+      keys.filter((k) => k.startsWith(made.cron_id)),
+      [key, key],
+      'the same idempotency key on both attempts',
+    );
     const threadRuns = (await ok('GET', `/threads/${made.thread_id}/runs`)).map((r: any) => r.run_id);
     assert.deepEqual(threadRuns, [retried.run_id], "the earlier attempt's run gave way to the new one");
     const cron = await ok('GET', `/runs/crons/${made.cron_id}`);
@@ -366,12 +435,27 @@ describe('schedules API: preview, next, backfill, kept outputs, retry, pause not
     await unprocessable('PATCH', `/runs/crons/${made.cron_id}`, { paused_reason: 'why' }, /^body\.paused_reason: only a disabled cron has a pause note/);
 
     // At create, and in bulk.
-    const born = await ok('POST', '/runs/crons', { assistant_id: 'echo', schedule: '0 0 1 1 *', enabled: false, paused_reason: 'waiting for keys', metadata: { pause: 'note' } });
+    const born = await ok('POST', '/runs/crons', {
+      assistant_id: 'echo',
+      schedule: '0 0 1 1 *',
+      enabled: false,
+      paused_reason: 'waiting for keys',
+      metadata: { pause: 'note' },
+    });
     assert.equal(born.paused_reason, 'waiting for keys');
-    assert.deepEqual(await ok('POST', '/runs/crons/bulk', { action: 'disable', metadata: { pause: 'note' }, paused_reason: 'freeze' }), { action: 'disable', count: 2 });
-    assert.deepEqual((await ok('POST', '/runs/crons/search', { metadata: { pause: 'note' } })).map((c: any) => c.paused_reason), ['freeze', 'freeze']);
+    assert.deepEqual(await ok('POST', '/runs/crons/bulk', { action: 'disable', metadata: { pause: 'note' }, paused_reason: 'freeze' }), {
+      action: 'disable',
+      count: 2,
+    });
+    assert.deepEqual(
+      (await ok('POST', '/runs/crons/search', { metadata: { pause: 'note' } })).map((c: any) => c.paused_reason),
+      ['freeze', 'freeze'],
+    );
     await unprocessable('POST', '/runs/crons/bulk', { action: 'enable', metadata: { pause: 'note' }, paused_reason: 'no' }, /^body\.paused_reason: /);
     await ok('POST', '/runs/crons/bulk', { action: 'enable', metadata: { pause: 'note' } });
-    assert.deepEqual((await ok('POST', '/runs/crons/search', { metadata: { pause: 'note' } })).map((c: any) => c.paused_reason), [null, null]);
+    assert.deepEqual(
+      (await ok('POST', '/runs/crons/search', { metadata: { pause: 'note' } })).map((c: any) => c.paused_reason),
+      [null, null],
+    );
   });
 });

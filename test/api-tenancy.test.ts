@@ -127,7 +127,9 @@ describe('issue 12: tenancy, admin keys and bulk operations', () => {
     for (const who of ['none', 'alice'] as const) {
       const res = await call(who, 'GET', '/health');
       assert.equal(res.status, 200, res.text);
-      assert.deepEqual(Object.keys(res.body).sort(), ['database', 'details', 'ok', 'queue', 'schedulers']);
+      // The status and its reasons (sentences about the whole deployment) are for everyone.
+      assert.deepEqual(Object.keys(res.body).sort(), ['database', 'details', 'ok', 'queue', 'reasons', 'schedulers', 'status']);
+      assert.ok(['ok', 'degraded'].includes(res.body.status), res.text);
       assert.deepEqual(Object.keys(res.body.database), ['ok']);
       assert.deepEqual(Object.keys(res.body.schedulers), ['ticking']);
       assert.ok(!res.text.includes('secret-host') && !/"monitor"|"workers"|latency/.test(res.text), res.text);
@@ -165,7 +167,10 @@ describe('issue 12: tenancy, admin keys and bulk operations', () => {
 
     // Admin keys see every user's, saying whose each is.
     const all = await ok('admin', 'POST', '/admin/crons/search', { metadata: tag, sort_by: 'user_id', sort_order: 'asc', limit: 100 });
-    assert.deepEqual(all.map((c: any) => c.user_id), ['alice', 'anonymous', 'anonymous', 'anonymous']);
+    assert.deepEqual(
+      all.map((c: any) => c.user_id),
+      ['alice', 'anonymous', 'anonymous', 'anonymous'],
+    );
     const anon = await ok('admin', 'POST', '/admin/crons/search', { user_id: 'anonymous', select: ['cron_id', 'user_id'], limit: 100 });
     assert.ok(anon.every((c: any) => c.user_id === 'anonymous' && Object.keys(c).length === 2));
     assert.equal(anon.length, 4);
@@ -183,7 +188,11 @@ describe('issue 12: tenancy, admin keys and bulk operations', () => {
     assert.equal((await call('admin', 'GET', `/runs/crons/${onThread.cron_id}`)).status, 404);
 
     // Move some: one cron on the thread takes the thread, its other cron and its runs along.
-    const some = await ok('admin', 'POST', '/admin/crons/transfer', { from_user_id: 'anonymous', to_user_id: 'alice', cron_ids: [onThread.cron_id, withOwn.cron_id] });
+    const some = await ok('admin', 'POST', '/admin/crons/transfer', {
+      from_user_id: 'anonymous',
+      to_user_id: 'alice',
+      cron_ids: [onThread.cron_id, withOwn.cron_id],
+    });
     assert.deepEqual(some.cron_ids.sort(), [onThread.cron_id, second.cron_id, withOwn.cron_id].sort());
     assert.equal(some.count, 3);
     assert.equal(some.threads, 1);
@@ -220,7 +229,7 @@ describe('issue 12: tenancy, admin keys and bulk operations', () => {
     assert.equal(nothing.count, 0);
   });
 
-  test('6. bulk disable, enable and delete for owners (their own crons only) and admins (anyone\'s), answering the count', async () => {
+  test("6. bulk disable, enable and delete for owners (their own crons only) and admins (anyone's), answering the count", async () => {
     const tag = { bulk: randomUUID() };
     const mine = [];
     for (let i = 0; i < 4; i++) mine.push(await ok('alice', 'POST', '/runs/crons', { assistant_id: 'echo', schedule: `${i} 3 * * *`, metadata: tag }));
@@ -236,7 +245,10 @@ describe('issue 12: tenancy, admin keys and bulk operations', () => {
 
     // Enabling follows PATCH: a passed next_run_date restarts from now.
     await db.pool.query(`UPDATE crons SET next_run_date = now() - interval '2 days' WHERE cron_id = $1`, [ids[0]]);
-    assert.deepEqual(await ok('alice', 'POST', '/runs/crons/bulk', { action: 'enable', assistant_id: 'echo', metadata: tag, enabled: false }), { action: 'enable', count: 4 });
+    assert.deepEqual(await ok('alice', 'POST', '/runs/crons/bulk', { action: 'enable', assistant_id: 'echo', metadata: tag, enabled: false }), {
+      action: 'enable',
+      count: 4,
+    });
     const enabled = await ok('alice', 'GET', `/runs/crons/${ids[0]}`);
     assert.equal(enabled.enabled, true);
     assert.ok(new Date(enabled.next_run_date).getTime() > Date.now() - 1000, enabled.next_run_date);

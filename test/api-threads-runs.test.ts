@@ -35,7 +35,11 @@ describe('threads, runs and assistants through the LangGraph SDKs', () => {
   let client: Client;
   let client1: Client1;
   const post = (path: string, body: unknown) =>
-    fetch(`${stack.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+    fetch(`${stack.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
 
   before(async () => {
     stack = await startStack('api-threads-runs', { worker: true });
@@ -66,7 +70,10 @@ describe('threads, runs and assistants through the LangGraph SDKs', () => {
       found.map((x) => x.thread_id),
       [t.thread_id, chosen],
     );
-    assert.deepEqual((await client1.threads.search({ metadata: { tag, team: 'b' } })).map((x) => x.thread_id), [t.thread_id]);
+    assert.deepEqual(
+      (await client1.threads.search({ metadata: { tag, team: 'b' } })).map((x) => x.thread_id),
+      [t.thread_id],
+    );
     assert.equal((await client.threads.search({ metadata: { tag }, limit: 1, offset: 1, sortBy: 'created_at', sortOrder: 'asc' }))[0].thread_id, chosen);
     const selected = await client.threads.search({ metadata: { tag }, select: ['thread_id', 'status'] });
     assert.deepEqual(Object.keys(selected[0]).sort(), ['status', 'thread_id']);
@@ -87,7 +94,11 @@ describe('threads, runs and assistants through the LangGraph SDKs', () => {
   test('a background run executes on the worker; get, list and join show the echo output as the thread values', async () => {
     const thread = await client.threads.create();
     let created: { run_id: string; thread_id?: string } | undefined;
-    const run = await client.runs.create(thread.thread_id, 'echo', { input: { msg: 'hi', n: 1 }, metadata: { why: 'test' }, onRunCreated: (m) => (created = m) });
+    const run = await client.runs.create(thread.thread_id, 'echo', {
+      input: { msg: 'hi', n: 1 },
+      metadata: { why: 'test' },
+      onRunCreated: (m) => (created = m),
+    });
     assert.equal(run.thread_id, thread.thread_id);
     assert.equal(run.assistant_id, ECHO, 'a graph id resolves to its default assistant');
     assert.deepEqual(run.metadata, { why: 'test' });
@@ -108,7 +119,10 @@ describe('threads, runs and assistants through the LangGraph SDKs', () => {
       listed.map((r) => r.run_id),
       [second.run_id, run.run_id],
     );
-    assert.deepEqual((await client.runs.list(thread.thread_id, { limit: 1, offset: 1 })).map((r) => r.run_id), [run.run_id]);
+    assert.deepEqual(
+      (await client.runs.list(thread.thread_id, { limit: 1, offset: 1 })).map((r) => r.run_id),
+      [run.run_id],
+    );
     assert.equal((await client1.runs.list(thread.thread_id, { status: 'error' })).length, 0);
     // select: 2.0.0 sends one JSON text, 1.15.x repeats the parameter.
     for (const c of [client, client1]) {
@@ -146,9 +160,10 @@ describe('threads, runs and assistants through the LangGraph SDKs', () => {
     // Let the worker finish with both: the slow agent's late end, then the queued job it fetches
     // (each acknowledged, job id = run id).
     await until('the worker to be done with both jobs', async () => {
-      const { rows } = await stack.db.pool.query(`SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'agentcron.run' AND id = ANY($1::uuid[]) AND state = 'completed'`, [
-        [slow.run_id, queued.run_id],
-      ]);
+      const { rows } = await stack.db.pool.query(
+        `SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'agentcron.run' AND id = ANY($1::uuid[]) AND state = 'completed'`,
+        [[slow.run_id, queued.run_id]],
+      );
       return rows[0].n === 2;
     });
     const slowAfter = await client.runs.get(thread.thread_id, slow.run_id);
@@ -208,12 +223,21 @@ describe('threads, runs and assistants through the LangGraph SDKs', () => {
     assert.deepEqual(updated.metadata, { tag, v: 2 });
     assert.deepEqual(updated.config, { configurable: { x: 1 } }, 'fields not sent stay');
 
-    assert.deepEqual((await client.assistants.search({ metadata: { tag }, sortBy: 'created_at', sortOrder: 'asc' })).map((x) => x.assistant_id), [a.assistant_id, b.assistant_id]);
-    assert.deepEqual((await client1.assistants.search({ metadata: { tag }, name: 'greeter' })).map((x) => x.assistant_id), [a.assistant_id]);
+    assert.deepEqual(
+      (await client.assistants.search({ metadata: { tag }, sortBy: 'created_at', sortOrder: 'asc' })).map((x) => x.assistant_id),
+      [a.assistant_id, b.assistant_id],
+    );
+    assert.deepEqual(
+      (await client1.assistants.search({ metadata: { tag }, name: 'greeter' })).map((x) => x.assistant_id),
+      [a.assistant_id],
+    );
     const page = await client.assistants.search({ metadata: { tag }, limit: 1, includePagination: true });
     assert.equal(page.assistants.length, 1);
     assert.equal(page.next, '1');
-    assert.ok((await client.assistants.search({ graphId: 'echo', limit: 100 })).some((x) => x.assistant_id === ECHO), 'default assistants are listed');
+    assert.ok(
+      (await client.assistants.search({ graphId: 'echo', limit: 100 })).some((x) => x.assistant_id === ECHO),
+      'default assistants are listed',
+    );
     assert.equal(await client.assistants.count({ metadata: { tag } }), 2);
     assert.equal(await client1.assistants.count({ metadata: { tag }, name: 'Greeter' }), 1);
 
@@ -234,7 +258,7 @@ describe('threads, runs and assistants through the LangGraph SDKs', () => {
     assert.equal(await client.assistants.count({ metadata: { tag } }), 1);
   });
 
-  test("deleting a thread deletes its runs and crons", async () => {
+  test('deleting a thread deletes its runs and crons', async () => {
     const thread = await client.threads.create();
     const run = await client.runs.create(thread.thread_id, 'echo', { input: {} });
     await client.runs.join(thread.thread_id, run.run_id);
@@ -266,7 +290,12 @@ describe('threads, runs and assistants through the LangGraph SDKs', () => {
       ['unknown select field', post('/threads/search', { select: ['password'] }), 422, /^body\.select/],
       ['run without assistant_id', post(`/threads/${t}/runs`, { input: {} }), 422, /^body\.assistant_id/],
       ['run with a bad webhook', post(`/threads/${t}/runs`, { assistant_id: 'echo', webhook: 'ftp://x' }), 422, /^body\.webhook/],
-      ['run with unknown multitask_strategy', post(`/threads/${t}/runs`, { assistant_id: 'echo', multitask_strategy: 'shrug' }), 422, /^body\.multitask_strategy/],
+      [
+        'run with unknown multitask_strategy',
+        post(`/threads/${t}/runs`, { assistant_id: 'echo', multitask_strategy: 'shrug' }),
+        422,
+        /^body\.multitask_strategy/,
+      ],
       ['run on an unknown assistant', post(`/threads/${t}/runs`, { assistant_id: randomUUID() }), 404, /assistant not found/],
       ['run on an unknown graph', post(`/threads/${t}/runs`, { assistant_id: 'no-such-graph' }), 404, /assistant not found/],
       ['run list limit not a number', fetch(`${stack.url}/threads/${t}/runs?limit=abc`), 422, /^query\.limit/],

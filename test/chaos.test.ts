@@ -104,7 +104,9 @@ describe('crashes', () => {
           spawned.push(second);
           await second.waitFor(/worker started/);
           const ended = await eventually(
-            async () => (await tdb.pool.query(`SELECT status, attempts, error FROM runs WHERE run_id = $1 AND status NOT IN ('pending', 'running')`, [run.run_id])).rows[0],
+            async () =>
+              (await tdb.pool.query(`SELECT status, attempts, error FROM runs WHERE run_id = $1 AND status NOT IN ('pending', 'running')`, [run.run_id]))
+                .rows[0],
             'the run to end after the crash',
             60_000,
             200,
@@ -123,9 +125,15 @@ describe('crashes', () => {
       assert.equal(a.ended.status, 'success');
       assert.equal(a.ended.attempts, 2);
       assert.equal(a.cron.last_run_status, 'success');
-      assert.deepEqual(a.ledger.map((l: { status: string }) => l.status), ['success']);
+      assert.deepEqual(
+        a.ledger.map((l: { status: string }) => l.status),
+        ['success'],
+      );
       // the retried run's log lines carry its run_id and cron_id
-      assert.ok(a.secondOutput.some((l) => /run succeeded.*"run_id":"[0-9a-f-]{36}".*"cron_id":"[0-9a-f-]{36}"/.test(l)), a.secondOutput.join('\n'));
+      assert.ok(
+        a.secondOutput.some((l) => /run succeeded.*"run_id":"[0-9a-f-]{36}".*"cron_id":"[0-9a-f-]{36}"/.test(l)),
+        a.secondOutput.join('\n'),
+      );
 
       assert.equal(b.ended.status, 'error');
       assert.equal(b.ended.error.error, 'WorkerLost');

@@ -66,10 +66,14 @@ describe('execution controls', () => {
   const abortedTrace = (runId: string) =>
     eventually(async () => (traces.get(runId)?.aborted ? traces.get(runId) : null), `run ${runId}'s signal to abort`, 20_000, 10);
   const ended = (threadId: string, runId: string) =>
-    eventually(async () => {
-      const r = await getRun(threadId, runId);
-      return r && !['pending', 'running'].includes(r.status) ? r : null;
-    }, `run ${runId} to end`, 30_000);
+    eventually(
+      async () => {
+        const r = await getRun(threadId, runId);
+        return r && !['pending', 'running'].includes(r.status) ? r : null;
+      },
+      `run ${runId} to end`,
+      30_000,
+    );
   // A cancel reaches the agent in about a second (NOTIFY, or the one-second poll without it): the
   // bounds below leave room for a loaded machine, far short of the agents' 30 s sleeps.
   const PROMPTLY_MS = 3000;
@@ -141,7 +145,7 @@ describe('execution controls', () => {
     // Before the 1 s default could have (which fires no sooner than that).
     assert.ok(lt.aborted! - lt.started < 950, `the 0.3 s timeout fired after ${lt.aborted! - lt.started} ms`);
     assert.ok(dt.aborted! - dt.started >= 950, `the 1 s timeout fired after ${dt.aborted! - dt.started} ms`);
-    assert.ok(Date.now() - t0 < 15_000, 'the runs ended at their timeouts, not after their agents\' 30 s');
+    assert.ok(Date.now() - t0 < 15_000, "the runs ended at their timeouts, not after their agents' 30 s");
   });
 
   test('the timeout rule: positive numbers (or numeric strings) up to RUN_TIMEOUT_MAX_SECONDS, else the default', () => {

@@ -52,7 +52,10 @@ async function successesAfter(pool: Pool, cronId: string, since: Date): Promise<
 
 /** Occurrences of the cron scheduled after `since` (any status): the scheduler fired them. */
 async function firedAfter(pool: Pool, cronId: string, since: Date): Promise<number> {
-  const { rows } = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM cron_occurrences WHERE cron_id = $1 AND scheduled_for > $2`, [cronId, since]);
+  const { rows } = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM cron_occurrences WHERE cron_id = $1 AND scheduled_for > $2`, [
+    cronId,
+    since,
+  ]);
   return rows[0].n;
 }
 
@@ -194,7 +197,9 @@ describe('surviving the database', () => {
       await eventually(async () => got.length === 2, 'both notifications', 5000, 10);
       assert.deepEqual(got.sort(), ['agentcron test "b":two', 'agentcron_test_a:one']);
 
-      await db.pool.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'agentcron-test-listen'`, [db.name]);
+      await db.pool.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'agentcron-test-listen'`, [
+        db.name,
+      ]);
       await eventually(async () => connects === 2 && listener.listening, 'the listener to reconnect', 5000, 10);
       assert.match(warnings.join('\n'), /LISTEN connection lost \(57P01: terminating connection due to administrator command\); reconnecting in/);
       await db.pool.query(`SELECT pg_notify('agentcron_test_a', 'three')`);
@@ -252,10 +257,15 @@ describe('surviving the database', () => {
           [db.name],
         )
       ).rows.map((r) => r.application_name);
-    await eventually(async () => {
-      const w = await waiting();
-      return w.includes('agentcron-api') && w.includes('agentcron-scheduler');
-    }, 'the api and the scheduler to wait on the lock inside their transactions', 10_000, 20);
+    await eventually(
+      async () => {
+        const w = await waiting();
+        return w.includes('agentcron-api') && w.includes('agentcron-scheduler');
+      },
+      'the api and the scheduler to wait on the lock inside their transactions',
+      10_000,
+      20,
+    );
 
     // Then every connection of every process to this database (the test's own pool's included),
     // a few times over.
@@ -418,7 +428,11 @@ describe('a database of its own, stopped and started', () => {
     await sleep(1000);
     assertNoneExited(apps);
     await start();
-    await Promise.all([apps[0].app.waitFor(/api listening on/, 20_000), apps[1].app.waitFor(/scheduler started/, 20_000), apps[2].app.waitFor(/worker started/, 20_000)]);
+    await Promise.all([
+      apps[0].app.waitFor(/api listening on/, 20_000),
+      apps[1].app.waitFor(/scheduler started/, 20_000),
+      apps[2].app.waitFor(/worker started/, 20_000),
+    ]);
     assert.equal(await health(`http://127.0.0.1:${httpPort}`), 200);
     await stopAll(apps);
   });

@@ -51,11 +51,10 @@ async function newAssistant(pool: Pool): Promise<string> {
 
 async function thread(pool: Pool, t: { ephemeral?: boolean; ageSql?: string } = {}): Promise<string> {
   const id = randomUUID();
-  await pool.query(`INSERT INTO threads (thread_id, user_id, ephemeral, created_at, updated_at) VALUES ($1, 'u', $2, now() - $3::interval, now() - $3::interval)`, [
-    id,
-    t.ephemeral ?? false,
-    t.ageSql ?? '0 seconds',
-  ]);
+  await pool.query(
+    `INSERT INTO threads (thread_id, user_id, ephemeral, created_at, updated_at) VALUES ($1, 'u', $2, now() - $3::interval, now() - $3::interval)`,
+    [id, t.ephemeral ?? false, t.ageSql ?? '0 seconds'],
+  );
   return id;
 }
 
@@ -77,7 +76,17 @@ async function run(pool: Pool, r: RunFixture): Promise<string> {
     `INSERT INTO runs (run_id, thread_id, assistant_id, user_id, cron_id, scheduled_for, status, created_at, updated_at, started_at, ended_at)
      VALUES ($1, $2, $3, 'u', $4, $5, $6, now() - $7::interval, now() - coalesce($9::interval, $8::interval, $7::interval),
              now() - $8::interval, now() - $9::interval)`,
-    [id, r.thread_id, r.assistant_id ?? ECHO, r.cron_id ?? null, r.scheduled_for ?? null, r.status, r.created ?? '0 seconds', r.started ?? null, r.ended ?? null],
+    [
+      id,
+      r.thread_id,
+      r.assistant_id ?? ECHO,
+      r.cron_id ?? null,
+      r.scheduled_for ?? null,
+      r.status,
+      r.created ?? '0 seconds',
+      r.started ?? null,
+      r.ended ?? null,
+    ],
   );
   return id;
 }
@@ -172,11 +181,10 @@ describe('maintenance jobs', () => {
     const scheduledFor = new Date(Date.now() - 2 * 3600_000);
     // A: a cron run, running for 2 h, whose job is gone (its worker died and the job was cleaned up).
     const a = await run(db.pool, { thread_id: t, status: 'running', cron_id: cron, scheduled_for: scheduledFor, created: '2 hours', started: '2 hours' });
-    await db.pool.query(`INSERT INTO cron_occurrences (cron_id, scheduled_for, run_id, status, enqueued_at, started_at) VALUES ($1, $2, $3, 'running', $2, $2)`, [
-      cron,
-      scheduledFor,
-      a,
-    ]);
+    await db.pool.query(
+      `INSERT INTO cron_occurrences (cron_id, scheduled_for, run_id, status, enqueued_at, started_at) VALUES ($1, $2, $3, 'running', $2, $2)`,
+      [cron, scheduledFor, a],
+    );
     // B: pending for 2 h, its job still waiting in the queue (a backlog): it will run, leave it.
     const b = await run(db.pool, { thread_id: t, status: 'pending', created: '2 hours' });
     // C: running for 2 h, its job active and heartbeating on a live worker: held.
@@ -185,9 +193,15 @@ describe('maintenance jobs', () => {
     const d = await run(db.pool, { thread_id: t, status: 'running', created: '10 seconds', started: '10 seconds' });
     // E: running for 2 h, job active but its heartbeat stopped an hour ago: held by nobody.
     const e = await run(db.pool, { thread_id: t, status: 'running', created: '2 hours', started: '2 hours' });
-    await enqueueRuns(boss, [b, c, e].map((id) => ({ run_id: id, group: id })));
+    await enqueueRuns(
+      boss,
+      [b, c, e].map((id) => ({ run_id: id, group: id })),
+    );
     await db.pool.query(`UPDATE pgboss.job SET state = 'active', started_on = now(), heartbeat_on = now() WHERE id = $1`, [c]);
-    await db.pool.query(`UPDATE pgboss.job SET state = 'active', started_on = now() - interval '2 hours', heartbeat_on = now() - interval '1 hour' WHERE id = $1`, [e]);
+    await db.pool.query(
+      `UPDATE pgboss.job SET state = 'active', started_on = now() - interval '2 hours', heartbeat_on = now() - interval '1 hour' WHERE id = $1`,
+      [e],
+    );
     await db.pool.query(`INSERT INTO agentcron_processes (process_id, role, hostname, pid) VALUES ($1, 'worker', 'test', 1)`, [randomUUID()]);
 
     const ex = await maintenanceWorker(db, boss, settings({ staleRunSeconds: 60 })).execute('stale_run_reaper');
@@ -298,14 +312,32 @@ describe('maintenance jobs', () => {
     const ex = await maintenanceWorker(db, boss, settings({ fireLagWarnSeconds: 60, heartbeatSeconds: 10 })).execute('heartbeat_monitor');
     assert.equal(ex.status, 'success', ex.error ?? '');
     const f = ex.result as any;
-    assert.deepEqual(f.lagging_crons.map((c: any) => c.cron_id), [lagging]);
+    assert.deepEqual(
+      f.lagging_crons.map((c: any) => c.cron_id),
+      [lagging],
+    );
     assert.equal(Math.round(f.lagging_crons[0].max_lag_seconds), 120);
     assert.equal(f.overdue_crons.count, 1);
-    assert.deepEqual(f.lost_processes.map((p: any) => p.process_id), [lost]);
+    assert.deepEqual(
+      f.lost_processes.map((p: any) => p.process_id),
+      [lost],
+    );
     assert.deepEqual(f.alive, { schedulers: 0, workers: 1 });
-    assert.deepEqual(f.dead_letters.find((d: any) => d.queue === QUEUES.runDead), { queue: QUEUES.runDead, last_hour: 1, waiting: 1 });
-    for (const re of [/cron .* enqueued up to 120\.0s late/, /1 enabled cron\(s\) due more than 60s ago/, /worker gone-host:41/, /no scheduler is alive/, /reached agentcron\.run\.dead/]) {
-      assert.ok(f.warnings.some((w: string) => re.test(w)), `${re} in ${JSON.stringify(f.warnings)}`);
+    assert.deepEqual(
+      f.dead_letters.find((d: any) => d.queue === QUEUES.runDead),
+      { queue: QUEUES.runDead, last_hour: 1, waiting: 1 },
+    );
+    for (const re of [
+      /cron .* enqueued up to 120\.0s late/,
+      /1 enabled cron\(s\) due more than 60s ago/,
+      /worker gone-host:41/,
+      /no scheduler is alive/,
+      /reached agentcron\.run\.dead/,
+    ]) {
+      assert.ok(
+        f.warnings.some((w: string) => re.test(w)),
+        `${re} in ${JSON.stringify(f.warnings)}`,
+      );
     }
     await db.pool.query(`UPDATE crons SET enabled = false WHERE cron_id = $1`, [overdue]);
 
@@ -326,7 +358,10 @@ describe('maintenance jobs', () => {
     let h = await health(true);
     assert.equal(h.status, 200, `no scheduler ever registered: not judged ${JSON.stringify(h.body)}`);
     assert.equal(h.body.schedulers.ticking, null);
-    assert.deepEqual(h.body.monitor.lagging_crons.map((c: any) => c.cron_id), [lagging]);
+    assert.deepEqual(
+      h.body.monitor.lagging_crons.map((c: any) => c.cron_id),
+      [lagging],
+    );
     assert.ok(h.body.monitor.warnings.length >= 4);
     const scheduler = randomUUID();
     await db.pool.query(
@@ -385,11 +420,10 @@ describe('maintenance jobs', () => {
       otherQueue: (await boss.send('someone.else', { x: 1 }))!,
     };
     const finish = (id: string, state: string, age: string) =>
-      db.pool.query(`UPDATE pgboss.job SET state = $2::pgboss.job_state, created_on = now() - $3::interval, completed_on = now() - $3::interval WHERE id = $1`, [
-        id,
-        state,
-        age,
-      ]);
+      db.pool.query(
+        `UPDATE pgboss.job SET state = $2::pgboss.job_state, created_on = now() - $3::interval, completed_on = now() - $3::interval WHERE id = $1`,
+        [id, state, age],
+      );
     await finish(ids.oldCompleted, 'completed', '10 days');
     await finish(ids.oldFailed, 'failed', '10 days');
     await finish(ids.recentCompleted, 'completed', '1 day');
@@ -399,10 +433,13 @@ describe('maintenance jobs', () => {
     assert.equal(ex.status, 'success', ex.error ?? '');
     const { rows } = await db.pool.query<{ id: string }>(`SELECT id FROM pgboss.job WHERE id = ANY($1)`, [Object.values(ids)]);
     const left = new Set(rows.map((r) => r.id));
-    assert.deepEqual(
-      Object.fromEntries(Object.entries(ids).map(([k, id]) => [k, left.has(id)])),
-      { oldCompleted: false, oldFailed: false, recentCompleted: true, oldWaiting: true, otherQueue: true },
-    );
+    assert.deepEqual(Object.fromEntries(Object.entries(ids).map(([k, id]) => [k, left.has(id)])), {
+      oldCompleted: false,
+      oldFailed: false,
+      recentCompleted: true,
+      oldWaiting: true,
+      otherQueue: true,
+    });
   });
 
   test('schedulers racing fire each due occurrence once: one job per occurrence, id from (job, scheduled_for), latest of the missed only', async () => {
@@ -424,7 +461,11 @@ describe('maintenance jobs', () => {
     const { rows: jobs } = await db.pool.query<{ job_name: string; next_run_date: Date; last_scheduled_for: Date; missed_total: string }>(
       `SELECT job_name, next_run_date, last_scheduled_for, missed_total FROM maintenance_jobs WHERE enabled ORDER BY job_name`,
     );
-    assert.equal(results.reduce((n, r) => n + r.fired, 0), jobs.length, 'each job fired once in all');
+    assert.equal(
+      results.reduce((n, r) => n + r.fired, 0),
+      jobs.length,
+      'each job fired once in all',
+    );
     const { rows: queued } = await db.pool.query<{ id: string; data: any }>(`SELECT id, data FROM pgboss.job WHERE name = $1`, [QUEUES.maintenance]);
     assert.equal(queued.length, jobs.length);
     for (const j of jobs) {
@@ -514,17 +555,24 @@ describe('maintenance jobs', () => {
       // Its last execution recorded (not the next one under way, 'running'), and none failed.
       const t = await eventually(
         async () =>
-          (await db.pool.query(`SELECT last_run_status, last_run_error, failures_total::int AS failures FROM maintenance_jobs WHERE job_name = 'test_tick' AND last_run_status <> 'running'`))
-            .rows[0],
+          (
+            await db.pool.query(
+              `SELECT last_run_status, last_run_error, failures_total::int AS failures FROM maintenance_jobs WHERE job_name = 'test_tick' AND last_run_status <> 'running'`,
+            )
+          ).rows[0],
         'an execution of the other job to be recorded',
         30_000,
       );
       assert.deepEqual(t, { last_run_status: 'success', last_run_error: null, failures: 0 });
       // pg-boss did not retry the failed executions: each is a completed job, one per occurrence.
-      const { rows: jobs } = await db.pool.query(`SELECT state::text, count(*)::int AS n FROM pgboss.job WHERE name = $1 AND data->>'job' = 'test_explode' GROUP BY 1`, [
-        QUEUES.maintenance,
-      ]);
-      assert.ok(jobs.every((j) => j.state !== 'retry' && j.state !== 'failed'), JSON.stringify(jobs));
+      const { rows: jobs } = await db.pool.query(
+        `SELECT state::text, count(*)::int AS n FROM pgboss.job WHERE name = $1 AND data->>'job' = 'test_explode' GROUP BY 1`,
+        [QUEUES.maintenance],
+      );
+      assert.ok(
+        jobs.every((j) => j.state !== 'retry' && j.state !== 'failed'),
+        JSON.stringify(jobs),
+      );
       await db.pool.query(`DELETE FROM crons WHERE cron_id = $1`, [cron]);
     } finally {
       await scheduler.stop();
@@ -542,10 +590,18 @@ describe('maintenance registration and settings', () => {
       const procs = [spawnApp('scheduler', env), spawnApp('scheduler', env)];
       await Promise.all(procs.map((p) => p.waitFor(/scheduler started/)));
       const { rows } = await db.pool.query<{ job_name: string; n: number }>(`SELECT job_name, count(*)::int AS n FROM maintenance_jobs GROUP BY 1 ORDER BY 1`);
-      assert.deepEqual(rows.map((r) => r.job_name), ['daily_stats', 'ephemeral_thread_sweep', 'heartbeat_monitor', 'queue_hygiene', 'retention_purge', 'stale_run_reaper', 'thread_ttl']);
+      assert.deepEqual(
+        rows.map((r) => r.job_name),
+        ['daily_stats', 'ephemeral_thread_sweep', 'heartbeat_monitor', 'queue_hygiene', 'retention_purge', 'stale_run_reaper', 'thread_ttl'],
+      );
       // Each job was inserted by exactly one of the two.
-      const inserted = procs.flatMap((p) => p.output.filter((l) => /maintenance jobs registered/.test(l)).flatMap((l) => JSON.parse(l.slice(l.indexOf('{'))).inserted as string[]));
-      assert.deepEqual(inserted.sort(), rows.map((r) => r.job_name));
+      const inserted = procs.flatMap((p) =>
+        p.output.filter((l) => /maintenance jobs registered/.test(l)).flatMap((l) => JSON.parse(l.slice(l.indexOf('{'))).inserted as string[]),
+      );
+      assert.deepEqual(
+        inserted.sort(),
+        rows.map((r) => r.job_name),
+      );
       for (const p of procs) p.kill('SIGTERM');
       assert.deepEqual(await Promise.all(procs.map((p) => p.exited)), [0, 0]);
 
@@ -580,7 +636,10 @@ describe('maintenance registration and settings', () => {
     assert.equal(jobs.find((j) => j.name === 'thread_ttl')!.enabled, true);
     assert.equal(jobs.find((j) => j.name === 'retention_purge')!.enabled, false);
     assert.ok(jobs.every((j) => j.timezone === 'Europe/Paris'));
-    assert.equal(maintenanceSettings(loadConfig({ RUN_TIMEOUT_SECONDS: '100', RUN_TIMEOUT_MAX_SECONDS: '200', MAINTENANCE_STALE_RUN_FACTOR: '2.5' })).staleRunSeconds, 500);
+    assert.equal(
+      maintenanceSettings(loadConfig({ RUN_TIMEOUT_SECONDS: '100', RUN_TIMEOUT_MAX_SECONDS: '200', MAINTENANCE_STALE_RUN_FACTOR: '2.5' })).staleRunSeconds,
+      500,
+    );
     for (const [variable, value, rule] of [
       ['MAINTENANCE_RETENTION_PURGE_SCHEDULE', '61 * * * *', /MAINTENANCE_RETENTION_PURGE_SCHEDULE must be a cron schedule: .*\(got "61 \* \* \* \*"\)/],
       ['MAINTENANCE_DAILY_STATS_SCHEDULE', '0 12 * *', /MAINTENANCE_DAILY_STATS_SCHEDULE must be a cron schedule/],
@@ -593,7 +652,8 @@ describe('maintenance registration and settings', () => {
     ] as const) {
       assert.throws(
         () => loadConfig({ [variable]: value }),
-        (err: unknown) => err instanceof ConfigError && err.variable === variable && rule.test(err.message) && !(variable === 'ADMIN_API_KEYS' && err.message.includes(value)),
+        (err: unknown) =>
+          err instanceof ConfigError && err.variable === variable && rule.test(err.message) && !(variable === 'ADMIN_API_KEYS' && err.message.includes(value)),
         `${variable}=${value}`,
       );
     }
@@ -615,7 +675,10 @@ describe('admin endpoints', () => {
     });
     try {
       const call = (method: string, path: string, key?: string) =>
-        fetch(`${stack.url}${path}`, { method, headers: key ? { 'x-api-key': key } : {} }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
+        fetch(`${stack.url}${path}`, { method, headers: key ? { 'x-api-key': key } : {} }).then(async (r) => ({
+          status: r.status,
+          body: (await r.json()) as any,
+        }));
       let r = await call('GET', '/admin/maintenance');
       assert.equal(r.status, 401);
       r = await call('GET', '/admin/maintenance', 'user-key');

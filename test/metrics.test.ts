@@ -80,13 +80,23 @@ const pastSnapshotReuse = () => new Promise((r) => setTimeout(r, 1100));
 
 const count = async (db: TestDatabase, sql: string, params: unknown[] = []): Promise<number> => (await db.pool.query(sql, params)).rows[0].n;
 
-const BASE_ENV = { HOST: '127.0.0.1', HEARTBEAT_INTERVAL_SECONDS: '1', CRON_POLL_INTERVAL_SECONDS: '1', CRON_ALLOW_SECONDS_SCHEDULE: 'true', QUEUE_SUPERVISE_INTERVAL_SECONDS: '1' };
+const BASE_ENV = {
+  HOST: '127.0.0.1',
+  HEARTBEAT_INTERVAL_SECONDS: '1',
+  CRON_POLL_INTERVAL_SECONDS: '1',
+  CRON_ALLOW_SECONDS_SCHEDULE: 'true',
+  QUEUE_SUPERVISE_INTERVAL_SECONDS: '1',
+};
 
 async function stopAll(procs: SpawnedApp[]): Promise<void> {
   for (const p of procs) p.kill('SIGTERM');
   const codes = await Promise.all(procs.map((p) => p.exited));
   const failed = procs.filter((_, i) => codes[i] !== 0).map((p) => p.output.slice(-30).join('\n'));
-  assert.deepEqual(codes, procs.map(() => 0), failed.join('\n---\n'));
+  assert.deepEqual(
+    codes,
+    procs.map(() => 0),
+    failed.join('\n---\n'),
+  );
 }
 
 /** A webhook receiver: /ok answers 200, /fail 500. */
@@ -141,7 +151,8 @@ describe('/metrics', () => {
     try {
       const first = await scrape(urls.api1);
       for (const reason of ['missed', 'overlap', 'end_time']) assert.equal(sample(first, 'agentcron_occurrences_skipped_total', { reason }), 0, reason);
-      for (const outcome of ['delivered', 'retried', 'failed', 'refused']) assert.equal(sample(first, 'agentcron_webhook_deliveries_total', { outcome }), 0, outcome);
+      for (const outcome of ['delivered', 'retried', 'failed', 'refused'])
+        assert.equal(sample(first, 'agentcron_webhook_deliveries_total', { outcome }), 0, outcome);
 
       // Every second: successes whose webhooks are delivered, errors whose webhooks fail after one
       // retry, and slow runs whose overlapping occurrences are skipped.
@@ -227,15 +238,22 @@ describe('/metrics', () => {
       expect('agentcron_webhook_deliveries_total', { outcome: 'retried' }, failed, own.worker);
       expect('agentcron_webhook_deliveries_total', { outcome: 'refused' }, 0, own.worker);
       // Buckets are cumulative; the lag of a one-second schedule is well under 5 s on average.
-      const buckets = one.split('\n').filter((l) => l.startsWith('agentcron_run_duration_seconds_bucket{') && l.includes('status="success"')).map((l) => Number(l.split(' ')[1]));
-      assert.deepEqual(buckets, [...buckets].sort((a, b) => a - b));
+      const buckets = one
+        .split('\n')
+        .filter((l) => l.startsWith('agentcron_run_duration_seconds_bucket{') && l.includes('status="success"'))
+        .map((l) => Number(l.split(' ')[1]));
+      assert.deepEqual(
+        buckets,
+        [...buckets].sort((a, b) => a - b),
+      );
       assert.ok(sample(one, 'agentcron_fire_lag_seconds_sum', { kind: 'cron' })! / fired < 5, 'mean fire lag under 5 s');
       // The deployment's state, as before.
       assert.equal(sample(one, 'agentcron_database_up'), 1);
       assert.equal(sample(one, 'agentcron_processes_alive', { role: 'api' }), 2);
       assert.equal(sample(one, 'agentcron_processes_alive', { role: 'scheduler' }), 0, 'stopped');
       assert.equal(sample(one, 'agentcron_processes_alive', { role: 'worker' }), 1);
-      for (const queue of ['agentcron.run', 'agentcron.maintenance']) assert.equal(typeof sample(one, 'agentcron_queue_jobs', { queue, state: 'queued' }), 'number', queue);
+      for (const queue of ['agentcron.run', 'agentcron.maintenance'])
+        assert.equal(typeof sample(one, 'agentcron_queue_jobs', { queue, state: 'queued' }), 'number', queue);
       assert.equal(typeof sample(one, 'agentcron_due_backlog', { kind: 'cron' }), 'number');
       assert.ok(declared(one, 'agentcron_runs_in_progress'));
       assert.ok(sample(one, 'agentcron_metrics_horizon_lag_seconds')! < 5, 'counters within seconds of now');
@@ -350,15 +368,22 @@ describe('the fold (libs/metrics/fold.ts)', () => {
     // are its start, behind the fold's horizon, so a fold that took now() as its horizon would
     // never see them. The horizon waits for it instead.
     const slow = await db.pool.connect();
+    let open = false;
     try {
       await slow.query('BEGIN');
+      open = true;
       await slow.query(occurrence('success'));
-      await new Promise((r) => setTimeout(r, 50));
-      assert.equal((await foldCounters(db.pool)).folded, true);
+      // A fold that moves the horizon while it is open: up to its start. (Another session's
+      // transaction older than the previous horizon, pg-boss's on a loaded machine, holds every
+      // fold back until it ends: wait for it, do not assume it is over.)
+      await eventually(async () => (await foldCounters(db.pool)).folded, 'a fold to move the horizon while a transaction is open');
       assert.equal(await finished(), base);
       await slow.query('COMMIT');
+      open = false;
     } finally {
-      slow.release();
+      // Never back to the pool inside a transaction (the next test would get it): a failed
+      // assertion above leaves it open, so it is destroyed instead.
+      slow.release(open);
     }
     await foldCounters(db.pool);
     assert.equal(await finished(), base + 1);
@@ -373,7 +398,9 @@ describe('the fold (libs/metrics/fold.ts)', () => {
     assert.equal(await finished('error'), 1);
 
     // A retry reopens that old row, runs and ends again, all between two folds.
-    await db.pool.query(`UPDATE cron_occurrences SET status = 'enqueued', retried_at = clock_timestamp(), started_at = NULL, ended_at = NULL WHERE status = 'error'`);
+    await db.pool.query(
+      `UPDATE cron_occurrences SET status = 'enqueued', retried_at = clock_timestamp(), started_at = NULL, ended_at = NULL WHERE status = 'error'`,
+    );
     await db.pool.query(`UPDATE cron_occurrences SET status = 'success', started_at = now(), ended_at = now() WHERE status = 'enqueued'`);
     await foldCounters(db.pool);
     assert.equal(await finished(), base + 2);
@@ -396,7 +423,7 @@ describe('the fold (libs/metrics/fold.ts)', () => {
     assert.equal(JSON.stringify(r.series), before);
   });
 
-  test('folds racing each other while rows are written: the counts are the ledger\'s', async () => {
+  test("folds racing each other while rows are written: the counts are the ledger's", async () => {
     await foldCounters(db.pool);
     const base = await finished();
     let writing = true;

@@ -25,20 +25,29 @@ describe('migrations', () => {
     assert.equal(cb, 0, b.output.join('\n'));
     const files = readdirSync(MIGRATIONS_DIR).filter((f) => f.endsWith('.sql'));
     const { rows } = await db.pool.query('SELECT id, name FROM agentcron_migrations ORDER BY id');
-    assert.deepEqual(rows.map((r) => r.name), files.sort());
+    assert.deepEqual(
+      rows.map((r) => r.name),
+      files.sort(),
+    );
     // exactly one of them applied the files; the other found the database up to date
     const applied = [...a.output, ...b.output].filter((l) => /applied 001_/.test(l));
     assert.equal(applied.length, 1);
     // pg-boss's schema is installed with agentcron's queues
     const q = await db.pool.query(`SELECT name FROM pgboss.queue ORDER BY name`);
-    assert.deepEqual(q.rows.map((r) => r.name), Object.values(QUEUES).sort());
+    assert.deepEqual(
+      q.rows.map((r) => r.name),
+      Object.values(QUEUES).sort(),
+    );
   });
 
   test('rolling forward again is a no-op', async () => {
     const before = await db.pool.query('SELECT id, applied_at FROM agentcron_migrations ORDER BY id');
     const p = spawnApp('migrate', { DATABASE_URL: db.url });
     assert.equal(await p.exited, 0);
-    assert.ok(p.output.some((l) => /database is up to date/.test(l)), p.output.join('\n'));
+    assert.ok(
+      p.output.some((l) => /database is up to date/.test(l)),
+      p.output.join('\n'),
+    );
     const again = await db.pool.query('SELECT id, applied_at FROM agentcron_migrations ORDER BY id');
     assert.deepEqual(again.rows, before.rows);
   });
@@ -112,13 +121,17 @@ describe('online migration runner', () => {
       const before = (await pool.query(`SHOW statement_timeout`)).rows[0].statement_timeout;
       const logs: string[] = [];
       const logger = { info: (m: string, meta?: Record<string, unknown>) => void logs.push(`${m} ${JSON.stringify(meta ?? {})}`), warn: () => {} };
-      const [a, b] = await Promise.all([migrate(pool, files.dir, { logger }), migrate(db.url, files.dir)]);
+      // Either may win the lock: both log to the same lines.
+      const [a, b] = await Promise.all([migrate(pool, files.dir, { logger }), migrate(db.url, files.dir, { logger })]);
       assert.deepEqual([...a.applied, ...b.applied], ['002_concurrent.sql']);
       const index = await db.pool.query(`SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = 'busy_v'::regclass`);
       assert.equal(index.rows[0].indisvalid, true);
       const left = await db.pool.query('SELECT count(*)::int AS n FROM busy WHERE v IS NULL');
       assert.equal(left.rows[0].n, 0);
-      assert.ok(logs.some((l) => /backfill batch done \{"rows":250\}/.test(l)), logs.join('\n'));
+      assert.ok(
+        logs.some((l) => /backfill batch done \{"rows":250\}/.test(l)),
+        logs.join('\n'),
+      );
       assert.equal((await pool.query(`SHOW statement_timeout`)).rows[0].statement_timeout, before);
       assert.deepEqual((await migrate(db.url, files.dir)).applied, []);
     } finally {

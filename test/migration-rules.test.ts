@@ -10,13 +10,19 @@ import { GRANDFATHERED, MIGRATIONS_DIR, checkMigration, listMigrations, splitSta
 describe('migration rules', () => {
   test('every migration after the grandfathered ones follows them', () => {
     const files = listMigrations();
-    assert.ok(files.some((f) => !GRANDFATHERED.has(f.id)), 'no migration is checked');
+    assert.ok(
+      files.some((f) => !GRANDFATHERED.has(f.id)),
+      'no migration is checked',
+    );
     const problems = files.flatMap(({ file }) => checkMigration(file, readFileSync(path.join(MIGRATIONS_DIR, file), 'utf8')));
     assert.deepEqual(problems, []);
   });
 
   test('only 001-010 are grandfathered', () => {
-    assert.deepEqual([...GRANDFATHERED].sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.deepEqual(
+      [...GRANDFATHERED].sort((a, b) => a - b),
+      [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+    );
   });
 
   // What the checker refuses, one case per rule (a checker that refuses nothing passes the test above).
@@ -30,7 +36,11 @@ describe('migration rules', () => {
     ['a serial column', 'ALTER TABLE runs ADD COLUMN n bigserial;', /serial on hot table runs/],
     ['a validated constraint', 'ALTER TABLE crons ADD CONSTRAINT c CHECK (jitter_seconds >= 0);', /add it NOT VALID/],
     ['a column with a CHECK', "ALTER TABLE runs ADD COLUMN w text CHECK (w IN ('a'));", /ADD COLUMN with a CHECK or REFERENCES/],
-    ['VALIDATE inside the transaction', 'ALTER TABLE crons ADD CONSTRAINT c CHECK (x > 0) NOT VALID;\nALTER TABLE crons VALIDATE CONSTRAINT c;', /VALIDATE CONSTRAINT on hot table crons inside/],
+    [
+      'VALIDATE inside the transaction',
+      'ALTER TABLE crons ADD CONSTRAINT c CHECK (x > 0) NOT VALID;\nALTER TABLE crons VALIDATE CONSTRAINT c;',
+      /VALIDATE CONSTRAINT on hot table crons inside/,
+    ],
     ['a whole-table update', 'UPDATE crons SET jitter_seconds = 0;', /whole-table UPDATE of hot table crons/],
     ['LOCK TABLE', 'LOCK TABLE runs IN ACCESS EXCLUSIVE MODE;', /LOCK TABLE runs/],
     ['a rename', 'ALTER TABLE flow_limits RENAME COLUMN name TO limit_name;', /RENAME breaks the old processes/],
@@ -41,7 +51,10 @@ describe('migration rules', () => {
   for (const [what, sql, rule] of refused) {
     test(`refuses ${what}`, () => {
       const problems = checkMigration('099_case.sql', sql);
-      assert.ok(problems.some((p) => rule.test(p)), problems.join('\n') || 'no problem found');
+      assert.ok(
+        problems.some((p) => rule.test(p)),
+        problems.join('\n') || 'no problem found',
+      );
     });
   }
 

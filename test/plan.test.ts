@@ -82,11 +82,19 @@ describe('occurrence planning', () => {
 
   test('a seconds schedule down for days: the latest occurrence is found without enumerating them all', () => {
     const p = planOccurrences(
-      { schedule: parseSchedule('* * * * * *', { timezone: 'UTC', allowSeconds: true }), nextRunDate: new Date('2025-06-01T00:00:00Z'), endTime: null, missedPolicy: 'latest' },
+      {
+        schedule: parseSchedule('* * * * * *', { timezone: 'UTC', allowSeconds: true }),
+        nextRunDate: new Date('2025-06-01T00:00:00Z'),
+        endTime: null,
+        missedPolicy: 'latest',
+      },
       new Date('2025-06-04T12:00:00.500Z'),
       limits,
     );
-    assert.deepEqual(p.fire.map((f) => f.scheduled_for.toISOString()), ['2025-06-04T12:00:00.000Z']);
+    assert.deepEqual(
+      p.fire.map((f) => f.scheduled_for.toISOString()),
+      ['2025-06-04T12:00:00.000Z'],
+    );
     assert.ok(p.missedCount >= 10_000);
     assert.equal(p.skipped.length, limits.ledgerCap);
     assert.equal(p.nextRunDate?.toISOString(), '2025-06-04T12:00:01.000Z');
@@ -103,7 +111,10 @@ describe('occurrence planning', () => {
       new Date('2025-03-09T07:00:00.200Z'),
       limits,
     );
-    assert.deepEqual(p.fire.map((f) => f.scheduled_for.toISOString()), ['2025-03-09T07:00:00.000Z']);
+    assert.deepEqual(
+      p.fire.map((f) => f.scheduled_for.toISOString()),
+      ['2025-03-09T07:00:00.000Z'],
+    );
     assert.equal(p.nextRunDate?.toISOString(), '2025-03-10T06:30:00.000Z');
   });
 });

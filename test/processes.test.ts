@@ -47,7 +47,11 @@ describe('processes', () => {
 
     for (const p of [api, scheduler, worker]) p.kill('SIGTERM');
     assert.deepEqual(await Promise.all([api.exited, scheduler.exited, worker.exited]), [0, 0, 0]);
-    for (const p of [api, scheduler, worker]) assert.ok(p.output.some((l) => /stopped$/.test(l)), p.output.join('\n'));
+    for (const p of [api, scheduler, worker])
+      assert.ok(
+        p.output.some((l) => /stopped$/.test(l)),
+        p.output.join('\n'),
+      );
 
     // Stopped processes no longer count as alive.
     const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM agentcron_processes WHERE stopped_at IS NULL`);
@@ -78,7 +82,11 @@ describe('processes', () => {
     await Promise.all(apps.map(({ app, ready }) => app.waitFor(ready)));
     const codes = await Promise.all(apps.map(({ app }) => app.exited));
     assert.deepEqual(codes, [0, 0, 0], apps.map(({ app }) => app.output.join('\n')).join('\n---\n'));
-    for (const { app } of apps) assert.ok(app.output.some((l) => /stopped$/.test(l)), app.output.join('\n'));
+    for (const { app } of apps)
+      assert.ok(
+        app.output.some((l) => /stopped$/.test(l)),
+        app.output.join('\n'),
+      );
   });
 
   test('a worker drains a run in progress on SIGTERM before exiting 0', async () => {
@@ -117,7 +125,12 @@ describe('processes', () => {
     } finally {
       await boss.stop({ graceful: false });
     }
-    await eventually(async () => (await db.pool.query(`SELECT status FROM runs WHERE run_id = $1`, [runId])).rows[0].status === 'running', 'the run to start', 20_000, 20);
+    await eventually(
+      async () => (await db.pool.query(`SELECT status FROM runs WHERE run_id = $1`, [runId])).rows[0].status === 'running',
+      'the run to start',
+      20_000,
+      20,
+    );
     worker.kill('SIGTERM');
     assert.equal(await worker.exited, 0, worker.output.join('\n'));
     const r = await db.pool.query(`SELECT status, output FROM runs WHERE run_id = $1`, [runId]);

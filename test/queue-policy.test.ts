@@ -31,7 +31,10 @@ describe('queue policy version', () => {
     await db?.drop();
   });
   const stored = async (queue: string) =>
-    (await db.pool.query(`SELECT retry_delay, heartbeat_seconds FROM pgboss.queue WHERE name = $1`, [queue])).rows[0] as { retry_delay: number; heartbeat_seconds: number };
+    (await db.pool.query(`SELECT retry_delay, heartbeat_seconds FROM pgboss.queue WHERE name = $1`, [queue])).rows[0] as {
+      retry_delay: number;
+      heartbeat_seconds: number;
+    };
   const versions = async () => (await db.pool.query(`SELECT DISTINCT version FROM agentcron_queue_policy`)).rows.map((r) => r.version as number);
 
   test('a newer writer writes (heartbeat included); an older one is refused, saying so; a reader names what differs', async () => {
@@ -52,7 +55,10 @@ describe('queue policy version', () => {
     assert.equal((await stored(QUEUES.webhook)).retry_delay, 5);
     assert.equal((await stored(QUEUES.run)).heartbeat_seconds, 20);
     assert.deepEqual(await versions(), [2]);
-    assert.ok(old.lines.some((l) => /^queue policy left as it is: a newer agentcron wrote it \(policy version 2, this process has 1\)$/.test(l)), old.lines.join('\n'));
+    assert.ok(
+      old.lines.some((l) => /^queue policy left as it is: a newer agentcron wrote it \(policy version 2, this process has 1\)$/.test(l)),
+      old.lines.join('\n'),
+    );
     // ... and says, in one line, which stored settings it runs with that differ from its own.
     const differ = old.lines.filter((l) => /^stored queue settings differ/.test(l));
     assert.equal(differ.length, 1, old.lines.join('\n'));
@@ -61,14 +67,21 @@ describe('queue policy version', () => {
     // A process that does not write policy says the same, and writes nothing.
     const reader = capture();
     started.push(await startTestQueue(db.url, { logger: reader.logger, writePolicy: false, migrate: false, runHeartbeatSeconds: 10 }));
-    assert.equal(reader.lines.filter((l) => /^stored queue settings differ.*agentcron\.run heartbeatSeconds 10 \(stored 20\)/.test(l)).length, 1, reader.lines.join('\n'));
+    assert.equal(
+      reader.lines.filter((l) => /^stored queue settings differ.*agentcron\.run heartbeatSeconds 10 \(stored 20\)/.test(l)).length,
+      1,
+      reader.lines.join('\n'),
+    );
     assert.equal((await stored(QUEUES.run)).heartbeat_seconds, 20);
   });
 
   test('the policy version is raised with every change to the queue definitions', () => {
     // Changed queueDefinitions? Raise QUEUE_POLICY_VERSION (libs/queue/policy.ts) and record the new hash here.
     const pinned: Record<number, string> = { 1: '950b2f14e408e4fd' };
-    const hash = createHash('sha256').update(JSON.stringify(queueDefinitions(queueSettings(loadConfig({}))))).digest('hex').slice(0, 16);
+    const hash = createHash('sha256')
+      .update(JSON.stringify(queueDefinitions(queueSettings(loadConfig({})))))
+      .digest('hex')
+      .slice(0, 16);
     assert.equal(pinned[QUEUE_POLICY_VERSION], hash, `queue definitions changed: raise QUEUE_POLICY_VERSION to ${QUEUE_POLICY_VERSION + 1} and pin ${hash}`);
   });
 });

@@ -10,6 +10,7 @@ import { QUEUES } from '../libs/queue/index.ts';
 import type { PgBoss } from '../libs/queue/index.ts';
 import { RunWorker, cancelRuns, claimRuns, finishRuns, pendingOf } from '../libs/runs/index.ts';
 import type { FinishedRun } from '../libs/runs/index.ts';
+import { recordDelivery } from '../libs/webhooks/index.ts';
 import { createTestDatabase } from './support/db.ts';
 import type { TestDatabase } from './support/db.ts';
 import { ECHO, eventually, insertCron, insertThread, newScheduler, quietLogger, startTestQueue, useQueueDatabase } from './support/engine.ts';
@@ -57,9 +58,7 @@ function countingAgent(opts: { gateAt?: number; output?: (input: unknown) => unk
 async function blockedOnLock(db: TestDatabase, what: string): Promise<void> {
   await eventually(
     async () =>
-      (
-        await db.pool.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'`, [db.name])
-      ).rows[0].n > 0,
+      (await db.pool.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'`, [db.name])).rows[0].n > 0,
     what,
     10_000,
     20,
@@ -106,7 +105,13 @@ describe('races in the run lifecycle', () => {
         assert.match(bad.error, /could not be stored/);
       }
       for (const o of rows.filter((x) => !crons.slice(0, 2).includes(x.cron_id))) assert.equal(o.status, 'success');
-      assert.deepEqual(await jobStates(ctx.db, rows.map((o) => o.run_id)), Array(6).fill('completed'));
+      assert.deepEqual(
+        await jobStates(
+          ctx.db,
+          rows.map((o) => o.run_id),
+        ),
+        Array(6).fill('completed'),
+      );
       assert.deepEqual([...counting.executions.values()], [1, 1, 1, 1, 1, 1]);
     } finally {
       await worker.stop();
@@ -129,7 +134,10 @@ describe('races in the run lifecycle', () => {
         }, `round ${round} to end in success`);
       }
       assert.equal(counting.executions.size, 8 * 12);
-      assert.ok([...counting.executions.values()].every((n) => n === 1), 'every occurrence executed once');
+      assert.ok(
+        [...counting.executions.values()].every((n) => n === 1),
+        'every occurrence executed once',
+      );
     } finally {
       for (const w of workers) await w.stop();
     }
@@ -139,7 +147,12 @@ describe('races in the run lifecycle', () => {
     let api: InProcessApi;
     let worker: RunWorker;
     before(async () => {
-      api = await startInProcessApi(ctx.db.pool, ctx.boss, ctx.db.url, new AgentRegistry().register('echo', async () => ({ ok: true })));
+      api = await startInProcessApi(
+        ctx.db.pool,
+        ctx.boss,
+        ctx.db.url,
+        new AgentRegistry().register('echo', async () => ({ ok: true })),
+      );
       worker = workerWith(ctx.db, ctx.boss, async () => ({ ok: true }));
       await worker.start();
     });
@@ -172,10 +185,12 @@ describe('races in the run lifecycle', () => {
         const deleting = api.call('DELETE', `/threads/${threadId}`);
         await blockedOnLock(ctx.db, 'DELETE /threads to wait for the cron the pass holds');
         // Then write the occurrence's run on the cron's thread (a foreign key share lock on it).
-        await pass.query(
-          `INSERT INTO runs (run_id, thread_id, assistant_id, user_id, cron_id, scheduled_for) VALUES ($1, $2, $3, 'anonymous', $4, now())`,
-          [randomUUID(), threadId, ECHO, cronId],
-        );
+        await pass.query(`INSERT INTO runs (run_id, thread_id, assistant_id, user_id, cron_id, scheduled_for) VALUES ($1, $2, $3, 'anonymous', $4, now())`, [
+          randomUUID(),
+          threadId,
+          ECHO,
+          cronId,
+        ]);
         await pass.query('COMMIT');
         assert.equal((await deleting).status, 204);
         assert.equal((await ctx.db.pool.query(`SELECT 1 FROM threads WHERE thread_id = $1`, [threadId])).rowCount, 0);
@@ -204,7 +219,10 @@ describe('races in the run lifecycle', () => {
         await pass.query('COMMIT');
         const patched = await patching;
         assert.equal(patched.status, 200);
-        assert.ok(new Date(patched.body.next_run_date).getTime() > s.getTime(), `next_run_date ${patched.body.next_run_date} must be after the fired ${s.toISOString()}`);
+        assert.ok(
+          new Date(patched.body.next_run_date).getTime() > s.getTime(),
+          `next_run_date ${patched.body.next_run_date} must be after the fired ${s.toISOString()}`,
+        );
         // And a pass now fires nothing for S again.
         await ctx.db.pool.query(`UPDATE crons SET enabled = false WHERE cron_id <> $1`, [cronId]);
         await fire();
@@ -235,7 +253,10 @@ describe('races in the run lifecycle', () => {
       for (let i = 0; i < 7; i++) await insertCron(ctx.db.pool, { schedule: '0 0 1 1 *', input: { long: true } });
       await fire();
       await eventually(async () => longStarted === 7, 'seven long runs to start');
-      const shortCrons = [await insertCron(ctx.db.pool, { schedule: '0 0 1 1 *', input: {} }), await insertCron(ctx.db.pool, { schedule: '0 0 1 1 *', input: {} })];
+      const shortCrons = [
+        await insertCron(ctx.db.pool, { schedule: '0 0 1 1 *', input: {} }),
+        await insertCron(ctx.db.pool, { schedule: '0 0 1 1 *', input: {} }),
+      ];
       await fire();
       // One slot is free: both short runs go through it, one after the other, while the long ones still run.
       await eventually(async () => shortDone.length === 2, 'both short runs to run while seven long runs hold their slots', 5000);
@@ -278,10 +299,13 @@ describe('the run lifecycle owner (libs/runs/lifecycle.ts)', () => {
     const threadId = await insertThread(ctx.db.pool);
     const runId = randomUUID();
     const scheduledFor = new Date(Date.UTC(2025, 0, 1, 0, 0, Math.floor(Math.random() * 1e6)));
-    await ctx.db.pool.query(
-      `INSERT INTO runs (run_id, thread_id, assistant_id, user_id, cron_id, scheduled_for) VALUES ($1, $2, $3, 'anonymous', $4, $5)`,
-      [runId, threadId, ECHO, cronId, scheduledFor],
-    );
+    await ctx.db.pool.query(`INSERT INTO runs (run_id, thread_id, assistant_id, user_id, cron_id, scheduled_for) VALUES ($1, $2, $3, 'anonymous', $4, $5)`, [
+      runId,
+      threadId,
+      ECHO,
+      cronId,
+      scheduledFor,
+    ]);
     await ctx.db.pool.query(`INSERT INTO cron_occurrences (cron_id, scheduled_for, run_id, thread_id, status) VALUES ($1, $2, $3, $4, 'enqueued')`, [
       cronId,
       scheduledFor,
@@ -355,7 +379,10 @@ describe('the run lifecycle owner (libs/runs/lifecycle.ts)', () => {
       }
       const group = shared.thread ?? `cron:${shared.cron}`;
       // Both jobs fetched (active), as two workers fetching at the same instant would hold them.
-      await ctx.boss.insert(QUEUES.run, runs.map((id) => ({ id, data: { run_id: id } })));
+      await ctx.boss.insert(
+        QUEUES.run,
+        runs.map((id) => ({ id, data: { run_id: id } })),
+      );
       await ctx.db.pool.query(`UPDATE pgboss.job SET state = 'active', started_on = now() WHERE name = $1 AND id = ANY($2::uuid[])`, [QUEUES.run, runs]);
       const claims = await Promise.all(runs.map((run_id) => claimRuns(ctx.db.pool, 'pgboss', [{ run_id, attempt: 1, group }])));
       assert.equal(claims.flat().length, 1, `one of two runs sharing ${shared.thread ? 'a thread' : 'a buffer_one cron'} claimed`);
@@ -383,6 +410,32 @@ describe('the run lifecycle owner (libs/runs/lifecycle.ts)', () => {
       for (const r of [a, b]) assert.equal((await state(r)).ledger, 'success');
     }
   });
+
+  test('recording a webhook delivery while a retry holds the old run and reopens its ledger row: no deadlock', async () => {
+    const r = await pendingRun();
+    const retry = new pg.Client({ connectionString: ctx.db.url });
+    await retry.connect();
+    try {
+      // A retry of the occurrence in the lock order: the old run first, then the ledger row.
+      await retry.query('BEGIN');
+      await retry.query(`SELECT 1 FROM runs WHERE run_id = $1 FOR UPDATE`, [r.run_id]);
+      const recording = recordDelivery(
+        ctx.db.pool,
+        { ...r, scheduled_for: r.scheduled_for.toISOString() },
+        { status: 'sent', attempts: 1, error: null, sent_at: new Date() },
+      );
+      recording.catch(() => {}); // awaited below; the deadlock of the old order rejects it meanwhile
+      await blockedOnLock(ctx.db, 'the delivery bookkeeping to wait for the run the retry holds');
+      await retry.query(`UPDATE cron_occurrences SET status = 'enqueued' WHERE cron_id = $1 AND scheduled_for = $2`, [r.cron_id, r.scheduled_for]);
+      await retry.query('COMMIT');
+      await recording;
+      const ledger = await ctx.db.pool.query(`SELECT webhook_status FROM cron_occurrences WHERE cron_id = $1`, [r.cron_id]);
+      assert.equal(ledger.rows[0].webhook_status, 'sent');
+    } finally {
+      await retry.query('ROLLBACK').catch(() => {});
+      await retry.end();
+    }
+  });
 });
 
 describe('processes', () => {
@@ -393,7 +446,10 @@ describe('processes', () => {
   after(() => db?.drop());
 
   const queue = async (name: string) =>
-    (await db.pool.query(`SELECT expire_seconds, retry_limit FROM pgboss.queue WHERE name = $1`, [name])).rows[0] as { expire_seconds: number; retry_limit: number };
+    (await db.pool.query(`SELECT expire_seconds, retry_limit FROM pgboss.queue WHERE name = $1`, [name])).rows[0] as {
+      expire_seconds: number;
+      retry_limit: number;
+    };
 
   test('6. release writes every queue setting; a process that does not migrate leaves the policy alone', async () => {
     const migrate = spawnApp('migrate', { DATABASE_URL: db.url, RUN_TIMEOUT_MAX_SECONDS: '7200', WEBHOOK_MAX_ATTEMPTS: '9' });
@@ -425,7 +481,10 @@ describe('processes', () => {
       const cronId = await insertCron(db.pool, { schedule: '0 0 1 1 *', assistant_id: defaultAssistantId('slow') });
       await newScheduler(db.pool, boss, db.url).runDue();
       const runId = (
-        await eventually(async () => (await db.pool.query(`SELECT run_id FROM runs WHERE cron_id = $1 AND status = 'running'`, [cronId])).rows[0], 'the run to start')
+        await eventually(
+          async () => (await db.pool.query(`SELECT run_id FROM runs WHERE cron_id = $1 AND status = 'running'`, [cronId])).rows[0],
+          'the run to start',
+        )
       ).run_id as string;
       const signalled = Date.now();
       worker.kill('SIGTERM');

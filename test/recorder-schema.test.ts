@@ -34,8 +34,10 @@ describe('a schema error while storing a result', () => {
     return { run_id: runId, cron_id: cronId };
   }
 
-  const ledger = async (cronId: string) => (await ctx.db.pool.query(`SELECT status FROM cron_occurrences WHERE cron_id = $1`, [cronId])).rows[0].status as string;
-  const run = async (runId: string) => (await ctx.db.pool.query(`SELECT status, attempts FROM runs WHERE run_id = $1`, [runId])).rows[0] as { status: string; attempts: number };
+  const ledger = async (cronId: string) =>
+    (await ctx.db.pool.query(`SELECT status FROM cron_occurrences WHERE cron_id = $1`, [cronId])).rows[0].status as string;
+  const run = async (runId: string) =>
+    (await ctx.db.pool.query(`SELECT status, attempts FROM runs WHERE run_id = $1`, [runId])).rows[0] as { status: string; attempts: number };
 
   test('is named, stops the worker claiming, and the result is stored once the column is back; no agent runs twice', async () => {
     const calls = new Map<string, number>();
@@ -63,7 +65,10 @@ describe('a schema error while storing a result', () => {
       const a = await firedRun();
       await worker.start();
       await eventually(async () => lines.find((l) => /^schema error storing a run's result \(.*42703/.test(l)), 'the schema error line');
-      assert.match(lines.find((l) => /^schema error/.test(l))!, /does not match this worker's code .* kept and retried until the schema arrives.*claims no new run/);
+      assert.match(
+        lines.find((l) => /^schema error/.test(l))!,
+        /does not match this worker's code .* kept and retried until the schema arrives.*claims no new run/,
+      );
       // A second run waits: the worker claims nothing while a result is held back.
       const b = await firedRun();
       const watchUntil = Date.now() + 1500;
@@ -80,7 +85,10 @@ describe('a schema error while storing a result', () => {
       assert.deepEqual(await run(b.run_id), { status: 'success', attempts: 1 });
       assert.equal(calls.get(a.run_id), 1);
       assert.equal(calls.get(b.run_id), 1);
-      assert.ok(lines.some((l) => /held back by a schema error is stored; claiming runs again/.test(l)), lines.join('\n'));
+      assert.ok(
+        lines.some((l) => /held back by a schema error is stored; claiming runs again/.test(l)),
+        lines.join('\n'),
+      );
       assert.ok(!lines.some((l) => /gave up storing/.test(l)));
     } finally {
       // The column first: stopping waits for the results held back.

@@ -26,6 +26,7 @@ const LONGEST_FIRST = [
   'test/stalls.test.ts',
   'test/maintenance.test.ts',
   'test/processes.test.ts',
+  'test/saturation.test.ts',
   'test/procfile.test.ts',
   'test/upgrades.test.ts',
   'test/cli.test.ts',
@@ -33,7 +34,8 @@ const LONGEST_FIRST = [
   'test/sdk-compat.test.ts',
   'test/agents.test.ts',
   'test/ui.test.ts',
-  'test/api-crons.test.ts',
+  'test/api-crons-firing.test.ts',
+  'test/flow-api.test.ts',
   'test/config.test.ts',
   'test/api-auth.test.ts',
 ];

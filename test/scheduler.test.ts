@@ -60,7 +60,8 @@ describe('scheduler', () => {
       // However slowly they got going, let them clear the backlog before stopping them.
       await eventually(
         async () =>
-          (await db.pool.query(`SELECT 1 FROM crons WHERE cron_id = ANY($1) HAVING min(next_run_date) >= $2`, [crons, new Date(start.getTime() + 21_000)])).rowCount,
+          (await db.pool.query(`SELECT 1 FROM crons WHERE cron_id = ANY($1) HAVING min(next_run_date) >= $2`, [crons, new Date(start.getTime() + 21_000)]))
+            .rowCount,
         'every cron to advance past the backlog',
         30_000,
       );
@@ -69,10 +70,9 @@ describe('scheduler', () => {
       await Promise.all(pools.map((p) => p.end()));
     }
 
-    const { rows: ends } = await db.pool.query<{ cron_id: string; next_run_date: Date }>(
-      `SELECT cron_id, next_run_date FROM crons WHERE cron_id = ANY($1)`,
-      [crons],
-    );
+    const { rows: ends } = await db.pool.query<{ cron_id: string; next_run_date: Date }>(`SELECT cron_id, next_run_date FROM crons WHERE cron_id = ANY($1)`, [
+      crons,
+    ]);
     for (const { cron_id, next_run_date } of ends) {
       const rows = await ledger(db.pool, cron_id);
       // Every second from the first due occurrence up to (not including) next_run_date: once each.
@@ -113,7 +113,10 @@ describe('scheduler', () => {
 
     const l = await ledger(db.pool, latest);
     assert.equal(l.length, 11);
-    assert.deepEqual(l.filter((r) => r.status === 'enqueued').map((r) => r.scheduled_for.getTime()), [t0.getTime()]);
+    assert.deepEqual(
+      l.filter((r) => r.status === 'enqueued').map((r) => r.scheduled_for.getTime()),
+      [t0.getTime()],
+    );
     assert.equal(l.find((r) => r.status === 'enqueued')!.skipped_count, 10);
     assert.equal(l.filter((r) => r.status === 'skipped' && r.reason === 'missed').length, 10);
 
@@ -128,7 +131,10 @@ describe('scheduler', () => {
 
     // All three now wait for the next minute, computed from the scheduled occurrence.
     const next = await db.pool.query(`SELECT DISTINCT next_run_date FROM crons WHERE cron_id = ANY($1)`, [[latest, all, none]]);
-    assert.deepEqual(next.rows.map((r) => r.next_run_date.getTime()), [t0.getTime() + 60_000]);
+    assert.deepEqual(
+      next.rows.map((r) => r.next_run_date.getTime()),
+      [t0.getTime() + 60_000],
+    );
     await db.pool.query(`DELETE FROM crons WHERE cron_id = ANY($1)`, [[latest, all, none]]);
   });
 
@@ -146,7 +152,10 @@ describe('scheduler', () => {
     const fired = l.filter((r) => r.status === 'enqueued').map((r) => r.scheduled_for.getTime() - start.getTime());
     assert.deepEqual(fired, [0, 1000, 2000, 3000, 4000]);
     const ended = l.filter((r) => r.reason === 'end_time');
-    assert.deepEqual(ended.map((r) => r.scheduled_for.getTime() - start.getTime()), [5000]);
+    assert.deepEqual(
+      ended.map((r) => r.scheduled_for.getTime() - start.getTime()),
+      [5000],
+    );
     // A finished cron is never claimed again.
     assert.equal((await newScheduler(db.pool, boss, db.url).runDue()).claimed, 0);
   });

@@ -45,7 +45,11 @@ describe('LangGraph SDK compatibility: wait, stream, join, history, graph, schem
   let longWaits: Promise<[unknown, unknown, string]>;
   const q = (sql: string, params: unknown[] = []) => stack.db.pool.query(sql, params);
   const post = (p: string, body: unknown) =>
-    fetch(`${stack.url}${p}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+    fetch(`${stack.url}${p}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
 
   before(async () => {
     remote = await startRemoteAgent((req) => ({ body: JSON.stringify({ remote: req.body.input ?? null }) }));
@@ -97,7 +101,7 @@ describe('LangGraph SDK compatibility: wait, stream, join, history, graph, schem
         const echoed = await c.runs.wait(null, 'echo', { input: { hi: name }, onRunCreated: (m) => (created = m) });
         assert.deepEqual(echoed, { hi: name }, name);
         assert.ok(created?.run_id, `${name}: Content-Location names the run`);
-        assert.equal((await q(`SELECT 1 FROM runs WHERE run_id = $1`, [created!.run_id])).rowCount, 0, `${name}: the stateless thread went with its run`);
+        assert.equal((await q(`SELECT 1 FROM runs WHERE run_id = $1`, [created.run_id])).rowCount, 0, `${name}: the stateless thread went with its run`);
 
         assert.deepEqual(await c.runs.wait(null, 'counter', { input: { message: name } }), { count: 1, log: [name] }, `${name} counter`);
         const noted: any = await c.runs.wait(null, 'notebook', { input: { note: 1 } });
@@ -135,7 +139,11 @@ describe('LangGraph SDK compatibility: wait, stream, join, history, graph, schem
     // Created; a fast worker may have taken it already by the time it is read back.
     assert.ok(['pending', 'running', 'success'].includes(stateless.status), stateless.status);
     for (const c of [c1, c2]) {
-      const batch = await c.runs.createBatch([{ assistantId: 'echo', input: { b: 1 } }, { assistantId: 'counter', input: { message: 'b' } }, { assistantId: 'echo' }]);
+      const batch = await c.runs.createBatch([
+        { assistantId: 'echo', input: { b: 1 } },
+        { assistantId: 'counter', input: { message: 'b' } },
+        { assistantId: 'echo' },
+      ]);
       assert.equal(batch.length, 3);
       assert.equal(new Set(batch.map((r) => r.thread_id)).size, 3, 'each on a fresh thread');
     }
@@ -152,7 +160,9 @@ describe('LangGraph SDK compatibility: wait, stream, join, history, graph, schem
       clients.map(async ([name, c]) => {
         // Stateless, LangGraph graph: LangGraph's own event sequence for counter.
         let created: { run_id: string } | undefined;
-        const parts = await collect(c.runs.stream(null, 'counter', { input: { message: name }, streamMode: ['values', 'updates'], onRunCreated: (m) => (created = m) }));
+        const parts = await collect(
+          c.runs.stream(null, 'counter', { input: { message: name }, streamMode: ['values', 'updates'], onRunCreated: (m) => (created = m) }),
+        );
         assert.deepEqual(events(parts), ['metadata', 'values', 'updates', 'values', 'end'], name);
         assert.equal(parts[0].data.run_id, created?.run_id);
         assert.deepEqual(parts[1].data, { count: 0, log: [], message: name });
@@ -247,15 +257,26 @@ describe('LangGraph SDK compatibility: wait, stream, join, history, graph, schem
       assert.deepEqual(all[0].values, { count: 2, log: ['a', 'b'] });
       assert.deepEqual(all.at(-1)!.values, { count: 0, log: [] });
       const steps = all.map((s) => s.metadata?.step as number);
-      assert.deepEqual(steps, [...steps].sort((x, y) => y - x), `${name}: newest first`);
+      assert.deepEqual(
+        steps,
+        [...steps].sort((x, y) => y - x),
+        `${name}: newest first`,
+      );
       assert.equal(all[0].parent_checkpoint?.checkpoint_id, all[1].checkpoint.checkpoint_id);
       const tick = all.find((s) => s.next[0] === 'tick')!;
       assert.deepEqual((tick.tasks[0] as any).result, { count: 2, log: ['b'] }, `${name}: a task shows what it wrote`);
 
       const page = await c.threads.getHistory(thread.thread_id, { limit: 2 });
-      assert.deepEqual(page.map((s) => s.checkpoint.checkpoint_id), all.slice(0, 2).map((s) => s.checkpoint.checkpoint_id));
+      assert.deepEqual(
+        page.map((s) => s.checkpoint.checkpoint_id),
+        all.slice(0, 2).map((s) => s.checkpoint.checkpoint_id),
+      );
       const older = await c.threads.getHistory(thread.thread_id, { limit: 2, before: { configurable: { checkpoint_id: all[1].checkpoint.checkpoint_id } } });
-      assert.deepEqual(older.map((s) => s.checkpoint.checkpoint_id), all.slice(2, 4).map((s) => s.checkpoint.checkpoint_id), `${name}: before`);
+      assert.deepEqual(
+        older.map((s) => s.checkpoint.checkpoint_id),
+        all.slice(2, 4).map((s) => s.checkpoint.checkpoint_id),
+        `${name}: before`,
+      );
       const inputs = await c.threads.getHistory(thread.thread_id, { metadata: { source: 'input' } });
       assert.equal(inputs.length, 2, `${name}: metadata filter`);
     }
@@ -276,12 +297,26 @@ describe('LangGraph SDK compatibility: wait, stream, join, history, graph, schem
   test('assistants.getGraph and getSchemas: LangGraph graphs drawn and described; other agents as one node with permissive schemas', async () => {
     for (const [name, c] of clients) {
       const g = await c.assistants.getGraph('counter');
-      assert.deepEqual(g.nodes.map((n: any) => n.id), ['__start__', 'tick', '__end__'], name);
-      assert.deepEqual(g.edges.map((e: any) => [e.source, e.target]), [['__start__', 'tick'], ['tick', '__end__']]);
+      assert.deepEqual(
+        g.nodes.map((n: any) => n.id),
+        ['__start__', 'tick', '__end__'],
+        name,
+      );
+      assert.deepEqual(
+        g.edges.map((e: any) => [e.source, e.target]),
+        [
+          ['__start__', 'tick'],
+          ['tick', '__end__'],
+        ],
+      );
       assert.ok((await c.assistants.getGraph('steps', { xray: true })).nodes.some((n: any) => n.id === 'second'));
       for (const other of ['echo', 'notebook', 'far']) {
         const one = await c.assistants.getGraph(other);
-        assert.deepEqual(one.nodes.map((n: any) => n.id), ['__start__', other, '__end__'], `${name} ${other}`);
+        assert.deepEqual(
+          one.nodes.map((n: any) => n.id),
+          ['__start__', other, '__end__'],
+          `${name} ${other}`,
+        );
         assert.equal(one.edges.length, 2);
       }
 
@@ -333,7 +368,12 @@ describe('LangGraph SDK compatibility: wait, stream, join, history, graph, schem
         let runId: string | undefined;
         const stream =
           i === 0
-            ? c.runs.stream(thread.thread_id, 'echo', { input: { sleep_ms: 10_000 }, onDisconnect: 'cancel', signal: ac.signal, onRunCreated: (m) => (runId = m.run_id) })
+            ? c.runs.stream(thread.thread_id, 'echo', {
+                input: { sleep_ms: 10_000 },
+                onDisconnect: 'cancel',
+                signal: ac.signal,
+                onRunCreated: (m) => (runId = m.run_id),
+              })
             : (() => {
                 const run = c.runs.create(thread.thread_id, 'echo', { input: { sleep_ms: 10_000 } });
                 return (async function* () {
@@ -349,7 +389,8 @@ describe('LangGraph SDK compatibility: wait, stream, join, history, graph, schem
         );
         const deadline = Date.now() + 10_000;
         let status = '';
-        while (Date.now() < deadline && (status = (await c.runs.get(thread.thread_id, runId!)).status) !== 'interrupted') await new Promise((r) => setTimeout(r, 50));
+        while (Date.now() < deadline && (status = (await c.runs.get(thread.thread_id, runId!)).status) !== 'interrupted')
+          await new Promise((r) => setTimeout(r, 50));
         assert.equal(status, 'interrupted', name);
       }),
     );

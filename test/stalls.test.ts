@@ -106,7 +106,7 @@ describe('stalled peers', () => {
       (bound + 6) * 1000,
       100,
     );
-    const tookS = (settledAt - frozenAt!.getTime()) / 1000;
+    const tookS = (settledAt - frozenAt.getTime()) / 1000;
     assert.ok(tookS <= bound + 4, `took ${tookS.toFixed(1)} s`);
     a.kill('SIGCONT');
     // A wakes, finds its session gone, and carries on: it neither exits nor fires anything twice.
@@ -157,7 +157,7 @@ describe('stalled peers', () => {
     }, 'the run to end');
     assert.equal(ended.status, 'success');
     assert.equal(ended.attempts, 2);
-    assert.deepEqual(ended.output, { pid: b.child.pid }, 'the stored result is attempt 2\'s, from worker B');
+    assert.deepEqual(ended.output, { pid: b.child.pid }, "the stored result is attempt 2's, from worker B");
     const ledger = (await db.pool.query(`SELECT status FROM cron_occurrences WHERE cron_id = $1`, [cronId])).rows;
     assert.deepEqual(ledger, [{ status: 'success' }]);
     await sleep(500);

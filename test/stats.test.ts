@@ -47,7 +47,10 @@ describe('daily statistics through the API', () => {
     // A run no cron started, on a kept thread of the same assistant.
     const thread = (await ok('alice', 'POST', '/threads', {})).thread_id as string;
     await ok('alice', 'POST', `/threads/${thread}/runs/wait`, { assistant_id: assistant, input: { direct: true } });
-    for (const [id, status] of [[good, 'success'], [bad, 'error']]) {
+    for (const [id, status] of [
+      [good, 'success'],
+      [bad, 'error'],
+    ]) {
       await eventually(async () => (await ok('alice', 'GET', `/runs/crons/${id}/occurrences`))[0]?.status === status, `${id} ${status}`, 15_000, 100);
     }
 
@@ -64,7 +67,10 @@ describe('daily statistics through the API', () => {
     const { rows } = await pool.query<{ today: string }>(`SELECT to_char((now() AT TIME ZONE 'UTC')::date, 'YYYY-MM-DD') AS today`);
     const today = rows[0].today;
     const daysAgo = (n: number) => new Date(Date.parse(`${today}T00:00:00Z`) - n * 86_400_000).toISOString().slice(0, 10);
-    for (const [n, runs] of [[3, 5], [10, 7]]) {
+    for (const [n, runs] of [
+      [3, 5],
+      [10, 7],
+    ]) {
       await pool.query(
         `INSERT INTO run_daily_stats (day, scope, scope_id, timezone, runs, successes, failures, timeouts, interrupted, skipped, p50_duration_ms, p95_duration_ms, p95_fire_lag_ms)
          VALUES ($1, 'cron', $2, 'UTC', $3, $3 - 1, 1, 0, 0, 2, 10, 20, 5)`,
@@ -77,13 +83,14 @@ describe('daily statistics through the API', () => {
     assert.equal(week.timezone, 'UTC');
     assert.equal(week.to, today);
     assert.equal(week.from, daysAgo(6));
-    assert.deepEqual(week.days.map((d: any) => d.day), [today, daysAgo(3)], 'newest first, 7 days');
+    assert.deepEqual(
+      week.days.map((d: any) => d.day),
+      [today, daysAgo(3)],
+      'newest first, 7 days',
+    );
     const [todays] = week.days;
     assert.equal(todays.timezone, 'UTC');
-    assert.deepEqual(
-      [todays.runs, todays.successes, todays.failures, todays.timeouts, todays.interrupted, todays.skipped],
-      [1, 1, 0, 0, 0, 0],
-    );
+    assert.deepEqual([todays.runs, todays.successes, todays.failures, todays.timeouts, todays.interrupted, todays.skipped], [1, 1, 0, 0, 0, 0]);
     assert.equal(typeof todays.p50_duration_ms, 'number');
     assert.ok(todays.p95_duration_ms >= todays.p50_duration_ms);
     assert.equal(todays.p95_fire_lag_ms, null, 'a created run is no scheduled occurrence: no fire lag');
@@ -91,7 +98,10 @@ describe('daily statistics through the API', () => {
     assert.deepEqual(week.totals, { runs: 6, successes: 5, failures: 1, timeouts: 0, interrupted: 0, skipped: 2 });
 
     const month = await ok('alice', 'GET', `/runs/crons/${good}/stats?days=30`);
-    assert.deepEqual(month.days.map((d: any) => d.day), [today, daysAgo(3), daysAgo(10)]);
+    assert.deepEqual(
+      month.days.map((d: any) => d.day),
+      [today, daysAgo(3), daysAgo(10)],
+    );
     assert.equal(month.totals.runs, 13);
     const one = await ok('alice', 'GET', `/runs/crons/${good}/stats?days=1`);
     assert.deepEqual([one.from, one.to, one.days.length], [today, today, 1]);

@@ -57,7 +57,15 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       createTestDatabase('ui'),
       chromium.launch({
         executablePath: CHROMIUM,
-        args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+        args: [
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-quic',
+          '--no-first-run',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+        ],
       }),
     ]);
     db = database;
@@ -97,8 +105,30 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
               LATERAL (SELECT date_trunc('second', now()) - make_interval(mins => m) AS t) AS at`,
       [ids.ops],
     );
-    await db.pool.query(`UPDATE cron_occurrences SET output_excerpt = '{"summary":"3 new articles on agents"}' WHERE cron_id = $1 AND status = 'success'`, [ids.ops]);
-    await db.pool.query(`UPDATE crons SET last_run_status = 'error', last_run_error = 'RuntimeError: the model said no', last_run_at = now() - interval '40 minutes' WHERE cron_id = $1`, [ids.ops]);
+    await db.pool.query(`UPDATE cron_occurrences SET output_excerpt = '{"summary":"3 new articles on agents"}' WHERE cron_id = $1 AND status = 'success'`, [
+      ids.ops,
+    ]);
+    // Flow control: a success on its second attempt (the first one's error kept), a jittered
+    // start, and the create-run waiting for its retry (as the worker leaves them).
+    await db.pool.query(
+      `UPDATE cron_occurrences SET attempt_log = '[{"attempt": 1, "status": "error", "error": {"error": "RateLimited", "message": "429 Too Many Requests"}}]'
+        WHERE cron_id = $1 AND status = 'success' AND skipped_count = 2`,
+      [ids.ops],
+    );
+    await db.pool.query(
+      `UPDATE cron_occurrences SET planned_for = scheduled_for + interval '7 seconds' WHERE cron_id = $1 AND status = 'success' AND skipped_count = 0`,
+      [ids.ops],
+    );
+    await db.pool.query(
+      `UPDATE runs SET waiting = 'retry', not_before = now() + interval '1 hour',
+              attempt_log = '[{"attempt": 1, "status": "timeout", "error": {"error": "TimeoutError", "message": "run timed out"}}]'
+        WHERE cron_id = $1 AND status = 'pending'`,
+      [ids.ops],
+    );
+    await db.pool.query(
+      `UPDATE crons SET last_run_status = 'error', last_run_error = 'RuntimeError: the model said no', last_run_at = now() - interval '40 minutes' WHERE cron_id = $1`,
+      [ids.ops],
+    );
     // No scheduler runs here: an every-5-minutes cron would turn overdue ("… ago") at the next
     // multiple of 5 minutes, mid-test. Its next occurrence goes to a whole hour an hour or two ahead.
     await db.pool.query(`UPDATE crons SET next_run_date = date_trunc('hour', now()) + interval '2 hours' WHERE cron_id = $1`, [ids.ops]);
@@ -214,6 +244,11 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       assert.match(successes, /2 missed before it/);
       assert.match(successes, /\{"summary":"3 new articles on agents"\}/, 'the output excerpt the ledger kept');
       assert.match((await page.locator('#ledger-table tr[data-status=enqueued]').textContent()) ?? '', /create/);
+      // Attempts, each earlier attempt's error, the planned start, why a pending one waits.
+      const retried = page.locator('#ledger-table tr[data-status=success]', { hasText: '2 missed before it' });
+      assert.match((await retried.locator('td.attempts').textContent()) ?? '', /^2#1 error: RateLimited: 429 Too Many Requests$/);
+      assert.match(successes, /planned start \+7\.0 s/);
+      assert.match((await page.locator('#ledger-table tr[data-status=enqueued] td').nth(2).textContent()) ?? '', /waiting for retry backoff until /);
       await shot(page, 'cron');
       clean();
     });
@@ -326,6 +361,8 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       await page.fill('#input', '{"topic": "created in the ui"}');
       await page.fill('#metadata', '{"team": "ui"}');
       await page.check('#paused');
+      await page.fill('#retry-max-attempts', '4');
+      await page.fill('#jitter', '90');
       await page.locator('#schedule-preview li').nth(4).waitFor();
       await shot(page, 'new-cron');
       await page.click('#create');
@@ -335,6 +372,10 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       assert.equal(cron.enabled, false);
       assert.deepEqual(cron.metadata, { team: 'ui' });
       assert.deepEqual(cron.payload.input, { topic: 'created in the ui' });
+      assert.deepEqual(cron.payload.retry_policy, { max_attempts: 4 });
+      assert.equal(cron.jitter_seconds, 90);
+      await page.locator('#next-table thead', { hasText: 'Starts (jitter)' }).waitFor();
+      assert.match((await page.locator('#cron-page, section.card').allTextContents()).join(' '), /Retry policyup to 4 attempts/);
       clean();
     });
 
@@ -349,6 +390,7 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       const running = page.locator(`#runs-table tr[data-run-id="${rows[0].run_id}"]`);
       await running.waitFor();
       assert.match((await running.textContent()) ?? '', /running.*1 min 3\d s/);
+      assert.match((await running.textContent()) ?? '', /attempt 2/, 'its second attempt (one logged)');
       await shot(page, 'runs');
       await running.locator('button', { hasText: 'Cancel' }).click();
       await page.locator('#flash', { hasText: `Cancelled run ${rows[0].run_id.slice(0, 8)}` }).waitFor();
@@ -363,6 +405,11 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       await page.click('nav a[data-page=health]');
       await page.locator('#lag-chart').waitFor();
       assert.match((await page.locator('#health-cards').textContent()) ?? '', /Database.*ok/);
+      // /health's status and the saturation figures (queue latency, runs waiting by reason, lag to start).
+      assert.match((await page.locator('#health-cards').textContent()) ?? '', /^Overall(ok|degraded)/);
+      assert.match((await page.locator('#queue-latency').textContent()) ?? '', /^\d+(\.\d)? (ms|s)$|min/);
+      assert.match((await page.locator('#runs-waiting').textContent()) ?? '', /^\d+ for a worker · \d+ for a retry · \d+ for a limit$/);
+      assert.match((await page.locator('#start-lag').textContent()) ?? '', /^(p50 .* · p95 .* · p99 .*|no run started)$/);
       assert.match((await page.locator('#chart-summary').textContent()) ?? '', /^5 fired and 2 skipped/);
       assert.ok((await page.locator('#lag-chart rect.bar').count()) >= 4);
       assert.equal(await page.locator('#gauges').count(), 1, 'the deployment gauges (AUTH_MODE=none: everyone is admin)');
@@ -385,8 +432,201 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
     });
   });
 
+  describe('everyday use (issue 19): names, live pages, runs, forms', () => {
+    let context: BrowserContext;
+    let page: Page;
+    let outside: string[];
+    let errors: string[];
+    before(async () => {
+      context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+      context.setDefaultTimeout(5000);
+      // Live pages refresh every 300 ms here (5 s by default), so a test waits for little.
+      await context.addInitScript(() => (globalThis as any).localStorage.setItem('agentcron.pollMs', '300'));
+      ({ page, outside, errors } = await newPage(context));
+    });
+    after(async () => {
+      await context?.close();
+    });
+    const clean = () => {
+      assert.deepEqual(errors, [], 'console errors');
+      assert.deepEqual(outside, [], 'requests outside 127.0.0.1');
+    };
+    const make = async (body: Record<string, unknown>): Promise<string> => {
+      const res = await open.call('POST', '/runs/crons', { assistant_id: 'echo', ...body });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      return res.body.cron_id;
+    };
+
+    test('names title crons and search finds them; a finished cron reads finished; the list and a ledger update by themselves', async () => {
+      ids.named = await make({ schedule: '0 6 * * *', metadata: { name: 'Morning digest', team: 'news' }, enabled: false });
+      ids.finished = await make({ schedule: '0 7 * * *', enabled: false });
+      await db.pool.query(`UPDATE crons SET end_time = now() - interval '1 minute', finished_at = now(), next_run_date = NULL WHERE cron_id = $1`, [
+        ids.finished,
+      ]);
+      await page.goto(`${open.url}/ui/#/crons`);
+      const named = page.locator(`tr[data-cron-id="${ids.named}"]`);
+      await named.waitFor();
+      assert.equal(await named.locator('.cron-link').textContent(), 'Morning digest');
+      assert.match((await named.locator('td.cron .sub').textContent()) ?? '', /^At 06:00 · 0 6 \* \* \*/);
+      assert.equal((await page.locator(`tr[data-cron-id="${ids.finished}"] td.state`).textContent())?.trim(), 'finished');
+      await page.evaluate(() => ((globalThis as any).notReloaded = true));
+      // Selected, then changed elsewhere: the row turns active without a reload, still selected.
+      await named.locator('input[type=checkbox]').check();
+      await open.call('PATCH', `/runs/crons/${ids.named}`, { enabled: true });
+      await page.locator(`tr[data-cron-id="${ids.named}"] td.state`, { hasText: 'active' }).waitFor();
+      assert.equal(await page.locator(`tr[data-cron-id="${ids.named}"] input[type=checkbox]`).isChecked(), true);
+      assert.equal(await page.locator('#selection').textContent(), '1 selected');
+      assert.equal(await page.evaluate(() => (globalThis as any).notReloaded), true);
+      await page.fill('#filters input[name=q]', 'morning digest');
+      await page.click('#filters button[type=submit]');
+      await page.locator('#summary', { hasText: '1 shown' }).waitFor();
+      // The cron's page: titled by its name; a trigger made elsewhere appears in its ledger by itself.
+      await page.click(`tr[data-cron-id="${ids.named}"] .cron-link`);
+      await page.locator('#no-occurrences').waitFor();
+      assert.equal(await page.locator('#cron-name').textContent(), 'Morning digest');
+      assert.equal(await page.locator('#cron-description').textContent(), 'At 06:00');
+      await page.evaluate(() => ((globalThis as any).notReloaded = true));
+      assert.equal((await open.call('POST', `/runs/crons/${ids.named}/trigger`)).status, 200);
+      await page.locator('#ledger-table tbody tr', { hasText: 'manual' }).waitFor();
+      assert.equal(await page.evaluate(() => (globalThis as any).notReloaded), true);
+      await shot(page, 'cron-named');
+      // Health too: its chart counts a trigger made elsewhere without a reload.
+      await page.click('nav a[data-page=health]');
+      const summary = page.locator('#chart-summary');
+      await summary.waitFor();
+      const fired = async () => Number(/^(\d+) fired/.exec((await summary.textContent()) ?? '')?.[1]);
+      const before = await fired();
+      await page.evaluate(() => ((globalThis as any).notReloaded = true));
+      assert.equal((await open.call('POST', `/runs/crons/${ids.named}/trigger`)).status, 200);
+      await page.waitForFunction(
+        (n) => Number(/^(\d+) fired/.exec((globalThis as any).document.querySelector('#chart-summary')?.textContent ?? '')?.[1]) > n,
+        before,
+      );
+      assert.equal(await page.evaluate(() => (globalThis as any).notReloaded), true);
+      clean();
+    });
+
+    test('Runs: a stateless run that is running, pending runs, recent failures; a run page with output, error and cancel', async () => {
+      const post = async (path: string, body: unknown) => {
+        const res = await open.call('POST', path, body);
+        assert.equal(res.status, 200, JSON.stringify(res.body));
+        return res.body;
+      };
+      const stateless = await post('/runs', { assistant_id: 'echo', input: { n: 1 } });
+      const failed = await post('/runs', { assistant_id: 'echo', input: { n: 2 } });
+      const thread = await post('/threads', {});
+      const kept = await post(`/threads/${thread.thread_id}/runs`, { assistant_id: 'echo', input: { n: 3 } });
+      const done = await post(`/threads/${thread.thread_id}/runs`, { assistant_id: 'echo', input: { n: 4 } });
+      await db.pool.query(`UPDATE runs SET status = 'running', started_at = now() - interval '5 seconds' WHERE run_id = ANY($1::uuid[])`, [
+        [stateless.run_id, kept.run_id],
+      ]);
+      await db.pool.query(
+        `UPDATE runs SET status = 'error', started_at = now(), ended_at = now(), error = '{"error": "Boom", "message": "the model said no"}' WHERE run_id = $1`,
+        [failed.run_id],
+      );
+      await db.pool.query(`UPDATE runs SET status = 'success', started_at = now(), ended_at = now(), output = '{"summary": "all good"}' WHERE run_id = $1`, [
+        done.run_id,
+      ]);
+      await page.click('nav a[data-page=runs]');
+      await page.locator(`#runs-table tr[data-run-id="${stateless.run_id}"]`).waitFor();
+      assert.match((await page.locator(`#runs-table tr[data-run-id="${stateless.run_id}"]`).textContent()) ?? '', /running/);
+      assert.match((await page.locator(`#failed-table tr[data-run-id="${failed.run_id}"]`).textContent()) ?? '', /Boom: the model said no/);
+      assert.ok((await page.locator('#pending-table tbody tr').count()) >= 1, "the pending runs (crons' first runs) are listed");
+      await shot(page, 'runs-all');
+      await page.goto(`${open.url}/ui/#/runs/${done.run_id}`);
+      await page.locator('#run-output', { hasText: 'all good' }).waitFor();
+      assert.match((await page.locator('#run-facts').textContent()) ?? '', /success/);
+      await page.goto(`${open.url}/ui/#/runs`);
+      await page.click(`#runs-table tr[data-run-id="${kept.run_id}"] .run-link`);
+      await page.locator('#run-page').waitFor();
+      await page.click(`#run-page button[data-cancel="${kept.run_id}"]`);
+      await page.locator('#run-facts', { hasText: 'interrupted' }).waitFor();
+      assert.equal((await open.call('GET', `/runs/${kept.run_id}`)).body.status, 'interrupted');
+      await page.goto(`${open.url}/ui/#/runs/${failed.run_id}`);
+      await page.locator('#run-error', { hasText: '"message": "the model said no"' }).waitFor();
+      clean();
+    });
+
+    test('forms: create with name, webhook, end time and pause note; edit input and metadata; backfill with a count and an overlap choice; bulk trigger and delete, confirmed', async () => {
+      await page.goto(`${open.url}/ui/#/new`);
+      await page.locator('#new-cron-form').waitFor();
+      await page.fill('#name', 'Weekly report');
+      await page.fill('#schedule', '*/5 * * * *');
+      await page.selectOption('#overlap', 'skip');
+      await page.fill('#webhook', 'https://example.com/hook');
+      await page.fill('#end-time', '2099-01-01T00:00:00');
+      await page.check('#paused');
+      await page.fill('#create-pause-note', 'x'.repeat(280));
+      await page.click('#create');
+      await page.locator('#cron-name', { hasText: 'Weekly report' }).waitFor();
+      const id = decodeURIComponent(await page.evaluate<string>("location.hash.split('/')[2]"));
+      const cron = (await open.call('GET', `/runs/crons/${id}`)).body;
+      assert.equal(cron.metadata.name, 'Weekly report');
+      assert.equal(cron.payload.webhook, 'https://example.com/hook');
+      assert.equal(cron.end_time, '2099-01-01T00:00:00.000Z');
+      assert.equal(cron.paused_reason, 'x'.repeat(280));
+
+      await page.click('#edit-fields');
+      await page.fill('#edit-input', '{"topic": "edited"}');
+      await page.fill('#edit-metadata', '{"team": "reports"}');
+      await page.click('#save-fields');
+      await page.locator('#flash', { hasText: 'Saved' }).waitFor();
+      const edited = (await open.call('GET', `/runs/crons/${id}`)).body;
+      assert.deepEqual(edited.payload.input, { topic: 'edited' });
+      assert.deepEqual(edited.metadata, { team: 'reports', name: 'Weekly report' });
+
+      // 5 occurrences in the range; the cron's rule (skip) would fire one, "every occurrence" fires all.
+      const day = new Date(Date.now() - 2 * 86400_000).toISOString().slice(0, 10);
+      await page.click('#backfill');
+      await page.fill('#backfill-from', `${day}T10:00:00`);
+      await page.fill('#backfill-to', `${day}T10:20:00`);
+      await page.locator('#backfill-count', { hasText: 'This range holds 5 occurrences' }).waitFor();
+      await page.selectOption('#backfill-overlap', 'allow');
+      await page.click('#backfill-go');
+      await page.locator('#flash', { hasText: 'Backfill: fired 5 of 5 occurrences' }).waitFor();
+
+      // Bulk: trigger, then delete, each after a confirmation.
+      const one = await make({ schedule: '0 4 * * *', metadata: { name: 'Bulk one' }, enabled: false });
+      const other = await make({ schedule: '0 5 * * *', metadata: { name: 'Bulk two' }, enabled: false });
+      await page.goto(`${open.url}/ui/#/crons`);
+      for (const c of [one, other]) await page.check(`tr[data-cron-id="${c}"] input[type=checkbox]`);
+      await page.click('#bulk-trigger');
+      await page.locator('#bulk-confirm', { hasText: 'Start a run of each of 2 crons now' }).waitFor();
+      await page.click('#bulk-confirm-go');
+      await page.locator('#flash', { hasText: '2 crons triggered' }).waitFor();
+      for (const c of [one, other]) {
+        const ledger = (await open.call('GET', `/runs/crons/${c}/occurrences?limit=50`)).body;
+        assert.equal(ledger.filter((o: any) => o.trigger === 'manual').length, 1);
+      }
+      await page.click('#bulk-delete');
+      await page.locator('#bulk-confirm', { hasText: 'Delete 2 crons' }).waitFor();
+      await page.click('#bulk-confirm-cancel');
+      assert.equal((await open.call('GET', `/runs/crons/${other}`)).status, 200, 'cancel deletes nothing');
+      await page.click('#bulk-delete');
+      await page.click('#bulk-confirm-go');
+      await page.locator('#flash', { hasText: '2 crons deleted' }).waitFor();
+      for (const c of [one, other]) assert.equal((await open.call('GET', `/runs/crons/${c}`)).status, 404);
+      await page.locator(`tr[data-cron-id="${other}"]`).waitFor({ state: 'detached' });
+      clean();
+    });
+
+    test('/docs fits a phone (400 px) and shows its examples', async () => {
+      const phone = await context.newPage();
+      try {
+        await phone.setViewportSize({ width: 400, height: 800 });
+        await phone.goto(`${open.url}/docs`);
+        await phone.locator('pre.curl').first().waitFor();
+        const width = await phone.evaluate<number>('document.documentElement.scrollWidth');
+        assert.ok(width <= 400, `/docs is ${width} px wide`);
+        await phone.screenshot({ path: `${SHOTS}/docs-400px.png` });
+      } finally {
+        await phone.close();
+      }
+    });
+  });
+
   describe('AUTH_MODE=api_key', () => {
-    test('asks for a key, keeps it for the session, and shows only that user\'s crons', async () => {
+    test("asks for a key, keeps it for the session, and shows only that user's crons", async () => {
       const context = await browser.newContext();
       context.setDefaultTimeout(5000);
       const { page, outside, errors } = await newPage(context);
@@ -405,7 +645,9 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
         await page.fill('#api-key', KEYS.alice);
         await page.click('#signin button[type=submit]');
         await page.locator('#crons-table').waitFor();
-        const shown = await page.locator('#crons-table tbody tr').evaluateAll((rows) => rows.map((r) => (r as unknown as { dataset: Record<string, string> }).dataset.cronId));
+        const shown = await page
+          .locator('#crons-table tbody tr')
+          .evaluateAll((rows) => rows.map((r) => (r as unknown as { dataset: Record<string, string> }).dataset.cronId));
         assert.deepEqual(shown.sort(), [ids.alice1, ids.alice2].sort());
         assert.equal(await page.evaluate("sessionStorage.getItem('agentcron.apiKey')"), KEYS.alice);
         assert.equal(await page.locator('nav a[data-page=maintenance]').isVisible(), false);
@@ -440,7 +682,7 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       }
     });
 
-    test('an admin key sees every user\'s crons, with their owners, and the maintenance jobs', async () => {
+    test("an admin key sees every user's crons, with their owners, and the maintenance jobs", async () => {
       const context = await browser.newContext();
       context.setDefaultTimeout(5000);
       const { page, outside, errors } = await newPage(context);
@@ -449,7 +691,9 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
         await page.fill('#api-key', KEYS.admin);
         await page.click('#signin button[type=submit]');
         await page.locator('#crons-table').waitFor();
-        const shown = await page.locator('#crons-table tbody tr').evaluateAll((rows) => rows.map((r) => (r as unknown as { dataset: Record<string, string> }).dataset.cronId));
+        const shown = await page
+          .locator('#crons-table tbody tr')
+          .evaluateAll((rows) => rows.map((r) => (r as unknown as { dataset: Record<string, string> }).dataset.cronId));
         for (const id of [ids.alice1, ids.alice2, ids.bob, ids.ops]) assert.ok(shown.includes(id), `admin sees ${id}`);
         assert.equal(await page.locator(`tr[data-cron-id="${ids.bob}"] td.owner`).textContent(), 'bob');
         await page.fill('#filters input[name=user]', 'alice');

@@ -55,7 +55,14 @@ describe('schema version gate', () => {
 
   test('new api, scheduler and worker started before the release wait (503 saying why), then start once it has run', async () => {
     const port = await freePort();
-    const env = { DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', MIGRATE_ON_START: 'false', SCHEMA_WAIT_POLL_SECONDS: '1', HEARTBEAT_INTERVAL_SECONDS: '1' };
+    const env = {
+      DATABASE_URL: db.url,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      MIGRATE_ON_START: 'false',
+      SCHEMA_WAIT_POLL_SECONDS: '1',
+      HEARTBEAT_INTERVAL_SECONDS: '1',
+    };
     const api = spawnApp('api', env);
     const scheduler = spawnApp('scheduler', env);
     const worker = spawnApp('worker', env);
@@ -83,7 +90,10 @@ describe('schema version gate', () => {
     const release = spawnApp('migrate', { DATABASE_URL: db.url });
     assert.equal(await release.exited, 0, release.output.join('\n'));
     await Promise.all([api.waitFor(/api listening on/), scheduler.waitFor(/scheduler started/), worker.waitFor(/worker started/)]);
-    assert.ok(api.output.some((l) => /the release has run/.test(l)), api.output.join('\n'));
+    assert.ok(
+      api.output.some((l) => /the release has run/.test(l)),
+      api.output.join('\n'),
+    );
     const after = await fetch(`${base}/runs/crons/search`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
     assert.equal(after.status, 200, await after.text());
     assert.equal((await fetch(`${base}/ok`)).status, 200);

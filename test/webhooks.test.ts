@@ -79,7 +79,16 @@ describe('webhooks', () => {
     // Failed deliveries are logged as errors, on purpose; here they are expected.
     const logger = quietLogger();
     logger.silent = process.env.TEST_LOG_LEVEL === undefined;
-    return new WebhookWorker({ pool: db.pool, boss, logger, secret: SECRET, allowPrivate, connectTimeoutMs: 2000, responseTimeoutMs: 2000, retryDelaySeconds: 1 });
+    return new WebhookWorker({
+      pool: db.pool,
+      boss,
+      logger,
+      secret: SECRET,
+      allowPrivate,
+      connectTimeoutMs: 2000,
+      responseTimeoutMs: 2000,
+      retryDelaySeconds: 1,
+    });
   };
 
   before(async () => {
@@ -121,12 +130,17 @@ describe('webhooks', () => {
     return res.body.run_id as string;
   };
   const getRun = async (threadId: string, runId: string) => (await api.call('GET', `/threads/${threadId}/runs/${runId}`)).body;
-  const deliveries = (runId: string, n = 1) => eventually(async () => (receiver.forRun(runId).length >= n ? receiver.forRun(runId) : null), `${n} webhook(s) of run ${runId}`, 30_000);
+  const deliveries = (runId: string, n = 1) =>
+    eventually(async () => (receiver.forRun(runId).length >= n ? receiver.forRun(runId) : null), `${n} webhook(s) of run ${runId}`, 30_000);
   const settledRun = (threadId: string, runId: string) =>
-    eventually(async () => {
-      const r = await getRun(threadId, runId);
-      return r.webhook_status === 'sent' || r.webhook_status === 'failed' ? r : null;
-    }, `run ${runId}'s webhook to settle`, 30_000);
+    eventually(
+      async () => {
+        const r = await getRun(threadId, runId);
+        return r.webhook_status === 'sent' || r.webhook_status === 'failed' ? r : null;
+      },
+      `run ${runId}'s webhook to settle`,
+      30_000,
+    );
 
   test("a stateless cron's run: the whole Run, signed, delivered after its thread is gone; the ledger records it", async () => {
     const cronId = await insertCron(db.pool, { schedule: '0 0 1 1 *', payload: { input: { hello: 'world' }, webhook: receiver.url('/ok') } });
@@ -150,7 +164,8 @@ describe('webhooks', () => {
     assert.equal(run.error, null);
     assert.equal(run.kwargs.webhook, receiver.url('/ok'));
     assert.deepEqual(run.metadata, {});
-    for (const key of ['created_at', 'run_started_at', 'run_ended_at', 'webhook_sent_at']) assert.ok(!Number.isNaN(Date.parse(run[key])), `${key}: ${run[key]}`);
+    for (const key of ['created_at', 'run_started_at', 'run_ended_at', 'webhook_sent_at'])
+      assert.ok(!Number.isNaN(Date.parse(run[key])), `${key}: ${run[key]}`);
     assert.ok(Date.parse(run.run_started_at) <= Date.parse(run.run_ended_at));
     assert.ok(Date.parse(run.run_ended_at) <= Date.parse(run.webhook_sent_at));
     assert.equal(occurrence.webhook_sent_at.toISOString(), run.webhook_sent_at);
@@ -218,10 +233,20 @@ describe('webhooks', () => {
     const threadId = await newThread();
     const runId = await startRun(threadId, { input: { n: 1 }, webhook: receiver.url(`/flaky/${threadId}`) });
     const hits = await deliveries(runId, 2);
-    assert.deepEqual(hits.map((h) => h.headers['x-agentcron-attempt']), ['1', '2']);
+    assert.deepEqual(
+      hits.map((h) => h.headers['x-agentcron-attempt']),
+      ['1', '2'],
+    );
     // Each attempt is signed afresh, with its own timestamp and webhook_sent_at.
     for (const h of hits) {
-      assert.equal(verifyWebhook(SECRET, { body: h.body, signature: h.headers['x-agentcron-signature'] as string, timestamp: h.headers['x-agentcron-timestamp'] as string }), true);
+      assert.equal(
+        verifyWebhook(SECRET, {
+          body: h.body,
+          signature: h.headers['x-agentcron-signature'] as string,
+          timestamp: h.headers['x-agentcron-timestamp'] as string,
+        }),
+        true,
+      );
     }
     const run = await settledRun(threadId, runId);
     assert.equal(run.webhook_status, 'sent');
@@ -313,7 +338,13 @@ describe('webhooks', () => {
       for (const url of ['http://93.184.216.34/hook', 'https://example.com/hook', 'http://localhost/hook']) {
         assert.equal((await cron(url)).status, 200, url);
       }
-      const thread = await api.call('POST', `/threads/${threadId}/runs/crons`, { assistant_id: 'echo', schedule: '0 0 1 1 *', input: {}, webhook: 'http://10.0.0.1/', enabled: false });
+      const thread = await api.call('POST', `/threads/${threadId}/runs/crons`, {
+        assistant_id: 'echo',
+        schedule: '0 0 1 1 *',
+        input: {},
+        webhook: 'http://10.0.0.1/',
+        enabled: false,
+      });
       assert.equal(thread.status, 422);
       const created = (await cron('https://example.com/hook')).body;
       const patched = await api.call('PATCH', `/runs/crons/${created.cron_id}`, { webhook: 'http://192.168.0.10/hook' });
@@ -326,7 +357,11 @@ describe('webhooks', () => {
     } finally {
       allowPrivateWebhooks(true);
     }
-    assert.equal((await api.call('POST', '/runs/crons', { assistant_id: 'echo', schedule: '0 0 1 1 *', input: {}, webhook: 'http://127.0.0.1/hook', enabled: false })).status, 200);
+    assert.equal(
+      (await api.call('POST', '/runs/crons', { assistant_id: 'echo', schedule: '0 0 1 1 *', input: {}, webhook: 'http://127.0.0.1/hook', enabled: false }))
+        .status,
+      200,
+    );
   });
 
   test('one webhookUrl schema validates the webhook of crons (create, update) and runs alike', () => {
@@ -336,11 +371,18 @@ describe('webhooks', () => {
       for (const url of ['ftp://example.com/x', 'not a url', 'http://', 'http://10.0.0.1/hook', 'http://[::1]/x']) {
         const expected = issues(webhookUrl.safeParse(url));
         assert.ok(expected.length > 0, `${url} is refused`);
-        assert.deepEqual(issues(CronCreateBody.safeParse({ assistant_id: 'echo', schedule: '@daily', input: {}, webhook: url })), expected, `cron create: ${url}`);
+        assert.deepEqual(
+          issues(CronCreateBody.safeParse({ assistant_id: 'echo', schedule: '@daily', input: {}, webhook: url })),
+          expected,
+          `cron create: ${url}`,
+        );
         assert.deepEqual(issues(CronUpdateBody.safeParse({ webhook: url })), expected, `cron update: ${url}`);
         assert.deepEqual(issues(RunCreate.safeParse({ assistant_id: 'echo', webhook: url })), expected, `run create: ${url}`);
       }
-      assert.deepEqual(webhookUrl.safeParse('ftp://example.com/x').error!.issues.map((i) => i.message), ['must be an http(s) URL with a host']);
+      assert.deepEqual(
+        webhookUrl.safeParse('ftp://example.com/x').error!.issues.map((i) => i.message),
+        ['must be an http(s) URL with a host'],
+      );
       assert.match(webhookUrl.safeParse('http://10.0.0.1/hook').error!.issues[0].message, /10\.0\.0\.1 is a private address/);
       assert.equal(webhookUrl.safeParse('https://example.com/hook').success, true);
     } finally {
@@ -350,8 +392,29 @@ describe('webhooks', () => {
   });
 
   test('the address rules: loopback, private, link-local, metadata and their IPv6 forms are refused; public addresses pass', () => {
-    for (const ip of ['127.0.0.1', '127.255.0.9', '10.0.0.1', '172.31.255.255', '192.168.0.1', '169.254.169.254', '0.0.0.0', '100.100.100.200', '224.0.0.1', '255.255.255.255',
-      '::', '::1', 'fc00::1', 'fd00:ec2::254', 'fe80::1', '::ffff:127.0.0.1', '::ffff:7f00:1', '0:0:0:0:0:ffff:a00:1', '::ffff:169.254.169.254', '64:ff9b::a9fe:a9fe', '2002:c0a8:101::1']) {
+    for (const ip of [
+      '127.0.0.1',
+      '127.255.0.9',
+      '10.0.0.1',
+      '172.31.255.255',
+      '192.168.0.1',
+      '169.254.169.254',
+      '0.0.0.0',
+      '100.100.100.200',
+      '224.0.0.1',
+      '255.255.255.255',
+      '::',
+      '::1',
+      'fc00::1',
+      'fd00:ec2::254',
+      'fe80::1',
+      '::ffff:127.0.0.1',
+      '::ffff:7f00:1',
+      '0:0:0:0:0:ffff:a00:1',
+      '::ffff:169.254.169.254',
+      '64:ff9b::a9fe:a9fe',
+      '2002:c0a8:101::1',
+    ]) {
       assert.ok(forbiddenAddress(ip), `${ip} should be refused`);
     }
     for (const ip of ['8.8.8.8', '93.184.216.34', '172.32.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8', '2a00:1450:4001::200e']) {

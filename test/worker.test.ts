@@ -105,7 +105,9 @@ describe('worker', () => {
     );
     await boss.send(QUEUES.run, { run_id: runId }, { id: randomUUID() });
     await eventually(
-      async () => (await db.pool.query(`SELECT count(*)::int AS n FROM pgboss.job WHERE name = $1 AND data->>'run_id' = $2 AND state = 'completed'`, [QUEUES.run, runId])).rows[0].n === 1,
+      async () =>
+        (await db.pool.query(`SELECT count(*)::int AS n FROM pgboss.job WHERE name = $1 AND data->>'run_id' = $2 AND state = 'completed'`, [QUEUES.run, runId]))
+          .rows[0].n === 1,
       'the duplicate job to be acknowledged',
     );
     const { rows } = await db.pool.query(`SELECT attempts, status, output FROM runs WHERE run_id = $1`, [runId]);
@@ -121,7 +123,12 @@ describe('worker', () => {
        SELECT $1, $2, assistant_id, 'anonymous', cron_id, $4, 'running', 1, now() FROM crons WHERE cron_id = $3`,
       [runId, threadId, cronId, scheduledFor],
     );
-    await db.pool.query(`INSERT INTO cron_occurrences (cron_id, scheduled_for, run_id, status) VALUES ($1, $2, $3, $4)`, [cronId, scheduledFor, runId, ledgerStatus]);
+    await db.pool.query(`INSERT INTO cron_occurrences (cron_id, scheduled_for, run_id, status) VALUES ($1, $2, $3, $4)`, [
+      cronId,
+      scheduledFor,
+      runId,
+      ledgerStatus,
+    ]);
     return runId;
   }
 
@@ -137,7 +144,10 @@ describe('worker', () => {
     assert.equal(c.last_run_error, null);
     // Both occurrences are settled in the ledger all the same.
     const { rows } = await db.pool.query(`SELECT status FROM cron_occurrences WHERE cron_id = $1 ORDER BY scheduled_for`, [cronId]);
-    assert.deepEqual(rows.map((r) => r.status), ['error', 'success']);
+    assert.deepEqual(
+      rows.map((r) => r.status),
+      ['error', 'success'],
+    );
   });
 
   test('a late result for an occurrence already settled (a cancelled run) changes nothing', async () => {
@@ -193,18 +203,30 @@ describe('worker', () => {
       // skip: while a run is going, occurrences are skipped for overlap: of five occurrences a
       // second apart, with runs of 2.5 s, at most three run.
       const s = await reasons(skip);
-      assert.ok(s.some((r) => r.reason === 'overlap'), JSON.stringify(s));
+      assert.ok(
+        s.some((r) => r.reason === 'overlap'),
+        JSON.stringify(s),
+      );
       assert.ok(s.filter((r) => r.scheduled_for < fifth && r.status !== 'skipped').length <= 3, JSON.stringify(s));
       // buffer_one: one running plus one waiting; the rest skipped.
       const b = await reasons(buffer);
-      assert.ok(b.some((r) => r.reason === 'overlap'), JSON.stringify(b));
+      assert.ok(
+        b.some((r) => r.reason === 'overlap'),
+        JSON.stringify(b),
+      );
       // enqueue: nothing skipped, every occurrence queued.
       const e = await reasons(enqueue);
       assert.ok(e.length >= 5, JSON.stringify(e));
-      assert.ok(e.every((r) => r.status !== 'skipped'), JSON.stringify(e));
+      assert.ok(
+        e.every((r) => r.status !== 'skipped'),
+        JSON.stringify(e),
+      );
       // reject: occurrences while the thread is busy are skipped.
       const r = await reasons(reject);
-      assert.ok(r.some((x) => x.reason === 'overlap'), JSON.stringify(r));
+      assert.ok(
+        r.some((x) => x.reason === 'overlap'),
+        JSON.stringify(r),
+      );
 
       // Runs of one thread (and of one buffer_one cron) never overlap in time, on any worker.
       for (const cronId of [buffer, enqueue, reject]) {

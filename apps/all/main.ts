@@ -3,4 +3,10 @@
 // It migrates the database itself (MIGRATE_ON_START unset means true here, false elsewhere).
 import { runProcess, startApiRole, startSchedulerRole, startWorkerRole } from '../../libs/processes/index.ts';
 
-await runProcess({ service: 'agentcron', roles: [startApiRole, startSchedulerRole, startWorkerRole], supervise: true, embeddedFallback: true, migrateByDefault: true });
+await runProcess({
+  service: 'agentcron',
+  roles: [startApiRole, startSchedulerRole, startWorkerRole],
+  supervise: true,
+  embeddedFallback: true,
+  migrateByDefault: true,
+});

@@ -54,7 +54,9 @@ try {
       const keys = await listApiKeys(pool, args.values.user?.trim() || null);
       for (const k of keys) {
         const state = k.revoked_at ? `revoked ${k.revoked_at.toISOString()}` : `last used ${k.last_used_at?.toISOString() ?? 'never'}`;
-        process.stdout.write(`${k.key_id}  ${k.key_prefix}…  user=${k.user_id}${k.name ? `  name=${k.name}` : ''}  created ${k.created_at.toISOString()}  ${state}\n`);
+        process.stdout.write(
+          `${k.key_id}  ${k.key_prefix}…  user=${k.user_id}${k.name ? `  name=${k.name}` : ''}  created ${k.created_at.toISOString()}  ${state}\n`,
+        );
       }
       if (keys.length === 0) process.stderr.write('no keys\n');
       break;

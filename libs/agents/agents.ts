@@ -1,4 +1,6 @@
 import type { Logger } from '../log/index.ts';
+import { emptyFlowConfig } from './flow.ts';
+import type { FlowConfig } from './flow.ts';
 
 /** What an agent is handed besides its input. */
 export interface AgentContext {
@@ -18,6 +20,21 @@ export interface AgentContext {
   logger: Logger;
   /** Same on every attempt of the same occurrence (cron_id + scheduled_for, or run_id): de-duplicate outside effects with it. */
   idempotency_key: string;
+}
+
+/**
+ * Thrown by an agent for a transient failure (a provider's 429 or 503): the run is retried under
+ * its retry policy, no earlier than `retryAfterSeconds` when given (the provider's Retry-After).
+ * Any error with `retryable: true` is treated the same.
+ */
+export class RetryableError extends Error {
+  override name = 'RetryableError';
+  readonly retryable = true;
+  readonly retryAfterSeconds: number | null;
+  constructor(message: string, opts: { retryAfterSeconds?: number; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.retryAfterSeconds = opts.retryAfterSeconds ?? null;
+  }
 }
 
 /** An agent returns the thread's new values. */
@@ -82,6 +99,8 @@ export interface GraphDescription {
 
 /** Graph id → agent, plus the graphs whose state lives in checkpoints. */
 export class AgentRegistry {
+  /** Limits and per-graph flow settings from agentcron.json (docs/flow-control.md). */
+  flow: FlowConfig = emptyFlowConfig();
   #agents = new Map<string, Agent>();
   #checkpointed = new Map<string, CheckpointedGraph>();
   #described = new Map<string, GraphDescription>();

@@ -1,10 +1,12 @@
-export { AgentRegistry, builtinAgents, echo } from './agents.ts';
+export { AgentRegistry, RetryableError, builtinAgents, echo } from './agents.ts';
 export type { Agent, AgentContext, CheckpointedGraph, DrawableGraph, GraphDescription, GraphSchemas, GraphThreadState, HistoryOptions } from './agents.ts';
 export { CLEANUP_TRIGGER, openCheckpointer } from './checkpointer.ts';
 export type { CheckpointerOptions } from './checkpointer.ts';
 export { checkpointedGraph, describeLangGraph, invokeConfig, isCompiledGraph, langGraphAgent } from './langgraph.ts';
 export type { CompiledGraph } from './langgraph.ts';
-export { AgentConfigError, CONFIG_FILE_NAMES, findConfigFile, loadAgents, moduleSpec, parseConfigFile } from './load.ts';
+export { AgentConfigError, CONFIG_FILE_NAMES, findConfigFile, loadAgents, moduleSpec, parseConfig, parseConfigFile } from './load.ts';
 export type { AgentKind, GraphSpec, LoadedAgents, ModuleGraphSpec } from './load.ts';
-export { RemoteAgentError, remoteAgent, remoteRequestBody } from './remote.ts';
+export { RETRYABLE_STATUSES, RemoteAgentError, parseRetryAfter, remoteAgent, remoteRequestBody } from './remote.ts';
 export type { RemoteAgentSpec } from './remote.ts';
+export { assistantLimitName, emptyFlowConfig, parseFlowConfig } from './flow.ts';
+export type { FlowConfig, GraphFlow, LimitSpec } from './flow.ts';

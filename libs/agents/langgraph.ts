@@ -115,11 +115,12 @@ async function graphSchemas(graph: CompiledGraph): Promise<GraphSchemas> {
   const toJson = async (runtime: unknown, definition: unknown): Promise<Record<string, unknown> | null> => {
     try {
       for (const candidate of [definition, runtime]) {
-        if (isObject(candidate) && typeof candidate.getJsonSchema === 'function') return candidate.getJsonSchema() as Record<string, unknown>;
+        if (isObject(candidate) && typeof candidate.getJsonSchema === 'function')
+          return (candidate as { getJsonSchema: () => Record<string, unknown> }).getJsonSchema();
       }
       if (isObject(runtime) && ('_def' in runtime || '_zod' in runtime)) {
         const { toJsonSchema } = await import('@langchain/core/utils/json_schema');
-        return toJsonSchema(runtime as never) as Record<string, unknown>;
+        return toJsonSchema(runtime);
       }
       if (isObject(definition)) {
         const keys = Object.keys(definition).filter((k) => !k.startsWith('__'));
@@ -148,7 +149,14 @@ function toGraphThreadState(s: StateSnapshotLike, checkpointId: string): GraphTh
     tasks: (s.tasks ?? []).map((t) => ({
       id: t.id,
       name: t.name,
-      error: t.error === undefined || t.error === null ? null : t.error instanceof Error ? t.error.message : String(t.error),
+      error:
+        t.error === undefined || t.error === null
+          ? null
+          : t.error instanceof Error
+            ? t.error.message
+            : typeof t.error === 'string'
+              ? t.error
+              : JSON.stringify(t.error),
       interrupts: t.interrupts ?? [],
       ...(t.path ? { path: t.path } : {}),
       ...(t.result !== undefined ? { result: t.result } : {}),

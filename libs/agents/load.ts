@@ -5,6 +5,8 @@ import { AgentRegistry, builtinAgents } from './agents.ts';
 import type { Agent } from './agents.ts';
 import { checkpointedGraph, describeLangGraph, isCompiledGraph, isGraphBuilder, keepsState, langGraphAgent } from './langgraph.ts';
 import type { CompiledGraph } from './langgraph.ts';
+import { parseFlowConfig } from './flow.ts';
+import type { FlowConfig } from './flow.ts';
 import { remoteAgent } from './remote.ts';
 import type { RemoteAgentSpec } from './remote.ts';
 
@@ -61,6 +63,11 @@ const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'obj
 
 /** Parses a config file's text into one spec per graph (no code is loaded). */
 export function parseConfigFile(file: string, text: string, env: NodeJS.ProcessEnv = process.env): Map<string, GraphSpec> {
+  return parseConfig(file, text, env).specs;
+}
+
+/** A config file's graphs and its flow settings (limits; each graph's limits and retry policy). */
+export function parseConfig(file: string, text: string, env: NodeJS.ProcessEnv = process.env): { specs: Map<string, GraphSpec>; flow: FlowConfig } {
   const shown = path.basename(file);
   let doc: unknown;
   try {
@@ -70,11 +77,15 @@ export function parseConfigFile(file: string, text: string, env: NodeJS.ProcessE
   }
   if (!isObject(doc) || !isObject(doc.graphs)) throw new AgentConfigError(`${shown}: "graphs" must be an object mapping graph ids to agents`);
   const specs = new Map<string, GraphSpec>();
+  // Limits first: a graph naming an unknown limit is one line at startup, like any bad graph.
+  const flow = parseFlowConfig(doc, (message, graphId) => {
+    throw new AgentConfigError(`${shown}: ${message}`, graphId ?? null);
+  });
   for (const [graphId, entry] of Object.entries(doc.graphs)) {
     if (graphId.trim() === '') throw new AgentConfigError(`${shown}: a graph id is empty`);
     specs.set(graphId, graphSpec(graphId, entry, path.dirname(file), env));
   }
-  return specs;
+  return { specs, flow };
 }
 
 function graphSpec(graphId: string, entry: unknown, dir: string, env: NodeJS.ProcessEnv): GraphSpec {
@@ -109,9 +120,13 @@ function remoteSpec(graphId: string, entry: Record<string, unknown>, env: NodeJS
     if (!isObject(entry.headers)) throw fail('headers must be an object of header names to strings');
     for (const [name, value] of Object.entries(entry.headers)) {
       if (typeof value !== 'string') throw fail(`header "${name}" must be a string`);
-      headers[name] = expandEnv(value, (variable) => {
-        throw fail(`header "${name}" uses \${${variable}}, which is not set`);
-      }, env);
+      headers[name] = expandEnv(
+        value,
+        (variable) => {
+          throw fail(`header "${name}" uses \${${variable}}, which is not set`);
+        },
+        env,
+      );
     }
   }
   return { kind: 'remote', url, timeoutMs: timeout === undefined ? null : Math.round(timeout * 1000), headers };
@@ -149,7 +164,12 @@ async function loadModuleAgent(graphId: string, spec: ModuleGraphSpec): Promise<
 }
 
 function firstLine(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split('\n').find((l) => l.trim() !== '')?.trim() ?? 'unknown error';
+  return (
+    (err instanceof Error ? err.message : String(err))
+      .split('\n')
+      .find((l) => l.trim() !== '')
+      ?.trim() ?? 'unknown error'
+  );
 }
 
 /**
@@ -163,7 +183,8 @@ export async function loadAgents(opts: { configPath?: string; cwd?: string; env?
   const stateful: CompiledGraph[] = [];
   const configFile = findConfigFile(opts.configPath, cwd);
   if (configFile) {
-    const specs = parseConfigFile(configFile, readFileSync(configFile, 'utf8'), opts.env ?? process.env);
+    const { specs, flow } = parseConfig(configFile, readFileSync(configFile, 'utf8'), opts.env ?? process.env);
+    registry.flow = flow;
     for (const [graphId, spec] of specs) {
       if (spec.kind === 'remote') {
         registry.register(graphId, remoteAgent(spec), undefined, { kind: 'remote' });

@@ -14,10 +14,42 @@ export class RemoteAgentError extends Error {
   override name = 'RemoteAgentError';
   /** The HTTP status the agent answered, when it answered. */
   readonly status: number | null;
-  constructor(message: string, status: number | null = null) {
+  /** Its Retry-After, in seconds (capped), when it sent one. */
+  readonly retryAfterSeconds: number | null;
+  /** No answer (unreachable, timed out) or a transient status: worth another attempt (libs/runs/retry.ts). */
+  readonly retryable: boolean;
+  constructor(
+    message: string,
+    status: number | null = null,
+    retryAfterSeconds: number | null = null,
+    retryable = status === null || RETRYABLE_STATUSES.has(status),
+  ) {
     super(message);
     this.status = status;
+    this.retryAfterSeconds = retryAfterSeconds;
+    this.retryable = retryable;
   }
+}
+
+/** HTTP statuses of a remote agent that are worth another attempt (its run's retry policy decides). */
+export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 425, 429, 500, 502, 503, 504]);
+
+/** Longest a Retry-After is believed: anything longer (or unparsable) is capped, never trusted blindly. */
+export const RETRY_AFTER_MAX_SECONDS = 86_400;
+
+/**
+ * An HTTP Retry-After value (RFC 9110 10.2.3): delay-seconds or an HTTP-date. Null when absent or
+ * garbage; capped at RETRY_AFTER_MAX_SECONDS; a date in the past is 0.
+ */
+export function parseRetryAfter(value: string | null | undefined, now: number = Date.now()): number | null {
+  if (!value) return null;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Math.min(Number(v), RETRY_AFTER_MAX_SECONDS);
+  // An HTTP-date names its weekday and GMT; Date.parse is lenient, so insist on that shape.
+  if (!/^[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(v)) return null;
+  const at = Date.parse(v);
+  if (Number.isNaN(at)) return null;
+  return Math.min(Math.max(0, (at - now) / 1000), RETRY_AFTER_MAX_SECONDS);
 }
 
 const EXCERPT_CHARS = 200;
@@ -64,15 +96,24 @@ export function remoteAgent(spec: RemoteAgentSpec): Agent {
       // The run's own abort (timeout, cancel, shutdown) is the worker's to report, as for any agent.
       if (ctx.signal.aborted) throw ctx.signal.reason;
       if (signal.aborted) throw new RemoteAgentError(`remote agent did not answer within ${spec.timeoutMs! / 1000}s`);
-      throw new RemoteAgentError(`remote agent unreachable: ${err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)}`);
+      throw new RemoteAgentError(
+        `remote agent unreachable: ${err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err)}`,
+      );
     }
-    if (!res.ok) throw new RemoteAgentError(`remote agent answered ${res.status}: ${excerpt(text) || '(empty body)'}`, res.status);
+    if (!res.ok) {
+      throw new RemoteAgentError(
+        `remote agent answered ${res.status}: ${excerpt(text) || '(empty body)'}`,
+        res.status,
+        parseRetryAfter(res.headers.get('retry-after')),
+      );
+    }
     // 204 or an empty body: the agent had nothing to change.
     if (text.trim() === '') return ctx.values ?? {};
     try {
-      return JSON.parse(text);
+      return JSON.parse(text) as unknown;
     } catch {
-      throw new RemoteAgentError(`remote agent answered ${res.status} with a body that is not JSON: ${excerpt(text)}`, res.status);
+      // A 2xx that is not JSON is the agent's answer, not a transient failure.
+      throw new RemoteAgentError(`remote agent answered ${res.status} with a body that is not JSON: ${excerpt(text)}`, res.status, null, false);
     }
   };
 }

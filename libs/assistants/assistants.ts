@@ -73,10 +73,7 @@ async function reclaimDefaultIds(client: PoolClient, graphIds: string[]): Promis
   }
   const old = held.map((h) => h.assistant_id);
   await client.query(`SELECT 1 FROM crons WHERE assistant_id = ANY($1::uuid[]) ORDER BY cron_id FOR UPDATE`, [old]);
-  await client.query(
-    `SELECT 1 FROM threads t WHERE t.metadata->>'assistant_id' = ANY($1::text[]) ORDER BY thread_id FOR UPDATE`,
-    [old],
-  );
+  await client.query(`SELECT 1 FROM threads t WHERE t.metadata->>'assistant_id' = ANY($1::text[]) ORDER BY thread_id FOR UPDATE`, [old]);
   await client.query(`SELECT 1 FROM runs WHERE assistant_id = ANY($1::uuid[]) ORDER BY run_id FOR UPDATE`, [old]);
   await client.query(`SELECT 1 FROM assistants WHERE assistant_id = ANY($1::uuid[]) ORDER BY assistant_id FOR UPDATE`, [old]);
   const moved: MovedAssistant[] = [];

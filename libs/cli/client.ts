@@ -41,7 +41,8 @@ export class ApiClient {
       });
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      const why = (err as Error).name === 'TimeoutError' ? `no answer within ${this.timeoutMs / 1000} s` : (cause?.code ?? cause?.message ?? (err as Error).message);
+      const why =
+        (err as Error).name === 'TimeoutError' ? `no answer within ${this.timeoutMs / 1000} s` : (cause?.code ?? cause?.message ?? (err as Error).message);
       throw new ApiError(0, `cannot reach the API at ${this.url} (${why}); set AGENTCRON_URL or --url`);
     }
     const text = await res.text();

@@ -6,19 +6,17 @@ import { bool, int, optionalBool } from './rules.ts';
 // Every setting agentcron reads, validated once at startup. The README's configuration table
 // mirrors this schema; keep them in step.
 
-const databaseUrl = z
-  .string()
-  .refine(
-    (v) => {
-      try {
-        const u = new URL(v);
-        return (u.protocol === 'postgres:' || u.protocol === 'postgresql:') && u.hostname !== '';
-      } catch {
-        return false;
-      }
-    },
-    { message: 'must be a postgres:// or postgresql:// URL with a host' },
-  );
+const databaseUrl = z.string().refine(
+  (v) => {
+    try {
+      const u = new URL(v);
+      return (u.protocol === 'postgres:' || u.protocol === 'postgresql:') && u.hostname !== '';
+    } catch {
+      return false;
+    }
+  },
+  { message: 'must be a postgres:// or postgresql:// URL with a host' },
+);
 
 /** `key1:alice,key2:bob` → one entry per key; a key may not contain ':' or ','. */
 const apiKeys = z
@@ -26,7 +24,10 @@ const apiKeys = z
   .default('')
   .transform((v, ctx) => {
     const keys: { key: string; user: string }[] = [];
-    for (const entry of v.split(',').map((e) => e.trim()).filter(Boolean)) {
+    for (const entry of v
+      .split(',')
+      .map((e) => e.trim())
+      .filter(Boolean)) {
       const at = entry.indexOf(':');
       const key = entry.slice(0, at).trim();
       const user = entry.slice(at + 1).trim();
@@ -63,7 +64,10 @@ export const configSchema = z.object({
   MIGRATE_ON_START: optionalBool(),
   // How often a process that found the schema older than its code looks again (it waits for the release).
   SCHEMA_WAIT_POLL_SECONDS: int(5, 1, 300),
-  PGBOSS_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/, { message: 'must be a lower-case SQL identifier' }).default('pgboss'),
+  PGBOSS_SCHEMA: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]*$/, { message: 'must be a lower-case SQL identifier' })
+    .default('pgboss'),
   HEARTBEAT_INTERVAL_SECONDS: int(10, 1, 3600),
   EMBEDDED_PG_DIR: z.string().min(1).default('.agentcron/pgdata'),
   EMBEDDED_PG_PORT: int(54329, 1, 65535),
@@ -100,7 +104,10 @@ export const configSchema = z.object({
   // Unset: agentcron.json in the working directory, else langgraph.json, else the built-in graphs
   // only. Set: that file must exist (a typo must not start a worker that knows no graphs).
   AGENTCRON_CONFIG: z.string().min(1).optional(),
-  CHECKPOINT_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/, { message: 'must be a lower-case SQL identifier' }).default('langgraph'),
+  CHECKPOINT_SCHEMA: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]*$/, { message: 'must be a lower-case SQL identifier' })
+    .default('langgraph'),
   // Maintenance jobs, their thresholds, METRICS_PORT, ADMIN_API_KEYS (operations.ts).
   ...operationsSettings,
 });

@@ -1,5 +1,5 @@
 // The built-in maintenance jobs by name, with their default schedules. Pure data: libs/config
-// derives the MAINTENANCE_<JOB>_SCHEDULE / _ENABLED settings from it, libs/maintenance/jobs.ts
+// derives the MAINTENANCE_<JOB>_SCHEDULE / _ENABLED settings from it, libs/maintenance/jobs/index.ts
 // gives each name its work.
 
 export interface CatalogEntry {
@@ -31,10 +31,15 @@ export const MAINTENANCE_CATALOG = [
     name: 'heartbeat_monitor',
     schedule: '* * * * *',
     enabled: true,
-    description: 'warn about lagging crons, lost schedulers and workers, and dead-lettered runs',
+    description: 'warn about lagging crons, lost schedulers and workers, dead-lettered runs, lag to start and a growing backlog',
   },
   { name: 'thread_ttl', schedule: '0 4 * * *', enabled: 'when THREAD_TTL_DAYS > 0', description: 'delete threads idle longer than THREAD_TTL_DAYS' },
-  { name: 'queue_hygiene', schedule: '45 * * * *', enabled: true, description: "delete finished pg-boss jobs of agentcron's queues older than QUEUE_RETENTION_DAYS" },
+  {
+    name: 'queue_hygiene',
+    schedule: '45 * * * *',
+    enabled: true,
+    description: "delete finished pg-boss jobs of agentcron's queues older than QUEUE_RETENTION_DAYS",
+  },
 ] as const satisfies readonly CatalogEntry[];
 
 export type MaintenanceJobName = (typeof MAINTENANCE_CATALOG)[number]['name'];

@@ -37,7 +37,10 @@ const adminKeys = z
   .string()
   .default('')
   .transform((v, ctx) => {
-    const keys = v.split(',').map((k) => k.trim()).filter(Boolean);
+    const keys = v
+      .split(',')
+      .map((k) => k.trim())
+      .filter(Boolean);
     if (keys.some((k) => k.includes(':'))) {
       ctx.addIssue({ code: 'custom', message: 'must be a comma-separated list of keys (no user: an admin key acts as the user "admin")' });
       return z.NEVER;
@@ -76,6 +79,10 @@ export const operationsSettings = {
   MAINTENANCE_STALE_RUN_FACTOR: decimal(3, 1, 1000),
   /** Finished pg-boss jobs of agentcron's queues older than this are deleted by queue hygiene. */
   QUEUE_RETENTION_DAYS: int(7, 1, 3650),
+  /** /health is degraded when lag to start p95 over the window (or the wait of the run at the head of the queue) exceeds this. */
+  HEALTH_MAX_START_LAG_SECONDS: int(30, 1, 86_400),
+  /** Lag to start is measured over the runs started within this many seconds (/health, /metrics, the heartbeat monitor). */
+  HEALTH_START_LAG_WINDOW_SECONDS: int(60, 5, 3600),
   /** Scheduler and worker processes (without an api) serve /metrics on this port; 0 = not served. */
   METRICS_PORT: int(0, 0, 65_535),
   ADMIN_API_KEYS: adminKeys,

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 
-// Value rules shared by the settings schemas (config.ts, maintenance.ts). Every value arrives as
+// Value rules shared by the settings schemas (config.ts, database.ts, operations.ts). Every value arrives as
 // text from the environment.
 
 export const bool = (fallback: boolean) =>

@@ -63,6 +63,8 @@ export async function backfillOccurrences(
   schedule: Schedule,
   range: { from: Date; to: Date },
   cap: number,
+  /** 'allow': every fresh occurrence fires, whatever the stateless cron's overlap_policy (the caller checks it is stateless). */
+  overlap: 'cron' | 'allow' = 'cron',
 ): Promise<BackfillOutcome | BackfillTooMany> {
   const { dates, truncated } = occurrencesIn(schedule, range.from, range.to, cron.end_time, cap);
   if (truncated) return { tooMany: true };
@@ -72,7 +74,7 @@ export async function backfillOccurrences(
   const existing = new Set(rows.map((r) => r.scheduled_for.getTime()));
   const fresh = dates.filter((d) => !existing.has(d.getTime()));
   const firing = firingCron(cron, cron.graph_id);
-  const allowed = fresh.length === 0 ? 0 : overlapAllowance(firing, await activeRuns(client, [firing]));
+  const allowed = fresh.length === 0 ? 0 : overlap === 'allow' ? fresh.length : overlapAllowance(firing, await activeRuns(client, [firing]));
   // Oldest first: a backfill replays the range in order, and a later one carries on where this stopped.
   const fire = fresh.slice(0, allowed);
   const written = await fireOccurrences(

@@ -4,6 +4,7 @@ import type { Logger } from '../log/index.ts';
 import type { PgBoss } from '../queue/index.ts';
 import { cancelRuns, insertRuns } from '../runs/index.ts';
 import type { NewRun } from '../runs/index.ts';
+import { plannedStart } from '../firing/index.ts';
 import type { SkipReason } from '../firing/index.ts';
 import type { CronPayload, OccurrenceTrigger, OnRunCompleted, OverlapPolicy } from './types.ts';
 
@@ -17,10 +18,12 @@ export interface FiringCron {
   on_run_completed: OnRunCompleted | null;
   overlap_policy: OverlapPolicy;
   payload: CronPayload;
+  /** A scheduled occurrence starts at scheduled_for plus its offset in [0, jitter_seconds) (libs/firing/jitter.ts). */
+  jitter_seconds: number;
 }
 
 /** What firing needs of a cron row (the API's CronRow or the scheduler's claim), with its graph. */
-export function firingCron(cron: Omit<FiringCron, 'graph_id'>, graphId: string): FiringCron {
+export function firingCron(cron: Omit<FiringCron, 'graph_id' | 'jitter_seconds'> & { jitter_seconds?: number | null }, graphId: string): FiringCron {
   return {
     cron_id: cron.cron_id,
     assistant_id: cron.assistant_id,
@@ -30,6 +33,7 @@ export function firingCron(cron: Omit<FiringCron, 'graph_id'>, graphId: string):
     on_run_completed: cron.on_run_completed,
     overlap_policy: cron.overlap_policy,
     payload: cron.payload,
+    jitter_seconds: cron.jitter_seconds ?? 0,
   };
 }
 
@@ -81,11 +85,11 @@ export function runOf(f: Firing, runId: string = occurrenceRunId(f.cron.cron_id,
 // the occurrences whose row this statement inserted get a run and a job. A row already there
 // (fired before, by anyone, even if its ephemeral thread and run are long gone) fires nothing.
 const INSERT_LEDGER = `
-  INSERT INTO cron_occurrences (cron_id, scheduled_for, run_id, thread_id, trigger, status, reason, skipped_count, enqueued_at)
+  INSERT INTO cron_occurrences (cron_id, scheduled_for, run_id, thread_id, trigger, status, reason, skipped_count, enqueued_at, planned_for)
   SELECT o.cron_id, o.scheduled_for, o.run_id, o.thread_id, o.trigger, o.status, o.reason, o.skipped_count,
-         CASE WHEN o.status = 'enqueued' THEN clock_timestamp() END
-    FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::int[])
-         AS o(cron_id, scheduled_for, run_id, thread_id, trigger, status, reason, skipped_count)
+         CASE WHEN o.status = 'enqueued' THEN clock_timestamp() END, o.planned_for
+    FROM unnest($1::uuid[], $2::timestamptz[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::int[], $9::timestamptz[])
+         AS o(cron_id, scheduled_for, run_id, thread_id, trigger, status, reason, skipped_count, planned_for)
    ORDER BY o.cron_id, o.scheduled_for
   ON CONFLICT (cron_id, scheduled_for) DO NOTHING
   RETURNING cron_id, scheduled_for`;
@@ -93,14 +97,31 @@ const INSERT_LEDGER = `
 const occurrenceKey = (cronId: string, at: Date): string => `${cronId}@${at.getTime()}`;
 
 /**
+ * When a firing's run is planned to start, if later than its scheduled_for: a scheduled occurrence
+ * of a cron with jitter_seconds. The cron's first run (create), a trigger, a backfill and a retry
+ * start at once (someone asked for them now). null: at scheduled_for.
+ */
+export function jitteredStart(f: Firing): Date | null {
+  if (f.trigger !== 'schedule' || f.cron.jitter_seconds <= 0) return null;
+  const planned = plannedStart(f.cron.cron_id, f.scheduled_for, f.cron.jitter_seconds);
+  return planned.getTime() > f.scheduled_for.getTime() ? planned : null;
+}
+
+/**
  * Fires occurrences inside the caller's transaction, which must hold the crons' row locks (a
  * scheduler pass, or the API's create and trigger): each new occurrence gets its ledger row, then
  * its run (and thread) and its pg-boss job; each skipped occurrence gets a ledger row with its
- * reason. An occurrence that already has a ledger row gets nothing. Answers the runs written.
+ * reason. An occurrence that already has a ledger row gets nothing. A jittered occurrence's job
+ * starts after its planned start (the ledger row's planned_for). Answers the runs written.
  */
 export async function fireOccurrences(client: PoolClient, boss: PgBoss, firings: Firing[], skips: Skip[] = []): Promise<NewRun[]> {
   if (firings.length === 0 && skips.length === 0) return [];
-  const runs = firings.map((f) => runOf(f));
+  const planned = firings.map(jitteredStart);
+  const runs = firings.map((f, i) => {
+    const run = runOf(f);
+    if (planned[i]) run.start_after = planned[i];
+    return run;
+  });
   const { rows } = await client.query<{ cron_id: string; scheduled_for: Date }>(INSERT_LEDGER, [
     [...firings.map((f) => f.cron.cron_id), ...skips.map((s) => s.cron_id)],
     [...firings.map((f) => f.scheduled_for), ...skips.map((s) => s.scheduled_for)],
@@ -110,6 +131,7 @@ export async function fireOccurrences(client: PoolClient, boss: PgBoss, firings:
     [...firings.map(() => 'enqueued'), ...skips.map(() => 'skipped')],
     [...firings.map(() => null), ...skips.map((s) => s.reason)],
     [...firings.map((f) => f.skipped_count), ...skips.map(() => 0)],
+    [...planned, ...skips.map(() => null)],
   ]);
   const fresh = new Set(rows.map((r) => occurrenceKey(r.cron_id, r.scheduled_for)));
   const toWrite = runs.filter((r) => fresh.has(occurrenceKey(r.cron_id!, r.scheduled_for!)));

@@ -8,7 +8,7 @@ export type { BackfillOutcome, BackfillTooMany } from './backfill.ts';
 export { retryOccurrence, retryRunId, RETRYABLE_STATUSES } from './retry.ts';
 export type { RetryOutcome } from './retry.ts';
 export { describeSchedule, fireTimes, upcomingTimes } from './preview.ts';
-export type { DstCase, FireTime } from './preview.ts';
+export type { DstCase, FireJitter, FireTime } from './preview.ts';
 export type { ActiveRuns, Firing, FiringCron, OverlapCron, Skip, Superseded } from './fire.ts';
 export type { CronRow, CronPayload, OverlapPolicy, OnRunCompleted, OccurrenceTrigger } from './types.ts';
 export {
@@ -30,3 +30,4 @@ export {
   localIso,
 } from './repository.ts';
 export type { CronResponse, CronWithGraph, NewCron, CronFilters, CronSearch, CronSortKey, CronChanges, OccurrenceRow } from './repository.ts';
+export { CRON_NAME_MAX, cronNameOf, lockCronName } from './names.ts';

@@ -1,4 +1,5 @@
 import cronstrue from 'cronstrue';
+import { plannedStart } from '../firing/index.ts';
 import { parseSchedule } from '../schedule/index.ts';
 import type { Schedule } from '../schedule/index.ts';
 import { zoneRules } from '../schedule/timezone.ts';
@@ -25,6 +26,17 @@ export interface FireTime {
   dst: DstCase | null;
   /** The DST case in words (null when none). */
   dst_note: string | null;
+  /**
+   * When the occurrence will start: utc plus the cron's jitter offset (utc without jitter); null
+   * when the offset cannot be known (a preview with jitter: it comes from the cron's id).
+   */
+  planned_for: string | null;
+}
+
+/** Jitter of the fire times: the cron's id (null in a preview, before there is one) and jitter_seconds. */
+export interface FireJitter {
+  cron_id: string | null;
+  jitter_seconds: number;
 }
 
 const ALIASES: Readonly<Record<string, string>> = {
@@ -81,11 +93,13 @@ export function upcomingTimes(schedule: Schedule, opts: { first?: Date | null; a
   return out.slice(0, count);
 }
 
-/** Fire times as the API answers them: UTC, local wall time, and the DST case marked. */
-export function fireTimes(schedule: Schedule, times: Date[]): FireTime[] {
+/** Fire times as the API answers them: UTC, local wall time, the DST case marked, and the planned start. */
+export function fireTimes(schedule: Schedule, times: Date[], jitter: FireJitter = { cron_id: null, jitter_seconds: 0 }): FireTime[] {
   return times.map((at) => {
     const mark = dstCase(schedule, at.getTime());
-    return { utc: at.toISOString(), local: localIso(at, schedule.timezone), dst: mark?.kind ?? null, dst_note: mark?.note ?? null };
+    let planned: string | null = at.toISOString();
+    if (jitter.jitter_seconds > 0) planned = jitter.cron_id === null ? null : plannedStart(jitter.cron_id, at, jitter.jitter_seconds).toISOString();
+    return { utc: at.toISOString(), local: localIso(at, schedule.timezone), dst: mark?.kind ?? null, dst_note: mark?.note ?? null, planned_for: planned };
   });
 }
 
@@ -128,7 +142,9 @@ function dstCase(schedule: Schedule, t: number): { kind: DstCase; note: string }
     const gapEnd = t + prev.after;
     let named = gapStart;
     try {
-      named = parseSchedule(schedule.expression, { timezone: 'UTC', allowSeconds: schedule.hasSeconds }).nextAfter(new Date(gapStart - 1)).getTime();
+      named = parseSchedule(schedule.expression, { timezone: 'UTC', allowSeconds: schedule.hasSeconds })
+        .nextAfter(new Date(gapStart - 1))
+        .getTime();
     } catch {
       // keep the gap's start
     }

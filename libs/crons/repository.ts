@@ -1,5 +1,6 @@
 import type { PoolClient, Queryable } from '../db/index.ts';
 import type { MissedPolicy } from '../firing/index.ts';
+import { attemptsMade } from '../runs/repository.ts';
 import type { CronPayload, CronRow, OnRunCompleted, OverlapPolicy } from './types.ts';
 
 // SQL of the crons API. Every query that reads or changes a cron filters on its owner: another
@@ -35,10 +36,12 @@ export interface CronResponse {
   finished_at: string | null;
   missed_policy: MissedPolicy;
   overlap_policy: OverlapPolicy;
+  /** Each scheduled occurrence starts at scheduled_for plus a deterministic offset in [0, jitter_seconds). */
+  jitter_seconds: number;
 }
 
 const CRON_COLUMNS = `c.cron_id, c.assistant_id, c.thread_id, c.user_id, c.schedule, c.timezone, c.end_time, c.enabled, c.paused_reason,
-  c.on_run_completed, c.payload, c.metadata, c.next_run_date, c.fired_through, c.missed_policy, c.overlap_policy, c.finished_at,
+  c.on_run_completed, c.payload, c.metadata, c.next_run_date, c.fired_through, c.missed_policy, c.overlap_policy, c.jitter_seconds, c.finished_at,
   c.last_run_at, c.last_run_status, c.last_run_error, c.last_run_id, c.created_at, c.updated_at`;
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
@@ -67,6 +70,7 @@ export function toCronResponse(c: CronRow): CronResponse {
     finished_at: iso(c.finished_at),
     missed_policy: c.missed_policy,
     overlap_policy: c.overlap_policy,
+    jitter_seconds: c.jitter_seconds,
   };
 }
 
@@ -126,13 +130,16 @@ async function ownedCrons(db: Queryable, userId: string): Promise<number> {
 }
 
 /** A cron as the API creates it: every stored column except those the database and the workers set. */
-export type NewCron = Omit<CronRow, 'fired_through' | 'finished_at' | 'last_run_at' | 'last_run_status' | 'last_run_error' | 'last_run_id' | 'created_at' | 'updated_at'>;
+export type NewCron = Omit<
+  CronRow,
+  'fired_through' | 'finished_at' | 'last_run_at' | 'last_run_status' | 'last_run_error' | 'last_run_id' | 'created_at' | 'updated_at'
+>;
 
 export async function insertCron(db: Queryable, c: NewCron): Promise<CronRow> {
   const { rows } = await db.query<CronRow>(
     `INSERT INTO crons AS c (cron_id, assistant_id, thread_id, user_id, schedule, timezone, end_time, enabled, on_run_completed,
-                             payload, metadata, next_run_date, missed_policy, overlap_policy, paused_reason)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                             payload, metadata, next_run_date, missed_policy, overlap_policy, paused_reason, jitter_seconds)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
      RETURNING ${CRON_COLUMNS}`,
     [
       c.cron_id,
@@ -150,6 +157,7 @@ export async function insertCron(db: Queryable, c: NewCron): Promise<CronRow> {
       c.missed_policy,
       c.overlap_policy,
       c.paused_reason,
+      c.jitter_seconds,
     ],
   );
   return rows[0];
@@ -172,6 +180,15 @@ export interface CronFilters {
   thread_id?: string | null;
   enabled?: boolean | null;
   metadata?: Record<string, unknown> | null;
+  /** agentcron: crons whose id starts with these hex digits (8 or more; dashes ignored). */
+  cron_id_prefix?: string | null;
+}
+
+/** The uuid range [lo, hi] of the ids starting with a hex prefix (dashes ignored), for the primary key's index. */
+export function idPrefixRange(prefix: string): [string, string] {
+  const hex = prefix.replace(/-/g, '').toLowerCase();
+  const uuid = (h: string) => `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+  return [uuid(hex.padEnd(32, '0')), uuid(hex.padEnd(32, 'f'))];
 }
 
 /**
@@ -192,6 +209,11 @@ export function cronsWhere(userId: string | null, f: CronFilters): { where: stri
   // jsonb containment. No GIN index (see migrations/002_domain.sql): the search reads the owner's
   // rows in its sort's index order until the page is full, so a rare match reads many rows.
   if (f.metadata != null) add('c.metadata @> ?::jsonb', JSON.stringify(f.metadata));
+  if (f.cron_id_prefix != null) {
+    const [lo, hi] = idPrefixRange(f.cron_id_prefix);
+    add('c.cron_id >= ?::uuid', lo);
+    add('c.cron_id <= ?::uuid', hi);
+  }
   return { where: clauses.length ? clauses.join(' AND ') : 'true', params };
 }
 
@@ -292,6 +314,7 @@ export interface CronChanges {
   overlap_policy: OverlapPolicy;
   /** The pause note; null when enabled. */
   paused_reason: string | null;
+  jitter_seconds: number;
 }
 
 /**
@@ -303,7 +326,7 @@ export async function updateCron(db: Queryable, cronId: string, userId: string, 
     `UPDATE crons c
         SET schedule = $3, timezone = $4, end_time = $5, enabled = $6, on_run_completed = $7, metadata = $8::jsonb,
             payload = (c.payload || $9::jsonb) - $10::text[], next_run_date = $11, finished_at = $12,
-            missed_policy = $13, overlap_policy = $14, paused_reason = $15, updated_at = now()
+            missed_policy = $13, overlap_policy = $14, paused_reason = $15, jitter_seconds = $16, updated_at = now()
       WHERE c.cron_id = $1 AND c.user_id = $2
       RETURNING ${CRON_COLUMNS}`,
     [
@@ -322,6 +345,7 @@ export async function updateCron(db: Queryable, cronId: string, userId: string, 
       ch.missed_policy,
       ch.overlap_policy,
       ch.paused_reason,
+      ch.jitter_seconds,
     ],
   );
   return rows[0];
@@ -330,12 +354,15 @@ export async function updateCron(db: Queryable, cronId: string, userId: string, 
 /**
  * Deletes the user's cron and its ledger; false when there is none. Its runs are left alone (runs
  * have no foreign key to crons): those already enqueued finish, and nothing new is enqueued since
- * schedulers only claim existing crons.
+ * schedulers only claim existing crons. The lock order: the cron (gone), then its ledger rows in
+ * key order (held, which the ledger's DELETE reads, so it runs after gone and before that DELETE).
  */
 export async function deleteCron(db: Queryable, cronId: string, userId: string): Promise<boolean> {
   const { rows } = await db.query<{ cron_id: string }>(
     `WITH gone AS (DELETE FROM crons WHERE cron_id = $1 AND user_id = $2 RETURNING cron_id),
-          ledger AS (DELETE FROM cron_occurrences o USING gone WHERE o.cron_id = gone.cron_id)
+          held AS (SELECT o.cron_id, o.scheduled_for FROM cron_occurrences o
+                    WHERE o.cron_id IN (SELECT cron_id FROM gone) ORDER BY o.scheduled_for FOR UPDATE),
+          ledger AS (DELETE FROM cron_occurrences o USING held WHERE o.cron_id = held.cron_id AND o.scheduled_for = held.scheduled_for)
      SELECT cron_id FROM gone`,
     [cronId, userId],
   );
@@ -369,22 +396,54 @@ export interface OccurrenceRow {
   /** Retries of this occurrence (POST .../retry) and when the last one was asked for. */
   retries: number;
   retried_at: Date | null;
+  /** With jitter: when it was planned to start (migrations/011); null: at scheduled_for. */
+  planned_for: Date | null;
+  /** The ledger's copy of the earlier attempts (null when it ran once). */
+  attempt_log: unknown[] | null;
+  /** The occurrence's run as it is now (null once it is gone: an ended ephemeral run is deleted). */
+  run_status: string | null;
+  run_started_at: Date | null;
+  run_attempt_log: unknown[] | null;
+  run_waiting: string | null;
+  run_not_before: Date | null;
 }
 
-/** A page of a cron's ledger, newest occurrence first (the caller has checked ownership). */
+/**
+ * A page of a cron's ledger, newest occurrence first (the caller has checked ownership), with the
+ * occurrence's run while it exists: a run waiting (for a retry or a limit) says why from there.
+ */
 export async function listOccurrences(db: Queryable, cronId: string, limit: number, offset: number): Promise<OccurrenceRow[]> {
   const { rows } = await db.query<OccurrenceRow>(
-    `SELECT cron_id, scheduled_for, run_id, thread_id, trigger, status, reason, error, skipped_count,
-            enqueued_at, started_at, ended_at, created_at, webhook_status, webhook_attempts, webhook_error, webhook_sent_at,
-            output_excerpt, output_truncated, error_excerpt, error_truncated, retries, retried_at
-       FROM cron_occurrences WHERE cron_id = $1
-      ORDER BY scheduled_for DESC LIMIT $2 OFFSET $3`,
+    `SELECT o.cron_id, o.scheduled_for, o.run_id, o.thread_id, o.trigger, o.status, o.reason, o.error, o.skipped_count,
+            o.enqueued_at, o.started_at, o.ended_at, o.created_at, o.webhook_status, o.webhook_attempts, o.webhook_error, o.webhook_sent_at,
+            o.output_excerpt, o.output_truncated, o.error_excerpt, o.error_truncated, o.retries, o.retried_at,
+            o.planned_for, o.attempt_log,
+            r.status AS run_status, r.started_at AS run_started_at, r.attempt_log AS run_attempt_log,
+            r.waiting AS run_waiting, r.not_before AS run_not_before
+       FROM (SELECT * FROM cron_occurrences WHERE cron_id = $1 ORDER BY scheduled_for DESC LIMIT $2 OFFSET $3) o
+       LEFT JOIN runs r ON r.run_id = o.run_id
+      ORDER BY o.scheduled_for DESC`,
     [cronId, limit, offset],
   );
   return rows;
 }
 
+/**
+ * The attempts of an occurrence: from its run while the run exists (it logs each attempt as it
+ * ends), else from the ledger's copy. attempts counts the earlier ones plus the current one once
+ * it has started.
+ */
+function occurrenceAttempts(o: OccurrenceRow): { attempts: number; attempt_log: unknown[] } {
+  if (o.run_status !== null) {
+    const log = o.run_attempt_log ?? o.attempt_log ?? [];
+    return { attempts: attemptsMade(log, o.run_status !== 'pending' && o.run_started_at !== null), attempt_log: log };
+  }
+  const log = o.attempt_log ?? [];
+  return { attempts: attemptsMade(log, o.status !== 'enqueued' && o.status !== 'skipped' && o.started_at !== null), attempt_log: log };
+}
+
 export function toOccurrenceResponse(o: OccurrenceRow) {
+  const pending = o.run_status === 'pending';
   return {
     cron_id: o.cron_id,
     scheduled_for: o.scheduled_for.toISOString(),
@@ -409,6 +468,10 @@ export function toOccurrenceResponse(o: OccurrenceRow) {
     error_truncated: o.error_truncated,
     retries: o.retries,
     retried_at: iso(o.retried_at),
+    planned_for: iso(o.planned_for ?? o.scheduled_for),
+    ...occurrenceAttempts(o),
+    waiting: pending ? o.run_waiting : null,
+    not_before: pending ? iso(o.run_not_before) : null,
   };
 }
 

@@ -68,7 +68,10 @@ export async function retryOccurrence(client: PoolClient, boss: PgBoss, cron: Cr
   if (overlapAllowance(firing, await activeRuns(client, [firing])) < 1) return { kind: 'overlap' };
 
   const retries = occurrence.retries + 1;
-  const run = runOf({ cron: firing, scheduled_for: scheduledFor, skipped_count: 0, trigger: occurrence.trigger }, retryRunId(cron.cron_id, scheduledFor, retries));
+  const run = runOf(
+    { cron: firing, scheduled_for: scheduledFor, skipped_count: 0, trigger: occurrence.trigger },
+    retryRunId(cron.cron_id, scheduledFor, retries),
+  );
   // 2. The thread: a stateless cron's occurrence thread (kept, or made again), or the cron's own.
   if (run.new_thread) {
     await client.query(INSERT_THREAD, [run.thread_id, run.user_id, JSON.stringify(run.new_thread.metadata), run.new_thread.ephemeral]);
@@ -88,7 +91,11 @@ export async function retryOccurrence(client: PoolClient, boss: PgBoss, cron: Cr
     JSON.stringify(run.metadata),
   ]);
   // 4. The ledger row: enqueued again, one retry more.
-  const retriesNow = await reopenOccurrence(client, { cron_id: cron.cron_id, scheduled_for: scheduledFor, run_id: run.run_id, thread_id: run.thread_id }, RETRYABLE_STATUSES);
+  const retriesNow = await reopenOccurrence(
+    client,
+    { cron_id: cron.cron_id, scheduled_for: scheduledFor, run_id: run.run_id, thread_id: run.thread_id },
+    RETRYABLE_STATUSES,
+  );
   // Under the cron's lock the row cannot have moved; should it have, the caller rolls back.
   if (retriesNow === null) throw new Error(`the ledger row of ${cron.cron_id} at ${scheduledFor.toISOString()} changed under the cron's lock`);
   // 5. Its job (job id = run id).

@@ -24,7 +24,7 @@ export const CRON_CHANGED_CHANNEL = 'agentcron_cron_changed';
 const CLAIM_DUE = `
   SELECT c.cron_id, c.assistant_id, a.graph_id, c.thread_id, c.user_id, c.schedule, c.timezone,
          c.end_time, c.on_run_completed, c.payload, c.next_run_date, c.missed_policy, c.overlap_policy,
-         now() AS now
+         c.jitter_seconds, now() AS now
     FROM crons c
     JOIN assistants a USING (assistant_id)
    WHERE c.enabled AND c.next_run_date <= now()
@@ -58,6 +58,7 @@ interface DueRow {
   next_run_date: Date;
   missed_policy: MissedPolicy;
   overlap_policy: OverlapPolicy;
+  jitter_seconds: number;
   now: Date;
 }
 
@@ -123,14 +124,19 @@ export class CronScheduler implements ScheduleSource {
 
   pass(): Promise<PassResult> {
     const { pool, boss, batchSize, logger } = this.#o;
-    return firePasses(pool, batchSize, (client) => this.#batch(client), async (r) => {
-      metrics.occurrencesFired('cron', r.lags);
-      metrics.occurrencesSkipped(r.skipReasons);
-      // After the commit, outside the crons' locks; a failure is logged and the new runs wait their turn.
-      await cancelSuperseded(pool, boss, r.superseded, logger);
-      // A full batch: more are due at once (a herd), the run queue grows by thousands of jobs.
-      if (r.claimed >= batchSize && r.fired > 0) this.#analyzeQueue();
-    });
+    return firePasses(
+      pool,
+      batchSize,
+      (client) => this.#batch(client),
+      async (r) => {
+        metrics.occurrencesFired('cron', r.lags);
+        metrics.occurrencesSkipped(r.skipReasons);
+        // After the commit, outside the crons' locks; a failure is logged and the new runs wait their turn.
+        await cancelSuperseded(pool, boss, r.superseded, logger);
+        // A full batch: more are due at once (a herd), the run queue grows by thousands of jobs.
+        if (r.claimed >= batchSize && r.fired > 0) this.#analyzeQueue();
+      },
+    );
   }
 
   /**
@@ -167,7 +173,13 @@ export class CronScheduler implements ScheduleSource {
     const active = await activeRuns(client, rows);
     const firings: Firing[] = [];
     const skips: Skip[] = [];
-    const advance = { ids: [] as string[], next: [] as (Date | null)[], finished: [] as boolean[], error: [] as (string | null)[], firedThrough: [] as (Date | null)[] };
+    const advance = {
+      ids: [] as string[],
+      next: [] as (Date | null)[],
+      finished: [] as boolean[],
+      error: [] as (string | null)[],
+      firedThrough: [] as (Date | null)[],
+    };
     for (const row of rows) {
       const { plan, next, firedThrough, error } = planDue(row, limits);
       if (plan) {
@@ -175,7 +187,8 @@ export class CronScheduler implements ScheduleSource {
         // The overlap rule may hold back some of the occurrences the plan fires.
         const allowed = overlapAllowance(row, active);
         const fire = plan.fire.slice(Math.max(0, plan.fire.length - allowed));
-        for (const f of plan.fire.slice(0, plan.fire.length - fire.length)) skips.push({ cron_id: row.cron_id, scheduled_for: f.scheduled_for, reason: 'overlap' });
+        for (const f of plan.fire.slice(0, plan.fire.length - fire.length))
+          skips.push({ cron_id: row.cron_id, scheduled_for: f.scheduled_for, reason: 'overlap' });
         const cron = firingCron(row, row.graph_id);
         for (const f of fire) firings.push({ cron, scheduled_for: f.scheduled_for, skipped_count: f.skipped_count, trigger: 'schedule' });
       } else logger.error(`scheduler could not plan this cron: ${error}`, { cron_id: row.cron_id });

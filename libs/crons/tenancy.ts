@@ -14,7 +14,7 @@ import type { CronRow } from './types.ts';
 // and runs).
 
 const CRON_COLUMNS = `c.cron_id, c.assistant_id, c.thread_id, c.user_id, c.schedule, c.timezone, c.end_time, c.enabled, c.paused_reason,
-  c.on_run_completed, c.payload, c.metadata, c.next_run_date, c.fired_through, c.missed_policy, c.overlap_policy, c.finished_at,
+  c.on_run_completed, c.payload, c.metadata, c.next_run_date, c.fired_through, c.missed_policy, c.overlap_policy, c.jitter_seconds, c.finished_at,
   c.last_run_at, c.last_run_status, c.last_run_error, c.last_run_id, c.created_at, c.updated_at`;
 
 /** Which crons: an owner (null: every owner's) and the API's filters. */
@@ -24,6 +24,7 @@ export interface CronScope {
   thread_id?: string | null;
   enabled?: boolean | null;
   metadata?: Record<string, unknown> | null;
+  cron_id_prefix?: string | null;
 }
 
 function scopeWhere(s: CronScope): { where: string; params: unknown[] } {

@@ -26,6 +26,8 @@ export interface CronRow {
   fired_through: Date | null;
   missed_policy: MissedPolicy;
   overlap_policy: OverlapPolicy;
+  /** Each scheduled occurrence starts at scheduled_for plus a deterministic offset in [0, jitter_seconds). */
+  jitter_seconds: number;
   finished_at: Date | null;
   last_run_at: Date | null;
   last_run_status: string | null;

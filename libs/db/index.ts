@@ -17,7 +17,18 @@ export { databaseTrouble, isDatabaseUnavailable, describeDatabaseError } from '.
 export type { DatabaseTrouble } from './unavailable.ts';
 export { backoffDelay, retryWhileUnavailable, sleep, DEFAULT_BACKOFF } from './backoff.ts';
 export type { Backoff, WaitOptions } from './backoff.ts';
-export { migrate, listMigrations, splitStatements, stripComments, isNoTransaction, cannotRunInTransaction, MIGRATIONS_DIR, MIGRATION_DEFAULTS, NO_TRANSACTION_MARKER, BATCH_MARKER } from './migrate.ts';
+export {
+  migrate,
+  listMigrations,
+  splitStatements,
+  stripComments,
+  isNoTransaction,
+  cannotRunInTransaction,
+  MIGRATIONS_DIR,
+  MIGRATION_DEFAULTS,
+  NO_TRANSACTION_MARKER,
+  BATCH_MARKER,
+} from './migrate.ts';
 export type { MigrationResult, MigrationFile, MigrateOptions, Statement } from './migrate.ts';
 export { readSchemaState, describeSchemaState, neededSchemaVersion, codeMigrations, isSchemaMismatch } from './schema-version.ts';
 export type { SchemaState } from './schema-version.ts';

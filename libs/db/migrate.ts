@@ -134,7 +134,13 @@ async function takeMigrationLock(lock: pg.Client, opts: MigrateOptions): Promise
 }
 
 export function isNoTransaction(sql: string): boolean {
-  return sql.replace(/^\uFEFF/, '').split('\n', 1)[0].trim().toLowerCase() === NO_TRANSACTION_MARKER;
+  return (
+    sql
+      .replace(/^\uFEFF/, '')
+      .split('\n', 1)[0]
+      .trim()
+      .toLowerCase() === NO_TRANSACTION_MARKER
+  );
 }
 
 /**
@@ -213,7 +219,9 @@ class Runner {
       const c = this.#client;
       await c.query('BEGIN');
       try {
-        await c.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(this.#lockTimeoutMs))}; SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0`);
+        await c.query(
+          `SET LOCAL lock_timeout = ${Math.max(1, Math.round(this.#lockTimeoutMs))}; SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0`,
+        );
         const result = await fn();
         await c.query('COMMIT');
         return result;
@@ -254,7 +262,9 @@ class Runner {
           throw new Error(`gave up after ${Math.round(this.#retryForMs / 1000)}s waiting for a lock (${(err as Error).message})`, { cause: err });
         }
         const wait = backoffDelay(attempt, this.#backoff);
-        this.#logger?.warn(`migration waits for a lock (${code === PgErrorCode.lockNotAvailable ? 'a table is busy' : 'deadlock'}): ${what}; retrying in ${(wait / 1000).toFixed(1)}s`);
+        this.#logger?.warn(
+          `migration waits for a lock (${code === PgErrorCode.lockNotAvailable ? 'a table is busy' : 'deadlock'}): ${what}; retrying in ${(wait / 1000).toFixed(1)}s`,
+        );
         await sleep(wait);
       }
     }

@@ -64,9 +64,7 @@ export function checkMigration(file: string, sql: string): string[] {
   const contract = sql.split('\n').some((l) => l.trim().toLowerCase() === CONTRACT_MARKER);
   const order: { table: string; at: string }[] = [];
   // A table this file creates has no traffic yet: not hot here.
-  const created = new Set(
-    [...sql.toLowerCase().matchAll(/create\s+table\s+(?:if\s+not\s+exists\s+)?(?:public\.)?"?(\w+)"?/g)].map((m) => m[1]),
-  );
+  const created = new Set([...sql.toLowerCase().matchAll(/create\s+table\s+(?:if\s+not\s+exists\s+)?(?:public\.)?"?(\w+)"?/g)].map((m) => m[1]));
   for (const statement of splitStatements(sql)) {
     const s = normalise(statement.text);
     const short = s.slice(0, 90);
@@ -74,13 +72,17 @@ export function checkMigration(file: string, sql: string): string[] {
     const hot = found && !created.has(found.table) ? found : null;
     const say = (rule: string) => problems.push(`${file}: ${rule} [${short}]`);
 
-    if (/\bconcurrently\b/.test(s) && !noTransaction) say(`CONCURRENTLY runs only outside a transaction: the file's first line must be "-- agentcron:no-transaction"`);
+    if (/\bconcurrently\b/.test(s) && !noTransaction)
+      say(`CONCURRENTLY runs only outside a transaction: the file's first line must be "-- agentcron:no-transaction"`);
     if (/^create\s+(unique\s+)?index\s+concurrently\b/.test(s) && !/\bif not exists\b/.test(s)) {
       say('CREATE INDEX CONCURRENTLY must say IF NOT EXISTS (a no-transaction migration cut short runs again)');
     }
-    if (/\brename\b/.test(s) && /^alter\s/.test(s) && !contract) say('RENAME breaks the old processes still running: add the new name, move over, contract a release later ("-- agentcron:contract")');
+    if (/\brename\b/.test(s) && /^alter\s/.test(s) && !contract)
+      say('RENAME breaks the old processes still running: add the new name, move over, contract a release later ("-- agentcron:contract")');
     if (/^alter\s+table\b.*\bdrop\s+(column\b|(?!constraint|default|not|expression|identity)\w)/.test(s) && !contract) {
-      say('DROP COLUMN removes what old processes still read: only in a contract migration ("-- agentcron:contract"), a release after the code stopped using it');
+      say(
+        'DROP COLUMN removes what old processes still read: only in a contract migration ("-- agentcron:contract"), a release after the code stopped using it',
+      );
     }
     if (/^drop\s+table\b/.test(s) && !contract) say('DROP TABLE only in a contract migration ("-- agentcron:contract")');
     if (/^drop\s+index\b(?!\s+concurrently)/.test(s) && new RegExp(String.raw`^drop\s+index\s+(?:if\s+exists\s+)?(?:${HOT_TABLES.join('|')})_`).test(s)) {
@@ -91,25 +93,39 @@ export function checkMigration(file: string, sql: string): string[] {
     order.push({ table: hot.table, at: short });
     switch (hot.kind) {
       case 'index':
-        if (!/\bconcurrently\b/.test(s)) say(`plain CREATE INDEX on ${where} blocks its writes while it builds: CREATE INDEX CONCURRENTLY IF NOT EXISTS in a no-transaction migration`);
+        if (!/\bconcurrently\b/.test(s))
+          say(`plain CREATE INDEX on ${where} blocks its writes while it builds: CREATE INDEX CONCURRENTLY IF NOT EXISTS in a no-transaction migration`);
         break;
       case 'alter':
-        if (/\balter\s+(column\s+)?\w+\s+(set\s+data\s+)?type\b/.test(s)) say(`ALTER ... TYPE on ${where} rewrites it under an exclusive lock: add a new column, backfill in batches, switch, contract later`);
-        if (/\bset\s+not\s+null\b/.test(s)) say(`SET NOT NULL on ${where} scans it under an exclusive lock: ADD CONSTRAINT ... CHECK (col IS NOT NULL) NOT VALID, then VALIDATE CONSTRAINT`);
-        if (/\badd\s+(column\s+)?/.test(s) && /\bdefault\b/.test(s) && VOLATILE.test(s)) say(`ADD COLUMN with a volatile default on ${where} rewrites it: add it nullable (or with a constant default) and backfill in batches`);
+        if (/\balter\s+(column\s+)?\w+\s+(set\s+data\s+)?type\b/.test(s))
+          say(`ALTER ... TYPE on ${where} rewrites it under an exclusive lock: add a new column, backfill in batches, switch, contract later`);
+        if (/\bset\s+not\s+null\b/.test(s))
+          say(`SET NOT NULL on ${where} scans it under an exclusive lock: ADD CONSTRAINT ... CHECK (col IS NOT NULL) NOT VALID, then VALIDATE CONSTRAINT`);
+        if (/\badd\s+(column\s+)?/.test(s) && /\bdefault\b/.test(s) && VOLATILE.test(s))
+          say(`ADD COLUMN with a volatile default on ${where} rewrites it: add it nullable (or with a constant default) and backfill in batches`);
         if (/\badd\s+(column\s+)?(if\s+not\s+exists\s+)?\w+\s+(small|big)?serial\b/.test(s)) say(`ADD COLUMN serial on ${where} rewrites it`);
         if (/\bgenerated\s+always\s+as\b.*\bstored\b/.test(s)) say(`a stored generated column on ${where} rewrites it`);
         if (/\bset\s+(logged|unlogged|tablespace|without\s+oids)\b/.test(s)) say(`SET LOGGED/UNLOGGED/TABLESPACE on ${where} rewrites it`);
-        if (/\badd\s+(constraint\s+\w+\s+)?(primary\s+key|unique)\b/.test(s) && !/\busing\s+index\b/.test(s)) say(`ADD PRIMARY KEY/UNIQUE on ${where} builds an index under an exclusive lock: build it CONCURRENTLY, then ADD CONSTRAINT ... USING INDEX`);
-        if (/\badd\s+(constraint\s+\w+\s+)?(check|foreign\s+key)\b/.test(s) && !/\bnot\s+valid\b/.test(s)) say(`ADD CONSTRAINT on ${where} checks every row under its lock: add it NOT VALID, then VALIDATE CONSTRAINT (in a later statement)`);
-        if (/\bvalidate\s+constraint\b/.test(s) && !noTransaction) say(`VALIDATE CONSTRAINT on ${where} inside the migration's transaction keeps the exclusive lock of its other statements while it scans: validate in a no-transaction migration`);
+        if (/\badd\s+(constraint\s+\w+\s+)?(primary\s+key|unique)\b/.test(s) && !/\busing\s+index\b/.test(s))
+          say(`ADD PRIMARY KEY/UNIQUE on ${where} builds an index under an exclusive lock: build it CONCURRENTLY, then ADD CONSTRAINT ... USING INDEX`);
+        if (/\badd\s+(constraint\s+\w+\s+)?(check|foreign\s+key)\b/.test(s) && !/\bnot\s+valid\b/.test(s))
+          say(`ADD CONSTRAINT on ${where} checks every row under its lock: add it NOT VALID, then VALIDATE CONSTRAINT (in a later statement)`);
+        if (/\bvalidate\s+constraint\b/.test(s) && !noTransaction)
+          say(
+            `VALIDATE CONSTRAINT on ${where} inside the migration's transaction keeps the exclusive lock of its other statements while it scans: validate in a no-transaction migration`,
+          );
         if (/\badd\s+(column\s+)?(if\s+not\s+exists\s+)?(?!constraint\b)\w+\s[^;]*(\bcheck\s*\(|\breferences\b)/.test(s)) {
-          say(`ADD COLUMN with a CHECK or REFERENCES on ${where} checks every row under its lock: add the column, then ADD CONSTRAINT ... NOT VALID and VALIDATE CONSTRAINT`);
+          say(
+            `ADD COLUMN with a CHECK or REFERENCES on ${where} checks every row under its lock: add the column, then ADD CONSTRAINT ... NOT VALID and VALIDATE CONSTRAINT`,
+          );
         }
         break;
       case 'update':
       case 'delete':
-        if (!statement.batch || !noTransaction) say(`a whole-table ${hot.kind.toUpperCase()} of ${where} holds its rows for the whole migration: a "-- agentcron:batch" statement (a few thousand rows by key) in a no-transaction migration`);
+        if (!statement.batch || !noTransaction)
+          say(
+            `a whole-table ${hot.kind.toUpperCase()} of ${where} holds its rows for the whole migration: a "-- agentcron:batch" statement (a few thousand rows by key) in a no-transaction migration`,
+          );
         break;
       case 'lock':
         say(`LOCK TABLE ${hot.table} queues every request behind the migration: take no explicit lock on a hot table`);
@@ -134,7 +150,9 @@ export function checkMigration(file: string, sql: string): string[] {
     for (const { table, at } of order) {
       const rank = (HOT_TABLES as readonly string[]).indexOf(table);
       if (rank < highest) {
-        problems.push(`${file}: takes ${table} after ${HOT_TABLES[highest]} (at [${at}] after [${highestAt}]): hot tables in the lock order ${HOT_TABLES.join(', ')} (libs/runs/lifecycle.ts), or an old process's transaction deadlocks with it`);
+        problems.push(
+          `${file}: takes ${table} after ${HOT_TABLES[highest]} (at [${at}] after [${highestAt}]): hot tables in the lock order ${HOT_TABLES.join(', ')} (libs/runs/lifecycle.ts), or an old process's transaction deadlocks with it`,
+        );
         break;
       }
       if (rank > highest) {

@@ -3,7 +3,7 @@ import express from 'express';
 import type { Express, Request, RequestHandler, Router } from 'express';
 import type { Logger } from '../log/index.ts';
 import { withLogContext } from '../log/index.ts';
-import { metricsHandler, observeDatabase } from '../metrics/index.ts';
+import { SATURATION_DEFAULTS, metricsHandler, observeDatabase } from '../metrics/index.ts';
 import { QUEUES } from '../queue/index.ts';
 import { uiRouter } from '../ui/router.ts';
 import { hasCredentials, withoutCredentials } from '../webhooks/address.ts';
@@ -69,7 +69,12 @@ function nonJsonBodies(limitBytes: number): RequestHandler {
       } catch {
         req.body = undefined;
         const sent = req.get('content-type');
-        next(new HttpError(415, `request bodies are JSON: send a JSON body with content-type: application/json (got ${sent ? `content-type ${JSON.stringify(sent)}` : 'no content-type'} and a body that is not JSON)`));
+        next(
+          new HttpError(
+            415,
+            `request bodies are JSON: send a JSON body with content-type: application/json (got ${sent ? `content-type ${JSON.stringify(sent)}` : 'no content-type'} and a body that is not JSON)`,
+          ),
+        );
       }
     });
   };
@@ -116,12 +121,18 @@ export function createApp(deps: AppDeps): Express {
   app.use(express.json({ limit: deps.bodyLimitBytes, type: JSON_TYPES }));
   // The root names where to go instead of "no route".
   app.get('/', (_req, res) => {
-    res.json({ service: 'agentcron', docs: '/docs', openapi: '/openapi.json', health: '/health', ok: '/ok' });
+    res.json({ service: 'agentcron', ui: '/ui', docs: '/docs', openapi: '/openapi.json', health: '/health', ok: '/ok' });
   });
   app.use(healthRoutes(deps));
   // Prometheus scrapes without a key, like /health: no series carries user data (labels are
   // graph ids, statuses, queue and job names). The api also reports the deployment's gauges.
-  observeDatabase({ pool: deps.pool, boss: deps.boss, queues: Object.values(QUEUES), heartbeatSeconds: deps.heartbeatSeconds });
+  observeDatabase({
+    pool: deps.pool,
+    boss: deps.boss,
+    queues: Object.values(QUEUES),
+    heartbeatSeconds: deps.heartbeatSeconds,
+    saturation: deps.saturation ?? { pgbossSchema: 'pgboss', ...SATURATION_DEFAULTS },
+  });
   app.get('/metrics', metricsHandler());
   app.get('/openapi.json', (_req, res) => {
     res.json(openApiDocument());

@@ -13,8 +13,7 @@ interface Doc {
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
 
-const esc = (s: unknown): string =>
-  String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+const esc = (s: unknown): string => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 const anchor = (s: string) => s.replace(/[^\w-]+/g, '-');
 
@@ -71,9 +70,38 @@ function bodySection(s: Schema, schemas: Record<string, Schema>): string {
   return `<h4>Request body${name ? ` (${typeOf(s)})` : ''}</h4>${fieldsTable(resolved)}`;
 }
 
+/** The tags in reading order: the crons and runs first (what agentcron is for), admin last, the rest by name. */
+export function tagOrder(tags: string[]): string[] {
+  const rank = (t: string) => (t === 'crons' ? 0 : t === 'runs' ? 1 : t === 'admin' ? 3 : 2);
+  return [...tags].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+}
+
+/** A shell-quoted JSON body for a curl line ('\'' for a quote inside). */
+const shellJson = (v: unknown) => `'${JSON.stringify(v).replace(/'/g, "'\\''")}'`;
+
+/** A curl line for an operation, path parameters as shell variables ($CRON_ID). */
+export function curlLine(method: string, path: string, body: unknown): string {
+  const url = `http://localhost:8000${path.replace(/\{(\w+)\}/g, (_m, name: string) => `$${name.toUpperCase()}`)}`;
+  const parts = ['curl -s'];
+  if (method !== 'get' && !(method === 'post' && body !== undefined)) parts.push(`-X ${method.toUpperCase()}`);
+  parts.push(`"${url}"`);
+  if (body !== undefined) parts.push(`-H 'content-type: application/json' -d ${shellJson(body)}`);
+  return parts.join(' ');
+}
+
+const pretty = (v: unknown) => esc(JSON.stringify(v, null, 2));
+
 function operation(path: string, method: string, op: any, schemas: Record<string, Schema>): string {
   const id = anchor(`${method}-${path}`);
   const bodySchema = op.requestBody?.content?.['application/json']?.schema;
+  const bodyExample = op.requestBody?.content?.['application/json']?.example;
+  const answerExample = op.responses?.['200']?.content?.['application/json']?.example;
+  const example =
+    bodyExample !== undefined || answerExample !== undefined || method === 'get' || method === 'delete'
+      ? `<h4>Example</h4><pre class="curl">${esc(curlLine(method, path, bodyExample))}</pre>` +
+        (bodyExample !== undefined ? `<details open><summary>Request body</summary><pre>${pretty(bodyExample)}</pre></details>` : '') +
+        (answerExample !== undefined ? `<details><summary>Answer (200)</summary><pre>${pretty(answerExample)}</pre></details>` : '')
+      : '';
   const responses = Object.entries((op.responses ?? {}) as Record<string, any>)
     .map(([code, r]) => {
       const schema = r.content?.['application/json']?.schema;
@@ -86,6 +114,7 @@ function operation(path: string, method: string, op: any, schemas: Record<string
 ${parametersTable(op.parameters)}
 ${bodySchema ? bodySection(bodySchema, schemas) : ''}
 <h4>Responses</h4><table><thead><tr><th>status</th><th>meaning</th><th>body</th></tr></thead><tbody>${responses}</tbody></table>
+${example}
 </section>`;
 }
 
@@ -96,7 +125,11 @@ main{flex:1;padding:24px 40px;max-width:1000px}h1{margin-top:0}.op{border-top:1p
 table{border-collapse:collapse;width:100%;font-size:14px;margin:4px 0 8px}th,td{border:1px solid #e3e3e3;padding:4px 8px;text-align:left;vertical-align:top}th{background:#fafafa}
 code{font:13px ui-monospace,monospace}.m{display:inline-block;min-width:56px;text-align:center;border-radius:4px;color:#fff;font-size:12px;padding:1px 6px}
 .m-get{background:#0a7d34}.m-post{background:#0b63c5}.m-patch{background:#a15c00}.m-delete{background:#b42318}.m-put{background:#6b3fa0}
-.req{color:#b42318;font-size:11px}.dflt,.fmt{color:#666;font-size:12px}.desc{color:#444}h4{margin:8px 0 2px;font-size:14px}`;
+.req{color:#b42318;font-size:11px}.dflt,.fmt{color:#666;font-size:12px}.desc{color:#444}h4{margin:8px 0 2px;font-size:14px}
+pre{background:#f5f5f7;border-radius:6px;padding:8px 10px;font:12.5px ui-monospace,monospace;white-space:pre-wrap;word-break:break-word;margin:4px 0}
+pre.curl{background:#1d1d1f;color:#f5f5f7}h3,code{overflow-wrap:anywhere}summary{cursor:pointer;font-size:13px;color:#444}td{word-break:break-word}main{min-width:0}
+@media (max-width:760px){body{display:block}nav{width:auto;height:auto;max-height:40vh;position:static}main{padding:12px 14px}
+table{display:block;overflow-x:auto}th,td{padding:3px 5px}}`;
 
 /** The reference page for an OpenAPI document. */
 export function renderDocs(doc: Doc): string {
@@ -110,13 +143,20 @@ export function renderDocs(doc: Doc): string {
       byTag.get(tag)!.push({ path, method, op });
     }
   }
-  const tags = [...byTag.keys()].sort();
+  const tags = tagOrder([...byTag.keys()]);
   const schemas = Object.entries(doc.components?.schemas ?? {}).sort(([a], [b]) => a.localeCompare(b));
   const opLink = (o: { path: string; method: string }) => `<a href="#${anchor(`${o.method}-${o.path}`)}">${esc(o.method.toUpperCase())} ${esc(o.path)}</a>`;
   const schemaLink = (name: string) => `<a href="#schema-${anchor(name)}">${esc(name)}</a>`;
-  const nav = tags.map((t) => `<h2>${esc(t)}</h2>${byTag.get(t)!.map(opLink).join('')}`).join('') + `<h2>schemas</h2>${schemas.map(([n]) => schemaLink(n)).join('')}`;
+  const nav =
+    tags.map((t) => `<h2>${esc(t)}</h2>${byTag.get(t)!.map(opLink).join('')}`).join('') + `<h2>schemas</h2>${schemas.map(([n]) => schemaLink(n)).join('')}`;
   const operations = tags
-    .map((t) => `<h2 id="tag-${anchor(t)}">${esc(t)}</h2>${byTag.get(t)!.map((o) => operation(o.path, o.method, o.op, doc.components?.schemas ?? {})).join('')}`)
+    .map(
+      (t) =>
+        `<h2 id="tag-${anchor(t)}">${esc(t)}</h2>${byTag
+          .get(t)!
+          .map((o) => operation(o.path, o.method, o.op, doc.components?.schemas ?? {}))
+          .join('')}`,
+    )
     .join('');
   const schemaSections = schemas
     .map(([name, s]) => {

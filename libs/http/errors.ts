@@ -136,7 +136,9 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     if (isSchemaMismatch(err)) {
       // Code and schema of different releases (a release under way, or one that has not run):
       // the client may retry; the operator is told what is missing.
-      logger.error(`schema mismatch during ${req.method} ${req.path}: ${describeDatabaseError(err)}: the database schema does not match this version of agentcron`);
+      logger.error(
+        `schema mismatch during ${req.method} ${req.path}: ${describeDatabaseError(err)}: the database schema does not match this version of agentcron`,
+      );
       res.setHeader('Retry-After', String(RETRY_AFTER_SECONDS.unavailable));
       res.status(503).json({ detail: 'the database schema does not match this version of agentcron (a release is under way or has not run); retry later' });
       return;

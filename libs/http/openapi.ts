@@ -1,5 +1,6 @@
 import { OpenAPIRegistry, OpenApiGeneratorV31, extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
+import { withExamples } from './examples.ts';
 
 // zod schemas are the single source of truth: routes validate with them and register them here,
 // and GET /openapi.json is generated from this registry.
@@ -8,7 +9,7 @@ extendZodWithOpenApi(z);
 export const registry = new OpenAPIRegistry();
 
 export function openApiDocument(): object {
-  return new OpenApiGeneratorV31(registry.definitions).generateDocument({
+  const doc = new OpenApiGeneratorV31(registry.definitions).generateDocument({
     openapi: '3.1.0',
     info: {
       title: 'agentcron',
@@ -16,4 +17,6 @@ export function openApiDocument(): object {
       description: 'Crons that run agents, with a LangGraph-SDK-compatible API.',
     },
   });
+  // Request and answer examples (libs/http/examples.ts), shown by /docs.
+  return withExamples(doc);
 }

@@ -26,10 +26,12 @@ export class Heartbeat {
   }
 
   async start(): Promise<void> {
-    await this.#pool.query(
-      `INSERT INTO agentcron_processes (process_id, role, hostname, pid) VALUES ($1, $2, $3, $4)`,
-      [this.processId, this.role, os.hostname(), process.pid],
-    );
+    await this.#pool.query(`INSERT INTO agentcron_processes (process_id, role, hostname, pid) VALUES ($1, $2, $3, $4)`, [
+      this.processId,
+      this.role,
+      os.hostname(),
+      process.pid,
+    ]);
     this.#timer = setInterval(() => void this.beat(), this.#intervalMs);
     this.#timer.unref();
   }
@@ -57,12 +59,8 @@ export class Heartbeat {
   async stop(): Promise<void> {
     clearInterval(this.#timer);
     // Rows of stopped processes are kept briefly for the record, then pruned by whoever starts next.
-    await this.#pool
-      .query(`UPDATE agentcron_processes SET stopped_at = now() WHERE process_id = $1`, [this.processId])
-      .catch(() => {});
-    await this.#pool
-      .query(`DELETE FROM agentcron_processes WHERE coalesce(stopped_at, last_seen_at) < now() - interval '1 day'`)
-      .catch(() => {});
+    await this.#pool.query(`UPDATE agentcron_processes SET stopped_at = now() WHERE process_id = $1`, [this.processId]).catch(() => {});
+    await this.#pool.query(`DELETE FROM agentcron_processes WHERE coalesce(stopped_at, last_seen_at) < now() - interval '1 day'`).catch(() => {});
   }
 }
 

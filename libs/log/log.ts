@@ -32,7 +32,7 @@ export function createLogger({ level, json, service }: LoggerOptions): Logger {
   const readable = printf((info) => {
     const { level: lvl, message, timestamp: ts, service: svc, stack, ...rest } = info;
     const extra = Object.keys(rest).length ? ' ' + JSON.stringify(rest) : '';
-    return `${ts} ${lvl} [${svc}] ${message}${extra}${stack ? `\n${stack}` : ''}`;
+    return `${String(ts)} ${lvl} [${String(svc)}] ${String(message)}${extra}${typeof stack === 'string' ? `\n${stack}` : ''}`;
   });
   return winston.createLogger({
     level,

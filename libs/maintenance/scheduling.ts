@@ -63,14 +63,25 @@ export class MaintenanceScheduler implements ScheduleSource {
 
   /** Fires every due occurrence: one transaction per batch. */
   pass(): Promise<PassResult> {
-    return firePasses(this.#pool, BATCH, (client) => this.#batch(client), async (r) => metrics.occurrencesFired('maintenance', r.lags));
+    return firePasses(
+      this.#pool,
+      BATCH,
+      (client) => this.#batch(client),
+      async (r) => metrics.occurrencesFired('maintenance', r.lags),
+    );
   }
 
   async #batch(client: PoolClient): Promise<PassResult & { lags: number[] }> {
     const { rows } = await client.query<DueJob>(CLAIM_DUE, [BATCH]);
     if (rows.length === 0) return { claimed: 0, fired: 0, skipped: 0, lags: [] };
     const jobs: { id: string; data: MaintenanceJobData; group: { id: string } }[] = [];
-    const advance = { names: [] as string[], next: [] as (Date | null)[], fired: [] as (Date | null)[], missed: [] as number[], error: [] as (string | null)[] };
+    const advance = {
+      names: [] as string[],
+      next: [] as (Date | null)[],
+      fired: [] as (Date | null)[],
+      missed: [] as number[],
+      error: [] as (string | null)[],
+    };
     let skipped = 0;
     const lags: number[] = [];
     for (const row of rows) {

@@ -18,6 +18,10 @@ export interface MaintenanceSettings {
   /** WORKER_HEARTBEAT_SECONDS: a run job not refreshed within three of them is held by nobody. */
   workerHeartbeatSeconds: number;
   pgbossSchema: string;
+  /** HEALTH_MAX_START_LAG_SECONDS: the monitor warns when lag to start exceeds it (as /health degrades). */
+  maxStartLagSeconds: number;
+  /** HEALTH_START_LAG_WINDOW_SECONDS. */
+  startLagWindowSeconds: number;
 }
 
 export function maintenanceSettings(config: Config): MaintenanceSettings {
@@ -35,6 +39,8 @@ export function maintenanceSettings(config: Config): MaintenanceSettings {
     heartbeatSeconds: config.HEARTBEAT_INTERVAL_SECONDS,
     workerHeartbeatSeconds: config.WORKER_HEARTBEAT_SECONDS,
     pgbossSchema: config.PGBOSS_SCHEMA,
+    maxStartLagSeconds: config.HEALTH_MAX_START_LAG_SECONDS,
+    startLagWindowSeconds: config.HEALTH_START_LAG_WINDOW_SECONDS,
   };
 }
 

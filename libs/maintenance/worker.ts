@@ -85,7 +85,13 @@ export class MaintenanceWorker {
     }
     metrics.maintenanceRun(name, execution.status, execution.duration_ms / 1000);
     try {
-      await pool.query(FINISHED, [name, execution.status, execution.error, execution.duration_ms, execution.result === null ? null : JSON.stringify(execution.result)]);
+      await pool.query(FINISHED, [
+        name,
+        execution.status,
+        execution.error,
+        execution.duration_ms,
+        execution.result === null ? null : JSON.stringify(execution.result),
+      ]);
     } catch (err) {
       log.error('could not record the maintenance job execution', { err: toError(err).message });
     }

@@ -4,6 +4,8 @@ import type { PgBoss } from '../queue/index.ts';
 import { foldCounters, readRollup } from './fold.ts';
 import type { Rollup } from './fold.ts';
 import { deploymentRegistry } from './registry.ts';
+import { SATURATION_DEFAULTS, saturation } from './saturation.ts';
+import type { Saturation, SaturationSettings } from './saturation.ts';
 
 // The deployment's series, read from the database when the api's /metrics is scraped: facts about
 // the whole deployment (whatever process caused them), so they are right with any number of
@@ -18,6 +20,8 @@ export interface DatabaseSource {
   queues: string[];
   /** HEARTBEAT_INTERVAL_SECONDS: a process seen within three of them is alive. */
   heartbeatSeconds: number;
+  /** Where the run queue is and how lag to start is measured (saturation.ts); absent: pgboss and the defaults. */
+  saturation?: SaturationSettings;
 }
 
 let source: DatabaseSource | undefined;
@@ -114,9 +118,7 @@ async function read(): Promise<Snapshot> {
       maintenance: rows
         .filter((r) => r.what === 'maintenance')
         .map((r) => ({ job_name: r.a, last_run_status: r.b, last_duration_ms: r.ms, last_finished_at: r.at })),
-      maintenanceTotals: rows
-        .filter((r) => r.what === 'maintenance_totals')
-        .map((r) => ({ job_name: r.a, runs: r.n ?? 0, failures: Number(r.b ?? 0) })),
+      maintenanceTotals: rows.filter((r) => r.what === 'maintenance_totals').map((r) => ({ job_name: r.a, runs: r.n ?? 0, failures: Number(r.b ?? 0) })),
       queues: qs.map((q) => ({
         name: q.name,
         queued: q.queuedCount,
@@ -175,7 +177,8 @@ gauge(
 );
 
 gauge('agentcron_maintenance_last_success', 'Whether the last execution of each maintenance job succeeded (1) or failed (0).', ['job'] as const, (g, s) => {
-  for (const m of s.maintenance) if (m.last_run_status === 'success' || m.last_run_status === 'error') g.set({ job: m.job_name }, m.last_run_status === 'success' ? 1 : 0);
+  for (const m of s.maintenance)
+    if (m.last_run_status === 'success' || m.last_run_status === 'error') g.set({ job: m.job_name }, m.last_run_status === 'success' ? 1 : 0);
 });
 
 gauge('agentcron_maintenance_last_duration_seconds', 'Duration of the last execution of each maintenance job.', ['job'] as const, (g, s) => {
@@ -198,3 +201,66 @@ gauge('agentcron_metrics_last_fold_duration_seconds', "How long the last fold of
 gauge('agentcron_maintenance_last_finished_timestamp_seconds', 'When each maintenance job last finished (Unix time).', ['job'] as const, (g, s) => {
   for (const m of s.maintenance) if (m.last_finished_at) g.set({ job: m.job_name }, m.last_finished_at.getTime() / 1000);
 });
+
+// Saturation (saturation.ts): the same figures /health judges, from the same ~2 s computation.
+// A scrape that cannot read them answers no sample (agentcron_database_up says why).
+function saturationGauge<L extends string>(name: string, help: string, labelNames: readonly L[], fill: (g: Gauge<L>, s: Saturation) => void): void {
+  new Gauge<L>({
+    name,
+    help,
+    labelNames,
+    registers: [deploymentRegistry],
+    async collect() {
+      this.reset();
+      if (!source) return;
+      const s = await saturation(source.pool, source.saturation ?? { pgbossSchema: 'pgboss', ...SATURATION_DEFAULTS }).catch(() => null);
+      if (s) fill(this, s);
+    },
+  });
+}
+
+saturationGauge(
+  'agentcron_queue_latency_seconds',
+  'How long the run at the head of the queue has been able to start and not started (0: none waits for a worker). What a queue-latency autoscaler scales workers on.',
+  [],
+  (g, s) => g.set(s.queue_latency_seconds),
+);
+
+saturationGauge(
+  'agentcron_runs_waiting',
+  'Pending runs by why they wait: reason worker (due, no free worker), retry (a retry backoff), limit (a deployment-wide limit, by limit name).',
+  ['reason', 'limit'] as const,
+  (g, s) => {
+    g.set({ reason: 'worker' }, s.waiting.worker);
+    g.set({ reason: 'retry' }, s.waiting.retry);
+    for (const [limit, n] of Object.entries(s.waiting.limit)) g.set({ reason: 'limit', limit }, n);
+  },
+);
+
+saturationGauge(
+  'agentcron_start_lag_seconds',
+  'Lag to start (start minus when due) of the first attempts started within HEALTH_START_LAG_WINDOW_SECONDS, by quantile; no sample when none started.',
+  ['quantile'] as const,
+  (g, s) => {
+    for (const [quantile, v] of [
+      ['0.5', s.start_lag.p50],
+      ['0.95', s.start_lag.p95],
+      ['0.99', s.start_lag.p99],
+    ] as const)
+      if (v !== null) g.set({ quantile }, v);
+  },
+);
+
+saturationGauge(
+  'agentcron_start_lag_window_starts',
+  'First attempts started within HEALTH_START_LAG_WINDOW_SECONDS (the runs agentcron_start_lag_seconds is of).',
+  [],
+  (g, s) => g.set(s.start_lag.started),
+);
+
+saturationGauge(
+  'agentcron_health_degraded',
+  "Whether /health's status is degraded by saturation (1) or not (0): lag to start, or a backlog that grew for 5 minutes.",
+  [],
+  (g, s) => g.set(s.status === 'degraded' ? 1 : 0),
+);

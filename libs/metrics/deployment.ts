@@ -95,11 +95,15 @@ counter(
   ['delivered', 'retried', 'failed', 'refused'].map((outcome) => ({ outcome })),
 );
 
-new DeploymentMetric('agentcron_maintenance_runs_total', 'Maintenance job executions, by job and outcome (success, error): the whole deployment.', 'counter', (s) =>
-  s.ok
-    ? s.maintenanceTotals.flatMap((m) => [
-        { labels: { job: m.job_name, outcome: 'success' }, value: m.runs - m.failures },
-        { labels: { job: m.job_name, outcome: 'error' }, value: m.failures },
-      ])
-    : [],
+new DeploymentMetric(
+  'agentcron_maintenance_runs_total',
+  'Maintenance job executions, by job and outcome (success, error): the whole deployment.',
+  'counter',
+  (s) =>
+    s.ok
+      ? s.maintenanceTotals.flatMap((m) => [
+          { labels: { job: m.job_name, outcome: 'success' }, value: m.runs - m.failures },
+          { labels: { job: m.job_name, outcome: 'error' }, value: m.failures },
+        ])
+      : [],
 );

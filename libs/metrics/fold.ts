@@ -225,8 +225,7 @@ function deltasOf(rows: DeltaRow[]): Delta[] {
 }
 
 /** Labels in a stable order, as a map key. */
-export const seriesKey = (labels: Record<string, string>): string =>
-  JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+export const seriesKey = (labels: Record<string, string>): string => JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 
 export interface FoldOutcome {
   /** Whether this call moved the horizon (false: nothing new, or another api instance was folding). */
@@ -252,12 +251,7 @@ export async function foldCounters(pool: Pool): Promise<FoldOutcome> {
       const state = await client.query<{ horizon: string; current: boolean }>(LOCK_STATE, [horizon]);
       if (state.rows.length === 0) throw new Error('metrics_fold has no row: migrations/009_deployment_metrics.sql was not applied');
       if (state.rows[0].current) return { folded: false, series: 0, ms: performance.now() - started };
-      const { rows: changes } = await client.query<DeltaRow>(FOLD_SQL, [
-        state.rows[0].horizon,
-        horizon,
-        RUN_DURATION_BUCKETS,
-        FIRE_LAG_BUCKETS,
-      ]);
+      const { rows: changes } = await client.query<DeltaRow>(FOLD_SQL, [state.rows[0].horizon, horizon, RUN_DURATION_BUCKETS, FIRE_LAG_BUCKETS]);
       const deltas = deltasOf(changes);
       if (deltas.length) await client.query(MERGE, [JSON.stringify(deltas)]);
       const ms = performance.now() - started;

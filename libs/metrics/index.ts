@@ -7,3 +7,5 @@ export { apiRegistry, metricsHandler, metricsServed, serveMetrics } from './http
 export { foldCounters, readRollup } from './fold.ts';
 export type { FoldOutcome, Rollup } from './fold.ts';
 export type { MetricsServer } from './http.ts';
+export { BACKLOG_GROWTH_SECONDS, SATURATION_DEFAULTS, backlogGrowth, saturation } from './saturation.ts';
+export type { BacklogPoint, Saturation, SaturationSettings } from './saturation.ts';

@@ -16,10 +16,13 @@ export function onShutdown(logger: Logger, graceSeconds: number, stop: () => Pro
     }
     firstAt = Date.now();
     logger.info(`${signal} received: draining (grace ${graceSeconds}s)`);
-    const force = setTimeout(() => {
-      logger.error(`drain did not finish within ${graceSeconds}s: exiting`);
-      process.exit(1);
-    }, graceSeconds * 1000 + 5000);
+    const force = setTimeout(
+      () => {
+        logger.error(`drain did not finish within ${graceSeconds}s: exiting`);
+        process.exit(1);
+      },
+      graceSeconds * 1000 + 5000,
+    );
     force.unref();
     stop().then(
       () => {

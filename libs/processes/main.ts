@@ -1,6 +1,7 @@
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import type { PostgresSaver } from '@langchain/langgraph-checkpoint-postgres';
 import { AgentConfigError, builtinAgents, loadAgents, openCheckpointer } from '../agents/index.ts';
 import type { LoadedAgents } from '../agents/index.ts';
@@ -11,6 +12,7 @@ import type { EmbeddedDatabase } from '../db/index.ts';
 import { waitingForSchema } from '../http/index.ts';
 import { createLogger } from '../log/index.ts';
 import { setLedgerExcerptBytes } from '../runs/excerpt.ts';
+import { parseRetryPolicy } from '../runs/index.ts';
 import type { Logger } from '../log/index.ts';
 import { connect } from './bootstrap.ts';
 import type { Connections } from './bootstrap.ts';
@@ -52,6 +54,13 @@ async function loadAgentsOrExit(spec: ProcessSpec, config: Config, logger: Logge
   if (!spec.roles.some((role) => role === startApiRole || role === startWorkerRole)) return null;
   try {
     const loaded = await loadAgents({ configPath: config.AGENTCRON_CONFIG });
+    for (const [graphId, flow] of loaded.registry.flow.graphs) {
+      const parsed = flow.retry_policy === null ? null : parseRetryPolicy(flow.retry_policy);
+      if (parsed && !parsed.ok) {
+        const field = parsed.field ? `retry_policy.${parsed.field}` : 'retry_policy';
+        throw new AgentConfigError(`${path.basename(loaded.configFile ?? 'agentcron.json')}: graph "${graphId}": ${field} ${parsed.error}`, graphId);
+      }
+    }
     const graphs = Object.entries(loaded.kinds).map(([id, kind]) => `${id} (${kind})`);
     logger.info(`graphs: ${graphs.join(', ')}`, { config_file: loaded.configFile });
     return loaded;
@@ -132,7 +141,10 @@ export async function runProcess(spec: ProcessSpec): Promise<void> {
           }
           const w = { server: createServer(), detail };
           waiting = w;
-          w.server.on('request', waitingForSchema(() => w.detail, config.SCHEMA_WAIT_POLL_SECONDS));
+          w.server.on(
+            'request',
+            waitingForSchema(() => w.detail, config.SCHEMA_WAIT_POLL_SECONDS),
+          );
           await new Promise<void>((resolve) => {
             w.server.once('error', (err) => {
               logger.warn(`could not listen on port ${config.PORT} while waiting for the schema: ${err.message}`);
@@ -140,7 +152,8 @@ export async function runProcess(spec: ProcessSpec): Promise<void> {
             });
             w.server.listen(config.PORT, config.HOST, () => resolve());
           });
-          if (w.server.listening) logger.info(`api waiting for the schema on port ${(w.server.address() as AddressInfo).port}: every request answers 503 until the release has run`);
+          if (w.server.listening)
+            logger.info(`api waiting for the schema on port ${(w.server.address() as AddressInfo).port}: every request answers 503 until the release has run`);
         },
       });
     } catch (err) {
@@ -169,7 +182,15 @@ export async function runProcess(spec: ProcessSpec): Promise<void> {
         loaded.useCheckpointer(checkpointer);
       }
       if (stopping.signal.aborted) return;
-      const deps: RoleDeps = { config, conn: c, logger, agents, databaseUrl: url, signal: stopping.signal, server: waiting?.server.listening ? waiting.server : undefined };
+      const deps: RoleDeps = {
+        config,
+        conn: c,
+        logger,
+        agents,
+        databaseUrl: url,
+        signal: stopping.signal,
+        server: waiting?.server.listening ? waiting.server : undefined,
+      };
       for (const start of spec.roles) roles.push(await start(deps));
     } catch (err) {
       if (stopping.signal.aborted && !roles.length) return; // a wait abandoned by SIGTERM: the drain closes what is open

@@ -75,6 +75,11 @@ export async function startApiRole(deps: RoleDeps): Promise<Role & { url: string
     logger,
     heartbeatSeconds: config.HEARTBEAT_INTERVAL_SECONDS,
     scheduler: { enabled: config.CRON_ENABLED, pollIntervalSeconds: config.CRON_POLL_INTERVAL_SECONDS },
+    saturation: {
+      pgbossSchema: config.PGBOSS_SCHEMA,
+      maxStartLagSeconds: config.HEALTH_MAX_START_LAG_SECONDS,
+      windowSeconds: config.HEALTH_START_LAG_WINDOW_SECONDS,
+    },
     bodyLimitBytes: Math.max(1024 * 1024, config.CRON_MAX_PAYLOAD_BYTES * 4),
     auth: authMiddleware(apiDeps),
     routes: apiRoutes(apiDeps),
@@ -96,7 +101,7 @@ export async function startApiRole(deps: RoleDeps): Promise<Role & { url: string
   const heartbeat = new Heartbeat(conn.pool, 'api', config.HEARTBEAT_INTERVAL_SECONDS, logger);
   await whenReachable(deps, 'heartbeat', () => heartbeat.start());
   const url = `http://${config.HOST === '0.0.0.0' ? 'localhost' : config.HOST}:${port}`;
-  logger.info(`api listening on ${url}`);
+  logger.info(`api listening on ${url} (dashboard ${url}/ui, API reference ${url}/docs)`);
   return {
     url,
     async stop(graceMs) {

@@ -51,7 +51,9 @@ export async function awaitSchema(
       return;
     }
     if (behind.detail !== last) {
-      opts.logger.warn(`waiting for the schema: ${behind.detail}; no runs are claimed, no occurrences fired, the api answers 503 until then (looking again every ${opts.pollSeconds}s)`);
+      opts.logger.warn(
+        `waiting for the schema: ${behind.detail}; no runs are claimed, no occurrences fired, the api answers 503 until then (looking again every ${opts.pollSeconds}s)`,
+      );
       last = behind.detail;
     }
     waited = true;

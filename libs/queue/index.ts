@@ -10,9 +10,25 @@ export {
   transactionDb,
   enqueueRuns,
   requeueRunJobs,
+  parkRunJobs,
+  queueSchemaOf,
+  snoozeRunJobs,
+  wakeParkedRuns,
   longestRunSeconds,
 } from './queue.ts';
 export { QUEUE_POLICY_VERSION, guardPolicyWrite, storedPolicyDifferences, neededQueueSchemaVersion, foundQueueSchemaVersion } from './policy.ts';
 export type { PolicyGuard } from './policy.ts';
 export type { QueueOptions, QueueSettings, RunJob } from './queue.ts';
+export { oldestFirstAttemptRunJobSql, runJobStartAfterSql, runQueueHead } from './saturation.ts';
+export {
+  analyzeQueueTableSql,
+  deadLetterCountsSql,
+  jobCountsSql,
+  purgeFinishedJobsSql,
+  runJobActiveSql,
+  runJobHeartbeatingSql,
+  runJobMayStillRunSql,
+  runQueueTableSql,
+} from './sql.ts';
+export type { RunQueueHead } from './saturation.ts';
 export type { PgBoss } from 'pg-boss';

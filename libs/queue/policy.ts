@@ -41,10 +41,7 @@ export async function guardPolicyWrite(connectionString: string, queues: string[
   try {
     await client.query('BEGIN');
     await client.query('SET LOCAL lock_timeout = 0; SET LOCAL statement_timeout = 0');
-    await client.query(
-      `INSERT INTO agentcron_queue_policy (queue, version) SELECT unnest($1::text[]), 0 ORDER BY 1 ON CONFLICT (queue) DO NOTHING`,
-      [names],
-    );
+    await client.query(`INSERT INTO agentcron_queue_policy (queue, version) SELECT unnest($1::text[]), 0 ORDER BY 1 ON CONFLICT (queue) DO NOTHING`, [names]);
     const { rows } = await client.query<{ version: number }>(
       `SELECT version FROM agentcron_queue_policy WHERE queue = ANY($1::text[]) ORDER BY queue FOR UPDATE`,
       [names],

@@ -144,6 +144,11 @@ export interface QueueOptions {
   logger: Logger;
 }
 
+const schemas = new WeakMap<PgBoss, string>();
+
+/** The schema of a pg-boss instance made by startQueue (its statements on pg-boss's tables name it). */
+export const queueSchemaOf = (boss: PgBoss): string => schemas.get(boss) ?? 'pgboss';
+
 /** Creates, starts and prepares the pg-boss instance: the one place that knows queue names and policies. */
 export async function startQueue(opts: QueueOptions): Promise<PgBoss> {
   // TCP keepalive and the role's session limits, as on agentcron's own connections. Without a
@@ -170,6 +175,7 @@ export async function startQueue(opts: QueueOptions): Promise<PgBoss> {
     flowIntervalSeconds: 3600,
   };
   const boss = new PgBoss(options);
+  schemas.set(boss, opts.schema);
   boss.on('error', (err) => {
     const message = err instanceof Error ? err.message : JSON.stringify(err);
     // A lost connection is an ordinary event (pg-boss reconnects); anything else is worth an error line.
@@ -179,7 +185,12 @@ export async function startQueue(opts: QueueOptions): Promise<PgBoss> {
   boss.on('warning', (w) => opts.logger.warn('queue warning', { warning: w }));
   await boss.start();
   try {
-    await ensureQueues(boss, opts.settings, { writePolicy: opts.writePolicy, connectionString: opts.connectionString, logger: opts.logger, policyVersion: opts.policyVersion });
+    await ensureQueues(boss, opts.settings, {
+      writePolicy: opts.writePolicy,
+      connectionString: opts.connectionString,
+      logger: opts.logger,
+      policyVersion: opts.policyVersion,
+    });
   } catch (err) {
     // Startup retries the whole of startQueue: a half-started instance must not be left polling.
     await boss.stop({ graceful: false, close: true }).catch(() => {});
@@ -251,11 +262,7 @@ export interface RunJob {
  * Jobs of one `group` never run at once on any worker (the run worker uses group concurrency 1):
  * that is how runs on one thread queue behind each other (multitask_strategy enqueue).
  */
-export async function enqueueRuns(
-  boss: PgBoss,
-  runs: { run_id: string; group: string; start_after?: Date }[],
-  client?: PoolClient,
-): Promise<void> {
+export async function enqueueRuns(boss: PgBoss, runs: { run_id: string; group: string; start_after?: Date }[], client?: PoolClient): Promise<void> {
   if (runs.length === 0) return;
   await boss.insert(
     QUEUES.run,
@@ -291,3 +298,66 @@ export async function requeueRunJobs(db: Queryable, schema: string, jobs: { id: 
 }
 
 const quoteIdent = (name: string): string => `"${name.replaceAll('"', '""')}"`;
+
+/**
+ * A run's retry (lifecycle.finishRunsIn): its fetched job goes back to the queue, fetchable once
+ * its backoff has passed (`delaySeconds` from the transaction's time), as a new attempt: the
+ * retry count moves on (the next claim's fencing token is new, so nothing of the failed attempt
+ * can touch the next) and so does the retry limit (a retried agent failure does not use up the
+ * attempts kept for lost workers). Fenced to the attempts given, in the caller's transaction.
+ */
+export async function snoozeRunJobs(db: Queryable, schema: string, jobs: { id: string; retryCount: number; delaySeconds: number }[]): Promise<void> {
+  if (jobs.length === 0) return;
+  const sorted = [...jobs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  await db.query(
+    `UPDATE ${quoteIdent(schema)}.job j
+        SET state = 'created', started_on = NULL, heartbeat_on = NULL,
+            retry_count = j.retry_count + 1, retry_limit = j.retry_limit + 1,
+            start_after = now() + make_interval(secs => v.delay)
+       FROM unnest($2::uuid[], $3::int[], $4::float8[]) AS v(id, retry_count, delay)
+      WHERE j.name = $1 AND j.id = v.id AND j.state = 'active' AND j.retry_count = v.retry_count`,
+    [QUEUES.run, sorted.map((j) => j.id), sorted.map((j) => j.retryCount), sorted.map((j) => j.delaySeconds)],
+  );
+}
+
+/**
+ * Runs that must wait for room in a limit (lifecycle.claimRuns): their fetched jobs go back to the
+ * queue at the same attempt, not fetchable before `until` (when the limit may have room: its rate
+ * window opens, its pause ends, or a recheck), so they hold no worker slot meanwhile. Woken
+ * earlier by wakeParkedRuns when a slot frees. Fenced to the attempts given.
+ */
+export async function parkRunJobs(db: Queryable, schema: string, jobs: { id: string; retryCount: number; until: Date }[]): Promise<void> {
+  if (jobs.length === 0) return;
+  const sorted = [...jobs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  await db.query(
+    `UPDATE ${quoteIdent(schema)}.job j
+        SET state = 'created', started_on = NULL, heartbeat_on = NULL, start_after = v.until
+       FROM unnest($2::uuid[], $3::int[], $4::timestamptz[]) AS v(id, retry_count, until)
+      WHERE j.name = $1 AND j.id = v.id AND j.state = 'active' AND j.retry_count = v.retry_count`,
+    [QUEUES.run, sorted.map((j) => j.id), sorted.map((j) => j.retryCount), sorted.map((j) => j.until)],
+  );
+}
+
+/**
+ * Slots of limits freed (a limited run ended or went to retry, or a lost worker's slot expired):
+ * the oldest runs parked on each limit (runs.waiting = 'limit:<name>'), as many as slots freed,
+ * become fetchable now and the workers are woken. A woken run still has to find room when claimed.
+ */
+export async function wakeParkedRuns(db: Queryable, schema: string, freed: Map<string, number>): Promise<void> {
+  if (freed.size === 0) return;
+  const names = [...freed.keys()].sort();
+  await db.query(
+    `WITH woken AS (
+       SELECT w.run_id FROM unnest($2::text[], $3::int[]) AS v(waiting, n)
+        CROSS JOIN LATERAL (
+          SELECT r.run_id FROM runs r WHERE r.status = 'pending' AND r.waiting = v.waiting ORDER BY r.created_at LIMIT v.n) w
+     ), up AS (
+       UPDATE ${quoteIdent(schema)}.job j SET start_after = now()
+         FROM woken w
+        WHERE j.name = $1 AND j.id = w.run_id AND j.state = 'created' AND j.start_after > now()
+       RETURNING 1
+     )
+     SELECT pg_notify($4, $1) FROM up LIMIT 1`,
+    [QUEUES.run, names.map((n) => `limit:${n}`), names.map((n) => freed.get(n)!), queueNotifyChannel(schema)],
+  );
+}

@@ -65,7 +65,9 @@ export async function insertRuns(client: PoolClient, boss: PgBoss, runs: NewRun[
   const orphans = withThread.filter((r) => !written.has(r.run_id)).map((r) => r.thread_id);
   if (orphans.length) {
     // The occurrence already had its run: drop the thread made for the duplicate.
-    await client.query(`DELETE FROM threads WHERE thread_id = ANY($1::uuid[]) AND NOT EXISTS (SELECT 1 FROM runs WHERE runs.thread_id = threads.thread_id)`, [orphans]);
+    await client.query(`DELETE FROM threads WHERE thread_id = ANY($1::uuid[]) AND NOT EXISTS (SELECT 1 FROM runs WHERE runs.thread_id = threads.thread_id)`, [
+      orphans,
+    ]);
   }
   await enqueueRuns(
     boss,

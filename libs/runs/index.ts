@@ -2,20 +2,40 @@ export { insertRuns } from './enqueue.ts';
 export type { NewRun, MultitaskStrategy } from './enqueue.ts';
 export { RunWorker } from './worker.ts';
 export type { RunWorkerOptions } from './worker.ts';
-export { RUN_CANCEL_CHANNEL, cancelRuns, claimRuns, endRuns, endRunsBeforeDelete, endRunsIn, finishRuns, finishRunsIn, handBackRuns, pendingOf } from './lifecycle.ts';
+export {
+  RUN_CANCEL_CHANNEL,
+  cancelRuns,
+  claimRuns,
+  endRuns,
+  endRunsBeforeDelete,
+  endRunsIn,
+  finishRuns,
+  finishRunsIn,
+  handBackRuns,
+  pendingOf,
+} from './lifecycle.ts';
 export type { CancelAction, ClaimedRun, EndOutcome, EndStatus, FinishedRun, RunDetails, RunResult, RunStatus } from './lifecycle.ts';
 export { maxTimeoutSeconds, parseTimeoutSeconds, runTimeoutSeconds } from './timeout.ts';
 export type { RunTimeoutSettings } from './timeout.ts';
 export {
   activeThreadRunIds,
+  attemptsMade,
   deleteEndedRun,
   getRun,
   getThreadRun,
+  getRunWithOutput,
   insertBackgroundRun,
+  listRuns,
   listThreadRuns,
   runEnded,
   threadValues,
   toRunResponse,
   waitForRunEnd,
 } from './repository.ts';
-export type { BackgroundRun, RunResponse } from './repository.ts';
+export type { BackgroundRun, ListedRun, RunFilters, RunResponse } from './repository.ts';
+export { claimRunsLimited } from './lifecycle.ts';
+export type { Claim, ClaimLimits, RetryRequest } from './lifecycle.ts';
+export { DEFAULT_RETRY_POLICY, parseRetryPolicy } from './retry-policy.ts';
+export type { ParsedRetryPolicy, RetryPolicy } from './retry-policy.ts';
+export { classifyFailure, resolveRetryPolicy, retryDelaySeconds } from './retry.ts';
+export type { AttemptRecord, FailureClass } from './retry.ts';

@@ -1,20 +1,24 @@
 import type { Pool, PoolClient } from '../db/index.ts';
 import { retryConflicts, withTransaction } from '../db/index.ts';
+import type { LimitSpec } from '../agents/index.ts';
 import type { PgBoss } from '../queue/index.ts';
-import { QUEUES, requeueRunJobs, transactionDb } from '../queue/index.ts';
+import { QUEUES, parkRunJobs, queueSchemaOf, requeueRunJobs, snoozeRunJobs, transactionDb, wakeParkedRuns } from '../queue/index.ts';
 import { enqueueWebhooks } from '../webhooks/index.ts';
 import { excerptOf } from './excerpt.ts';
 import type { WebhookJob } from '../webhooks/index.ts';
+import type { AttemptRecord } from './retry.ts';
 
 // How a run lives and ends: claim, start, finish, cancel, hand back, the cron's outcome, the
 // ephemeral thread's deletion and the webhook's enqueue. Every statement that writes runs after
 // their creation is in this file; other modules call these functions and never write runs,
 // their threads' status or the ledger's outcome themselves.
+// The named exceptions, each with its reason: LIFECYCLE_EXEMPTIONS in ./owners.ts (checked by test/ownership.test.ts).
 //
 // LOCK ORDER. Every transaction that locks rows of several of these tables takes them in this
 // order, and the rows of one table sorted by key (a locking SELECT ... ORDER BY key FOR UPDATE
 // before a multi-row write, or one locking lookup per key in the order of an array sorted by key):
 //
+//   0. flow_limits       by name            (a limit's shared state: claims of its runs, a Retry-After pause)
 //   1. crons             by cron_id         (the run's cron: its last_run_*)
 //   2. threads           by thread_id       (status, values; an ephemeral one is deleted)
 //   3. runs              by run_id
@@ -27,7 +31,16 @@ import type { WebhookJob } from '../webhooks/index.ts';
 // one, reopens the ledger row (reopenOccurrence), then inserts the job. Deleting a cron locks it
 // first, then its ledger rows; deleting a thread or an assistant locks their crons first and ends
 // their active runs here before the cascade (endRunsBeforeDelete).
+// A claim of runs subject to limits (docs/flow-control.md) locks their flow_limits rows first, in
+// name order, and only then their threads and runs; a retry whose provider sent Retry-After pauses
+// its limits first too. flow_limit_slots rows are only written under their limit's row lock.
 // What can still deadlock (a cascade's internal order) is retried whole by retryConflicts.
+//
+// RETRY. A worker's result may be a retry instead of an end (an attempt failed with a retryable
+// error and its policy allows another): the run goes back to pending (waiting 'retry', not_before),
+// the failed attempt is appended to attempt_log on the run and its ledger row, and its job goes
+// back to the queue as a new attempt fetchable at not_before (snoozeRunJobs). Nothing else of the
+// run's end happens: no outcome, no last_run_*, no webhook, no ephemeral deletion.
 //
 // FENCING. A claim sets runs.attempts to the pg-boss attempt that claimed it (retryCount + 1).
 // A worker's result names that attempt: a worker whose claim was taken over (heartbeat expired,
@@ -80,6 +93,17 @@ export interface FinishedRun extends RunResult {
   job?: JobAttempt;
   /** Needed only to send the run's webhook (kwargs.webhook). */
   details?: RunDetails;
+  /** Not an end: this attempt failed and the run is retried (see RETRY above). */
+  retry?: RetryRequest;
+  /** Limits whose concurrency slot this attempt held: ending it wakes a run parked on each. */
+  limits?: string[];
+}
+
+/** A failed attempt to retry: when the next may start, and limits a provider's Retry-After pauses. */
+export interface RetryRequest {
+  delaySeconds: number;
+  /** Limits paused until the provider's Retry-After (every run of them waits). */
+  pause?: { limits: string[]; seconds: number };
 }
 
 /** A run as a claim hands it to the worker. */
@@ -101,6 +125,10 @@ export interface ClaimedRun {
   graph_id: string;
   assistant_config: Record<string, unknown>;
   assistant_context: Record<string, unknown>;
+  /** The run's earlier attempts (null: this is its first). */
+  attempt_log: AttemptRecord[] | null;
+  /** The limits whose room this claim took (names; 'assistant:<id>' for config.max_concurrency). */
+  limits: string[];
 }
 
 /** Told to the worker holding a run that was ended elsewhere (NOTIFY in the ending transaction). */
@@ -150,11 +178,11 @@ const claimSql = (schema: string) => `
               WHERE o.cron_id = v.serial_cron AND o.status = 'running' AND o.run_id <> r.run_id))
   ), claimed AS (
     UPDATE runs r
-       SET status = 'running', started_at = now(), updated_at = now(), attempts = t.attempt
+       SET status = 'running', started_at = now(), updated_at = now(), attempts = t.attempt, waiting = NULL, not_before = NULL
       FROM target t
      WHERE r.ctid = t.row_id AND r.ctid = ANY (ARRAY(SELECT row_id FROM target))
     RETURNING r.run_id, r.thread_id, r.assistant_id, r.cron_id, r.scheduled_for, r.kwargs, r.started_at,
-              r.created_at, r.metadata, r.multitask_strategy, r.attempts
+              r.created_at, r.metadata, r.multitask_strategy, r.attempts, r.attempt_log
   ), busy AS (
     UPDATE threads t SET status = 'busy', updated_at = now()
       FROM (SELECT DISTINCT thread_id FROM claimed) c
@@ -183,6 +211,26 @@ export interface ClaimRequest {
   run_id: string;
   attempt: number;
   group?: string | null;
+  /** The job's retry count as fetched (its fence when parked on a limit). */
+  retryCount?: number;
+  /** The job's id (= run_id), when it is to be parked on a limit. */
+  jobId?: string;
+}
+
+/** How claims apply deployment-wide limits: which limits a run is subject to, and when a slot lapses. */
+export interface ClaimLimits {
+  /** The limits of a run of this graph and assistant (its config.max_concurrency included); [] for none. */
+  limitsOf(graphId: string, assistantId: string, assistantConfig: Record<string, unknown>): LimitSpec[];
+  /** WORKER_HEARTBEAT_SECONDS: a slot whose run's job was not refreshed for this long no longer counts. */
+  heartbeatSeconds: number;
+}
+
+/** What a claim came to: the runs claimed, and the runs parked to wait for room in a limit. */
+export interface Claim {
+  runs: ClaimedRun[];
+  parked: Set<string>;
+  /** When the parked runs' jobs are fetchable again (earliest first). */
+  parkedUntil: Date[];
 }
 
 /** The group of a buffer_one cron's runs (libs/crons/fire.ts names it so): cron:<cron_id>. */
@@ -190,24 +238,247 @@ const serialCron = (group: string | null | undefined): string | null => (group?.
 
 /**
  * Claims the runs of fetched jobs in one transaction: each becomes running under the job's
- * attempt (retryCount + 1), its kept thread busy, its ledger row running. Answers the runs
- * claimed; a job whose run is not among them either has nothing to execute (its run ended) or
- * must wait for another run of its thread or cron (see `busy`).
+ * attempt (retryCount + 1), its kept thread busy, its ledger row running. Runs subject to limits
+ * are claimed only while every limit has room (admitLimited); the others are parked. Answers the
+ * runs claimed and parked; a job whose run is in neither either has nothing to execute (its run
+ * ended) or must wait for another run of its thread or cron (see `busy`).
  */
-export async function claimRuns(pool: Pool, queueSchema: string, jobs: ClaimRequest[]): Promise<ClaimedRun[]> {
-  if (jobs.length === 0) return [];
-  const claim = claimSql(`"${queueSchema.replaceAll('"', '""')}"`);
-  const sorted = [...jobs].sort((a, b) => cmp(a.run_id, b.run_id));
-  const ids = sorted.map((j) => j.run_id);
-  const crons = unique(sorted.flatMap((j) => serialCron(j.group) ?? []));
+export async function claimRunsLimited(pool: Pool, queueSchema: string, jobs: ClaimRequest[], limits?: ClaimLimits): Promise<Claim> {
+  if (jobs.length === 0) return { runs: [], parked: new Set(), parkedUntil: [] };
+  const claim = claimSql(quoteIdent(queueSchema));
+  const crons = unique(jobs.flatMap((j) => serialCron(j.group) ?? []));
   return retryConflicts(() =>
     withTransaction(pool, async (client) => {
       for (const cron of crons) await client.query(LOCK_SERIAL_CRON, [cron]);
-      await client.query(CLAIM_LOCK_THREADS, [ids]);
-      const { rows } = await client.query<ClaimedRun>(claim, [ids, sorted.map((j) => j.attempt), sorted.map((j) => serialCron(j.group)), QUEUES.run]);
-      return rows;
+      const admission = limits ? await admitLimited(client, queueSchema, jobs, limits) : null;
+      const admitted = admission ? jobs.filter((j) => !admission.parked.has(j.run_id)) : jobs;
+      const sorted = [...admitted].sort((a, b) => cmp(a.run_id, b.run_id));
+      const ids = sorted.map((j) => j.run_id);
+      let runs: ClaimedRun[] = [];
+      if (ids.length) {
+        await client.query(CLAIM_LOCK_THREADS, [ids]);
+        const { rows } = await client.query<Omit<ClaimedRun, 'limits'>>(claim, [
+          ids,
+          sorted.map((j) => j.attempt),
+          sorted.map((j) => serialCron(j.group)),
+          QUEUES.run,
+        ]);
+        runs = rows.map((r) => ({ ...r, limits: admission?.limitsOf.get(r.run_id)?.map((l) => l.name) ?? [] }));
+      }
+      if (admission) await admission.commit(runs);
+      const waits = [...(admission?.parked.values() ?? [])].map((p) => p.until).sort((a, b) => a.getTime() - b.getTime());
+      return { runs, parked: new Set(admission?.parked.keys() ?? []), parkedUntil: waits.slice(0, 1) };
     }),
   );
+}
+
+/** claimRunsLimited without limits: the runs claimed. */
+export async function claimRuns(pool: Pool, queueSchema: string, jobs: ClaimRequest[]): Promise<ClaimedRun[]> {
+  return (await claimRunsLimited(pool, queueSchema, jobs)).runs;
+}
+
+// ---- limits (docs/flow-control.md) --------------------------------------------------------------
+
+// What a claim needs to know of each fetched run to find its limits (no lock).
+const LIMIT_SUBJECTS = `
+  SELECT r.run_id, a.graph_id, r.assistant_id, a.config AS assistant_config, r.created_at
+    FROM runs r JOIN assistants a USING (assistant_id)
+   WHERE r.run_id = ANY($1::uuid[]) AND r.status IN ('pending', 'running')`;
+
+// Order 0. Rows are made on first use; the definitions come from the configuration (per claim).
+const ENSURE_LIMITS = `INSERT INTO flow_limits (name) SELECT n FROM unnest($1::text[]) AS n ORDER BY n ON CONFLICT (name) DO NOTHING`;
+const LOCK_LIMITS = `
+  SELECT name, paused_until, recent_starts, now() AS now FROM flow_limits WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE`;
+
+// A slot counts while its run is running under the attempt that took it and that attempt's job is
+// held by a live worker (heartbeat fresh): a lost worker's slots lapse within WORKER_HEARTBEAT_SECONDS.
+// Slots that lapsed are deleted here (under their limit's lock) and answered, so their waiters wake.
+const LAPSED_SLOTS = (schema: string) => `
+  DELETE FROM flow_limit_slots s
+   WHERE s.limit_name = ANY($1::text[])
+     AND NOT EXISTS (
+       SELECT 1 FROM runs r JOIN ${schema}.job j ON j.name = $2 AND j.id = r.run_id
+        WHERE r.run_id = s.run_id AND r.status = 'running' AND r.attempts = s.attempt
+          AND j.state = 'active' AND j.heartbeat_on > now() - make_interval(secs => $3))
+  RETURNING s.limit_name`;
+const PARKED_AHEAD = `
+  SELECT count(*)::int AS n FROM runs
+   WHERE status = 'pending' AND waiting = $1 AND created_at < $2 AND NOT (run_id = ANY($3::uuid[]))`;
+const SLOTS_IN_USE = `SELECT limit_name, count(*)::int AS used FROM flow_limit_slots WHERE limit_name = ANY($1::text[]) GROUP BY limit_name`;
+
+const TAKE_SLOTS = `
+  INSERT INTO flow_limit_slots (limit_name, run_id, attempt)
+  SELECT * FROM unnest($1::text[], $2::uuid[], $3::int[]) AS v(limit_name, run_id, attempt) ORDER BY 1, 2
+  ON CONFLICT (limit_name, run_id) DO UPDATE SET attempt = EXCLUDED.attempt, acquired_at = now()`;
+
+// Each rate-limited limit keeps its starts within its window, plus this claim's.
+const RECORD_STARTS = `
+  UPDATE flow_limits l
+     SET recent_starts = coalesce((SELECT array_agg(t ORDER BY t) FROM unnest(l.recent_starts) AS t WHERE t > now() - make_interval(secs => v.win_seconds)), '{}')
+                         || array_fill(now(), ARRAY[v.n]),
+         updated_at = now()
+    FROM unnest($1::text[], $2::int[], $3::int[]) AS v(name, n, win_seconds)
+   WHERE l.name = v.name`;
+
+// Order 3, rows that are not already held by someone else (a cancel ending them, say): their
+// reason is shown, the job is parked whatever (SKIP LOCKED, so parking never waits or deadlocks).
+const PARK_RUNS = `
+  UPDATE runs r SET waiting = v.waiting, not_before = v.until, updated_at = now()
+    FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS v(run_id, waiting, until)
+   WHERE r.run_id = v.run_id
+     AND r.run_id IN (SELECT run_id FROM runs WHERE run_id = ANY($1::uuid[]) AND status = 'pending' ORDER BY run_id FOR UPDATE SKIP LOCKED)`;
+
+/**
+ * A run parked on a full concurrency limit is woken when a slot is given back (a run of the limit
+ * ends or goes to retry). A slot of a lost worker is given back by nobody: it lapses, and the first
+ * claim of the limit after that finds it. So the oldest runs parked on a limit (as many as it has
+ * slots) look again after half a heartbeat, the others after a minute unless woken before: a lost
+ * slot is reused within WORKER_HEARTBEAT_SECONDS, and a long queue behind a limit costs the
+ * database a few rows a second, not all of it.
+ */
+const PARKED_LONG_MS = 60_000;
+
+interface LimitSubject {
+  run_id: string;
+  graph_id: string;
+  assistant_id: string;
+  assistant_config: Record<string, unknown>;
+  created_at: Date;
+}
+
+interface Admission {
+  limitsOf: Map<string, LimitSpec[]>;
+  /** Run id → why it waits ('limit:<name>') and until when. */
+  parked: Map<string, { waiting: string; until: Date }>;
+  /** After the claim: takes the slots and records the starts of the runs claimed, parks the others. */
+  commit(claimed: ClaimedRun[]): Promise<void>;
+}
+
+/**
+ * Decides, under the limits' row locks (order 0), which fetched runs may start: in the order they
+ * were created (scheduled order), a run starts only while every limit it is subject to has room
+ * (not paused, a concurrency slot free, a start left in its rate window); once a limit holds one
+ * run back, later runs of it wait too. Null when no fetched run is subject to a limit.
+ */
+async function admitLimited(client: PoolClient, queueSchema: string, jobs: ClaimRequest[], limits: ClaimLimits): Promise<Admission | null> {
+  const { rows: subjects } = await client.query<LimitSubject>(LIMIT_SUBJECTS, [jobs.map((j) => j.run_id)]);
+  const limitsOf = new Map<string, LimitSpec[]>();
+  for (const s of subjects) {
+    const of = limits.limitsOf(s.graph_id, s.assistant_id, s.assistant_config ?? {});
+    if (of.length) limitsOf.set(s.run_id, of);
+  }
+  if (limitsOf.size === 0) return null;
+  const specs = new Map<string, LimitSpec>();
+  for (const of of limitsOf.values()) for (const l of of) specs.set(l.name, l);
+  const names = [...specs.keys()].sort(cmp);
+  await client.query(ENSURE_LIMITS, [names]);
+  const { rows: state } = await client.query<{ name: string; paused_until: Date | null; recent_starts: Date[]; now: Date }>(LOCK_LIMITS, [names]);
+  const { rows: lapsed } = await client.query<{ limit_name: string }>(LAPSED_SLOTS(quoteIdent(queueSchema)), [names, QUEUES.run, limits.heartbeatSeconds]);
+  const { rows: inUse } = await client.query<{ limit_name: string; used: number }>(SLOTS_IN_USE, [names]);
+  const now = state[0]?.now ?? new Date();
+  const used = new Map(inUse.map((r) => [r.limit_name, r.used]));
+  const starts = new Map<string, number[]>();
+  const paused = new Map<string, number>();
+  for (const row of state) {
+    const spec = specs.get(row.name)!;
+    if (row.paused_until && row.paused_until.getTime() > now.getTime()) paused.set(row.name, row.paused_until.getTime());
+    if (spec.rate) {
+      const from = now.getTime() - spec.rate.per_seconds * 1000;
+      starts.set(
+        row.name,
+        row.recent_starts
+          .map((d) => d.getTime())
+          .filter((t) => t > from)
+          .sort((a, b) => a - b),
+      );
+    }
+  }
+  // Why a limit has no room now, and when it may have.
+  const noRoom = (spec: LimitSpec): number | null => {
+    const pause = paused.get(spec.name);
+    if (pause !== undefined) return pause;
+    if (spec.max_concurrency !== null && (used.get(spec.name) ?? 0) >= spec.max_concurrency) {
+      const soon = (parkedOn.get(spec.name) ?? 0) < spec.max_concurrency;
+      return now.getTime() + (soon ? (limits.heartbeatSeconds * 1000) / 2 : PARKED_LONG_MS);
+    }
+    if (spec.rate) {
+      const s = starts.get(spec.name)!;
+      // Room again when the start that fills the window leaves it: the next run then. The ones
+      // behind it are spread at the limit's pace (runs parked on it before them first), so a long
+      // queue behind a rate wakes a few at a time instead of all at every opening.
+      if (s.length >= spec.rate.runs) {
+        const opening = s[s.length - spec.rate.runs] + spec.rate.per_seconds * 1000 + 1;
+        const ahead = (parkedAhead.get(spec.name) ?? 0) + (parkedOn.get(spec.name) ?? 0);
+        return opening + Math.floor((ahead * spec.rate.per_seconds * 1000) / spec.rate.runs);
+      }
+    }
+    return null;
+  };
+  // Runs parked on a rate limit before this claim, older than its oldest run of that limit.
+  const parkedAhead = new Map<string, number>();
+  const batch = subjects.map((x) => x.run_id);
+  for (const spec of specs.values()) {
+    if (!spec.rate || (starts.get(spec.name)?.length ?? 0) < spec.rate.runs) continue;
+    const of = subjects.filter((x) => limitsOf.get(x.run_id)?.includes(spec)).map((x) => x.created_at.getTime());
+    const { rows } = await client.query<{ n: number }>(PARKED_AHEAD, [`limit:${spec.name}`, new Date(Math.min(...of)), batch]);
+    parkedAhead.set(spec.name, rows[0].n);
+  }
+  const parkedOn = new Map<string, number>();
+  const parked = new Map<string, { waiting: string; until: Date }>();
+  const byAge = subjects.filter((s) => limitsOf.has(s.run_id)).sort((a, b) => a.created_at.getTime() - b.created_at.getTime() || cmp(a.run_id, b.run_id));
+  for (const s of byAge) {
+    let block: { name: string; until: number } | null = null;
+    for (const spec of limitsOf.get(s.run_id)!) {
+      // Once a limit held a run back, later runs of it wait too: runs start in scheduled order.
+      const until = parkedOn.has(spec.name) ? (noRoom(spec) ?? now.getTime()) : noRoom(spec);
+      if (until !== null) {
+        block = { name: spec.name, until };
+        break;
+      }
+    }
+    if (block) {
+      parkedOn.set(block.name, (parkedOn.get(block.name) ?? 0) + 1);
+      parked.set(s.run_id, { waiting: `limit:${block.name}`, until: new Date(block.until) });
+      continue;
+    }
+    for (const spec of limitsOf.get(s.run_id)!) {
+      if (spec.max_concurrency !== null) used.set(spec.name, (used.get(spec.name) ?? 0) + 1);
+      if (spec.rate) starts.get(spec.name)!.push(now.getTime());
+    }
+  }
+  return {
+    limitsOf,
+    parked,
+    async commit(claimed) {
+      const slots = claimed.flatMap((r) => (limitsOf.get(r.run_id) ?? []).filter((l) => l.max_concurrency !== null).map((l) => ({ limit: l.name, run: r })));
+      slots.sort((a, b) => cmp(a.limit, b.limit) || cmp(a.run.run_id, b.run.run_id));
+      if (slots.length) await client.query(TAKE_SLOTS, [slots.map((x) => x.limit), slots.map((x) => x.run.run_id), slots.map((x) => x.run.attempts)]);
+      const started = new Map<string, number>();
+      for (const r of claimed) for (const l of limitsOf.get(r.run_id) ?? []) if (l.rate) started.set(l.name, (started.get(l.name) ?? 0) + 1);
+      const rated = [...started.keys()].sort(cmp);
+      if (rated.length) {
+        await client.query(RECORD_STARTS, [rated, rated.map((n) => started.get(n)!), rated.map((n) => specs.get(n)!.rate!.per_seconds)]);
+      }
+      const waiting = [...parked.entries()].sort((a, b) => cmp(a[0], b[0]));
+      if (waiting.length) {
+        await client.query(PARK_RUNS, [waiting.map(([id]) => id), waiting.map(([, p]) => p.waiting), waiting.map(([, p]) => p.until)]);
+        const fetched = new Map(jobs.map((j) => [j.run_id, j]));
+        await parkRunJobs(
+          client,
+          queueSchema,
+          waiting.map(([id, p]) => ({
+            id: fetched.get(id)!.jobId ?? id,
+            retryCount: fetched.get(id)!.retryCount ?? fetched.get(id)!.attempt - 1,
+            until: p.until,
+          })),
+        );
+      }
+      // Slots of lost workers came back: as many parked runs of those limits may start now.
+      const freed = new Map<string, number>();
+      for (const r of lapsed) freed.set(r.limit_name, (freed.get(r.limit_name) ?? 0) + 1);
+      if (freed.size) await wakeParkedRuns(client, queueSchema, freed);
+    },
+  };
 }
 
 // Of fetched runs not claimed: those still waiting to run (another run of their thread or cron is running).
@@ -304,19 +575,25 @@ const DELETE_EPHEMERAL = `DELETE FROM threads WHERE thread_id = ANY($1::uuid[]) 
 export async function finishRunsIn(client: PoolClient, boss: PgBoss, results: FinishedRun[]): Promise<FinishedRun[]> {
   if (results.length === 0) return [];
   const sorted = [...results].sort((a, b) => cmp(a.run_id, b.run_id));
-  // 1-3: crons, threads, runs, each sorted.
-  const cronIds = unique(sorted.flatMap((r) => (r.cron_id ? [r.cron_id] : [])));
+  const retries = sorted.filter((r) => r.retry);
+  const ends = sorted.filter((r) => !r.retry);
+  // 0: limits a provider's Retry-After pauses.
+  await pauseLimits(client, retries);
+  // 1-3: crons, threads, runs, each sorted. A retry writes neither its cron nor its thread.
+  const cronIds = unique(ends.flatMap((r) => (r.cron_id ? [r.cron_id] : [])));
   if (cronIds.length) await client.query(LOCK_CRONS, [cronIds]);
-  await client.query(LOCK_THREADS, [unique(sorted.map((r) => r.thread_id))]);
+  if (ends.length) await client.query(LOCK_THREADS, [unique(ends.map((r) => r.thread_id))]);
   const { rows: held } = await client.query<{ run_id: string; status: string; attempts: number }>(LOCK_RUNS, [sorted.map((r) => r.run_id)]);
   const live = new Map(held.map((r) => [r.run_id, r]));
-  const ended = sorted.filter((r) => {
+  const holds = (r: FinishedRun): boolean => {
     const row = live.get(r.run_id);
     if (!row) return false;
     // A worker's result: only while its own claim holds the run.
     if (r.attempt !== null) return row.status === 'running' && row.attempts === r.attempt;
     return row.status === 'pending' || row.status === 'running';
-  });
+  };
+  const ended = ends.filter(holds);
+  const retried = retries.filter(holds);
 
   const kept = ended.filter((r) => !r.ephemeral);
   if (kept.length) {
@@ -334,15 +611,94 @@ export async function finishRunsIn(client: PoolClient, boss: PgBoss, results: Fi
       [...threads.values()].map((r) => (r.status === 'success' ? JSON.stringify(r.output ?? null) : null)),
     ]);
   }
+  await retryRunsIn(client, retried);
   await settleOutcomes(client, ended);
   await enqueueWebhooks(client, boss, await webhookJobs(client, ended));
   const ephemeral = unique(ended.filter((r) => r.ephemeral).map((r) => r.thread_id));
   if (ephemeral.length) await client.query(DELETE_EPHEMERAL, [ephemeral]);
   // 5: the jobs of the worker's results, whether stored or found already ended: either way this
   // attempt has nothing left to do. A job whose attempt moved on is not touched (pg-boss's fence).
-  const jobs = sorted.flatMap((r) => (r.job ? [r.job] : []));
+  // A retried run's job goes back to the queue instead, fetchable after its backoff.
+  const jobs = ends.flatMap((r) => (r.job ? [r.job] : []));
   if (jobs.length) await boss.complete(QUEUES.run, jobs, null, { db: transactionDb(client) });
+  const schema = queueSchemaOf(boss);
+  const snoozed = retried.flatMap((r) => (r.job ? [{ id: r.job.id, retryCount: r.job.retryCount, delaySeconds: r.retry!.delaySeconds }] : []));
+  await snoozeRunJobs(client, schema, snoozed);
+  // Limits whose slots these runs held (a worker's result says so; an end without one may have
+  // held any): the slots are given back and as many runs parked on them may start now.
+  const freeing = [...ended, ...retried].filter((r) => r.attempt === null || r.limits?.length).map((r) => r.run_id);
+  if (freeing.length) {
+    const { rows: freedSlots } = await client.query<{ limit_name: string }>(FREE_SLOTS, [freeing.sort(cmp)]);
+    const freed = new Map<string, number>();
+    for (const r of freedSlots) freed.set(r.limit_name, (freed.get(r.limit_name) ?? 0) + 1);
+    await wakeParkedRuns(client, schema, freed);
+  }
   return ended;
+}
+
+// A run's slots end with its attempt (a lost worker's lapse at the next claim of their limit instead).
+const FREE_SLOTS = `DELETE FROM flow_limit_slots WHERE run_id = ANY($1::uuid[]) RETURNING limit_name`;
+
+// ---- retry (see RETRY above) --------------------------------------------------------------------
+
+const PAUSE_LIMITS = `
+  UPDATE flow_limits SET paused_until = greatest(coalesce(paused_until, now()), now() + make_interval(secs => v.seconds)), updated_at = now()
+    FROM unnest($1::text[], $2::float8[]) AS v(name, seconds)
+   WHERE flow_limits.name = v.name`;
+
+/** Order 0: a provider asked for a pause (Retry-After): every run of the attempt's limits waits until then. */
+async function pauseLimits(client: PoolClient, retries: FinishedRun[]): Promise<void> {
+  const pause = new Map<string, number>();
+  for (const r of retries) for (const l of r.retry?.pause?.limits ?? []) pause.set(l, Math.max(pause.get(l) ?? 0, r.retry!.pause!.seconds));
+  const names = [...pause.keys()].sort(cmp);
+  if (names.length) await client.query(PAUSE_LIMITS, [names, names.map((n) => pause.get(n)!)]);
+}
+
+// Order 3 (locked by LOCK_RUNS): back to pending, the failed attempt appended to attempt_log.
+const RETRY_RUNS = `
+  UPDATE runs r
+     SET status = 'pending', started_at = NULL, updated_at = now(), waiting = 'retry',
+         not_before = now() + make_interval(secs => v.delay),
+         attempt_log = coalesce(r.attempt_log, '[]'::jsonb) || jsonb_build_array(jsonb_build_object(
+           'attempt', coalesce(jsonb_array_length(r.attempt_log), 0) + 1,
+           'started_at', r.started_at, 'ended_at', now(), 'status', v.status, 'error', v.error,
+           'retry_at', now() + make_interval(secs => v.delay)))
+    FROM unnest($1::uuid[], $2::float8[], $3::text[], $4::jsonb[]) AS v(run_id, delay, status, error)
+   WHERE r.run_id = v.run_id
+  RETURNING r.run_id, r.cron_id, r.scheduled_for, r.attempt_log -> -1 AS entry`;
+
+// Order 4: the occurrence is enqueued again; its ledger row keeps the attempt. Rows found by key
+// in the order of the arrays (sorted by (cron_id, scheduled_for)).
+const RETRY_LEDGER = `
+  WITH target AS (
+    SELECT o.row_id, v.entry
+      FROM unnest($1::uuid[], $2::timestamptz[], $3::jsonb[]) AS v(cron_id, scheduled_for, entry)
+     CROSS JOIN LATERAL (
+       SELECT o.ctid AS row_id FROM cron_occurrences o
+        WHERE o.cron_id = v.cron_id AND o.scheduled_for = v.scheduled_for AND o.status = 'running'
+        LIMIT 1
+          FOR UPDATE) o
+  )
+  UPDATE cron_occurrences o
+     SET status = 'enqueued', started_at = NULL, attempt_log = coalesce(o.attempt_log, '[]'::jsonb) || jsonb_build_array(t.entry)
+    FROM target t
+   WHERE o.ctid = t.row_id AND o.ctid = ANY (ARRAY(SELECT row_id FROM target))`;
+
+/** Writes the retries of runs this transaction holds (sorted): runs, then their ledger rows. */
+async function retryRunsIn(client: PoolClient, retried: FinishedRun[]): Promise<void> {
+  if (retried.length === 0) return;
+  const { rows } = await client.query<{ run_id: string; cron_id: string | null; scheduled_for: Date | null; entry: unknown }>(RETRY_RUNS, [
+    retried.map((r) => r.run_id),
+    retried.map((r) => r.retry!.delaySeconds),
+    retried.map((r) => r.status),
+    retried.map((r) => (r.error ? JSON.stringify(r.error) : null)),
+  ]);
+  const ledger = rows
+    .filter((r) => r.cron_id && r.scheduled_for)
+    .sort((a, b) => cmp(a.cron_id!, b.cron_id!) || a.scheduled_for!.getTime() - b.scheduled_for!.getTime());
+  if (ledger.length) {
+    await client.query(RETRY_LEDGER, [ledger.map((r) => r.cron_id), ledger.map((r) => r.scheduled_for), ledger.map((r) => JSON.stringify(r.entry))]);
+  }
 }
 
 /** The ledger rows and crons of cron runs that just ended. */
@@ -635,7 +991,11 @@ export async function handBackRuns(pool: Pool, queueSchema: string, runs: { run_
     withTransaction(pool, async (client) => {
       const { rows } = await client.query<{ run_id: string }>(HAND_BACK, [sorted.map((r) => r.run_id), sorted.map((r) => r.attempt)]);
       const back = new Set(rows.map((r) => r.run_id));
-      await requeueRunJobs(client, queueSchema, sorted.filter((r) => back.has(r.run_id)).map((r) => r.job));
+      await requeueRunJobs(
+        client,
+        queueSchema,
+        sorted.filter((r) => back.has(r.run_id)).map((r) => r.job),
+      );
       return [...back];
     }),
   );
@@ -644,5 +1004,6 @@ export async function handBackRuns(pool: Pool, queueSchema: string, runs: { run_
 // ---- helpers ----------------------------------------------------------------------------------
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+const quoteIdent = (name: string): string => `"${name.replaceAll('"', '""')}"`;
 const unique = (xs: string[]): string[] => [...new Set(xs)].sort(cmp);
 const jsonOrNull = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v));

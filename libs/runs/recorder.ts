@@ -82,7 +82,11 @@ export class ResultRecorder {
     if (items.length === 0) return;
     if (items.length > 1) {
       try {
-        await finishRuns(this.#pool, this.#boss, items.map((i) => i.result));
+        await finishRuns(
+          this.#pool,
+          this.#boss,
+          items.map((i) => i.result),
+        );
         for (const i of items) i.done();
         return;
       } catch (err) {
@@ -101,7 +105,9 @@ export class ResultRecorder {
         try {
           await finishRuns(this.#pool, this.#boss, [current]);
           if (this.#schemaHeld.delete(current.run_id)) {
-            this.#logger.info(`a run's result held back by a schema error is stored${this.schemaBlocked ? '' : '; claiming runs again'}`, { run_id: current.run_id });
+            this.#logger.info(`a run's result held back by a schema error is stored${this.schemaBlocked ? '' : '; claiming runs again'}`, {
+              run_id: current.run_id,
+            });
           }
           return done();
         } catch (err) {
@@ -141,7 +147,9 @@ export class ResultRecorder {
             return done();
           }
           const wait = Math.min(backoffDelay(attempt, this.#retryBackoff), 2000);
-          this.#logger.warn(`could not store a run's result (${describeDatabaseError(err)}); retrying in ${(wait / 1000).toFixed(1)}s`, { run_id: current.run_id });
+          this.#logger.warn(`could not store a run's result (${describeDatabaseError(err)}); retrying in ${(wait / 1000).toFixed(1)}s`, {
+            run_id: current.run_id,
+          });
           await sleep(wait);
         }
       }

@@ -19,10 +19,27 @@ export interface RunResponse extends Omit<WebhookRun, 'run_ended_at' | 'values' 
   webhook_attempts: number;
   /** Why the last delivery attempt failed (a short excerpt of the answer at most). */
   webhook_error: string | null;
+  /** Attempts of the agent so far (docs/flow-control.md): the earlier ones plus the current one once it started. */
+  attempts: number;
+  /** The earlier attempts, oldest first ([] when none): start, end, status, error, when the next was due. */
+  attempt_log: unknown[];
+  /** Why a pending run is not executing: retry, limit:<name>, or null (due and waiting for a worker, or not yet due). */
+  waiting: string | null;
+  /** A pending run waiting for a retry: its next attempt starts no sooner. */
+  not_before: string | null;
 }
 
 const RUN_COLUMNS = `run_id, thread_id, assistant_id, created_at, updated_at, status, metadata, multitask_strategy,
-  kwargs, cron_id, scheduled_for, started_at, ended_at, error, webhook_sent_at, webhook_status, webhook_attempts, webhook_error`;
+  kwargs, cron_id, scheduled_for, started_at, ended_at, error, webhook_sent_at, webhook_status, webhook_attempts, webhook_error,
+  attempt_log, waiting, not_before`;
+
+/**
+ * Attempts made so far: the earlier attempts logged plus the current one when it has started (a
+ * run sent back to wait for its retry is pending again: its next attempt has not started).
+ */
+export function attemptsMade(attemptLog: unknown, currentStarted: boolean): number {
+  return (Array.isArray(attemptLog) ? attemptLog.length : 0) + (currentStarted ? 1 : 0);
+}
 
 interface RunRow {
   run_id: string;
@@ -43,6 +60,9 @@ interface RunRow {
   webhook_status: string | null;
   webhook_attempts: number;
   webhook_error: string | null;
+  attempt_log: unknown[] | null;
+  waiting: string | null;
+  not_before: Date | null;
 }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
@@ -67,6 +87,11 @@ export function toRunResponse(r: RunRow): RunResponse {
     webhook_status: r.webhook_status,
     webhook_attempts: r.webhook_attempts,
     webhook_error: r.webhook_error,
+    attempts: attemptsMade(r.attempt_log, r.status !== 'pending' && r.started_at !== null),
+    attempt_log: r.attempt_log ?? [],
+    // Only a pending run waits; a stale reason on a run that has moved on is not shown.
+    waiting: r.status === 'pending' ? r.waiting : null,
+    not_before: r.status === 'pending' ? iso(r.not_before) : null,
   };
 }
 
@@ -80,11 +105,7 @@ export async function getRun(db: Queryable, runId: string, userId: string): Prom
 
 /** The caller's run on the caller's thread, or null. */
 export async function getThreadRun(db: Queryable, threadId: string, runId: string, userId: string): Promise<RunResponse | null> {
-  const { rows } = await db.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM runs WHERE run_id = $1 AND thread_id = $2 AND user_id = $3`, [
-    runId,
-    threadId,
-    userId,
-  ]);
+  const { rows } = await db.query<RunRow>(`SELECT ${RUN_COLUMNS} FROM runs WHERE run_id = $1 AND thread_id = $2 AND user_id = $3`, [runId, threadId, userId]);
   return rows[0] ? toRunResponse(rows[0]) : null;
 }
 
@@ -220,7 +241,13 @@ export async function runStreamPosition(db: Queryable, threadId: string, runId: 
   );
   const row = rows[0];
   if (!row) return null;
-  return { run: toRunResponse(row), graph_id: row.graph_id, attempts: row.attempts, previous_ended_at: row.previous_ended_at, later_started: row.later_started };
+  return {
+    run: toRunResponse(row),
+    graph_id: row.graph_id,
+    attempts: row.attempts,
+    previous_ended_at: row.previous_ended_at,
+    later_started: row.later_started,
+  };
 }
 
 /** A thread's values, as a join answers them once its run has ended. */
@@ -239,4 +266,60 @@ export async function deleteEndedRun(db: Queryable, threadId: string, runId: str
   );
   if (!rows[0]) return 'missing';
   return runEnded(rows[0].status) ? 'deleted' : 'active';
+}
+
+// ---- runs across threads and crons (GET /runs, an agentcron extension) ----
+
+/** Filters of a run listing; each one given narrows it (the owner's runs; null owner: everyone's). */
+export interface RunFilters {
+  user_id: string | null;
+  statuses?: string[] | null;
+  cron_id?: string | null;
+  assistant_id?: string | null;
+  thread_id?: string | null;
+  created_after?: Date | null;
+  created_before?: Date | null;
+}
+
+/** A run of a listing: the run as every route answers it, with its owner. */
+export type ListedRun = RunResponse & { user_id: string };
+
+/**
+ * Runs matching the filters, newest first (created_at, then run_id), a page at a time: stateless
+ * runs, thread runs and cron runs alike. The answer is toRunResponse's, so a field added to every
+ * run answer is here too.
+ */
+export async function listRuns(db: Queryable, f: RunFilters, page: { limit: number; offset: number }): Promise<ListedRun[]> {
+  const params: unknown[] = [];
+  const clauses: string[] = [];
+  const add = (sql: string, value: unknown) => {
+    params.push(value);
+    clauses.push(sql.replace('?', `$${params.length}`));
+  };
+  if (f.user_id !== null) add('user_id = ?', f.user_id);
+  if (f.statuses?.length) add('status = ANY(?::text[])', f.statuses);
+  if (f.cron_id != null) add('cron_id = ?::uuid', f.cron_id);
+  if (f.assistant_id != null) add('assistant_id = ?::uuid', f.assistant_id);
+  if (f.thread_id != null) add('thread_id = ?::uuid', f.thread_id);
+  if (f.created_after != null) add('created_at >= ?', f.created_after);
+  if (f.created_before != null) add('created_at < ?', f.created_before);
+  params.push(page.limit, page.offset);
+  const { rows } = await db.query<RunRow & { user_id: string }>(
+    `SELECT ${RUN_COLUMNS}, user_id FROM runs
+      WHERE ${clauses.length ? clauses.join(' AND ') : 'true'}
+      ORDER BY created_at DESC, run_id DESC
+      LIMIT $${params.length - 1} OFFSET $${params.length}`,
+    params,
+  );
+  return rows.map((r) => ({ ...toRunResponse(r), user_id: r.user_id }));
+}
+
+/** One run of the owner's (any owner's with null) with its output, for a run's page; null when absent. */
+export async function getRunWithOutput(db: Queryable, runId: string, userId: string | null): Promise<(ListedRun & { output: unknown }) | null> {
+  const { rows } = await db.query<RunRow & { user_id: string; output: unknown }>(
+    `SELECT ${RUN_COLUMNS}, user_id, output FROM runs WHERE run_id = $1 AND ($2::text IS NULL OR user_id = $2)`,
+    [runId, userId],
+  );
+  const r = rows[0];
+  return r ? { ...toRunResponse(r), user_id: r.user_id, output: r.output } : null;
 }

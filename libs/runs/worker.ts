@@ -10,8 +10,12 @@ import { QUEUE_DEFAULTS, QUEUES, queueNotifyChannel, requeueRunJobs } from '../q
 import { Alarm } from '../timing/index.ts';
 import { CancelWatcher } from './cancel.ts';
 import { ResultRecorder } from './recorder.ts';
-import { RUN_CANCEL_CHANNEL, claimRuns, endRuns, handBackRuns, pendingOf } from './lifecycle.ts';
-import type { ClaimedRun, FinishedRun, JobAttempt, RunResult } from './lifecycle.ts';
+import { RUN_CANCEL_CHANNEL, claimRunsLimited, endRuns, handBackRuns, pendingOf } from './lifecycle.ts';
+import type { Claim, ClaimLimits, ClaimedRun, FinishedRun, JobAttempt, RetryRequest, RunResult } from './lifecycle.ts';
+import { classifyFailure, resolveRetryPolicy, retryDelaySeconds } from './retry.ts';
+import type { FailureClass } from './retry.ts';
+import { assistantLimitName } from '../agents/index.ts';
+import type { LimitSpec } from '../agents/index.ts';
 import { runTimeoutSeconds } from './timeout.ts';
 
 // Executes runs, WORKER_CONCURRENCY at a time whatever their lengths. Like graphile-worker's
@@ -67,8 +71,8 @@ class ShuttingDown extends Error {
   override name = 'ShuttingDown';
 }
 
-/** What executing a run came to: a result to record, nothing to record, or a hand-back. */
-type Execution = { kind: 'result'; result: RunResult } | { kind: 'cancelled' } | { kind: 'handback' };
+/** What executing a run came to: a result to record (with what its failure says of a retry), nothing to record, or a hand-back. */
+type Execution = { kind: 'result'; result: RunResult; failure?: FailureClass } | { kind: 'cancelled' } | { kind: 'handback' };
 
 interface InFlight {
   run: ClaimedRun;
@@ -101,6 +105,8 @@ export class RunWorker {
    * for a moment (pg-boss's ignoreGroups), so it does not spin on it.
    */
   #coolingGroups = new Map<string, number>();
+  #wakeTimer: NodeJS.Timeout | undefined;
+  #wakeTimerAt = 0;
   /** Runs whose agent is executing (the slots in use). */
   #executing = 0;
   /** Runs whose agent has answered and whose result (or hand-back) is being stored. */
@@ -110,8 +116,23 @@ export class RunWorker {
     return this.#o.queueSchema ?? 'pgboss';
   }
 
+  /** Deployment-wide limits (agentcron.json's, an assistant's config.max_concurrency) as claims apply them. */
+  #limits: ClaimLimits;
+
   constructor(options: RunWorkerOptions) {
     this.#o = options;
+    this.#limits = {
+      heartbeatSeconds: options.heartbeatSeconds ?? 30,
+      limitsOf: (graphId, assistantId, assistantConfig) => {
+        const flow = options.agents.flow;
+        const named = (flow.graphs.get(graphId)?.limits ?? []).flatMap((n) => flow.limits.get(n) ?? []);
+        const own = assistantConfig.max_concurrency;
+        if (typeof own === 'number' && Number.isInteger(own) && own >= 1) {
+          return [...named, { name: assistantLimitName(assistantId), max_concurrency: own, rate: null } satisfies LimitSpec];
+        }
+        return named;
+      },
+    };
     this.#recorder = new ResultRecorder({ pool: options.pool, boss: options.boss, logger: options.logger });
     this.#cancels = new CancelWatcher({
       pool: options.pool,
@@ -208,27 +229,39 @@ export class RunWorker {
         await this.#alarm.sleep(wait);
         continue;
       }
-      if (jobs.length) await this.#begin(jobs);
+      if (jobs.length && !(await this.#begin(jobs))) {
+        // The claim failed (its jobs went back): back off instead of fetching them again at once.
+        await this.#alarm.sleep(backoffDelay(failures++));
+        continue;
+      }
       // A short fetch means the queue is drained for now; a full one, fetch again at once.
       const idleMs = this.#coolingGroups.size ? Math.min(pollMs, GROUP_COOL_DOWN_MS) : pollMs;
       if (jobs.length < Math.min(free, MAX_FETCH) && !this.#alarm.woken) await this.#alarm.sleep(idleMs);
     }
   }
 
-  /** Claims the fetched jobs' runs and starts each; jobs with nothing to execute are acknowledged. */
-  async #begin(jobs: Job<RunJob>[]): Promise<void> {
+  /** Claims the fetched jobs' runs and starts each; jobs with nothing to execute are acknowledged. False when the claim failed. */
+  async #begin(jobs: Job<RunJob>[]): Promise<boolean> {
     const { boss, pool, logger } = this.#o;
     let claimed: ClaimedRun[];
     let waiting: Set<string>;
+    let parked: Set<string>;
+    let claim: Claim;
     try {
-      claimed = await claimRuns(pool, this.#schema, jobs.map((j) => ({ run_id: j.data.run_id, attempt: j.retryCount + 1, group: j.groupId })));
+      const requests = jobs.map((j) => ({ run_id: j.data.run_id, attempt: j.retryCount + 1, group: j.groupId, jobId: j.id, retryCount: j.retryCount }));
+      claim = await claimRunsLimited(pool, this.#schema, requests, this.#limits);
+      ({ runs: claimed, parked } = claim);
       const claimedIds = new Set(claimed.map((r) => r.run_id));
-      waiting = await pendingOf(pool, jobs.map((j) => j.data.run_id).filter((id) => !claimedIds.has(id)));
+      // Parked runs wait for room in a limit, their jobs back in the queue already.
+      waiting = await pendingOf(
+        pool,
+        jobs.map((j) => j.data.run_id).filter((id) => !claimedIds.has(id) && !parked.has(id)),
+      );
     } catch (err) {
       // Nothing was claimed: the jobs go back as they were (or expire by heartbeat if even that fails).
       logger.warn(`could not claim runs (${describeDatabaseError(err)}); their jobs go back to the queue`, { runs: jobs.length });
       await requeueRunJobs(pool, this.#schema, jobs).catch(() => {});
-      return;
+      return false;
     }
     const byRun = new Map(claimed.map((r) => [r.run_id, r]));
     const idle: JobAttempt[] = [];
@@ -237,6 +270,7 @@ export class RunWorker {
       const run = byRun.get(job.data.run_id);
       const attempt = { id: job.id, retryCount: job.retryCount };
       if (run) this.#launch(run, attempt);
+      else if (parked.has(job.data.run_id)) continue;
       // Its turn has not come (another run of its thread or cron is running): back to the queue.
       else if (waiting.has(job.data.run_id)) notYet.push(job);
       // Finished, cancelled or deleted already: acknowledged without running anything.
@@ -247,8 +281,13 @@ export class RunWorker {
     }
     if (notYet.length) {
       for (const job of notYet) if (job.groupId) this.#coolingGroups.set(job.groupId, Date.now() + GROUP_COOL_DOWN_MS);
-      await requeueRunJobs(pool, this.#schema, notYet).catch((err) => logger.warn('could not put back runs waiting for their turn', { err: describeDatabaseError(err) }));
+      await requeueRunJobs(pool, this.#schema, notYet).catch((err) =>
+        logger.warn('could not put back runs waiting for their turn', { err: describeDatabaseError(err) }),
+      );
     }
+    // Runs parked on a limit may start at their time: look then rather than at the next poll.
+    for (const until of claim.parkedUntil) this.#wakeAt(until);
+    return true;
   }
 
   #launch(run: ClaimedRun, job: JobAttempt): void {
@@ -295,10 +334,12 @@ export class RunWorker {
       return;
     }
     // Cancelled: whoever ended the run recorded it; finishing stores nothing and completes the job.
-    const result: RunResult =
-      execution.kind === 'result' ? execution.result : { run_id: run.run_id, status: 'interrupted', output: null, error: null };
+    const result: RunResult = execution.kind === 'result' ? execution.result : { run_id: run.run_id, status: 'interrupted', output: null, error: null };
+    const retry = execution.kind === 'result' ? this.#retryOf(run, execution.result, execution.failure) : undefined;
     const finished: FinishedRun = {
       ...result,
+      retry,
+      limits: run.limits,
       thread_id: run.thread_id,
       ephemeral: run.ephemeral,
       cron_id: run.cron_id,
@@ -316,7 +357,37 @@ export class RunWorker {
       },
     };
     await this.#recorder.record(finished);
-    metrics.runFinished(run.graph_id, result.status, seconds);
+    if (retry) this.#wakeAt(new Date(Date.now() + retry.delaySeconds * 1000));
+    else metrics.runFinished(run.graph_id, result.status, seconds);
+  }
+
+  /**
+   * Whether a failed attempt is retried (docs/flow-control.md): its error is retryable, not named
+   * in non_retryable_errors, and the run's policy has attempts left. The next attempt waits for
+   * the provider's Retry-After, else the policy's backoff; a Retry-After also pauses the run's
+   * named limits, so one 429 does not become a hundred.
+   */
+  #retryOf(run: ClaimedRun, result: RunResult, failure: FailureClass | undefined): RetryRequest | undefined {
+    if (!failure?.retryable || !result.error || (result.status !== 'error' && result.status !== 'timeout')) return undefined;
+    const config = { ...run.assistant_config, ...(run.kwargs.config ?? {}) };
+    const policy = resolveRetryPolicy([
+      (run.kwargs as Record<string, unknown>).retry_policy,
+      config.retry_policy,
+      this.#o.agents.flow.graphs.get(run.graph_id)?.retry_policy,
+    ]);
+    const attempt = (run.attempt_log?.length ?? 0) + 1;
+    if (attempt >= policy.max_attempts || policy.non_retryable_errors.includes(result.error.error)) return undefined;
+    const delaySeconds = retryDelaySeconds(policy, attempt, failure.retryAfterSeconds);
+    const named = run.limits.filter((l) => !l.startsWith('assistant:'));
+    this.#o.logger.info(`run attempt ${attempt} of ${policy.max_attempts} failed; retrying in ${delaySeconds.toFixed(1)}s`, {
+      run_id: run.run_id,
+      cron_id: run.cron_id ?? undefined,
+      err: result.error.message,
+    });
+    return {
+      delaySeconds,
+      ...(failure.retryAfterSeconds !== null && named.length ? { pause: { limits: named, seconds: delaySeconds } } : {}),
+    };
   }
 
   #cancel(runIds: string[], why: string): void {
@@ -373,7 +444,7 @@ export class RunWorker {
       const reason: unknown = controller.signal.reason;
       if (controller.signal.aborted && reason instanceof RunTimeout) {
         runLogger.warn('run timed out', { ms: Date.now() - started });
-        return result('timeout', null, { error: 'TimeoutError', message: reason.message });
+        return { ...result('timeout', null, { error: 'TimeoutError', message: reason.message }), failure: classifyFailure(reason, true) } as Execution;
       }
       if (controller.signal.aborted && reason instanceof RunCancelled) {
         runLogger.info('run cancelled; its agent was aborted', { ms: Date.now() - started, why: reason.message });
@@ -385,7 +456,7 @@ export class RunWorker {
       }
       const e = toError(err);
       runLogger.warn('run failed', { err: e.message, ms: Date.now() - started });
-      return result('error', null, { error: e.name, message: e.message });
+      return { ...result('error', null, { error: e.name, message: e.message }), failure: classifyFailure(err, false) } as Execution;
     } finally {
       clearTimeout(timer);
     }
@@ -410,6 +481,25 @@ export class RunWorker {
       { status: 'error', error: { error: 'WorkerLost', message: 'the run was started but its worker stopped responding on every attempt' } },
     );
     if (ended.length) this.#o.logger.warn('runs ended after their workers were lost', { runs: ended });
+  }
+
+  /**
+   * Wakes the fetch loop at `at` (a parked run's or a retry's start), so a run that may start then
+   * does not wait for the next poll. One timer: the earliest pending wake-up.
+   */
+  #wakeAt(at: Date): void {
+    const ms = at.getTime() - Date.now();
+    if (ms >= (this.#o.pollIntervalMs ?? 2000) || (this.#wakeTimer && this.#wakeTimerAt <= at.getTime())) return;
+    clearTimeout(this.#wakeTimer);
+    this.#wakeTimerAt = at.getTime();
+    this.#wakeTimer = setTimeout(
+      () => {
+        this.#wakeTimer = undefined;
+        this.#alarm.wake();
+      },
+      Math.max(0, ms) + 5,
+    );
+    this.#wakeTimer.unref();
   }
 
   /** The groups still cooling down (the expired ones are forgotten). */

@@ -4,6 +4,8 @@
  */
 export { ScheduleError } from './errors.ts';
 export type { ScheduleErrorField } from './errors.ts';
-export { validateTimezone } from './timezone.ts';
+export { canonicalZoneName, validateTimezone } from './timezone.ts';
+export { splitTimezonePrefix } from './prefix.ts';
+export type { PrefixedSchedule } from './prefix.ts';
 export { parseSchedule } from './schedule.ts';
 export type { ParseScheduleOptions, Schedule } from './schedule.ts';

@@ -74,9 +74,7 @@ export function compileMatcher(expression: CronExpression): WallMatcher {
   function dayOk(year: number, month: number, day: number, dim: number): boolean {
     const dow = (((Math.floor(Date.UTC(year, month - 1, day) / DAY) + 4) % 7) + 7) % 7;
     const matchedDom = domOk[day] === 1 || (domLast && day === dim);
-    const matchedDow =
-      (dowOk[dow] === 1 && (nth <= 0 || Math.ceil(day / 7) === nth)) ||
-      (dowLast && day > dim - 7 && dowLastOk[dow] === 1);
+    const matchedDow = (dowOk[dow] === 1 && (nth <= 0 || Math.ceil(day / 7) === nth)) || (dowLast && day > dim - 7 && dowLastOk[dow] === 1);
     if (domRestricted && dowRestricted) return matchedDom || matchedDow;
     if (dowRestricted) return matchedDow;
     return matchedDom;

@@ -37,15 +37,54 @@ export function validateTimezone(tz: string): string {
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: tz });
   } catch {
-    throw new ScheduleError(
-      'timezone',
-      tz,
-      `invalid timezone ${JSON.stringify(tz)}: not a known IANA time zone name (e.g. "UTC", "America/New_York")`,
-    );
+    throw new ScheduleError('timezone', tz, `invalid timezone ${JSON.stringify(tz)}: not a known IANA time zone name (e.g. "UTC", "America/New_York")`);
   }
   if (validZones.size >= MAX_ZONES) validZones.clear();
   validZones.add(tz);
   return tz;
+}
+
+/**
+ * IANA's current names for the zones ICU (so Intl, in Node 24) still calls by a former name:
+ * `resolvedOptions().timeZone` of "Asia/Kolkata" is "Asia/Calcutta". A stored timezone keeps
+ * the current name (aliases map to it, never the other way).
+ */
+const CURRENT_NAMES: Readonly<Record<string, string>> = {
+  'Africa/Asmera': 'Africa/Asmara',
+  'America/Buenos_Aires': 'America/Argentina/Buenos_Aires',
+  'America/Catamarca': 'America/Argentina/Catamarca',
+  'America/Coral_Harbour': 'America/Atikokan',
+  'America/Cordoba': 'America/Argentina/Cordoba',
+  'America/Godthab': 'America/Nuuk',
+  'America/Indianapolis': 'America/Indiana/Indianapolis',
+  'America/Jujuy': 'America/Argentina/Jujuy',
+  'America/Louisville': 'America/Kentucky/Louisville',
+  'America/Mendoza': 'America/Argentina/Mendoza',
+  'Asia/Calcutta': 'Asia/Kolkata',
+  'Asia/Katmandu': 'Asia/Kathmandu',
+  'Asia/Rangoon': 'Asia/Yangon',
+  'Asia/Saigon': 'Asia/Ho_Chi_Minh',
+  'Atlantic/Faeroe': 'Atlantic/Faroe',
+  'Europe/Kiev': 'Europe/Kyiv',
+  'Pacific/Enderbury': 'Pacific/Kanton',
+  'Pacific/Ponape': 'Pacific/Pohnpei',
+  'Pacific/Truk': 'Pacific/Chuuk',
+};
+
+/**
+ * The name a timezone is stored and shown by: the canonical IANA name of what was typed
+ * (`utc` -> `UTC`, `europe/paris` -> `Europe/Paris`, `US/Eastern` -> `America/New_York`,
+ * `Asia/Calcutta` -> `Asia/Kolkata`; `Asia/Kolkata` stays). An unknown name comes back as typed
+ * (validation names it).
+ */
+export function canonicalZoneName(tz: string): string {
+  let resolved: string;
+  try {
+    resolved = new Intl.DateTimeFormat('en-US', { timeZone: tz }).resolvedOptions().timeZone;
+  } catch {
+    return tz;
+  }
+  return CURRENT_NAMES[resolved] ?? resolved;
 }
 
 /** A change of UTC offset: from `at` (ms since epoch, inclusive) the offset is `after` instead of `before` (ms). */

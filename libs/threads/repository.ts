@@ -102,10 +102,7 @@ export async function getThread(db: Queryable, threadId: string, userId: string)
 
 /** The caller's thread, row-locked until the transaction ends: run creation decides on its active runs under this lock. */
 export async function lockThread(db: Queryable, threadId: string, userId: string): Promise<ThreadResponse | null> {
-  const { rows } = await db.query<ThreadRow>(`SELECT ${THREAD_COLUMNS} FROM threads WHERE thread_id = $1 AND user_id = $2 FOR UPDATE`, [
-    threadId,
-    userId,
-  ]);
+  const { rows } = await db.query<ThreadRow>(`SELECT ${THREAD_COLUMNS} FROM threads WHERE thread_id = $1 AND user_id = $2 FOR UPDATE`, [threadId, userId]);
   return rows[0] ? toThreadResponse(rows[0]) : null;
 }
 

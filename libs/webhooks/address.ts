@@ -31,8 +31,8 @@ const V4_RANGES: Range[] = [
 ];
 
 const V6_RANGES: Range[] = [
-  range(new Array(16).fill(0), 128, 'the unspecified address (::)'),
-  range([...new Array(15).fill(0), 1], 128, 'a loopback address (::1)'),
+  range(new Array<number>(16).fill(0), 128, 'the unspecified address (::)'),
+  range([...new Array<number>(15).fill(0), 1], 128, 'a loopback address (::1)'),
   // Unique local addresses; AWS's IPv6 metadata service is fd00:ec2::254.
   range([0xfc, 0], 7, 'a private or metadata address (fc00::/7)'),
   range([0xfe, 0x80], 10, 'a link-local address (fe80::/10)'),
@@ -74,7 +74,7 @@ export function ipv6Bytes(text: string): number[] | null {
   const headGroups = parse(head);
   const restGroups = rest === null ? [] : parse(rest);
   const zeros = rest === null ? 0 : groupsWanted - headGroups.length - restGroups.length;
-  const groups = [...headGroups, ...new Array(Math.max(0, zeros)).fill(0), ...restGroups];
+  const groups = [...headGroups, ...new Array<number>(Math.max(0, zeros)).fill(0), ...restGroups];
   if (groups.length !== groupsWanted || groups.some((g) => Number.isNaN(g) || g < 0 || g > 0xffff)) return null;
   const bytes = groups.flatMap((g) => [g >> 8, g & 0xff]);
   return [...bytes, ...tail];

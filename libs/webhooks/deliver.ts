@@ -76,7 +76,11 @@ async function attempt(url: string, body: string, headers: Record<string, string
     return { ok: false, retry: false, error: `invalid webhook URL: ${(err as Error).message}` };
   }
   try {
-    const target = await withTimeout(resolveTarget(u.hostname, o.allowPrivate), o.connectTimeoutMs, `${u.hostname} did not resolve within ${o.connectTimeoutMs} ms`);
+    const target = await withTimeout(
+      resolveTarget(u.hostname, o.allowPrivate),
+      o.connectTimeoutMs,
+      `${u.hostname} did not resolve within ${o.connectTimeoutMs} ms`,
+    );
     const { status, excerpt } = await post(u, target, body, headers, o);
     if (status >= 200 && status < 300) return { ok: true, status };
     const redirect = status >= 300 && status < 400 ? ' (redirects are not followed)' : '';
@@ -115,7 +119,10 @@ function post(u: URL, target: Target, body: string, headers: Record<string, stri
     const connected = () => {
       if (responseTimer || settled) return;
       clearTimeout(connectTimer);
-      responseTimer = setTimeout(() => finish(new DeliveryTimeout(`no complete response from ${u.host} within ${o.responseTimeoutMs} ms`)), o.responseTimeoutMs);
+      responseTimer = setTimeout(
+        () => finish(new DeliveryTimeout(`no complete response from ${u.host} within ${o.responseTimeoutMs} ms`)),
+        o.responseTimeoutMs,
+      );
     };
     req.on('socket', (socket) => {
       socket.once('connect', connected);

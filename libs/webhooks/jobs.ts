@@ -1,4 +1,5 @@
-import type { PoolClient, Queryable } from '../db/index.ts';
+import type { Pool, PoolClient } from '../db/index.ts';
+import { retryConflicts, withTransaction } from '../db/index.ts';
 import type { PgBoss } from '../queue/index.ts';
 import { QUEUES, transactionDb } from '../queue/index.ts';
 import { withoutCredentials } from './address.ts';
@@ -78,34 +79,39 @@ export interface DeliveryRecord {
 /**
  * Records a delivery attempt on the run (if it still exists) and its ledger row (cron runs). A
  * success clears the error of earlier attempts; a delivery already recorded as sent is not
- * overwritten by a late duplicate's failure.
+ * overwritten by a late duplicate's failure. The run first, then the ledger row (the lock order of
+ * libs/runs/lifecycle.ts: a retry holds the old run and then reopens the row), two statements
+ * because PostgreSQL runs an unreferenced data-modifying CTE after its main statement; a deadlock
+ * with a cascade is retried here, since a failed bookkeeping would send the webhook again.
  */
-export async function recordDelivery(db: Queryable, run: Pick<WebhookRun, 'run_id' | 'cron_id' | 'scheduled_for'>, r: DeliveryRecord): Promise<void> {
-  await db.query(
-    `WITH r AS (
-       UPDATE runs
-          SET webhook_status = $4, webhook_attempts = COALESCE($5, webhook_attempts),
-              webhook_error = CASE WHEN $4 = 'sent' THEN NULL ELSE COALESCE($6, webhook_error) END, webhook_sent_at = $7
-        WHERE run_id = $1 AND webhook_status IS DISTINCT FROM 'sent'
-     )
-     UPDATE cron_occurrences
-        SET webhook_status = $4, webhook_attempts = COALESCE($5, webhook_attempts),
-            webhook_error = CASE WHEN $4 = 'sent' THEN NULL ELSE COALESCE($6, webhook_error) END, webhook_sent_at = $7
-      WHERE cron_id = $2 AND scheduled_for = $3 AND webhook_status IS DISTINCT FROM 'sent'`,
-    [run.run_id, run.cron_id, run.scheduled_for, r.status, r.attempts, r.error, r.sent_at],
+export async function recordDelivery(pool: Pool, run: Pick<WebhookRun, 'run_id' | 'cron_id' | 'scheduled_for'>, r: DeliveryRecord): Promise<void> {
+  const set = `SET webhook_status = $2, webhook_attempts = COALESCE($3, webhook_attempts),
+              webhook_error = CASE WHEN $2 = 'sent' THEN NULL ELSE COALESCE($4, webhook_error) END, webhook_sent_at = $5`;
+  const values = [r.status, r.attempts, r.error, r.sent_at];
+  await retryConflicts(() =>
+    withTransaction(pool, async (client) => {
+      await client.query(`UPDATE runs ${set} WHERE run_id = $1 AND webhook_status IS DISTINCT FROM 'sent'`, [run.run_id, ...values]);
+      await client.query(`UPDATE cron_occurrences ${set} WHERE cron_id = $1 AND scheduled_for = $6 AND webhook_status IS DISTINCT FROM 'sent'`, [
+        run.cron_id,
+        ...values,
+        run.scheduled_for,
+      ]);
+    }),
   );
 }
 
-/** Every attempt was lost with its worker: failed for good, after whatever error was last recorded. */
-export async function recordLostDelivery(db: Queryable, run: Pick<WebhookRun, 'run_id' | 'cron_id' | 'scheduled_for'>): Promise<void> {
+/** Every attempt was lost with its worker: failed for good, after whatever error was last recorded. The run first, as above. */
+export async function recordLostDelivery(pool: Pool, run: Pick<WebhookRun, 'run_id' | 'cron_id' | 'scheduled_for'>): Promise<void> {
   const why = 'the delivery was abandoned: its worker stopped during every attempt';
-  await db.query(
-    `WITH r AS (
-       UPDATE runs SET webhook_status = 'failed', webhook_error = concat_ws('; ', webhook_error, $4::text)
-        WHERE run_id = $1 AND webhook_status IS DISTINCT FROM 'sent'
-     )
-     UPDATE cron_occurrences SET webhook_status = 'failed', webhook_error = concat_ws('; ', webhook_error, $4::text)
-      WHERE cron_id = $2 AND scheduled_for = $3 AND webhook_status IS DISTINCT FROM 'sent'`,
-    [run.run_id, run.cron_id, run.scheduled_for, why],
+  const set = `SET webhook_status = 'failed', webhook_error = concat_ws('; ', webhook_error, $2::text)`;
+  await retryConflicts(() =>
+    withTransaction(pool, async (client) => {
+      await client.query(`UPDATE runs ${set} WHERE run_id = $1 AND webhook_status IS DISTINCT FROM 'sent'`, [run.run_id, why]);
+      await client.query(`UPDATE cron_occurrences ${set} WHERE cron_id = $1 AND scheduled_for = $3 AND webhook_status IS DISTINCT FROM 'sent'`, [
+        run.cron_id,
+        why,
+        run.scheduled_for,
+      ]);
+    }),
   );
 }

@@ -53,7 +53,7 @@ export function watchChild(child: ChildProcess): SpawnedApp {
           waiters.delete(check);
         };
         waiters.add(check);
-        exited.then((code) => {
+        void exited.then((code) => {
           if (waiters.has(check)) {
             cleanup();
             reject(new Error(`process exited (${code}) before ${re}:\n${output.slice(-30).join('\n')}`));

@@ -136,7 +136,7 @@ export async function eventually<T>(fn: () => Promise<T>, what: string, timeoutM
   let last: T | undefined;
   while (Date.now() < deadline) {
     last = await fn();
-    if (last) return last as NonNullable<T>;
+    if (last) return last;
     await new Promise((r) => setTimeout(r, everyMs));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)})`);

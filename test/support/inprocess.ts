@@ -101,14 +101,14 @@ export async function insertAssistant(pool: Pool, config: Record<string, unknown
  * or throws: a worker or queue left running would keep the test process alive for ever. Rethrows
  * the first error at the end.
  */
-export async function teardown(...steps: (() => Promise<unknown> | unknown)[]): Promise<void> {
-  let first: unknown;
+export async function teardown(...steps: (() => unknown)[]): Promise<void> {
+  let first: { err: unknown } | undefined;
   for (const step of steps) {
     try {
       await step();
     } catch (err) {
-      first ??= err;
+      first ??= { err };
     }
   }
-  if (first !== undefined) throw first;
+  if (first) throw first.err;
 }

@@ -45,7 +45,8 @@ documentRoutes('admin', [
     method: 'post',
     path: '/admin/maintenance/{job}/trigger',
     summary: 'Run a maintenance job now, on a worker',
-    description: 'Enqueued on agentcron.maintenance like a scheduled occurrence (at most one execution of a job at a time). 202 at once, or 200 once it ended when wait_seconds is given.',
+    description:
+      'Enqueued on agentcron.maintenance like a scheduled occurrence (at most one execution of a job at a time). 202 at once, or 200 once it ended when wait_seconds is given.',
     params: TriggerParams,
     query: TriggerQuery,
     responses: { 200: json(TriggerAnswer), 202: json(TriggerAnswer, 'Enqueued'), ...errors(404, 422), ...notAdmin },
@@ -150,6 +151,7 @@ export function adminRoutes(deps: ApiDeps): Router {
       thread_id: q.thread_id,
       enabled: q.enabled,
       metadata: q.metadata,
+      cron_id_prefix: q.cron_id_prefix,
       sort_by: q.sort_by,
       sort_order: q.sort_order,
       limit: q.limit,

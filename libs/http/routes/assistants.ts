@@ -11,7 +11,7 @@ import { endRunsBeforeDelete, maxTimeoutSeconds, parseTimeoutSeconds } from '../
 import { userOf } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { HttpError } from '../errors.ts';
-import { NoContent, documentRoutes, errors, json, project } from '../schemas/common.ts';
+import { NoContent, checkFlowConfig, documentRoutes, errors, json, project } from '../schemas/common.ts';
 import {
   AssistantCount,
   AssistantCreate,
@@ -168,6 +168,7 @@ export function assistantsRoutes({ pool, boss, agents, config }: ApiDeps): Route
   router.post('/assistants', async (req, res) => {
     const b = parse(AssistantCreate, req.body);
     checkTimeout(b.config, config);
+    checkFlowConfig(b.config);
     requireGraph(agents, b.graph_id);
     const user = userOf(res);
     const assistantId = b.assistant_id?.toLowerCase() ?? randomUUID();
@@ -235,6 +236,7 @@ export function assistantsRoutes({ pool, boss, agents, config }: ApiDeps): Route
     const user = userOf(res);
     const b = parse(AssistantPatch, req.body);
     checkTimeout(b.config, config);
+    checkFlowConfig(b.config);
     const { assistant } = await ownAssistant(pool, req.params.assistant_id, user);
     if (b.graph_id) requireGraph(agents, b.graph_id);
     const patched = await patchAssistant(pool, assistant.assistant_id, user, b);

@@ -9,6 +9,7 @@ import {
   BACKFILL_COUNT_LIMIT,
   cancelSuperseded,
   countOccurrences,
+  cronNameOf,
   describeSchedule,
   fireOccurrences,
   fireTimes,
@@ -29,6 +30,7 @@ import {
   insertCron,
   listOccurrences,
   lockAndCountUserCrons,
+  lockCronName,
   ownsThread,
   searchCrons,
   toCronResponse,
@@ -42,7 +44,7 @@ import type { PoolClient } from '../../db/index.ts';
 import { isUuid, occurrenceRunId } from '../../ids/index.ts';
 import { getRun } from '../../runs/index.ts';
 import type { RunResponse } from '../../runs/index.ts';
-import { parseSchedule, ScheduleError } from '../../schedule/index.ts';
+import { canonicalZoneName, parseSchedule, ScheduleError, splitTimezonePrefix } from '../../schedule/index.ts';
 import { deleteLockedCrons, lockScopedCrons, setCronStates } from '../../crons/tenancy.ts';
 import type { CronScope } from '../../crons/tenancy.ts';
 import { withoutCredentials } from '../../webhooks/address.ts';
@@ -64,6 +66,7 @@ import {
   PAYLOAD_KEYS,
   PreviewBody,
 } from '../schemas/crons.ts';
+import { checkFlowConfig } from '../schemas/common.ts';
 import type { CronBulkAction, CronField } from '../schemas/crons.ts';
 import { parse } from '../validate.ts';
 
@@ -106,12 +109,47 @@ function scheduleOf(expression: string, timezone: string | null, allowSeconds: b
  * and compares by one spelling. An unknown name is answered as typed (validation names it).
  */
 export function canonicalTimezone(tz: string | null): string | null {
-  if (tz === null) return null;
+  return tz === null ? null : canonicalZoneName(tz);
+}
+
+/**
+ * A request's schedule and timezone, with a `CRON_TZ=<zone> ` or `TZ=<zone> ` prefix on the
+ * schedule read as its timezone (the way SDK 2.x, which sends no `timezone`, can name one): the
+ * bare expression is stored with the zone. A prefix and a different timezone field are a 422.
+ * A timezone left out (undefined) or null stays so when there is no prefix.
+ */
+export function zonedSchedule<T extends string | null | undefined>(schedule: string, timezone: T): { schedule: string; timezone: T | string } {
+  let split;
   try {
-    return new Intl.DateTimeFormat('en-US', { timeZone: tz }).resolvedOptions().timeZone;
-  } catch {
-    return tz;
+    split = splitTimezonePrefix(schedule);
+  } catch (err) {
+    if (err instanceof ScheduleError) throw unprocessable(err.field, err.message);
+    throw err;
   }
+  if (split.timezone === null) return { schedule, timezone };
+  if (timezone != null && canonicalTimezone(timezone) !== canonicalTimezone(split.timezone)) {
+    throw unprocessable(
+      'schedule',
+      `its prefix names the time zone ${split.timezone} but timezone is ${JSON.stringify(timezone)}: give the zone once (the prefix, or the timezone field)`,
+    );
+  }
+  return { schedule: split.expression, timezone: split.timezone };
+}
+
+/** The cron name in a body's metadata (metadata.name), validated; null for none, undefined when metadata is not sent. */
+function nameOf(metadata: Record<string, unknown> | null | undefined): string | null | undefined {
+  if (metadata == null) return metadata === null ? null : undefined;
+  const named = cronNameOf(metadata);
+  if ('invalid' in named) throw unprocessable('metadata.name', named.invalid);
+  return named.name;
+}
+
+/** A 409 unless no other cron of the owner bears this name (takes the name's lock: see libs/crons/names.ts). */
+async function claimName(client: PoolClient, userId: string, name: string | null | undefined, cronId: string | null): Promise<void> {
+  if (name == null) return;
+  const other = await lockCronName(client, userId, name, cronId);
+  if (other !== null)
+    throw new HttpError(409, `body.metadata.name: you already have a cron named ${JSON.stringify(name)} (${other}); names are unique per owner`);
 }
 
 /**
@@ -168,7 +206,7 @@ type Started = { run: RunResponse; superseded: Superseded } | { run: null; overl
 /** Why overlapAllowance held a run of this cron back, for a 409's detail. */
 function overlapDetail(cron: CronRow): string {
   if (cron.thread_id !== null) return `the cron's thread ${cron.thread_id} has a run that has not ended (multitask_strategy reject)`;
-  if (cron.overlap_policy === 'buffer_one') return "the cron already has a run going and one waiting (overlap_policy buffer_one)";
+  if (cron.overlap_policy === 'buffer_one') return 'the cron already has a run going and one waiting (overlap_policy buffer_one)';
   return "the cron's previous run has not ended (overlap_policy skip)";
 }
 
@@ -215,7 +253,9 @@ async function createCron(deps: ApiDeps, req: Request, res: Response, threadId: 
   const { pool, boss, config, logger } = deps;
   const userId = userOf(res);
   checkBodySize(req, config);
-  const body = parse(CronCreateBody, req.body);
+  const body = { ...parse(CronCreateBody, req.body) };
+  checkFlowConfig(body.config);
+  ({ schedule: body.schedule, timezone: body.timezone } = zonedSchedule(body.schedule, body.timezone));
   if (threadId !== null && body.overlap_policy && body.overlap_policy !== 'allow') {
     throw unprocessable('overlap_policy', 'applies to stateless crons only; a thread cron follows multitask_strategy');
   }
@@ -223,10 +263,12 @@ async function createCron(deps: ApiDeps, req: Request, res: Response, threadId: 
   const timezone = canonicalTimezone(body.timezone ?? null);
   const enabled = body.enabled ?? true;
   const pausedReason = pauseNote(body.paused_reason, enabled);
+  const name = nameOf(body.metadata);
 
   const created = await withTransaction(pool, async (client) => {
     const now = await transactionNow(client);
-    if (body.end_time && body.end_time.getTime() <= now.getTime()) throw unprocessable('end_time', `must be in the future (got ${body.end_time.toISOString()})`);
+    if (body.end_time && body.end_time.getTime() <= now.getTime())
+      throw unprocessable('end_time', `must be in the future (got ${body.end_time.toISOString()})`);
     const assistant = await findAssistant(client, assistantKey(body.assistant_id), userId);
     if (!assistant) throw notFound(ASSISTANT_NOT_FOUND);
     if (threadId !== null) {
@@ -238,6 +280,7 @@ async function createCron(deps: ApiDeps, req: Request, res: Response, threadId: 
       const owned = await lockAndCountUserCrons(client, userId);
       if (owned >= cap) throw new HttpError(429, `cron limit reached: you own ${owned} crons and CRON_MAX_PER_USER is ${cap}`);
     }
+    await claimName(client, userId, name, null);
     const cron = await insertCron(client, {
       cron_id: randomUUID(),
       assistant_id: assistant.assistant_id,
@@ -255,6 +298,7 @@ async function createCron(deps: ApiDeps, req: Request, res: Response, threadId: 
       missed_policy: body.missed_policy ?? 'latest',
       overlap_policy: body.overlap_policy ?? 'allow',
       paused_reason: pausedReason,
+      jitter_seconds: body.jitter_seconds ?? 0,
     });
     // The first run starts now, in this transaction: the cron exists if and only if it does
     // (or its skip is recorded, below).
@@ -285,7 +329,8 @@ async function createCron(deps: ApiDeps, req: Request, res: Response, threadId: 
  * the stale occurrence. A recomputed next_run_date is never at or before fired_through: an
  * occurrence already fired is never due again.
  */
-function planUpdate(row: CronWithGraph, body: CronUpdateBody, now: Date, allowSeconds: boolean): CronChanges {
+function planUpdate(row: CronWithGraph, sent: CronUpdateBody, now: Date, allowSeconds: boolean): CronChanges {
+  const body = sent.schedule != null ? { ...sent, ...zonedSchedule(sent.schedule, sent.timezone) } : sent;
   const given = body.timezone !== undefined ? body.timezone : row.timezone;
   let schedule: Schedule | null = null;
   if (body.schedule != null) schedule = scheduleOf(body.schedule, given, allowSeconds);
@@ -337,6 +382,7 @@ function planUpdate(row: CronWithGraph, body: CronUpdateBody, now: Date, allowSe
     missed_policy: body.missed_policy ?? row.missed_policy,
     overlap_policy: body.overlap_policy ?? row.overlap_policy,
     paused_reason: pauseNote(body.paused_reason, enabled, row.paused_reason),
+    jitter_seconds: body.jitter_seconds ?? row.jitter_seconds,
   };
 }
 
@@ -382,10 +428,13 @@ export function cronOperations(deps: ApiDeps) {
     async update(req: Request, cronId: string, userId: string): Promise<CronResponse> {
       checkBodySize(req, config);
       const body = parse(CronUpdateBody, req.body);
+      const name = nameOf(body.metadata);
+      checkFlowConfig(body.config);
       return retryConflicts(() =>
         withTransaction(pool, async (client) => {
           const row = await getCron(client, cronId, userId, { lock: true });
           if (!row) throw notFound(CRON_NOT_FOUND);
+          if (name !== undefined && name !== row.metadata.name) await claimName(client, userId, name, cronId);
           // Decided on the clock after the lock: a pass that held the cron may have fired meanwhile.
           const now = await statementNow(client);
           const changes = planUpdate(row, body, now, config.CRON_ALLOW_SECONDS_SCHEDULE);
@@ -420,7 +469,8 @@ export function cronOperations(deps: ApiDeps) {
      */
     async backfill(req: Request, cronId: string, userId: string): Promise<BackfillAnswer> {
       const body = parse(BackfillBody, req.body);
-      if (body.to.getTime() < body.from.getTime()) throw unprocessable('to', `must not be before from (got from ${body.from.toISOString()}, to ${body.to.toISOString()})`);
+      if (body.to.getTime() < body.from.getTime())
+        throw unprocessable('to', `must not be before from (got from ${body.from.toISOString()}, to ${body.to.toISOString()})`);
       const cap = config.CRON_BACKFILL_MAX;
       const done = await retryConflicts(() =>
         withTransaction(pool, async (client) => {
@@ -428,10 +478,16 @@ export function cronOperations(deps: ApiDeps) {
           if (!cron) throw notFound(CRON_NOT_FOUND);
           const now = await statementNow(client);
           if (body.to.getTime() > now.getTime()) {
-            throw unprocessable('to', `must not be in the future (got ${body.to.toISOString()}, now ${now.toISOString()}): a backfill fires past occurrences; the scheduler fires the rest`);
+            throw unprocessable(
+              'to',
+              `must not be in the future (got ${body.to.toISOString()}, now ${now.toISOString()}): a backfill fires past occurrences; the scheduler fires the rest`,
+            );
+          }
+          if (body.overlap === 'allow' && cron.thread_id !== null) {
+            throw unprocessable('overlap', '"allow" applies to stateless crons; a thread cron\'s runs follow its multitask_strategy');
           }
           const schedule = scheduleOf(cron.schedule, cron.timezone, true);
-          const outcome = await backfillOccurrences(client, boss, cron, schedule, body, cap);
+          const outcome = await backfillOccurrences(client, boss, cron, schedule, body, cap, body.overlap ?? 'cron');
           return { cron, schedule, outcome };
         }),
       );
@@ -497,9 +553,16 @@ export function cronOperations(deps: ApiDeps) {
       const count = await retryConflicts(() =>
         withTransaction(pool, async (client) => {
           const rows = await lockScopedCrons(client, scope);
-          if (action === 'delete') return deleteLockedCrons(client, rows.map((r) => r.cron_id));
+          if (action === 'delete')
+            return deleteLockedCrons(
+              client,
+              rows.map((r) => r.cron_id),
+            );
           const now = await statementNow(client);
-          const change = { enabled: action === 'enable', ...(action === 'disable' && pausedReason !== null ? { paused_reason: pausedReason } : {}) } as CronUpdateBody;
+          const change = {
+            enabled: action === 'enable',
+            ...(action === 'disable' && pausedReason !== null ? { paused_reason: pausedReason } : {}),
+          } as CronUpdateBody;
           const states = rows.map((row) => {
             const planned = planUpdate(row, change, now, true);
             return {
@@ -558,6 +621,7 @@ export function cronsRoutes(deps: ApiDeps): Router {
       thread_id: q.thread_id,
       enabled: q.enabled,
       metadata: q.metadata,
+      cron_id_prefix: q.cron_id_prefix,
       sort_by: q.sort_by,
       sort_order: q.sort_order,
       limit: q.limit,
@@ -583,16 +647,19 @@ export function cronsRoutes(deps: ApiDeps): Router {
   });
 
   router.post('/runs/crons/preview', async (req, res) => {
-    const body = parse(PreviewBody, req.body);
+    const body = { ...parse(PreviewBody, req.body) };
+    ({ schedule: body.schedule, timezone: body.timezone } = zonedSchedule(body.schedule, body.timezone));
     const schedule = scheduleOf(body.schedule, canonicalTimezone(body.timezone ?? null), config.CRON_ALLOW_SECONDS_SCHEDULE);
     const from = body.from ?? (await statementNow(pool));
     const times = upcomingTimes(schedule, { after: from, count: body.count });
+    const jitter = body.jitter_seconds ?? 0;
     res.json({
       schedule: schedule.expression,
       timezone: schedule.timezone,
       description: describeSchedule(schedule.expression),
       from: from.toISOString(),
-      next: fireTimes(schedule, times),
+      jitter_seconds: jitter,
+      next: fireTimes(schedule, times, { cron_id: null, jitter_seconds: jitter }),
     });
   });
 
@@ -639,7 +706,8 @@ export function cronsRoutes(deps: ApiDeps): Router {
       timezone: schedule.timezone,
       description: describeSchedule(cron.schedule),
       enabled: cron.enabled,
-      next: fireTimes(schedule, times),
+      jitter_seconds: cron.jitter_seconds,
+      next: fireTimes(schedule, times, { cron_id: cron.cron_id, jitter_seconds: cron.jitter_seconds }),
     });
   });
 

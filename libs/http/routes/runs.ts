@@ -104,7 +104,10 @@ documentRoutes('runs', [
   },
 ]);
 
-const sse = { description: 'Server-sent events: metadata, then values / updates as the run goes (LangGraph graphs: one per checkpoint), error if it failed, end.', content: { 'text/event-stream': { schema: { type: 'string' as const } } } };
+const sse = {
+  description: 'Server-sent events: metadata, then values / updates as the run goes (LangGraph graphs: one per checkpoint), error if it failed, end.',
+  content: { 'text/event-stream': { schema: { type: 'string' as const } } },
+};
 const statelessLocation = { headers: { 'Content-Location': { description: '/runs/{run_id}', schema: { type: 'string' as const } } } };
 
 documentRoutes('runs', [
@@ -265,7 +268,11 @@ async function finishStateless(deps: { pool: Pool; boss: PgBoss; logger: ApiDeps
     if (ended && !runEnded(ended.status)) return;
     await deleteStatelessThread(deps.pool, deps.boss, run.thread_id, user);
   } catch (err) {
-    deps.logger.warn('could not delete the thread of a stateless run', { run_id: run.run_id, thread_id: run.thread_id, err: err instanceof Error ? err.message : String(err) });
+    deps.logger.warn('could not delete the thread of a stateless run', {
+      run_id: run.run_id,
+      thread_id: run.thread_id,
+      err: err instanceof Error ? err.message : String(err),
+    });
   }
 }
 
@@ -302,7 +309,10 @@ async function startBackgroundStatelessRuns(pool: Pool, boss: PgBoss, user: stri
           kwargs: runKwargs(b),
           multitask_strategy: 'enqueue' as const,
           metadata: b.metadata ?? {},
-          new_thread: { metadata: { graph_id: assistant.graph_id, assistant_id: assistant.assistant_id }, ephemeral: (b.on_completion ?? 'delete') === 'delete' },
+          new_thread: {
+            metadata: { graph_id: assistant.graph_id, assistant_id: assistant.assistant_id },
+            ephemeral: (b.on_completion ?? 'delete') === 'delete',
+          },
           serialize_key: threadId,
           start_after: b.after_seconds ? new Date(now + b.after_seconds * 1000) : undefined,
         };
@@ -463,7 +473,13 @@ export function runsRoutes({ pool, boss, agents, logger }: ApiDeps): Router {
     const user = userOf(res);
     const run = await getRun(pool, runId, user);
     if (!run) throw runNotFound();
-    await serveStream(deps, req, res, { threadId: run.thread_id, runId, user, modes: joinModes(q.stream_mode, run), cancelOnDisconnect: q.cancel_on_disconnect ?? false });
+    await serveStream(deps, req, res, {
+      threadId: run.thread_id,
+      runId,
+      user,
+      modes: joinModes(q.stream_mode, run),
+      cancelOnDisconnect: q.cancel_on_disconnect ?? false,
+    });
   });
 
   router.post('/threads/:thread_id/runs/stream', async (req, res) => {

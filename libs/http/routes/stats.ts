@@ -18,13 +18,7 @@ import { parse } from '../validate.ts';
 // runs, so only an admin key reads them.
 
 export const StatsQuery = z.object({
-  days: z.coerce
-    .number()
-    .int()
-    .min(1)
-    .max(366)
-    .default(7)
-    .openapi({ description: 'How many days, ending today (in MAINTENANCE_TIMEZONE); default 7' }),
+  days: z.coerce.number().int().min(1).max(366).default(7).openapi({ description: 'How many days, ending today (in MAINTENANCE_TIMEZONE); default 7' }),
 });
 
 const DayStats = registry.register(
@@ -65,7 +59,8 @@ documentRoutes('stats', [
     method: 'get',
     path: '/runs/crons/{cron_id}/stats',
     summary: "A cron's daily statistics: runs, outcomes, skips, p50/p95 duration, p95 fire lag",
-    description: 'Computed by the daily_stats maintenance job (yesterday and today, a few times a day; `POST /admin/maintenance/daily_stats/trigger` runs it now).',
+    description:
+      'Computed by the daily_stats maintenance job (yesterday and today, a few times a day; `POST /admin/maintenance/daily_stats/trigger` runs it now).',
     params: z.object({ cron_id: z.string() }),
     query: StatsQuery,
     responses: { 200: json(CronStats), ...errors(404, 422) },
@@ -156,7 +151,10 @@ export function statsRoutes({ pool, config }: ApiDeps): Router {
     const found = await getAssistant(pool, req.params.assistant_id, userOf(res));
     if (!found) throw new HttpError(404, 'assistant not found');
     if (found.system && !isAdmin(res)) {
-      throw new HttpError(403, `${found.assistant.assistant_id} is the default assistant of graph ${found.assistant.graph_id}: its figures count every user's runs, so only an admin key reads them; create an assistant of your own for figures of your own`);
+      throw new HttpError(
+        403,
+        `${found.assistant.assistant_id} is the default assistant of graph ${found.assistant.graph_id}: its figures count every user's runs, so only an admin key reads them; create an assistant of your own for figures of your own`,
+      );
     }
     const id = found.assistant.assistant_id;
     res.json({ assistant_id: id, ...(await dailyStats(pool, 'assistant', id, timezone, days)) });

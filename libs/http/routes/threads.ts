@@ -125,7 +125,12 @@ type HistoryState = Omit<ThreadStateResponse, 'parent_checkpoint'> & { parent_ch
 
 /** A checkpoint as the history shows it: LangGraph's ThreadState, with the task results and the parent checkpoint. */
 function historyState(threadId: string, g: GraphThreadState): HistoryState {
-  const ref = (checkpointId: string): CheckpointRef => ({ thread_id: threadId, checkpoint_ns: g.checkpoint_ns, checkpoint_id: checkpointId, checkpoint_map: null });
+  const ref = (checkpointId: string): CheckpointRef => ({
+    thread_id: threadId,
+    checkpoint_ns: g.checkpoint_ns,
+    checkpoint_id: checkpointId,
+    checkpoint_map: null,
+  });
   return {
     values: g.values,
     next: g.next,

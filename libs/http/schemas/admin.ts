@@ -6,7 +6,9 @@ import { registry } from '../openapi.ts';
 export const MaintenanceJobSchema = registry.register(
   'MaintenanceJob',
   z.object({
-    job: z.string().describe('Job name (retention_purge, ephemeral_thread_sweep, stale_run_reaper, daily_stats, heartbeat_monitor, thread_ttl, queue_hygiene).'),
+    job: z
+      .string()
+      .describe('Job name (retention_purge, ephemeral_thread_sweep, stale_run_reaper, daily_stats, heartbeat_monitor, thread_ttl, queue_hygiene).'),
     schedule: z.string().describe('Cron schedule (MAINTENANCE_<JOB>_SCHEDULE).'),
     timezone: z.string().describe('MAINTENANCE_TIMEZONE.'),
     enabled: z.boolean().describe('MAINTENANCE_<JOB>_ENABLED; a disabled job still runs when triggered.'),
@@ -15,7 +17,7 @@ export const MaintenanceJobSchema = registry.register(
     last_run_at: z.string().nullable().describe('When the last execution started.'),
     last_finished_at: z.string().nullable(),
     last_run_status: z.enum(['running', 'success', 'error']).nullable(),
-    last_run_error: z.string().nullable().describe('The last execution\'s error; null after a success.'),
+    last_run_error: z.string().nullable().describe("The last execution's error; null after a success."),
     last_duration_ms: z.number().int().nullable(),
     last_result: z.record(z.string(), z.unknown()).nullable().describe('What the last successful execution did (counts, findings).'),
     runs_total: z.number().int(),

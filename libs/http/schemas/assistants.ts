@@ -1,11 +1,12 @@
 import { z } from 'zod';
 import { registry } from '../openapi.ts';
-import { Metadata, SortOrder, bodyLimit, bodyOffset, selectFields } from './common.ts';
+import { FLOW_CONFIG_NOTE, Metadata, SortOrder, bodyLimit, bodyOffset, selectFields } from './common.ts';
 
 const iso = z.iso.datetime();
 
 const TIMEOUT_NOTE =
-  "config.timeout_seconds: this assistant's run timeout instead of RUN_TIMEOUT_SECONDS, a positive number (or numeric string) of seconds at most RUN_TIMEOUT_MAX_SECONDS; anything else is a 422.";
+  "config.timeout_seconds: this assistant's run timeout instead of RUN_TIMEOUT_SECONDS, a positive number (or numeric string) of seconds at most RUN_TIMEOUT_MAX_SECONDS; anything else is a 422. " +
+  FLOW_CONFIG_NOTE;
 
 export const AssistantSchema = registry.register(
   'Assistant',
@@ -55,7 +56,18 @@ const assistantFilters = {
   metadata: Metadata.nullish().describe('Containment: assistants whose metadata includes every key/value given.'),
 };
 
-export const ASSISTANT_SELECT = ['assistant_id', 'graph_id', 'name', 'description', 'config', 'context', 'created_at', 'updated_at', 'metadata', 'version'] as const;
+export const ASSISTANT_SELECT = [
+  'assistant_id',
+  'graph_id',
+  'name',
+  'description',
+  'config',
+  'context',
+  'created_at',
+  'updated_at',
+  'metadata',
+  'version',
+] as const;
 
 export const AssistantSearch = registry.register(
   'AssistantSearch',

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { isUuid } from '../../ids/index.ts';
 import { webhookCreateProblem } from '../../webhooks/index.ts';
 import { WEBHOOK_URL_MAX_LENGTH, webhookUrlProblem } from '../../webhooks/address.ts';
+import { MAX_CONCURRENCY, flowConfigProblem, makeRetryPolicySchema } from '../../runs/retry-policy.ts';
 import { HttpError } from '../errors.ts';
 import { registry } from '../openapi.ts';
 
@@ -37,6 +38,51 @@ export const WEBHOOK_DESCRIPTION =
   'and metadata destinations are refused (a literal address with 422 here, a hostname when sending) unless WEBHOOK_ALLOW_PRIVATE=true. ' +
   'At most 2,048 characters. Credentials in the URL (https://user:secret@host/x) are sent as Basic authorization and never shown: answers carry the URL without them.';
 
+/**
+ * A retry policy (docs/flow-control.md): the schema of libs/runs/retry-policy.ts (the worker reads
+ * stored policies with the same rules), made here after openapi.ts extended zod, registered for OpenAPI. Unknown keys are a 422 naming them.
+ */
+export const RetryPolicySchema = registry.register(
+  'RetryPolicy',
+  makeRetryPolicySchema().openapi({
+    description:
+      "How a run that fails with a retryable error is attempted again (names as Temporal's RetryPolicy). Every field optional: " +
+      'max_attempts (default 3, 1-100, 1 = no retry), initial_interval_seconds (default 1, > 0, at most 86400), backoff_coefficient (default 2, 1-10), ' +
+      'maximum_interval_seconds (default 300, at least initial_interval_seconds, at most 86400), non_retryable_errors (error names never retried, default []).',
+  }),
+);
+
+/** Where a config object may carry flow control: `config.retry_policy`, `config.max_concurrency`. */
+export const FLOW_CONFIG_NOTE =
+  `config.retry_policy: a RetryPolicy (the same rules as retry_policy); config.max_concurrency: an integer 1-${MAX_CONCURRENCY}, ` +
+  "the assistant's own concurrency limit (assistant:<assistant_id>). Anything else in them is a 422 naming the field.";
+
+/**
+ * A config's flow-control keys (an assistant's config, a cron's run config): a 422 naming the
+ * field (body.config.retry_policy.max_attempts ...). The LangGraph SDK sends a cron's retry policy
+ * in config.retry_policy (it drops the top-level retry_policy).
+ */
+export function checkFlowConfig(config: Record<string, unknown> | null | undefined): void {
+  const problem = flowConfigProblem(config);
+  if (problem) throw new HttpError(422, `body.${problem}`);
+}
+
+/** Attempts and waiting, on a Run and on a ledger row (docs/flow-control.md). */
+export const ATTEMPT_FIELDS = {
+  attempts: z.number().int().describe('agentcron: attempts of the agent so far (the earlier ones, plus the current one once it has started).'),
+  attempt_log: z
+    .array(z.record(z.string(), z.unknown()))
+    .describe('agentcron: the earlier attempts, oldest first ([] when none): attempt, started_at, ended_at, status, error, retry_at.'),
+  waiting: z
+    .string()
+    .nullable()
+    .describe(
+      'agentcron, pending only: why it is not executing: "retry" (backoff until not_before), "limit:<name>" (a concurrency or rate limit has no room); ' +
+        'null: due and waiting for a free worker, or not yet due.',
+    ),
+  not_before: z.string().nullable().describe('agentcron, pending only: a waiting retry starts no sooner than this.'),
+};
+
 /** A page size in a JSON body (the SDK sends numbers). */
 export const bodyLimit = (fallback = 10) => z.number().int().min(1).max(1000).default(fallback);
 export const bodyOffset = z.number().int().min(0).default(0);
@@ -52,17 +98,23 @@ export const SortOrder = z.enum(['asc', 'desc']);
  * SDK repeats the parameter (`select=a&select=b`) while 2.0.0 sends one JSON text (`select=["a","b"]`).
  */
 export function selectFields<const F extends readonly [string, ...string[]]>(fields: F) {
-  return z.preprocess((v) => {
-    if (typeof v !== 'string') return v;
-    if (v.trim().startsWith('[')) {
-      try {
-        return JSON.parse(v);
-      } catch {
-        return v;
+  return z.preprocess(
+    (v) => {
+      if (typeof v !== 'string') return v;
+      if (v.trim().startsWith('[')) {
+        try {
+          return JSON.parse(v) as unknown;
+        } catch {
+          return v;
+        }
       }
-    }
-    return v.split(',').map((s) => s.trim()).filter(Boolean);
-  }, z.array(z.enum(fields)).min(1));
+      return v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+    },
+    z.array(z.enum(fields)).min(1),
+  );
 }
 
 /** Keeps only the selected fields of each answer (all of them when nothing was selected). */

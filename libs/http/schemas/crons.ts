@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { registry } from '../openapi.ts';
-import { ErrorSchema, WEBHOOK_DESCRIPTION, errors, json, selectFields, webhookUrl } from './common.ts';
+import { MAX_JITTER_SECONDS } from '../../firing/jitter.ts';
+import { ATTEMPT_FIELDS, ErrorSchema, RetryPolicySchema, WEBHOOK_DESCRIPTION, errors, json, selectFields, webhookUrl } from './common.ts';
 
 // Request and response shapes of the crons API, as the LangGraph SDK (1.15.x and 2.0.0) sends and
 // reads them. Unknown keys are dropped (z.object strips), never an error. `null` on an optional
@@ -44,6 +45,12 @@ const payloadFields = {
   stream_resumable: z.boolean().nullish(),
   checkpoint_during: z.boolean().nullish(),
   durability: z.enum(['sync', 'async', 'exit']).nullish(),
+  retry_policy: RetryPolicySchema.nullish().openapi({
+    description:
+      'agentcron: how a run of this cron that fails with a retryable error is attempted again (fields left out take the defaults); ' +
+      "stored in the payload, so every run carries it as kwargs.retry_policy; wins over the assistant's and the graph's. null on update clears it. " +
+      'The LangGraph SDK does not send this field: it can put the same object in config.retry_policy.',
+  }),
 };
 
 /** The payload keys, in the order they are stored (input first). */
@@ -68,15 +75,27 @@ const cronFields = {
     .enum(OVERLAP_POLICIES)
     .nullish()
     .openapi({ description: 'agentcron, stateless crons only: when the previous run is still going (default allow)' }),
+  jitter_seconds: z
+    .number({ error: 'expected an integer number of seconds' })
+    .int({ message: 'expected an integer number of seconds' })
+    .min(0, { message: 'must be at least 0' })
+    .max(MAX_JITTER_SECONDS, { message: `must be at most ${MAX_JITTER_SECONDS} (an hour)` })
+    .nullish()
+    .openapi({
+      description:
+        `agentcron: each scheduled occurrence starts at scheduled_for plus a deterministic offset in [0, jitter_seconds) derived from (cron_id, scheduled_for); 0-${MAX_JITTER_SECONDS}, default 0. ` +
+        "The cron's first run, triggers and backfills start at once. The LangGraph SDK does not send this field.",
+    }),
 };
 
 export const CronCreateBody = z
   .object({
     assistant_id: z.string({ error: required }).min(1).openapi({ description: 'An assistant id, or a graph id (its default assistant)' }),
-    schedule: z.string({ error: required }).openapi({ description: 'Cron expression, 5 fields (6 with seconds first when enabled)' }),
-    input: jsonObject
-      .nullish()
-      .openapi({ description: 'The input of every run; optional (the SDKs send none when not given): runs then get no input (null)' }),
+    schedule: z.string({ error: required }).openapi({
+      description:
+        'Cron expression, 5 fields (6 with seconds first when enabled). A "CRON_TZ=<zone> " or "TZ=<zone> " prefix sets the timezone (how SDK 2.x, which sends no timezone, names one); stored without the prefix',
+    }),
+    input: jsonObject.nullish().openapi({ description: 'The input of every run; optional (the SDKs send none when not given): runs then get no input (null)' }),
     ...payloadFields,
     ...cronFields,
     if_not_exists: z.enum(['create', 'reject']).nullish().openapi({ description: 'Thread crons: create the thread when it does not exist' }),
@@ -118,6 +137,7 @@ export const CRON_FIELDS = [
   'finished_at',
   'missed_policy',
   'overlap_policy',
+  'jitter_seconds',
   'now',
 ] as const;
 export type CronField = (typeof CRON_FIELDS)[number];
@@ -136,10 +156,34 @@ const cronFilters = {
 export const CronSearchBody = z
   .object({
     ...cronFilters,
-    limit: z.number().int().min(1).max(1000).nullish().transform((v) => v ?? 10),
-    offset: z.number().int().min(0).nullish().transform((v) => v ?? 0),
-    sort_by: z.enum(CRON_SORT_KEYS).nullish().transform((v) => v ?? 'created_at'),
-    sort_order: z.enum(['asc', 'desc']).nullish().transform((v) => v ?? 'desc'),
+    cron_id_prefix: z
+      .string()
+      .regex(/^(?=(?:[0-9a-f]-?){8})[0-9a-f-]{8,36}$/i, { message: 'must be 8 or more hex digits of a cron id (dashes allowed)' })
+      .nullish()
+      .openapi({
+        description: 'agentcron: crons whose id starts with this (8 or more hex digits, as the dashboard shows ids); the CLI resolves short ids with it',
+      }),
+    limit: z
+      .number()
+      .int()
+      .min(1)
+      .max(1000)
+      .nullish()
+      .transform((v) => v ?? 10),
+    offset: z
+      .number()
+      .int()
+      .min(0)
+      .nullish()
+      .transform((v) => v ?? 0),
+    sort_by: z
+      .enum(CRON_SORT_KEYS)
+      .nullish()
+      .transform((v) => v ?? 'created_at'),
+    sort_order: z
+      .enum(['asc', 'desc'])
+      .nullish()
+      .transform((v) => v ?? 'desc'),
     // A list of field names (a JSON-text or comma-separated string is read as that list).
     select: selectFields(CRON_FIELDS)
       .nullish()
@@ -167,12 +211,10 @@ const bulkFields = {
   all: z.boolean().nullish().openapi({ description: 'Required (true) when no filter is given: every cron of the caller' }),
 };
 
-export const CronBulkBody = z
-  .object(bulkFields)
-  .openapi('CronBulk', {
-    description:
-      'Disable, enable or delete every cron of the caller matching the filters (at least one, or "all": true). Enabling follows PATCH: a passed next_run_date restarts from now, a finished cron comes back. Deleting also deletes their occurrence ledgers; runs already started finish.',
-  });
+export const CronBulkBody = z.object(bulkFields).openapi('CronBulk', {
+  description:
+    'Disable, enable or delete every cron of the caller matching the filters (at least one, or "all": true). Enabling follows PATCH: a passed next_run_date restarts from now, a finished cron comes back. Deleting also deletes their occurrence ledgers; runs already started finish.',
+});
 export type CronBulkBody = z.output<typeof CronBulkBody>;
 
 export const CronBulkAnswer = z
@@ -203,23 +245,16 @@ export type AdminCronSearchBody = z.output<typeof AdminCronSearchBody>;
 export const AdminCronCountBody = z.object({ ...cronFilters, ...userFilter }).openapi('AdminCronCount');
 export type AdminCronCountBody = z.output<typeof AdminCronCountBody>;
 
-export const AdminCronBulkBody = z
-  .object({ ...bulkFields, ...userFilter })
-  .openapi('AdminCronBulk', {
-    description: 'As /runs/crons/bulk, over every user\'s crons (user_id narrows to one user and counts as a filter)',
-  });
+export const AdminCronBulkBody = z.object({ ...bulkFields, ...userFilter }).openapi('AdminCronBulk', {
+  description: "As /runs/crons/bulk, over every user's crons (user_id narrows to one user and counts as a filter)",
+});
 export type AdminCronBulkBody = z.output<typeof AdminCronBulkBody>;
 
 export const CronTransferBody = z
   .object({
     from_user_id: z.string({ error: required }).min(1),
     to_user_id: z.string({ error: required }).min(1),
-    cron_ids: z
-      .array(uuidFilter)
-      .min(1)
-      .max(10_000)
-      .nullish()
-      .openapi({ description: 'Only these crons of from_user_id (absent: all of them)' }),
+    cron_ids: z.array(uuidFilter).min(1).max(10_000).nullish().openapi({ description: 'Only these crons of from_user_id (absent: all of them)' }),
     assistants: z
       .boolean()
       .nullish()
@@ -252,7 +287,7 @@ export const OccurrencesQuery = z.object({
 export const NextQuery = z.object({
   count: z.coerce.number().int().min(1).max(1000).default(5),
   from: scheduleInstant.optional().openapi({
-    description: 'Only fire times strictly after this instant (a page\'s last time gives the next page); never before the cron\'s next fire',
+    description: "Only fire times strictly after this instant (a page's last time gives the next page); never before the cron's next fire",
   }),
 });
 
@@ -261,7 +296,14 @@ export const PreviewBody = z
     schedule: z.string({ error: required }).openapi({ description: 'Cron expression, as for create (same rules, same 422s)' }),
     timezone: z.string().nullish().openapi({ description: 'IANA timezone (default UTC)' }),
     from: scheduleInstant.nullish().openapi({ description: 'Fire times strictly after this instant (default: now)' }),
-    count: z.number().int().min(1).max(1000).nullish().transform((v) => v ?? 10),
+    count: z
+      .number()
+      .int()
+      .min(1)
+      .max(1000)
+      .nullish()
+      .transform((v) => v ?? 10),
+    jitter_seconds: cronFields.jitter_seconds,
   })
   .openapi('CronPreview');
 export type PreviewBody = z.output<typeof PreviewBody>;
@@ -272,6 +314,10 @@ export const BackfillBody = z
       .refine((d) => d.getTime() >= 0, { message: 'must be 1970-01-01T00:00:00Z or later' })
       .openapi({ description: 'First instant of the range (included), 1970 or later' }),
     to: scheduleInstant.openapi({ description: 'Last instant of the range (included); not in the future' }),
+    overlap: z.enum(['cron', 'allow']).nullish().openapi({
+      description:
+        "agentcron, stateless crons: cron (default) applies the cron's overlap_policy (skip / buffer_one fire only what they allow now); allow fires every occurrence of the range now",
+    }),
   })
   .openapi('CronBackfill');
 export type BackfillBody = z.output<typeof BackfillBody>;
@@ -298,13 +344,11 @@ export const CronSchema = z
     created_at: iso,
     updated_at: iso,
     payload: z.record(z.string(), z.unknown()),
-    user_id: z.string().openapi({ description: 'The owner (admin keys see every user\'s crons)' }),
-    next_run_date: iso
-      .nullable()
-      .openapi({
-        description:
-          'Enabled: the next occurrence the scheduler fires. Disabled: when it would fire if enabled now (a disabled cron fires nothing). null once the cron has finished (end_time passed)',
-      }),
+    user_id: z.string().openapi({ description: "The owner (admin keys see every user's crons)" }),
+    next_run_date: iso.nullable().openapi({
+      description:
+        'Enabled: the next occurrence the scheduler fires. Disabled: when it would fire if enabled now (a disabled cron fires nothing). null once the cron has finished (end_time passed)',
+    }),
     metadata: z.record(z.string(), z.unknown()),
     enabled: z.boolean(),
     paused_reason: z.string().nullable().openapi({ description: 'Why the cron is paused (set with enabled false); null when enabled' }),
@@ -315,6 +359,7 @@ export const CronSchema = z
     finished_at: iso.nullable().openapi({ description: 'When end_time stopped the cron' }),
     missed_policy: z.enum(MISSED_POLICIES),
     overlap_policy: z.enum(OVERLAP_POLICIES),
+    jitter_seconds: z.number().int().openapi({ description: 'Each scheduled occurrence starts within this many seconds after scheduled_for (0: at it)' }),
   })
   .openapi('Cron');
 
@@ -334,6 +379,7 @@ export const CronRunSchema = z
     run_started_at: iso.nullable(),
     run_ended_at: iso.nullable(),
     error: z.unknown(),
+    ...ATTEMPT_FIELDS,
   })
   .openapi('CronRun', { description: 'A run started by a cron (its first run, or a manual trigger), with cron_id' });
 
@@ -345,7 +391,7 @@ export const OccurrenceSchema = z
     thread_id: z.string().nullable(),
     trigger: z
       .enum(['schedule', 'create', 'manual', 'backfill'])
-      .openapi({ description: 'What fired it: its schedule, the cron\'s create, a trigger (run now), or a backfill' }),
+      .openapi({ description: "What fired it: its schedule, the cron's create, a trigger (run now), or a backfill" }),
     status: z.string().openapi({ description: 'enqueued, running, success, error, timeout, interrupted or skipped' }),
     reason: z.string().nullable().openapi({ description: 'For skipped: missed, overlap or end_time' }),
     error: z.string().nullable(),
@@ -370,13 +416,17 @@ export const OccurrenceSchema = z
     error_truncated: z.boolean(),
     retries: z.number().int().openapi({ description: 'Times this occurrence was retried (POST .../retry)' }),
     retried_at: iso.nullable().openapi({ description: 'When it was last retried' }),
+    planned_for: iso.openapi({
+      description: "When it was planned to start: scheduled_for plus the cron's jitter offset for a scheduled occurrence (scheduled_for itself without jitter)",
+    }),
+    ...ATTEMPT_FIELDS,
   })
   .openapi('CronOccurrence');
 
 export const FireTimeSchema = z
   .object({
     utc: iso,
-    local: z.string().openapi({ description: 'The same instant in the schedule\'s timezone, with its offset' }),
+    local: z.string().openapi({ description: "The same instant in the schedule's timezone, with its offset" }),
     dst: z
       .enum(['skipped', 'repeated_first', 'repeated_second'])
       .nullable()
@@ -386,6 +436,11 @@ export const FireTimeSchema = z
           'repeated_first / repeated_second: the wall time happens twice that day (clocks go back) and this is its first / second pass. null: no DST case',
       }),
     dst_note: z.string().nullable().openapi({ description: 'The DST case in words' }),
+    planned_for: iso.nullable().openapi({
+      description:
+        "When the occurrence will start: utc plus the cron's deterministic jitter offset (utc itself without jitter). " +
+        "null in a preview with jitter_seconds: the offset comes from the cron's id (the start falls in [utc, utc + jitter_seconds))",
+    }),
   })
   .openapi('CronFireTime');
 
@@ -396,6 +451,7 @@ export const NextRunsSchema = z
     timezone: z.string(),
     description: z.string().openapi({ description: 'The schedule in words (cronstrue)' }),
     enabled: z.boolean(),
+    jitter_seconds: z.number().int(),
     next: z.array(FireTimeSchema).openapi({
       description: 'From the next fire (next_run_date; for a disabled cron, what it would fire if enabled now) onward, none past end_time; none once finished',
     }),
@@ -408,6 +464,7 @@ export const PreviewSchema = z
     timezone: z.string().openapi({ description: 'The canonical IANA name of the zone given (UTC when none)' }),
     description: z.string().openapi({ description: 'The schedule in words (cronstrue)' }),
     from: iso.openapi({ description: 'The fire times are strictly after this instant' }),
+    jitter_seconds: z.number().int(),
     next: z.array(FireTimeSchema),
   })
   .openapi('CronPreviewResult');
@@ -423,7 +480,9 @@ export const BackfillSchema = z
     skipped_overlap: z
       .number()
       .int()
-      .openapi({ description: "Held back by the cron's overlap rule (overlap_policy, multitask_strategy reject); not recorded, so a later backfill fires them" }),
+      .openapi({
+        description: "Held back by the cron's overlap rule (overlap_policy, multitask_strategy reject); not recorded, so a later backfill fires them",
+      }),
   })
   .openapi('CronBackfillResult');
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { registry } from '../openapi.ts';
-import { Metadata, WEBHOOK_DESCRIPTION, queryLimit, queryOffset, selectFields, webhookUrl } from './common.ts';
+import { ATTEMPT_FIELDS, Metadata, WEBHOOK_DESCRIPTION, queryLimit, queryOffset, selectFields, webhookUrl } from './common.ts';
 import { STREAM_MODES } from '../stream.ts';
 
 export const RunStatus = z.enum(['pending', 'running', 'error', 'success', 'timeout', 'interrupted']);
@@ -21,7 +21,7 @@ export const RunSchema = registry.register(
     multitask_strategy: MultitaskStrategy,
     kwargs: Metadata.describe('The run body: input, config, context, webhook ...'),
     cron_id: z.uuid().nullable().describe('The cron that started the run (null for a manual run).'),
-    scheduled_for: iso.nullable().describe("The cron occurrence the run is for."),
+    scheduled_for: iso.nullable().describe('The cron occurrence the run is for.'),
     run_started_at: iso.nullable(),
     run_ended_at: iso.nullable(),
     error: z.object({ error: z.string(), message: z.string() }).nullable(),
@@ -29,6 +29,7 @@ export const RunSchema = registry.register(
     webhook_status: z.enum(['pending', 'sent', 'failed']).nullable().describe('null when the run has no webhook.'),
     webhook_attempts: z.number().int(),
     webhook_error: z.string().nullable().describe('Why the last delivery attempt failed (at most a short excerpt of the answer).'),
+    ...ATTEMPT_FIELDS,
   }),
 );
 
@@ -56,7 +57,9 @@ export const StreamMode = z.enum(STREAM_MODES);
 const streamModeField = z
   .union([StreamMode, z.array(StreamMode)])
   .nullish()
-  .describe('What the stream sends (runs/stream): values (default), updates; the token modes (messages, events, custom, debug ...) are accepted and send nothing.');
+  .describe(
+    'What the stream sends (runs/stream): values (default), updates; the token modes (messages, events, custom, debug ...) are accepted and send nothing.',
+  );
 
 export const RunCreate = registry.register(
   'RunCreate',
@@ -111,6 +114,10 @@ export const RUN_SELECT = [
   'webhook_status',
   'webhook_attempts',
   'webhook_error',
+  'attempts',
+  'attempt_log',
+  'waiting',
+  'not_before',
 ] as const;
 
 export const RunListQuery = z.object({
@@ -131,22 +138,25 @@ export const CancelQuery = z.object({
 export const JoinStreamQuery = z.object({
   cancel_on_disconnect: flag.optional().describe('1: cancel the run when this client goes away.'),
   stream_mode: z
-    .preprocess((v) => {
-      if (typeof v !== 'string') return v;
-      if (v.trim().startsWith('[')) {
-        try {
-          return JSON.parse(v);
-        } catch {
-          return v;
+    .preprocess(
+      (v) => {
+        if (typeof v !== 'string') return v;
+        if (v.trim().startsWith('[')) {
+          try {
+            return JSON.parse(v) as unknown;
+          } catch {
+            return v;
+          }
         }
-      }
-      return v;
-    }, z.union([StreamMode, z.array(StreamMode)]))
+        return v;
+      },
+      z.union([StreamMode, z.array(StreamMode)]),
+    )
     .optional()
     .describe('Modes to send; default the modes the run was created with, else values.'),
 });
 
 export const JoinAnswer = registry.register(
   'JoinAnswer',
-  z.unknown().describe("The thread's values once the run has ended; `{\"__error__\": {error, message}}` when it failed or timed out."),
+  z.unknown().describe('The thread\'s values once the run has ended; `{"__error__": {error, message}}` when it failed or timed out.'),
 );

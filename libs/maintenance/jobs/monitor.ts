@@ -1,3 +1,5 @@
+import { saturation } from '../../metrics/index.ts';
+import type { Saturation } from '../../metrics/index.ts';
 import { QUEUES } from '../../queue/index.ts';
 import type { MaintenanceContext, MaintenanceJob } from '../types.ts';
 
@@ -5,7 +7,10 @@ import type { MaintenanceContext, MaintenanceJob } from '../types.ts';
 // job's last_result, which /health shows. Looks at the last hour of the ledger for lagging
 // crons, at crons due longer than the threshold and still not fired (no scheduler keeps up),
 // at schedulers and workers that stopped heartbeating without stopping, and at run and webhook
-// jobs that reached a dead-letter queue (lost on every attempt).
+// jobs that reached a dead-letter queue (lost on every attempt), and at saturation: lag to start
+// (runs started late: no free worker, a limit) and a backlog that grew for 5 minutes, judged as
+// /health judges them (libs/metrics/saturation.ts). Lag to enqueue says a scheduler is behind;
+// lag to start says the workers are.
 
 /** How far back the monitor looks for lagging occurrences and dead letters. */
 const WINDOW = '1 hour';
@@ -18,6 +23,8 @@ export interface MonitorFindings {
   lost_processes: { process_id: string; role: string; hostname: string; pid: number; last_seen_at: string }[];
   alive: { schedulers: number; workers: number };
   dead_letters: { queue: string; last_hour: number; waiting: number }[];
+  /** Deployment-wide saturation figures (null when they could not be read). */
+  saturation: Pick<Saturation, 'queue_latency_seconds' | 'waiting' | 'start_lag' | 'backlog' | 'status'> | null;
   warnings: string[];
 }
 
@@ -49,7 +56,7 @@ const DEAD = (schema: string) => `
 export async function checkHeartbeats({ pool, settings }: Pick<MaintenanceContext, 'pool' | 'settings'>): Promise<MonitorFindings> {
   const threshold = settings.fireLagWarnSeconds;
   const deadQueues = Object.values(QUEUES).filter((q) => q.endsWith('.dead'));
-  const [lagging, overdue, processes, dead, now] = await Promise.all([
+  const [lagging, overdue, processes, dead, now, sat] = await Promise.all([
     pool.query<{ cron_id: string; occurrences: number; max_lag_seconds: number }>(LAGGING, [threshold]),
     pool.query<{ count: number; oldest: Date | null }>(OVERDUE, [threshold]),
     pool.query<{ process_id: string; role: string; hostname: string; pid: number; last_seen_at: Date; alive: boolean }>(PROCESSES, [
@@ -57,6 +64,11 @@ export async function checkHeartbeats({ pool, settings }: Pick<MaintenanceContex
     ]),
     pool.query<{ queue: string; last_hour: number; waiting: number }>(DEAD(settings.pgbossSchema), [deadQueues]),
     pool.query<{ now: Date }>(`SELECT now()`),
+    saturation(pool, {
+      pgbossSchema: settings.pgbossSchema,
+      maxStartLagSeconds: settings.maxStartLagSeconds,
+      windowSeconds: settings.startLagWindowSeconds,
+    }).catch((err: unknown) => new Error(err instanceof Error ? err.message : String(err))),
   ]);
   const lost = processes.rows.filter((p) => !p.alive);
   const alive = {
@@ -65,13 +77,19 @@ export async function checkHeartbeats({ pool, settings }: Pick<MaintenanceContex
   };
   const warnings: string[] = [];
   for (const c of lagging.rows) {
-    warnings.push(`cron ${c.cron_id}: ${c.occurrences} occurrence(s) in the last hour enqueued up to ${c.max_lag_seconds.toFixed(1)}s late (threshold ${threshold}s)`);
+    warnings.push(
+      `cron ${c.cron_id}: ${c.occurrences} occurrence(s) in the last hour enqueued up to ${c.max_lag_seconds.toFixed(1)}s late (threshold ${threshold}s)`,
+    );
   }
   const o = overdue.rows[0];
-  if (o.count > 0) warnings.push(`${o.count} enabled cron(s) due more than ${threshold}s ago and not fired (oldest due ${o.oldest!.toISOString()}): is a scheduler running?`);
+  if (o.count > 0)
+    warnings.push(`${o.count} enabled cron(s) due more than ${threshold}s ago and not fired (oldest due ${o.oldest!.toISOString()}): is a scheduler running?`);
   for (const p of lost) warnings.push(`${p.role} ${p.hostname}:${p.pid} (${p.process_id}) last seen ${p.last_seen_at.toISOString()} and never stopped`);
   if (alive.schedulers === 0) warnings.push('no scheduler is alive: crons and maintenance jobs do not fire');
-  for (const d of dead.rows) if (d.last_hour > 0) warnings.push(`${d.last_hour} job(s) reached ${d.queue} in the last hour (their workers were lost on every attempt)`);
+  for (const d of dead.rows)
+    if (d.last_hour > 0) warnings.push(`${d.last_hour} job(s) reached ${d.queue} in the last hour (their workers were lost on every attempt)`);
+  if (sat instanceof Error) warnings.push(`saturation figures could not be read: ${sat.message}`);
+  else for (const reason of sat.reasons) warnings.push(`${reason}: workers are behind (more workers or WORKER_CONCURRENCY, or a limit too tight)`);
   return {
     checked_at: now.rows[0].now.toISOString(),
     fire_lag_threshold_seconds: threshold,
@@ -80,6 +98,10 @@ export async function checkHeartbeats({ pool, settings }: Pick<MaintenanceContex
     lost_processes: lost.map((p) => ({ process_id: p.process_id, role: p.role, hostname: p.hostname, pid: p.pid, last_seen_at: p.last_seen_at.toISOString() })),
     alive,
     dead_letters: dead.rows,
+    saturation:
+      sat instanceof Error
+        ? null
+        : { status: sat.status, queue_latency_seconds: sat.queue_latency_seconds, waiting: sat.waiting, start_lag: sat.start_lag, backlog: sat.backlog },
     warnings,
   };
 }

@@ -1,4 +1,4 @@
-import { QUEUES } from '../../queue/index.ts';
+import { runJobMayStillRunSql } from '../../queue/index.ts';
 import { endRuns } from '../../runs/index.ts';
 import type { MaintenanceJob } from '../types.ts';
 
@@ -10,22 +10,18 @@ import type { MaintenanceJob } from '../types.ts';
 // Ended through endRuns, the worker's own finishing path: the ledger row and the cron's
 // last_run_error say why.
 
+const WORKER_ALIVE = `EXISTS (SELECT 1 FROM agentcron_processes p
+                               WHERE p.role = 'worker' AND p.stopped_at IS NULL
+                                 AND p.last_seen_at > now() - make_interval(secs => $3))`;
+
 const STALE = (schema: string) => `
   SELECT r.run_id
     FROM runs r
    WHERE r.status IN ('pending', 'running')
      AND coalesce(r.started_at, r.created_at) < now() - make_interval(secs => $1)
-     AND NOT EXISTS (
-       SELECT 1 FROM ${schema}.job j
-        WHERE j.name = $2 AND j.id = r.run_id
-          AND (j.state IN ('created', 'retry')
-               OR (j.state = 'active'
-                   AND coalesce(j.heartbeat_on, j.started_on) > now() - make_interval(secs => $3)
-                   AND EXISTS (SELECT 1 FROM agentcron_processes p
-                                WHERE p.role = 'worker' AND p.stopped_at IS NULL
-                                  AND p.last_seen_at > now() - make_interval(secs => $4)))))
+     AND NOT ${runJobMayStillRunSql(schema, 'r.run_id', '$2', WORKER_ALIVE)}
    ORDER BY r.updated_at
-   LIMIT $5`;
+   LIMIT $4`;
 
 const LIMIT = 1000;
 
@@ -36,7 +32,6 @@ export const staleRunReaper: MaintenanceJob = {
     for (;;) {
       const { rows } = await pool.query<{ run_id: string }>(STALE(settings.pgbossSchema), [
         settings.staleRunSeconds,
-        QUEUES.run,
         settings.workerHeartbeatSeconds * 3,
         settings.heartbeatSeconds * 3,
         LIMIT,

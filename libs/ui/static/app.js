@@ -1,14 +1,14 @@
 // The dashboard's shell: who is looking (a key under AUTH_MODE=api_key), the navigation and
-// the hash routes (#/crons, #/crons/<id>, #/new, #/runs, #/maintenance, #/health).
+// the hash routes (#/crons, #/crons/<id>, #/new, #/runs, #/runs/<id>, #/maintenance, #/health).
 import { ApiError, loadFeatures, probe, rememberKey, session, signIn } from './api.js';
 import { h, put } from './format.js';
-import { flash, messageOf } from './ui.js';
+import { flash, messageOf, poll } from './ui.js';
 import { renderCron } from './pages/cron.js';
 import { renderCrons } from './pages/crons.js';
 import { renderHealth } from './pages/health.js';
 import { renderMaintenance } from './pages/maintenance.js';
 import { renderNewCron } from './pages/new.js';
-import { renderRuns } from './pages/runs.js';
+import { renderRun, renderRuns } from './pages/runs.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -36,13 +36,19 @@ async function route() {
   const view = h('div', { class: 'page' });
   put(main, view);
   try {
-    if (page === 'crons' && parts[1]) cleanup = await renderCron(view, parts[1], query);
-    else if (page === 'crons') cleanup = await renderCrons(view, query);
-    else if (page === 'new') cleanup = await renderNewCron(view, query);
-    else if (page === 'runs') cleanup = await renderRuns(view);
-    else if (page === 'maintenance') cleanup = await renderMaintenance(view);
-    else if (page === 'health') cleanup = await renderHealth(view);
+    let done = null;
+    if (page === 'crons' && parts[1]) done = await renderCron(view, parts[1], query);
+    else if (page === 'crons') done = await renderCrons(view, query);
+    else if (page === 'new') done = await renderNewCron(view, query);
+    else if (page === 'runs' && parts[1]) done = await renderRun(view, parts[1]);
+    else if (page === 'runs') done = await renderRuns(view);
+    else if (page === 'maintenance') done = await renderMaintenance(view);
+    else if (page === 'health') done = await livePage(view, renderHealth);
     else put(view, h('h1', {}, 'Not found'), h('p', {}, h('a', { href: '#/crons' }, 'Back to the crons')));
+    // A page left while it was loading stops at once (its refresh must not outlive it).
+    if (mine !== generation) {
+      if (typeof done === 'function') done();
+    } else cleanup = done;
   } catch (err) {
     if (mine !== generation) return;
     if (err instanceof ApiError && err.status === 401 && session.needsKey) {
@@ -52,6 +58,21 @@ async function route() {
     }
     put(view, h('h1', {}, 'Something went wrong'), h('p', { class: 'error' }, messageOf(err)));
   }
+}
+
+/**
+ * A page that does not refresh itself refreshes here: drawn again off screen every few seconds
+ * while visible, then swapped in whole (same layout, so the scroll position stays).
+ */
+async function livePage(view, render) {
+  const own = await render(view);
+  if (typeof own === 'function') return own;
+  return poll(async () => {
+    const next = h('div', { class: 'page' });
+    const inner = await render(next);
+    if (typeof inner === 'function') inner();
+    if (view.isConnected) view.replaceChildren(...next.childNodes);
+  });
 }
 
 function showSignIn() {
@@ -77,7 +98,11 @@ function showSignIn() {
       },
     },
     h('h1', {}, 'Sign in'),
-    h('p', {}, 'This server runs with AUTH_MODE=api_key. Type your API key: the dashboard keeps it for this browser tab only (sessionStorage) and sends it to the API with every request, so you see what this key sees.'),
+    h(
+      'p',
+      {},
+      'This server runs with AUTH_MODE=api_key. Type your API key: the dashboard keeps it for this browser tab only (sessionStorage) and sends it to the API with every request, so you see what this key sees.',
+    ),
     h('label', { for: 'api-key' }, 'API key'),
     input,
     h('button', { type: 'submit' }, 'Sign in'),

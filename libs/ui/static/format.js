@@ -1,39 +1,17 @@
-// Small pure helpers: building DOM without HTML strings (every text is a text node, so nothing
-// from the API is ever parsed as markup), times, durations and cron descriptions.
+// @ts-check
+// Pure helpers: times, durations, cron descriptions, a run's waits and attempts in words, filters
+// as typed. Building DOM is ./dom.js's; its helpers are re-exported here for the pages that import
+// them from this module (new code imports ./dom.js).
+export { badge, h, put, shortId, statusClass } from './dom.js';
 
-/** An element: h('a', { href: '#/x', class: 'c', onclick: fn }, 'text', child, [more]). */
-export function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs ?? {})) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key.startsWith('on') && typeof value === 'function') el.addEventListener(key.slice(2), value);
-    else if (key === 'class') el.className = value;
-    else if (key === 'dataset') Object.assign(el.dataset, value);
-    else if (value === true) el.setAttribute(key, '');
-    else el.setAttribute(key, String(value));
-  }
-  append(el, children);
-  return el;
-}
-
-/** Replaces an element's children (null, undefined and false are left out; arrays are flattened). */
-export function put(el, ...children) {
-  el.replaceChildren();
-  append(el, children);
-  return el;
-}
-
-function append(el, children) {
-  for (const child of children) {
-    if (child === undefined || child === null || child === false) continue;
-    if (Array.isArray(child)) append(el, child);
-    else el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-}
-
-/** A cron expression in words (cronstrue; 6 fields = seconds first, as agentcron reads them), or null. */
+/**
+ * A cron expression in words (cronstrue; 6 fields = seconds first, as agentcron reads them), or null.
+ * @param {unknown} expression
+ * @returns {string | null}
+ */
 export function describeSchedule(expression) {
-  const cronstrue = globalThis.cronstrue;
+  // The page loads cronstrue as a classic script (a global), not as a module.
+  const cronstrue = /** @type {{ cronstrue?: { toString(e: string, o: object): string } }} */ (globalThis).cronstrue;
   if (!cronstrue || typeof expression !== 'string') return null;
   try {
     return cronstrue.toString(expression, { use24HourTimeFormat: true, throwExceptionOnParseError: true });
@@ -42,22 +20,49 @@ export function describeSchedule(expression) {
   }
 }
 
+/** @type {Map<string, Intl.DateTimeFormat>} */
 const formatters = new Map();
+/**
+ * @param {string | null | undefined} timeZone
+ * @returns {Intl.DateTimeFormat}
+ */
 function formatter(timeZone) {
   const key = timeZone ?? 'UTC';
   if (!formatters.has(key)) {
     let f;
     try {
-      f = new Intl.DateTimeFormat('sv-SE', { timeZone: key, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', timeZoneName: 'short' });
+      f = new Intl.DateTimeFormat('sv-SE', {
+        timeZone: key,
+        year: 'numeric',
+        month: '2-digit',
+        day: '2-digit',
+        hour: '2-digit',
+        minute: '2-digit',
+        second: '2-digit',
+        timeZoneName: 'short',
+      });
     } catch {
-      f = new Intl.DateTimeFormat('sv-SE', { timeZone: 'UTC', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', timeZoneName: 'short' });
+      f = new Intl.DateTimeFormat('sv-SE', {
+        timeZone: 'UTC',
+        year: 'numeric',
+        month: '2-digit',
+        day: '2-digit',
+        hour: '2-digit',
+        minute: '2-digit',
+        second: '2-digit',
+        timeZoneName: 'short',
+      });
     }
     formatters.set(key, f);
   }
-  return formatters.get(key);
+  return /** @type {Intl.DateTimeFormat} */ (formatters.get(key));
 }
 
-/** `2030-01-02 09:00:00 GMT+1` in the given IANA zone (UTC when null). */
+/**
+ * `2030-01-02 09:00:00 GMT+1` in the given IANA zone (UTC when null).
+ * @param {string | null | undefined} iso
+ * @param {string | null} [timeZone]
+ */
 export function formatTime(iso, timeZone) {
   if (!iso) return '—';
   const d = new Date(iso);
@@ -65,7 +70,10 @@ export function formatTime(iso, timeZone) {
   return formatter(timeZone).format(d);
 }
 
-/** A span of milliseconds for people: 850 ms, 4.2 s, 3 min 2 s, 2 h 5 min, 3 d 4 h. */
+/**
+ * A span of milliseconds for people: 850 ms, 4.2 s, 3 min 2 s, 2 h 5 min, 3 d 4 h.
+ * @param {number | null | undefined} ms
+ */
 export function formatDuration(ms) {
   if (ms === null || ms === undefined || Number.isNaN(ms)) return '—';
   const sign = ms < 0 ? '-' : '';
@@ -78,7 +86,10 @@ export function formatDuration(ms) {
   return `${sign}${Math.floor(s / 86400)} d${Math.floor((s % 86400) / 3600) ? ` ${Math.floor((s % 86400) / 3600)} h` : ''}`;
 }
 
-/** "in 4 min" / "3 h ago" from now. */
+/**
+ * "in 4 min" / "3 h ago" from now.
+ * @param {string | null | undefined} iso
+ */
 export function relative(iso, now = Date.now()) {
   if (!iso) return '';
   const diff = new Date(iso).getTime() - now;
@@ -86,7 +97,11 @@ export function relative(iso, now = Date.now()) {
   return diff > 0 ? `in ${formatDuration(diff)}` : `${formatDuration(-diff)} ago`;
 }
 
-/** Milliseconds from a to b (ISO strings), or null when either is missing. */
+/**
+ * Milliseconds from a to b (ISO strings), or null when either is missing.
+ * @param {string | null | undefined} a
+ * @param {string | null | undefined} b
+ */
 export function between(a, b) {
   if (!a || !b) return null;
   return new Date(b).getTime() - new Date(a).getTime();
@@ -95,6 +110,7 @@ export function between(a, b) {
 /**
  * An occurrence's timings: fire lag (from its scheduled time to when the scheduler enqueued it,
  * or started it when there is no enqueue time), queue wait (enqueued to started) and duration.
+ * @param {Pick<import('../types.ts').Occurrence, 'scheduled_for' | 'enqueued_at' | 'started_at' | 'ended_at'>} o
  */
 export function occurrenceTimings(o) {
   return {
@@ -104,7 +120,43 @@ export function occurrenceTimings(o) {
   };
 }
 
-/** The offset at the end of a local ISO time (`2030-03-31T03:00:00+02:00` -> `+02:00`), or null. */
+/**
+ * Why a pending occurrence (or run) has not started yet, in words, or null when it is not
+ * waiting: a retry's backoff, a limit without room, its jittered planned start still ahead, or a
+ * free worker.
+ * @param {{ waiting?: string | null, not_before?: string | null, status?: string, planned_for?: string | null } | null | undefined} o
+ * @param {string | null} [timeZone]
+ */
+export function waitingText(o, timeZone, now = Date.now()) {
+  if (!o) return null;
+  if (o.waiting === 'retry') return `retry backoff until ${formatTime(o.not_before, timeZone)}`;
+  if (typeof o.waiting === 'string' && o.waiting.startsWith('limit:')) return `limit ${o.waiting.slice('limit:'.length)} (no room)`;
+  if (o.waiting) return String(o.waiting);
+  if (o.status !== 'enqueued' && o.status !== 'pending') return null;
+  if (o.planned_for && new Date(o.planned_for).getTime() > now) return `its planned start, ${formatTime(o.planned_for, timeZone)}`;
+  return 'a free worker';
+}
+
+/**
+ * An earlier attempt in words: "#1 error: RateLimited: 429 Too Many Requests".
+ * @param {{ attempt?: number, status?: string, error?: unknown } | null | undefined} a
+ * @param {number} i
+ */
+export function attemptText(a, i) {
+  const e = a?.error;
+  const text =
+    e && typeof e === 'object'
+      ? [/** @type {{ error?: unknown }} */ (e).error, /** @type {{ message?: unknown }} */ (e).message].filter(Boolean).join(': ')
+      : e
+        ? String(e)
+        : '';
+  return `#${a?.attempt ?? i + 1} ${a?.status ?? 'error'}${text ? `: ${text}` : ''}`;
+}
+
+/**
+ * The offset at the end of a local ISO time (`2030-03-31T03:00:00+02:00` -> `+02:00`), or null.
+ * @param {string | null | undefined} localIso
+ */
 export function offsetOf(localIso) {
   const m = /([+-]\d{2}:?\d{2}|Z)$/.exec(localIso ?? '');
   return m ? m[1] : null;
@@ -113,53 +165,26 @@ export function offsetOf(localIso) {
 /**
  * What to say about a fire time beyond its instant: the API's DST case in words (dst_note, or
  * dst: skipped / repeated_first / repeated_second) and any other mark a newer server adds.
+ * @param {Record<string, unknown> | null | undefined} t
+ * @returns {string[]}
  */
 export function fireTimeMarks(t) {
   if (!t || typeof t !== 'object') return [];
   const marks = [];
-  if (t.dst_note || t.dst) marks.push(t.dst_note ?? `DST: ${t.dst}`);
+  if (t.dst_note || t.dst) marks.push(typeof t.dst_note === 'string' ? t.dst_note : `DST: ${String(t.dst)}`);
   for (const [k, v] of Object.entries(t)) {
-    if (['utc', 'local', 'dst', 'dst_note'].includes(k) || v === null || v === false || v === undefined) continue;
+    // planned_for (the jittered start) has a column of its own.
+    if (['utc', 'local', 'dst', 'dst_note', 'planned_for'].includes(k) || v === null || v === false || v === undefined) continue;
     marks.push(v === true ? k : `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
   }
   return marks;
 }
 
-/** A status's colour class (run statuses, ledger statuses, webhook states). */
-export function statusClass(status) {
-  switch (status) {
-    case 'success':
-    case 'sent':
-    case 'completed':
-      return 'st-ok';
-    case 'error':
-    case 'failed':
-    case 'timeout':
-      return 'st-bad';
-    case 'interrupted':
-      return 'st-warn';
-    case 'skipped':
-      return 'st-skip';
-    case 'running':
-    case 'active':
-      return 'st-run';
-    case 'enqueued':
-    case 'pending':
-    case 'created':
-      return 'st-wait';
-    default:
-      return 'st-none';
-  }
-}
-
-export const badge = (status, text = status ?? 'none') => h('span', { class: `badge ${statusClass(status)}` }, text);
-
-/** A short id (first 8 characters) with the full one on hover. */
-export const shortId = (id) => (id ? h('code', { title: id }, id.slice(0, 8)) : '—');
-
 /**
  * A metadata filter as typed: a JSON object, or `key=value` pairs separated by commas
  * (values read as JSON when they are: `n=3` is a number, `team=ops` a string). Throws on junk.
+ * @param {string | null | undefined} text
+ * @returns {Record<string, unknown> | null}
  */
 export function parseMetadataFilter(text) {
   const t = (text ?? '').trim();
@@ -169,12 +194,14 @@ export function parseMetadataFilter(text) {
     if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('metadata must be a JSON object');
     return v;
   }
+  /** @type {Record<string, unknown>} */
   const out = {};
   for (const part of t.split(',')) {
     const i = part.indexOf('=');
     if (i <= 0) throw new Error(`"${part.trim()}" is not key=value`);
     const key = part.slice(0, i).trim();
     const raw = part.slice(i + 1).trim();
+    /** @type {unknown} */
     let value = raw;
     try {
       value = JSON.parse(raw);
@@ -186,7 +213,10 @@ export function parseMetadataFilter(text) {
   return out;
 }
 
-/** A compact one-line JSON for tables (cut at `max` characters). */
+/**
+ * A compact one-line JSON for tables (cut at `max` characters).
+ * @param {unknown} value
+ */
 export function jsonLine(value, max = 80) {
   if (value === undefined || value === null) return '';
   const s = typeof value === 'string' ? value : JSON.stringify(value);

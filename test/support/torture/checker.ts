@@ -151,25 +151,49 @@ export async function check(input: CheckInput): Promise<Report> {
   const showCall = (c: ApiCall) => `${c.method} ${c.path} → ${c.status || 'no answer'} ${c.detail ?? ''}`.trim();
   fail('API answers 5xx', fiveXX, examples(fiveXX, showCall));
   fail('API calls without an answer', noAnswer, examples(noAnswer, showCall));
-  fail('API 4xx no race explains', unexpected, examples(unexpected, (c) => `${showCall(c)} [${c.why}]`));
+  fail(
+    'API 4xx no race explains',
+    unexpected,
+    examples(unexpected, (c) => `${showCall(c)} [${c.why}]`),
+  );
 
   // ---- runs: at most one per occurrence, ever; one pg-boss job each ----
   const cronRuns = runLog.filter((r) => r.cron_id && r.sf_us);
   counts.runs = runLog.length;
   const dupOcc = [...groupBy(cronRuns, (r) => occ(r.cron_id!, r.sf_us!)).entries()].filter(([, rs]) => rs.length > 1);
   counts.duplicate_runs = dupOcc.reduce((n, [, rs]) => n + rs.length - 1, 0);
-  fail('occurrences with more than one run', dupOcc, examples(dupOcc, ([k, rs]) => `${k}: ${rs.map((r) => r.run_id).join(', ')}`));
+  fail(
+    'occurrences with more than one run',
+    dupOcc,
+    examples(dupOcc, ([k, rs]) => `${k}: ${rs.map((r) => r.run_id).join(', ')}`),
+  );
   const reinserted = [...groupBy(runLog, (r) => r.run_id).entries()].filter(([, rs]) => rs.length > 1);
-  fail('runs inserted again after being deleted', reinserted, examples(reinserted, ([id, rs]) => `${id} ×${rs.length}`));
+  fail(
+    'runs inserted again after being deleted',
+    reinserted,
+    examples(reinserted, ([id, rs]) => `${id} ×${rs.length}`),
+  );
 
   counts.jobs = jobs.length;
   const dupJobs = [...groupBy(jobs, (j) => j.id).entries()].filter(([, js]) => js.length > 1);
-  fail('runs with more than one pg-boss job', dupJobs, examples(dupJobs, ([id, js]) => `${id} ×${js.length}`));
+  fail(
+    'runs with more than one pg-boss job',
+    dupJobs,
+    examples(dupJobs, ([id, js]) => `${id} ×${js.length}`),
+  );
   const jobIds = new Set(jobs.map((j) => j.id));
   const orphanJobs = jobs.filter((j) => !runById.has(j.id));
-  fail('pg-boss run jobs with no run', orphanJobs, examples(orphanJobs, (j) => `${j.id} (${j.state})`));
+  fail(
+    'pg-boss run jobs with no run',
+    orphanJobs,
+    examples(orphanJobs, (j) => `${j.id} (${j.state})`),
+  );
   const jobless = runLog.filter((r) => !jobIds.has(r.run_id));
-  fail('runs with no pg-boss job', jobless, examples(jobless, (r) => r.run_id));
+  fail(
+    'runs with no pg-boss job',
+    jobless,
+    examples(jobless, (r) => r.run_id),
+  );
 
   // ---- the ledger ----
   counts.occurrences = ledger.length;
@@ -198,55 +222,104 @@ export async function check(input: CheckInput): Promise<Report> {
       `ledger rows ${whose} still enqueued/running after settle: ${open.length} (${[...byWhy.entries()].map(([w, ls]) => `${ls.length}× ${w}`).join(', ')}; e.g. ${examples(open, (l) => `${l.cron_id}@${iso(l.scheduled_for)} ${l.status} [${why(l)}]`)})`,
     );
   }
-  const invalid = ledger.filter((l) => !(TERMINAL.has(l.status) || l.status === 'enqueued' || l.status === 'running' || (l.status === 'skipped' && SKIP_REASONS.has(l.reason ?? ''))));
-  fail('ledger rows with an unknown status or a skip without a known reason', invalid, examples(invalid, (l) => `${l.cron_id}@${iso(l.scheduled_for)} ${l.status}/${l.reason}`));
+  const invalid = ledger.filter(
+    (l) => !(TERMINAL.has(l.status) || l.status === 'enqueued' || l.status === 'running' || (l.status === 'skipped' && SKIP_REASONS.has(l.reason ?? ''))),
+  );
+  fail(
+    'ledger rows with an unknown status or a skip without a known reason',
+    invalid,
+    examples(invalid, (l) => `${l.cron_id}@${iso(l.scheduled_for)} ${l.status}/${l.reason}`),
+  );
   const runOccs = new Set(cronRuns.map((r) => occ(r.cron_id!, r.sf_us!)));
   const skippedWithRun = ledger.filter((l) => l.status === 'skipped' && (l.run_id || runOccs.has(occ(l.cron_id, l.sf_us))));
-  fail('skipped occurrences that have a run', skippedWithRun, examples(skippedWithRun, (l) => `${l.cron_id}@${iso(l.scheduled_for)}`));
+  fail(
+    'skipped occurrences that have a run',
+    skippedWithRun,
+    examples(skippedWithRun, (l) => `${l.cron_id}@${iso(l.scheduled_for)}`),
+  );
   const ghostRun = ledger.filter((l) => l.run_id && !runById.has(l.run_id));
-  fail('ledger rows naming a run never created', ghostRun, examples(ghostRun, (l) => `${l.cron_id}@${iso(l.scheduled_for)} → ${l.run_id}`));
+  fail(
+    'ledger rows naming a run never created',
+    ghostRun,
+    examples(ghostRun, (l) => `${l.cron_id}@${iso(l.scheduled_for)} → ${l.run_id}`),
+  );
   const wrongRun = ledger.filter((l) => {
     const r = l.run_id ? runById.get(l.run_id) : undefined;
     return r && (r.cron_id !== l.cron_id || r.sf_us !== l.sf_us);
   });
-  fail('ledger rows naming the run of another occurrence', wrongRun, examples(wrongRun, (l) => `${l.cron_id}@${iso(l.scheduled_for)} → ${l.run_id}`));
+  fail(
+    'ledger rows naming the run of another occurrence',
+    wrongRun,
+    examples(wrongRun, (l) => `${l.cron_id}@${iso(l.scheduled_for)} → ${l.run_id}`),
+  );
   // Deleting a cron deletes its ledger (by design): its runs are not expected to have rows.
   const ledgerDeleted = new Set(input.crons.filter((c) => c.deletedBy === 'cron').map((c) => c.cron_id));
   const unledgered = cronRuns.filter((r) => !ledgerDeleted.has(r.cron_id!) && !ledgerByOcc.has(occ(r.cron_id!, r.sf_us!)));
-  fail('cron runs without a ledger row', unledgered, examples(unledgered, (r) => `${r.run_id} (${r.cron_id}@${iso(r.scheduled_for!)})`));
+  fail(
+    'cron runs without a ledger row',
+    unledgered,
+    examples(unledgered, (r) => `${r.run_id} (${r.cron_id}@${iso(r.scheduled_for!)})`),
+  );
   const disagree = ledger.filter((l) => {
     const r = l.run_id ? runNow.get(l.run_id) : undefined;
     return r && TERMINAL.has(r.status) && TERMINAL.has(l.status) && r.status !== l.status;
   });
-  fail('ledger rows disagreeing with their ended run', disagree, examples(disagree, (l) => `${l.run_id}: ledger ${l.status}, run ${runNow.get(l.run_id!)!.status}`));
+  fail(
+    'ledger rows disagreeing with their ended run',
+    disagree,
+    examples(disagree, (l) => `${l.run_id}: ledger ${l.status}, run ${runNow.get(l.run_id!)!.status}`),
+  );
 
   // ---- no run left pending or running ----
   const stuck = runsNow.filter((r) => r.status === 'pending' || r.status === 'running');
   counts.stuck_runs = stuck.length;
-  fail('runs still pending/running after settle', stuck, examples(stuck, (r) => `${r.run_id} ${r.status}`));
+  fail(
+    'runs still pending/running after settle',
+    stuck,
+    examples(stuck, (r) => `${r.run_id} ${r.status}`),
+  );
 
   // ---- executions: one per idempotency key, unless a dead worker explains a retry ----
   counts.executions = execs.length;
   const deathOf = new Map<number, Death>();
   for (const d of input.deaths) if (d.role === 'worker') deathOf.set(d.pid, d);
   const noRun = execs.filter((e) => !runById.has(e.run_id));
-  fail('executions of a run never created', noRun, examples(noRun, (e) => `${e.run_id} on pid ${e.pid}`));
+  fail(
+    'executions of a run never created',
+    noRun,
+    examples(noRun, (e) => `${e.run_id} on pid ${e.pid}`),
+  );
   // The key's format is the system's own business; what matters is one key per occurrence, the same on every attempt.
   const occOf = (e: ExecRow): string => {
     const r = runById.get(e.run_id)!;
     return occ(r.cron_id!, r.sf_us!);
   };
-  const keyOccs = [...groupBy(execs.filter((e) => runById.get(e.run_id)?.sf_us), (e) => e.idempotency_key).entries()].filter(
-    ([, es]) => new Set(es.map(occOf)).size > 1,
+  const keyOccs = [
+    ...groupBy(
+      execs.filter((e) => runById.get(e.run_id)?.sf_us),
+      (e) => e.idempotency_key,
+    ).entries(),
+  ].filter(([, es]) => new Set(es.map(occOf)).size > 1);
+  fail(
+    'idempotency keys shared by different occurrences',
+    keyOccs,
+    examples(keyOccs, ([k, es]) => `${k}: runs ${[...new Set(es.map((e) => e.run_id))].join(', ')}`),
   );
-  fail('idempotency keys shared by different occurrences', keyOccs, examples(keyOccs, ([k, es]) => `${k}: runs ${[...new Set(es.map((e) => e.run_id))].join(', ')}`));
   const runKeys = [...groupBy(execs, (e) => e.run_id).entries()].filter(([, es]) => new Set(es.map((e) => e.idempotency_key)).size > 1);
-  fail('runs whose attempts got different idempotency keys', runKeys, examples(runKeys, ([id, es]) => `${id}: ${[...new Set(es.map((e) => e.idempotency_key))].join(', ')}`));
+  fail(
+    'runs whose attempts got different idempotency keys',
+    runKeys,
+    examples(runKeys, ([id, es]) => `${id}: ${[...new Set(es.map((e) => e.idempotency_key))].join(', ')}`),
+  );
   const notLedgered = execs.filter((e) => {
     const r = runById.get(e.run_id);
     return r?.cron_id && r.sf_us && ledgerByOcc.get(occ(r.cron_id, r.sf_us))?.status === 'skipped';
   });
-  fail('executions of a skipped occurrence', notLedgered, examples(notLedgered, (e) => e.idempotency_key));
+  fail(
+    'executions of a skipped occurrence',
+    notLedgered,
+    examples(notLedgered, (e) => e.idempotency_key),
+  );
 
   const reexecutions: Reexecution[] = [];
   const outages = input.outages ?? [];
@@ -269,8 +342,10 @@ export async function check(input: CheckInput): Promise<Report> {
       if (!explained) {
         const prevEnd = prev.ended_at?.getTime() ?? e.started_at.getTime();
         const outage = outages.find((o) => o.from <= Math.max(prevEnd, e.started_at.getTime()) && o.to >= prev.started_at.getTime());
-        if (outage) reason = `database outage ${iso(outage.from)}..${iso(outage.to)} during or after the previous attempt (worker ${prev.pid} alive, outcome ${prev.outcome ?? 'none'})`;
-        else reason = `no dead worker explains it: previous attempt on pid ${prev.pid} (${prev.outcome ?? 'no outcome'}) ${iso(prev.started_at)}, this one on pid ${e.pid} ${iso(e.started_at)}`;
+        if (outage)
+          reason = `database outage ${iso(outage.from)}..${iso(outage.to)} during or after the previous attempt (worker ${prev.pid} alive, outcome ${prev.outcome ?? 'none'})`;
+        else
+          reason = `no dead worker explains it: previous attempt on pid ${prev.pid} (${prev.outcome ?? 'no outcome'}) ${iso(prev.started_at)}, this one on pid ${e.pid} ${iso(e.started_at)}`;
       }
       reexecutions.push({ idempotency_key: key, run_id: e.run_id, attempt: i + 1, reason, explained });
     }
@@ -281,11 +356,19 @@ export async function check(input: CheckInput): Promise<Report> {
   counts.reexecutions_outage = reexecutions.filter((r) => !r.explained && r.reason.startsWith('database outage')).length;
   const unexplainedRe = reexecutions.filter((r) => !r.explained);
   counts.reexecutions_unexplained = unexplainedRe.length;
-  fail('re-executions no dead worker explains', unexplainedRe, examples(unexplainedRe, (r) => `${r.idempotency_key} attempt ${r.attempt}: ${r.reason}`));
+  fail(
+    're-executions no dead worker explains',
+    unexplainedRe,
+    examples(unexplainedRe, (r) => `${r.idempotency_key} attempt ${r.attempt}: ${r.reason}`),
+  );
 
   const executedRuns = new Set(execs.map((e) => e.run_id));
   const successNoExec = ledger.filter((l) => l.status === 'success' && l.run_id && !executedRuns.has(l.run_id));
-  fail('successful occurrences whose agent never ran', successNoExec, examples(successNoExec, (l) => `${l.cron_id}@${iso(l.scheduled_for)}`));
+  fail(
+    'successful occurrences whose agent never ran',
+    successNoExec,
+    examples(successNoExec, (l) => `${l.cron_id}@${iso(l.scheduled_for)}`),
+  );
 
   // ---- serialized runs never overlap: a thread's runs, a buffer_one cron's runs ----
   const serialKey = (e: ExecRow): string | null => {
@@ -322,7 +405,11 @@ export async function check(input: CheckInput): Promise<Report> {
     }
   }
   counts.overlaps = overlaps.length;
-  fail('overlapping executions of runs that must not overlap (one thread, or one buffer_one cron)', overlaps, examples(overlaps, (s) => s));
+  fail(
+    'overlapping executions of runs that must not overlap (one thread, or one buffer_one cron)',
+    overlaps,
+    examples(overlaps, (s) => s),
+  );
 
   // ---- no occurrence lost: inside each span only the scheduler moved a cron, every second between its first and last row has one ----
   const scheduledByCron = groupBy(
@@ -349,7 +436,11 @@ export async function check(input: CheckInput): Promise<Report> {
   }
   counts.gap_checked_seconds = spanSeconds;
   counts.lost_occurrences = lost.length;
-  fail('lost occurrences (a second with no ledger row between two that have one, while only the scheduler moved the cron)', lost, examples(lost, (s) => s));
+  fail(
+    'lost occurrences (a second with no ledger row between two that have one, while only the scheduler moved the cron)',
+    lost,
+    examples(lost, (s) => s),
+  );
 
   // ---- processes ----
   const crashes = input.deaths.filter((d) => d.cause !== 'killed');

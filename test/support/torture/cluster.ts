@@ -151,7 +151,9 @@ export class Cluster {
     if (m.expectedExit) return;
     const death: Death = { role: m.role, pid: m.pid, at: new Date(), cause: m.ready ? 'crashed' : 'failed_start', code, tail: m.proc.output.slice(-15) };
     this.deaths.push(death);
-    this.#o.log?.(`${m.role} pid ${m.pid} exited unexpectedly (${code}) ${m.ready ? 'while running' : 'before it was ready'}: ${m.proc.output.slice(-3).join(' | ')}`);
+    this.#o.log?.(
+      `${m.role} pid ${m.pid} exited unexpectedly (${code}) ${m.ready ? 'while running' : 'before it was ready'}: ${m.proc.output.slice(-3).join(' | ')}`,
+    );
     await sleep(this.#o.restartDelayMs ?? 1000);
     if (!this.#stopping && this.#slots.get(`${m.role}#${m.index}`) === m) this.#launch(m.role, m.index);
   }

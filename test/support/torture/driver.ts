@@ -18,7 +18,15 @@ export const EVERY_SECOND = '* * * * * *';
 export const EVERY_TWO_SECONDS = '*/2 * * * * *';
 export const GRAPH_ID = 'torture';
 
-export const KINDS = ['stateless_delete', 'stateless_keep', 'thread_enqueue', 'thread_reject', 'thread_interrupt', 'overlap_skip', 'overlap_buffer_one'] as const;
+export const KINDS = [
+  'stateless_delete',
+  'stateless_keep',
+  'thread_enqueue',
+  'thread_reject',
+  'thread_interrupt',
+  'overlap_skip',
+  'overlap_buffer_one',
+] as const;
 export type Kind = (typeof KINDS)[number];
 
 const THREAD_KINDS: Kind[] = ['thread_enqueue', 'thread_reject', 'thread_interrupt'];

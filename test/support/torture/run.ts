@@ -115,7 +115,8 @@ export async function settle(pool: pg.Pool, timeoutMs: number, stableMs = 3000):
 export function addShutdown(report: Report, cluster: Cluster): void {
   const unclean = cluster.shutdown.filter((s) => s.code !== 0);
   report.counts.unclean_shutdowns = unclean.length;
-  if (unclean.length) report.failures.push(`processes that did not exit 0 on SIGTERM: ${unclean.length} (${unclean.map((s) => `${s.role} pid ${s.pid}: ${s.code}`).join(', ')})`);
+  if (unclean.length)
+    report.failures.push(`processes that did not exit 0 on SIGTERM: ${unclean.length} (${unclean.map((s) => `${s.role} pid ${s.pid}: ${s.code}`).join(', ')})`);
 }
 
 /** `op status×n …` for every call the driver made, by op. */

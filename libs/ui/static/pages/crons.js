@@ -1,8 +1,10 @@
 // The crons page: search and filter (assistant, metadata, enabled on the API; text and last
-// status on what was loaded), one row per cron, and pause/resume of a selection.
+// status on what was loaded), one row per cron titled by its name, pause/resume, trigger and
+// delete of a selection. It refreshes itself every few seconds while visible: only the list is
+// redrawn, so the filters being typed, the selection and the scroll position stay.
 import { api, mapLimit, session } from '../api.js';
 import { badge, describeSchedule, formatTime, h, jsonLine, parseMetadataFilter, put, relative, shortId } from '../format.js';
-import { actionButton, flash, messageOf, table } from '../ui.js';
+import { actionButton, flash, messageOf, poll, redrawGate, table } from '../ui.js';
 
 const PAGE = 50;
 /** With a text or last-status filter the page filters what it loaded: it loads up to the API's maximum. */
@@ -42,9 +44,28 @@ function apiFilters(f) {
   return body;
 }
 
+/** A cron's name (metadata.name), or null. */
+export const cronName = (cron) => (typeof cron?.metadata?.name === 'string' && cron.metadata.name.trim() ? cron.metadata.name : null);
+
+/** A cron's state in one word: active, finished (its end_time passed) or paused. */
+export const cronStateBadge = (cron) =>
+  cron.enabled ? badge('success', 'active') : cron.finished_at ? badge('skipped', 'finished') : badge('skipped', 'paused');
+
 function matchesText(cron, text, assistantName) {
   if (!text) return true;
-  const hay = [cron.cron_id, cron.schedule, describeSchedule(cron.schedule), cron.timezone, cron.assistant_id, assistantName, cron.user_id, cron.thread_id, JSON.stringify(cron.metadata), cron.last_run_error]
+  const hay = [
+    cron.cron_id,
+    cronName(cron),
+    cron.schedule,
+    describeSchedule(cron.schedule),
+    cron.timezone,
+    cron.assistant_id,
+    assistantName,
+    cron.user_id,
+    cron.thread_id,
+    JSON.stringify(cron.metadata),
+    cron.last_run_error,
+  ]
     .filter(Boolean)
     .join(' ')
     .toLowerCase();
@@ -68,26 +89,39 @@ export async function renderCrons(view, query) {
   }
   const sort = f.sort === 'next_run_date' ? { sort_by: 'next_run_date', sort_order: 'asc' } : { sort_by: f.sort, sort_order: 'desc' };
   const paging = clientSide ? { limit: FILTER_WINDOW, offset: 0 } : { limit: PAGE, offset: f.offset };
-  const [crons, total, assistants] = await Promise.all([
-    api('POST', `${base}/search`, { ...filters, ...sort, ...paging }),
-    api('POST', `${base}/count`, filters),
-    api('POST', '/assistants/search', { limit: 1000 }).catch(() => []),
-  ]);
+  const assistants = await api('POST', '/assistants/search', { limit: 1000 }).catch(() => []);
   const names = new Map(assistants.map((a) => [a.assistant_id, a.name || a.graph_id]));
-  const shown = crons.filter(
-    (c) => matchesText(c, f.q, names.get(c.assistant_id)) && (!f.status || (f.status === 'none' ? c.last_run_status === null : c.last_run_status === f.status)),
-  );
+  /** The crons last loaded and how many match the API's filters. */
+  let crons = [];
+  let total = 0;
 
   // ---- filters ----
   const field = (name, label, input) => h('label', { class: 'field' }, h('span', {}, label), input);
-  const text = h('input', { type: 'search', name: 'q', value: f.q, placeholder: 'id, schedule, words…' });
+  const text = h('input', { type: 'search', name: 'q', value: f.q, placeholder: 'name, id, schedule, words…' });
   const assistant = h('input', { name: 'assistant', value: f.assistant, list: 'assistant-list', placeholder: 'id or graph' });
-  const datalist = h('datalist', { id: 'assistant-list' }, assistants.map((a) => h('option', { value: a.assistant_id }, `${a.name || a.graph_id} (${a.graph_id})`)));
+  const datalist = h(
+    'datalist',
+    { id: 'assistant-list' },
+    assistants.map((a) => h('option', { value: a.assistant_id }, `${a.name || a.graph_id} (${a.graph_id})`)),
+  );
   const metadata = h('input', { name: 'metadata', value: f.metadata, placeholder: 'team=ops or {"team":"ops"}' });
-  const select = (name, value, options) => h('select', { name }, options.map(([v, label]) => h('option', { value: v, selected: v === value }, label)));
-  const enabled = select('enabled', f.enabled, [['', 'any'], ['true', 'active'], ['false', 'paused']]);
+  const select = (name, value, options) =>
+    h(
+      'select',
+      { name },
+      options.map(([v, label]) => h('option', { value: v, selected: v === value }, label)),
+    );
+  const enabled = select('enabled', f.enabled, [
+    ['', 'any'],
+    ['true', 'active'],
+    ['false', 'paused'],
+  ]);
   const status = select('status', f.status, [['', 'any'], ...LAST_STATUSES.map((s) => [s, s === 'none' ? 'never ran' : s])]);
-  const sortSel = select('sort', f.sort, [['created_at', 'newest first'], ['next_run_date', 'next to fire'], ['updated_at', 'recently changed']]);
+  const sortSel = select('sort', f.sort, [
+    ['created_at', 'newest first'],
+    ['next_run_date', 'next to fire'],
+    ['updated_at', 'recently changed'],
+  ]);
   const user = session.everyUser ? h('input', { name: 'user', value: f.user, placeholder: 'every user' }) : null;
   const form = h(
     'form',
@@ -96,7 +130,16 @@ export async function renderCrons(view, query) {
       id: 'filters',
       onsubmit: (e) => {
         e.preventDefault();
-        go({ q: text.value.trim(), assistant: assistant.value.trim(), metadata: metadata.value.trim(), enabled: enabled.value, status: status.value, user: user?.value.trim() ?? '', sort: sortSel.value, offset: 0 });
+        go({
+          q: text.value.trim(),
+          assistant: assistant.value.trim(),
+          metadata: metadata.value.trim(),
+          enabled: enabled.value,
+          status: status.value,
+          user: user?.value.trim() ?? '',
+          sort: sortSel.value,
+          offset: 0,
+        });
       },
     },
     field('q', 'Search', text),
@@ -111,7 +154,7 @@ export async function renderCrons(view, query) {
   );
   for (const s of [enabled, status, sortSel]) s.addEventListener('change', () => form.requestSubmit());
 
-  // ---- selection and bulk actions ----
+  // ---- selection and bulk actions (the selection outlives each refresh) ----
   const selected = new Set();
   const selectionInfo = h('span', { class: 'muted', id: 'selection' });
   const noteField = session.features.pauseNote;
@@ -119,9 +162,20 @@ export async function renderCrons(view, query) {
   const noteValue = () => note?.value.trim() || null;
   const pauseBtn = actionButton('Pause selected', () => setEnabled(false), { id: 'bulk-pause', disabled: true });
   const resumeBtn = actionButton('Resume selected', () => setEnabled(true), { id: 'bulk-resume', disabled: true });
+  const triggerBtn = h(
+    'button',
+    { type: 'button', class: 'secondary', id: 'bulk-trigger', disabled: true, onclick: () => confirmSelection('trigger') },
+    'Trigger selected…',
+  );
+  const deleteBtn = h(
+    'button',
+    { type: 'button', class: 'danger', id: 'bulk-delete', disabled: true, onclick: () => confirmSelection('delete') },
+    'Delete selected…',
+  );
+  const confirmBox = h('div', { class: 'action-panel', id: 'bulk-confirm' });
   const updateSelection = () => {
     selectionInfo.textContent = selected.size ? `${selected.size} selected` : '';
-    pauseBtn.disabled = resumeBtn.disabled = selected.size === 0;
+    pauseBtn.disabled = resumeBtn.disabled = triggerBtn.disabled = deleteBtn.disabled = selected.size === 0;
   };
   async function setEnabled(on) {
     const ids = [...selected];
@@ -133,112 +187,226 @@ export async function renderCrons(view, query) {
     else flash(`${ids.length} cron${ids.length === 1 ? '' : 's'} ${on ? 'resumed' : 'paused'}`);
     go(f);
   }
+  /** Trigger or delete the selection, after saying what it will do (both act on each cron at once). */
+  function confirmSelection(action) {
+    const ids = [...selected];
+    const n = `${ids.length} cron${ids.length === 1 ? '' : 's'}`;
+    const labels = ids.map((id) => {
+      const c = crons.find((x) => x.cron_id === id);
+      return c ? (cronName(c) ?? describeSchedule(c.schedule) ?? c.schedule) : id.slice(0, 8);
+    });
+    const go2 = actionButton(
+      action === 'delete' ? `Delete ${n}` : `Trigger ${n}`,
+      async () => {
+        const results = await mapLimit(ids, 6, (id) => api(action === 'delete' ? 'DELETE' : 'POST', `${base}/${id}${action === 'delete' ? '' : '/trigger'}`));
+        const failed = results.filter((r) => r && r.error);
+        const verb = action === 'delete' ? 'deleted' : 'triggered';
+        if (failed.length) flash(`${ids.length - failed.length} ${verb}, ${failed.length} failed: ${messageOf(failed[0].error)}`, 'error');
+        else flash(`${n} ${verb}`);
+        if (action === 'delete') for (const id of ids) selected.delete(id);
+        put(confirmBox);
+        updateSelection();
+        await load();
+      },
+      { id: 'bulk-confirm-go', class: action === 'delete' ? 'danger' : '' },
+    );
+    put(
+      confirmBox,
+      h(
+        'div',
+        { class: `card ${action === 'delete' ? 'confirm' : ''}` },
+        h(
+          'p',
+          {},
+          action === 'delete'
+            ? `Delete ${n} and their occurrence ledgers? They fire nothing more; runs already started finish. This cannot be undone.`
+            : `Start a run of each of ${n} now, outside their schedules (their overlap rules apply)?`,
+        ),
+        h('p', { class: 'muted' }, labels.slice(0, 10).join(' · '), labels.length > 10 ? ` and ${labels.length - 10} more` : ''),
+        h(
+          'div',
+          { class: 'actions' },
+          go2,
+          h('button', { type: 'button', class: 'secondary', id: 'bulk-confirm-cancel', onclick: () => put(confirmBox) }, 'Cancel'),
+        ),
+      ),
+    );
+  }
   // Every cron the API filters match, in one request (not only the loaded or selected ones).
-  const serverFiltered = Object.keys(filters).some((k) => k !== 'user_id') || (session.everyUser && f.user);
-  const bulkAll =
-    session.features.bulk && serverFiltered && !clientSide && total > 0
-      ? [false, true].map((on) =>
-          actionButton(`${on ? 'Resume' : 'Pause'} all ${total} matching`, async () => {
-            const body = { action: on ? 'enable' : 'disable', ...filters };
-            if (!on && noteValue()) body[noteField] = noteValue();
-            const done = await api('POST', `${base}/bulk`, body);
-            flash(`${done.count} cron${done.count === 1 ? '' : 's'} ${on ? 'resumed' : 'paused'}`);
-            go(f);
-          }, { class: 'secondary', id: on ? 'bulk-resume-all' : 'bulk-pause-all' }),
-        )
-      : [];
+  const serverFiltered = Object.keys(filters).some((k) => k !== 'user_id') || Boolean(session.everyUser && f.user);
+  const bulkAllBox = h('span', { class: 'bulk-all' });
+  const drawBulkAll = () =>
+    put(
+      bulkAllBox,
+      session.features.bulk && serverFiltered && !clientSide && total > 0
+        ? [false, true].map((on) =>
+            actionButton(
+              `${on ? 'Resume' : 'Pause'} all ${total} matching`,
+              async () => {
+                const body = { action: on ? 'enable' : 'disable', ...filters };
+                if (!on && noteValue()) body[noteField] = noteValue();
+                const done = await api('POST', `${base}/bulk`, body);
+                flash(`${done.count} cron${done.count === 1 ? '' : 's'} ${on ? 'resumed' : 'paused'}`);
+                go(f);
+              },
+              { class: 'secondary', id: on ? 'bulk-resume-all' : 'bulk-pause-all' },
+            ),
+          )
+        : null,
+    );
 
   // ---- rows ----
-  const all = h('input', {
-    type: 'checkbox',
-    title: 'Select all shown',
-    'aria-label': 'Select all shown',
-    onchange: (e) => {
-      for (const box of view.querySelectorAll('input[data-select]')) {
-        box.checked = e.target.checked;
-        if (box.checked) selected.add(box.dataset.select);
-        else selected.delete(box.dataset.select);
-      }
-      updateSelection();
-    },
-  });
-  const now = Date.now();
-  const rows = shown.map((c) => {
-    const description = describeSchedule(c.schedule);
-    const note = session.features.pauseNote ? c[session.features.pauseNote] : null;
-    const box = h('input', {
+  const listBox = h('div', { id: 'crons-list' });
+  const summaryBox = h('p', { class: 'muted', id: 'summary' });
+  const pagerBox = h('div', { class: 'pager' });
+
+  function draw() {
+    const shown = crons.filter(
+      (c) =>
+        matchesText(c, f.q, names.get(c.assistant_id)) && (!f.status || (f.status === 'none' ? c.last_run_status === null : c.last_run_status === f.status)),
+    );
+    // A selected cron no longer listed (deleted elsewhere, filtered out) leaves the selection.
+    const present = new Set(shown.map((c) => c.cron_id));
+    for (const id of selected) if (!present.has(id)) selected.delete(id);
+    const all = h('input', {
       type: 'checkbox',
-      'aria-label': `Select cron ${c.cron_id}`,
-      dataset: { select: c.cron_id },
+      title: 'Select all shown',
+      'aria-label': 'Select all shown',
+      checked: shown.length > 0 && shown.every((c) => selected.has(c.cron_id)),
       onchange: (e) => {
-        if (e.target.checked) selected.add(c.cron_id);
-        else selected.delete(c.cron_id);
+        for (const box of view.querySelectorAll('input[data-select]')) {
+          box.checked = e.target.checked;
+          if (box.checked) selected.add(box.dataset.select);
+          else selected.delete(box.dataset.select);
+        }
         updateSelection();
       },
     });
-    const meta = Object.keys(c.metadata ?? {}).length ? h('div', { class: 'meta' }, jsonLine(c.metadata, 60)) : null;
-    return h(
-      'tr',
-      { dataset: { cronId: c.cron_id }, class: c.enabled ? '' : 'paused' },
-      h('td', { class: 'sel' }, box),
-      h(
-        'td',
-        { class: 'cron' },
-        h('a', { href: `#/crons/${c.cron_id}`, class: 'cron-link' }, description ?? c.schedule),
-        h('div', { class: 'sub' }, h('code', {}, c.schedule), ' · ', shortId(c.cron_id), c.thread_id ? ' · thread' : ''),
-        meta,
-      ),
-      h('td', { class: 'tz' }, c.timezone ?? 'UTC'),
-      h(
-        'td',
-        { class: 'next' },
-        c.next_run_date ? [h('div', {}, relative(c.next_run_date, now)), h('div', { class: 'sub' }, formatTime(c.next_run_date, c.timezone))] : c.finished_at ? 'finished' : '—',
-        !c.enabled && c.next_run_date ? h('div', { class: 'sub' }, 'if resumed') : null,
-      ),
-      h('td', { class: 'state' }, c.enabled ? badge('success', 'active') : badge('skipped', 'paused'), note ? h('div', { class: 'sub note' }, note) : null),
-      h(
-        'td',
-        { class: 'last' },
-        badge(c.last_run_status, c.last_run_status ?? 'never ran'),
-        c.last_run_at ? h('div', { class: 'sub' }, relative(c.last_run_at, now)) : null,
-        c.last_run_error ? h('div', { class: 'error-text', title: c.last_run_error }, jsonLine(c.last_run_error, 120)) : null,
-      ),
-      h('td', { class: 'assistant' }, names.get(c.assistant_id) ?? shortId(c.assistant_id)),
-      session.everyUser ? h('td', { class: 'owner' }, c.user_id) : null,
-    );
-  });
-
-  const headers = [
-    h('span', {}, all),
-    'Cron',
-    { label: 'Timezone', class: 'tz' },
-    'Next fire',
-    'State',
-    'Last run',
-    { label: 'Assistant', class: 'assistant' },
-    ...(session.everyUser ? [{ label: 'Owner', class: 'owner' }] : []),
-  ];
-  const summary = clientSide
-    ? `${shown.length} shown of ${crons.length} loaded${total > crons.length ? ` (${total} match the API filters; text and last-run filters look at the first ${FILTER_WINDOW})` : ''}`
-    : total === 0
-      ? 'No crons'
-      : `${f.offset + 1}–${f.offset + crons.length} of ${total}`;
-  const pager = clientSide
-    ? null
-    : h(
-        'div',
-        { class: 'pager' },
-        f.offset > 0 ? h('button', { type: 'button', class: 'secondary', onclick: () => go({ ...f, offset: Math.max(0, f.offset - PAGE) }) }, '← Previous') : null,
-        f.offset + crons.length < total ? h('button', { type: 'button', class: 'secondary', onclick: () => go({ ...f, offset: f.offset + PAGE }) }, 'Next →') : null,
+    const now = Date.now();
+    const rows = shown.map((c) => {
+      const description = describeSchedule(c.schedule);
+      const name = cronName(c);
+      const cronNote = session.features.pauseNote ? c[session.features.pauseNote] : null;
+      const box = h('input', {
+        type: 'checkbox',
+        'aria-label': `Select cron ${c.cron_id}`,
+        dataset: { select: c.cron_id },
+        checked: selected.has(c.cron_id),
+        onchange: (e) => {
+          if (e.target.checked) selected.add(c.cron_id);
+          else selected.delete(c.cron_id);
+          updateSelection();
+        },
+      });
+      const meta = Object.keys(c.metadata ?? {}).filter((k) => k !== 'name').length
+        ? h('div', { class: 'meta' }, jsonLine(Object.fromEntries(Object.entries(c.metadata).filter(([k]) => k !== 'name')), 60))
+        : null;
+      return h(
+        'tr',
+        { dataset: { cronId: c.cron_id }, class: c.enabled ? '' : 'paused' },
+        h('td', { class: 'sel' }, box),
+        h(
+          'td',
+          { class: 'cron' },
+          h('a', { href: `#/crons/${c.cron_id}`, class: 'cron-link' }, name ?? description ?? c.schedule),
+          h(
+            'div',
+            { class: 'sub' },
+            name && description ? `${description} · ` : '',
+            h('code', {}, c.schedule),
+            ' · ',
+            shortId(c.cron_id),
+            c.thread_id ? ' · thread' : '',
+          ),
+          meta,
+        ),
+        h('td', { class: 'tz' }, c.timezone ?? 'UTC'),
+        h(
+          'td',
+          { class: 'next' },
+          c.next_run_date
+            ? [h('div', {}, relative(c.next_run_date, now)), h('div', { class: 'sub' }, formatTime(c.next_run_date, c.timezone))]
+            : c.finished_at
+              ? 'finished'
+              : '—',
+          !c.enabled && c.next_run_date ? h('div', { class: 'sub' }, 'if resumed') : null,
+        ),
+        h('td', { class: 'state' }, cronStateBadge(c), cronNote ? h('div', { class: 'sub note' }, cronNote) : null),
+        h(
+          'td',
+          { class: 'last' },
+          badge(c.last_run_status, c.last_run_status ?? 'never ran'),
+          c.last_run_at ? h('div', { class: 'sub' }, relative(c.last_run_at, now)) : null,
+          c.last_run_error ? h('div', { class: 'error-text', title: c.last_run_error }, jsonLine(c.last_run_error, 120)) : null,
+        ),
+        h('td', { class: 'assistant' }, names.get(c.assistant_id) ?? shortId(c.assistant_id)),
+        session.everyUser ? h('td', { class: 'owner' }, c.user_id) : null,
       );
+    });
+    const headers = [
+      h('span', {}, all),
+      'Cron',
+      { label: 'Timezone', class: 'tz' },
+      'Next fire',
+      'State',
+      'Last run',
+      { label: 'Assistant', class: 'assistant' },
+      ...(session.everyUser ? [{ label: 'Owner', class: 'owner' }] : []),
+    ];
+    summaryBox.textContent = clientSide
+      ? `${shown.length} shown of ${crons.length} loaded${total > crons.length ? ` (${total} match the API filters; text and last-run filters look at the first ${FILTER_WINDOW})` : ''}`
+      : total === 0
+        ? 'No crons'
+        : `${f.offset + 1}–${f.offset + crons.length} of ${total}`;
+    put(
+      pagerBox,
+      clientSide
+        ? null
+        : f.offset > 0
+          ? h('button', { type: 'button', class: 'secondary', onclick: () => go({ ...f, offset: Math.max(0, f.offset - PAGE) }) }, '← Previous')
+          : null,
+      clientSide
+        ? null
+        : f.offset + crons.length < total
+          ? h('button', { type: 'button', class: 'secondary', onclick: () => go({ ...f, offset: f.offset + PAGE }) }, 'Next →')
+          : null,
+    );
+    put(
+      listBox,
+      rows.length
+        ? table(headers, rows, { id: 'crons-table', class: 'crons' })
+        : h(
+            'p',
+            { class: 'empty', id: 'no-crons' },
+            total === 0 && !serverFiltered ? 'No crons yet: create one with "New cron", the SDK or the CLI.' : 'No cron matches these filters.',
+          ),
+    );
+    drawBulkAll();
+    updateSelection();
+  }
 
-  put(view,
-    h('div', { class: 'title-row' }, h('h1', {}, session.everyUser ? 'Crons of every user' : 'Crons'), h('a', { class: 'button', href: '#/new', id: 'new-cron' }, 'New cron')),
+  const changed = redrawGate();
+  async function load() {
+    [crons, total] = await Promise.all([api('POST', `${base}/search`, { ...filters, ...sort, ...paging }), api('POST', `${base}/count`, filters)]);
+    if (changed([crons, total])) draw();
+  }
+
+  await load();
+  put(
+    view,
+    h(
+      'div',
+      { class: 'title-row' },
+      h('h1', {}, session.everyUser ? 'Crons of every user' : 'Crons'),
+      h('a', { class: 'button', href: '#/new', id: 'new-cron' }, 'New cron'),
+    ),
     form,
     filterError ? h('p', { class: 'error' }, filterError) : null,
-    h('div', { class: 'toolbar' }, note, pauseBtn, resumeBtn, selectionInfo, h('span', { class: 'spacer' }), ...bulkAll),
-    h('p', { class: 'muted', id: 'summary' }, summary),
-    rows.length ? table(headers, rows, { id: 'crons-table', class: 'crons' }) : h('p', { class: 'empty', id: 'no-crons' }, total === 0 && !serverFiltered ? 'No crons yet: create one with "New cron", the SDK or the CLI.' : 'No cron matches these filters.'),
-    pager,
+    h('div', { class: 'toolbar' }, note, pauseBtn, resumeBtn, triggerBtn, deleteBtn, selectionInfo, h('span', { class: 'spacer' }), bulkAllBox),
+    confirmBox,
+    summaryBox,
+    listBox,
+    pagerBox,
   );
+  return poll(load);
 }

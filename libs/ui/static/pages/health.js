@@ -1,6 +1,7 @@
-// Health: /health (every process's view of the database, queue and schedulers; details for
-// admin keys), the deployment's gauges from /metrics (admin keys), and a chart of the last hour
-// of fire lag and throughput drawn from the ledgers of the crons this key sees.
+// Health: /health (its status, ok, degraded or unavailable, with the reasons; the database,
+// queue and schedulers; saturation: queue latency, runs waiting by reason, lag to start; details
+// for admin keys), the deployment's gauges from /metrics (admin keys), and a chart of the last
+// hour of fire lag and throughput drawn from the ledgers of the crons this key sees.
 import { api, mapLimit, session } from '../api.js';
 import { badge, formatDuration, formatTime, h, occurrenceTimings, put, relative } from '../format.js';
 import { actionButton, table } from '../ui.js';
@@ -34,7 +35,16 @@ function svg(tag, attrs = {}, ...children) {
 /** Occurrences of the last hour in 5-minute buckets: fired (by outcome), skipped, and the worst fire lag. */
 export function bucketize(occurrences, now = Date.now()) {
   const start = now - HOUR;
-  const buckets = Array.from({ length: HOUR / BUCKET }, (_, i) => ({ at: start + i * BUCKET, ok: 0, bad: 0, other: 0, skipped: 0, lagMax: null, lagSum: 0, lagN: 0 }));
+  const buckets = Array.from({ length: HOUR / BUCKET }, (_, i) => ({
+    at: start + i * BUCKET,
+    ok: 0,
+    bad: 0,
+    other: 0,
+    skipped: 0,
+    lagMax: null,
+    lagSum: 0,
+    lagN: 0,
+  }));
   for (const o of occurrences) {
     const at = new Date(o.scheduled_for).getTime();
     if (at < start || at >= now) continue;
@@ -74,7 +84,13 @@ function chart(buckets) {
       [b.skipped, 'st-skip'],
     ]) {
       if (!n) continue;
-      g.append(svg('rect', { x: pad.l + i * bw + 2, y: y(base + n), width: bw - 4, height: y(base) - y(base + n), class: `bar ${cls}` }, svg('title', {}, `${formatTime(new Date(b.at).toISOString())}: ${n}`)));
+      g.append(
+        svg(
+          'rect',
+          { x: pad.l + i * bw + 2, y: y(base + n), width: bw - 4, height: y(base) - y(base + n), class: `bar ${cls}` },
+          svg('title', {}, `${formatTime(new Date(b.at).toISOString())}: ${n}`),
+        ),
+      );
       base += n;
     }
   });
@@ -105,8 +121,37 @@ export async function renderHealth(view) {
   const health = await fetch('/health', { headers: session.key ? { 'x-api-key': session.key } : {}, cache: 'no-store' }).then((r) => r.json());
   const ok = (v) => (v === null || v === undefined ? badge(null, 'not judged') : v ? badge('success', 'ok') : badge('error', 'failing'));
   const detailed = typeof health.details !== 'string';
+  const secs = (v) => (v === null || v === undefined ? '—' : formatDuration(v * 1000));
+  const overall = health.status ? badge({ ok: 'success', degraded: 'interrupted', unavailable: 'error' }[health.status] ?? null, health.status) : ok(health.ok);
+  const lag = health.start_lag;
+  const waiting = health.waiting;
+  const limits = waiting ? Object.entries(waiting.limit ?? {}) : [];
   const cards = [
-    card('Overall', ok(health.ok)),
+    card('Overall', overall),
+    lag !== undefined
+      ? card(
+          'Lag to start',
+          h('span', { id: 'start-lag' }, lag.started ? `p50 ${secs(lag.p50)} · p95 ${secs(lag.p95)} · p99 ${secs(lag.p99)}` : 'no run started'),
+          `${lag.started} started in the last ${lag.window_seconds === 60 ? 'minute' : `${lag.window_seconds} s`}; degraded above ${lag.max_seconds} s (p95)`,
+        )
+      : null,
+    health.queue_latency_seconds !== undefined
+      ? card('Queue latency', h('span', { id: 'queue-latency' }, secs(health.queue_latency_seconds)), 'how long the next run able to start has waited')
+      : null,
+    waiting
+      ? card(
+          'Runs waiting',
+          h(
+            'span',
+            { id: 'runs-waiting' },
+            `${waiting.worker} for a worker · ${waiting.retry} for a retry · ${limits.reduce((a, [, n]) => a + n, 0)} for a limit`,
+          ),
+          limits.length ? limits.map(([name, n]) => `${name}: ${n}`).join(', ') : null,
+          health.backlog
+            ? `backlog ${health.backlog.now}${health.backlog.five_minutes_ago !== null ? ` (5 min ago ${health.backlog.five_minutes_ago})` : ''}`
+            : null,
+        )
+      : null,
     card('Database', ok(health.database?.ok), health.database?.latency_ms !== undefined ? `${health.database.latency_ms} ms` : null, health.database?.error),
     card('Queue', ok(health.queue?.ok), health.queue?.queued !== undefined ? `${health.queue.queued} queued, ${health.queue.active} active` : null),
     card(
@@ -118,6 +163,7 @@ export async function renderHealth(view) {
     detailed ? card('Workers', badge(health.workers?.alive ? 'success' : 'skipped', `${health.workers?.alive ?? 0} alive`)) : null,
   ];
   const warnings = health.monitor?.warnings ?? [];
+  const reasons = health.reasons ?? [];
 
   let gauges = null;
   if (detailed) {
@@ -133,7 +179,13 @@ export async function renderHealth(view) {
       ['Run queue: deferred', sum('agentcron_queue_jobs', (l) => l.queue === 'agentcron.run' && l.state === 'deferred')],
       ...['api', 'scheduler', 'worker'].map((role) => [`Live ${role} processes`, sum('agentcron_processes_alive', (l) => l.role === role)]),
     ];
-    gauges = metrics.length ? table(['Gauge (whole deployment, /metrics)', { label: 'Now', class: 'num' }], rows.map(([k, v]) => h('tr', {}, h('td', {}, k), h('td', { class: 'num' }, String(v)))), { id: 'gauges' }) : null;
+    gauges = metrics.length
+      ? table(
+          ['Gauge (whole deployment, /metrics)', { label: 'Now', class: 'num' }],
+          rows.map(([k, v]) => h('tr', {}, h('td', {}, k), h('td', { class: 'num' }, String(v)))),
+          { id: 'gauges' },
+        )
+      : null;
   }
 
   // The last hour of the crons this key sees, from their ledgers.
@@ -145,17 +197,50 @@ export async function renderHealth(view) {
   const lags = buckets.filter((b) => b.lagN);
   const meanLag = lags.length ? lags.reduce((a, b) => a + b.lagSum, 0) / lags.reduce((a, b) => a + b.lagN, 0) : null;
 
-  put(view,
-    h('div', { class: 'title-row' }, h('h1', {}, 'Health'), actionButton('Refresh', () => renderHealth(view), { class: 'secondary', id: 'health-refresh' })),
+  put(
+    view,
+    h(
+      'div',
+      { class: 'title-row' },
+      h('h1', {}, 'Health'),
+      actionButton('Refresh', () => renderHealth(view), { class: 'secondary', id: 'health-refresh' }),
+    ),
     h('div', { class: 'stats', id: 'health-cards' }, cards),
+    reasons.length
+      ? h(
+          'div',
+          { class: 'card warn', id: 'health-reasons' },
+          h('h3', {}, health.status === 'degraded' ? 'Degraded: the deployment serves, behind' : 'Why'),
+          h(
+            'ul',
+            {},
+            reasons.map((r) => h('li', {}, r)),
+          ),
+        )
+      : null,
     detailed ? null : h('p', { class: 'muted' }, 'Process and queue details are shown to admin keys.'),
-    warnings.length ? h('div', { class: 'card warn' }, h('h3', {}, 'Monitor warnings'), h('ul', {}, warnings.map((w) => h('li', {}, typeof w === 'string' ? w : JSON.stringify(w))))) : null,
+    warnings.length
+      ? h(
+          'div',
+          { class: 'card warn' },
+          h('h3', {}, 'Monitor warnings'),
+          h(
+            'ul',
+            {},
+            warnings.map((w) => h('li', {}, typeof w === 'string' ? w : JSON.stringify(w))),
+          ),
+        )
+      : null,
     gauges,
     h(
       'section',
       { class: 'card' },
       h('h2', {}, 'The last hour'),
-      h('p', { class: 'muted', id: 'chart-summary' }, `${fired} fired and ${buckets.reduce((a, b) => a + b.skipped, 0)} skipped occurrences of ${crons.length === CHART_CRONS ? `the ${CHART_CRONS} most recently changed` : crons.length} crons${session.everyUser ? ' this admin key owns' : ''}; mean fire lag ${formatDuration(meanLag)}. Bars: occurrences per 5 minutes by outcome; line: mean fire lag of scheduled ones.`),
+      h(
+        'p',
+        { class: 'muted', id: 'chart-summary' },
+        `${fired} fired and ${buckets.reduce((a, b) => a + b.skipped, 0)} skipped occurrences of ${crons.length === CHART_CRONS ? `the ${CHART_CRONS} most recently changed` : crons.length} crons${session.everyUser ? ' this admin key owns' : ''}; mean fire lag ${formatDuration(meanLag)}. Bars: occurrences per 5 minutes by outcome; line: mean fire lag of scheduled ones.`,
+      ),
       chart(buckets),
     ),
   );

@@ -8,7 +8,11 @@ let zones = null;
 /** Every IANA zone the browser knows, for the timezone field's suggestions. */
 function zoneList() {
   if (!zones) {
-    zones = h('datalist', { id: 'timezones' }, (Intl.supportedValuesOf?.('timeZone') ?? ['UTC']).map((z) => h('option', { value: z })));
+    zones = h(
+      'datalist',
+      { id: 'timezones' },
+      (Intl.supportedValuesOf?.('timeZone') ?? ['UTC']).map((z) => h('option', { value: z })),
+    );
   }
   return zones;
 }
@@ -24,7 +28,15 @@ function knownZone(tz) {
 }
 
 export function scheduleEditor(initial = { schedule: '', timezone: '' }) {
-  const schedule = h('input', { id: 'schedule', name: 'schedule', value: initial.schedule, required: true, placeholder: '0 9 * * 1-5', autocomplete: 'off', spellcheck: 'false' });
+  const schedule = h('input', {
+    id: 'schedule',
+    name: 'schedule',
+    value: initial.schedule,
+    required: true,
+    placeholder: '0 9 * * 1-5',
+    autocomplete: 'off',
+    spellcheck: 'false',
+  });
   const timezone = h('input', { id: 'timezone', name: 'timezone', value: initial.timezone ?? '', list: 'timezones', placeholder: 'UTC', autocomplete: 'off' });
   const words = h('p', { class: 'describe', id: 'schedule-words' });
   const preview = h('div', { class: 'preview', id: 'schedule-preview' });
@@ -54,7 +66,8 @@ export function scheduleEditor(initial = { schedule: '', timezone: '' }) {
         if (answer?.description) words.textContent = answer.description;
         if (mine !== asked) return;
         const times = answer?.next ?? answer?.times ?? [];
-        put(preview,
+        put(
+          preview,
           h('p', { class: 'muted' }, `Next fire times${answer?.timezone ? ` (${answer.timezone})` : ''}:`),
           h(
             'ul',
@@ -62,7 +75,12 @@ export function scheduleEditor(initial = { schedule: '', timezone: '' }) {
             times.map((t) => {
               const utc = typeof t === 'string' ? t : t.utc;
               const marks = fireTimeMarks(t);
-              return h('li', {}, formatTime(utc, answer?.timezone || timezone.value.trim() || 'UTC'), marks.length ? [' ', h('span', { class: 'badge st-warn' }, marks.join('; '))] : null);
+              return h(
+                'li',
+                {},
+                formatTime(utc, answer?.timezone || timezone.value.trim() || 'UTC'),
+                marks.length ? [' ', h('span', { class: 'badge st-warn' }, marks.join('; '))] : null,
+              );
             }),
           ),
         );

@@ -1,0 +1,130 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { createTestDatabase } from './support/db.ts';
+import type { TestDatabase } from './support/db.ts';
+import { eventually } from './support/engine.ts';
+import { freePort, spawnApp } from './support/processes.ts';
+import type { SpawnedApp } from './support/processes.ts';
+import { post, startProvider, writeConfig } from './support/provider.ts';
+
+// Deployment-wide limits across worker processes (docs/flow-control.md): exact while workers
+// live and die, no head-of-line blocking, a rate spread over its windows.
+
+describe('limits across workers', () => {
+  let db: TestDatabase;
+  let api: SpawnedApp;
+  const workers: SpawnedApp[] = [];
+  let provider: Awaited<ReturnType<typeof startProvider>>;
+  let config: { file: string; cleanup: () => void };
+  let url: string;
+  let env: Record<string, string>;
+  const holdKeys = new Set<string>();
+
+  before(async () => {
+    // Runs whose cron is in holdKeys are held at the provider for a minute (until their worker dies).
+    provider = await startProvider({
+      maxConcurrent: 100,
+      failFirst: false,
+      delayMs: 50,
+      delayOf: (key) => ([...holdKeys].some((k) => key.startsWith(k)) ? 60_000 : null),
+    });
+    config = writeConfig({
+      limits: { gpu: { max_concurrency: 2 }, paced: { rate: { runs: 10, per_seconds: 2 } } },
+      graphs: { slow: { url: provider.url, limits: ['gpu'] }, paced: { url: provider.url, limits: ['paced'] } },
+    });
+    db = await createTestDatabase('flow_limits');
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}`;
+    env = {
+      DATABASE_URL: db.url,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      HEARTBEAT_INTERVAL_SECONDS: '1',
+      AGENTCRON_CONFIG: config.file,
+      WORKER_HEARTBEAT_SECONDS: '10',
+      QUEUE_SUPERVISE_INTERVAL_SECONDS: '2',
+      SHUTDOWN_GRACE_SECONDS: '3',
+    };
+    api = spawnApp('api', env);
+    workers.push(spawnApp('worker', env));
+    await api.waitFor(/api listening on/);
+    await workers[0].waitFor(/worker started/);
+  });
+  after(async () => {
+    for (const p of [api, ...workers]) p?.kill('SIGTERM');
+    await Promise.all([api, ...workers].filter(Boolean).map((p) => p.exited));
+    await db?.drop();
+    await provider?.close();
+    config?.cleanup();
+  });
+
+  const cron = (assistant: string, input: unknown = {}) => post(`${url}/runs/crons`, { assistant_id: assistant, schedule: '0 0 1 1 *', input, enabled: false });
+  const trigger = async (cronId: string) => post(`${url}/runs/crons/${cronId}/trigger`, {});
+  const statusOf = async (cronId: string) => (await db.pool.query(`SELECT status FROM cron_occurrences WHERE cron_id = $1`, [cronId])).rows[0]?.status;
+
+  test('a limit of 2 holds across two workers; a killed worker gives its slots back; an unlimited graph never waits behind it', async () => {
+    // Worker A takes two runs held at the provider.
+    const held = [await cron('slow'), await cron('slow')];
+    for (const c of held) holdKeys.add(c.cron_id);
+    for (const c of held) await trigger(c.cron_id);
+    await eventually(async () => provider.inFlight() === 2, 'two runs at the provider', 20_000);
+    // Worker B joins; two more runs of the limit wait, parked, whoever fetches them.
+    workers.push(spawnApp('worker', env));
+    await workers[1].waitFor(/worker started/);
+    const waiting = [await cron('slow'), await cron('slow')];
+    for (const c of waiting) await trigger(c.cron_id);
+    await eventually(async () => {
+      const { rows } = await db.pool.query(
+        `SELECT count(*)::int AS n FROM runs WHERE cron_id = ANY($1::uuid[]) AND status = 'pending' AND waiting = 'limit:gpu'`,
+        [waiting.map((c) => c.cron_id)],
+      );
+      return rows[0].n === 2;
+    }, 'both runs parked on the limit');
+    // No head-of-line: a run of an unlimited graph starts at once meanwhile.
+    const free = await cron('echo');
+    const t0 = Date.now();
+    await trigger(free.cron_id);
+    await eventually(async () => (await statusOf(free.cron_id)) === 'success', 'the unlimited run', 10_000);
+    assert.ok(Date.now() - t0 < 5000, `the unlimited run took ${Date.now() - t0} ms`);
+    assert.equal(provider.inFlight(), 2);
+    assert.equal(provider.peak(), 2, 'never more than 2 at the provider');
+    for (const c of waiting) assert.equal(await statusOf(c.cron_id), 'enqueued');
+    // Kill worker A: its two slots come back once its heartbeat lapses; the parked runs start on B.
+    workers[0].kill('SIGKILL');
+    await workers[0].exited;
+    const killedAt = Date.now();
+    await eventually(
+      async () => (await statusOf(waiting[0].cron_id)) === 'success' && (await statusOf(waiting[1].cron_id)) === 'success',
+      'the parked runs after the kill',
+      40_000,
+    );
+    const started = provider.calls.filter((c) => waiting.some((w) => c.key.startsWith(w.cron_id))).map((c) => c.at - killedAt);
+    assert.equal(started.length, 2);
+    // Heartbeat 10 s: slots lapse within 10 s of the kill; the oldest parked runs look again every 5 s.
+    for (const ms of started) assert.ok(ms < 17_000, `a parked run started ${ms} ms after the kill`);
+    assert.ok(provider.peak() <= 2 + 2, 'the dead worker\u2019s requests were cut when it died');
+  });
+
+  test('a rate of 10 runs per 2 s spreads 50 runs over its windows, never more than 10 in any 2 s', async () => {
+    provider.calls.length = 0;
+    const crons = [];
+    for (let i = 0; i < 50; i++) crons.push(await cron('paced', { i }));
+    await Promise.all(crons.map((c) => trigger(c.cron_id)));
+    const ids = crons.map((c) => c.cron_id);
+    await eventually(
+      async () => {
+        const { rows } = await db.pool.query(`SELECT count(*)::int AS n FROM cron_occurrences WHERE cron_id = ANY($1::uuid[]) AND status = 'success'`, [ids]);
+        return rows[0].n === 50;
+      },
+      'the 50 paced runs',
+      40_000,
+    );
+    const { rows } = await db.pool.query<{ started_at: Date }>(`SELECT started_at FROM cron_occurrences WHERE cron_id = ANY($1::uuid[]) ORDER BY started_at`, [
+      ids,
+    ]);
+    const t = rows.map((r) => r.started_at.getTime());
+    for (let i = 10; i < t.length; i++) assert.ok(t[i] - t[i - 10] >= 2000, `starts ${i - 10} and ${i} are ${t[i] - t[i - 10]} ms apart`);
+    const span = t[t.length - 1] - t[0];
+    assert.ok(span >= 8000 && span < 20_000, `50 starts spread over ${span} ms`);
+  });
+});
