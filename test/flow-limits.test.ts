@@ -100,8 +100,10 @@ describe('limits across workers', () => {
     );
     const started = provider.calls.filter((c) => waiting.some((w) => c.key.startsWith(w.cron_id))).map((c) => c.at - killedAt);
     assert.equal(started.length, 2);
-    // Heartbeat 10 s: slots lapse within 10 s of the kill; the oldest parked runs look again every 5 s.
-    for (const ms of started) assert.ok(ms < 17_000, `a parked run started ${ms} ms after the kill`);
+    // Heartbeat 10 s: slots lapse within 10 s of the kill; the oldest parked runs look again every
+    // 5 s (15 s), plus a loaded machine's slack. Never before the lapse could have happened (the
+    // dead worker's last heartbeat was at most 5 s before it died).
+    for (const ms of started) assert.ok(ms > 4000 && ms < 30_000, `a parked run started ${ms} ms after the kill`);
     assert.ok(provider.peak() <= 2 + 2, 'the dead worker\u2019s requests were cut when it died');
   });
 

@@ -27,6 +27,8 @@ const LONGEST_FIRST = [
   'test/maintenance.test.ts',
   'test/processes.test.ts',
   'test/saturation.test.ts',
+  'test/flow-limits.test.ts',
+  'test/flow-control.test.ts',
   'test/procfile.test.ts',
   'test/upgrades.test.ts',
   'test/cli.test.ts',
