@@ -211,7 +211,10 @@ async function main(): Promise<void> {
       await sleep(MARGIN_S * 1000);
       const windowFrom = await dbSecondFromNow(db.pool, 0);
       const started = Date.now();
-      const { applied } = await migrate(db.url, dir, { lockTimeoutMs: release.lockTimeoutMs });
+      // The runner's lines, timed: which step an occurrence skipped as missed fell in.
+      const timeline: string[] = [];
+      const note = (m: string) => void timeline.push(`+${((Date.now() - started) / 1000).toFixed(1)}s ${m}`);
+      const { applied } = await migrate(db.url, dir, { lockTimeoutMs: release.lockTimeoutMs, logger: { info: note, warn: note } });
       const releaseS = (Date.now() - started) / 1000;
       const windowTo = await dbSecondFromNow(db.pool, 1);
       await sleep(MARGIN_S * 1000);
@@ -237,6 +240,13 @@ async function main(): Promise<void> {
         enqueue_lag_p99_ms: occ.lag_p99_ms,
       };
       process.stderr.write(`bench: ${name}: ${JSON.stringify(results[name])}\n`);
+      const missed = await db.pool.query<{ at: number }>(
+        `SELECT round(extract(epoch FROM scheduled_for) * 1000)::float8 AS at FROM cron_occurrences
+          WHERE cron_id = ANY($1::uuid[]) AND scheduled_for >= $2 AND scheduled_for < $3 AND status = 'skipped' ORDER BY 1 LIMIT 20`,
+        [everySecond, windowFrom, windowTo],
+      );
+      const missedAt = missed.rows.map((r) => `+${((r.at - started) / 1000).toFixed(1)}s`);
+      process.stderr.write(`bench: ${name}: runner ${timeline.join(' | ')}; skipped occurrences scheduled at ${missedAt.join(', ') || 'none'}\n`);
     }
     const exited = procs.filter((p) => p.child.exitCode !== null).map((p) => p.name);
     console.log(
