@@ -21,7 +21,7 @@ import { Cluster } from '../test/support/torture/cluster.ts';
 import { Driver } from '../test/support/torture/driver.ts';
 import type { Span } from '../test/support/torture/driver.ts';
 import { setupRecording } from '../test/support/torture/recording.ts';
-import { addShutdown, observerPool, settle, tortureEnv } from '../test/support/torture/run.ts';
+import { addShutdown, observerPool, settle, tortureEnv, tortureLimits } from '../test/support/torture/run.ts';
 import { ROOT, freePort, spawnProcess } from '../test/support/torture/spawn.ts';
 
 const CRONS = Number(process.env.BENCH_CRONS ?? 100);
@@ -95,7 +95,15 @@ try {
   }
   const settled = await settle(pool, SETTLE_SECONDS * 1000);
   say(`settle: ${JSON.stringify(settled)}`);
-  const report = await check({ pool, crons: driver.crons, deaths: cluster.deaths, calls: api.calls, outages, settled: settled.settled });
+  const report = await check({
+    pool,
+    crons: driver.crons,
+    deaths: cluster.deaths,
+    calls: api.calls,
+    outages,
+    settled: settled.settled,
+    limits: tortureLimits(driver),
+  });
   await cluster.stop(15_000);
   addShutdown(report, cluster);
 
@@ -137,7 +145,7 @@ try {
   );
 } catch (err) {
   exitCode = 1;
-  say(`bench failed: ${(err as Error).stack ?? err}`);
+  say(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
 } finally {
   await cluster.stop(5_000).catch(() => {});
   await pool.end().catch(() => {});

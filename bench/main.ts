@@ -14,15 +14,23 @@
 //      2,000 jobs/s, a consumer using work()) on the same server in the same run, and raw
 //      pg-boss's ceiling (a 20,000-job backlog drained).
 //   3. idle: queries/s one scheduler and one worker process send with 100,000 enabled crons, none due.
+//   4. limited: a herd of N crons due at once on a graph under a rate limit of 500 runs per 60 s
+//      (agentcron.json, docs/flow-control.md), one scheduler and one worker: whether every run
+//      started within the limit (most starts in any 60 s), none failed, lag to start, and what the
+//      waiting costs the database (pg-boss job and run row updates per run: a run parked once
+//      costs 2 more job updates and 1 more run update). N = 1,500 (3 windows, ~2.5 minutes);
+//      `--limited=10000` for the 10,000 herd (20 windows, ~20 minutes).
 //
 // Each measurement also says where the CPU went (its processes, its PostgreSQL sessions, and
 // anything else busy on the machine meanwhile: a busy machine makes every figure worse).
-// `--only=lag,sustained,idle` runs a part. BENCH_SUSTAINED_CRONS (2000), BENCH_WARMUP_SECONDS (10),
+// `--only=lag,sustained,idle,limited` runs a part. BENCH_SUSTAINED_CRONS (2000), BENCH_WARMUP_SECONDS (10),
 // BENCH_WINDOW_SECONDS (30), BENCH_IDLE_CRONS (100000), BENCH_IDLE_SECONDS (60),
 // BENCH_LAG_SIZES (1000,10000) and BENCH_TUNED_LAG_CRONS (10000) change the sizes.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadConfig } from '../libs/config/index.ts';
+import { defaultAssistantId, ensureDefaultAssistants } from '../libs/assistants/index.ts';
+import { DEFAULT_MAX_CONNECTIONS, loadConfig } from '../libs/config/index.ts';
 import {
   ROOT,
   STARTED,
@@ -48,7 +56,17 @@ import type { BenchDb, CpuUse, Proc } from './support.ts';
 const args = new Set(process.argv.slice(2));
 const WITH_100K = args.has('--100k') || process.env.BENCH_100K === '1';
 // --only=lag,sustained,idle (a part of the bench, while working on it)
-const ONLY = new Set((process.argv.find((a) => a.startsWith('--only='))?.slice(7) ?? 'lag,sustained,idle').split(','));
+const ONLY = new Set((process.argv.find((a) => a.startsWith('--only='))?.slice(7) ?? 'lag,sustained,idle,limited').split(','));
+// --limited=N: the limited herd's size (default 1,500: 3 windows of the 500 per 60 s limit).
+const LIMITED_RUNS = Number(process.argv.find((a) => a.startsWith('--limited='))?.slice(10) ?? process.env.BENCH_LIMITED_RUNS ?? 1500);
+// BENCH_LIMITED_RATE=runs/seconds (default 500/60) and BENCH_LIMITED_BATCH (the scheduler's
+// CRON_BATCH_SIZE, default its default) make a scaled model of a bigger herd: 1,000 runs at 50/6
+// with batches of 100 has the 10,000 herd's shape (20 windows, 10 scheduler batches, the same
+// pace per second) in 2 minutes. Labelled TUNED when set.
+const [RATE_RUNS, RATE_SECONDS] = (process.env.BENCH_LIMITED_RATE ?? '500/60').split('/').map(Number);
+const LIMIT_RATE = { runs: RATE_RUNS, per_seconds: RATE_SECONDS };
+const LIMITED_BATCH = process.env.BENCH_LIMITED_BATCH;
+const LIMITED_GRAPH = 'limited_echo';
 const TUNED_LAG_CRONS = Number(process.env.BENCH_TUNED_LAG_CRONS ?? 10_000);
 const LAG_SIZES = (process.env.BENCH_LAG_SIZES ?? '1000,10000')
   .split(',')
@@ -539,6 +557,177 @@ function table(head: string[], rows: string[][]): void {
   for (const r of rows) say(line(r));
 }
 
+// ---------------------------------------------------------------------------------------------
+// 4. A herd under a deployment-wide rate limit
+
+interface LimitedResult {
+  runs: number;
+  succeeded: number;
+  failed: number;
+  /** Most starts (claims, database clock) in any per_seconds window. */
+  max_starts_per_window: number;
+  /** Starts in each window from the first start: [0, 60 s), [60, 120 s) ... */
+  starts_by_window: number[];
+  start: { p50: number; p90: number; p99: number; max: number };
+  all_started_s: number;
+  /** pg-boss job row updates and runs row updates per run, over the whole measurement. */
+  job_updates_per_run: number;
+  run_updates_per_run: number;
+  /** Times a run was parked on the limit (its waiting / not_before written), per run. */
+  parks_per_run: number;
+  /** The most times one run was parked. */
+  most_parks: number;
+  /** Runs parked at least once. */
+  parked_runs: number;
+  /** Parked runs' start minus the time their first park gave them. */
+  late_ms: { p50: number; p99: number; max: number };
+  cpu: CpuUse;
+}
+
+/** Row updates so far of pg-boss's tables and of runs (pg_stat_user_tables; flushed when sessions end). */
+async function rowUpdates(db: BenchDb): Promise<{ jobs: number; runs: number }> {
+  const { rows } = await db.pool.query<{ jobs: string; runs: string }>(
+    `SELECT coalesce(sum(n_tup_upd) FILTER (WHERE schemaname = 'pgboss' AND relname LIKE 'job%'), 0) AS jobs,
+            coalesce(sum(n_tup_upd) FILTER (WHERE schemaname = 'public' AND relname = 'runs'), 0) AS runs
+       FROM pg_stat_user_tables`,
+  );
+  return { jobs: Number(rows[0].jobs), runs: Number(rows[0].runs) };
+}
+
+async function limitedHerd(server: string, n: number): Promise<LimitedResult> {
+  // The processes get the limit through agentcron.json (AGENTCRON_CONFIG), nothing else.
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'agentcron-bench-limit-'));
+  const config = path.join(dir, 'agentcron.json');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      limits: { provider: { rate: LIMIT_RATE } },
+      graphs: { [LIMITED_GRAPH]: { path: `${path.join(ROOT, 'bench/limited-agent.ts')}:echo`, limits: ['provider'] } },
+    }),
+  );
+  try {
+    return await withDatabase(server, 'limited', async (db) => {
+      await ensureDefaultAssistants(db.pool, [LIMITED_GRAPH]);
+      // Every run parked on the limit writes its waiting reason: counted by a trigger of the bench's.
+      await db.pool.query(`
+        CREATE TABLE bench_parks (run_id uuid NOT NULL, until timestamptz, at timestamptz NOT NULL DEFAULT clock_timestamp());
+        CREATE FUNCTION bench_count_park() RETURNS trigger AS $$ BEGIN INSERT INTO bench_parks (run_id, until) VALUES (NEW.run_id, NEW.not_before); RETURN NULL; END $$ LANGUAGE plpgsql;
+        CREATE TRIGGER bench_count_park AFTER UPDATE OF waiting ON runs FOR EACH ROW
+          WHEN (NEW.waiting LIKE 'limit:%') EXECUTE FUNCTION bench_count_park();`);
+      const env = { AGENTCRON_CONFIG: config };
+      const procs = [
+        spawnRole('scheduler', db.url, { ...env, ...(LIMITED_BATCH ? { CRON_BATCH_SIZE: LIMITED_BATCH } : {}) }),
+        spawnRole('worker', db.url, env),
+      ];
+      await started(procs);
+      const due = await dbSecondFromNow(db.pool, 3);
+      await db.pool.query(
+        `INSERT INTO crons (cron_id, assistant_id, user_id, schedule, payload, next_run_date, on_run_completed)
+         SELECT gen_random_uuid(), $1, 'bench', $2, '{"input": {}}', $4::timestamptz, 'delete' FROM generate_series(1, $3)`,
+        [defaultAssistantId(LIMITED_GRAPH), ONCE_A_YEAR, n, due],
+      );
+      await db.pool.query('ANALYZE crons');
+      const before = await rowUpdates(db);
+      const meter = await cpuMeter(procs, db.pool);
+      progress(
+        `limited ${n}: crons inserted, due at ${due.toISOString()}; ${LIMIT_RATE.runs} per ${LIMIT_RATE.per_seconds} s: ~${(Math.ceil(n / LIMIT_RATE.runs) - 1) * LIMIT_RATE.per_seconds} s until the last start`,
+      );
+      const windows = Math.ceil(n / LIMIT_RATE.runs);
+      await waitForCount(
+        db.pool,
+        `SELECT count(*)::int AS n FROM cron_occurrences WHERE ended_at IS NOT NULL`,
+        n,
+        (windows * LIMIT_RATE.per_seconds + 120) * 1000,
+        1000,
+      );
+      const cpu = await meter.stop();
+      // Their sessions end: their statistics are flushed.
+      await stopAll(procs);
+      await sleep(1500);
+      const after = await rowUpdates(db);
+      const { rows: st } = await db.pool.query<{ started_at: Date; lag_ms: number; status: string }>(
+        `SELECT started_at, extract(epoch FROM started_at - scheduled_for) * 1000 AS lag_ms, status FROM cron_occurrences ORDER BY started_at`,
+      );
+      const starts = st.map((r) => r.started_at.getTime());
+      const per = LIMIT_RATE.per_seconds * 1000;
+      let most = 0;
+      for (let i = 0, j = 0; i < starts.length; i++) {
+        while (starts[i] - starts[j] >= per) j++;
+        most = Math.max(most, i - j + 1);
+      }
+      const byWindow: number[] = [];
+      for (const t of starts) byWindow[Math.floor((t - starts[0]) / per)] = (byWindow[Math.floor((t - starts[0]) / per)] ?? 0) + 1;
+      const lags = st.map((r) => Number(r.lag_ms)).sort((a, b) => a - b);
+      const q = (p: number) => lags[Math.min(lags.length - 1, Math.floor(p * lags.length))];
+      const parks = await count(db.pool, `SELECT count(*)::int AS n FROM bench_parks`);
+      const mostParks = await count(db.pool, `SELECT coalesce(max(n), 0)::int AS n FROM (SELECT count(*) AS n FROM bench_parks GROUP BY run_id) p`);
+      const parkedRuns = await count(db.pool, `SELECT count(DISTINCT run_id)::int AS n FROM bench_parks`);
+      // How late a parked run started after the time its first park gave it (its turn as first computed).
+      const { rows: late } = await db.pool.query<{ p50: number; p99: number; max: number }>(
+        `WITH first AS (SELECT DISTINCT ON (run_id) run_id, until FROM bench_parks ORDER BY run_id, at)
+         SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY ms) AS p50, percentile_disc(0.99) WITHIN GROUP (ORDER BY ms) AS p99, max(ms) AS max
+           FROM (SELECT extract(epoch FROM o.started_at - f.until) * 1000 AS ms FROM first f JOIN cron_occurrences o USING (run_id)) x`,
+      );
+      return {
+        runs: n,
+        succeeded: st.filter((r) => r.status === 'success').length,
+        failed: st.filter((r) => r.status !== 'success').length,
+        max_starts_per_window: most,
+        starts_by_window: [...byWindow].map((x) => x ?? 0),
+        start: { p50: q(0.5), p90: q(0.9), p99: q(0.99), max: lags[lags.length - 1] },
+        all_started_s: lags[lags.length - 1] / 1000,
+        job_updates_per_run: (after.jobs - before.jobs) / n,
+        run_updates_per_run: (after.runs - before.runs) / n,
+        parks_per_run: parks / n,
+        most_parks: mostParks,
+        parked_runs: parkedRuns,
+        late_ms: { p50: Number(late[0]?.p50 ?? NaN), p99: Number(late[0]?.p99 ?? NaN), max: Number(late[0]?.max ?? NaN) },
+        cpu,
+      };
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function limitedTable(r: LimitedResult): void {
+  const tuned =
+    process.env.BENCH_LIMITED_RATE || LIMITED_BATCH
+      ? ` TUNED (BENCH_LIMITED_RATE=${process.env.BENCH_LIMITED_RATE ?? ''} BENCH_LIMITED_BATCH=${LIMITED_BATCH ?? ''}: scheduler CRON_BATCH_SIZE)`
+      : '';
+  say(
+    `4. Limited herd: ${fmt(r.runs)} echo crons due at once on a graph under a limit of ${LIMIT_RATE.runs} runs per ${LIMIT_RATE.per_seconds} s (agentcron.json), 1 scheduler + 1 worker, defaults otherwise${tuned}`,
+  );
+  const head = [
+    'runs',
+    'succeeded',
+    'failed',
+    `most starts in any ${LIMIT_RATE.per_seconds} s`,
+    'starts per window',
+    'start lag p50 / p90 / p99 / max s',
+    'all started s',
+  ];
+  const s = (ms: number) => fmt(ms / 1000, 1);
+  table(head, [
+    [
+      fmt(r.runs),
+      fmt(r.succeeded),
+      fmt(r.failed),
+      fmt(r.max_starts_per_window),
+      r.starts_by_window.join(' / '),
+      `${s(r.start.p50)} / ${s(r.start.p90)} / ${s(r.start.p99)} / ${s(r.start.max)}`,
+      fmt(r.all_started_s, 1),
+    ],
+  ]);
+  say(
+    `   per run: ${r.job_updates_per_run.toFixed(2)} pg-boss job row updates, ${r.run_updates_per_run.toFixed(2)} runs row updates, parked ${r.parks_per_run.toFixed(2)} times (one run at most ${r.most_parks} times) (a run that starts at once: 2 job updates, fetch and completion, and 1 run update, its claim; each park adds 2 job updates, the park and the next fetch, and 1 run update)`,
+  );
+  say(
+    `   ${fmt(r.parked_runs)} runs waited; they started ${fmt(r.late_ms.p50)} / ${fmt(r.late_ms.p99)} / ${fmt(r.late_ms.max)} ms (p50 / p99 / max) after the time their first park gave them`,
+  );
+  say(`   CPU (insert to last run ended, ${r.cpu.seconds.toFixed(0)} s; share of one core): ${cpuLine(r.cpu)}`);
+}
+
 const server = await startServer();
 onInterrupt(async () => {
   await dropLeftovers(server.url);
@@ -559,7 +748,7 @@ try {
   say(
     `# processes as in the Procfile (node apps/scheduler/main.ts, node apps/worker/main.ts) with DATABASE_URL only: ` +
       `WORKER_CONCURRENCY=${defaults.WORKER_CONCURRENCY}, CRON_BATCH_SIZE=${defaults.CRON_BATCH_SIZE}, CRON_POLL_INTERVAL_SECONDS=${defaults.CRON_POLL_INTERVAL_SECONDS}, ` +
-      `DATABASE_POOL_MAX=${defaults.DATABASE_POOL_MAX}, LOG_LEVEL=${defaults.LOG_LEVEL}, MIGRATE_ON_START=${defaults.MIGRATE_ON_START ?? 'unset (false: the bench migrates first)'}`,
+      `DATABASE_MAX_CONNECTIONS=${defaults.DATABASE_MAX_CONNECTIONS ?? `${DEFAULT_MAX_CONNECTIONS.scheduler} (scheduler) / ${DEFAULT_MAX_CONNECTIONS.worker} (worker)`}, LOG_LEVEL=${defaults.LOG_LEVEL}, MIGRATE_ON_START=${defaults.MIGRATE_ON_START ?? 'unset (false: the bench migrates first)'}`,
   );
   say(
     '# crons are inserted in SQL as the API stores them (stateless, echo assistant, input {}); every-second schedules are what the API accepts with CRON_ALLOW_SECONDS_SCHEDULE=true (the scheduler and worker do not read it)',
@@ -593,6 +782,11 @@ try {
   }
   const quiet = ONLY.has('idle') ? await idle(server.url) : undefined;
   if (quiet) progress(`idle: ${quiet.queries_per_s.toFixed(2)} queries/s`);
+  const limited = ONLY.has('limited') ? await limitedHerd(server.url, LIMITED_RUNS) : undefined;
+  if (limited)
+    progress(
+      `limited ${LIMITED_RUNS}: all started after ${limited.all_started_s.toFixed(1)} s, most starts in any ${LIMIT_RATE.per_seconds} s ${limited.max_starts_per_window}`,
+    );
 
   if (lags.length) {
     say();
@@ -607,6 +801,10 @@ try {
     say(
       `3. Idle: ${quiet.queries_per_s.toFixed(2)} queries/s from one scheduler (${quiet.scheduler_queries_per_s.toFixed(2)}) and one worker process (${quiet.worker_queries_per_s.toFixed(2)}) with ${fmt(IDLE_CRONS)} enabled crons, none due (${IDLE_SECONDS} s; crons table ${mib(quiet.crons_bytes)}, ${fmt(quiet.crons_bytes / IDLE_CRONS)} B/cron)`,
     );
+  }
+  if (limited) {
+    say();
+    limitedTable(limited);
   }
   say(`# ${((Date.now() - t0) / 1000).toFixed(0)} s in all`);
 
@@ -650,10 +848,29 @@ try {
         idle_worker_queries_per_s: round(quiet.worker_queries_per_s, 2),
       }
     : {};
-  say(JSON.stringify({ ...lagFields, ...sustainedFields, ...idleFields, seconds: Math.round((Date.now() - t0) / 1000) }));
+  const limitedFields = limited
+    ? {
+        limited_herd_runs: limited.runs,
+        limited_herd_rate: `${LIMIT_RATE.runs}/${LIMIT_RATE.per_seconds}s${LIMITED_BATCH ? ` batch ${LIMITED_BATCH}` : ''}`,
+        limited_herd_max_starts_per_window: limited.max_starts_per_window,
+        limited_herd_failed: limited.failed,
+        limited_herd_all_started_s: round(limited.all_started_s, 1),
+        limited_herd_lag_to_start_p50_s: round(limited.start.p50 / 1000, 1),
+        limited_herd_lag_to_start_p90_s: round(limited.start.p90 / 1000, 1),
+        limited_herd_lag_to_start_p99_s: round(limited.start.p99 / 1000, 1),
+        limited_herd_job_updates_per_run: round(limited.job_updates_per_run, 2),
+        limited_herd_run_updates_per_run: round(limited.run_updates_per_run, 2),
+        limited_herd_parks_per_run: round(limited.parks_per_run, 2),
+        limited_herd_most_parks_of_a_run: limited.most_parks,
+        limited_herd_parked_runs: limited.parked_runs,
+        limited_herd_late_after_first_park_p50_ms: round(limited.late_ms.p50),
+        limited_herd_late_after_first_park_p99_ms: round(limited.late_ms.p99),
+      }
+    : {};
+  say(JSON.stringify({ ...lagFields, ...sustainedFields, ...idleFields, ...limitedFields, seconds: Math.round((Date.now() - t0) / 1000) }));
 } catch (err) {
   exitCode = 1;
-  process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`);
+  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
 } finally {
   await killProcesses();
   await dropLeftovers(server.url);

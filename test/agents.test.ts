@@ -285,7 +285,7 @@ describe('LangGraph graphs on the PostgreSQL checkpointer', () => {
   let db: TestDatabase;
   let loaded: LoadedAgents;
   let saver: PostgresSaver;
-  const open = () => openCheckpointer({ pool: db.pool, databaseUrl: db.url, schema: 'langgraph', poolMax: 2, applicationName: 'agentcron-test-checkpoints' });
+  const open = () => openCheckpointer({ pool: db.pool, schema: 'langgraph' });
   const checkpointRows = async (threadIds: string[]) =>
     (await db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM langgraph.checkpoints WHERE thread_id = ANY($1::text[])`, [threadIds])).rows[0].n;
   const newThread = async () => {

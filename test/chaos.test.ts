@@ -87,6 +87,8 @@ describe('crashes', () => {
             RUN_MAX_ATTEMPTS: String(attempts),
             WORKER_HEARTBEAT_SECONDS: '10',
             QUEUE_SUPERVISE_INTERVAL_SECONDS: '1',
+            // Each run's own lines (checked below) are at debug.
+            LOG_LEVEL: 'debug',
           };
           const first = spawnApp('worker', env);
           spawned.push(first);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ConfigError, loadConfig } from '../libs/config/index.ts';
+import { ConfigError, connectionBudget, loadConfig } from '../libs/config/index.ts';
 import { spawnApp } from './support/processes.ts';
 
 describe('configuration', () => {
@@ -11,6 +11,31 @@ describe('configuration', () => {
     assert.equal(c.CRON_ALLOW_SECONDS_SCHEDULE, false);
     assert.equal(c.CRON_MAX_PER_USER, 100);
     assert.equal(c.DATABASE_URL, undefined);
+  });
+
+  test('the connection budget: role defaults, DATABASE_MAX_CONNECTIONS split into LISTEN + pool, the older DATABASE_POOL_MAX, too small named', () => {
+    const roles = (r: string) => ({ api: r.includes('api'), scheduler: r.includes('scheduler'), worker: r.includes('worker') });
+    const budget = (env: Record<string, string>, r: string) => connectionBudget(loadConfig(env), roles(r));
+    assert.deepEqual(budget({}, 'api'), { total: 5, listeners: 0, pool: 5, source: 'default' });
+    assert.deepEqual(budget({}, 'scheduler'), { total: 3, listeners: 1, pool: 2, source: 'default' });
+    assert.deepEqual(budget({}, 'worker'), { total: 4, listeners: 1, pool: 3, source: 'default' });
+    assert.deepEqual(budget({}, 'api scheduler worker'), { total: 12, listeners: 2, pool: 10, source: 'default' });
+    assert.deepEqual(budget({ CRON_ENABLED: 'false' }, 'scheduler'), { total: 3, listeners: 0, pool: 3, source: 'default' });
+    assert.deepEqual(budget({ DATABASE_MAX_CONNECTIONS: '10' }, 'worker'), { total: 10, listeners: 1, pool: 9, source: 'DATABASE_MAX_CONNECTIONS' });
+    assert.deepEqual(budget({ DATABASE_POOL_MAX: '10' }, 'worker'), { total: 11, listeners: 1, pool: 10, source: 'DATABASE_POOL_MAX' });
+    assert.deepEqual(budget({ DATABASE_POOL_MAX: '10', DATABASE_MAX_CONNECTIONS: '6' }, 'worker').total, 6);
+    assert.throws(
+      () => budget({ DATABASE_MAX_CONNECTIONS: '2' }, 'scheduler'),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        err.variable === 'DATABASE_MAX_CONNECTIONS' &&
+        /must be at least 3 for this process \(scheduler: 1 LISTEN connection \+ a pool of 2\)/.test(err.message),
+    );
+    assert.throws(
+      () => budget({ DATABASE_POOL_MAX: '1' }, 'worker'),
+      (err: unknown) => err instanceof ConfigError && err.variable === 'DATABASE_POOL_MAX',
+    );
+    assert.equal(budget({ DATABASE_MAX_CONNECTIONS: '1' }, 'api').pool, 1);
   });
 
   test('values are parsed and typed', () => {

@@ -153,6 +153,39 @@ describe('maintenance jobs', () => {
     assert.equal(await exists(db.pool, 'runs', 'run_id', recentEnded), true);
   });
 
+  test('retention purge deletes the threads keep crons made once idle past RUN_RETENTION_DAYS, and no other thread', async () => {
+    const keepThread = async (age: string) => {
+      const id = await thread(db.pool, { ageSql: age });
+      await db.pool.query(`UPDATE threads SET metadata = jsonb_build_object('cron_id', $2::text, 'scheduled_for', now()::text) WHERE thread_id = $1`, [
+        id,
+        randomUUID(),
+      ]);
+      return id;
+    };
+    const idle = await keepThread('40 days');
+    const idleRunGone = await keepThread('40 days');
+    await run(db.pool, { thread_id: idleRunGone, status: 'success', created: '41 days', started: '41 days', ended: '40 days' });
+    const recentRun = await keepThread('40 days');
+    await run(db.pool, { thread_id: recentRun, status: 'success', created: '2 days', started: '2 days', ended: '1 day' });
+    const going = await keepThread('40 days');
+    await run(db.pool, { thread_id: going, status: 'running', created: '41 days', started: '41 days' });
+    const young = await keepThread('1 day');
+    const users = await thread(db.pool, { ageSql: '40 days' });
+    const ex = await maintenanceWorker(db, boss, settings({ runRetentionDays: 30 })).execute('retention_purge');
+    assert.equal(ex.status, 'success', ex.error ?? '');
+    for (const [id, expected] of [
+      [idle, false],
+      [idleRunGone, false],
+      [recentRun, true],
+      [going, true],
+      [young, true],
+      [users, true],
+    ] as const) {
+      assert.equal(await exists(db.pool, 'threads', 'thread_id', id), expected, id);
+    }
+    assert.equal(ex.result!.keep_cron_threads_deleted, 2);
+  });
+
   test('ephemeral thread sweep deletes only ephemeral threads past the grace period with nothing in progress', async () => {
     const orphanEnded = await thread(db.pool, { ephemeral: true, ageSql: '2 hours' });
     await run(db.pool, { thread_id: orphanEnded, status: 'success', created: '2 hours', started: '2 hours', ended: '2 hours' });
@@ -379,6 +412,12 @@ describe('maintenance jobs', () => {
     assert.equal(h.status, 200);
     assert.equal(h.body.schedulers.ticking, true);
     await db.pool.query(`DELETE FROM agentcron_processes`);
+    // The next check reads only what was written since this one: the lag above is not read again.
+    const next = (await maintenanceWorker(db, boss, settings({ fireLagWarnSeconds: 60, heartbeatSeconds: 10 })).execute('heartbeat_monitor')).result as any;
+    assert.ok(new Date(next.lagging_since).getTime() >= new Date(f.checked_at).getTime() - 30_000, JSON.stringify([next.lagging_since, f.checked_at]));
+    await db.pool.query(`UPDATE cron_occurrences SET created_at = now() - interval '5 minutes' WHERE cron_id = $1`, [lagging]);
+    const later = (await maintenanceWorker(db, boss, settings({ fireLagWarnSeconds: 60, heartbeatSeconds: 10 })).execute('heartbeat_monitor')).result as any;
+    assert.deepEqual(later.lagging_crons, []);
   });
 
   test('thread TTL (off by default) deletes idle threads, never one in use, recently run or bound to a cron', async () => {

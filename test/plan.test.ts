@@ -8,7 +8,12 @@ const limits = { missedMax: 100, graceMs: 60_000, ledgerCap: 1000 };
 const T = (s: string) => new Date(`2025-06-02T${s}Z`);
 const iso = (ds: { scheduled_for: Date }[]) => ds.map((d) => d.scheduled_for.toISOString().slice(11, 19));
 
-function plan(expr: string, next: string, now: string, opts: { policy?: MissedPolicy; end?: string; graceMs?: number; missedMax?: number } = {}) {
+function plan(
+  expr: string,
+  next: string,
+  now: string,
+  opts: { policy?: MissedPolicy; end?: string; graceMs?: number; missedMax?: number; coveredFrom?: string } = {},
+) {
   return planOccurrences(
     {
       schedule: parseSchedule(expr, { timezone: 'UTC', allowSeconds: true }),
@@ -17,11 +22,37 @@ function plan(expr: string, next: string, now: string, opts: { policy?: MissedPo
       missedPolicy: opts.policy ?? 'latest',
     },
     T(now),
-    { ...limits, graceMs: opts.graceMs ?? limits.graceMs, missedMax: opts.missedMax ?? limits.missedMax },
+    {
+      ...limits,
+      graceMs: opts.graceMs ?? limits.graceMs,
+      missedMax: opts.missedMax ?? limits.missedMax,
+      coveredFrom: opts.coveredFrom ? T(opts.coveredFrom) : null,
+    },
   );
 }
 
 describe('occurrence planning', () => {
+  test('occurrences due while a scheduler ran (unable to reach the database) are late, not missed: they all fire', () => {
+    // The scheduler has run since 10:00:03; it could not pass from 10:00:05 to 10:00:12.
+    const p = plan('* * * * * *', '10:00:05', '10:00:12.300', { coveredFrom: '10:00:03' });
+    assert.deepEqual(iso(p.fire), ['10:00:05', '10:00:06', '10:00:07', '10:00:08', '10:00:09', '10:00:10', '10:00:11', '10:00:12']);
+    assert.deepEqual(p.skipped, []);
+    assert.equal(p.missedCount, 0);
+    // Only what fell due before it started (no scheduler ran) follows the policy: latest skips them.
+    const q = plan('* * * * * *', '10:00:00', '10:00:04.5', { coveredFrom: '10:00:03' });
+    assert.deepEqual(iso(q.fire), ['10:00:03', '10:00:04']);
+    assert.deepEqual(iso(q.skipped), ['10:00:00', '10:00:01', '10:00:02']);
+    assert.ok(q.skipped.every((s) => s.reason === 'missed'));
+    assert.equal(q.fire[1].skipped_count, 3);
+    // At most CRON_MISSED_MAX at once, newest first; none still drops what is later than its grace.
+    assert.deepEqual(iso(plan('* * * * * *', '10:00:05', '10:00:12', { coveredFrom: '10:00:00', missedMax: 3 }).fire), ['10:00:10', '10:00:11', '10:00:12']);
+    assert.deepEqual(iso(plan('* * * * * *', '10:00:05', '10:00:12', { coveredFrom: '10:00:00', policy: 'none', graceMs: 2000 }).fire), [
+      '10:00:10',
+      '10:00:11',
+      '10:00:12',
+    ]);
+  });
+
   test('an on-time occurrence fires once and the next follows from the scheduled time, not from now', () => {
     const p = plan('* * * * *', '10:00:00', '10:00:45');
     assert.deepEqual(iso(p.fire), ['10:00:00']);

@@ -21,6 +21,8 @@ const LONGEST_FIRST = [
   'test/torture.test.ts',
   'test/db-survival.test.ts',
   'test/chaos.test.ts',
+  'test/connections.test.ts',
+  'test/pgbouncer.test.ts',
   'test/metrics.test.ts',
   'test/races.test.ts',
   'test/stalls.test.ts',

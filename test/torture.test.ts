@@ -12,7 +12,12 @@ import { run } from './support/torture/run.ts';
 // checker (test/support/torture/checker.ts) verifies from the database: no 5xx; at most one run
 // per occurrence and one job per run; one agent execution per idempotency key unless a killed
 // worker explains the retry; every ledger row settled; no run left active; no occurrence lost
-// while only the scheduler moved a cron; no overlap of runs that must queue. It prints one
+// while only the scheduler moved a cron; no overlap of runs that must queue. Some crons run under
+// limits (a graph limited to 5 at once and 40 starts per 2 s, an assistant's config.max_concurrency
+// 4) and fail some attempts retryably (planned by idempotency key, test/support/torture/plan.ts)
+// under cron, graph or default retry policies: every retry is a new attempt of the same run, each
+// earlier attempt on the ledger's attempt_log, no attempt started twice or before its retry_at,
+// each outcome recorded once and only the final one in last_run_*, no limit ever exceeded. It prints one
 // `# torture:` summary line. TORTURE_SECONDS changes the drive's length (default 40, so the suite
 // stays under two minutes; `TORTURE_SECONDS=600 npm test -- test/torture.test.ts` for a long one);
 // TORTURE_KEEP_DB=1 keeps the database afterwards for inspection (its name is printed).

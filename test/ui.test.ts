@@ -291,6 +291,9 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       await page.locator('#flash', { hasText: 'Backfill: fired 5 of 5 occurrences' }).waitFor();
       await page.locator('#ledger-table tbody tr', { hasText: 'backfill' }).first().waitFor();
       assert.equal(await page.locator('#ledger-table tbody tr', { hasText: 'backfill' }).count(), 5);
+      // Three days late is the backfill's age, not a fire lag: shown apart.
+      const lag = page.locator('#ledger-table tbody tr', { hasText: 'backfill' }).first().locator('td.lag');
+      assert.match((await lag.textContent()) ?? '', /^—backfill, .+ after$/);
       const ledger = (await open.call('GET', `/runs/crons/${ids.ops}/occurrences?limit=50`)).body;
       assert.equal(ledger.filter((o: any) => o.trigger === 'backfill').length, 5);
       clean();
@@ -579,6 +582,13 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       const day = new Date(Date.now() - 2 * 86400_000).toISOString().slice(0, 10);
       await page.click('#backfill');
       await page.fill('#backfill-from', `${day}T10:00:00`);
+      await page.fill('#backfill-to', `${day}T10:20:00`);
+      await page.locator('#backfill-count', { hasText: 'This range holds 5 occurrences' }).waitFor();
+      await page.locator('#backfill-go', { hasText: 'Fire 5 occurrences' }).waitFor();
+      // A reversed range has no count: the button no longer names the last range's.
+      await page.fill('#backfill-to', `${day}T09:00:00`);
+      await page.locator('#backfill-count', { hasText: 'The end is before the start.' }).waitFor();
+      assert.equal(await page.textContent('#backfill-go'), 'Fire these occurrences');
       await page.fill('#backfill-to', `${day}T10:20:00`);
       await page.locator('#backfill-count', { hasText: 'This range holds 5 occurrences' }).waitFor();
       await page.selectOption('#backfill-overlap', 'allow');

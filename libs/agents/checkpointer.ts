@@ -1,6 +1,5 @@
 import type { PostgresSaver } from '@langchain/langgraph-checkpoint-postgres';
-import { createPool } from '../db/index.ts';
-import type { Pool, PoolOptions } from '../db/index.ts';
+import type { Pool } from '../db/index.ts';
 
 // LangGraph graphs keep their state in PostgresSaver's tables, in a schema of their own
 // (CHECKPOINT_SCHEMA) of the same database, keyed by the agentcron thread id. A thread's
@@ -40,55 +39,60 @@ const TRIGGER_IN_PLACE = `
    WHERE t.tgrelid = 'threads'::regclass AND t.tgname = $1 AND n.nspname = $2`;
 
 export interface CheckpointerOptions {
-  /** The process's pool: takes the setup lock and installs the cleanup trigger. */
+  /**
+   * The process's pool: the checkpointer's queries share it (one connection budget per process),
+   * and it takes the setup lock and installs the cleanup trigger.
+   */
   pool: Pool;
-  databaseUrl: string;
   schema: string;
-  /** Connections of the checkpointer's own pool, so graph runs never starve the worker's queries. */
-  poolMax: number;
-  applicationName: string;
-  /** The process's connection settings (session limits, connect timeout, where lost connections are logged). */
-  connection?: Pick<PoolOptions, 'session' | 'connectionTimeoutMillis' | 'logger'>;
+}
+
+/**
+ * The pool as PostgresSaver sees it: the same connections, but its end() (called by saver.end())
+ * leaves the process's pool open; the process closes it last.
+ */
+function borrowed(pool: Pool): Pool {
+  return new Proxy(pool, {
+    get(target, prop) {
+      if (prop === 'end') return async () => {};
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
 }
 
 /**
  * The process's PostgresSaver, its tables created or migrated and the cleanup trigger in place.
- * Setup runs under an advisory lock: PostgresSaver.setup() is not safe against the api and
- * worker starting together. Close it with `end()` (its own pool).
+ * Setup runs under a transaction-scoped advisory lock (PostgresSaver.setup() is not safe against
+ * the api and worker starting together), held by an open transaction while setup runs on other
+ * connections of the pool: no session state, so it works through a transaction pooler too.
  */
 export async function openCheckpointer(opts: CheckpointerOptions): Promise<PostgresSaver> {
   // Loaded here so processes without LangGraph graphs never pay for it.
   const { PostgresSaver } = await import('@langchain/langgraph-checkpoint-postgres');
-  const saver = new PostgresSaver(createPool(opts.databaseUrl, { ...opts.connection, max: opts.poolMax, applicationName: opts.applicationName }), undefined, {
-    schema: opts.schema,
-  });
+  const saver = new PostgresSaver(borrowed(opts.pool), undefined, { schema: opts.schema });
   // Held for the whole setup. It has the pool's permanent 'error' listener (createPool), so a
   // connection lost meanwhile fails the setup (retried by the caller) instead of the process.
-  let lockClient;
-  try {
-    lockClient = await opts.pool.connect();
-  } catch (err) {
-    await saver.end().catch(() => {});
-    throw err;
-  }
+  const lockClient = await opts.pool.connect();
   let broken: Error | undefined;
   try {
-    // Waiting for another process's setup is not a lock wait lock_timeout should cut short.
-    await lockClient.query('SET lock_timeout = 0; SET statement_timeout = 0');
-    await lockClient.query(`SELECT pg_advisory_lock(hashtext('agentcron.checkpointer.setup'))`);
+    await lockClient.query('BEGIN');
+    // Waiting for another process's setup is not a lock wait lock_timeout should cut short, and
+    // this transaction waits idle while setup runs elsewhere. SET LOCAL: gone at COMMIT.
+    await lockClient.query('SET LOCAL lock_timeout = 0; SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0');
+    await lockClient.query(`SELECT pg_advisory_xact_lock(hashtext('agentcron.checkpointer.setup'))`);
     await saver.setup();
     await lockClient.query(cleanupFunctionSql(opts.schema));
     // Creating a trigger locks `threads` against writes for a moment: only when it is missing.
     const { rowCount } = await lockClient.query(TRIGGER_IN_PLACE, [CLEANUP_TRIGGER, opts.schema]);
     if (!rowCount) await lockClient.query(cleanupTriggerSql(opts.schema));
+    await lockClient.query('COMMIT');
   } catch (err) {
-    await saver.end().catch(() => {});
+    await lockClient.query('ROLLBACK').catch((e: Error) => {
+      broken = e;
+    });
     throw err;
   } finally {
-    await lockClient.query(`SELECT pg_advisory_unlock(hashtext('agentcron.checkpointer.setup'))`).catch(() => {});
-    await lockClient.query('RESET lock_timeout; RESET statement_timeout').catch((err: Error) => {
-      broken = err;
-    });
     // A client that broke is discarded by the pool, not handed to the next caller.
     lockClient.release(broken);
   }

@@ -144,7 +144,7 @@ async function loadModuleAgent(graphId: string, spec: ModuleGraphSpec): Promise<
   if (!existsSync(spec.file)) throw fail(`${shownFile} not found (${spec.file})`);
   let mod: Record<string, unknown>;
   try {
-    mod = await import(pathToFileURL(spec.file).href);
+    mod = (await import(pathToFileURL(spec.file).href)) as Record<string, unknown>;
   } catch (err) {
     throw fail(`${shownFile} failed to load: ${firstLine(err)}`);
   }

@@ -404,14 +404,14 @@ function timesTable(times: unknown[]): string {
       if (typeof t === 'string') return [t, t, ''];
       const entry = t as Record<string, unknown>;
       // The DST case in words (dst_note, else dst), then any mark a newer server adds.
-      const marks = entry.dst_note || entry.dst ? [String(entry.dst_note ?? `DST ${entry.dst}`)] : [];
+      const marks = entry.dst_note || entry.dst ? [json(entry.dst_note ?? `DST ${json(entry.dst)}`)] : [];
       // With jitter: when it starts (the planned start), if not at the fire time itself.
       if (typeof entry.planned_for === 'string' && entry.planned_for !== entry.utc) marks.push(`starts ${time(entry.planned_for)}`);
       for (const [k, v] of Object.entries(entry)) {
         if (['utc', 'local', 'dst', 'dst_note', 'planned_for'].includes(k) || v === null || v === false || v === undefined) continue;
         marks.push(v === true ? k : `${k}=${json(v)}`);
       }
-      return [String(entry.local ?? ''), time(String(entry.utc ?? '')), marks.join(' ')];
+      return [json(entry.local), time(json(entry.utc)), marks.join(' ')];
     }),
     80,
   );
@@ -427,7 +427,7 @@ function generic(body: unknown): string {
       body.map((r) => keys.map((k) => json((r as Record<string, unknown>)?.[k]))),
     );
   }
-  if (!body || typeof body !== 'object') return String(body ?? '');
+  if (!body || typeof body !== 'object') return json(body);
   // Nested objects read as dotted names (database.ok, queue.queued); lists of objects as tables.
   const fields: [string, unknown][] = [];
   const lists: [string, unknown[]][] = [];
@@ -463,7 +463,7 @@ function runKeys(args: string[], io: Io): Promise<number> {
   return new Promise((resolve) => {
     // The type-stripping hooks, for an installed package (its files under node_modules: apps/cli/ts-hooks.mjs).
     const hooks = new URL('../../apps/cli/ts-hooks.mjs', import.meta.url).href;
-    const child = spawn(process.execPath, ['--import', hooks, script, ...args], { stdio: 'inherit', env: io.env as NodeJS.ProcessEnv });
+    const child = spawn(process.execPath, ['--import', hooks, script, ...args], { stdio: 'inherit', env: io.env });
     child.on('exit', (code) => resolve(code ?? EXIT.api));
     child.on('error', (err) => {
       io.err(`agentcron keys: ${err.message}\n`);
@@ -481,8 +481,10 @@ export async function main(argv: string[], io: Io): Promise<number> {
     const { values: v, positionals } = parse(argv);
     const [group, rawCommand, ...args] = positionals;
     if (v.help || group === 'help' || (!group && argv.length === 0)) {
-      (v.help || group === 'help' ? io.out : io.err)(`${USAGE}\n`);
-      return v.help || group === 'help' ? EXIT.ok : EXIT.usage;
+      const asked = v.help || group === 'help';
+      if (asked) io.out(`${USAGE}\n`);
+      else io.err(`${USAGE}\n`);
+      return asked ? EXIT.ok : EXIT.usage;
     }
     const url = v.url ?? io.env.AGENTCRON_URL ?? 'http://localhost:8000';
     const key = v['api-key'] ?? io.env.AGENTCRON_API_KEY ?? null;
@@ -639,7 +641,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       case 'next': {
         const q = new URLSearchParams({ count: String(int('count', v.count, 1) ?? 10) });
         if (v.from) q.set('from', v.from);
-        const { body } = await client.request('GET', `${own}/next?${q}`);
+        const { body } = await client.request('GET', `${own}/next?${q.toString()}`);
         print(body, () => {
           const times = (body.next ?? []) as unknown[];
           const words = body.description ?? describe(body.schedule);
@@ -652,7 +654,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
       }
       case 'occurrences': {
         const q = new URLSearchParams({ limit: String(int('limit', v.limit, 1) ?? 20), offset: String(int('offset', v.offset, 0) ?? 0) });
-        const { body } = await client.request<Record<string, any>[]>('GET', `${own}/occurrences?${q}`);
+        const { body } = await client.request<Record<string, any>[]>('GET', `${own}/occurrences?${q.toString()}`);
         print(body, () => (body.length ? occurrencesTable(body) : 'no occurrences'));
         return EXIT.ok;
       }

@@ -19,7 +19,7 @@ function errorLine(error: unknown): string {
   if (!error) return '';
   if (typeof error === 'object' && error !== null && 'error' in error) {
     const e = error as { error?: unknown; message?: unknown };
-    return `${e.error}${e.message ? `: ${e.message}` : ''}`;
+    return `${json(e.error)}${e.message ? `: ${json(e.message)}` : ''}`;
   }
   return json(error);
 }
@@ -91,7 +91,7 @@ export async function runRunsCommand(
       if (v.since) q.set('created_after', v.since);
       if (v.until) q.set('created_before', v.until);
       if (v.user) q.set('user_id', v.user);
-      const { body } = await client.request<Run[]>('GET', `/runs?${q}`);
+      const { body } = await client.request<Run[]>('GET', `/runs?${q.toString()}`);
       return { body, text: () => (body.length ? runsTable(body) : 'no runs') };
     }
     case 'get': {

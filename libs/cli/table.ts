@@ -16,7 +16,7 @@ export function formatTable(headers: string[], rows: (string | number | null | u
 export function formatFields(fields: [string, unknown][]): string {
   const shown = fields.filter(([, v]) => v !== undefined);
   const width = Math.max(...shown.map(([k]) => k.length));
-  return shown.map(([k, v]) => `${`${k}:`.padEnd(width + 1)} ${v === null || v === '' ? '-' : String(v)}`).join('\n');
+  return shown.map(([k, v]) => `${`${k}:`.padEnd(width + 1)} ${v === null || v === '' ? '-' : json(v)}`).join('\n');
 }
 
 export function cut(s: string, max: number): string {

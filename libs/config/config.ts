@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { databaseConnectionSettings } from './database.ts';
 import { MAINTENANCE_SETTINGS_HINT, operationsSettings, unknownMaintenanceSetting } from './operations.ts';
-import { bool, int, optionalBool } from './rules.ts';
+import { bool, int, optionalBool, optionalInt } from './rules.ts';
 
 // Every setting agentcron reads, validated once at startup. The README's configuration table
 // mirrors this schema; keep them in step.
@@ -53,8 +53,15 @@ const defaultConcurrency = 100;
 export const configSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test'], { message: 'must be development, production or test' }).default('development'),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'debug'], { message: 'must be error, warn, info or debug' }).default('info'),
+  // A worker's line counting its runs (each run's own lines are at debug).
+  LOG_SUMMARY_INTERVAL_SECONDS: int(60, 1, 86_400),
   DATABASE_URL: databaseUrl.optional(),
-  DATABASE_POOL_MAX: int(10, 1, 1000),
+  // A direct (unpooled) connection for migrations and LISTEN when DATABASE_URL is a transaction pooler.
+  DATABASE_DIRECT_URL: databaseUrl.optional(),
+  // Everything one process opens (database.ts connectionBudget); unset: its role's default.
+  DATABASE_MAX_CONNECTIONS: optionalInt(1, 1000),
+  // The older setting: the size of the process's pool alone (its LISTEN connections come on top).
+  DATABASE_POOL_MAX: optionalInt(1, 1000),
   // Connect timeout and session limits; unset, each process role has its own default (database.ts).
   ...databaseConnectionSettings,
   PORT: int(8000, 0, 65535),

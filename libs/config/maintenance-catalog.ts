@@ -13,7 +13,12 @@ export interface CatalogEntry {
 }
 
 export const MAINTENANCE_CATALOG = [
-  { name: 'retention_purge', schedule: '30 3 * * *', enabled: true, description: 'delete ended runs and settled ledger rows older than RUN_RETENTION_DAYS' },
+  {
+    name: 'retention_purge',
+    schedule: '30 3 * * *',
+    enabled: true,
+    description: 'delete ended runs, settled ledger rows and idle threads of keep crons older than RUN_RETENTION_DAYS',
+  },
   {
     name: 'ephemeral_thread_sweep',
     schedule: '*/15 * * * *',

@@ -72,12 +72,17 @@ export interface SchedulerOptions {
   limits: PlanLimits;
   /** Told after every completed round (heartbeat's last_tick_at). */
   onTick?: () => void;
-  /** Connection string for the dedicated LISTEN connection. */
-  listenUrl: string;
+  /** Connection string for the dedicated LISTEN connection; null: none, the loop polls every second. */
+  listenUrl: string | null;
   /** Other schedule tables this loop fires after the crons on every round (the built-in maintenance jobs). */
   sources?: ScheduleSource[];
   /** pg-boss's schema (PGBOSS_SCHEMA; default pgboss): its run queue's table is analyzed after a herd (see #analyzeQueue). */
   queueSchema?: string;
+  /**
+   * Since when this scheduler has been running (default: when start() is called): occurrences
+   * due since then are late, never missed (PlanLimits.coveredFrom). runDue() alone covers nothing.
+   */
+  runningSince?: Date;
 }
 
 /** A table's statistics are refreshed at most this often by one scheduler. */
@@ -94,6 +99,7 @@ export class CronScheduler implements ScheduleSource {
   #o: SchedulerOptions;
   #loop: FiringLoop;
   #analyzedAt = 0;
+  #coveredFrom: Date | null = null;
 
   constructor(options: SchedulerOptions) {
     this.#o = options;
@@ -109,6 +115,7 @@ export class CronScheduler implements ScheduleSource {
   }
 
   start(): Promise<void> {
+    this.#coveredFrom ??= this.#o.runningSince ?? new Date();
     return this.#loop.start();
   }
 
@@ -181,7 +188,7 @@ export class CronScheduler implements ScheduleSource {
       firedThrough: [] as (Date | null)[],
     };
     for (const row of rows) {
-      const { plan, next, firedThrough, error } = planDue(row, limits);
+      const { plan, next, firedThrough, error } = planDue(row, { ...limits, coveredFrom: this.#coveredFrom });
       if (plan) {
         for (const sk of plan.skipped) skips.push({ cron_id: row.cron_id, ...sk });
         // The overlap rule may hold back some of the occurrences the plan fires.

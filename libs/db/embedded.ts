@@ -26,6 +26,8 @@ export async function startEmbeddedPostgres(opts: {
   port: number;
   database?: string;
   onLog?: (line: string) => void;
+  /** Server settings for this start (`-c name=value` ...), e.g. a small max_connections in a test. */
+  settings?: Record<string, string | number>;
 }): Promise<EmbeddedDatabase> {
   const dataDir = path.resolve(opts.dataDir);
   const database = opts.database ?? 'agentcron';
@@ -38,6 +40,7 @@ export async function startEmbeddedPostgres(opts: {
     password,
     persistent: true,
     createPostgresUser: process.getuid?.() === 0,
+    postgresFlags: Object.entries(opts.settings ?? {}).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
     onLog: (m) => opts.onLog?.(String(m).trim()),
     onError: (m) => opts.onLog?.(String(m instanceof Error ? m.message : m).trim()),
   });
@@ -92,7 +95,9 @@ export async function startEmbeddedServer(opts: { dataDir: string; port: number 
   const child = spawn(process.execPath, [script, opts.dataDir, String(opts.port)], { detached: true, stdio: ['pipe', 'pipe', 'inherit'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const first = await new Promise<{ url?: string; error?: string }>((resolve) => {
-    const lines = createInterface({ input: child.stdout! });
+    const stdout = child.stdout;
+    if (!stdout) return resolve({ error: 'the embedded PostgreSQL process has no stdout' });
+    const lines = createInterface({ input: stdout });
     lines.once('line', (line) => resolve(JSON.parse(line) as { url?: string; error?: string }));
     child.once('exit', (code) => resolve({ error: `the embedded PostgreSQL process exited (${code})` }));
   });

@@ -12,6 +12,8 @@ export {
 } from './pool.ts';
 export type { Pool, PoolClient, Queryable, PoolOptions, ConnectionOptions, SessionSettings, WarnLogger } from './pool.ts';
 export { Listener } from './listener.ts';
+export { detectPooler } from './pooler.ts';
+export type { PoolerCheck } from './pooler.ts';
 export type { ListenerOptions } from './listener.ts';
 export { databaseTrouble, isDatabaseUnavailable, describeDatabaseError } from './unavailable.ts';
 export type { DatabaseTrouble } from './unavailable.ts';

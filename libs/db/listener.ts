@@ -149,25 +149,28 @@ export class Listener {
     const every = this.#o.heartbeatIntervalMs ?? 10_000;
     if (every <= 0) return;
     const timeoutMs = this.#o.heartbeatTimeoutMs ?? 5_000;
-    this.#heartbeatTimer = setTimeout(async () => {
-      if (this.#client !== client) return;
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        await Promise.race([
-          client.query('SELECT 1'),
-          new Promise<never>((_, reject) => {
-            timer = setTimeout(() => reject(new Error(`heartbeat unanswered within ${timeoutMs} ms`)), timeoutMs);
-          }),
-        ]);
-      } catch (err) {
-        this.#lost(client, err);
-        return;
-      } finally {
-        clearTimeout(timer);
-      }
-      if (this.#client === client) this.#scheduleHeartbeat(client);
-    }, every);
+    this.#heartbeatTimer = setTimeout(() => void this.#beat(client, timeoutMs), every);
     this.#heartbeatTimer.unref();
+  }
+
+  /** One heartbeat: a lost connection is handed to #lost (never a rejection), a live one beats again. */
+  async #beat(client: pg.Client, timeoutMs: number): Promise<void> {
+    if (this.#client !== client) return;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        client.query('SELECT 1'),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`heartbeat unanswered within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+    } catch (err) {
+      this.#lost(client, err);
+      return;
+    } finally {
+      clearTimeout(timer);
+    }
+    if (this.#client === client) this.#scheduleHeartbeat(client);
   }
 }
 

@@ -32,13 +32,13 @@ export const BATCH_MARKER = '-- agentcron:batch';
 // One advisory lock key for every migrator: the second one waits, then finds nothing to do.
 const MIGRATION_LOCK_KEY = 7_245_001;
 
-export const MIGRATION_DEFAULTS: { lockTimeoutMs: number; retryForMs: number; backoff: Backoff } = {
+export const MIGRATION_DEFAULTS = {
   /** How long one statement may wait for a table lock before it steps aside and retries. */
   lockTimeoutMs: 2_000,
   /** How long a migration keeps retrying a lock it cannot get before the release fails. */
   retryForMs: 15 * 60_000,
   backoff: { initialMs: 500, maxMs: 10_000 },
-};
+} as const;
 
 export interface MigrationResult {
   applied: string[];

@@ -56,6 +56,12 @@ export function sessionOptions(session?: Partial<SessionSettings>): string {
 
 export interface ConnectionOptions {
   applicationName?: string;
+  /**
+   * Through a transaction pooler (PgBouncer's pool_mode=transaction): no `options` startup
+   * parameter (PgBouncer refuses it) and so no session limits from us; the database role's
+   * defaults apply (README "Behind a connection pooler").
+   */
+  pooled?: boolean;
   /** How long opening a connection (or, for a pool, waiting for a free one) may take. */
   connectionTimeoutMillis?: number;
   /** Server-side limits of each session; absent ones are left at the server's defaults. */
@@ -75,22 +81,24 @@ export function connectionConfig(connectionString: string, opts: ConnectionOptio
   try {
     const u = new URL(connectionString);
     fromUrl = u.searchParams.get('options');
-    if (fromUrl !== null) {
+    // `pgbouncer=true` (the convention Prisma uses) only tells agentcron what the URL is.
+    if (fromUrl !== null || u.searchParams.has('pgbouncer')) {
       u.searchParams.delete('options');
+      u.searchParams.delete('pgbouncer');
       url = u.toString();
     }
   } catch {
     // not a URL node-postgres would parse differently: leave it as it is
   }
-  const options = [sessionOptions(opts.session), fromUrl].filter(Boolean).join(' ');
-  return {
+  const config: pg.ClientConfig = {
     connectionString: url,
     application_name: opts.applicationName ?? 'agentcron',
     connectionTimeoutMillis: opts.connectionTimeoutMillis ?? 10_000,
     keepAlive: true,
     keepAliveInitialDelayMillis: CLIENT_KEEPALIVE_INITIAL_DELAY_MS,
-    options,
   };
+  if (opts.pooled) return config;
+  return { ...config, options: [sessionOptions(opts.session), fromUrl].filter(Boolean).join(' ') };
 }
 
 const GUARDED = Symbol('agentcron.guarded');
@@ -115,6 +123,11 @@ export function guardClient(client: pg.ClientBase, logger?: WarnLogger, what = '
 
 export interface PoolOptions extends ConnectionOptions {
   max?: number;
+  /**
+   * Keep every connection once opened (no idle timeout): a process that must not lose its slot
+   * to others between bursts (the scheduler between passes) holds it.
+   */
+  keepConnections?: boolean;
   /** Told (at warn) when a connection of the pool is lost. */
   logger?: WarnLogger;
 }
@@ -126,7 +139,8 @@ export interface PoolOptions extends ConnectionOptions {
  * it; the pool discards broken clients and opens new ones when the database is back.
  */
 export function createPool(connectionString: string, opts: PoolOptions = {}): Pool {
-  const pool = new pg.Pool({ ...connectionConfig(connectionString, opts), max: opts.max ?? 10 });
+  const max = opts.max ?? 10;
+  const pool = new pg.Pool({ ...connectionConfig(connectionString, opts), max, ...(opts.keepConnections ? { min: max, idleTimeoutMillis: 0 } : {}) });
   const open = new Set<pg.ClientBase>();
   OPEN_CLIENTS.set(pool, open);
   // An idle client's error is also reported here: guardClient has logged it already.
@@ -215,5 +229,5 @@ export const PgErrorCode = {
 } as const;
 
 export function pgErrorCode(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
+  return typeof err === 'object' && err !== null && 'code' in err ? String(err.code) : undefined;
 }

@@ -128,8 +128,8 @@ export interface FiringLoopOptions {
   pollIntervalSeconds: number;
   /** Fired in this order on every round. A failing first source backs the loop off; a failing later one is logged. */
   sources: ScheduleSource[];
-  /** Connection string for the LISTEN connection that wakes the loop. */
-  listenUrl: string;
+  /** Connection string for the LISTEN connection that wakes the loop; null: none (behind a transaction pooler), poll every second. */
+  listenUrl: string | null;
   /** Channels whose NOTIFY wakes the loop (a cron created, changed, enabled ...). */
   channels: string[];
   /** Told after every completed round (heartbeat's last_tick_at). */
@@ -151,6 +151,10 @@ export class FiringLoop {
   async start(): Promise<void> {
     if (this.#running) return;
     this.#running = true;
+    if (this.#o.listenUrl === null) {
+      this.#loop = this.#run();
+      return;
+    }
     this.#listener = new Listener({
       connectionString: this.#o.listenUrl,
       channels: this.#o.channels,
@@ -174,7 +178,9 @@ export class FiringLoop {
   }
 
   async #run(): Promise<void> {
-    const { logger, pollIntervalSeconds, sources } = this.#o;
+    const { logger, sources } = this.#o;
+    // Without LISTEN a change (a new cron, a PATCH) is seen only by looking: every second.
+    const pollIntervalSeconds = this.#o.listenUrl === null ? Math.min(1, this.#o.pollIntervalSeconds) : this.#o.pollIntervalSeconds;
     let failures = 0;
     while (this.#running) {
       this.#alarm.clear();

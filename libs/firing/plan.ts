@@ -18,6 +18,14 @@ export interface PlanLimits {
   graceMs: number;
   /** Most skipped occurrences recorded one row each; the rest are only counted. */
   ledgerCap: number;
+  /**
+   * Since when the scheduler planning this has been running. An occurrence due at or after it
+   * fell due while a scheduler ran (perhaps unable to reach the database, or asleep without
+   * LISTEN): it is late, not missed, and fires whatever the policy (up to missedMax, newest
+   * first; `none` still drops those later than graceMs). The missed policy decides only the
+   * occurrences due before it: when no scheduler ran. Unset: every due occurrence follows the policy.
+   */
+  coveredFrom?: Date | null;
 }
 
 export interface OccurrencePlan {
@@ -80,17 +88,21 @@ export function planOccurrences(input: PlanInput, now: Date, limits: PlanLimits)
   }
 
   const lateCutoff = now.getTime() - limits.graceMs;
+  const coveredFrom = limits.coveredFrom?.getTime();
+  // A suffix of due (sorted): what fell due while this scheduler ran.
+  const covered = coveredFrom === undefined ? [] : due.filter((d) => d.getTime() >= coveredFrom);
+  // Every choice below is a suffix of due, so the missed ones are what precedes it.
   let fire: Date[];
   switch (input.missedPolicy) {
     case 'latest':
-      fire = due.slice(-1);
+      fire = covered.length ? covered.slice(-limits.missedMax) : due.slice(-1);
       break;
     case 'all':
       fire = due.slice(-limits.missedMax);
       break;
     case 'none': {
-      const last = due[due.length - 1];
-      fire = last && last.getTime() >= lateCutoff ? [last] : [];
+      const candidates = covered.length ? covered.slice(-limits.missedMax) : due.slice(-1);
+      fire = candidates.filter((d) => d.getTime() >= lateCutoff);
       break;
     }
   }

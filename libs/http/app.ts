@@ -64,7 +64,7 @@ function nonJsonBodies(limitBytes: number): RequestHandler {
         return next();
       }
       try {
-        req.body = JSON.parse(text);
+        req.body = JSON.parse(text) as unknown;
         next();
       } catch {
         req.body = undefined;

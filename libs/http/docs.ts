@@ -13,7 +13,10 @@ interface Doc {
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
 
-const esc = (s: unknown): string => String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+/** A value as text: strings as they are, other values (numbers, objects from the document) as JSON. */
+const text = (s: unknown): string => (s === undefined || s === null ? '' : typeof s === 'string' ? s : (JSON.stringify(s) ?? ''));
+
+const esc = (s: unknown): string => text(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 const anchor = (s: string) => s.replace(/[^\w-]+/g, '-');
 

@@ -70,7 +70,8 @@ function databaseReason(err: unknown): string {
   for (let e: unknown = err; e && typeof e === 'object' && !seen.has(e); e = (e as { cause?: unknown }).cause) {
     seen.add(e);
     const code = pgErrorCode(e);
-    const message = String((e as { message?: unknown }).message ?? '');
+    const raw = (e as { message?: unknown }).message;
+    const message = typeof raw === 'string' ? raw : raw === undefined || raw === null ? '' : (JSON.stringify(raw) ?? '');
     if (/timeout exceeded when trying to connect/i.test(message)) return 'no database connection free in time';
     if (code === '53300' || /too many clients|connection slots are reserved/i.test(message)) return 'too many connections';
     if (code === '57P03') return 'the database system is starting up or shutting down';

@@ -31,10 +31,12 @@ async function callerIsAdmin(auth: RequestHandler, req: Request): Promise<boolea
   const locals: Record<string, unknown> = {};
   const probe = { locals, setHeader: () => probe, getHeader: () => undefined } as unknown as Response;
   try {
-    await new Promise<void>((resolve, reject) => {
-      const ret: unknown = auth(req, probe, (err?: unknown) => (err ? reject(err) : resolve()));
-      if (ret instanceof Promise) ret.then(undefined, reject);
+    // Passed: next() without an error; a refusal, a rejection or a throw is a no.
+    const passed = await new Promise<boolean>((resolve) => {
+      const ret: unknown = auth(req, probe, (err?: unknown) => resolve(!err));
+      if (ret instanceof Promise) ret.then(undefined, () => resolve(false));
     });
+    if (!passed) return false;
   } catch {
     return false;
   }
@@ -138,7 +140,7 @@ export function healthRoutes({ pool, boss, heartbeatSeconds, scheduler, auth, sa
     if (!queue.ok) reasons.push(`queue check failed: ${queue.error}`);
     if (ticking === false) reasons.push(`no scheduler has ticked within ${staleAfterSeconds} s`);
     const degraded = ok && figures !== null && !(figures instanceof Error) && figures.status === 'degraded';
-    if (degraded) reasons.push(...(figures as Saturation).reasons);
+    if (degraded) reasons.push(...figures.reasons);
     const state = !ok ? 'unavailable' : degraded ? 'degraded' : 'ok';
     // The database is back within seconds of a restart, and the pool reconnects by itself.
     if (!database.ok) res.setHeader('Retry-After', '5');

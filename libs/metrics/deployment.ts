@@ -1,4 +1,4 @@
-import type { LabelValues, Metric, MetricValue, MetricValueWithName } from 'prom-client';
+import type { Metric, MetricValue, MetricValueWithName } from 'prom-client';
 import { observingDatabase, snapshot } from './database.ts';
 import type { Snapshot } from './database.ts';
 import { HISTOGRAM_BOUNDS, seriesKey } from './fold.ts';
@@ -49,7 +49,7 @@ function seriesOf(s: Snapshot, metric: string, always: Record<string, string>[] 
 }
 
 function counter(name: string, help: string, always: Record<string, string>[] = []): void {
-  new DeploymentMetric(name, help, 'counter', (s) => seriesOf(s, name, always).map((r) => ({ labels: r.labels as LabelValues<string>, value: r.count })));
+  new DeploymentMetric(name, help, 'counter', (s) => seriesOf(s, name, always).map((r) => ({ labels: r.labels, value: r.count })));
 }
 
 function histogram(name: string, help: string, always: Record<string, string>[] = []): void {

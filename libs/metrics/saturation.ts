@@ -238,7 +238,7 @@ const cache = new WeakMap<Pool, Map<string, CacheEntry>>();
  */
 export function saturation(pool: Pool, s: SaturationSettings): Promise<Saturation> {
   let byPool = cache.get(pool);
-  if (!byPool) cache.set(pool, (byPool = new Map()));
+  if (!byPool) cache.set(pool, (byPool = new Map<string, CacheEntry>()));
   const key = `${s.pgbossSchema}|${s.maxStartLagSeconds}|${s.windowSeconds}`;
   const hit = byPool.get(key);
   if (hit && (hit.settledAt === undefined || Date.now() - hit.settledAt < SATURATION_CACHE_MS)) return hit.promise;

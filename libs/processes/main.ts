@@ -5,8 +5,8 @@ import path from 'node:path';
 import type { PostgresSaver } from '@langchain/langgraph-checkpoint-postgres';
 import { AgentConfigError, builtinAgents, loadAgents, openCheckpointer } from '../agents/index.ts';
 import type { LoadedAgents } from '../agents/index.ts';
-import { loadConfigOrExit, requireDatabaseUrl } from '../config/index.ts';
-import type { Config, DatabaseRole } from '../config/index.ts';
+import { ConfigError, connectionBudget, loadConfigOrExit, requireDatabaseUrl } from '../config/index.ts';
+import type { Config, ConnectionBudget, DatabaseRole } from '../config/index.ts';
 import { retryWhileUnavailable, startEmbeddedServer } from '../db/index.ts';
 import type { EmbeddedDatabase } from '../db/index.ts';
 import { waitingForSchema } from '../http/index.ts';
@@ -76,9 +76,25 @@ function closeServer(server: Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
+/** The process's connection budget; a number that cannot hold what it runs prints one line and exits 1. */
+function budgetOrExit(config: Config, spec: ProcessSpec): ConnectionBudget {
+  try {
+    return connectionBudget(config, {
+      api: spec.roles.includes(startApiRole),
+      scheduler: spec.roles.includes(startSchedulerRole),
+      worker: spec.roles.includes(startWorkerRole),
+    });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`agentcron: ${err.message}\n`);
+    process.exit(1);
+  }
+}
+
 /** A process's whole life: config, logger, database, queue, roles, and a drain on SIGTERM/SIGINT. */
 export async function runProcess(spec: ProcessSpec): Promise<void> {
   const config = loadConfigOrExit();
+  const budget = budgetOrExit(config, spec);
   // Every role may end cron runs (worker results, API cancels, the reaper): one budget per process.
   setLedgerExcerptBytes(config.LEDGER_OUTPUT_EXCERPT_BYTES);
   const logger = createLogger({ level: config.LOG_LEVEL, json: config.NODE_ENV === 'production', service: spec.service });
@@ -131,6 +147,9 @@ export async function runProcess(spec: ProcessSpec): Promise<void> {
         supervise: spec.supervise,
         applicationName: `agentcron-${spec.service}`,
         role,
+        budget,
+        // A scheduler keeps its connections between passes: a slot given back could be gone when the next pass is due.
+        keepConnections: spec.roles.includes(startSchedulerRole) && config.CRON_ENABLED,
         signal: stopping.signal,
         migrateByDefault: spec.migrateByDefault,
         onSchemaBehind: async ({ detail }) => {
@@ -169,14 +188,8 @@ export async function runProcess(spec: ProcessSpec): Promise<void> {
         checkpointer = await retryWhileUnavailable(
           'checkpointer',
           () =>
-            openCheckpointer({
-              pool: c.pool,
-              databaseUrl: url,
-              schema: config.CHECKPOINT_SCHEMA,
-              poolMax: config.DATABASE_POOL_MAX,
-              applicationName: `agentcron-${spec.service}-checkpoints`,
-              connection: { ...c.database, logger },
-            }),
+            // On the process's pool: its connections are part of the process's budget.
+            openCheckpointer({ pool: c.pool, schema: config.CHECKPOINT_SCHEMA }),
           { logger, signal: stopping.signal },
         );
         loaded.useCheckpointer(checkpointer);

@@ -7,6 +7,7 @@ import { CronScheduler } from '../crons/index.ts';
 import { apiRoutes, authMiddleware, createApp, finishApp } from '../http/index.ts';
 import type { ApiDeps } from '../http/index.ts';
 import { retryWhileUnavailable } from '../db/index.ts';
+import { activity } from '../log/index.ts';
 import type { Logger } from '../log/index.ts';
 import { MaintenanceScheduler, MaintenanceWorker, builtinJobs, configuredJobs, maintenanceSettings, registerMaintenanceJobs } from '../maintenance/index.ts';
 import { metricsServed, serveMetrics } from '../metrics/index.ts';
@@ -117,7 +118,7 @@ export async function startApiRole(deps: RoleDeps): Promise<Role & { url: string
 }
 
 export async function startSchedulerRole(deps: RoleDeps): Promise<Role> {
-  const { config, conn, logger, databaseUrl } = deps;
+  const { config, conn, logger } = deps;
   await registerMaintenance(deps);
   const metricsServer = await metricsPort(deps);
   const heartbeat = new Heartbeat(conn.pool, 'scheduler', config.HEARTBEAT_INTERVAL_SECONDS, logger);
@@ -139,8 +140,12 @@ export async function startSchedulerRole(deps: RoleDeps): Promise<Role> {
     batchSize: config.CRON_BATCH_SIZE,
     limits: { missedMax: config.CRON_MISSED_MAX, graceMs: config.CRON_MISSED_GRACE_SECONDS * 1000, ledgerCap: 1000 },
     onTick: () => heartbeat.ticked(),
-    listenUrl: databaseUrl,
+    // DATABASE_DIRECT_URL when set; null behind a transaction pooler without it (the loop then polls).
+    listenUrl: conn.listenUrl,
     queueSchema: config.PGBOSS_SCHEMA,
+    // This process has been a scheduler since it started, waits for the database included: what
+    // fell due since then is late, never missed (an occurrence is missed only when no scheduler ran).
+    runningSince: new Date(performance.timeOrigin),
     // The built-in maintenance jobs fire in the same loop, the same way.
     sources: [new MaintenanceScheduler({ pool: conn.pool, boss: conn.boss, logger })],
   });
@@ -156,7 +161,7 @@ export async function startSchedulerRole(deps: RoleDeps): Promise<Role> {
 }
 
 export async function startWorkerRole(deps: RoleDeps): Promise<Role> {
-  const { config, conn, logger, agents, databaseUrl } = deps;
+  const { config, conn, logger, agents } = deps;
   await whenReachable(deps, 'default assistants', () => ensureDefaultAssistants(conn.pool, agents.graphIds()));
   await registerMaintenance(deps);
   const metricsServer = await metricsPort(deps);
@@ -172,8 +177,9 @@ export async function startWorkerRole(deps: RoleDeps): Promise<Role> {
     runTimeoutMaxSeconds: config.RUN_TIMEOUT_MAX_SECONDS,
     heartbeatSeconds: config.WORKER_HEARTBEAT_SECONDS,
     queueSchema: config.PGBOSS_SCHEMA,
-    // New runs and cancels reach the worker through LISTEN on this connection (polling backs it up).
-    listenUrl: databaseUrl,
+    // New runs and cancels reach the worker through LISTEN on this connection (polling backs it up);
+    // without one (a transaction pooler and no DATABASE_DIRECT_URL) it looks every second.
+    ...(conn.listenUrl ? { listenUrl: conn.listenUrl } : { pollIntervalMs: 1000 }),
     deadLetterPollSeconds: config.QUEUE_SUPERVISE_INTERVAL_SECONDS,
   });
   const webhooks = new WebhookWorker({
@@ -195,6 +201,8 @@ export async function startWorkerRole(deps: RoleDeps): Promise<Role> {
   if (!config.WEBHOOK_SECRET) logger.warn('WEBHOOK_SECRET is not set: webhooks are sent unsigned (no X-Agentcron-Signature header)');
   if (config.WEBHOOK_ALLOW_PRIVATE) logger.warn('WEBHOOK_ALLOW_PRIVATE=true: webhooks may go to loopback, private, link-local and metadata addresses');
   logger.info('worker started', { concurrency: config.WORKER_CONCURRENCY, graphs: agents.graphIds() });
+  // Each run's own lines are at debug: a line a minute counts them at info.
+  activity.start(logger, config.LOG_SUMMARY_INTERVAL_SECONDS * 1000);
   return {
     async stop(graceMs) {
       // Runs in progress get the grace period; past it the worker aborts them and hands them back
@@ -204,6 +212,7 @@ export async function startWorkerRole(deps: RoleDeps): Promise<Role> {
         worker.stop(graceMs),
         Promise.race([Promise.all([webhooks.stop(), maintenance.stop()]), new Promise((r) => setTimeout(r, graceMs).unref())]),
       ]);
+      activity.stop(logger);
       await heartbeat.stop();
       await metricsServer?.close();
     },

@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { PgBoss } from 'pg-boss';
 import type { ConstructorOptions, Db, Queue } from 'pg-boss';
 import type { Config } from '../config/index.ts';
-import { connectionConfig, isDatabaseUnavailable } from '../db/index.ts';
-import type { ConnectionOptions, PoolClient, Queryable } from '../db/index.ts';
+import { PgErrorCode, connectionConfig, isDatabaseUnavailable, pgErrorCode } from '../db/index.ts';
+import type { ConnectionOptions, Pool, PoolClient, Queryable } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
 import { QUEUE_POLICY_VERSION, guardPolicyWrite, storedPolicyDifferences } from './policy.ts';
 
@@ -118,6 +118,8 @@ function webhookQueues(s: QueueSettings): Queue[] {
 export interface QueueOptions {
   settings: QueueSettings;
   connectionString: string;
+  /** Run pg-boss's statements on this pool instead of a pool of its own (`max` is then unused). */
+  pool?: Pool;
   schema: string;
   max?: number;
   /** Run pg-boss's own maintenance (expiry, lost heartbeats, retention) in this process. */
@@ -159,9 +161,11 @@ export async function startQueue(opts: QueueOptions): Promise<PgBoss> {
     connectionTimeoutMillis: opts.connection?.connectionTimeoutMillis,
     session,
   });
+  const shared = opts.pool;
   const options: ConstructorOptions = {
-    ...(connection as Partial<ConstructorOptions>),
-    connectionString: connection.connectionString,
+    ...(shared
+      ? { db: { executeSql: (text: string, values?: unknown[]) => shared.query(text, values) } }
+      : { ...(connection as Partial<ConstructorOptions>), connectionString: connection.connectionString }),
     schema: opts.schema,
     max: opts.max ?? 5,
     useListenNotify: opts.listen ?? true,
@@ -174,6 +178,20 @@ export async function startQueue(opts: QueueOptions): Promise<PgBoss> {
     // agentcron sends no flows (jobs with dependsOn): pg-boss's flow resolver would poll every 5 s for nothing.
     flowIntervalSeconds: 3600,
   };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startBoss(options, opts);
+    } catch (err) {
+      // Processes installing pg-boss's schema at the same instant: one wins, another may fail with
+      // a unique violation on the schema it created (pg-boss's IF NOT EXISTS under its advisory
+      // lock still races); looking again finds it installed.
+      if (pgErrorCode(err) !== PgErrorCode.uniqueViolation || attempt >= 3) throw err;
+      opts.logger.info('pg-boss schema installed by another process meanwhile: starting again');
+    }
+  }
+}
+
+async function startBoss(options: ConstructorOptions, opts: QueueOptions): Promise<PgBoss> {
   const boss = new PgBoss(options);
   schemas.set(boss, opts.schema);
   boss.on('error', (err) => {
@@ -183,7 +201,12 @@ export async function startQueue(opts: QueueOptions): Promise<PgBoss> {
     else opts.logger.error('queue error', { err: message });
   });
   boss.on('warning', (w) => opts.logger.warn('queue warning', { warning: w }));
-  await boss.start();
+  try {
+    await boss.start();
+  } catch (err) {
+    await boss.stop({ graceful: false, close: true }).catch(() => {});
+    throw err;
+  }
   try {
     await ensureQueues(boss, opts.settings, {
       writePolicy: opts.writePolicy,
@@ -191,6 +214,11 @@ export async function startQueue(opts: QueueOptions): Promise<PgBoss> {
       logger: opts.logger,
       policyVersion: opts.policyVersion,
     });
+    // createQueue and updateQueue drop pg-boss's cached queue rows; the first insert into a queue
+    // would then read its row on the pool while the caller's transaction holds a connection of the
+    // same pool (pg-boss shares it): with every connection in such a transaction none is left, and
+    // each waits out its connect timeout. Read them now, outside any transaction.
+    if (opts.pool) for (const q of queueDefinitions(opts.settings)) await boss.getJobById(q.name, NIL_UUID);
   } catch (err) {
     // Startup retries the whole of startQueue: a half-started instance must not be left polling.
     await boss.stop({ graceful: false, close: true }).catch(() => {});
@@ -296,6 +324,8 @@ export async function requeueRunJobs(db: Queryable, schema: string, jobs: { id: 
     [QUEUES.run, jobs.map((j) => j.id), jobs.map((j) => `${j.id}:${j.retryCount}`), queueNotifyChannel(schema)],
   );
 }
+
+const NIL_UUID = '00000000-0000-0000-0000-000000000000';
 
 const quoteIdent = (name: string): string => `"${name.replaceAll('"', '""')}"`;
 

@@ -281,17 +281,19 @@ export async function claimRuns(pool: Pool, queueSchema: string, jobs: ClaimRequ
 
 // What a claim needs to know of each fetched run to find its limits (no lock).
 const LIMIT_SUBJECTS = `
-  SELECT r.run_id, a.graph_id, r.assistant_id, a.config AS assistant_config, r.created_at
+  SELECT r.run_id, a.graph_id, r.assistant_id, a.config AS assistant_config, r.created_at, r.waiting
     FROM runs r JOIN assistants a USING (assistant_id)
    WHERE r.run_id = ANY($1::uuid[]) AND r.status IN ('pending', 'running')`;
 
 // Order 0. Rows are made on first use; the definitions come from the configuration (per claim).
 const ENSURE_LIMITS = `INSERT INTO flow_limits (name) SELECT n FROM unnest($1::text[]) AS n ORDER BY n ON CONFLICT (name) DO NOTHING`;
 const LOCK_LIMITS = `
-  SELECT name, paused_until, recent_starts, now() AS now FROM flow_limits WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE`;
+  SELECT name, paused_until, recent_starts, rate_cursor, now() AS now FROM flow_limits WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE`;
 
 // A slot counts while its run is running under the attempt that took it and that attempt's job is
-// held by a live worker (heartbeat fresh): a lost worker's slots lapse within WORKER_HEARTBEAT_SECONDS.
+// held by a live worker (heartbeat fresh): a lost worker's slots lapse within WORKER_HEARTBEAT_SECONDS,
+// and at once when its job is fetched again as a new attempt (retry_count moved on): the new
+// attempt's claim must find room like any other, never be held back by its own dead slot.
 // Slots that lapsed are deleted here (under their limit's lock) and answered, so their waiters wake.
 const LAPSED_SLOTS = (schema: string) => `
   DELETE FROM flow_limit_slots s
@@ -299,11 +301,8 @@ const LAPSED_SLOTS = (schema: string) => `
      AND NOT EXISTS (
        SELECT 1 FROM runs r JOIN ${schema}.job j ON j.name = $2 AND j.id = r.run_id
         WHERE r.run_id = s.run_id AND r.status = 'running' AND r.attempts = s.attempt
-          AND j.state = 'active' AND j.heartbeat_on > now() - make_interval(secs => $3))
+          AND j.state = 'active' AND j.retry_count + 1 = s.attempt AND j.heartbeat_on > now() - make_interval(secs => $3))
   RETURNING s.limit_name`;
-const PARKED_AHEAD = `
-  SELECT count(*)::int AS n FROM runs
-   WHERE status = 'pending' AND waiting = $1 AND created_at < $2 AND NOT (run_id = ANY($3::uuid[]))`;
 const SLOTS_IN_USE = `SELECT limit_name, count(*)::int AS used FROM flow_limit_slots WHERE limit_name = ANY($1::text[]) GROUP BY limit_name`;
 
 const TAKE_SLOTS = `
@@ -312,6 +311,12 @@ const TAKE_SLOTS = `
   ON CONFLICT (limit_name, run_id) DO UPDATE SET attempt = EXCLUDED.attempt, acquired_at = now()`;
 
 // Each rate-limited limit keeps its starts within its window, plus this claim's.
+// Where the queue behind each rate-limited limit ends (see admitLimited).
+const MOVE_CURSORS = `
+  UPDATE flow_limits l SET rate_cursor = v.cursor, updated_at = now()
+    FROM unnest($1::text[], $2::timestamptz[]) AS v(name, cursor)
+   WHERE l.name = v.name`;
+
 const RECORD_STARTS = `
   UPDATE flow_limits l
      SET recent_starts = coalesce((SELECT array_agg(t ORDER BY t) FROM unnest(l.recent_starts) AS t WHERE t > now() - make_interval(secs => v.win_seconds)), '{}')
@@ -344,6 +349,7 @@ interface LimitSubject {
   assistant_id: string;
   assistant_config: Record<string, unknown>;
   created_at: Date;
+  waiting: string | null;
 }
 
 interface Admission {
@@ -372,7 +378,10 @@ async function admitLimited(client: PoolClient, queueSchema: string, jobs: Claim
   for (const of of limitsOf.values()) for (const l of of) specs.set(l.name, l);
   const names = [...specs.keys()].sort(cmp);
   await client.query(ENSURE_LIMITS, [names]);
-  const { rows: state } = await client.query<{ name: string; paused_until: Date | null; recent_starts: Date[]; now: Date }>(LOCK_LIMITS, [names]);
+  const { rows: state } = await client.query<{ name: string; paused_until: Date | null; recent_starts: Date[]; rate_cursor: Date | null; now: Date }>(
+    LOCK_LIMITS,
+    [names],
+  );
   const { rows: lapsed } = await client.query<{ limit_name: string }>(LAPSED_SLOTS(quoteIdent(queueSchema)), [names, QUEUES.run, limits.heartbeatSeconds]);
   const { rows: inUse } = await client.query<{ limit_name: string; used: number }>(SLOTS_IN_USE, [names]);
   const now = state[0]?.now ?? new Date();
@@ -393,8 +402,16 @@ async function admitLimited(client: PoolClient, queueSchema: string, jobs: Claim
       );
     }
   }
-  // Why a limit has no room now, and when it may have.
-  const noRoom = (spec: LimitSpec): number | null => {
+  // A rate-limited limit's queue is a schedule (GCRA-like): its cursor is the instant the next run
+  // refused by a full window may start, and each refused run takes the cursor's instant (or the
+  // window's opening, when later) and moves it on by the limit's pace (per_seconds / runs). So
+  // every waiting run has an instant of its own, in the order refused (scheduled order), and one
+  // run comes due per step. A run refused at its own instant (woken from its park on this limit,
+  // the start it replaces still a few ms in the window) goes back to the front: the opening.
+  const cursors = new Map(state.flatMap((row) => (row.rate_cursor ? [[row.name, row.rate_cursor.getTime()] as const] : [])));
+  const movedCursors = new Set<string>();
+  // Why a limit has no room now for this run, and when it may have.
+  const noRoom = (spec: LimitSpec, subject: LimitSubject): number | null => {
     const pause = paused.get(spec.name);
     if (pause !== undefined) return pause;
     if (spec.max_concurrency !== null && (used.get(spec.name) ?? 0) >= spec.max_concurrency) {
@@ -403,26 +420,18 @@ async function admitLimited(client: PoolClient, queueSchema: string, jobs: Claim
     }
     if (spec.rate) {
       const s = starts.get(spec.name)!;
-      // Room again when the start that fills the window leaves it: the next run then. The ones
-      // behind it are spread at the limit's pace (runs parked on it before them first), so a long
-      // queue behind a rate wakes a few at a time instead of all at every opening.
       if (s.length >= spec.rate.runs) {
+        // Room again when the start that fills the window leaves it.
         const opening = s[s.length - spec.rate.runs] + spec.rate.per_seconds * 1000 + 1;
-        const ahead = (parkedAhead.get(spec.name) ?? 0) + (parkedOn.get(spec.name) ?? 0);
-        return opening + Math.floor((ahead * spec.rate.per_seconds * 1000) / spec.rate.runs);
+        if (subject.waiting === `limit:${spec.name}`) return opening;
+        const at = Math.max(cursors.get(spec.name) ?? 0, opening);
+        cursors.set(spec.name, at + (spec.rate.per_seconds * 1000) / spec.rate.runs);
+        movedCursors.add(spec.name);
+        return at;
       }
     }
     return null;
   };
-  // Runs parked on a rate limit before this claim, older than its oldest run of that limit.
-  const parkedAhead = new Map<string, number>();
-  const batch = subjects.map((x) => x.run_id);
-  for (const spec of specs.values()) {
-    if (!spec.rate || (starts.get(spec.name)?.length ?? 0) < spec.rate.runs) continue;
-    const of = subjects.filter((x) => limitsOf.get(x.run_id)?.includes(spec)).map((x) => x.created_at.getTime());
-    const { rows } = await client.query<{ n: number }>(PARKED_AHEAD, [`limit:${spec.name}`, new Date(Math.min(...of)), batch]);
-    parkedAhead.set(spec.name, rows[0].n);
-  }
   const parkedOn = new Map<string, number>();
   const parked = new Map<string, { waiting: string; until: Date }>();
   const byAge = subjects.filter((s) => limitsOf.has(s.run_id)).sort((a, b) => a.created_at.getTime() - b.created_at.getTime() || cmp(a.run_id, b.run_id));
@@ -430,7 +439,7 @@ async function admitLimited(client: PoolClient, queueSchema: string, jobs: Claim
     let block: { name: string; until: number } | null = null;
     for (const spec of limitsOf.get(s.run_id)!) {
       // Once a limit held a run back, later runs of it wait too: runs start in scheduled order.
-      const until = parkedOn.has(spec.name) ? (noRoom(spec) ?? now.getTime()) : noRoom(spec);
+      const until = parkedOn.has(spec.name) ? (noRoom(spec, s) ?? now.getTime()) : noRoom(spec, s);
       if (until !== null) {
         block = { name: spec.name, until };
         break;
@@ -459,6 +468,8 @@ async function admitLimited(client: PoolClient, queueSchema: string, jobs: Claim
       if (rated.length) {
         await client.query(RECORD_STARTS, [rated, rated.map((n) => started.get(n)!), rated.map((n) => specs.get(n)!.rate!.per_seconds)]);
       }
+      const moved = [...movedCursors].sort(cmp);
+      if (moved.length) await client.query(MOVE_CURSORS, [moved, moved.map((n) => new Date(cursors.get(n)!))]);
       const waiting = [...parked.entries()].sort((a, b) => cmp(a[0], b[0]));
       if (waiting.length) {
         await client.query(PARK_RUNS, [waiting.map(([id]) => id), waiting.map(([, p]) => p.waiting), waiting.map(([, p]) => p.until)]);

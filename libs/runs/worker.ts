@@ -3,7 +3,7 @@ import type { AgentRegistry } from '../agents/index.ts';
 import type { Pool } from '../db/index.ts';
 import { Listener, backoffDelay, describeDatabaseError } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
-import { toError, withLogContext } from '../log/index.ts';
+import { activity, toError, withLogContext } from '../log/index.ts';
 import { metrics } from '../metrics/index.ts';
 import type { PgBoss, RunJob } from '../queue/index.ts';
 import { QUEUE_DEFAULTS, QUEUES, queueNotifyChannel, requeueRunJobs } from '../queue/index.ts';
@@ -438,16 +438,19 @@ export class RunWorker {
           idempotency_key: run.cron_id && run.scheduled_for ? `${run.cron_id}:${run.scheduled_for.toISOString()}` : run.run_id,
         }),
       ]);
-      runLogger.info('run succeeded', { ms: Date.now() - started });
+      runLogger.debug('run succeeded', { ms: Date.now() - started });
+      activity.count('succeeded');
       return result('success', output ?? null, null);
     } catch (err) {
       const reason: unknown = controller.signal.reason;
       if (controller.signal.aborted && reason instanceof RunTimeout) {
-        runLogger.warn('run timed out', { ms: Date.now() - started });
+        runLogger.debug('run timed out', { ms: Date.now() - started });
+        activity.count('timed_out', { run_id: run.run_id, err: reason.message });
         return { ...result('timeout', null, { error: 'TimeoutError', message: reason.message }), failure: classifyFailure(reason, true) } as Execution;
       }
       if (controller.signal.aborted && reason instanceof RunCancelled) {
-        runLogger.info('run cancelled; its agent was aborted', { ms: Date.now() - started, why: reason.message });
+        runLogger.debug('run cancelled; its agent was aborted', { ms: Date.now() - started, why: reason.message });
+        activity.count('cancelled');
         return { kind: 'cancelled' };
       }
       if (controller.signal.aborted && reason instanceof ShuttingDown) {
@@ -455,7 +458,8 @@ export class RunWorker {
         return { kind: 'handback' };
       }
       const e = toError(err);
-      runLogger.warn('run failed', { err: e.message, ms: Date.now() - started });
+      runLogger.debug('run failed', { err: e.message, ms: Date.now() - started });
+      activity.count('failed', { run_id: run.run_id, err: e.message.slice(0, 200) });
       return { ...result('error', null, { error: e.name, message: e.message }), failure: classifyFailure(err, false) } as Execution;
     } finally {
       clearTimeout(timer);

@@ -1,7 +1,7 @@
 import type { JobResult, JobWithMetadata } from 'pg-boss';
 import type { Pool } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
-import { toError } from '../log/index.ts';
+import { activity, toError } from '../log/index.ts';
 import { metrics } from '../metrics/index.ts';
 import type { PgBoss } from '../queue/index.ts';
 import { QUEUES } from '../queue/index.ts';
@@ -85,7 +85,8 @@ export class WebhookWorker {
     if (result.ok) {
       await recordDelivery(pool, run, { status: 'sent', attempts: attempt, error: null, sent_at: sentAt });
       metrics.webhookDelivery('delivered');
-      log.info('webhook delivered', { status: result.status, attempt });
+      log.debug('webhook delivered', { status: result.status, attempt });
+      activity.count('webhooks_delivered');
       return { id: job.id, status: 'completed', output: { status: result.status, attempt } };
     }
     const final = !result.retry || job.retryCount >= job.retryLimit;
@@ -94,6 +95,7 @@ export class WebhookWorker {
     metrics.webhookDelivery(!final ? 'retried' : result.retry ? 'failed' : 'refused');
     if (final) {
       log.error('webhook failed for good', { err: result.error, attempt, url: redact(url) });
+      activity.count('webhooks_failed');
       // Recorded as failed; completing keeps the job away from the dead letter queue.
       return { id: job.id, status: 'completed', output: failure(result, attempt) };
     }

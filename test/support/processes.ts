@@ -30,7 +30,8 @@ export function spawnApp(name: AppName, env: Record<string, string | undefined>)
       NODE_ENV: 'test',
       LOG_LEVEL: 'info',
       // The api answers 503 when its pool is exhausted (the torture counts every 5xx): 3 for it;
-      // a scheduler or a worker only waits a moment for a connection: 2 (and 2 for pg-boss).
+      // a scheduler or a worker only waits a moment for a connection: 2 (pg-boss shares the pool;
+      // their LISTEN connection comes on top). '' gives the defaults (DATABASE_MAX_CONNECTIONS).
       DATABASE_POOL_MAX: name === 'api' || name === 'all' ? '3' : '2',
       AGENTCRON_CONFIG: BUILTIN_ONLY,
       // Each test's database is the test's own: its processes migrate it (and install pg-boss's

@@ -477,12 +477,9 @@ export const BackfillSchema = z
     occurrences: z.number().int().openapi({ description: "The schedule's occurrences in the range (none past end_time)" }),
     fired: z.number().int().openapi({ description: 'Occurrences fired now, recorded in the ledger with trigger backfill' }),
     skipped_existing: z.number().int().openapi({ description: 'Already in the ledger (fired, skipped or backfilled before): not fired again' }),
-    skipped_overlap: z
-      .number()
-      .int()
-      .openapi({
-        description: "Held back by the cron's overlap rule (overlap_policy, multitask_strategy reject); not recorded, so a later backfill fires them",
-      }),
+    skipped_overlap: z.number().int().openapi({
+      description: "Held back by the cron's overlap rule (overlap_policy, multitask_strategy reject); not recorded, so a later backfill fires them",
+    }),
   })
   .openapi('CronBackfillResult');
 

@@ -4,19 +4,32 @@ import { QUEUES } from '../../queue/index.ts';
 import type { MaintenanceContext, MaintenanceJob } from '../types.ts';
 
 // 5. Heartbeat monitor: what an operator should look at, logged as warnings and stored as the
-// job's last_result, which /health shows. Looks at the last hour of the ledger for lagging
-// crons, at crons due longer than the threshold and still not fired (no scheduler keeps up),
+// job's last_result, which /health shows. Looks at the ledger rows written since its previous
+// check (at most the last hour) for lagging crons (a check reads about a minute of the ledger
+// however busy the deployment is: the whole last hour was 360,000 rows a minute at 100 runs/s),
+// at crons due longer than the threshold and still not fired (no scheduler keeps up),
 // at schedulers and workers that stopped heartbeating without stopping, and at run and webhook
 // jobs that reached a dead-letter queue (lost on every attempt), and at saturation: lag to start
 // (runs started late: no free worker, a limit) and a backlog that grew for 5 minutes, judged as
 // /health judges them (libs/metrics/saturation.ts). Lag to enqueue says a scheduler is behind;
 // lag to start says the workers are.
 
-/** How far back the monitor looks for lagging occurrences and dead letters. */
+/** How far back the monitor looks for lagging occurrences (at most) and dead letters. */
 const WINDOW = '1 hour';
+
+/**
+ * Where this check's look at the ledger starts: the previous check, less a little overlap (a row
+ * committed late by a long pass), never more than WINDOW back.
+ */
+const SINCE = `
+  SELECT greatest(now() - interval '${WINDOW}',
+                  coalesce((SELECT (last_result->>'checked_at')::timestamptz FROM maintenance_jobs WHERE job_name = 'heartbeat_monitor'),
+                           now() - interval '${WINDOW}') - interval '30 seconds') AS since`;
 
 export interface MonitorFindings {
   checked_at: string;
+  /** The ledger rows looked at for lagging crons: those written since this instant (the previous check). */
+  lagging_since: string;
   fire_lag_threshold_seconds: number;
   lagging_crons: { cron_id: string; occurrences: number; max_lag_seconds: number }[];
   overdue_crons: { count: number; oldest_next_run_date: string | null };
@@ -31,7 +44,7 @@ export interface MonitorFindings {
 const LAGGING = `
   SELECT cron_id, count(*)::int AS occurrences, extract(epoch FROM max(enqueued_at - scheduled_for))::float8 AS max_lag_seconds
     FROM cron_occurrences
-   WHERE created_at > now() - interval '${WINDOW}' AND trigger = 'schedule' AND enqueued_at IS NOT NULL
+   WHERE created_at > $2 AND trigger = 'schedule' AND enqueued_at IS NOT NULL
      AND enqueued_at - scheduled_for > make_interval(secs => $1)
    GROUP BY cron_id
    ORDER BY max(enqueued_at - scheduled_for) DESC
@@ -56,8 +69,9 @@ const DEAD = (schema: string) => `
 export async function checkHeartbeats({ pool, settings }: Pick<MaintenanceContext, 'pool' | 'settings'>): Promise<MonitorFindings> {
   const threshold = settings.fireLagWarnSeconds;
   const deadQueues = Object.values(QUEUES).filter((q) => q.endsWith('.dead'));
+  const since = (await pool.query<{ since: Date }>(SINCE)).rows[0].since;
   const [lagging, overdue, processes, dead, now, sat] = await Promise.all([
-    pool.query<{ cron_id: string; occurrences: number; max_lag_seconds: number }>(LAGGING, [threshold]),
+    pool.query<{ cron_id: string; occurrences: number; max_lag_seconds: number }>(LAGGING, [threshold, since]),
     pool.query<{ count: number; oldest: Date | null }>(OVERDUE, [threshold]),
     pool.query<{ process_id: string; role: string; hostname: string; pid: number; last_seen_at: Date; alive: boolean }>(PROCESSES, [
       settings.heartbeatSeconds * 3,
@@ -78,7 +92,7 @@ export async function checkHeartbeats({ pool, settings }: Pick<MaintenanceContex
   const warnings: string[] = [];
   for (const c of lagging.rows) {
     warnings.push(
-      `cron ${c.cron_id}: ${c.occurrences} occurrence(s) in the last hour enqueued up to ${c.max_lag_seconds.toFixed(1)}s late (threshold ${threshold}s)`,
+      `cron ${c.cron_id}: ${c.occurrences} occurrence(s) since ${since.toISOString()} enqueued up to ${c.max_lag_seconds.toFixed(1)}s late (threshold ${threshold}s)`,
     );
   }
   const o = overdue.rows[0];
@@ -92,6 +106,7 @@ export async function checkHeartbeats({ pool, settings }: Pick<MaintenanceContex
   else for (const reason of sat.reasons) warnings.push(`${reason}: workers are behind (more workers or WORKER_CONCURRENCY, or a limit too tight)`);
   return {
     checked_at: now.rows[0].now.toISOString(),
+    lagging_since: since.toISOString(),
     fire_lag_threshold_seconds: threshold,
     lagging_crons: lagging.rows,
     overdue_crons: { count: o.count, oldest_next_run_date: o.oldest ? o.oldest.toISOString() : null },

@@ -134,7 +134,10 @@ signout.addEventListener('click', () => {
   showSignIn();
 });
 
-window.addEventListener('hashchange', () => route());
+// route() shows a page's own failure in the page; anything before it (a page's cleanup throwing) here.
+window.addEventListener('hashchange', () => {
+  route().catch((err) => put(main, h('h1', {}, 'Something went wrong'), h('p', { class: 'error' }, messageOf(err))));
+});
 
 start().catch((err) => {
   put(main, h('h1', {}, 'The API cannot be reached'), h('p', { class: 'error' }, messageOf(err)));

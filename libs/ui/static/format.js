@@ -108,14 +108,20 @@ export function between(a, b) {
 }
 
 /**
- * An occurrence's timings: fire lag (from its scheduled time to when the scheduler enqueued it,
- * or started it when there is no enqueue time), queue wait (enqueued to started) and duration.
- * @param {Pick<import('../types.ts').Occurrence, 'scheduled_for' | 'enqueued_at' | 'started_at' | 'ended_at'>} o
+ * An occurrence's timings, each measuring one thing. Fire lag: how late the scheduler enqueued an
+ * occurrence it fired on time (trigger schedule or create; from its scheduled time). A backfill's
+ * or a manual trigger's distance from its scheduled time is no lag, it is its age when fired:
+ * `age`, shown apart. Queue wait: from the enqueue this run waited on (a retried occurrence's
+ * latest retry, not its first enqueue) to its start. Duration: start to end.
+ * @param {Pick<import('../types.ts').Occurrence, 'scheduled_for' | 'enqueued_at' | 'started_at' | 'ended_at'> & { trigger?: string, retried_at?: string | null }} o
  */
 export function occurrenceTimings(o) {
+  const onTime = o.trigger === undefined || o.trigger === 'schedule' || o.trigger === 'create';
+  const fired = o.enqueued_at ?? o.started_at;
   return {
-    lag: between(o.scheduled_for, o.enqueued_at ?? o.started_at),
-    wait: between(o.enqueued_at, o.started_at),
+    lag: onTime ? between(o.scheduled_for, fired) : null,
+    age: onTime ? null : between(o.scheduled_for, fired),
+    wait: between(o.retried_at ?? o.enqueued_at, o.started_at),
     duration: between(o.started_at, o.ended_at),
   };
 }

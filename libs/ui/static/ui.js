@@ -1,5 +1,4 @@
 // @ts-check
-// @ts-check
 // What every page shares: the flash message and how an error reads.
 import { ApiError } from './api.js';
 import { h, put } from './dom.js';
@@ -73,13 +72,18 @@ export function pollInterval() {
  * Calls `refresh` every few seconds while the page is visible, one call at a time; a hidden tab
  * polls nothing, and becoming visible again refreshes at once. A failed refresh is flashed once
  * and polling goes on. Answers the function that stops it (a page's cleanup).
+ * @param {() => unknown} refresh
+ * @param {number} [ms]
+ * @returns {() => void}
  */
 export function poll(refresh, ms = pollInterval()) {
-  let timer = null;
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let timer;
   let stopped = false;
   let failed = false;
+  // tick() never rejects: a failed refresh is flashed.
   const tick = async () => {
-    timer = null;
+    timer = undefined;
     if (stopped || document.visibilityState !== 'visible') return;
     try {
       await refresh();
@@ -88,16 +92,16 @@ export function poll(refresh, ms = pollInterval()) {
       if (!failed) flash(`Refresh failed: ${messageOf(err)}`, 'error');
       failed = true;
     }
-    if (!stopped && document.visibilityState === 'visible') timer = setTimeout(tick, ms);
+    if (!stopped && document.visibilityState === 'visible') timer = setTimeout(() => void tick(), ms);
   };
   const onVisibility = () => {
     if (stopped) return;
     clearTimeout(timer);
-    timer = null;
-    if (document.visibilityState === 'visible') tick();
+    timer = undefined;
+    if (document.visibilityState === 'visible') void tick();
   };
   document.addEventListener('visibilitychange', onVisibility);
-  timer = setTimeout(tick, ms);
+  timer = setTimeout(() => void tick(), ms);
   return () => {
     stopped = true;
     clearTimeout(timer);
@@ -109,8 +113,11 @@ export function poll(refresh, ms = pollInterval()) {
  * For a live page's section: whether to redraw it with this data. Only when the data changed, or
  * once the last drawing is 30 s old (its relative times move on): an unchanged table is not
  * replaced under the pointer of someone about to click in it.
+ * @param {number} [maxAgeMs]
+ * @returns {(data: unknown) => boolean}
  */
 export function redrawGate(maxAgeMs = 30_000) {
+  /** @type {string | null} */
   let last = null;
   let at = 0;
   return (data) => {

@@ -2,12 +2,20 @@ import type pg from 'pg';
 import type { ApiCall } from './api.ts';
 import type { Death } from './cluster.ts';
 import type { Kind, Span } from './driver.ts';
+import { PLANNED_FAILURE, failurePlan } from './plan.ts';
 
 // The torture checker: reads the database once everything has settled and verifies agentcron's
 // promises, Jepsen-style, from what the system wrote (ledger, runs, pg-boss jobs) and what the
 // agent and the run log recorded (test/support/torture/recording.ts). Every check is a pure
 // function of those rows and of the driver's own records (API answers, kills, spans), so the
 // same database always gives the same verdict.
+//
+// Flow control (docs/flow-control.md): an attempt that failed retryably and was retried is not a
+// re-execution; every other second execution of one attempt still needs a dead worker. Each
+// occurrence's outcome is recorded once, its cron's last_run_* names only final outcomes, its
+// ledger row's attempt_log lists every earlier attempt (as the failure plan of its key says, see
+// plan.ts), no attempt starts before its retry_at, and no limit ever had more executions at once
+// (or more starts in a window) than it allows.
 
 export interface CheckedCron {
   cron_id: string;
@@ -17,6 +25,21 @@ export interface CheckedCron {
   deletedBy?: 'cron' | 'thread' | null;
   /** Spans in which only the scheduler moved the cron: no gap allowed between ledger rows inside. */
   windows: Span[];
+  /** Its runs fail the attempts their key's plan says (plan.ts); absent: never. */
+  failPlan?: boolean;
+  /** max_attempts of its runs' retry policy (needed with failPlan). */
+  maxAttempts?: number;
+  /** Names of the limits its runs are subject to. */
+  limits?: string[];
+}
+
+/** A limit the checker holds executions to: those of its graph or of its assistant. */
+export interface CheckedLimit {
+  name: string;
+  max_concurrency: number | null;
+  rate: { runs: number; per_seconds: number } | null;
+  graph_id?: string;
+  assistant_id?: string;
 }
 
 export interface CheckInput {
@@ -30,6 +53,8 @@ export interface CheckInput {
   pgbossSchema?: string;
   /** Whether the settle wait ended with nothing active (else it timed out). */
   settled?: boolean;
+  /** Limits to hold the executions to. */
+  limits?: CheckedLimit[];
 }
 
 export interface Reexecution {
@@ -54,7 +79,7 @@ const SKIP_REASONS = new Set(['missed', 'overlap', 'end_time']);
 const SERIALIZED: Kind[] = ['thread_enqueue', 'thread_reject', 'thread_interrupt', 'overlap_buffer_one'];
 const EXAMPLES = 5;
 
-interface LogRow {
+export interface LogRow {
   run_id: string;
   cron_id: string | null;
   scheduled_for: Date | null;
@@ -64,7 +89,7 @@ interface LogRow {
   deleted_status: string | null;
 }
 
-interface LedgerRow {
+export interface LedgerRow {
   cron_id: string;
   scheduled_for: Date;
   sf_us: string;
@@ -72,9 +97,21 @@ interface LedgerRow {
   trigger: string;
   status: string;
   reason: string | null;
+  error: string | null;
+  started_at: Date | null;
+  attempt_log: AttemptEntry[] | null;
 }
 
-interface ExecRow {
+export interface AttemptEntry {
+  attempt: number;
+  started_at: string | null;
+  ended_at: string;
+  status: string;
+  error: { error: string; message: string } | null;
+  retry_at: string;
+}
+
+export interface ExecRow {
   id: string;
   idempotency_key: string;
   run_id: string;
@@ -84,6 +121,9 @@ interface ExecRow {
   started_at: Date;
   ended_at: Date | null;
   outcome: string | null;
+  graph_id: string | null;
+  assistant_id: string | null;
+  attempt: number | null;
 }
 
 const occ = (cronId: string, sfUs: string) => `${cronId}@${sfUs}`;
@@ -124,7 +164,7 @@ export async function check(input: CheckInput): Promise<Report> {
   const ledger = (
     await pool.query<LedgerRow>(
       `SELECT cron_id, scheduled_for, (extract(epoch FROM scheduled_for) * 1000000)::bigint::text AS sf_us,
-              run_id, trigger, status, reason
+              run_id, trigger, status, reason, error, started_at, attempt_log
          FROM cron_occurrences`,
     )
   ).rows;
@@ -321,36 +361,17 @@ export async function check(input: CheckInput): Promise<Report> {
     examples(notLedgered, (e) => e.idempotency_key),
   );
 
-  const reexecutions: Reexecution[] = [];
-  const outages = input.outages ?? [];
   const byKey = groupBy(execs, (e) => e.idempotency_key);
-  for (const [key, es] of byKey) {
-    for (let i = 1; i < es.length; i++) {
-      const e = es[i];
-      // The attempt before this one: only its worker dying (after it started, before this one
-      // started: a retry that began while that worker was still alive is not explained by its
-      // death) explains a new attempt. Its death is observed a moment after the fact: 1 s slack.
-      const prev = es[i - 1];
-      const death = deathOf.get(prev.pid);
-      let reason = '';
-      let explained = false;
-      if (death && death.at.getTime() >= prev.started_at.getTime() && death.at.getTime() - 1000 <= e.started_at.getTime() && prev.outcome !== 'aborted') {
-        const how = death.cause === 'killed' ? 'killed' : 'crashed';
-        reason = prev.ended_at ? `worker ${prev.pid} ${how} after the agent returned, before its result was stored` : `worker ${prev.pid} ${how} mid-run`;
-        explained = true;
-      }
-      if (!explained) {
-        const prevEnd = prev.ended_at?.getTime() ?? e.started_at.getTime();
-        const outage = outages.find((o) => o.from <= Math.max(prevEnd, e.started_at.getTime()) && o.to >= prev.started_at.getTime());
-        if (outage)
-          reason = `database outage ${iso(outage.from)}..${iso(outage.to)} during or after the previous attempt (worker ${prev.pid} alive, outcome ${prev.outcome ?? 'none'})`;
-        else
-          reason = `no dead worker explains it: previous attempt on pid ${prev.pid} (${prev.outcome ?? 'no outcome'}) ${iso(prev.started_at)}, this one on pid ${e.pid} ${iso(e.started_at)}`;
-      }
-      reexecutions.push({ idempotency_key: key, run_id: e.run_id, attempt: i + 1, reason, explained });
-    }
-  }
+  const { reexecutions, policyRetries } = judgeReexecutions(byKey, deathOf, input.outages ?? []);
   counts.keys_executed = byKey.size;
+  counts.policy_retries = policyRetries;
+  // One attempt executed twice: each such pair went through the check above (a dead worker explains it).
+  counts.attempts_executed_twice = [
+    ...groupBy(
+      execs.filter((e) => e.attempt !== null),
+      (e) => `${e.idempotency_key}#${e.attempt}`,
+    ).values(),
+  ].filter((es) => es.length > 1).length;
   counts.reexecutions = reexecutions.length;
   counts.retries_explained = reexecutions.filter((r) => r.explained).length;
   counts.reexecutions_outage = reexecutions.filter((r) => !r.explained && r.reason.startsWith('database outage')).length;
@@ -442,6 +463,9 @@ export async function check(input: CheckInput): Promise<Report> {
     examples(lost, (s) => s),
   );
 
+  checkFlow(input, { ledger, execs, deathOf, runById, fail, counts });
+  await checkFlowLogs({ pool, ledger, fail, counts });
+
   // ---- processes ----
   const crashes = input.deaths.filter((d) => d.cause !== 'killed');
   counts.kills_worker = input.deaths.filter((d) => d.cause === 'killed' && d.role === 'worker').length;
@@ -463,6 +487,312 @@ export async function check(input: CheckInput): Promise<Report> {
     `unexplained=${counts.reexecutions_unexplained} kills=${counts.kills_worker}w+${counts.kills_scheduler}s crashes=${counts.crashes} ` +
     `api_calls=${counts.api_calls} 5xx=${counts['5xx']} 4xx_explained=${counts.api_4xx_explained} 4xx_unexpected=${counts.api_4xx_unexpected} ` +
     `dup_runs=${counts.duplicate_runs} unsettled=${counts.unsettled} stuck=${counts.stuck_runs} lost=${counts.lost_occurrences} ` +
-    `gap_checked_s=${counts.gap_checked_seconds} overlaps=${counts.overlaps} failures=${failures.length}`;
+    `gap_checked_s=${counts.gap_checked_seconds} overlaps=${counts.overlaps} policy_retries=${counts.policy_retries} ` +
+    `attempts_twice=${counts.attempts_executed_twice} retried_occurrences=${counts.retried_occurrences} exhausted=${counts.retries_exhausted} ` +
+    `limit_peaks=${(input.limits ?? []).map((l) => `${l.name.replace(/^assistant:.*/, 'assistant')}:${counts[`limit_peak_${l.name}`]}/${l.max_concurrency}`).join(',')} ` +
+    `parked=${counts.parked_limit} retry_waits=${counts.retry_waits} failures=${failures.length}`;
   return { counts, failures, reexecutions, summary };
+}
+
+const ENDED_BY_AGENT = new Set(['success', 'error']);
+
+export interface FlowData {
+  ledger: LedgerRow[];
+  execs: ExecRow[];
+  deathOf: Map<number, Death>;
+  runById: Map<string, LogRow>;
+  fail: (what: string, xs: unknown[], detail: string) => void;
+  counts: Record<string, number>;
+  pool: Pick<pg.Pool, 'query'>;
+}
+
+/** Retries as the ledger shows them and as the agents executed them; limits as the executions overlapped. */
+export function checkFlow(input: Pick<CheckInput, 'crons' | 'limits'>, d: Omit<FlowData, 'pool'>): void {
+  const { ledger, execs, deathOf, runById, fail, counts } = d;
+  const cronOf = new Map(input.crons.map((c) => [c.cron_id, c]));
+  const execsByOcc = groupBy(
+    execs.filter((e) => runById.get(e.run_id)?.sf_us),
+    (e) => {
+      const r = runById.get(e.run_id)!;
+      return occ(r.cron_id!, r.sf_us!);
+    },
+  );
+
+  // ---- one run per occurrence across its attempts ----
+  const splitRuns = [...execsByOcc.entries()].filter(([, es]) => new Set(es.map((e) => e.run_id)).size > 1);
+  fail(
+    'occurrences whose attempts ran under different runs',
+    splitRuns,
+    examples(splitRuns, ([k, es]) => `${k}: ${[...new Set(es.map((e) => e.run_id))].join(', ')}`),
+  );
+
+  // ---- attempt_log: every earlier attempt, numbered, the agent's planned failures, as the plan says ----
+  const badLog: string[] = [];
+  const badAttempts: string[] = [];
+  const offPlan: string[] = [];
+  const early: string[] = [];
+  let retried = 0;
+  let exhausted = 0;
+  for (const l of ledger) {
+    const log = l.attempt_log ?? [];
+    const n = log.length;
+    const what = `${l.cron_id}@${iso(l.scheduled_for)} ${l.status}`;
+    if (n) retried++;
+    log.forEach((a, i) => {
+      if (a.attempt !== i + 1 || a.status !== 'error' || a.error?.error !== 'RetryableError' || !a.error.message.startsWith(PLANNED_FAILURE) || !a.retry_at) {
+        badLog.push(`${what}: entry ${i + 1} ${JSON.stringify(a)}`);
+      }
+    });
+    const es = execsByOcc.get(occ(l.cron_id, l.sf_us)) ?? [];
+    const attempts = [...new Set(es.flatMap((e) => (e.attempt === null ? [] : [e.attempt])))].sort((a, b) => a - b);
+    if (attempts.length) {
+      const max = attempts[attempts.length - 1];
+      const contiguous = attempts.every((a, i) => a === i + 1);
+      // Each attempt before the last failed retryably (else nothing would have retried it).
+      const unfailed = attempts.filter((a) => a < max && !es.some((e) => e.attempt === a && e.outcome === 'retryable'));
+      const byAgent = ENDED_BY_AGENT.has(l.status) && (l.status === 'success' || (l.error ?? '').startsWith(PLANNED_FAILURE));
+      // An end by the agent was its last attempt: every earlier one is logged. A cancel may come while a retry waits.
+      const logged = byAgent ? max === n + 1 : max === n + 1 || max === n;
+      if (!contiguous || unfailed.length || !logged) {
+        badAttempts.push(`${what}: attempts executed [${attempts.join(',')}], attempt_log ${n}${unfailed.length ? `, not failed: ${unfailed.join(',')}` : ''}`);
+      }
+    }
+    // No attempt started before the retry_at its predecessor was given (50 ms: clock resolution).
+    for (const a of log) {
+      const next = es.filter((e) => e.attempt === a.attempt + 1).sort((x, y) => x.started_at.getTime() - y.started_at.getTime())[0];
+      if (next && next.started_at.getTime() < Date.parse(a.retry_at) - 50)
+        early.push(`${what}: attempt ${a.attempt + 1} started ${iso(next.started_at)}, retry_at ${a.retry_at}`);
+    }
+    const cron = cronOf.get(l.cron_id);
+    const key = es[0]?.idempotency_key;
+    if (!cron || !key) continue;
+    if (!cron.failPlan) {
+      if (n) offPlan.push(`${what}: no failure planned, attempt_log ${n}`);
+      continue;
+    }
+    const plan = failurePlan(key);
+    const m = cron.maxAttempts ?? 3;
+    if (l.status === 'success' && (plan.fails >= m || n !== plan.fails)) offPlan.push(`${what}: plan fails ${plan.fails} of ${m} attempts, attempt_log ${n}`);
+    if (l.status === 'error' && (l.error ?? '').startsWith(PLANNED_FAILURE)) {
+      exhausted++;
+      if (plan.fails < m || n !== m - 1) offPlan.push(`${what}: plan fails ${plan.fails} of ${m} attempts, attempt_log ${n}`);
+    }
+  }
+  counts.retried_occurrences = retried;
+  counts.retries_exhausted = exhausted;
+  fail(
+    'attempt_log entries that are not the earlier attempts in order, each a planned RetryableError',
+    badLog,
+    examples(badLog, (s) => s),
+  );
+  fail(
+    'occurrences whose executed attempts disagree with their attempt_log (skipped, unfailed or unlogged attempts)',
+    badAttempts,
+    examples(badAttempts, (s) => s),
+  );
+  fail(
+    'occurrences whose outcome and attempt_log disagree with their failure plan and retry policy',
+    offPlan,
+    examples(offPlan, (s) => s),
+  );
+  fail(
+    'attempts started before their retry_at',
+    early,
+    examples(early, (s) => s),
+  );
+
+  // ---- limits: executions at once, starts per window ----
+  for (const limit of input.limits ?? []) {
+    const subject = execs.filter((e) => (limit.graph_id && e.graph_id === limit.graph_id) || (limit.assistant_id && e.assistant_id === limit.assistant_id));
+    counts[`limit_executions_${limit.name}`] = subject.length;
+    if (limit.max_concurrency !== null) {
+      // An execution ends when it recorded its end or its worker died; unknown ends are left out.
+      const spans = subject.flatMap((e) => {
+        const death = deathOf.get(e.pid);
+        const end = e.ended_at?.getTime() ?? (death && death.at.getTime() >= e.started_at.getTime() ? death.at.getTime() : null);
+        return end === null ? [] : [{ e, from: e.started_at.getTime(), to: end }];
+      });
+      const events = spans.flatMap((s) => [
+        { t: s.from, d: 1, s },
+        { t: s.to, d: -1, s },
+      ]);
+      // Ends before starts at the same instant.
+      events.sort((a, b) => a.t - b.t || a.d - b.d);
+      const active = new Set<(typeof spans)[number]>();
+      let peak = 0;
+      const over: string[] = [];
+      for (const ev of events) {
+        if (ev.d < 0) {
+          active.delete(ev.s);
+          continue;
+        }
+        active.add(ev.s);
+        peak = Math.max(peak, active.size);
+        if (active.size > limit.max_concurrency) {
+          over.push(
+            `${active.size} at ${iso(ev.t)}: ${[...active].map((x) => `${x.e.run_id.slice(0, 8)}#${x.e.attempt} pid ${x.e.pid} ${x.e.outcome ?? 'no outcome'} ${iso(x.from).slice(11)}..${iso(x.to).slice(11)}`).join(', ')}`,
+          );
+        }
+      }
+      counts[`limit_peak_${limit.name}`] = peak;
+      fail(
+        `executions of limit ${limit.name} above its max_concurrency ${limit.max_concurrency}`,
+        over,
+        examples(over, (s) => s),
+      );
+    }
+    if (limit.rate) {
+      // Starts as the claims counted them (the database's clock): each attempt's claim on the ledger.
+      const crons = new Set(input.crons.filter((c) => c.limits?.includes(limit.name)).map((c) => c.cron_id));
+      const starts = ledger
+        .filter((l) => crons.has(l.cron_id))
+        .flatMap((l) => [
+          ...(l.attempt_log ?? []).flatMap((a) => (a.started_at ? [Date.parse(a.started_at)] : [])),
+          ...(l.started_at ? [l.started_at.getTime()] : []),
+        ])
+        .sort((a, b) => a - b);
+      const { runs, per_seconds } = limit.rate;
+      const tooMany: string[] = [];
+      let most = 0;
+      for (let i = 0, j = 0; i < starts.length; i++) {
+        while (starts[i] - starts[j] >= per_seconds * 1000) j++;
+        most = Math.max(most, i - j + 1);
+        // 1 ms: the ledger keeps microseconds, a Date milliseconds.
+        if (i >= runs && starts[i] - starts[i - runs] < per_seconds * 1000 - 1)
+          tooMany.push(`${runs + 1} starts within ${starts[i] - starts[i - runs]} ms ending ${iso(starts[i])}`);
+      }
+      counts[`limit_starts_${limit.name}`] = starts.length;
+      counts[`limit_max_starts_per_window_${limit.name}`] = most;
+      fail(
+        `starts of limit ${limit.name} above its rate of ${runs} per ${per_seconds} s`,
+        tooMany,
+        examples(tooMany, (s) => s),
+      );
+    }
+  }
+}
+
+/** Outcomes recorded once (the ledger's status log), last_run_* naming final outcomes only, how often runs waited. */
+async function checkFlowLogs(d: Pick<FlowData, 'pool' | 'ledger' | 'fail' | 'counts'>): Promise<void> {
+  const { pool } = d;
+  const ledgerLog = (
+    await pool.query<LedgerLogRow>(
+      `SELECT cron_id, (extract(epoch FROM scheduled_for) * 1000000)::bigint::text AS sf_us, old_status, new_status FROM torture_ledger_log ORDER BY seq`,
+    )
+  ).rows;
+  const lastRuns = (
+    await pool.query<LastRunRow>(
+      `SELECT cron_id, (extract(epoch FROM scheduled_for) * 1000000)::bigint::text AS sf_us, status, run_id FROM torture_last_run_log ORDER BY seq`,
+    )
+  ).rows;
+  const waits = (await pool.query<{ waiting: string; n: number }>(`SELECT waiting, count(*)::int AS n FROM torture_waits GROUP BY waiting`)).rows;
+  judgeFlowLogs({ ...d, ledgerLog, lastRuns, waits });
+}
+
+export interface LedgerLogRow {
+  cron_id: string;
+  sf_us: string;
+  old_status: string | null;
+  new_status: string;
+}
+
+export interface LastRunRow {
+  cron_id: string;
+  sf_us: string | null;
+  status: string | null;
+  run_id: string | null;
+}
+
+/** The verdict on the ledger's status log and the crons' last_run_* log (a pure function of their rows). */
+export function judgeFlowLogs(
+  d: Pick<FlowData, 'ledger' | 'fail' | 'counts'> & { ledgerLog: LedgerLogRow[]; lastRuns: LastRunRow[]; waits: { waiting: string; n: number }[] },
+): void {
+  const { ledger, fail, counts, ledgerLog, lastRuns, waits } = d;
+  counts.parked_limit = waits.filter((w) => w.waiting.startsWith('limit:')).reduce((n, w) => n + w.n, 0);
+  counts.retry_waits = waits.filter((w) => w.waiting === 'retry').reduce((n, w) => n + w.n, 0);
+  for (const w of waits) if (w.waiting.startsWith('limit:')) counts[`parked_${w.waiting.startsWith('limit:assistant:') ? 'assistant' : w.waiting}`] = w.n;
+
+  const endedTwice = [
+    ...groupBy(
+      ledgerLog.filter((r) => TERMINAL.has(r.new_status)),
+      (r) => occ(r.cron_id, r.sf_us),
+    ).entries(),
+  ].filter(([, rs]) => rs.length > 1);
+  fail(
+    'occurrences whose outcome was recorded more than once',
+    endedTwice,
+    examples(endedTwice, ([k, rs]) => `${k}: ${rs.map((r) => r.new_status).join(' then ')}`),
+  );
+  // Nothing in the torture reopens an ended occurrence (a retry goes running → enqueued).
+  const reopened = ledgerLog.filter((r) => r.old_status && TERMINAL.has(r.old_status));
+  fail(
+    'ended occurrences that changed status again',
+    reopened,
+    examples(reopened, (r) => `${occ(r.cron_id, r.sf_us)}: ${r.old_status} → ${r.new_status}`),
+  );
+
+  const ledgerByOcc = new Map(ledger.map((l) => [occ(l.cron_id, l.sf_us), l]));
+  const named = lastRuns.filter((r) => r.sf_us && r.status);
+  const twice = [...groupBy(named, (r) => occ(r.cron_id, r.sf_us!)).entries()].filter(([, rs]) => rs.length > 1);
+  fail(
+    "occurrences written to their cron's last_run_* more than once",
+    twice,
+    examples(twice, ([k, rs]) => `${k}: ${rs.map((r) => r.status).join(', ')}`),
+  );
+  const notFinal = named.filter((r) => {
+    const l = ledgerByOcc.get(occ(r.cron_id, r.sf_us!));
+    return l && TERMINAL.has(l.status) && l.status !== r.status;
+  });
+  fail(
+    "last_run_* naming an outcome its occurrence did not end with (an attempt's, not the final one)",
+    notFinal,
+    examples(notFinal, (r) => `${occ(r.cron_id, r.sf_us!)}: last_run ${r.status}, ledger ${ledgerByOcc.get(occ(r.cron_id, r.sf_us!))!.status}`),
+  );
+  counts.last_run_writes = named.length;
+}
+
+/**
+ * Every second execution of an idempotency key (executions in start order): the policy's next
+ * attempt after a retryable failure, or a re-execution, explained only by the death of the worker
+ * of the execution before it (or, apart, by a database outage).
+ */
+export function judgeReexecutions(
+  byKey: Map<string, ExecRow[]>,
+  deathOf: Map<number, Death>,
+  outages: Span[],
+): { reexecutions: Reexecution[]; policyRetries: number } {
+  const reexecutions: Reexecution[] = [];
+  let policyRetries = 0;
+  for (const [key, es] of byKey) {
+    for (let i = 1; i < es.length; i++) {
+      const e = es[i];
+      // The attempt before this one: only its worker dying (after it started, before this one
+      // started: a retry that began while that worker was still alive is not explained by its
+      // death) explains a new attempt. Its death is observed a moment after the fact: 1 s slack.
+      const prev = es[i - 1];
+      // The next attempt of the retry policy, after the one before failed retryably: not a re-execution.
+      if (e.attempt !== null && prev.attempt !== null && e.attempt === prev.attempt + 1 && prev.outcome === 'retryable') {
+        policyRetries++;
+        continue;
+      }
+      const death = deathOf.get(prev.pid);
+      let reason = '';
+      let explained = false;
+      if (death && death.at.getTime() >= prev.started_at.getTime() && death.at.getTime() - 1000 <= e.started_at.getTime() && prev.outcome !== 'aborted') {
+        const how = death.cause === 'killed' ? 'killed' : 'crashed';
+        reason = prev.ended_at ? `worker ${prev.pid} ${how} after the agent returned, before its result was stored` : `worker ${prev.pid} ${how} mid-run`;
+        explained = true;
+      }
+      if (!explained) {
+        const prevEnd = prev.ended_at?.getTime() ?? e.started_at.getTime();
+        const outage = outages.find((o) => o.from <= Math.max(prevEnd, e.started_at.getTime()) && o.to >= prev.started_at.getTime());
+        if (outage)
+          reason = `database outage ${iso(outage.from)}..${iso(outage.to)} during or after the previous attempt (worker ${prev.pid} alive, outcome ${prev.outcome ?? 'none'})`;
+        else
+          reason = `no dead worker explains it: previous attempt on pid ${prev.pid} (${prev.outcome ?? 'no outcome'}) ${iso(prev.started_at)}, this one on pid ${e.pid} ${iso(e.started_at)}`;
+      }
+      reexecutions.push({ idempotency_key: key, run_id: e.run_id, attempt: i + 1, reason, explained });
+    }
+  }
+  return { reexecutions, policyRetries };
 }

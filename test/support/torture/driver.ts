@@ -13,10 +13,28 @@ import type { Cluster } from './cluster.ts';
 // the first and the last ledger row must have its row. Writes that move a cron (PATCH, DELETE)
 // take its slot's lock, so a cron's state after each write is the write's own answer; triggers
 // and cancels race freely with everything.
+//
+// Flow control, by slot: every 5th cron (slot % 5 = 1) runs the graph torture_limited (limit
+// torture_pool: 5 at once, 40 starts per 2 s; its graph retry policy allows 2 attempts), every
+// 10th (slot % 10 = 4) an assistant with config.max_concurrency 4; even slots fail some attempts
+// retryably (input fail_plan: test/support/torture/plan.ts); every third carries its own
+// retry_policy (3 attempts, 0.2-1 s backoff); the others get their graph's or the default.
 
 export const EVERY_SECOND = '* * * * * *';
 export const EVERY_TWO_SECONDS = '*/2 * * * * *';
 export const GRAPH_ID = 'torture';
+/** The same agent under the limit torture_pool, with a graph retry policy (test/fixtures/torture.json). */
+export const LIMITED_GRAPH_ID = 'torture_limited';
+/** torture_pool in test/fixtures/torture.json: what the checker holds the limited graph's runs to. */
+export const GRAPH_LIMIT = { name: 'torture_pool', max_concurrency: 5, rate: { runs: 40, per_seconds: 2 } };
+/** The graph's retry_policy there. */
+export const LIMITED_GRAPH_MAX_ATTEMPTS = 2;
+/** config.max_concurrency of the assistant the driver makes for some crons. */
+export const ASSISTANT_MAX_CONCURRENCY = 4;
+/** The retry_policy some crons carry themselves (it wins over the graph's and the default). */
+export const CRON_RETRY_POLICY = { max_attempts: 3, initial_interval_seconds: 0.2, backoff_coefficient: 2, maximum_interval_seconds: 1 };
+/** The default policy's max_attempts (docs/flow-control.md). */
+const DEFAULT_MAX_ATTEMPTS = 3;
 
 export const KINDS = [
   'stateless_delete',
@@ -55,6 +73,14 @@ export interface TortureCron {
   windows: Span[];
   cleanSince: number | null;
   known: { schedule: string; enabled: boolean; end_time: string | null };
+  /** The assistant its runs run under (the graph's own id, or the limited assistant's uuid). */
+  assistant_id: string;
+  /** Its runs fail the attempts their key's plan says (plan.ts). */
+  failPlan: boolean;
+  /** max_attempts of the retry policy its runs resolve to. */
+  maxAttempts: number;
+  /** The limits its runs are subject to (names as flow_limits has them). */
+  limits: string[];
 }
 
 interface Slot {
@@ -118,6 +144,8 @@ export class Driver {
   /** Every cron the driver ever created. */
   readonly crons: TortureCron[] = [];
   readonly ops: Record<string, number> = {};
+  /** The assistant with config.max_concurrency (made by createCrons). */
+  limitedAssistantId: string | null = null;
   #o: DriverOptions;
   #slots: Slot[] = [];
 
@@ -131,6 +159,16 @@ export class Driver {
 
   /** Creates n crons, the kinds in turn, a few at a time. */
   async createCrons(n: number, concurrency = 5): Promise<void> {
+    const a = await this.#o.api.call('create_assistant', 'POST', '/assistants', {
+      graph_id: GRAPH_ID,
+      name: 'torture limited',
+      config: { max_concurrency: ASSISTANT_MAX_CONCURRENCY },
+    });
+    if (a.status !== 200) {
+      this.#o.api.judge(a.call, false, 'creating the limited assistant');
+      throw new Error(`could not create the limited assistant: ${a.status} ${JSON.stringify(a.body)}`);
+    }
+    this.limitedAssistantId = String(a.body.assistant_id);
     const steadyEvery = this.#o.steadyEvery ?? 4;
     for (let i = 0; i < n; i++) {
       this.#slots.push({ index: i, kind: KINDS[i % KINDS.length], cron: null, busy: false, steady: steadyEvery > 0 && i % steadyEvery === 0 });
@@ -281,7 +319,13 @@ export class Driver {
   async #create(slot: Slot, threadId: string | null): Promise<TortureCron | null> {
     const { api } = this.#o;
     const kind = slot.kind;
-    const body: Record<string, unknown> = { assistant_id: GRAPH_ID, schedule: EVERY_SECOND, input: { slot: slot.index, kind } };
+    const flow = this.#flowOf(slot.index);
+    const body: Record<string, unknown> = {
+      assistant_id: flow.assistant_id,
+      schedule: EVERY_SECOND,
+      input: { slot: slot.index, kind, fail_plan: flow.failPlan },
+    };
+    if (flow.cronPolicy) body.retry_policy = CRON_RETRY_POLICY;
     let answer: ApiAnswer<Record<string, unknown>>;
     if (isThreadKind(kind)) {
       if (!threadId) {
@@ -316,9 +360,33 @@ export class Driver {
       windows: [],
       cleanSince: answer.call.at,
       known: { schedule: EVERY_SECOND, enabled: true, end_time: null },
+      assistant_id: flow.assistant_id,
+      failPlan: flow.failPlan,
+      maxAttempts: flow.maxAttempts,
+      limits: flow.limits,
     };
     this.crons.push(cron);
     return cron;
+  }
+
+  /** A slot's assistant, limits and retry policy (see the header). */
+  #flowOf(slot: number): { assistant_id: string; limits: string[]; failPlan: boolean; cronPolicy: boolean; maxAttempts: number } {
+    const cronPolicy = slot % 3 === 0;
+    const failPlan = slot % 2 === 0;
+    if (slot % 5 === 1) {
+      return {
+        assistant_id: LIMITED_GRAPH_ID,
+        limits: [GRAPH_LIMIT.name],
+        failPlan,
+        cronPolicy,
+        maxAttempts: cronPolicy ? CRON_RETRY_POLICY.max_attempts : LIMITED_GRAPH_MAX_ATTEMPTS,
+      };
+    }
+    const maxAttempts = cronPolicy ? CRON_RETRY_POLICY.max_attempts : DEFAULT_MAX_ATTEMPTS;
+    if (slot % 10 === 4 && this.limitedAssistantId) {
+      return { assistant_id: this.limitedAssistantId, limits: [`assistant:${this.limitedAssistantId}`], failPlan, cronPolicy, maxAttempts };
+    }
+    return { assistant_id: GRAPH_ID, limits: [], failPlan, cronPolicy, maxAttempts };
   }
 
   async #patch(cron: TortureCron, op: string, body: Record<string, unknown>): Promise<void> {

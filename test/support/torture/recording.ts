@@ -6,7 +6,13 @@ import type pg from 'pg';
 //   (test/fixtures/agents/torture.ts) through its own connection;
 // - torture_run_log: one row per run ever inserted (and when it was deleted, in what status),
 //   written by a trigger on runs. Ephemeral runs are deleted as soon as they end, so only this
-//   log shows every run that existed, for "at most one run per occurrence, ever".
+//   log shows every run that existed, for "at most one run per occurrence, ever";
+// - torture_ledger_log: every change of a ledger row's status (and its attempt_log's length then),
+//   for "an occurrence's outcome is recorded once" (a retry goes running → enqueued, never through
+//   an ended status);
+// - torture_last_run_log: every change of a cron's last_run_*, for "last_run_* says the final
+//   outcome only" (never an attempt that was retried);
+// - torture_waits: every time a run was made to wait (retry, limit:<name>), to show the limits bit.
 // The trigger only adds an insert or update of a log row to the transaction that inserted or
 // deleted the run; it takes no lock another transaction could want first.
 
@@ -24,6 +30,10 @@ CREATE TABLE IF NOT EXISTS torture_executions (
   started_at      timestamptz NOT NULL,
   ended_at        timestamptz,
   outcome         text,
+  graph_id        text,
+  assistant_id    text,
+  -- the retry policy's attempt (attempt_log length + 1 when it started); null: the run was gone
+  attempt         integer,
   recorded_at     timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 CREATE INDEX IF NOT EXISTS torture_executions_key ON torture_executions (idempotency_key);
@@ -55,6 +65,74 @@ $$ LANGUAGE plpgsql;
 
 DROP TRIGGER IF EXISTS torture_log_run ON runs;
 CREATE TRIGGER torture_log_run AFTER INSERT OR DELETE ON runs FOR EACH ROW EXECUTE FUNCTION torture_log_run();
+
+CREATE TABLE IF NOT EXISTS torture_ledger_log (
+  seq             bigserial PRIMARY KEY,
+  cron_id         uuid NOT NULL,
+  scheduled_for   timestamptz NOT NULL,
+  old_status      text,
+  new_status      text NOT NULL,
+  attempts_logged integer NOT NULL,
+  at              timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+
+CREATE OR REPLACE FUNCTION torture_log_ledger() RETURNS trigger AS $$
+BEGIN
+  INSERT INTO torture_ledger_log (cron_id, scheduled_for, old_status, new_status, attempts_logged)
+  VALUES (NEW.cron_id, NEW.scheduled_for, CASE WHEN TG_OP = 'UPDATE' THEN OLD.status END, NEW.status,
+          coalesce(jsonb_array_length(NEW.attempt_log), 0));
+  RETURN NULL;
+END;
+$$ LANGUAGE plpgsql;
+
+DROP TRIGGER IF EXISTS torture_log_ledger_insert ON cron_occurrences;
+CREATE TRIGGER torture_log_ledger_insert AFTER INSERT ON cron_occurrences FOR EACH ROW EXECUTE FUNCTION torture_log_ledger();
+DROP TRIGGER IF EXISTS torture_log_ledger_update ON cron_occurrences;
+CREATE TRIGGER torture_log_ledger_update AFTER UPDATE OF status ON cron_occurrences FOR EACH ROW
+  WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION torture_log_ledger();
+
+-- Every time a run is made to wait (retry backoff, a limit), for the summary: the limits bit.
+CREATE TABLE IF NOT EXISTS torture_waits (
+  seq             bigserial PRIMARY KEY,
+  run_id          uuid NOT NULL,
+  waiting         text NOT NULL,
+  at              timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+
+CREATE OR REPLACE FUNCTION torture_log_wait() RETURNS trigger AS $$
+BEGIN
+  INSERT INTO torture_waits (run_id, waiting) VALUES (NEW.run_id, NEW.waiting);
+  RETURN NULL;
+END;
+$$ LANGUAGE plpgsql;
+
+DROP TRIGGER IF EXISTS torture_log_wait ON runs;
+CREATE TRIGGER torture_log_wait AFTER UPDATE OF waiting ON runs FOR EACH ROW
+  WHEN (NEW.waiting IS NOT NULL AND (OLD.waiting IS DISTINCT FROM NEW.waiting OR OLD.not_before IS DISTINCT FROM NEW.not_before))
+  EXECUTE FUNCTION torture_log_wait();
+
+CREATE TABLE IF NOT EXISTS torture_last_run_log (
+  seq             bigserial PRIMARY KEY,
+  cron_id         uuid NOT NULL,
+  run_id          uuid,
+  scheduled_for   timestamptz,
+  status          text,
+  at              timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+
+CREATE OR REPLACE FUNCTION torture_log_last_run() RETURNS trigger AS $$
+BEGIN
+  INSERT INTO torture_last_run_log (cron_id, run_id, scheduled_for, status)
+  VALUES (NEW.cron_id, NEW.last_run_id, NEW.last_run_scheduled_for, NEW.last_run_status);
+  RETURN NULL;
+END;
+$$ LANGUAGE plpgsql;
+
+DROP TRIGGER IF EXISTS torture_log_last_run ON crons;
+CREATE TRIGGER torture_log_last_run AFTER UPDATE OF last_run_status, last_run_id, last_run_scheduled_for ON crons FOR EACH ROW
+  WHEN (OLD.last_run_id IS DISTINCT FROM NEW.last_run_id OR OLD.last_run_status IS DISTINCT FROM NEW.last_run_status
+        OR OLD.last_run_scheduled_for IS DISTINCT FROM NEW.last_run_scheduled_for)
+  EXECUTE FUNCTION torture_log_last_run();
 `;
 
 /** Creates the recording tables and the run log trigger (the runs table must exist: migrate first). */

@@ -4,9 +4,9 @@ import { migrate } from '../../../libs/db/index.ts';
 import { createTestDatabase } from '../db.ts';
 import { Api } from './api.ts';
 import { check } from './checker.ts';
-import type { Report } from './checker.ts';
+import type { CheckedLimit, Report } from './checker.ts';
 import { Cluster } from './cluster.ts';
-import { Driver } from './driver.ts';
+import { ASSISTANT_MAX_CONCURRENCY, Driver, GRAPH_LIMIT, LIMITED_GRAPH_ID } from './driver.ts';
 import type { KillPlan } from './driver.ts';
 import { setupRecording } from './recording.ts';
 import { ROOT, freePort, spawnProcess } from './spawn.ts';
@@ -66,6 +66,14 @@ export function tortureEnv(databaseUrl: string, port: number, extra: Record<stri
     SHUTDOWN_GRACE_SECONDS: '5',
     ...extra,
   };
+}
+
+/** The limits the torture's runs are subject to (test/fixtures/torture.json and the driver's limited assistant). */
+export function tortureLimits(driver: Driver): CheckedLimit[] {
+  const limits: CheckedLimit[] = [{ ...GRAPH_LIMIT, graph_id: LIMITED_GRAPH_ID }];
+  const a = driver.limitedAssistantId;
+  if (a) limits.push({ name: `assistant:${a}`, max_concurrency: ASSISTANT_MAX_CONCURRENCY, rate: null, assistant_id: a });
+  return limits;
 }
 
 /** A pool for the driver and the checker that survives the database going away. */
@@ -175,6 +183,7 @@ export async function run(o: RunOptions): Promise<RunReport> {
       deaths: cluster.deaths,
       calls: api.calls,
       settled: settled.settled,
+      limits: tortureLimits(driver),
     });
     mark('checked');
     await cluster.stop(15_000);
@@ -193,7 +202,7 @@ if (import.meta.main) {
   const seconds = Number(process.argv[2] ?? 120);
   const crons = Number(process.argv[3] ?? 50);
   const db = await createTestDatabase('torture_cli');
-  let code = 1;
+  let code: number;
   try {
     const report = await run({ databaseUrl: db.url, seconds, crons, settleMs: 30_000, log: (l) => process.stdout.write(`# ${l}\n`) });
     process.stdout.write(`${report.summary}\n`);

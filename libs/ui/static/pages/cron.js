@@ -272,10 +272,13 @@ export async function renderCron(view, cronId) {
           h('option', { value: 'allow' }, 'fire every occurrence'),
         );
     const count = h('p', { class: 'muted', id: 'backfill-count' }, 'Choose a range to see how many occurrences it holds.');
-    let counted = null;
+    /** The fire button names the count only while it is the current range's. */
+    const label = (within) => {
+      go.textContent = within === null || within >= 1000 ? 'Fire these occurrences' : `Fire ${within} occurrence${within === 1 ? '' : 's'}`;
+    };
     /** How many occurrences the range holds, from the server's preview (at most 1,000 counted). */
     async function countRange() {
-      counted = null;
+      label(null);
       if (!from.value || !to.value) return;
       const start = new Date(utc(from.value));
       const end = new Date(utc(to.value));
@@ -291,14 +294,13 @@ export async function renderCron(view, cronId) {
       });
       const limit = cron.end_time && new Date(cron.end_time) < end ? new Date(cron.end_time) : end;
       const within = (preview.next ?? []).filter((t) => new Date(t.utc) <= limit).length;
-      counted = within;
       count.textContent =
         within >= 1000
           ? 'This range holds 1,000 occurrences or more.'
           : `This range holds ${within} occurrence${within === 1 ? '' : 's'}; each already in the ledger is not fired again.`;
-      go.textContent = within >= 1000 ? 'Fire these occurrences' : `Fire ${within} occurrence${within === 1 ? '' : 's'}`;
+      label(within);
     }
-    for (const input of [from, to]) input.addEventListener('change', () => countRange().catch((err) => (count.textContent = messageOf(err))));
+    for (const input of [from, to]) input.addEventListener('change', () => void countRange().catch((err) => (count.textContent = messageOf(err))));
     const go = actionButton(
       'Fire these occurrences',
       async () => {
@@ -526,7 +528,12 @@ function ledgerTable(rows, tz, retry) {
         o.retries ? h('div', { class: 'sub' }, `retried ${o.retries}×`) : null,
         waiting ? h('div', { class: 'sub waiting' }, `waiting for ${waiting}`) : null,
       ),
-      h('td', { class: 'num lag' }, formatDuration(t.lag)),
+      h(
+        'td',
+        { class: 'num lag' },
+        t.age === null ? formatDuration(t.lag) : '—',
+        t.age !== null ? h('div', { class: 'sub age' }, `${o.trigger}, ${formatDuration(t.age)} after`) : null,
+      ),
       h('td', { class: 'num' }, formatDuration(t.wait)),
       h('td', { class: 'num' }, formatDuration(t.duration)),
       h(

@@ -16,7 +16,7 @@ function jsonField(id, label, placeholder) {
       try {
         v = JSON.parse(text);
       } catch (err) {
-        throw new Error(`${label}: not JSON (${err.message})`);
+        throw new Error(`${label}: not JSON (${err.message})`, { cause: err });
       }
       if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${label}: must be a JSON object`);
       return v;

@@ -43,7 +43,7 @@ export function scheduleEditor(initial = { schedule: '', timezone: '' }) {
   let timer;
   let asked = 0;
 
-  async function update() {
+  function update() {
     const expr = schedule.value.trim();
     const described = describeSchedule(expr);
     words.textContent = expr ? (described ?? 'not a cron expression cronstrue understands (5 fields, or 6 with seconds first)') : '';
@@ -59,35 +59,38 @@ export function scheduleEditor(initial = { schedule: '', timezone: '' }) {
       return;
     }
     // Asked only for what reads as a schedule, after typing pauses: no request per keystroke.
-    timer = setTimeout(async () => {
-      const mine = ++asked;
-      try {
-        const answer = await api('POST', '/runs/crons/preview', { schedule: expr, timezone: timezone.value.trim() || null, count: 5 });
-        if (answer?.description) words.textContent = answer.description;
-        if (mine !== asked) return;
-        const times = answer?.next ?? answer?.times ?? [];
-        put(
-          preview,
-          h('p', { class: 'muted' }, `Next fire times${answer?.timezone ? ` (${answer.timezone})` : ''}:`),
-          h(
-            'ul',
-            { class: 'times' },
-            times.map((t) => {
-              const utc = typeof t === 'string' ? t : t.utc;
-              const marks = fireTimeMarks(t);
-              return h(
-                'li',
-                {},
-                formatTime(utc, answer?.timezone || timezone.value.trim() || 'UTC'),
-                marks.length ? [' ', h('span', { class: 'badge st-warn' }, marks.join('; '))] : null,
-              );
-            }),
-          ),
-        );
-      } catch (err) {
-        if (mine === asked) put(preview, h('p', { class: 'error' }, messageOf(err)));
-      }
-    }, 300);
+    timer = setTimeout(() => void showPreview(expr), 300);
+  }
+
+  /** The server's next fire times for expr; a failure shows in the preview (this never rejects). */
+  async function showPreview(expr) {
+    const mine = ++asked;
+    try {
+      const answer = await api('POST', '/runs/crons/preview', { schedule: expr, timezone: timezone.value.trim() || null, count: 5 });
+      if (answer?.description) words.textContent = answer.description;
+      if (mine !== asked) return;
+      const times = answer?.next ?? answer?.times ?? [];
+      put(
+        preview,
+        h('p', { class: 'muted' }, `Next fire times${answer?.timezone ? ` (${answer.timezone})` : ''}:`),
+        h(
+          'ul',
+          { class: 'times' },
+          times.map((t) => {
+            const utc = typeof t === 'string' ? t : t.utc;
+            const marks = fireTimeMarks(t);
+            return h(
+              'li',
+              {},
+              formatTime(utc, answer?.timezone || timezone.value.trim() || 'UTC'),
+              marks.length ? [' ', h('span', { class: 'badge st-warn' }, marks.join('; '))] : null,
+            );
+          }),
+        ),
+      );
+    } catch (err) {
+      if (mine === asked) put(preview, h('p', { class: 'error' }, messageOf(err)));
+    }
   }
 
   schedule.addEventListener('input', update);
