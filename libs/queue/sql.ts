@@ -3,7 +3,7 @@ import { QUEUES } from './queue.ts';
 // agentcron's SQL on pg-boss's tables (its schema: PGBOSS_SCHEMA), each statement or fragment
 // built here, named for what it does, as pg-boss keeps its own in plans.ts. pg-boss's tables are
 // not a public API: a pg-boss upgrade that changes them is checked against this file (and
-// queue.ts's statements, saturation.ts's reads, still beside their callers for now). The schema
+// queue.ts's statements, saturation.ts's reads, still beside their callers in libs/queue/). The schema
 // is always quoted here; a run's job has the run's id (job id = run id) in QUEUES.run, inlined as
 // a literal (a constant, never input).
 //
@@ -20,13 +20,14 @@ export function runJobActiveSql(schema: string, runId: string): string {
 }
 
 /**
- * EXISTS: the run's job is active and its worker's heartbeat is younger than `seconds` (a
- * lost worker's job stops counting within that time).
+ * EXISTS: the run's job is active at `attempt` (retry_count + 1) and its worker's heartbeat is
+ * younger than `seconds`: a lost worker's job stops counting within that time, and at once when
+ * the job is fetched again as a new attempt.
  */
-export function runJobHeartbeatingSql(schema: string, runId: string, seconds: string): string {
+export function runJobHeartbeatingSql(schema: string, runId: string, attempt: string, seconds: string): string {
   return `EXISTS (SELECT 1 FROM ${quoteIdent(schema)}.job j
                    WHERE j.name = ${RUN_QUEUE} AND j.id = ${runId} AND j.state = 'active'
-                     AND j.heartbeat_on > now() - make_interval(secs => ${seconds}))`;
+                     AND j.retry_count + 1 = ${attempt} AND j.heartbeat_on > now() - make_interval(secs => ${seconds}))`;
 }
 
 /**
