@@ -3,6 +3,7 @@
 import type { z } from 'zod';
 import type { MaintenanceJobSchema } from '../http/schemas/admin.ts';
 import type { AssistantSchema } from '../http/schemas/assistants.ts';
+import type { ListedRunSchema, RunDetailSchema } from '../http/routes/run-list.ts';
 import type { RunSchema } from '../http/schemas/runs.ts';
 import type { ThreadSchema } from '../http/schemas/threads.ts';
 import type { CronCreateBody, CronSchema, CronUpdateBody, FireTimeSchema, OccurrenceSchema, PreviewSchema } from '../http/schemas/crons.ts';
@@ -17,3 +18,5 @@ export type Preview = z.output<typeof PreviewSchema>;
 export type Assistant = z.output<typeof AssistantSchema>;
 export type Run = z.output<typeof RunSchema>;
 export type Thread = z.output<typeof ThreadSchema>;
+export type ListedRun = z.output<typeof ListedRunSchema>;
+export type RunDetail = z.output<typeof RunDetailSchema>;
