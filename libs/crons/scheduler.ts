@@ -4,7 +4,7 @@ import type { MissedPolicy, PassResult, PlanLimits, ScheduleSource } from '../fi
 import type { Logger } from '../log/index.ts';
 import { metrics } from '../metrics/index.ts';
 import type { PgBoss } from '../queue/index.ts';
-import { QUEUES } from '../queue/index.ts';
+import { analyzeQueueTableSql, runQueueTableSql } from '../queue/index.ts';
 import { describeDatabaseError } from '../db/index.ts';
 import { activeRuns, cancelSuperseded, fireOccurrences, firingCron, overlapAllowance, runsToSupersede } from './fire.ts';
 import type { Firing, Skip, Superseded } from './fire.ts';
@@ -159,10 +159,9 @@ export class CronScheduler implements ScheduleSource {
     if (now - this.#analyzedAt < ANALYZE_EVERY_MS) return;
     this.#analyzedAt = now;
     const schema = this.#o.queueSchema ?? 'pgboss';
-    const quote = (name: string) => `"${name.replaceAll('"', '""')}"`;
     void (async () => {
-      const { rows } = await this.#o.pool.query<{ table_name: string }>(`SELECT table_name FROM ${quote(schema)}.queue WHERE name = $1`, [QUEUES.run]);
-      if (rows[0]) await this.#o.pool.query(`ANALYZE ${quote(schema)}.${quote(rows[0].table_name)}`);
+      const { rows } = await this.#o.pool.query<{ table_name: string }>(runQueueTableSql(schema));
+      if (rows[0]) await this.#o.pool.query(analyzeQueueTableSql(schema, rows[0].table_name));
     })().catch((err: unknown) => this.#o.logger.debug('could not analyze the run queue', { err: describeDatabaseError(err) }));
   }
 

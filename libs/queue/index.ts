@@ -19,15 +19,17 @@ export {
 export { QUEUE_POLICY_VERSION, guardPolicyWrite, storedPolicyDifferences, neededQueueSchemaVersion, foundQueueSchemaVersion } from './policy.ts';
 export type { PolicyGuard } from './policy.ts';
 export type { QueueOptions, QueueSettings, RunJob } from './queue.ts';
-export { oldestFirstAttemptRunJobSql, runJobStartAfterSql, runQueueHead } from './saturation.ts';
+export { runQueueHead } from './saturation.ts';
 export {
   analyzeQueueTableSql,
   deadLetterCountsSql,
   jobCountsSql,
+  oldestFirstAttemptRunJobSql,
   purgeFinishedJobsSql,
   runJobActiveSql,
   runJobHeartbeatingSql,
   runJobMayStillRunSql,
+  runJobStartAfterSql,
   runQueueTableSql,
 } from './sql.ts';
 export type { RunQueueHead } from './saturation.ts';

@@ -6,6 +6,7 @@ import { PgErrorCode, connectionConfig, isDatabaseUnavailable, pgErrorCode } fro
 import type { ConnectionOptions, Pool, PoolClient, Queryable } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
 import { QUEUE_POLICY_VERSION, guardPolicyWrite, storedPolicyDifferences } from './policy.ts';
+import { parkRunJobsSql, requeueRunJobsSql, snoozeRunJobsSql, wakeParkedRunsSql } from './sql.ts';
 
 /** Every pg-boss queue agentcron uses, by duty. */
 export const QUEUES = {
@@ -307,27 +308,15 @@ export async function enqueueRuns(boss: PgBoss, runs: { run_id: string; group: s
 /**
  * Puts fetched run jobs back in the queue as if never fetched: the same attempt, fetchable at once
  * (the workers are woken), fenced to the attempts given. pg-boss does this for the jobs its local
- * group concurrency cannot start yet (its restore(), which its public API does not expose), so the
- * statement is written here, the one place that knows pg-boss's tables.
+ * group concurrency cannot start yet (its restore(), which its public API does not expose), so
+ * agentcron builds the statement (sql.ts, with its other statements on pg-boss's tables).
  */
 export async function requeueRunJobs(db: Queryable, schema: string, jobs: { id: string; retryCount: number }[]): Promise<void> {
   if (jobs.length === 0) return;
-  const s = quoteIdent(schema);
-  await db.query(
-    `WITH back AS (
-       UPDATE ${s}.job SET state = 'created', started_on = NULL, heartbeat_on = NULL
-        WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'active'
-          AND (id::text || ':' || retry_count::text) = ANY($3::text[])
-       RETURNING 1
-     )
-     SELECT pg_notify($4, $1) FROM back LIMIT 1`,
-    [QUEUES.run, jobs.map((j) => j.id), jobs.map((j) => `${j.id}:${j.retryCount}`), queueNotifyChannel(schema)],
-  );
+  await db.query(requeueRunJobsSql(schema), [QUEUES.run, jobs.map((j) => j.id), jobs.map((j) => `${j.id}:${j.retryCount}`), queueNotifyChannel(schema)]);
 }
 
 const NIL_UUID = '00000000-0000-0000-0000-000000000000';
-
-const quoteIdent = (name: string): string => `"${name.replaceAll('"', '""')}"`;
 
 /**
  * A run's retry (lifecycle.finishRunsIn): its fetched job goes back to the queue, fetchable once
@@ -339,15 +328,7 @@ const quoteIdent = (name: string): string => `"${name.replaceAll('"', '""')}"`;
 export async function snoozeRunJobs(db: Queryable, schema: string, jobs: { id: string; retryCount: number; delaySeconds: number }[]): Promise<void> {
   if (jobs.length === 0) return;
   const sorted = [...jobs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  await db.query(
-    `UPDATE ${quoteIdent(schema)}.job j
-        SET state = 'created', started_on = NULL, heartbeat_on = NULL,
-            retry_count = j.retry_count + 1, retry_limit = j.retry_limit + 1,
-            start_after = now() + make_interval(secs => v.delay)
-       FROM unnest($2::uuid[], $3::int[], $4::float8[]) AS v(id, retry_count, delay)
-      WHERE j.name = $1 AND j.id = v.id AND j.state = 'active' AND j.retry_count = v.retry_count`,
-    [QUEUES.run, sorted.map((j) => j.id), sorted.map((j) => j.retryCount), sorted.map((j) => j.delaySeconds)],
-  );
+  await db.query(snoozeRunJobsSql(schema), [QUEUES.run, sorted.map((j) => j.id), sorted.map((j) => j.retryCount), sorted.map((j) => j.delaySeconds)]);
 }
 
 /**
@@ -359,13 +340,7 @@ export async function snoozeRunJobs(db: Queryable, schema: string, jobs: { id: s
 export async function parkRunJobs(db: Queryable, schema: string, jobs: { id: string; retryCount: number; until: Date }[]): Promise<void> {
   if (jobs.length === 0) return;
   const sorted = [...jobs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  await db.query(
-    `UPDATE ${quoteIdent(schema)}.job j
-        SET state = 'created', started_on = NULL, heartbeat_on = NULL, start_after = v.until
-       FROM unnest($2::uuid[], $3::int[], $4::timestamptz[]) AS v(id, retry_count, until)
-      WHERE j.name = $1 AND j.id = v.id AND j.state = 'active' AND j.retry_count = v.retry_count`,
-    [QUEUES.run, sorted.map((j) => j.id), sorted.map((j) => j.retryCount), sorted.map((j) => j.until)],
-  );
+  await db.query(parkRunJobsSql(schema), [QUEUES.run, sorted.map((j) => j.id), sorted.map((j) => j.retryCount), sorted.map((j) => j.until)]);
 }
 
 /**
@@ -376,18 +351,5 @@ export async function parkRunJobs(db: Queryable, schema: string, jobs: { id: str
 export async function wakeParkedRuns(db: Queryable, schema: string, freed: Map<string, number>): Promise<void> {
   if (freed.size === 0) return;
   const names = [...freed.keys()].sort();
-  await db.query(
-    `WITH woken AS (
-       SELECT w.run_id FROM unnest($2::text[], $3::int[]) AS v(waiting, n)
-        CROSS JOIN LATERAL (
-          SELECT r.run_id FROM runs r WHERE r.status = 'pending' AND r.waiting = v.waiting ORDER BY r.created_at LIMIT v.n) w
-     ), up AS (
-       UPDATE ${quoteIdent(schema)}.job j SET start_after = now()
-         FROM woken w
-        WHERE j.name = $1 AND j.id = w.run_id AND j.state = 'created' AND j.start_after > now()
-       RETURNING 1
-     )
-     SELECT pg_notify($4, $1) FROM up LIMIT 1`,
-    [QUEUES.run, names.map((n) => `limit:${n}`), names.map((n) => freed.get(n)!), queueNotifyChannel(schema)],
-  );
+  await db.query(wakeParkedRunsSql(schema), [QUEUES.run, names.map((n) => `limit:${n}`), names.map((n) => freed.get(n)!), queueNotifyChannel(schema)]);
 }

@@ -2,8 +2,8 @@ import { QUEUES } from './queue.ts';
 
 // agentcron's SQL on pg-boss's tables (its schema: PGBOSS_SCHEMA), each statement or fragment
 // built here, named for what it does, as pg-boss keeps its own in plans.ts. pg-boss's tables are
-// not a public API: a pg-boss upgrade that changes them is checked against this file (and
-// queue.ts's statements, saturation.ts's reads, still beside their callers for now). The schema
+// not a public API: a pg-boss upgrade that changes them is checked against this file alone (queue.ts
+// and saturation.ts run these statements, they write none). The schema
 // is always quoted here; a run's job has the run's id (job id = run id) in QUEUES.run, inlined as
 // a literal (a constant, never input).
 //
@@ -12,21 +12,24 @@ import { QUEUES } from './queue.ts';
 
 export const quoteIdent = (name: string): string => `"${name.replaceAll('"', '""')}"`;
 
-const RUN_QUEUE = `'${QUEUES.run}'`;
+// Read when a statement is built, not when this module loads: queue.ts imports this module and
+// this one its QUEUES (an import cycle inside the folder; QUEUES is not yet set while it forms).
+const runQueue = (): string => `'${QUEUES.run}'`;
 
 /** EXISTS: the run's job is held by a worker now (active): the run is executing somewhere. */
 export function runJobActiveSql(schema: string, runId: string): string {
-  return `EXISTS (SELECT 1 FROM ${quoteIdent(schema)}.job j WHERE j.name = ${RUN_QUEUE} AND j.id = ${runId} AND j.state = 'active')`;
+  return `EXISTS (SELECT 1 FROM ${quoteIdent(schema)}.job j WHERE j.name = ${runQueue()} AND j.id = ${runId} AND j.state = 'active')`;
 }
 
 /**
- * EXISTS: the run's job is active and its worker's heartbeat is younger than `seconds` (a
- * lost worker's job stops counting within that time).
+ * EXISTS: the run's job is active at `attempt` (retry_count + 1) and its worker's heartbeat is
+ * younger than `seconds`: a lost worker's job stops counting within that time, and at once when
+ * the job is fetched again as a new attempt.
  */
-export function runJobHeartbeatingSql(schema: string, runId: string, seconds: string): string {
+export function runJobHeartbeatingSql(schema: string, runId: string, attempt: string, seconds: string): string {
   return `EXISTS (SELECT 1 FROM ${quoteIdent(schema)}.job j
-                   WHERE j.name = ${RUN_QUEUE} AND j.id = ${runId} AND j.state = 'active'
-                     AND j.heartbeat_on > now() - make_interval(secs => ${seconds}))`;
+                   WHERE j.name = ${runQueue()} AND j.id = ${runId} AND j.state = 'active'
+                     AND j.retry_count + 1 = ${attempt} AND j.heartbeat_on > now() - make_interval(secs => ${seconds}))`;
 }
 
 /**
@@ -36,7 +39,7 @@ export function runJobHeartbeatingSql(schema: string, runId: string, seconds: st
  */
 export function runJobMayStillRunSql(schema: string, runId: string, heartbeatSeconds: string, workerAlive: string): string {
   return `EXISTS (SELECT 1 FROM ${quoteIdent(schema)}.job j
-                   WHERE j.name = ${RUN_QUEUE} AND j.id = ${runId}
+                   WHERE j.name = ${runQueue()} AND j.id = ${runId}
                      AND (j.state IN ('created', 'retry')
                           OR (j.state = 'active'
                               AND coalesce(j.heartbeat_on, j.started_on) > now() - make_interval(secs => ${heartbeatSeconds})
@@ -81,10 +84,125 @@ export function deadLetterCountsSql(schema: string, window: string): string {
 
 /** The table (pg-boss partitions jobs by queue) that holds the run queue's jobs: (table_name). */
 export function runQueueTableSql(schema: string): string {
-  return `SELECT table_name FROM ${quoteIdent(schema)}.queue WHERE name = ${RUN_QUEUE}`;
+  return `SELECT table_name FROM ${quoteIdent(schema)}.queue WHERE name = ${runQueue()}`;
 }
 
 /** ANALYZE of one of pg-boss's tables (a name runQueueTableSql answered). */
 export function analyzeQueueTableSql(schema: string, table: string): string {
   return `ANALYZE ${quoteIdent(schema)}.${quoteIdent(table)}`;
+}
+
+// ---- the run worker's statements on its fetched jobs (queue.ts runs them) ----------------------
+
+/**
+ * Fetched run jobs back to the queue as if never fetched (pg-boss's restore()): $1 the run
+ * queue, $2 job ids (uuid[]), $3 fences (text[] of `id:retry_count`), $4 the NOTIFY channel the
+ * workers listen on (woken when any went back).
+ */
+export function requeueRunJobsSql(schema: string): string {
+  return `WITH back AS (
+       UPDATE ${quoteIdent(schema)}.job SET state = 'created', started_on = NULL, heartbeat_on = NULL
+        WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'active'
+          AND (id::text || ':' || retry_count::text) = ANY($3::text[])
+       RETURNING 1
+     )
+     SELECT pg_notify($4, $1) FROM back LIMIT 1`;
+}
+
+/**
+ * Fetched run jobs back to the queue as their next attempt, fetchable after a delay: $1 the run
+ * queue, $2 job ids (uuid[]), $3 their retry counts as fetched (int[], the fence), $4 delays in
+ * seconds (float8[]).
+ */
+export function snoozeRunJobsSql(schema: string): string {
+  return `UPDATE ${quoteIdent(schema)}.job j
+        SET state = 'created', started_on = NULL, heartbeat_on = NULL,
+            retry_count = j.retry_count + 1, retry_limit = j.retry_limit + 1,
+            start_after = now() + make_interval(secs => v.delay)
+       FROM unnest($2::uuid[], $3::int[], $4::float8[]) AS v(id, retry_count, delay)
+      WHERE j.name = $1 AND j.id = v.id AND j.state = 'active' AND j.retry_count = v.retry_count`;
+}
+
+/**
+ * Fetched run jobs back to the queue at the same attempt, not fetchable before an instant: $1
+ * the run queue, $2 job ids (uuid[]), $3 their retry counts as fetched (int[], the fence), $4
+ * the instants (timestamptz[]).
+ */
+export function parkRunJobsSql(schema: string): string {
+  return `UPDATE ${quoteIdent(schema)}.job j
+        SET state = 'created', started_on = NULL, heartbeat_on = NULL, start_after = v.until
+       FROM unnest($2::uuid[], $3::int[], $4::timestamptz[]) AS v(id, retry_count, until)
+      WHERE j.name = $1 AND j.id = v.id AND j.state = 'active' AND j.retry_count = v.retry_count`;
+}
+
+/**
+ * The oldest pending runs waiting for each reason (runs.waiting), as many as each one's count,
+ * made fetchable now, and the workers woken: $1 the run queue, $2 reasons (text[]), $3 counts
+ * (int[]), $4 the NOTIFY channel.
+ */
+export function wakeParkedRunsSql(schema: string): string {
+  return `WITH woken AS (
+       SELECT w.run_id FROM unnest($2::text[], $3::int[]) AS v(waiting, n)
+        CROSS JOIN LATERAL (
+          SELECT r.run_id FROM runs r WHERE r.status = 'pending' AND r.waiting = v.waiting ORDER BY r.created_at LIMIT v.n) w
+     ), up AS (
+       UPDATE ${quoteIdent(schema)}.job j SET start_after = now()
+         FROM woken w
+        WHERE j.name = $1 AND j.id = w.run_id AND j.state = 'created' AND j.start_after > now()
+       RETURNING 1
+     )
+     SELECT pg_notify($4, $1) FROM up LIMIT 1`;
+}
+
+// ---- saturation's reads (libs/metrics/saturation.ts) ------------------------------------------
+
+/** How many jobs at the head of the queue are looked at (a few hundred index entries at most). */
+const HEAD = 200;
+
+// The read walks pg-boss's fetch index (job_i11: (name, priority DESC, created_on, start_after)
+// WHERE state < 'active' AND NOT blocked), in the order workers fetch, and stops early: the head
+// is read, never the whole backlog. start_after is a key column of that index, so jobs parked
+// for later (a retry's backoff, a run waiting for a limit, after_seconds) are passed over inside
+// the index. A job whose group (thread) has a job active cannot start now either (the run worker
+// starts one job per group at a time): job_i7 (name, group_id) WHERE state = 'active' answers.
+/** The run queue's latency at its head (runQueueHead): $1 the run queue; (latency) in seconds. */
+export function runQueueHeadSql(schema: string): string {
+  const s = quoteIdent(schema);
+  return `
+  WITH head AS (
+    SELECT j.created_on, j.start_after, j.group_id
+      FROM ${s}.job j
+     WHERE j.name = $1 AND j.state < 'active' AND NOT j.blocked AND j.start_after <= now()
+     ORDER BY j.priority DESC, j.created_on
+     LIMIT ${HEAD}
+  )
+  SELECT coalesce((SELECT extract(epoch FROM now() - min(greatest(h.start_after, h.created_on)))::float8
+                     FROM head h
+                    WHERE h.group_id IS NULL
+                       OR NOT EXISTS (SELECT 1 FROM ${s}.job a WHERE a.name = $1 AND a.state = 'active' AND a.group_id = h.group_id)),
+                  0) AS latency`;
+}
+
+/**
+ * SQL for the created_on of the oldest run job not started yet on its first attempt (due now or
+ * parked: a limit, after_seconds, jitter), NULL when none. A job sent back for a retry has its
+ * retry_count moved on (snoozeRunJobs, and pg-boss's own retries) and is passed over. Walks the
+ * fetch index from its oldest entry (agentcron never sets a priority, so that is the oldest job)
+ * to the first such job.
+ */
+export function oldestFirstAttemptRunJobSql(schema: string): string {
+  const s = quoteIdent(schema);
+  return `(SELECT j.created_on FROM ${s}.job j
+            WHERE j.name = ${runQueue()} AND j.state < 'active' AND NOT j.blocked AND j.retry_count = 0
+            ORDER BY j.priority DESC, j.created_on
+            LIMIT 1)`;
+}
+
+/**
+ * SQL for the start_after of a run's job (job id = run id), for a query on agentcron's own tables
+ * that needs when a run became due (a background run's after_seconds lives only there). A lookup
+ * by pg-boss's primary key (name, id); NULL when the job is gone.
+ */
+export function runJobStartAfterSql(schema: string, runIdExpr: string): string {
+  return `(SELECT j.start_after FROM ${quoteIdent(schema)}.job j WHERE j.name = ${runQueue()} AND j.id = ${runIdExpr})`;
 }

@@ -2,7 +2,17 @@ import type { Pool, PoolClient } from '../db/index.ts';
 import { retryConflicts, withTransaction } from '../db/index.ts';
 import type { LimitSpec } from '../agents/index.ts';
 import type { PgBoss } from '../queue/index.ts';
-import { QUEUES, parkRunJobs, queueSchemaOf, requeueRunJobs, snoozeRunJobs, transactionDb, wakeParkedRuns } from '../queue/index.ts';
+import {
+  QUEUES,
+  parkRunJobs,
+  queueSchemaOf,
+  requeueRunJobs,
+  runJobActiveSql,
+  runJobHeartbeatingSql,
+  snoozeRunJobs,
+  transactionDb,
+  wakeParkedRuns,
+} from '../queue/index.ts';
 import { enqueueWebhooks } from '../webhooks/index.ts';
 import { excerptOf } from './excerpt.ts';
 import type { WebhookJob } from '../webhooks/index.ts';
@@ -171,11 +181,11 @@ const claimSql = (schema: string) => `
           FOR UPDATE) r
      CROSS JOIN LATERAL (SELECT t.ephemeral FROM threads t WHERE t.thread_id = r.thread_id LIMIT 1) t
      WHERE (t.ephemeral OR NOT EXISTS (
-             SELECT 1 FROM runs o JOIN ${schema}.job j ON j.name = $4 AND j.id = o.run_id AND j.state = 'active'
-              WHERE o.thread_id = r.thread_id AND o.status = 'running' AND o.run_id <> r.run_id))
+             SELECT 1 FROM runs o
+              WHERE o.thread_id = r.thread_id AND o.status = 'running' AND o.run_id <> r.run_id AND ${runJobActiveSql(schema, 'o.run_id')}))
        AND (v.serial_cron IS NULL OR NOT EXISTS (
-             SELECT 1 FROM runs o JOIN ${schema}.job j ON j.name = $4 AND j.id = o.run_id AND j.state = 'active'
-              WHERE o.cron_id = v.serial_cron AND o.status = 'running' AND o.run_id <> r.run_id))
+             SELECT 1 FROM runs o
+              WHERE o.cron_id = v.serial_cron AND o.status = 'running' AND o.run_id <> r.run_id AND ${runJobActiveSql(schema, 'o.run_id')}))
   ), claimed AS (
     UPDATE runs r
        SET status = 'running', started_at = now(), updated_at = now(), attempts = t.attempt, waiting = NULL, not_before = NULL
@@ -245,7 +255,7 @@ const serialCron = (group: string | null | undefined): string | null => (group?.
  */
 export async function claimRunsLimited(pool: Pool, queueSchema: string, jobs: ClaimRequest[], limits?: ClaimLimits): Promise<Claim> {
   if (jobs.length === 0) return { runs: [], parked: new Set(), parkedUntil: [] };
-  const claim = claimSql(quoteIdent(queueSchema));
+  const claim = claimSql(queueSchema);
   const crons = unique(jobs.flatMap((j) => serialCron(j.group) ?? []));
   return retryConflicts(() =>
     withTransaction(pool, async (client) => {
@@ -257,12 +267,7 @@ export async function claimRunsLimited(pool: Pool, queueSchema: string, jobs: Cl
       let runs: ClaimedRun[] = [];
       if (ids.length) {
         await client.query(CLAIM_LOCK_THREADS, [ids]);
-        const { rows } = await client.query<Omit<ClaimedRun, 'limits'>>(claim, [
-          ids,
-          sorted.map((j) => j.attempt),
-          sorted.map((j) => serialCron(j.group)),
-          QUEUES.run,
-        ]);
+        const { rows } = await client.query<Omit<ClaimedRun, 'limits'>>(claim, [ids, sorted.map((j) => j.attempt), sorted.map((j) => serialCron(j.group))]);
         runs = rows.map((r) => ({ ...r, limits: admission?.limitsOf.get(r.run_id)?.map((l) => l.name) ?? [] }));
       }
       if (admission) await admission.commit(runs);
@@ -299,9 +304,9 @@ const LAPSED_SLOTS = (schema: string) => `
   DELETE FROM flow_limit_slots s
    WHERE s.limit_name = ANY($1::text[])
      AND NOT EXISTS (
-       SELECT 1 FROM runs r JOIN ${schema}.job j ON j.name = $2 AND j.id = r.run_id
+       SELECT 1 FROM runs r
         WHERE r.run_id = s.run_id AND r.status = 'running' AND r.attempts = s.attempt
-          AND j.state = 'active' AND j.retry_count + 1 = s.attempt AND j.heartbeat_on > now() - make_interval(secs => $3))
+          AND ${runJobHeartbeatingSql(schema, 'r.run_id', 's.attempt', '$2')})
   RETURNING s.limit_name`;
 const SLOTS_IN_USE = `SELECT limit_name, count(*)::int AS used FROM flow_limit_slots WHERE limit_name = ANY($1::text[]) GROUP BY limit_name`;
 
@@ -382,7 +387,7 @@ async function admitLimited(client: PoolClient, queueSchema: string, jobs: Claim
     LOCK_LIMITS,
     [names],
   );
-  const { rows: lapsed } = await client.query<{ limit_name: string }>(LAPSED_SLOTS(quoteIdent(queueSchema)), [names, QUEUES.run, limits.heartbeatSeconds]);
+  const { rows: lapsed } = await client.query<{ limit_name: string }>(LAPSED_SLOTS(queueSchema), [names, limits.heartbeatSeconds]);
   const { rows: inUse } = await client.query<{ limit_name: string; used: number }>(SLOTS_IN_USE, [names]);
   const now = state[0]?.now ?? new Date();
   const used = new Map(inUse.map((r) => [r.limit_name, r.used]));
@@ -1015,6 +1020,5 @@ export async function handBackRuns(pool: Pool, queueSchema: string, runs: { run_
 // ---- helpers ----------------------------------------------------------------------------------
 
 const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-const quoteIdent = (name: string): string => `"${name.replaceAll('"', '""')}"`;
 const unique = (xs: string[]): string[] => [...new Set(xs)].sort(cmp);
 const jsonOrNull = (v: unknown): string | null => (v === undefined ? null : JSON.stringify(v));

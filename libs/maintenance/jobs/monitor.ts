@@ -1,6 +1,6 @@
 import { saturation } from '../../metrics/index.ts';
 import type { Saturation } from '../../metrics/index.ts';
-import { QUEUES } from '../../queue/index.ts';
+import { QUEUES, deadLetterCountsSql } from '../../queue/index.ts';
 import type { MaintenanceContext, MaintenanceJob } from '../types.ts';
 
 // 5. Heartbeat monitor: what an operator should look at, logged as warnings and stored as the
@@ -60,12 +60,6 @@ const PROCESSES = `
     FROM agentcron_processes
    WHERE stopped_at IS NULL AND role IN ('scheduler', 'worker')`;
 
-const DEAD = (schema: string) => `
-  SELECT q.name AS queue,
-         (SELECT count(*) FROM ${schema}.job j WHERE j.name = q.name AND j.created_on > now() - interval '${WINDOW}')::int AS last_hour,
-         (SELECT count(*) FROM ${schema}.job j WHERE j.name = q.name AND j.state IN ('created', 'retry'))::int AS waiting
-    FROM unnest($1::text[]) AS q(name)`;
-
 export async function checkHeartbeats({ pool, settings }: Pick<MaintenanceContext, 'pool' | 'settings'>): Promise<MonitorFindings> {
   const threshold = settings.fireLagWarnSeconds;
   const deadQueues = Object.values(QUEUES).filter((q) => q.endsWith('.dead'));
@@ -76,7 +70,7 @@ export async function checkHeartbeats({ pool, settings }: Pick<MaintenanceContex
     pool.query<{ process_id: string; role: string; hostname: string; pid: number; last_seen_at: Date; alive: boolean }>(PROCESSES, [
       settings.heartbeatSeconds * 3,
     ]),
-    pool.query<{ queue: string; last_hour: number; waiting: number }>(DEAD(settings.pgbossSchema), [deadQueues]),
+    pool.query<{ queue: string; last_hour: number; waiting: number }>(deadLetterCountsSql(settings.pgbossSchema, WINDOW), [deadQueues]),
     pool.query<{ now: Date }>(`SELECT now()`),
     saturation(pool, {
       pgbossSchema: settings.pgbossSchema,

@@ -1,3 +1,4 @@
+// @ts-check
 // The dashboard's shell: who is looking (a key under AUTH_MODE=api_key), the navigation and
 // the hash routes (#/crons, #/crons/<id>, #/new, #/runs, #/runs/<id>, #/maintenance, #/health).
 import { ApiError, loadFeatures, probe, rememberKey, session, signIn } from './api.js';
@@ -10,10 +11,11 @@ import { renderMaintenance } from './pages/maintenance.js';
 import { renderNewCron } from './pages/new.js';
 import { renderRun, renderRuns } from './pages/runs.js';
 
-const main = document.getElementById('main');
-const nav = document.getElementById('nav');
-const who = document.getElementById('who');
-const signout = document.getElementById('signout');
+// The page's fixed elements (index.html).
+const main = /** @type {HTMLElement} */ (document.getElementById('main'));
+const nav = /** @type {HTMLElement} */ (document.getElementById('nav'));
+const who = /** @type {HTMLElement} */ (document.getElementById('who'));
+const signout = /** @type {HTMLElement} */ (document.getElementById('signout'));
 
 /** Parses `#/path/a?x=1` into ['path', 'a'] and URLSearchParams. */
 function currentRoute() {
@@ -22,6 +24,7 @@ function currentRoute() {
   return { parts: path.split('/').filter(Boolean).map(decodeURIComponent), query: new URLSearchParams(query) };
 }
 
+/** @type {unknown} What the page shown answered: a function stops its refresh. */
 let cleanup = null;
 let generation = 0;
 
@@ -36,10 +39,11 @@ async function route() {
   const view = h('div', { class: 'page' });
   put(main, view);
   try {
+    /** @type {unknown} */
     let done = null;
-    if (page === 'crons' && parts[1]) done = await renderCron(view, parts[1], query);
+    if (page === 'crons' && parts[1]) done = await renderCron(view, parts[1]);
     else if (page === 'crons') done = await renderCrons(view, query);
-    else if (page === 'new') done = await renderNewCron(view, query);
+    else if (page === 'new') done = await renderNewCron(view);
     else if (page === 'runs' && parts[1]) done = await renderRun(view, parts[1]);
     else if (page === 'runs') done = await renderRuns(view);
     else if (page === 'maintenance') done = await renderMaintenance(view);
@@ -63,6 +67,8 @@ async function route() {
 /**
  * A page that does not refresh itself refreshes here: drawn again off screen every few seconds
  * while visible, then swapped in whole (same layout, so the scroll position stays).
+ * @param {HTMLElement} view
+ * @param {(view: HTMLElement) => unknown} render
  */
 async function livePage(view, render) {
   const own = await render(view);
@@ -86,7 +92,7 @@ function showSignIn() {
     {
       class: 'card signin',
       id: 'signin',
-      onsubmit: async (e) => {
+      onsubmit: async (/** @type {Event} */ e) => {
         e.preventDefault();
         error.textContent = '';
         try {
@@ -114,9 +120,13 @@ function showSignIn() {
 
 function showChrome() {
   nav.hidden = false;
-  for (const a of nav.querySelectorAll('[data-admin]')) a.hidden = !session.admin || !session.features.maintenance;
+  for (const a of nav.querySelectorAll('[data-admin]')) /** @type {HTMLElement} */ (a).hidden = !session.admin || !session.features.maintenance;
   signout.hidden = !session.needsKey;
-  who.textContent = !session.needsKey ? 'no auth (AUTH_MODE=none)' : session.admin ? 'admin key: every user' : `key ${session.key.slice(0, 6)}…`;
+  who.textContent = !session.needsKey
+    ? 'no auth (AUTH_MODE=none)'
+    : session.admin
+      ? 'admin key: every user'
+      : `key ${/** @type {string} */ (session.key).slice(0, 6)}…`;
 }
 
 async function start() {

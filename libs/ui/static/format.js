@@ -171,7 +171,7 @@ export function offsetOf(localIso) {
 /**
  * What to say about a fire time beyond its instant: the API's DST case in words (dst_note, or
  * dst: skipped / repeated_first / repeated_second) and any other mark a newer server adds.
- * @param {Record<string, unknown> | null | undefined} t
+ * @param {Record<string, unknown> | string | null | undefined} t
  * @returns {string[]}
  */
 export function fireTimeMarks(t) {

@@ -1,3 +1,4 @@
+// @ts-check
 // The crons page: search and filter (assistant, metadata, enabled on the API; text and last
 // status on what was loaded), one row per cron titled by its name, pause/resume, trigger and
 // delete of a selection. It refreshes itself every few seconds while visible: only the list is
@@ -9,9 +10,16 @@ import { actionButton, flash, messageOf, poll, redrawGate, table } from '../ui.j
 const PAGE = 50;
 /** With a text or last-status filter the page filters what it loaded: it loads up to the API's maximum. */
 const FILTER_WINDOW = 1000;
+/** @typedef {import('../../types.ts').Assistant} Assistant */
+/** @typedef {import('../../types.ts').Cron} Cron */
+/** @typedef {ReturnType<typeof filtersOf>} Filters */
+
 const LAST_STATUSES = ['success', 'error', 'timeout', 'interrupted', 'running', 'pending', 'none'];
 
-/** The filters in the address (#/crons?assistant=...), so a filtered view can be shared and reloaded. */
+/**
+ * The filters in the address (#/crons?assistant=...), so a filtered view can be shared and reloaded.
+ * @param {URLSearchParams} query
+ */
 function filtersOf(query) {
   return {
     q: query.get('q') ?? '',
@@ -25,6 +33,7 @@ function filtersOf(query) {
   };
 }
 
+/** @param {Filters} filters */
 function go(filters) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(filters)) if (v !== '' && v !== 0 && v !== 'created_at') q.set(k, String(v));
@@ -33,8 +42,12 @@ function go(filters) {
   else location.hash = hash;
 }
 
-/** The API's filters (search, count and bulk take the same ones). */
+/**
+ * The API's filters (search, count and bulk take the same ones).
+ * @param {Filters} f
+ */
 function apiFilters(f) {
+  /** @type {Record<string, unknown>} */
   const body = {};
   if (f.assistant) body.assistant_id = f.assistant;
   if (f.enabled === 'true' || f.enabled === 'false') body.enabled = f.enabled === 'true';
@@ -44,13 +57,24 @@ function apiFilters(f) {
   return body;
 }
 
-/** A cron's name (metadata.name), or null. */
+/**
+ * A cron's name (metadata.name), or null.
+ * @param {Pick<Cron, 'metadata'> | null | undefined} cron
+ */
 export const cronName = (cron) => (typeof cron?.metadata?.name === 'string' && cron.metadata.name.trim() ? cron.metadata.name : null);
 
-/** A cron's state in one word: active, finished (its end_time passed) or paused. */
+/**
+ * A cron's state in one word: active, finished (its end_time passed) or paused.
+ * @param {Pick<Cron, 'enabled' | 'finished_at'>} cron
+ */
 export const cronStateBadge = (cron) =>
   cron.enabled ? badge('success', 'active') : cron.finished_at ? badge('skipped', 'finished') : badge('skipped', 'paused');
 
+/**
+ * @param {Cron} cron
+ * @param {string} text
+ * @param {string | undefined} assistantName
+ */
 function matchesText(cron, text, assistantName) {
   if (!text) return true;
   const hay = [
@@ -75,27 +99,38 @@ function matchesText(cron, text, assistantName) {
     .every((word) => hay.includes(word));
 }
 
+/**
+ * @param {HTMLElement} view
+ * @param {URLSearchParams} query
+ */
 export async function renderCrons(view, query) {
   const f = filtersOf(query);
   const base = session.everyUser ? '/admin/crons' : '/runs/crons';
   const clientSide = Boolean(f.q || f.status);
+  /** @type {Record<string, unknown>} */
   let filters;
   let filterError = null;
   try {
     filters = apiFilters(f);
   } catch (err) {
-    filterError = `metadata filter: ${err.message}`;
+    filterError = `metadata filter: ${/** @type {Error} */ (err).message}`;
     filters = apiFilters({ ...f, metadata: '' });
   }
   const sort = f.sort === 'next_run_date' ? { sort_by: 'next_run_date', sort_order: 'asc' } : { sort_by: f.sort, sort_order: 'desc' };
   const paging = clientSide ? { limit: FILTER_WINDOW, offset: 0 } : { limit: PAGE, offset: f.offset };
+  /** @type {Assistant[]} */
   const assistants = await api('POST', '/assistants/search', { limit: 1000 }).catch(() => []);
   const names = new Map(assistants.map((a) => [a.assistant_id, a.name || a.graph_id]));
-  /** The crons last loaded and how many match the API's filters. */
+  /** The crons last loaded and how many match the API's filters. @type {Cron[]} */
   let crons = [];
   let total = 0;
 
   // ---- filters ----
+  /**
+   * @param {string} name
+   * @param {string} label
+   * @param {HTMLElement} input
+   */
   const field = (name, label, input) => h('label', { class: 'field' }, h('span', {}, label), input);
   const text = h('input', { type: 'search', name: 'q', value: f.q, placeholder: 'name, id, schedule, words…' });
   const assistant = h('input', { name: 'assistant', value: f.assistant, list: 'assistant-list', placeholder: 'id or graph' });
@@ -105,6 +140,11 @@ export async function renderCrons(view, query) {
     assistants.map((a) => h('option', { value: a.assistant_id }, `${a.name || a.graph_id} (${a.graph_id})`)),
   );
   const metadata = h('input', { name: 'metadata', value: f.metadata, placeholder: 'team=ops or {"team":"ops"}' });
+  /**
+   * @param {string} name
+   * @param {string} value
+   * @param {string[][]} options [value, label] pairs
+   */
   const select = (name, value, options) =>
     h(
       'select',
@@ -128,7 +168,7 @@ export async function renderCrons(view, query) {
     {
       class: 'filters',
       id: 'filters',
-      onsubmit: (e) => {
+      onsubmit: (/** @type {Event} */ e) => {
         e.preventDefault();
         go({
           q: text.value.trim(),
@@ -155,6 +195,7 @@ export async function renderCrons(view, query) {
   for (const s of [enabled, status, sortSel]) s.addEventListener('change', () => form.requestSubmit());
 
   // ---- selection and bulk actions (the selection outlives each refresh) ----
+  /** @type {Set<string>} */
   const selected = new Set();
   const selectionInfo = h('span', { class: 'muted', id: 'selection' });
   const noteField = session.features.pauseNote;
@@ -177,17 +218,22 @@ export async function renderCrons(view, query) {
     selectionInfo.textContent = selected.size ? `${selected.size} selected` : '';
     pauseBtn.disabled = resumeBtn.disabled = triggerBtn.disabled = deleteBtn.disabled = selected.size === 0;
   };
+  /** @param {boolean} on */
   async function setEnabled(on) {
     const ids = [...selected];
+    /** @type {Record<string, unknown>} */
     const body = { enabled: on };
-    if (!on && noteValue()) body[noteField] = noteValue();
+    if (!on && noteValue()) body[/** @type {string} */ (noteField)] = noteValue();
     const results = await mapLimit(ids, 6, (id) => api('PATCH', `${base}/${id}`, body));
     const failed = results.filter((r) => r && r.error);
     if (failed.length) flash(`${ids.length - failed.length} ${on ? 'resumed' : 'paused'}, ${failed.length} failed: ${messageOf(failed[0].error)}`, 'error');
     else flash(`${ids.length} cron${ids.length === 1 ? '' : 's'} ${on ? 'resumed' : 'paused'}`);
     go(f);
   }
-  /** Trigger or delete the selection, after saying what it will do (both act on each cron at once). */
+  /**
+   * Trigger or delete the selection, after saying what it will do (both act on each cron at once).
+   * @param {'trigger' | 'delete'} action
+   */
   function confirmSelection(action) {
     const ids = [...selected];
     const n = `${ids.length} cron${ids.length === 1 ? '' : 's'}`;
@@ -243,8 +289,9 @@ export async function renderCrons(view, query) {
             actionButton(
               `${on ? 'Resume' : 'Pause'} all ${total} matching`,
               async () => {
+                /** @type {Record<string, unknown>} */
                 const body = { action: on ? 'enable' : 'disable', ...filters };
-                if (!on && noteValue()) body[noteField] = noteValue();
+                if (!on && noteValue()) body[/** @type {string} */ (noteField)] = noteValue();
                 const done = await api('POST', `${base}/bulk`, body);
                 flash(`${done.count} cron${done.count === 1 ? '' : 's'} ${on ? 'resumed' : 'paused'}`);
                 go(f);
@@ -273,11 +320,11 @@ export async function renderCrons(view, query) {
       title: 'Select all shown',
       'aria-label': 'Select all shown',
       checked: shown.length > 0 && shown.every((c) => selected.has(c.cron_id)),
-      onchange: (e) => {
-        for (const box of view.querySelectorAll('input[data-select]')) {
-          box.checked = e.target.checked;
-          if (box.checked) selected.add(box.dataset.select);
-          else selected.delete(box.dataset.select);
+      onchange: (/** @type {Event} */ e) => {
+        for (const box of /** @type {NodeListOf<HTMLInputElement>} */ (view.querySelectorAll('input[data-select]'))) {
+          box.checked = /** @type {HTMLInputElement} */ (e.target).checked;
+          if (box.checked) selected.add(/** @type {string} */ (box.dataset.select));
+          else selected.delete(/** @type {string} */ (box.dataset.select));
         }
         updateSelection();
       },
@@ -286,14 +333,17 @@ export async function renderCrons(view, query) {
     const rows = shown.map((c) => {
       const description = describeSchedule(c.schedule);
       const name = cronName(c);
-      const cronNote = session.features.pauseNote ? c[session.features.pauseNote] : null;
+      // The pause note, under the name this server gives it (a string, or null when none).
+      const cronNote = session.features.pauseNote
+        ? /** @type {string | null} */ (/** @type {Record<string, unknown>} */ (c)[session.features.pauseNote])
+        : null;
       const box = h('input', {
         type: 'checkbox',
         'aria-label': `Select cron ${c.cron_id}`,
         dataset: { select: c.cron_id },
         checked: selected.has(c.cron_id),
-        onchange: (e) => {
-          if (e.target.checked) selected.add(c.cron_id);
+        onchange: (/** @type {Event} */ e) => {
+          if (/** @type {HTMLInputElement} */ (e.target).checked) selected.add(c.cron_id);
           else selected.delete(c.cron_id);
           updateSelection();
         },

@@ -1,3 +1,4 @@
+// @ts-check
 // Health: /health (its status, ok, degraded or unavailable, with the reasons; the database,
 // queue and schedulers; saturation: queue latency, runs waiting by reason, lag to start; details
 // for admin keys), the deployment's gauges from /metrics (admin keys), and a chart of the last
@@ -11,13 +12,37 @@ const BUCKET = 5 * 60_000;
 const CHART_CRONS = 100;
 const SVG = 'http://www.w3.org/2000/svg';
 
-/** Prometheus text -> [{ name, labels, value }] (gauges and counters; comments skipped). */
+/** @typedef {import('../../types.ts').Occurrence} Occurrence */
+/**
+ * GET /health as this page reads it (libs/http/health.ts; no schema: every field optional, a
+ * key without admin rights gets the status alone).
+ * @typedef {{
+ *   status?: string, ok?: boolean | null, reasons?: string[], details?: unknown,
+ *   start_lag?: { started: number, p50: number | null, p95: number | null, p99: number | null, window_seconds: number, max_seconds: number },
+ *   queue_latency_seconds?: number | null,
+ *   waiting?: { worker: number, retry: number, limit?: Record<string, number> },
+ *   backlog?: { now: number, five_minutes_ago: number | null },
+ *   database?: { ok?: boolean | null, latency_ms?: number, error?: string },
+ *   queue?: { ok?: boolean | null, queued?: number, active?: number },
+ *   schedulers?: { ticking?: boolean | null, alive?: number | null, last_tick_at?: string | null },
+ *   workers?: { alive?: number },
+ *   monitor?: { warnings?: unknown[] } | null,
+ * }} Health
+ */
+/** @typedef {{ at: number, ok: number, bad: number, other: number, skipped: number, lagMax: number | null, lagSum: number, lagN: number }} Bucket */
+
+/**
+ * Prometheus text -> [{ name, labels, value }] (gauges and counters; comments skipped).
+ * @param {string} text
+ */
 export function parseMetrics(text) {
+  /** @type {{ name: string, labels: Record<string, string>, value: number }[]} */
   const out = [];
   for (const line of text.split('\n')) {
     if (!line || line.startsWith('#')) continue;
     const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
     if (!m) continue;
+    /** @type {Record<string, string>} */
     const labels = {};
     for (const l of (m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]] = l[2];
     out.push({ name: m[1], labels, value: Number(m[3]) });
@@ -25,6 +50,11 @@ export function parseMetrics(text) {
   return out;
 }
 
+/**
+ * @param {string} tag
+ * @param {Record<string, string | number>} [attrs]
+ * @param {...(Node | string | null | undefined | false)} children
+ */
 function svg(tag, attrs = {}, ...children) {
   const el = document.createElementNS(SVG, tag);
   for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
@@ -32,9 +62,14 @@ function svg(tag, attrs = {}, ...children) {
   return el;
 }
 
-/** Occurrences of the last hour in 5-minute buckets: fired (by outcome), skipped, and the worst fire lag. */
+/**
+ * Occurrences of the last hour in 5-minute buckets: fired (by outcome), skipped, and the worst fire lag.
+ * @param {Occurrence[]} occurrences
+ * @returns {Bucket[]}
+ */
 export function bucketize(occurrences, now = Date.now()) {
   const start = now - HOUR;
+  /** @type {Bucket[]} */
   const buckets = Array.from({ length: HOUR / BUCKET }, (_, i) => ({
     at: start + i * BUCKET,
     ok: 0,
@@ -63,6 +98,7 @@ export function bucketize(occurrences, now = Date.now()) {
   return buckets;
 }
 
+/** @param {Bucket[]} buckets */
 function chart(buckets) {
   const W = 640;
   const H = 180;
@@ -72,17 +108,17 @@ function chart(buckets) {
   const maxCount = Math.max(1, ...buckets.map((b) => b.ok + b.bad + b.other + b.skipped));
   const maxLag = Math.max(1000, ...buckets.map((b) => b.lagMax ?? 0));
   const bw = iw / buckets.length;
-  const y = (n) => pad.t + ih - (n / maxCount) * ih;
-  const yl = (ms) => pad.t + ih - (ms / maxLag) * ih;
+  const y = (/** @type {number} */ n) => pad.t + ih - (n / maxCount) * ih;
+  const yl = (/** @type {number} */ ms) => pad.t + ih - (ms / maxLag) * ih;
   const g = svg('g');
   buckets.forEach((b, i) => {
     let base = 0;
-    for (const [n, cls] of [
+    for (const [n, cls] of /** @type {[number, string][]} */ ([
       [b.ok, 'st-ok'],
       [b.bad, 'st-bad'],
       [b.other, 'st-run'],
       [b.skipped, 'st-skip'],
-    ]) {
+    ])) {
       if (!n) continue;
       g.append(
         svg(
@@ -94,7 +130,7 @@ function chart(buckets) {
       base += n;
     }
   });
-  const points = buckets.map((b, i) => (b.lagN ? `${pad.l + i * bw + bw / 2},${yl(b.lagSum / b.lagN)}` : null)).filter(Boolean);
+  const points = /** @type {string[]} */ (buckets.map((b, i) => (b.lagN ? `${pad.l + i * bw + bw / 2},${yl(b.lagSum / b.lagN)}` : null)).filter(Boolean));
   const axis = [
     svg('line', { x1: pad.l, y1: pad.t + ih, x2: W - pad.r, y2: pad.t + ih, class: 'axis' }),
     svg('text', { x: pad.l - 4, y: pad.t + 10, class: 'label', 'text-anchor': 'end' }, String(maxCount)),
@@ -113,16 +149,26 @@ function chart(buckets) {
   );
 }
 
+/**
+ * @param {string} title
+ * @param {Node} status
+ * @param {...(string | null | undefined)} lines
+ */
 function card(title, status, ...lines) {
   return h('div', { class: 'card stat' }, h('h3', {}, title), status, ...lines.filter(Boolean).map((l) => h('div', { class: 'sub' }, l)));
 }
 
+/** @param {HTMLElement} view */
 export async function renderHealth(view) {
+  /** @type {Health} */
   const health = await fetch('/health', { headers: session.key ? { 'x-api-key': session.key } : {}, cache: 'no-store' }).then((r) => r.json());
-  const ok = (v) => (v === null || v === undefined ? badge(null, 'not judged') : v ? badge('success', 'ok') : badge('error', 'failing'));
+  const ok = (/** @type {boolean | null | undefined} */ v) =>
+    v === null || v === undefined ? badge(null, 'not judged') : v ? badge('success', 'ok') : badge('error', 'failing');
   const detailed = typeof health.details !== 'string';
-  const secs = (v) => (v === null || v === undefined ? '—' : formatDuration(v * 1000));
-  const overall = health.status ? badge({ ok: 'success', degraded: 'interrupted', unavailable: 'error' }[health.status] ?? null, health.status) : ok(health.ok);
+  const secs = (/** @type {number | null | undefined} */ v) => (v === null || v === undefined ? '—' : formatDuration(v * 1000));
+  const overall = health.status
+    ? badge(/** @type {Record<string, string>} */ ({ ok: 'success', degraded: 'interrupted', unavailable: 'error' })[health.status] ?? null, health.status)
+    : ok(health.ok);
   const lag = health.start_lag;
   const waiting = health.waiting;
   const limits = waiting ? Object.entries(waiting.limit ?? {}) : [];
@@ -167,9 +213,15 @@ export async function renderHealth(view) {
 
   let gauges = null;
   if (detailed) {
+    /** @type {string} */
     const text = await api('GET', '/metrics', undefined, { text: true }).catch(() => '');
     const metrics = parseMetrics(text);
+    /**
+     * @param {string} name
+     * @param {(labels: Record<string, string>) => boolean} [pred]
+     */
     const sum = (name, pred = () => true) => metrics.filter((m) => m.name === name && pred(m.labels)).reduce((a, m) => a + m.value, 0);
+    /** @type {[string, number][]} */
     const rows = [
       ['Due backlog (crons)', sum('agentcron_due_backlog', (l) => l.kind === 'cron')],
       ['Due backlog (maintenance)', sum('agentcron_due_backlog', (l) => l.kind !== 'cron')],
@@ -177,7 +229,9 @@ export async function renderHealth(view) {
       ['Runs pending', sum('agentcron_runs_in_progress', (l) => l.status === 'pending')],
       ['Run queue: ready', sum('agentcron_queue_jobs', (l) => l.queue === 'agentcron.run' && l.state === 'ready')],
       ['Run queue: deferred', sum('agentcron_queue_jobs', (l) => l.queue === 'agentcron.run' && l.state === 'deferred')],
-      ...['api', 'scheduler', 'worker'].map((role) => [`Live ${role} processes`, sum('agentcron_processes_alive', (l) => l.role === role)]),
+      ...['api', 'scheduler', 'worker'].map(
+        (role) => /** @type {[string, number]} */ ([`Live ${role} processes`, sum('agentcron_processes_alive', (l) => l.role === role)]),
+      ),
     ];
     gauges = metrics.length
       ? table(
@@ -189,9 +243,10 @@ export async function renderHealth(view) {
   }
 
   // The last hour of the crons this key sees, from their ledgers.
+  /** @type {Pick<import('../../types.ts').Cron, 'cron_id'>[]} */
   const crons = await api('POST', '/runs/crons/search', { limit: CHART_CRONS, select: ['cron_id'], sort_by: 'updated_at', sort_order: 'desc' });
-  const ledgers = await mapLimit(crons, 6, (c) => api('GET', `/runs/crons/${c.cron_id}/occurrences?limit=200`));
-  const occurrences = ledgers.filter(Array.isArray).flat();
+  const ledgers = await mapLimit(crons, 6, (c) => /** @type {Promise<Occurrence[]>} */ (api('GET', `/runs/crons/${c.cron_id}/occurrences?limit=200`)));
+  const occurrences = /** @type {Occurrence[][]} */ (ledgers.filter(Array.isArray)).flat();
   const buckets = bucketize(occurrences);
   const fired = buckets.reduce((a, b) => a + b.ok + b.bad + b.other, 0);
   const lags = buckets.filter((b) => b.lagN);

@@ -1,3 +1,4 @@
+// @ts-check
 // Creating a cron: its assistant, schedule (with the live description and preview), input and
 // options, sent as POST /runs/crons (or /threads/{id}/runs/crons for a thread-bound cron).
 import { api } from '../api.js';
@@ -5,6 +6,15 @@ import { h, put } from '../format.js';
 import { actionButton, flash } from '../ui.js';
 import { scheduleEditor } from './schedule-editor.js';
 
+/** @typedef {import('../../types.ts').Assistant} Assistant */
+/** @typedef {import('../../types.ts').Cron} Cron */
+/** @typedef {import('../../types.ts').CronCreate} CronCreate */
+
+/**
+ * @param {string} id
+ * @param {string} label
+ * @param {string} placeholder
+ */
 function jsonField(id, label, placeholder) {
   const area = h('textarea', { id, name: id, rows: 3, placeholder, spellcheck: 'false' });
   return {
@@ -16,7 +26,7 @@ function jsonField(id, label, placeholder) {
       try {
         v = JSON.parse(text);
       } catch (err) {
-        throw new Error(`${label}: not JSON (${err.message})`, { cause: err });
+        throw new Error(`${label}: not JSON (${/** @type {Error} */ (err).message})`, { cause: err });
       }
       if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${label}: must be a JSON object`);
       return v;
@@ -24,7 +34,9 @@ function jsonField(id, label, placeholder) {
   };
 }
 
+/** @param {HTMLElement} view */
 export async function renderNewCron(view) {
+  /** @type {Assistant[]} */
   const assistants = await api('POST', '/assistants/search', { limit: 1000 }).catch(() => []);
   const assistant = h(
     'select',
@@ -93,7 +105,14 @@ export async function renderNewCron(view) {
       error.textContent = '';
       const { schedule, timezone } = editor.value();
       const threadId = thread.value.trim();
-      const body = { assistant_id: assistant.value, schedule, timezone: timezone || null, enabled: !paused.checked, missed_policy: missed.value };
+      /** @type {CronCreate} */
+      const body = {
+        assistant_id: assistant.value,
+        schedule,
+        timezone: timezone || null,
+        enabled: !paused.checked,
+        missed_policy: /** @type {CronCreate['missed_policy']} */ (missed.value),
+      };
       try {
         const i = input.value();
         const m = metadata.value();
@@ -105,23 +124,24 @@ export async function renderNewCron(view) {
         if (endTime.value) body.end_time = `${endTime.value.length === 16 ? `${endTime.value}:00` : endTime.value}Z`;
         if (paused.checked && pauseNote.value.trim()) body.paused_reason = pauseNote.value.trim();
       } catch (err) {
-        error.textContent = err.message;
+        error.textContent = /** @type {Error} */ (err).message;
         return;
       }
       // Sent as typed: the API names the field if it is out of range.
       if (attempts.value.trim() !== '') body.retry_policy = { max_attempts: Number(attempts.value) };
       if (jitter.value.trim() !== '') body.jitter_seconds = Number(jitter.value);
       if (!threadId) {
-        body.on_run_completed = keep.value;
-        body.overlap_policy = overlap.value;
+        body.on_run_completed = /** @type {CronCreate['on_run_completed']} */ (keep.value);
+        body.overlap_policy = /** @type {CronCreate['overlap_policy']} */ (overlap.value);
       }
       const path = threadId ? `/threads/${encodeURIComponent(threadId)}/runs/crons` : '/runs/crons';
       try {
+        /** @type {Cron} */
         const answer = await api('POST', path, body);
         flash(body.enabled ? 'Cron created; its first run started' : 'Cron created, paused');
         location.hash = `#/crons/${answer.cron_id}`;
       } catch (err) {
-        error.textContent = err.message;
+        error.textContent = /** @type {Error} */ (err).message;
       }
     },
     { id: 'create' },
@@ -133,7 +153,7 @@ export async function renderNewCron(view) {
     h('h1', {}, 'New cron'),
     h(
       'form',
-      { class: 'card form', id: 'new-cron-form', onsubmit: (e) => e.preventDefault() },
+      { class: 'card form', id: 'new-cron-form', onsubmit: (/** @type {Event} */ e) => e.preventDefault() },
       h('label', { class: 'field' }, h('span', {}, 'Name (optional)'), name),
       h('label', { class: 'field' }, h('span', {}, 'Assistant'), assistant),
       editor.element,

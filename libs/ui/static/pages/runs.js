@@ -1,3 +1,4 @@
+// @ts-check
 // Runs: what is running, waiting and failing now across every thread and cron, stateless runs
 // included (GET /runs), each with a page of its own (#/runs/<run_id>: output, error, attempts,
 // timings, cancel). Both refresh themselves every few seconds while visible. A server without
@@ -6,12 +7,30 @@ import { api, mapLimit, session } from '../api.js';
 import { badge, formatDuration, formatTime, h, jsonLine, put, relative, shortId, waitingText } from '../format.js';
 import { actionButton, flash, poll, redrawGate, table } from '../ui.js';
 
+/** @typedef {import('../../types.ts').ListedRun} ListedRun */
+/** @typedef {import('../../types.ts').RunDetail} RunDetail */
+/** A run as GET /runs lists it, or as a thread's runs do (no owner). @typedef {import('../../types.ts').Run & { user_id?: string }} Run */
+/** @typedef {import('../../types.ts').Thread} Thread */
+
+/** @type {Set<string>} */
 const ACTIVE = new Set(['pending', 'running']);
 const FAILED = 'error,timeout,interrupted';
 
-/** A run's error in one line. */
-const errorText = (e) => (!e ? '' : typeof e === 'object' && 'error' in e ? `${e.error}${e.message ? `: ${e.message}` : ''}` : jsonLine(e, 400));
+/**
+ * A run's error in one line.
+ * @param {unknown} e
+ */
+const errorText = (e) => {
+  if (!e) return '';
+  if (typeof e !== 'object' || !('error' in e)) return jsonLine(e, 400);
+  const { error, message } = /** @type {{ error: unknown, message?: unknown }} */ (e);
+  return `${String(error)}${message ? `: ${String(message)}` : ''}`;
+};
 
+/**
+ * @param {Run} r
+ * @param {() => Promise<unknown>} after
+ */
 function cancelButton(r, after) {
   return actionButton(
     'Cancel',
@@ -24,9 +43,17 @@ function cancelButton(r, after) {
   );
 }
 
-/** A run that has not ended, on a thread the key's own routes reach (an admin key lists every user's runs, but cancels its own). */
+/**
+ * A run that has not ended, on a thread the key's own routes reach (an admin key lists every user's runs, but cancels its own).
+ * @param {Run} r
+ */
 const cancellable = (r) => ACTIVE.has(r.status) && (!session.everyUser || !r.user_id || r.user_id === session.me);
 
+/**
+ * @param {Run} r
+ * @param {number} now
+ * @param {() => Promise<unknown>} after
+ */
 function runRow(r, now, after) {
   const link = session.features.runGet ? h('a', { href: `#/runs/${r.run_id}`, class: 'run-link' }, shortId(r.run_id)) : shortId(r.run_id);
   const forHow = r.run_started_at
@@ -72,11 +99,20 @@ const HEADERS = () => [
   '',
 ];
 
+/** @param {HTMLElement} view */
 export async function renderRuns(view) {
   if (!session.features.runList) return renderBusyThreads(view);
   const running = h('section', { class: 'card', id: 'runs-running' });
   const pending = h('section', { class: 'card', id: 'runs-pending' });
   const failures = h('section', { class: 'card', id: 'runs-failed' });
+  /**
+   * @param {HTMLElement} box
+   * @param {string} title
+   * @param {string} id
+   * @param {Run[]} runs
+   * @param {string} empty
+   * @param {number} now
+   */
   const section = (box, title, id, runs, empty, now) =>
     put(
       box,
@@ -92,6 +128,7 @@ export async function renderRuns(view) {
   const changed = redrawGate();
   async function load() {
     const since = new Date(Date.now() - 24 * 3600_000).toISOString();
+    /** @type {[ListedRun[], ListedRun[], ListedRun[]]} */
     const [r, p, f] = await Promise.all([
       api('GET', '/runs?status=running&limit=100'),
       api('GET', '/runs?status=pending&limit=100'),
@@ -124,15 +161,28 @@ export async function renderRuns(view) {
   return poll(load);
 }
 
-/** One run: status, timings, attempts, the full error and output, and Cancel while it has not ended. */
+/**
+ * One run: status, timings, attempts, the full error and output, and Cancel while it has not ended.
+ * @param {HTMLElement} view
+ * @param {string} runId
+ */
 export async function renderRun(view, runId) {
   const box = h('div', { id: 'run-page' });
   const changed = redrawGate();
   async function load() {
+    /** @type {RunDetail} */
     const r = await api('GET', `/runs/${encodeURIComponent(runId)}`);
     if (!changed(r)) return;
     const now = Date.now();
+    /**
+     * @param {string} label
+     * @param {import('../dom.js').Child} value
+     */
     const row = (label, value) => [h('dt', {}, label), h('dd', {}, value ?? '—')];
+    /**
+     * @param {string | null} a
+     * @param {string | null} b
+     */
     const ms = (a, b) => (a && b ? new Date(b).getTime() - new Date(a).getTime() : null);
     const attempts = Array.isArray(r.attempt_log) ? r.attempt_log : [];
     put(
@@ -186,9 +236,9 @@ export async function renderRun(view, runId) {
                   'tr',
                   {},
                   h('td', {}, String(a.attempt ?? '')),
-                  h('td', {}, badge(a.status)),
-                  h('td', {}, formatTime(a.started_at)),
-                  h('td', {}, formatTime(a.ended_at)),
+                  h('td', {}, badge(/** @type {string | null | undefined} */ (a.status))),
+                  h('td', {}, formatTime(/** @type {string | null | undefined} */ (a.started_at))),
+                  h('td', {}, formatTime(/** @type {string | null | undefined} */ (a.ended_at))),
                   h('td', { class: 'error-text' }, errorText(a.error)),
                 ),
               ),
@@ -213,10 +263,14 @@ export async function renderRun(view, runId) {
   return poll(load);
 }
 
-/** Servers without GET /runs: the runs going on the caller's busy threads (threads with status busy, then their runs). */
+/**
+ * Servers without GET /runs: the runs going on the caller's busy threads (threads with status busy, then their runs).
+ * @param {HTMLElement} view
+ */
 async function renderBusyThreads(view) {
+  /** @type {Thread[]} */
   const threads = await api('POST', '/threads/search', { status: 'busy', limit: 100, sort_by: 'updated_at', sort_order: 'desc' });
-  const perThread = await mapLimit(threads, 6, (t) => api('GET', `/threads/${t.thread_id}/runs?limit=20`));
+  const perThread = await mapLimit(threads, 6, (t) => /** @type {Promise<Run[]>} */ (api('GET', `/threads/${t.thread_id}/runs?limit=20`)));
   const runs = perThread
     .filter((r) => Array.isArray(r))
     .flat()

@@ -1,9 +1,14 @@
+// @ts-check
 // A schedule and timezone with what they mean, live: cronstrue's words as you type and, where
 // the server offers POST /runs/crons/preview, its next fire times (with the DST cases it marks).
 import { api, session } from '../api.js';
 import { describeSchedule, fireTimeMarks, formatTime, h, put } from '../format.js';
 import { messageOf } from '../ui.js';
 
+/** @typedef {import('../../types.ts').Preview} Preview */
+/** @typedef {import('../../types.ts').FireTime} FireTime */
+
+/** @type {HTMLDataListElement | null} */
 let zones = null;
 /** Every IANA zone the browser knows, for the timezone field's suggestions. */
 function zoneList() {
@@ -17,7 +22,10 @@ function zoneList() {
   return zones;
 }
 
-/** Whether the browser knows this IANA zone (the server decides; this only spares it half-typed names). */
+/**
+ * Whether the browser knows this IANA zone (the server decides; this only spares it half-typed names).
+ * @param {string} tz
+ */
 function knownZone(tz) {
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: tz });
@@ -40,6 +48,7 @@ export function scheduleEditor(initial = { schedule: '', timezone: '' }) {
   const timezone = h('input', { id: 'timezone', name: 'timezone', value: initial.timezone ?? '', list: 'timezones', placeholder: 'UTC', autocomplete: 'off' });
   const words = h('p', { class: 'describe', id: 'schedule-words' });
   const preview = h('div', { class: 'preview', id: 'schedule-preview' });
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
   let timer;
   let asked = 0;
 
@@ -62,10 +71,14 @@ export function scheduleEditor(initial = { schedule: '', timezone: '' }) {
     timer = setTimeout(() => void showPreview(expr), 300);
   }
 
-  /** The server's next fire times for expr; a failure shows in the preview (this never rejects). */
+  /**
+   * The server's next fire times for expr; a failure shows in the preview (this never rejects).
+   * @param {string} expr
+   */
   async function showPreview(expr) {
     const mine = ++asked;
     try {
+      /** @type {(Partial<Preview> & { times?: (string | FireTime)[] }) | null} */
       const answer = await api('POST', '/runs/crons/preview', { schedule: expr, timezone: timezone.value.trim() || null, count: 5 });
       if (answer?.description) words.textContent = answer.description;
       if (mine !== asked) return;
