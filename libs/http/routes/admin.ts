@@ -15,18 +15,8 @@ import { CRON_NOT_FOUND } from './cron-input.ts';
 import { selectedCronFields } from './cron-answers.ts';
 import { MaintenanceJobSchema, TriggerAnswer, TriggerParams, TriggerQuery } from '../schemas/admin.ts';
 import { ErrorSchema, NoContent, documentRoutes, errors, json } from '../schemas/common.ts';
-import {
-  AdminCronBulkBody,
-  AdminCronCountBody,
-  AdminCronSearchBody,
-  CronBulkAnswer,
-  CronIdParams,
-  CronRunSchema,
-  CronSchema,
-  CronTransferAnswer,
-  CronTransferBody,
-  CronUpdateBody,
-} from '../schemas/crons.ts';
+import { AdminCronBulkBody, AdminCronCountBody, AdminCronSearchBody, CronTransferAnswer, CronTransferBody } from '../schemas/admin.ts';
+import { CronBulkAnswer, CronIdParams, CronRunSchema, CronSchema, CronUpdateBody } from '../schemas/crons.ts';
 import { parse } from '../validate.ts';
 
 // Operator endpoints: every user's crons (search, count, get, update, delete, trigger, bulk

@@ -10,6 +10,8 @@ import { parse } from '../validate.ts';
 import { CRON_NOT_FOUND, THREAD_NOT_FOUND, assistantKey, canonicalTimezone, pathId, scheduleOf, zonedSchedule } from './cron-input.ts';
 import { answerClock, selectedCronFields, shownNextRunDate } from './cron-answers.ts';
 import { bulkScope, createCron, cronOperations } from './cron-operations.ts';
+// Registers the crons routes' OpenAPI paths.
+import './cron-docs.ts';
 
 // The crons API: the LangGraph SDK's create/createForThread/search/count/update/delete, plus get,
 // trigger (run now), the occurrence ledger and the next fire times. Every cron is read and written
