@@ -9,9 +9,8 @@ import { getMaintenanceJob, listMaintenanceJobs, triggerMaintenanceJob } from '.
 import { QUEUES } from '../../queue/index.ts';
 import { requireAdmin } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
-import { HttpError, methodNotAllowed } from '../errors.ts';
+import { CRON_NOT_FOUND, HttpError, methodNotAllowed } from '../errors.ts';
 import { bulkScope, cronOperations } from './cron-operations.ts';
-import { CRON_NOT_FOUND } from './cron-input.ts';
 import { selectedCronFields } from './cron-answers.ts';
 import { MaintenanceJobSchema, TriggerAnswer, TriggerParams, TriggerQuery } from '../schemas/admin.ts';
 import { ErrorSchema, NoContent, documentRoutes, errors, json } from '../schemas/common.ts';

@@ -14,10 +14,6 @@ import { PAYLOAD_KEYS } from '../schemas/crons.ts';
 // The crons routes' reading of a request: body size, schedule and timezone, name, pause note,
 // payload and path ids, each refused with the status and field the API answers.
 
-export const CRON_NOT_FOUND = 'Cron not found';
-export const THREAD_NOT_FOUND = 'Thread not found';
-export const ASSISTANT_NOT_FOUND = 'Assistant not found';
-
 export const unprocessable = (field: string, reason: string) => new HttpError(422, `body.${field}: ${reason}`);
 
 /**

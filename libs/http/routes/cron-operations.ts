@@ -35,15 +35,12 @@ import { deleteLockedCrons, lockScopedCrons, setCronStates } from '../../crons/t
 import type { CronScope } from '../../crons/tenancy.ts';
 import { userOf } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
-import { HttpError, notFound } from '../errors.ts';
+import { ASSISTANT_NOT_FOUND, CRON_NOT_FOUND, HttpError, notFound, THREAD_NOT_FOUND } from '../errors.ts';
 import { BackfillBody, BULK_FILTERS, CronBulkBody, CronCreateBody, CronUpdateBody } from '../schemas/crons.ts';
 import { checkFlowConfig } from '../schemas/common.ts';
 import type { CronBulkAction } from '../schemas/crons.ts';
 import { parse } from '../validate.ts';
 import {
-  ASSISTANT_NOT_FOUND,
-  CRON_NOT_FOUND,
-  THREAD_NOT_FOUND,
   assistantKey,
   canonicalTimezone,
   checkBodySize,

@@ -4,10 +4,10 @@ import { describeSchedule, fireTimes, upcomingTimes } from '../../crons/index.ts
 import { countCrons, getCron, listOccurrences, searchCrons, toOccurrenceResponse, statementNow } from '../../crons/index.ts';
 import { userOf } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
-import { methodNotAllowed, notFound } from '../errors.ts';
+import { CRON_NOT_FOUND, methodNotAllowed, notFound, THREAD_NOT_FOUND } from '../errors.ts';
 import { CronBulkBody, CronCountBody, CronSearchBody, NextQuery, OccurrencePath, OccurrencesQuery, PreviewBody } from '../schemas/crons.ts';
 import { parse } from '../validate.ts';
-import { CRON_NOT_FOUND, THREAD_NOT_FOUND, assistantKey, canonicalTimezone, pathId, scheduleOf, zonedSchedule } from './cron-input.ts';
+import { assistantKey, canonicalTimezone, pathId, scheduleOf, zonedSchedule } from './cron-input.ts';
 import { answerClock, selectedCronFields, shownNextRunDate } from './cron-answers.ts';
 import { bulkScope, createCron, cronOperations } from './cron-operations.ts';
 // Registers the crons routes' OpenAPI paths.
