@@ -21,13 +21,12 @@ export {
   lockAndCountUserCrons,
   insertCron,
   getCron,
-  searchCrons,
-  countCrons,
   updateCron,
   deleteCron,
-  listOccurrences,
-  toOccurrenceResponse,
-  localIso,
 } from './repository.ts';
-export type { CronResponse, CronWithGraph, NewCron, CronFilters, CronSearch, CronSortKey, CronChanges, OccurrenceRow } from './repository.ts';
+export type { CronResponse, CronWithGraph, NewCron, CronChanges } from './repository.ts';
+export { searchCrons, countCrons } from './search.ts';
+export type { CronFilters, CronSearch, CronSortKey } from './search.ts';
+export { listOccurrences, toOccurrenceResponse, localIso } from './occurrences.ts';
+export type { OccurrenceRow } from './occurrences.ts';
 export { CRON_NAME_MAX, cronNameOf, lockCronName } from './names.ts';

@@ -3,7 +3,7 @@ import { plannedStart } from '../firing/index.ts';
 import { parseSchedule } from '../schedule/index.ts';
 import type { Schedule } from '../schedule/index.ts';
 import { zoneRules } from '../schedule/timezone.ts';
-import { localIso } from './repository.ts';
+import { localIso } from './occurrences.ts';
 
 // What a schedule will do, without running it: its next fire times in UTC and in its timezone,
 // with the DST cases of docs/scheduling.md point 7 marked, and a description in words (cronstrue).

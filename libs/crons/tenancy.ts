@@ -1,6 +1,7 @@
 import type { PoolClient, Queryable } from '../db/index.ts';
-import { SORT_COLUMNS as OWNER_SORT_COLUMNS, cronsWhere } from './repository.ts';
-import type { CronSortKey, CronWithGraph } from './repository.ts';
+import { SORT_COLUMNS as OWNER_SORT_COLUMNS, cronsWhere } from './search.ts';
+import type { CronWithGraph } from './repository.ts';
+import type { CronSortKey } from './search.ts';
 import type { CronRow } from './types.ts';
 
 // Crons across owners and in bulk: what admin keys see and manage (every user's crons, moving

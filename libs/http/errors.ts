@@ -14,6 +14,11 @@ export class HttpError extends Error {
 
 export const notFound = (what = 'Not found') => new HttpError(404, what);
 
+/** The crons API's 404 details: someone else's cron (or thread, or assistant) reads exactly as a missing one. */
+export const CRON_NOT_FOUND = 'Cron not found';
+export const THREAD_NOT_FOUND = 'Thread not found';
+export const ASSISTANT_NOT_FOUND = 'Assistant not found';
+
 /** Where a caller lost on the API is sent. */
 export const DOCS_HINT = 'the API reference is at /docs (OpenAPI document: /openapi.json)';
 

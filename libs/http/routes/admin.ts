@@ -9,22 +9,13 @@ import { getMaintenanceJob, listMaintenanceJobs, triggerMaintenanceJob } from '.
 import { QUEUES } from '../../queue/index.ts';
 import { requireAdmin } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
-import { HttpError, methodNotAllowed } from '../errors.ts';
-import { bulkScope, cronOperations, selectFields } from './crons.ts';
+import { CRON_NOT_FOUND, HttpError, methodNotAllowed } from '../errors.ts';
+import { bulkScope, cronOperations } from './cron-operations.ts';
+import { selectedCronFields } from './cron-answers.ts';
 import { MaintenanceJobSchema, TriggerAnswer, TriggerParams, TriggerQuery } from '../schemas/admin.ts';
 import { ErrorSchema, NoContent, documentRoutes, errors, json } from '../schemas/common.ts';
-import {
-  AdminCronBulkBody,
-  AdminCronCountBody,
-  AdminCronSearchBody,
-  CronBulkAnswer,
-  CronIdParams,
-  CronRunSchema,
-  CronSchema,
-  CronTransferAnswer,
-  CronTransferBody,
-  CronUpdateBody,
-} from '../schemas/crons.ts';
+import { AdminCronBulkBody, AdminCronCountBody, AdminCronSearchBody, CronTransferAnswer, CronTransferBody } from '../schemas/admin.ts';
+import { CronBulkAnswer, CronIdParams, CronRunSchema, CronSchema, CronUpdateBody } from '../schemas/crons.ts';
 import { parse } from '../validate.ts';
 
 // Operator endpoints: every user's crons (search, count, get, update, delete, trigger, bulk
@@ -120,8 +111,6 @@ documentRoutes('admin', [
 
 const FINAL_STATES = new Set(['completed', 'failed', 'cancelled']);
 
-const CRON_NOT_FOUND = 'Cron not found';
-
 /** The owner of the cron a path names, or 404 (an admin sees every cron, so a 404 means none). */
 async function ownerOf(pool: ApiDeps['pool'], req: Request): Promise<{ cronId: string; owner: string }> {
   const cronId = req.params.cron_id;
@@ -157,7 +146,7 @@ export function adminRoutes(deps: ApiDeps): Router {
       limit: q.limit,
       offset: q.offset,
     });
-    res.json(rows.map((c) => selectFields(c, q.select, now)));
+    res.json(rows.map((c) => selectedCronFields(c, q.select, now)));
   });
 
   router.post('/admin/crons/count', async (req, res) => {

@@ -1,5 +1,7 @@
 import type { Router } from 'express';
 import type { ApiDeps } from '../deps.ts';
+// First: the crons paths open the OpenAPI document, as they did when their schemas module registered them.
+import './cron-docs.ts';
 import { adminRoutes } from './admin.ts';
 import { assistantsRoutes } from './assistants.ts';
 import { cronsRoutes } from './crons.ts';

@@ -7,7 +7,7 @@ import type { Queryable } from '../../db/index.ts';
 import { isUuid } from '../../ids/index.ts';
 import { userOf } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
-import { HttpError, notFound } from '../errors.ts';
+import { CRON_NOT_FOUND, HttpError, notFound } from '../errors.ts';
 import { registry } from '../openapi.ts';
 import { ErrorSchema, documentRoutes, errors, json } from '../schemas/common.ts';
 import { parse } from '../validate.ts';
@@ -139,10 +139,10 @@ export function statsRoutes({ pool, config }: ApiDeps): Router {
   router.get('/runs/crons/:cron_id/stats', async (req, res) => {
     const cronId = req.params.cron_id;
     // Anything but a UUID names no cron: 404 (never a database error).
-    if (!isUuid(cronId)) throw notFound('Cron not found');
+    if (!isUuid(cronId)) throw notFound(CRON_NOT_FOUND);
     const { days } = parse(StatsQuery, req.query, 'query');
     const cron = await getCron(pool, cronId, userOf(res));
-    if (!cron) throw notFound('Cron not found');
+    if (!cron) throw notFound(CRON_NOT_FOUND);
     res.json({ cron_id: cron.cron_id, ...(await dailyStats(pool, 'cron', cron.cron_id, timezone, days)) });
   });
 

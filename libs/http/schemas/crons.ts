@@ -1,14 +1,13 @@
 import { z } from 'zod';
-import { registry } from '../openapi.ts';
 import { MAX_JITTER_SECONDS } from '../../firing/jitter.ts';
-import { ATTEMPT_FIELDS, ErrorSchema, RetryPolicySchema, WEBHOOK_DESCRIPTION, errors, json, selectFields, webhookUrl } from './common.ts';
+import { ATTEMPT_FIELDS, RetryPolicySchema, WEBHOOK_DESCRIPTION, selectFields, webhookUrl } from './common.ts';
 
 // Request and response shapes of the crons API, as the LangGraph SDK (1.15.x and 2.0.0) sends and
 // reads them. Unknown keys are dropped (z.object strips), never an error. `null` on an optional
 // field means "not given", except where an update gives it a meaning (end_time, timezone, webhook).
 
 /** "required" for a missing key instead of zod's "expected string, received undefined". */
-const required = (iss: { input: unknown }) => (iss.input === undefined ? 'required' : undefined);
+export const required = (iss: { input: unknown }) => (iss.input === undefined ? 'required' : undefined);
 
 const jsonObject = z.record(z.string(), z.unknown(), { error: required });
 
@@ -144,9 +143,9 @@ export type CronField = (typeof CRON_FIELDS)[number];
 
 export const CRON_SORT_KEYS = ['cron_id', 'assistant_id', 'thread_id', 'created_at', 'updated_at', 'next_run_date', 'end_time'] as const;
 
-const uuidFilter = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, { message: 'must be a UUID' });
+export const uuidFilter = z.string().regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, { message: 'must be a UUID' });
 
-const cronFilters = {
+export const cronFilters = {
   assistant_id: z.string().min(1).nullish().openapi({ description: 'An assistant id, or a graph id (its default assistant)' }),
   thread_id: uuidFilter.nullish(),
   enabled: z.boolean().nullish(),
@@ -200,7 +199,7 @@ export type CronBulkAction = (typeof CRON_BULK_ACTIONS)[number];
 /** The filters a bulk operation names its crons by (one at least, or "all": true). */
 export const BULK_FILTERS = ['assistant_id', 'thread_id', 'enabled', 'metadata'] as const;
 
-const bulkFields = {
+export const bulkFields = {
   action: z.enum(CRON_BULK_ACTIONS, { error: (iss) => (iss.input === undefined ? 'required' : 'expected "disable", "enable" or "delete"') }),
   ...cronFilters,
   paused_reason: z
@@ -223,58 +222,6 @@ export const CronBulkAnswer = z
     count: z.number().int().openapi({ description: 'The crons that matched: each is now disabled, enabled or deleted' }),
   })
   .openapi('CronBulkResult');
-
-// ---- admin keys: every user's crons ----
-
-const userFilter = {
-  user_id: z.string().min(1).nullish().openapi({ description: "Only this user's crons (absent: every user's)" }),
-};
-
-export const AdminCronSearchBody = z
-  .object({
-    ...CronSearchBody.shape,
-    ...userFilter,
-    sort_by: z
-      .enum([...CRON_SORT_KEYS, 'user_id'])
-      .nullish()
-      .transform((v) => v ?? 'created_at'),
-  })
-  .openapi('AdminCronSearch');
-export type AdminCronSearchBody = z.output<typeof AdminCronSearchBody>;
-
-export const AdminCronCountBody = z.object({ ...cronFilters, ...userFilter }).openapi('AdminCronCount');
-export type AdminCronCountBody = z.output<typeof AdminCronCountBody>;
-
-export const AdminCronBulkBody = z.object({ ...bulkFields, ...userFilter }).openapi('AdminCronBulk', {
-  description: "As /runs/crons/bulk, over every user's crons (user_id narrows to one user and counts as a filter)",
-});
-export type AdminCronBulkBody = z.output<typeof AdminCronBulkBody>;
-
-export const CronTransferBody = z
-  .object({
-    from_user_id: z.string({ error: required }).min(1),
-    to_user_id: z.string({ error: required }).min(1),
-    cron_ids: z.array(uuidFilter).min(1).max(10_000).nullish().openapi({ description: 'Only these crons of from_user_id (absent: all of them)' }),
-    assistants: z
-      .boolean()
-      .nullish()
-      .openapi({ description: "Also move from_user_id's own assistants the moved crons use (default false: they stay, and the crons keep running them)" }),
-  })
-  .openapi('CronTransfer');
-export type CronTransferBody = z.output<typeof CronTransferBody>;
-
-export const CronTransferAnswer = z
-  .object({
-    from_user_id: z.string(),
-    to_user_id: z.string(),
-    count: z.number().int().openapi({ description: 'Crons moved' }),
-    cron_ids: z.array(z.string()),
-    threads: z.number().int().openapi({ description: "Threads moved: thread crons' threads and the threads stateless crons' runs kept" }),
-    runs: z.number().int().openapi({ description: 'Runs on those threads, moved with them' }),
-    assistants: z.number().int().openapi({ description: 'Assistants moved (with "assistants": true)' }),
-    assistants_kept: z.array(z.string()).openapi({ description: "The old owner's assistants moved crons use that stayed with the old owner" }),
-  })
-  .openapi('CronTransferResult');
 
 export const CronIdParams = z.object({ cron_id: z.string().openapi({ format: 'uuid' }) });
 export const ThreadIdParams = z.object({ thread_id: z.string().openapi({ format: 'uuid' }) });
@@ -486,152 +433,3 @@ export const BackfillSchema = z
 export const RetrySchema = CronRunSchema.extend({
   retries: z.number().int().openapi({ description: 'Times the occurrence has now been retried' }),
 }).openapi('CronRetryRun', { description: "The occurrence's new run (same cron_id and scheduled_for, so the same idempotency key)" });
-
-// Every API route accepts the key as x-api-key (what the SDK sends) or as a bearer token.
-const security: { [scheme: string]: string[] }[] = [{ ApiKey: [] }, { Bearer: [] }];
-const createAnswer = json(
-  z.union([CronRunSchema, CronSchema]),
-  'The first Run (with cron_id); or the Cron when enabled is false, or when a thread cron with multitask_strategy reject finds its thread busy (its first occurrence is then recorded as skipped, reason overlap)',
-);
-const tooMany = { 429: json(ErrorSchema, 'CRON_MAX_PER_USER reached') };
-
-registry.registerPath({
-  method: 'post',
-  path: '/runs/crons',
-  summary: 'Create a stateless cron (a fresh thread per occurrence); its first run starts at once',
-  tags: ['crons'],
-  security,
-  request: { body: json(CronCreateBody, 'The cron') },
-  responses: { 200: createAnswer, ...errors(404, 422), ...tooMany },
-});
-registry.registerPath({
-  method: 'post',
-  path: '/threads/{thread_id}/runs/crons',
-  summary: 'Create a cron on a thread; its first run starts at once',
-  tags: ['crons'],
-  security,
-  request: { params: ThreadIdParams, body: json(CronCreateBody, 'The cron') },
-  responses: { 200: createAnswer, ...errors(404, 422), ...tooMany },
-});
-registry.registerPath({
-  method: 'post',
-  path: '/runs/crons/search',
-  summary: 'Search crons',
-  tags: ['crons'],
-  security,
-  request: { body: json(CronSearchBody, 'Filters, sort, select, limit and offset') },
-  responses: { 200: json(z.array(CronSchema), 'Crons (reduced to the selected fields)'), ...errors(422) },
-});
-registry.registerPath({
-  method: 'post',
-  path: '/runs/crons/count',
-  summary: 'Count crons',
-  tags: ['crons'],
-  security,
-  request: { body: json(CronCountBody, 'Filters') },
-  responses: { 200: json(z.number().int(), 'A bare integer'), ...errors(422) },
-});
-registry.registerPath({
-  method: 'get',
-  path: '/runs/crons/{cron_id}',
-  summary: 'Get a cron',
-  tags: ['crons'],
-  security,
-  request: { params: CronIdParams },
-  responses: { 200: json(CronSchema, 'The cron'), ...errors(404) },
-});
-registry.registerPath({
-  method: 'patch',
-  path: '/runs/crons/{cron_id}',
-  summary: 'Update a cron: fields not sent stay; metadata is replaced; payload fields merge',
-  tags: ['crons'],
-  security,
-  request: { params: CronIdParams, body: json(CronUpdateBody, 'The changes') },
-  responses: { 200: json(CronSchema, 'The updated cron'), ...errors(404, 422) },
-});
-registry.registerPath({
-  method: 'delete',
-  path: '/runs/crons/{cron_id}',
-  summary: 'Delete a cron (runs already started finish)',
-  tags: ['crons'],
-  security,
-  request: { params: CronIdParams },
-  responses: { 204: { description: 'Deleted' }, ...errors(404) },
-});
-registry.registerPath({
-  method: 'post',
-  path: '/runs/crons/{cron_id}/trigger',
-  summary: 'Run a cron now (outside its schedule)',
-  description:
-    'Under the same overlap rules as a scheduled occurrence: a thread cron with multitask_strategy interrupt or rollback stops the runs going on its thread; ' +
-    'one with reject, or a stateless cron whose overlap_policy (skip, buffer_one) does not allow another run now, answers 409.',
-  tags: ['crons'],
-  security,
-  request: { params: CronIdParams },
-  responses: { 200: json(CronRunSchema, 'The run started'), ...errors(404, 409) },
-});
-registry.registerPath({
-  method: 'get',
-  path: '/runs/crons/{cron_id}/occurrences',
-  summary: "A cron's occurrence ledger, newest first: every occurrence fired or skipped, with why",
-  tags: ['crons'],
-  security,
-  request: { params: CronIdParams, query: OccurrencesQuery },
-  responses: { 200: json(z.array(OccurrenceSchema), 'Occurrences'), ...errors(404, 422) },
-});
-registry.registerPath({
-  method: 'get',
-  path: '/runs/crons/{cron_id}/next',
-  summary: 'The next fire times of a cron, in UTC and in its timezone (DST cases marked); for a disabled cron, what it would fire if enabled',
-  tags: ['crons'],
-  security,
-  request: { params: CronIdParams, query: NextQuery },
-  responses: { 200: json(NextRunsSchema, 'Next fire times (none once the cron has finished)'), ...errors(404, 422) },
-});
-registry.registerPath({
-  method: 'post',
-  path: '/runs/crons/preview',
-  summary: "A schedule's next fire times and description, without creating a cron",
-  description:
-    'The same rules and 422s as create (schedule, timezone, 6-field schedules only with CRON_ALLOW_SECONDS_SCHEDULE). Each fire time is given in UTC and as wall time in the timezone, with the DST cases marked.',
-  tags: ['crons'],
-  security,
-  request: { body: json(PreviewBody, 'The schedule') },
-  responses: { 200: json(PreviewSchema, 'Fire times'), ...errors(422) },
-});
-registry.registerPath({
-  method: 'post',
-  path: '/runs/crons/{cron_id}/backfill',
-  summary: "Fire every occurrence of the cron's schedule in a past range, each once",
-  description:
-    'Also before the cron was created. An occurrence already in the ledger is not fired again; the overlap rules apply as for a trigger (held-back occurrences are counted, not recorded). ' +
-    'Recorded in the ledger with trigger backfill; next_run_date is not moved. More occurrences than CRON_BACKFILL_MAX: 422 with the count.',
-  tags: ['crons'],
-  security,
-  request: { params: CronIdParams, body: json(BackfillBody, 'The range') },
-  responses: { 200: json(BackfillSchema, 'What was fired'), ...errors(404, 422) },
-});
-registry.registerPath({
-  method: 'post',
-  path: '/runs/crons/{cron_id}/occurrences/{scheduled_for}/retry',
-  summary: 'Run an occurrence that ended error, timeout or interrupted again',
-  description:
-    'A new attempt of the same occurrence: its run has the same cron_id and scheduled_for (so the agent gets the same idempotency_key) and replaces the run of the attempt before. ' +
-    'The ledger row goes back to enqueued with retries + 1. 409 for an occurrence in another state, or when the overlap rules hold the run back now.',
-  tags: ['crons'],
-  security,
-  request: { params: OccurrenceParams },
-  responses: { 200: json(RetrySchema, 'The new run'), ...errors(404, 409, 422) },
-});
-registry.registerPath({
-  method: 'post',
-  path: '/runs/crons/bulk',
-  summary: 'Disable, enable or delete every cron of the caller matching a filter; answers the count',
-  description:
-    'Filters: assistant_id, thread_id, enabled, metadata (at least one, or "all": true). One transaction: the crons are locked in cron_id order; ' +
-    'enable follows PATCH {"enabled": true}; delete removes their occurrence ledgers too (runs already started finish).',
-  tags: ['crons'],
-  security,
-  request: { body: json(CronBulkBody, 'The action and the filters') },
-  responses: { 200: json(CronBulkAnswer, 'What was done'), ...errors(422) },
-});

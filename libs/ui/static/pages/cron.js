@@ -3,28 +3,12 @@
 // and policies, backfill, retry, delete). It refreshes itself every few seconds while visible
 // (the cron, its next fire times and the ledger rows loaded), leaving open forms alone.
 import { api, cronPath, ownsCron, session } from '../api.js';
-import {
-  attemptText,
-  badge,
-  describeSchedule,
-  fireTimeMarks,
-  formatDuration,
-  formatTime,
-  h,
-  jsonLine,
-  occurrenceTimings,
-  offsetOf,
-  put,
-  relative,
-  shortId,
-  statusClass,
-  waitingText,
-} from '../format.js';
+import { badge, describeSchedule, fireTimeMarks, formatDuration, formatTime, h, jsonLine, offsetOf, put, relative } from '../format.js';
 import { actionButton, flash, messageOf, poll, redrawGate, table } from '../ui.js';
-import { scheduleEditor } from './schedule-editor.js';
+import { openBackfill, openDelete, openEditor, openFieldsEditor } from './cron-forms.js';
+import { ledgerTable, timelineStrip } from './cron-ledger.js';
 
 const LEDGER_PAGE = 50;
-const RETRYABLE = new Set(['error', 'timeout', 'interrupted']);
 
 export async function renderCron(view, cronId) {
   let cron = await api('GET', cronPath(cronId));
@@ -37,6 +21,18 @@ export async function renderCron(view, cronId) {
   const details = h('section', { class: 'card' });
   const nextBox = h('section', { class: 'card', id: 'next-times' });
   const ledgerBox = h('section', { class: 'card', id: 'ledger' });
+
+  /** What the forms (cron-forms.js) use of this page: the cron as it is when they read it, and the redraws. */
+  const forms = {
+    get cron() {
+      return cron;
+    },
+    cronId,
+    panel,
+    reloadCron,
+    drawNext,
+    drawLedger,
+  };
 
   async function reloadCron() {
     cron = await api('GET', cronPath(cronId));
@@ -155,206 +151,14 @@ export async function renderCron(view, cronId) {
       },
       { id: 'trigger' },
     );
-    const edit = h('button', { type: 'button', id: 'edit', class: 'secondary', onclick: () => openEditor() }, 'Edit schedule');
-    const editFields = h('button', { type: 'button', id: 'edit-fields', class: 'secondary', onclick: () => openFieldsEditor() }, 'Edit input, metadata…');
+    const edit = h('button', { type: 'button', id: 'edit', class: 'secondary', onclick: () => openEditor(forms) }, 'Edit schedule');
+    const editFields = h('button', { type: 'button', id: 'edit-fields', class: 'secondary', onclick: () => openFieldsEditor(forms) }, 'Edit input, metadata…');
     const backfill =
-      session.features.backfill && own ? h('button', { type: 'button', id: 'backfill', class: 'secondary', onclick: () => openBackfill() }, 'Backfill…') : null;
-    const del = h('button', { type: 'button', id: 'delete', class: 'danger', onclick: () => openDelete() }, 'Delete…');
+      session.features.backfill && own
+        ? h('button', { type: 'button', id: 'backfill', class: 'secondary', onclick: () => openBackfill(forms) }, 'Backfill…')
+        : null;
+    const del = h('button', { type: 'button', id: 'delete', class: 'danger', onclick: () => openDelete(forms) }, 'Delete…');
     put(actions, noteInput, toggle, trigger, edit, editFields, backfill, del);
-  }
-
-  function openEditor() {
-    const editor = scheduleEditor({ schedule: cron.schedule, timezone: cron.timezone ?? '' });
-    const save = actionButton(
-      'Save schedule',
-      async () => {
-        const { schedule, timezone } = editor.value();
-        await api('PATCH', cronPath(cronId), { schedule, timezone: timezone || null });
-        flash('Schedule saved');
-        put(panel);
-        await reloadCron();
-        await drawNext();
-      },
-      { id: 'save-schedule' },
-    );
-    put(
-      panel,
-      h(
-        'div',
-        { class: 'card', id: 'edit-panel' },
-        h('h2', {}, 'Edit the schedule'),
-        editor.element,
-        h('div', { class: 'actions' }, save, h('button', { type: 'button', class: 'secondary', onclick: () => put(panel) }, 'Cancel')),
-      ),
-    );
-  }
-
-  /** Name, input, metadata and policies: PATCH sends input and metadata whole (metadata replaces the old). */
-  function openFieldsEditor() {
-    const json = (v) => (v === undefined || v === null ? '' : JSON.stringify(v, null, 2));
-    const { name: currentName, ...rest } = cron.metadata ?? {};
-    const name = h('input', { id: 'edit-name', value: typeof currentName === 'string' ? currentName : '', maxlength: 100, placeholder: 'none' });
-    const input = h('textarea', { id: 'edit-input', rows: 4, spellcheck: 'false' });
-    input.value = json(cron.payload?.input);
-    const metadata = h('textarea', { id: 'edit-metadata', rows: 4, spellcheck: 'false' });
-    metadata.value = Object.keys(rest).length ? json(rest) : '';
-    const select = (id, value, options) =>
-      h(
-        'select',
-        { id },
-        options.map((v) => h('option', { value: v, selected: v === value }, v)),
-      );
-    const missed = select('edit-missed', cron.missed_policy, ['latest', 'all', 'none']);
-    const overlap = cron.thread_id ? null : select('edit-overlap', cron.overlap_policy, ['allow', 'skip', 'buffer_one']);
-    const error = h('p', { class: 'error', id: 'edit-fields-error' });
-    const parse = (label, area) => {
-      const text = area.value.trim();
-      if (!text) return null;
-      const v = JSON.parse(text);
-      if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${label} must be a JSON object`);
-      return v;
-    };
-    const save = actionButton(
-      'Save',
-      async () => {
-        error.textContent = '';
-        let body;
-        try {
-          const meta = parse('Metadata', metadata) ?? {};
-          if (name.value.trim()) meta.name = name.value.trim();
-          body = { input: parse('Input', input), metadata: meta, missed_policy: missed.value };
-          if (overlap) body.overlap_policy = overlap.value;
-        } catch (err) {
-          error.textContent = err.message;
-          return;
-        }
-        try {
-          await api('PATCH', cronPath(cronId), body);
-        } catch (err) {
-          error.textContent = messageOf(err);
-          return;
-        }
-        flash('Saved');
-        put(panel);
-        await reloadCron();
-      },
-      { id: 'save-fields' },
-    );
-    const field = (label, el) => h('label', { class: 'field wide' }, h('span', {}, label), el);
-    put(
-      panel,
-      h(
-        'div',
-        { class: 'card form', id: 'fields-panel' },
-        h('h2', {}, 'Edit name, input, metadata and policies'),
-        field('Name (unique among your crons, up to 100 characters)', name),
-        field('Input of every run (JSON object; empty: none)', input),
-        field('Metadata (JSON object; replaces the current one)', metadata),
-        h('label', { class: 'field' }, h('span', {}, 'Missed occurrences'), missed),
-        overlap ? h('label', { class: 'field' }, h('span', {}, 'When the last run is still going'), overlap) : null,
-        h('div', { class: 'actions' }, save, h('button', { type: 'button', class: 'secondary', onclick: () => put(panel) }, 'Cancel')),
-        error,
-      ),
-    );
-  }
-
-  function openBackfill() {
-    const from = h('input', { type: 'datetime-local', id: 'backfill-from', step: 1, required: true });
-    const to = h('input', { type: 'datetime-local', id: 'backfill-to', step: 1, required: true });
-    const utc = (v) => `${v.length === 16 ? `${v}:00` : v}Z`;
-    // The overlap rule: the cron's own (a stateless cron's skip / buffer_one fire only what it allows now), or every occurrence.
-    const overlap = cron.thread_id
-      ? null
-      : h(
-          'select',
-          { id: 'backfill-overlap' },
-          h('option', { value: 'cron' }, `the cron's rule (${cron.overlap_policy})`),
-          h('option', { value: 'allow' }, 'fire every occurrence'),
-        );
-    const count = h('p', { class: 'muted', id: 'backfill-count' }, 'Choose a range to see how many occurrences it holds.');
-    /** The fire button names the count only while it is the current range's. */
-    const label = (within) => {
-      go.textContent = within === null || within >= 1000 ? 'Fire these occurrences' : `Fire ${within} occurrence${within === 1 ? '' : 's'}`;
-    };
-    /** How many occurrences the range holds, from the server's preview (at most 1,000 counted). */
-    async function countRange() {
-      label(null);
-      if (!from.value || !to.value) return;
-      const start = new Date(utc(from.value));
-      const end = new Date(utc(to.value));
-      if (!(end >= start)) {
-        count.textContent = 'The end is before the start.';
-        return;
-      }
-      const preview = await api('POST', '/runs/crons/preview', {
-        schedule: cron.schedule,
-        timezone: cron.timezone,
-        from: new Date(start.getTime() - 1).toISOString(),
-        count: 1000,
-      });
-      const limit = cron.end_time && new Date(cron.end_time) < end ? new Date(cron.end_time) : end;
-      const within = (preview.next ?? []).filter((t) => new Date(t.utc) <= limit).length;
-      count.textContent =
-        within >= 1000
-          ? 'This range holds 1,000 occurrences or more.'
-          : `This range holds ${within} occurrence${within === 1 ? '' : 's'}; each already in the ledger is not fired again.`;
-      label(within);
-    }
-    for (const input of [from, to]) input.addEventListener('change', () => void countRange().catch((err) => (count.textContent = messageOf(err))));
-    const go = actionButton(
-      'Fire these occurrences',
-      async () => {
-        if (!from.value || !to.value) throw new Error('give both ends of the range');
-        const body = { from: utc(from.value), to: utc(to.value) };
-        if (overlap && overlap.value !== 'cron') body.overlap = overlap.value;
-        const answer = await api('POST', `/runs/crons/${cronId}/backfill`, body);
-        const held = [
-          answer.skipped_existing ? `${answer.skipped_existing} already in the ledger` : null,
-          answer.skipped_overlap ? `${answer.skipped_overlap} held back by the overlap rule` : null,
-        ].filter(Boolean);
-        flash(
-          `Backfill: fired ${answer.fired ?? 0} of ${answer.occurrences ?? 0} occurrence${answer.occurrences === 1 ? '' : 's'}${held.length ? ` (${held.join(', ')})` : ''}`,
-        );
-        put(panel);
-        await drawLedger(true);
-      },
-      { id: 'backfill-go' },
-    );
-    put(
-      panel,
-      h(
-        'div',
-        { class: 'card', id: 'backfill-panel' },
-        h('h2', {}, 'Backfill a past range'),
-        h('p', { class: 'muted' }, 'Every occurrence of the schedule in the range (UTC) fires once; one already in the ledger is not fired again.'),
-        h('label', { class: 'field' }, h('span', {}, 'From (UTC)'), from),
-        h('label', { class: 'field' }, h('span', {}, 'To (UTC)'), to),
-        overlap ? h('label', { class: 'field' }, h('span', {}, 'Overlap'), overlap) : null,
-        count,
-        h('div', { class: 'actions' }, go, h('button', { type: 'button', class: 'secondary', onclick: () => put(panel) }, 'Cancel')),
-      ),
-    );
-  }
-
-  function openDelete() {
-    const confirm = actionButton(
-      'Delete this cron',
-      async () => {
-        await api('DELETE', cronPath(cronId));
-        flash('Cron deleted');
-        location.hash = '#/crons';
-      },
-      { id: 'confirm-delete', class: 'danger' },
-    );
-    put(
-      panel,
-      h(
-        'div',
-        { class: 'card confirm', id: 'delete-panel' },
-        h('p', {}, 'Delete this cron and its occurrence ledger? It fires nothing more; runs already started finish. This cannot be undone.'),
-        h('div', { class: 'actions' }, confirm, h('button', { type: 'button', class: 'secondary', id: 'cancel-delete', onclick: () => put(panel) }, 'Cancel')),
-      ),
-    );
   }
 
   /** refresh: redrawn only when the times changed (see redrawGate). */
@@ -469,111 +273,4 @@ function retryPolicyText(p) {
   if (p.maximum_interval_seconds !== undefined) parts.push(`at most ${p.maximum_interval_seconds} s apart`);
   if (p.non_retryable_errors?.length) parts.push(`never for ${p.non_retryable_errors.join(', ')}`);
   return parts.join(', ');
-}
-
-/** The ledger, oldest to newest, as one coloured block per occurrence. */
-function timelineStrip(rows, tz) {
-  const blocks = [...rows]
-    .reverse()
-    .map((o) =>
-      h('span', { class: `tick ${statusClass(o.status)}`, title: `${formatTime(o.scheduled_for, tz)}: ${o.status}${o.reason ? ` (${o.reason})` : ''}` }),
-    );
-  return h(
-    'div',
-    { class: 'timeline', id: 'timeline', 'aria-label': 'Occurrences, oldest to newest' },
-    blocks,
-    h(
-      'div',
-      { class: 'legend' },
-      ['success', 'error', 'skipped', 'running', 'enqueued', 'interrupted'].map((s) => h('span', {}, h('span', { class: `tick ${statusClass(s)}` }), s)),
-    ),
-  );
-}
-
-function ledgerTable(rows, tz, retry) {
-  const outputField = session.features.output;
-  const body = rows.map((o) => {
-    const t = occurrenceTimings(o);
-    const output = outputField ? o[outputField] : null;
-    // The ledger's own error, or the excerpt it kept of the run's error.
-    const error = o.error ?? o.error_excerpt ?? null;
-    const waiting = waitingText(o, tz);
-    const webhook = o.webhook_status
-      ? [
-          badge(o.webhook_status),
-          o.webhook_attempts > 1 ? ` ×${o.webhook_attempts}` : '',
-          o.webhook_error ? h('div', { class: 'error-text' }, jsonLine(o.webhook_error, 120)) : null,
-        ]
-      : '—';
-    return h(
-      'tr',
-      { dataset: { status: o.status }, class: `occ ${statusClass(o.status)}` },
-      h(
-        'td',
-        { class: 'when' },
-        h('span', { class: `dot ${statusClass(o.status)}` }),
-        formatTime(o.scheduled_for, tz),
-        h('div', { class: 'sub' }, relative(o.scheduled_for)),
-        o.planned_for && o.planned_for !== o.scheduled_for
-          ? h('div', { class: 'sub planned' }, `planned start +${formatDuration(new Date(o.planned_for) - new Date(o.scheduled_for))}`)
-          : null,
-      ),
-      h('td', {}, o.trigger),
-      h(
-        'td',
-        {},
-        badge(o.status),
-        o.reason ? h('div', { class: 'sub reason' }, `reason: ${o.reason}`) : null,
-        o.skipped_count ? h('div', { class: 'sub' }, `${o.skipped_count} missed before it`) : null,
-        o.retries ? h('div', { class: 'sub' }, `retried ${o.retries}×`) : null,
-        waiting ? h('div', { class: 'sub waiting' }, `waiting for ${waiting}`) : null,
-      ),
-      h(
-        'td',
-        { class: 'num lag' },
-        t.age === null ? formatDuration(t.lag) : '—',
-        t.age !== null ? h('div', { class: 'sub age' }, `${o.trigger}, ${formatDuration(t.age)} after`) : null,
-      ),
-      h('td', { class: 'num' }, formatDuration(t.wait)),
-      h('td', { class: 'num' }, formatDuration(t.duration)),
-      h(
-        'td',
-        { class: 'attempts' },
-        o.attempts === undefined || o.status === 'skipped' ? '—' : String(o.attempts),
-        (o.attempt_log ?? []).map((a, i) => h('div', { class: 'error-text attempt', title: JSON.stringify(a) }, jsonLine(attemptText(a, i), 160))),
-      ),
-      h(
-        'td',
-        { class: 'outcome' },
-        error ? h('div', { class: 'error-text', title: error }, jsonLine(error, 200)) : null,
-        output !== null && output !== undefined
-          ? h(
-              'code',
-              { class: 'json output', title: typeof output === 'string' ? output : JSON.stringify(output) },
-              jsonLine(output, 200),
-              o.output_truncated ? ' (cut)' : '',
-            )
-          : null,
-      ),
-      h('td', {}, webhook),
-      h('td', {}, o.run_id ? shortId(o.run_id) : '—'),
-      retry
-        ? h('td', {}, RETRYABLE.has(o.status) ? actionButton('Retry', () => retry(o), { class: 'secondary small', dataset: { retry: o.scheduled_for } }) : null)
-        : null,
-    );
-  });
-  const headers = [
-    'Scheduled for',
-    'Trigger',
-    'Status',
-    { label: 'Fire lag', class: 'num' },
-    { label: 'Queue wait', class: 'num' },
-    { label: 'Duration', class: 'num' },
-    'Attempts',
-    outputField ? 'Output / error' : 'Error',
-    'Webhook',
-    'Run',
-    ...(retry ? [''] : []),
-  ];
-  return table(headers, body, { id: 'ledger-table' });
 }

@@ -1,0 +1,128 @@
+import type { Queryable } from '../db/index.ts';
+import type { CronRow } from './types.ts';
+import { CRON_COLUMNS, ownedCronCount } from './repository.ts';
+
+// The crons API's search and count of an owner's crons (and the filters tenancy.ts shares).
+
+export interface CronFilters {
+  assistant_id?: string | null;
+  thread_id?: string | null;
+  enabled?: boolean | null;
+  metadata?: Record<string, unknown> | null;
+  /** agentcron: crons whose id starts with these hex digits (8 or more; dashes ignored). */
+  cron_id_prefix?: string | null;
+}
+
+/** The uuid range [lo, hi] of the ids starting with a hex prefix (dashes ignored), for the primary key's index. */
+export function idPrefixRange(prefix: string): [string, string] {
+  const hex = prefix.replace(/-/g, '').toLowerCase();
+  const uuid = (h: string) => `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+  return [uuid(hex.padEnd(32, '0')), uuid(hex.padEnd(32, 'f'))];
+}
+
+/**
+ * WHERE clause and parameters for crons matching the filters, of one owner ($1) or of everyone
+ * (userId null: the admin routes).
+ */
+export function cronsWhere(userId: string | null, f: CronFilters): { where: string; params: unknown[] } {
+  const params: unknown[] = [];
+  const clauses: string[] = [];
+  const add = (sql: string, value: unknown) => {
+    params.push(value);
+    clauses.push(sql.replace('?', `$${params.length}`));
+  };
+  if (userId != null) add('c.user_id = ?', userId);
+  if (f.assistant_id != null) add('c.assistant_id = ?::uuid', f.assistant_id);
+  if (f.thread_id != null) add('c.thread_id = ?::uuid', f.thread_id);
+  if (f.enabled != null) add('c.enabled = ?', f.enabled);
+  // jsonb containment. No GIN index (see migrations/002_domain.sql): the search reads the owner's
+  // rows in its sort's index order until the page is full, so a rare match reads many rows.
+  if (f.metadata != null) add('c.metadata @> ?::jsonb', JSON.stringify(f.metadata));
+  if (f.cron_id_prefix != null) {
+    const [lo, hi] = idPrefixRange(f.cron_id_prefix);
+    add('c.cron_id >= ?::uuid', lo);
+    add('c.cron_id <= ?::uuid', hi);
+  }
+  return { where: clauses.length ? clauses.join(' AND ') : 'true', params };
+}
+
+export type CronSortKey = 'cron_id' | 'assistant_id' | 'thread_id' | 'created_at' | 'updated_at' | 'next_run_date' | 'end_time';
+
+export interface CronSearch extends CronFilters {
+  sort_by: CronSortKey;
+  sort_order: 'asc' | 'desc';
+  limit: number;
+  offset: number;
+}
+
+/** The column of each sort key the search offers (whitelisted: only these are spliced into SQL). */
+export const SORT_COLUMNS: Record<CronSortKey, string> = {
+  cron_id: 'c.cron_id',
+  assistant_id: 'c.assistant_id',
+  thread_id: 'c.thread_id',
+  created_at: 'c.created_at',
+  updated_at: 'c.updated_at',
+  next_run_date: 'c.next_run_date',
+  end_time: 'c.end_time',
+};
+
+/**
+ * Sort keys the table never holds NULL in (NOT NULL columns). "Nulls last" is moot for them, so
+ * their ORDER BY leaves NULLS to the default, which is what an index scan on (user_id, key,
+ * cron_id) yields in either direction: DESC NULLS LAST would match no index and sort every row.
+ */
+const NOT_NULL_SORTS: ReadonlySet<CronSortKey> = new Set(['cron_id', 'assistant_id', 'created_at', 'updated_at']);
+
+/**
+ * Nullable sort keys with a (user_id, key, cron_id) index (migrations/007_cron_search_indexes.sql).
+ * Ascending, nulls last is the index's order; descending with nulls last is read as two ranges of
+ * it, the non-null rows then the null ones.
+ */
+const INDEXED_NULLABLE_SORTS: ReadonlySet<CronSortKey> = new Set(['next_run_date']);
+
+/**
+ * The user's crons matching the filters, with the database's now (for `select: ["now"]`).
+ * Ordered by the sort key, nulls last either way (no end_time, finished crons, stateless crons),
+ * then by cron_id in the same direction, which makes pages stable. The ORDER BY is written so
+ * that the indexes of migrations/007 serve the default sort (created_at desc), updated_at and
+ * next_run_date in both directions, and cron_id (the primary key), reading only the page.
+ */
+export async function searchCrons(db: Queryable, userId: string, s: CronSearch): Promise<{ crons: CronRow[]; now: Date }> {
+  const { where, params } = cronsWhere(userId, s);
+  const direction = s.sort_order === 'asc' ? 'ASC' : 'DESC';
+  const key = SORT_COLUMNS[s.sort_by];
+  const tieBreak = s.sort_by === 'cron_id' ? '' : `, c.cron_id ${direction}`;
+  let sql: string;
+  if (NOT_NULL_SORTS.has(s.sort_by) || direction === 'ASC') {
+    // ASC is NULLS LAST by default; a NOT NULL key has no nulls to place.
+    params.push(s.limit, s.offset);
+    sql = `SELECT ${CRON_COLUMNS}, now() AS now FROM crons c WHERE ${where}
+            ORDER BY ${key} ${direction}${tieBreak} LIMIT $${params.length - 1} OFFSET $${params.length}`;
+  } else if (INDEXED_NULLABLE_SORTS.has(s.sort_by)) {
+    // DESC NULLS LAST: the non-null rows (a backward scan of the index), then the null rows (the
+    // index's null range, backward: by cron_id DESC). Each part reads at most limit + offset rows.
+    params.push(s.limit + s.offset, s.limit, s.offset);
+    const [upTo, limit, offset] = [params.length - 2, params.length - 1, params.length];
+    sql = `SELECT ${CRON_COLUMNS}, now() AS now FROM (
+             (SELECT c.* FROM crons c WHERE ${where} AND ${key} IS NOT NULL ORDER BY ${key} DESC, c.cron_id DESC LIMIT $${upTo})
+             UNION ALL
+             (SELECT c.* FROM crons c WHERE ${where} AND ${key} IS NULL ORDER BY ${key} DESC, c.cron_id DESC LIMIT $${upTo})
+           ) c
+           ORDER BY ${key} DESC NULLS LAST, c.cron_id DESC LIMIT $${limit} OFFSET $${offset}`;
+  } else {
+    // thread_id or end_time descending: no index, the owner's matching rows are sorted.
+    params.push(s.limit, s.offset);
+    sql = `SELECT ${CRON_COLUMNS}, now() AS now FROM crons c WHERE ${where}
+            ORDER BY ${key} DESC NULLS LAST${tieBreak} LIMIT $${params.length - 1} OFFSET $${params.length}`;
+  }
+  const { rows } = await db.query<CronRow & { now: Date }>(sql, params);
+  return { crons: rows, now: rows[0]?.now ?? new Date() };
+}
+
+/** How many of the user's crons match the filters; without filters, their cron_user_counts row (no scan). */
+export async function countCrons(db: Queryable, userId: string, f: CronFilters): Promise<number> {
+  if (f.assistant_id == null && f.thread_id == null && f.enabled == null && f.metadata == null) return ownedCronCount(db, userId);
+  const { where, params } = cronsWhere(userId, f);
+  const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM crons c WHERE ${where}`, params);
+  return rows[0].n;
+}

@@ -1,0 +1,58 @@
+import type { Response } from 'express';
+import type { CronResponse, CronRow } from '../../crons/index.ts';
+import { toCronResponse, statementNow } from '../../crons/index.ts';
+import type { PoolClient } from '../../db/index.ts';
+import type { RunResponse } from '../../runs/index.ts';
+import { parseSchedule } from '../../schedule/index.ts';
+import { withoutCredentials } from '../../webhooks/address.ts';
+import type { ApiDeps } from '../deps.ts';
+import type { CronField } from '../schemas/crons.ts';
+
+// The shape of the crons routes' answers: a Cron as the API shows it, a selected-fields Cron,
+// a run-creating answer.
+
+/**
+ * The next_run_date a Cron answer shows. An enabled cron: the stored one (the occurrence the
+ * scheduler fires next; null once finished). A disabled cron fires nothing, so it shows when it
+ * would fire if enabled now: the stored date while it is still ahead, else the schedule's next
+ * occurrence after now (exactly what enabling computes); null when finished or past end_time.
+ */
+export function shownNextRunDate(row: CronRow, now: Date): Date | null {
+  if (row.enabled || row.finished_at !== null || row.next_run_date === null) return row.next_run_date;
+  if (row.next_run_date.getTime() > now.getTime()) return row.next_run_date;
+  let next: Date;
+  try {
+    const from = row.fired_through && row.fired_through.getTime() > now.getTime() ? row.fired_through : now;
+    next = parseSchedule(row.schedule, { timezone: row.timezone, allowSeconds: true }).nextAfter(from);
+  } catch {
+    return row.next_run_date;
+  }
+  return row.end_time && next.getTime() > row.end_time.getTime() ? null : next;
+}
+
+/** A stored cron as the API answers it: next_run_date as above, a webhook without its credentials. */
+export function cronAnswer(row: CronRow, now: Date): CronResponse {
+  const answer = toCronResponse(row);
+  const shown = shownNextRunDate(row, now);
+  answer.next_run_date = shown ? shown.toISOString() : null;
+  if (typeof answer.payload.webhook === 'string') answer.payload = { ...answer.payload, webhook: withoutCredentials(answer.payload.webhook) };
+  return answer;
+}
+
+/** The clock a single Cron answer needs (only a disabled cron's next_run_date reads it). */
+export const answerClock = async (db: ApiDeps['pool'] | PoolClient, row: CronRow): Promise<Date> => (row.enabled ? new Date() : statementNow(db));
+
+/** A run-creating answer: the Run plus cron_id, and where the run lives. */
+export function sendRun(res: Response, run: RunResponse, cronId: string): void {
+  res.setHeader('Content-Location', `/threads/${run.thread_id}/runs/${run.run_id}`);
+  res.json({ ...run, cron_id: cronId });
+}
+
+/** A Cron reduced to the selected fields ("now" is the database's time of the search). */
+export function selectedCronFields(row: CronRow, select: CronField[] | null, now: Date): Record<string, unknown> {
+  const full: Record<string, unknown> = { ...cronAnswer(row, now) };
+  if (select === null) return full;
+  const out: Record<string, unknown> = {};
+  for (const field of select) out[field] = field === 'now' ? now.toISOString() : full[field];
+  return out;
+}
