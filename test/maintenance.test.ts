@@ -631,7 +631,16 @@ describe('maintenance registration and settings', () => {
       const { rows } = await db.pool.query<{ job_name: string; n: number }>(`SELECT job_name, count(*)::int AS n FROM maintenance_jobs GROUP BY 1 ORDER BY 1`);
       assert.deepEqual(
         rows.map((r) => r.job_name),
-        ['daily_stats', 'ephemeral_thread_sweep', 'heartbeat_monitor', 'queue_hygiene', 'retention_purge', 'stale_run_reaper', 'thread_ttl'],
+        [
+          'daily_stats',
+          'ephemeral_thread_sweep',
+          'heartbeat_monitor',
+          'ledger_partitions',
+          'queue_hygiene',
+          'retention_purge',
+          'stale_run_reaper',
+          'thread_ttl',
+        ],
       );
       // Each job was inserted by exactly one of the two.
       const inserted = procs.flatMap((p) =>

@@ -45,6 +45,12 @@ export const MAINTENANCE_CATALOG = [
     enabled: true,
     description: "delete finished pg-boss jobs of agentcron's queues older than QUEUE_RETENTION_DAYS",
   },
+  {
+    name: 'ledger_partitions',
+    schedule: '7 * * * *',
+    enabled: true,
+    description: "create the occurrence ledger's daily partitions a week ahead (and partition it once no older process runs)",
+  },
 ] as const satisfies readonly CatalogEntry[];
 
 export type MaintenanceJobName = (typeof MAINTENANCE_CATALOG)[number]['name'];

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
+import { neededSchemaVersion } from '../db/index.ts';
 import type { Pool } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
 
@@ -26,11 +27,14 @@ export class Heartbeat {
   }
 
   async start(): Promise<void> {
-    await this.#pool.query(`INSERT INTO agentcron_processes (process_id, role, hostname, pid) VALUES ($1, $2, $3, $4)`, [
+    // schema_version: the migrations this code needs. A change old code cannot live with waits for
+    // every process older than it to be gone (the ledger's partitioning, migrations/019).
+    await this.#pool.query(`INSERT INTO agentcron_processes (process_id, role, hostname, pid, schema_version) VALUES ($1, $2, $3, $4, $5)`, [
       this.processId,
       this.role,
       os.hostname(),
       process.pid,
+      neededSchemaVersion(),
     ]);
     this.#timer = setInterval(() => void this.beat(), this.#intervalMs);
     this.#timer.unref();

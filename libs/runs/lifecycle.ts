@@ -538,14 +538,17 @@ const SETTLE_THREADS = `
 // keeps excerpts of the run's final values and error (excerpt.ts), which outlive its thread. Each
 // row is found by its key (LATERAL ... LIMIT: an index probe, never a scan of the ledger) and
 // locked there, in the order of the arrays, which the caller sorts by (cron_id, scheduled_for).
+// The ledger is partitioned by scheduled_for (migrations 019-020): a ctid is unique only within a
+// partition, so a row is updated by (tableoid, ctid), never by ctid alone (which would also
+// update the rows at the same ctid of every other partition).
 const SETTLE_LEDGER = `
   WITH target AS (
-    SELECT o.row_id, v.*
+    SELECT o.part, o.row_id, v.*
       FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::timestamptz[],
                   $6::text[], $7::boolean[], $8::text[], $9::boolean[])
            AS v(cron_id, scheduled_for, status, error, started_at, output_excerpt, output_truncated, error_excerpt, error_truncated)
      CROSS JOIN LATERAL (
-       SELECT o.ctid AS row_id FROM cron_occurrences o
+       SELECT o.tableoid AS part, o.ctid AS row_id FROM cron_occurrences o
         WHERE o.cron_id = v.cron_id AND o.scheduled_for = v.scheduled_for AND o.status IN ('enqueued', 'running')
         LIMIT 1
           FOR UPDATE) o
@@ -555,7 +558,8 @@ const SETTLE_LEDGER = `
          output_excerpt = t.output_excerpt, output_truncated = t.output_truncated,
          error_excerpt = t.error_excerpt, error_truncated = t.error_truncated
     FROM target t
-   WHERE o.ctid = t.row_id AND o.ctid = ANY (ARRAY(SELECT row_id FROM target))
+   WHERE o.tableoid = t.part AND o.ctid = t.row_id AND o.ctid = ANY (ARRAY(SELECT row_id FROM target))
+     AND o.scheduled_for = ANY (ARRAY(SELECT scheduled_for FROM target))
   RETURNING o.cron_id, o.scheduled_for`;
 
 // A newer occurrence's outcome is never overwritten by an older one's. The crons are locked
@@ -687,10 +691,10 @@ const RETRY_RUNS = `
 // in the order of the arrays (sorted by (cron_id, scheduled_for)).
 const RETRY_LEDGER = `
   WITH target AS (
-    SELECT o.row_id, v.entry
+    SELECT o.part, o.row_id, v.entry, v.scheduled_for
       FROM unnest($1::uuid[], $2::timestamptz[], $3::jsonb[]) AS v(cron_id, scheduled_for, entry)
      CROSS JOIN LATERAL (
-       SELECT o.ctid AS row_id FROM cron_occurrences o
+       SELECT o.tableoid AS part, o.ctid AS row_id FROM cron_occurrences o
         WHERE o.cron_id = v.cron_id AND o.scheduled_for = v.scheduled_for AND o.status = 'running'
         LIMIT 1
           FOR UPDATE) o
@@ -698,7 +702,8 @@ const RETRY_LEDGER = `
   UPDATE cron_occurrences o
      SET status = 'enqueued', started_at = NULL, attempt_log = coalesce(o.attempt_log, '[]'::jsonb) || jsonb_build_array(t.entry)
     FROM target t
-   WHERE o.ctid = t.row_id AND o.ctid = ANY (ARRAY(SELECT row_id FROM target))`;
+   WHERE o.tableoid = t.part AND o.ctid = t.row_id AND o.ctid = ANY (ARRAY(SELECT row_id FROM target))
+     AND o.scheduled_for = ANY (ARRAY(SELECT scheduled_for FROM target))`;
 
 /** Writes the retries of runs this transaction holds (sorted): runs, then their ledger rows. */
 async function retryRunsIn(client: PoolClient, retried: FinishedRun[]): Promise<void> {

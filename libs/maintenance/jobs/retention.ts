@@ -1,5 +1,8 @@
+import type { Pool } from '../../db/index.ts';
+import { PgErrorCode, pgErrorCode, withTransaction } from '../../db/index.ts';
 import type { MaintenanceJob } from '../types.ts';
 import { deleteInBatches } from './batches.ts';
+import { isPartitioned, ledgerPartitions } from './partitions.ts';
 
 // 1. Run, occurrence-ledger and keep-cron thread retention. Ended runs older than RUN_RETENTION_DAYS go; runs still
 // pending or running stay however old (the stale run reaper decides about those). Ledger rows go
@@ -13,13 +16,78 @@ const PURGE_RUNS = `
        AND status NOT IN ('pending', 'running')
      LIMIT $2)`;
 
-const PURGE_LEDGER = `
-  DELETE FROM cron_occurrences WHERE (cron_id, scheduled_for) IN (
-    SELECT o.cron_id, o.scheduled_for FROM cron_occurrences o
+// The ledger is partitioned by scheduled_for (migrations 019-020, one partition per UTC day): a
+// day's partition wholly past the horizon is dropped whole (no multi-million-row DELETE) unless
+// it still holds a row the rule above keeps (open, created or ended within the horizon: a
+// backfill, a retry of an old occurrence), then its other rows go row by row like those of the
+// legacy partition (the table before the switch, below the cutover) and the DEFAULT partition.
+// `table` is the ledger itself before the switch, else one partition.
+const purgeLedgerSql = (table: string) => `
+  DELETE FROM "${table}" WHERE (cron_id, scheduled_for) IN (
+    SELECT o.cron_id, o.scheduled_for FROM "${table}" o
      WHERE o.created_at < now() - make_interval(days => $1)
        AND ((o.status NOT IN ('enqueued', 'running') AND coalesce(o.ended_at, o.created_at) < now() - make_interval(days => $1))
             OR NOT EXISTS (SELECT 1 FROM crons c WHERE c.cron_id = o.cron_id))
      LIMIT $2)`;
+
+// A row of a partition past the horizon that PURGE would keep. One read of the partition (no lock
+// beyond a reader's), only once it is wholly past the horizon, right before it is dropped.
+const holdsKeepers = (table: string) => `
+  SELECT EXISTS (
+    SELECT 1 FROM "${table}" o
+     WHERE o.created_at >= now() - make_interval(days => $1)
+        OR ((o.status IN ('enqueued', 'running') OR coalesce(o.ended_at, o.created_at) >= now() - make_interval(days => $1))
+            AND EXISTS (SELECT 1 FROM crons c WHERE c.cron_id = o.cron_id))) AS keep`;
+
+interface LedgerPurge {
+  rows: number;
+  dropped: string[];
+  busy: string[];
+}
+
+/** The ledger's retention: partitions wholly past the horizon dropped, the rest row by row. */
+export async function purgeLedger(pool: Pool, days: number, signal: AbortSignal): Promise<LedgerPurge> {
+  const out: LedgerPurge = { rows: 0, dropped: [], busy: [] };
+  if (!(await isPartitioned(pool))) {
+    out.rows = await deleteInBatches(pool, purgeLedgerSql('cron_occurrences'), [days], signal);
+    return out;
+  }
+  const { rows: clock } = await pool.query<{ horizon: Date }>(`SELECT now() - make_interval(days => $1) AS horizon`, [days]);
+  const horizon = clock[0].horizon.getTime();
+  const rowByRow: string[] = [];
+  for (const p of await ledgerPartitions(pool)) {
+    if (signal.aborted) break;
+    const past = p.upper !== null && p.upper.getTime() <= horizon;
+    if (past && !(await keeps(pool, p.name, days))) {
+      if (await drop(pool, p.name)) out.dropped.push(p.name);
+      else out.busy.push(p.name);
+    } else if (past || p.kind !== 'day') rowByRow.push(p.name);
+  }
+  for (const table of rowByRow) out.rows += await deleteInBatches(pool, purgeLedgerSql(table), [days], signal);
+  return out;
+}
+
+async function keeps(pool: Pool, table: string, days: number): Promise<boolean> {
+  return withTransaction(pool, async (client) => {
+    await client.query(`SET LOCAL statement_timeout = 0`);
+    const { rows } = await client.query<{ keep: boolean }>(holdsKeepers(table), [days]);
+    return rows[0].keep;
+  });
+}
+
+/** DROP TABLE of a partition locks the ledger (ACCESS EXCLUSIVE) for an instant: never waits long for it. */
+async function drop(pool: Pool, table: string): Promise<boolean> {
+  try {
+    await withTransaction(pool, async (client) => {
+      await client.query(`SET LOCAL lock_timeout = '1s'`);
+      await client.query(`DROP TABLE IF EXISTS "${table}"`);
+    });
+    return true;
+  } catch (err) {
+    if (pgErrorCode(err) === PgErrorCode.lockNotAvailable) return false;
+    throw err;
+  }
+}
 
 // A stateless cron with on_run_completed = keep makes a thread per occurrence (metadata
 // cron_id and scheduled_for, written by the scheduler) and keeps it after its run. Such a thread
@@ -44,8 +112,15 @@ export const retentionPurge: MaintenanceJob = {
     const days = settings.runRetentionDays;
     if (days === 0) return { retention_days: 0, note: 'RUN_RETENTION_DAYS=0 keeps runs and the ledger forever' };
     const runs = await deleteInBatches(pool, PURGE_RUNS, [days], signal);
-    const ledger = await deleteInBatches(pool, PURGE_LEDGER, [days], signal);
+    const ledger = await purgeLedger(pool, days, signal);
     const threads = await deleteInBatches(pool, PURGE_KEEP_CRON_THREADS, [days], signal);
-    return { retention_days: days, runs_deleted: runs, ledger_rows_deleted: ledger, keep_cron_threads_deleted: threads };
+    return {
+      retention_days: days,
+      runs_deleted: runs,
+      ledger_rows_deleted: ledger.rows,
+      ledger_partitions_dropped: ledger.dropped,
+      ...(ledger.busy.length ? { ledger_partitions_busy: ledger.busy } : {}),
+      keep_cron_threads_deleted: threads,
+    };
   },
 };
