@@ -736,7 +736,7 @@ describe('admin endpoints', () => {
       assert.equal(r.status, 403);
       r = await call('GET', '/admin/maintenance', 'admin-key-2');
       assert.equal(r.status, 200);
-      assert.equal(r.body.length, 7);
+      assert.equal(r.body.length, 8);
       const monitor = r.body.find((j: any) => j.job === 'heartbeat_monitor');
       for (const field of ['schedule', 'timezone', 'enabled', 'next_run_date', 'last_run_at', 'last_run_error', 'last_duration_ms', 'last_result']) {
         assert.ok(field in monitor, field);
@@ -766,7 +766,7 @@ describe('admin endpoints', () => {
     try {
       const res = await fetch(`${stack.url}/admin/maintenance`);
       assert.equal(res.status, 200);
-      assert.equal(((await res.json()) as unknown[]).length, 7);
+      assert.equal(((await res.json()) as unknown[]).length, 8);
       assert.equal((await fetch(`${stack.url}/admin/maintenance/thread_ttl/trigger`, { method: 'POST' })).status, 202);
     } finally {
       await stack.stop();
