@@ -14,11 +14,17 @@
 //            batched backfill, VALIDATE CONSTRAINT), each statement with the runner's 2 s
 //            lock_timeout and retries.
 //
+// The online release also includes the ledger's partitioning (migration 020's statements, as
+// 903_bench_partition.sql): the database is set up with migrations up to 019, 020 recorded as
+// applied but not run (so the running processes, this code, start), and the 3,000,000-row ledger
+// unpartitioned; the release then adds and validates the cutover CHECK and switches the ledger
+// to partitions with the real runner, under the load. BENCH_RELEASES=online runs that one only.
+//
 // For each: the release's duration, the API's answers during it (5xx, slowest), and the
 // every-second occurrences of the window: fired, and skipped as missed. One JSON line at the end.
 // Backfill batches of crons are small (1,000 rows): a batch holds its rows until it commits, and
 // a due cron held past its next second is passed over by the scheduler (SKIP LOCKED).
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -70,9 +76,12 @@ UPDATE crons SET bench_online = 1
  WHERE cron_id IN (SELECT cron_id FROM crons WHERE bench_online IS NULL ORDER BY bench_online, cron_id LIMIT 1000);
 ALTER TABLE crons VALIDATE CONSTRAINT crons_bench_online;
 `,
+      // The ledger partitioned by scheduled_for, online (migrations 019-020).
+      '903_bench_partition.sql': readFileSync(path.join(MIGRATIONS_DIR, '020_ledger_partition_switch.sql'), 'utf8'),
     },
   },
 } as const;
+const ONLY = new Set((process.env.BENCH_RELEASES ?? 'locking,online').split(','));
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -150,8 +159,13 @@ async function main(): Promise<void> {
   onInterrupt(() => dropLeftovers(server.url));
   onInterrupt(() => server.stop());
   const t0 = Date.now();
-  const db = await freshDatabase(server.url, 'release');
-  const dirs: string[] = [];
+  // The schema before the ledger's partitioning: up to 019; 020 is recorded (the processes,
+  // this code, need it to start) and run by the online release as 903_bench_partition.sql.
+  const before = mkdtempSync(path.join(os.tmpdir(), 'agentcron-bench-before-'));
+  for (const { id, file } of listMigrations()) if (id <= 19) symlinkSync(path.join(MIGRATIONS_DIR, file), path.join(before, file));
+  const db = await freshDatabase(server.url, 'release', before);
+  await db.pool.query(`INSERT INTO agentcron_migrations (id, name) VALUES (20, '020_ledger_partition_switch.sql')`);
+  const dirs: string[] = [before];
   try {
     // The large database: idle crons (due in 2100) and a ledger of past occurrences.
     await insertCrons(db.pool, CRONS, '0 0 1 1 *', new Date('2100-01-01T00:00:00Z'));
@@ -203,6 +217,7 @@ async function main(): Promise<void> {
 
     const results: Record<string, unknown> = {};
     for (const [name, release] of Object.entries(RELEASES)) {
+      if (!ONLY.has(name)) continue;
       const dir = mkdtempSync(path.join(os.tmpdir(), 'agentcron-bench-release-'));
       dirs.push(dir);
       for (const { file } of listMigrations()) symlinkSync(path.join(MIGRATIONS_DIR, file), path.join(dir, file));
@@ -247,6 +262,11 @@ async function main(): Promise<void> {
       );
       const missedAt = missed.rows.map((r) => `+${((r.at - started) / 1000).toFixed(1)}s`);
       process.stderr.write(`bench: ${name}: runner ${timeline.join(' | ')}; skipped occurrences scheduled at ${missedAt.join(', ') || 'none'}\n`);
+      const ledger = await db.pool.query<{ kind: string; partitions: number }>(
+        `SELECT c.relkind::text AS kind, (SELECT count(*)::int FROM pg_inherits WHERE inhparent = c.oid) AS partitions FROM pg_class c WHERE c.oid = 'cron_occurrences'::regclass`,
+      );
+      (results[name] as Record<string, unknown>).ledger =
+        ledger.rows[0].kind === 'p' ? `partitioned (${ledger.rows[0].partitions} partitions)` : 'not partitioned';
     }
     const exited = procs.filter((p) => p.child.exitCode !== null).map((p) => p.name);
     console.log(

@@ -60,9 +60,9 @@ async function admin<T>(server: string, fn: (c: pg.Client) => Promise<T>): Promi
 /**
  * A database of its own on the server (agentcron_bench_<label>_<random>), set up as the `release`
  * step leaves it: migrations, pg-boss's schema and queues with the default policy, and the
- * default assistants (the echo assistant the crons use).
+ * default assistants (the echo assistant the crons use). `migrationsDir`: another set of migrations.
  */
-export async function freshDatabase(server: string, label: string): Promise<BenchDb> {
+export async function freshDatabase(server: string, label: string, migrationsDir?: string): Promise<BenchDb> {
   const name = `agentcron_bench_${label}_${randomBytes(3).toString('hex')}`;
   await admin(server, (c) => c.query(`CREATE DATABASE ${name}`));
   created.add(name);
@@ -76,7 +76,7 @@ export async function freshDatabase(server: string, label: string): Promise<Benc
     created.delete(name);
   };
   try {
-    await migrate(pool);
+    await migrate(pool, migrationsDir);
     await installQueueSchema({ connectionString: url, schema: 'pgboss', settings: queueSettings(loadConfig({})), logger });
     await ensureDefaultAssistants(pool, ['echo']);
   } catch (err) {
