@@ -333,8 +333,10 @@ async function sustained(server: string, workers: number): Promise<SustainedResu
     const r = rows[0];
     // Row updates per table, and how many were HOT (no index touched): PostgreSQL's cost of each fire and finish.
     const { rows: upd } = await db.pool.query<{ relname: string; upd: number; hot: number }>(
-      `SELECT relname, n_tup_upd::int AS upd, n_tup_hot_upd::int AS hot FROM pg_stat_user_tables
-        WHERE relname IN ('crons', 'runs', 'threads', 'cron_occurrences') ORDER BY relname`,
+      // The ledger is partitioned (migrations 019-020): its partitions' counts, summed.
+      `SELECT CASE WHEN relname LIKE 'cron_occurrences%' THEN 'cron_occurrences' ELSE relname END AS relname,
+              sum(n_tup_upd)::int AS upd, sum(n_tup_hot_upd)::int AS hot FROM pg_stat_user_tables
+        WHERE relname IN ('crons', 'runs', 'threads') OR relname LIKE 'cron\\_occurrences%' GROUP BY 1 ORDER BY 1`,
     );
     return {
       label: `agentcron, 1 scheduler + ${workers} worker${workers > 1 ? 's' : ''}`,
