@@ -50,6 +50,8 @@ DECLARE
   cutover timestamptz;
   wanted timestamptz := (date_trunc('day', now() AT TIME ZONE 'UTC') + interval '3 days') AT TIME ZONE 'UTC';
 BEGIN
+  -- One at a time (a release and the ledger_partitions job on several workers): the state is read after it.
+  PERFORM pg_advisory_xact_lock(7245019);
   IF (SELECT relkind FROM pg_class WHERE oid = 'cron_occurrences'::regclass) = 'p' THEN
     RETURN 'partitioned';
   END IF;
@@ -68,6 +70,8 @@ END $$;
 CREATE OR REPLACE FUNCTION agentcron_ledger_validate() RETURNS text
 LANGUAGE plpgsql AS $$
 BEGIN
+  -- One at a time (a release and the ledger_partitions job on several workers): the state is read after it.
+  PERFORM pg_advisory_xact_lock(7245019);
   IF (SELECT relkind FROM pg_class WHERE oid = 'cron_occurrences'::regclass) = 'p' THEN
     RETURN 'partitioned';
   END IF;
@@ -144,6 +148,8 @@ DECLARE
   constraints text[] := '{}';
   def text;
 BEGIN
+  -- One at a time (a release and the ledger_partitions job on several workers): the state is read after it.
+  PERFORM pg_advisory_xact_lock(7245019);
   IF (SELECT relkind FROM pg_class WHERE oid = 'cron_occurrences'::regclass) = 'p' THEN
     RETURN 'partitioned';
   END IF;
