@@ -58,10 +58,10 @@ export async function purgeLedger(pool: Pool, days: number, signal: AbortSignal)
   for (const p of await ledgerPartitions(pool)) {
     if (signal.aborted) break;
     const past = p.upper !== null && p.upper.getTime() <= horizon;
-    if (past && !(await keeps(pool, p.name, days))) {
-      if (await drop(pool, p.name)) out.dropped.push(p.name);
-      else out.busy.push(p.name);
-    } else if (past || p.kind !== 'day') rowByRow.push(p.name);
+    const outcome = past && !(await keeps(pool, p.name, days)) ? await drop(pool, p.name, days) : 'kept';
+    if (outcome === 'dropped') out.dropped.push(p.name);
+    else if (outcome === 'busy') out.busy.push(p.name);
+    else if (past || p.kind !== 'day') rowByRow.push(p.name);
   }
   for (const table of rowByRow) out.rows += await deleteInBatches(pool, purgeLedgerSql(table), [days], signal);
   return out;
@@ -75,16 +75,29 @@ async function keeps(pool: Pool, table: string, days: number): Promise<boolean> 
   });
 }
 
-/** DROP TABLE of a partition locks the ledger (ACCESS EXCLUSIVE) for an instant: never waits long for it. */
-async function drop(pool: Pool, table: string): Promise<boolean> {
+// Under the lock, before the drop: what may have come since the read above (a backfill's insert,
+// a retry reopening an old occurrence), each an index probe, so the lock is held an instant.
+const CAME_SINCE = (table: string) => `
+  SELECT EXISTS (SELECT 1 FROM "${table}" WHERE created_at >= now() - make_interval(days => $1))
+      OR EXISTS (SELECT 1 FROM "${table}" WHERE retried_at >= now() - make_interval(days => $1)) AS came`;
+
+/**
+ * DROP TABLE of a partition locks the ledger (ACCESS EXCLUSIVE, taken first as the drop would:
+ * parent, then partition) for an instant, never waiting more than a second for it. Answers
+ * 'dropped', 'busy' (the lock was not free) or 'kept' (a row came since the read).
+ */
+async function drop(pool: Pool, table: string, days: number): Promise<'dropped' | 'busy' | 'kept'> {
   try {
-    await withTransaction(pool, async (client) => {
+    return await withTransaction(pool, async (client) => {
       await client.query(`SET LOCAL lock_timeout = '1s'`);
+      await client.query(`LOCK TABLE cron_occurrences IN ACCESS EXCLUSIVE MODE`);
+      const { rows } = await client.query<{ came: boolean }>(CAME_SINCE(table), [days]);
+      if (rows[0].came) return 'kept';
       await client.query(`DROP TABLE IF EXISTS "${table}"`);
+      return 'dropped';
     });
-    return true;
   } catch (err) {
-    if (pgErrorCode(err) === PgErrorCode.lockNotAvailable) return false;
+    if (pgErrorCode(err) === PgErrorCode.lockNotAvailable) return 'busy';
     throw err;
   }
 }
