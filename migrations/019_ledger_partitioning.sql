@@ -189,7 +189,7 @@ BEGIN
   EXECUTE format('ALTER TABLE cron_occurrences OWNER TO %I', owner_name);
   FOR r IN SELECT grantee, privilege_type FROM information_schema.role_table_grants
             WHERE table_schema = current_schema() AND table_name = 'cron_occurrences_legacy' AND grantee <> owner_name LOOP
-    EXECUTE format('GRANT %s ON cron_occurrences TO %I', r.privilege_type, r.grantee);
+    EXECUTE format('GRANT %s ON cron_occurrences TO %s', r.privilege_type, CASE WHEN r.grantee = 'PUBLIC' THEN 'PUBLIC' ELSE quote_ident(r.grantee) END);
   END LOOP;
   -- pg_get_indexdef names the table cron_occurrences: now the parent (empty: each index is made at once).
   FOREACH def IN ARRAY constraints LOOP
