@@ -4,7 +4,8 @@
 // for admin keys), the deployment's gauges from /metrics (admin keys), and a chart of the last
 // hour of fire lag and throughput drawn from the ledgers of the crons this key sees.
 import { api, mapLimit, session } from '../api.js';
-import { badge, formatDuration, formatTime, h, occurrenceTimings, put, relative } from '../format.js';
+import { badge, h, put } from '../dom.js';
+import { formatDuration, formatTime, occurrenceTimings, relative } from '../format.js';
 import { actionButton, table } from '../ui.js';
 
 const HOUR = 3600_000;
