@@ -35,7 +35,7 @@ export {
 export type { BackgroundRun, ListedRun, RunFilters, RunResponse } from './repository.ts';
 export { claimRunsLimited } from './lifecycle.ts';
 export type { Claim, ClaimLimits, RetryRequest } from './lifecycle.ts';
-export { DEFAULT_RETRY_POLICY, parseRetryPolicy } from './retry-policy.ts';
+export { DEFAULT_RETRY_POLICY, flowConfigProblem, parseRetryPolicy } from './retry-policy.ts';
 export type { ParsedRetryPolicy, RetryPolicy } from './retry-policy.ts';
 export { classifyFailure, resolveRetryPolicy, retryDelaySeconds } from './retry.ts';
 export type { AttemptRecord, FailureClass } from './retry.ts';

@@ -1,8 +1,7 @@
 import { Router } from 'express';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
-import { cronOwner, countScopedCrons, searchScopedCrons, transferCrons } from '../../crons/tenancy.ts';
-import { retryConflicts, withTransaction } from '../../db/index.ts';
+import { bulkScope, cronOperations, cronOwner, countScopedCrons, searchScopedCrons, selectedCronFields } from '../../crons/index.ts';
 import { isUuid } from '../../ids/index.ts';
 import { resolveAssistantId } from '../../assistants/index.ts';
 import { getMaintenanceJob, listMaintenanceJobs, triggerMaintenanceJob } from '../../maintenance/index.ts';
@@ -10,8 +9,7 @@ import { QUEUES } from '../../queue/index.ts';
 import { requireAdmin } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { CRON_NOT_FOUND, HttpError, methodNotAllowed } from '../errors.ts';
-import { bulkScope, cronOperations } from './cron-operations.ts';
-import { selectedCronFields } from './cron-answers.ts';
+import { checkBodySize, sendRun } from './cron-http.ts';
 import { MaintenanceJobSchema, TriggerAnswer, TriggerParams, TriggerQuery } from '../schemas/admin.ts';
 import { ErrorSchema, NoContent, documentRoutes, errors, json } from '../schemas/common.ts';
 import { AdminCronBulkBody, AdminCronCountBody, AdminCronSearchBody, CronTransferAnswer, CronTransferBody } from '../schemas/admin.ts';
@@ -168,19 +166,7 @@ export function adminRoutes(deps: ApiDeps): Router {
   });
 
   router.post('/admin/crons/transfer', async (req, res) => {
-    const body = parse(CronTransferBody, req.body);
-    if (body.from_user_id === body.to_user_id) throw new HttpError(422, 'body.to_user_id: must differ from from_user_id');
-    const moved = await retryConflicts(() =>
-      withTransaction(pool, (client) =>
-        transferCrons(client, {
-          from_user_id: body.from_user_id,
-          to_user_id: body.to_user_id,
-          cron_ids: body.cron_ids?.map((id) => id.toLowerCase()) ?? null,
-          assistants: body.assistants ?? false,
-        }),
-      ),
-    );
-    res.json({ from_user_id: body.from_user_id, to_user_id: body.to_user_id, count: moved.cron_ids.length, ...moved });
+    res.json(await crons.transfer(parse(CronTransferBody, req.body)));
   });
 
   router.all(['/admin/crons/search', '/admin/crons/count', '/admin/crons/bulk', '/admin/crons/transfer'], postOnly);
@@ -192,7 +178,8 @@ export function adminRoutes(deps: ApiDeps): Router {
 
   router.patch('/admin/crons/:cron_id', async (req, res) => {
     const { cronId, owner } = await ownerOf(pool, req);
-    res.json(await crons.update(req, cronId, owner));
+    checkBodySize(req, deps.config);
+    res.json(await crons.update(cronId, owner, parse(CronUpdateBody, req.body)));
   });
 
   router.delete('/admin/crons/:cron_id', async (req, res) => {
@@ -203,7 +190,7 @@ export function adminRoutes(deps: ApiDeps): Router {
 
   router.post('/admin/crons/:cron_id/trigger', async (req, res) => {
     const { cronId, owner } = await ownerOf(pool, req);
-    await crons.trigger(res, cronId, owner);
+    sendRun(res, await crons.trigger(cronId, owner), cronId);
   });
 
   // ---- maintenance ----

@@ -10,7 +10,7 @@ import { retryConflicts, withTransaction } from '../../db/index.ts';
 import { endRunsBeforeDelete, maxTimeoutSeconds, parseTimeoutSeconds } from '../../runs/index.ts';
 import { userOf } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
-import { HttpError } from '../errors.ts';
+import { ASSISTANT_NOT_FOUND, HttpError, notFound } from '../errors.ts';
 import { NoContent, checkFlowConfig, documentRoutes, errors, json, project } from '../schemas/common.ts';
 import {
   AssistantCount,
@@ -99,12 +99,10 @@ documentRoutes('assistants', [
   },
 ]);
 
-const assistantNotFound = () => new HttpError(404, 'assistant not found');
-
 /** The graph of a visible assistant, as this process loaded it (404 when the assistant or its graph is unknown here). */
 async function assistantGraph(pool: Pool, agents: AgentRegistry, ref: string, user: string): Promise<{ graphId: string; description: GraphDescription }> {
   const found = await getAssistant(pool, ref, user);
-  if (!found) throw assistantNotFound();
+  if (!found) throw notFound(ASSISTANT_NOT_FOUND);
   const graphId = found.assistant.graph_id;
   const description = agents.describe(graphId);
   if (!description) throw new HttpError(404, `graph "${graphId}" is not registered on this deployment`);
@@ -154,7 +152,7 @@ function checkTimeout(config: Record<string, unknown> | null | undefined, settin
 /** The caller's own assistant, ready to change: default assistants are refused with 403. */
 async function ownAssistant(pool: Pool, ref: string, user: string): Promise<VisibleAssistant> {
   const found = await getAssistant(pool, ref, user);
-  if (!found) throw assistantNotFound();
+  if (!found) throw notFound(ASSISTANT_NOT_FOUND);
   if (found.system) {
     const { assistant_id, graph_id } = found.assistant;
     throw new HttpError(403, `assistant ${assistant_id} is the default assistant of graph "${graph_id}" and is read-only`);
@@ -208,7 +206,7 @@ export function assistantsRoutes({ pool, boss, agents, config }: ApiDeps): Route
 
   router.get('/assistants/:assistant_id', async (req, res) => {
     const found = await getAssistant(pool, req.params.assistant_id, userOf(res));
-    if (!found) throw assistantNotFound();
+    if (!found) throw notFound(ASSISTANT_NOT_FOUND);
     res.json(found.assistant);
   });
 
@@ -240,7 +238,7 @@ export function assistantsRoutes({ pool, boss, agents, config }: ApiDeps): Route
     const { assistant } = await ownAssistant(pool, req.params.assistant_id, user);
     if (b.graph_id) requireGraph(agents, b.graph_id);
     const patched = await patchAssistant(pool, assistant.assistant_id, user, b);
-    if (!patched) throw assistantNotFound();
+    if (!patched) throw notFound(ASSISTANT_NOT_FOUND);
     res.json(patched);
   });
 
@@ -255,7 +253,7 @@ export function assistantsRoutes({ pool, boss, agents, config }: ApiDeps): Route
         return deleteAssistant(client, assistant.assistant_id, user, q.delete_threads);
       }),
     );
-    if (!deleted) throw assistantNotFound();
+    if (!deleted) throw notFound(ASSISTANT_NOT_FOUND);
     res.status(204).end();
   });
 

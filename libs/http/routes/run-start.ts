@@ -7,9 +7,8 @@ import type { PgBoss } from '../../queue/index.ts';
 import { activeThreadRunIds, cancelRuns, getRun, insertBackgroundRun, insertRuns } from '../../runs/index.ts';
 import type { RunResponse } from '../../runs/index.ts';
 import { getThread, insertThread, lockThread } from '../../threads/index.ts';
-import { HttpError } from '../errors.ts';
+import { ASSISTANT_NOT_FOUND, HttpError, notFound, RUN_NOT_FOUND, THREAD_NOT_FOUND } from '../errors.ts';
 import { RunCreate } from '../schemas/runs.ts';
-import { runNotFound, threadNotFound } from './run-params.ts';
 
 // Run creation for the runs routes: a run on a thread (created if asked), a stateless run on a
 // fresh thread, a batch of background stateless runs.
@@ -25,7 +24,7 @@ export function runKwargs(b: z.output<typeof RunCreate>): Record<string, unknown
 /** Starts a background run: the shared part of POST /runs and /runs/wait. */
 export async function startThreadRun(pool: Pool, boss: PgBoss, threadId: string, user: string, b: z.output<typeof RunCreate>): Promise<RunResponse> {
   const found = await getAssistant(pool, b.assistant_id, user);
-  if (!found) throw new HttpError(404, 'assistant not found');
+  if (!found) throw notFound(ASSISTANT_NOT_FOUND);
   const assistant = found.assistant;
   const strategy = b.multitask_strategy ?? 'enqueue';
   if (strategy === 'interrupt' || strategy === 'rollback') {
@@ -37,11 +36,11 @@ export async function startThreadRun(pool: Pool, boss: PgBoss, threadId: string,
   }
   return withTransaction(pool, async (client) => {
     if (!(await lockThread(client, threadId, user))) {
-      if (b.if_not_exists !== 'create') throw threadNotFound();
+      if (b.if_not_exists !== 'create') throw notFound(THREAD_NOT_FOUND);
       const metadata = { graph_id: assistant.graph_id, assistant_id: assistant.assistant_id };
       // The id is taken by another user's thread (ids are global): it cannot be created, and
       // the answer is the one a missing thread gets, so it tells nothing about that thread.
-      if (!(await insertThread(client, { thread_id: threadId, user_id: user, metadata, values: null }))) throw threadNotFound();
+      if (!(await insertThread(client, { thread_id: threadId, user_id: user, metadata, values: null }))) throw notFound(THREAD_NOT_FOUND);
     } else if (strategy === 'reject' && (await activeThreadRunIds(client, threadId)).length > 0) {
       throw new HttpError(409, 'the thread has a run that has not ended (multitask_strategy reject)');
     }
@@ -75,7 +74,7 @@ export async function startBackgroundStatelessRuns(pool: Pool, boss: PgBoss, use
   for (const b of bodies) {
     if (assistants.has(b.assistant_id)) continue;
     const found = await getAssistant(pool, b.assistant_id, user);
-    if (!found) throw new HttpError(404, 'assistant not found');
+    if (!found) throw notFound(ASSISTANT_NOT_FOUND);
     assistants.set(b.assistant_id, found.assistant);
   }
   const runIds = bodies.map(() => randomUUID());
@@ -110,7 +109,7 @@ export async function startBackgroundStatelessRuns(pool: Pool, boss: PgBoss, use
   });
   const runs = await Promise.all(runIds.map((id) => getRun(pool, id, user)));
   return runs.map((r) => {
-    if (!r) throw runNotFound();
+    if (!r) throw notFound(RUN_NOT_FOUND);
     return r;
   });
 }

@@ -7,7 +7,7 @@ import type { Queryable } from '../../db/index.ts';
 import { isUuid } from '../../ids/index.ts';
 import { userOf } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
-import { CRON_NOT_FOUND, HttpError, notFound } from '../errors.ts';
+import { ASSISTANT_NOT_FOUND, CRON_NOT_FOUND, HttpError, notFound } from '../errors.ts';
 import { registry } from '../openapi.ts';
 import { ErrorSchema, documentRoutes, errors, json } from '../schemas/common.ts';
 import { parse } from '../validate.ts';
@@ -149,7 +149,7 @@ export function statsRoutes({ pool, config }: ApiDeps): Router {
   router.get('/assistants/:assistant_id/stats', async (req, res) => {
     const { days } = parse(StatsQuery, req.query, 'query');
     const found = await getAssistant(pool, req.params.assistant_id, userOf(res));
-    if (!found) throw new HttpError(404, 'assistant not found');
+    if (!found) throw notFound(ASSISTANT_NOT_FOUND);
     if (found.system && !isAdmin(res)) {
       throw new HttpError(
         403,

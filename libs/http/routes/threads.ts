@@ -20,7 +20,7 @@ import {
 import type { ThreadResponse, ThreadStateResponse } from '../../threads/index.ts';
 import { userOf } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
-import { HttpError } from '../errors.ts';
+import { HttpError, notFound, THREAD_NOT_FOUND } from '../errors.ts';
 import { NoContent, documentRoutes, errors, json, pathId, project } from '../schemas/common.ts';
 import {
   ThreadCount,
@@ -35,7 +35,6 @@ import {
 } from '../schemas/threads.ts';
 import { parse } from '../validate.ts';
 
-const threadNotFound = () => new HttpError(404, 'thread not found');
 const ThreadParams = z.object({ thread_id: z.uuid() });
 
 documentRoutes('threads', [
@@ -203,21 +202,21 @@ export function threadsRoutes({ pool, boss, agents }: ApiDeps): Router {
   });
 
   router.get('/threads/:thread_id', async (req, res) => {
-    const thread = await getThread(pool, pathId(req.params.thread_id, 'thread'), userOf(res));
-    if (!thread) throw threadNotFound();
+    const thread = await getThread(pool, pathId(req.params.thread_id, THREAD_NOT_FOUND), userOf(res));
+    if (!thread) throw notFound(THREAD_NOT_FOUND);
     res.json(thread);
   });
 
   router.patch('/threads/:thread_id', async (req, res) => {
-    const threadId = pathId(req.params.thread_id, 'thread');
+    const threadId = pathId(req.params.thread_id, THREAD_NOT_FOUND);
     const body = parse(ThreadPatch, req.body);
     const thread = await patchThread(pool, threadId, userOf(res), body.metadata ?? null);
-    if (!thread) throw threadNotFound();
+    if (!thread) throw notFound(THREAD_NOT_FOUND);
     res.json(thread);
   });
 
   router.delete('/threads/:thread_id', async (req, res) => {
-    const threadId = pathId(req.params.thread_id, 'thread');
+    const threadId = pathId(req.params.thread_id, THREAD_NOT_FOUND);
     const user = userOf(res);
     // Its crons first, then its runs still going are ended (ledger rows say why, workers stop),
     // then the thread goes with its crons and runs: the lock order of libs/runs/lifecycle.ts.
@@ -228,29 +227,29 @@ export function threadsRoutes({ pool, boss, agents }: ApiDeps): Router {
         return deleteThread(client, threadId, user);
       }),
     );
-    if (!deleted) throw threadNotFound();
+    if (!deleted) throw notFound(THREAD_NOT_FOUND);
     res.status(204).end();
   });
 
   router.post('/threads/:thread_id/history', async (req, res) => {
-    const threadId = pathId(req.params.thread_id, 'thread');
+    const threadId = pathId(req.params.thread_id, THREAD_NOT_FOUND);
     const body = parse(ThreadHistoryRequest, req.body);
     const thread = await getThread(pool, threadId, userOf(res));
-    if (!thread) throw threadNotFound();
+    if (!thread) throw notFound(THREAD_NOT_FOUND);
     res.json(await threadHistory(pool, agents, thread, { limit: body.limit, before: beforeId(body.before), metadata: body.metadata ?? null }));
   });
 
   router.get('/threads/:thread_id/history', async (req, res) => {
-    const threadId = pathId(req.params.thread_id, 'thread');
+    const threadId = pathId(req.params.thread_id, THREAD_NOT_FOUND);
     const q = parse(ThreadHistoryQuery, req.query, 'query');
     const thread = await getThread(pool, threadId, userOf(res));
-    if (!thread) throw threadNotFound();
+    if (!thread) throw notFound(THREAD_NOT_FOUND);
     res.json(await threadHistory(pool, agents, thread, { limit: q.limit, before: q.before ?? null }));
   });
 
   router.get('/threads/:thread_id/state', async (req, res) => {
-    const thread = await getThread(pool, pathId(req.params.thread_id, 'thread'), userOf(res));
-    if (!thread) throw threadNotFound();
+    const thread = await getThread(pool, pathId(req.params.thread_id, THREAD_NOT_FOUND), userOf(res));
+    if (!thread) throw notFound(THREAD_NOT_FOUND);
     res.json(await currentState(pool, agents, thread));
   });
 
