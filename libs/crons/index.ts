@@ -14,13 +14,11 @@ export { PAYLOAD_KEYS } from './types.ts';
 export type { CronRow, CronPayload, OverlapPolicy, OnRunCompleted, OccurrenceTrigger } from './types.ts';
 export { BULK_FILTERS, bulkScope, cronOperations } from './operations.ts';
 export type { BackfillAnswer, BulkAction, BulkAnswer, BulkFilters, Created, CronCreate, CronOperations, CronOperationsDeps } from './operations.ts';
-export { CronRefusal } from './refusal.ts';
-export type { Missing, RefusalKind } from './refusal.ts';
 export { assistantKey, canonicalTimezone, scheduleOf, zonedSchedule } from './input.ts';
 export { planUpdate } from './update.ts';
 export type { CronUpdate } from './update.ts';
 export { answerClock, cronAnswer, selectedCronFields, shownNextRunDate } from './answers.ts';
-export { cronOccurrences, nextFireTimes, previewSchedule } from './reading.ts';
+export { cronOccurrences, nextFireTimes, previewSchedule, recentOccurrences } from './reading.ts';
 export { cronOwner, countScopedCrons, searchScopedCrons } from './tenancy.ts';
 export type { CronScope } from './tenancy.ts';
 export {

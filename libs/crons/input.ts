@@ -4,7 +4,7 @@ import { isUuid } from '../ids/index.ts';
 import { canonicalZoneName, parseSchedule, ScheduleError, splitTimezonePrefix } from '../schedule/index.ts';
 import type { Schedule } from '../schedule/index.ts';
 import { cronNameOf, lockCronName } from './names.ts';
-import { conflict, invalid } from './refusal.ts';
+import { conflict, invalid } from '../refusal/index.ts';
 import { PAYLOAD_KEYS } from './types.ts';
 import type { CronPayload } from './types.ts';
 

@@ -12,7 +12,7 @@ import { backfillOccurrences, BACKFILL_COUNT_LIMIT, countOccurrences } from './b
 import { activeRuns, cancelSuperseded, fireOccurrences, firingCron, overlapAllowance, runsToSupersede } from './fire.ts';
 import type { Superseded } from './fire.ts';
 import { assistantKey, canonicalTimezone, claimName, nameOf, pauseNote, payloadOf, scheduleOf, zonedSchedule } from './input.ts';
-import { conflict, CronRefusal, invalid, missing, overLimit } from './refusal.ts';
+import { conflict, Refusal, invalid, missing, overLimit } from '../refusal/index.ts';
 import {
   createThreadIfMissing,
   deleteCron,
@@ -99,7 +99,7 @@ function overlapDetail(cron: CronRow): string {
 /** A flow-control problem in a body's config (config.retry_policy, config.max_concurrency), refused naming the field. */
 function checkFlowConfig(config: unknown): void {
   const problem = flowConfigProblem(config as Record<string, unknown> | null | undefined);
-  if (problem) throw new CronRefusal('invalid', `body.${problem}`);
+  if (problem) throw new Refusal('invalid', `body.${problem}`);
 }
 
 /**
@@ -129,7 +129,7 @@ async function startOccurrenceRun(client: PoolClient, boss: PgBoss, cron: CronRo
 export function bulkScope(body: BulkFilters, userId: string | null, userIsFilter = false): CronScope {
   const filtered = BULK_FILTERS.some((k) => body[k] != null) || (userIsFilter && userId !== null);
   if (!filtered && body.all !== true) {
-    throw new CronRefusal('invalid', `body: name the crons with a filter (${BULK_FILTERS.join(', ')}) or send "all": true`);
+    throw new Refusal('invalid', `body: name the crons with a filter (${BULK_FILTERS.join(', ')}) or send "all": true`);
   }
   return {
     user_id: userId,
@@ -289,7 +289,7 @@ export function cronOperations({ pool, boss, config, logger }: CronOperationsDep
         // Counted after the transaction (nothing was written), so the lock is never held for it.
         const { count, more } = countOccurrences(schedule, body.from, body.to, cron.end_time);
         const n = more ? `more than ${BACKFILL_COUNT_LIMIT}` : String(count);
-        throw new CronRefusal(
+        throw new Refusal(
           'invalid',
           `body: the range holds ${n} occurrences of the cron's schedule, over CRON_BACKFILL_MAX (${cap}); backfill a shorter range`,
         );

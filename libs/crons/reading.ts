@@ -1,14 +1,14 @@
 import type { Queryable } from '../db/index.ts';
 import { answerClock, shownNextRunDate } from './answers.ts';
 import { canonicalTimezone, scheduleOf, zonedSchedule } from './input.ts';
-import { listOccurrences, toOccurrenceResponse } from './occurrences.ts';
+import { listOccurrences, listRecentOccurrences, toOccurrenceResponse } from './occurrences.ts';
 import { describeSchedule, fireTimes, upcomingTimes } from './preview.ts';
 import type { FireTime } from './preview.ts';
-import { missing } from './refusal.ts';
+import { missing } from '../refusal/index.ts';
 import { getCron, statementNow } from './repository.ts';
 
 // What the API reads of crons beyond a Cron: a schedule's fire times before any cron has it, a
-// cron's next fire times, its occurrence ledger.
+// cron's next fire times, its occurrence ledger, the owner's recent occurrences across its crons.
 
 /** A schedule's fire times (the API's CronPreviewResult), by the same rules as create (same refusals). */
 export async function previewSchedule(
@@ -55,5 +55,11 @@ export async function nextFireTimes(db: Queryable, cronId: string, userId: strin
 export async function cronOccurrences(db: Queryable, cronId: string, userId: string, limit: number, offset: number) {
   if (!(await getCron(db, cronId, userId))) throw missing('cron');
   const rows = await listOccurrences(db, cronId, limit, offset);
+  return rows.map(toOccurrenceResponse);
+}
+
+/** The owner's occurrences scheduled at or after `since`, across its crons, newest first (one list for a chart of them all). */
+export async function recentOccurrences(db: Queryable, userId: string, since: Date, limit: number) {
+  const rows = await listRecentOccurrences(db, userId, since, limit);
   return rows.map(toOccurrenceResponse);
 }

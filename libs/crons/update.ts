@@ -1,7 +1,7 @@
 import type { MissedPolicy } from '../firing/index.ts';
 import type { Schedule } from '../schedule/index.ts';
 import { canonicalTimezone, pauseNote, scheduleOf, zonedSchedule } from './input.ts';
-import { invalid } from './refusal.ts';
+import { invalid } from '../refusal/index.ts';
 import type { CronChanges, CronWithGraph } from './repository.ts';
 import { PAYLOAD_KEYS } from './types.ts';
 import type { OnRunCompleted, OverlapPolicy } from './types.ts';

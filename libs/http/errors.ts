@@ -1,6 +1,6 @@
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
-import { CronRefusal } from '../crons/index.ts';
-import type { Missing, RefusalKind } from '../crons/index.ts';
+import { Refusal } from '../refusal/index.ts';
+import type { Missing, RefusalKind } from '../refusal/index.ts';
 import { databaseTrouble, describeDatabaseError, isSchemaMismatch, pgErrorCode } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
 
@@ -25,16 +25,17 @@ export const THREAD_NOT_FOUND = 'Thread not found';
 export const RUN_NOT_FOUND = 'Run not found';
 export const ASSISTANT_NOT_FOUND = 'Assistant not found';
 
-/** A refusal of the crons' rules (libs/crons/refusal.ts), answered with its status and detail. */
+/** A domain rule's refusal (libs/refusal), answered with its status and detail. */
 const REFUSAL_STATUS: Record<RefusalKind, number> = { invalid: 422, missing: 404, conflict: 409, over_limit: 429 };
 const MISSING_DETAIL: Record<Missing, string> = {
   cron: CRON_NOT_FOUND,
   thread: THREAD_NOT_FOUND,
+  run: RUN_NOT_FOUND,
   assistant: ASSISTANT_NOT_FOUND,
   occurrence: 'Occurrence not found',
 };
 
-export function refusalAnswer(err: CronRefusal): HttpError {
+export function refusalAnswer(err: Refusal): HttpError {
   const detail = err.kind === 'missing' && !err.message && err.missing ? MISSING_DETAIL[err.missing] : err.message;
   return new HttpError(REFUSAL_STATUS[err.kind], detail);
 }
@@ -134,7 +135,7 @@ function parseFailure(err: { body?: unknown; message?: unknown }): string {
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
     if (res.headersSent) return;
-    if (err instanceof CronRefusal) err = refusalAnswer(err);
+    if (err instanceof Refusal) err = refusalAnswer(err);
     if (err instanceof HttpError) {
       res.status(err.status).json({ detail: err.message });
       return;

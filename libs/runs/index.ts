@@ -37,5 +37,8 @@ export { claimRunsLimited } from './lifecycle.ts';
 export type { Claim, ClaimLimits, RetryRequest } from './lifecycle.ts';
 export { DEFAULT_RETRY_POLICY, flowConfigProblem, parseRetryPolicy } from './retry-policy.ts';
 export type { ParsedRetryPolicy, RetryPolicy } from './retry-policy.ts';
+export { runKwargs, startBackgroundStatelessRuns, startStatelessRun, startThreadRun } from './start.ts';
+export type { RunRequest } from './start.ts';
+export { deleteAssistantWithRuns, deleteStatelessThread, deleteThreadWithRuns, finishStateless } from './deletion.ts';
 export { classifyFailure, resolveRetryPolicy, retryDelaySeconds } from './retry.ts';
 export type { AttemptRecord, FailureClass } from './retry.ts';

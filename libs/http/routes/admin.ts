@@ -4,8 +4,7 @@ import { z } from 'zod';
 import { bulkScope, cronOperations, cronOwner, countScopedCrons, searchScopedCrons, selectedCronFields } from '../../crons/index.ts';
 import { isUuid } from '../../ids/index.ts';
 import { resolveAssistantId } from '../../assistants/index.ts';
-import { getMaintenanceJob, listMaintenanceJobs, triggerMaintenanceJob } from '../../maintenance/index.ts';
-import { QUEUES } from '../../queue/index.ts';
+import { getMaintenanceJob, listMaintenanceJobs, triggerAndWait } from '../../maintenance/index.ts';
 import { requireAdmin } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { CRON_NOT_FOUND, HttpError, methodNotAllowed } from '../errors.ts';
@@ -107,8 +106,6 @@ documentRoutes('admin', [
   },
 ]);
 
-const FINAL_STATES = new Set(['completed', 'failed', 'cancelled']);
-
 /** The owner of the cron a path names, or 404 (an admin sees every cron, so a 404 means none). */
 async function ownerOf(pool: ApiDeps['pool'], req: Request): Promise<{ cronId: string; owner: string }> {
   const cronId = req.params.cron_id;
@@ -202,16 +199,9 @@ export function adminRoutes(deps: ApiDeps): Router {
   router.post('/admin/maintenance/:job/trigger', async (req, res) => {
     const { job } = parse(TriggerParams, req.params, 'path');
     const { wait_seconds } = parse(TriggerQuery, req.query, 'query');
-    const jobId = await triggerMaintenanceJob(pool, boss, job);
-    if (!jobId) throw new HttpError(404, `no maintenance job "${job}"`);
-    let state = 'created';
-    const deadline = Date.now() + wait_seconds * 1000;
-    while (Date.now() < deadline) {
-      state = (await boss.getJobById(QUEUES.maintenance, jobId))?.state ?? state;
-      if (FINAL_STATES.has(state)) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    res.status(FINAL_STATES.has(state) ? 200 : 202).json({ job, job_id: jobId, state, maintenance_job: await getMaintenanceJob(pool, job) });
+    const triggered = await triggerAndWait(pool, boss, job, wait_seconds);
+    if (!triggered) throw new HttpError(404, `no maintenance job "${job}"`);
+    res.status(triggered.done ? 200 : 202).json({ job, job_id: triggered.jobId, state: triggered.state, maintenance_job: await getMaintenanceJob(pool, job) });
   });
 
   return router;

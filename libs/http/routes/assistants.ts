@@ -2,12 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { z } from 'zod';
 import type { AgentRegistry, GraphDescription } from '../../agents/index.ts';
-import { countAssistants, deleteAssistant, getAssistant, insertAssistant, patchAssistant, searchAssistants } from '../../assistants/index.ts';
+import { countAssistants, getAssistant, insertAssistant, patchAssistant, searchAssistants } from '../../assistants/index.ts';
 import type { VisibleAssistant } from '../../assistants/index.ts';
 import type { Config } from '../../config/index.ts';
 import type { Pool } from '../../db/index.ts';
-import { retryConflicts, withTransaction } from '../../db/index.ts';
-import { endRunsBeforeDelete, maxTimeoutSeconds, parseTimeoutSeconds } from '../../runs/index.ts';
+import { deleteAssistantWithRuns, maxTimeoutSeconds, parseTimeoutSeconds } from '../../runs/index.ts';
 import { userOf } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ASSISTANT_NOT_FOUND, HttpError, notFound } from '../errors.ts';
@@ -246,14 +245,7 @@ export function assistantsRoutes({ pool, boss, agents, config }: ApiDeps): Route
     const user = userOf(res);
     const q = parse(AssistantDeleteQuery, req.query, 'query');
     const { assistant } = await ownAssistant(pool, req.params.assistant_id, user);
-    // Its crons first and its runs still going ended, before the cascade (libs/runs/lifecycle.ts).
-    const deleted = await retryConflicts(() =>
-      withTransaction(pool, async (client) => {
-        await endRunsBeforeDelete(client, boss, { assistant_id: assistant.assistant_id }, 'cancelled: its assistant was deleted');
-        return deleteAssistant(client, assistant.assistant_id, user, q.delete_threads);
-      }),
-    );
-    if (!deleted) throw notFound(ASSISTANT_NOT_FOUND);
+    if (!(await deleteAssistantWithRuns(pool, boss, assistant.assistant_id, user, q.delete_threads))) throw notFound(ASSISTANT_NOT_FOUND);
     res.status(204).end();
   });
 

@@ -8,6 +8,7 @@ import {
   cronOperations,
   nextFireTimes,
   previewSchedule,
+  recentOccurrences,
   searchCrons,
   selectedCronFields,
 } from '../../crons/index.ts';
@@ -25,6 +26,7 @@ import {
   OccurrencePath,
   OccurrencesQuery,
   PreviewBody,
+  RecentOccurrencesQuery,
 } from '../schemas/crons.ts';
 import { parse } from '../validate.ts';
 import { checkBodySize, pathId, sendCreated, sendRun } from './cron-http.ts';
@@ -93,6 +95,15 @@ export function cronsRoutes(deps: ApiDeps): Router {
   });
 
   router.all(['/runs/crons/search', '/runs/crons/count', '/runs/crons/bulk', '/runs/crons/preview'], postOnly);
+
+  router.get('/runs/crons/occurrences', async (req, res) => {
+    const { scheduled_after, limit } = parse(RecentOccurrencesQuery, req.query, 'query');
+    res.json(await recentOccurrences(pool, userOf(res), scheduled_after, limit));
+  });
+
+  router.all('/runs/crons/occurrences', (req, res) => {
+    throw methodNotAllowed(res, req.method, req.path, ['GET']);
+  });
 
   router.get('/runs/crons/:cron_id', async (req, res) => {
     res.json(await ops.get(pathId(req, 'cron_id', CRON_NOT_FOUND), userOf(res)));

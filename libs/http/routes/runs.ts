@@ -1,5 +1,18 @@
 import { Router } from 'express';
-import { cancelRuns, deleteEndedRun, getRun, getThreadRun, listThreadRuns, runEnded, waitForRunEnd } from '../../runs/index.ts';
+import {
+  cancelRuns,
+  deleteEndedRun,
+  deleteStatelessThread,
+  finishStateless,
+  getRun,
+  getThreadRun,
+  listThreadRuns,
+  runEnded,
+  startBackgroundStatelessRuns,
+  startStatelessRun,
+  startThreadRun,
+  waitForRunEnd,
+} from '../../runs/index.ts';
 import { getThread } from '../../threads/index.ts';
 import { userOf } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
@@ -9,14 +22,12 @@ import { CancelQuery, JoinStreamQuery, RunBatchCreate, RunCreate, RunListQuery }
 import { streamModes } from '../stream.ts';
 import { parse } from '../validate.ts';
 import { JOIN_MAX_WAIT_MS } from './run-params.ts';
-import { startBackgroundStatelessRuns, startStatelessRun, startThreadRun } from './run-start.ts';
-import { deleteStatelessThread, finishStateless } from './stateless-threads.ts';
 import { answerJoin, cancelOnDisconnect, clientGone, joinModes, leftEarly, serveStream, waitAndAnswer } from './run-wait.ts';
 // Registers the runs routes' OpenAPI paths.
 import './run-docs.ts';
 
-// The runs routes (the LangGraph SDK's runs API): HTTP mapped to run creation (run-start.ts),
-// waiting and streaming (run-wait.ts) and a stateless run's thread (stateless-threads.ts).
+// The runs routes (the LangGraph SDK's runs API): HTTP mapped to run creation (libs/runs start.ts),
+// waiting and streaming (run-wait.ts) and a stateless run's thread (libs/runs deletion.ts).
 
 export function runsRoutes({ pool, boss, agents, logger }: ApiDeps): Router {
   const router = Router();

@@ -4,11 +4,9 @@ import { Router } from 'express';
 import { z } from 'zod';
 import type { AgentRegistry, GraphThreadState, HistoryOptions } from '../../agents/index.ts';
 import type { Pool } from '../../db/index.ts';
-import { retryConflicts, withTransaction } from '../../db/index.ts';
-import { endRunsBeforeDelete } from '../../runs/index.ts';
+import { deleteThreadWithRuns } from '../../runs/index.ts';
 import {
   countThreads,
-  deleteThread,
   getThread,
   insertThread,
   patchThread,
@@ -218,16 +216,7 @@ export function threadsRoutes({ pool, boss, agents }: ApiDeps): Router {
   router.delete('/threads/:thread_id', async (req, res) => {
     const threadId = pathId(req.params.thread_id, THREAD_NOT_FOUND);
     const user = userOf(res);
-    // Its crons first, then its runs still going are ended (ledger rows say why, workers stop),
-    // then the thread goes with its crons and runs: the lock order of libs/runs/lifecycle.ts.
-    const deleted = await retryConflicts(() =>
-      withTransaction(pool, async (client) => {
-        if (!(await getThread(client, threadId, user))) return false;
-        await endRunsBeforeDelete(client, boss, { thread_id: threadId }, 'cancelled: its thread was deleted');
-        return deleteThread(client, threadId, user);
-      }),
-    );
-    if (!deleted) throw notFound(THREAD_NOT_FOUND);
+    if (!(await deleteThreadWithRuns(pool, boss, threadId, user, 'cancelled: its thread was deleted'))) throw notFound(THREAD_NOT_FOUND);
     res.status(204).end();
   });
 

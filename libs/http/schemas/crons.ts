@@ -232,6 +232,13 @@ export const OccurrencesQuery = z.object({
   offset: z.coerce.number().int().min(0).default(0),
 });
 
+export const RECENT_OCCURRENCES_MAX = 5000;
+
+export const RecentOccurrencesQuery = z.object({
+  scheduled_after: scheduleInstant.openapi({ description: 'Occurrences scheduled at or after this instant' }),
+  limit: z.coerce.number().int().min(1).max(RECENT_OCCURRENCES_MAX).default(1000),
+});
+
 export const NextQuery = z.object({
   count: z.coerce.number().int().min(1).max(1000).default(5),
   from: scheduleInstant.optional().openapi({
