@@ -15,7 +15,7 @@ export {
   pendingOf,
 } from './lifecycle.ts';
 export type { CancelAction, ClaimedRun, EndOutcome, EndStatus, FinishedRun, RunDetails, RunResult, RunStatus } from './lifecycle.ts';
-export { maxTimeoutSeconds, parseTimeoutSeconds, runTimeoutSeconds } from './timeout.ts';
+export { maxTimeoutSeconds, parseTimeoutSeconds, runTimeoutSeconds, timeoutSecondsProblem } from './timeout.ts';
 export type { RunTimeoutSettings } from './timeout.ts';
 export {
   activeThreadRunIds,

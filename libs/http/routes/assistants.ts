@@ -6,7 +6,7 @@ import { countAssistants, getAssistant, insertAssistant, patchAssistant, searchA
 import type { VisibleAssistant } from '../../assistants/index.ts';
 import type { Config } from '../../config/index.ts';
 import type { Pool } from '../../db/index.ts';
-import { deleteAssistantWithRuns, maxTimeoutSeconds, parseTimeoutSeconds } from '../../runs/index.ts';
+import { deleteAssistantWithRuns, timeoutSecondsProblem } from '../../runs/index.ts';
 import { userOf } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ASSISTANT_NOT_FOUND, HttpError, notFound } from '../errors.ts';
@@ -130,22 +130,10 @@ function requireGraph(agents: AgentRegistry, graphId: string): void {
   }
 }
 
-/**
- * An assistant's `config.timeout_seconds`, when given, must be one the worker will honour: the
- * worker's own rule (parseTimeoutSeconds) and at most RUN_TIMEOUT_MAX_SECONDS. Otherwise the
- * worker would quietly fall back to RUN_TIMEOUT_SECONDS or cap it.
- */
+/** An assistant's `config.timeout_seconds` by the worker's rule (libs/runs timeoutSecondsProblem): a 422 naming it. */
 function checkTimeout(config: Record<string, unknown> | null | undefined, settings: Config): void {
-  if (!config || !('timeout_seconds' in config)) return;
-  const raw = config.timeout_seconds;
-  const max = maxTimeoutSeconds({ seconds: settings.RUN_TIMEOUT_SECONDS, maxSeconds: settings.RUN_TIMEOUT_MAX_SECONDS });
-  const n = parseTimeoutSeconds(raw);
-  if (n === null || n > max) {
-    throw new HttpError(
-      422,
-      `body.config.timeout_seconds: must be a positive number of seconds, or a numeric string, at most RUN_TIMEOUT_MAX_SECONDS (${max}); got ${JSON.stringify(raw)}`,
-    );
-  }
+  const problem = timeoutSecondsProblem(config, { seconds: settings.RUN_TIMEOUT_SECONDS, maxSeconds: settings.RUN_TIMEOUT_MAX_SECONDS });
+  if (problem) throw new HttpError(422, `body.${problem}`);
 }
 
 /** The caller's own assistant, ready to change: default assistants are refused with 403. */
