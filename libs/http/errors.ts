@@ -26,7 +26,7 @@ export const RUN_NOT_FOUND = 'Run not found';
 export const ASSISTANT_NOT_FOUND = 'Assistant not found';
 
 /** A domain rule's refusal (libs/refusal), answered with its status and detail. */
-const REFUSAL_STATUS: Record<RefusalKind, number> = { invalid: 422, missing: 404, conflict: 409, over_limit: 429 };
+const REFUSAL_STATUS: Record<RefusalKind, number> = { invalid: 422, missing: 404, forbidden: 403, conflict: 409, over_limit: 429 };
 const MISSING_DETAIL: Record<Missing, string> = {
   cron: CRON_NOT_FOUND,
   thread: THREAD_NOT_FOUND,

@@ -1,2 +1,2 @@
-export { Refusal, conflict, invalid, missing, overLimit } from './refusal.ts';
+export { Refusal, conflict, forbidden, invalid, missing, overLimit } from './refusal.ts';
 export type { Missing, RefusalKind } from './refusal.ts';

@@ -1,9 +1,9 @@
-// Why a domain rule refuses a request (a cron's, a run's), said as the API answers it: libs/http
-// maps each kind to its status (invalid 422, missing 404, conflict 409, over_limit 429). A missing
-// cron, thread, run or assistant carries no text: the API says it with its one spelling
-// (libs/http/errors.ts). No imports: every concern may refuse.
+// Why a domain rule refuses a request (a cron's, a run's, an assistant's), said as the API
+// answers it: libs/http maps each kind to its status (invalid 422, missing 404, forbidden 403,
+// conflict 409, over_limit 429). A missing cron, thread, run or assistant carries no text: the
+// API says it with its one spelling (libs/http/errors.ts). No imports: every concern may refuse.
 
-export type RefusalKind = 'invalid' | 'missing' | 'conflict' | 'over_limit';
+export type RefusalKind = 'invalid' | 'missing' | 'forbidden' | 'conflict' | 'over_limit';
 export type Missing = 'cron' | 'thread' | 'run' | 'assistant' | 'occurrence';
 
 export class Refusal extends Error {
@@ -23,6 +23,8 @@ export const invalid = (field: string, reason: string) => new Refusal('invalid',
 
 /** Something the request names that does not exist for its caller (detail: only when more than "not found" is said). */
 export const missing = (what: Missing, detail = '') => new Refusal('missing', detail, what);
+
+export const forbidden = (detail: string) => new Refusal('forbidden', detail);
 
 export const conflict = (detail: string) => new Refusal('conflict', detail);
 
