@@ -639,6 +639,36 @@ describe('crons API', () => {
       assert.match(bad.body.detail, /^query\.(limit|offset): /);
     }
 
+    // The caller's rows across its crons, since an instant, in one list (the dashboard's Health
+    // chart): this cron's rows as its ledger has them, newest first, and never someone else's.
+    const bobs = await foreignCron(stack, 'bob');
+    await stack.db.pool.query(`INSERT INTO cron_occurrences (cron_id, scheduled_for, trigger, status) VALUES ($1, now(), 'manual', 'skipped')`, [bobs]);
+    const since = ledger.body.at(-1).scheduled_for;
+    const recent = await get(`/runs/crons/occurrences?scheduled_after=${encodeURIComponent(since)}`);
+    assert.equal(recent.status, 200);
+    assert.deepEqual(
+      recent.body.filter((x: any) => x.cron_id === created.cron_id),
+      ledger.body,
+    );
+    assert.ok(recent.body.every((x: any) => x.cron_id !== bobs && x.scheduled_for >= since));
+    const times = recent.body.map((x: any) => Date.parse(x.scheduled_for));
+    assert.deepEqual(
+      times,
+      [...times].sort((a: number, b: number) => b - a),
+      'newest first',
+    );
+    assert.equal((await get(`/runs/crons/occurrences?scheduled_after=${encodeURIComponent(since)}&limit=1`)).body.length, 1);
+    for (const q of [
+      '',
+      'scheduled_after=yesterday',
+      `scheduled_after=${encodeURIComponent(since)}&limit=0`,
+      `scheduled_after=${encodeURIComponent(since)}&limit=5001`,
+    ]) {
+      const bad = await get(`/runs/crons/occurrences?${q}`);
+      assert.equal(bad.status, 422, q);
+      assert.match(bad.body.detail, /^query\.(scheduled_after|limit): /);
+    }
+
     // A disabled thread cron can still be triggered; the run is on its thread.
     const threadId = await newThread(stack);
     const onThread = (await post(`/threads/${threadId}/runs/crons`, { assistant_id: 'echo', schedule: '@daily', input: {}, enabled: false })).body;

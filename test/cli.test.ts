@@ -476,7 +476,7 @@ describe('agentcron CLI', () => {
     assert.match(got.stdout, /^status:\s+pending$/m);
     assert.match(got.stdout, new RegExp(`^cron_id:\\s+${cron.cron_id}$`, 'm'));
     assert.equal(bobs.code, 1);
-    assert.match(bobs.stderr, /HTTP 404: run not found/);
+    assert.match(bobs.stderr, /HTTP 404: Run not found/);
     const cancelled = await cli('alice', ['runs', 'cancel', first[0].run_id]);
     assert.equal(cancelled.code, 0, cancelled.stderr);
     assert.match(cancelled.stdout, new RegExp(`^cancelled ${first[0].run_id} \\(interrupted`));

@@ -243,7 +243,7 @@ describe('execution controls', () => {
       assert.deepEqual((await api.call('GET', `/threads/${threadId}`)).body.values, { n: 2 });
       const old = await getRun(threadId, first);
       if (strategy === 'interrupt') assert.equal(old.status, 'interrupted');
-      else assert.equal(old.detail, 'run not found', 'rollback deletes the superseded run');
+      else assert.equal(old.detail, 'Run not found', 'rollback deletes the superseded run');
       // The ledger outlives the rolled-back run.
       assert.equal(ledger[0].run_id, first);
     });
@@ -259,7 +259,7 @@ describe('execution controls', () => {
     await started(second);
     const third = await startRun(threadId, { assistant_id: patient, input: { last: true }, multitask_strategy: 'rollback' });
     assert.equal((await abortedTrace(second)).reason, 'Cancelled');
-    assert.equal((await getRun(threadId, second)).detail, 'run not found');
+    assert.equal((await getRun(threadId, second)).detail, 'Run not found');
     assert.equal((await ended(threadId, third)).status, 'success');
     assert.deepEqual((await api.call('GET', `/threads/${threadId}`)).body.values, { last: true });
   });

@@ -341,15 +341,15 @@ describe('LangGraph SDK compatibility: wait, stream, join, history, graph, schem
       ['unknown stream mode', post(`/threads/${t}/runs/stream`, { assistant_id: 'echo', stream_mode: 'telepathy' }), 422, /^body\.stream_mode/],
       ['unknown on_completion', post('/runs/wait', { assistant_id: 'echo', on_completion: 'shred' }), 422, /^body\.on_completion/],
       ['unknown on_disconnect', post('/runs/stream', { assistant_id: 'echo', on_disconnect: 'explode' }), 422, /^body\.on_disconnect/],
-      ['stateless run on an unknown assistant', post('/runs', { assistant_id: randomUUID() }), 404, /assistant not found/],
+      ['stateless run on an unknown assistant', post('/runs', { assistant_id: randomUUID() }), 404, /Assistant not found/],
       ['batch entry without assistant_id', post('/runs/batch', [{ assistant_id: 'echo' }, {}]), 422, /^body\.1\.assistant_id/],
       ['empty batch', post('/runs/batch', []), 422, /^body/],
       ['history limit 0', post(`/threads/${t}/history`, { limit: 0 }), 422, /^body\.limit/],
       ['history before a number', post(`/threads/${t}/history`, { before: 5 }), 422, /^body\.before/],
       ['history GET limit text', fetch(`${stack.url}/threads/${t}/history?limit=many`), 422, /^query\.limit/],
       ['join stream unknown mode', fetch(`${stack.url}/threads/${t}/runs/${run.run_id}/stream?stream_mode=nope`), 422, /^query\.stream_mode/],
-      ['join stream of a missing run', fetch(`${stack.url}/threads/${t}/runs/${randomUUID()}/stream`), 404, /run not found/],
-      ['stateless join stream of a missing run', fetch(`${stack.url}/runs/${randomUUID()}/stream`), 404, /run not found/],
+      ['join stream of a missing run', fetch(`${stack.url}/threads/${t}/runs/${randomUUID()}/stream`), 404, /Run not found/],
+      ['stateless join stream of a missing run', fetch(`${stack.url}/runs/${randomUUID()}/stream`), 404, /Run not found/],
       ['graph xray not a boolean', fetch(`${stack.url}/assistants/echo/graph?xray=maybe`), 422, /^query\.xray/],
     ];
     for (const [name, response, status, detail] of cases) {

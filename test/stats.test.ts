@@ -124,7 +124,7 @@ describe('daily statistics through the API', () => {
     }
     for (const path of [`/assistants/${assistant}/stats`, `/assistants/${missing}/stats`, '/assistants/no_such_graph/stats']) {
       const r = await call('bob', 'GET', path);
-      assert.deepEqual([r.status, r.body.detail], [404, 'assistant not found'], path);
+      assert.deepEqual([r.status, r.body.detail], [404, 'Assistant not found'], path);
     }
     assert.equal((await call('nobody', 'GET', `/runs/crons/${good}/stats`)).status, 401);
 

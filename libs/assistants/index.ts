@@ -12,3 +12,5 @@ export {
   toAssistantResponse,
 } from './repository.ts';
 export type { AssistantFilter, AssistantPatch, AssistantResponse, AssistantSortBy, NewAssistant, VisibleAssistant } from './repository.ts';
+export { assistantSchemas, createAssistant, drawAssistantGraph, ownAssistant, updateAssistant, visibleAssistant } from './operations.ts';
+export type { AssistantRequest } from './operations.ts';

@@ -10,7 +10,17 @@ export type { RetryOutcome } from './retry.ts';
 export { describeSchedule, fireTimes, upcomingTimes } from './preview.ts';
 export type { DstCase, FireJitter, FireTime } from './preview.ts';
 export type { ActiveRuns, Firing, FiringCron, OverlapCron, Skip, Superseded } from './fire.ts';
+export { PAYLOAD_KEYS } from './types.ts';
 export type { CronRow, CronPayload, OverlapPolicy, OnRunCompleted, OccurrenceTrigger } from './types.ts';
+export { BULK_FILTERS, bulkScope, cronOperations } from './operations.ts';
+export type { BackfillAnswer, BulkAction, BulkAnswer, BulkFilters, Created, CronCreate, CronOperations, CronOperationsDeps } from './operations.ts';
+export { assistantKey, canonicalTimezone, scheduleOf, zonedSchedule } from './input.ts';
+export { planUpdate } from './update.ts';
+export type { CronUpdate } from './update.ts';
+export { answerClock, cronAnswer, selectedCronFields, shownNextRunDate } from './answers.ts';
+export { cronOccurrences, nextFireTimes, previewSchedule, recentOccurrences } from './reading.ts';
+export { cronOwner, countScopedCrons, searchScopedCrons } from './tenancy.ts';
+export type { CronScope } from './tenancy.ts';
 export {
   toCronResponse,
   transactionNow,

@@ -64,6 +64,28 @@ export async function listOccurrences(db: Queryable, cronId: string, limit: numb
 }
 
 /**
+ * The owner's occurrences scheduled at or after `since`, across its crons, newest first (at most
+ * `limit`), with each occurrence's run as listOccurrences has it.
+ */
+export async function listRecentOccurrences(db: Queryable, userId: string, since: Date, limit: number): Promise<OccurrenceRow[]> {
+  const { rows } = await db.query<OccurrenceRow>(
+    `SELECT o.cron_id, o.scheduled_for, o.run_id, o.thread_id, o.trigger, o.status, o.reason, o.error, o.skipped_count,
+            o.enqueued_at, o.started_at, o.ended_at, o.created_at, o.webhook_status, o.webhook_attempts, o.webhook_error, o.webhook_sent_at,
+            o.output_excerpt, o.output_truncated, o.error_excerpt, o.error_truncated, o.retries, o.retried_at,
+            o.planned_for, o.attempt_log,
+            r.status AS run_status, r.started_at AS run_started_at, r.attempt_log AS run_attempt_log,
+            r.waiting AS run_waiting, r.not_before AS run_not_before
+       FROM (SELECT o.* FROM cron_occurrences o JOIN crons c ON c.cron_id = o.cron_id
+              WHERE c.user_id = $1 AND o.scheduled_for >= $2
+              ORDER BY o.scheduled_for DESC, o.cron_id LIMIT $3) o
+       LEFT JOIN runs r ON r.run_id = o.run_id
+      ORDER BY o.scheduled_for DESC, o.cron_id`,
+    [userId, since, limit],
+  );
+  return rows;
+}
+
+/**
  * The attempts of an occurrence: from its run while the run exists (it logs each attempt as it
  * ends), else from the ledger's copy. attempts counts the earlier ones plus the current one once
  * it has started.

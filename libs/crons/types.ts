@@ -37,6 +37,27 @@ export interface CronRow {
   updated_at: Date;
 }
 
+/**
+ * The run-body fields a cron stores in its payload and hands to every run it starts, in the order
+ * they are stored (input first). The API's schema (libs/http/schemas/crons.ts) checks that its
+ * fields are these.
+ */
+export const PAYLOAD_KEYS = [
+  'input',
+  'config',
+  'context',
+  'webhook',
+  'multitask_strategy',
+  'interrupt_before',
+  'interrupt_after',
+  'stream_mode',
+  'stream_subgraphs',
+  'stream_resumable',
+  'checkpoint_during',
+  'durability',
+  'retry_policy',
+] as const;
+
 /** The stored run body every occurrence's run is made from. */
 export interface CronPayload {
   input?: unknown;

@@ -1,4 +1,6 @@
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+import { Refusal } from '../refusal/index.ts';
+import type { Missing, RefusalKind } from '../refusal/index.ts';
 import { databaseTrouble, describeDatabaseError, isSchemaMismatch, pgErrorCode } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
 
@@ -14,10 +16,29 @@ export class HttpError extends Error {
 
 export const notFound = (what = 'Not found') => new HttpError(404, what);
 
-/** The crons API's 404 details: someone else's cron (or thread, or assistant) reads exactly as a missing one. */
+/**
+ * The API's 404 details, one spelling each (capitalised, as LangGraph's and Aegra's APIs say
+ * them): someone else's cron, thread, run or assistant reads exactly as a missing one.
+ */
 export const CRON_NOT_FOUND = 'Cron not found';
 export const THREAD_NOT_FOUND = 'Thread not found';
+export const RUN_NOT_FOUND = 'Run not found';
 export const ASSISTANT_NOT_FOUND = 'Assistant not found';
+
+/** A domain rule's refusal (libs/refusal), answered with its status and detail. */
+const REFUSAL_STATUS: Record<RefusalKind, number> = { invalid: 422, missing: 404, forbidden: 403, conflict: 409, over_limit: 429 };
+const MISSING_DETAIL: Record<Missing, string> = {
+  cron: CRON_NOT_FOUND,
+  thread: THREAD_NOT_FOUND,
+  run: RUN_NOT_FOUND,
+  assistant: ASSISTANT_NOT_FOUND,
+  occurrence: 'Occurrence not found',
+};
+
+export function refusalAnswer(err: Refusal): HttpError {
+  const detail = err.kind === 'missing' && !err.message && err.missing ? MISSING_DETAIL[err.missing] : err.message;
+  return new HttpError(REFUSAL_STATUS[err.kind], detail);
+}
 
 /** Where a caller lost on the API is sent. */
 export const DOCS_HINT = 'the API reference is at /docs (OpenAPI document: /openapi.json)';
@@ -114,6 +135,7 @@ function parseFailure(err: { body?: unknown; message?: unknown }): string {
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
     if (res.headersSent) return;
+    if (err instanceof Refusal) err = refusalAnswer(err);
     if (err instanceof HttpError) {
       res.status(err.status).json({ detail: err.message });
       return;

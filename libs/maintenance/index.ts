@@ -9,6 +9,7 @@ export { MaintenanceWorker } from './worker.ts';
 export type { MaintenanceWorkerOptions, Execution } from './worker.ts';
 export { builtinJobs, checkHeartbeats, ledgerPartitions, maintainLedgerPartitions, PARTITION_DAYS_AHEAD } from './jobs/index.ts';
 export type { MonitorFindings, LedgerPartition } from './jobs/index.ts';
-export { listMaintenanceJobs, getMaintenanceJob, triggerMaintenanceJob, latestMonitorFindings } from './repository.ts';
+export { listMaintenanceJobs, getMaintenanceJob, triggerAndWait, triggerMaintenanceJob, latestMonitorFindings } from './repository.ts';
 export type { MaintenanceJobResponse } from './repository.ts';
 export type { MaintenanceJob, MaintenanceContext, MaintenanceJobData } from './types.ts';
+export { DAILY_TOTAL_FIELDS, readDailyStats } from './daily-stats.ts';

@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/index.ts';
+import { QUEUES } from '../queue/index.ts';
 import type { PgBoss } from '../queue/index.ts';
 import type { MonitorFindings } from './jobs/index.ts';
 import { enqueueNow } from './scheduling.ts';
@@ -83,6 +84,31 @@ export async function triggerMaintenanceJob(db: Queryable, boss: PgBoss, name: s
   const job = await getMaintenanceJob(db, name);
   if (!job) return null;
   return enqueueNow(boss, name);
+}
+
+const FINAL_STATES = new Set(['completed', 'failed', 'cancelled']);
+
+/**
+ * Triggers a job now (triggerMaintenanceJob) and waits up to `waitSeconds` for it to end: its
+ * pg-boss job id and state then (completed, failed or cancelled; else still under way, `done`
+ * false), or null when no such job is registered.
+ */
+export async function triggerAndWait(
+  db: Queryable,
+  boss: PgBoss,
+  name: string,
+  waitSeconds: number,
+): Promise<{ jobId: string; state: string; done: boolean } | null> {
+  const jobId = await triggerMaintenanceJob(db, boss, name);
+  if (!jobId) return null;
+  let state = 'created';
+  const deadline = Date.now() + waitSeconds * 1000;
+  while (Date.now() < deadline) {
+    state = (await boss.getJobById(QUEUES.maintenance, jobId))?.state ?? state;
+    if (FINAL_STATES.has(state)) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { jobId, state, done: FINAL_STATES.has(state) };
 }
 
 /** The heartbeat monitor's latest findings, for /health; null until it has run once. */

@@ -15,7 +15,7 @@ export {
   pendingOf,
 } from './lifecycle.ts';
 export type { CancelAction, ClaimedRun, EndOutcome, EndStatus, FinishedRun, RunDetails, RunResult, RunStatus } from './lifecycle.ts';
-export { maxTimeoutSeconds, parseTimeoutSeconds, runTimeoutSeconds } from './timeout.ts';
+export { maxTimeoutSeconds, parseTimeoutSeconds, runTimeoutSeconds, timeoutSecondsProblem } from './timeout.ts';
 export type { RunTimeoutSettings } from './timeout.ts';
 export {
   activeThreadRunIds,
@@ -35,7 +35,10 @@ export {
 export type { BackgroundRun, ListedRun, RunFilters, RunResponse } from './repository.ts';
 export { claimRunsLimited } from './lifecycle.ts';
 export type { Claim, ClaimLimits, RetryRequest } from './lifecycle.ts';
-export { DEFAULT_RETRY_POLICY, parseRetryPolicy } from './retry-policy.ts';
+export { DEFAULT_RETRY_POLICY, flowConfigProblem, parseRetryPolicy } from './retry-policy.ts';
 export type { ParsedRetryPolicy, RetryPolicy } from './retry-policy.ts';
+export { runKwargs, startBackgroundStatelessRuns, startStatelessRun, startThreadRun } from './start.ts';
+export type { RunRequest } from './start.ts';
+export { deleteAssistantWithRuns, deleteStatelessThread, deleteThreadWithRuns, finishStateless } from './deletion.ts';
 export { classifyFailure, resolveRetryPolicy, retryDelaySeconds } from './retry.ts';
 export type { AttemptRecord, FailureClass } from './retry.ts';

@@ -30,3 +30,20 @@ export function runTimeoutSeconds(assistantConfig: Record<string, unknown> | nul
   const n = parseTimeoutSeconds(assistantConfig?.timeout_seconds);
   return n === null ? s.seconds : Math.min(n, maxTimeoutSeconds(s));
 }
+
+/**
+ * What is wrong with an assistant's `config.timeout_seconds`, when given (null: nothing): it must
+ * be one the worker will honour, by parseTimeoutSeconds and at most RUN_TIMEOUT_MAX_SECONDS;
+ * otherwise the worker would quietly fall back to RUN_TIMEOUT_SECONDS or cap it.
+ */
+export function timeoutSecondsProblem(config: Record<string, unknown> | null | undefined, s: RunTimeoutSettings): string | null {
+  if (!config || !('timeout_seconds' in config)) return null;
+  const raw = config.timeout_seconds;
+  const max = maxTimeoutSeconds(s);
+  const n = parseTimeoutSeconds(raw);
+  if (n !== null && n <= max) return null;
+  return (
+    'config.timeout_seconds: must be a positive number of seconds, or a numeric string, ' +
+    `at most RUN_TIMEOUT_MAX_SECONDS (${max}); got ${JSON.stringify(raw)}`
+  );
+}

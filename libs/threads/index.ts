@@ -12,3 +12,4 @@ export {
   toThreadState,
 } from './repository.ts';
 export type { NewThread, ThreadFilter, ThreadResponse, ThreadSortBy, ThreadStateResponse, ThreadStatus } from './repository.ts';
+export { currentState, threadHistory } from './history.ts';

@@ -1,17 +1,14 @@
 import { Router } from 'express';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
-import { cronOwner, countScopedCrons, searchScopedCrons, transferCrons } from '../../crons/tenancy.ts';
-import { retryConflicts, withTransaction } from '../../db/index.ts';
+import { bulkScope, cronOperations, cronOwner, countScopedCrons, searchScopedCrons, selectedCronFields } from '../../crons/index.ts';
 import { isUuid } from '../../ids/index.ts';
 import { resolveAssistantId } from '../../assistants/index.ts';
-import { getMaintenanceJob, listMaintenanceJobs, triggerMaintenanceJob } from '../../maintenance/index.ts';
-import { QUEUES } from '../../queue/index.ts';
+import { getMaintenanceJob, listMaintenanceJobs, triggerAndWait } from '../../maintenance/index.ts';
 import { requireAdmin } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
 import { CRON_NOT_FOUND, HttpError, methodNotAllowed } from '../errors.ts';
-import { bulkScope, cronOperations } from './cron-operations.ts';
-import { selectedCronFields } from './cron-answers.ts';
+import { checkBodySize, sendRun } from './cron-http.ts';
 import { MaintenanceJobSchema, TriggerAnswer, TriggerParams, TriggerQuery } from '../schemas/admin.ts';
 import { ErrorSchema, NoContent, documentRoutes, errors, json } from '../schemas/common.ts';
 import { AdminCronBulkBody, AdminCronCountBody, AdminCronSearchBody, CronTransferAnswer, CronTransferBody } from '../schemas/admin.ts';
@@ -109,8 +106,6 @@ documentRoutes('admin', [
   },
 ]);
 
-const FINAL_STATES = new Set(['completed', 'failed', 'cancelled']);
-
 /** The owner of the cron a path names, or 404 (an admin sees every cron, so a 404 means none). */
 async function ownerOf(pool: ApiDeps['pool'], req: Request): Promise<{ cronId: string; owner: string }> {
   const cronId = req.params.cron_id;
@@ -168,19 +163,7 @@ export function adminRoutes(deps: ApiDeps): Router {
   });
 
   router.post('/admin/crons/transfer', async (req, res) => {
-    const body = parse(CronTransferBody, req.body);
-    if (body.from_user_id === body.to_user_id) throw new HttpError(422, 'body.to_user_id: must differ from from_user_id');
-    const moved = await retryConflicts(() =>
-      withTransaction(pool, (client) =>
-        transferCrons(client, {
-          from_user_id: body.from_user_id,
-          to_user_id: body.to_user_id,
-          cron_ids: body.cron_ids?.map((id) => id.toLowerCase()) ?? null,
-          assistants: body.assistants ?? false,
-        }),
-      ),
-    );
-    res.json({ from_user_id: body.from_user_id, to_user_id: body.to_user_id, count: moved.cron_ids.length, ...moved });
+    res.json(await crons.transfer(parse(CronTransferBody, req.body)));
   });
 
   router.all(['/admin/crons/search', '/admin/crons/count', '/admin/crons/bulk', '/admin/crons/transfer'], postOnly);
@@ -192,7 +175,8 @@ export function adminRoutes(deps: ApiDeps): Router {
 
   router.patch('/admin/crons/:cron_id', async (req, res) => {
     const { cronId, owner } = await ownerOf(pool, req);
-    res.json(await crons.update(req, cronId, owner));
+    checkBodySize(req, deps.config);
+    res.json(await crons.update(cronId, owner, parse(CronUpdateBody, req.body)));
   });
 
   router.delete('/admin/crons/:cron_id', async (req, res) => {
@@ -203,7 +187,7 @@ export function adminRoutes(deps: ApiDeps): Router {
 
   router.post('/admin/crons/:cron_id/trigger', async (req, res) => {
     const { cronId, owner } = await ownerOf(pool, req);
-    await crons.trigger(res, cronId, owner);
+    sendRun(res, await crons.trigger(cronId, owner), cronId);
   });
 
   // ---- maintenance ----
@@ -215,16 +199,9 @@ export function adminRoutes(deps: ApiDeps): Router {
   router.post('/admin/maintenance/:job/trigger', async (req, res) => {
     const { job } = parse(TriggerParams, req.params, 'path');
     const { wait_seconds } = parse(TriggerQuery, req.query, 'query');
-    const jobId = await triggerMaintenanceJob(pool, boss, job);
-    if (!jobId) throw new HttpError(404, `no maintenance job "${job}"`);
-    let state = 'created';
-    const deadline = Date.now() + wait_seconds * 1000;
-    while (Date.now() < deadline) {
-      state = (await boss.getJobById(QUEUES.maintenance, jobId))?.state ?? state;
-      if (FINAL_STATES.has(state)) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    res.status(FINAL_STATES.has(state) ? 200 : 202).json({ job, job_id: jobId, state, maintenance_job: await getMaintenanceJob(pool, job) });
+    const triggered = await triggerAndWait(pool, boss, job, wait_seconds);
+    if (!triggered) throw new HttpError(404, `no maintenance job "${job}"`);
+    res.status(triggered.done ? 200 : 202).json({ job, job_id: triggered.jobId, state: triggered.state, maintenance_job: await getMaintenanceJob(pool, job) });
   });
 
   return router;

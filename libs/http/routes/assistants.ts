@@ -1,16 +1,20 @@
-import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { z } from 'zod';
-import type { AgentRegistry, GraphDescription } from '../../agents/index.ts';
-import { countAssistants, deleteAssistant, getAssistant, insertAssistant, patchAssistant, searchAssistants } from '../../assistants/index.ts';
-import type { VisibleAssistant } from '../../assistants/index.ts';
+import {
+  assistantSchemas,
+  countAssistants,
+  createAssistant,
+  drawAssistantGraph,
+  ownAssistant,
+  searchAssistants,
+  updateAssistant,
+  visibleAssistant,
+} from '../../assistants/index.ts';
 import type { Config } from '../../config/index.ts';
-import type { Pool } from '../../db/index.ts';
-import { retryConflicts, withTransaction } from '../../db/index.ts';
-import { endRunsBeforeDelete, maxTimeoutSeconds, parseTimeoutSeconds } from '../../runs/index.ts';
+import { deleteAssistantWithRuns, timeoutSecondsProblem } from '../../runs/index.ts';
 import { userOf } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
-import { HttpError } from '../errors.ts';
+import { ASSISTANT_NOT_FOUND, HttpError, notFound } from '../errors.ts';
 import { NoContent, checkFlowConfig, documentRoutes, errors, json, project } from '../schemas/common.ts';
 import {
   AssistantCount,
@@ -99,67 +103,10 @@ documentRoutes('assistants', [
   },
 ]);
 
-const assistantNotFound = () => new HttpError(404, 'assistant not found');
-
-/** The graph of a visible assistant, as this process loaded it (404 when the assistant or its graph is unknown here). */
-async function assistantGraph(pool: Pool, agents: AgentRegistry, ref: string, user: string): Promise<{ graphId: string; description: GraphDescription }> {
-  const found = await getAssistant(pool, ref, user);
-  if (!found) throw assistantNotFound();
-  const graphId = found.assistant.graph_id;
-  const description = agents.describe(graphId);
-  if (!description) throw new HttpError(404, `graph "${graphId}" is not registered on this deployment`);
-  return { graphId, description };
-}
-
-/** An agent that is not a LangGraph graph, drawn as LangGraph draws a one-node graph. */
-function oneNodeGraph(graphId: string, kind: string) {
-  return {
-    nodes: [
-      { id: '__start__', type: 'schema', data: '__start__' },
-      { id: graphId, type: 'runnable', data: { id: ['agentcron', kind], name: graphId }, metadata: {} },
-      { id: '__end__', type: 'schema', data: '__end__' },
-    ],
-    edges: [
-      { source: '__start__', target: graphId, conditional: false },
-      { source: graphId, target: '__end__', conditional: false },
-    ],
-  };
-}
-
-/** A graph id in a request must name a graph this deployment runs. */
-function requireGraph(agents: AgentRegistry, graphId: string): void {
-  if (!agents.get(graphId)) {
-    throw new HttpError(422, `body.graph_id: unknown graph "${graphId}" (registered: ${agents.graphIds().join(', ') || 'none'})`);
-  }
-}
-
-/**
- * An assistant's `config.timeout_seconds`, when given, must be one the worker will honour: the
- * worker's own rule (parseTimeoutSeconds) and at most RUN_TIMEOUT_MAX_SECONDS. Otherwise the
- * worker would quietly fall back to RUN_TIMEOUT_SECONDS or cap it.
- */
+/** An assistant's `config.timeout_seconds` by the worker's rule (libs/runs timeoutSecondsProblem): a 422 naming it. */
 function checkTimeout(config: Record<string, unknown> | null | undefined, settings: Config): void {
-  if (!config || !('timeout_seconds' in config)) return;
-  const raw = config.timeout_seconds;
-  const max = maxTimeoutSeconds({ seconds: settings.RUN_TIMEOUT_SECONDS, maxSeconds: settings.RUN_TIMEOUT_MAX_SECONDS });
-  const n = parseTimeoutSeconds(raw);
-  if (n === null || n > max) {
-    throw new HttpError(
-      422,
-      `body.config.timeout_seconds: must be a positive number of seconds, or a numeric string, at most RUN_TIMEOUT_MAX_SECONDS (${max}); got ${JSON.stringify(raw)}`,
-    );
-  }
-}
-
-/** The caller's own assistant, ready to change: default assistants are refused with 403. */
-async function ownAssistant(pool: Pool, ref: string, user: string): Promise<VisibleAssistant> {
-  const found = await getAssistant(pool, ref, user);
-  if (!found) throw assistantNotFound();
-  if (found.system) {
-    const { assistant_id, graph_id } = found.assistant;
-    throw new HttpError(403, `assistant ${assistant_id} is the default assistant of graph "${graph_id}" and is read-only`);
-  }
-  return found;
+  const problem = timeoutSecondsProblem(config, { seconds: settings.RUN_TIMEOUT_SECONDS, maxSeconds: settings.RUN_TIMEOUT_MAX_SECONDS });
+  if (problem) throw new HttpError(422, `body.${problem}`);
 }
 
 export function assistantsRoutes({ pool, boss, agents, config }: ApiDeps): Router {
@@ -169,24 +116,7 @@ export function assistantsRoutes({ pool, boss, agents, config }: ApiDeps): Route
     const b = parse(AssistantCreate, req.body);
     checkTimeout(b.config, config);
     checkFlowConfig(b.config);
-    requireGraph(agents, b.graph_id);
-    const user = userOf(res);
-    const assistantId = b.assistant_id?.toLowerCase() ?? randomUUID();
-    const created = await insertAssistant(pool, {
-      assistant_id: assistantId,
-      graph_id: b.graph_id,
-      name: b.name ?? 'Untitled',
-      description: b.description ?? null,
-      config: b.config ?? {},
-      context: b.context ?? {},
-      metadata: b.metadata ?? {},
-      user_id: user,
-    });
-    if (created) return void res.json(created);
-    // The id is taken: only an assistant the caller can see may be answered.
-    const existing = b.if_exists === 'do_nothing' ? await getAssistant(pool, assistantId, user) : null;
-    if (existing) return void res.json(existing.assistant);
-    throw new HttpError(409, `assistant ${assistantId} already exists`);
+    res.json(await createAssistant(pool, agents, userOf(res), b));
   });
 
   router.post('/assistants/search', async (req, res) => {
@@ -207,55 +137,30 @@ export function assistantsRoutes({ pool, boss, agents, config }: ApiDeps): Route
   });
 
   router.get('/assistants/:assistant_id', async (req, res) => {
-    const found = await getAssistant(pool, req.params.assistant_id, userOf(res));
-    if (!found) throw assistantNotFound();
-    res.json(found.assistant);
+    res.json((await visibleAssistant(pool, req.params.assistant_id, userOf(res))).assistant);
   });
 
   router.get('/assistants/:assistant_id/graph', async (req, res) => {
     const q = parse(AssistantGraphQuery, req.query, 'query');
-    const { graphId, description } = await assistantGraph(pool, agents, req.params.assistant_id, userOf(res));
-    res.json(description.drawable ? await description.drawable({ xray: q.xray }) : oneNodeGraph(graphId, description.kind));
+    res.json(await drawAssistantGraph(pool, agents, req.params.assistant_id, userOf(res), q.xray));
   });
 
   router.get('/assistants/:assistant_id/schemas', async (req, res) => {
-    const { graphId, description } = await assistantGraph(pool, agents, req.params.assistant_id, userOf(res));
-    const known = description.schemas ? await description.schemas() : null;
-    // Unknown: {} accepts any value. LangGraph.js answers the config schema as the context schema too.
-    res.json({
-      graph_id: graphId,
-      input_schema: known?.input ?? {},
-      output_schema: known?.output ?? {},
-      state_schema: known?.state ?? {},
-      config_schema: known?.config ?? {},
-      context_schema: known?.config ?? {},
-    });
+    res.json(await assistantSchemas(pool, agents, req.params.assistant_id, userOf(res)));
   });
 
   router.patch('/assistants/:assistant_id', async (req, res) => {
-    const user = userOf(res);
     const b = parse(AssistantPatch, req.body);
     checkTimeout(b.config, config);
     checkFlowConfig(b.config);
-    const { assistant } = await ownAssistant(pool, req.params.assistant_id, user);
-    if (b.graph_id) requireGraph(agents, b.graph_id);
-    const patched = await patchAssistant(pool, assistant.assistant_id, user, b);
-    if (!patched) throw assistantNotFound();
-    res.json(patched);
+    res.json(await updateAssistant(pool, agents, req.params.assistant_id, userOf(res), b));
   });
 
   router.delete('/assistants/:assistant_id', async (req, res) => {
     const user = userOf(res);
     const q = parse(AssistantDeleteQuery, req.query, 'query');
     const { assistant } = await ownAssistant(pool, req.params.assistant_id, user);
-    // Its crons first and its runs still going ended, before the cascade (libs/runs/lifecycle.ts).
-    const deleted = await retryConflicts(() =>
-      withTransaction(pool, async (client) => {
-        await endRunsBeforeDelete(client, boss, { assistant_id: assistant.assistant_id }, 'cancelled: its assistant was deleted');
-        return deleteAssistant(client, assistant.assistant_id, user, q.delete_threads);
-      }),
-    );
-    if (!deleted) throw assistantNotFound();
+    if (!(await deleteAssistantWithRuns(pool, boss, assistant.assistant_id, user, q.delete_threads))) throw notFound(ASSISTANT_NOT_FOUND);
     res.status(204).end();
   });
 

@@ -20,6 +20,8 @@ import {
   OccurrencesQuery,
   PreviewBody,
   PreviewSchema,
+  RECENT_OCCURRENCES_MAX,
+  RecentOccurrencesQuery,
   RetrySchema,
   ThreadIdParams,
 } from '../schemas/crons.ts';
@@ -108,6 +110,16 @@ registry.registerPath({
   security,
   request: { params: CronIdParams },
   responses: { 200: json(CronRunSchema, 'The run started'), ...errors(404, 409) },
+});
+registry.registerPath({
+  method: 'get',
+  path: '/runs/crons/occurrences',
+  summary: "The caller's occurrences across its crons since an instant, newest first (agentcron)",
+  description: `Every ledger row of the caller's crons scheduled at or after scheduled_after, as each cron's ledger shows it, at most limit (1-${RECENT_OCCURRENCES_MAX}).`,
+  tags: ['crons'],
+  security,
+  request: { query: RecentOccurrencesQuery },
+  responses: { 200: json(z.array(OccurrenceSchema), 'Occurrences, newest first'), ...errors(422) },
 });
 registry.registerPath({
   method: 'get',

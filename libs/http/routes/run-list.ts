@@ -4,7 +4,7 @@ import { resolveAssistantId } from '../../assistants/index.ts';
 import { getRunWithOutput, listRuns } from '../../runs/index.ts';
 import { userOf } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
-import { HttpError } from '../errors.ts';
+import { HttpError, notFound, RUN_NOT_FOUND } from '../errors.ts';
 import { documentRoutes, errors, json, pathId, queryLimit, queryOffset } from '../schemas/common.ts';
 import { dateTime } from '../schemas/crons.ts';
 import { RunSchema, RunStatus } from '../schemas/runs.ts';
@@ -96,9 +96,9 @@ export function runListRoutes({ pool }: ApiDeps): Router {
 
   // Only a UUID: /runs/crons, /runs/wait ... stay the other routes' (their 405s list no GET).
   router.get(/^\/runs\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/i, async (req, res) => {
-    const runId = pathId((req.params as unknown as string[])[0], 'run');
+    const runId = pathId((req.params as unknown as string[])[0], RUN_NOT_FOUND);
     const run = await getRunWithOutput(pool, runId, res.locals.admin === true ? null : userOf(res));
-    if (!run) throw new HttpError(404, 'run not found');
+    if (!run) throw notFound(RUN_NOT_FOUND);
     res.json(run);
   });
 

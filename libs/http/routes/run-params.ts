@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { HttpError } from '../errors.ts';
+import {} from '../errors.ts';
 
-// What the runs routes, their docs and their helpers share: path shapes, not-found answers, the join's limit.
+// What the runs routes, their docs and their helpers share: path shapes, the join's limit.
 
 /**
  * How long a join waits before answering 408 (join again): under undici's 300 s headers
@@ -9,7 +9,5 @@ import { HttpError } from '../errors.ts';
  */
 export const JOIN_MAX_WAIT_MS = 240_000;
 
-export const threadNotFound = () => new HttpError(404, 'thread not found');
-export const runNotFound = () => new HttpError(404, 'run not found');
 export const ThreadParams = z.object({ thread_id: z.uuid() });
 export const RunParams = z.object({ thread_id: z.uuid(), run_id: z.uuid() });

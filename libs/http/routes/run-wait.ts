@@ -4,9 +4,8 @@ import type { Pool } from '../../db/index.ts';
 import type { PgBoss } from '../../queue/index.ts';
 import { cancelRuns, runEnded, threadValues, waitForRunEnd } from '../../runs/index.ts';
 import type { RunResponse } from '../../runs/index.ts';
-import { HttpError } from '../errors.ts';
+import { HttpError, notFound, RUN_NOT_FOUND } from '../errors.ts';
 import { EventStream, streamModes, streamRun } from '../stream.ts';
-import { runNotFound } from './run-params.ts';
 
 // Waiting on a run for the runs routes: the wait and join answers, streams, a client that leaves.
 
@@ -16,7 +15,7 @@ const WAIT_KEEPALIVE_EVERY_MS = 10_000;
 
 /** A join's answer: the thread's values, or the run's error as LangGraph reports it. */
 export async function answerJoin(pool: Pool, res: Response, run: RunResponse | null): Promise<void> {
-  if (!run) throw runNotFound();
+  if (!run) throw notFound(RUN_NOT_FOUND);
   if (!runEnded(run.status)) throw new HttpError(408, `run ${run.run_id} is still ${run.status}; join again`);
   if (run.status === 'error' || run.status === 'timeout') return void res.json({ __error__: run.error });
   res.json(await threadValues(pool, run.thread_id));
@@ -81,7 +80,7 @@ export async function waitAndAnswer(
   clearTimeout(start);
   clearInterval(keepalive);
   if (res.headersSent) res.end(JSON.stringify(answer));
-  else if (!ended) throw runNotFound();
+  else if (!ended) throw notFound(RUN_NOT_FOUND);
   else res.json(answer);
   return ended;
 }

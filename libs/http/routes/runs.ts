@@ -1,22 +1,33 @@
 import { Router } from 'express';
-import { cancelRuns, deleteEndedRun, getRun, getThreadRun, listThreadRuns, runEnded, waitForRunEnd } from '../../runs/index.ts';
+import {
+  cancelRuns,
+  deleteEndedRun,
+  deleteStatelessThread,
+  finishStateless,
+  getRun,
+  getThreadRun,
+  listThreadRuns,
+  runEnded,
+  startBackgroundStatelessRuns,
+  startStatelessRun,
+  startThreadRun,
+  waitForRunEnd,
+} from '../../runs/index.ts';
 import { getThread } from '../../threads/index.ts';
 import { userOf } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
-import { HttpError } from '../errors.ts';
+import { HttpError, notFound, RUN_NOT_FOUND, THREAD_NOT_FOUND } from '../errors.ts';
 import { pathId, project } from '../schemas/common.ts';
 import { CancelQuery, JoinStreamQuery, RunBatchCreate, RunCreate, RunListQuery } from '../schemas/runs.ts';
 import { streamModes } from '../stream.ts';
 import { parse } from '../validate.ts';
-import { JOIN_MAX_WAIT_MS, runNotFound, threadNotFound } from './run-params.ts';
-import { startBackgroundStatelessRuns, startStatelessRun, startThreadRun } from './run-start.ts';
-import { deleteStatelessThread, finishStateless } from './stateless-threads.ts';
+import { JOIN_MAX_WAIT_MS } from './run-params.ts';
 import { answerJoin, cancelOnDisconnect, clientGone, joinModes, leftEarly, serveStream, waitAndAnswer } from './run-wait.ts';
 // Registers the runs routes' OpenAPI paths.
 import './run-docs.ts';
 
-// The runs routes (the LangGraph SDK's runs API): HTTP mapped to run creation (run-start.ts),
-// waiting and streaming (run-wait.ts) and a stateless run's thread (stateless-threads.ts).
+// The runs routes (the LangGraph SDK's runs API): HTTP mapped to run creation (libs/runs start.ts),
+// waiting and streaming (run-wait.ts) and a stateless run's thread (libs/runs deletion.ts).
 
 export function runsRoutes({ pool, boss, agents, logger }: ApiDeps): Router {
   const router = Router();
@@ -71,11 +82,11 @@ export function runsRoutes({ pool, boss, agents, logger }: ApiDeps): Router {
   });
 
   router.get('/runs/:run_id/stream', async (req, res) => {
-    const runId = pathId(req.params.run_id, 'run');
+    const runId = pathId(req.params.run_id, RUN_NOT_FOUND);
     const q = parse(JoinStreamQuery, req.query, 'query');
     const user = userOf(res);
     const run = await getRun(pool, runId, user);
-    if (!run) throw runNotFound();
+    if (!run) throw notFound(RUN_NOT_FOUND);
     await serveStream(deps, req, res, {
       threadId: run.thread_id,
       runId,
@@ -86,7 +97,7 @@ export function runsRoutes({ pool, boss, agents, logger }: ApiDeps): Router {
   });
 
   router.post('/threads/:thread_id/runs/stream', async (req, res) => {
-    const threadId = pathId(req.params.thread_id, 'thread');
+    const threadId = pathId(req.params.thread_id, THREAD_NOT_FOUND);
     const b = parse(RunCreate, req.body);
     const user = userOf(res);
     const run = await startThreadRun(pool, boss, threadId, user, b);
@@ -103,24 +114,24 @@ export function runsRoutes({ pool, boss, agents, logger }: ApiDeps): Router {
   });
 
   router.get('/threads/:thread_id/runs/:run_id/stream', async (req, res) => {
-    const threadId = pathId(req.params.thread_id, 'thread');
-    const runId = pathId(req.params.run_id, 'run');
+    const threadId = pathId(req.params.thread_id, THREAD_NOT_FOUND);
+    const runId = pathId(req.params.run_id, RUN_NOT_FOUND);
     const q = parse(JoinStreamQuery, req.query, 'query');
     const user = userOf(res);
     const run = await getThreadRun(pool, threadId, runId, user);
-    if (!run) throw runNotFound();
+    if (!run) throw notFound(RUN_NOT_FOUND);
     await serveStream(deps, req, res, { threadId, runId, user, modes: joinModes(q.stream_mode, run), cancelOnDisconnect: q.cancel_on_disconnect ?? false });
   });
 
   router.post('/threads/:thread_id/runs', async (req, res) => {
-    const threadId = pathId(req.params.thread_id, 'thread');
+    const threadId = pathId(req.params.thread_id, THREAD_NOT_FOUND);
     const run = await startThreadRun(pool, boss, threadId, userOf(res), parse(RunCreate, req.body));
     res.setHeader('Content-Location', `/threads/${threadId}/runs/${run.run_id}`);
     res.json(run);
   });
 
   router.post('/threads/:thread_id/runs/wait', async (req, res) => {
-    const threadId = pathId(req.params.thread_id, 'thread');
+    const threadId = pathId(req.params.thread_id, THREAD_NOT_FOUND);
     const user = userOf(res);
     const b = parse(RunCreate, req.body);
     const run = await startThreadRun(pool, boss, threadId, user, b);
@@ -130,40 +141,40 @@ export function runsRoutes({ pool, boss, agents, logger }: ApiDeps): Router {
   });
 
   router.get('/threads/:thread_id/runs', async (req, res) => {
-    const threadId = pathId(req.params.thread_id, 'thread');
+    const threadId = pathId(req.params.thread_id, THREAD_NOT_FOUND);
     const q = parse(RunListQuery, req.query, 'query');
     const user = userOf(res);
-    if (!(await getThread(pool, threadId, user))) throw threadNotFound();
+    if (!(await getThread(pool, threadId, user))) throw notFound(THREAD_NOT_FOUND);
     const runs = await listThreadRuns(pool, threadId, user, q);
     res.json(runs.map((r) => project(r, q.select)));
   });
 
   router.get('/threads/:thread_id/runs/:run_id', async (req, res) => {
-    const run = await getThreadRun(pool, pathId(req.params.thread_id, 'thread'), pathId(req.params.run_id, 'run'), userOf(res));
-    if (!run) throw runNotFound();
+    const run = await getThreadRun(pool, pathId(req.params.thread_id, THREAD_NOT_FOUND), pathId(req.params.run_id, RUN_NOT_FOUND), userOf(res));
+    if (!run) throw notFound(RUN_NOT_FOUND);
     res.json(run);
   });
 
   router.delete('/threads/:thread_id/runs/:run_id', async (req, res) => {
-    const outcome = await deleteEndedRun(pool, pathId(req.params.thread_id, 'thread'), pathId(req.params.run_id, 'run'), userOf(res));
-    if (outcome === 'missing') throw runNotFound();
+    const outcome = await deleteEndedRun(pool, pathId(req.params.thread_id, THREAD_NOT_FOUND), pathId(req.params.run_id, RUN_NOT_FOUND), userOf(res));
+    if (outcome === 'missing') throw notFound(RUN_NOT_FOUND);
     if (outcome === 'active') throw new HttpError(409, 'the run has not ended: cancel it first');
     res.status(204).end();
   });
 
   router.get('/threads/:thread_id/runs/:run_id/join', async (req, res) => {
-    const threadId = pathId(req.params.thread_id, 'thread');
-    const runId = pathId(req.params.run_id, 'run');
+    const threadId = pathId(req.params.thread_id, THREAD_NOT_FOUND);
+    const runId = pathId(req.params.run_id, RUN_NOT_FOUND);
     const run = await waitForRunEnd(pool, threadId, runId, userOf(res), { maxWaitMs: JOIN_MAX_WAIT_MS, signal: clientGone(res) });
     await answerJoin(pool, res, run);
   });
 
   router.post('/threads/:thread_id/runs/:run_id/cancel', async (req, res) => {
-    const threadId = pathId(req.params.thread_id, 'thread');
-    const runId = pathId(req.params.run_id, 'run');
+    const threadId = pathId(req.params.thread_id, THREAD_NOT_FOUND);
+    const runId = pathId(req.params.run_id, RUN_NOT_FOUND);
     const q = parse(CancelQuery, req.query, 'query');
     const run = await getThreadRun(pool, threadId, runId, userOf(res));
-    if (!run) throw runNotFound();
+    if (!run) throw notFound(RUN_NOT_FOUND);
     if (runEnded(run.status)) throw new HttpError(409, `run ${runId} has already ended (${run.status})`);
     // Marking the run interrupted ends it at once, so wait=1 has nothing left to wait for; the
     // worker holding it is told on commit and aborts the agent.

@@ -3,11 +3,11 @@ import type { Response } from 'express';
 import { z } from 'zod';
 import { getAssistant } from '../../assistants/index.ts';
 import { getCron } from '../../crons/index.ts';
-import type { Queryable } from '../../db/index.ts';
 import { isUuid } from '../../ids/index.ts';
+import { DAILY_TOTAL_FIELDS, readDailyStats } from '../../maintenance/index.ts';
 import { userOf } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
-import { CRON_NOT_FOUND, HttpError, notFound } from '../errors.ts';
+import { ASSISTANT_NOT_FOUND, CRON_NOT_FOUND, HttpError, notFound } from '../errors.ts';
 import { registry } from '../openapi.ts';
 import { ErrorSchema, documentRoutes, errors, json } from '../schemas/common.ts';
 import { parse } from '../validate.ts';
@@ -39,8 +39,6 @@ const DayStats = registry.register(
   }),
 );
 
-const TOTAL_FIELDS = ['runs', 'successes', 'failures', 'timeouts', 'interrupted', 'skipped'] as const;
-
 const statsAnswer = (idField: 'cron_id' | 'assistant_id') =>
   z.object({
     [idField]: z.string(),
@@ -48,7 +46,7 @@ const statsAnswer = (idField: 'cron_id' | 'assistant_id') =>
     from: z.string().openapi({ format: 'date', description: 'First day of the period' }),
     to: z.string().openapi({ format: 'date', description: 'Today' }),
     days: z.array(DayStats).describe('The days daily_stats computed, newest first; a day it did not compute is absent'),
-    totals: z.object(Object.fromEntries(TOTAL_FIELDS.map((f) => [f, z.number().int()]))).describe('Sums over the days listed'),
+    totals: z.object(Object.fromEntries(DAILY_TOTAL_FIELDS.map((f) => [f, z.number().int()]))).describe('Sums over the days listed'),
   });
 
 const CronStats = registry.register('CronStats', statsAnswer('cron_id'));
@@ -80,56 +78,6 @@ documentRoutes('stats', [
   },
 ]);
 
-interface DayRow {
-  day: string;
-  timezone: string;
-  runs: number;
-  successes: number;
-  failures: number;
-  timeouts: number;
-  interrupted: number;
-  skipped: number;
-  p50_duration_ms: number | null;
-  p95_duration_ms: number | null;
-  p95_fire_lag_ms: number | null;
-  computed_at: Date;
-}
-
-// The period: the last `days` days up to today, in the zone daily_stats cuts days in.
-const READ_DAYS = `
-  WITH period AS (SELECT (now() AT TIME ZONE $3)::date AS today)
-  SELECT to_char(s.day, 'YYYY-MM-DD') AS day, s.timezone, s.runs, s.successes, s.failures, s.timeouts, s.interrupted, s.skipped,
-         s.p50_duration_ms, s.p95_duration_ms, s.p95_fire_lag_ms, s.computed_at,
-         to_char(p.today - ($4::int - 1), 'YYYY-MM-DD') AS period_from, to_char(p.today, 'YYYY-MM-DD') AS period_to
-    FROM period p
-    LEFT JOIN run_daily_stats s ON s.scope = $1 AND s.scope_id = $2 AND s.day > p.today - $4::int AND s.day <= p.today
-   ORDER BY s.day DESC`;
-
-async function dailyStats(db: Queryable, scope: 'cron' | 'assistant', id: string, timezone: string, days: number) {
-  const { rows } = await db.query<DayRow & { day: string | null; period_from: string; period_to: string }>(READ_DAYS, [scope, id, timezone, days]);
-  const found = rows.filter((r) => r.day !== null);
-  return {
-    timezone,
-    from: rows[0].period_from,
-    to: rows[0].period_to,
-    days: found.map((r) => ({
-      day: r.day,
-      timezone: r.timezone,
-      runs: r.runs,
-      successes: r.successes,
-      failures: r.failures,
-      timeouts: r.timeouts,
-      interrupted: r.interrupted,
-      skipped: r.skipped,
-      p50_duration_ms: r.p50_duration_ms,
-      p95_duration_ms: r.p95_duration_ms,
-      p95_fire_lag_ms: r.p95_fire_lag_ms,
-      computed_at: r.computed_at.toISOString(),
-    })),
-    totals: Object.fromEntries(TOTAL_FIELDS.map((f) => [f, found.reduce((n, r) => n + r[f], 0)])),
-  };
-}
-
 const isAdmin = (res: Response): boolean => res.locals.admin === true;
 
 export function statsRoutes({ pool, config }: ApiDeps): Router {
@@ -143,13 +91,13 @@ export function statsRoutes({ pool, config }: ApiDeps): Router {
     const { days } = parse(StatsQuery, req.query, 'query');
     const cron = await getCron(pool, cronId, userOf(res));
     if (!cron) throw notFound(CRON_NOT_FOUND);
-    res.json({ cron_id: cron.cron_id, ...(await dailyStats(pool, 'cron', cron.cron_id, timezone, days)) });
+    res.json({ cron_id: cron.cron_id, ...(await readDailyStats(pool, 'cron', cron.cron_id, timezone, days)) });
   });
 
   router.get('/assistants/:assistant_id/stats', async (req, res) => {
     const { days } = parse(StatsQuery, req.query, 'query');
     const found = await getAssistant(pool, req.params.assistant_id, userOf(res));
-    if (!found) throw new HttpError(404, 'assistant not found');
+    if (!found) throw notFound(ASSISTANT_NOT_FOUND);
     if (found.system && !isAdmin(res)) {
       throw new HttpError(
         403,
@@ -157,7 +105,7 @@ export function statsRoutes({ pool, config }: ApiDeps): Router {
       );
     }
     const id = found.assistant.assistant_id;
-    res.json({ assistant_id: id, ...(await dailyStats(pool, 'assistant', id, timezone, days)) });
+    res.json({ assistant_id: id, ...(await readDailyStats(pool, 'assistant', id, timezone, days)) });
   });
 
   return router;

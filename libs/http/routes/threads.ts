@@ -1,26 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { isDeepStrictEqual } from 'node:util';
 import { Router } from 'express';
 import { z } from 'zod';
-import type { AgentRegistry, GraphThreadState, HistoryOptions } from '../../agents/index.ts';
-import type { Pool } from '../../db/index.ts';
-import { retryConflicts, withTransaction } from '../../db/index.ts';
-import { endRunsBeforeDelete } from '../../runs/index.ts';
-import {
-  countThreads,
-  deleteThread,
-  getThread,
-  insertThread,
-  patchThread,
-  searchThreads,
-  threadGraphId,
-  toCheckpointedThreadState,
-  toThreadState,
-} from '../../threads/index.ts';
-import type { ThreadResponse, ThreadStateResponse } from '../../threads/index.ts';
+import { deleteThreadWithRuns } from '../../runs/index.ts';
+import { countThreads, currentState, getThread, insertThread, patchThread, searchThreads, threadHistory } from '../../threads/index.ts';
 import { userOf } from '../auth.ts';
 import type { ApiDeps } from '../deps.ts';
-import { HttpError } from '../errors.ts';
+import { HttpError, notFound, THREAD_NOT_FOUND } from '../errors.ts';
 import { NoContent, documentRoutes, errors, json, pathId, project } from '../schemas/common.ts';
 import {
   ThreadCount,
@@ -35,7 +20,6 @@ import {
 } from '../schemas/threads.ts';
 import { parse } from '../validate.ts';
 
-const threadNotFound = () => new HttpError(404, 'thread not found');
 const ThreadParams = z.object({ thread_id: z.uuid() });
 
 documentRoutes('threads', [
@@ -109,67 +93,6 @@ documentRoutes('threads', [
   },
 ]);
 
-/** A LangGraph graph's thread shows its latest checkpoint; any other thread the values its last run stored. */
-async function currentState(pool: Pool, agents: AgentRegistry, thread: ThreadResponse): Promise<ThreadStateResponse> {
-  if (agents.keepsCheckpoints()) {
-    const graphId = await threadGraphId(pool, thread.thread_id);
-    const checkpointed = graphId ? await agents.threadState(graphId, thread.thread_id) : null;
-    if (checkpointed) return toCheckpointedThreadState(thread, checkpointed);
-  }
-  return toThreadState(thread);
-}
-
-type CheckpointRef = ThreadStateResponse['checkpoint'];
-/** A state in a thread's history: the parent checkpoint is named when known. */
-type HistoryState = Omit<ThreadStateResponse, 'parent_checkpoint'> & { parent_checkpoint: CheckpointRef | null };
-
-/** A checkpoint as the history shows it: LangGraph's ThreadState, with the task results and the parent checkpoint. */
-function historyState(threadId: string, g: GraphThreadState): HistoryState {
-  const ref = (checkpointId: string): CheckpointRef => ({
-    thread_id: threadId,
-    checkpoint_ns: g.checkpoint_ns,
-    checkpoint_id: checkpointId,
-    checkpoint_map: null,
-  });
-  return {
-    values: g.values,
-    next: g.next,
-    tasks: g.tasks.map((t) => ({ ...t, checkpoint: null, state: null, result: t.result ?? null })),
-    checkpoint: ref(g.checkpoint_id),
-    metadata: g.metadata,
-    created_at: g.created_at,
-    parent_checkpoint: g.parent_checkpoint_id ? ref(g.parent_checkpoint_id) : null,
-    interrupts: g.tasks.flatMap((t) => t.interrupts),
-  };
-}
-
-/** Whether every key of `wanted` is in `metadata` with an equal value. */
-const contains = (metadata: Record<string, unknown>, wanted: Record<string, unknown>) =>
-  Object.entries(wanted).every(([k, v]) => isDeepStrictEqual(metadata[k], v));
-
-/** The graph whose checkpoints hold a thread's state: its latest run's, else the one it was created for. */
-async function checkpointedGraphOf(pool: Pool, agents: AgentRegistry, thread: ThreadResponse): Promise<string | null> {
-  if (!agents.keepsCheckpoints()) return null;
-  const fromMetadata = typeof thread.metadata.graph_id === 'string' ? thread.metadata.graph_id : null;
-  const graphId = (await threadGraphId(pool, thread.thread_id)) ?? fromMetadata;
-  return graphId && agents.keepsCheckpointsOf(graphId) ? graphId : null;
-}
-
-/**
- * A thread's history, newest first: a LangGraph graph's checkpoints; for any other thread (or a
- * LangGraph thread with no checkpoint yet) one state, the values its last run stored.
- */
-async function threadHistory(pool: Pool, agents: AgentRegistry, thread: ThreadResponse, opts: HistoryOptions): Promise<HistoryState[]> {
-  const graphId = await checkpointedGraphOf(pool, agents, thread);
-  if (graphId) {
-    const states = await agents.threadHistory(graphId, thread.thread_id, opts);
-    if (states?.length || opts.before) return (states ?? []).map((g) => historyState(thread.thread_id, g));
-  }
-  if (opts.before) return [];
-  if (opts.metadata && !contains(thread.metadata, opts.metadata)) return [];
-  return [toThreadState(thread)];
-}
-
 export function threadsRoutes({ pool, boss, agents }: ApiDeps): Router {
   const router = Router();
 
@@ -203,54 +126,45 @@ export function threadsRoutes({ pool, boss, agents }: ApiDeps): Router {
   });
 
   router.get('/threads/:thread_id', async (req, res) => {
-    const thread = await getThread(pool, pathId(req.params.thread_id, 'thread'), userOf(res));
-    if (!thread) throw threadNotFound();
+    const thread = await getThread(pool, pathId(req.params.thread_id, THREAD_NOT_FOUND), userOf(res));
+    if (!thread) throw notFound(THREAD_NOT_FOUND);
     res.json(thread);
   });
 
   router.patch('/threads/:thread_id', async (req, res) => {
-    const threadId = pathId(req.params.thread_id, 'thread');
+    const threadId = pathId(req.params.thread_id, THREAD_NOT_FOUND);
     const body = parse(ThreadPatch, req.body);
     const thread = await patchThread(pool, threadId, userOf(res), body.metadata ?? null);
-    if (!thread) throw threadNotFound();
+    if (!thread) throw notFound(THREAD_NOT_FOUND);
     res.json(thread);
   });
 
   router.delete('/threads/:thread_id', async (req, res) => {
-    const threadId = pathId(req.params.thread_id, 'thread');
+    const threadId = pathId(req.params.thread_id, THREAD_NOT_FOUND);
     const user = userOf(res);
-    // Its crons first, then its runs still going are ended (ledger rows say why, workers stop),
-    // then the thread goes with its crons and runs: the lock order of libs/runs/lifecycle.ts.
-    const deleted = await retryConflicts(() =>
-      withTransaction(pool, async (client) => {
-        if (!(await getThread(client, threadId, user))) return false;
-        await endRunsBeforeDelete(client, boss, { thread_id: threadId }, 'cancelled: its thread was deleted');
-        return deleteThread(client, threadId, user);
-      }),
-    );
-    if (!deleted) throw threadNotFound();
+    if (!(await deleteThreadWithRuns(pool, boss, threadId, user, 'cancelled: its thread was deleted'))) throw notFound(THREAD_NOT_FOUND);
     res.status(204).end();
   });
 
   router.post('/threads/:thread_id/history', async (req, res) => {
-    const threadId = pathId(req.params.thread_id, 'thread');
+    const threadId = pathId(req.params.thread_id, THREAD_NOT_FOUND);
     const body = parse(ThreadHistoryRequest, req.body);
     const thread = await getThread(pool, threadId, userOf(res));
-    if (!thread) throw threadNotFound();
+    if (!thread) throw notFound(THREAD_NOT_FOUND);
     res.json(await threadHistory(pool, agents, thread, { limit: body.limit, before: beforeId(body.before), metadata: body.metadata ?? null }));
   });
 
   router.get('/threads/:thread_id/history', async (req, res) => {
-    const threadId = pathId(req.params.thread_id, 'thread');
+    const threadId = pathId(req.params.thread_id, THREAD_NOT_FOUND);
     const q = parse(ThreadHistoryQuery, req.query, 'query');
     const thread = await getThread(pool, threadId, userOf(res));
-    if (!thread) throw threadNotFound();
+    if (!thread) throw notFound(THREAD_NOT_FOUND);
     res.json(await threadHistory(pool, agents, thread, { limit: q.limit, before: q.before ?? null }));
   });
 
   router.get('/threads/:thread_id/state', async (req, res) => {
-    const thread = await getThread(pool, pathId(req.params.thread_id, 'thread'), userOf(res));
-    if (!thread) throw threadNotFound();
+    const thread = await getThread(pool, pathId(req.params.thread_id, THREAD_NOT_FOUND), userOf(res));
+    if (!thread) throw notFound(THREAD_NOT_FOUND);
     res.json(await currentState(pool, agents, thread));
   });
 

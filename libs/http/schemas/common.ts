@@ -125,10 +125,11 @@ export function project<T extends object>(item: T, select: readonly string[] | n
 
 /**
  * A resource id from a path. Ids are UUIDs; anything else cannot name a resource, so it answers
- * 404 like any missing one (and never reaches PostgreSQL as a malformed uuid).
+ * 404 like any missing one (`missing`: its constant in ../errors.ts), and never reaches
+ * PostgreSQL as a malformed uuid.
  */
-export function pathId(value: string | undefined, what: string): string {
-  if (!value || !isUuid(value)) throw new HttpError(404, `${what} not found`);
+export function pathId(value: string | undefined, missing: string): string {
+  if (!value || !isUuid(value)) throw new HttpError(404, missing);
   return value.toLowerCase();
 }
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { MAX_JITTER_SECONDS } from '../../firing/jitter.ts';
+import { PAYLOAD_KEYS } from '../../crons/index.ts';
 import { ATTEMPT_FIELDS, RetryPolicySchema, WEBHOOK_DESCRIPTION, selectFields, webhookUrl } from './common.ts';
 
 // Request and response shapes of the crons API, as the LangGraph SDK (1.15.x and 2.0.0) sends and
@@ -52,8 +53,10 @@ const payloadFields = {
   }),
 };
 
-/** The payload keys, in the order they are stored (input first). */
-export const PAYLOAD_KEYS = ['input', ...Object.keys(payloadFields)] as const;
+// The cron's payload (libs/crons PAYLOAD_KEYS) is input and these fields, in this order.
+if (JSON.stringify(['input', ...Object.keys(payloadFields)]) !== JSON.stringify(PAYLOAD_KEYS)) {
+  throw new Error(`the CronCreate payload fields differ from libs/crons PAYLOAD_KEYS (${PAYLOAD_KEYS.join(', ')})`);
+}
 
 /** Fields of the cron itself (not its run body) that create and update share. */
 const cronFields = {
@@ -196,8 +199,6 @@ export type CronCountBody = z.output<typeof CronCountBody>;
 
 export const CRON_BULK_ACTIONS = ['disable', 'enable', 'delete'] as const;
 export type CronBulkAction = (typeof CRON_BULK_ACTIONS)[number];
-/** The filters a bulk operation names its crons by (one at least, or "all": true). */
-export const BULK_FILTERS = ['assistant_id', 'thread_id', 'enabled', 'metadata'] as const;
 
 export const bulkFields = {
   action: z.enum(CRON_BULK_ACTIONS, { error: (iss) => (iss.input === undefined ? 'required' : 'expected "disable", "enable" or "delete"') }),
@@ -229,6 +230,13 @@ export const ThreadIdParams = z.object({ thread_id: z.string().openapi({ format:
 export const OccurrencesQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(10),
   offset: z.coerce.number().int().min(0).default(0),
+});
+
+export const RECENT_OCCURRENCES_MAX = 5000;
+
+export const RecentOccurrencesQuery = z.object({
+  scheduled_after: scheduleInstant.openapi({ description: 'Occurrences scheduled at or after this instant' }),
+  limit: z.coerce.number().int().min(1).max(RECENT_OCCURRENCES_MAX).default(1000),
 });
 
 export const NextQuery = z.object({

@@ -50,7 +50,6 @@ export const session = {
     nextFrom: false,
     maintenance: false,
     output: null,
-    runList: false,
     runGet: false,
   },
 };
@@ -102,15 +101,17 @@ export async function api(method, path, body, { auth = true, text = false } = {}
 }
 
 /**
- * The pause note's field: the server's one name (set through CronUpdate, read on a Cron), typed
- * from its schemas, so a rename there fails the typecheck here.
- * @type {readonly (keyof CronUpdate & keyof Cron)[]}
+ * The pause note's field: the server's one name, set through CronUpdate and read on a Cron. Typed
+ * from its schemas: renamed there, this type is `never` and the typecheck fails here.
+ * @typedef {'paused_reason' & keyof CronUpdate & keyof Cron} NoteField
  */
+/** @type {readonly NoteField[]} */
 const NOTE_FIELDS = ['paused_reason'];
 /**
  * Where an occurrence carries its kept output (LEDGER_OUTPUT_EXCERPT_BYTES), typed the same way.
- * @type {readonly (keyof Occurrence)[]}
+ * @typedef {'output_excerpt' & keyof Occurrence} OutputField
  */
+/** @type {readonly OutputField[]} */
 const OUTPUT_FIELDS = ['output_excerpt'];
 
 /**
@@ -137,7 +138,6 @@ export function readFeatures(doc) {
     nextFrom: nextParams.some((p) => p.name === 'from'),
     maintenance: has('/admin/maintenance', 'get'),
     output: OUTPUT_FIELDS.find((f) => occurrence.includes(f)) ?? null,
-    runList: has('/runs', 'get'),
     runGet: has('/runs/{run_id}', 'get'),
   };
 }

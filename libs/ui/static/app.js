@@ -2,7 +2,7 @@
 // The dashboard's shell: who is looking (a key under AUTH_MODE=api_key), the navigation and
 // the hash routes (#/crons, #/crons/<id>, #/new, #/runs, #/runs/<id>, #/maintenance, #/health).
 import { ApiError, loadFeatures, probe, rememberKey, session, signIn } from './api.js';
-import { h, put } from './format.js';
+import { h, put } from './dom.js';
 import { flash, messageOf, poll } from './ui.js';
 import { renderCron } from './pages/cron.js';
 import { renderCrons } from './pages/crons.js';

@@ -1,8 +1,6 @@
 // @ts-check
 // Pure helpers: times, durations, cron descriptions, a run's waits and attempts in words, filters
-// as typed. Building DOM is ./dom.js's; its helpers are re-exported here for the pages that import
-// them from this module (new code imports ./dom.js).
-export { badge, h, put, shortId, statusClass } from './dom.js';
+// as typed. No DOM here: building it is ./dom.js's.
 
 /**
  * A cron expression in words (cronstrue; 6 fields = seconds first, as agentcron reads them), or null.

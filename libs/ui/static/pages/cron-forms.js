@@ -1,11 +1,29 @@
+// @ts-check
 // The cron page's forms, each opened in the page's action panel: edit the schedule; edit name,
 // input, metadata and policies; backfill a past range; delete. `page` is the cron page: its
 // current cron (read when used, as the page refreshes it), cron id, panel and redraws.
 import { api, cronPath } from '../api.js';
-import { h, put } from '../format.js';
+import { h, put } from '../dom.js';
 import { actionButton, flash, messageOf } from '../ui.js';
 import { scheduleEditor } from './schedule-editor.js';
 
+/** @typedef {import('../../types.ts').Cron} Cron */
+/** @typedef {import('../../types.ts').CronUpdate} CronUpdate */
+/** @typedef {import('../../types.ts').Preview} Preview */
+/** @typedef {import('../../types.ts').Backfill} Backfill */
+/** @typedef {import('../../types.ts').BackfillResult} BackfillResult */
+/**
+ * The cron page as its forms use it (pages/cron.js): `cron` is read when used, as the page refreshes it.
+ * @typedef {object} CronPage
+ * @property {Cron} cron
+ * @property {string} cronId
+ * @property {HTMLElement} panel
+ * @property {() => Promise<void>} reloadCron
+ * @property {(mode?: 'refresh') => Promise<void>} drawNext
+ * @property {(reset?: boolean | 'refresh') => Promise<void>} drawLedger
+ */
+
+/** @param {CronPage} page */
 export function openEditor(page) {
   const { cronId, panel } = page;
   const editor = scheduleEditor({ schedule: page.cron.schedule, timezone: page.cron.timezone ?? '' });
@@ -33,16 +51,21 @@ export function openEditor(page) {
   );
 }
 
-/** Name, input, metadata and policies: PATCH sends input and metadata whole (metadata replaces the old). */
+/**
+ * Name, input, metadata and policies: PATCH sends input and metadata whole (metadata replaces the old).
+ * @param {CronPage} page
+ */
 export function openFieldsEditor(page) {
   const { cronId, panel } = page;
+  /** @param {unknown} v */
   const json = (v) => (v === undefined || v === null ? '' : JSON.stringify(v, null, 2));
-  const { name: currentName, ...rest } = page.cron.metadata ?? {};
+  const { name: currentName, ...rest } = page.cron.metadata;
   const name = h('input', { id: 'edit-name', value: typeof currentName === 'string' ? currentName : '', maxlength: 100, placeholder: 'none' });
   const input = h('textarea', { id: 'edit-input', rows: 4, spellcheck: 'false' });
-  input.value = json(page.cron.payload?.input);
+  input.value = json(page.cron.payload.input);
   const metadata = h('textarea', { id: 'edit-metadata', rows: 4, spellcheck: 'false' });
   metadata.value = Object.keys(rest).length ? json(rest) : '';
+  /** @type {(id: string, value: string, options: string[]) => HTMLSelectElement} */
   const select = (id, value, options) =>
     h(
       'select',
@@ -52,25 +75,29 @@ export function openFieldsEditor(page) {
   const missed = select('edit-missed', page.cron.missed_policy, ['latest', 'all', 'none']);
   const overlap = page.cron.thread_id ? null : select('edit-overlap', page.cron.overlap_policy, ['allow', 'skip', 'buffer_one']);
   const error = h('p', { class: 'error', id: 'edit-fields-error' });
+  /** @type {(label: string, area: HTMLTextAreaElement) => Record<string, unknown> | null} */
   const parse = (label, area) => {
     const text = area.value.trim();
     if (!text) return null;
+    /** @type {unknown} */
     const v = JSON.parse(text);
     if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error(`${label} must be a JSON object`);
-    return v;
+    return /** @type {Record<string, unknown>} */ (v);
   };
   const save = actionButton(
     'Save',
     async () => {
       error.textContent = '';
+      /** @type {CronUpdate} */
       let body;
       try {
         const meta = parse('Metadata', metadata) ?? {};
         if (name.value.trim()) meta.name = name.value.trim();
-        body = { input: parse('Input', input), metadata: meta, missed_policy: missed.value };
-        if (overlap) body.overlap_policy = overlap.value;
+        // The API takes no null input on an update (a 422): an empty field leaves the input as it is.
+        body = { input: parse('Input', input) ?? undefined, metadata: meta, missed_policy: /** @type {Cron['missed_policy']} */ (missed.value) };
+        if (overlap) body.overlap_policy = /** @type {Cron['overlap_policy']} */ (overlap.value);
       } catch (err) {
-        error.textContent = err.message;
+        error.textContent = /** @type {Error} */ (err).message;
         return;
       }
       try {
@@ -85,6 +112,7 @@ export function openFieldsEditor(page) {
     },
     { id: 'save-fields' },
   );
+  /** @type {(label: string, el: HTMLElement) => HTMLLabelElement} */
   const field = (label, el) => h('label', { class: 'field wide' }, h('span', {}, label), el);
   put(
     panel,
@@ -93,7 +121,7 @@ export function openFieldsEditor(page) {
       { class: 'card form', id: 'fields-panel' },
       h('h2', {}, 'Edit name, input, metadata and policies'),
       field('Name (unique among your crons, up to 100 characters)', name),
-      field('Input of every run (JSON object; empty: none)', input),
+      field('Input of every run (JSON object; empty: left as it is)', input),
       field('Metadata (JSON object; replaces the current one)', metadata),
       h('label', { class: 'field' }, h('span', {}, 'Missed occurrences'), missed),
       overlap ? h('label', { class: 'field' }, h('span', {}, 'When the last run is still going'), overlap) : null,
@@ -103,10 +131,12 @@ export function openFieldsEditor(page) {
   );
 }
 
+/** @param {CronPage} page */
 export function openBackfill(page) {
   const { cronId, panel } = page;
   const from = h('input', { type: 'datetime-local', id: 'backfill-from', step: 1, required: true });
   const to = h('input', { type: 'datetime-local', id: 'backfill-to', step: 1, required: true });
+  /** @param {string} v */
   const utc = (v) => `${v.length === 16 ? `${v}:00` : v}Z`;
   // The overlap rule: the cron's own (a stateless cron's skip / buffer_one fire only what it allows now), or every occurrence.
   const overlap = page.cron.thread_id
@@ -118,7 +148,10 @@ export function openBackfill(page) {
         h('option', { value: 'allow' }, 'fire every occurrence'),
       );
   const count = h('p', { class: 'muted', id: 'backfill-count' }, 'Choose a range to see how many occurrences it holds.');
-  /** The fire button names the count only while it is the current range's. */
+  /**
+   * The fire button names the count only while it is the current range's.
+   * @param {number | null} within
+   */
   const label = (within) => {
     go.textContent = within === null || within >= 1000 ? 'Fire these occurrences' : `Fire ${within} occurrence${within === 1 ? '' : 's'}`;
   };
@@ -132,6 +165,7 @@ export function openBackfill(page) {
       count.textContent = 'The end is before the start.';
       return;
     }
+    /** @type {Preview} */
     const preview = await api('POST', '/runs/crons/preview', {
       schedule: page.cron.schedule,
       timezone: page.cron.timezone,
@@ -151,8 +185,10 @@ export function openBackfill(page) {
     'Fire these occurrences',
     async () => {
       if (!from.value || !to.value) throw new Error('give both ends of the range');
+      /** @type {Backfill} */
       const body = { from: utc(from.value), to: utc(to.value) };
-      if (overlap && overlap.value !== 'cron') body.overlap = overlap.value;
+      if (overlap && overlap.value !== 'cron') body.overlap = /** @type {Backfill['overlap']} */ (overlap.value);
+      /** @type {BackfillResult} */
       const answer = await api('POST', `/runs/crons/${cronId}/backfill`, body);
       const held = [
         answer.skipped_existing ? `${answer.skipped_existing} already in the ledger` : null,
@@ -182,6 +218,7 @@ export function openBackfill(page) {
   );
 }
 
+/** @param {CronPage} page */
 export function openDelete(page) {
   const { cronId, panel } = page;
   const confirm = actionButton(

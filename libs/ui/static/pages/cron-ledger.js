@@ -1,11 +1,19 @@
+// @ts-check
 // The cron page's occurrence ledger: the timeline strip and the table (with retry buttons).
 import { session } from '../api.js';
-import { attemptText, badge, formatDuration, formatTime, h, jsonLine, occurrenceTimings, relative, shortId, statusClass, waitingText } from '../format.js';
+import { badge, h, shortId, statusClass } from '../dom.js';
+import { attemptText, between, formatDuration, formatTime, jsonLine, occurrenceTimings, relative, waitingText } from '../format.js';
 import { actionButton, table } from '../ui.js';
+
+/** @typedef {import('../../types.ts').Occurrence} Occurrence */
 
 const RETRYABLE = new Set(['error', 'timeout', 'interrupted']);
 
-/** The ledger, oldest to newest, as one coloured block per occurrence. */
+/**
+ * The ledger, oldest to newest, as one coloured block per occurrence.
+ * @param {Occurrence[]} rows newest first, as the API answers them
+ * @param {string} tz
+ */
 export function timelineStrip(rows, tz) {
   const blocks = [...rows]
     .reverse()
@@ -24,6 +32,11 @@ export function timelineStrip(rows, tz) {
   );
 }
 
+/**
+ * @param {Occurrence[]} rows
+ * @param {string} tz
+ * @param {((o: Occurrence) => Promise<void>) | null} retry offered on a failed row when given
+ */
 export function ledgerTable(rows, tz, retry) {
   const outputField = session.features.output;
   const body = rows.map((o) => {
@@ -49,7 +62,7 @@ export function ledgerTable(rows, tz, retry) {
         formatTime(o.scheduled_for, tz),
         h('div', { class: 'sub' }, relative(o.scheduled_for)),
         o.planned_for && o.planned_for !== o.scheduled_for
-          ? h('div', { class: 'sub planned' }, `planned start +${formatDuration(new Date(o.planned_for) - new Date(o.scheduled_for))}`)
+          ? h('div', { class: 'sub planned' }, `planned start +${formatDuration(between(o.scheduled_for, o.planned_for))}`)
           : null,
       ),
       h('td', {}, o.trigger),
@@ -74,7 +87,9 @@ export function ledgerTable(rows, tz, retry) {
         'td',
         { class: 'attempts' },
         o.attempts === undefined || o.status === 'skipped' ? '—' : String(o.attempts),
-        (o.attempt_log ?? []).map((a, i) => h('div', { class: 'error-text attempt', title: JSON.stringify(a) }, jsonLine(attemptText(a, i), 160))),
+        (o.attempt_log ?? []).map((/** @type {Parameters<typeof attemptText>[0]} */ a, i) =>
+          h('div', { class: 'error-text attempt', title: JSON.stringify(a) }, jsonLine(attemptText(a, i), 160)),
+        ),
       ),
       h(
         'td',

@@ -1,16 +1,31 @@
+// @ts-check
 // One cron: its name, what it does in words, its next fire times, its occurrence ledger as a
 // timeline, and its actions (pause/resume, trigger now, edit the schedule, edit input, metadata
 // and policies, backfill, retry, delete). It refreshes itself every few seconds while visible
 // (the cron, its next fire times and the ledger rows loaded), leaving open forms alone.
 import { api, cronPath, ownsCron, session } from '../api.js';
-import { badge, describeSchedule, fireTimeMarks, formatDuration, formatTime, h, jsonLine, offsetOf, put, relative } from '../format.js';
+import { badge, h, put } from '../dom.js';
+import { between, describeSchedule, fireTimeMarks, formatDuration, formatTime, jsonLine, offsetOf, relative } from '../format.js';
 import { actionButton, flash, messageOf, poll, redrawGate, table } from '../ui.js';
 import { openBackfill, openDelete, openEditor, openFieldsEditor } from './cron-forms.js';
 import { ledgerTable, timelineStrip } from './cron-ledger.js';
 
+/** @typedef {import('../../types.ts').Cron} Cron */
+/** @typedef {import('../../types.ts').CronUpdate} CronUpdate */
+/** @typedef {import('../../types.ts').NextRuns} NextRuns */
+/** @typedef {import('../../types.ts').Occurrence} Occurrence */
+/** @typedef {import('../../types.ts').CronRun} CronRun */
+/** @typedef {import('../../types.ts').RetryRun} RetryRun */
+/** @typedef {import('../../types.ts').RetryPolicy} RetryPolicy */
+
 const LEDGER_PAGE = 50;
 
+/**
+ * @param {HTMLElement} view
+ * @param {string} cronId
+ */
 export async function renderCron(view, cronId) {
+  /** @type {Cron} */
   let cron = await api('GET', cronPath(cronId));
   const own = ownsCron(cron);
   const tz = cron.timezone ?? 'UTC';
@@ -22,7 +37,7 @@ export async function renderCron(view, cronId) {
   const nextBox = h('section', { class: 'card', id: 'next-times' });
   const ledgerBox = h('section', { class: 'card', id: 'ledger' });
 
-  /** What the forms (cron-forms.js) use of this page: the cron as it is when they read it, and the redraws. */
+  /** What the forms (cron-forms.js) use of this page: the cron as it is when they read it, and the redraws. @type {import('./cron-forms.js').CronPage} */
   const forms = {
     get cron() {
       return cron;
@@ -81,8 +96,10 @@ export async function renderCron(view, cronId) {
   }
 
   function drawDetails() {
+    /** @type {(label: string, value: import('../dom.js').Child) => HTMLElement[]} */
     const row = (label, value) => [h('dt', {}, label), h('dd', {}, value ?? '—')];
-    const input = cron.payload?.input;
+    const input = cron.payload.input;
+    const config = /** @type {{ retry_policy?: RetryPolicy } | null | undefined} */ (cron.payload.config);
     put(
       details,
       h('h2', {}, 'Details'),
@@ -115,10 +132,10 @@ export async function renderCron(view, cronId) {
         cron.last_run_error ? row('Last error', h('span', { class: 'error-text' }, cron.last_run_error)) : null,
         row('End time', cron.end_time ? formatTime(cron.end_time, tz) : 'none'),
         row('Missed occurrences', cron.missed_policy),
-        cron.thread_id ? row('Overlap', `multitask_strategy ${cron.payload?.multitask_strategy ?? 'enqueue'}`) : row('Overlap', cron.overlap_policy),
-        cron.payload?.webhook ? row('Webhook', h('code', {}, cron.payload.webhook)) : null,
+        cron.thread_id ? row('Overlap', `multitask_strategy ${String(cron.payload.multitask_strategy ?? 'enqueue')}`) : row('Overlap', cron.overlap_policy),
+        typeof cron.payload.webhook === 'string' && cron.payload.webhook ? row('Webhook', h('code', {}, cron.payload.webhook)) : null,
         cron.jitter_seconds ? row('Jitter', `each occurrence starts up to ${cron.jitter_seconds} s after its time (a fixed offset per occurrence)`) : null,
-        row('Retry policy', retryPolicyText(cron.payload?.retry_policy ?? cron.payload?.config?.retry_policy)),
+        row('Retry policy', retryPolicyText(/** @type {RetryPolicy | null | undefined} */ (cron.payload.retry_policy) ?? config?.retry_policy)),
         row('Input', input === undefined || input === null ? 'none' : h('code', { class: 'json' }, jsonLine(input, 400))),
         row('Metadata', Object.keys(cron.metadata ?? {}).length ? h('code', { class: 'json' }, jsonLine(cron.metadata, 400)) : 'none'),
         row('Created', formatTime(cron.created_at, tz)),
@@ -133,6 +150,7 @@ export async function renderCron(view, cronId) {
     const toggle = actionButton(
       cron.enabled ? 'Pause' : 'Resume',
       async () => {
+        /** @type {CronUpdate} */
         const body = { enabled: !cron.enabled };
         if (noteField) body[noteField] = cron.enabled ? noteInput?.value.trim() || null : null;
         await api('PATCH', cronPath(cronId), body);
@@ -145,6 +163,7 @@ export async function renderCron(view, cronId) {
     const trigger = actionButton(
       'Trigger now',
       async () => {
+        /** @type {CronRun} */
         const run = await api('POST', cronPath(cronId, '/trigger'));
         flash(`Started run ${run.run_id.slice(0, 8)}`);
         await Promise.all([reloadCron(), drawLedger(true)]);
@@ -161,7 +180,10 @@ export async function renderCron(view, cronId) {
     put(actions, noteInput, toggle, trigger, edit, editFields, backfill, del);
   }
 
-  /** refresh: redrawn only when the times changed (see redrawGate). */
+  /**
+   * refresh: redrawn only when the times changed (see redrawGate).
+   * @param {'refresh'} [mode]
+   */
   async function drawNext(mode) {
     if (!own) {
       put(
@@ -171,11 +193,13 @@ export async function renderCron(view, cronId) {
       );
       return;
     }
+    /** @type {NextRuns} */
     const answer = await api('GET', `/runs/crons/${cronId}/next?count=10`);
     if (!nextChanged([answer, cron.enabled, cron.finished_at]) && mode === 'refresh') return;
     const times = answer.next ?? [];
     // With jitter each occurrence starts at its own offset after its fire time.
     const jittered = times.some((t) => typeof t.planned_for === 'string' && t.planned_for !== t.utc);
+    /** @type {string | null} */
     let previousOffset = null;
     const rows = times.map((t, i) => {
       const offset = offsetOf(t.local);
@@ -189,7 +213,7 @@ export async function renderCron(view, cronId) {
         h('td', {}, formatTime(t.utc, answer.timezone ?? tz)),
         h('td', { class: 'muted' }, relative(t.utc)),
         h('td', { class: 'utc' }, formatTime(t.utc, 'UTC')),
-        jittered ? h('td', { class: 'planned' }, t.planned_for ? `+${formatDuration(new Date(t.planned_for) - new Date(t.utc))}` : '—') : null,
+        jittered ? h('td', { class: 'planned' }, t.planned_for ? `+${formatDuration(between(t.utc, t.planned_for))}` : '—') : null,
         h('td', {}, marks.length ? h('span', { class: 'badge st-warn' }, marks.join('; ')) : ''),
       );
     });
@@ -213,27 +237,35 @@ export async function renderCron(view, cronId) {
     );
   }
 
+  /** @type {Occurrence[]} */
   let ledgerRows = [];
-  /** reset: the first page again; false: the next older page; 'refresh': the rows loaded so far, afresh. */
+  /**
+   * reset: the first page again; false: the next older page; 'refresh': the rows loaded so far, afresh.
+   * @param {boolean | 'refresh'} [reset]
+   */
   async function drawLedger(reset = false) {
     if (!own) {
       put(ledgerBox, h('h2', {}, 'Occurrences'), h('p', { class: 'muted' }, `Shown to the owner's key (${cron.user_id}).`));
       return;
     }
-    let page;
+    /** Whether older rows may follow: the last request came back full. */
+    let older;
     if (reset === 'refresh') {
       const limit = Math.min(1000, Math.max(LEDGER_PAGE, ledgerRows.length));
-      page = await api('GET', `/runs/crons/${cronId}/occurrences?limit=${limit}&offset=0`);
-      if (!ledgerChanged(page)) return;
-      ledgerRows = page;
-      page = page.length >= limit ? new Array(LEDGER_PAGE) : [];
+      /** @type {Occurrence[]} */
+      const rows = await api('GET', `/runs/crons/${cronId}/occurrences?limit=${limit}&offset=0`);
+      if (!ledgerChanged(rows)) return;
+      ledgerRows = rows;
+      older = rows.length >= limit;
     } else {
       if (reset) ledgerRows = [];
-      page = await api('GET', `/runs/crons/${cronId}/occurrences?limit=${LEDGER_PAGE}&offset=${ledgerRows.length}`);
+      /** @type {Occurrence[]} */
+      const page = await api('GET', `/runs/crons/${cronId}/occurrences?limit=${LEDGER_PAGE}&offset=${ledgerRows.length}`);
       ledgerRows = ledgerRows.concat(page);
       ledgerChanged(ledgerRows);
+      older = page.length === LEDGER_PAGE;
     }
-    const more = page.length === LEDGER_PAGE ? actionButton('Load older', () => drawLedger(false), { class: 'secondary', id: 'ledger-more' }) : null;
+    const more = older ? actionButton('Load older', () => drawLedger(false), { class: 'secondary', id: 'ledger-more' }) : null;
     put(
       ledgerBox,
       h(
@@ -250,7 +282,9 @@ export async function renderCron(view, cronId) {
     );
   }
 
+  /** @param {Occurrence} o */
   async function retry(o) {
+    /** @type {RetryRun} */
     const run = await api('POST', `/runs/crons/${cronId}/occurrences/${encodeURIComponent(o.scheduled_for)}/retry`);
     flash(
       `Retrying the occurrence of ${formatTime(o.scheduled_for, tz)}: run ${String(run?.run_id ?? '').slice(0, 8)}${run?.retries ? `, attempt ${run.retries + 1}` : ''}`,
@@ -266,7 +300,10 @@ export async function renderCron(view, cronId) {
   return poll(refresh);
 }
 
-/** A retry policy in words (the defaults for fields left out), or how runs are retried without one. */
+/**
+ * A retry policy in words (the defaults for fields left out), or how runs are retried without one.
+ * @param {RetryPolicy | null | undefined} p
+ */
 function retryPolicyText(p) {
   if (!p || typeof p !== 'object') return "the assistant's or graph's, else up to 3 attempts for retryable errors";
   const parts = [`up to ${p.max_attempts ?? 3} attempts`, `backoff from ${p.initial_interval_seconds ?? 1} s ×${p.backoff_coefficient ?? 2}`];

@@ -1,7 +1,8 @@
 // @ts-check
 // The built-in maintenance jobs (admin keys): schedule, last run and outcome, and trigger now.
 import { api, session } from '../api.js';
-import { badge, describeSchedule, formatDuration, formatTime, h, jsonLine, put, relative } from '../format.js';
+import { badge, h, put } from '../dom.js';
+import { describeSchedule, formatDuration, formatTime, jsonLine, relative } from '../format.js';
 import { actionButton, flash, table } from '../ui.js';
 
 /** @typedef {import('../../types.ts').MaintenanceJob} MaintenanceJob */

@@ -2,7 +2,7 @@
 // Creating a cron: its assistant, schedule (with the live description and preview), input and
 // options, sent as POST /runs/crons (or /threads/{id}/runs/crons for a thread-bound cron).
 import { api } from '../api.js';
-import { h, put } from '../format.js';
+import { h, put } from '../dom.js';
 import { actionButton, flash } from '../ui.js';
 import { scheduleEditor } from './schedule-editor.js';
 

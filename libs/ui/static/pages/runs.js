@@ -1,16 +1,16 @@
 // @ts-check
 // Runs: what is running, waiting and failing now across every thread and cron, stateless runs
 // included (GET /runs), each with a page of its own (#/runs/<run_id>: output, error, attempts,
-// timings, cancel). Both refresh themselves every few seconds while visible. A server without
-// GET /runs gets the older view: the runs going on the caller's busy threads.
-import { api, mapLimit, session } from '../api.js';
-import { badge, formatDuration, formatTime, h, jsonLine, put, relative, shortId, waitingText } from '../format.js';
+// timings, cancel). Both refresh themselves every few seconds while visible. Three list calls
+// (running, pending, failed) whatever the number of threads.
+import { api, session } from '../api.js';
+import { badge, h, put, shortId } from '../dom.js';
+import { formatDuration, formatTime, jsonLine, relative, waitingText } from '../format.js';
 import { actionButton, flash, poll, redrawGate, table } from '../ui.js';
 
 /** @typedef {import('../../types.ts').ListedRun} ListedRun */
 /** @typedef {import('../../types.ts').RunDetail} RunDetail */
-/** A run as GET /runs lists it, or as a thread's runs do (no owner). @typedef {import('../../types.ts').Run & { user_id?: string }} Run */
-/** @typedef {import('../../types.ts').Thread} Thread */
+/** A run as GET /runs lists it (with its owner). @typedef {ListedRun} Run */
 
 /** @type {Set<string>} */
 const ACTIVE = new Set(['pending', 'running']);
@@ -101,7 +101,6 @@ const HEADERS = () => [
 
 /** @param {HTMLElement} view */
 export async function renderRuns(view) {
-  if (!session.features.runList) return renderBusyThreads(view);
   const running = h('section', { class: 'card', id: 'runs-running' });
   const pending = h('section', { class: 'card', id: 'runs-pending' });
   const failures = h('section', { class: 'card', id: 'runs-failed' });
@@ -261,33 +260,4 @@ export async function renderRun(view, runId) {
   await load();
   put(view, box);
   return poll(load);
-}
-
-/**
- * Servers without GET /runs: the runs going on the caller's busy threads (threads with status busy, then their runs).
- * @param {HTMLElement} view
- */
-async function renderBusyThreads(view) {
-  /** @type {Thread[]} */
-  const threads = await api('POST', '/threads/search', { status: 'busy', limit: 100, sort_by: 'updated_at', sort_order: 'desc' });
-  const perThread = await mapLimit(threads, 6, (t) => /** @type {Promise<Run[]>} */ (api('GET', `/threads/${t.thread_id}/runs?limit=20`)));
-  const runs = perThread
-    .filter((r) => Array.isArray(r))
-    .flat()
-    .filter((r) => ACTIVE.has(r.status))
-    .sort((a, b) => String(a.created_at).localeCompare(String(b.created_at)));
-  const now = Date.now();
-  const again = () => renderBusyThreads(view);
-  put(
-    view,
-    h('div', { class: 'title-row' }, h('h1', {}, 'Runs in progress'), actionButton('Refresh', again, { class: 'secondary', id: 'runs-refresh' })),
-    h('p', { class: 'muted' }, 'Runs going on your threads (this server has no run search across threads).'),
-    runs.length
-      ? table(
-          HEADERS(),
-          runs.map((r) => runRow(r, now, again)),
-          { id: 'runs-table' },
-        )
-      : h('p', { class: 'empty', id: 'no-runs' }, 'No run is going now.'),
-  );
 }

@@ -2,7 +2,8 @@
 // A schedule and timezone with what they mean, live: cronstrue's words as you type and, where
 // the server offers POST /runs/crons/preview, its next fire times (with the DST cases it marks).
 import { api, session } from '../api.js';
-import { describeSchedule, fireTimeMarks, formatTime, h, put } from '../format.js';
+import { h, put } from '../dom.js';
+import { describeSchedule, fireTimeMarks, formatTime } from '../format.js';
 import { messageOf } from '../ui.js';
 
 /** @typedef {import('../../types.ts').Preview} Preview */

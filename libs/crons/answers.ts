@@ -1,15 +1,11 @@
-import type { Response } from 'express';
-import type { CronResponse, CronRow } from '../../crons/index.ts';
-import { toCronResponse, statementNow } from '../../crons/index.ts';
-import type { PoolClient } from '../../db/index.ts';
-import type { RunResponse } from '../../runs/index.ts';
-import { parseSchedule } from '../../schedule/index.ts';
-import { withoutCredentials } from '../../webhooks/address.ts';
-import type { ApiDeps } from '../deps.ts';
-import type { CronField } from '../schemas/crons.ts';
+import type { Queryable } from '../db/index.ts';
+import { parseSchedule } from '../schedule/index.ts';
+import { withoutCredentials } from '../webhooks/address.ts';
+import { statementNow, toCronResponse } from './repository.ts';
+import type { CronResponse } from './repository.ts';
+import type { CronRow } from './types.ts';
 
-// The shape of the crons routes' answers: a Cron as the API shows it, a selected-fields Cron,
-// a run-creating answer.
+// A cron as the API shows it: a whole Cron, or one reduced to the selected fields.
 
 /**
  * The next_run_date a Cron answer shows. An enabled cron: the stored one (the occurrence the
@@ -40,16 +36,10 @@ export function cronAnswer(row: CronRow, now: Date): CronResponse {
 }
 
 /** The clock a single Cron answer needs (only a disabled cron's next_run_date reads it). */
-export const answerClock = async (db: ApiDeps['pool'] | PoolClient, row: CronRow): Promise<Date> => (row.enabled ? new Date() : statementNow(db));
+export const answerClock = async (db: Queryable, row: CronRow): Promise<Date> => (row.enabled ? new Date() : statementNow(db));
 
-/** A run-creating answer: the Run plus cron_id, and where the run lives. */
-export function sendRun(res: Response, run: RunResponse, cronId: string): void {
-  res.setHeader('Content-Location', `/threads/${run.thread_id}/runs/${run.run_id}`);
-  res.json({ ...run, cron_id: cronId });
-}
-
-/** A Cron reduced to the selected fields ("now" is the database's time of the search). */
-export function selectedCronFields(row: CronRow, select: CronField[] | null, now: Date): Record<string, unknown> {
+/** A Cron reduced to the selected fields ("now" is the database's time of the search); null: every field. */
+export function selectedCronFields(row: CronRow, select: readonly string[] | null, now: Date): Record<string, unknown> {
   const full: Record<string, unknown> = { ...cronAnswer(row, now) };
   if (select === null) return full;
   const out: Record<string, unknown> = {};

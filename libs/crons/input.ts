@@ -1,40 +1,22 @@
-import type { Request } from 'express';
-import { defaultAssistantId } from '../../assistants/index.ts';
-import type { Config } from '../../config/index.ts';
-import { cronNameOf } from '../../crons/index.ts';
-import type { CronPayload } from '../../crons/index.ts';
-import { lockCronName } from '../../crons/index.ts';
-import type { PoolClient } from '../../db/index.ts';
-import { isUuid } from '../../ids/index.ts';
-import { canonicalZoneName, parseSchedule, ScheduleError, splitTimezonePrefix } from '../../schedule/index.ts';
-import type { Schedule } from '../../schedule/index.ts';
-import { HttpError, notFound } from '../errors.ts';
-import { PAYLOAD_KEYS } from '../schemas/crons.ts';
+import { defaultAssistantId } from '../assistants/index.ts';
+import type { PoolClient } from '../db/index.ts';
+import { isUuid } from '../ids/index.ts';
+import { canonicalZoneName, parseSchedule, ScheduleError, splitTimezonePrefix } from '../schedule/index.ts';
+import type { Schedule } from '../schedule/index.ts';
+import { cronNameOf, lockCronName } from './names.ts';
+import { conflict, invalid } from '../refusal/index.ts';
+import { PAYLOAD_KEYS } from './types.ts';
+import type { CronPayload } from './types.ts';
 
-// The crons routes' reading of a request: body size, schedule and timezone, name, pause note,
-// payload and path ids, each refused with the status and field the API answers.
+// The crons' reading of what a request gives: schedule and timezone, name, pause note, payload
+// and assistant, each refused (refusal.ts) naming the field.
 
-export const unprocessable = (field: string, reason: string) => new HttpError(422, `body.${field}: ${reason}`);
-
-/**
- * The cap on a cron body (CRON_MAX_PAYLOAD_BYTES), on the raw JSON as sent (Content-Length), or
- * re-serialized when the length is not declared. Bodies past the server's hard limit never get
- * here: the JSON parser answers 413.
- */
-export function checkBodySize(req: Request, config: Config): void {
-  const declared = Number(req.get('content-length'));
-  const bytes = Number.isFinite(declared) && declared > 0 ? declared : Buffer.byteLength(JSON.stringify(req.body ?? {}));
-  if (bytes > config.CRON_MAX_PAYLOAD_BYTES) {
-    throw new HttpError(422, `body: the cron body is ${bytes} bytes, over the limit of ${config.CRON_MAX_PAYLOAD_BYTES} (CRON_MAX_PAYLOAD_BYTES)`);
-  }
-}
-
-/** A validated schedule, or a 422 naming the field (schedule or timezone) with the parser's reason. */
+/** A validated schedule, or a refusal naming the field (schedule or timezone) with the parser's reason. */
 export function scheduleOf(expression: string, timezone: string | null, allowSeconds: boolean): Schedule {
   try {
     return parseSchedule(expression, { timezone, allowSeconds });
   } catch (err) {
-    if (err instanceof ScheduleError) throw unprocessable(err.field, err.message);
+    if (err instanceof ScheduleError) throw invalid(err.field, err.message);
     throw err;
   }
 }
@@ -51,7 +33,7 @@ export function canonicalTimezone(tz: string | null): string | null {
 /**
  * A request's schedule and timezone, with a `CRON_TZ=<zone> ` or `TZ=<zone> ` prefix on the
  * schedule read as its timezone (the way SDK 2.x, which sends no `timezone`, can name one): the
- * bare expression is stored with the zone. A prefix and a different timezone field are a 422.
+ * bare expression is stored with the zone. A prefix and a different timezone field are refused.
  * A timezone left out (undefined) or null stays so when there is no prefix.
  */
 export function zonedSchedule<T extends string | null | undefined>(schedule: string, timezone: T): { schedule: string; timezone: T | string } {
@@ -59,12 +41,12 @@ export function zonedSchedule<T extends string | null | undefined>(schedule: str
   try {
     split = splitTimezonePrefix(schedule);
   } catch (err) {
-    if (err instanceof ScheduleError) throw unprocessable(err.field, err.message);
+    if (err instanceof ScheduleError) throw invalid(err.field, err.message);
     throw err;
   }
   if (split.timezone === null) return { schedule, timezone };
   if (timezone != null && canonicalTimezone(timezone) !== canonicalTimezone(split.timezone)) {
-    throw unprocessable(
+    throw invalid(
       'schedule',
       `its prefix names the time zone ${split.timezone} but timezone is ${JSON.stringify(timezone)}: give the zone once (the prefix, or the timezone field)`,
     );
@@ -76,23 +58,15 @@ export function zonedSchedule<T extends string | null | undefined>(schedule: str
 export function nameOf(metadata: Record<string, unknown> | null | undefined): string | null | undefined {
   if (metadata == null) return metadata === null ? null : undefined;
   const named = cronNameOf(metadata);
-  if ('invalid' in named) throw unprocessable('metadata.name', named.invalid);
+  if ('invalid' in named) throw invalid('metadata.name', named.invalid);
   return named.name;
 }
 
-/** A 409 unless no other cron of the owner bears this name (takes the name's lock: see libs/crons/names.ts). */
+/** A conflict unless no other cron of the owner bears this name (takes the name's lock: see names.ts). */
 export async function claimName(client: PoolClient, userId: string, name: string | null | undefined, cronId: string | null): Promise<void> {
   if (name == null) return;
   const other = await lockCronName(client, userId, name, cronId);
-  if (other !== null)
-    throw new HttpError(409, `body.metadata.name: you already have a cron named ${JSON.stringify(name)} (${other}); names are unique per owner`);
-}
-
-/** A path's UUID; anything else names no cron or thread, so it is a 404 (never a database error). */
-export function pathId(req: Request, name: 'cron_id' | 'thread_id', missing: string): string {
-  const id = req.params[name];
-  if (typeof id !== 'string' || !isUuid(id)) throw notFound(missing);
-  return id;
+  if (other !== null) throw conflict(`body.metadata.name: you already have a cron named ${JSON.stringify(name)} (${other}); names are unique per owner`);
 }
 
 /** An assistant id as given, or a graph id standing for that graph's default assistant. */
@@ -100,20 +74,20 @@ export const assistantKey = (idOrGraph: string): string => (isUuid(idOrGraph) ? 
 
 /** The run-body fields of a request, without the ones left out (undefined) or sent as null. */
 export function payloadOf(body: Record<string, unknown>): CronPayload {
-  const payload: CronPayload = {};
+  const payload: Record<string, unknown> = {};
   for (const key of PAYLOAD_KEYS) if (body[key] !== undefined && body[key] !== null) payload[key] = body[key];
   return payload;
 }
 
 /**
  * The pause note a cron keeps: the one given (an empty one is none), for a disabled cron only. A
- * cron that is (or becomes) enabled has none: enabling clears it, and giving one with it is a 422.
+ * cron that is (or becomes) enabled has none: enabling clears it, and giving one with it is refused.
  */
 export function pauseNote(given: string | null | undefined, enabled: boolean, stored: string | null = null): string | null {
   const note = given === undefined ? stored : given === null || given.trim() === '' ? null : given;
   if (!enabled) return note;
   if (given != null && given.trim() !== '') {
-    throw unprocessable('paused_reason', 'only a disabled cron has a pause note: send it with "enabled": false (enabling clears it)');
+    throw invalid('paused_reason', 'only a disabled cron has a pause note: send it with "enabled": false (enabling clears it)');
   }
   return null;
 }

@@ -1,10 +1,31 @@
-import type { CronWithGraph, CronChanges } from '../../crons/index.ts';
-import type { Schedule } from '../../schedule/index.ts';
-import { PAYLOAD_KEYS } from '../schemas/crons.ts';
-import type { CronUpdateBody } from '../schemas/crons.ts';
-import { canonicalTimezone, pauseNote, scheduleOf, unprocessable, zonedSchedule } from './cron-input.ts';
+import type { MissedPolicy } from '../firing/index.ts';
+import type { Schedule } from '../schedule/index.ts';
+import { canonicalTimezone, pauseNote, scheduleOf, zonedSchedule } from './input.ts';
+import { invalid } from '../refusal/index.ts';
+import type { CronChanges, CronWithGraph } from './repository.ts';
+import { PAYLOAD_KEYS } from './types.ts';
+import type { OnRunCompleted, OverlapPolicy } from './types.ts';
 
 // What a PATCH (or a bulk enable/disable) makes of a cron: the update semantics, pure.
+
+/**
+ * An update as given (the API's CronUpdate, validated): a field left out (undefined) stays; null
+ * clears the fields it can clear (end_time, timezone, the payload's). Payload fields by name.
+ */
+export interface CronUpdate {
+  schedule?: string | null;
+  timezone?: string | null;
+  end_time?: Date | null;
+  enabled?: boolean | null;
+  paused_reason?: string | null;
+  on_run_completed?: OnRunCompleted | null;
+  metadata?: Record<string, unknown> | null;
+  missed_policy?: MissedPolicy | null;
+  overlap_policy?: OverlapPolicy | null;
+  jitter_seconds?: number | null;
+  config?: Record<string, unknown> | null;
+  [payloadField: string]: unknown;
+}
 
 /**
  * The cron after an update (pure; the caller holds the row lock and read `now` after taking it).
@@ -13,7 +34,7 @@ import { canonicalTimezone, pauseNote, scheduleOf, unprocessable, zonedSchedule 
  * the stale occurrence. A recomputed next_run_date is never at or before fired_through: an
  * occurrence already fired is never due again.
  */
-export function planUpdate(row: CronWithGraph, sent: CronUpdateBody, now: Date, allowSeconds: boolean): CronChanges {
+export function planUpdate(row: CronWithGraph, sent: CronUpdate, now: Date, allowSeconds: boolean): CronChanges {
   const body = sent.schedule != null ? { ...sent, ...zonedSchedule(sent.schedule, sent.timezone) } : sent;
   const given = body.timezone !== undefined ? body.timezone : row.timezone;
   let schedule: Schedule | null = null;
@@ -26,7 +47,7 @@ export function planUpdate(row: CronWithGraph, sent: CronUpdateBody, now: Date, 
   let endTime = row.end_time;
   if (body.end_time === null) endTime = null;
   else if (body.end_time !== undefined) {
-    if (body.end_time.getTime() <= now.getTime()) throw unprocessable('end_time', `must be in the future (got ${body.end_time.toISOString()})`);
+    if (body.end_time.getTime() <= now.getTime()) throw invalid('end_time', `must be in the future (got ${body.end_time.toISOString()})`);
     endTime = body.end_time;
   }
 
@@ -43,7 +64,7 @@ export function planUpdate(row: CronWithGraph, sent: CronUpdateBody, now: Date, 
   }
 
   if (row.thread_id !== null && body.overlap_policy && body.overlap_policy !== 'allow') {
-    throw unprocessable('overlap_policy', 'applies to stateless crons only; a thread cron follows multitask_strategy');
+    throw invalid('overlap_policy', 'applies to stateless crons only; a thread cron follows multitask_strategy');
   }
   const payloadSet: Record<string, unknown> = {};
   const payloadRemove: string[] = [];

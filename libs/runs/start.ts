@@ -1,21 +1,34 @@
 import { randomUUID } from 'node:crypto';
-import { z } from 'zod';
-import { getAssistant } from '../../assistants/index.ts';
-import type { Pool } from '../../db/index.ts';
-import { withTransaction } from '../../db/index.ts';
-import type { PgBoss } from '../../queue/index.ts';
-import { activeThreadRunIds, cancelRuns, getRun, insertBackgroundRun, insertRuns } from '../../runs/index.ts';
-import type { RunResponse } from '../../runs/index.ts';
-import { getThread, insertThread, lockThread } from '../../threads/index.ts';
-import { HttpError } from '../errors.ts';
-import { RunCreate } from '../schemas/runs.ts';
-import { runNotFound, threadNotFound } from './run-params.ts';
+import { getAssistant } from '../assistants/index.ts';
+import type { Pool } from '../db/index.ts';
+import { withTransaction } from '../db/index.ts';
+import type { PgBoss } from '../queue/index.ts';
+import { conflict, missing } from '../refusal/index.ts';
+import { getThread, insertThread, lockThread } from '../threads/index.ts';
+import type { MultitaskStrategy } from './enqueue.ts';
+import { insertRuns } from './enqueue.ts';
+import { cancelRuns } from './lifecycle.ts';
+import { activeThreadRunIds, getRun, insertBackgroundRun } from './repository.ts';
+import type { RunResponse } from './repository.ts';
 
-// Run creation for the runs routes: a run on a thread (created if asked), a stateless run on a
-// fresh thread, a batch of background stateless runs.
+// Run creation (the API's run routes): a run on a thread (created if asked), a stateless run on a
+// fresh thread, a batch of background stateless runs; refused (libs/refusal) naming what is missing.
+
+/** A run as asked for (the API's RunCreate, validated): the routing keys, and the run body the worker reads. */
+export interface RunRequest {
+  assistant_id: string;
+  input?: unknown;
+  metadata?: Record<string, unknown> | null;
+  multitask_strategy?: MultitaskStrategy | null;
+  if_not_exists?: 'create' | 'reject' | null;
+  after_seconds?: number | null;
+  on_completion?: 'delete' | 'keep' | null;
+  on_disconnect?: 'cancel' | 'continue' | null;
+  [field: string]: unknown;
+}
 
 /** The run body the worker reads (input, config, context) and what else was sent, without the routing keys. */
-export function runKwargs(b: z.output<typeof RunCreate>): Record<string, unknown> {
+export function runKwargs(b: RunRequest): Record<string, unknown> {
   const { assistant_id: _a, metadata: _m, multitask_strategy: _s, if_not_exists: _i, on_disconnect: _d, ...rest } = b;
   const kwargs: Record<string, unknown> = { input: b.input ?? null };
   for (const [k, v] of Object.entries(rest)) if (v !== undefined && v !== null) kwargs[k] = v;
@@ -23,9 +36,9 @@ export function runKwargs(b: z.output<typeof RunCreate>): Record<string, unknown
 }
 
 /** Starts a background run: the shared part of POST /runs and /runs/wait. */
-export async function startThreadRun(pool: Pool, boss: PgBoss, threadId: string, user: string, b: z.output<typeof RunCreate>): Promise<RunResponse> {
+export async function startThreadRun(pool: Pool, boss: PgBoss, threadId: string, user: string, b: RunRequest): Promise<RunResponse> {
   const found = await getAssistant(pool, b.assistant_id, user);
-  if (!found) throw new HttpError(404, 'assistant not found');
+  if (!found) throw missing('assistant');
   const assistant = found.assistant;
   const strategy = b.multitask_strategy ?? 'enqueue';
   if (strategy === 'interrupt' || strategy === 'rollback') {
@@ -37,13 +50,13 @@ export async function startThreadRun(pool: Pool, boss: PgBoss, threadId: string,
   }
   return withTransaction(pool, async (client) => {
     if (!(await lockThread(client, threadId, user))) {
-      if (b.if_not_exists !== 'create') throw threadNotFound();
+      if (b.if_not_exists !== 'create') throw missing('thread');
       const metadata = { graph_id: assistant.graph_id, assistant_id: assistant.assistant_id };
       // The id is taken by another user's thread (ids are global): it cannot be created, and
       // the answer is the one a missing thread gets, so it tells nothing about that thread.
-      if (!(await insertThread(client, { thread_id: threadId, user_id: user, metadata, values: null }))) throw threadNotFound();
+      if (!(await insertThread(client, { thread_id: threadId, user_id: user, metadata, values: null }))) throw missing('thread');
     } else if (strategy === 'reject' && (await activeThreadRunIds(client, threadId)).length > 0) {
-      throw new HttpError(409, 'the thread has a run that has not ended (multitask_strategy reject)');
+      throw conflict('the thread has a run that has not ended (multitask_strategy reject)');
     }
     return insertBackgroundRun(client, boss, {
       thread_id: threadId,
@@ -61,7 +74,7 @@ export async function startThreadRun(pool: Pool, boss: PgBoss, threadId: string,
  * Starts a stateless run: a fresh thread of the caller's (deleted by the API once the run has
  * ended, see finishStateless), and the run on it.
  */
-export function startStatelessRun(pool: Pool, boss: PgBoss, user: string, b: z.output<typeof RunCreate>): Promise<RunResponse> {
+export function startStatelessRun(pool: Pool, boss: PgBoss, user: string, b: RunRequest): Promise<RunResponse> {
   return startThreadRun(pool, boss, randomUUID(), user, { ...b, if_not_exists: 'create', multitask_strategy: null });
 }
 
@@ -70,12 +83,12 @@ export function startStatelessRun(pool: Pool, boss: PgBoss, user: string, b: z.o
  * the worker deletes with it once it ends (as a stateless cron's occurrence) unless on_completion
  * is "keep".
  */
-export async function startBackgroundStatelessRuns(pool: Pool, boss: PgBoss, user: string, bodies: z.output<typeof RunCreate>[]): Promise<RunResponse[]> {
+export async function startBackgroundStatelessRuns(pool: Pool, boss: PgBoss, user: string, bodies: RunRequest[]): Promise<RunResponse[]> {
   const assistants = new Map<string, { assistant_id: string; graph_id: string }>();
   for (const b of bodies) {
     if (assistants.has(b.assistant_id)) continue;
     const found = await getAssistant(pool, b.assistant_id, user);
-    if (!found) throw new HttpError(404, 'assistant not found');
+    if (!found) throw missing('assistant');
     assistants.set(b.assistant_id, found.assistant);
   }
   const runIds = bodies.map(() => randomUUID());
@@ -110,7 +123,7 @@ export async function startBackgroundStatelessRuns(pool: Pool, boss: PgBoss, use
   });
   const runs = await Promise.all(runIds.map((id) => getRun(pool, id, user)));
   return runs.map((r) => {
-    if (!r) throw runNotFound();
+    if (!r) throw missing('run');
     return r;
   });
 }
