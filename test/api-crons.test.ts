@@ -708,7 +708,8 @@ describe('crons API', () => {
     const ending = (await post('/runs/crons', { assistant_id: 'echo', schedule: '0 * * * *', input: {}, enabled: false })).body;
     // Whole UTC hours, whatever the server's TimeZone (date_trunc follows it otherwise).
     await stack.db.pool.query(
-      `UPDATE crons SET enabled = true, next_run_date = date_trunc('hour', now(), 'UTC') + interval '1 hour', end_time = date_trunc('hour', now(), 'UTC') + interval '150 minutes' WHERE cron_id = $1`,
+      `UPDATE crons SET enabled = true, next_run_date = date_trunc('hour', now(), 'UTC') + interval '1 hour', end_time = date_trunc('hour', now(),
+        'UTC') + interval '150 minutes' WHERE cron_id = $1`,
       [ending.cron_id],
     );
     assert.equal((await get(`/runs/crons/${ending.cron_id}/next?count=10`)).body.next.length, 2);

@@ -72,7 +72,9 @@ function nonJsonBodies(limitBytes: number): RequestHandler {
         next(
           new HttpError(
             415,
-            `request bodies are JSON: send a JSON body with content-type: application/json (got ${sent ? `content-type ${JSON.stringify(sent)}` : 'no content-type'} and a body that is not JSON)`,
+            `request bodies are JSON: send a JSON body with content-type: application/json (got ` +
+              `${sent ? `content-type ${JSON.stringify(sent)}` : 'no content-type'} ` +
+              `and a body that is not JSON)`,
           ),
         );
       }

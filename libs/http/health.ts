@@ -66,7 +66,9 @@ for (const [path, summary, description] of [
   [
     '/health',
     'Readiness',
-    'The database, the queue, live schedulers and workers, the last scheduler tick, saturation (queue latency, runs waiting by reason, lag to start); status ok, degraded (200: behind, with reasons) or unavailable (503: the database is unreachable, the queue check fails or no scheduler ticks). Details (ids, hosts, figures) only for admin keys under AUTH_MODE=api_key.',
+    'The database, the queue, live schedulers and workers, the last scheduler tick, saturation (queue latency, runs waiting by reason, lag to ' +
+      'start); status ok, degraded (200: behind, with reasons) or unavailable (503: the database is unreachable, the queue check fails or no ' +
+      'scheduler ticks). Details (ids, hosts, figures) only for admin keys under AUTH_MODE=api_key.',
   ],
   ['/metrics', 'Prometheus metrics', 'Text exposition format; no series carries user data.'],
 ] as const) {

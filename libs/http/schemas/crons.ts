@@ -68,7 +68,9 @@ const cronFields = {
     .max(PAUSED_REASON_MAX, { message: `at most ${PAUSED_REASON_MAX} characters` })
     .nullish()
     .openapi({
-      description: `agentcron: why the cron is paused, at most ${PAUSED_REASON_MAX} characters; only with enabled false (or on a disabled cron), cleared when it is enabled; null clears it`,
+      description:
+        `agentcron: why the cron is paused, at most ${PAUSED_REASON_MAX} characters; only with enabled false (or on a disabled ` +
+        `cron), cleared when it is enabled; null clears it`,
     }),
   on_run_completed: z.enum(ON_RUN_COMPLETED).nullish(),
   metadata: jsonObject.nullish(),
@@ -85,7 +87,8 @@ const cronFields = {
     .nullish()
     .openapi({
       description:
-        `agentcron: each scheduled occurrence starts at scheduled_for plus a deterministic offset in [0, jitter_seconds) derived from (cron_id, scheduled_for); 0-${MAX_JITTER_SECONDS}, default 0. ` +
+        `agentcron: each scheduled occurrence starts at scheduled_for plus a deterministic offset in [0, jitter_seconds) derived from (cron_id, ` +
+        `scheduled_for); 0-${MAX_JITTER_SECONDS}, default 0. ` +
         "The cron's first run, triggers and backfills start at once. The LangGraph SDK does not send this field.",
     }),
 };
@@ -95,7 +98,8 @@ export const CronCreateBody = z
     assistant_id: z.string({ error: required }).min(1).openapi({ description: 'An assistant id, or a graph id (its default assistant)' }),
     schedule: z.string({ error: required }).openapi({
       description:
-        'Cron expression, 5 fields (6 with seconds first when enabled). A "CRON_TZ=<zone> " or "TZ=<zone> " prefix sets the timezone (how SDK 2.x, which sends no timezone, names one); stored without the prefix',
+        'Cron expression, 5 fields (6 with seconds first when enabled). A "CRON_TZ=<zone> " or "TZ=<zone> " prefix sets the timezone (how SDK ' +
+        '2.x, which sends no timezone, names one); stored without the prefix',
     }),
     input: jsonObject.nullish().openapi({ description: 'The input of every run; optional (the SDKs send none when not given): runs then get no input (null)' }),
     ...payloadFields,
@@ -213,7 +217,8 @@ export const bulkFields = {
 
 export const CronBulkBody = z.object(bulkFields).openapi('CronBulk', {
   description:
-    'Disable, enable or delete every cron of the caller matching the filters (at least one, or "all": true). Enabling follows PATCH: a passed next_run_date restarts from now, a finished cron comes back. Deleting also deletes their occurrence ledgers; runs already started finish.',
+    'Disable, enable or delete every cron of the caller matching the filters (at least one, or "all": true). Enabling follows PATCH: a passed ' +
+    'next_run_date restarts from now, a finished cron comes back. Deleting also deletes their occurrence ledgers; runs already started finish.',
 });
 export type CronBulkBody = z.output<typeof CronBulkBody>;
 
@@ -269,10 +274,14 @@ export const BackfillBody = z
       .refine((d) => d.getTime() >= 0, { message: 'must be 1970-01-01T00:00:00Z or later' })
       .openapi({ description: 'First instant of the range (included), 1970 or later' }),
     to: scheduleInstant.openapi({ description: 'Last instant of the range (included); not in the future' }),
-    overlap: z.enum(['cron', 'allow']).nullish().openapi({
-      description:
-        "agentcron, stateless crons: cron (default) applies the cron's overlap_policy (skip / buffer_one fire only what they allow now); allow fires every occurrence of the range now",
-    }),
+    overlap: z
+      .enum(['cron', 'allow'])
+      .nullish()
+      .openapi({
+        description:
+          "agentcron, stateless crons: cron (default) applies the cron's overlap_policy (skip / buffer_one fire only what they allow now); allow " +
+          'fires every occurrence of the range now',
+      }),
   })
   .openapi('CronBackfill');
 export type BackfillBody = z.output<typeof BackfillBody>;
@@ -302,7 +311,8 @@ export const CronSchema = z
     user_id: z.string().openapi({ description: "The owner (admin keys see every user's crons)" }),
     next_run_date: iso.nullable().openapi({
       description:
-        'Enabled: the next occurrence the scheduler fires. Disabled: when it would fire if enabled now (a disabled cron fires nothing). null once the cron has finished (end_time passed)',
+        'Enabled: the next occurrence the scheduler fires. Disabled: when it would fire if enabled now (a disabled cron fires nothing). null ' +
+        'once the cron has finished (end_time passed)',
     }),
     metadata: z.record(z.string(), z.unknown()),
     enabled: z.boolean(),
