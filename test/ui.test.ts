@@ -581,6 +581,14 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
         const edited = (await open.call('GET', `/runs/crons/${id}`)).body;
         assert.deepEqual(edited.payload.input, { topic: 'edited' });
         assert.deepEqual(edited.metadata, { team: 'reports', name: 'Weekly report' });
+        // An empty input field leaves the input as it is (the API takes no null input on an update).
+        await page.click('#edit-fields');
+        await page.fill('#edit-input', '');
+        await page.fill('#edit-metadata', '{"team": "ops"}');
+        await page.click('#save-fields');
+        await page.locator('#fields-panel').waitFor({ state: 'detached' });
+        const kept = (await open.call('GET', `/runs/crons/${id}`)).body;
+        assert.deepEqual([kept.payload.input, kept.metadata], [{ topic: 'edited' }, { team: 'ops', name: 'Weekly report' }]);
 
         // 5 occurrences in the range; the cron's rule (skip) would fire one, "every occurrence" fires all.
         const day = new Date(Date.now() - 2 * 86400_000).toISOString().slice(0, 10);
