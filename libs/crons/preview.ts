@@ -2,7 +2,7 @@ import cronstrue from 'cronstrue';
 import { plannedStart } from '../firing/index.ts';
 import { parseSchedule } from '../schedule/index.ts';
 import type { Schedule } from '../schedule/index.ts';
-import { zoneRules } from '../schedule/timezone.ts';
+import { zoneRules } from '../schedule/index.ts';
 import { localIso } from './occurrences.ts';
 
 // What a schedule will do, without running it: its next fire times in UTC and in its timezone,

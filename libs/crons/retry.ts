@@ -2,7 +2,7 @@ import type { PoolClient } from '../db/index.ts';
 import { uuidv5 } from '../ids/index.ts';
 import type { PgBoss } from '../queue/index.ts';
 import { enqueueRuns } from '../queue/index.ts';
-import { clearEndedOccurrenceRun, reopenOccurrence } from '../runs/lifecycle.ts';
+import { clearEndedOccurrenceRun, reopenOccurrence } from '../runs/index.ts';
 import type { NewRun } from '../runs/index.ts';
 import { activeRuns, firingCron, overlapAllowance, runOf, runsToSupersede } from './fire.ts';
 import type { Superseded } from './fire.ts';

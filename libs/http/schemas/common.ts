@@ -1,8 +1,7 @@
 import { z } from 'zod';
 import { isUuid } from '../../ids/index.ts';
-import { webhookCreateProblem } from '../../webhooks/index.ts';
-import { WEBHOOK_URL_MAX_LENGTH, webhookUrlProblem } from '../../webhooks/address.ts';
-import { MAX_CONCURRENCY, flowConfigProblem, makeRetryPolicySchema } from '../../runs/retry-policy.ts';
+import { WEBHOOK_URL_MAX_LENGTH, webhookCreateProblem, webhookUrlProblem } from '../../webhooks/index.ts';
+import { MAX_CONCURRENCY, flowConfigProblem, makeRetryPolicySchema } from '../../runs/index.ts';
 import { HttpError } from '../errors.ts';
 import { registry } from '../openapi.ts';
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { MAX_JITTER_SECONDS } from '../../firing/jitter.ts';
+import { MAX_JITTER_SECONDS } from '../../firing/index.ts';
 import { PAYLOAD_KEYS } from '../../crons/index.ts';
 import { ATTEMPT_FIELDS, RetryPolicySchema, WEBHOOK_DESCRIPTION, selectFields, webhookUrl } from './common.ts';
 
