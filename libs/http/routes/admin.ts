@@ -12,7 +12,8 @@ import { checkBodySize, sendRun } from './cron-http.ts';
 import { MaintenanceJobSchema, TriggerAnswer, TriggerParams, TriggerQuery } from '../schemas/admin.ts';
 import { ErrorSchema, NoContent, documentRoutes, errors, json } from '../schemas/common.ts';
 import { AdminCronBulkBody, AdminCronCountBody, AdminCronSearchBody, CronTransferAnswer, CronTransferBody } from '../schemas/admin.ts';
-import { CronBulkAnswer, CronIdParams, CronRunSchema, CronSchema, CronUpdateBody } from '../schemas/crons.ts';
+import { CronBulkAnswer, CronIdParams, CronUpdateBody } from '../schemas/crons.ts';
+import { CronRunSchema, CronSchema } from '../schemas/cron-answers.ts';
 import { parse } from '../validate.ts';
 
 // Operator endpoints: every user's crons (search, count, get, update, delete, trigger, bulk

@@ -3,28 +3,22 @@ import { registry } from '../openapi.ts';
 import { ErrorSchema, errors, json } from '../schemas/common.ts';
 import {
   BackfillBody,
-  BackfillSchema,
   CronBulkAnswer,
   CronBulkBody,
   CronCountBody,
   CronCreateBody,
   CronIdParams,
-  CronRunSchema,
-  CronSchema,
   CronSearchBody,
   CronUpdateBody,
   NextQuery,
-  NextRunsSchema,
   OccurrenceParams,
-  OccurrenceSchema,
   OccurrencesQuery,
   PreviewBody,
-  PreviewSchema,
   RECENT_OCCURRENCES_MAX,
   RecentOccurrencesQuery,
-  RetrySchema,
   ThreadIdParams,
 } from '../schemas/crons.ts';
+import { BackfillSchema, CronRunSchema, CronSchema, NextRunsSchema, OccurrenceSchema, PreviewSchema, RetrySchema } from '../schemas/cron-answers.ts';
 
 // The crons routes' OpenAPI registrations (GET /openapi.json, /docs), beside the routes they document.
 
