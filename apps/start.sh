@@ -9,7 +9,8 @@ name=${1:?usage: apps/start.sh api|scheduler|worker|migrate}
 node=node
 [ -x "$root/node_modules/.bin/node" ] && node="$root/node_modules/.bin/node"
 if ! "$node" -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 24 ? 0 : 1)' 2>/dev/null; then
-  echo "agentcron: needs Node.js 24 or newer to run its TypeScript sources (found $("$node" --version 2>/dev/null || echo none)); use a Node 24 runtime, or install the dev dependencies (npm ci), which bring one" >&2
+  echo "agentcron: needs Node.js 24 or newer to run its TypeScript sources (found $("$node" --version 2>/dev/null || echo none));" \
+    "use a Node 24 runtime, or install the dev dependencies (npm ci), which bring one" >&2
   exit 1
 fi
 exec "$node" "$root/apps/$name/main.ts"

@@ -107,7 +107,8 @@ async function seed(): Promise<void> {
     `SELECT count(*)::int AS n, pg_size_pretty(pg_total_relation_size('crons')) AS size FROM crons`,
   );
   say(
-    `seeded ${rows[0].n} crons (${CRONS} owned by ${BIG}, ${USERS}×${USER_CRONS} by other users, 100 by ${FULL}; crons table with indexes ${rows[0].size}) in ${Date.now() - started} ms`,
+    `seeded ${rows[0].n} crons (${CRONS} owned by ${BIG}, ${USERS}×${USER_CRONS} by other users, 100 by ${FULL}; crons table with indexes ` +
+      `${rows[0].size}) in ${Date.now() - started} ms`,
   );
 }
 
@@ -215,7 +216,8 @@ async function drive(base: string, scenario: string, make: (i: number) => Reques
     .map(([s, c]) => `${s}×${c}`)
     .join(' ');
   say(
-    `${scenario.padEnd(44)} p50 ${String(r.p50).padStart(5)} ms  p99 ${String(r.p99).padStart(5)} ms  max ${String(r.max).padStart(5)} ms  ${String(r.rate).padStart(5)} req/s  [${st}]  load ${r.load}`,
+    `${scenario.padEnd(44)} p50 ${String(r.p50).padStart(5)} ms  p99 ${String(r.p99).padStart(5)} ms  max ${String(r.max).padStart(5)} ms  ` +
+      `${String(r.rate).padStart(5)} req/s  [${st}]  load ${r.load}`,
   );
   await sleep(1000);
 }

@@ -122,7 +122,8 @@ try {
   say(`lost occurrences (gaps between fired/skipped seconds): ${c.lost_occurrences} over ${c.gap_checked_seconds} cron-seconds checked`);
   say(`stuck runs: ${c.stuck_runs}; ledger rows left enqueued/running: ${c.unsettled}; settled: ${settled.settled} in ${settled.ms} ms`);
   say(
-    `occurrences: ${c.occurrences} (fired ${c.fired}, skipped ${c.skipped}: missed ${c.skipped_missed}, overlap ${c.skipped_overlap}, end_time ${c.skipped_end_time})`,
+    `occurrences: ${c.occurrences} (fired ${c.fired}, skipped ${c.skipped}: missed ${c.skipped_missed}, overlap ${c.skipped_overlap}, end_time ` +
+      `${c.skipped_end_time})`,
   );
   say(`ledger outcomes: success ${c.ledger_success}, error ${c.ledger_error}, timeout ${c.ledger_timeout}, interrupted ${c.ledger_interrupted}`);
   const { rows: errors } = await pool.query<{ error: string | null; n: number }>(

@@ -493,7 +493,8 @@ function lagTable(results: LagResult[]): void {
         .filter((r) => r.setup === DEFAULTS)
         .map(
           (r) =>
-            `${fmt(r.crons)} crons: crons ${mib(r.bytes.crons)}, ledger ${mib(r.bytes.ledger)} (${fmt(r.bytes.ledger / r.crons)} B/row), pg-boss job ${mib(r.bytes.jobs)} (${fmt(r.bytes.jobs / r.crons)} B/job), runs ${mib(r.bytes.runs)}, threads ${mib(r.bytes.threads)}`,
+            `${fmt(r.crons)} crons: crons ${mib(r.bytes.crons)}, ledger ${mib(r.bytes.ledger)} (${fmt(r.bytes.ledger / r.crons)} B/row), ` +
+            `pg-boss job ${mib(r.bytes.jobs)} (${fmt(r.bytes.jobs / r.crons)} B/job), runs ${mib(r.bytes.runs)}, threads ${mib(r.bytes.threads)}`,
         )
         .join('; '),
   );
@@ -527,14 +528,17 @@ function sustainedTable(results: SustainedResult[]): void {
   const rawDrain = results.find((r) => r.drain_per_s !== undefined);
   if (rawDrain)
     say(
-      `   raw pg-boss ceiling: the same consumer drains ${fmt(rawDrain.drain_per_s!)} jobs/s from a backlog of ${fmt(DRAIN_JOBS)} jobs inserted beforehand (first fetch to last completion)`,
+      `   raw pg-boss ceiling: the same consumer drains ${fmt(rawDrain.drain_per_s!)} jobs/s from a backlog of ${fmt(DRAIN_JOBS)} jobs inserted ` +
+        `beforehand (first fetch to last completion)`,
     );
   say('   backlog = runs pending (agentcron) or jobs created and not fetched (raw), sampled each second in the window; growth = least-squares slope');
   say(
-    '   start lag = run start (job start for raw) minus its scheduled second; "not started" = occurrences of the window still waiting when the measurement stopped (their lag counts up to that moment)',
+    '   start lag = run start (job start for raw) minus its scheduled second; "not started" = occurrences of the window still waiting when ' +
+      'the measurement stopped (their lag counts up to that moment)',
   );
   say(
-    '   where the time went in the window (CPU as a share of one core; database sessions: share of pg_stat_activity samples in which a session of that kind was active):',
+    '   where the time went in the window (CPU as a share of one core; database sessions: share of pg_stat_activity samples in which a session ' +
+      'of that kind was active):',
   );
   for (const r of results) {
     say(`   - ${r.label}: CPU ${cpuLine(r.profile.cpu)}`);
@@ -613,7 +617,8 @@ async function limitedHerd(server: string, n: number): Promise<LimitedResult> {
       // Every run parked on the limit writes its waiting reason: counted by a trigger of the bench's.
       await db.pool.query(`
         CREATE TABLE bench_parks (run_id uuid NOT NULL, until timestamptz, at timestamptz NOT NULL DEFAULT clock_timestamp());
-        CREATE FUNCTION bench_count_park() RETURNS trigger AS $$ BEGIN INSERT INTO bench_parks (run_id, until) VALUES (NEW.run_id, NEW.not_before); RETURN NULL; END $$ LANGUAGE plpgsql;
+        CREATE FUNCTION bench_count_park() RETURNS trigger AS $$ BEGIN INSERT INTO bench_parks (run_id, until) VALUES (NEW.run_id, NEW.not_before);
+          RETURN NULL; END $$ LANGUAGE plpgsql;
         CREATE TRIGGER bench_count_park AFTER UPDATE OF waiting ON runs FOR EACH ROW
           WHEN (NEW.waiting LIKE 'limit:%') EXECUTE FUNCTION bench_count_park();`);
       const env = { AGENTCRON_CONFIG: config };
@@ -632,7 +637,8 @@ async function limitedHerd(server: string, n: number): Promise<LimitedResult> {
       const before = await rowUpdates(db);
       const meter = await cpuMeter(procs, db.pool);
       progress(
-        `limited ${n}: crons inserted, due at ${due.toISOString()}; ${LIMIT_RATE.runs} per ${LIMIT_RATE.per_seconds} s: ~${(Math.ceil(n / LIMIT_RATE.runs) - 1) * LIMIT_RATE.per_seconds} s until the last start`,
+        `limited ${n}: crons inserted, due at ${due.toISOString()}; ${LIMIT_RATE.runs} per ${LIMIT_RATE.per_seconds} s: ` +
+          `~${(Math.ceil(n / LIMIT_RATE.runs) - 1) * LIMIT_RATE.per_seconds} s until the last start`,
       );
       const windows = Math.ceil(n / LIMIT_RATE.runs);
       await waitForCount(
@@ -698,7 +704,8 @@ function limitedTable(r: LimitedResult): void {
       ? ` TUNED (BENCH_LIMITED_RATE=${process.env.BENCH_LIMITED_RATE ?? ''} BENCH_LIMITED_BATCH=${LIMITED_BATCH ?? ''}: scheduler CRON_BATCH_SIZE)`
       : '';
   say(
-    `4. Limited herd: ${fmt(r.runs)} echo crons due at once on a graph under a limit of ${LIMIT_RATE.runs} runs per ${LIMIT_RATE.per_seconds} s (agentcron.json), 1 scheduler + 1 worker, defaults otherwise${tuned}`,
+    `4. Limited herd: ${fmt(r.runs)} echo crons due at once on a graph under a limit of ${LIMIT_RATE.runs} runs per ${LIMIT_RATE.per_seconds} ` +
+      `s (agentcron.json), 1 scheduler + 1 worker, defaults otherwise${tuned}`,
   );
   const head = [
     'runs',
@@ -722,10 +729,13 @@ function limitedTable(r: LimitedResult): void {
     ],
   ]);
   say(
-    `   per run: ${r.job_updates_per_run.toFixed(2)} pg-boss job row updates, ${r.run_updates_per_run.toFixed(2)} runs row updates, parked ${r.parks_per_run.toFixed(2)} times (one run at most ${r.most_parks} times) (a run that starts at once: 2 job updates, fetch and completion, and 1 run update, its claim; each park adds 2 job updates, the park and the next fetch, and 1 run update)`,
+    `   per run: ${r.job_updates_per_run.toFixed(2)} pg-boss job row updates, ${r.run_updates_per_run.toFixed(2)} runs row updates, parked ` +
+      `${r.parks_per_run.toFixed(2)} times (one run at most ${r.most_parks} times) (a run that starts at once: 2 job updates, fetch and ` +
+      `completion, and 1 run update, its claim; each park adds 2 job updates, the park and the next fetch, and 1 run update)`,
   );
   say(
-    `   ${fmt(r.parked_runs)} runs waited; they started ${fmt(r.late_ms.p50)} / ${fmt(r.late_ms.p99)} / ${fmt(r.late_ms.max)} ms (p50 / p99 / max) after the time their first park gave them`,
+    `   ${fmt(r.parked_runs)} runs waited; they started ${fmt(r.late_ms.p50)} / ${fmt(r.late_ms.p99)} / ${fmt(r.late_ms.max)} ms (p50 / p99 ` +
+      `/ max) after the time their first park gave them`,
   );
   say(`   CPU (insert to last run ended, ${r.cpu.seconds.toFixed(0)} s; share of one core): ${cpuLine(r.cpu)}`);
 }
@@ -742,18 +752,23 @@ try {
   const { rows: v } = await probe.pool.query<{ v: string }>(`SELECT current_setting('server_version') AS v`);
   await probe.drop();
   say(
-    `# agentcron bench: ${new URL(server.url).host} (PostgreSQL ${v[0].v}${server.embedded ? ', embedded' : ''}), node ${process.version}, ${os.cpus().length} cores, load average ${os
-      .loadavg()
-      .map((l) => l.toFixed(2))
-      .join(' ')} at start`,
+    `# agentcron bench: ${new URL(server.url).host} (PostgreSQL ${v[0].v}${server.embedded ? ', embedded' : ''}), ` +
+      `node ${process.version}, ${os.cpus().length} cores, load average ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')} at start`,
   );
+  const defaultConnections = `${DEFAULT_MAX_CONNECTIONS.scheduler} (scheduler) / ${DEFAULT_MAX_CONNECTIONS.worker} (worker)`;
   say(
     `# processes as in the Procfile (node apps/scheduler/main.ts, node apps/worker/main.ts) with DATABASE_URL only: ` +
-      `WORKER_CONCURRENCY=${defaults.WORKER_CONCURRENCY}, CRON_BATCH_SIZE=${defaults.CRON_BATCH_SIZE}, CRON_POLL_INTERVAL_SECONDS=${defaults.CRON_POLL_INTERVAL_SECONDS}, ` +
-      `DATABASE_MAX_CONNECTIONS=${defaults.DATABASE_MAX_CONNECTIONS ?? `${DEFAULT_MAX_CONNECTIONS.scheduler} (scheduler) / ${DEFAULT_MAX_CONNECTIONS.worker} (worker)`}, LOG_LEVEL=${defaults.LOG_LEVEL}, MIGRATE_ON_START=${defaults.MIGRATE_ON_START ?? 'unset (false: the bench migrates first)'}`,
+      `WORKER_CONCURRENCY=${defaults.WORKER_CONCURRENCY}, CRON_BATCH_SIZE=${defaults.CRON_BATCH_SIZE}, ` +
+      `CRON_POLL_INTERVAL_SECONDS=${defaults.CRON_POLL_INTERVAL_SECONDS}, ` +
+      `DATABASE_MAX_CONNECTIONS=${defaults.DATABASE_MAX_CONNECTIONS ?? defaultConnections}, ` +
+      `LOG_LEVEL=${defaults.LOG_LEVEL}, MIGRATE_ON_START=${defaults.MIGRATE_ON_START ?? 'unset (false: the bench migrates first)'}`,
   );
   say(
-    '# crons are inserted in SQL as the API stores them (stateless, echo assistant, input {}); every-second schedules are what the API accepts with CRON_ALLOW_SECONDS_SCHEDULE=true (the scheduler and worker do not read it)',
+    '# crons are inserted in SQL as the API stores them (stateless, echo assistant, input {}); every-second schedules are what the API accepts ' +
+      'with CRON_ALLOW_SECONDS_SCHEDULE=true (the scheduler and worker do not read it)',
   );
   say();
 
@@ -787,7 +802,8 @@ try {
   const limited = ONLY.has('limited') ? await limitedHerd(server.url, LIMITED_RUNS) : undefined;
   if (limited)
     progress(
-      `limited ${LIMITED_RUNS}: all started after ${limited.all_started_s.toFixed(1)} s, most starts in any ${LIMIT_RATE.per_seconds} s ${limited.max_starts_per_window}`,
+      `limited ${LIMITED_RUNS}: all started after ${limited.all_started_s.toFixed(1)} s, most starts in any ${LIMIT_RATE.per_seconds} s ` +
+        `${limited.max_starts_per_window}`,
     );
 
   if (lags.length) {
@@ -801,7 +817,9 @@ try {
   if (quiet) {
     say();
     say(
-      `3. Idle: ${quiet.queries_per_s.toFixed(2)} queries/s from one scheduler (${quiet.scheduler_queries_per_s.toFixed(2)}) and one worker process (${quiet.worker_queries_per_s.toFixed(2)}) with ${fmt(IDLE_CRONS)} enabled crons, none due (${IDLE_SECONDS} s; crons table ${mib(quiet.crons_bytes)}, ${fmt(quiet.crons_bytes / IDLE_CRONS)} B/cron)`,
+      `3. Idle: ${quiet.queries_per_s.toFixed(2)} queries/s from one scheduler (${quiet.scheduler_queries_per_s.toFixed(2)}) and one worker ` +
+        `process (${quiet.worker_queries_per_s.toFixed(2)}) with ${fmt(IDLE_CRONS)} enabled crons, none due (${IDLE_SECONDS} s; crons table ` +
+        `${mib(quiet.crons_bytes)}, ${fmt(quiet.crons_bytes / IDLE_CRONS)} B/cron)`,
     );
   }
   if (limited) {

@@ -393,34 +393,37 @@ describe('each agent kind end to end through api, scheduler and worker', () => {
     }
   });
 
-  test('counter on an every-second thread cron: GET /threads/{id}/state shows the graph state, count 3 after three runs; delete drops the checkpoints', async () => {
-    const thread = await client.threads.create();
-    const cron: any = await client.crons.createForThread(thread.thread_id, 'counter', { schedule: '*/1 * * * * *', input: { message: 'tick' } });
-    const succeeded = async () =>
-      (await pool().query<{ n: number }>(`SELECT count(*)::int AS n FROM runs WHERE thread_id = $1 AND status = 'success'`, [thread.thread_id])).rows[0].n;
-    await eventually(async () => (await succeeded()) >= 3, 'three counter runs', 60_000);
-    await client.crons.delete(cron.cron_id);
-    // Runs already started finish; then the state holds exactly one increment per run.
-    await eventually(
-      async () => (await pool().query(`SELECT 1 FROM runs WHERE thread_id = $1 AND status IN ('pending', 'running')`, [thread.thread_id])).rowCount === 0,
-      'the last counter run to end',
-    );
-    const runs = await succeeded();
-    const state = await client.threads.getState<{ count: number; log: string[] }>(thread.thread_id);
-    assert.equal(state.values.count, runs);
-    assert.ok(state.values.count >= 3);
-    assert.deepEqual(state.values.log, Array(runs).fill('tick'));
-    assert.equal(state.checkpoint.thread_id, thread.thread_id);
-    assert.match(String(state.checkpoint.checkpoint_id), /^[0-9a-f-]{36}$/, 'the checkpoint it was read from');
-    assert.deepEqual(state.next, []);
-    // The state returned by the last run is also the thread's values.
-    assert.deepEqual((await client.threads.get(thread.thread_id)).values, state.values);
+  test(
+    'counter on an every-second thread cron: GET /threads/{id}/state shows the graph state, count 3 after three runs; delete drops the ' + 'checkpoints',
+    async () => {
+      const thread = await client.threads.create();
+      const cron: any = await client.crons.createForThread(thread.thread_id, 'counter', { schedule: '*/1 * * * * *', input: { message: 'tick' } });
+      const succeeded = async () =>
+        (await pool().query<{ n: number }>(`SELECT count(*)::int AS n FROM runs WHERE thread_id = $1 AND status = 'success'`, [thread.thread_id])).rows[0].n;
+      await eventually(async () => (await succeeded()) >= 3, 'three counter runs', 60_000);
+      await client.crons.delete(cron.cron_id);
+      // Runs already started finish; then the state holds exactly one increment per run.
+      await eventually(
+        async () => (await pool().query(`SELECT 1 FROM runs WHERE thread_id = $1 AND status IN ('pending', 'running')`, [thread.thread_id])).rowCount === 0,
+        'the last counter run to end',
+      );
+      const runs = await succeeded();
+      const state = await client.threads.getState<{ count: number; log: string[] }>(thread.thread_id);
+      assert.equal(state.values.count, runs);
+      assert.ok(state.values.count >= 3);
+      assert.deepEqual(state.values.log, Array(runs).fill('tick'));
+      assert.equal(state.checkpoint.thread_id, thread.thread_id);
+      assert.match(String(state.checkpoint.checkpoint_id), /^[0-9a-f-]{36}$/, 'the checkpoint it was read from');
+      assert.deepEqual(state.next, []);
+      // The state returned by the last run is also the thread's values.
+      assert.deepEqual((await client.threads.get(thread.thread_id)).values, state.values);
 
-    const rows = async () => (await pool().query(`SELECT 1 FROM langgraph.checkpoints WHERE thread_id = $1`, [thread.thread_id])).rowCount;
-    assert.ok(await rows());
-    await client.threads.delete(thread.thread_id);
-    assert.equal(await rows(), 0, 'the thread took its checkpoints with it');
-  });
+      const rows = async () => (await pool().query(`SELECT 1 FROM langgraph.checkpoints WHERE thread_id = $1`, [thread.thread_id])).rowCount;
+      assert.ok(await rows());
+      await client.threads.delete(thread.thread_id);
+      assert.equal(await rows(), 0, 'the thread took its checkpoints with it');
+    },
+  );
 
   test('a stateless counter cron: its ephemeral thread goes after the run, and its checkpoints with it', async () => {
     const cron: any = await client.crons.create('counter', { schedule: '0 0 1 1 *', input: { message: 'once' } });

@@ -97,7 +97,8 @@ describe('crons firing end to end, two users (api + scheduler + worker, AUTH_MOD
 
     const fired = async (cronId: string) => {
       const { rows } = await pool.query(
-        `SELECT count(*) FILTER (WHERE trigger = 'schedule')::int AS n, count(*) FILTER (WHERE trigger = 'create')::int AS first FROM cron_occurrences WHERE cron_id = $1 AND status = 'success'`,
+        `SELECT count(*) FILTER (WHERE trigger = 'schedule')::int AS n, count(*) FILTER (WHERE trigger = 'create')::int AS first FROM cron_occurrences
+          WHERE cron_id = $1 AND status = 'success'`,
         [cronId],
       );
       return rows[0].n >= 3 && rows[0].first === 1;

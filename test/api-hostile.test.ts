@@ -253,30 +253,33 @@ describe('hostile input and thread id claims (AUTH_MODE=api_key, in-process api)
     assert.deepEqual(emoji.body.metadata, { mood: '😀' });
   });
 
-  test('nesting: 64 levels counting the body are accepted, 65 answer 422 naming the path; a 1 MB-deep body is refused without overflowing the stack', async () => {
-    // The body is level 1, so metadata holding 63 nested objects (itself the first) makes 64.
-    const ok = await call('alice', 'POST', '/threads', undefined, `{"metadata":${nestedObjects(63)}}`);
-    assert.equal(ok.status, 200, JSON.stringify(ok.body)?.slice(0, 300));
-    const stored = await call('alice', 'GET', `/threads/${ok.body.thread_id}`);
-    assert.equal(stored.status, 200);
+  test(
+    'nesting: 64 levels counting the body are accepted, 65 answer 422 naming the path; a 1 MB-deep body is refused without ' + 'overflowing the stack',
+    async () => {
+      // The body is level 1, so metadata holding 63 nested objects (itself the first) makes 64.
+      const ok = await call('alice', 'POST', '/threads', undefined, `{"metadata":${nestedObjects(63)}}`);
+      assert.equal(ok.status, 200, JSON.stringify(ok.body)?.slice(0, 300));
+      const stored = await call('alice', 'GET', `/threads/${ok.body.thread_id}`);
+      assert.equal(stored.status, 200);
 
-    const over = await call('alice', 'POST', '/threads', undefined, `{"metadata":${nestedObjects(64)}}`);
-    assert.equal(over.status, 422);
-    assert.equal(over.body.detail, `body.metadata${'.a'.repeat(63)}: nested deeper than 64 levels of objects and arrays`);
+      const over = await call('alice', 'POST', '/threads', undefined, `{"metadata":${nestedObjects(64)}}`);
+      assert.equal(over.status, 422);
+      assert.equal(over.body.detail, `body.metadata${'.a'.repeat(63)}: nested deeper than 64 levels of objects and arrays`);
 
-    const before = await fingerprint();
-    const arrays = 450_000;
-    const huge = await call(
-      'alice',
-      'POST',
-      `/threads/${fx.aliceThread}/runs`,
-      undefined,
-      `{"assistant_id":"echo","input":${'['.repeat(arrays)}${']'.repeat(arrays)}}`,
-    );
-    assert.equal(huge.status, 422, JSON.stringify(huge.body)?.slice(0, 300));
-    assert.match(huge.body.detail, /^body\.input\.0\.0\.0\..*: nested deeper than 64 levels/);
-    assert.equal(await fingerprint(), before);
-  });
+      const before = await fingerprint();
+      const arrays = 450_000;
+      const huge = await call(
+        'alice',
+        'POST',
+        `/threads/${fx.aliceThread}/runs`,
+        undefined,
+        `{"assistant_id":"echo","input":${'['.repeat(arrays)}${']'.repeat(arrays)}}`,
+      );
+      assert.equal(huge.status, 422, JSON.stringify(huge.body)?.slice(0, 300));
+      assert.match(huge.body.detail, /^body\.input\.0\.0\.0\..*: nested deeper than 64 levels/);
+      assert.equal(await fingerprint(), before);
+    },
+  );
 
   test("another user's thread id: claiming it is refused like a taken id, and nothing else tells it from a free one", async () => {
     const bobs = fx.bobThread;

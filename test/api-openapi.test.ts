@@ -131,7 +131,8 @@ describe('OpenAPI document and /docs', () => {
     const html = await (await fetch(`${stack.url}/docs`)).text();
     assert.ok(
       html.includes(
-        'curl -s &quot;http://localhost:8000/runs/crons&quot; -H &#39;content-type: application/json&#39; -d &#39;{&quot;assistant_id&quot;:&quot;echo&quot;,&quot;schedule&quot;:&quot;CRON_TZ=Europe/Paris 0 9 * * 1-5&quot;',
+        'curl -s &quot;http://localhost:8000/runs/crons&quot; -H &#39;content-type: application/json&#39; -d ' +
+          '&#39;{&quot;assistant_id&quot;:&quot;echo&quot;,&quot;schedule&quot;:&quot;CRON_TZ=Europe/Paris 0 9 * * 1-5&quot;',
       ),
     );
     assert.ok(html.includes('curl -s -X POST &quot;http://localhost:8000/runs/crons/$CRON_ID/trigger&quot;'));

@@ -1,5 +1,5 @@
 // The static checks `npm test` runs before the suite: the typecheck (server and dashboard), the
-// linter and the format check, side by side (each uses one core; one after another they took
+// linter, the format check and the line length (test/line-length.ts), side by side (each uses one core; one after another they took
 // about as long as half the suite). Every check's output is printed, a failing one's last; the
 // exit code is non-zero if any failed.
 import { spawn } from 'node:child_process';
@@ -13,6 +13,7 @@ const CHECKS: [string, string, string[]][] = [
   ['typecheck dashboard', bin('tsc'), ['-p', 'libs/ui/tsconfig.json']],
   ['lint', bin('eslint'), ['--max-warnings', '0', '-f', './eslint-formatter.js', '.']],
   ['format', bin('prettier'), ['--check', '--log-level', 'warn', '**/*.{ts,js}']],
+  ['line length', process.execPath, [path.join(ROOT, 'test/line-length.ts')]],
 ];
 
 const results = await Promise.all(

@@ -100,7 +100,8 @@ describe('the agentcron bin from an npm pack tarball, on the system Node', () =>
     assert.equal(r.stdout, '');
     assert.equal(
       r.stderr,
-      `agentcron: needs Node.js 24 (this is Node ${systemNode}) and found no Node 24 in node_modules/node; run it with Node 24, or install one beside it: npm install node@24\n`,
+      `agentcron: needs Node.js 24 (this is Node ${systemNode}) and found no Node 24 in node_modules/node; run it with Node 24, or install ` +
+        `one beside it: npm install node@24\n`,
     );
   });
 });

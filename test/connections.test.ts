@@ -61,48 +61,53 @@ describe(`a ${MAX_CONNECTIONS}-connection PostgreSQL: web + scheduler + ${WORKER
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  test(`${CRONS} every-second crons for ${SECONDS} s: nothing missed, nothing twice, the API answering, a release beside it, at most ${BUDGET} connections`, async () => {
-    assert.ok(BUDGET <= APP_SLOTS, `the deployment's budget (${BUDGET}) fits the app's ${APP_SLOTS} connections`);
-    deployment = await startDeployment({ DATABASE_URL: appUrl }, WORKERS);
-    // What the app's role has open, sampled throughout.
-    let peak = 0;
-    const byApp = new Map<string, number>();
-    let sampling = true;
-    const sampler = (async () => {
-      while (sampling) {
-        const { rows } = await admin!.query<{ app: string; n: number }>(
-          `SELECT application_name AS app, count(*)::int AS n FROM pg_stat_activity WHERE usename = 'app' GROUP BY 1`,
-        );
-        peak = Math.max(
-          peak,
-          rows.reduce((n, r) => n + r.n, 0),
-        );
-        for (const r of rows) byApp.set(r.app, Math.max(byApp.get(r.app) ?? 0, r.n));
-        await new Promise((r) => setTimeout(r, 100));
+  test(
+    `${CRONS} every-second crons for ${SECONDS} s: nothing missed, nothing twice, the API answering, a release beside it, at most ${BUDGET} ` + `connections`,
+    async () => {
+      assert.ok(BUDGET <= APP_SLOTS, `the deployment's budget (${BUDGET}) fits the app's ${APP_SLOTS} connections`);
+      deployment = await startDeployment({ DATABASE_URL: appUrl }, WORKERS);
+      // What the app's role has open, sampled throughout.
+      let peak = 0;
+      const byApp = new Map<string, number>();
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          const { rows } = await admin!.query<{ app: string; n: number }>(
+            `SELECT application_name AS app, count(*)::int AS n FROM pg_stat_activity WHERE usename = 'app' GROUP BY 1`,
+          );
+          peak = Math.max(
+            peak,
+            rows.reduce((n, r) => n + r.n, 0),
+          );
+          for (const r of rows) byApp.set(r.app, Math.max(byApp.get(r.app) ?? 0, r.n));
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      })();
+      let result;
+      // A release beside the running deployment (a deploy on Heroku): one connection more, still within the 17.
+      const release = spawnApp('migrate', { DATABASE_URL: appUrl, DATABASE_POOL_MAX: '' });
+      try {
+        result = await everySecond(admin!, deployment.url, { crons: CRONS, seconds: SECONDS });
+        assert.equal(await release.exited, 0, release.output.join('\n'));
+      } finally {
+        sampling = false;
+        await sampler;
       }
-    })();
-    let result;
-    // A release beside the running deployment (a deploy on Heroku): one connection more, still within the 17.
-    const release = spawnApp('migrate', { DATABASE_URL: appUrl, DATABASE_POOL_MAX: '' });
-    try {
-      result = await everySecond(admin!, deployment.url, { crons: CRONS, seconds: SECONDS });
-      assert.equal(await release.exited, 0, release.output.join('\n'));
-    } finally {
-      sampling = false;
-      await sampler;
-    }
-    console.log(
-      `# connections: peak ${peak} of the app's ${APP_SLOTS} (budget ${BUDGET}); by process (peak) ${JSON.stringify(Object.fromEntries([...byApp].sort()))}; ${JSON.stringify(result)}`,
-    );
-    // 5 (web) + 3 (scheduler) + 4 a worker + 1 (release): the defaults' budget, kept.
-    assert.ok(peak <= BUDGET, `at most ${BUDGET} connections open at once (saw ${peak})`);
-    const refused = [...deployment.apps, release]
-      .flatMap((a) => a.output)
-      .filter((l) => /53300|too many (clients|connections)|remaining connection slots/i.test(l));
-    assert.deepEqual(refused, [], 'no process was refused a connection');
-    await deployment.stop();
-    deployment = undefined;
-  });
+      console.log(
+        `# connections: peak ${peak} of the app's ${APP_SLOTS} (budget ${BUDGET}); by process (peak) ` +
+          `${JSON.stringify(Object.fromEntries([...byApp].sort()))}; ` +
+          `${JSON.stringify(result)}`,
+      );
+      // 5 (web) + 3 (scheduler) + 4 a worker + 1 (release): the defaults' budget, kept.
+      assert.ok(peak <= BUDGET, `at most ${BUDGET} connections open at once (saw ${peak})`);
+      const refused = [...deployment.apps, release]
+        .flatMap((a) => a.output)
+        .filter((l) => /53300|too many (clients|connections)|remaining connection slots/i.test(l));
+      assert.deepEqual(refused, [], 'no process was refused a connection');
+      await deployment.stop();
+      deployment = undefined;
+    },
+  );
 
   test('a scheduler cut off from the database for a few seconds fires what fell due meanwhile, late: nothing is skipped as missed', async () => {
     const scheduler = spawnApp('scheduler', { DATABASE_URL: appUrl, DATABASE_POOL_MAX: '', CRON_ALLOW_SECONDS_SCHEDULE: 'true', PORT: '0' });

@@ -182,102 +182,107 @@ describe('everyday use: time zones, names, runs across crons', () => {
     assert.equal(short.status, 422);
     assert.match(short.body.detail, /^body\.cron_id_prefix: must be 8 or more hex digits/);
   });
-  test('GET /runs: runs across threads and crons, stateless ones included, owner-scoped (admin sees all), filtered, newest first, paged; bad filters are 422s', async () => {
-    const keys = await startInProcessApi(db.pool, boss, db.url, undefined, { AUTH_MODE: 'api_key', AUTH_API_KEYS: 'ak:alice,bk:bob', ADMIN_API_KEYS: 'adm' });
-    try {
-      const as = (key: string, path: string) => keys.call('GET', path, undefined, key);
-      const stateless = await keys.call('POST', '/runs', { assistant_id: 'echo', input: { n: 1 } }, 'ak');
-      assert.equal(stateless.status, 200);
-      const cronRun = await keys.call('POST', '/runs/crons', { assistant_id: 'echo', schedule: '0 9 * * *', metadata: { name: 'daily' } }, 'ak');
-      assert.equal(cronRun.status, 200);
-      const thread = await keys.call('POST', '/threads', {}, 'ak');
-      const threadRun = await keys.call('POST', `/threads/${thread.body.thread_id}/runs`, { assistant_id: 'echo', input: {} }, 'ak');
-      const bobs = await keys.call('POST', '/runs', { assistant_id: 'echo', input: {} }, 'bk');
-      // A stateless run is running, the thread run failed (as a worker would leave them).
-      await db.pool.query(`UPDATE runs SET status = 'running', started_at = now() WHERE run_id = $1`, [stateless.body.run_id]);
-      await db.pool.query(
-        `UPDATE runs SET status = 'error', started_at = now(), ended_at = now(), error = '{"error": "Boom", "message": "it broke"}', output = NULL WHERE run_id = $1`,
-        [threadRun.body.run_id],
-      );
+  test(
+    'GET /runs: runs across threads and crons, stateless ones included, owner-scoped (admin sees all), filtered, newest first, paged; bad ' +
+      'filters are 422s',
+    async () => {
+      const keys = await startInProcessApi(db.pool, boss, db.url, undefined, { AUTH_MODE: 'api_key', AUTH_API_KEYS: 'ak:alice,bk:bob', ADMIN_API_KEYS: 'adm' });
+      try {
+        const as = (key: string, path: string) => keys.call('GET', path, undefined, key);
+        const stateless = await keys.call('POST', '/runs', { assistant_id: 'echo', input: { n: 1 } }, 'ak');
+        assert.equal(stateless.status, 200);
+        const cronRun = await keys.call('POST', '/runs/crons', { assistant_id: 'echo', schedule: '0 9 * * *', metadata: { name: 'daily' } }, 'ak');
+        assert.equal(cronRun.status, 200);
+        const thread = await keys.call('POST', '/threads', {}, 'ak');
+        const threadRun = await keys.call('POST', `/threads/${thread.body.thread_id}/runs`, { assistant_id: 'echo', input: {} }, 'ak');
+        const bobs = await keys.call('POST', '/runs', { assistant_id: 'echo', input: {} }, 'bk');
+        // A stateless run is running, the thread run failed (as a worker would leave them).
+        await db.pool.query(`UPDATE runs SET status = 'running', started_at = now() WHERE run_id = $1`, [stateless.body.run_id]);
+        await db.pool.query(
+          `UPDATE runs SET status = 'error', started_at = now(), ended_at = now(), error = '{"error": "Boom", "message": "it broke"}', output = NULL
+            WHERE run_id = $1`,
+          [threadRun.body.run_id],
+        );
 
-      const mine = await as('ak', '/runs');
-      assert.equal(mine.status, 200);
-      const ids = mine.body.map((r: any) => r.run_id);
-      assert.deepEqual(ids, [threadRun.body.run_id, cronRun.body.run_id, stateless.body.run_id], "newest first, only alice's");
-      // The same shaping as the other run routes (plus the owner).
-      const direct = await as('ak', `/threads/${thread.body.thread_id}/runs/${threadRun.body.run_id}`);
-      assert.deepEqual(mine.body[0], { ...direct.body, user_id: 'alice' });
+        const mine = await as('ak', '/runs');
+        assert.equal(mine.status, 200);
+        const ids = mine.body.map((r: any) => r.run_id);
+        assert.deepEqual(ids, [threadRun.body.run_id, cronRun.body.run_id, stateless.body.run_id], "newest first, only alice's");
+        // The same shaping as the other run routes (plus the owner).
+        const direct = await as('ak', `/threads/${thread.body.thread_id}/runs/${threadRun.body.run_id}`);
+        assert.deepEqual(mine.body[0], { ...direct.body, user_id: 'alice' });
 
-      const running = await as('ak', '/runs?status=running,pending');
-      assert.deepEqual(
-        running.body.map((r: any) => [r.run_id, r.status]),
-        [
-          [cronRun.body.run_id, 'pending'],
-          [stateless.body.run_id, 'running'],
-        ],
-      );
-      assert.deepEqual(
-        (await as('ak', '/runs?status=error')).body.map((r: any) => r.error),
-        [{ error: 'Boom', message: 'it broke' }],
-      );
-      assert.deepEqual(
-        (await as('ak', `/runs?cron_id=${cronRun.body.cron_id}`)).body.map((r: any) => r.run_id),
-        [cronRun.body.run_id],
-      );
-      assert.deepEqual(
-        (await as('ak', `/runs?thread_id=${thread.body.thread_id}`)).body.map((r: any) => r.run_id),
-        [threadRun.body.run_id],
-      );
-      assert.equal((await as('ak', '/runs?assistant_id=echo')).body.length, 3);
-      assert.equal((await as('ak', `/runs?assistant_id=${randomUUID()}`)).body.length, 0);
-      const page = await as('ak', '/runs?limit=1&offset=1');
-      assert.deepEqual(
-        page.body.map((r: any) => r.run_id),
-        [cronRun.body.run_id],
-      );
-      const created = new Date(mine.body[1].created_at).getTime();
-      const range = await as('ak', `/runs?created_after=${new Date(created).toISOString()}&created_before=${new Date(created + 1).toISOString()}`);
-      assert.deepEqual(
-        range.body.map((r: any) => r.run_id),
-        [cronRun.body.run_id],
-      );
+        const running = await as('ak', '/runs?status=running,pending');
+        assert.deepEqual(
+          running.body.map((r: any) => [r.run_id, r.status]),
+          [
+            [cronRun.body.run_id, 'pending'],
+            [stateless.body.run_id, 'running'],
+          ],
+        );
+        assert.deepEqual(
+          (await as('ak', '/runs?status=error')).body.map((r: any) => r.error),
+          [{ error: 'Boom', message: 'it broke' }],
+        );
+        assert.deepEqual(
+          (await as('ak', `/runs?cron_id=${cronRun.body.cron_id}`)).body.map((r: any) => r.run_id),
+          [cronRun.body.run_id],
+        );
+        assert.deepEqual(
+          (await as('ak', `/runs?thread_id=${thread.body.thread_id}`)).body.map((r: any) => r.run_id),
+          [threadRun.body.run_id],
+        );
+        assert.equal((await as('ak', '/runs?assistant_id=echo')).body.length, 3);
+        assert.equal((await as('ak', `/runs?assistant_id=${randomUUID()}`)).body.length, 0);
+        const page = await as('ak', '/runs?limit=1&offset=1');
+        assert.deepEqual(
+          page.body.map((r: any) => r.run_id),
+          [cronRun.body.run_id],
+        );
+        const created = new Date(mine.body[1].created_at).getTime();
+        const range = await as('ak', `/runs?created_after=${new Date(created).toISOString()}&created_before=${new Date(created + 1).toISOString()}`);
+        assert.deepEqual(
+          range.body.map((r: any) => r.run_id),
+          [cronRun.body.run_id],
+        );
 
-      // Admin: everyone's, or one owner's.
-      const all = await as('adm', '/runs');
-      assert.ok(all.body.some((r: any) => r.run_id === bobs.body.run_id && r.user_id === 'bob'));
-      assert.ok(all.body.some((r: any) => r.run_id === stateless.body.run_id && r.user_id === 'alice'));
-      assert.deepEqual(
-        (await as('adm', '/runs?user_id=bob')).body.map((r: any) => r.run_id),
-        [bobs.body.run_id],
-      );
+        // Admin: everyone's, or one owner's.
+        const all = await as('adm', '/runs');
+        assert.ok(all.body.some((r: any) => r.run_id === bobs.body.run_id && r.user_id === 'bob'));
+        assert.ok(all.body.some((r: any) => r.run_id === stateless.body.run_id && r.user_id === 'alice'));
+        assert.deepEqual(
+          (await as('adm', '/runs?user_id=bob')).body.map((r: any) => r.run_id),
+          [bobs.body.run_id],
+        );
 
-      for (const [query, field] of [
-        ['status=finished', 'query.status: expected one or more of pending, running'],
-        ['cron_id=nope', 'query.cron_id: must be a UUID'],
-        ['thread_id=1', 'query.thread_id: must be a UUID'],
-        ['created_after=yesterday', 'query.created_after: expected an ISO 8601'],
-        ['limit=0', 'query.limit'],
-        ['offset=-1', 'query.offset'],
-        ['user_id=bob', "query.user_id: only an admin key lists another owner's runs"],
-        ['created_after=2030-01-02T00:00:00Z&created_before=2030-01-01T00:00:00Z', 'query.created_before: must be after created_after'],
-      ] as const) {
-        const r = await as('ak', `/runs?${query}`);
-        assert.equal(r.status, 422, query);
-        assert.ok(r.body.detail.startsWith(field), `${query}: ${r.body.detail}`);
+        for (const [query, field] of [
+          ['status=finished', 'query.status: expected one or more of pending, running'],
+          ['cron_id=nope', 'query.cron_id: must be a UUID'],
+          ['thread_id=1', 'query.thread_id: must be a UUID'],
+          ['created_after=yesterday', 'query.created_after: expected an ISO 8601'],
+          ['limit=0', 'query.limit'],
+          ['offset=-1', 'query.offset'],
+          ['user_id=bob', "query.user_id: only an admin key lists another owner's runs"],
+          ['created_after=2030-01-02T00:00:00Z&created_before=2030-01-01T00:00:00Z', 'query.created_before: must be after created_after'],
+        ] as const) {
+          const r = await as('ak', `/runs?${query}`);
+          assert.equal(r.status, 422, query);
+          assert.ok(r.body.detail.startsWith(field), `${query}: ${r.body.detail}`);
+        }
+
+        // One run by its id alone, with its output; someone else's is not found.
+        const one = await as('ak', `/runs/${threadRun.body.run_id}`);
+        assert.equal(one.status, 200);
+        assert.equal(one.body.status, 'error');
+        assert.equal(one.body.output, null);
+        assert.equal((await as('ak', `/runs/${bobs.body.run_id}`)).status, 404);
+        assert.equal((await as('adm', `/runs/${bobs.body.run_id}`)).status, 200);
+        assert.equal((await as('ak', '/runs/crons')).status, 405);
+      } finally {
+        await keys.close();
       }
-
-      // One run by its id alone, with its output; someone else's is not found.
-      const one = await as('ak', `/runs/${threadRun.body.run_id}`);
-      assert.equal(one.status, 200);
-      assert.equal(one.body.status, 'error');
-      assert.equal(one.body.output, null);
-      assert.equal((await as('ak', `/runs/${bobs.body.run_id}`)).status, 404);
-      assert.equal((await as('adm', `/runs/${bobs.body.run_id}`)).status, 200);
-      assert.equal((await as('ak', '/runs/crons')).status, 405);
-    } finally {
-      await keys.close();
-    }
-  });
+    },
+  );
   test("backfill's overlap choice: the cron's rule (skip fires one now) or allow (every occurrence); allow is for stateless crons only", async () => {
     const cron = await api.call('POST', '/runs/crons', { assistant_id: 'echo', schedule: '*/5 * * * *', overlap_policy: 'skip', enabled: false });
     const day = new Date(Date.now() - 2 * 86400_000).toISOString().slice(0, 10);

@@ -285,77 +285,80 @@ describe('flow control through the API', () => {
     assert.equal((await call('POST', '/runs/crons/preview', { schedule: '0 9 * * *', jitter_seconds: 4000 })).status, 422);
   });
 
-  test('jitter with processes: 50 crons on one seconds schedule start spread over [scheduled_for, +jitter), each at its computed offset, each once', async () => {
-    const JITTER = 4;
-    const N = 50;
-    const tag = randomUUID();
-    // Created disabled (a cron's create-run starts at once, without jitter), then enabled together.
-    const ids: string[] = [];
-    for (let i = 0; i < N; i++) {
-      const res = await call('POST', '/runs/crons', {
-        assistant_id: 'echo',
-        schedule: '*/5 * * * * *',
-        enabled: false,
-        jitter_seconds: JITTER,
-        on_run_completed: 'keep',
-        metadata: { tag },
-        // Only the first due occurrence fires after a pause; the test stops them after one each.
-        missed_policy: 'latest',
-      });
-      assert.equal(res.status, 200, JSON.stringify(res.body));
-      ids.push(res.body.cron_id);
-    }
-    assert.equal((await call('POST', '/runs/crons/bulk', { action: 'enable', metadata: { tag } })).body.count, N);
-
-    // Every cron's first scheduled occurrence has started (its run claimed by the worker).
-    const started = await eventually(
-      async () => {
-        const { rows } = await stack.db.pool.query<{ cron_id: string; n: number }>(
-          `SELECT cron_id, count(*)::int AS n FROM cron_occurrences
-            WHERE cron_id = ANY($1::uuid[]) AND trigger = 'schedule' AND started_at IS NOT NULL GROUP BY cron_id`,
-          [ids],
-        );
-        return rows.length === N ? rows : null;
-      },
-      'every cron to have started a scheduled occurrence',
-      25_000,
-      200,
-    );
-    assert.equal(started.length, N);
-    assert.equal((await call('POST', '/runs/crons/bulk', { action: 'disable', metadata: { tag } })).body.count, N);
-
-    const offsets: number[] = [];
-    for (const id of ids) {
-      const ledger = (await call('GET', `/runs/crons/${id}/occurrences?limit=100`)).body;
-      const scheduled = ledger.filter((r: any) => r.trigger === 'schedule' && r.status !== 'skipped');
-      assert.ok(scheduled.length >= 1);
-      for (const row of scheduled) {
-        const at = new Date(row.scheduled_for);
-        const planned = new Date(row.planned_for);
-        const offset = planned.getTime() - at.getTime();
-        assert.ok(offset >= 0 && offset < JITTER * 1000, `planned_for ${row.planned_for} outside [${row.scheduled_for}, +${JITTER}s)`);
-        assert.equal(row.planned_for, plannedStart(id, at, JITTER).toISOString(), 'planned_for is the offset computed again');
-        if (row.started_at) {
-          assert.ok(new Date(row.started_at).getTime() >= planned.getTime(), `started ${row.started_at} before its planned start ${row.planned_for}`);
-        }
-        offsets.push(offset);
+  test(
+    'jitter with processes: 50 crons on one seconds schedule start spread over [scheduled_for, +jitter), each at its computed ' + 'offset, each once',
+    async () => {
+      const JITTER = 4;
+      const N = 50;
+      const tag = randomUUID();
+      // Created disabled (a cron's create-run starts at once, without jitter), then enabled together.
+      const ids: string[] = [];
+      for (let i = 0; i < N; i++) {
+        const res = await call('POST', '/runs/crons', {
+          assistant_id: 'echo',
+          schedule: '*/5 * * * * *',
+          enabled: false,
+          jitter_seconds: JITTER,
+          on_run_completed: 'keep',
+          metadata: { tag },
+          // Only the first due occurrence fires after a pause; the test stops them after one each.
+          missed_policy: 'latest',
+        });
+        assert.equal(res.status, 200, JSON.stringify(res.body));
+        ids.push(res.body.cron_id);
       }
-    }
-    // Spread over the window, not one instant.
-    assert.ok(new Set(offsets).size >= N * 0.9, `${new Set(offsets).size} distinct offsets of ${offsets.length}`);
-    assert.ok(Math.max(...offsets) - Math.min(...offsets) > JITTER * 1000 * 0.5, 'the offsets cover most of the window');
+      assert.equal((await call('POST', '/runs/crons/bulk', { action: 'enable', metadata: { tag } })).body.count, N);
 
-    // Each occurrence has one run, claimed once (pg-boss attempt 1), and its job waited for the planned start.
-    const { rows: runs } = await stack.db.pool.query<{ cron_id: string; scheduled_for: Date; attempts: number; started_at: Date | null; n: number }>(
-      `SELECT r.cron_id, r.scheduled_for, r.attempts, r.started_at, count(*) OVER (PARTITION BY r.cron_id, r.scheduled_for)::int AS n
+      // Every cron's first scheduled occurrence has started (its run claimed by the worker).
+      const started = await eventually(
+        async () => {
+          const { rows } = await stack.db.pool.query<{ cron_id: string; n: number }>(
+            `SELECT cron_id, count(*)::int AS n FROM cron_occurrences
+            WHERE cron_id = ANY($1::uuid[]) AND trigger = 'schedule' AND started_at IS NOT NULL GROUP BY cron_id`,
+            [ids],
+          );
+          return rows.length === N ? rows : null;
+        },
+        'every cron to have started a scheduled occurrence',
+        25_000,
+        200,
+      );
+      assert.equal(started.length, N);
+      assert.equal((await call('POST', '/runs/crons/bulk', { action: 'disable', metadata: { tag } })).body.count, N);
+
+      const offsets: number[] = [];
+      for (const id of ids) {
+        const ledger = (await call('GET', `/runs/crons/${id}/occurrences?limit=100`)).body;
+        const scheduled = ledger.filter((r: any) => r.trigger === 'schedule' && r.status !== 'skipped');
+        assert.ok(scheduled.length >= 1);
+        for (const row of scheduled) {
+          const at = new Date(row.scheduled_for);
+          const planned = new Date(row.planned_for);
+          const offset = planned.getTime() - at.getTime();
+          assert.ok(offset >= 0 && offset < JITTER * 1000, `planned_for ${row.planned_for} outside [${row.scheduled_for}, +${JITTER}s)`);
+          assert.equal(row.planned_for, plannedStart(id, at, JITTER).toISOString(), 'planned_for is the offset computed again');
+          if (row.started_at) {
+            assert.ok(new Date(row.started_at).getTime() >= planned.getTime(), `started ${row.started_at} before its planned start ${row.planned_for}`);
+          }
+          offsets.push(offset);
+        }
+      }
+      // Spread over the window, not one instant.
+      assert.ok(new Set(offsets).size >= N * 0.9, `${new Set(offsets).size} distinct offsets of ${offsets.length}`);
+      assert.ok(Math.max(...offsets) - Math.min(...offsets) > JITTER * 1000 * 0.5, 'the offsets cover most of the window');
+
+      // Each occurrence has one run, claimed once (pg-boss attempt 1), and its job waited for the planned start.
+      const { rows: runs } = await stack.db.pool.query<{ cron_id: string; scheduled_for: Date; attempts: number; started_at: Date | null; n: number }>(
+        `SELECT r.cron_id, r.scheduled_for, r.attempts, r.started_at, count(*) OVER (PARTITION BY r.cron_id, r.scheduled_for)::int AS n
          FROM runs r JOIN cron_occurrences o ON o.run_id = r.run_id
         WHERE r.cron_id = ANY($1::uuid[]) AND o.trigger = 'schedule'`,
-      [ids],
-    );
-    assert.ok(runs.length >= N);
-    for (const r of runs) {
-      assert.equal(r.n, 1, 'one run per occurrence');
-      if (r.started_at) assert.equal(r.attempts, 1, 'claimed once');
-    }
-  });
+        [ids],
+      );
+      assert.ok(runs.length >= N);
+      for (const r of runs) {
+        assert.equal(r.n, 1, 'one run per occurrence');
+        if (r.started_at) assert.equal(r.attempts, 1, 'claimed once');
+      }
+    },
+  );
 });

@@ -281,7 +281,8 @@ describe('maintenance jobs', () => {
       const at = new Date(today + minutes * 60_000);
       await db.pool.query(
         `INSERT INTO cron_occurrences (cron_id, scheduled_for, status, enqueued_at, started_at, ended_at)
-         VALUES ($1, $2, $3, $2::timestamptz + make_interval(secs => $4::float8 / 1000), $5::timestamptz, $5::timestamptz + make_interval(secs => $6::float8 / 1000))`,
+         VALUES ($1, $2, $3, $2::timestamptz + make_interval(secs => $4::float8 / 1000),
+                 $5::timestamptz, $5::timestamptz + make_interval(secs => $6::float8 / 1000))`,
         [cron, at, status, lag, duration === null ? null : at, duration],
       );
     }
@@ -296,7 +297,8 @@ describe('maintenance jobs', () => {
     const ex = await maintenanceWorker(db, boss, settings({ timezone: 'UTC' })).execute('daily_stats');
     assert.equal(ex.status, 'success', ex.error ?? '');
     const { rows } = await db.pool.query(
-      `SELECT to_char(day, 'YYYY-MM-DD') AS day, scope, runs, successes, failures, timeouts, interrupted, skipped, p50_duration_ms, p95_duration_ms, p95_fire_lag_ms
+      `SELECT to_char(day, 'YYYY-MM-DD') AS day, scope, runs, successes, failures, timeouts, interrupted, skipped, p50_duration_ms, p95_duration_ms,
+        p95_fire_lag_ms
          FROM run_daily_stats WHERE scope_id = ANY($1) ORDER BY day, scope`,
       [[cron, old, assistant]],
     );
@@ -329,7 +331,8 @@ describe('maintenance jobs', () => {
     const overdue = await insertCron(db.pool, { schedule: '* * * * *', next_run_date: new Date(Date.now() - 600_000) });
     await db.pool.query(
       `INSERT INTO cron_occurrences (cron_id, scheduled_for, status, enqueued_at)
-       VALUES ($1, now() - interval '3 minutes', 'enqueued', now() - interval '1 minute'), ($2, now() - interval '3 minutes', 'enqueued', now() - interval '179 seconds')`,
+       VALUES ($1, now() - interval '3 minutes', 'enqueued', now() - interval '1 minute'),
+              ($2, now() - interval '3 minutes', 'enqueued', now() - interval '179 seconds')`,
       [lagging, punctual],
     );
     const lost = randomUUID();
@@ -398,7 +401,8 @@ describe('maintenance jobs', () => {
     assert.ok(h.body.monitor.warnings.length >= 4);
     const scheduler = randomUUID();
     await db.pool.query(
-      `INSERT INTO agentcron_processes (process_id, role, hostname, pid, started_at, last_seen_at, last_tick_at) VALUES ($1, 'scheduler', 'h', 1, now() - interval '1 hour', now(), now() - interval '1 minute')`,
+      `INSERT INTO agentcron_processes (process_id, role, hostname, pid, started_at, last_seen_at, last_tick_at) VALUES ($1, 'scheduler', 'h', 1,
+        now() - interval '1 hour', now(), now() - interval '1 minute')`,
       [scheduler],
     );
     h = await health(true);
@@ -485,7 +489,8 @@ describe('maintenance jobs', () => {
     // Every job due: the per-minute monitor ten minutes ago (ten occurrences missed since, or
     // eleven if a minute boundary passes before the passes below).
     const { rows: due } = await db.pool.query<{ t0: Date }>(
-      `UPDATE maintenance_jobs SET next_run_date = date_trunc('minute', now()) - interval '10 minutes', missed_total = 0 WHERE enabled RETURNING next_run_date AS t0`,
+      `UPDATE maintenance_jobs SET next_run_date = date_trunc('minute', now()) - interval '10 minutes', missed_total = 0 WHERE enabled RETURNING
+        next_run_date AS t0`,
     );
     const t0 = due[0].t0;
     await db.pool.query(`DELETE FROM pgboss.job WHERE name = $1`, [QUEUES.maintenance]);
@@ -596,7 +601,8 @@ describe('maintenance jobs', () => {
         async () =>
           (
             await db.pool.query(
-              `SELECT last_run_status, last_run_error, failures_total::int AS failures FROM maintenance_jobs WHERE job_name = 'test_tick' AND last_run_status <> 'running'`,
+              `SELECT last_run_status, last_run_error, failures_total::int AS failures FROM maintenance_jobs WHERE job_name = 'test_tick' AND
+                last_run_status <> 'running'`,
             )
           ).rows[0],
         'an execution of the other job to be recorded',

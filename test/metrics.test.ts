@@ -119,179 +119,185 @@ describe('/metrics', () => {
   });
   after(() => db?.drop());
 
-  test('two api processes answer the same deployment counters: what a separate scheduler and worker did, as the ledger has it; deletions and retention take nothing back', async () => {
-    // api1, a scheduler and a worker (each serving its own counts on METRICS_PORT) run crons; then
-    // the scheduler stops, a second api starts, and both apis answer the same counters.
-    const hooks = await receiver();
-    const [api1Port, api2Port, schedulerPort, workerPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
-    // The monitor runs only when triggered: its per-minute occurrence would add an execution now and then.
-    const env = {
-      ...BASE_ENV,
-      DATABASE_URL: db.url,
-      MAINTENANCE_HEARTBEAT_MONITOR_SCHEDULE: '0 0 1 1 *',
-      WEBHOOK_ALLOW_PRIVATE: 'true',
-      WEBHOOK_MAX_ATTEMPTS: '2',
-      WEBHOOK_RETRY_DELAY_SECONDS: '1',
-    };
-    // The apis need few connections (a scrape takes two or three), and the second api starts once
-    // the scheduler has stopped: the suite's test files share max_connections.
-    const apiEnv = (port: number) => ({ ...env, PORT: String(port), DATABASE_POOL_MAX: '3' });
-    const api1 = spawnApp('api', apiEnv(api1Port));
-    await api1.waitFor(/api listening on/);
-    const scheduler = spawnApp('scheduler', { ...env, METRICS_PORT: String(schedulerPort) });
-    const worker = spawnApp('worker', { ...env, METRICS_PORT: String(workerPort) });
-    await Promise.all([scheduler.waitFor(/scheduler started/), worker.waitFor(/worker started/)]);
-    const running: SpawnedApp[] = [api1, scheduler, worker];
-    const urls = {
-      api1: `http://127.0.0.1:${api1Port}`,
-      api2: `http://127.0.0.1:${api2Port}`,
-      scheduler: `http://127.0.0.1:${schedulerPort}`,
-      worker: `http://127.0.0.1:${workerPort}`,
-    };
-    try {
-      const first = await scrape(urls.api1);
-      for (const reason of ['missed', 'overlap', 'end_time']) assert.equal(sample(first, 'agentcron_occurrences_skipped_total', { reason }), 0, reason);
-      for (const outcome of ['delivered', 'retried', 'failed', 'refused'])
-        assert.equal(sample(first, 'agentcron_webhook_deliveries_total', { outcome }), 0, outcome);
-
-      // Every second: successes whose webhooks are delivered, errors whose webhooks fail after one
-      // retry, and slow runs whose overlapping occurrences are skipped.
-      const crons = [
-        await createCron(urls.api1, { schedule: '* * * * * *', input: { hello: 'metrics' }, webhook: `${hooks.url}/ok` }),
-        await createCron(urls.api1, { schedule: '* * * * * *', input: { error: 'boom' }, webhook: `${hooks.url}/fail` }),
-        await createCron(urls.api1, { schedule: '* * * * * *', input: { sleep_ms: 1500 }, overlap_policy: 'skip' }),
-      ];
-      // And a run no cron started, on a kept thread.
-      const thread = (await request(urls.api1, 'POST', '/threads', {})).thread_id;
-      await request(urls.api1, 'POST', `/threads/${thread}/runs/wait`, { assistant_id: 'echo', input: { direct: true } });
-
-      await eventually(
-        async () =>
-          (await count(db, `SELECT count(*)::int AS n FROM cron_occurrences WHERE cron_id = $1 AND webhook_status = 'sent'`, [crons[0]])) >= 3 &&
-          (await count(db, `SELECT count(*)::int AS n FROM cron_occurrences WHERE cron_id = $1 AND webhook_status = 'failed'`, [crons[1]])) >= 2 &&
-          (await count(db, `SELECT count(*)::int AS n FROM cron_occurrences WHERE cron_id = $1 AND reason = 'overlap'`, [crons[2]])) >= 1,
-        'deliveries sent and failed, and an overlap skipped',
-        20_000,
-        100,
-      );
-      // Then quiet: nothing fires, runs and deliveries settle.
-      for (const id of crons) await request(urls.api1, 'PATCH', `/runs/crons/${id}`, { enabled: false });
-      await eventually(
-        async () =>
-          (await count(
-            db,
-            `SELECT ((SELECT count(*) FROM runs WHERE status IN ('pending', 'running') OR webhook_status = 'pending')
-                  + (SELECT count(*) FROM cron_occurrences WHERE status IN ('enqueued', 'running') OR webhook_status = 'pending'))::int AS n`,
-          )) === 0,
-        'runs and deliveries settled',
-        15_000,
-        100,
-      ).catch(async (err) => {
-        const open = await db.pool.query(
-          `SELECT 'run' AS what, run_id::text, status, webhook_status, webhook_attempts FROM runs WHERE status IN ('pending', 'running') OR webhook_status = 'pending'
-           UNION ALL SELECT 'occ', run_id::text, status, webhook_status, webhook_attempts FROM cron_occurrences WHERE status IN ('enqueued', 'running') OR webhook_status = 'pending'`,
-        );
-        throw new Error(`${(err as Error).message}: ${JSON.stringify(open.rows)}`);
-      });
-
-      // The scheduler's own counts, then it stops and a second api starts.
-      const own = { scheduler: await scrape(urls.scheduler), worker: await scrape(urls.worker) };
-      scheduler.kill('SIGTERM');
-      assert.equal(await scheduler.exited, 0);
-      running.splice(running.indexOf(scheduler), 1);
-      const api2 = spawnApp('api', apiEnv(api2Port));
-      running.push(api2);
-      await api2.waitFor(/api listening on/);
-
-      // Both apis at once: one folds, the other waits for it; the same counters.
-      const [one, two] = await Promise.all([scrape(urls.api1), scrape(urls.api2)]);
-      assert.deepEqual(countersOf(two), countersOf(one));
-      assert.ok(countersOf(one).length > 20);
-
-      // What the ledger and the runs say, and what the scheduler and the worker counted themselves.
-      const ledger = async (where: string) => count(db, `SELECT count(*)::int AS n FROM cron_occurrences WHERE ${where}`);
-      const successes = (await ledger(`status = 'success'`)) + 1;
-      const errors = await ledger(`status = 'error'`);
-      const fired = await ledger(`trigger = 'schedule' AND enqueued_at IS NOT NULL`);
-      const skipped = await ledger(`status = 'skipped' AND reason = 'overlap'`);
-      const sent = await ledger(`webhook_status = 'sent'`);
-      const failed = await ledger(`webhook_status = 'failed'`);
-      // At least what the wait above saw (a create's first run is not a scheduled firing).
-      assert.ok(successes >= 3 && errors >= 2 && fired >= 3 && skipped >= 1, JSON.stringify({ successes, errors, fired, skipped }));
-      const expect = (name: string, labels: Labels, value: number, ownText?: string) => {
-        assert.equal(sample(one, name, labels), value, `${name} ${JSON.stringify(labels)}`);
-        if (ownText !== undefined) assert.equal(sample(ownText, name, labels), value, `${name} ${JSON.stringify(labels)} as its process counted it`);
+  test(
+    'two api processes answer the same deployment counters: what a separate scheduler and worker did, as the ledger has it; deletions and ' +
+      'retention take nothing back',
+    async () => {
+      // api1, a scheduler and a worker (each serving its own counts on METRICS_PORT) run crons; then
+      // the scheduler stops, a second api starts, and both apis answer the same counters.
+      const hooks = await receiver();
+      const [api1Port, api2Port, schedulerPort, workerPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+      // The monitor runs only when triggered: its per-minute occurrence would add an execution now and then.
+      const env = {
+        ...BASE_ENV,
+        DATABASE_URL: db.url,
+        MAINTENANCE_HEARTBEAT_MONITOR_SCHEDULE: '0 0 1 1 *',
+        WEBHOOK_ALLOW_PRIVATE: 'true',
+        WEBHOOK_MAX_ATTEMPTS: '2',
+        WEBHOOK_RETRY_DELAY_SECONDS: '1',
       };
-      const echo = { graph: 'echo' };
-      expect('agentcron_runs_finished_total', { ...echo, status: 'success' }, successes, own.worker);
-      expect('agentcron_runs_finished_total', { ...echo, status: 'error' }, errors, own.worker);
-      expect('agentcron_run_duration_seconds_count', { ...echo, status: 'success' }, successes, own.worker);
-      expect('agentcron_run_duration_seconds_bucket', { ...echo, status: 'success', le: '+Inf' }, successes);
-      expect('agentcron_run_duration_seconds_count', { ...echo, status: 'error' }, errors, own.worker);
-      expect('agentcron_runs_started_total', echo, successes + errors, own.worker);
-      expect('agentcron_occurrences_fired_total', { kind: 'cron' }, fired, own.scheduler);
-      expect('agentcron_fire_lag_seconds_count', { kind: 'cron' }, fired, own.scheduler);
-      expect('agentcron_occurrences_skipped_total', { reason: 'overlap' }, skipped, own.scheduler);
-      expect('agentcron_webhook_deliveries_total', { outcome: 'delivered' }, sent, own.worker);
-      expect('agentcron_webhook_deliveries_total', { outcome: 'failed' }, failed, own.worker);
-      // WEBHOOK_MAX_ATTEMPTS=2: every failed delivery was retried once.
-      expect('agentcron_webhook_deliveries_total', { outcome: 'retried' }, failed, own.worker);
-      expect('agentcron_webhook_deliveries_total', { outcome: 'refused' }, 0, own.worker);
-      // Buckets are cumulative; the lag of a one-second schedule is well under 5 s on average.
-      const buckets = one
-        .split('\n')
-        .filter((l) => l.startsWith('agentcron_run_duration_seconds_bucket{') && l.includes('status="success"'))
-        .map((l) => Number(l.split(' ')[1]));
-      assert.deepEqual(
-        buckets,
-        [...buckets].sort((a, b) => a - b),
-      );
-      assert.ok(sample(one, 'agentcron_fire_lag_seconds_sum', { kind: 'cron' })! / fired < 5, 'mean fire lag under 5 s');
-      // The deployment's state, as before.
-      assert.equal(sample(one, 'agentcron_database_up'), 1);
-      assert.equal(sample(one, 'agentcron_processes_alive', { role: 'api' }), 2);
-      assert.equal(sample(one, 'agentcron_processes_alive', { role: 'scheduler' }), 0, 'stopped');
-      assert.equal(sample(one, 'agentcron_processes_alive', { role: 'worker' }), 1);
-      for (const queue of ['agentcron.run', 'agentcron.maintenance'])
-        assert.equal(typeof sample(one, 'agentcron_queue_jobs', { queue, state: 'queued' }), 'number', queue);
-      assert.equal(typeof sample(one, 'agentcron_due_backlog', { kind: 'cron' }), 'number');
-      assert.ok(declared(one, 'agentcron_runs_in_progress'));
-      assert.ok(sample(one, 'agentcron_metrics_horizon_lag_seconds')! < 5, 'counters within seconds of now');
-      // A scheduler's and a worker's METRICS_PORT: their own counts and process metrics only.
-      assert.ok((sample(own.scheduler, 'agentcron_scheduler_tick_duration_seconds_count') ?? 0) > 0);
-      for (const text of [one, own.scheduler, own.worker]) assert.ok((sample(text, 'agentcron_process_resident_memory_bytes') ?? 0) > 0);
-      assert.ok(!declared(own.worker, 'agentcron_database_up'), "the deployment's gauges are the api's");
+      // The apis need few connections (a scrape takes two or three), and the second api starts once
+      // the scheduler has stopped: the suite's test files share max_connections.
+      const apiEnv = (port: number) => ({ ...env, PORT: String(port), DATABASE_POOL_MAX: '3' });
+      const api1 = spawnApp('api', apiEnv(api1Port));
+      await api1.waitFor(/api listening on/);
+      const scheduler = spawnApp('scheduler', { ...env, METRICS_PORT: String(schedulerPort) });
+      const worker = spawnApp('worker', { ...env, METRICS_PORT: String(workerPort) });
+      await Promise.all([scheduler.waitFor(/scheduler started/), worker.waitFor(/worker started/)]);
+      const running: SpawnedApp[] = [api1, scheduler, worker];
+      const urls = {
+        api1: `http://127.0.0.1:${api1Port}`,
+        api2: `http://127.0.0.1:${api2Port}`,
+        scheduler: `http://127.0.0.1:${schedulerPort}`,
+        worker: `http://127.0.0.1:${workerPort}`,
+      };
+      try {
+        const first = await scrape(urls.api1);
+        for (const reason of ['missed', 'overlap', 'end_time']) assert.equal(sample(first, 'agentcron_occurrences_skipped_total', { reason }), 0, reason);
+        for (const outcome of ['delivered', 'retried', 'failed', 'refused'])
+          assert.equal(sample(first, 'agentcron_webhook_deliveries_total', { outcome }), 0, outcome);
 
-      // Deleting a cron (its ledger rows go with it) and a thread (its runs), then retention
-      // purging everything else, takes nothing back.
-      await request(urls.api1, 'DELETE', `/runs/crons/${crons[0]}`);
-      await request(urls.api2, 'DELETE', `/threads/${thread}`);
-      await db.pool.query(`UPDATE cron_occurrences SET created_at = created_at - interval '40 days', ended_at = ended_at - interval '40 days'`);
-      await db.pool.query(`UPDATE runs SET ended_at = ended_at - interval '40 days' WHERE ended_at IS NOT NULL`);
-      const purge = await request(urls.api2, 'POST', '/admin/maintenance/retention_purge/trigger?wait_seconds=30');
-      assert.equal(purge.maintenance_job.last_run_status, 'success');
-      assert.equal(await count(db, `SELECT count(*)::int AS n FROM cron_occurrences`), 0);
-      await pastSnapshotReuse();
-      const [after1, after2] = await Promise.all([scrape(urls.api1), scrape(urls.api2)]);
-      const withoutMaintenance = (lines: string[]) => lines.filter((l) => !l.startsWith('agentcron_maintenance_runs_total'));
-      assert.deepEqual(withoutMaintenance(countersOf(after1)), withoutMaintenance(countersOf(one)));
-      assert.deepEqual(countersOf(after2), countersOf(after1));
-      assert.equal(sample(after1, 'agentcron_maintenance_runs_total', { job: 'retention_purge', outcome: 'success' }), 1);
+        // Every second: successes whose webhooks are delivered, errors whose webhooks fail after one
+        // retry, and slow runs whose overlapping occurrences are skipped.
+        const crons = [
+          await createCron(urls.api1, { schedule: '* * * * * *', input: { hello: 'metrics' }, webhook: `${hooks.url}/ok` }),
+          await createCron(urls.api1, { schedule: '* * * * * *', input: { error: 'boom' }, webhook: `${hooks.url}/fail` }),
+          await createCron(urls.api1, { schedule: '* * * * * *', input: { sleep_ms: 1500 }, overlap_policy: 'skip' }),
+        ];
+        // And a run no cron started, on a kept thread.
+        const thread = (await request(urls.api1, 'POST', '/threads', {})).thread_id;
+        await request(urls.api1, 'POST', `/threads/${thread}/runs/wait`, { assistant_id: 'echo', input: { direct: true } });
 
-      // And they move on from there, on both.
-      const thread2 = (await request(urls.api1, 'POST', '/threads', {})).thread_id;
-      await request(urls.api1, 'POST', `/threads/${thread2}/runs/wait`, { assistant_id: 'echo', input: {} });
-      await pastSnapshotReuse();
-      for (const url of [urls.api1, urls.api2]) {
-        assert.equal(sample(await scrape(url), 'agentcron_runs_finished_total', { ...echo, status: 'success' }), successes + 1);
+        await eventually(
+          async () =>
+            (await count(db, `SELECT count(*)::int AS n FROM cron_occurrences WHERE cron_id = $1 AND webhook_status = 'sent'`, [crons[0]])) >= 3 &&
+            (await count(db, `SELECT count(*)::int AS n FROM cron_occurrences WHERE cron_id = $1 AND webhook_status = 'failed'`, [crons[1]])) >= 2 &&
+            (await count(db, `SELECT count(*)::int AS n FROM cron_occurrences WHERE cron_id = $1 AND reason = 'overlap'`, [crons[2]])) >= 1,
+          'deliveries sent and failed, and an overlap skipped',
+          20_000,
+          100,
+        );
+        // Then quiet: nothing fires, runs and deliveries settle.
+        for (const id of crons) await request(urls.api1, 'PATCH', `/runs/crons/${id}`, { enabled: false });
+        await eventually(
+          async () =>
+            (await count(
+              db,
+              `SELECT ((SELECT count(*) FROM runs WHERE status IN ('pending', 'running') OR webhook_status = 'pending')
+                  + (SELECT count(*) FROM cron_occurrences WHERE status IN ('enqueued', 'running') OR webhook_status = 'pending'))::int AS n`,
+            )) === 0,
+          'runs and deliveries settled',
+          15_000,
+          100,
+        ).catch(async (err) => {
+          const open = await db.pool.query(
+            `SELECT 'run' AS what, run_id::text, status, webhook_status, webhook_attempts FROM runs WHERE status IN ('pending', 'running') OR
+              webhook_status = 'pending'
+           UNION ALL SELECT 'occ', run_id::text, status, webhook_status, webhook_attempts FROM cron_occurrences
+                      WHERE status IN ('enqueued', 'running') OR webhook_status = 'pending'`,
+          );
+          throw new Error(`${(err as Error).message}: ${JSON.stringify(open.rows)}`);
+        });
+
+        // The scheduler's own counts, then it stops and a second api starts.
+        const own = { scheduler: await scrape(urls.scheduler), worker: await scrape(urls.worker) };
+        scheduler.kill('SIGTERM');
+        assert.equal(await scheduler.exited, 0);
+        running.splice(running.indexOf(scheduler), 1);
+        const api2 = spawnApp('api', apiEnv(api2Port));
+        running.push(api2);
+        await api2.waitFor(/api listening on/);
+
+        // Both apis at once: one folds, the other waits for it; the same counters.
+        const [one, two] = await Promise.all([scrape(urls.api1), scrape(urls.api2)]);
+        assert.deepEqual(countersOf(two), countersOf(one));
+        assert.ok(countersOf(one).length > 20);
+
+        // What the ledger and the runs say, and what the scheduler and the worker counted themselves.
+        const ledger = async (where: string) => count(db, `SELECT count(*)::int AS n FROM cron_occurrences WHERE ${where}`);
+        const successes = (await ledger(`status = 'success'`)) + 1;
+        const errors = await ledger(`status = 'error'`);
+        const fired = await ledger(`trigger = 'schedule' AND enqueued_at IS NOT NULL`);
+        const skipped = await ledger(`status = 'skipped' AND reason = 'overlap'`);
+        const sent = await ledger(`webhook_status = 'sent'`);
+        const failed = await ledger(`webhook_status = 'failed'`);
+        // At least what the wait above saw (a create's first run is not a scheduled firing).
+        assert.ok(successes >= 3 && errors >= 2 && fired >= 3 && skipped >= 1, JSON.stringify({ successes, errors, fired, skipped }));
+        const expect = (name: string, labels: Labels, value: number, ownText?: string) => {
+          assert.equal(sample(one, name, labels), value, `${name} ${JSON.stringify(labels)}`);
+          if (ownText !== undefined) assert.equal(sample(ownText, name, labels), value, `${name} ${JSON.stringify(labels)} as its process counted it`);
+        };
+        const echo = { graph: 'echo' };
+        expect('agentcron_runs_finished_total', { ...echo, status: 'success' }, successes, own.worker);
+        expect('agentcron_runs_finished_total', { ...echo, status: 'error' }, errors, own.worker);
+        expect('agentcron_run_duration_seconds_count', { ...echo, status: 'success' }, successes, own.worker);
+        expect('agentcron_run_duration_seconds_bucket', { ...echo, status: 'success', le: '+Inf' }, successes);
+        expect('agentcron_run_duration_seconds_count', { ...echo, status: 'error' }, errors, own.worker);
+        expect('agentcron_runs_started_total', echo, successes + errors, own.worker);
+        expect('agentcron_occurrences_fired_total', { kind: 'cron' }, fired, own.scheduler);
+        expect('agentcron_fire_lag_seconds_count', { kind: 'cron' }, fired, own.scheduler);
+        expect('agentcron_occurrences_skipped_total', { reason: 'overlap' }, skipped, own.scheduler);
+        expect('agentcron_webhook_deliveries_total', { outcome: 'delivered' }, sent, own.worker);
+        expect('agentcron_webhook_deliveries_total', { outcome: 'failed' }, failed, own.worker);
+        // WEBHOOK_MAX_ATTEMPTS=2: every failed delivery was retried once.
+        expect('agentcron_webhook_deliveries_total', { outcome: 'retried' }, failed, own.worker);
+        expect('agentcron_webhook_deliveries_total', { outcome: 'refused' }, 0, own.worker);
+        // Buckets are cumulative; the lag of a one-second schedule is well under 5 s on average.
+        const buckets = one
+          .split('\n')
+          .filter((l) => l.startsWith('agentcron_run_duration_seconds_bucket{') && l.includes('status="success"'))
+          .map((l) => Number(l.split(' ')[1]));
+        assert.deepEqual(
+          buckets,
+          [...buckets].sort((a, b) => a - b),
+        );
+        assert.ok(sample(one, 'agentcron_fire_lag_seconds_sum', { kind: 'cron' })! / fired < 5, 'mean fire lag under 5 s');
+        // The deployment's state, as before.
+        assert.equal(sample(one, 'agentcron_database_up'), 1);
+        assert.equal(sample(one, 'agentcron_processes_alive', { role: 'api' }), 2);
+        assert.equal(sample(one, 'agentcron_processes_alive', { role: 'scheduler' }), 0, 'stopped');
+        assert.equal(sample(one, 'agentcron_processes_alive', { role: 'worker' }), 1);
+        for (const queue of ['agentcron.run', 'agentcron.maintenance'])
+          assert.equal(typeof sample(one, 'agentcron_queue_jobs', { queue, state: 'queued' }), 'number', queue);
+        assert.equal(typeof sample(one, 'agentcron_due_backlog', { kind: 'cron' }), 'number');
+        assert.ok(declared(one, 'agentcron_runs_in_progress'));
+        assert.ok(sample(one, 'agentcron_metrics_horizon_lag_seconds')! < 5, 'counters within seconds of now');
+        // A scheduler's and a worker's METRICS_PORT: their own counts and process metrics only.
+        assert.ok((sample(own.scheduler, 'agentcron_scheduler_tick_duration_seconds_count') ?? 0) > 0);
+        for (const text of [one, own.scheduler, own.worker]) assert.ok((sample(text, 'agentcron_process_resident_memory_bytes') ?? 0) > 0);
+        assert.ok(!declared(own.worker, 'agentcron_database_up'), "the deployment's gauges are the api's");
+
+        // Deleting a cron (its ledger rows go with it) and a thread (its runs), then retention
+        // purging everything else, takes nothing back.
+        await request(urls.api1, 'DELETE', `/runs/crons/${crons[0]}`);
+        await request(urls.api2, 'DELETE', `/threads/${thread}`);
+        await db.pool.query(`UPDATE cron_occurrences SET created_at = created_at - interval '40 days', ended_at = ended_at - interval '40 days'`);
+        await db.pool.query(`UPDATE runs SET ended_at = ended_at - interval '40 days' WHERE ended_at IS NOT NULL`);
+        const purge = await request(urls.api2, 'POST', '/admin/maintenance/retention_purge/trigger?wait_seconds=30');
+        assert.equal(purge.maintenance_job.last_run_status, 'success');
+        assert.equal(await count(db, `SELECT count(*)::int AS n FROM cron_occurrences`), 0);
+        await pastSnapshotReuse();
+        const [after1, after2] = await Promise.all([scrape(urls.api1), scrape(urls.api2)]);
+        const withoutMaintenance = (lines: string[]) => lines.filter((l) => !l.startsWith('agentcron_maintenance_runs_total'));
+        assert.deepEqual(withoutMaintenance(countersOf(after1)), withoutMaintenance(countersOf(one)));
+        assert.deepEqual(countersOf(after2), countersOf(after1));
+        assert.equal(sample(after1, 'agentcron_maintenance_runs_total', { job: 'retention_purge', outcome: 'success' }), 1);
+
+        // And they move on from there, on both.
+        const thread2 = (await request(urls.api1, 'POST', '/threads', {})).thread_id;
+        await request(urls.api1, 'POST', `/threads/${thread2}/runs/wait`, { assistant_id: 'echo', input: {} });
+        await pastSnapshotReuse();
+        for (const url of [urls.api1, urls.api2]) {
+          assert.equal(sample(await scrape(url), 'agentcron_runs_finished_total', { ...echo, status: 'success' }), successes + 1);
+        }
+      } finally {
+        // The receiver closes whatever happens: an open server would keep this file from ever ending.
+        await stopAll(running).finally(() => hooks.close());
       }
-    } finally {
-      // The receiver closes whatever happens: an open server would keep this file from ever ending.
-      await stopAll(running).finally(() => hooks.close());
-    }
-    // METRICS_PORT closes with its process.
-    await assert.rejects(fetch(`${urls.worker}/metrics`));
-  });
+      // METRICS_PORT closes with its process.
+      await assert.rejects(fetch(`${urls.worker}/metrics`));
+    },
+  );
 
   test('npm start (apps/all): one /metrics with every series, moving between two scrapes', async () => {
     const port = await freePort();
@@ -356,7 +362,8 @@ describe('the fold (libs/metrics/fold.ts)', () => {
 
   // A ledger row of CRON at `at` seconds from now (negative: earlier), as its transaction writes it.
   const occurrence = (status: string, extra = '') =>
-    `INSERT INTO cron_occurrences (cron_id, scheduled_for, run_id, status, enqueued_at, started_at, ended_at ${extra ? ', webhook_status, webhook_attempts' : ''})
+    `INSERT INTO cron_occurrences (cron_id, scheduled_for, run_id, status, enqueued_at, started_at, ended_at
+      ${extra ? ', webhook_status, webhook_attempts' : ''})
      VALUES ('${CRON}', now() - random() * interval '1 day', gen_random_uuid(), '${status}', now(), now(),
              ${status === 'running' ? 'NULL' : 'now()'} ${extra ? `, ${extra}` : ''})`;
 

@@ -64,7 +64,8 @@ describe('migration rules', () => {
       'ALTER TABLE crons ADD COLUMN j integer NOT NULL DEFAULT 0;',
       'ALTER TABLE crons ADD CONSTRAINT c CHECK (j >= 0) NOT VALID;',
       '-- agentcron:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS runs_x ON runs (status);\nALTER TABLE crons VALIDATE CONSTRAINT c;',
-      '-- agentcron:no-transaction\n-- agentcron:batch\nUPDATE crons SET j = 1 WHERE cron_id IN (SELECT cron_id FROM crons WHERE j IS NULL ORDER BY cron_id LIMIT 5000);',
+      '-- agentcron:no-transaction\n-- agentcron:batch\n' +
+        'UPDATE crons SET j = 1 WHERE cron_id IN (SELECT cron_id FROM crons WHERE j IS NULL ORDER BY cron_id LIMIT 5000);',
       'CREATE TABLE t (id int PRIMARY KEY);\nCREATE INDEX t_x ON t (id);\nUPDATE t SET id = id;',
       '-- agentcron:contract\nALTER TABLE crons DROP COLUMN old_thing;',
     ];

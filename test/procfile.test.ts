@@ -110,7 +110,8 @@ test('apps/start.sh on a Node older than 24 (a production install without dev de
     const run = track(spawn('sh', [path.join(dir, 'apps/start.sh'), 'worker'], { env: { PATH: `${path.join(dir, 'bin')}:/usr/bin:/bin` } }));
     assert.equal(await run.exited, 1);
     assert.deepEqual(run.output, [
-      'agentcron: needs Node.js 24 or newer to run its TypeScript sources (found v20.20.2); use a Node 24 runtime, or install the dev dependencies (npm ci), which bring one',
+      'agentcron: needs Node.js 24 or newer to run its TypeScript sources (found v20.20.2); use a Node 24 runtime, or install the dev dependencies ' +
+        '(npm ci), which bring one',
     ]);
   } finally {
     rmSync(dir, { recursive: true, force: true });

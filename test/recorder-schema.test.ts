@@ -21,7 +21,8 @@ describe('a schema error while storing a result', () => {
     const runId = randomUUID();
     const scheduledFor = new Date(Date.UTC(2025, 0, 1, 0, 0, Math.floor(Math.random() * 1e6)));
     await ctx.db.pool.query(
-      `INSERT INTO runs (run_id, thread_id, assistant_id, user_id, cron_id, scheduled_for, kwargs) VALUES ($1, $2, $3, 'anonymous', $4, $5, '{"input": {"n": 1}}')`,
+      `INSERT INTO runs (run_id, thread_id, assistant_id, user_id, cron_id, scheduled_for, kwargs) VALUES ($1, $2, $3, 'anonymous', $4, $5,
+        '{"input": {"n": 1}}')`,
       [runId, threadId, ECHO, cronId, scheduledFor],
     );
     await ctx.db.pool.query(`INSERT INTO cron_occurrences (cron_id, scheduled_for, run_id, thread_id, status) VALUES ($1, $2, $3, $4, 'enqueued')`, [

@@ -72,7 +72,8 @@ describe('daily statistics through the API', () => {
       [10, 7],
     ]) {
       await pool.query(
-        `INSERT INTO run_daily_stats (day, scope, scope_id, timezone, runs, successes, failures, timeouts, interrupted, skipped, p50_duration_ms, p95_duration_ms, p95_fire_lag_ms)
+        `INSERT INTO run_daily_stats (day, scope, scope_id, timezone, runs, successes, failures, timeouts, interrupted, skipped, p50_duration_ms,
+          p95_duration_ms, p95_fire_lag_ms)
          VALUES ($1, 'cron', $2, 'UTC', $3, $3 - 1, 1, 0, 0, 2, 10, 20, 5)`,
         [daysAgo(n), good, runs],
       );

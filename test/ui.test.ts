@@ -126,7 +126,8 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       [ids.ops],
     );
     await db.pool.query(
-      `UPDATE crons SET last_run_status = 'error', last_run_error = 'RuntimeError: the model said no', last_run_at = now() - interval '40 minutes' WHERE cron_id = $1`,
+      `UPDATE crons SET last_run_status = 'error', last_run_error = 'RuntimeError: the model said no', last_run_at = now() - interval '40 minutes'
+        WHERE cron_id = $1`,
       [ids.ops],
     );
     // No scheduler runs here: an every-5-minutes cron would turn overdue ("… ago") at the next
@@ -550,75 +551,87 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       clean();
     });
 
-    test('forms: create with name, webhook, end time and pause note; edit input and metadata; backfill with a count and an overlap choice; bulk trigger and delete, confirmed', async () => {
-      await page.goto(`${open.url}/ui/#/new`);
-      await page.locator('#new-cron-form').waitFor();
-      await page.fill('#name', 'Weekly report');
-      await page.fill('#schedule', '*/5 * * * *');
-      await page.selectOption('#overlap', 'skip');
-      await page.fill('#webhook', 'https://example.com/hook');
-      await page.fill('#end-time', '2099-01-01T00:00:00');
-      await page.check('#paused');
-      await page.fill('#create-pause-note', 'x'.repeat(280));
-      await page.click('#create');
-      await page.locator('#cron-name', { hasText: 'Weekly report' }).waitFor();
-      const id = decodeURIComponent(await page.evaluate<string>("location.hash.split('/')[2]"));
-      const cron = (await open.call('GET', `/runs/crons/${id}`)).body;
-      assert.equal(cron.metadata.name, 'Weekly report');
-      assert.equal(cron.payload.webhook, 'https://example.com/hook');
-      assert.equal(cron.end_time, '2099-01-01T00:00:00.000Z');
-      assert.equal(cron.paused_reason, 'x'.repeat(280));
+    test(
+      'forms: create with name, webhook, end time and pause note; edit input and metadata; backfill with a count and an overlap choice; ' +
+        'bulk trigger and delete, confirmed',
+      async () => {
+        await page.goto(`${open.url}/ui/#/new`);
+        await page.locator('#new-cron-form').waitFor();
+        await page.fill('#name', 'Weekly report');
+        await page.fill('#schedule', '*/5 * * * *');
+        await page.selectOption('#overlap', 'skip');
+        await page.fill('#webhook', 'https://example.com/hook');
+        await page.fill('#end-time', '2099-01-01T00:00:00');
+        await page.check('#paused');
+        await page.fill('#create-pause-note', 'x'.repeat(280));
+        await page.click('#create');
+        await page.locator('#cron-name', { hasText: 'Weekly report' }).waitFor();
+        const id = decodeURIComponent(await page.evaluate<string>("location.hash.split('/')[2]"));
+        const cron = (await open.call('GET', `/runs/crons/${id}`)).body;
+        assert.equal(cron.metadata.name, 'Weekly report');
+        assert.equal(cron.payload.webhook, 'https://example.com/hook');
+        assert.equal(cron.end_time, '2099-01-01T00:00:00.000Z');
+        assert.equal(cron.paused_reason, 'x'.repeat(280));
 
-      await page.click('#edit-fields');
-      await page.fill('#edit-input', '{"topic": "edited"}');
-      await page.fill('#edit-metadata', '{"team": "reports"}');
-      await page.click('#save-fields');
-      await page.locator('#flash', { hasText: 'Saved' }).waitFor();
-      const edited = (await open.call('GET', `/runs/crons/${id}`)).body;
-      assert.deepEqual(edited.payload.input, { topic: 'edited' });
-      assert.deepEqual(edited.metadata, { team: 'reports', name: 'Weekly report' });
+        await page.click('#edit-fields');
+        await page.fill('#edit-input', '{"topic": "edited"}');
+        await page.fill('#edit-metadata', '{"team": "reports"}');
+        await page.click('#save-fields');
+        await page.locator('#flash', { hasText: 'Saved' }).waitFor();
+        const edited = (await open.call('GET', `/runs/crons/${id}`)).body;
+        assert.deepEqual(edited.payload.input, { topic: 'edited' });
+        assert.deepEqual(edited.metadata, { team: 'reports', name: 'Weekly report' });
+        // An empty input field leaves the input as it is (the API takes no null input on an update).
+        await page.click('#edit-fields');
+        await page.fill('#edit-input', '');
+        await page.fill('#edit-metadata', '{"team": "ops"}');
+        await page.click('#save-fields');
+        await page.locator('#fields-panel').waitFor({ state: 'detached' });
+        const kept = (await open.call('GET', `/runs/crons/${id}`)).body;
+        assert.deepEqual([kept.payload.input, kept.metadata], [{ topic: 'edited' }, { team: 'ops', name: 'Weekly report' }]);
 
-      // 5 occurrences in the range; the cron's rule (skip) would fire one, "every occurrence" fires all.
-      const day = new Date(Date.now() - 2 * 86400_000).toISOString().slice(0, 10);
-      await page.click('#backfill');
-      await page.fill('#backfill-from', `${day}T10:00:00`);
-      await page.fill('#backfill-to', `${day}T10:20:00`);
-      await page.locator('#backfill-count', { hasText: 'This range holds 5 occurrences' }).waitFor();
-      await page.locator('#backfill-go', { hasText: 'Fire 5 occurrences' }).waitFor();
-      // A reversed range has no count: the button no longer names the last range's.
-      await page.fill('#backfill-to', `${day}T09:00:00`);
-      await page.locator('#backfill-count', { hasText: 'The end is before the start.' }).waitFor();
-      assert.equal(await page.textContent('#backfill-go'), 'Fire these occurrences');
-      await page.fill('#backfill-to', `${day}T10:20:00`);
-      await page.locator('#backfill-count', { hasText: 'This range holds 5 occurrences' }).waitFor();
-      await page.selectOption('#backfill-overlap', 'allow');
-      await page.click('#backfill-go');
-      await page.locator('#flash', { hasText: 'Backfill: fired 5 of 5 occurrences' }).waitFor();
+        // 5 occurrences in the range; the cron's rule (skip) would fire one, "every occurrence" fires all.
+        const day = new Date(Date.now() - 2 * 86400_000).toISOString().slice(0, 10);
+        await page.click('#backfill');
+        await page.fill('#backfill-from', `${day}T10:00:00`);
+        await page.fill('#backfill-to', `${day}T10:20:00`);
+        await page.locator('#backfill-count', { hasText: 'This range holds 5 occurrences' }).waitFor();
+        await page.locator('#backfill-go', { hasText: 'Fire 5 occurrences' }).waitFor();
+        // A reversed range has no count: the button no longer names the last range's.
+        await page.fill('#backfill-to', `${day}T09:00:00`);
+        await page.locator('#backfill-count', { hasText: 'The end is before the start.' }).waitFor();
+        assert.equal(await page.textContent('#backfill-go'), 'Fire these occurrences');
+        await page.fill('#backfill-to', `${day}T10:20:00`);
+        await page.locator('#backfill-count', { hasText: 'This range holds 5 occurrences' }).waitFor();
+        await page.selectOption('#backfill-overlap', 'allow');
+        await page.click('#backfill-go');
+        await page.locator('#flash', { hasText: 'Backfill: fired 5 of 5 occurrences' }).waitFor();
 
-      // Bulk: trigger, then delete, each after a confirmation.
-      const one = await make({ schedule: '0 4 * * *', metadata: { name: 'Bulk one' }, enabled: false });
-      const other = await make({ schedule: '0 5 * * *', metadata: { name: 'Bulk two' }, enabled: false });
-      await page.goto(`${open.url}/ui/#/crons`);
-      for (const c of [one, other]) await page.check(`tr[data-cron-id="${c}"] input[type=checkbox]`);
-      await page.click('#bulk-trigger');
-      await page.locator('#bulk-confirm', { hasText: 'Start a run of each of 2 crons now' }).waitFor();
-      await page.click('#bulk-confirm-go');
-      await page.locator('#flash', { hasText: '2 crons triggered' }).waitFor();
-      for (const c of [one, other]) {
-        const ledger = (await open.call('GET', `/runs/crons/${c}/occurrences?limit=50`)).body;
-        assert.equal(ledger.filter((o: any) => o.trigger === 'manual').length, 1);
-      }
-      await page.click('#bulk-delete');
-      await page.locator('#bulk-confirm', { hasText: 'Delete 2 crons' }).waitFor();
-      await page.click('#bulk-confirm-cancel');
-      assert.equal((await open.call('GET', `/runs/crons/${other}`)).status, 200, 'cancel deletes nothing');
-      await page.click('#bulk-delete');
-      await page.click('#bulk-confirm-go');
-      await page.locator('#flash', { hasText: '2 crons deleted' }).waitFor();
-      for (const c of [one, other]) assert.equal((await open.call('GET', `/runs/crons/${c}`)).status, 404);
-      await page.locator(`tr[data-cron-id="${other}"]`).waitFor({ state: 'detached' });
-      clean();
-    });
+        // Bulk: trigger, then delete, each after a confirmation.
+        const one = await make({ schedule: '0 4 * * *', metadata: { name: 'Bulk one' }, enabled: false });
+        const other = await make({ schedule: '0 5 * * *', metadata: { name: 'Bulk two' }, enabled: false });
+        await page.goto(`${open.url}/ui/#/crons`);
+        for (const c of [one, other]) await page.check(`tr[data-cron-id="${c}"] input[type=checkbox]`);
+        await page.click('#bulk-trigger');
+        await page.locator('#bulk-confirm', { hasText: 'Start a run of each of 2 crons now' }).waitFor();
+        await page.click('#bulk-confirm-go');
+        await page.locator('#flash', { hasText: '2 crons triggered' }).waitFor();
+        for (const c of [one, other]) {
+          const ledger = (await open.call('GET', `/runs/crons/${c}/occurrences?limit=50`)).body;
+          assert.equal(ledger.filter((o: any) => o.trigger === 'manual').length, 1);
+        }
+        await page.click('#bulk-delete');
+        await page.locator('#bulk-confirm', { hasText: 'Delete 2 crons' }).waitFor();
+        await page.click('#bulk-confirm-cancel');
+        assert.equal((await open.call('GET', `/runs/crons/${other}`)).status, 200, 'cancel deletes nothing');
+        await page.click('#bulk-delete');
+        await page.click('#bulk-confirm-go');
+        await page.locator('#flash', { hasText: '2 crons deleted' }).waitFor();
+        for (const c of [one, other]) assert.equal((await open.call('GET', `/runs/crons/${c}`)).status, 404);
+        await page.locator(`tr[data-cron-id="${other}"]`).waitFor({ state: 'detached' });
+        clean();
+      },
+    );
 
     test('/docs fits a phone (400 px) and shows its examples', async () => {
       const phone = await context.newPage();

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { loadConfigOrExit } from '../../libs/config/index.ts';
 import { createPool, embeddedDatabaseUrl, isDatabaseUnavailable, migrate } from '../../libs/db/index.ts';
 import { isUuid } from '../../libs/ids/index.ts';
-import { createApiKey, listApiKeys, revokeApiKey } from '../../libs/http/auth.ts';
+import { createApiKey, listApiKeys, revokeApiKey } from '../../libs/keys/index.ts';
 
 const USAGE = `usage: npm run keys -- <command>
   create --user <user_id> [--name <label>]   make a key for a user and print it (shown only this once)

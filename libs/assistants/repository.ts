@@ -101,7 +101,8 @@ export async function insertAssistant(db: Queryable, a: NewAssistant): Promise<A
     const { rowCount } = await db.query(`SELECT 1 FROM assistants WHERE assistant_id = $1`, [a.assistant_id]);
     if (rowCount) return null;
     throw new AssistantInputError(
-      `body.assistant_id: ${a.assistant_id} is a version-5 UUID, reserved for graphs' default assistants (the UUIDv5 of a graph id); choose another id (a UUIDv4) or leave it out`,
+      `body.assistant_id: ${a.assistant_id} is a version-5 UUID, reserved for graphs' default assistants (the UUIDv5 of a graph id); choose ` +
+        `another id (a UUIDv4) or leave it out`,
     );
   }
   const { rows } = await db.query<AssistantRow>(

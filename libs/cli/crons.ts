@@ -49,7 +49,8 @@ export async function runCronsCommand(client: ApiClient, command: string, rawCom
       const offset = body.offset as number;
       const more =
         total !== null && total > offset + crons.length
-          ? `\nshowing ${crons.length ? `${offset + 1}-${offset + crons.length}` : 'none'} of ${total} crons; --offset ${offset + crons.length} for the next ones (--limit up to 1000)`
+          ? `\nshowing ${crons.length ? `${offset + 1}-${offset + crons.length}` : 'none'} of ${total} crons; --offset ${offset + crons.length} ` +
+            `for the next ones (--limit up to 1000)`
           : '';
       print(crons, () => (crons.length ? (v.wide ? cronsTable(crons, Boolean(v.admin)) : cronsNarrowTable(crons, Boolean(v.admin))) : 'no crons') + more);
       return EXIT.ok;
@@ -101,7 +102,8 @@ export async function runCronsCommand(client: ApiClient, command: string, rawCom
       print(
         cron,
         () =>
-          `${command === 'pause' ? 'paused' : 'resumed'} ${cron.cron_id}${cron.next_run_date ? `; next fire ${time(cron.next_run_date)}${cron.enabled ? '' : ' if resumed'}` : ''}`,
+          `${command === 'pause' ? 'paused' : 'resumed'} ` +
+          `${cron.cron_id}${cron.next_run_date ? `; next fire ${time(cron.next_run_date)}${cron.enabled ? '' : ' if resumed'}` : ''}`,
       );
       return EXIT.ok;
     }

@@ -91,7 +91,8 @@ export function connectionBudget(config: Config, roles: { api: boolean; schedule
       const what = [roles.api && 'api', roles.scheduler && 'scheduler', roles.worker && 'worker'].filter(Boolean).join(' + ');
       throw new ConfigError(
         'DATABASE_MAX_CONNECTIONS',
-        `must be at least ${listeners + minPool} for this process (${what}: ${listeners} LISTEN connection${listeners === 1 ? '' : 's'} + a pool of ${minPool}) (got "${total}")`,
+        `must be at least ${listeners + minPool} for this process (${what}: ${listeners} LISTEN connection${listeners === 1 ? '' : 's'} + a ` +
+          `pool of ${minPool}) (got "${total}")`,
       );
     }
     return { total, listeners, pool: total - listeners, source: 'DATABASE_MAX_CONNECTIONS' };

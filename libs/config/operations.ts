@@ -98,4 +98,5 @@ export function unknownMaintenanceSetting(env: NodeJS.ProcessEnv): string | unde
   return Object.keys(env).find((k) => k.startsWith('MAINTENANCE_') && !KNOWN.has(k) && env[k] !== undefined && env[k] !== '');
 }
 
-export const MAINTENANCE_SETTINGS_HINT = `jobs are ${MAINTENANCE_CATALOG.map((j) => j.name).join(', ')}; set MAINTENANCE_<JOB>_SCHEDULE or MAINTENANCE_<JOB>_ENABLED with <JOB> upper-cased`;
+export const MAINTENANCE_SETTINGS_HINT =
+  `jobs are ${MAINTENANCE_CATALOG.map((j) => j.name).join(', ')}; set MAINTENANCE_<JOB>_SCHEDULE or ` + `MAINTENANCE_<JOB>_ENABLED with <JOB> upper-cased`;

@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/index.ts';
 import { parseSchedule } from '../schedule/index.ts';
-import { withoutCredentials } from '../webhooks/address.ts';
+import { withoutCredentials } from '../webhooks/index.ts';
 import { statementNow, toCronResponse } from './repository.ts';
 import type { CronResponse } from './repository.ts';
 import type { CronRow } from './types.ts';

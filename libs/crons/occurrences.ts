@@ -1,5 +1,5 @@
 import type { Queryable } from '../db/index.ts';
-import { attemptsMade } from '../runs/repository.ts';
+import { attemptsMade } from '../runs/index.ts';
 import { iso } from './repository.ts';
 
 // The occurrence ledger as the crons API reads it: a cron's rows and their answer shape.

@@ -273,7 +273,8 @@ export function cronOperations({ pool, boss, config, logger }: CronOperationsDep
           if (body.to.getTime() > now.getTime()) {
             throw invalid(
               'to',
-              `must not be in the future (got ${body.to.toISOString()}, now ${now.toISOString()}): a backfill fires past occurrences; the scheduler fires the rest`,
+              `must not be in the future (got ${body.to.toISOString()}, now ${now.toISOString()}): a backfill fires past occurrences; the ` +
+                `scheduler fires the rest`,
             );
           }
           if (body.overlap === 'allow' && cron.thread_id !== null) {

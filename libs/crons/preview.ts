@@ -2,7 +2,7 @@ import cronstrue from 'cronstrue';
 import { plannedStart } from '../firing/index.ts';
 import { parseSchedule } from '../schedule/index.ts';
 import type { Schedule } from '../schedule/index.ts';
-import { zoneRules } from '../schedule/timezone.ts';
+import { zoneRules } from '../schedule/index.ts';
 import { localIso } from './occurrences.ts';
 
 // What a schedule will do, without running it: its next fire times in UTC and in its timezone,
@@ -160,7 +160,8 @@ function dstCase(schedule: Schedule, t: number): { kind: DstCase; note: string }
     return {
       kind: 'repeated_second',
       note:
-        `${wallTime(wall)} happens twice on ${wallDate(wall)} in ${tz} (clocks go back from ${wallTime(prev.at + prev.before)} to ${wallTime(prev.at + prev.after)}): ` +
+        `${wallTime(wall)} happens twice on ${wallDate(wall)} in ${tz} (clocks go back from ${wallTime(prev.at + prev.before)} to ` +
+        `${wallTime(prev.at + prev.after)}): ` +
         'this is its second pass',
     };
   }
@@ -170,7 +171,8 @@ function dstCase(schedule: Schedule, t: number): { kind: DstCase; note: string }
     return {
       kind: 'repeated_first',
       note:
-        `${wallTime(wall)} happens twice on ${wallDate(wall)} in ${tz} (clocks go back from ${wallTime(next.at + next.before)} to ${wallTime(next.at + next.after)}): ` +
+        `${wallTime(wall)} happens twice on ${wallDate(wall)} in ${tz} (clocks go back from ${wallTime(next.at + next.before)} to ` +
+        `${wallTime(next.at + next.after)}): ` +
         (twice ? 'this is its first pass, and the schedule fires in the second too' : 'this is its first pass, and the schedule fires only in this one'),
     };
   }

@@ -2,7 +2,7 @@ import type { PoolClient } from '../db/index.ts';
 import { uuidv5 } from '../ids/index.ts';
 import type { PgBoss } from '../queue/index.ts';
 import { enqueueRuns } from '../queue/index.ts';
-import { clearEndedOccurrenceRun, reopenOccurrence } from '../runs/lifecycle.ts';
+import { clearEndedOccurrenceRun, reopenOccurrence } from '../runs/index.ts';
 import type { NewRun } from '../runs/index.ts';
 import { activeRuns, firingCron, overlapAllowance, runOf, runsToSupersede } from './fire.ts';
 import type { Superseded } from './fire.ts';
@@ -22,8 +22,9 @@ import type { OccurrenceTrigger } from './types.ts';
 // Lock order (libs/runs/lifecycle.ts): the caller holds the cron (1); then the run's thread is
 // written (2: a stateless cron's occurrence thread, made again if it was deleted), the old run
 // locked and deleted (lifecycle's clearEndedOccurrenceRun) and the new one inserted (3), the
-// ledger row locked and reopened (lifecycle's reopenOccurrence, 4), and the job inserted last (5). While the cron's lock is held no finish, retry or scheduler pass of
-// this cron can change the ledger row (a finish locks the cron first).
+// ledger row locked and reopened (lifecycle's reopenOccurrence, 4), and the job inserted last
+// (5). While the cron's lock is held no finish, retry or scheduler pass of this cron can change
+// the ledger row (a finish locks the cron first).
 
 /** The statuses an occurrence can be retried from. */
 export const RETRYABLE_STATUSES = ['error', 'timeout', 'interrupted'] as const;

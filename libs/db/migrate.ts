@@ -220,7 +220,8 @@ class Runner {
       await c.query('BEGIN');
       try {
         await c.query(
-          `SET LOCAL lock_timeout = ${Math.max(1, Math.round(this.#lockTimeoutMs))}; SET LOCAL statement_timeout = 0; SET LOCAL idle_in_transaction_session_timeout = 0`,
+          `SET LOCAL lock_timeout = ${Math.max(1, Math.round(this.#lockTimeoutMs))}; SET LOCAL statement_timeout = 0; SET LOCAL ` +
+            `idle_in_transaction_session_timeout = 0`,
         );
         const result = await fn();
         await c.query('COMMIT');
@@ -263,7 +264,8 @@ class Runner {
         }
         const wait = backoffDelay(attempt, this.#backoff);
         this.#logger?.warn(
-          `migration waits for a lock (${code === PgErrorCode.lockNotAvailable ? 'a table is busy' : 'deadlock'}): ${what}; retrying in ${(wait / 1000).toFixed(1)}s`,
+          `migration waits for a lock (${code === PgErrorCode.lockNotAvailable ? 'a table is busy' : 'deadlock'}): ${what}; retrying in ` +
+            `${(wait / 1000).toFixed(1)}s`,
         );
         await sleep(wait);
       }

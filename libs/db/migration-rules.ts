@@ -112,11 +112,13 @@ export function checkMigration(file: string, sql: string): string[] {
           say(`ADD CONSTRAINT on ${where} checks every row under its lock: add it NOT VALID, then VALIDATE CONSTRAINT (in a later statement)`);
         if (/\bvalidate\s+constraint\b/.test(s) && !noTransaction)
           say(
-            `VALIDATE CONSTRAINT on ${where} inside the migration's transaction keeps the exclusive lock of its other statements while it scans: validate in a no-transaction migration`,
+            `VALIDATE CONSTRAINT on ${where} inside the migration's transaction keeps the exclusive lock of its other statements while it ` +
+              `scans: validate in a no-transaction migration`,
           );
         if (/\badd\s+(column\s+)?(if\s+not\s+exists\s+)?(?!constraint\b)\w+\s[^;]*(\bcheck\s*\(|\breferences\b)/.test(s)) {
           say(
-            `ADD COLUMN with a CHECK or REFERENCES on ${where} checks every row under its lock: add the column, then ADD CONSTRAINT ... NOT VALID and VALIDATE CONSTRAINT`,
+            `ADD COLUMN with a CHECK or REFERENCES on ${where} checks every row under its lock: add the column, then ADD CONSTRAINT ... NOT ` +
+              `VALID and VALIDATE CONSTRAINT`,
           );
         }
         break;
@@ -124,7 +126,8 @@ export function checkMigration(file: string, sql: string): string[] {
       case 'delete':
         if (!statement.batch || !noTransaction)
           say(
-            `a whole-table ${hot.kind.toUpperCase()} of ${where} holds its rows for the whole migration: a "-- agentcron:batch" statement (a few thousand rows by key) in a no-transaction migration`,
+            `a whole-table ${hot.kind.toUpperCase()} of ${where} holds its rows for the whole migration: a "-- agentcron:batch" statement (a ` +
+              `few thousand rows by key) in a no-transaction migration`,
           );
         break;
       case 'lock':
@@ -151,7 +154,8 @@ export function checkMigration(file: string, sql: string): string[] {
       const rank = (HOT_TABLES as readonly string[]).indexOf(table);
       if (rank < highest) {
         problems.push(
-          `${file}: takes ${table} after ${HOT_TABLES[highest]} (at [${at}] after [${highestAt}]): hot tables in the lock order ${HOT_TABLES.join(', ')} (libs/runs/lifecycle.ts), or an old process's transaction deadlocks with it`,
+          `${file}: takes ${table} after ${HOT_TABLES[highest]} (at [${at}] after [${highestAt}]): hot tables in the lock order ${HOT_TABLES.join(', ')} ` +
+            `(libs/runs/lifecycle.ts), or an old process's transaction deadlocks with it`,
         );
         break;
       }

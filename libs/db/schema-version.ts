@@ -55,7 +55,10 @@ export async function readSchemaState(db: Queryable, migrations: MigrationFile[]
 export function describeSchemaState(s: SchemaState): string {
   if (!s.behind) return `database schema at migration ${s.found} (this code needs ${s.needed})`;
   const list = s.missing.length > 3 ? `${s.missing.slice(0, 3).join(', ')} and ${s.missing.length - 3} more` : s.missing.join(', ');
-  return `the database schema is behind this version of agentcron (it needs migration ${s.needed}, the database has ${s.found || 'none'}; missing ${list}): a release (npm run migrate, the Procfile's release) must run`;
+  return (
+    `the database schema is behind this version of agentcron (it needs migration ${s.needed}, the database has ${s.found || 'none'}; ` +
+    `missing ${list}): a release (npm run migrate, the Procfile's release) must run`
+  );
 }
 
 /**

@@ -5,8 +5,8 @@ import type { Logger } from '../log/index.ts';
 import { withLogContext } from '../log/index.ts';
 import { SATURATION_DEFAULTS, metricsHandler, observeDatabase } from '../metrics/index.ts';
 import { QUEUES } from '../queue/index.ts';
-import { uiRouter } from '../ui/router.ts';
-import { hasCredentials, withoutCredentials } from '../webhooks/address.ts';
+import { uiRouter } from '../ui/index.ts';
+import { hasCredentials, withoutCredentials } from '../webhooks/index.ts';
 import { docsPage } from './docs.ts';
 import { errorHandler, HttpError, unknownRoute } from './errors.ts';
 import { healthRoutes } from './health.ts';
@@ -72,7 +72,9 @@ function nonJsonBodies(limitBytes: number): RequestHandler {
         next(
           new HttpError(
             415,
-            `request bodies are JSON: send a JSON body with content-type: application/json (got ${sent ? `content-type ${JSON.stringify(sent)}` : 'no content-type'} and a body that is not JSON)`,
+            `request bodies are JSON: send a JSON body with content-type: application/json (got ` +
+              `${sent ? `content-type ${JSON.stringify(sent)}` : 'no content-type'} ` +
+              `and a body that is not JSON)`,
           ),
         );
       }

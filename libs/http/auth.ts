@@ -1,6 +1,6 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import type { Queryable } from '../db/index.ts';
+import { hashApiKey, userForKeyHash } from '../keys/index.ts';
 import type { ApiDeps } from './deps.ts';
 import { HttpError } from './errors.ts';
 
@@ -31,9 +31,6 @@ export function requireAdmin(): RequestHandler {
     next();
   };
 }
-
-/** Keys are looked up by hash, so the table never holds a usable key and a lookup takes the same time whatever the key. */
-export const hashApiKey = (key: string): string => createHash('sha256').update(key, 'utf8').digest('hex');
 
 /** The key a request carries: `x-api-key` (what the LangGraph SDK sends) or `Authorization: Bearer <key>`. */
 export function presentedKey(headers: { 'x-api-key'?: string | string[]; authorization?: string }): string | null {
@@ -79,57 +76,4 @@ export function apiKeyAuth(db: Queryable, configured: { key: string; user: strin
 export function authMiddleware(deps: ApiDeps): RequestHandler {
   if (deps.config.AUTH_MODE === 'api_key') return apiKeyAuth(deps.pool, deps.config.AUTH_API_KEYS, deps.config.ADMIN_API_KEYS);
   return noAuth();
-}
-
-// ---- the api_keys table (managed by `npm run keys`) ----
-
-/** The user of an unrevoked stored key, or null. Marks the key used (at most once a minute). */
-export async function userForKeyHash(db: Queryable, hash: string): Promise<string | null> {
-  const { rows } = await db.query<{ user_id: string; stale: boolean }>(
-    `SELECT user_id, (last_used_at IS NULL OR last_used_at < now() - interval '1 minute') AS stale
-       FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL`,
-    [hash],
-  );
-  if (!rows[0]) return null;
-  if (rows[0].stale) {
-    // Bookkeeping only: a failure here must not fail the request.
-    db.query(`UPDATE api_keys SET last_used_at = now() WHERE key_hash = $1`, [hash]).catch(() => {});
-  }
-  return rows[0].user_id;
-}
-
-export interface StoredApiKey {
-  key_id: string;
-  key_prefix: string;
-  user_id: string;
-  name: string | null;
-  created_at: Date;
-  last_used_at: Date | null;
-  revoked_at: Date | null;
-}
-
-/** Creates a key for a user: answers the key itself (shown once) and its stored record. */
-export async function createApiKey(db: Queryable, userId: string, name: string | null): Promise<{ key: string; record: StoredApiKey }> {
-  const key = `ac_${randomBytes(32).toString('base64url')}`;
-  const { rows } = await db.query<StoredApiKey>(
-    `INSERT INTO api_keys (key_id, key_hash, key_prefix, user_id, name) VALUES ($1, $2, $3, $4, $5)
-     RETURNING key_id, key_prefix, user_id, name, created_at, last_used_at, revoked_at`,
-    [randomUUID(), hashApiKey(key), key.slice(0, 10), userId, name],
-  );
-  return { key, record: rows[0] };
-}
-
-export async function listApiKeys(db: Queryable, userId: string | null): Promise<StoredApiKey[]> {
-  const { rows } = await db.query<StoredApiKey>(
-    `SELECT key_id, key_prefix, user_id, name, created_at, last_used_at, revoked_at
-       FROM api_keys WHERE $1::text IS NULL OR user_id = $1 ORDER BY created_at`,
-    [userId],
-  );
-  return rows;
-}
-
-/** Revokes a key by its id; false when there is no such unrevoked key. */
-export async function revokeApiKey(db: Queryable, keyId: string): Promise<boolean> {
-  const { rowCount } = await db.query(`UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL`, [keyId]);
-  return (rowCount ?? 0) > 0;
 }

@@ -50,7 +50,8 @@ function fieldsTable(s: Schema | undefined): string {
   const required = new Set<string>(s.required ?? []);
   const rows = Object.entries(s.properties as Record<string, Schema>).map(
     ([name, p]) =>
-      `<tr><td><code>${esc(name)}</code>${required.has(name) ? ' <span class="req">required</span>' : ''}</td><td>${typeOf(p)}</td><td>${esc(p.description ?? '')}${
+      `<tr><td><code>${esc(name)}</code>${required.has(name) ? ' <span class="req">required</span>' : ''}</td>` +
+      `<td>${typeOf(p)}</td><td>${esc(p.description ?? '')}${
         p.default !== undefined ? ` <span class="dflt">default ${esc(JSON.stringify(p.default))}</span>` : ''
       }</td></tr>`,
   );
@@ -125,12 +126,14 @@ const CSS = `body{font:15px/1.5 system-ui,sans-serif;margin:0;color:#1d1d1f;disp
 nav{width:300px;height:100vh;overflow:auto;position:sticky;top:0;background:#f5f5f7;padding:16px;box-sizing:border-box;font-size:13px}
 nav a{display:block;color:#1d1d1f;text-decoration:none;padding:1px 0}nav h2{font-size:13px;text-transform:uppercase;color:#666;margin:16px 0 4px}
 main{flex:1;padding:24px 40px;max-width:1000px}h1{margin-top:0}.op{border-top:1px solid #ddd;padding:8px 0 16px}
-table{border-collapse:collapse;width:100%;font-size:14px;margin:4px 0 8px}th,td{border:1px solid #e3e3e3;padding:4px 8px;text-align:left;vertical-align:top}th{background:#fafafa}
+table{border-collapse:collapse;width:100%;font-size:14px;margin:4px 0 8px}
+th,td{border:1px solid #e3e3e3;padding:4px 8px;text-align:left;vertical-align:top}th{background:#fafafa}
 code{font:13px ui-monospace,monospace}.m{display:inline-block;min-width:56px;text-align:center;border-radius:4px;color:#fff;font-size:12px;padding:1px 6px}
 .m-get{background:#0a7d34}.m-post{background:#0b63c5}.m-patch{background:#a15c00}.m-delete{background:#b42318}.m-put{background:#6b3fa0}
 .req{color:#b42318;font-size:11px}.dflt,.fmt{color:#666;font-size:12px}.desc{color:#444}h4{margin:8px 0 2px;font-size:14px}
 pre{background:#f5f5f7;border-radius:6px;padding:8px 10px;font:12.5px ui-monospace,monospace;white-space:pre-wrap;word-break:break-word;margin:4px 0}
-pre.curl{background:#1d1d1f;color:#f5f5f7}h3,code{overflow-wrap:anywhere}summary{cursor:pointer;font-size:13px;color:#444}td{word-break:break-word}main{min-width:0}
+pre.curl{background:#1d1d1f;color:#f5f5f7}h3,code{overflow-wrap:anywhere}summary{cursor:pointer;font-size:13px;color:#444}
+td{word-break:break-word}main{min-width:0}
 @media (max-width:760px){body{display:block}nav{width:auto;height:auto;max-height:40vh;position:static}main{padding:12px 14px}
 table{display:block;overflow-x:auto}th,td{padding:3px 5px}}`;
 

@@ -3,7 +3,7 @@ import type { Request, RequestHandler, Response } from 'express';
 import { describeDatabaseError } from '../db/index.ts';
 import type { Pool } from '../db/index.ts';
 import { latestMonitorFindings } from '../maintenance/index.ts';
-import { liveProcesses } from '../liveness/index.ts';
+import { liveProcesses, schedulerTicks } from '../liveness/index.ts';
 import { SATURATION_DEFAULTS, saturation } from '../metrics/index.ts';
 import type { Saturation, SaturationSettings } from '../metrics/index.ts';
 import type { PgBoss } from '../queue/index.ts';
@@ -43,16 +43,6 @@ async function callerIsAdmin(auth: RequestHandler, req: Request): Promise<boolea
   return locals.admin === true;
 }
 
-// Whether schedulers tick. A scheduler's tick is recorded with its next heartbeat, so "ticked
-// within three poll intervals" allows one heartbeat interval more; one that just started counts
-// as ticking until then. Before any scheduler has registered in this database (an api started
-// alone, a fresh deployment) there is nothing to judge: `ticking` is null and /health stays 200.
-const SCHEDULER_TICKS = `
-  SELECT count(*)::int AS registered,
-         coalesce(bool_or(last_tick_at > now() - make_interval(secs => $1)
-                          OR (stopped_at IS NULL AND started_at > now() - make_interval(secs => $1))), false) AS ticking
-    FROM agentcron_processes WHERE role = 'scheduler'`;
-
 /**
  * `/ok` (the LangGraph liveness convention) and `/health` (database, queue, live processes,
  * scheduler ticks, saturation, the heartbeat monitor's findings). `status`: `unavailable` (and
@@ -66,7 +56,9 @@ for (const [path, summary, description] of [
   [
     '/health',
     'Readiness',
-    'The database, the queue, live schedulers and workers, the last scheduler tick, saturation (queue latency, runs waiting by reason, lag to start); status ok, degraded (200: behind, with reasons) or unavailable (503: the database is unreachable, the queue check fails or no scheduler ticks). Details (ids, hosts, figures) only for admin keys under AUTH_MODE=api_key.',
+    'The database, the queue, live schedulers and workers, the last scheduler tick, saturation (queue latency, runs waiting by reason, lag to ' +
+      'start); status ok, degraded (200: behind, with reasons) or unavailable (503: the database is unreachable, the queue check fails or no ' +
+      'scheduler ticks). Details (ids, hosts, figures) only for admin keys under AUTH_MODE=api_key.',
   ],
   ['/metrics', 'Prometheus metrics', 'Text exposition format; no series carries user data.'],
 ] as const) {
@@ -108,7 +100,7 @@ export function healthRoutes({ pool, boss, heartbeatSeconds, scheduler, auth, sa
     try {
       processes = await liveProcesses(pool, heartbeatSeconds);
       database = { ok: true, latency_ms: Date.now() - started };
-      if (scheduler?.enabled) ticks = (await pool.query<{ registered: number; ticking: boolean }>(SCHEDULER_TICKS, [staleAfterSeconds])).rows[0];
+      if (scheduler?.enabled && staleAfterSeconds !== null) ticks = await schedulerTicks(pool, staleAfterSeconds);
       const latest = await latestMonitorFindings(pool);
       monitor = latest && {
         checked_at: latest.findings.checked_at,

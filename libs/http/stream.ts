@@ -3,8 +3,8 @@ import type { AgentRegistry, GraphThreadState } from '../agents/index.ts';
 import type { Pool } from '../db/index.ts';
 import { runEnded, threadValues } from '../runs/index.ts';
 import type { RunResponse } from '../runs/index.ts';
-import { runStreamPosition } from '../runs/repository.ts';
-import type { RunStreamPosition } from '../runs/repository.ts';
+import { runStreamPosition } from '../runs/index.ts';
+import type { RunStreamPosition } from '../runs/index.ts';
 
 // Server-sent events of a run, as the LangGraph API streams them (`runs.stream`, `runs.joinStream`).
 // The worker executes runs in another process and publishes nothing while a run goes, so the

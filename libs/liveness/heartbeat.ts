@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { neededSchemaVersion } from '../db/index.ts';
-import type { Pool } from '../db/index.ts';
+import type { Pool, Queryable } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
 
 export type ProcessRole = 'api' | 'scheduler' | 'worker';
@@ -92,4 +92,20 @@ export async function liveProcesses(pool: Pool, heartbeatSeconds: number): Promi
     apis_alive: by.get('api')?.alive ?? 0,
     scheduler_last_tick_at: by.get('scheduler')?.last_tick_at ?? null,
   };
+}
+
+// Whether schedulers tick. A scheduler's tick is recorded with its next heartbeat, so "ticked
+// within three poll intervals" allows one heartbeat interval more; one that just started counts
+// as ticking until then. Before any scheduler has registered in this database (an api started
+// alone, a fresh deployment) there is nothing to judge: `ticking` is null and /health stays 200.
+const SCHEDULER_TICKS = `
+  SELECT count(*)::int AS registered,
+         coalesce(bool_or(last_tick_at > now() - make_interval(secs => $1)
+                          OR (stopped_at IS NULL AND started_at > now() - make_interval(secs => $1))), false) AS ticking
+    FROM agentcron_processes WHERE role = 'scheduler'`;
+
+/** Schedulers registered in this database, and whether any ticked within `staleAfterSeconds` (see above). */
+export async function schedulerTicks(db: Queryable, staleAfterSeconds: number): Promise<{ registered: number; ticking: boolean }> {
+  const { rows } = await db.query<{ registered: number; ticking: boolean }>(SCHEDULER_TICKS, [staleAfterSeconds]);
+  return rows[0];
 }

@@ -221,7 +221,8 @@ function saturationGauge<L extends string>(name: string, help: string, labelName
 
 saturationGauge(
   'agentcron_queue_latency_seconds',
-  'How long the run at the head of the queue has been able to start and not started (0: none waits for a worker). What a queue-latency autoscaler scales workers on.',
+  'How long the run at the head of the queue has been able to start and not started (0: none waits for a worker). What a queue-latency autoscaler ' +
+    'scales workers on.',
   [],
   (g, s) => g.set(s.queue_latency_seconds),
 );

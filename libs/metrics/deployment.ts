@@ -91,7 +91,8 @@ counter(
 
 counter(
   'agentcron_webhook_deliveries_total',
-  'Webhook delivery attempts by outcome: delivered, failed (for good), refused (the destination), retried (an attempt that failed and was retried); counted when the delivery settles. The whole deployment.',
+  'Webhook delivery attempts by outcome: delivered, failed (for good), refused (the destination), retried (an attempt that failed and was ' +
+    'retried); counted when the delivery settles. The whole deployment.',
   ['delivered', 'retried', 'failed', 'refused'].map((outcome) => ({ outcome })),
 );
 

@@ -186,7 +186,8 @@ const MERGE = `
          sum = m.sum + excluded.sum,
          buckets = CASE WHEN m.buckets IS NULL THEN excluded.buckets
                         WHEN excluded.buckets IS NULL THEN m.buckets
-                        ELSE ARRAY(SELECT coalesce(a, 0) + coalesce(b, 0) FROM unnest(m.buckets, excluded.buckets) WITH ORDINALITY AS t(a, b, i) ORDER BY i) END`;
+                        ELSE ARRAY(SELECT coalesce(a, 0) + coalesce(b, 0)
+                                     FROM unnest(m.buckets, excluded.buckets) WITH ORDINALITY AS t(a, b, i) ORDER BY i) END`;
 
 const MOVE = `UPDATE metrics_fold SET horizon = $1::timestamptz, folded_at = now(), fold_ms = $2`;
 

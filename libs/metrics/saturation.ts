@@ -208,7 +208,8 @@ async function compute(pool: Pool, s: SaturationSettings): Promise<Saturation> {
   // Runs that have not started yet say it sooner than the ones that did (and when nothing starts at all).
   if (head.latencySeconds > s.maxStartLagSeconds) {
     reasons.push(
-      `lag to start: the run at the head of the queue has waited ${fmt(head.latencySeconds)} s, more than HEALTH_MAX_START_LAG_SECONDS (${s.maxStartLagSeconds})`,
+      `lag to start: the run at the head of the queue has waited ${fmt(head.latencySeconds)} s, more than HEALTH_MAX_START_LAG_SECONDS ` +
+        `(${s.maxStartLagSeconds})`,
     );
   }
   if (growth.grew) reasons.push(`backlog grew for 5 minutes (${growth.from} -> ${backlog})`);

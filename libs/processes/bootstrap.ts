@@ -69,13 +69,15 @@ export async function connect(
   const listenUrl = directUrl ?? (pooled ? null : databaseUrl);
   if (pooled && !directUrl && opts.budget.listeners > 0) {
     logger.warn(
-      `DATABASE_URL goes through a connection pooler (${probe.reason}): no LISTEN, this process polls every second instead; set DATABASE_DIRECT_URL to a direct connection for instant wake-ups and migrations`,
+      `DATABASE_URL goes through a connection pooler (${probe.reason}): no LISTEN, this process polls every second instead; set DATABASE_DIRECT_URL ` +
+        `to a direct connection for instant wake-ups and migrations`,
     );
   } else if (pooled) logger.info(`DATABASE_URL goes through a connection pooler (${probe.reason}): session limits are the database role's defaults`);
   const { total, pool: poolSize, source } = opts.budget;
   const listeners = listenUrl ? opts.budget.listeners : 0;
   logger.info(
-    `connections: at most ${poolSize + listeners} (${listeners} LISTEN + a pool of ${poolSize}; ${source === 'default' ? `default ${total}` : `${source}=${source === 'DATABASE_POOL_MAX' ? poolSize : total}`})`,
+    `connections: at most ${poolSize + listeners} (${listeners} LISTEN + a pool of ${poolSize}; ` +
+      `${source === 'default' ? `default ${total}` : `${source}=${source === 'DATABASE_POOL_MAX' ? poolSize : total}`})`,
   );
   const pool = createPool(databaseUrl, {
     max: opts.budget.pool,

@@ -11,7 +11,7 @@ import { retryWhileUnavailable, startEmbeddedServer } from '../db/index.ts';
 import type { EmbeddedDatabase } from '../db/index.ts';
 import { waitingForSchema } from '../http/index.ts';
 import { createLogger } from '../log/index.ts';
-import { setLedgerExcerptBytes } from '../runs/excerpt.ts';
+import { setLedgerExcerptBytes } from '../runs/index.ts';
 import { parseRetryPolicy } from '../runs/index.ts';
 import type { Logger } from '../log/index.ts';
 import { connect } from './bootstrap.ts';

@@ -25,7 +25,9 @@ export async function schemaBehind(pool: Pool, queueSchema: string | null): Prom
     if (found === null || found < needed) {
       return {
         state,
-        detail: `the queue's schema (pg-boss, schema ${queueSchema}) is ${found === null ? 'not installed' : `at version ${found}`} and this version of agentcron needs ${needed}: a release (npm run migrate, the Procfile's release) must run`,
+        detail:
+          `the queue's schema (pg-boss, schema ${queueSchema}) is ${found === null ? 'not installed' : `at version ${found}`} and this ` +
+          `version of agentcron needs ${needed}: a release (npm run migrate, the Procfile's release) must run`,
       };
     }
   }
@@ -52,7 +54,8 @@ export async function awaitSchema(
     }
     if (behind.detail !== last) {
       opts.logger.warn(
-        `waiting for the schema: ${behind.detail}; no runs are claimed, no occurrences fired, the api answers 503 until then (looking again every ${opts.pollSeconds}s)`,
+        `waiting for the schema: ${behind.detail}; no runs are claimed, no occurrences fired, the api answers 503 until then (looking again ` +
+          `every ${opts.pollSeconds}s)`,
       );
       last = behind.detail;
     }

@@ -28,14 +28,16 @@ export {
   listRuns,
   listThreadRuns,
   runEnded,
+  runStreamPosition,
   threadValues,
   toRunResponse,
   waitForRunEnd,
 } from './repository.ts';
-export type { BackgroundRun, ListedRun, RunFilters, RunResponse } from './repository.ts';
-export { claimRunsLimited } from './lifecycle.ts';
+export type { BackgroundRun, ListedRun, RunFilters, RunResponse, RunStreamPosition } from './repository.ts';
+export { claimRunsLimited, clearEndedOccurrenceRun, reopenOccurrence } from './lifecycle.ts';
 export type { Claim, ClaimLimits, RetryRequest } from './lifecycle.ts';
-export { DEFAULT_RETRY_POLICY, flowConfigProblem, parseRetryPolicy } from './retry-policy.ts';
+export { DEFAULT_RETRY_POLICY, flowConfigProblem, makeRetryPolicySchema, MAX_CONCURRENCY, parseRetryPolicy } from './retry-policy.ts';
+export { setLedgerExcerptBytes } from './excerpt.ts';
 export type { ParsedRetryPolicy, RetryPolicy } from './retry-policy.ts';
 export { runKwargs, startBackgroundStatelessRuns, startStatelessRun, startThreadRun } from './start.ts';
 export type { RunRequest } from './start.ts';

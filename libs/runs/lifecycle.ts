@@ -324,7 +324,8 @@ const MOVE_CURSORS = `
 
 const RECORD_STARTS = `
   UPDATE flow_limits l
-     SET recent_starts = coalesce((SELECT array_agg(t ORDER BY t) FROM unnest(l.recent_starts) AS t WHERE t > now() - make_interval(secs => v.win_seconds)), '{}')
+     SET recent_starts = coalesce((SELECT array_agg(t ORDER BY t) FROM unnest(l.recent_starts) AS t WHERE t > now() - make_interval(secs =>
+       v.win_seconds)), '{}')
                          || array_fill(now(), ARRAY[v.n]),
          updated_at = now()
     FROM unnest($1::text[], $2::int[], $3::int[]) AS v(name, n, win_seconds)

@@ -31,7 +31,9 @@ export const LIFECYCLE_EXEMPTIONS: readonly OwnershipExemption[] = [
   {
     file: 'libs/crons/retry.ts',
     writes: ['runs'],
-    why: "a retry's new run: the same INSERT as enqueue.ts, in the transaction that holds the cron (to go through insertRuns)",
+    why:
+      "a retry's new run: the same INSERT as enqueue.ts, written between the old run's delete and the ledger row's reopening, " +
+      'its job queued last (insertRuns writes run and job together), in the transaction that holds the cron',
   },
   {
     file: 'libs/crons/fire.ts',

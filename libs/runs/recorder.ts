@@ -117,7 +117,8 @@ export class ResultRecorder {
             if (!this.#schemaHeld.has(current.run_id)) {
               this.#schemaHeld.add(current.run_id);
               this.#logger.error(
-                `schema error storing a run's result (${describeDatabaseError(err)}): the database schema does not match this worker's code (has the release run?); the result is kept and retried until the schema arrives, and this worker claims no new run meanwhile`,
+                `schema error storing a run's result (${describeDatabaseError(err)}): the database schema does not match this worker's code ` +
+                  `(has the release run?); the result is kept and retried until the schema arrives, and this worker claims no new run meanwhile`,
                 { run_id: current.run_id, sqlstate: pgErrorCode(err) },
               );
             }

@@ -4,7 +4,7 @@
  */
 export { ScheduleError } from './errors.ts';
 export type { ScheduleErrorField } from './errors.ts';
-export { canonicalZoneName, validateTimezone } from './timezone.ts';
+export { canonicalZoneName, validateTimezone, zoneRules } from './timezone.ts';
 export { splitTimezonePrefix } from './prefix.ts';
 export type { PrefixedSchedule } from './prefix.ts';
 export { parseSchedule } from './schedule.ts';

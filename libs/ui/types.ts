@@ -5,19 +5,17 @@ import type { MaintenanceJobSchema } from '../http/schemas/admin.ts';
 import type { AssistantSchema } from '../http/schemas/assistants.ts';
 import type { ListedRunSchema, RunDetailSchema } from '../http/routes/run-list.ts';
 import type { RetryPolicySchema } from '../http/schemas/common.ts';
+import type { BackfillBody, CronCreateBody, CronUpdateBody } from '../http/schemas/crons.ts';
 import type {
-  BackfillBody,
   BackfillSchema,
-  CronCreateBody,
   CronRunSchema,
   CronSchema,
-  CronUpdateBody,
   FireTimeSchema,
   NextRunsSchema,
   OccurrenceSchema,
   PreviewSchema,
   RetrySchema,
-} from '../http/schemas/crons.ts';
+} from '../http/schemas/cron-answers.ts';
 
 export type Cron = z.output<typeof CronSchema>;
 export type CronUpdate = z.input<typeof CronUpdateBody>;

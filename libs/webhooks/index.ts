@@ -1,4 +1,13 @@
-export { allowPrivateWebhooks, forbiddenAddress, literalAddressProblem, webhookCreateProblem } from './address.ts';
+export {
+  allowPrivateWebhooks,
+  forbiddenAddress,
+  hasCredentials,
+  literalAddressProblem,
+  webhookCreateProblem,
+  webhookUrlProblem,
+  WEBHOOK_URL_MAX_LENGTH,
+  withoutCredentials,
+} from './address.ts';
 export { deliver, resolveTarget, WebhookRefused, EXCERPT_CHARS } from './deliver.ts';
 export type { DeliveryOptions, DeliveryResult } from './deliver.ts';
 export { enqueueWebhooks, recordDelivery, recordLostDelivery, webhookBody } from './jobs.ts';

@@ -12,7 +12,8 @@ import { checkBodySize, sendRun } from './cron-http.ts';
 import { MaintenanceJobSchema, TriggerAnswer, TriggerParams, TriggerQuery } from '../schemas/admin.ts';
 import { ErrorSchema, NoContent, documentRoutes, errors, json } from '../schemas/common.ts';
 import { AdminCronBulkBody, AdminCronCountBody, AdminCronSearchBody, CronTransferAnswer, CronTransferBody } from '../schemas/admin.ts';
-import { CronBulkAnswer, CronIdParams, CronRunSchema, CronSchema, CronUpdateBody } from '../schemas/crons.ts';
+import { CronBulkAnswer, CronIdParams, CronUpdateBody } from '../schemas/crons.ts';
+import { CronRunSchema, CronSchema } from '../schemas/cron-answers.ts';
 import { parse } from '../validate.ts';
 
 // Operator endpoints: every user's crons (search, count, get, update, delete, trigger, bulk
@@ -34,7 +35,8 @@ documentRoutes('admin', [
     path: '/admin/maintenance/{job}/trigger',
     summary: 'Run a maintenance job now, on a worker',
     description:
-      'Enqueued on agentcron.maintenance like a scheduled occurrence (at most one execution of a job at a time). 202 at once, or 200 once it ended when wait_seconds is given.',
+      'Enqueued on agentcron.maintenance like a scheduled occurrence (at most one execution of a job at a time). 202 at once, or 200 once it ' +
+      'ended when wait_seconds is given.',
     params: TriggerParams,
     query: TriggerQuery,
     responses: { 200: json(TriggerAnswer), 202: json(TriggerAnswer, 'Enqueued'), ...errors(404, 422), ...notAdmin },
@@ -70,7 +72,8 @@ documentRoutes('admin', [
     summary: 'Move crons (and their threads and runs) from one user to another',
     description:
       'Adopting crons made under AUTH_MODE=none (user "anonymous") after turning api_key on: {"from_user_id": "anonymous", "to_user_id": "alice"}. ' +
-      "A thread cron's thread moves with it, with the old owner's other crons on that thread and every run on it; so do the threads a stateless cron's runs kept. " +
+      "A thread cron's thread moves with it, with the old owner's other crons on that thread and every run on it; so do the threads a stateless " +
+      "cron's runs kept. " +
       'CRON_MAX_PER_USER is not applied.',
     body: CronTransferBody,
     responses: { 200: json(CronTransferAnswer), ...errors(422), ...notAdmin },

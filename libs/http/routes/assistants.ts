@@ -97,7 +97,8 @@ documentRoutes('assistants', [
     path: '/assistants/{assistant_id}/schemas',
     summary: "The JSON schemas of the assistant's graph",
     description:
-      "LangGraph graphs: from their state, input and output definitions (zod or StateSchema converted; an Annotation's channels each of any type). Other agents: {} (any value).",
+      "LangGraph graphs: from their state, input and output definitions (zod or StateSchema converted; an Annotation's channels each of any " +
+      'type). Other agents: {} (any value).',
     params: AssistantParams,
     responses: { 200: json(AssistantSchemasSchema), ...errors(404) },
   },

@@ -3,28 +3,22 @@ import { registry } from '../openapi.ts';
 import { ErrorSchema, errors, json } from '../schemas/common.ts';
 import {
   BackfillBody,
-  BackfillSchema,
   CronBulkAnswer,
   CronBulkBody,
   CronCountBody,
   CronCreateBody,
   CronIdParams,
-  CronRunSchema,
-  CronSchema,
   CronSearchBody,
   CronUpdateBody,
   NextQuery,
-  NextRunsSchema,
   OccurrenceParams,
-  OccurrenceSchema,
   OccurrencesQuery,
   PreviewBody,
-  PreviewSchema,
   RECENT_OCCURRENCES_MAX,
   RecentOccurrencesQuery,
-  RetrySchema,
   ThreadIdParams,
 } from '../schemas/crons.ts';
+import { BackfillSchema, CronRunSchema, CronSchema, NextRunsSchema, OccurrenceSchema, PreviewSchema, RetrySchema } from '../schemas/cron-answers.ts';
 
 // The crons routes' OpenAPI registrations (GET /openapi.json, /docs), beside the routes they document.
 
@@ -32,7 +26,8 @@ import {
 const security: { [scheme: string]: string[] }[] = [{ ApiKey: [] }, { Bearer: [] }];
 const createAnswer = json(
   z.union([CronRunSchema, CronSchema]),
-  'The first Run (with cron_id); or the Cron when enabled is false, or when a thread cron with multitask_strategy reject finds its thread busy (its first occurrence is then recorded as skipped, reason overlap)',
+  'The first Run (with cron_id); or the Cron when enabled is false, or when a thread cron with multitask_strategy reject finds its thread busy ' +
+    '(its first occurrence is then recorded as skipped, reason overlap)',
 );
 const tooMany = { 429: json(ErrorSchema, 'CRON_MAX_PER_USER reached') };
 
@@ -115,7 +110,9 @@ registry.registerPath({
   method: 'get',
   path: '/runs/crons/occurrences',
   summary: "The caller's occurrences across its crons since an instant, newest first (agentcron)",
-  description: `Every ledger row of the caller's crons scheduled at or after scheduled_after, as each cron's ledger shows it, at most limit (1-${RECENT_OCCURRENCES_MAX}).`,
+  description:
+    `Every ledger row of the caller's crons scheduled at or after scheduled_after, as each cron's ledger shows it, at most limit ` +
+    `(1-${RECENT_OCCURRENCES_MAX}).`,
   tags: ['crons'],
   security,
   request: { query: RecentOccurrencesQuery },
@@ -144,7 +141,8 @@ registry.registerPath({
   path: '/runs/crons/preview',
   summary: "A schedule's next fire times and description, without creating a cron",
   description:
-    'The same rules and 422s as create (schedule, timezone, 6-field schedules only with CRON_ALLOW_SECONDS_SCHEDULE). Each fire time is given in UTC and as wall time in the timezone, with the DST cases marked.',
+    'The same rules and 422s as create (schedule, timezone, 6-field schedules only with CRON_ALLOW_SECONDS_SCHEDULE). Each fire time is given ' +
+    'in UTC and as wall time in the timezone, with the DST cases marked.',
   tags: ['crons'],
   security,
   request: { body: json(PreviewBody, 'The schedule') },
@@ -155,7 +153,8 @@ registry.registerPath({
   path: '/runs/crons/{cron_id}/backfill',
   summary: "Fire every occurrence of the cron's schedule in a past range, each once",
   description:
-    'Also before the cron was created. An occurrence already in the ledger is not fired again; the overlap rules apply as for a trigger (held-back occurrences are counted, not recorded). ' +
+    'Also before the cron was created. An occurrence already in the ledger is not fired again; the overlap rules apply as for a trigger ' +
+    '(held-back occurrences are counted, not recorded). ' +
     'Recorded in the ledger with trigger backfill; next_run_date is not moved. More occurrences than CRON_BACKFILL_MAX: 422 with the count.',
   tags: ['crons'],
   security,
@@ -167,7 +166,8 @@ registry.registerPath({
   path: '/runs/crons/{cron_id}/occurrences/{scheduled_for}/retry',
   summary: 'Run an occurrence that ended error, timeout or interrupted again',
   description:
-    'A new attempt of the same occurrence: its run has the same cron_id and scheduled_for (so the agent gets the same idempotency_key) and replaces the run of the attempt before. ' +
+    'A new attempt of the same occurrence: its run has the same cron_id and scheduled_for (so the agent gets the same idempotency_key) and ' +
+    'replaces the run of the attempt before. ' +
     'The ledger row goes back to enqueued with retries + 1. 409 for an occurrence in another state, or when the overlap rules hold the run back now.',
   tags: ['crons'],
   security,

@@ -21,7 +21,8 @@ documentRoutes('runs', [
     path: '/threads/{thread_id}/runs/wait',
     summary: "Start a run and answer the thread's values once it ends",
     description:
-      'However long the run takes: after 5 s the answer (200) is kept alive with whitespace, so a failure after that point is told in the body as {"__error__": ...}.',
+      'However long the run takes: after 5 s the answer (200) is kept alive with whitespace, so a failure after that point is told in the body ' +
+      'as {"__error__": ...}.',
     params: ThreadParams,
     body: RunCreate,
     responses: { 200: { ...json(JoinAnswer), ...contentLocation }, ...errors(404, 409, 422) },
@@ -61,7 +62,8 @@ documentRoutes('runs', [
     path: '/threads/{thread_id}/runs/{run_id}/cancel',
     summary: 'Cancel a run',
     description:
-      'A pending run never starts. A running run is marked interrupted at once and its result discarded; the worker executing it learns of it within about a second and aborts the agent (its AbortSignal).',
+      'A pending run never starts. A running run is marked interrupted at once and its result discarded; the worker executing it learns of it ' +
+      'within about a second and aborts the agent (its AbortSignal).',
     params: RunParams,
     query: CancelQuery,
     responses: { 202: { description: 'Cancelled (wait=0).' }, 204: { description: 'Cancelled and ended (wait=1).' }, ...errors(404, 409, 422) },
@@ -96,7 +98,8 @@ documentRoutes('runs', [
     path: '/runs/wait',
     summary: 'Run on a fresh thread and answer its values once the run ends',
     description:
-      'The thread is deleted once the run has ended unless on_completion is "keep". While the run goes the answer is kept alive with whitespace (after 5 s), so a failure then is told in the body as {"__error__": ...}.',
+      'The thread is deleted once the run has ended unless on_completion is "keep". While the run goes the answer is kept alive with whitespace ' +
+      '(after 5 s), so a failure then is told in the body as {"__error__": ...}.',
     body: RunCreate,
     responses: { 200: { ...json(JoinAnswer), ...statelessLocation }, ...errors(404, 422) },
   },

@@ -101,7 +101,8 @@ export function statsRoutes({ pool, config }: ApiDeps): Router {
     if (found.system && !isAdmin(res)) {
       throw new HttpError(
         403,
-        `${found.assistant.assistant_id} is the default assistant of graph ${found.assistant.graph_id}: its figures count every user's runs, so only an admin key reads them; create an assistant of your own for figures of your own`,
+        `${found.assistant.assistant_id} is the default assistant of graph ${found.assistant.graph_id}: its figures count every user's runs, ` +
+          `so only an admin key reads them; create an assistant of your own for figures of your own`,
       );
     }
     const id = found.assistant.assistant_id;

@@ -78,7 +78,8 @@ documentRoutes('threads', [
     path: '/threads/{thread_id}/history',
     summary: "A thread's past states, newest first",
     description:
-      "A LangGraph graph's thread: its checkpoints (limit, before, metadata). Any other thread: one state, the values its last run stored (none with `before`).",
+      "A LangGraph graph's thread: its checkpoints (limit, before, metadata). Any other thread: one state, the values its last run stored " +
+      '(none with `before`).',
     params: ThreadParams,
     body: ThreadHistoryRequest,
     responses: { 200: json(z.array(ThreadStateSchema)), ...errors(404, 422) },

@@ -5,7 +5,8 @@ import { FLOW_CONFIG_NOTE, Metadata, SortOrder, bodyLimit, bodyOffset, selectFie
 const iso = z.iso.datetime();
 
 const TIMEOUT_NOTE =
-  "config.timeout_seconds: this assistant's run timeout instead of RUN_TIMEOUT_SECONDS, a positive number (or numeric string) of seconds at most RUN_TIMEOUT_MAX_SECONDS; anything else is a 422. " +
+  "config.timeout_seconds: this assistant's run timeout instead of RUN_TIMEOUT_SECONDS, a positive number (or numeric string) of seconds at " +
+  'most RUN_TIMEOUT_MAX_SECONDS; anything else is a 422. ' +
   FLOW_CONFIG_NOTE;
 
 export const AssistantSchema = registry.register(

@@ -1,8 +1,7 @@
 import { z } from 'zod';
 import { isUuid } from '../../ids/index.ts';
-import { webhookCreateProblem } from '../../webhooks/index.ts';
-import { WEBHOOK_URL_MAX_LENGTH, webhookUrlProblem } from '../../webhooks/address.ts';
-import { MAX_CONCURRENCY, flowConfigProblem, makeRetryPolicySchema } from '../../runs/retry-policy.ts';
+import { WEBHOOK_URL_MAX_LENGTH, webhookCreateProblem, webhookUrlProblem } from '../../webhooks/index.ts';
+import { MAX_CONCURRENCY, flowConfigProblem, makeRetryPolicySchema } from '../../runs/index.ts';
 import { HttpError } from '../errors.ts';
 import { registry } from '../openapi.ts';
 
@@ -36,7 +35,8 @@ export const WEBHOOK_DESCRIPTION =
   'POSTed the Run as JSON when a run ends (any status), retried with backoff. With WEBHOOK_SECRET set, signed: ' +
   'X-Agentcron-Signature: sha256=<hex HMAC-SHA256 of "<X-Agentcron-Timestamp>.<body>">. Loopback, private, link-local ' +
   'and metadata destinations are refused (a literal address with 422 here, a hostname when sending) unless WEBHOOK_ALLOW_PRIVATE=true. ' +
-  'At most 2,048 characters. Credentials in the URL (https://user:secret@host/x) are sent as Basic authorization and never shown: answers carry the URL without them.';
+  'At most 2,048 characters. Credentials in the URL (https://user:secret@host/x) are sent as Basic authorization and never shown: answers ' +
+  'carry the URL without them.';
 
 /**
  * A retry policy (docs/flow-control.md): the schema of libs/runs/retry-policy.ts (the worker reads

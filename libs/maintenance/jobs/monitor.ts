@@ -86,7 +86,8 @@ export async function checkHeartbeats({ pool, settings }: Pick<MaintenanceContex
   const warnings: string[] = [];
   for (const c of lagging.rows) {
     warnings.push(
-      `cron ${c.cron_id}: ${c.occurrences} occurrence(s) since ${since.toISOString()} enqueued up to ${c.max_lag_seconds.toFixed(1)}s late (threshold ${threshold}s)`,
+      `cron ${c.cron_id}: ${c.occurrences} occurrence(s) since ${since.toISOString()} enqueued up to ${c.max_lag_seconds.toFixed(1)}s late ` +
+        `(threshold ${threshold}s)`,
     );
   }
   const o = overdue.rows[0];

@@ -9,7 +9,10 @@
 /** @typedef {ReturnType<typeof readFeatures>} Features */
 /**
  * An OpenAPI document, as far as the dashboard reads it.
- * @typedef {{ paths?: Record<string, Record<string, { parameters?: { name: string }[] }>>, components?: { schemas?: Record<string, { properties?: Record<string, unknown> }> } }} OpenApiDoc
+ * @typedef {{
+ *   paths?: Record<string, Record<string, { parameters?: { name: string }[] }>>,
+ *   components?: { schemas?: Record<string, { properties?: Record<string, unknown> }> },
+ * }} OpenApiDoc
  */
 
 const KEY_STORAGE = 'agentcron.apiKey';

@@ -107,7 +107,8 @@ function showSignIn() {
     h(
       'p',
       {},
-      'This server runs with AUTH_MODE=api_key. Type your API key: the dashboard keeps it for this browser tab only (sessionStorage) and sends it to the API with every request, so you see what this key sees.',
+      'This server runs with AUTH_MODE=api_key. Type your API key: the dashboard keeps it for this browser tab only (sessionStorage) and sends ' +
+        'it to the API with every request, so you see what this key sees.',
     ),
     h('label', { for: 'api-key' }, 'API key'),
     input,

@@ -111,7 +111,8 @@ export function between(a, b) {
  * or a manual trigger's distance from its scheduled time is no lag, it is its age when fired:
  * `age`, shown apart. Queue wait: from the enqueue this run waited on (a retried occurrence's
  * latest retry, not its first enqueue) to its start. Duration: start to end.
- * @param {Pick<import('../types.ts').Occurrence, 'scheduled_for' | 'enqueued_at' | 'started_at' | 'ended_at'> & { trigger?: string, retried_at?: string | null }} o
+ * @param {Pick<import('../types.ts').Occurrence, 'scheduled_for' | 'enqueued_at' | 'started_at' | 'ended_at'>
+ *   & { trigger?: string, retried_at?: string | null }} o
  */
 export function occurrenceTimings(o) {
   const onTime = o.trigger === undefined || o.trigger === 'schedule' || o.trigger === 'create';

@@ -259,7 +259,8 @@ export async function check(input: CheckInput): Promise<Report> {
     };
     const byWhy = groupBy(open, why);
     failures.push(
-      `ledger rows ${whose} still enqueued/running after settle: ${open.length} (${[...byWhy.entries()].map(([w, ls]) => `${ls.length}× ${w}`).join(', ')}; e.g. ${examples(open, (l) => `${l.cron_id}@${iso(l.scheduled_for)} ${l.status} [${why(l)}]`)})`,
+      `ledger rows ${whose} still enqueued/running after settle: ${open.length} (${[...byWhy.entries()].map(([w, ls]) => `${ls.length}× ${w}`).join(', ')}; ` +
+        `e.g. ${examples(open, (l) => `${l.cron_id}@${iso(l.scheduled_for)} ${l.status} [${why(l)}]`)})`,
     );
   }
   const invalid = ledger.filter(
@@ -416,7 +417,8 @@ export async function check(input: CheckInput): Promise<Report> {
         const kind = kindOf.get(e.cron_id!);
         const how = (x: ExecRow) => x.outcome ?? (deathOf.has(x.pid) ? 'worker killed' : 'no outcome');
         overlaps.push(
-          `${kind} ${group}: ${last.run_id} (pid ${last.pid}, ${how(last)}, ${iso(last.started_at)}..${iso(lastEnd)}) and ${e.run_id} (pid ${e.pid}, ${how(e)}, from ${iso(e.started_at)})`,
+          `${kind} ${group}: ${last.run_id} (pid ${last.pid}, ${how(last)}, ${iso(last.started_at)}..${iso(lastEnd)}) and ${e.run_id} (pid ` +
+            `${e.pid}, ${how(e)}, from ${iso(e.started_at)})`,
         );
       }
       if (end > lastEnd) {
@@ -489,7 +491,9 @@ export async function check(input: CheckInput): Promise<Report> {
     `dup_runs=${counts.duplicate_runs} unsettled=${counts.unsettled} stuck=${counts.stuck_runs} lost=${counts.lost_occurrences} ` +
     `gap_checked_s=${counts.gap_checked_seconds} overlaps=${counts.overlaps} policy_retries=${counts.policy_retries} ` +
     `attempts_twice=${counts.attempts_executed_twice} retried_occurrences=${counts.retried_occurrences} exhausted=${counts.retries_exhausted} ` +
-    `limit_peaks=${(input.limits ?? []).map((l) => `${l.name.replace(/^assistant:.*/, 'assistant')}:${counts[`limit_peak_${l.name}`]}/${l.max_concurrency}`).join(',')} ` +
+    `limit_peaks=${(input.limits ?? [])
+      .map((l) => `${l.name.replace(/^assistant:.*/, 'assistant')}:${counts[`limit_peak_${l.name}`]}/${l.max_concurrency}`)
+      .join(',')} ` +
     `parked=${counts.parked_limit} retry_waits=${counts.retry_waits} failures=${failures.length}`;
   return { counts, failures, reexecutions, summary };
 }
@@ -630,7 +634,13 @@ export function checkFlow(input: Pick<CheckInput, 'crons' | 'limits'>, d: Omit<F
         peak = Math.max(peak, active.size);
         if (active.size > limit.max_concurrency) {
           over.push(
-            `${active.size} at ${iso(ev.t)}: ${[...active].map((x) => `${x.e.run_id.slice(0, 8)}#${x.e.attempt} pid ${x.e.pid} ${x.e.outcome ?? 'no outcome'} ${iso(x.from).slice(11)}..${iso(x.to).slice(11)}`).join(', ')}`,
+            `${active.size} at ${iso(ev.t)}: ` +
+              [...active]
+                .map(
+                  (x) =>
+                    `${x.e.run_id.slice(0, 8)}#${x.e.attempt} pid ${x.e.pid} ${x.e.outcome ?? 'no outcome'} ${iso(x.from).slice(11)}..${iso(x.to).slice(11)}`,
+                )
+                .join(', '),
           );
         }
       }
@@ -787,9 +797,13 @@ export function judgeReexecutions(
         const prevEnd = prev.ended_at?.getTime() ?? e.started_at.getTime();
         const outage = outages.find((o) => o.from <= Math.max(prevEnd, e.started_at.getTime()) && o.to >= prev.started_at.getTime());
         if (outage)
-          reason = `database outage ${iso(outage.from)}..${iso(outage.to)} during or after the previous attempt (worker ${prev.pid} alive, outcome ${prev.outcome ?? 'none'})`;
+          reason =
+            `database outage ${iso(outage.from)}..${iso(outage.to)} during or after the previous attempt (worker ${prev.pid} alive, ` +
+            `outcome ${prev.outcome ?? 'none'})`;
         else
-          reason = `no dead worker explains it: previous attempt on pid ${prev.pid} (${prev.outcome ?? 'no outcome'}) ${iso(prev.started_at)}, this one on pid ${e.pid} ${iso(e.started_at)}`;
+          reason =
+            `no dead worker explains it: previous attempt on pid ${prev.pid} (${prev.outcome ?? 'no outcome'}) ${iso(prev.started_at)}, ` +
+            `this one on pid ${e.pid} ${iso(e.started_at)}`;
       }
       reexecutions.push({ idempotency_key: key, run_id: e.run_id, attempt: i + 1, reason, explained });
     }

@@ -195,7 +195,8 @@ export function openBackfill(page) {
         answer.skipped_overlap ? `${answer.skipped_overlap} held back by the overlap rule` : null,
       ].filter(Boolean);
       flash(
-        `Backfill: fired ${answer.fired ?? 0} of ${answer.occurrences ?? 0} occurrence${answer.occurrences === 1 ? '' : 's'}${held.length ? ` (${held.join(', ')})` : ''}`,
+        `Backfill: fired ${answer.fired ?? 0} of ${answer.occurrences ?? 0} ` +
+          `occurrence${answer.occurrences === 1 ? '' : 's'}${held.length ? ` (${held.join(', ')})` : ''}`,
       );
       put(panel);
       await page.drawLedger(true);

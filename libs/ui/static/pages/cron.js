@@ -287,7 +287,8 @@ export async function renderCron(view, cronId) {
     /** @type {RetryRun} */
     const run = await api('POST', `/runs/crons/${cronId}/occurrences/${encodeURIComponent(o.scheduled_for)}/retry`);
     flash(
-      `Retrying the occurrence of ${formatTime(o.scheduled_for, tz)}: run ${String(run?.run_id ?? '').slice(0, 8)}${run?.retries ? `, attempt ${run.retries + 1}` : ''}`,
+      `Retrying the occurrence of ${formatTime(o.scheduled_for, tz)}: run ` +
+        `${String(run?.run_id ?? '').slice(0, 8)}${run?.retries ? `, attempt ${run.retries + 1}` : ''}`,
     );
     await drawLedger(true);
   }

@@ -251,7 +251,8 @@ export async function renderCrons(view, query) {
       ...(session.everyUser ? [{ label: 'Owner', class: 'owner' }] : []),
     ];
     summaryBox.textContent = clientSide
-      ? `${shown.length} shown of ${crons.length} loaded${total > crons.length ? ` (${total} match the API filters; text and last-run filters look at the first ${FILTER_WINDOW})` : ''}`
+      ? `${shown.length} shown of ${crons.length} ` +
+        `loaded${total > crons.length ? ` (${total} match the API filters; text and last-run filters look at the first ${FILTER_WINDOW})` : ''}`
       : total === 0
         ? 'No crons'
         : `${f.offset + 1}–${f.offset + crons.length} of ${total}`;

@@ -297,7 +297,9 @@ export async function renderHealth(view) {
       h(
         'p',
         { class: 'muted', id: 'chart-summary' },
-        `${fired} fired and ${buckets.reduce((a, b) => a + b.skipped, 0)} skipped occurrences of ${crons} crons${session.everyUser ? ' this admin key owns' : ''}${occurrences.length === CHART_OCCURRENCES ? ` (the latest ${CHART_OCCURRENCES})` : ''}; mean fire lag ${formatDuration(meanLag)}. Bars: occurrences per 5 minutes by outcome; line: mean fire lag of scheduled ones.`,
+        `${fired} fired and ${buckets.reduce((a, b) => a + b.skipped, 0)} skipped occurrences of ${crons} ` +
+          `crons${session.everyUser ? ' this admin key owns' : ''}${occurrences.length === CHART_OCCURRENCES ? ` (the latest ${CHART_OCCURRENCES})` : ''}; ` +
+          `mean fire lag ${formatDuration(meanLag)}. Bars: occurrences per 5 minutes by outcome; line: mean fire lag of scheduled ones.`,
       ),
       chart(buckets),
     ),

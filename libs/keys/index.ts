@@ -1,0 +1,2 @@
+export { createApiKey, hashApiKey, listApiKeys, revokeApiKey, userForKeyHash } from './store.ts';
+export type { StoredApiKey } from './store.ts';

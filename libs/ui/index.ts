@@ -1,0 +1,1 @@
+export { uiRouter } from './router.ts';
