@@ -78,7 +78,12 @@ function patternAt(at: Date): string {
   return `${at.getUTCSeconds()} ${at.getUTCMinutes()} ${at.getUTCHours()} ${at.getUTCDate()} ${at.getUTCMonth() + 1} *`;
 }
 
-export async function bullmqHerd(peer: Peer, n: number, round: number): Promise<LagResult> {
+/**
+ * One herd: `schedulers` = N job schedulers due at the same second (BullMQ's cron: the worker
+ * computes and stores each one's next occurrence before the job starts); `delayed` = N plain
+ * delayed jobs due then (BullMQ's floor: no next occurrence).
+ */
+export async function bullmqHerd(peer: Peer, n: number, round: number, mode: 'schedulers' | 'delayed' = 'schedulers'): Promise<LagResult> {
   const { Queue } = await import('bullmq');
   const prefix = `agentcron-bench-${randomBytes(4).toString('hex')}`;
   const name = 'herd';
@@ -97,25 +102,24 @@ export async function bullmqHerd(peer: Peer, n: number, round: number): Promise<
     // Upserting takes ~0.3 ms a scheduler here: due after that, plus 3 s.
     const due = new Date((Math.ceil(Date.now() / 1000) + Math.ceil(3 + n / 2500)) * 1000);
     const pattern = patternAt(due);
+    const data = { due: due.getTime() };
     for (let i = 0; i < n; i += 1000) {
-      await Promise.all(
-        Array.from({ length: Math.min(1000, n - i) }, (_, j) =>
-          queue.upsertJobScheduler(`cron-${i + j}`, { pattern, tz: 'UTC' }, { name: 'echo', data: { due: due.getTime() } }),
-        ),
-      );
+      const size = Math.min(1000, n - i);
+      if (mode === 'delayed') await queue.addBulk(Array.from({ length: size }, () => ({ name: 'echo', data, opts: { delay: due.getTime() - Date.now() } })));
+      else await Promise.all(Array.from({ length: size }, (_, j) => queue.upsertJobScheduler(`cron-${i + j}`, { pattern, tz: 'UTC' }, { name: 'echo', data })));
     }
     const insertedLate = Date.now() >= due.getTime();
     const meter = cpuParts({ redis: () => cpuSeconds(peer.pid, true), worker: () => cpuSeconds(worker.child.pid) });
-    progress(`lag ${n} (BullMQ): ${n} job schedulers upserted, due at ${due.toISOString()}`);
+    progress(`lag ${n} (BullMQ ${mode}): ${n} ${mode === 'delayed' ? 'delayed jobs added' : 'job schedulers upserted'}, due at ${due.toISOString()}`);
     const r = JSON.parse((await done)[1]) as { p50: number; p99: number; max: number; all_ended_ms: number; completed: number };
     const used = meter.stop();
     const mem = { worker: memory(worker.child.pid), redis: memory(peer.pid) };
     await worker.stop(10_000);
     const none = { p50: NaN, p99: NaN, max: NaN };
     return {
-      system: 'bullmq',
+      system: mode === 'delayed' ? 'bullmq_delayed' : 'bullmq',
       crons: n,
-      setup: { ...DEFAULTS, label: `BullMQ job schedulers, 1 Worker process, concurrency ${BULLMQ_CONCURRENCY}` },
+      setup: { ...DEFAULTS, label: `BullMQ ${mode === 'delayed' ? 'delayed jobs' : 'job schedulers'}, 1 Worker process, concurrency ${BULLMQ_CONCURRENCY}` },
       round,
       enqueue: none,
       start: { p50: r.p50, p99: r.p99, max: r.max },

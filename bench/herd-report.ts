@@ -6,6 +6,9 @@ import { DEFAULTS } from './herd.ts';
 import { fmt, mb, median, mib, say, table } from './report.ts';
 import { round } from './support.ts';
 
+const PEERS = { bullmq: 'BullMQ', bullmq_delayed: 'BullMQ delayed' } as const;
+const label = (r: LagResult) => (r.system === 'agentcron' ? r.setup.label : PEERS[r.system]);
+const prefix = (system: string) => (system === 'agentcron' ? '' : `${system}_`);
 const sizeKey = (n: number) => (n >= 1000 ? `${n / 1000}k` : String(n));
 const us = (seconds: number, n: number) => (seconds * 1e6) / n;
 
@@ -45,10 +48,10 @@ export function herdTable(results: LagResult[], bullmqNote: string): void {
     results.map((r) => [
       fmt(r.crons),
       String(r.round),
-      r.system === 'bullmq' ? 'BullMQ' : r.setup.label,
-      r.system === 'bullmq' ? '—' : three(r.enqueue),
+      label(r),
+      r.system !== 'agentcron' ? '—' : three(r.enqueue),
       three(r.start),
-      r.system === 'bullmq' ? '—' : `${fmt(r.queue.p50)} / ${fmt(r.queue.p99)}`,
+      r.system !== 'agentcron' ? '—' : `${fmt(r.queue.p50)} / ${fmt(r.queue.p99)}`,
       fmt(r.all_started_s, 2),
       fmt(r.all_ended_s, 2),
       fmt(r.crons / r.all_ended_s),
@@ -56,10 +59,12 @@ export function herdTable(results: LagResult[], bullmqNote: string): void {
     ]),
   );
   const ac = bySize(results, 'agentcron');
-  const bq = bySize(results, 'bullmq');
-  if (bq.size) {
+  for (const peer of ['bullmq', 'bullmq_delayed'] as const) {
+    const bq = bySize(results, peer);
+    if (!bq.size) continue;
+    const p = PEERS[peer];
     say();
-    say('   agentcron against BullMQ (median over rounds; ratio = agentcron / BullMQ, below 1 is agentcron ahead):');
+    say(`   agentcron against ${p} (median over rounds; ratio = agentcron / ${p}, below 1 is agentcron ahead):`);
     const rows = [...ac.entries()].map(([n, a]) => {
       const b = bq.get(n) ?? [];
       const p99a = median(a.map((r) => r.start.p99));
@@ -84,11 +89,11 @@ export function herdTable(results: LagResult[], bullmqNote: string): void {
         'crons',
         'rounds',
         'agentcron p99 ms',
-        'BullMQ p99 ms',
+        `${p} p99 ms`,
         'p99 ratio',
-        'p99 per round (agentcron | BullMQ)',
+        `p99 per round (agentcron | ${p})`,
         'agentcron all started s',
-        'BullMQ all started s',
+        `${p} all started s`,
         'ratio',
       ],
       rows,
@@ -105,7 +110,7 @@ export function herdTable(results: LagResult[], bullmqNote: string): void {
       return [
         fmt(r.crons),
         String(r.round),
-        r.system === 'bullmq' ? 'BullMQ' : r.setup.label,
+        label(r),
         fmt(c.total),
         fmt(c.postgres ?? c.redis),
         fmt(c.scheduler ?? NaN),
@@ -116,10 +121,7 @@ export function herdTable(results: LagResult[], bullmqNote: string): void {
     }),
   );
   say('   postgres = the whole server process tree (backends, background processes, backends that ended meanwhile): on a shared server, other sessions too');
-  say(
-    '   memory at the end (RSS / peak MB): ' +
-      results.map((r) => `${fmt(r.crons)} ${r.system === 'bullmq' ? 'BullMQ' : r.setup.label} r${r.round}: ${memoryLine(r)}`).join('; '),
-  );
+  say('   memory at the end (RSS / peak MB): ' + results.map((r) => `${fmt(r.crons)} ${label(r)} r${r.round}: ${memoryLine(r)}`).join('; '));
   const defaults = results.filter((r) => r.system === 'agentcron' && r.setup === DEFAULTS);
   say(
     '   table sizes right after (no VACUUM): ' +
@@ -152,13 +154,13 @@ function writesTable(r: LagResult): void {
   say(`   Rows written per occurrence, ${fmt(n)} herd (pg_stat_user_tables deltas from the insert until every session ended):`);
   const rows = r.writes!.map((w) => [
     w.table,
-    String(w.indexes),
+    w.partial ? `${w.indexes} (${w.partial} partial)` : String(w.indexes),
     fmt(w.ins / n, 2),
     fmt(w.upd / n, 2),
     fmt(w.hot / n, 2),
     w.upd ? `${fmt((w.hot / w.upd) * 100)}%` : '—',
     fmt(w.del / n, 2),
-    fmt(((w.ins + w.upd - w.hot) * w.indexes) / n, 1),
+    fmt(((w.ins + w.upd - w.hot) * (w.indexes - w.partial)) / n, 1),
   ]);
   const sum = (f: (w: NonNullable<LagResult['writes']>[number]) => number) => r.writes!.reduce((s, w) => s + f(w), 0) / n;
   rows.push([
@@ -186,8 +188,10 @@ function writesTable(r: LagResult): void {
       1,
     ),
   ]);
-  table(['table', 'indexes', 'inserted', 'updated', 'HOT', 'HOT %', 'deleted', 'index entries ≈'], rows);
-  say('   index entries ≈ (inserted + non-HOT updates) × indexes: each writes one entry in every index of the table');
+  table(['table', 'indexes', 'inserted', 'updated', 'HOT', 'HOT %', 'deleted', 'index entries ≥'], rows);
+  say(
+    '   index entries ≥ (inserted + non-HOT updates) × non-partial indexes: each writes one entry in every such index (and in a partial one when the row matches its predicate: not counted)',
+  );
   const trips = Object.entries(r.round_trips ?? {})
     .map(([k, v]) => `${k} ${fmt(v / n, 3)}`)
     .join(', ');
@@ -206,7 +210,7 @@ export function herdFields(results: LagResult[]): Record<string, unknown> {
   }
   for (const [g, rs] of groups) {
     const [system, k] = g.split('\t');
-    const pre = system === 'bullmq' ? 'bullmq_' : '';
+    const pre = prefix(system);
     const m = (f: (r: LagResult) => number) => median(rs.map(f));
     const cpu = rs.map(cpuPerOccurrence);
     Object.assign(out, {
@@ -227,16 +231,17 @@ export function herdFields(results: LagResult[]): Record<string, unknown> {
       ...(rs.length > 1 ? { [`${pre}lag_to_start_p99_ms_${k}_rounds`]: rs.map((r) => round(r.start.p99)) } : {}),
     });
   }
-  for (const k of [...groups.keys()].filter((g) => g.startsWith('bullmq\t')).map((g) => g.split('\t')[1])) {
-    const ratio = (key: string, digits = 2) => round(Number(out[key]) / Number(out[`bullmq_${key}`]), digits);
-    out[`lag_to_start_p99_ratio_to_bullmq_${k}`] = ratio(`lag_to_start_p99_ms_${k}`);
-    out[`all_started_ratio_to_bullmq_${k}`] = ratio(`all_started_s_${k}`);
-    out[`cpu_per_occurrence_ratio_to_bullmq_${k}`] = ratio(`cpu_us_per_occurrence_${k}`);
+  for (const g of [...groups.keys()].filter((x) => !x.startsWith('agentcron\t'))) {
+    const [system, k] = g.split('\t');
+    const ratio = (key: string, digits = 2) => round(Number(out[key]) / Number(out[`${system}_${key}`]), digits);
+    out[`lag_to_start_p99_ratio_to_${system}_${k}`] = ratio(`lag_to_start_p99_ms_${k}`);
+    out[`all_started_ratio_to_${system}_${k}`] = ratio(`all_started_s_${k}`);
+    out[`cpu_per_occurrence_ratio_to_${system}_${k}`] = ratio(`cpu_us_per_occurrence_${k}`);
   }
   // The headline: CPU per occurrence over the 10,000 herd (else the biggest), by part.
   const headline = ['10k', ...[...groups.keys()].map((g) => g.split('\t')[1]).reverse()].find((k) => out[`cpu_us_per_occurrence_${k}`] !== undefined);
   if (headline) {
-    for (const pre of ['', 'bullmq_']) {
+    for (const pre of ['', ...Object.keys(PEERS).map(prefix)]) {
       const own = new RegExp(`^${pre}cpu_us_per_occurrence_${headline}(_(postgres|scheduler|worker|redis))?$`);
       for (const key of Object.keys(out).filter((x) => own.test(x))) out[key.replace(`_${headline}`, '')] = out[key];
     }

@@ -31,6 +31,8 @@ export const TUNED: LagSetup[] = [
 export interface TableWrites {
   table: string;
   indexes: number;
+  /** Of the indexes, how many are partial (an entry only for rows matching its predicate). */
+  partial: number;
   ins: number;
   upd: number;
   hot: number;
@@ -49,7 +51,8 @@ export interface HerdCost {
 }
 
 export interface LagResult {
-  system: 'agentcron' | 'bullmq';
+  /** bullmq: job schedulers; bullmq_delayed: plain delayed jobs (no next occurrence computed). */
+  system: 'agentcron' | 'bullmq' | 'bullmq_delayed';
   crons: number;
   setup: LagSetup;
   round: number;
@@ -75,13 +78,25 @@ export interface LagResult {
 
 const WRITES = `
   SELECT s.schemaname || '.' || s.relname AS table, n_tup_ins::bigint AS ins, n_tup_upd::bigint AS upd, n_tup_hot_upd::bigint AS hot,
-         n_tup_del::bigint AS del, (SELECT count(*) FROM pg_index i WHERE i.indrelid = s.relid)::int AS indexes
+         n_tup_del::bigint AS del, (SELECT count(*) FROM pg_index i WHERE i.indrelid = s.relid)::int AS indexes,
+         (SELECT count(*) FROM pg_index i WHERE i.indrelid = s.relid AND i.indpred IS NOT NULL)::int AS partial
     FROM pg_stat_user_tables s`;
 
 async function writes(db: BenchDb): Promise<Map<string, TableWrites>> {
   const { rows } = await db.pool.query<Record<string, string>>(WRITES);
   return new Map(
-    rows.map((r) => [r.table, { table: r.table, indexes: Number(r.indexes), ins: Number(r.ins), upd: Number(r.upd), hot: Number(r.hot), del: Number(r.del) }]),
+    rows.map((r) => [
+      r.table,
+      {
+        table: r.table,
+        indexes: Number(r.indexes),
+        partial: Number(r.partial),
+        ins: Number(r.ins),
+        upd: Number(r.upd),
+        hot: Number(r.hot),
+        del: Number(r.del),
+      },
+    ]),
   );
 }
 

@@ -59,6 +59,8 @@ const option = (name: string) => process.argv.find((a) => a.startsWith(`--${name
 const WITH_100K = args.has('--100k') || process.env.BENCH_100K === '1';
 // --only=lag,sustained,idle (a part of the bench, while working on it)
 const ONLY = new Set((option('only') ?? 'lag,sustained,idle,limited').split(','));
+// --bullmq=schedulers,delayed: the BullMQ peers (job schedulers, the like of a cron; plain delayed jobs, BullMQ's floor).
+const PEERS = (option('bullmq') ?? 'schedulers').split(',') as ('schedulers' | 'delayed')[];
 const ROUNDS = Number(option('rounds') ?? process.env.BENCH_HERD_ROUNDS ?? 1);
 const TUNED_LAG_CRONS = Number(process.env.BENCH_TUNED_LAG_CRONS ?? 10_000);
 const LAG_SIZES = (process.env.BENCH_LAG_SIZES ?? '1000,10000')
@@ -153,13 +155,18 @@ try {
     const peer = args.has('--no-bullmq') ? 'skipped (--no-bullmq)' : await bullmqPeer();
     if (typeof peer === 'string') say(`# BullMQ peer skipped: ${peer}`);
     else
-      bullmqNote = `BullMQ ${BULLMQ_VERSION} = job schedulers whose six-field cron pattern names the due second, 1 Worker process at concurrency ${BULLMQ_CONCURRENCY}, no-op processor, Redis ${peer.version} at ${REDIS_URL} (${peer.settings})`;
+      bullmqNote =
+        `BullMQ ${BULLMQ_VERSION} = job schedulers whose six-field cron pattern names the due second${PEERS.includes('delayed') ? '; BullMQ delayed = plain delayed jobs due then (no next occurrence: its floor)' : ''}; ` +
+        `1 Worker process at concurrency ${BULLMQ_CONCURRENCY}, no-op processor, Redis ${peer.version} at ${REDIS_URL} (${peer.settings})`;
     // Interleaved: each size, agentcron then BullMQ (the other way round in even rounds).
     for (let r = 1; r <= ROUNDS; r++) {
       for (const n of LAG_SIZES) {
-        const order = typeof peer === 'string' ? ['agentcron'] : r % 2 ? ['agentcron', 'bullmq'] : ['bullmq', 'agentcron'];
-        for (const system of order) {
-          const res = system === 'bullmq' && typeof peer !== 'string' ? await bullmqHerd(peer, n, r) : await agentcronHerd(server.url, n, DEFAULTS, r);
+        const systems = ['agentcron', ...(typeof peer === 'string' ? [] : PEERS)];
+        for (const system of r % 2 ? systems : systems.reverse()) {
+          const res =
+            system === 'agentcron' || typeof peer === 'string'
+              ? await agentcronHerd(server.url, n, DEFAULTS, r)
+              : await bullmqHerd(peer, n, r, system as (typeof PEERS)[number]);
           lags.push(res);
           progress(`lag ${n} (${system}, round ${r}): start p99 ${fmt(res.start.p99)} ms, all started ${fmt(res.all_started_s, 2)} s`);
         }
@@ -250,7 +257,7 @@ try {
   // RSS of each process at the end of each phase (MB).
   const rss_mb = Object.fromEntries(
     Object.entries({
-      ...Object.fromEntries(lags.map((l) => [`${l.system === 'bullmq' ? 'bullmq_' : ''}lag_${l.crons}${l.setup.key}`, memoryMb(l.cost.memory)])),
+      ...Object.fromEntries(lags.map((l) => [`${l.system === 'agentcron' ? '' : `${l.system}_`}lag_${l.crons}${l.setup.key}`, memoryMb(l.cost.memory)])),
       sustained: memoryMb(one?.memory),
       sustained_2_workers: memoryMb(two?.memory),
       idle: memoryMb(quiet?.memory),
