@@ -4,6 +4,7 @@
 import type { LagResult } from './herd.ts';
 import { DEFAULTS } from './herd.ts';
 import { fmt, mb, median, mib, say, table } from './report.ts';
+import { statementsTable } from './statements.ts';
 import { round } from './support.ts';
 
 const PEERS = { bullmq: 'BullMQ', bullmq_delayed: 'BullMQ delayed' } as const;
@@ -135,6 +136,7 @@ export function herdTable(results: LagResult[], bullmqNote: string): void {
   );
   const biggest = writesOf(results);
   if (biggest) writesTable(biggest);
+  if (biggest?.statements) statementsTable(biggest.statements, biggest.crons);
 }
 
 const memoryLine = (r: LagResult) =>
@@ -184,7 +186,7 @@ function writesTable(r: LagResult): void {
       2,
     ),
     fmt(
-      sum((w) => (w.ins + w.upd - w.hot) * w.indexes),
+      sum((w) => (w.ins + w.upd - w.hot) * (w.indexes - w.partial)),
       1,
     ),
   ]);

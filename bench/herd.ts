@@ -8,6 +8,8 @@ import path from 'node:path';
 import { cpuMeter, cpuParts, cpuSeconds, memory, postmasterPid, treeCpu } from './cpu.ts';
 import type { CpuUse } from './cpu.ts';
 import { progress } from './report.ts';
+import { PROFILE_STATEMENTS, resetStatements, statements } from './statements.ts';
+import type { Statement } from './statements.ts';
 import { ROOT, count, dbSecondFromNow, freshDatabase, insertCrons, killProcesses, sleep, spawnRole, STARTED, tableBytes, waitForCount } from './support.ts';
 import type { BenchDb, Proc } from './support.ts';
 
@@ -73,6 +75,8 @@ export interface LagResult {
   xacts?: number;
   wal_bytes?: number;
   round_trips?: Record<string, number>;
+  /** With BENCH_PG_STAT_STATEMENTS=1 on the embedded server: the statements of the herd. */
+  statements?: Statement[];
   bytes?: { crons: number; ledger: number; jobs: number; runs: number; threads: number };
 }
 
@@ -130,6 +134,7 @@ export async function agentcronHerd(server: string, n: number, setup: LagSetup, 
     await insertCrons(db.pool, n, ONCE_A_YEAR, due);
     // The insert's own row counts reach the statistics before the snapshot (flushed within a second).
     await waitForCount(db.pool, `SELECT coalesce(max(n_tup_ins), 0)::int AS n FROM pg_stat_user_tables WHERE relname = 'crons'`, n, 10_000, 100);
+    if (PROFILE_STATEMENTS) await resetStatements(db.pool);
     const postmaster = await postmasterPid(db.pool);
     const workers = procs.filter((p) => p.name === 'worker');
     const meter = cpuParts({
@@ -160,13 +165,15 @@ export async function agentcronHerd(server: string, n: number, setup: LagSetup, 
     await sleep(200);
     const writes1 = await writes(db);
     const db1 = await dbCounters(db);
+    const profile = PROFILE_STATEMENTS ? await statements(db.pool) : undefined;
     const { rows: wal } = await db.pool.query<{ b: string }>(`SELECT pg_wal_lsn_diff($1, $2)::bigint AS b`, [db1.lsn, db0.lsn]);
     const tableWrites = [...writes1.values()]
       .map((w) => {
         const b = writes0.get(w.table) ?? { ins: 0, upd: 0, hot: 0, del: 0 };
         return { ...w, ins: w.ins - b.ins, upd: w.upd - b.upd, hot: w.hot - b.hot, del: w.del - b.del };
       })
-      .filter((w) => w.ins || w.upd || w.del)
+      // Tables the herd wrote to (not the odd heartbeat or maintenance row: under one write per 200 occurrences).
+      .filter((w) => w.ins + w.upd + w.del >= n / 200)
       .sort((a, b) => a.table.localeCompare(b.table));
     const { rows } = await db.pool.query(
       `WITH o AS (
@@ -207,6 +214,7 @@ export async function agentcronHerd(server: string, n: number, setup: LagSetup, 
       writes: tableWrites,
       xacts: db1.xacts - db0.xacts,
       wal_bytes: Number(wal[0].b),
+      statements: profile,
       round_trips: Object.fromEntries(procs.map((p, i) => [procs.length > 2 ? `${p.name}${i}` : p.name, trips1[i] - trips0[i]])),
       bytes: {
         crons: await tableBytes(db.pool, 'crons'),

@@ -35,6 +35,7 @@ import { DEFAULTS, ONCE_A_YEAR, TUNED, agentcronHerd } from './herd.ts';
 import type { LagResult } from './herd.ts';
 import { LIMITED_BATCH, LIMITED_RUNS, LIMIT_RATE, limitedHerd, limitedTable } from './limited.ts';
 import { elapsedSeconds, fmt, mb, mib, progress, say } from './report.ts';
+import { PROFILE_STATEMENTS, STATEMENT_SETTINGS } from './statements.ts';
 import { SUSTAINED_CRONS, rawPgBoss, sustained, sustainedTable } from './sustained.ts';
 import type { SustainedResult } from './sustained.ts';
 import {
@@ -122,7 +123,7 @@ async function idle(server: string): Promise<IdleResult> {
 const memoryMb = (m: Record<string, { rss: number; peak: number }> | undefined) =>
   m ? Object.fromEntries(Object.entries(m).map(([k, v]) => [k, mb(v.rss)])) : undefined;
 
-const server = await startServer();
+const server = await startServer(PROFILE_STATEMENTS ? STATEMENT_SETTINGS : {});
 onInterrupt(async () => {
   await dropLeftovers(server.url);
   await server.stop();

@@ -28,11 +28,11 @@ export interface Server {
   stop(): Promise<void>;
 }
 
-/** DATABASE_URL's server, or an embedded PostgreSQL of the bench's own when it is not set. */
-export async function startServer(): Promise<Server> {
+/** DATABASE_URL's server, or an embedded PostgreSQL of the bench's own when it is not set (started with `settings`). */
+export async function startServer(settings: Record<string, string> = {}): Promise<Server> {
   if (process.env.DATABASE_URL) return { url: process.env.DATABASE_URL, embedded: false, stop: async () => {} };
   const port = Number(process.env.EMBEDDED_PG_PORT ?? 54349);
-  const e = await startEmbeddedPostgres({ dataDir: path.join(ROOT, '.agentcron/bench-pgdata'), port, database: 'bench' });
+  const e = await startEmbeddedPostgres({ dataDir: path.join(ROOT, '.agentcron/bench-pgdata'), port, database: 'bench', settings });
   return { url: e.url, embedded: true, stop: () => e.stop() };
 }
 
