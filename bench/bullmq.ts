@@ -5,6 +5,7 @@
 // removed afterwards. Lag as agentcron's: scheduled instant to the processor starting. CPU of
 // redis-server (with the children it reaped, e.g. a background save) and of the worker process.
 import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
 import { cpuParts, cpuSeconds, memory } from './cpu.ts';
@@ -60,6 +61,11 @@ export async function bullmqPeer(): Promise<Peer | string> {
   const persistence = await redisCommand('INFO persistence');
   const aof = /^aof_enabled:(\d)/m.exec(persistence)?.[1] === '1';
   // BullMQ needs a Redis client: ioredis, its optional peer dependency (a devDependency, or on NODE_PATH).
+  try {
+    createRequire(import.meta.url).resolve('ioredis');
+  } catch {
+    return 'ioredis (the Redis client BullMQ loads, an optional peer dependency of it) is not installed: `npm install --save-dev ioredis`, or NODE_PATH=<a node_modules holding it>';
+  }
   try {
     const { Queue } = await import('bullmq');
     const q = new Queue('probe', { connection, prefix: `agentcron-bench-probe-${randomBytes(3).toString('hex')}` });
