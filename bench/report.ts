@@ -11,9 +11,15 @@ export const fmt = (x: number, digits = 0) =>
 export const mib = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MiB`;
 export const mb = (bytes: number) => (Number.isFinite(bytes) ? Math.round(bytes / 1048576) : NaN);
 
-export function table(head: string[], rows: string[][]): void {
+/** Columns right-aligned but the first (and those in `left`). */
+export function table(head: string[], rows: string[][], left: number[] = []): void {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => '   ' + cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const line = (cells: string[]) =>
+    '   ' +
+    cells
+      .map((c, i) => (i === 0 || left.includes(i) ? c.padEnd(widths[i]) : c.padStart(widths[i])))
+      .join('  ')
+      .trimEnd();
   say(line(head));
   say('   ' + widths.map((w) => '-'.repeat(w)).join('  '));
   for (const r of rows) say(line(r));
