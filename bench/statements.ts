@@ -70,5 +70,6 @@ export function statementsTable(list: Statement[], n: number, limit = 25): void 
         fmt(s.wal_bytes / n),
         s.query.slice(0, 140),
       ]),
+    [5],
   );
 }
