@@ -115,6 +115,8 @@ export async function bullmqHerd(peer: Peer, n: number, round: number, mode: 'sc
       else await Promise.all(Array.from({ length: size }, (_, j) => queue.upsertJobScheduler(`cron-${i + j}`, { pattern, tz: 'UTC' }, { name: 'echo', data })));
     }
     const insertedLate = Date.now() >= due.getTime();
+    // The meters start 1 s before the due instant, as agentcron's do: the same idle second in both.
+    await sleep(Math.max(0, due.getTime() - 1000 - Date.now()));
     const meter = cpuParts({ redis: () => cpuSeconds(peer.pid, true), worker: () => cpuSeconds(worker.child.pid) });
     progress(`lag ${n} (BullMQ ${mode}): ${n} ${mode === 'delayed' ? 'delayed jobs added' : 'job schedulers upserted'}, due at ${due.toISOString()}`);
     const r = JSON.parse((await done)[1]) as { p50: number; p99: number; max: number; all_ended_ms: number; completed: number };

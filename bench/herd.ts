@@ -132,8 +132,11 @@ export async function agentcronHerd(server: string, n: number, setup: LagSetup, 
     const lead = n >= 100_000 ? 25 : n >= 10_000 ? 5 : 3;
     const due = await dbSecondFromNow(db.pool, lead);
     await insertCrons(db.pool, n, ONCE_A_YEAR, due);
+    const insertedLate = (await count(db.pool, `SELECT (now() >= $1)::int AS n`, [due])) === 1;
     // The insert's own row counts reach the statistics before the snapshot (flushed within a second).
     await waitForCount(db.pool, `SELECT coalesce(max(n_tup_ins), 0)::int AS n FROM pg_stat_user_tables WHERE relname = 'crons'`, n, 10_000, 100);
+    // The meters start 1 s before the due instant, as the BullMQ peer's do: the same idle second in both.
+    await sleep(Math.max(0, due.getTime() - 1000 - Date.now()));
     if (PROFILE_STATEMENTS) await resetStatements(db.pool);
     const postmaster = await postmasterPid(db.pool);
     const workers = procs.filter((p) => p.name === 'worker');
@@ -146,7 +149,6 @@ export async function agentcronHerd(server: string, n: number, setup: LagSetup, 
     const writes0 = await writes(db);
     const db0 = await dbCounters(db);
     const trips0 = await Promise.all(procs.map(roundTrips));
-    const insertedLate = (await count(db.pool, `SELECT (now() >= $1)::int AS n`, [due])) === 1;
     progress(`lag ${n} (agentcron, ${setup.label}): crons inserted, due at ${due.toISOString()}`);
     await waitForCount(db.pool, `SELECT count(*)::int AS n FROM cron_occurrences WHERE ended_at IS NOT NULL`, n, 120_000 + n * 20, 250);
     const cpu = await shares.stop();
