@@ -102,7 +102,7 @@ export function herdTable(results: LagResult[], bullmqNote: string): void {
   }
   say();
   say(
-    '   CPU per occurrence (µs of CPU from the insert until the last run ended, divided by N; "others" = the rest of the machine meanwhile: other people, the bench):',
+    '   CPU per occurrence (µs of CPU from 1 s before the due instant until the last run ended, divided by N; "others" = the rest of the machine meanwhile: other people, the bench):',
   );
   table(
     ['crons', 'round', 'system', 'total µs', 'postgres / redis µs', 'scheduler µs', 'worker µs', 'others µs', 'window s'],
