@@ -41,7 +41,7 @@ export interface TableWrites {
   del: number;
 }
 
-/** What a herd cost: CPU seconds per part, over the stretch from the insert until every run ended. */
+/** What a herd cost: CPU seconds per part, from 1 s before the due instant until every run ended. */
 export interface HerdCost {
   seconds: number;
   /** CPU seconds by part: agentcron {postgres, scheduler, worker}, BullMQ {redis, worker}. */
