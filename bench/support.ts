@@ -4,7 +4,6 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -29,11 +28,11 @@ export interface Server {
   stop(): Promise<void>;
 }
 
-/** DATABASE_URL's server, or an embedded PostgreSQL of the bench's own when it is not set. */
-export async function startServer(): Promise<Server> {
+/** DATABASE_URL's server, or an embedded PostgreSQL of the bench's own when it is not set (started with `settings`). */
+export async function startServer(settings: Record<string, string> = {}): Promise<Server> {
   if (process.env.DATABASE_URL) return { url: process.env.DATABASE_URL, embedded: false, stop: async () => {} };
   const port = Number(process.env.EMBEDDED_PG_PORT ?? 54349);
-  const e = await startEmbeddedPostgres({ dataDir: path.join(ROOT, '.agentcron/bench-pgdata'), port, database: 'bench' });
+  const e = await startEmbeddedPostgres({ dataDir: path.join(ROOT, '.agentcron/bench-pgdata'), port, database: 'bench', settings });
   return { url: e.url, embedded: true, stop: () => e.stop() };
 }
 
@@ -231,6 +230,26 @@ export function spawnRole(role: 'scheduler' | 'worker' | 'api', databaseUrl: str
 
 export const STARTED = { scheduler: /scheduler started/, worker: /worker started/, api: /api listening/ } as const;
 
+/** Starts processes and waits until each says it started. */
+export async function started(procs: Proc[]): Promise<void> {
+  await Promise.all(procs.map((p) => p.waitFor(STARTED[p.name as keyof typeof STARTED] ?? /ready/, 90_000)));
+}
+
+export async function stopAll(procs: Proc[]): Promise<void> {
+  await Promise.all(procs.map((p) => p.stop(10_000)));
+}
+
+/** A fresh database for one measurement, dropped (its processes killed) whatever happens. */
+export async function withDatabase<T>(server: string, label: string, fn: (db: BenchDb) => Promise<T>): Promise<T> {
+  const db = await freshDatabase(server, label);
+  try {
+    return await fn(db);
+  } finally {
+    await killProcesses();
+    await db.drop();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Crons and statistics
 
@@ -291,81 +310,3 @@ export function slope(points: { x: number; y: number }[]): number {
 }
 
 export const round = (x: number, digits = 0): number => (Number.isFinite(x) ? Number(x.toFixed(digits)) : NaN);
-
-// ---------------------------------------------------------------------------------------------
-// CPU: where a measurement's time goes (Linux /proc; the server's backends only when it is local)
-
-/** CPU seconds (user + system) a process has used, or NaN when /proc cannot tell. */
-export function cpuSeconds(pid: number | undefined): number {
-  if (!pid) return NaN;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-  } catch {
-    return NaN;
-  }
-}
-const CLOCK_TICKS = 100;
-
-/** CPU seconds of every backend serving this database, by pid (empty when the server is not on this machine). */
-export async function backendCpu(pool: Pool): Promise<Map<number, number>> {
-  const { rows } = await pool.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE datname = current_database()`);
-  const out = new Map<number, number>();
-  for (const r of rows) {
-    const s = cpuSeconds(r.pid);
-    if (Number.isFinite(s)) out.set(r.pid, s);
-  }
-  return out;
-}
-
-/** CPU seconds the backends used between two snapshots (a backend new in the second counts from 0). */
-export function backendCpuDelta(before: Map<number, number>, after: Map<number, number>): number {
-  let sum = 0;
-  for (const [pid, s] of after) sum += s - (before.get(pid) ?? 0);
-  return sum;
-}
-
-/** Busy CPU seconds of the whole machine since boot (all cores), or NaN off Linux. */
-function machineBusySeconds(): number {
-  try {
-    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
-    const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
-    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS;
-  } catch {
-    return NaN;
-  }
-}
-
-export interface CpuUse {
-  seconds: number;
-  /** Share of one core each process used (1 = a whole core). */
-  procs: { name: string; cores: number }[];
-  /** The database's backends (this measurement's sessions), in cores. */
-  backends: number;
-  /** Everything else busy on the machine meanwhile, in cores: other people's work, PostgreSQL's background processes. */
-  others: number;
-}
-
-/** Measures the CPU a measurement's processes and database sessions use, and what else the machine does meanwhile. */
-export async function cpuMeter(procs: Proc[], pool: Pool): Promise<{ stop(): Promise<CpuUse> }> {
-  const t0 = performance.now();
-  const machine0 = machineBusySeconds();
-  const procs0 = procs.map((p) => cpuSeconds(p.child.pid));
-  const backends0 = await backendCpu(pool);
-  const self0 = process.cpuUsage();
-  return {
-    async stop() {
-      const backends1 = await backendCpu(pool);
-      const procs1 = procs.map((p) => cpuSeconds(p.child.pid));
-      const machine1 = machineBusySeconds();
-      const seconds = (performance.now() - t0) / 1000;
-      const perProc = procs.map((p, i) => ({ name: p.name, cores: (procs1[i] - procs0[i]) / seconds }));
-      const backends = backendCpuDelta(backends0, backends1) / seconds;
-      const own = perProc.reduce((s, p) => s + (Number.isFinite(p.cores) ? p.cores : 0), 0) + backends + cpuOf(process.cpuUsage(self0)) / seconds;
-      return { seconds, procs: perProc, backends, others: Math.max(0, (machine1 - machine0) / seconds - own) };
-    },
-  };
-}
-
-const cpuOf = (u: NodeJS.CpuUsage): number => (u.user + u.system) / 1e6;
