@@ -10,7 +10,10 @@ import type pg from 'pg';
 // statement here looks rows up by key: a nested loop of index probes either way).
 // Through a transaction pooler (PgBouncer's pool_mode=transaction, issue 20) a server session is
 // not ours between transactions, so a statement prepared on one may be missing on the next:
-// there, and on any pool not made by createPool, statements stay unnamed.
+// there, and on any pool not made by createPool, statements stay unnamed. A named statement's
+// result columns must not change under it (PostgreSQL then refuses to run it: "cached plan must
+// not change result type"): each one here names its columns, and the migrations' rules forbid
+// changing a column's type. pg-boss's own statements (its tables are not ours) stay unnamed.
 
 /** Pools (and their clients) createPool made on a direct connection: they may keep named statements. */
 const DIRECT = new WeakSet<object>();
@@ -21,11 +24,14 @@ export function markDirect(db: object): void {
 }
 
 const NAMES = new Map<string, string>();
+/** At most this many texts are named (each is kept on every connection that ran it); later ones stay unnamed. */
+const MAX_NAMED = 100;
 
-/** One name per text: a connection never sees one name for two texts. */
-function nameOf(text: string): string {
+/** One name per text: a connection never sees one name for two texts. Null past MAX_NAMED texts. */
+function nameOf(text: string): string | null {
   let name = NAMES.get(text);
   if (!name) {
+    if (NAMES.size >= MAX_NAMED) return null;
     name = `agentcron_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
     NAMES.set(text, name);
   }
@@ -38,5 +44,6 @@ function nameOf(text: string): string {
  * (sent whole, nothing kept on the server) otherwise.
  */
 export function prepared(db: object, text: string, values: unknown[]): pg.QueryConfig {
-  return DIRECT.has(db) ? { name: nameOf(text), text, values } : { text, values };
+  const name = DIRECT.has(db) ? nameOf(text) : null;
+  return name ? { name, text, values } : { text, values };
 }
