@@ -1,4 +1,5 @@
 import type { Pool, PoolClient } from '../db/index.ts';
+import { prepared } from '../db/index.ts';
 import { occurrenceRunId, occurrenceThreadId } from '../ids/index.ts';
 import type { Logger } from '../log/index.ts';
 import type { PgBoss } from '../queue/index.ts';
@@ -122,17 +123,19 @@ export async function fireOccurrences(client: PoolClient, boss: PgBoss, firings:
     if (planned[i]) run.start_after = planned[i];
     return run;
   });
-  const { rows } = await client.query<{ cron_id: string; scheduled_for: Date }>(INSERT_LEDGER, [
-    [...firings.map((f) => f.cron.cron_id), ...skips.map((s) => s.cron_id)],
-    [...firings.map((f) => f.scheduled_for), ...skips.map((s) => s.scheduled_for)],
-    [...runs.map((r) => r.run_id), ...skips.map(() => null)],
-    [...runs.map((r) => r.thread_id), ...skips.map(() => null)],
-    [...firings.map((f) => f.trigger), ...skips.map((s) => s.trigger ?? 'schedule')],
-    [...firings.map(() => 'enqueued'), ...skips.map(() => 'skipped')],
-    [...firings.map(() => null), ...skips.map((s) => s.reason)],
-    [...firings.map((f) => f.skipped_count), ...skips.map(() => 0)],
-    [...planned, ...skips.map(() => null)],
-  ]);
+  const { rows } = await client.query<{ cron_id: string; scheduled_for: Date }>(
+    prepared(client, INSERT_LEDGER, [
+      [...firings.map((f) => f.cron.cron_id), ...skips.map((s) => s.cron_id)],
+      [...firings.map((f) => f.scheduled_for), ...skips.map((s) => s.scheduled_for)],
+      [...runs.map((r) => r.run_id), ...skips.map(() => null)],
+      [...runs.map((r) => r.thread_id), ...skips.map(() => null)],
+      [...firings.map((f) => f.trigger), ...skips.map((s) => s.trigger ?? 'schedule')],
+      [...firings.map(() => 'enqueued'), ...skips.map(() => 'skipped')],
+      [...firings.map(() => null), ...skips.map((s) => s.reason)],
+      [...firings.map((f) => f.skipped_count), ...skips.map(() => 0)],
+      [...planned, ...skips.map(() => null)],
+    ]),
+  );
   const fresh = new Set(rows.map((r) => occurrenceKey(r.cron_id, r.scheduled_for)));
   const toWrite = runs.filter((r) => fresh.has(occurrenceKey(r.cron_id!, r.scheduled_for!)));
   const written = await insertRuns(client, boss, toWrite);

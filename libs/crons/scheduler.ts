@@ -5,7 +5,7 @@ import type { Logger } from '../log/index.ts';
 import { metrics } from '../metrics/index.ts';
 import type { PgBoss } from '../queue/index.ts';
 import { analyzeQueueTableSql, runQueueTableSql } from '../queue/index.ts';
-import { describeDatabaseError } from '../db/index.ts';
+import { describeDatabaseError, prepared } from '../db/index.ts';
 import { activeRuns, cancelSuperseded, fireOccurrences, firingCron, overlapAllowance, runsToSupersede } from './fire.ts';
 import type { Firing, Skip, Superseded } from './fire.ts';
 import type { CronPayload, OnRunCompleted, OverlapPolicy } from './types.ts';
@@ -173,7 +173,7 @@ export class CronScheduler implements ScheduleSource {
   async #batch(client: PoolClient): Promise<CronBatch> {
     const { boss, batchSize, limits, logger } = this.#o;
     await client.query(`SET LOCAL agentcron.quiet = 'on'`);
-    const { rows } = await client.query<DueRow>(CLAIM_DUE, [batchSize]);
+    const { rows } = await client.query<DueRow>(prepared(client, CLAIM_DUE, [batchSize]));
     const none: CronBatch = { claimed: 0, fired: 0, skipped: 0, superseded: { interrupt: [], rollback: [] }, lags: [], skipReasons: [] };
     if (rows.length === 0) return none;
     const active = await activeRuns(client, rows);
@@ -206,7 +206,7 @@ export class CronScheduler implements ScheduleSource {
     }
     const written = await fireOccurrences(client, boss, firings, skips);
     const superseded = await runsToSupersede(client, written);
-    await client.query(ADVANCE, [advance.ids, advance.next, advance.finished, advance.error, advance.firedThrough]);
+    await client.query(prepared(client, ADVANCE, [advance.ids, advance.next, advance.finished, advance.error, advance.firedThrough]));
     if (skips.length) logger.info('occurrences skipped', { count: skips.length, reasons: countBy(skips.map((sk) => sk.reason)) });
     return {
       claimed: rows.length,

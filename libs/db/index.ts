@@ -11,6 +11,7 @@ export {
   CLIENT_KEEPALIVE_INITIAL_DELAY_MS,
 } from './pool.ts';
 export type { Pool, PoolClient, Queryable, PoolOptions, ConnectionOptions, SessionSettings, WarnLogger } from './pool.ts';
+export { prepared } from './prepared.ts';
 export { Listener } from './listener.ts';
 export { detectPooler } from './pooler.ts';
 export type { PoolerCheck } from './pooler.ts';

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { markDirect } from './prepared.ts';
 import { describeDatabaseError } from './unavailable.ts';
 
 export type Pool = pg.Pool;
@@ -145,7 +146,10 @@ export function createPool(connectionString: string, opts: PoolOptions = {}): Po
   OPEN_CLIENTS.set(pool, open);
   // An idle client's error is also reported here: guardClient has logged it already.
   pool.on('error', () => {});
+  // Not through a transaction pooler: hot statements may be prepared once per connection (prepared.ts).
+  if (!opts.pooled) markDirect(pool);
   pool.on('connect', (client) => {
+    if (!opts.pooled) markDirect(client);
     open.add(client);
     client.once('end', () => open.delete(client));
     guardClient(client, opts.logger, `database connection (${opts.applicationName ?? 'agentcron'})`);

@@ -1,5 +1,5 @@
 import type { Pool, PoolClient, Queryable } from '../db/index.ts';
-import { Listener, backoffDelay, describeDatabaseError, retryConflicts, withTransaction } from '../db/index.ts';
+import { Listener, backoffDelay, describeDatabaseError, prepared, retryConflicts, withTransaction } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
 import { metrics } from '../metrics/index.ts';
 import { parseSchedule } from '../schedule/index.ts';
@@ -65,10 +65,14 @@ const SCHEDULE_TABLES = new Set(['crons', 'maintenance_jobs']);
 export async function msUntilDue(db: Queryable, table: 'crons' | 'maintenance_jobs'): Promise<number | null> {
   if (!SCHEDULE_TABLES.has(table)) throw new Error(`not a schedule table: ${table}`);
   const { rows } = await db.query<{ wait_ms: number }>(
-    `SELECT (extract(epoch FROM (next_run_date - clock_timestamp())) * 1000)::float8 AS wait_ms
+    prepared(
+      db,
+      `SELECT (extract(epoch FROM (next_run_date - clock_timestamp())) * 1000)::float8 AS wait_ms
        FROM ${table} WHERE enabled AND next_run_date IS NOT NULL
       ORDER BY next_run_date
       LIMIT 1`,
+      [],
+    ),
   );
   return rows[0]?.wait_ms ?? null;
 }

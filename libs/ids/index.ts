@@ -1,12 +1,24 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
-/** RFC 4122 version-5 UUID (SHA-1 of namespace + name). */
+const namespaces = new Map<string, Buffer>();
+
+/**
+ * RFC 4122 version-5 UUID (SHA-1 of namespace + name). Two per occurrence fired (its run and its
+ * thread): the namespace's bytes are kept and hashed with the name in one call (crypto.hash).
+ */
 export function uuidv5(name: string, namespace: string): string {
-  const ns = Buffer.from(namespace.replaceAll('-', ''), 'hex');
-  const h = createHash('sha1').update(ns).update(name, 'utf8').digest();
+  let ns = namespaces.get(namespace);
+  if (!ns) {
+    ns = Buffer.from(namespace.replaceAll('-', ''), 'hex');
+    namespaces.set(namespace, ns);
+  }
+  const bytes = Buffer.allocUnsafe(16 + Buffer.byteLength(name, 'utf8'));
+  ns.copy(bytes, 0);
+  bytes.write(name, 16, 'utf8');
+  const h = hash('sha1', bytes, 'buffer');
   h[6] = (h[6] & 0x0f) | 0x50;
   h[8] = (h[8] & 0x3f) | 0x80;
-  const x = h.subarray(0, 16).toString('hex');
+  const x = h.toString('hex', 0, 16);
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
 }
 

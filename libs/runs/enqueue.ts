@@ -1,4 +1,5 @@
 import type { PoolClient } from '../db/index.ts';
+import { prepared } from '../db/index.ts';
 import type { PgBoss } from '../queue/index.ts';
 import { enqueueRuns } from '../queue/index.ts';
 
@@ -33,33 +34,39 @@ export async function insertRuns(client: PoolClient, boss: PgBoss, runs: NewRun[
   const withThread = runs.filter((r) => r.new_thread);
   if (withThread.length) {
     await client.query(
-      `INSERT INTO threads (thread_id, user_id, metadata, ephemeral)
+      prepared(
+        client,
+        `INSERT INTO threads (thread_id, user_id, metadata, ephemeral)
        SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::boolean[])
        ON CONFLICT (thread_id) DO NOTHING`,
-      [
-        withThread.map((r) => r.thread_id),
-        withThread.map((r) => r.user_id),
-        withThread.map((r) => JSON.stringify(r.new_thread!.metadata)),
-        withThread.map((r) => r.new_thread!.ephemeral),
-      ],
+        [
+          withThread.map((r) => r.thread_id),
+          withThread.map((r) => r.user_id),
+          withThread.map((r) => JSON.stringify(r.new_thread!.metadata)),
+          withThread.map((r) => r.new_thread!.ephemeral),
+        ],
+      ),
     );
   }
   const { rows } = await client.query<{ run_id: string }>(
-    `INSERT INTO runs (run_id, thread_id, assistant_id, user_id, cron_id, scheduled_for, kwargs, multitask_strategy, metadata)
+    prepared(
+      client,
+      `INSERT INTO runs (run_id, thread_id, assistant_id, user_id, cron_id, scheduled_for, kwargs, multitask_strategy, metadata)
      SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::uuid[], $6::timestamptz[], $7::jsonb[], $8::text[], $9::jsonb[])
      ON CONFLICT DO NOTHING
      RETURNING run_id`,
-    [
-      runs.map((r) => r.run_id),
-      runs.map((r) => r.thread_id),
-      runs.map((r) => r.assistant_id),
-      runs.map((r) => r.user_id),
-      runs.map((r) => r.cron_id),
-      runs.map((r) => r.scheduled_for),
-      runs.map((r) => JSON.stringify(r.kwargs)),
-      runs.map((r) => r.multitask_strategy),
-      runs.map((r) => JSON.stringify(r.metadata)),
-    ],
+      [
+        runs.map((r) => r.run_id),
+        runs.map((r) => r.thread_id),
+        runs.map((r) => r.assistant_id),
+        runs.map((r) => r.user_id),
+        runs.map((r) => r.cron_id),
+        runs.map((r) => r.scheduled_for),
+        runs.map((r) => JSON.stringify(r.kwargs)),
+        runs.map((r) => r.multitask_strategy),
+        runs.map((r) => JSON.stringify(r.metadata)),
+      ],
+    ),
   );
   const written = new Set(rows.map((r) => r.run_id));
   const orphans = withThread.filter((r) => !written.has(r.run_id)).map((r) => r.thread_id);

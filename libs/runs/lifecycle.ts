@@ -1,5 +1,5 @@
 import type { Pool, PoolClient } from '../db/index.ts';
-import { retryConflicts, withTransaction } from '../db/index.ts';
+import { prepared, retryConflicts, withTransaction } from '../db/index.ts';
 import type { LimitSpec } from '../agents/index.ts';
 import type { PgBoss } from '../queue/index.ts';
 import {
@@ -266,8 +266,10 @@ export async function claimRunsLimited(pool: Pool, queueSchema: string, jobs: Cl
       const ids = sorted.map((j) => j.run_id);
       let runs: ClaimedRun[] = [];
       if (ids.length) {
-        await client.query(CLAIM_LOCK_THREADS, [ids]);
-        const { rows } = await client.query<Omit<ClaimedRun, 'limits'>>(claim, [ids, sorted.map((j) => j.attempt), sorted.map((j) => serialCron(j.group))]);
+        await client.query(prepared(client, CLAIM_LOCK_THREADS, [ids]));
+        const { rows } = await client.query<Omit<ClaimedRun, 'limits'>>(
+          prepared(client, claim, [ids, sorted.map((j) => j.attempt), sorted.map((j) => serialCron(j.group))]),
+        );
         runs = rows.map((r) => ({ ...r, limits: admission?.limitsOf.get(r.run_id)?.map((l) => l.name) ?? [] }));
       }
       if (admission) await admission.commit(runs);
@@ -373,7 +375,7 @@ interface Admission {
  * run back, later runs of it wait too. Null when no fetched run is subject to a limit.
  */
 async function admitLimited(client: PoolClient, queueSchema: string, jobs: ClaimRequest[], limits: ClaimLimits): Promise<Admission | null> {
-  const { rows: subjects } = await client.query<LimitSubject>(LIMIT_SUBJECTS, [jobs.map((j) => j.run_id)]);
+  const { rows: subjects } = await client.query<LimitSubject>(prepared(client, LIMIT_SUBJECTS, [jobs.map((j) => j.run_id)]));
   const limitsOf = new Map<string, LimitSpec[]>();
   for (const s of subjects) {
     const of = limits.limitsOf(s.graph_id, s.assistant_id, s.assistant_config ?? {});
@@ -504,7 +506,7 @@ const WAITING = `SELECT run_id FROM runs WHERE run_id = ANY($1::uuid[]) AND stat
 /** Of these runs (not claimed), the ones that are still pending: they wait for their turn, the others ended. */
 export async function pendingOf(pool: Pool, runIds: string[]): Promise<Set<string>> {
   if (runIds.length === 0) return new Set();
-  const { rows } = await pool.query<{ run_id: string }>(WAITING, [runIds]);
+  const { rows } = await pool.query<{ run_id: string }>(prepared(pool, WAITING, [runIds]));
   return new Set(rows.map((r) => r.run_id));
 }
 
@@ -602,9 +604,9 @@ export async function finishRunsIn(client: PoolClient, boss: PgBoss, results: Fi
   await pauseLimits(client, retries);
   // 1-3: crons, threads, runs, each sorted. A retry writes neither its cron nor its thread.
   const cronIds = unique(ends.flatMap((r) => (r.cron_id ? [r.cron_id] : [])));
-  if (cronIds.length) await client.query(LOCK_CRONS, [cronIds]);
-  if (ends.length) await client.query(LOCK_THREADS, [unique(ends.map((r) => r.thread_id))]);
-  const { rows: held } = await client.query<{ run_id: string; status: string; attempts: number }>(LOCK_RUNS, [sorted.map((r) => r.run_id)]);
+  if (cronIds.length) await client.query(prepared(client, LOCK_CRONS, [cronIds]));
+  if (ends.length) await client.query(prepared(client, LOCK_THREADS, [unique(ends.map((r) => r.thread_id))]));
+  const { rows: held } = await client.query<{ run_id: string; status: string; attempts: number }>(prepared(client, LOCK_RUNS, [sorted.map((r) => r.run_id)]));
   const live = new Map(held.map((r) => [r.run_id, r]));
   const holds = (r: FinishedRun): boolean => {
     const row = live.get(r.run_id);
@@ -618,25 +620,29 @@ export async function finishRunsIn(client: PoolClient, boss: PgBoss, results: Fi
 
   const kept = ended.filter((r) => !r.ephemeral);
   if (kept.length) {
-    await client.query(FINISH_RUNS, [
-      kept.map((r) => r.run_id),
-      kept.map((r) => r.status),
-      kept.map((r) => jsonOrNull(r.output)),
-      kept.map((r) => (r.error ? JSON.stringify(r.error) : null)),
-    ]);
+    await client.query(
+      prepared(client, FINISH_RUNS, [
+        kept.map((r) => r.run_id),
+        kept.map((r) => r.status),
+        kept.map((r) => jsonOrNull(r.output)),
+        kept.map((r) => (r.error ? JSON.stringify(r.error) : null)),
+      ]),
+    );
     // One row per thread: the last result wins (runs on one thread are serialised anyway).
     const threads = new Map(kept.map((r) => [r.thread_id, r]));
-    await client.query(SETTLE_THREADS, [
-      [...threads.keys()],
-      [...threads.values()].map((r) => r.status),
-      [...threads.values()].map((r) => (r.status === 'success' ? JSON.stringify(r.output ?? null) : null)),
-    ]);
+    await client.query(
+      prepared(client, SETTLE_THREADS, [
+        [...threads.keys()],
+        [...threads.values()].map((r) => r.status),
+        [...threads.values()].map((r) => (r.status === 'success' ? JSON.stringify(r.output ?? null) : null)),
+      ]),
+    );
   }
   await retryRunsIn(client, retried);
   await settleOutcomes(client, ended);
   await enqueueWebhooks(client, boss, await webhookJobs(client, ended));
   const ephemeral = unique(ended.filter((r) => r.ephemeral).map((r) => r.thread_id));
-  if (ephemeral.length) await client.query(DELETE_EPHEMERAL, [ephemeral]);
+  if (ephemeral.length) await client.query(prepared(client, DELETE_EPHEMERAL, [ephemeral]));
   // 5: the jobs of the worker's results, whether stored or found already ended: either way this
   // attempt has nothing left to do. A job whose attempt moved on is not touched (pg-boss's fence).
   // A retried run's job goes back to the queue instead, fetchable after its backoff.
@@ -649,7 +655,7 @@ export async function finishRunsIn(client: PoolClient, boss: PgBoss, results: Fi
   // held any): the slots are given back and as many runs parked on them may start now.
   const freeing = [...ended, ...retried].filter((r) => r.attempt === null || r.limits?.length).map((r) => r.run_id);
   if (freeing.length) {
-    const { rows: freedSlots } = await client.query<{ limit_name: string }>(FREE_SLOTS, [freeing.sort(cmp)]);
+    const { rows: freedSlots } = await client.query<{ limit_name: string }>(prepared(client, FREE_SLOTS, [freeing.sort(cmp)]));
     const freed = new Map<string, number>();
     for (const r of freedSlots) freed.set(r.limit_name, (freed.get(r.limit_name) ?? 0) + 1);
     await wakeParkedRuns(client, schema, freed);
@@ -732,17 +738,19 @@ async function settleOutcomes(client: PoolClient, ended: FinishedRun[]): Promise
   // Excerpts in JS, never failing (excerpt.ts): text within LEDGER_OUTPUT_EXCERPT_BYTES, no NUL, no lone surrogate.
   const outputs = outcomes.map((o) => excerptOf(o.output));
   const errors = outcomes.map((o) => excerptOf(o.error));
-  const { rows: settled } = await client.query<{ cron_id: string; scheduled_for: Date }>(SETTLE_LEDGER, [
-    outcomes.map((o) => o.cron_id),
-    outcomes.map((o) => o.scheduled_for),
-    outcomes.map((o) => o.status),
-    outcomes.map((o) => (o.error ? o.error.message : null)),
-    outcomes.map((o) => o.started_at),
-    outputs.map((e) => e?.text ?? null),
-    outputs.map((e) => e?.truncated ?? false),
-    errors.map((e) => e?.text ?? null),
-    errors.map((e) => e?.truncated ?? false),
-  ]);
+  const { rows: settled } = await client.query<{ cron_id: string; scheduled_for: Date }>(
+    prepared(client, SETTLE_LEDGER, [
+      outcomes.map((o) => o.cron_id),
+      outcomes.map((o) => o.scheduled_for),
+      outcomes.map((o) => o.status),
+      outcomes.map((o) => (o.error ? o.error.message : null)),
+      outcomes.map((o) => o.started_at),
+      outputs.map((e) => e?.text ?? null),
+      outputs.map((e) => e?.truncated ?? false),
+      errors.map((e) => e?.text ?? null),
+      errors.map((e) => e?.truncated ?? false),
+    ]),
+  );
   // One row per cron (its newest occurrence), so an UPDATE ... FROM never matches a cron twice.
   const open = new Set(settled.map((r) => `${r.cron_id}@${r.scheduled_for.getTime()}`));
   const newest = new Map<string, FinishedRun>();
@@ -753,14 +761,16 @@ async function settleOutcomes(client: PoolClient, ended: FinishedRun[]): Promise
   }
   const latest = [...newest.values()];
   if (latest.length === 0) return;
-  await client.query(SETTLE_CRONS, [
-    latest.map((o) => o.cron_id),
-    latest.map((o) => o.run_id),
-    latest.map((o) => o.scheduled_for),
-    latest.map((o) => o.status),
-    latest.map((o) => (o.error ? o.error.message : null)),
-    latest.map((o) => o.started_at),
-  ]);
+  await client.query(
+    prepared(client, SETTLE_CRONS, [
+      latest.map((o) => o.cron_id),
+      latest.map((o) => o.run_id),
+      latest.map((o) => o.scheduled_for),
+      latest.map((o) => o.status),
+      latest.map((o) => (o.error ? o.error.message : null)),
+      latest.map((o) => o.started_at),
+    ]),
+  );
 }
 
 const hasWebhook = (r: FinishedRun): boolean => typeof r.details?.kwargs.webhook === 'string';
