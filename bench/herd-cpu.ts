@@ -14,7 +14,8 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import { createPool, startEmbeddedPostgres } from '../libs/db/index.ts';
-import { STARTED, dbSecondFromNow, freshDatabase, insertCrons, killProcesses, round, spawnRole, waitForCount, cpuSeconds } from './support.ts';
+import { cpuSeconds } from './cpu.ts';
+import { STARTED, dbSecondFromNow, freshDatabase, insertCrons, killProcesses, round, spawnRole, waitForCount } from './support.ts';
 import type { BenchDb, Proc } from './support.ts';
 
 const N = Number(process.argv[2] ?? 10_000);
