@@ -4,12 +4,19 @@
 //
 //   node test/run.ts                       every test/**/*.test.ts, longest first
 //   node test/run.ts test/api-crons.test.ts one or more files
+//   node test/run.ts --checks              and the static checks beside them (`npm test`)
+//
+// --checks runs test/checks.ts's typecheck, lint and format check at the same time as the suite,
+// niced: one after the other they added half a minute to `npm test`, while the suite's files
+// spend much of their time waiting on timers with a core idle. Those still running when the suite
+// ends go on at the usual priority. Their report follows the suite's.
 //
 // TEST_CONCURRENCY (default 8) sets how many files run at once.
 import fs from 'node:fs';
 import path from 'node:path';
 import { run } from 'node:test';
 import { spec } from 'node:test/reporters';
+import { formatChecks, runChecks } from './checks.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 
@@ -44,7 +51,9 @@ const LONGEST_FIRST = [
   'test/api-auth.test.ts',
 ];
 
-const given = process.argv.slice(2);
+const args = process.argv.slice(2);
+const withChecks = args.includes('--checks');
+const given = args.filter((a) => a !== '--checks');
 const all = fs.globSync('test/**/*.test.ts', { cwd: ROOT }).sort();
 for (const file of LONGEST_FIRST) if (!all.includes(file)) throw new Error(`test/run.ts lists ${file}, which does not exist`);
 const files = given.length ? given : [...LONGEST_FIRST, ...all.filter((f) => !LONGEST_FIRST.includes(f))];
@@ -56,8 +65,29 @@ const options: NonNullable<Parameters<typeof run>[0]> & { globalSetupPath: strin
   timeout: 300_000,
   globalSetupPath: path.join(ROOT, 'test/support/global-setup.ts'),
 };
+const started = Date.now();
+const checks = withChecks ? runChecks({ nice: 10 }) : undefined;
 const stream = run(options);
 stream.on('test:fail', () => {
   process.exitCode = 1;
 });
-stream.compose(spec).pipe(process.stdout);
+// Each file's wall time (its process's start to its end, exit included), printed slowest first
+// after the spec report: where the suite's time goes.
+const fileMs = new Map<string, number>();
+stream.on('test:complete', (data) => {
+  if (data.nesting === 0 && data.file && data.name === data.file) fileMs.set(path.relative(ROOT, data.file), data.details.duration_ms);
+});
+stream
+  .compose(spec)
+  .on('end', () => {
+    const slowest = [...fileMs].sort((a, b) => b[1] - a[1]).slice(0, 15);
+    process.stdout.write(`# slowest files (s): ${slowest.map(([f, ms]) => `${path.basename(f, '.test.ts')} ${(ms / 1000).toFixed(1)}`).join(', ')}\n`);
+    process.stdout.write(`# suite: ${files.length} files in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+    // Nothing left to make way for: checks still running go on at the usual priority.
+    checks?.renice(0);
+    void checks?.done.then((results) => {
+      process.stdout.write(formatChecks(results));
+      if (results.some((r) => r.code !== 0)) process.exitCode = 1;
+    });
+  })
+  .pipe(process.stdout);
