@@ -4,7 +4,8 @@
 //
 //   node test/run.ts                       every test/**/*.test.ts, longest first
 //   node test/run.ts test/api-crons.test.ts one or more files
-//   node test/run.ts --checks              and the static checks beside them (`npm test`)
+//   node test/run.ts --checks              every file, and the static checks beside them (`npm test`;
+//                                          with files named, `npm test -- <file>`, the files only)
 //
 // --checks runs test/checks.ts's typecheck, lint and format check at the same time as the suite,
 // niced: one after the other they added half a minute to `npm test`, while the suite's files
@@ -52,8 +53,8 @@ const LONGEST_FIRST = [
 ];
 
 const args = process.argv.slice(2);
-const withChecks = args.includes('--checks');
 const given = args.filter((a) => a !== '--checks');
+const withChecks = args.includes('--checks') && given.length === 0;
 const all = fs.globSync('test/**/*.test.ts', { cwd: ROOT }).sort();
 for (const file of LONGEST_FIRST) if (!all.includes(file)) throw new Error(`test/run.ts lists ${file}, which does not exist`);
 const files = given.length ? given : [...LONGEST_FIRST, ...all.filter((f) => !LONGEST_FIRST.includes(f))];
