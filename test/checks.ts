@@ -1,38 +1,131 @@
-// The static checks `npm test` runs before the suite: the typecheck (server and dashboard), the
-// linter, the format check and the line length (test/line-length.ts), side by side (each uses one core; one after another they took
-// about as long as half the suite). Every check's output is printed, a failing one's last; the
-// exit code is non-zero if any failed.
+// The static checks: the typecheck (server and dashboard), the linter, the format check and the
+// line length (test/line-length.ts), side by side (each uses one core). `npm test` (test/run.ts) runs them beside the suite, at a lower
+// CPU priority, so they fill the cores while test files wait on timers; `npm run check` runs them
+// alone. Every check's output is printed, a failing one's last; the exit code is non-zero if any
+// failed.
+//
+// Caches, in .agentcron/cache (gitignored), none of which can hide a finding:
+// - tsc --incremental: TypeScript's own dependency tracking rechecks what a change can affect.
+// - prettier --cache (content): a file's formatting depends on the file and the config only.
+// - eslint --cache, but only for a tree identical to the one it was made for: a type-aware rule's
+//   finding in one file depends on the types of others, so any change to any file (or to the
+//   dependencies) starts a new, empty cache. A re-run of an unchanged tree lints nothing again.
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
+const CACHE = path.join(ROOT, '.agentcron/cache');
 const bin = (name: string) => path.join(ROOT, 'node_modules/.bin', name);
 
-const CHECKS: [string, string, string[]][] = [
-  ['typecheck', bin('tsc'), ['-p', 'tsconfig.json']],
-  ['typecheck dashboard', bin('tsc'), ['-p', 'libs/ui/tsconfig.json']],
-  ['lint', bin('eslint'), ['--max-warnings', '0', '-f', './eslint-formatter.js', '.']],
-  ['format', bin('prettier'), ['--check', '--log-level', 'warn', '**/*.{ts,js}']],
+/** Every file of the tree but node_modules, .git and .agentcron, by path and content: a key that changes with any edit. */
+function treeHash(): string {
+  const hash = createHash('sha256');
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      if (['node_modules', '.git', '.agentcron'].includes(entry.name)) continue;
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else if (entry.isFile())
+        hash
+          .update(`${path.relative(ROOT, full)}\0`)
+          .update(readFileSync(full))
+          .update('\0');
+    }
+  };
+  walk(ROOT);
+  // The installed dependencies (their types are part of every type-aware finding).
+  hash.update(readFileSync(path.join(ROOT, 'node_modules/.package-lock.json')));
+  return hash.digest('hex').slice(0, 16);
+}
+
+/** The eslint cache of this exact tree; caches of other trees are removed. */
+function eslintCache(): string {
+  mkdirSync(CACHE, { recursive: true });
+  const name = `eslint-${treeHash()}`;
+  for (const f of readdirSync(CACHE)) if (f.startsWith('eslint-') && f !== name) rmSync(path.join(CACHE, f), { force: true });
+  return path.join(CACHE, name);
+}
+
+const CHECKS = (): [string, string, string[]][] => [
+  ['typecheck', bin('tsc'), ['-p', 'tsconfig.json', '--incremental', '--tsBuildInfoFile', path.join(CACHE, 'tsc.tsbuildinfo')]],
+  ['typecheck dashboard', bin('tsc'), ['-p', 'libs/ui/tsconfig.json', '--incremental', '--tsBuildInfoFile', path.join(CACHE, 'tsc-ui.tsbuildinfo')]],
+  [
+    'lint',
+    bin('eslint'),
+    ['--max-warnings', '0', '-f', './eslint-formatter.js', '--cache', '--cache-strategy', 'content', '--cache-location', eslintCache(), '.'],
+  ],
+  [
+    'format',
+    bin('prettier'),
+    ['--check', '--log-level', 'warn', '--cache', '--cache-strategy', 'content', '--cache-location', path.join(CACHE, 'prettier'), '**/*.{ts,js}'],
+  ],
   ['line length', process.execPath, [path.join(ROOT, 'test/line-length.ts')]],
 ];
 
-const results = await Promise.all(
-  CHECKS.map(
-    ([name, cmd, args]) =>
-      new Promise<{ name: string; code: number; output: string; ms: number }>((resolve) => {
-        const started = Date.now();
-        const child = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-        let output = '';
-        child.stdout.on('data', (b: Buffer) => (output += b.toString()));
-        child.stderr.on('data', (b: Buffer) => (output += b.toString()));
-        child.on('close', (code) => resolve({ name, code: code ?? 1, output, ms: Date.now() - started }));
-        child.on('error', (err) => resolve({ name, code: 1, output: err.message, ms: Date.now() - started }));
-      }),
-  ),
-);
-results.sort((a, b) => Number(a.code !== 0) - Number(b.code !== 0));
-for (const r of results) {
-  process.stdout.write(`# ${r.name}: ${r.code === 0 ? 'ok' : `failed (exit ${r.code})`} in ${(r.ms / 1000).toFixed(1)} s\n`);
-  if (r.output.trim() && r.code !== 0) process.stdout.write(`${r.output.trimEnd()}\n`);
+export interface CheckResult {
+  name: string;
+  code: number;
+  output: string;
+  ms: number;
 }
-if (results.some((r) => r.code !== 0)) process.exitCode = 1;
+
+/** Sets a process's CPU priority, if this user may (raising a priority back needs root). */
+function setNice(pid: number | undefined, nice: number): void {
+  try {
+    if (pid) os.setPriority(pid, nice);
+  } catch {
+    // not permitted: it keeps the priority it has
+  }
+}
+
+/**
+ * Starts every check at once, at priority `nice` (a background to the suite); `done` answers
+ * their results, `renice` changes the priority of those still running.
+ */
+export function runChecks(opts: { nice?: number } = {}): { done: Promise<CheckResult[]>; renice(nice: number): void } {
+  const pids = new Set<number>();
+  const done = Promise.all(
+    CHECKS().map(
+      ([name, cmd, args]) =>
+        new Promise<CheckResult>((resolve) => {
+          const started = Date.now();
+          const child = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+          if (child.pid) pids.add(child.pid);
+          if (opts.nice) setNice(child.pid, opts.nice);
+          let output = '';
+          child.stdout.on('data', (b: Buffer) => (output += b.toString()));
+          child.stderr.on('data', (b: Buffer) => (output += b.toString()));
+          child.on('close', (code) => {
+            pids.delete(child.pid!);
+            resolve({ name, code: code ?? 1, output, ms: Date.now() - started });
+          });
+          child.on('error', (err) => resolve({ name, code: 1, output: err.message, ms: Date.now() - started }));
+        }),
+    ),
+  ).then((results) => results.sort((a, b) => Number(a.code !== 0) - Number(b.code !== 0)));
+  return {
+    done,
+    renice: (nice) => {
+      for (const pid of pids) setNice(pid, nice);
+    },
+  };
+}
+
+/** The checks' report: a line each, a failing one's output after its line. */
+export function formatChecks(results: CheckResult[]): string {
+  let out = '';
+  for (const r of results) {
+    out += `# ${r.name}: ${r.code === 0 ? 'ok' : `failed (exit ${r.code})`} in ${(r.ms / 1000).toFixed(1)} s\n`;
+    if (r.output.trim() && r.code !== 0) out += `${r.output.trimEnd()}\n`;
+  }
+  return out;
+}
+
+if (import.meta.main) {
+  const results = await runChecks().done;
+  process.stdout.write(formatChecks(results));
+  if (results.some((r) => r.code !== 0)) process.exitCode = 1;
+}

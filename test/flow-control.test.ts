@@ -260,7 +260,15 @@ describe('Retry-After pauses the limit', () => {
     slowKey.value = slow.cron_id;
     await post(`${url}/runs/crons/${slow.cron_id}/trigger`, {});
     const refused = await eventually(async () => provider.calls.find((c) => c.key.includes(slow.cron_id) && c.status === 429), 'the 429', 20_000);
-    // Others of the limit, started right after the 429.
+    // Others of the limit, started once the worker has paused the limit on that 429 (a run it
+    // started while the answer was still on its way to it was not yet paused: a loaded machine
+    // let one start 110 ms after the 429).
+    await eventually(
+      async () => (await db.pool.query(`SELECT 1 FROM flow_limits WHERE name = 'provider' AND paused_until IS NOT NULL`)).rowCount === 1,
+      'the limit paused',
+      20_000,
+      20,
+    );
     const others: any[] = [];
     for (let i = 0; i < 3; i++) others.push(await post(`${url}/runs/crons`, { assistant_id: 'llm', schedule: '0 0 1 1 *', input: { i } }));
     const ids = [slow.cron_id, ...others.map((o) => o.cron_id)];

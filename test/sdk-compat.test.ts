@@ -197,7 +197,10 @@ describe('LangGraph SDK compatibility: wait, stream, join, history, graph, schem
     await Promise.all(
       clients.map(async ([name, c]) => {
         const thread = await c.threads.create();
-        const parts = await collect(c.runs.stream(thread.thread_id, 'steps', { input: { pause_ms: 500 }, streamMode: 'updates' }));
+        // 1 s between the nodes: the stream polls every 250 ms at most, so with 500 ms the first
+        // node's update could be seen as little as ~250 ms before the end, 50 ms over the 200 asked
+        // below, which a late poll on a loaded machine eats (the test failed once beside a burner).
+        const parts = await collect(c.runs.stream(thread.thread_id, 'steps', { input: { pause_ms: 1000 }, streamMode: 'updates' }));
         assert.deepEqual(events(parts), ['metadata', 'updates', 'updates', 'end'], name);
         assert.deepEqual(
           parts.slice(1, 3).map((p) => p.data),

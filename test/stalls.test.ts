@@ -73,25 +73,31 @@ describe('stalled peers', () => {
     const a = spawn('scheduler', env);
     const b = spawn('scheduler', env);
     await Promise.all([a.waitFor(/scheduler started/), b.waitFor(/scheduler started/)]);
-    // Freeze A until it is caught inside a pass: a backend idle in a transaction for a while.
-    let frozenAt: Date | null = null;
-    for (let tries = 0; tries < 40 && !frozenAt; tries++) {
+    // Freeze A until it is caught inside a pass that holds crons: a backend idle in a transaction
+    // for a while, with a lock on crons and a transaction id (its FOR UPDATE locked rows; not a
+    // pass over the maintenance jobs, whose failure reads differently). Caught after BEGIN, or
+    // after a claim that found every due cron taken by B, A held nothing: B fired at once, A was
+    // woken before the server had ended its session, went on with its pass and never failed.
+    let frozen: { at: Date; pid: number } | null = null;
+    for (let tries = 0; tries < 40 && !frozen; tries++) {
       await sleep(20 + Math.random() * 150);
       a.kill('SIGSTOP');
       await sleep(400);
-      const { rows } = await db.pool.query<{ at: Date }>(
+      const { rows } = await db.pool.query<{ at: Date; pid: number }>(
         // A's own pool (a pass): not B's, which a busy machine can leave idle in a transaction for
         // a moment too, nor pg-boss's (agentcron-queue: its maintenance holds transactions under a
         // timeout of its own). A's sessions are those whose client port is one of A's sockets.
-        `SELECT clock_timestamp() AS at FROM pg_stat_activity
+        `SELECT clock_timestamp() AS at, pid FROM pg_stat_activity s
           WHERE datname = $1 AND application_name = 'agentcron-scheduler' AND state LIKE 'idle in transaction%'
+            AND backend_xid IS NOT NULL AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = s.pid AND l.relation = 'crons'::regclass)
             AND state_change < clock_timestamp() - interval '300 milliseconds' AND client_port = ANY($2::int[])`,
         [db.name, localPorts(a.child.pid!)],
       );
-      if (rows.length) frozenAt = rows[0].at;
+      if (rows.length) frozen = rows[0];
       else a.kill('SIGCONT');
     }
-    assert.ok(frozenAt, 'caught the scheduler inside a pass');
+    assert.ok(frozen, 'caught the scheduler inside a pass');
+    const { at: frozenAt, pid: frozenPid } = frozen;
     // Every cron gets an occurrence after the freeze fired (or skipped) by B, within the bound plus a margin.
     const settledAt = await eventually(
       async () => {
@@ -108,6 +114,13 @@ describe('stalled peers', () => {
     );
     const tookS = (settledAt - frozenAt.getTime()) / 1000;
     assert.ok(tookS <= bound + 4, `took ${tookS.toFixed(1)} s`);
+    // The server has ended A's session (B could not have fired the crons it held otherwise).
+    await eventually(
+      async () => (await db.pool.query(`SELECT 1 FROM pg_stat_activity WHERE pid = $1`, [frozenPid])).rowCount === 0,
+      "the server to end the frozen scheduler's session",
+      10_000,
+      100,
+    );
     a.kill('SIGCONT');
     // A wakes, finds its session gone, and carries on: it neither exits nor fires anything twice.
     await a.waitFor(/scheduler pass failed/, 10_000);

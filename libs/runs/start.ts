@@ -92,7 +92,10 @@ export async function startBackgroundStatelessRuns(pool: Pool, boss: PgBoss, use
     assistants.set(b.assistant_id, found.assistant);
   }
   const runIds = bodies.map(() => randomUUID());
-  await withTransaction(pool, async (client) => {
+  // The answer is read in the creating transaction: once it commits, a worker may run a
+  // stateless run and delete it with its thread before a read made after the commit, which then
+  // answered 404 "run not found" for the run just created.
+  return withTransaction(pool, async (client) => {
     const { rows } = await client.query<{ now: Date }>(`SELECT now() AS now`);
     const now = rows[0].now.getTime();
     await insertRuns(
@@ -120,10 +123,12 @@ export async function startBackgroundStatelessRuns(pool: Pool, boss: PgBoss, use
         };
       }),
     );
-  });
-  const runs = await Promise.all(runIds.map((id) => getRun(pool, id, user)));
-  return runs.map((r) => {
-    if (!r) throw missing('run');
-    return r;
+    const created: RunResponse[] = [];
+    for (const id of runIds) {
+      const run = await getRun(client, id, user);
+      if (!run) throw missing('run');
+      created.push(run);
+    }
+    return created;
   });
 }

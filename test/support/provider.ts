@@ -56,7 +56,9 @@ export async function startProvider(opts: {
         res.writeHead(status, { 'content-type': 'application/json', ...(retryAfter !== null ? { 'retry-after': String(retryAfter) } : {}) }).end(body);
       };
       if (inFlight > opts.maxConcurrent) return answer(429, 1, '{"error":"rate limited"}');
-      setTimeout(
+      // Cleared when the caller hangs up: a held answer's timer (a minute) kept the test file's
+      // process alive for that long after its last test.
+      const timer = setTimeout(
         () => {
           if (opts.failFirst && n === 1) return answer(503, opts.retryAfter?.(key, n) ?? null, '{"error":"overloaded"}');
           const ra = opts.retryAfter?.(key, n) ?? null;
@@ -65,6 +67,7 @@ export async function startProvider(opts: {
         },
         opts.delayOf?.(key) ?? opts.delayMs,
       );
+      res.on('close', () => clearTimeout(timer));
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
