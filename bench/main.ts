@@ -13,7 +13,7 @@
 //      backlog grows, with 1 and 2 worker processes, against raw pg-boss (a producer inserting
 //      2,000 jobs/s, a consumer using work()) on the same server in the same run, and raw
 //      pg-boss's ceiling (a 20,000-job backlog drained).
-//   3. idle: queries/s one scheduler and one worker process send with 100,000 enabled crons, none due.
+//   3. idle: queries/s a whole deployment (api, scheduler, worker) sends with 100,000 enabled crons, none due.
 //   4. limited: a herd of N crons due at once on a graph under a rate limit of 500 runs per 60 s
 //      (agentcron.json, docs/flow-control.md), one scheduler and one worker: whether every run
 //      started within the limit (most starts in any 60 s), none failed, lag to start, and what the
@@ -429,11 +429,14 @@ async function rawPgBoss(server: string): Promise<SustainedResult> {
 // ---------------------------------------------------------------------------------------------
 // 3. Idle
 
-async function idle(server: string): Promise<{ queries_per_s: number; scheduler_queries_per_s: number; worker_queries_per_s: number; crons_bytes: number }> {
+async function idle(
+  server: string,
+): Promise<{ queries_per_s: number; api_queries_per_s: number; scheduler_queries_per_s: number; worker_queries_per_s: number; crons_bytes: number }> {
   return withDatabase(server, 'idle', async (db) => {
     await insertCrons(db.pool, IDLE_CRONS, ONCE_A_YEAR, await dbSecondFromNow(db.pool, 86_400));
     const preload = path.join(ROOT, 'bench/count-queries.ts');
-    const procs = [spawnRole('scheduler', db.url, {}, preload), spawnRole('worker', db.url, {}, preload)];
+    // The whole deployment: api, scheduler and worker.
+    const procs = [spawnRole('api', db.url, { PORT: '0' }, preload), spawnRole('scheduler', db.url, {}, preload), spawnRole('worker', db.url, {}, preload)];
     await started(procs);
     await sleep(2000); // past start-up
     const read = async (p: (typeof procs)[number]) => {
@@ -445,9 +448,10 @@ async function idle(server: string): Promise<{ queries_per_s: number; scheduler_
     await sleep(IDLE_SECONDS * 1000);
     const b = await Promise.all(procs.map(read));
     await Promise.all(procs.map((p) => p.stop()));
-    const [scheduler, worker] = b.map((n, i) => (n - a[i]) / IDLE_SECONDS);
+    const [api, scheduler, worker] = b.map((n, i) => (n - a[i]) / IDLE_SECONDS);
     return {
-      queries_per_s: scheduler + worker,
+      queries_per_s: api + scheduler + worker,
+      api_queries_per_s: api,
       scheduler_queries_per_s: scheduler,
       worker_queries_per_s: worker,
       crons_bytes: await tableBytes(db.pool, 'crons'),
@@ -799,7 +803,7 @@ try {
   if (quiet) {
     say();
     say(
-      `3. Idle: ${quiet.queries_per_s.toFixed(2)} queries/s from one scheduler (${quiet.scheduler_queries_per_s.toFixed(2)}) and one worker process (${quiet.worker_queries_per_s.toFixed(2)}) with ${fmt(IDLE_CRONS)} enabled crons, none due (${IDLE_SECONDS} s; crons table ${mib(quiet.crons_bytes)}, ${fmt(quiet.crons_bytes / IDLE_CRONS)} B/cron)`,
+      `3. Idle: ${quiet.queries_per_s.toFixed(2)} queries/s from a whole deployment: one api (${quiet.api_queries_per_s.toFixed(2)}), one scheduler (${quiet.scheduler_queries_per_s.toFixed(2)}) and one worker process (${quiet.worker_queries_per_s.toFixed(2)}) with ${fmt(IDLE_CRONS)} enabled crons, none due (${IDLE_SECONDS} s; crons table ${mib(quiet.crons_bytes)}, ${fmt(quiet.crons_bytes / IDLE_CRONS)} B/cron)`,
     );
   }
   if (limited) {
@@ -844,6 +848,7 @@ try {
     ? {
         idle_crons: IDLE_CRONS,
         idle_queries_per_s: round(quiet.queries_per_s, 2),
+        idle_api_queries_per_s: round(quiet.api_queries_per_s, 2),
         idle_scheduler_queries_per_s: round(quiet.scheduler_queries_per_s, 2),
         idle_worker_queries_per_s: round(quiet.worker_queries_per_s, 2),
       }

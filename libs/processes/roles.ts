@@ -176,21 +176,8 @@ export async function startWorkerRole(deps: RoleDeps): Promise<Role> {
   const metricsServer = await metricsPort(deps);
   const heartbeat = new Heartbeat(conn.pool, 'worker', config.HEARTBEAT_INTERVAL_SECONDS, logger);
   await whenReachable(deps, 'heartbeat', () => heartbeat.start());
-  const worker = new RunWorker({
-    pool: conn.pool,
-    boss: conn.boss,
-    logger,
-    agents,
-    concurrency: config.WORKER_CONCURRENCY,
-    runTimeoutSeconds: config.RUN_TIMEOUT_SECONDS,
-    runTimeoutMaxSeconds: config.RUN_TIMEOUT_MAX_SECONDS,
-    heartbeatSeconds: config.WORKER_HEARTBEAT_SECONDS,
-    queueSchema: config.PGBOSS_SCHEMA,
-    // New runs and cancels reach the worker through LISTEN on this connection (polling backs it up);
-    // without one (a transaction pooler and no DATABASE_DIRECT_URL) it looks every second.
-    ...(conn.listenUrl ? { listenUrl: conn.listenUrl } : { pollIntervalMs: 1000 }),
-    deadLetterPollSeconds: config.QUEUE_SUPERVISE_INTERVAL_SECONDS,
-  });
+  // pg-boss's notifications reach every queue's worker through the run worker's LISTEN connection.
+  const listening = conn.listenUrl !== null;
   const webhooks = new WebhookWorker({
     pool: conn.pool,
     boss: conn.boss,
@@ -201,9 +188,38 @@ export async function startWorkerRole(deps: RoleDeps): Promise<Role> {
     responseTimeoutMs: config.WEBHOOK_TIMEOUT_SECONDS * 1000,
     retryDelaySeconds: config.WEBHOOK_RETRY_DELAY_SECONDS,
     deadLetterPollSeconds: config.QUEUE_SUPERVISE_INTERVAL_SECONDS,
+    listening,
   });
   // Maintenance jobs on their own queue, one at a time: never in the way of runs.
-  const maintenance = new MaintenanceWorker({ pool: conn.pool, boss: conn.boss, logger, settings: maintenanceSettings(config), jobs: builtinJobs() });
+  const maintenance = new MaintenanceWorker({
+    pool: conn.pool,
+    boss: conn.boss,
+    logger,
+    settings: maintenanceSettings(config),
+    jobs: builtinJobs(),
+    listening,
+  });
+  const worker = new RunWorker({
+    pool: conn.pool,
+    boss: conn.boss,
+    logger,
+    agents,
+    concurrency: config.WORKER_CONCURRENCY,
+    runTimeoutSeconds: config.RUN_TIMEOUT_SECONDS,
+    runTimeoutMaxSeconds: config.RUN_TIMEOUT_MAX_SECONDS,
+    heartbeatSeconds: config.WORKER_HEARTBEAT_SECONDS,
+    queueSchema: config.PGBOSS_SCHEMA,
+    // New runs, deferred runs and cancels reach the worker through LISTEN on this connection (a
+    // poll every 30 s backs it up); without one (a transaction pooler and no DATABASE_DIRECT_URL)
+    // it looks every second.
+    ...(conn.listenUrl ? { listenUrl: conn.listenUrl } : { pollIntervalMs: 1000 }),
+    onQueueNotification: (payload) => {
+      webhooks.wake(payload);
+      maintenance.wake(payload);
+    },
+    // Dead letters arrive at a supervise pass, which announces them; polled as a backstop.
+    deadLetterPollSeconds: listening ? 60 : config.QUEUE_SUPERVISE_INTERVAL_SECONDS,
+  });
   await worker.start();
   await webhooks.start();
   await maintenance.start();
