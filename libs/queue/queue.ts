@@ -218,7 +218,9 @@ async function startBoss(options: ConstructorOptions, opts: QueueOptions): Promi
       boss,
       schema: opts.schema,
       intervalSeconds: opts.superviseIntervalSeconds ?? 15,
-      queues: [QUEUES.run, QUEUES.webhook, QUEUES.maintenance, QUEUES.runDead, QUEUES.webhookDead],
+      // Not the maintenance queue: its jobs have no heartbeat, expire after an hour, and one is
+      // enqueued every minute (heartbeat_monitor); the five-minute pass covers it.
+      queues: [QUEUES.run, QUEUES.webhook, QUEUES.runDead, QUEUES.webhookDead],
       announce: [QUEUES.run, QUEUES.webhook, QUEUES.runDead, QUEUES.webhookDead],
       channel: queueNotifyChannel(opts.schema),
       logger: opts.logger,
