@@ -13,4 +13,11 @@ if ! "$node" -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 24 
     "use a Node 24 runtime, or install the dev dependencies (npm ci), which bring one" >&2
   exit 1
 fi
+# The api and the scheduler run no agents: a young generation of at most 2 x 8 MB (V8's default
+# grows it to 2 x 32 MB on a machine with much memory, pages a busy process then keeps) holds
+# their RSS down (docs/performance.md, Memory). NODE_OPTIONS set by the operator comes after, so
+# it wins. The worker keeps V8's default: its young generation is part of its CPU per run.
+case $name in
+  api | scheduler) export NODE_OPTIONS="--max-semi-space-size=8${NODE_OPTIONS:+ $NODE_OPTIONS}" ;;
+esac
 exec "$node" "$root/apps/$name/main.ts"

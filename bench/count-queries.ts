@@ -13,7 +13,9 @@ pg.Client.prototype.query = function (this: unknown, ...args: unknown[]) {
   if (log) {
     const first = args[0] as string | { text?: string } | undefined;
     const text = typeof first === 'string' ? first : (first?.text ?? '?');
-    process.stderr.write(`QUERY ${(performance.now() / 1000).toFixed(1)} ${text.replace(/\s+/g, ' ').slice(0, 160)}\n`);
+    process.stderr.write(
+      `QUERY ${(performance.now() / 1000).toFixed(1)} ${text.replace(/\s+/g, ' ').slice(0, Number(process.env.BENCH_LOG_QUERY_CHARS ?? 160))}\n`,
+    );
   }
   return (original as (...a: unknown[]) => unknown).apply(this, args);
 } as typeof original;

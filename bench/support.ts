@@ -153,8 +153,8 @@ export async function killProcesses(): Promise<void> {
  * variable leaks in from the bench's own environment. Output is read (a full pipe would stall the
  * process) and only its tail kept.
  */
-export function spawnNode(name: string, args: string[], env: Record<string, string>): Proc {
-  const child = spawn(process.execPath, args, {
+export function spawnNode(name: string, args: string[], env: Record<string, string>, program: string = process.execPath): Proc {
+  const child = spawn(program, args, {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -226,6 +226,19 @@ export function spawnNode(name: string, args: string[], env: Record<string, stri
 export function spawnRole(role: 'scheduler' | 'worker' | 'api', databaseUrl: string, extraEnv: Record<string, string> = {}, preload?: string): Proc {
   const args = [...(preload ? ['--import', preload] : []), path.join(ROOT, `apps/${role}/main.ts`)];
   return spawnNode(role, args, { DATABASE_URL: databaseUrl, ...extraEnv });
+}
+
+/**
+ * A Procfile process exactly as the Procfile starts it (`apps/start.sh <role>`, which execs node
+ * with the role's flags: the same pid); `preload` goes through NODE_OPTIONS.
+ */
+export function spawnProcfileRole(role: 'scheduler' | 'worker' | 'api', databaseUrl: string, extraEnv: Record<string, string> = {}, preload?: string): Proc {
+  return spawnNode(
+    role,
+    [role],
+    { DATABASE_URL: databaseUrl, ...(preload ? { NODE_OPTIONS: `--import ${preload}` } : {}), ...extraEnv },
+    path.join(ROOT, 'apps/start.sh'),
+  );
 }
 
 export const STARTED = { scheduler: /scheduler started/, worker: /worker started/, api: /api listening/ } as const;

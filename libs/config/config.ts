@@ -79,7 +79,7 @@ export const configSchema = z.object({
   EMBEDDED_PG_DIR: z.string().min(1).default('.agentcron/pgdata'),
   EMBEDDED_PG_PORT: int(54329, 1, 65535),
   CRON_ENABLED: bool(true),
-  CRON_POLL_INTERVAL_SECONDS: int(10, 1, 3600),
+  CRON_POLL_INTERVAL_SECONDS: int(30, 1, 3600),
   CRON_BATCH_SIZE: int(1000, 1, 100000),
   CRON_ALLOW_SECONDS_SCHEDULE: bool(false),
   CRON_MAX_PER_USER: int(100, 0, 1_000_000),

@@ -19,7 +19,11 @@ export interface ListenerOptions {
   logger?: { warn(message: string, meta?: Record<string, unknown>): unknown; info(message: string, meta?: Record<string, unknown>): unknown };
   /** Between reconnection attempts: exponential with jitter, capped. Default 250 ms doubling up to 5 s. */
   backoff?: Backoff;
-  /** A `SELECT 1` on the connection this often finds a connection that died in silence (0 = off). Default 10 s. */
+  /**
+   * A `SELECT 1` on the connection this often finds a connection that died in silence (0 = off).
+   * Default 30 s: what a notification lost meanwhile would have woken also wakes at its loop's
+   * backstop poll (30 s for the run worker and the scheduler), so a shorter beat only adds queries.
+   */
   heartbeatIntervalMs?: number;
   /** A heartbeat unanswered this long drops the connection and reconnects. Default 5 s. */
   heartbeatTimeoutMs?: number;
@@ -146,7 +150,7 @@ export class Listener {
   }
 
   #scheduleHeartbeat(client: pg.Client): void {
-    const every = this.#o.heartbeatIntervalMs ?? 10_000;
+    const every = this.#o.heartbeatIntervalMs ?? 30_000;
     if (every <= 0) return;
     const timeoutMs = this.#o.heartbeatTimeoutMs ?? 5_000;
     this.#heartbeatTimer = setTimeout(() => void this.#beat(client, timeoutMs), every);

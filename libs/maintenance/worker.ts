@@ -29,6 +29,8 @@ export interface MaintenanceWorkerOptions {
   settings: MaintenanceSettings;
   /** The jobs this worker can execute, by name (builtinJobs(); tests add their own). */
   jobs: MaintenanceJob[];
+  /** The process LISTENs on pg-boss's channel and hands this worker its notifications (wake()): polls a minute apart then, else every 5 s. */
+  listening?: boolean;
 }
 
 export interface Execution {
@@ -42,6 +44,7 @@ export interface Execution {
 export class MaintenanceWorker {
   #o: MaintenanceWorkerOptions;
   #jobs: Map<string, MaintenanceJob>;
+  #work: string | undefined;
 
   constructor(options: MaintenanceWorkerOptions) {
     this.#o = options;
@@ -49,9 +52,10 @@ export class MaintenanceWorker {
   }
 
   async start(): Promise<void> {
-    await this.#o.boss.work<MaintenanceJobData>(
+    const pollSeconds = this.#o.listening ? 60 : 5;
+    this.#work = await this.#o.boss.work<MaintenanceJobData>(
       QUEUES.maintenance,
-      { batchSize: 1, localConcurrency: 1, groupConcurrency: 1, pollingIntervalSeconds: 5, notifyPollingIntervalSeconds: 30 },
+      { batchSize: 1, localConcurrency: 1, groupConcurrency: 1, pollingIntervalSeconds: pollSeconds, notifyPollingIntervalSeconds: Math.max(30, pollSeconds) },
       async ([job]: Job<MaintenanceJobData>[]) => {
         const scheduledFor = job.data.scheduled_for ? new Date(job.data.scheduled_for) : null;
         await this.execute(job.data.job, scheduledFor, job.signal);
@@ -61,6 +65,11 @@ export class MaintenanceWorker {
 
   async stop(): Promise<void> {
     await this.#o.boss.offWork(QUEUES.maintenance, { wait: true });
+  }
+
+  /** A notification on pg-boss's channel (the process's LISTEN): a maintenance job was enqueued. */
+  wake(payload: string): void {
+    if (payload === QUEUES.maintenance && this.#work) this.#o.boss.notifyWorker(this.#work);
   }
 
   /** Runs one job here and now and records the execution; never throws. */

@@ -9,7 +9,6 @@ import { ConfigError, connectionBudget, loadConfigOrExit, requireDatabaseUrl } f
 import type { Config, ConnectionBudget, DatabaseRole } from '../config/index.ts';
 import { retryWhileUnavailable, startEmbeddedServer } from '../db/index.ts';
 import type { EmbeddedDatabase } from '../db/index.ts';
-import { waitingForSchema } from '../http/index.ts';
 import { createLogger } from '../log/index.ts';
 import { setLedgerExcerptBytes } from '../runs/index.ts';
 import { parseRetryPolicy } from '../runs/index.ts';
@@ -158,6 +157,8 @@ export async function runProcess(spec: ProcessSpec): Promise<void> {
             waiting.detail = detail;
             return;
           }
+          // The HTTP API's module only in a process that serves it.
+          const { waitingForSchema } = await import('../http/waiting.ts');
           const w = { server: createServer(), detail };
           waiting = w;
           w.server.on(

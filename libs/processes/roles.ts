@@ -3,22 +3,21 @@ import type { AddressInfo } from 'node:net';
 import type { AgentRegistry } from '../agents/index.ts';
 import { ensureDefaultAssistants } from '../assistants/index.ts';
 import type { Config } from '../config/index.ts';
-import { CronScheduler } from '../crons/index.ts';
-import { apiRoutes, authMiddleware, createApp, finishApp } from '../http/index.ts';
 import type { ApiDeps } from '../http/index.ts';
 import { retryWhileUnavailable } from '../db/index.ts';
 import { activity } from '../log/index.ts';
 import type { Logger } from '../log/index.ts';
-import { MaintenanceScheduler, MaintenanceWorker, builtinJobs, configuredJobs, maintenanceSettings, registerMaintenanceJobs } from '../maintenance/index.ts';
+import { configuredJobs, registerMaintenanceJobs } from '../maintenance/index.ts';
 import { metricsServed, serveMetrics } from '../metrics/index.ts';
 import type { MetricsServer } from '../metrics/index.ts';
-import { RunWorker } from '../runs/index.ts';
-import { WebhookWorker, allowPrivateWebhooks } from '../webhooks/index.ts';
 import type { Connections } from './bootstrap.ts';
 import { Heartbeat } from '../liveness/index.ts';
 
 // Each role of agentcron, started on open connections and answering a stop() that drains it.
 // apps/* compose these: one role per process in production, all three under `npm start`.
+// What only one role uses is imported when that role starts (the api's express app and routes,
+// the scheduler's loop, the worker's run, webhook and maintenance workers): a process loads what
+// its roles need, so a scheduler never loads the HTTP API (docs/performance.md, Memory).
 
 export interface Role {
   stop(graceMs: number): Promise<void>;
@@ -65,6 +64,10 @@ async function metricsPort({ config, logger }: RoleDeps): Promise<MetricsServer 
 
 export async function startApiRole(deps: RoleDeps): Promise<Role & { url: string }> {
   const { config, conn, logger, agents } = deps;
+  const [{ apiRoutes, authMiddleware, createApp, finishApp }, { allowPrivateWebhooks }] = await Promise.all([
+    import('../http/index.ts'),
+    import('../webhooks/index.ts'),
+  ]);
   await whenReachable(deps, 'default assistants', () => ensureDefaultAssistants(conn.pool, agents.graphIds()));
   await registerMaintenance(deps);
   // The request schemas refuse webhooks on literal private addresses unless this allows them.
@@ -132,6 +135,7 @@ export async function startSchedulerRole(deps: RoleDeps): Promise<Role> {
       },
     };
   }
+  const [{ CronScheduler }, { MaintenanceScheduler }] = await Promise.all([import('../crons/index.ts'), import('../maintenance/index.ts')]);
   const scheduler = new CronScheduler({
     pool: conn.pool,
     boss: conn.boss,
@@ -162,26 +166,18 @@ export async function startSchedulerRole(deps: RoleDeps): Promise<Role> {
 
 export async function startWorkerRole(deps: RoleDeps): Promise<Role> {
   const { config, conn, logger, agents } = deps;
+  const [{ RunWorker }, { WebhookWorker }, { MaintenanceWorker, builtinJobs, maintenanceSettings }] = await Promise.all([
+    import('../runs/index.ts'),
+    import('../webhooks/index.ts'),
+    import('../maintenance/index.ts'),
+  ]);
   await whenReachable(deps, 'default assistants', () => ensureDefaultAssistants(conn.pool, agents.graphIds()));
   await registerMaintenance(deps);
   const metricsServer = await metricsPort(deps);
   const heartbeat = new Heartbeat(conn.pool, 'worker', config.HEARTBEAT_INTERVAL_SECONDS, logger);
   await whenReachable(deps, 'heartbeat', () => heartbeat.start());
-  const worker = new RunWorker({
-    pool: conn.pool,
-    boss: conn.boss,
-    logger,
-    agents,
-    concurrency: config.WORKER_CONCURRENCY,
-    runTimeoutSeconds: config.RUN_TIMEOUT_SECONDS,
-    runTimeoutMaxSeconds: config.RUN_TIMEOUT_MAX_SECONDS,
-    heartbeatSeconds: config.WORKER_HEARTBEAT_SECONDS,
-    queueSchema: config.PGBOSS_SCHEMA,
-    // New runs and cancels reach the worker through LISTEN on this connection (polling backs it up);
-    // without one (a transaction pooler and no DATABASE_DIRECT_URL) it looks every second.
-    ...(conn.listenUrl ? { listenUrl: conn.listenUrl } : { pollIntervalMs: 1000 }),
-    deadLetterPollSeconds: config.QUEUE_SUPERVISE_INTERVAL_SECONDS,
-  });
+  // pg-boss's notifications reach every queue's worker through the run worker's LISTEN connection.
+  const listening = conn.listenUrl !== null;
   const webhooks = new WebhookWorker({
     pool: conn.pool,
     boss: conn.boss,
@@ -192,9 +188,38 @@ export async function startWorkerRole(deps: RoleDeps): Promise<Role> {
     responseTimeoutMs: config.WEBHOOK_TIMEOUT_SECONDS * 1000,
     retryDelaySeconds: config.WEBHOOK_RETRY_DELAY_SECONDS,
     deadLetterPollSeconds: config.QUEUE_SUPERVISE_INTERVAL_SECONDS,
+    listening,
   });
   // Maintenance jobs on their own queue, one at a time: never in the way of runs.
-  const maintenance = new MaintenanceWorker({ pool: conn.pool, boss: conn.boss, logger, settings: maintenanceSettings(config), jobs: builtinJobs() });
+  const maintenance = new MaintenanceWorker({
+    pool: conn.pool,
+    boss: conn.boss,
+    logger,
+    settings: maintenanceSettings(config),
+    jobs: builtinJobs(),
+    listening,
+  });
+  const worker = new RunWorker({
+    pool: conn.pool,
+    boss: conn.boss,
+    logger,
+    agents,
+    concurrency: config.WORKER_CONCURRENCY,
+    runTimeoutSeconds: config.RUN_TIMEOUT_SECONDS,
+    runTimeoutMaxSeconds: config.RUN_TIMEOUT_MAX_SECONDS,
+    heartbeatSeconds: config.WORKER_HEARTBEAT_SECONDS,
+    queueSchema: config.PGBOSS_SCHEMA,
+    // New runs, deferred runs and cancels reach the worker through LISTEN on this connection (a
+    // poll every 30 s backs it up); without one (a transaction pooler and no DATABASE_DIRECT_URL)
+    // it looks every second.
+    ...(conn.listenUrl ? { listenUrl: conn.listenUrl } : { pollIntervalMs: 1000 }),
+    onQueueNotification: (payload) => {
+      webhooks.wake(payload);
+      maintenance.wake(payload);
+    },
+    // Dead letters arrive at a supervise pass, which announces them; polled as a backstop.
+    deadLetterPollSeconds: listening ? 60 : config.QUEUE_SUPERVISE_INTERVAL_SECONDS,
+  });
   await worker.start();
   await webhooks.start();
   await maintenance.start();

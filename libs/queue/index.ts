@@ -15,7 +15,10 @@ export {
   snoozeRunJobs,
   wakeParkedRuns,
   longestRunSeconds,
+  announceDeferred,
+  msUntilDeferred,
 } from './queue.ts';
+export { FULL_PASS_EVERY_MS } from './supervisor.ts';
 export { QUEUE_POLICY_VERSION, guardPolicyWrite, storedPolicyDifferences, neededQueueSchemaVersion, foundQueueSchemaVersion } from './policy.ts';
 export type { PolicyGuard } from './policy.ts';
 export type { QueueOptions, QueueSettings, RunJob } from './queue.ts';

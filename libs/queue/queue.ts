@@ -6,7 +6,8 @@ import { PgErrorCode, connectionConfig, isDatabaseUnavailable, pgErrorCode } fro
 import type { ConnectionOptions, Pool, PoolClient, Queryable } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
 import { QUEUE_POLICY_VERSION, guardPolicyWrite, storedPolicyDifferences } from './policy.ts';
-import { parkRunJobsSql, requeueRunJobsSql, snoozeRunJobsSql, wakeParkedRunsSql } from './sql.ts';
+import { announceDeferredSql, msUntilDeferredSql, parkRunJobsSql, requeueRunJobsSql, snoozeRunJobsSql, wakeParkedRunsSql } from './sql.ts';
+import { QueueSupervisor } from './supervisor.ts';
 
 /** Every pg-boss queue agentcron uses, by duty. */
 export const QUEUES = {
@@ -170,7 +171,8 @@ export async function startQueue(opts: QueueOptions): Promise<PgBoss> {
     schema: opts.schema,
     max: opts.max ?? 5,
     useListenNotify: opts.listen ?? true,
-    supervise: opts.supervise,
+    // Supervision runs on agentcron's timer (supervisor.ts): pg-boss's pass, when there may be work for it.
+    supervise: false,
     // Lost heartbeats and expired jobs are found by the monitor pass, which runs at most this often.
     superviseIntervalSeconds: opts.superviseIntervalSeconds ?? 15,
     monitorIntervalSeconds: opts.superviseIntervalSeconds ?? 15,
@@ -178,6 +180,9 @@ export async function startQueue(opts: QueueOptions): Promise<PgBoss> {
     schedule: false,
     // agentcron sends no flows (jobs with dependsOn): pg-boss's flow resolver would poll every 5 s for nothing.
     flowIntervalSeconds: 3600,
+    // pg-boss's cache of queue rows (table, notify, policy; the statistics of supervise passes),
+    // refreshed every minute by default in every process: queue settings change only at a release.
+    queueCacheIntervalSeconds: 300,
   };
   for (let attempt = 1; ; attempt++) {
     try {
@@ -207,6 +212,26 @@ async function startBoss(options: ConstructorOptions, opts: QueueOptions): Promi
   } catch (err) {
     await boss.stop({ graceful: false, close: true }).catch(() => {});
     throw err;
+  }
+  if (opts.supervise) {
+    const supervisor = new QueueSupervisor({
+      boss,
+      schema: opts.schema,
+      intervalSeconds: opts.superviseIntervalSeconds ?? 15,
+      // Not the maintenance queue: its jobs have no heartbeat, expire after an hour, and one is
+      // enqueued every minute (heartbeat_monitor); the five-minute pass covers it.
+      queues: [QUEUES.run, QUEUES.webhook, QUEUES.runDead, QUEUES.webhookDead],
+      announce: [QUEUES.run, QUEUES.webhook, QUEUES.runDead, QUEUES.webhookDead],
+      channel: queueNotifyChannel(opts.schema),
+      logger: opts.logger,
+    });
+    supervisor.start();
+    // Stopped before pg-boss, so no pass runs on a closing pool.
+    const stop = boss.stop.bind(boss);
+    boss.stop = async (options) => {
+      await supervisor.stop();
+      return stop(options);
+    };
   }
   try {
     await ensureQueues(boss, opts.settings, {
@@ -303,6 +328,28 @@ export async function enqueueRuns(boss: PgBoss, runs: { run_id: string; group: s
     })),
     client ? { db: transactionDb(client) } : undefined,
   );
+  // pg-boss's insert wakes the workers only for jobs runnable now; a sleeping worker is told of
+  // the others too, so it looks when they fall due (with the insert, in the caller's transaction).
+  const now = Date.now();
+  if (runs.some((r) => r.start_after && r.start_after.getTime() > now)) {
+    const values = [queueNotifyChannel(queueSchemaOf(boss)), [QUEUES.run]];
+    if (client) await client.query(announceDeferredSql(), values);
+    else await boss.getDb().executeSql(announceDeferredSql(), values);
+  }
+}
+
+/** Tells the workers of `queues` that jobs of theirs were deferred (deferredPayloadSql): a sleeping worker looks when they fall due. */
+export async function announceDeferred(db: Queryable, schema: string, queues: string[]): Promise<void> {
+  await db.query(announceDeferredSql(), [queueNotifyChannel(schema), queues]);
+}
+
+/**
+ * Milliseconds until the earliest job of `queue` deferred to a later start_after becomes runnable
+ * (database clock); null when none is.
+ */
+export async function msUntilDeferred(db: Queryable, schema: string, queue: string): Promise<number | null> {
+  const { rows } = await db.query<{ wait_ms: number | null }>(msUntilDeferredSql(schema), [queue]);
+  return rows[0]?.wait_ms ?? null;
 }
 
 /**
@@ -328,7 +375,13 @@ const NIL_UUID = '00000000-0000-0000-0000-000000000000';
 export async function snoozeRunJobs(db: Queryable, schema: string, jobs: { id: string; retryCount: number; delaySeconds: number }[]): Promise<void> {
   if (jobs.length === 0) return;
   const sorted = [...jobs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  await db.query(snoozeRunJobsSql(schema), [QUEUES.run, sorted.map((j) => j.id), sorted.map((j) => j.retryCount), sorted.map((j) => j.delaySeconds)]);
+  await db.query(snoozeRunJobsSql(schema), [
+    QUEUES.run,
+    sorted.map((j) => j.id),
+    sorted.map((j) => j.retryCount),
+    sorted.map((j) => j.delaySeconds),
+    queueNotifyChannel(schema),
+  ]);
 }
 
 /**
@@ -340,7 +393,13 @@ export async function snoozeRunJobs(db: Queryable, schema: string, jobs: { id: s
 export async function parkRunJobs(db: Queryable, schema: string, jobs: { id: string; retryCount: number; until: Date }[]): Promise<void> {
   if (jobs.length === 0) return;
   const sorted = [...jobs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  await db.query(parkRunJobsSql(schema), [QUEUES.run, sorted.map((j) => j.id), sorted.map((j) => j.retryCount), sorted.map((j) => j.until)]);
+  await db.query(parkRunJobsSql(schema), [
+    QUEUES.run,
+    sorted.map((j) => j.id),
+    sorted.map((j) => j.retryCount),
+    sorted.map((j) => j.until),
+    queueNotifyChannel(schema),
+  ]);
 }
 
 /**

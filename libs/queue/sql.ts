@@ -112,27 +112,36 @@ export function requeueRunJobsSql(schema: string): string {
 /**
  * Fetched run jobs back to the queue as their next attempt, fetchable after a delay: $1 the run
  * queue, $2 job ids (uuid[]), $3 their retry counts as fetched (int[], the fence), $4 delays in
- * seconds (float8[]).
+ * seconds (float8[]), $5 the NOTIFY channel: workers are told a job was deferred
+ * (deferredPayloadSql), so a sleeping one looks when it falls due.
  */
 export function snoozeRunJobsSql(schema: string): string {
-  return `UPDATE ${quoteIdent(schema)}.job j
-        SET state = 'created', started_on = NULL, heartbeat_on = NULL,
-            retry_count = j.retry_count + 1, retry_limit = j.retry_limit + 1,
-            start_after = now() + make_interval(secs => v.delay)
-       FROM unnest($2::uuid[], $3::int[], $4::float8[]) AS v(id, retry_count, delay)
-      WHERE j.name = $1 AND j.id = v.id AND j.state = 'active' AND j.retry_count = v.retry_count`;
+  return `WITH snoozed AS (
+       UPDATE ${quoteIdent(schema)}.job j
+          SET state = 'created', started_on = NULL, heartbeat_on = NULL,
+              retry_count = j.retry_count + 1, retry_limit = j.retry_limit + 1,
+              start_after = now() + make_interval(secs => v.delay)
+         FROM unnest($2::uuid[], $3::int[], $4::float8[]) AS v(id, retry_count, delay)
+        WHERE j.name = $1 AND j.id = v.id AND j.state = 'active' AND j.retry_count = v.retry_count
+       RETURNING 1
+     )
+     SELECT pg_notify($5, ${deferredPayloadSql('$1')}) FROM snoozed LIMIT 1`;
 }
 
 /**
  * Fetched run jobs back to the queue at the same attempt, not fetchable before an instant: $1
  * the run queue, $2 job ids (uuid[]), $3 their retry counts as fetched (int[], the fence), $4
- * the instants (timestamptz[]).
+ * the instants (timestamptz[]), $5 the NOTIFY channel (workers are told, as for a snooze).
  */
 export function parkRunJobsSql(schema: string): string {
-  return `UPDATE ${quoteIdent(schema)}.job j
-        SET state = 'created', started_on = NULL, heartbeat_on = NULL, start_after = v.until
-       FROM unnest($2::uuid[], $3::int[], $4::timestamptz[]) AS v(id, retry_count, until)
-      WHERE j.name = $1 AND j.id = v.id AND j.state = 'active' AND j.retry_count = v.retry_count`;
+  return `WITH parked AS (
+       UPDATE ${quoteIdent(schema)}.job j
+          SET state = 'created', started_on = NULL, heartbeat_on = NULL, start_after = v.until
+         FROM unnest($2::uuid[], $3::int[], $4::timestamptz[]) AS v(id, retry_count, until)
+        WHERE j.name = $1 AND j.id = v.id AND j.state = 'active' AND j.retry_count = v.retry_count
+       RETURNING 1
+     )
+     SELECT pg_notify($5, ${deferredPayloadSql('$1')}) FROM parked LIMIT 1`;
 }
 
 /**
@@ -152,6 +161,45 @@ export function wakeParkedRunsSql(schema: string): string {
        RETURNING 1
      )
      SELECT pg_notify($4, $1) FROM up LIMIT 1`;
+}
+
+// ---- waking sleeping workers (queue.ts, supervisor.ts) -----------------------------------------
+
+/**
+ * The NOTIFY payload saying jobs of the queue `queueExpr` (an SQL text expression) were deferred
+ * (a retry's backoff, a park, a start_after in the future): `<queue>@deferred`. pg-boss's own
+ * payload on the same channel is the bare queue name (jobs runnable now).
+ */
+export function deferredPayloadSql(queueExpr: string): string {
+  return `${queueExpr} || '@deferred'`;
+}
+
+/** NOTIFY on channel $1 that jobs of each queue $2 (text[]) were deferred (deferredPayloadSql). */
+export function announceDeferredSql(): string {
+  return `SELECT pg_notify($1, ${deferredPayloadSql('q.name')}) FROM unnest($2::text[]) AS q(name)`;
+}
+
+/**
+ * Milliseconds until the earliest job of queue $1 waiting for a start_after still in the future
+ * (database clock), NULL when none: how long a worker with nothing to fetch may sleep. Reads the
+ * fetch index's entries of the queue's waiting jobs (start_after is one of its key columns).
+ */
+export function msUntilDeferredSql(schema: string): string {
+  return `SELECT (extract(epoch FROM (min(j.start_after) - now())) * 1000)::float8 AS wait_ms
+            FROM ${quoteIdent(schema)}.job j
+           WHERE j.name = $1 AND j.state < 'active' AND NOT j.blocked AND j.start_after > now()`;
+}
+
+/**
+ * Whether a supervise pass may have work (queue.ts QueueSupervisor): a job of the queues $1
+ * (text[]) waiting (the fetch index), or a run job active (the index of active grouped jobs: every
+ * run job has a group, and only run jobs have heartbeats to lose): (waiting, active). A few
+ * index entries, never the queues' finished jobs.
+ */
+export function queuesBusySql(schema: string): string {
+  const s = quoteIdent(schema);
+  return `SELECT EXISTS (SELECT 1 FROM ${s}.job j WHERE j.name = ANY($1::text[]) AND j.state < 'active' AND NOT j.blocked) AS waiting,
+                 EXISTS (SELECT 1 FROM ${s}.job j WHERE j.name = ${runQueue()} AND j.state = 'active' AND j.group_id IS NOT NULL) AS active`;
 }
 
 // ---- saturation's reads (libs/metrics/saturation.ts) ------------------------------------------

@@ -6,7 +6,7 @@ import type { Logger } from '../log/index.ts';
 import { activity, toError, withLogContext } from '../log/index.ts';
 import { metrics } from '../metrics/index.ts';
 import type { PgBoss, RunJob } from '../queue/index.ts';
-import { QUEUE_DEFAULTS, QUEUES, queueNotifyChannel, requeueRunJobs } from '../queue/index.ts';
+import { QUEUE_DEFAULTS, QUEUES, msUntilDeferred, queueNotifyChannel, requeueRunJobs } from '../queue/index.ts';
 import { Alarm } from '../timing/index.ts';
 import { CancelWatcher } from './cancel.ts';
 import { ResultRecorder } from './recorder.ts';
@@ -49,8 +49,14 @@ export interface RunWorkerOptions {
   listenUrl?: string;
   /** WORKER_HEARTBEAT_SECONDS: held jobs are refreshed every half of it. */
   heartbeatSeconds?: number;
-  /** Longest sleep when there is nothing to fetch (new runs wake the worker at once through NOTIFY). */
+  /**
+   * Longest sleep when there is nothing to fetch. New runs wake the worker at once through
+   * NOTIFY, and so do deferred ones (a retry's backoff, a park, after_seconds: it then sleeps until
+   * the earliest falls due); default 30 s with listenUrl (a backstop), else 2 s.
+   */
   pollIntervalMs?: number;
+  /** Notifications on pg-boss's channel for other queues (the process's other workers: webhooks, maintenance). */
+  onQueueNotification?(payload: string): void;
   /** How often running runs are checked for a cancel the listener missed (default 1000 ms). */
   cancelCheckMs?: number;
   /** How often the dead letter queue is polled (QUEUE_SUPERVISE_INTERVAL_SECONDS: jobs reach it at a supervise pass). */
@@ -87,6 +93,11 @@ const MAX_FETCH = 100;
 const GROUP_COOL_DOWN_MS = 250;
 /** Of the grace period, kept for handing back what did not finish and closing connections. */
 const HANDBACK_MARGIN_MS = 2000;
+/** The idle fetch loop's longest sleep while LISTEN is in place: every wake-up it needs is announced. */
+export const LISTENING_POLL_MS = 30_000;
+/** pg-boss's payload announcing deferred run jobs (libs/queue deferredPayloadSql). */
+const RUNS_DEFERRED = `${QUEUES.run}@deferred`;
+const RUNS_DEAD = [QUEUES.runDead, `${QUEUES.runDead}@deferred`];
 
 export class RunWorker {
   #o: RunWorkerOptions;
@@ -107,6 +118,10 @@ export class RunWorker {
   #coolingGroups = new Map<string, number>();
   #wakeTimer: NodeJS.Timeout | undefined;
   #wakeTimerAt = 0;
+  /** Deferred run jobs may have changed (announced, or not looked at yet): read the earliest when next idle. */
+  #recheckDeferred = true;
+  /** When the earliest deferred run job falls due (this clock), as last read; null: none. */
+  #deferredAt: number | null = null;
   /** Runs whose agent is executing (the slots in use). */
   #executing = 0;
   /** Runs whose agent has answered and whose result (or hand-back) is being stored. */
@@ -157,9 +172,16 @@ export class RunWorker {
         onNotification: (channel, payload) => {
           if (channel === RUN_CANCEL_CHANNEL) this.#cancels.notified(payload);
           else if (payload === QUEUES.run) this.#alarm.wake();
+          else if (payload === RUNS_DEFERRED) {
+            this.#recheckDeferred = true;
+            this.#alarm.wake();
+          } else if (payload && RUNS_DEAD.includes(payload)) {
+            if (this.#deadWork) this.#o.boss.notifyWorker(this.#deadWork);
+          } else if (payload) this.#o.onQueueNotification?.(payload);
         },
         // Notifications sent while the connection was down are gone: look now.
         onReconnect: () => {
+          this.#recheckDeferred = true;
           this.#alarm.wake();
           this.#cancels.check();
         },
@@ -207,7 +229,7 @@ export class RunWorker {
   /** The fetch loop: as many jobs as there are free slots; sleeps until a NOTIFY, a free slot or the poll interval. */
   async #run(): Promise<void> {
     const { boss, concurrency, logger } = this.#o;
-    const pollMs = this.#o.pollIntervalMs ?? 2000;
+    const pollMs = this.#pollMs;
     let failures = 0;
     while (this.#running) {
       this.#alarm.clear();
@@ -235,9 +257,41 @@ export class RunWorker {
         continue;
       }
       // A short fetch means the queue is drained for now; a full one, fetch again at once.
-      const idleMs = this.#coolingGroups.size ? Math.min(pollMs, GROUP_COOL_DOWN_MS) : pollMs;
-      if (jobs.length < Math.min(free, MAX_FETCH) && !this.#alarm.woken) await this.#alarm.sleep(idleMs);
+      if (jobs.length < Math.min(free, MAX_FETCH) && !this.#alarm.woken) {
+        let idleMs = this.#coolingGroups.size ? Math.min(pollMs, GROUP_COOL_DOWN_MS) : pollMs;
+        const deferredMs = await this.#untilDeferred();
+        if (deferredMs !== null) idleMs = Math.min(idleMs, deferredMs);
+        await this.#alarm.sleep(idleMs);
+      }
     }
+  }
+
+  get #pollMs(): number {
+    return this.#o.pollIntervalMs ?? (this.#listener ? LISTENING_POLL_MS : 2000);
+  }
+
+  /**
+   * With LISTEN, how long until the earliest deferred run job falls due (null: none known): read
+   * when announced (a snooze, a park or a deferred enqueue by any process, a supervise pass after
+   * which lost runs may be retried) or once the last one read has fallen due. Polling alone (no
+   * LISTEN) finds them at its next poll.
+   */
+  async #untilDeferred(): Promise<number | null> {
+    if (!this.#listener) return null;
+    if (this.#recheckDeferred || (this.#deferredAt !== null && Date.now() >= this.#deferredAt)) {
+      this.#recheckDeferred = false;
+      try {
+        const ms = await msUntilDeferred(this.#o.pool, this.#schema, QUEUES.run);
+        this.#deferredAt = ms === null ? null : Date.now() + Math.max(0, ms);
+      } catch (err) {
+        // Looked at again next time; meanwhile the poll interval bounds the sleep.
+        this.#recheckDeferred = true;
+        this.#o.logger.warn(`could not read when deferred runs fall due (${describeDatabaseError(err)})`);
+        return null;
+      }
+    }
+    // A few ms past it: the job is fetchable once its start_after has passed on the database clock.
+    return this.#deferredAt === null ? null : Math.max(0, this.#deferredAt - Date.now()) + 5;
   }
 
   /** Claims the fetched jobs' runs and starts each; jobs with nothing to execute are acknowledged. False when the claim failed. */
@@ -493,7 +547,7 @@ export class RunWorker {
    */
   #wakeAt(at: Date): void {
     const ms = at.getTime() - Date.now();
-    if (ms >= (this.#o.pollIntervalMs ?? 2000) || (this.#wakeTimer && this.#wakeTimerAt <= at.getTime())) return;
+    if (ms >= this.#pollMs || (this.#wakeTimer && this.#wakeTimerAt <= at.getTime())) return;
     clearTimeout(this.#wakeTimer);
     this.#wakeTimerAt = at.getTime();
     this.#wakeTimer = setTimeout(

@@ -4,7 +4,7 @@ import type { Logger } from '../log/index.ts';
 import { activity, toError } from '../log/index.ts';
 import { metrics } from '../metrics/index.ts';
 import type { PgBoss } from '../queue/index.ts';
-import { QUEUES } from '../queue/index.ts';
+import { QUEUES, msUntilDeferred, queueSchemaOf } from '../queue/index.ts';
 import { deliver } from './deliver.ts';
 import type { DeliveryResult } from './deliver.ts';
 import { recordDelivery, recordLostDelivery, webhookBody } from './jobs.ts';
@@ -30,7 +30,18 @@ export interface WebhookWorkerOptions {
   retryDelaySeconds: number;
   /** How often the dead letter queue is polled (QUEUE_SUPERVISE_INTERVAL_SECONDS: jobs reach it at a supervise pass). */
   deadLetterPollSeconds?: number;
+  /**
+   * The process LISTENs on pg-boss's channel and hands this worker its queues' notifications
+   * (wake()): new deliveries wake it at once, so it polls only as a backstop (every
+   * LISTENING_POLL_SECONDS), and a retry wakes it when due. Without: it polls every second.
+   */
+  listening?: boolean;
 }
+
+/** The pollers' backstop while notifications wake them. */
+export const LISTENING_POLL_SECONDS = 60;
+/** After a batch with retries, when pg-boss has written them (it does once the batch's handler returns). */
+const RETRY_LOOK_MS = 1000;
 
 /** Deliveries in flight per worker process: batchSize x localConcurrency. */
 const BATCH_SIZE = 8;
@@ -38,35 +49,88 @@ const POLLERS = 2;
 
 export class WebhookWorker {
   #o: WebhookWorkerOptions;
+  #work: string | undefined;
+  #deadWork: string | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #retryAt = Infinity;
+  #stopped = false;
 
   constructor(options: WebhookWorkerOptions) {
     this.#o = options;
   }
 
   async start(): Promise<void> {
-    const { boss } = this.#o;
-    await boss.work(
+    const { boss, listening } = this.#o;
+    // Polled every second without notifications (behind a transaction pooler); with them, new jobs
+    // and retries wake a poller and the poll is a backstop.
+    const pollSeconds = listening ? LISTENING_POLL_SECONDS : 1;
+    this.#work = await boss.work(
       QUEUES.webhook,
       {
         batchSize: BATCH_SIZE,
         localConcurrency: POLLERS,
-        // New jobs wake the worker through NOTIFY; retries become due at their backoff time,
-        // which only a poll notices. Each of the POLLERS polls every retry delay (at most 10 s),
-        // so a retry is noticed within about half of it, and an idle worker asks 0.2 times a second.
-        pollingIntervalSeconds: 1,
-        notifyPollingIntervalSeconds: Math.max(1, Math.min(10, this.#o.retryDelaySeconds)),
+        pollingIntervalSeconds: pollSeconds,
+        notifyPollingIntervalSeconds: Math.max(pollSeconds, Math.min(10, this.#o.retryDelaySeconds)),
         includeMetadata: true,
         perJobResults: true,
       },
-      (jobs: JobWithMetadata<WebhookJob>[]) => Promise.all(jobs.map((job) => this.#attempt(job))),
+      async (jobs: JobWithMetadata<WebhookJob>[]) => {
+        const results = await Promise.all(jobs.map((job) => this.#attempt(job)));
+        // A retry falls due after its backoff: look when pg-boss has written it.
+        if (listening && results.some((r) => r.status === 'failed')) setTimeout(() => void this.#lookForRetries(), RETRY_LOOK_MS).unref();
+        return results;
+      },
     );
-    await boss.work<WebhookJob>(QUEUES.webhookDead, { pollingIntervalSeconds: this.#o.deadLetterPollSeconds ?? 5 }, async (jobs) => {
-      for (const job of jobs) await this.#lost(job.data);
-    });
+    this.#deadWork = await boss.work<WebhookJob>(
+      QUEUES.webhookDead,
+      { pollingIntervalSeconds: listening ? LISTENING_POLL_SECONDS : (this.#o.deadLetterPollSeconds ?? 5) },
+      async (jobs) => {
+        for (const job of jobs) await this.#lost(job.data);
+      },
+    );
+    if (listening) await this.#lookForRetries();
   }
 
   async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#retryTimer);
     await Promise.all([this.#o.boss.offWork(QUEUES.webhook, { wait: true }), this.#o.boss.offWork(QUEUES.webhookDead, { wait: true })]);
+  }
+
+  /** A notification on pg-boss's channel (the process's LISTEN): wakes the poller it concerns. */
+  wake(payload: string): void {
+    const { boss } = this.#o;
+    if (payload === QUEUES.webhook && this.#work) boss.notifyWorker(this.#work);
+    else if (payload === `${QUEUES.webhook}@deferred`) void this.#lookForRetries();
+    else if ((payload === QUEUES.webhookDead || payload === `${QUEUES.webhookDead}@deferred`) && this.#deadWork) boss.notifyWorker(this.#deadWork);
+  }
+
+  /** Reads when the earliest retry falls due and wakes a poller then (one timer: the earliest). */
+  async #lookForRetries(): Promise<void> {
+    const { boss, pool, logger } = this.#o;
+    let ms: number | null;
+    try {
+      ms = await msUntilDeferred(pool, queueSchemaOf(boss), QUEUES.webhook);
+    } catch (err) {
+      logger.warn('could not read when webhook retries fall due; the poll finds them', { err: toError(err).message });
+      return;
+    }
+    if (ms === null || this.#stopped) return;
+    const at = Date.now() + Math.max(0, ms);
+    if (this.#retryTimer && this.#retryAt <= at) return;
+    clearTimeout(this.#retryTimer);
+    this.#retryAt = at;
+    this.#retryTimer = setTimeout(
+      () => {
+        this.#retryTimer = undefined;
+        this.#retryAt = Infinity;
+        if (this.#work) boss.notifyWorker(this.#work);
+        // More retries may fall due later.
+        setTimeout(() => void this.#lookForRetries(), RETRY_LOOK_MS).unref();
+      },
+      Math.max(0, ms) + 5,
+    );
+    this.#retryTimer.unref();
   }
 
   async #attempt(job: JobWithMetadata<WebhookJob>): Promise<JobResult> {
