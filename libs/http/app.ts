@@ -5,7 +5,6 @@ import type { Logger } from '../log/index.ts';
 import { withLogContext } from '../log/index.ts';
 import { SATURATION_DEFAULTS, metricsHandler, observeDatabase } from '../metrics/index.ts';
 import { QUEUES } from '../queue/index.ts';
-import { uiRouter } from '../ui/index.ts';
 import { hasCredentials, withoutCredentials } from '../webhooks/index.ts';
 import { docsPage } from './docs.ts';
 import { errorHandler, HttpError, unknownRoute } from './errors.ts';
@@ -22,6 +21,12 @@ export interface AppDeps extends HealthDeps {
   auth: RequestHandler;
   /** The API's resource routes, mounted behind auth. */
   routes: Router[];
+  /**
+   * The dashboard's static files (libs/ui's router), mounted at /ui before auth: its data comes from
+   * the API with the key typed in it. Passed in, not imported: libs/ui types its pages with the
+   * API's schemas, so libs/http importing libs/ui would make the two folders a cycle.
+   */
+  dashboard?: RequestHandler;
 }
 
 /** Every request gets an id (from x-request-id or new), echoed back and bound to its log lines. */
@@ -141,7 +146,7 @@ export function createApp(deps: AppDeps): Express {
   });
   // The API reference is public like the document it renders.
   app.get('/docs', docsPage());
-  app.use('/ui', uiRouter()); // the dashboard's static files (libs/ui); its data comes from the API with the key typed in it
+  if (deps.dashboard) app.use('/ui', deps.dashboard);
   app.use(deps.auth);
   // After auth (a caller without a key hears 401 first), before any route reads the input.
   app.use(nonJsonBodies(deps.bodyLimitBytes));

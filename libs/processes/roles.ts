@@ -64,9 +64,10 @@ async function metricsPort({ config, logger }: RoleDeps): Promise<MetricsServer 
 
 export async function startApiRole(deps: RoleDeps): Promise<Role & { url: string }> {
   const { config, conn, logger, agents } = deps;
-  const [{ apiRoutes, authMiddleware, createApp, finishApp }, { allowPrivateWebhooks }] = await Promise.all([
+  const [{ apiRoutes, authMiddleware, createApp, finishApp }, { allowPrivateWebhooks }, { uiRouter }] = await Promise.all([
     import('../http/index.ts'),
     import('../webhooks/index.ts'),
+    import('../ui/index.ts'),
   ]);
   await whenReachable(deps, 'default assistants', () => ensureDefaultAssistants(conn.pool, agents.graphIds()));
   await registerMaintenance(deps);
@@ -87,6 +88,7 @@ export async function startApiRole(deps: RoleDeps): Promise<Role & { url: string
     bodyLimitBytes: Math.max(1024 * 1024, config.CRON_MAX_PAYLOAD_BYTES * 4),
     auth: authMiddleware(apiDeps),
     routes: apiRoutes(apiDeps),
+    dashboard: uiRouter(),
   });
   finishApp(app, logger);
   let server: Server;

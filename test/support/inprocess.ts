@@ -8,6 +8,7 @@ import { ensureDefaultAssistants } from '../../libs/assistants/index.ts';
 import { loadConfig } from '../../libs/config/index.ts';
 import type { Pool } from '../../libs/db/index.ts';
 import { apiRoutes, authMiddleware, createApp, finishApp } from '../../libs/http/index.ts';
+import { uiRouter } from '../../libs/ui/index.ts';
 import type { PgBoss } from '../../libs/queue/index.ts';
 import { quietLogger } from './engine.ts';
 
@@ -63,7 +64,14 @@ export async function startInProcessApi(
   const config = loadConfig({ ...env, DATABASE_URL: databaseUrl });
   await ensureDefaultAssistants(pool, agents.graphIds());
   const deps = { pool, boss, config, logger, agents };
-  const app = createApp({ ...deps, heartbeatSeconds: 10, bodyLimitBytes: 1024 * 1024, auth: authMiddleware(deps), routes: apiRoutes(deps) });
+  const app = createApp({
+    ...deps,
+    heartbeatSeconds: 10,
+    bodyLimitBytes: 1024 * 1024,
+    auth: authMiddleware(deps),
+    routes: apiRoutes(deps),
+    dashboard: uiRouter(),
+  });
   finishApp(app, logger);
   const server: Server = app.listen(0, '127.0.0.1');
   await once(server, 'listening');
