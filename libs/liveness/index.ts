@@ -1,2 +1,2 @@
-export { Heartbeat, liveProcesses } from './heartbeat.ts';
+export { Heartbeat, liveProcesses, schedulersRunningSince } from './heartbeat.ts';
 export type { ProcessRole, ProcessCounts } from './heartbeat.ts';
