@@ -25,7 +25,7 @@ describe('a schema error while storing a result', () => {
   const ctx = useQueueDatabase('recorder_schema');
 
   /** A pending cron run with its ledger row and its job, as firing leaves it. */
-  async function firedRun(): Promise<{ run_id: string; cron_id: string }> {
+  async function firedRun(enqueue = true): Promise<{ run_id: string; cron_id: string }> {
     const cronId = await insertCron(ctx.db.pool, { schedule: '0 0 1 1 *', enabled: false });
     const threadId = await insertThread(ctx.db.pool);
     const runId = randomUUID();
@@ -40,7 +40,7 @@ describe('a schema error while storing a result', () => {
       runId,
       threadId,
     ]);
-    await enqueueRuns(ctx.boss, [{ run_id: runId, group: threadId }]);
+    if (enqueue) await enqueueRuns(ctx.boss, [{ run_id: runId, group: threadId }]);
     return { run_id: runId, cron_id: cronId };
   }
 
@@ -156,6 +156,76 @@ describe('a schema error while storing a result', () => {
       await worker.stop(0);
       await supervisor.stop({ graceful: false });
       await ctx.boss.updateQueue(QUEUES.run, { expireInSeconds });
+    }
+  });
+});
+
+describe('a run whose every attempt was lost', () => {
+  const ctx = useQueueDatabase('recorder_dead');
+
+  test('ends with the result an attempt kept on its job, not as WorkerLost; without one, as WorkerLost', async () => {
+    const calls: string[] = [];
+    const counting: Agent = (input, c) => {
+      calls.push(c.run_id);
+      return echo(input, c);
+    };
+    const run = async () => {
+      const cronId = await insertCron(ctx.db.pool, { schedule: '0 0 1 1 *', enabled: false });
+      const threadId = await insertThread(ctx.db.pool);
+      const runId = randomUUID();
+      await ctx.db.pool.query(
+        `INSERT INTO runs (run_id, thread_id, assistant_id, user_id, cron_id, scheduled_for, kwargs, status, started_at, attempts)
+         VALUES ($1, $2, $3, 'anonymous', $4, '2025-01-01', '{"input": {"n": 1}}', 'running', now(), 3)`,
+        [runId, threadId, ECHO, cronId],
+      );
+      await ctx.db.pool.query(`INSERT INTO cron_occurrences (cron_id, scheduled_for, run_id, thread_id, status) VALUES ($1, '2025-01-01', $2, $3, 'running')`, [
+        cronId,
+        runId,
+        threadId,
+      ]);
+      return { runId, cronId };
+    };
+    const kept = await run();
+    const lost = await run();
+    // As pg-boss leaves them in the dead letter queue: the job's data, the kept result with it.
+    const held = { status: 'success', output: { kept: true }, error: null, started_at: new Date().toISOString() };
+    await ctx.boss.send(QUEUES.runDead, { run_id: kept.runId, held } satisfies RunJob);
+    await ctx.boss.send(QUEUES.runDead, { run_id: lost.runId } satisfies RunJob);
+    const worker = new RunWorker({
+      pool: ctx.db.pool,
+      boss: ctx.boss,
+      logger: createLogger({ level: 'error', json: true, service: 'test' }),
+      agents: new AgentRegistry().register('echo', counting),
+      concurrency: 2,
+      runTimeoutSeconds: 30,
+      pollIntervalMs: 100,
+      deadLetterPollSeconds: 1,
+    });
+    await worker.start();
+    try {
+      const ended = async (runId: string) =>
+        (await ctx.db.pool.query(`SELECT status, output, error FROM runs WHERE run_id = $1`, [runId])).rows[0] as {
+          status: string;
+          output: unknown;
+          error: unknown;
+        };
+      await eventually(async () => (await ended(kept.runId)).status !== 'running' && (await ended(lost.runId)).status !== 'running', 'both runs ended');
+      assert.deepEqual(await ended(kept.runId), { status: 'success', output: { kept: true }, error: null });
+      assert.equal((await ended(lost.runId)).status, 'error');
+      assert.equal(((await ended(lost.runId)).error as { error: string }).error, 'WorkerLost');
+      const ledger = await ctx.db.pool.query(`SELECT cron_id, status FROM cron_occurrences WHERE cron_id = ANY($1) ORDER BY status`, [
+        [kept.cronId, lost.cronId],
+      ]);
+      assert.deepEqual(
+        ledger.rows.map((r: { cron_id: string; status: string }) => [r.cron_id === kept.cronId ? 'kept' : 'lost', r.status]),
+        [
+          ['lost', 'error'],
+          ['kept', 'success'],
+        ],
+      );
+      assert.deepEqual(calls, []);
+    } finally {
+      await worker.stop(0);
     }
   });
 });

@@ -490,12 +490,23 @@ export class RunWorker {
     return seconds;
   }
 
-  /** Every attempt of these runs' jobs was lost (workers died): end each run as error, with why. */
+  /**
+   * Every attempt of these runs' jobs was lost (workers died): end each run as error, with why;
+   * a run whose result was kept on its job (a schema error, recorder.ts) ends with that result.
+   */
   async #lost(jobs: Job<RunJob>[]): Promise<void> {
+    for (const j of jobs) {
+      const held = heldResultOf(j.data.held);
+      if (held && (await endRuns(this.#o.pool, this.#o.boss, [j.data.run_id], held)).length) {
+        this.#o.logger.info('a run whose workers were lost ends with the result an attempt kept on its job; the agent is not run again', {
+          run_id: j.data.run_id,
+        });
+      }
+    }
     const ended = await endRuns(
       this.#o.pool,
       this.#o.boss,
-      jobs.map((j) => j.data.run_id),
+      jobs.filter((j) => !heldResultOf(j.data.held)).map((j) => j.data.run_id),
       { status: 'error', error: { error: 'WorkerLost', message: 'the run was started but its worker stopped responding on every attempt' } },
     );
     if (ended.length) this.#o.logger.warn('runs ended after their workers were lost', { runs: ended });
