@@ -315,4 +315,67 @@ describe('scheduler', () => {
       await db.pool.query(`DELETE FROM agentcron_processes WHERE hostname = 'test'`);
     }
   });
+
+  test("occurrences due while a migration waits for crons' exclusive lock (its passes queued behind it) fire late, none skipped as missed", async () => {
+    // An online release's expand step: ALTER TABLE under a short lock_timeout, retried, while a
+    // reader holds crons (an api search in a transaction). Every later lock on crons, the
+    // scheduler's reads and claims included, queues behind the waiting ALTER.
+    const { rows } = await db.pool.query<{ first: Date }>(`SELECT date_trunc('second', now()) + interval '1 second' AS first`);
+    const cronId = await insertCron(db.pool, { schedule: '* * * * * *', next_run_date: rows[0].first, missed_policy: 'latest' });
+    const scheduler = newScheduler(db.pool, boss, db.url);
+    const reader = new pg.Client({ connectionString: db.url });
+    const migrator = new pg.Client({ connectionString: db.url });
+    await reader.connect();
+    await migrator.connect();
+    try {
+      await scheduler.start();
+      await eventually(async () => (await ledger(db.pool, cronId)).length >= 2, 'the cron to fire');
+      await reader.query('BEGIN');
+      await reader.query('SELECT count(*) FROM crons');
+      await migrator.query(`SET lock_timeout = '2500ms'`);
+      const migratorPid = (await migrator.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+      const migrating = (async () => {
+        for (;;) {
+          try {
+            return await migrator.query('ALTER TABLE crons ADD COLUMN test_lock_queue integer');
+          } catch {
+            // lock timeout: the runner's retry
+          }
+        }
+      })();
+      const blockedFrom = (await db.pool.query<{ now: Date }>(`SELECT clock_timestamp() AS now`)).rows[0].now;
+      // The ALTER waits for its lock (and is retried) for over four seconds: occurrences fall due meanwhile.
+      await eventually(
+        async () =>
+          (
+            await db.pool.query(
+              `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = $1 AND NOT granted) AND clock_timestamp() > $2::timestamptz + interval '4 seconds' AS ok`,
+              [migratorPid, blockedFrom],
+            )
+          ).rows[0].ok as boolean,
+        'the migration to wait for its lock for four seconds',
+        20_000,
+        100,
+      );
+      await reader.query('COMMIT');
+      await migrating;
+      const doneAt = (await db.pool.query<{ now: Date }>(`SELECT now()`)).rows[0].now;
+      await eventually(
+        async () => (await ledger(db.pool, cronId)).some((r) => r.scheduled_for.getTime() > doneAt.getTime()),
+        'the cron to fire after the release',
+      );
+      const l = await ledger(db.pool, cronId);
+      assert.deepEqual(
+        l.filter((r) => r.status === 'skipped').map((r) => `${r.scheduled_for.toISOString()} ${r.reason}`),
+        [],
+      );
+      const times = l.map((r) => r.scheduled_for.getTime());
+      assert.equal(times.length, (times.at(-1)! - times[0]) / 1000 + 1, 'every second once, no gap');
+    } finally {
+      await reader.end().catch(() => {});
+      await migrator.end().catch(() => {});
+      await scheduler.stop();
+      await db.pool.query('ALTER TABLE crons DROP COLUMN IF EXISTS test_lock_queue');
+    }
+  });
 });
