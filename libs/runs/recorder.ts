@@ -21,6 +21,9 @@ import type { FinishedRun, RetryRequest, RunResult } from './lifecycle.ts';
 // it instead of running the agent again (RunWorker). While held, the job's expiry is pushed on, so
 // pg-boss does not retry a run that is only waiting for its schema. A worker that stops while
 // holding one hands its job on at once (a new attempt, fetchable now) rather than waiting for it.
+// The next worker may be on the same schema (it stores nothing either, keeps holding the result
+// and stops claiming) or on the released one (it stores it). A worker from before RunJob.held
+// existed does not know it and would run the agent again.
 
 /** How long a finished agent's result is retried while the database is unreachable. */
 const RESULT_RETRY_MS = 10 * 60_000;
