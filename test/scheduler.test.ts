@@ -9,7 +9,10 @@ import type { PgBoss } from '../libs/queue/index.ts';
 import { createTestDatabase } from './support/db.ts';
 import type { TestDatabase } from './support/db.ts';
 import { clearOfBoundary, eventually, insertCron, newPool, newScheduler, startTestQueue } from './support/engine.ts';
+import { schedulersRunningSince } from '../libs/liveness/index.ts';
 import { teardown } from './support/inprocess.ts';
+import { spawnApp } from './support/processes.ts';
+import type { SpawnedApp } from './support/processes.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -224,6 +227,155 @@ describe('scheduler', () => {
       assert.ok(heard.length > 0, 'a cron created');
     } finally {
       await listener.end();
+    }
+  });
+
+  test('a scheduler taking over from one that ran all along (a rolling deploy) fires the backlog late: none skipped as missed', async () => {
+    // The rule: an occurrence is skipped as missed only when no scheduler ran. Here one always
+    // runs: A (the old process) until B (the new one) has started. While the release holds the
+    // cron's row, neither can fire it; B fires what fell due once the row is free.
+    const procs: SpawnedApp[] = [];
+    const spawn = () => {
+      const p = spawnApp('scheduler', { DATABASE_URL: db.url, HEARTBEAT_INTERVAL_SECONDS: '1', CRON_POLL_INTERVAL_SECONDS: '1' });
+      procs.push(p);
+      return p;
+    };
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    try {
+      const a = spawn();
+      await a.waitFor(/scheduler started/);
+      await eventually(
+        async () =>
+          (await db.pool.query(`SELECT 1 FROM agentcron_processes WHERE role = 'scheduler' AND stopped_at IS NULL AND last_tick_at IS NOT NULL`)).rowCount,
+        'scheduler A to have passed',
+      );
+      const { rows } = await db.pool.query<{ first: Date }>(`SELECT date_trunc('second', now()) + interval '2 seconds' AS first`);
+      const cronId = await insertCron(db.pool, { schedule: '* * * * * *', next_run_date: rows[0].first, missed_policy: 'latest' });
+      await eventually(async () => (await ledger(db.pool, cronId)).length >= 2, 'A to fire the cron');
+      // The release takes the cron's row (a backfill batch, an ALTER waiting for its lock ...).
+      await holder.query('BEGIN');
+      await holder.query(`SELECT 1 FROM crons WHERE cron_id = $1 FOR UPDATE`, [cronId]);
+      const heldFrom = (await holder.query<{ now: Date }>(`SELECT clock_timestamp() AS now`)).rows[0].now;
+      // Occurrences fall due that A cannot fire ...
+      await eventually(
+        async () => (await db.pool.query(`SELECT clock_timestamp() > $1::timestamptz + interval '3 seconds' AS ok`, [heldFrom])).rows[0].ok as boolean,
+        'three seconds of the row held',
+      );
+      // ... then the rolling deploy: B starts, then A stops, the row still held.
+      const b = spawn();
+      await b.waitFor(/scheduler started/);
+      a.kill('SIGTERM');
+      assert.equal(await a.exited, 0);
+      await holder.query('COMMIT');
+      const releasedAt = (await db.pool.query<{ now: Date }>(`SELECT now()`)).rows[0].now;
+      await eventually(
+        async () => (await ledger(db.pool, cronId)).some((r) => r.scheduled_for.getTime() > releasedAt.getTime()),
+        'B to fire the cron after the release',
+      );
+      const l = await ledger(db.pool, cronId);
+      const missed = l.filter((r) => r.status === 'skipped');
+      assert.deepEqual(
+        missed.map((r) => `${r.scheduled_for.toISOString()} ${r.reason}`),
+        [],
+        'no occurrence skipped: a scheduler ran throughout',
+      );
+      // Every second from the first to the last is in the ledger, once (no gap).
+      const times = l.map((r) => r.scheduled_for.getTime());
+      assert.equal(times.length, (times.at(-1)! - times[0]) / 1000 + 1);
+      assert.ok(l.filter((r) => r.scheduled_for.getTime() > heldFrom.getTime() && r.scheduled_for.getTime() <= releasedAt.getTime()).length >= 3);
+      b.kill('SIGTERM');
+      assert.equal(await b.exited, 0);
+    } finally {
+      await holder.end().catch(() => {});
+      for (const p of procs) p.kill('SIGKILL');
+      await Promise.all(procs.map((p) => p.exited));
+    }
+  });
+
+  test('since when schedulers have run without a break: overlapping lives join, a gap or a scheduler that never passed does not', async () => {
+    const { rows } = await db.pool.query<{ t: Date }>(`SELECT date_trunc('second', now()) - interval '1 hour' AS t`);
+    const t = rows[0].t;
+    const at = (s: number) => new Date(t.getTime() + s * 1000);
+    const row = (started: number, seen: number, stopped: number | null, ticked: boolean) =>
+      db.pool.query(
+        `INSERT INTO agentcron_processes (process_id, role, hostname, pid, started_at, last_seen_at, last_tick_at, stopped_at)
+         VALUES ($1, 'scheduler', 'test', 1, $2, $3, $4, $5)`,
+        [randomUUID(), at(started), at(seen), ticked ? at(seen) : null, stopped === null ? null : at(stopped)],
+      );
+    try {
+      await row(-300, 0, null, false); // alive all along but never passed (CRON_ENABLED=false): not counted
+      await row(-200, -150, -150, true); // stopped before the next one started: a gap
+      await row(-100, -50, -50, true); // stopped after the next one started
+      await row(-60, -1, null, true); // alive until now (heartbeat within the slack)
+      assert.deepEqual(await schedulersRunningSince(db.pool, at(0), 3), at(-100));
+      // Without the slack, the live one's last heartbeat does not reach `until`: nothing before it counts.
+      assert.deepEqual(await schedulersRunningSince(db.pool, at(0), 0), at(0));
+    } finally {
+      await db.pool.query(`DELETE FROM agentcron_processes WHERE hostname = 'test'`);
+    }
+  });
+
+  test("occurrences due while a migration waits for crons' exclusive lock (its passes queued behind it) fire late, none skipped as missed", async () => {
+    // An online release's expand step: ALTER TABLE under a short lock_timeout, retried, while a
+    // reader holds crons (an api search in a transaction). Every later lock on crons, the
+    // scheduler's reads and claims included, queues behind the waiting ALTER.
+    const { rows } = await db.pool.query<{ first: Date }>(`SELECT date_trunc('second', now()) + interval '1 second' AS first`);
+    const cronId = await insertCron(db.pool, { schedule: '* * * * * *', next_run_date: rows[0].first, missed_policy: 'latest' });
+    const scheduler = newScheduler(db.pool, boss, db.url);
+    const reader = new pg.Client({ connectionString: db.url });
+    const migrator = new pg.Client({ connectionString: db.url });
+    await reader.connect();
+    await migrator.connect();
+    try {
+      await scheduler.start();
+      await eventually(async () => (await ledger(db.pool, cronId)).length >= 2, 'the cron to fire');
+      await reader.query('BEGIN');
+      await reader.query('SELECT count(*) FROM crons');
+      await migrator.query(`SET lock_timeout = '2500ms'`);
+      const migratorPid = (await migrator.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+      const migrating = (async () => {
+        for (;;) {
+          try {
+            return await migrator.query('ALTER TABLE crons ADD COLUMN test_lock_queue integer');
+          } catch {
+            // lock timeout: the runner's retry
+          }
+        }
+      })();
+      const blockedFrom = (await db.pool.query<{ now: Date }>(`SELECT clock_timestamp() AS now`)).rows[0].now;
+      // The ALTER waits for its lock (and is retried) for over four seconds: occurrences fall due meanwhile.
+      await eventually(
+        async () =>
+          (
+            await db.pool.query(
+              `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = $1 AND NOT granted) AND clock_timestamp() > $2::timestamptz + interval '4 seconds' AS ok`,
+              [migratorPid, blockedFrom],
+            )
+          ).rows[0].ok as boolean,
+        'the migration to wait for its lock for four seconds',
+        20_000,
+        100,
+      );
+      await reader.query('COMMIT');
+      await migrating;
+      const doneAt = (await db.pool.query<{ now: Date }>(`SELECT now()`)).rows[0].now;
+      await eventually(
+        async () => (await ledger(db.pool, cronId)).some((r) => r.scheduled_for.getTime() > doneAt.getTime()),
+        'the cron to fire after the release',
+      );
+      const l = await ledger(db.pool, cronId);
+      assert.deepEqual(
+        l.filter((r) => r.status === 'skipped').map((r) => `${r.scheduled_for.toISOString()} ${r.reason}`),
+        [],
+      );
+      const times = l.map((r) => r.scheduled_for.getTime());
+      assert.equal(times.length, (times.at(-1)! - times[0]) / 1000 + 1, 'every second once, no gap');
+    } finally {
+      await reader.end().catch(() => {});
+      await migrator.end().catch(() => {});
+      await scheduler.stop();
+      await db.pool.query('ALTER TABLE crons DROP COLUMN IF EXISTS test_lock_queue');
     }
   });
 });

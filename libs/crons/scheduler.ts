@@ -83,6 +83,14 @@ export interface SchedulerOptions {
    * due since then are late, never missed (PlanLimits.coveredFrom). runDue() alone covers nothing.
    */
   runningSince?: Date;
+  /**
+   * Since when some scheduler of the deployment has been running without a break up to `own`
+   * (this one's start): what fell due since then is late, never missed, whichever scheduler
+   * fires it, so one that takes over from another (a rolling deploy: the new starts, the old
+   * stops) fires what the other could not. Asked at the first pass (again at the next while it
+   * fails); unset: this scheduler's own start alone.
+   */
+  coveredBefore?: (own: Date) => Promise<Date>;
 }
 
 /** A table's statistics are refreshed at most this often by one scheduler. */
@@ -100,6 +108,8 @@ export class CronScheduler implements ScheduleSource {
   #loop: FiringLoop;
   #analyzedAt = 0;
   #coveredFrom: Date | null = null;
+  /** coveredBefore has answered (or there is none). */
+  #coverageKnown = false;
 
   constructor(options: SchedulerOptions) {
     this.#o = options;
@@ -129,8 +139,17 @@ export class CronScheduler implements ScheduleSource {
     return this.pass();
   }
 
-  pass(): Promise<PassResult> {
+  async pass(): Promise<PassResult> {
     const { pool, boss, batchSize, logger } = this.#o;
+    if (!this.#coverageKnown && this.#coveredFrom) {
+      try {
+        const since = this.#o.coveredBefore ? await this.#o.coveredBefore(this.#coveredFrom) : this.#coveredFrom;
+        if (since.getTime() < this.#coveredFrom.getTime()) this.#coveredFrom = since;
+        this.#coverageKnown = true;
+      } catch (err) {
+        logger.debug('could not read since when schedulers have been running; asking again at the next pass', { err: describeDatabaseError(err) });
+      }
+    }
     return firePasses(
       pool,
       batchSize,

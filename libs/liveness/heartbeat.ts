@@ -109,3 +109,31 @@ export async function schedulerTicks(db: Queryable, staleAfterSeconds: number): 
   const { rows } = await db.query<{ registered: number; ticking: boolean }>(SCHEDULER_TICKS, [staleAfterSeconds]);
   return rows[0];
 }
+
+/**
+ * The start of the unbroken stretch of time, reaching `until`, during which some scheduler
+ * process that fires crons (it has passed at least once: last_tick_at) was alive, from their
+ * rows: each alive from its start to its stop, or, not stopped, to its last heartbeat plus
+ * `slackSeconds`; `until` itself when none reaches it. A scheduler that takes over from another
+ * (a rolling deploy) thereby knows what fell due while the other ran: late, not missed
+ * (PlanLimits.coveredFrom). A scheduler that died without stopping counts until its slack ends.
+ */
+export async function schedulersRunningSince(pool: Pool, until: Date, slackSeconds: number): Promise<Date> {
+  const { rows } = await pool.query<{ started_at: Date; ended_at: Date }>(
+    `SELECT started_at, coalesce(stopped_at, last_seen_at + make_interval(secs => $2)) AS ended_at
+       FROM agentcron_processes
+      WHERE role = 'scheduler' AND last_tick_at IS NOT NULL AND started_at < $1`,
+    [until, slackSeconds],
+  );
+  let from = until.getTime();
+  for (let moved = true; moved;) {
+    moved = false;
+    for (const r of rows) {
+      if (r.started_at.getTime() < from && r.ended_at.getTime() >= from) {
+        from = r.started_at.getTime();
+        moved = true;
+      }
+    }
+  }
+  return new Date(from);
+}

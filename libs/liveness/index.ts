@@ -1,2 +1,2 @@
-export { Heartbeat, liveProcesses, schedulerTicks } from './heartbeat.ts';
+export { Heartbeat, liveProcesses, schedulerTicks, schedulersRunningSince } from './heartbeat.ts';
 export type { ProcessRole, ProcessCounts } from './heartbeat.ts';

@@ -11,7 +11,7 @@ import { configuredJobs, registerMaintenanceJobs } from '../maintenance/index.ts
 import { metricsServed, serveMetrics } from '../metrics/index.ts';
 import type { MetricsServer } from '../metrics/index.ts';
 import type { Connections } from './bootstrap.ts';
-import { Heartbeat } from '../liveness/index.ts';
+import { Heartbeat, schedulersRunningSince } from '../liveness/index.ts';
 
 // Each role of agentcron, started on open connections and answering a stop() that drains it.
 // apps/* compose these: one role per process in production, all three under `npm start`.
@@ -152,6 +152,9 @@ export async function startSchedulerRole(deps: RoleDeps): Promise<Role> {
     // This process has been a scheduler since it started, waits for the database included: what
     // fell due since then is late, never missed (an occurrence is missed only when no scheduler ran).
     runningSince: new Date(performance.timeOrigin),
+    // ... and so has the deployment since the earliest of the schedulers that ran without a break
+    // until this one started (a rolling deploy: what the old one could not fire is late too).
+    coveredBefore: (own) => schedulersRunningSince(conn.pool, own, 3 * config.HEARTBEAT_INTERVAL_SECONDS),
     // The built-in maintenance jobs fire in the same loop, the same way.
     sources: [new MaintenanceScheduler({ pool: conn.pool, boss: conn.boss, logger })],
   });

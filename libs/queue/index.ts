@@ -10,6 +10,8 @@ export {
   transactionDb,
   enqueueRuns,
   requeueRunJobs,
+  holdRunJobResult,
+  handOnHeldRunJobs,
   parkRunJobs,
   queueSchemaOf,
   snoozeRunJobs,

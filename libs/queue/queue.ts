@@ -6,7 +6,16 @@ import { PgErrorCode, connectionConfig, isDatabaseUnavailable, pgErrorCode } fro
 import type { ConnectionOptions, Pool, PoolClient, Queryable } from '../db/index.ts';
 import type { Logger } from '../log/index.ts';
 import { QUEUE_POLICY_VERSION, guardPolicyWrite, storedPolicyDifferences } from './policy.ts';
-import { announceDeferredSql, msUntilDeferredSql, parkRunJobsSql, requeueRunJobsSql, snoozeRunJobsSql, wakeParkedRunsSql } from './sql.ts';
+import {
+  announceDeferredSql,
+  handOnHeldRunJobsSql,
+  holdRunJobResultSql,
+  msUntilDeferredSql,
+  parkRunJobsSql,
+  requeueRunJobsSql,
+  snoozeRunJobsSql,
+  wakeParkedRunsSql,
+} from './sql.ts';
 import { QueueSupervisor } from './supervisor.ts';
 
 /** Every pg-boss queue agentcron uses, by duty. */
@@ -308,6 +317,11 @@ export function transactionDb(client: PoolClient): Db {
 
 export interface RunJob {
   run_id: string;
+  /**
+   * A result of an earlier attempt that the schema refused, kept on the job (holdRunJobResult):
+   * the next claim stores it instead of running the agent again. Written and read by libs/runs.
+   */
+  held?: unknown;
 }
 
 /**
@@ -361,6 +375,38 @@ export async function msUntilDeferred(db: Queryable, schema: string, queue: stri
 export async function requeueRunJobs(db: Queryable, schema: string, jobs: { id: string; retryCount: number }[]): Promise<void> {
   if (jobs.length === 0) return;
   await db.query(requeueRunJobsSql(schema), [QUEUES.run, jobs.map((j) => j.id), jobs.map((j) => `${j.id}:${j.retryCount}`), queueNotifyChannel(schema)]);
+}
+
+/**
+ * Keeps a run's result on its fetched job while this attempt holds it (fenced to it), and lets
+ * the job live `liveSeconds` more before pg-boss expires it (`held` null: only that). True when
+ * the job is still this attempt's and was written. See holdRunJobResultSql.
+ */
+export async function holdRunJobResult(
+  db: Queryable,
+  schema: string,
+  job: { id: string; retryCount: number },
+  held: unknown,
+  liveSeconds: number,
+): Promise<boolean> {
+  const { rowCount } = await db.query(holdRunJobResultSql(schema), [
+    QUEUES.run,
+    job.id,
+    job.retryCount,
+    held === null ? null : JSON.stringify(held),
+    Math.ceil(liveSeconds),
+  ]);
+  return rowCount === 1;
+}
+
+/**
+ * A stopping worker's jobs whose results are kept on them go back to the queue as their next
+ * attempt, fetchable at once (the workers are woken): the next worker's claim stores the result.
+ */
+export async function handOnHeldRunJobs(db: Queryable, schema: string, jobs: { id: string; retryCount: number }[]): Promise<void> {
+  if (jobs.length === 0) return;
+  const sorted = [...jobs].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  await db.query(handOnHeldRunJobsSql(schema), [QUEUES.run, sorted.map((j) => j.id), sorted.map((j) => `${j.id}:${j.retryCount}`), queueNotifyChannel(schema)]);
 }
 
 const NIL_UUID = '00000000-0000-0000-0000-000000000000';

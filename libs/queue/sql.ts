@@ -113,19 +113,61 @@ export function requeueRunJobsSql(schema: string): string {
  * Fetched run jobs back to the queue as their next attempt, fetchable after a delay: $1 the run
  * queue, $2 job ids (uuid[]), $3 their retry counts as fetched (int[], the fence), $4 delays in
  * seconds (float8[]), $5 the NOTIFY channel: workers are told a job was deferred
- * (deferredPayloadSql), so a sleeping one looks when it falls due.
+ * (deferredPayloadSql), so a sleeping one looks when it falls due. A result kept on the job
+ * (holdRunJobResultSql) is dropped: this is that result's retry being stored, and the next attempt
+ * runs the agent. The expiry goes back to the queue's (a held result may have lengthened it).
  */
 export function snoozeRunJobsSql(schema: string): string {
+  const s = quoteIdent(schema);
   return `WITH snoozed AS (
-       UPDATE ${quoteIdent(schema)}.job j
+       UPDATE ${s}.job j
           SET state = 'created', started_on = NULL, heartbeat_on = NULL,
               retry_count = j.retry_count + 1, retry_limit = j.retry_limit + 1,
-              start_after = now() + make_interval(secs => v.delay)
+              start_after = now() + make_interval(secs => v.delay),
+              data = j.data - 'held',
+              expire_seconds = coalesce((SELECT q.expire_seconds FROM ${s}.queue q WHERE q.name = $1), j.expire_seconds)
          FROM unnest($2::uuid[], $3::int[], $4::float8[]) AS v(id, retry_count, delay)
         WHERE j.name = $1 AND j.id = v.id AND j.state = 'active' AND j.retry_count = v.retry_count
        RETURNING 1
      )
      SELECT pg_notify($5, ${deferredPayloadSql('$1')}) FROM snoozed LIMIT 1`;
+}
+
+/**
+ * A run's result that the schema refused, kept on its job while this attempt holds it (the run
+ * worker's recorder): $1 the run queue, $2 the job id, $3 its retry count as fetched (the fence),
+ * $4 the result (jsonb; NULL: already kept, only the expiry is pushed on), $5 seconds the job may
+ * still live from now before pg-boss expires it. The result lives in the job's `data` under
+ * `held`, which pg-boss carries over when it retries the job (expiry, a lost heartbeat) and the
+ * worker's requeues keep: whichever worker claims the job next stores it instead of running the
+ * agent. pg-boss's `output` column would not do: its retries overwrite it.
+ */
+export function holdRunJobResultSql(schema: string): string {
+  return `UPDATE ${quoteIdent(schema)}.job
+        SET data = CASE WHEN $4::jsonb IS NULL THEN data ELSE data || jsonb_build_object('held', $4::jsonb) END,
+            expire_seconds = greatest(expire_seconds, ceil(extract(epoch FROM now() - started_on))::int + $5::int)
+      WHERE name = $1 AND id = $2::uuid AND state = 'active' AND retry_count = $3`;
+}
+
+/**
+ * Fetched run jobs whose results are kept on them (holdRunJobResultSql) handed to the next
+ * worker by a stopping one: each goes back to the queue as its next attempt (the next claim's
+ * fencing token is new), fetchable at once, its kept result and its retry budget unchanged, its
+ * expiry the queue's again: $1 the run queue, $2 job ids (uuid[]), $3 fences (text[] of
+ * `id:retry_count`), $4 the NOTIFY channel the workers listen on.
+ */
+export function handOnHeldRunJobsSql(schema: string): string {
+  const s = quoteIdent(schema);
+  return `WITH back AS (
+       UPDATE ${s}.job j
+          SET state = 'created', started_on = NULL, heartbeat_on = NULL, start_after = now(),
+              retry_count = j.retry_count + 1, retry_limit = j.retry_limit + 1,
+              expire_seconds = coalesce((SELECT q.expire_seconds FROM ${s}.queue q WHERE q.name = $1), j.expire_seconds)
+        WHERE j.name = $1 AND j.id = ANY($2::uuid[]) AND j.state = 'active' AND j.data ? 'held'
+          AND (j.id::text || ':' || j.retry_count::text) = ANY($3::text[])
+       RETURNING 1
+     )
+     SELECT pg_notify($4, $1) FROM back LIMIT 1`;
 }
 
 /**

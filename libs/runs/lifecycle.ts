@@ -816,7 +816,8 @@ export function finishRuns(pool: Pool, boss: PgBoss, results: FinishedRun[]): Pr
 
 // ---- end without a worker's result: cancel, dead letter, reaper, deletion ----------------------
 
-export type EndOutcome = Pick<RunResult, 'status' | 'error'>;
+/** How runs end without a worker's result: a status and error, and an output only when one was kept (a result held on its job). */
+export type EndOutcome = Pick<RunResult, 'status' | 'error'> & { output?: unknown };
 
 // What ending a run without its worker's result needs to know of it, webhook details included.
 const ENDABLE_RUNS = `
@@ -853,8 +854,9 @@ export async function endRunsIn(client: PoolClient, boss: PgBoss, runIds: string
       scheduled_for: r.scheduled_for,
       started_at: r.started_at,
       attempt: null,
-      ...outcome,
-      output: null,
+      status: outcome.status,
+      error: outcome.error,
+      output: outcome.output ?? null,
       details: {
         assistant_id: r.assistant_id,
         created_at: r.created_at,

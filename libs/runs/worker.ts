@@ -9,7 +9,8 @@ import type { PgBoss, RunJob } from '../queue/index.ts';
 import { QUEUE_DEFAULTS, QUEUES, msUntilDeferred, queueNotifyChannel, requeueRunJobs } from '../queue/index.ts';
 import { Alarm } from '../timing/index.ts';
 import { CancelWatcher } from './cancel.ts';
-import { ResultRecorder } from './recorder.ts';
+import { ResultRecorder, heldResultOf } from './recorder.ts';
+import type { HeldResult } from './recorder.ts';
 import { RUN_CANCEL_CHANNEL, claimRunsLimited, endRuns, handBackRuns, pendingOf } from './lifecycle.ts';
 import type { Claim, ClaimLimits, ClaimedRun, FinishedRun, JobAttempt, RetryRequest, RunResult } from './lifecycle.ts';
 import { classifyFailure, resolveRetryPolicy, retryDelaySeconds } from './retry.ts';
@@ -85,6 +86,8 @@ interface InFlight {
   job: JobAttempt;
   controller: AbortController;
   done: Promise<void>;
+  /** An earlier attempt's result kept on the job (schema error, recorder.ts): stored, the agent not run. */
+  held?: HeldResult;
 }
 
 /** At most this many jobs per fetch: one claim statement stays small. */
@@ -208,6 +211,8 @@ export class RunWorker {
     this.#running = false;
     this.#alarm.wake();
     await this.#loop;
+    // Results held back by a schema error go to the next worker, kept on their jobs, rather than being waited for.
+    this.#recorder.stopping();
     const deadWork = this.#deadWork ? this.#o.boss.offWork(QUEUES.runDead, { id: this.#deadWork, wait: true }).catch(() => {}) : Promise.resolve();
     const all = () => Promise.all([...this.#inFlight.values()].map((f) => f.done));
     let timer: NodeJS.Timeout | undefined;
@@ -323,7 +328,7 @@ export class RunWorker {
     for (const job of jobs) {
       const run = byRun.get(job.data.run_id);
       const attempt = { id: job.id, retryCount: job.retryCount };
-      if (run) this.#launch(run, attempt);
+      if (run) this.#launch(run, attempt, heldResultOf(job.data.held));
       else if (parked.has(job.data.run_id)) continue;
       // Its turn has not come (another run of its thread or cron is running): back to the queue.
       else if (waiting.has(job.data.run_id)) notYet.push(job);
@@ -344,12 +349,12 @@ export class RunWorker {
     return true;
   }
 
-  #launch(run: ClaimedRun, job: JobAttempt): void {
+  #launch(run: ClaimedRun, job: JobAttempt, held?: HeldResult): void {
     // A run this process still executes under an older attempt (its job was retried after a lost
     // claim): the older execution steps aside without recording anything.
     this.#inFlight.get(run.run_id)?.controller.abort(new RunCancelled('a newer attempt of this run took over'));
     const controller = new AbortController();
-    const flight: InFlight = { run, job, controller, done: Promise.resolve() };
+    const flight: InFlight = { run, job, controller, done: Promise.resolve(), held };
     flight.done = this.#carryOut(flight).finally(() => {
       if (this.#inFlight.get(run.run_id) === flight) this.#inFlight.delete(run.run_id);
       this.#alarm.wake();
@@ -358,7 +363,16 @@ export class RunWorker {
   }
 
   /** One run from its claim to its acknowledgement. Never throws. */
-  async #carryOut({ run, job, controller }: InFlight): Promise<void> {
+  async #carryOut({ run, job, controller, held }: InFlight): Promise<void> {
+    if (held) {
+      this.#o.logger.info('a result an earlier attempt could not store (schema error) is stored from its job; the agent is not run again', {
+        run_id: run.run_id,
+      });
+      this.#storing++;
+      const kept: RunResult = { run_id: run.run_id, status: held.status, output: held.output, error: held.error };
+      await this.#settle(run, job, { kind: 'result', result: kept }, 0, held).finally(() => this.#storing--);
+      return;
+    }
     metrics.runStarted(run.graph_id);
     const startedAt = performance.now();
     this.#executing++;
@@ -379,7 +393,7 @@ export class RunWorker {
   }
 
   /** Stores what executing a run came to (or hands it back). Never throws. */
-  async #settle(run: ClaimedRun, job: JobAttempt, execution: Execution, seconds: number): Promise<void> {
+  async #settle(run: ClaimedRun, job: JobAttempt, execution: Execution, seconds: number, held?: HeldResult): Promise<void> {
     const { logger } = this.#o;
     if (execution.kind === 'handback') {
       await handBackRuns(this.#o.pool, this.#schema, [{ run_id: run.run_id, attempt: run.attempts, job }]).catch((err) =>
@@ -389,7 +403,7 @@ export class RunWorker {
     }
     // Cancelled: whoever ended the run recorded it; finishing stores nothing and completes the job.
     const result: RunResult = execution.kind === 'result' ? execution.result : { run_id: run.run_id, status: 'interrupted', output: null, error: null };
-    const retry = execution.kind === 'result' ? this.#retryOf(run, execution.result, execution.failure) : undefined;
+    const retry = held ? held.retry : execution.kind === 'result' ? this.#retryOf(run, execution.result, execution.failure) : undefined;
     const finished: FinishedRun = {
       ...result,
       retry,
@@ -398,7 +412,7 @@ export class RunWorker {
       ephemeral: run.ephemeral,
       cron_id: run.cron_id,
       scheduled_for: run.scheduled_for,
-      started_at: run.started_at,
+      started_at: held?.started_at ? new Date(held.started_at) : run.started_at,
       attempt: run.attempts,
       job,
       details: {
@@ -530,12 +544,23 @@ export class RunWorker {
     return seconds;
   }
 
-  /** Every attempt of these runs' jobs was lost (workers died): end each run as error, with why. */
+  /**
+   * Every attempt of these runs' jobs was lost (workers died): end each run as error, with why;
+   * a run whose result was kept on its job (a schema error, recorder.ts) ends with that result.
+   */
   async #lost(jobs: Job<RunJob>[]): Promise<void> {
+    for (const j of jobs) {
+      const held = heldResultOf(j.data.held);
+      if (held && (await endRuns(this.#o.pool, this.#o.boss, [j.data.run_id], held)).length) {
+        this.#o.logger.info('a run whose workers were lost ends with the result an attempt kept on its job; the agent is not run again', {
+          run_id: j.data.run_id,
+        });
+      }
+    }
     const ended = await endRuns(
       this.#o.pool,
       this.#o.boss,
-      jobs.map((j) => j.data.run_id),
+      jobs.filter((j) => !heldResultOf(j.data.held)).map((j) => j.data.run_id),
       { status: 'error', error: { error: 'WorkerLost', message: 'the run was started but its worker stopped responding on every attempt' } },
     );
     if (ended.length) this.#o.logger.warn('runs ended after their workers were lost', { runs: ended });
