@@ -224,7 +224,9 @@ describe('ledger partitioning: running on it', () => {
     await db.pool.query(`DROP TABLE ${utcDay(0)}`);
     const bystander = randomUUID();
     await db.pool.query(
-      `INSERT INTO cron_occurrences (cron_id, scheduled_for, status) SELECT $1, date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - make_interval(secs => g), 'enqueued' FROM generate_series(1, 200) g`,
+      `INSERT INTO cron_occurrences (cron_id, scheduled_for, status)
+       SELECT $1, date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - make_interval(secs => g), 'enqueued'
+         FROM generate_series(1, 200) g`,
       [bystander],
     );
     const cronId = await insertCron(db.pool, { schedule: '* * * * * *', assistant_id: ECHO });
@@ -275,7 +277,8 @@ describe('ledger partitioning: running on it', () => {
     const put = (cron: string, daysAgo: number, status: string, createdAgo = daysAgo) =>
       db.pool.query(
         `INSERT INTO cron_occurrences (cron_id, scheduled_for, status, created_at, ended_at)
-         VALUES ($1, now() - make_interval(days => $2), $3, now() - make_interval(days => $4), CASE WHEN $3 <> 'enqueued' THEN now() - make_interval(days => $4) END)`,
+         VALUES ($1, now() - make_interval(days => $2), $3, now() - make_interval(days => $4),
+                 CASE WHEN $3 <> 'enqueued' THEN now() - make_interval(days => $4) END)`,
         [cron, daysAgo, status, createdAgo],
       );
     await put(cronId, 40, 'success');
@@ -286,7 +289,8 @@ describe('ledger partitioning: running on it', () => {
     await put(cronId, 20, 'success');
     await put(cronId, 1, 'success');
     await db.pool.query(
-      `INSERT INTO cron_occurrences (cron_id, scheduled_for, status, created_at, ended_at) VALUES ($1, now() - interval '90 days', 'success', now() - interval '90 days', now() - interval '90 days')`,
+      `INSERT INTO cron_occurrences (cron_id, scheduled_for, status, created_at, ended_at)
+       VALUES ($1, now() - interval '90 days', 'success', now() - interval '90 days', now() - interval '90 days')`,
       [cronId],
     );
     assert.equal((await db.pool.query(`SELECT count(*)::int AS n FROM cron_occurrences_default WHERE cron_id = $1`, [cronId])).rows[0].n, 1);
