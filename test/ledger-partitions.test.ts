@@ -153,7 +153,11 @@ describe('ledger partitioning: the migration', () => {
       assert.equal(await relkind(db.pool), 'r');
       await holder.query('COMMIT');
       const [a, b] = await migrating;
-      assert.deepEqual([...a.applied, ...b.applied].sort(), ['019_ledger_partitioning.sql', '020_ledger_partition_switch.sql']);
+      // Each migration from 019 on (the partitioning and any later one) applied once, by one of the two.
+      const expected = listMigrations()
+        .filter((m) => m.id >= 19)
+        .map((m) => m.file);
+      assert.deepEqual([...a.applied, ...b.applied].sort(), expected);
       assert.equal(await relkind(db.pool), 'p');
       const { rows } = await db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM cron_occurrences WHERE cron_id = $1`, [cronId]);
       assert.equal(rows[0].n, 300 + i);
