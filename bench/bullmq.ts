@@ -64,7 +64,10 @@ export async function bullmqPeer(): Promise<Peer | string> {
   try {
     createRequire(import.meta.url).resolve('ioredis');
   } catch {
-    return 'ioredis (the Redis client BullMQ loads, an optional peer dependency of it) is not installed: `npm install --save-dev ioredis`, or NODE_PATH=<a node_modules holding it>';
+    return (
+      'ioredis (the Redis client BullMQ loads, an optional peer dependency of it) is not installed: ' +
+      '`npm install --save-dev ioredis`, or NODE_PATH=<a node_modules holding it>'
+    );
   }
   try {
     const { Queue } = await import('bullmq');

@@ -84,7 +84,8 @@ try {
   const succeeded = await count(db.pool, `SELECT count(*)::int AS n FROM cron_occurrences WHERE status = 'success'`);
 
   say(
-    `disk per occurrence: ${N.toLocaleString('en-US')} stateless echo occurrences (${succeeded.toLocaleString('en-US')} succeeded), ledger ${partitioned ? 'partitioned' : 'not partitioned'}; load average ${load.map((x) => x.toFixed(2)).join(', ')}`,
+    `disk per occurrence: ${N.toLocaleString('en-US')} stateless echo occurrences (${succeeded.toLocaleString('en-US')} succeeded), ` +
+      `ledger ${partitioned ? 'partitioned' : 'not partitioned'}; load average ${load.map((x) => x.toFixed(2)).join(', ')}`,
   );
   say();
   say('| bytes per occurrence | ledger row + indexes | run | thread | pg-boss job |');

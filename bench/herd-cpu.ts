@@ -122,11 +122,13 @@ async function round1(serverUrl: string): Promise<Record<string, number>> {
     out.statements_per_occurrence = round(calls / N, 3);
     out.statement_us_per_occurrence = round((ms * 1000) / N);
     say(
-      `statements: ${calls} (${(calls / N).toFixed(3)} per occurrence), exec+plan ${ms.toFixed(0)} ms (${((ms * 1000) / N).toFixed(0)} µs per occurrence); top:`,
+      `statements: ${calls} (${(calls / N).toFixed(3)} per occurrence), ` +
+        `exec+plan ${ms.toFixed(0)} ms (${((ms * 1000) / N).toFixed(0)} µs per occurrence); top:`,
     );
     for (const s of stmts.slice(0, 22)) {
       say(
-        `  ${String(s.calls).padStart(6)} calls ${s.ms.toFixed(0).padStart(6)} ms exec ${s.plan_ms.toFixed(0).padStart(5)} ms plan ${String(s.rows).padStart(6)} rows  ${s.q}`,
+        `  ${String(s.calls).padStart(6)} calls ${s.ms.toFixed(0).padStart(6)} ms exec ` +
+          `${s.plan_ms.toFixed(0).padStart(5)} ms plan ${String(s.rows).padStart(6)} rows  ${s.q}`,
       );
     }
     return out;

@@ -29,7 +29,8 @@ export function herdTable(results: LagResult[], bullmqNote: string): void {
   say('1. Herds: N stateless echo crons due at the same instant; agentcron = 1 scheduler + 1 worker process, defaults');
   say(`   ${bullmqNote}`);
   say(
-    '   lag to start = execution start minus the scheduled instant (agentcron: the run claimed by the worker, database clock; BullMQ: its processor called, the same machine clock); enqueue = agentcron ledger row written by the scheduler',
+    '   lag to start = execution start minus the scheduled instant (agentcron: the run claimed by the worker, database clock; ' +
+      'BullMQ: its processor called, the same machine clock); enqueue = agentcron ledger row written by the scheduler',
   );
   const head = [
     'crons',
@@ -102,7 +103,8 @@ export function herdTable(results: LagResult[], bullmqNote: string): void {
   }
   say();
   say(
-    '   CPU per occurrence (µs of CPU from 1 s before the due instant until the last run ended, divided by N; "others" = the rest of the machine meanwhile: other people, the bench):',
+    '   CPU per occurrence (µs of CPU from 1 s before the due instant until the last run ended, divided by N; ' +
+      '"others" = the rest of the machine meanwhile: other people, the bench):',
   );
   table(
     ['crons', 'round', 'system', 'total µs', 'postgres / redis µs', 'scheduler µs', 'worker µs', 'others µs', 'window s'],
@@ -130,7 +132,8 @@ export function herdTable(results: LagResult[], bullmqNote: string): void {
         .filter((r) => r.round === 1 && r.bytes)
         .map(
           (r) =>
-            `${fmt(r.crons)} crons: crons ${mib(r.bytes!.crons)}, ledger ${mib(r.bytes!.ledger)} (${fmt(r.bytes!.ledger / r.crons)} B/row), pg-boss job ${mib(r.bytes!.jobs)} (${fmt(r.bytes!.jobs / r.crons)} B/job), runs ${mib(r.bytes!.runs)}, threads ${mib(r.bytes!.threads)}`,
+            `${fmt(r.crons)} crons: crons ${mib(r.bytes!.crons)}, ledger ${mib(r.bytes!.ledger)} (${fmt(r.bytes!.ledger / r.crons)} B/row), ` +
+            `pg-boss job ${mib(r.bytes!.jobs)} (${fmt(r.bytes!.jobs / r.crons)} B/job), runs ${mib(r.bytes!.runs)}, threads ${mib(r.bytes!.threads)}`,
         )
         .join('; '),
   );
@@ -192,13 +195,15 @@ function writesTable(r: LagResult): void {
   ]);
   table(['table', 'indexes', 'inserted', 'updated', 'HOT', 'HOT %', 'deleted', 'index entries ≥'], rows);
   say(
-    '   index entries ≥ (inserted + non-HOT updates) × non-partial indexes: each writes one entry in every such index (and in a partial one when the row matches its predicate: not counted)',
+    '   index entries ≥ (inserted + non-HOT updates) × non-partial indexes: each writes one entry in every such index ' +
+      '(and in a partial one when the row matches its predicate: not counted)',
   );
   const trips = Object.entries(r.round_trips ?? {})
     .map(([k, v]) => `${k} ${fmt(v / n, 3)}`)
     .join(', ');
   say(
-    `   per occurrence: ${fmt(r.xacts! / n, 3)} transactions in the database, ${fmt(r.wal_bytes! / n)} B of WAL (the whole server), round trips to PostgreSQL (queries sent through pg): ${trips}`,
+    `   per occurrence: ${fmt(r.xacts! / n, 3)} transactions in the database, ${fmt(r.wal_bytes! / n)} B of WAL (the whole server), ` +
+      `round trips to PostgreSQL (queries sent through pg): ${trips}`,
   );
 }
 

@@ -77,7 +77,9 @@ export async function limitedHerd(server: string, n: number): Promise<LimitedRes
       // Every run parked on the limit writes its waiting reason: counted by a trigger of the bench's.
       await db.pool.query(`
         CREATE TABLE bench_parks (run_id uuid NOT NULL, until timestamptz, at timestamptz NOT NULL DEFAULT clock_timestamp());
-        CREATE FUNCTION bench_count_park() RETURNS trigger AS $$ BEGIN INSERT INTO bench_parks (run_id, until) VALUES (NEW.run_id, NEW.not_before); RETURN NULL; END $$ LANGUAGE plpgsql;
+        CREATE FUNCTION bench_count_park() RETURNS trigger AS $$ BEGIN
+          INSERT INTO bench_parks (run_id, until) VALUES (NEW.run_id, NEW.not_before); RETURN NULL;
+        END $$ LANGUAGE plpgsql;
         CREATE TRIGGER bench_count_park AFTER UPDATE OF waiting ON runs FOR EACH ROW
           WHEN (NEW.waiting LIKE 'limit:%') EXECUTE FUNCTION bench_count_park();`);
       const env = { AGENTCRON_CONFIG: config };
@@ -96,7 +98,8 @@ export async function limitedHerd(server: string, n: number): Promise<LimitedRes
       const before = await rowUpdates(db);
       const meter = await cpuMeter(procs, db.pool);
       progress(
-        `limited ${n}: crons inserted, due at ${due.toISOString()}; ${LIMIT_RATE.runs} per ${LIMIT_RATE.per_seconds} s: ~${(Math.ceil(n / LIMIT_RATE.runs) - 1) * LIMIT_RATE.per_seconds} s until the last start`,
+        `limited ${n}: crons inserted, due at ${due.toISOString()}; ${LIMIT_RATE.runs} per ${LIMIT_RATE.per_seconds} s: ` +
+          `~${(Math.ceil(n / LIMIT_RATE.runs) - 1) * LIMIT_RATE.per_seconds} s until the last start`,
       );
       const windows = Math.ceil(n / LIMIT_RATE.runs);
       await waitForCount(
@@ -162,7 +165,8 @@ export function limitedTable(r: LimitedResult): void {
       ? ` TUNED (BENCH_LIMITED_RATE=${process.env.BENCH_LIMITED_RATE ?? ''} BENCH_LIMITED_BATCH=${LIMITED_BATCH ?? ''}: scheduler CRON_BATCH_SIZE)`
       : '';
   say(
-    `4. Limited herd: ${fmt(r.runs)} echo crons due at once on a graph under a limit of ${LIMIT_RATE.runs} runs per ${LIMIT_RATE.per_seconds} s (agentcron.json), 1 scheduler + 1 worker, defaults otherwise${tuned}`,
+    `4. Limited herd: ${fmt(r.runs)} echo crons due at once on a graph under a limit of ${LIMIT_RATE.runs} runs per ${LIMIT_RATE.per_seconds} s ` +
+      `(agentcron.json), 1 scheduler + 1 worker, defaults otherwise${tuned}`,
   );
   const head = [
     'runs',
@@ -186,10 +190,14 @@ export function limitedTable(r: LimitedResult): void {
     ],
   ]);
   say(
-    `   per run: ${r.job_updates_per_run.toFixed(2)} pg-boss job row updates, ${r.run_updates_per_run.toFixed(2)} runs row updates, parked ${r.parks_per_run.toFixed(2)} times (one run at most ${r.most_parks} times) (a run that starts at once: 2 job updates, fetch and completion, and 1 run update, its claim; each park adds 2 job updates, the park and the next fetch, and 1 run update)`,
+    `   per run: ${r.job_updates_per_run.toFixed(2)} pg-boss job row updates, ${r.run_updates_per_run.toFixed(2)} runs row updates, ` +
+      `parked ${r.parks_per_run.toFixed(2)} times (one run at most ${r.most_parks} times) ` +
+      '(a run that starts at once: 2 job updates, fetch and completion, and 1 run update, its claim; ' +
+      'each park adds 2 job updates, the park and the next fetch, and 1 run update)',
   );
   say(
-    `   ${fmt(r.parked_runs)} runs waited; they started ${fmt(r.late_ms.p50)} / ${fmt(r.late_ms.p99)} / ${fmt(r.late_ms.max)} ms (p50 / p99 / max) after the time their first park gave them`,
+    `   ${fmt(r.parked_runs)} runs waited; they started ${fmt(r.late_ms.p50)} / ${fmt(r.late_ms.p99)} / ${fmt(r.late_ms.max)} ms ` +
+      '(p50 / p99 / max) after the time their first park gave them',
   );
   say(`   CPU (insert to last run ended, ${r.cpu.seconds.toFixed(0)} s; share of one core): ${cpuLine(r.cpu)}`);
 }

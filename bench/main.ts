@@ -135,18 +135,23 @@ try {
   const { rows: v } = await probe.pool.query<{ v: string }>(`SELECT current_setting('server_version') AS v`);
   await probe.drop();
   say(
-    `# agentcron bench: ${new URL(server.url).host} (PostgreSQL ${v[0].v}${server.embedded ? ', embedded' : ''}), node ${process.version}, ${os.cpus().length} cores, load average ${os
-      .loadavg()
-      .map((l) => l.toFixed(2))
-      .join(' ')} at start`,
+    `# agentcron bench: ${new URL(server.url).host} (PostgreSQL ${v[0].v}${server.embedded ? ', embedded' : ''}), node ${process.version}, ` +
+      `${os.cpus().length} cores, load average ${os
+        .loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')} at start`,
   );
+  const defaultMaxConnections = `${DEFAULT_MAX_CONNECTIONS.scheduler} (scheduler) / ${DEFAULT_MAX_CONNECTIONS.worker} (worker)`;
   say(
     `# processes as in the Procfile (node apps/scheduler/main.ts, node apps/worker/main.ts) with DATABASE_URL only: ` +
-      `WORKER_CONCURRENCY=${defaults.WORKER_CONCURRENCY}, CRON_BATCH_SIZE=${defaults.CRON_BATCH_SIZE}, CRON_POLL_INTERVAL_SECONDS=${defaults.CRON_POLL_INTERVAL_SECONDS}, ` +
-      `DATABASE_MAX_CONNECTIONS=${defaults.DATABASE_MAX_CONNECTIONS ?? `${DEFAULT_MAX_CONNECTIONS.scheduler} (scheduler) / ${DEFAULT_MAX_CONNECTIONS.worker} (worker)`}, LOG_LEVEL=${defaults.LOG_LEVEL}, MIGRATE_ON_START=${defaults.MIGRATE_ON_START ?? 'unset (false: the bench migrates first)'}`,
+      `WORKER_CONCURRENCY=${defaults.WORKER_CONCURRENCY}, CRON_BATCH_SIZE=${defaults.CRON_BATCH_SIZE}, ` +
+      `CRON_POLL_INTERVAL_SECONDS=${defaults.CRON_POLL_INTERVAL_SECONDS}, ` +
+      `DATABASE_MAX_CONNECTIONS=${defaults.DATABASE_MAX_CONNECTIONS ?? defaultMaxConnections}, ` +
+      `LOG_LEVEL=${defaults.LOG_LEVEL}, MIGRATE_ON_START=${defaults.MIGRATE_ON_START ?? 'unset (false: the bench migrates first)'}`,
   );
   say(
-    '# crons are inserted in SQL as the API stores them (stateless, echo assistant, input {}); every-second schedules are what the API accepts with CRON_ALLOW_SECONDS_SCHEDULE=true (the scheduler and worker do not read it)',
+    '# crons are inserted in SQL as the API stores them (stateless, echo assistant, input {}); ' +
+      'every-second schedules are what the API accepts with CRON_ALLOW_SECONDS_SCHEDULE=true (the scheduler and worker do not read it)',
   );
   say();
 
@@ -157,7 +162,9 @@ try {
     if (typeof peer === 'string') say(`# BullMQ peer skipped: ${peer}`);
     else
       bullmqNote =
-        `BullMQ ${BULLMQ_VERSION} = job schedulers whose six-field cron pattern names the due second${PEERS.includes('delayed') ? '; BullMQ delayed = plain delayed jobs due then (no next occurrence: its floor)' : ''}; ` +
+        `BullMQ ${BULLMQ_VERSION} = job schedulers whose six-field cron pattern names the due second` +
+        (PEERS.includes('delayed') ? '; BullMQ delayed = plain delayed jobs due then (no next occurrence: its floor)' : '') +
+        '; ' +
         `1 Worker process at concurrency ${BULLMQ_CONCURRENCY}, no-op processor, Redis ${peer.version} at ${REDIS_URL} (${peer.settings})`;
     // Interleaved: each size, agentcron then BullMQ (the other way round in even rounds).
     for (let r = 1; r <= ROUNDS; r++) {
@@ -197,7 +204,8 @@ try {
   const limited = ONLY.has('limited') ? await limitedHerd(server.url, LIMITED_RUNS) : undefined;
   if (limited)
     progress(
-      `limited ${LIMITED_RUNS}: all started after ${limited.all_started_s.toFixed(1)} s, most starts in any ${LIMIT_RATE.per_seconds} s ${limited.max_starts_per_window}`,
+      `limited ${LIMITED_RUNS}: all started after ${limited.all_started_s.toFixed(1)} s, ` +
+        `most starts in any ${LIMIT_RATE.per_seconds} s ${limited.max_starts_per_window}`,
     );
 
   if (lags.length) {
@@ -211,7 +219,11 @@ try {
   if (quiet) {
     say();
     say(
-      `3. Idle: ${quiet.queries_per_s.toFixed(2)} queries/s from one scheduler (${quiet.scheduler_queries_per_s.toFixed(2)}) and one worker process (${quiet.worker_queries_per_s.toFixed(2)}), ${(quiet.queries_per_s + quiet.api_queries_per_s).toFixed(2)} with the api (${quiet.api_queries_per_s.toFixed(2)}), with ${fmt(IDLE_CRONS)} enabled crons, none due (${IDLE_SECONDS} s; crons table ${mib(quiet.crons_bytes)}, ${fmt(quiet.crons_bytes / IDLE_CRONS)} B/cron)`,
+      `3. Idle: ${quiet.queries_per_s.toFixed(2)} queries/s from one scheduler (${quiet.scheduler_queries_per_s.toFixed(2)}) ` +
+        `and one worker process (${quiet.worker_queries_per_s.toFixed(2)}), ` +
+        `${(quiet.queries_per_s + quiet.api_queries_per_s).toFixed(2)} with the api (${quiet.api_queries_per_s.toFixed(2)}), ` +
+        `with ${fmt(IDLE_CRONS)} enabled crons, none due ` +
+        `(${IDLE_SECONDS} s; crons table ${mib(quiet.crons_bytes)}, ${fmt(quiet.crons_bytes / IDLE_CRONS)} B/cron)`,
     );
     say(
       `   memory at the end (RSS / peak MB): ${Object.entries(quiet.memory)

@@ -263,7 +263,8 @@ async function main(): Promise<void> {
       const missedAt = missed.rows.map((r) => `+${((r.at - started) / 1000).toFixed(1)}s`);
       process.stderr.write(`bench: ${name}: runner ${timeline.join(' | ')}; skipped occurrences scheduled at ${missedAt.join(', ') || 'none'}\n`);
       const ledger = await db.pool.query<{ kind: string; partitions: number }>(
-        `SELECT c.relkind::text AS kind, (SELECT count(*)::int FROM pg_inherits WHERE inhparent = c.oid) AS partitions FROM pg_class c WHERE c.oid = 'cron_occurrences'::regclass`,
+        `SELECT c.relkind::text AS kind, (SELECT count(*)::int FROM pg_inherits WHERE inhparent = c.oid) AS partitions
+           FROM pg_class c WHERE c.oid = 'cron_occurrences'::regclass`,
       );
       (results[name] as Record<string, unknown>).ledger =
         ledger.rows[0].kind === 'p' ? `partitioned (${ledger.rows[0].partitions} partitions)` : 'not partitioned';

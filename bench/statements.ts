@@ -56,7 +56,9 @@ export function statementsTable(list: Statement[], n: number, limit = 25): void 
   const total = list.filter((s) => s.top).reduce((s, x) => s + x.exec_ms + x.plan_ms, 0);
   say();
   say(
-    `   Statements per occurrence, ${fmt(n)} herd (pg_stat_statements on the bench's embedded PostgreSQL; top-level statements took ${fmt((total * 1000) / n)} µs per occurrence in all; nested = run inside a function or trigger, already within its caller's time):`,
+    `   Statements per occurrence, ${fmt(n)} herd (pg_stat_statements on the bench's embedded PostgreSQL; ` +
+      `top-level statements took ${fmt((total * 1000) / n)} µs per occurrence in all; ` +
+      "nested = run inside a function or trigger, already within its caller's time):",
   );
   table(
     ['µs / occurrence (exec + plan)', 'share', 'calls / 1,000 occ.', 'rows / call', 'WAL B / occ.', 'statement'],

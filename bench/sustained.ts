@@ -274,14 +274,17 @@ export function sustainedTable(results: SustainedResult[]): void {
   const rawDrain = results.find((r) => r.drain_per_s !== undefined);
   if (rawDrain)
     say(
-      `   raw pg-boss ceiling: the same consumer drains ${fmt(rawDrain.drain_per_s!)} jobs/s from a backlog of ${fmt(DRAIN_JOBS)} jobs inserted beforehand (first fetch to last completion)`,
+      `   raw pg-boss ceiling: the same consumer drains ${fmt(rawDrain.drain_per_s!)} jobs/s ` +
+        `from a backlog of ${fmt(DRAIN_JOBS)} jobs inserted beforehand (first fetch to last completion)`,
     );
   say('   backlog = runs pending (agentcron) or jobs created and not fetched (raw), sampled each second in the window; growth = least-squares slope');
   say(
-    '   start lag = run start (job start for raw) minus its scheduled second; "not started" = occurrences of the window still waiting when the measurement stopped (their lag counts up to that moment)',
+    '   start lag = run start (job start for raw) minus its scheduled second; ' +
+      '"not started" = occurrences of the window still waiting when the measurement stopped (their lag counts up to that moment)',
   );
   say(
-    '   where the time went in the window (CPU as a share of one core; database sessions: share of pg_stat_activity samples in which a session of that kind was active):',
+    '   where the time went in the window (CPU as a share of one core; ' +
+      'database sessions: share of pg_stat_activity samples in which a session of that kind was active):',
   );
   for (const r of results) {
     say(`   - ${r.label}: CPU ${cpuLine(r.profile.cpu)}`);
