@@ -27,7 +27,8 @@ function line(): void {
   const m = process.memoryUsage();
   const { anon, file } = rssParts();
   process.stderr.write(
-    `MEMORY ${process.uptime().toFixed(0)} rss=${m.rss} heap_used=${m.heapUsed} heap_total=${m.heapTotal} external=${m.external} array_buffers=${m.arrayBuffers} rss_anon=${anon} rss_file=${file}\n`,
+    `MEMORY ${process.uptime().toFixed(0)} rss=${m.rss} heap_used=${m.heapUsed} heap_total=${m.heapTotal} external=${m.external} ` +
+      `array_buffers=${m.arrayBuffers} rss_anon=${anon} rss_file=${file}\n`,
   );
 }
 

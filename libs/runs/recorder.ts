@@ -252,7 +252,8 @@ export class ResultRecorder {
       );
     } catch (err) {
       this.#logger.warn(
-        `worker stopping: could not hand on a held result's job (${describeDatabaseError(err)}); it is retried once its heartbeat expires, its result kept on it`,
+        `worker stopping: could not hand on a held result's job (${describeDatabaseError(err)}); ` +
+          `it is retried once its heartbeat expires, its result kept on it`,
         {
           run_id: result.run_id,
         },
