@@ -21,12 +21,29 @@ export interface SpawnedApp {
 export function watchChild(child: ChildProcess): SpawnedApp {
   const output: string[] = [];
   const waiters = new Set<() => void>();
-  const onData = (buf: Buffer) => {
-    for (const line of buf.toString('utf8').split('\n')) if (line.trim()) output.push(line);
-    for (const w of waiters) w();
+  // A chunk may end inside a line (a pipe hands over at most 64 KiB at a time): each stream keeps
+  // its unfinished line until the rest arrives, or until it closes.
+  const lines = () => {
+    let partial = '';
+    return {
+      data: (buf: Buffer) => {
+        const parts = (partial + buf.toString('utf8')).split('\n');
+        partial = parts.pop()!;
+        for (const line of parts) if (line.trim()) output.push(line);
+        for (const w of waiters) w();
+      },
+      end: () => {
+        if (partial.trim()) output.push(partial);
+        partial = '';
+        for (const w of waiters) w();
+      },
+    };
   };
-  child.stdout?.on('data', onData);
-  child.stderr?.on('data', onData);
+  for (const stream of [child.stdout, child.stderr]) {
+    const reader = lines();
+    stream?.on('data', reader.data);
+    stream?.on('end', reader.end);
+  }
   // 'close', not 'exit': 'exit' may come before the last of stdout/stderr has been read, and a
   // test that checks the output once the process has exited would then see it cut short.
   const exited = new Promise<number | string>((resolve) => child.on('close', (code, signal) => resolve(code ?? signal ?? -1)));
