@@ -8,22 +8,25 @@ export {
   ensureQueues,
   installQueueSchema,
   transactionDb,
+  queueSchemaOf,
+  longestRunSeconds,
+} from './queue.ts';
+export {
   enqueueRuns,
   requeueRunJobs,
   holdRunJobResult,
   handOnHeldRunJobs,
   parkRunJobs,
-  queueSchemaOf,
   snoozeRunJobs,
   wakeParkedRuns,
-  longestRunSeconds,
   announceDeferred,
   msUntilDeferred,
-} from './queue.ts';
+} from './run-jobs.ts';
 export { FULL_PASS_EVERY_MS } from './supervisor.ts';
 export { QUEUE_POLICY_VERSION, guardPolicyWrite, storedPolicyDifferences, neededQueueSchemaVersion, foundQueueSchemaVersion } from './policy.ts';
 export type { PolicyGuard } from './policy.ts';
-export type { QueueOptions, QueueSettings, RunJob } from './queue.ts';
+export type { QueueOptions, QueueSettings } from './queue.ts';
+export type { RunJob } from './run-jobs.ts';
 export { runQueueHead } from './saturation.ts';
 export {
   analyzeQueueTableSql,
