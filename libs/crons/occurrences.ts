@@ -43,18 +43,21 @@ export interface OccurrenceRow {
   run_not_before: Date | null;
 }
 
+/** An occurrence row `o` as the ledger reads answer it, with its run `r` while it exists (OccurrenceRow). */
+const OCCURRENCE_COLUMNS = `o.cron_id, o.scheduled_for, o.run_id, o.thread_id, o.trigger, o.status, o.reason, o.error, o.skipped_count,
+            o.enqueued_at, o.started_at, o.ended_at, o.created_at, o.webhook_status, o.webhook_attempts, o.webhook_error, o.webhook_sent_at,
+            o.output_excerpt, o.output_truncated, o.error_excerpt, o.error_truncated, o.retries, o.retried_at,
+            o.planned_for, o.attempt_log,
+            r.status AS run_status, r.started_at AS run_started_at, r.attempt_log AS run_attempt_log,
+            r.waiting AS run_waiting, r.not_before AS run_not_before`;
+
 /**
  * A page of a cron's ledger, newest occurrence first (the caller has checked ownership), with the
  * occurrence's run while it exists: a run waiting (for a retry or a limit) says why from there.
  */
 export async function listOccurrences(db: Queryable, cronId: string, limit: number, offset: number): Promise<OccurrenceRow[]> {
   const { rows } = await db.query<OccurrenceRow>(
-    `SELECT o.cron_id, o.scheduled_for, o.run_id, o.thread_id, o.trigger, o.status, o.reason, o.error, o.skipped_count,
-            o.enqueued_at, o.started_at, o.ended_at, o.created_at, o.webhook_status, o.webhook_attempts, o.webhook_error, o.webhook_sent_at,
-            o.output_excerpt, o.output_truncated, o.error_excerpt, o.error_truncated, o.retries, o.retried_at,
-            o.planned_for, o.attempt_log,
-            r.status AS run_status, r.started_at AS run_started_at, r.attempt_log AS run_attempt_log,
-            r.waiting AS run_waiting, r.not_before AS run_not_before
+    `SELECT ${OCCURRENCE_COLUMNS}
        FROM (SELECT * FROM cron_occurrences WHERE cron_id = $1 ORDER BY scheduled_for DESC LIMIT $2 OFFSET $3) o
        LEFT JOIN runs r ON r.run_id = o.run_id
       ORDER BY o.scheduled_for DESC`,
@@ -69,12 +72,7 @@ export async function listOccurrences(db: Queryable, cronId: string, limit: numb
  */
 export async function listRecentOccurrences(db: Queryable, userId: string, since: Date, limit: number): Promise<OccurrenceRow[]> {
   const { rows } = await db.query<OccurrenceRow>(
-    `SELECT o.cron_id, o.scheduled_for, o.run_id, o.thread_id, o.trigger, o.status, o.reason, o.error, o.skipped_count,
-            o.enqueued_at, o.started_at, o.ended_at, o.created_at, o.webhook_status, o.webhook_attempts, o.webhook_error, o.webhook_sent_at,
-            o.output_excerpt, o.output_truncated, o.error_excerpt, o.error_truncated, o.retries, o.retried_at,
-            o.planned_for, o.attempt_log,
-            r.status AS run_status, r.started_at AS run_started_at, r.attempt_log AS run_attempt_log,
-            r.waiting AS run_waiting, r.not_before AS run_not_before
+    `SELECT ${OCCURRENCE_COLUMNS}
        FROM (SELECT o.* FROM cron_occurrences o JOIN crons c ON c.cron_id = o.cron_id
               WHERE c.user_id = $1 AND o.scheduled_for >= $2
               ORDER BY o.scheduled_for DESC, o.cron_id LIMIT $3) o
