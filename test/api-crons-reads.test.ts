@@ -3,48 +3,13 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { Client as Client2 } from '@langchain/langgraph-sdk';
 import { Client as Client1 } from 'sdk1';
-import { defaultAssistantId } from '../libs/assistants/index.ts';
+import { call, foreignCron, newThread } from './support/crons-api.ts';
 import { startStack } from './support/stack.ts';
 import type { Stack } from './support/stack.ts';
 
 // The crons API's reads and runs-now, as routes/crons.ts groups them: search, count and select;
 // trigger and the occurrence ledger (one cron's, and the caller's across its crons); the next fire
 // times. Create, update and delete are in api-crons.test.ts.
-
-const USER = 'anonymous'; // AUTH_MODE=none
-const ECHO = defaultAssistantId('echo');
-
-interface Answer {
-  status: number;
-  body: any;
-  headers: Headers;
-}
-
-async function call(base: string, method: string, path: string, body?: unknown, raw?: string): Promise<Answer> {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: body !== undefined || raw !== undefined ? { 'content-type': 'application/json' } : {},
-    body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined, headers: res.headers };
-}
-
-async function newThread(stack: Stack, userId = USER): Promise<string> {
-  const id = randomUUID();
-  await stack.db.pool.query(`INSERT INTO threads (thread_id, user_id) VALUES ($1, $2)`, [id, userId]);
-  return id;
-}
-
-/** A cron owned by someone else, written straight to the database. */
-async function foreignCron(stack: Stack, userId: string, metadata: Record<string, unknown> = {}): Promise<string> {
-  const id = randomUUID();
-  await stack.db.pool.query(
-    `INSERT INTO crons (cron_id, assistant_id, user_id, schedule, enabled, metadata, payload) VALUES ($1, $2, $3, '0 9 * * *', false, $4, '{"input": {}}')`,
-    [id, ECHO, userId, JSON.stringify(metadata)],
-  );
-  return id;
-}
 
 describe('crons API: search, trigger, ledger, next', () => {
   let stack: Stack;

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { Client as Client2 } from '@langchain/langgraph-sdk';
 import { Client as Client1 } from 'sdk1';
-import { defaultAssistantId } from '../libs/assistants/index.ts';
+import { ECHO, USER, call, foreignCron, newThread } from './support/crons-api.ts';
 import { startStack } from './support/stack.ts';
 import type { Stack } from './support/stack.ts';
 
@@ -13,41 +13,7 @@ import type { Stack } from './support/stack.ts';
 // in api-crons-overlap.test.ts; search, trigger, the ledger and next fire times in
 // api-crons-reads.test.ts.
 
-const USER = 'anonymous'; // AUTH_MODE=none
-const ECHO = defaultAssistantId('echo');
 const FUTURE = '2099-01-01T00:00:00.000Z';
-
-interface Answer {
-  status: number;
-  body: any;
-  headers: Headers;
-}
-
-async function call(base: string, method: string, path: string, body?: unknown, raw?: string): Promise<Answer> {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: body !== undefined || raw !== undefined ? { 'content-type': 'application/json' } : {},
-    body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined, headers: res.headers };
-}
-
-async function newThread(stack: Stack, userId = USER): Promise<string> {
-  const id = randomUUID();
-  await stack.db.pool.query(`INSERT INTO threads (thread_id, user_id) VALUES ($1, $2)`, [id, userId]);
-  return id;
-}
-
-/** A cron owned by someone else, written straight to the database. */
-async function foreignCron(stack: Stack, userId: string, metadata: Record<string, unknown> = {}): Promise<string> {
-  const id = randomUUID();
-  await stack.db.pool.query(
-    `INSERT INTO crons (cron_id, assistant_id, user_id, schedule, enabled, metadata, payload) VALUES ($1, $2, $3, '0 9 * * *', false, $4, '{"input": {}}')`,
-    [id, ECHO, userId, JSON.stringify(metadata)],
-  );
-  return id;
-}
 
 describe('crons API', () => {
   let stack: Stack;
