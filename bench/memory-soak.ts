@@ -13,6 +13,8 @@ import { ROOT, dbSecondFromNow, freshDatabase, insertCrons, killProcesses, onInt
 import type { Proc } from './support.ts';
 
 const CRONS = Number(process.env.BENCH_SOAK_CRONS ?? 50);
+// How many workers (issue 21's soak ran 2); the first one's heap is snapshotted.
+const WORKERS = Number(process.env.BENCH_SOAK_WORKERS ?? 1);
 const MINUTES = Number(process.env.BENCH_SOAK_MINUTES ?? 20);
 // Minutes at which to snapshot the worker's heap (besides the end).
 const SNAPSHOTS = (process.env.BENCH_SOAK_SNAPSHOTS ?? '5')
@@ -34,21 +36,24 @@ try {
   const procs: Proc[] = [
     spawnProcfileRole('api', db.url, env, probe),
     spawnProcfileRole('scheduler', db.url, env, probe),
-    spawnProcfileRole('worker', db.url, env, probe),
+    ...Array.from({ length: WORKERS }, () => spawnProcfileRole('worker', db.url, env, probe)),
   ];
   await Promise.all(procs.map((p) => p.waitFor(STARTED[p.name as keyof typeof STARTED], 90_000)));
+  // Samples by process: the second worker is "worker 2".
+  const label = (i: number) => (i > 2 ? `worker ${i - 1}` : procs[i].name);
   const t0 = Date.now();
   writeFileSync(CSV, 'process,seconds,rss,heap_used,heap_total,external,array_buffers,rss_anon,rss_file\n');
   const samples = new Map<string, { x: number; rss: number; heap: number }[]>();
-  for (const p of procs) {
-    samples.set(p.name, []);
+  for (const [i, p] of procs.entries()) {
+    const name = label(i);
+    samples.set(name, []);
     p.child.stderr!.on('data', (b: Buffer) => {
       for (const m of b
         .toString()
         .matchAll(/MEMORY (\d+) rss=(\d+) heap_used=(\d+) heap_total=(\d+) external=(\d+) array_buffers=(\d+) rss_anon=(\d+) rss_file=(\d+)/g)) {
         const s = (Date.now() - t0) / 1000;
-        appendFileSync(CSV, `${p.name},${s.toFixed(0)},${m.slice(2).join(',')}\n`);
-        samples.get(p.name)!.push({ x: s, rss: Number(m[2]), heap: Number(m[3]) });
+        appendFileSync(CSV, `${name},${s.toFixed(0)},${m.slice(2).join(',')}\n`);
+        samples.get(name)!.push({ x: s, rss: Number(m[2]), heap: Number(m[3]) });
       }
     });
   }
