@@ -8,7 +8,7 @@ import type { Pool } from '../libs/db/index.ts';
 import type { PgBoss } from '../libs/queue/index.ts';
 import { createTestDatabase } from './support/db.ts';
 import type { TestDatabase } from './support/db.ts';
-import { clearOfBoundary, eventually, insertCron, newPool, newScheduler, startTestQueue } from './support/engine.ts';
+import { clearOfBoundary, eventually, insertCron, insertThread, newPool, newScheduler, startTestQueue } from './support/engine.ts';
 import { schedulersRunningSince } from '../libs/liveness/index.ts';
 import { teardown } from './support/inprocess.ts';
 import { spawnApp } from './support/processes.ts';
@@ -139,6 +139,26 @@ describe('scheduler', () => {
       [t0.getTime() + 60_000],
     );
     await db.pool.query(`DELETE FROM crons WHERE cron_id = ANY($1)`, [[latest, all, none]]);
+  });
+
+  test("a run's pg-boss group: its thread for a kept thread, cron:<id> for buffer_one, none for an ephemeral thread (nothing to queue behind)", async () => {
+    const thread = await insertThread(db.pool);
+    const due = { schedule: '0 0 1 1 *', next_run_date: new Date(Date.now() - 1000) };
+    const ephemeral = await insertCron(db.pool, due);
+    const kept = await insertCron(db.pool, { ...due, on_run_completed: 'keep' });
+    const buffered = await insertCron(db.pool, { ...due, overlap_policy: 'buffer_one' });
+    const onThread = await insertCron(db.pool, { ...due, thread_id: thread });
+    await newScheduler(db.pool, boss, db.url).runDue();
+    const { rows } = await db.pool.query<{ cron_id: string; thread_id: string; group_id: string | null }>(
+      `SELECT r.cron_id, r.thread_id, j.group_id FROM runs r JOIN pgboss.job j ON j.id = r.run_id AND j.name = 'agentcron.run' WHERE r.cron_id = ANY($1)`,
+      [[ephemeral, kept, buffered, onThread]],
+    );
+    const group = new Map(rows.map((r) => [r.cron_id, r]));
+    assert.equal(rows.length, 4, 'one run and one job per cron');
+    assert.equal(group.get(ephemeral)!.group_id, null);
+    assert.equal(group.get(kept)!.group_id, group.get(kept)!.thread_id);
+    assert.equal(group.get(buffered)!.group_id, `cron:${buffered}`);
+    assert.equal(group.get(onThread)!.group_id, thread);
   });
 
   test('end_time: no occurrence after it fires, the cron finishes visibly, and the ledger says why', async () => {

@@ -60,6 +60,7 @@ export interface Skip {
 export function runOf(f: Firing, runId: string = occurrenceRunId(f.cron.cron_id, f.scheduled_for)): NewRun {
   const { cron, scheduled_for } = f;
   const stateless = cron.thread_id === null;
+  const ephemeral = stateless && (cron.on_run_completed ?? 'delete') === 'delete';
   const threadId = stateless ? occurrenceThreadId(cron.cron_id, scheduled_for) : cron.thread_id!;
   return {
     run_id: runId,
@@ -74,11 +75,13 @@ export function runOf(f: Firing, runId: string = occurrenceRunId(f.cron.cron_id,
     new_thread: stateless
       ? {
           metadata: { cron_id: cron.cron_id, assistant_id: cron.assistant_id, graph_id: cron.graph_id, scheduled_for: scheduled_for.toISOString() },
-          ephemeral: (cron.on_run_completed ?? 'delete') === 'delete',
+          ephemeral,
         }
       : undefined,
-    // Thread runs queue behind each other; buffer_one crons behind their own previous run.
-    serialize_key: stateless ? (cron.overlap_policy === 'buffer_one' ? `cron:${cron.cron_id}` : threadId) : threadId,
+    // Thread runs queue behind each other; buffer_one crons behind their own previous run. A run on
+    // an ephemeral thread has no one to queue behind (its thread is its occurrence's alone, and the
+    // claim never waits on it): no group, which spares pg-boss's fetch its per-job group probe.
+    serialize_key: stateless ? (cron.overlap_policy === 'buffer_one' ? `cron:${cron.cron_id}` : ephemeral ? null : threadId) : threadId,
   };
 }
 

@@ -28,16 +28,16 @@ export interface RunJob {
  * Enqueues run jobs, one per run, job id = run id so a repeated enqueue is a no-op. Pass the
  * transaction's client to make the jobs appear only if the transaction commits.
  * Jobs of one `group` never run at once on any worker (the run worker uses group concurrency 1):
- * that is how runs on one thread queue behind each other (multitask_strategy enqueue).
+ * that is how runs on one thread queue behind each other (multitask_strategy enqueue). A null group: no serialisation.
  */
-export async function enqueueRuns(boss: PgBoss, runs: { run_id: string; group: string; start_after?: Date }[], client?: PoolClient): Promise<void> {
+export async function enqueueRuns(boss: PgBoss, runs: { run_id: string; group: string | null; start_after?: Date }[], client?: PoolClient): Promise<void> {
   if (runs.length === 0) return;
   await boss.insert(
     QUEUES.run,
     runs.map((r) => ({
       id: r.run_id,
       data: { run_id: r.run_id } satisfies RunJob,
-      group: { id: r.group },
+      ...(r.group ? { group: { id: r.group } } : {}),
       ...(r.start_after ? { startAfter: r.start_after } : {}),
     })),
     client ? { db: transactionDb(client) } : undefined,

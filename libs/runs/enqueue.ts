@@ -18,8 +18,8 @@ export interface NewRun {
   metadata: Record<string, unknown>;
   /** Create the run's thread first (a stateless cron's fresh thread). */
   new_thread?: { metadata: Record<string, unknown>; ephemeral: boolean };
-  /** Runs with the same key never execute at the same time on any worker (thread or cron serialisation). */
-  serialize_key: string;
+  /** Runs with the same key never execute at the same time on any worker (thread or cron serialisation); null: none. */
+  serialize_key: string | null;
   /** Not before this instant (a background run's after_seconds); at once when absent. */
   start_after?: Date;
 }
