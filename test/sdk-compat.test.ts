@@ -6,6 +6,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Client } from '@langchain/langgraph-sdk';
 import { Client as Client1 } from 'sdk1';
+import { eventually } from './support/engine.ts';
 import { ROOT } from './support/processes.ts';
 import { startRemoteAgent } from './support/remote-agent.ts';
 import type { RemoteAgentServer } from './support/remote-agent.ts';
@@ -247,6 +248,62 @@ describe('LangGraph SDK compatibility: wait, stream, join, history, graph, schem
     // By run id alone (stateless joins), and the default modes: those the run was created with (values).
     const byId = await collect(c2.runs.joinStream(null, second.run_id));
     assert.deepEqual(events(byId), ['metadata', 'values', 'values', 'values', 'end']);
+  });
+
+  test("runs.joinStream: a node's update is streamed even when its writes commit after the next checkpoint", async () => {
+    // LangGraph saves a node's writes (putWrites) and the next checkpoint (put) concurrently, on
+    // separate connections: under load the checkpoint can be visible first (issue 22: a join
+    // stream missed a node's update). Here the first node's writes wait on a lock the test
+    // holds (a trigger on their last row, for this thread only) while the run goes on: every
+    // checkpoint of the run is there, the first node's writes are not, and the run cannot end.
+    const [[, c2], [, c1]] = clients;
+    const thread = await c2.threads.create();
+    const hold = await stack.db.pool.connect();
+    try {
+      await q(`CREATE FUNCTION langgraph.test_hold_writes() RETURNS trigger LANGUAGE plpgsql AS $$
+               BEGIN PERFORM pg_advisory_xact_lock_shared(22022); RETURN NEW; END $$`);
+      await q(`CREATE TRIGGER test_hold_writes BEFORE INSERT ON langgraph.checkpoint_writes FOR EACH ROW
+               WHEN (NEW.thread_id = '${thread.thread_id}' AND NEW.channel = 'branch:to:second') EXECUTE FUNCTION langgraph.test_hold_writes()`);
+      await hold.query('BEGIN');
+      await hold.query('SELECT pg_advisory_xact_lock(22022)');
+      const run = await c2.runs.create(thread.thread_id, 'steps', { input: { pause_ms: 0 } });
+      // input, after the input, after first, after second: the run's last checkpoint is written.
+      await eventually(
+        async () => (await q(`SELECT count(*)::int AS n FROM langgraph.checkpoints WHERE thread_id = $1`, [thread.thread_id])).rows[0].n >= 4,
+        "the run's four checkpoints",
+      );
+      const joins = clients.map(([, c]) => {
+        const parts: Part[] = [];
+        const done = (async () => {
+          for await (const p of c.runs.joinStream(thread.thread_id, run.run_id, { streamMode: ['values', 'updates'] })) parts.push({ ...p, at: Date.now() });
+          return parts;
+        })();
+        return { parts, done };
+      });
+      // A values event: each stream has read the checkpoints while the first node's writes were not there.
+      await eventually(async () => joins.every((j) => j.parts.some((p) => p.event === 'values')), 'a values event on each stream');
+      assert.equal((await c1.runs.get(thread.thread_id, run.run_id)).status, 'running', "the run waits for its node's writes");
+      await hold.query('COMMIT');
+      for (const [i, parts] of (await Promise.all(joins.map((j) => j.done))).entries()) {
+        const name = clients[i][0];
+        assert.deepEqual(ofKind(parts, 'updates'), [{ first: { trail: ['first'] } }, { second: { trail: ['second'] } }], name);
+        assert.deepEqual(
+          ofKind(parts, 'values'),
+          [
+            { pause_ms: 0, trail: [] },
+            { pause_ms: 0, trail: ['first'] },
+            { pause_ms: 0, trail: ['first', 'second'] },
+          ],
+          name,
+        );
+        // LangGraph's order: a superstep's updates, then the state after it.
+        assert.deepEqual(events(parts), ['metadata', 'values', 'updates', 'values', 'updates', 'values', 'end'], name);
+      }
+    } finally {
+      await hold.query('ROLLBACK').catch(() => {});
+      hold.release();
+      await q(`DROP TRIGGER IF EXISTS test_hold_writes ON langgraph.checkpoint_writes`);
+    }
   });
 
   test('threads.getHistory: checkpoints newest first with limit, before and metadata; one state for other agents', async () => {
