@@ -72,6 +72,8 @@ export interface CheckpointedGraph {
   threadState(threadId: string): Promise<GraphThreadState | null>;
   /** The thread's checkpoints, newest first ([] when it has none). */
   threadHistory?(threadId: string, opts: HistoryOptions): Promise<GraphThreadState[]>;
+  /** The ids of a checkpoint's tasks whose writes are saved (a task that wrote nothing saves a marker). */
+  writtenTasks?(threadId: string, checkpointId: string): Promise<string[]>;
 }
 
 /** A graph as LangGraph's drawable JSON shows it (`GET /assistants/{id}/graph`). */
@@ -148,6 +150,13 @@ export class AgentRegistry {
     const graph = this.#checkpointed.get(graphId);
     if (!graph?.threadHistory) return null;
     return graph.threadHistory(threadId, opts);
+  }
+
+  /** The ids of a checkpoint's tasks whose writes are saved; null when the graph cannot tell. */
+  async writtenTasks(graphId: string, threadId: string, checkpointId: string): Promise<string[] | null> {
+    const graph = this.#checkpointed.get(graphId);
+    if (!graph?.writtenTasks) return null;
+    return graph.writtenTasks(threadId, checkpointId);
   }
 }
 

@@ -90,6 +90,12 @@ export function checkpointedGraph(graph: CompiledGraph): CheckpointedGraph {
       }
       return states;
     },
+    async writtenTasks(threadId: string, checkpointId: string) {
+      const saver = graph.checkpointer as { getTuple?(config: unknown): Promise<{ pendingWrites?: [string, string, unknown][] } | undefined> };
+      if (typeof saver?.getTuple !== 'function') return [];
+      const tuple = await saver.getTuple({ configurable: { thread_id: threadId, checkpoint_ns: '', checkpoint_id: checkpointId } });
+      return [...new Set((tuple?.pendingWrites ?? []).map(([taskId]) => taskId))];
+    },
   };
 }
 

@@ -130,8 +130,8 @@ export async function streamRun(stream: EventStream, o: RunStreamOptions): Promi
       }
       const ended = runEnded(pos.run.status);
       if (pos.run.status !== 'pending' && o.agents.keepsCheckpointsOf(pos.graph_id)) {
-        // Read after the status: once ended, every checkpoint of the run is written.
-        await checkpoints.emitNew(stream, pos);
+        // Read after the status: once ended, every checkpoint and write of the run is saved.
+        await checkpoints.emitNew(stream, pos, ended);
       }
       if (ended) {
         await finish(stream, o, pos, checkpoints.valuesSent);
@@ -167,26 +167,34 @@ async function finish(stream: EventStream, o: RunStreamOptions, pos: RunStreamPo
 
 /**
  * Walks a LangGraph thread's checkpoints that belong to one run, oldest first, across polls:
- * each new checkpoint gives the `updates` of the tasks that ran from the one before it (their
- * writes are complete once it exists) and its `values` (an input checkpoint has none: LangGraph
- * streams the state once the input is applied).
+ * each new checkpoint gives the `updates` of the tasks that ran from the one before it and its
+ * `values` (an input checkpoint has none: LangGraph streams the state once the input is applied).
+ * LangGraph saves a task's writes and the next checkpoint concurrently, on separate connections,
+ * so the next checkpoint can be visible before the writes that make the previous one's updates:
+ * the cursor moves past a checkpoint only once its tasks' writes are read (or the run has ended,
+ * when all are saved).
  */
 class CheckpointCursor {
   #o: RunStreamOptions;
   #last: string | null = null;
+  /** Tasks whose writes were saved at an earlier poll, so every later history read has them. */
+  #written = new Set<string>();
   valuesSent = false;
 
   constructor(o: RunStreamOptions) {
     this.#o = o;
   }
 
-  async emitNew(stream: EventStream, pos: RunStreamPosition): Promise<void> {
+  /** `ended`: the run had ended when its status was read, before the checkpoints are. */
+  async emitNew(stream: EventStream, pos: RunStreamPosition, ended: boolean): Promise<void> {
     let prev: GraphThreadState | null = null;
     for (const s of await this.#read(pos)) {
       if (s.checkpoint_id === this.#last) {
         prev = s;
         continue;
       }
+      // Not yet: the next poll reads the checkpoints again from the last one streamed.
+      if (prev && !ended && !(await this.#settled(pos, prev))) return;
       if (prev && this.#o.modes.has('updates')) {
         for (const t of prev.tasks) if (t.result !== undefined && !t.name.startsWith('__')) stream.send('updates', { [t.name]: t.result });
       }
@@ -197,6 +205,24 @@ class CheckpointCursor {
       prev = s;
       this.#last = s.checkpoint_id;
     }
+  }
+
+  /**
+   * Whether the history just read has the writes of every task of a checkpoint that has a
+   * successor. A task shows a result (or an error, or interrupts) once they are read, except one
+   * that wrote nothing to the state (LangGraph saves a marker for it): the checkpointer's writes
+   * tell those, and what they tell holds from the next poll on, whose history read comes after.
+   */
+  async #settled(pos: RunStreamPosition, s: GraphThreadState): Promise<boolean> {
+    const unseen = s.tasks.filter(
+      (t) => !t.name.startsWith('__') && t.result === undefined && t.error === null && t.interrupts.length === 0 && !this.#written.has(t.id),
+    );
+    if (unseen.length === 0) return true;
+    const written = await this.#o.agents.writtenTasks(pos.graph_id, this.#o.threadId, s.checkpoint_id);
+    // A graph whose checkpointer cannot tell: its updates as the history shows them.
+    if (written === null) return true;
+    for (const id of written) this.#written.add(id);
+    return false;
   }
 
   /** The run's checkpoints not streamed yet, oldest first, with the last one streamed (re-read: its tasks' results). */
