@@ -146,7 +146,9 @@ describe('threads, runs and assistants through the LangGraph SDKs', () => {
 
   test('cancel: a pending run never starts; a running one ends interrupted and its result is discarded', async () => {
     const thread = await client.threads.create();
-    const slow = await client.runs.create(thread.thread_id, 'echo', { input: { sleep_ms: 1500, slow: true } });
+    // Long enough to be seen running on a loaded machine (1.5 s was not, beside two busy cores):
+    // the cancel below ends its sleep (echo honours cancellation), so the test does not wait it out.
+    const slow = await client.runs.create(thread.thread_id, 'echo', { input: { sleep_ms: 60_000, slow: true } });
     const queued = await client.runs.create(thread.thread_id, 'echo', { input: { queued: true } });
     await until('the slow run to start', async () => (await client.runs.get(thread.thread_id, slow.run_id)).status === 'running');
     assert.equal((await client.runs.get(thread.thread_id, queued.run_id)).status, 'pending', 'runs of one thread queue behind each other');

@@ -1,18 +1,13 @@
-// The static checks: the typecheck (server and dashboard), the linter, the format check and the
-// line length (test/line-length.ts), side by side (each uses one core). `npm test` (test/run.ts) runs them beside the suite, at a lower
-// CPU priority, so they fill the cores while test files wait on timers; `npm run check` runs them
-// alone. Every check's output is printed, a failing one's last; the exit code is non-zero if any
-// failed.
+// The static checks: the typecheck (server and dashboard) and the linter on one set of TypeScript
+// programs (test/typecheck-lint.ts), the format check and the line length (test/line-length.ts),
+// side by side. `npm test` (test/run.ts) runs them beside the suite, at a lower CPU priority, so
+// they fill the cores while test files wait on timers; `npm run check` runs them alone. Every
+// check's output is printed, a failing one's last; the exit code is non-zero if any failed.
 //
-// Caches, in .agentcron/cache (gitignored), none of which can hide a finding:
-// - tsc --incremental: TypeScript's own dependency tracking rechecks what a change can affect.
-// - prettier --cache (content): a file's formatting depends on the file and the config only.
-// - eslint --cache, but only for a tree identical to the one it was made for: a type-aware rule's
-//   finding in one file depends on the types of others, so any change to any file (or to the
-//   dependencies) starts a new, empty cache. A re-run of an unchanged tree lints nothing again.
+// Caches, in .agentcron/cache (gitignored), none of which can hide a finding: the typecheck's and
+// the linter's (test/typecheck-lint.ts), and prettier --cache (content): a file's formatting
+// depends on the file and the config only.
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -20,43 +15,8 @@ const ROOT = path.resolve(import.meta.dirname, '..');
 const CACHE = path.join(ROOT, '.agentcron/cache');
 const bin = (name: string) => path.join(ROOT, 'node_modules/.bin', name);
 
-/** Every file of the tree but node_modules, .git and .agentcron, by path and content: a key that changes with any edit. */
-function treeHash(): string {
-  const hash = createHash('sha256');
-  const walk = (dir: string) => {
-    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      if (['node_modules', '.git', '.agentcron'].includes(entry.name)) continue;
-      const full = path.join(dir, entry.name);
-      if (entry.isDirectory()) walk(full);
-      else if (entry.isFile())
-        hash
-          .update(`${path.relative(ROOT, full)}\0`)
-          .update(readFileSync(full))
-          .update('\0');
-    }
-  };
-  walk(ROOT);
-  // The installed dependencies (their types are part of every type-aware finding).
-  hash.update(readFileSync(path.join(ROOT, 'node_modules/.package-lock.json')));
-  return hash.digest('hex').slice(0, 16);
-}
-
-/** The eslint cache of this exact tree; caches of other trees are removed. */
-function eslintCache(): string {
-  mkdirSync(CACHE, { recursive: true });
-  const name = `eslint-${treeHash()}`;
-  for (const f of readdirSync(CACHE)) if (f.startsWith('eslint-') && f !== name) rmSync(path.join(CACHE, f), { force: true });
-  return path.join(CACHE, name);
-}
-
 const CHECKS = (): [string, string, string[]][] => [
-  ['typecheck', bin('tsc'), ['-p', 'tsconfig.json', '--incremental', '--tsBuildInfoFile', path.join(CACHE, 'tsc.tsbuildinfo')]],
-  ['typecheck dashboard', bin('tsc'), ['-p', 'libs/ui/tsconfig.json', '--incremental', '--tsBuildInfoFile', path.join(CACHE, 'tsc-ui.tsbuildinfo')]],
-  [
-    'lint',
-    bin('eslint'),
-    ['--max-warnings', '0', '-f', './eslint-formatter.js', '--cache', '--cache-strategy', 'content', '--cache-location', eslintCache(), '.'],
-  ],
+  ['typecheck and lint', process.execPath, [path.join(ROOT, 'test/typecheck-lint.ts')]],
   [
     'format',
     bin('prettier'),

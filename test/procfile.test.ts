@@ -22,7 +22,7 @@ function runLine(name: string, env: Record<string, string>) {
   // bash -c, as Heroku runs a Procfile line (a single command replaces the shell).
   const child = spawn('bash', ['-c', procfile[name]], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'production', ...env },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_COMPILE_CACHE: process.env.NODE_COMPILE_CACHE, NODE_ENV: 'production', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     // Its own process group, signalled whole, as a platform stops a dyno.
     detached: true,
