@@ -361,7 +361,7 @@ describe('the run lifecycle owner (libs/runs/lifecycle.ts)', () => {
     assert.equal((await state(r)).ledger, 'success');
   });
 
-  test('a retry whose run was ended meanwhile (an interrupt) completes its job: it neither stays active, holding its thread, nor comes back as lost', async () => {
+  test('a retry whose run was ended meanwhile (an interrupt) completes its job: not left active, holding its thread, to come back as lost', async () => {
     const r = await pendingRun();
     await ctx.boss.insert(QUEUES.run, [{ id: r.run_id, data: { run_id: r.run_id }, group: { id: r.thread_id } }]);
     // Fetched by a worker (attempt 1) and claimed.

@@ -504,7 +504,8 @@ export async function check(input: CheckInput): Promise<Report> {
   counts.crons_live = input.crons.filter((c) => liveCrons.has(c.cron_id)).length;
   const summary =
     `# torture: crons=${counts.crons} occurrences=${counts.occurrences} fired=${counts.fired} skipped=${counts.skipped} runs=${counts.runs} ` +
-    `jobs=${counts.jobs} executions=${counts.executions} reexecutions=${counts.reexecutions} retries_explained=${counts.retries_explained} lapsed=${counts.reexecutions_lapsed} ` +
+    `jobs=${counts.jobs} executions=${counts.executions} reexecutions=${counts.reexecutions} retries_explained=${counts.retries_explained} ` +
+    `lapsed=${counts.reexecutions_lapsed} ` +
     `unexplained=${counts.reexecutions_unexplained} kills=${counts.kills_worker}w+${counts.kills_scheduler}s crashes=${counts.crashes} ` +
     `api_calls=${counts.api_calls} 5xx=${counts['5xx']} 4xx_explained=${counts.api_4xx_explained} 4xx_unexpected=${counts.api_4xx_unexpected} ` +
     `dup_runs=${counts.duplicate_runs} unsettled=${counts.unsettled} stuck=${counts.stuck_runs} lost=${counts.lost_occurrences} ` +
