@@ -361,6 +361,32 @@ describe('the run lifecycle owner (libs/runs/lifecycle.ts)', () => {
     assert.equal((await state(r)).ledger, 'success');
   });
 
+  test('a retry whose run was ended meanwhile (an interrupt) completes its job: not left active, holding its thread, to come back as lost', async () => {
+    const r = await pendingRun();
+    await ctx.boss.insert(QUEUES.run, [{ id: r.run_id, data: { run_id: r.run_id }, group: { id: r.thread_id } }]);
+    // Fetched by a worker (attempt 1) and claimed.
+    await ctx.db.pool.query(`UPDATE pgboss.job SET state = 'active', started_on = now(), heartbeat_on = now() WHERE name = $1 AND id = $2`, [
+      QUEUES.run,
+      r.run_id,
+    ]);
+    assert.equal((await claimRuns(ctx.db.pool, 'pgboss', [{ run_id: r.run_id, attempt: 1, group: r.thread_id }])).length, 1);
+    // The agent fails retryably; before its retry is stored, a new occurrence interrupts the run.
+    await cancelRuns(ctx.db.pool, ctx.boss, [r.run_id], 'interrupt', 'by a new cron occurrence');
+    await finishRuns(ctx.db.pool, ctx.boss, [
+      {
+        ...result(r, 1, null),
+        status: 'error',
+        error: { error: 'RetryableError', message: 'try again' },
+        retry: { delaySeconds: 0.1 },
+        job: { id: r.run_id, retryCount: 0 },
+      },
+    ]);
+    assert.equal((await state(r)).run.status, 'interrupted');
+    // The worker lets go of the job (no heartbeat from here on): left active, it would hold the
+    // thread's next runs until its heartbeat lapsed, then be retried as a lost worker's.
+    assert.deepEqual(await jobStates(ctx.db, [r.run_id]), ['completed']);
+  });
+
   test('two runs of one thread (or one buffer_one cron) fetched by two workers at once: only one is claimed', async () => {
     const threadId = await insertThread(ctx.db.pool);
     const cronId = await insertCron(ctx.db.pool, { schedule: '0 0 1 1 *', enabled: false, overlap_policy: 'buffer_one' });

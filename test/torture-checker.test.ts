@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Death } from './support/torture/cluster.ts';
 import { checkFlow, judgeFlowLogs, judgeReexecutions } from './support/torture/checker.ts';
-import type { CheckedCron, CheckedLimit, ExecRow, LastRunRow, LedgerLogRow, LedgerRow, LogRow } from './support/torture/checker.ts';
+import type { CheckedCron, CheckedLimit, ExecRow, JobFailure, LastRunRow, LedgerLogRow, LedgerRow, LogRow } from './support/torture/checker.ts';
 import { PLANNED_FAILURE, failurePlan } from './support/torture/plan.ts';
 
 // The torture checker's flow-control verdicts (test/support/torture/checker.ts) on rows made up
@@ -82,7 +82,7 @@ function history() {
     { cron_id: CRON, sf_us: String(T0 * 1000), old_status: 'running', new_status: 'success' },
   ];
   const lastRuns: LastRunRow[] = [{ cron_id: CRON, sf_us: String(T0 * 1000), status: 'success', run_id: RUN }];
-  return { ledger, execs, runById, ledgerLog, lastRuns, deaths: [] as Death[] };
+  return { ledger, execs, runById, ledgerLog, lastRuns, deaths: [] as Death[], jobFailures: [] as JobFailure[] };
 }
 
 type History = ReturnType<typeof history>;
@@ -97,7 +97,7 @@ function verdict(h: History): string[] {
   const byKey = new Map<string, ExecRow[]>();
   for (const e of [...h.execs].sort((a, b) => a.started_at.getTime() - b.started_at.getTime()))
     byKey.set(e.idempotency_key, [...(byKey.get(e.idempotency_key) ?? []), e]);
-  const { reexecutions } = judgeReexecutions(byKey, deathOf, []);
+  const { reexecutions } = judgeReexecutions(byKey, deathOf, [], h.jobFailures);
   fail(
     're-executions no dead worker explains',
     reexecutions.filter((r) => !r.explained),
@@ -131,6 +131,27 @@ describe('torture checker: flow control', () => {
     k.execs.push(exec({ attempt: 2, outcome: 'returned', from: 1200, to: 1300 }));
     k.deaths.push({ role: 'worker', pid: 7, at: at(650), cause: 'killed', code: 'SIGKILL', tail: [] });
     assert.deepEqual(verdict(k), []);
+  });
+
+  test('a second execution of one attempt after pg-boss failed its job (a live worker whose heartbeat lapsed) is counted apart', () => {
+    // Attempt 2 ran on a live worker that stored nothing for 10 s: pg-boss failed its job and handed it out again.
+    const h = history();
+    h.execs.push(exec({ attempt: 2, outcome: 'returned', from: 11_000, to: 11_100, pid: 2 }));
+    broken(h, /re-executions no dead worker explains/);
+    h.jobFailures.push({ run_id: RUN, retry_count: 1, started_on: at(600), why: 'job heartbeat timeout', at: at(10_600) });
+    assert.deepEqual(verdict(h), []);
+    const byKey = new Map([[KEY, [...h.execs].sort((a, b) => a.started_at.getTime() - b.started_at.getTime())]]);
+    const { reexecutions } = judgeReexecutions(byKey, new Map(), [], h.jobFailures);
+    assert.deepEqual(
+      reexecutions.map((r) => [r.attempt, r.explained, r.lapsed]),
+      [[3, true, true]],
+    );
+    assert.match(reexecutions[0].reason, /pg-boss failed the previous attempt's job \(job heartbeat timeout\)/);
+    // A failure of an earlier attempt's job (before the previous execution started) explains nothing.
+    const older = history();
+    older.execs.push(exec({ attempt: 2, outcome: 'returned', from: 11_000, to: 11_100, pid: 2 }));
+    older.jobFailures.push({ run_id: RUN, retry_count: 0, started_on: at(0), why: 'job heartbeat timeout', at: at(550) });
+    broken(older, /re-executions no dead worker explains/);
   });
 
   test('an attempt started before its retry_at', () => {

@@ -7,7 +7,7 @@ import { endRuns } from '../libs/runs/index.ts';
 import type { RunWorker } from '../libs/runs/index.ts';
 import { createTestDatabase } from './support/db.ts';
 import type { TestDatabase } from './support/db.ts';
-import { eventually, insertCron, insertThread, newScheduler, newWorker, startTestQueue } from './support/engine.ts';
+import { ECHO, eventually, insertCron, insertThread, newScheduler, newWorker, startTestQueue } from './support/engine.ts';
 import { teardown } from './support/inprocess.ts';
 
 describe('worker', () => {
@@ -112,6 +112,30 @@ describe('worker', () => {
     );
     const { rows } = await db.pool.query(`SELECT attempts, status, output FROM runs WHERE run_id = $1`, [runId]);
     assert.deepEqual(rows[0], { attempts: 1, status: 'success', output: null });
+  });
+
+  test("a thread's pending run behind jobs of runs that ended (interrupted) runs at once, not at the next poll", async () => {
+    const threadId = await insertThread(db.pool);
+    // Job ids order a thread's jobs within one fetch (pg-boss ranks a group's candidates by id): the ended runs' come first.
+    const [a, b, c, pending] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()].sort();
+    await db.pool.query(
+      `INSERT INTO runs (run_id, thread_id, assistant_id, user_id, status, kwargs, ended_at)
+       SELECT id, $2, $3, 'anonymous', CASE WHEN id = $4 THEN 'pending' ELSE 'interrupted' END, '{"input": {"n": 1}}',
+              CASE WHEN id = $4 THEN NULL ELSE now() END
+         FROM unnest($1::uuid[]) AS id`,
+      [[a, b, c, pending], threadId, ECHO, pending],
+    );
+    // One insert, one wake-up: each fetch hands out one job of the thread; the jobs of ended runs are acknowledged.
+    await boss.insert(
+      QUEUES.run,
+      [a, b, c, pending].map((id) => ({ id, data: { run_id: id }, group: { id: threadId } })),
+    );
+    // The worker polls every 30 s while it listens: the run must not wait for that.
+    await eventually(
+      async () => (await db.pool.query(`SELECT status FROM runs WHERE run_id = $1`, [pending])).rows[0].status === 'success',
+      'the pending run to run once the ended runs ahead of it are acknowledged',
+      10_000,
+    );
   });
 
   /** A running cron run on a kept thread with its open ledger row, as a worker's claim leaves it. */

@@ -644,9 +644,11 @@ export async function finishRunsIn(client: PoolClient, boss: PgBoss, results: Fi
   const ephemeral = unique(ended.filter((r) => r.ephemeral).map((r) => r.thread_id));
   if (ephemeral.length) await client.query(prepared(client, DELETE_EPHEMERAL, [ephemeral]));
   // 5: the jobs of the worker's results, whether stored or found already ended: either way this
-  // attempt has nothing left to do. A job whose attempt moved on is not touched (pg-boss's fence).
-  // A retried run's job goes back to the queue instead, fetchable after its backoff.
-  const jobs = ends.flatMap((r) => (r.job ? [r.job] : []));
+  // attempt has nothing left to do. So too a retry whose run was ended meanwhile (a cancel, an
+  // interrupt): left active, its job would hold the run's thread or cron until its heartbeat
+  // lapsed, then come back as a lost worker's. A job whose attempt moved on is not touched
+  // (pg-boss's fence). A retried run's job goes back to the queue instead, fetchable after its backoff.
+  const jobs = sorted.filter((r) => !r.retry || !holds(r)).flatMap((r) => (r.job ? [r.job] : []));
   if (jobs.length) await boss.complete(QUEUES.run, jobs, null, { db: transactionDb(client) });
   const schema = queueSchemaOf(boss);
   const snoozed = retried.flatMap((r) => (r.job ? [{ id: r.job.id, retryCount: r.job.retryCount, delaySeconds: r.retry!.delaySeconds }] : []));

@@ -337,6 +337,9 @@ export class RunWorker {
     }
     if (idle.length) {
       await boss.complete(QUEUES.run, idle).catch((err) => logger.warn('could not acknowledge jobs of ended runs', { err: describeDatabaseError(err) }));
+      // A fetch hands out one job per thread (or buffer_one cron): the next of each may be waiting
+      // behind these, and acknowledging a job wakes no one. Fetch again rather than sleep.
+      this.#alarm.wake();
     }
     if (notYet.length) {
       for (const job of notYet) if (job.groupId) this.#coolingGroups.set(job.groupId, Date.now() + GROUP_COOL_DOWN_MS);

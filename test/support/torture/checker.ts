@@ -63,6 +63,18 @@ export interface Reexecution {
   attempt: number;
   reason: string;
   explained: boolean;
+  /** Explained by pg-boss failing the previous attempt's job (its heartbeat lapsed) while its worker lived. */
+  lapsed?: boolean;
+}
+
+/** A run job pg-boss failed while a worker held it (recording.ts: torture_job_failures). */
+export interface JobFailure {
+  run_id: string;
+  retry_count: number;
+  started_on: Date | null;
+  /** pg-boss's reason, e.g. "job heartbeat timeout". */
+  why: string | null;
+  at: Date;
 }
 
 export interface Report {
@@ -171,6 +183,12 @@ export async function check(input: CheckInput): Promise<Report> {
   const runsNow = (await pool.query<{ run_id: string; status: string; cron_id: string | null }>(`SELECT run_id, status, cron_id FROM runs`)).rows;
   const jobs = (await pool.query<{ id: string; state: string }>(`SELECT id, state::text AS state FROM ${schema}.job WHERE name = 'agentcron.run'`)).rows;
   const execs = (await pool.query<ExecRow>(`SELECT * FROM torture_executions ORDER BY started_at, id`)).rows;
+  // Recorded once pg-boss's schema exists (run.ts); absent in a database set up otherwise.
+  const recorded = (await pool.query<{ t: string | null }>(`SELECT to_regclass('torture_job_failures')::text AS t`)).rows[0]?.t;
+  const jobFailures = recorded
+    ? (await pool.query<JobFailure>(`SELECT run_id, retry_count, started_on, output->'value'->>'message' AS why, at FROM torture_job_failures ORDER BY seq`))
+        .rows
+    : [];
   const liveCrons = new Set((await pool.query<{ cron_id: string }>(`SELECT cron_id FROM crons`)).rows.map((r) => r.cron_id));
 
   const kindOf = new Map(input.crons.map((c) => [c.cron_id, c.kind]));
@@ -363,7 +381,7 @@ export async function check(input: CheckInput): Promise<Report> {
   );
 
   const byKey = groupBy(execs, (e) => e.idempotency_key);
-  const { reexecutions, policyRetries } = judgeReexecutions(byKey, deathOf, input.outages ?? []);
+  const { reexecutions, policyRetries } = judgeReexecutions(byKey, deathOf, input.outages ?? [], jobFailures);
   counts.keys_executed = byKey.size;
   counts.policy_retries = policyRetries;
   // One attempt executed twice: each such pair went through the check above (a dead worker explains it).
@@ -375,6 +393,7 @@ export async function check(input: CheckInput): Promise<Report> {
   ].filter((es) => es.length > 1).length;
   counts.reexecutions = reexecutions.length;
   counts.retries_explained = reexecutions.filter((r) => r.explained).length;
+  counts.reexecutions_lapsed = reexecutions.filter((r) => r.explained && r.lapsed).length;
   counts.reexecutions_outage = reexecutions.filter((r) => !r.explained && r.reason.startsWith('database outage')).length;
   const unexplainedRe = reexecutions.filter((r) => !r.explained);
   counts.reexecutions_unexplained = unexplainedRe.length;
@@ -486,6 +505,7 @@ export async function check(input: CheckInput): Promise<Report> {
   const summary =
     `# torture: crons=${counts.crons} occurrences=${counts.occurrences} fired=${counts.fired} skipped=${counts.skipped} runs=${counts.runs} ` +
     `jobs=${counts.jobs} executions=${counts.executions} reexecutions=${counts.reexecutions} retries_explained=${counts.retries_explained} ` +
+    `lapsed=${counts.reexecutions_lapsed} ` +
     `unexplained=${counts.reexecutions_unexplained} kills=${counts.kills_worker}w+${counts.kills_scheduler}s crashes=${counts.crashes} ` +
     `api_calls=${counts.api_calls} 5xx=${counts['5xx']} 4xx_explained=${counts.api_4xx_explained} 4xx_unexpected=${counts.api_4xx_unexpected} ` +
     `dup_runs=${counts.duplicate_runs} unsettled=${counts.unsettled} stuck=${counts.stuck_runs} lost=${counts.lost_occurrences} ` +
@@ -770,9 +790,11 @@ export function judgeReexecutions(
   byKey: Map<string, ExecRow[]>,
   deathOf: Map<number, Death>,
   outages: Span[],
+  jobFailures: JobFailure[] = [],
 ): { reexecutions: Reexecution[]; policyRetries: number } {
   const reexecutions: Reexecution[] = [];
   let policyRetries = 0;
+  const failuresOf = groupBy(jobFailures, (f) => f.run_id);
   for (const [key, es] of byKey) {
     for (let i = 1; i < es.length; i++) {
       const e = es[i];
@@ -793,6 +815,25 @@ export function judgeReexecutions(
         reason = prev.ended_at ? `worker ${prev.pid} ${how} after the agent returned, before its result was stored` : `worker ${prev.pid} ${how} mid-run`;
         explained = true;
       }
+      let lapsed = false;
+      if (!explained) {
+        // pg-boss took the job from the previous attempt's worker (alive, but its heartbeat
+        // lapsed: a stalled worker is a lost one) after that attempt's claim and before this one
+        // started: the system's own rule hands the run out again. Counted apart (lapsed=).
+        const lost = (failuresOf.get(prev.run_id) ?? []).find(
+          (f) =>
+            f.started_on &&
+            f.started_on.getTime() <= prev.started_at.getTime() &&
+            f.at.getTime() >= prev.started_at.getTime() &&
+            f.at.getTime() <= e.started_at.getTime(),
+        );
+        if (lost) {
+          reason =
+            `pg-boss failed the previous attempt's job (${lost.why ?? 'no reason'}) at ${iso(lost.at)} while worker ${prev.pid} lived ` +
+            `(its attempt ${iso(prev.started_at)}, outcome ${prev.outcome ?? 'none'})`;
+          explained = lapsed = true;
+        }
+      }
       if (!explained) {
         const prevEnd = prev.ended_at?.getTime() ?? e.started_at.getTime();
         const outage = outages.find((o) => o.from <= Math.max(prevEnd, e.started_at.getTime()) && o.to >= prev.started_at.getTime());
@@ -802,10 +843,11 @@ export function judgeReexecutions(
             `outcome ${prev.outcome ?? 'none'})`;
         else
           reason =
-            `no dead worker explains it: previous attempt on pid ${prev.pid} (${prev.outcome ?? 'no outcome'}) ${iso(prev.started_at)}, ` +
-            `this one on pid ${e.pid} ${iso(e.started_at)}`;
+            `no dead worker explains it: previous attempt on pid ${prev.pid} (${prev.outcome ?? 'no outcome'}) ${iso(prev.started_at)}` +
+            `..${prev.ended_at ? iso(prev.ended_at) : '?'} read attempt ${prev.attempt}, this one on pid ${e.pid} ${iso(e.started_at)} read ` +
+            `attempt ${e.attempt}; pg-boss failed its job ${(failuresOf.get(e.run_id) ?? []).map((f) => `at ${iso(f.at)} (${f.why})`).join(', ') || 'never'}`;
       }
-      reexecutions.push({ idempotency_key: key, run_id: e.run_id, attempt: i + 1, reason, explained });
+      reexecutions.push({ idempotency_key: key, run_id: e.run_id, attempt: i + 1, reason, explained, ...(lapsed ? { lapsed } : {}) });
     }
   }
   return { reexecutions, policyRetries };

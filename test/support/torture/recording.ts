@@ -135,6 +135,40 @@ CREATE TRIGGER torture_log_last_run AFTER UPDATE OF last_run_status, last_run_id
   EXECUTE FUNCTION torture_log_last_run();
 `;
 
+// Every run job pg-boss failed while a worker held it (its heartbeat lapsed, or it expired):
+// pg-boss deletes the job and inserts it again, to retry or failed, with why in its output. A
+// worker that stalls past WORKER_HEARTBEAT_SECONDS is lost by the system's own rule (test/stalls.test.ts),
+// so the checker counts a re-execution after such a failure apart, and fails one nothing explains.
+export const JOB_RECORDING_SQL = (schema: string) => `
+CREATE TABLE IF NOT EXISTS torture_job_failures (
+  seq             bigserial PRIMARY KEY,
+  run_id          uuid NOT NULL,
+  retry_count     integer NOT NULL,
+  started_on      timestamptz,
+  state           text NOT NULL,
+  output          jsonb,
+  at              timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+
+CREATE OR REPLACE FUNCTION torture_log_job_failure() RETURNS trigger AS $$
+BEGIN
+  INSERT INTO torture_job_failures (run_id, retry_count, started_on, state, output)
+  VALUES (NEW.id, NEW.retry_count, NEW.started_on, NEW.state::text, NEW.output);
+  RETURN NULL;
+END;
+$$ LANGUAGE plpgsql;
+
+DROP TRIGGER IF EXISTS torture_log_job_failure ON "${schema}".job;
+CREATE TRIGGER torture_log_job_failure AFTER INSERT ON "${schema}".job FOR EACH ROW
+  WHEN (NEW.name = 'agentcron.run' AND NEW.state IN ('retry', 'failed') AND NEW.started_on IS NOT NULL)
+  EXECUTE FUNCTION torture_log_job_failure();
+`;
+
+/** The run jobs' failures by pg-boss (pg-boss's schema must exist: once a process has started). */
+export async function setupJobRecording(db: Pick<pg.Pool, 'query'>, schema = 'pgboss'): Promise<void> {
+  await db.query(JOB_RECORDING_SQL(schema));
+}
+
 /** Creates the recording tables and the run log trigger (the runs table must exist: migrate first). */
 export async function setupRecording(db: Pick<pg.Pool, 'query'>): Promise<void> {
   await db.query(RECORDING_SQL);

@@ -8,7 +8,7 @@ import type { CheckedLimit, Report } from './checker.ts';
 import { Cluster } from './cluster.ts';
 import { ASSISTANT_MAX_CONCURRENCY, Driver, GRAPH_LIMIT, LIMITED_GRAPH_ID } from './driver.ts';
 import type { KillPlan } from './driver.ts';
-import { setupRecording } from './recording.ts';
+import { setupJobRecording, setupRecording } from './recording.ts';
 import { ROOT, freePort, spawnProcess } from './spawn.ts';
 import type { Spawner } from './spawn.ts';
 
@@ -157,6 +157,8 @@ export async function run(o: RunOptions): Promise<RunReport> {
   try {
     await cluster.start();
     mark('started');
+    // Before any run job exists (the crons are created next).
+    await setupJobRecording(pool);
     const api = new Api(`http://127.0.0.1:${port}`);
     const driver = new Driver({ api, pool, cluster, log });
     await driver.createCrons(o.crons ?? 50);
