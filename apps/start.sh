@@ -17,7 +17,12 @@ fi
 # grows it to 2 x 32 MB on a machine with much memory, pages a busy process then keeps) holds
 # their RSS down (docs/performance.md, Memory). NODE_OPTIONS set by the operator comes after, so
 # it wins. The worker keeps V8's default: its young generation is part of its CPU per run.
+# MALLOC_ARENA_MAX=2: glibc's per-thread malloc arenas (V8's compiler threads) kept 4-7 MB more of
+# the api's and the scheduler's RSS after an hour (docs/performance.md, Memory); an operator's own wins.
 case $name in
-  api | scheduler) export NODE_OPTIONS="--max-semi-space-size=8${NODE_OPTIONS:+ $NODE_OPTIONS}" ;;
+  api | scheduler)
+    export NODE_OPTIONS="--max-semi-space-size=8${NODE_OPTIONS:+ $NODE_OPTIONS}"
+    export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2}
+    ;;
 esac
 exec "$node" "$root/apps/$name/main.ts"
