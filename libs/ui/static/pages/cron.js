@@ -239,6 +239,8 @@ export async function renderCron(view, cronId) {
 
   /** @type {Occurrence[]} */
   let ledgerRows = [];
+  /** Ledger requests in flight; the section is aria-busy meanwhile. */
+  let ledgerLoads = 0;
   /**
    * reset: the first page again; false: the next older page; 'refresh': the rows loaded so far, afresh.
    * @param {boolean | 'refresh'} [reset]
@@ -248,6 +250,16 @@ export async function renderCron(view, cronId) {
       put(ledgerBox, h('h2', {}, 'Occurrences'), h('p', { class: 'muted' }, `Shown to the owner's key (${cron.user_id}).`));
       return;
     }
+    ledgerLoads++;
+    ledgerBox.setAttribute('aria-busy', 'true');
+    try {
+      await loadLedger(reset);
+    } finally {
+      if (--ledgerLoads === 0) ledgerBox.setAttribute('aria-busy', 'false');
+    }
+  }
+  /** @param {boolean | 'refresh'} reset */
+  async function loadLedger(reset) {
     /** Whether older rows may follow: the last request came back full. */
     let older;
     if (reset === 'refresh') {
