@@ -239,8 +239,12 @@ export async function renderCron(view, cronId) {
 
   /** @type {Occurrence[]} */
   let ledgerRows = [];
+  /** The latest ledger request: an answer to an older one is dropped (it would draw over newer rows). */
+  let ledgerRequest = 0;
   /** Ledger requests in flight; the section is aria-busy meanwhile. */
   let ledgerLoads = 0;
+  /** Whether a "Load older" is in flight: a periodic refresh then waits for the next tick, not to drop it. */
+  let loadingOlder = false;
   /**
    * reset: the first page again; false: the next older page; 'refresh': the rows loaded so far, afresh.
    * @param {boolean | 'refresh'} [reset]
@@ -250,30 +254,39 @@ export async function renderCron(view, cronId) {
       put(ledgerBox, h('h2', {}, 'Occurrences'), h('p', { class: 'muted' }, `Shown to the owner's key (${cron.user_id}).`));
       return;
     }
+    if (reset === 'refresh' && loadingOlder) return;
+    const mine = ++ledgerRequest;
     ledgerLoads++;
     ledgerBox.setAttribute('aria-busy', 'true');
     try {
-      await loadLedger(reset);
+      await loadLedger(reset, mine);
     } finally {
+      if (!reset) loadingOlder = false;
       if (--ledgerLoads === 0) ledgerBox.setAttribute('aria-busy', 'false');
     }
   }
-  /** @param {boolean | 'refresh'} reset */
-  async function loadLedger(reset) {
+  /**
+   * @param {boolean | 'refresh'} reset
+   * @param {number} mine this request's number
+   */
+  async function loadLedger(reset, mine) {
     /** Whether older rows may follow: the last request came back full. */
     let older;
     if (reset === 'refresh') {
       const limit = Math.min(1000, Math.max(LEDGER_PAGE, ledgerRows.length));
       /** @type {Occurrence[]} */
       const rows = await api('GET', `/runs/crons/${cronId}/occurrences?limit=${limit}&offset=0`);
-      if (!ledgerChanged(rows)) return;
+      if (mine !== ledgerRequest || !ledgerChanged(rows)) return;
       ledgerRows = rows;
       older = rows.length >= limit;
     } else {
-      if (reset) ledgerRows = [];
+      if (!reset) loadingOlder = true;
+      // The rows this page goes after, as they are now: none for the first page.
+      const before = reset ? [] : ledgerRows;
       /** @type {Occurrence[]} */
-      const page = await api('GET', `/runs/crons/${cronId}/occurrences?limit=${LEDGER_PAGE}&offset=${ledgerRows.length}`);
-      ledgerRows = ledgerRows.concat(page);
+      const page = await api('GET', `/runs/crons/${cronId}/occurrences?limit=${LEDGER_PAGE}&offset=${before.length}`);
+      if (mine !== ledgerRequest) return;
+      ledgerRows = before.concat(page);
       ledgerChanged(ledgerRows);
       older = page.length === LEDGER_PAGE;
     }
