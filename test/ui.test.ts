@@ -205,22 +205,26 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       await page.locator('#summary', { hasText: '1–1 of 1' }).waitFor();
       assert.equal(await count(), 1);
       await page.click('text=Clear');
-      await page.locator('#summary', { hasText: 'of 3' }).waitFor();
+      await page.locator('#summary', { hasText: '1–3 of 3' }).waitFor();
       await page.selectOption('#filters select[name=enabled]', 'false');
       await page.locator('#summary', { hasText: '1–1 of 1' }).waitFor();
       assert.equal(await page.locator(`tr[data-cron-id="${ids.report}"]`).count(), 1);
       await page.click('text=Clear');
-      await page.locator('#summary', { hasText: 'of 3' }).waitFor();
+      await page.locator('#summary', { hasText: '1–3 of 3' }).waitFor();
       await page.selectOption('#filters select[name=status]', 'error');
       await page.locator('#summary', { hasText: '1 shown of 3 loaded' }).waitFor();
       assert.equal(await page.locator(`tr[data-cron-id="${ids.ops}"]`).count(), 1);
       await page.click('text=Clear');
+      // The cleared page's own summary (the one shown, "1 shown of 3 loaded", also reads "of 3"):
+      // until its hashchange has run, the form on screen is the last-status one, and text typed
+      // into it is lost with it (issue 22: seen failing on a quiet machine, the fill first).
+      await page.locator('#summary', { hasText: '1–3 of 3' }).waitFor();
       await page.fill('#filters input[name=q]', 'data 02:30');
       await page.click('#filters button[type=submit]');
       await page.locator('#summary', { hasText: '1 shown' }).waitFor();
       assert.equal(await page.locator(`tr[data-cron-id="${ids.nightly}"]`).count(), 1);
       await page.click('text=Clear');
-      await page.locator('#summary', { hasText: 'of 3' }).waitFor();
+      await page.locator('#summary', { hasText: '1–3 of 3' }).waitFor();
       clean();
     });
 
