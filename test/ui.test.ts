@@ -259,9 +259,34 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
     });
 
     test('pause with a note and resume: the API shows enabled false, then true', async () => {
+      // A periodic refresh's cron, read before the pause and answered after it (issue 22, a race
+      // under load): held here, it must not show the cron active again.
+      const cronUrl = `**/runs/crons/${ids.ops}`;
+      let held = (): void => undefined;
+      const heldUntil = new Promise<void>((resolve) => (held = resolve));
+      let release = (): void => undefined;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let first = true;
+      await page.route(cronUrl, async (route) => {
+        if (!first || route.request().method() !== 'GET') return route.fallback();
+        first = false;
+        const response = await route.fetch();
+        held();
+        await released;
+        return route.fulfill({ response });
+      });
+      await page.evaluate(() => (globalThis as any).document.dispatchEvent(new Event('visibilitychange')));
+      await heldUntil;
       await page.fill('#pause-note', 'until the new model key arrives');
       await page.click('#pause');
       await page.locator('#resume').waitFor();
+      // The refresh goes on to the ledger once its cron is handled.
+      const ledgerAsked = page.waitForRequest((r) => r.url().includes(`/runs/crons/${ids.ops}/occurrences?`));
+      release();
+      await ledgerAsked;
+      await page.locator('#ledger[aria-busy=false]').waitFor();
+      await page.unroute(cronUrl);
+      assert.match((await page.locator('.cron-head').textContent()) ?? '', /paused/, 'the older answer drew the cron active again');
       const paused = (await open.call('GET', `/runs/crons/${ids.ops}`)).body;
       assert.equal(paused.enabled, false);
       assert.equal(paused.paused_reason, 'until the new model key arrives');
