@@ -49,8 +49,20 @@ export async function renderCron(view, cronId) {
     drawLedger,
   };
 
+  /** The latest request for the cron: an older answer is dropped (a refresh asked before a pause would show it active again). */
+  let cronRequest = 0;
+  /** The cron as the API answers it, or null when a newer request was made meanwhile. */
+  async function fetchCron() {
+    const mine = ++cronRequest;
+    /** @type {Cron} */
+    const answer = await api('GET', cronPath(cronId));
+    return mine === cronRequest ? answer : null;
+  }
+
   async function reloadCron() {
-    cron = await api('GET', cronPath(cronId));
+    const answer = await fetchCron();
+    if (!answer) return;
+    cron = answer;
     drawHeader();
     drawDetails();
     drawActions();
@@ -61,13 +73,16 @@ export async function renderCron(view, cronId) {
   const nextChanged = redrawGate();
   const ledgerChanged = redrawGate();
   async function refresh() {
-    const before = cron.enabled;
-    cron = await api('GET', cronPath(cronId));
-    if (cronChanged(cron)) {
-      drawHeader();
-      drawDetails();
+    const answer = await fetchCron();
+    if (answer) {
+      const before = cron.enabled;
+      cron = answer;
+      if (cronChanged(cron)) {
+        drawHeader();
+        drawDetails();
+      }
+      if (cron.enabled !== before) drawActions();
     }
-    if (cron.enabled !== before) drawActions();
     await Promise.all([drawNext('refresh'), drawLedger('refresh')]);
   }
 
@@ -180,6 +195,8 @@ export async function renderCron(view, cronId) {
     put(actions, noteInput, toggle, trigger, edit, editFields, backfill, del);
   }
 
+  /** The latest request for the fire times: an older answer is dropped (times of the schedule before a save). */
+  let nextRequest = 0;
   /**
    * refresh: redrawn only when the times changed (see redrawGate).
    * @param {'refresh'} [mode]
@@ -193,8 +210,10 @@ export async function renderCron(view, cronId) {
       );
       return;
     }
+    const mine = ++nextRequest;
     /** @type {NextRuns} */
     const answer = await api('GET', `/runs/crons/${cronId}/next?count=10`);
+    if (mine !== nextRequest) return;
     if (!nextChanged([answer, cron.enabled, cron.finished_at]) && mode === 'refresh') return;
     const times = answer.next ?? [];
     // With jitter each occurrence starts at its own offset after its fire time.
