@@ -49,8 +49,20 @@ export async function renderCron(view, cronId) {
     drawLedger,
   };
 
+  /** The latest request for the cron: an older answer is dropped (a refresh asked before a pause would show it active again). */
+  let cronRequest = 0;
+  /** The cron as the API answers it, or null when a newer request was made meanwhile. */
+  async function fetchCron() {
+    const mine = ++cronRequest;
+    /** @type {Cron} */
+    const answer = await api('GET', cronPath(cronId));
+    return mine === cronRequest ? answer : null;
+  }
+
   async function reloadCron() {
-    cron = await api('GET', cronPath(cronId));
+    const answer = await fetchCron();
+    if (!answer) return;
+    cron = answer;
     drawHeader();
     drawDetails();
     drawActions();
@@ -61,13 +73,16 @@ export async function renderCron(view, cronId) {
   const nextChanged = redrawGate();
   const ledgerChanged = redrawGate();
   async function refresh() {
-    const before = cron.enabled;
-    cron = await api('GET', cronPath(cronId));
-    if (cronChanged(cron)) {
-      drawHeader();
-      drawDetails();
+    const answer = await fetchCron();
+    if (answer) {
+      const before = cron.enabled;
+      cron = answer;
+      if (cronChanged(cron)) {
+        drawHeader();
+        drawDetails();
+      }
+      if (cron.enabled !== before) drawActions();
     }
-    if (cron.enabled !== before) drawActions();
     await Promise.all([drawNext('refresh'), drawLedger('refresh')]);
   }
 
@@ -180,6 +195,8 @@ export async function renderCron(view, cronId) {
     put(actions, noteInput, toggle, trigger, edit, editFields, backfill, del);
   }
 
+  /** The latest request for the fire times: an older answer is dropped (times of the schedule before a save). */
+  let nextRequest = 0;
   /**
    * refresh: redrawn only when the times changed (see redrawGate).
    * @param {'refresh'} [mode]
@@ -193,8 +210,10 @@ export async function renderCron(view, cronId) {
       );
       return;
     }
+    const mine = ++nextRequest;
     /** @type {NextRuns} */
     const answer = await api('GET', `/runs/crons/${cronId}/next?count=10`);
+    if (mine !== nextRequest) return;
     if (!nextChanged([answer, cron.enabled, cron.finished_at]) && mode === 'refresh') return;
     const times = answer.next ?? [];
     // With jitter each occurrence starts at its own offset after its fire time.
@@ -239,6 +258,12 @@ export async function renderCron(view, cronId) {
 
   /** @type {Occurrence[]} */
   let ledgerRows = [];
+  /** The latest ledger request: an answer to an older one is dropped (it would draw over newer rows). */
+  let ledgerRequest = 0;
+  /** Ledger requests in flight; the section is aria-busy meanwhile. */
+  let ledgerLoads = 0;
+  /** Whether a "Load older" is in flight: a periodic refresh then waits for the next tick, not to drop it. */
+  let loadingOlder = false;
   /**
    * reset: the first page again; false: the next older page; 'refresh': the rows loaded so far, afresh.
    * @param {boolean | 'refresh'} [reset]
@@ -248,20 +273,39 @@ export async function renderCron(view, cronId) {
       put(ledgerBox, h('h2', {}, 'Occurrences'), h('p', { class: 'muted' }, `Shown to the owner's key (${cron.user_id}).`));
       return;
     }
+    if (reset === 'refresh' && loadingOlder) return;
+    const mine = ++ledgerRequest;
+    ledgerLoads++;
+    ledgerBox.setAttribute('aria-busy', 'true');
+    try {
+      await loadLedger(reset, mine);
+    } finally {
+      if (!reset) loadingOlder = false;
+      if (--ledgerLoads === 0) ledgerBox.setAttribute('aria-busy', 'false');
+    }
+  }
+  /**
+   * @param {boolean | 'refresh'} reset
+   * @param {number} mine this request's number
+   */
+  async function loadLedger(reset, mine) {
     /** Whether older rows may follow: the last request came back full. */
     let older;
     if (reset === 'refresh') {
       const limit = Math.min(1000, Math.max(LEDGER_PAGE, ledgerRows.length));
       /** @type {Occurrence[]} */
       const rows = await api('GET', `/runs/crons/${cronId}/occurrences?limit=${limit}&offset=0`);
-      if (!ledgerChanged(rows)) return;
+      if (mine !== ledgerRequest || !ledgerChanged(rows)) return;
       ledgerRows = rows;
       older = rows.length >= limit;
     } else {
-      if (reset) ledgerRows = [];
+      if (!reset) loadingOlder = true;
+      // The rows this page goes after, as they are now: none for the first page.
+      const before = reset ? [] : ledgerRows;
       /** @type {Occurrence[]} */
-      const page = await api('GET', `/runs/crons/${cronId}/occurrences?limit=${LEDGER_PAGE}&offset=${ledgerRows.length}`);
-      ledgerRows = ledgerRows.concat(page);
+      const page = await api('GET', `/runs/crons/${cronId}/occurrences?limit=${LEDGER_PAGE}&offset=${before.length}`);
+      if (mine !== ledgerRequest) return;
+      ledgerRows = before.concat(page);
       ledgerChanged(ledgerRows);
       older = page.length === LEDGER_PAGE;
     }
