@@ -144,7 +144,7 @@ describe('limits across workers', () => {
 describe('a limit while a cancelled run’s agent is still executing', () => {
   let db: TestDatabase;
   let api: SpawnedApp;
-  let worker: SpawnedApp;
+  const workers: SpawnedApp[] = [];
   let config: { file: string; cleanup: () => void };
   let url: string;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'agentcron-slots-'));
@@ -158,22 +158,37 @@ describe('a limit while a cancelled run’s agent is still executing', () => {
     db = await createTestDatabase('flow_slots');
     const port = await freePort();
     url = `http://127.0.0.1:${port}`;
-    const env = { DATABASE_URL: db.url, PORT: String(port), HOST: '127.0.0.1', AGENTCRON_CONFIG: config.file, SHUTDOWN_GRACE_SECONDS: '3' };
+    const env = {
+      DATABASE_URL: db.url,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      AGENTCRON_CONFIG: config.file,
+      HEARTBEAT_INTERVAL_SECONDS: '1',
+      WORKER_HEARTBEAT_SECONDS: '30',
+      SHUTDOWN_GRACE_SECONDS: '3',
+    };
     api = spawnApp('api', env);
-    worker = spawnApp('worker', env);
+    // Two workers: while A's agent keeps its worker busy, the other is free to take B.
+    workers.push(spawnApp('worker', env), spawnApp('worker', env));
     await api.waitFor(/api listening on/);
-    await worker.waitFor(/worker started/);
+    for (const w of workers) await w.waitFor(/worker started/);
   });
   after(async () => {
-    for (const p of [api, worker]) p?.kill('SIGTERM');
-    await Promise.all([api, worker].filter(Boolean).map((p) => p.exited));
+    for (const p of [api, ...workers]) p?.kill('SIGTERM');
+    await Promise.all([api, ...workers].filter(Boolean).map((p) => p.exited));
     await db?.drop();
     config?.cleanup();
     rmSync(dir, { recursive: true, force: true });
   });
 
   const executions = (): { name: string; event: string; at: number }[] =>
-    existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+    existsSync(log)
+      ? readFileSync(log, 'utf8')
+          .trim()
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l))
+      : [];
 
   test('its slot is held until the agent returns: a run of the limit due meanwhile waits for it', async () => {
     const run = async (name: string, ms: number) => {
@@ -190,5 +205,7 @@ describe('a limit while a cancelled run’s agent is still executing', () => {
     await eventually(async () => executions().filter((e) => e.event === 'end').length === 2, 'both agents returned', 30_000);
     const at = (name: string, event: string) => executions().find((e) => e.name === name && e.event === event)!.at;
     assert.ok(at('B', 'start') >= at('A', 'end'), `B started ${at('A', 'end') - at('B', 'start')} ms before the cancelled A's agent returned`);
+    // Woken when A's worker freed the slot, not at a parked run's next look (15 s with this heartbeat).
+    assert.ok(at('B', 'start') - at('A', 'end') < 8000, `B started ${at('B', 'start') - at('A', 'end')} ms after A's agent returned`);
   });
 });
