@@ -677,7 +677,9 @@ const FREE_SLOTS = (schema: string) => `
 async function freeSlots(client: PoolClient, schema: string, runs: { run_id: string; attempt: number | null }[]): Promise<void> {
   if (runs.length === 0) return;
   const sorted = [...runs].sort((a, b) => cmp(a.run_id, b.run_id));
-  const { rows } = await client.query<{ limit_name: string }>(FREE_SLOTS(schema), [sorted.map((r) => r.run_id), sorted.map((r) => r.attempt)]);
+  const { rows } = await client.query<{ limit_name: string }>(
+    prepared(client, FREE_SLOTS(schema), [sorted.map((r) => r.run_id), sorted.map((r) => r.attempt)]),
+  );
   const freed = new Map<string, number>();
   for (const r of rows) freed.set(r.limit_name, (freed.get(r.limit_name) ?? 0) + 1);
   await wakeParkedRuns(client, schema, freed);
