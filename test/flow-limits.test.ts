@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createTestDatabase } from './support/db.ts';
 import type { TestDatabase } from './support/db.ts';
@@ -135,5 +138,74 @@ describe('limits across workers', () => {
     for (let i = 10; i < t.length; i++) assert.ok(t[i] - t[i - 10] >= 2000, `starts ${i - 10} and ${i} are ${t[i] - t[i - 10]} ms apart`);
     const span = t[t.length - 1] - t[0];
     assert.ok(span >= 8000 && span < 20_000, `50 starts spread over ${span} ms`);
+  });
+});
+
+describe('a limit while a cancelled run’s agent is still executing', () => {
+  let db: TestDatabase;
+  let api: SpawnedApp;
+  const workers: SpawnedApp[] = [];
+  let config: { file: string; cleanup: () => void };
+  let url: string;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'agentcron-slots-'));
+  const log = path.join(dir, 'executions.jsonl');
+
+  before(async () => {
+    config = writeConfig({
+      limits: { solo: { max_concurrency: 1 } },
+      graphs: { stubborn: { path: `${path.resolve('test/fixtures/agents/slow.ts')}:stubborn`, limits: ['solo'] } },
+    });
+    db = await createTestDatabase('flow_slots');
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}`;
+    const env = {
+      DATABASE_URL: db.url,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      AGENTCRON_CONFIG: config.file,
+      HEARTBEAT_INTERVAL_SECONDS: '1',
+      WORKER_HEARTBEAT_SECONDS: '30',
+      SHUTDOWN_GRACE_SECONDS: '3',
+    };
+    api = spawnApp('api', env);
+    // Two workers: while A's agent keeps its worker busy, the other is free to take B.
+    workers.push(spawnApp('worker', env), spawnApp('worker', env));
+    await api.waitFor(/api listening on/);
+    for (const w of workers) await w.waitFor(/worker started/);
+  });
+  after(async () => {
+    for (const p of [api, ...workers]) p?.kill('SIGTERM');
+    await Promise.all([api, ...workers].filter(Boolean).map((p) => p.exited));
+    await db?.drop();
+    config?.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const executions = (): { name: string; event: string; at: number }[] =>
+    existsSync(log)
+      ? readFileSync(log, 'utf8')
+          .trim()
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l))
+      : [];
+
+  test('its slot is held until the agent returns: a run of the limit due meanwhile waits for it', async () => {
+    const run = async (name: string, ms: number) => {
+      const c = await post(`${url}/runs/crons`, { assistant_id: 'stubborn', schedule: '0 0 1 1 *', input: { log, name, ms }, enabled: false });
+      await post(`${url}/runs/crons/${c.cron_id}/trigger`, {});
+      return c.cron_id as string;
+    };
+    const a = await run('A', 3000);
+    await eventually(async () => executions().some((e) => e.name === 'A' && e.event === 'start'), 'A executing');
+    const { rows } = await db.pool.query<{ run_id: string; thread_id: string }>(`SELECT run_id, thread_id FROM runs WHERE cron_id = $1`, [a]);
+    const cancel = await fetch(`${url}/threads/${rows[0].thread_id}/runs/${rows[0].run_id}/cancel`, { method: 'POST' });
+    assert.ok(cancel.status < 300, `cancel: ${cancel.status}`);
+    await run('B', 100);
+    await eventually(async () => executions().filter((e) => e.event === 'end').length === 2, 'both agents returned', 30_000);
+    const at = (name: string, event: string) => executions().find((e) => e.name === name && e.event === event)!.at;
+    assert.ok(at('B', 'start') >= at('A', 'end'), `B started ${at('A', 'end') - at('B', 'start')} ms before the cancelled A's agent returned`);
+    // Woken when A's worker freed the slot, not at a parked run's next look (15 s with this heartbeat).
+    assert.ok(at('B', 'start') - at('A', 'end') < 8000, `B started ${at('B', 'start') - at('A', 'end')} ms after A's agent returned`);
   });
 });

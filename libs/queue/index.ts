@@ -35,6 +35,7 @@ export {
   oldestFirstAttemptRunJobSql,
   purgeFinishedJobsSql,
   runJobActiveSql,
+  runJobActiveAtSql,
   runJobHeartbeatingSql,
   runJobMayStillRunSql,
   runJobStartAfterSql,

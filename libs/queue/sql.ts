@@ -21,6 +21,12 @@ export function runJobActiveSql(schema: string, runId: string): string {
   return `EXISTS (SELECT 1 FROM ${quoteIdent(schema)}.job j WHERE j.name = ${runQueue()} AND j.id = ${runId} AND j.state = 'active')`;
 }
 
+/** EXISTS: the run's job is active at `attempt` (retry_count + 1), whether its worker lives or not. */
+export function runJobActiveAtSql(schema: string, runId: string, attempt: string): string {
+  return `EXISTS (SELECT 1 FROM ${quoteIdent(schema)}.job j
+                   WHERE j.name = ${runQueue()} AND j.id = ${runId} AND j.state = 'active' AND j.retry_count + 1 = ${attempt})`;
+}
+
 /**
  * EXISTS: the run's job is active at `attempt` (retry_count + 1) and its worker's heartbeat is
  * younger than `seconds`: a lost worker's job stops counting within that time, and at once when

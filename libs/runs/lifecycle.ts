@@ -8,6 +8,7 @@ import {
   queueSchemaOf,
   requeueRunJobs,
   runJobActiveSql,
+  runJobActiveAtSql,
   runJobHeartbeatingSql,
   snoozeRunJobs,
   transactionDb,
@@ -297,18 +298,18 @@ const ENSURE_LIMITS = `INSERT INTO flow_limits (name) SELECT n FROM unnest($1::t
 const LOCK_LIMITS = `
   SELECT name, paused_until, recent_starts, rate_cursor, now() AS now FROM flow_limits WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE`;
 
-// A slot counts while its run is running under the attempt that took it and that attempt's job is
-// held by a live worker (heartbeat fresh): a lost worker's slots lapse within WORKER_HEARTBEAT_SECONDS,
-// and at once when its job is fetched again as a new attempt (retry_count moved on): the new
-// attempt's claim must find room like any other, never be held back by its own dead slot.
+// A slot counts while the attempt that took it is held by a live worker: its job active at that
+// attempt, heartbeat fresh. Whatever the run's status: a cancelled or interrupted run's agent goes
+// on executing until its worker aborts it (or the agent returns), and the worker's result frees the
+// slot then (finishRunsIn). A lost worker's slots lapse within WORKER_HEARTBEAT_SECONDS, and at once
+// when its job is fetched again as a new attempt (retry_count moved on): the new attempt's claim
+// must find room like any other, never be held back by its own dead slot; a job handed back or
+// snoozed is not active, so its slots lapse too (though hand back and finish free them themselves).
 // Slots that lapsed are deleted here (under their limit's lock) and answered, so their waiters wake.
 const LAPSED_SLOTS = (schema: string) => `
   DELETE FROM flow_limit_slots s
    WHERE s.limit_name = ANY($1::text[])
-     AND NOT EXISTS (
-       SELECT 1 FROM runs r
-        WHERE r.run_id = s.run_id AND r.status = 'running' AND r.attempts = s.attempt
-          AND ${runJobHeartbeatingSql(schema, 'r.run_id', 's.attempt', '$2')})
+     AND NOT ${runJobHeartbeatingSql(schema, 's.run_id', 's.attempt', '$2')}
   RETURNING s.limit_name`;
 const SLOTS_IN_USE = `SELECT limit_name, count(*)::int AS used FROM flow_limit_slots WHERE limit_name = ANY($1::text[]) GROUP BY limit_name`;
 
@@ -653,20 +654,36 @@ export async function finishRunsIn(client: PoolClient, boss: PgBoss, results: Fi
   const schema = queueSchemaOf(boss);
   const snoozed = retried.flatMap((r) => (r.job ? [{ id: r.job.id, retryCount: r.job.retryCount, delaySeconds: r.retry!.delaySeconds }] : []));
   await snoozeRunJobs(client, schema, snoozed);
-  // Limits whose slots these runs held (a worker's result says so; an end without one may have
-  // held any): the slots are given back and as many runs parked on them may start now.
-  const freeing = [...ended, ...retried].filter((r) => r.attempt === null || r.limits?.length).map((r) => r.run_id);
-  if (freeing.length) {
-    const { rows: freedSlots } = await client.query<{ limit_name: string }>(prepared(client, FREE_SLOTS, [freeing.sort(cmp)]));
-    const freed = new Map<string, number>();
-    for (const r of freedSlots) freed.set(r.limit_name, (freed.get(r.limit_name) ?? 0) + 1);
-    await wakeParkedRuns(client, schema, freed);
-  }
+  // Limits whose slots these runs held: the slots are given back and as many runs parked on them
+  // may start now. A worker's result frees its attempt's slots whether or not the run was still
+  // its own (a cancel ended it meanwhile, its agent executed until now). An end without one (a
+  // cancel, a reaper) may have held any, but leaves those of an attempt still executing: its
+  // worker's result frees them when the agent stops (or they lapse with the worker's heartbeat).
+  const freeing = [...sorted.filter((r) => r.attempt !== null && r.limits?.length), ...ended.filter((r) => r.attempt === null)];
+  await freeSlots(client, schema, freeing);
   return ended;
 }
 
 // A run's slots end with its attempt (a lost worker's lapse at the next claim of their limit instead).
-const FREE_SLOTS = `DELETE FROM flow_limit_slots WHERE run_id = ANY($1::uuid[]) RETURNING limit_name`;
+// attempt NULL: any attempt's, except one whose job is still active at it (its agent executing).
+const FREE_SLOTS = (schema: string) => `
+  DELETE FROM flow_limit_slots s
+   USING unnest($1::uuid[], $2::int[]) AS v(run_id, attempt)
+   WHERE s.run_id = v.run_id
+     AND (s.attempt = v.attempt OR (v.attempt IS NULL AND NOT ${runJobActiveAtSql(schema, 's.run_id', 's.attempt')}))
+  RETURNING s.limit_name`;
+
+/** Frees the slots of these runs' attempts (FREE_SLOTS) and wakes as many runs parked on their limits. */
+async function freeSlots(client: PoolClient, schema: string, runs: { run_id: string; attempt: number | null }[]): Promise<void> {
+  if (runs.length === 0) return;
+  const sorted = [...runs].sort((a, b) => cmp(a.run_id, b.run_id));
+  const { rows } = await client.query<{ limit_name: string }>(
+    prepared(client, FREE_SLOTS(schema), [sorted.map((r) => r.run_id), sorted.map((r) => r.attempt)]),
+  );
+  const freed = new Map<string, number>();
+  for (const r of rows) freed.set(r.limit_name, (freed.get(r.limit_name) ?? 0) + 1);
+  await wakeParkedRuns(client, schema, freed);
+}
 
 // ---- retry (see RETRY above) --------------------------------------------------------------------
 
@@ -1032,6 +1049,9 @@ export async function handBackRuns(pool: Pool, queueSchema: string, runs: { run_
         queueSchema,
         sorted.filter((r) => back.has(r.run_id)).map((r) => r.job),
       );
+      // The agents stopped: their slots are free (at the same attempt the job comes back as, they
+      // would otherwise count against its next claim until that claim parked it).
+      await freeSlots(client, queueSchema, sorted);
       return [...back];
     }),
   );
