@@ -6,6 +6,7 @@ import type { PoolClient, Queryable } from '../db/index.ts';
 import { QUEUES, queueNotifyChannel, queueSchemaOf, transactionDb } from './queue.ts';
 import {
   announceDeferredSql,
+  failedJobsRetrySql,
   handOnHeldRunJobsSql,
   holdRunJobResultSql,
   msUntilDeferredSql,
@@ -64,6 +65,27 @@ export async function announceDeferred(db: Queryable, schema: string, queues: st
 export async function msUntilDeferred(db: Queryable, schema: string, queue: string): Promise<number | null> {
   const { rows } = await db.query<{ wait_ms: number | null }>(msUntilDeferredSql(schema), [queue]);
   return rows[0]?.wait_ms ?? null;
+}
+
+/**
+ * Where pg-boss's retries of jobs a worker failed stand (a handler's 'failed' result, which pg-boss
+ * writes after the handler returns, on its own connection: on a loaded machine, later). Per job
+ * found: `written` once pg-boss has written the failure, then `waitMs` until the retry is fetchable
+ * (0: now), null when none waits (failed for good, or fetched again). A job not found is gone.
+ */
+export async function failedJobsRetry(
+  db: Queryable,
+  schema: string,
+  queue: string,
+  jobs: { id: string; retryCount: number }[],
+): Promise<{ id: string; written: boolean; waitMs: number | null }[]> {
+  if (jobs.length === 0) return [];
+  const { rows } = await db.query<{ id: string; written: boolean; wait_ms: number | null }>(failedJobsRetrySql(schema), [
+    queue,
+    jobs.map((j) => j.id),
+    jobs.map((j) => j.retryCount),
+  ]);
+  return rows.map((r) => ({ id: r.id, written: r.written, waitMs: r.wait_ms }));
 }
 
 /**

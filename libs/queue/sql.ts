@@ -239,6 +239,20 @@ export function msUntilDeferredSql(schema: string): string {
 }
 
 /**
+ * Jobs of queue $1 that a worker failed (a handler's 'failed' result), as fetched: $2 ids
+ * (uuid[]), $3 their retry counts (int[]). For each one found: `written` false while pg-boss has
+ * not yet written the failure (the job is still active at that attempt), and once it has, `wait_ms`
+ * until its retry is fetchable (0: now; database clock), NULL when it is not waiting for a fetch
+ * (failed for good, or already fetched again).
+ */
+export function failedJobsRetrySql(schema: string): string {
+  return `SELECT j.id::text AS id, NOT (j.state = 'active' AND j.retry_count = v.retry_count) AS written,
+                 CASE WHEN j.state < 'active' THEN greatest(0, extract(epoch FROM (j.start_after - now())) * 1000)::float8 END AS wait_ms
+            FROM unnest($2::uuid[], $3::int[]) AS v(id, retry_count)
+            JOIN ${quoteIdent(schema)}.job j ON j.name = $1 AND j.id = v.id`;
+}
+
+/**
  * Whether a supervise pass may have work (queue.ts QueueSupervisor): a job of the queues $1
  * (text[]) waiting (the fetch index), or a run job active (the index of active grouped jobs: every
  * run job has a group, and only run jobs have heartbeats to lose): (waiting, active). A few

@@ -4,7 +4,7 @@ import type { Logger } from '../log/index.ts';
 import { activity, toError } from '../log/index.ts';
 import { metrics } from '../metrics/index.ts';
 import type { PgBoss } from '../queue/index.ts';
-import { QUEUES, msUntilDeferred, queueSchemaOf } from '../queue/index.ts';
+import { QUEUES, failedJobsRetry, msUntilDeferred, queueSchemaOf } from '../queue/index.ts';
 import { deliver } from './deliver.ts';
 import type { DeliveryResult } from './deliver.ts';
 import { recordDelivery, recordLostDelivery, webhookBody } from './jobs.ts';
@@ -40,7 +40,11 @@ export interface WebhookWorkerOptions {
 
 /** The pollers' backstop while notifications wake them. */
 export const LISTENING_POLL_SECONDS = 60;
-/** After a batch with retries, when pg-boss has written them (it does once the batch's handler returns). */
+/**
+ * How often the worker looks whether pg-boss has written the retries of the deliveries it failed
+ * (it does once the batch's handler returns, on its own connection: on a loaded machine, seconds
+ * later), and, once written, when each falls due.
+ */
 const RETRY_LOOK_MS = 1000;
 
 /** Deliveries in flight per worker process: batchSize x localConcurrency. */
@@ -53,6 +57,9 @@ export class WebhookWorker {
   #deadWork: string | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   #retryAt = Infinity;
+  /** Deliveries this worker failed whose retries pg-boss has not written yet: job id -> attempt fetched (retry_count), since when. */
+  #unwritten = new Map<string, { retryCount: number; since: number }>();
+  #writtenLook: NodeJS.Timeout | undefined;
   #stopped = false;
 
   constructor(options: WebhookWorkerOptions) {
@@ -76,8 +83,14 @@ export class WebhookWorker {
       },
       async (jobs: JobWithMetadata<WebhookJob>[]) => {
         const results = await Promise.all(jobs.map((job) => this.#attempt(job)));
-        // A retry falls due after its backoff: look when pg-boss has written it.
-        if (listening && results.some((r) => r.status === 'failed')) setTimeout(() => void this.#lookForRetries(), RETRY_LOOK_MS).unref();
+        // A retry falls due after its backoff: look when pg-boss has written it, however late.
+        if (listening) {
+          for (const r of results) {
+            const job = r.status === 'failed' ? jobs.find((j) => j.id === r.id) : undefined;
+            if (job) this.#unwritten.set(job.id, { retryCount: job.retryCount, since: Date.now() });
+          }
+          this.#watchUnwritten();
+        }
         return results;
       },
     );
@@ -94,6 +107,7 @@ export class WebhookWorker {
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#retryTimer);
+    clearTimeout(this.#writtenLook);
     await Promise.all([this.#o.boss.offWork(QUEUES.webhook, { wait: true }), this.#o.boss.offWork(QUEUES.webhookDead, { wait: true })]);
   }
 
@@ -115,7 +129,46 @@ export class WebhookWorker {
       logger.warn('could not read when webhook retries fall due; the poll finds them', { err: toError(err).message });
       return;
     }
-    if (ms === null || this.#stopped) return;
+    if (ms !== null) this.#wakeIn(ms);
+  }
+
+  /** Looks, RETRY_LOOK_MS from now, whether the retries of failed deliveries are written (one look at a time). */
+  #watchUnwritten(): void {
+    if (this.#writtenLook || this.#stopped || this.#unwritten.size === 0) return;
+    this.#writtenLook = setTimeout(() => void this.#lookAtUnwritten(), RETRY_LOOK_MS);
+    this.#writtenLook.unref();
+  }
+
+  /**
+   * The failed deliveries whose retries pg-boss has written: a poller is woken when each falls
+   * due. The others are looked at again a RETRY_LOOK_MS later, for as long as the backstop poll
+   * (LISTENING_POLL_SECONDS) would take to find them anyway.
+   */
+  async #lookAtUnwritten(): Promise<void> {
+    const { boss, pool, logger } = this.#o;
+    const jobs = [...this.#unwritten].map(([id, j]) => ({ id, retryCount: j.retryCount }));
+    const giveUpBefore = Date.now() - LISTENING_POLL_SECONDS * 1000;
+    try {
+      const found = new Map((await failedJobsRetry(pool, queueSchemaOf(boss), QUEUES.webhook, jobs)).map((r) => [r.id, r]));
+      for (const { id } of jobs) {
+        const r = found.get(id);
+        if (r && !r.written && this.#unwritten.get(id)!.since > giveUpBefore) continue;
+        this.#unwritten.delete(id);
+        if (r?.waitMs != null) this.#wakeIn(r.waitMs);
+      }
+    } catch (err) {
+      logger.warn('could not read whether webhook retries are written; looking again', { err: toError(err).message });
+      for (const { id } of jobs) if (this.#unwritten.get(id)!.since <= giveUpBefore) this.#unwritten.delete(id);
+    } finally {
+      this.#writtenLook = undefined;
+      this.#watchUnwritten();
+    }
+  }
+
+  /** Wakes a poller `ms` from now, unless one is woken sooner (one timer: the earliest). */
+  #wakeIn(ms: number): void {
+    const { boss } = this.#o;
+    if (this.#stopped) return;
     const at = Date.now() + Math.max(0, ms);
     if (this.#retryTimer && this.#retryAt <= at) return;
     clearTimeout(this.#retryTimer);
