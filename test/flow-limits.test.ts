@@ -65,7 +65,7 @@ describe('limits across workers', () => {
   const trigger = async (cronId: string) => post(`${url}/runs/crons/${cronId}/trigger`, {});
   const statusOf = async (cronId: string) => (await db.pool.query(`SELECT status FROM cron_occurrences WHERE cron_id = $1`, [cronId])).rows[0]?.status;
 
-  test('a limit of 2 holds across two workers; a killed worker gives its slots back; an unlimited graph never waits behind it', async () => {
+  test('a limit of 2 holds across two workers; a killed worker gives its slots back; an unlimited graph never waits behind it', async (t) => {
     // Worker A takes two runs held at the provider.
     const held = [await cron('slow'), await cron('slow')];
     for (const c of held) holdKeys.add(c.cron_id);
@@ -101,19 +101,26 @@ describe('limits across workers', () => {
     await eventually(async () => provider.inFlight() === 0, 'the dead worker\u2019s requests cut');
     provider.resetPeak();
     const all = [...held, ...waiting];
+    // Heartbeat 10 s: slots lapse 5-10 s after the kill (the last heartbeat was at most 5 s before
+    // it), a supervise pass (2 s) retries the dead worker's runs after their backoff (1-2 s), the
+    // oldest parked runs look again every 5 s: some 20 s on an idle machine. Waited for, not
+    // timed: a loaded machine stretches every step (40 s and more beside CPU burners), so the
+    // bound is a backstop; what the test proves is that the four runs all ran (both of the dead
+    // worker's slots came back: with a limit of 2 none could run otherwise), none before the
+    // slots could lapse, never more than 2 at once.
     await eventually(
       async () => {
         for (const c of all) if ((await statusOf(c.cron_id)) !== 'success') return false;
         return true;
       },
       'the four runs after the kill',
-      60_000,
+      150_000,
+      200,
     );
     const started = provider.calls.filter((c) => c.status === 200 && all.some((w) => c.key.startsWith(w.cron_id))).map((c) => c.at - killedAt);
     assert.equal(started.length, 4);
-    // Heartbeat 10 s: slots lapse 5-10 s after the kill (the last heartbeat was at most 5 s before
-    // it); the oldest parked runs look again every 5 s; a loaded machine's slack on top.
-    for (const ms of started) assert.ok(ms > 4000 && ms < 40_000, `a run of the limit started ${ms} ms after the kill`);
+    t.diagnostic(`the four runs started ${started.map((ms) => (ms / 1000).toFixed(1)).join(', ')} s after the kill`);
+    for (const ms of started) assert.ok(ms > 4000, `a run of the limit started ${ms} ms after the kill, before the dead worker's slots could lapse`);
     assert.ok(provider.peak() <= 2, `${provider.peak()} at once at the provider after the kill`);
   });
 
