@@ -57,6 +57,8 @@ export class WebhookWorker {
   #deadWork: string | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   #retryAt = Infinity;
+  /** When the retries this worker knows of fall due (this clock), each: a poller is woken at every one. */
+  #dueAt: number[] = [];
   /** Deliveries this worker failed whose retries pg-boss has not written yet: job id -> attempt fetched (retry_count), since when. */
   #unwritten = new Map<string, { retryCount: number; since: number }>();
   #writtenLook: NodeJS.Timeout | undefined;
@@ -165,23 +167,39 @@ export class WebhookWorker {
     }
   }
 
-  /** Wakes a poller `ms` from now, unless one is woken sooner (one timer: the earliest). */
+  /**
+   * Wakes a poller `ms` from now. Every instant is kept, not only the earliest: the poller woken at
+   * one fetches what is due then and sleeps again, and a retry due a moment later would otherwise
+   * wait for the backstop poll (the look after a wake reads only retries still in the future).
+   */
   #wakeIn(ms: number): void {
-    const { boss } = this.#o;
     if (this.#stopped) return;
     const at = Date.now() + Math.max(0, ms);
-    if (this.#retryTimer && this.#retryAt <= at) return;
+    const i = this.#dueAt.findIndex((t) => t > at);
+    this.#dueAt.splice(i === -1 ? this.#dueAt.length : i, 0, at);
+    this.#armRetryTimer();
+  }
+
+  /** One timer, at the earliest instant known; at it, a poller is woken for every instant then due, and the timer moves to the next. */
+  #armRetryTimer(): void {
+    const { boss } = this.#o;
+    const next = this.#dueAt[0];
+    if (next === undefined || this.#stopped) return;
+    if (this.#retryTimer && this.#retryAt <= next) return;
     clearTimeout(this.#retryTimer);
-    this.#retryAt = at;
+    this.#retryAt = next;
     this.#retryTimer = setTimeout(
       () => {
         this.#retryTimer = undefined;
         this.#retryAt = Infinity;
+        const now = Date.now();
+        this.#dueAt = this.#dueAt.filter((t) => t > now);
         if (this.#work) boss.notifyWorker(this.#work);
+        this.#armRetryTimer();
         // More retries may fall due later.
         setTimeout(() => void this.#lookForRetries(), RETRY_LOOK_MS).unref();
       },
-      Math.max(0, ms) + 5,
+      Math.max(0, next - Date.now()) + 5,
     );
     this.#retryTimer.unref();
   }
