@@ -180,8 +180,16 @@ export async function check(input: CheckInput): Promise<Report> {
          FROM cron_occurrences`,
     )
   ).rows;
-  const runsNow = (await pool.query<{ run_id: string; status: string; cron_id: string | null }>(`SELECT run_id, status, cron_id FROM runs`)).rows;
-  const jobs = (await pool.query<{ id: string; state: string }>(`SELECT id, state::text AS state FROM ${schema}.job WHERE name = 'agentcron.run'`)).rows;
+  const runsNow = (
+    await pool.query<{ run_id: string; status: string; cron_id: string | null; waiting: string | null; not_before: Date | null }>(
+      `SELECT run_id, status, cron_id, waiting, not_before FROM runs`,
+    )
+  ).rows;
+  const jobs = (
+    await pool.query<{ id: string; state: string; retry_count: number; start_after: Date }>(
+      `SELECT id, state::text AS state, retry_count, start_after FROM ${schema}.job WHERE name = 'agentcron.run'`,
+    )
+  ).rows;
   const execs = (await pool.query<ExecRow>(`SELECT * FROM torture_executions ORDER BY started_at, id`)).rows;
   // Recorded once pg-boss's schema exists (run.ts); absent in a database set up otherwise.
   const recorded = (await pool.query<{ t: string | null }>(`SELECT to_regclass('torture_job_failures')::text AS t`)).rows[0]?.t;
@@ -335,7 +343,12 @@ export async function check(input: CheckInput): Promise<Report> {
   fail(
     'runs still pending/running after settle',
     stuck,
-    examples(stuck, (r) => `${r.run_id} ${r.status}`),
+    // What each waits for: its park (runs.waiting, not_before) and its job (state, attempt, start_after).
+    examples(stuck, (r) => {
+      const job = jobs.find((j) => j.id === r.run_id);
+      const job_ = job ? `job ${job.state} #${job.retry_count} start_after ${job.start_after.toISOString()}` : 'no job';
+      return `${r.run_id} ${r.status} waiting ${r.waiting ?? '-'} not_before ${r.not_before?.toISOString() ?? '-'}, ${job_}`;
+    }),
   );
 
   // ---- executions: one per idempotency key, unless a dead worker explains a retry ----
