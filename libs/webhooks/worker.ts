@@ -175,6 +175,8 @@ export class WebhookWorker {
   #wakeIn(ms: number): void {
     if (this.#stopped) return;
     const at = Date.now() + Math.max(0, ms);
+    // Read again (each look reads the earliest): the same instant, give or take the clocks' jitter.
+    if (this.#dueAt.some((t) => Math.abs(t - at) < 10)) return;
     const i = this.#dueAt.findIndex((t) => t > at);
     this.#dueAt.splice(i === -1 ? this.#dueAt.length : i, 0, at);
     this.#armRetryTimer();
