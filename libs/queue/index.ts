@@ -21,6 +21,7 @@ export {
   wakeParkedRuns,
   announceDeferred,
   msUntilDeferred,
+  deleteWaitingRunJobs,
 } from './run-jobs.ts';
 export { FULL_PASS_EVERY_MS } from './supervisor.ts';
 export { QUEUE_POLICY_VERSION, guardPolicyWrite, storedPolicyDifferences, neededQueueSchemaVersion, foundQueueSchemaVersion } from './policy.ts';
