@@ -50,29 +50,31 @@ describe('firing ahead (CRON_LOOKAHEAD_MS)', () => {
     const skip = await insertCron(ctx.db.pool, { schedule: ONCE_A_YEAR, next_run_date: at, overlap_policy: 'skip' });
     const bound = await insertCron(ctx.db.pool, { schedule: ONCE_A_YEAR, next_run_date: at, thread_id: await insertThread(ctx.db.pool) });
 
-    const pass = await fireAhead(5000);
-    assert.ok((await dbNow()).getTime() < at.getTime(), 'the pass ended before the instant (a slower machine would not test anything)');
-    assert.equal(pass.fired, 1);
-    const t = await traces(ahead);
-    assert.equal(t.runs.length, 1);
-    assert.equal(t.runs[0].status, 'pending');
-    assert.equal(t.runs[0].scheduled_for.getTime(), at.getTime());
-    assert.deepEqual(
-      t.ledger.map((l) => [l.status, l.scheduled_for.getTime()]),
-      [['enqueued', at.getTime()]],
-    );
-    assert.equal(t.threads.length, 1);
-    assert.equal(t.jobs.length, 1);
-    assert.equal(t.jobs[0].state, 'created');
-    assert.equal(t.jobs[0].start_after.getTime(), at.getTime());
-    for (const other of [skip, bound]) assert.equal((await traces(other)).runs.length, 0, 'skip and thread crons wait for their instant');
-    // Stored: the schedule moved past the occurrence fired ahead. Shown: the occurrence not yet at its instant.
-    assert.ok((await stored(ahead)).next_run_date.getTime() > at.getTime());
-    assert.equal((await ops().get(ahead, USER)).next_run_date, at.toISOString());
-
+    // The worker is idle, asleep, when the occurrence is fired ahead: told of the deferred job
+    // (NOTIFY with the insert), it wakes at the instant.
     const worker = newWorker(ctx.db.pool, ctx.boss);
     await worker.start();
     try {
+      const pass = await fireAhead(5000);
+      assert.ok((await dbNow()).getTime() < at.getTime(), 'the pass ended before the instant (a slower machine would not test anything)');
+      assert.equal(pass.fired, 1);
+      const t = await traces(ahead);
+      assert.equal(t.runs.length, 1);
+      assert.equal(t.runs[0].status, 'pending');
+      assert.equal(t.runs[0].scheduled_for.getTime(), at.getTime());
+      assert.deepEqual(
+        t.ledger.map((l) => [l.status, l.scheduled_for.getTime()]),
+        [['enqueued', at.getTime()]],
+      );
+      assert.equal(t.threads.length, 1);
+      assert.equal(t.jobs.length, 1);
+      assert.equal(t.jobs[0].state, 'created');
+      assert.equal(t.jobs[0].start_after.getTime(), at.getTime());
+      for (const other of [skip, bound]) assert.equal((await traces(other)).runs.length, 0, 'skip and thread crons wait for their instant');
+      // Stored: the schedule moved past the occurrence fired ahead. Shown: the occurrence not yet at its instant.
+      assert.ok((await stored(ahead)).next_run_date.getTime() > at.getTime());
+      assert.equal((await ops().get(ahead, USER)).next_run_date, at.toISOString());
+
       // Its ledger row: the run and its ephemeral thread are deleted once it ends.
       const run = await eventually(async () => (await traces(ahead)).ledger.find((r) => r.status === 'success'), 'the run fired ahead', 30_000);
       const late = run.started_at.getTime() - at.getTime();
