@@ -139,6 +139,30 @@ describe('firing ahead (CRON_LOOKAHEAD_MS)', () => {
     }
   });
 
+  test('a cron finished by firing its last occurrence ahead shows that occurrence next; a change before it withdraws it and revives the cron', async () => {
+    const at = await dbIn(8000);
+    const cron = await insertCron(ctx.db.pool, { schedule: ONCE_A_YEAR, next_run_date: at, end_time: new Date(at.getTime() + 1000) });
+    assert.equal((await fireAhead(10_000)).fired, 1);
+    const finished = await stored(cron);
+    assert.equal(finished.next_run_date, null);
+    assert.equal(finished.enabled, false);
+    assert.ok(finished.finished_at);
+    assert.equal((await ops().get(cron, USER)).next_run_date, at.toISOString());
+
+    await ops().update(cron, USER, { input: { v: 2 } });
+    assert.ok((await dbNow()).getTime() < at.getTime(), 'the change was made before the instant');
+    const revived = await stored(cron);
+    assert.deepEqual([revived.next_run_date?.getTime(), revived.enabled, revived.finished_at], [at.getTime(), true, null]);
+    assert.deepEqual((await traces(cron)).runs, []);
+    // Fired ahead again under the new definition, once.
+    assert.equal((await fireAhead(10_000)).fired, 1);
+    const again = await traces(cron);
+    assert.deepEqual(
+      again.runs.map((r) => r.kwargs.input),
+      [{ v: 2 }],
+    );
+  });
+
   /** Resolves once a backend of this database waits on a lock. */
   const blockedOnLock = (what: string) =>
     eventually(
