@@ -12,7 +12,7 @@ import { cpuParts, cpuSeconds, memory } from './cpu.ts';
 import type { LagResult } from './herd.ts';
 import { DEFAULTS } from './herd.ts';
 import { progress } from './report.ts';
-import { ROOT, sleep, spawnNode } from './support.ts';
+import { HERD_METER_LEAD_MS, ROOT, sleep, spawnNode } from './support.ts';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const redis = new URL(REDIS_URL);
@@ -118,8 +118,8 @@ export async function bullmqHerd(peer: Peer, n: number, round: number, mode: 'sc
       else await Promise.all(Array.from({ length: size }, (_, j) => queue.upsertJobScheduler(`cron-${i + j}`, { pattern, tz: 'UTC' }, { name: 'echo', data })));
     }
     const insertedLate = Date.now() >= due.getTime();
-    // The meters start 1 s before the due instant, as agentcron's do: the same idle second in both.
-    await sleep(Math.max(0, due.getTime() - 1000 - Date.now()));
+    // The meters start HERD_METER_LEAD_MS before the due instant (after the upserts), as agentcron's do: the same window in both.
+    await sleep(Math.max(0, due.getTime() - HERD_METER_LEAD_MS - Date.now()));
     const meter = cpuParts({ redis: () => cpuSeconds(peer.pid, true), worker: () => cpuSeconds(worker.child.pid) });
     progress(`lag ${n} (BullMQ ${mode}): ${n} ${mode === 'delayed' ? 'delayed jobs added' : 'job schedulers upserted'}, due at ${due.toISOString()}`);
     const r = JSON.parse((await done)[1]) as { p50: number; p99: number; max: number; all_ended_ms: number; completed: number };

@@ -103,7 +103,7 @@ export function herdTable(results: LagResult[], bullmqNote: string): void {
   }
   say();
   say(
-    '   CPU per occurrence (µs of CPU from 1 s before the due instant until the last run ended, divided by N; ' +
+    '   CPU per occurrence (µs of CPU from 1 s plus CRON_LOOKAHEAD_MS before the due instant until the last run ended, divided by N; ' +
       '"others" = the rest of the machine meanwhile: other people, the bench):',
   );
   table(

@@ -10,7 +10,20 @@ import type { CpuUse } from './cpu.ts';
 import { progress } from './report.ts';
 import { PROFILE_STATEMENTS, resetStatements, statements } from './statements.ts';
 import type { Statement } from './statements.ts';
-import { ROOT, count, dbSecondFromNow, freshDatabase, insertCrons, killProcesses, sleep, spawnRole, STARTED, tableBytes, waitForCount } from './support.ts';
+import {
+  HERD_METER_LEAD_MS,
+  ROOT,
+  count,
+  dbSecondFromNow,
+  freshDatabase,
+  insertCrons,
+  killProcesses,
+  sleep,
+  spawnRole,
+  STARTED,
+  tableBytes,
+  waitForCount,
+} from './support.ts';
 import type { BenchDb, Proc } from './support.ts';
 
 export const ONCE_A_YEAR = '0 0 1 1 *';
@@ -41,7 +54,7 @@ export interface TableWrites {
   del: number;
 }
 
-/** What a herd cost: CPU seconds per part, from 1 s before the due instant until every run ended. */
+/** What a herd cost: CPU seconds per part, from HERD_METER_LEAD_MS before the due instant (not before the herd was written) until every run ended. */
 export interface HerdCost {
   seconds: number;
   /** CPU seconds by part: agentcron {postgres, scheduler, worker}, BullMQ {redis, worker}. */
@@ -131,14 +144,13 @@ export async function agentcronHerd(server: string, n: number, setup: LagSetup, 
     // Due a few seconds ahead: the insert must be committed (and the scheduler asleep until then) before it.
     const lead = n >= 100_000 ? 25 : n >= 10_000 ? 5 : 3;
     const due = await dbSecondFromNow(db.pool, lead);
-    await insertCrons(db.pool, n, ONCE_A_YEAR, due);
-    const insertedLate = (await count(db.pool, `SELECT (now() >= $1)::int AS n`, [due])) === 1;
-    // The insert's own row counts reach the statistics before the snapshot (flushed within a second).
-    await waitForCount(db.pool, `SELECT coalesce(max(n_tup_ins), 0)::int AS n FROM pg_stat_user_tables WHERE relname = 'crons'`, n, 10_000, 100);
-    // The meters start 1 s before the due instant, as the BullMQ peer's do: the same idle second in both.
-    await sleep(Math.max(0, due.getTime() - 1000 - Date.now()));
-    if (PROFILE_STATEMENTS) await resetStatements(db.pool);
     const postmaster = await postmasterPid(db.pool);
+    await insertCrons(db.pool, n, ONCE_A_YEAR, due);
+    // The meters start HERD_METER_LEAD_MS before the due instant (1 s, plus the lookahead: the
+    // scheduler fires the herd that long ahead), as the BullMQ peer's do: the same window in both.
+    // With a lookahead as long as the lead above (1,000: 3 s), firing begins as the insert commits:
+    // the meters start at once then, and the table writes' snapshot below may miss its first rows.
+    await sleep(Math.max(0, due.getTime() - HERD_METER_LEAD_MS - Date.now()));
     const workers = procs.filter((p) => p.name === 'worker');
     const meter = cpuParts({
       postgres: () => treeCpu(postmaster),
@@ -146,6 +158,10 @@ export async function agentcronHerd(server: string, n: number, setup: LagSetup, 
       worker: () => workers.reduce((s, w) => s + cpuSeconds(w.child.pid), 0),
     });
     const shares = await cpuMeter(procs, db.pool);
+    const insertedLate = (await count(db.pool, `SELECT (now() >= $1)::int AS n`, [due])) === 1;
+    // The insert's own row counts reach the statistics before the snapshot (flushed within a second).
+    await waitForCount(db.pool, `SELECT coalesce(max(n_tup_ins), 0)::int AS n FROM pg_stat_user_tables WHERE relname = 'crons'`, n, 10_000, 100);
+    if (PROFILE_STATEMENTS) await resetStatements(db.pool);
     const writes0 = await writes(db);
     const db0 = await dbCounters(db);
     const trips0 = await Promise.all(procs.map(roundTrips));

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { defaultAssistantId, ensureDefaultAssistants } from '../libs/assistants/index.ts';
-import { loadConfig } from '../libs/config/index.ts';
+import { configSchema, loadConfig } from '../libs/config/index.ts';
 import { createPool, migrate, startEmbeddedPostgres } from '../libs/db/index.ts';
 import type { Pool } from '../libs/db/index.ts';
 import { createLogger } from '../libs/log/index.ts';
@@ -323,3 +323,11 @@ export function slope(points: { x: number; y: number }[]): number {
 }
 
 export const round = (x: number, digits = 0): number => (Number.isFinite(x) ? Number(x.toFixed(digits)) : NaN);
+
+/**
+ * How long before a herd's due instant its CPU meters start: 1 s of idle, plus agentcron's
+ * CRON_LOOKAHEAD_MS (its scheduler fires a stateless herd that long ahead, and that work must be
+ * counted). The BullMQ peer's meters start as long before its instant: the same window in both.
+ * Never before the herd is written (the insert, the upserts): a meter starts once they are done.
+ */
+export const HERD_METER_LEAD_MS = 1000 + configSchema.shape.CRON_LOOKAHEAD_MS.parse(process.env.CRON_LOOKAHEAD_MS);

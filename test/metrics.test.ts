@@ -132,6 +132,9 @@ describe('/metrics', () => {
         ...BASE_ENV,
         DATABASE_URL: db.url,
         MAINTENANCE_HEARTBEAT_MONITOR_SCHEDULE: '0 0 1 1 *',
+        // The pauses below withdraw the occurrences fired ahead: the ledger (and the deployment's
+        // counters) forget them, the scheduler's own counter has counted them (docs/scheduling.md).
+        CRON_LOOKAHEAD_MS: '0',
         WEBHOOK_ALLOW_PRIVATE: 'true',
         WEBHOOK_MAX_ATTEMPTS: '2',
         WEBHOOK_RETRY_DELAY_SECONDS: '1',

@@ -86,6 +86,9 @@ export const configSchema = z.object({
   CRON_MAX_PAYLOAD_BYTES: int(65536, 1024, 10 * 1024 * 1024),
   CRON_MISSED_MAX: int(100, 1, 10000),
   CRON_MISSED_GRACE_SECONDS: int(60, 0, 86400),
+  // How long before its instant a stateless cron's occurrence (overlap_policy allow) is fired: its
+  // run and job written, started at the instant (0 = at the instant; docs/scheduling.md).
+  CRON_LOOKAHEAD_MS: int(3000, 0, 60_000),
   // Most occurrences one POST /runs/crons/{id}/backfill may fire (a larger range is a 422 saying how many).
   CRON_BACKFILL_MAX: int(1000, 1, 100_000),
   // Bytes of a run's final values and of its error kept on its ledger row (0 = none kept).

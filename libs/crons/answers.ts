@@ -8,12 +8,15 @@ import type { CronRow } from './types.ts';
 // A cron as the API shows it: a whole Cron, or one reduced to the selected fields.
 
 /**
- * The next_run_date a Cron answer shows. An enabled cron: the stored one (the occurrence the
+ * The next_run_date a Cron answer shows: the cron's next occurrence that has not reached its
+ * instant. One fired ahead (CRON_LOOKAHEAD_MS) and still waiting for it comes first: the stored
+ * next_run_date is then already past it. Otherwise, an enabled cron: the stored one (the occurrence the
  * scheduler fires next; null once finished). A disabled cron fires nothing, so it shows when it
  * would fire if enabled now: the stored date while it is still ahead, else the schedule's next
  * occurrence after now (exactly what enabling computes); null when finished or past end_time.
  */
 export function shownNextRunDate(row: CronRow, now: Date): Date | null {
+  if (row.ahead_next) return row.ahead_next;
   if (row.enabled || row.finished_at !== null || row.next_run_date === null) return row.next_run_date;
   if (row.next_run_date.getTime() > now.getTime()) return row.next_run_date;
   let next: Date;

@@ -115,15 +115,18 @@ export function jitteredStart(f: Firing): Date | null {
  * Fires occurrences inside the caller's transaction, which must hold the crons' row locks (a
  * scheduler pass, or the API's create and trigger): each new occurrence gets its ledger row, then
  * its run (and thread) and its pg-boss job; each skipped occurrence gets a ledger row with its
- * reason. An occurrence that already has a ledger row gets nothing. A jittered occurrence's job
- * starts after its planned start (the ledger row's planned_for). Answers the runs written.
+ * reason. An occurrence that already has a ledger row gets nothing. A scheduled occurrence's job
+ * starts after its instant (fired ahead, CRON_LOOKAHEAD_MS, it waits for it), a jittered one's
+ * after its planned start (the ledger row's planned_for). Answers the runs written.
  */
 export async function fireOccurrences(client: PoolClient, boss: PgBoss, firings: Firing[], skips: Skip[] = []): Promise<NewRun[]> {
   if (firings.length === 0 && skips.length === 0) return [];
   const planned = firings.map(jitteredStart);
   const runs = firings.map((f, i) => {
     const run = runOf(f);
-    if (planned[i]) run.start_after = planned[i];
+    // A scheduled occurrence never starts before its instant (its planned start with jitter): the
+    // scheduler may fire it ahead (CRON_LOOKAHEAD_MS). At or after it, the job is fetchable at once.
+    if (f.trigger === 'schedule') run.start_after = planned[i] ?? f.scheduled_for;
     return run;
   });
   const { rows } = await client.query<{ cron_id: string; scheduled_for: Date }>(

@@ -7,6 +7,7 @@ import type { Logger } from '../log/index.ts';
 import type { PgBoss } from '../queue/index.ts';
 import { flowConfigProblem, getRun } from '../runs/index.ts';
 import type { RunResponse } from '../runs/index.ts';
+import { applyMovedBack, withdrawAhead } from './ahead.ts';
 import { answerClock, cronAnswer } from './answers.ts';
 import { backfillOccurrences, BACKFILL_COUNT_LIMIT, countOccurrences } from './backfill.ts';
 import { activeRuns, cancelSuperseded, fireOccurrences, firingCron, overlapAllowance, runsToSupersede } from './fire.ts';
@@ -226,8 +227,11 @@ export function cronOperations({ pool, boss, config, logger }: CronOperationsDep
       checkFlowConfig(body.config);
       return retryConflicts(() =>
         withTransaction(pool, async (client) => {
-          const row = await getCron(client, cronId, userId, { lock: true });
-          if (!row) throw missing('cron');
+          const locked = await getCron(client, cronId, userId, { lock: true });
+          if (!locked) throw missing('cron');
+          // Occurrences fired ahead under the definition before this change are withdrawn
+          // (ahead.ts); next_run_date moves back so they fire under the new one if still due.
+          const row = applyMovedBack(locked, await withdrawAhead(client, boss, [cronId]));
           if (name !== undefined && name !== row.metadata.name) await claimName(client, userId, name, cronId);
           // Decided on the clock after the lock: a pass that held the cron may have fired meanwhile.
           const now = await statementNow(client);
@@ -238,7 +242,15 @@ export function cronOperations({ pool, boss, config, logger }: CronOperationsDep
     },
 
     async remove(cronId: string, userId: string): Promise<void> {
-      if (!(await retryConflicts(() => deleteCron(pool, cronId, userId)))) throw missing('cron');
+      const gone = await retryConflicts(() =>
+        withTransaction(pool, async (client) => {
+          if (!(await getCron(client, cronId, userId, { lock: true }))) return false;
+          // Occurrences fired ahead that have not reached their instant go with the cron (ahead.ts).
+          await withdrawAhead(client, boss, [cronId]);
+          return deleteCron(client, cronId, userId);
+        }),
+      );
+      if (!gone) throw missing('cron');
     },
 
     /** Runs the cron now (trigger manual), by its overlap rule: a run the rule holds back is refused, not recorded. */
@@ -345,7 +357,12 @@ export function cronOperations({ pool, boss, config, logger }: CronOperationsDep
       if (pausedReason !== null && action !== 'disable') throw invalid('paused_reason', 'goes with action "disable" only (enabling clears the notes)');
       const count = await retryConflicts(() =>
         withTransaction(pool, async (client) => {
-          const rows = await lockScopedCrons(client, scope);
+          const locked = await lockScopedCrons(client, scope);
+          // Disabling or deleting withdraws the occurrences fired ahead that have not reached their
+          // instant (ahead.ts); enabling changes nothing of an enabled cron's.
+          const ids = action === 'enable' ? [] : locked.map((r) => r.cron_id);
+          const moved = await withdrawAhead(client, boss, ids);
+          const rows = locked.map((r) => applyMovedBack(r, moved));
           if (action === 'delete')
             return deleteLockedCrons(
               client,

@@ -40,9 +40,17 @@ export interface CronResponse {
   jitter_seconds: number;
 }
 
+/**
+ * The earliest occurrence of the cron fired ahead (CRON_LOOKAHEAD_MS) whose instant has not come:
+ * its run is pending with a scheduled_for after now (no trigger, create or backfill makes one).
+ * The cron's next occurrence as users see it (answers.ts shownNextRunDate), not next_run_date.
+ */
+export const AHEAD_NEXT = `(SELECT min(r.scheduled_for) FROM runs r
+  WHERE r.cron_id = c.cron_id AND r.status = 'pending' AND r.scheduled_for > now()) AS ahead_next`;
+
 export const CRON_COLUMNS = `c.cron_id, c.assistant_id, c.thread_id, c.user_id, c.schedule, c.timezone, c.end_time, c.enabled, c.paused_reason,
   c.on_run_completed, c.payload, c.metadata, c.next_run_date, c.fired_through, c.missed_policy, c.overlap_policy, c.jitter_seconds, c.finished_at,
-  c.last_run_at, c.last_run_status, c.last_run_error, c.last_run_id, c.created_at, c.updated_at`;
+  c.last_run_at, c.last_run_status, c.last_run_error, c.last_run_id, c.created_at, c.updated_at, ${AHEAD_NEXT}`;
 
 export const iso = (d: Date | null) => (d ? d.toISOString() : null);
 

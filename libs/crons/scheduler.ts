@@ -27,10 +27,29 @@ const CLAIM_DUE = `
          c.jitter_seconds, now() AS now
     FROM crons c
     JOIN assistants a USING (assistant_id)
-   WHERE c.enabled AND c.next_run_date <= now()
+   WHERE c.enabled AND c.next_run_date <= now() + $2::int * interval '1 millisecond'
+     AND (c.next_run_date <= now() OR (c.thread_id IS NULL AND c.overlap_policy = 'allow'))
    ORDER BY c.next_run_date
    LIMIT $1
      FOR UPDATE OF c SKIP LOCKED`;
+
+// When the loop looks next: the earliest next_run_date, or lookahead ($1 ms) before that of a cron
+// fired ahead (the claim's rule above), whichever comes first.
+const MS_UNTIL_NEXT_AHEAD = `
+  SELECT (extract(epoch FROM (least(
+            (SELECT next_run_date FROM crons WHERE enabled AND next_run_date IS NOT NULL ORDER BY next_run_date LIMIT 1),
+            (SELECT next_run_date - $1::int * interval '1 millisecond' FROM crons
+              WHERE enabled AND next_run_date IS NOT NULL AND thread_id IS NULL AND overlap_policy = 'allow'
+              ORDER BY next_run_date LIMIT 1)) - clock_timestamp())) * 1000)::float8 AS wait_ms`;
+
+/**
+ * Whether the scheduler fires this cron's occurrences ahead of their instant (CRON_LOOKAHEAD_MS):
+ * a stateless cron whose firing does not depend on the state at the instant. A thread cron's run
+ * would sit on its user's thread early; overlap_policy skip and buffer_one decide by the runs
+ * still going at the instant. The claim (CLAIM_DUE) and MS_UNTIL_NEXT_AHEAD say the same in SQL.
+ */
+export const firesAhead = (cron: { thread_id: string | null; overlap_policy: OverlapPolicy }): boolean =>
+  cron.thread_id === null && cron.overlap_policy === 'allow';
 
 // fired_through only moves forward; next_run_date stays after it (crons_next_after_fired).
 const ADVANCE = `
@@ -70,6 +89,11 @@ export interface SchedulerOptions {
   pollIntervalSeconds: number;
   batchSize: number;
   limits: PlanLimits;
+  /**
+   * CRON_LOOKAHEAD_MS: how long before its instant an occurrence of a cron that firesAhead is
+   * fired (its run and job written, the job's start_after at the instant); 0: at the instant.
+   */
+  lookaheadMs?: number;
   /** Told after every completed round (heartbeat's last_tick_at). */
   onTick?: () => void;
   /** Connection string for the dedicated LISTEN connection; null: none, the loop polls every second. */
@@ -184,15 +208,19 @@ export class CronScheduler implements ScheduleSource {
     })().catch((err: unknown) => this.#o.logger.debug('could not analyze the run queue', { err: describeDatabaseError(err) }));
   }
 
-  msUntilNext(): Promise<number | null> {
-    return msUntilDue(this.#o.pool, 'crons');
+  async msUntilNext(): Promise<number | null> {
+    const ahead = this.#o.lookaheadMs ?? 0;
+    if (ahead <= 0) return msUntilDue(this.#o.pool, 'crons');
+    const { rows } = await this.#o.pool.query<{ wait_ms: number | null }>(prepared(this.#o.pool, MS_UNTIL_NEXT_AHEAD, [ahead]));
+    return rows[0]?.wait_ms ?? null;
   }
 
   /** One batch: claim due crons, plan them, fire their occurrences, advance them (the caller commits). */
   async #batch(client: PoolClient): Promise<CronBatch> {
     const { boss, batchSize, limits, logger } = this.#o;
     await client.query(`SET LOCAL agentcron.quiet = 'on'`);
-    const { rows } = await client.query<DueRow>(prepared(client, CLAIM_DUE, [batchSize]));
+    const ahead = this.#o.lookaheadMs ?? 0;
+    const { rows } = await client.query<DueRow>(prepared(client, CLAIM_DUE, [batchSize, ahead]));
     const none: CronBatch = { claimed: 0, fired: 0, skipped: 0, superseded: { interrupt: [], rollback: [] }, lags: [], skipReasons: [] };
     if (rows.length === 0) return none;
     const active = await activeRuns(client, rows);
@@ -206,7 +234,8 @@ export class CronScheduler implements ScheduleSource {
       firedThrough: [] as (Date | null)[],
     };
     for (const row of rows) {
-      const { plan, next, firedThrough, error } = planDue(row, { ...limits, coveredFrom: this.#coveredFrom });
+      const aheadUntil = ahead > 0 && firesAhead(row) ? new Date(row.now.getTime() + ahead) : null;
+      const { plan, next, firedThrough, error } = planDue(row, { ...limits, coveredFrom: this.#coveredFrom }, aheadUntil);
       if (plan) {
         for (const sk of plan.skipped) skips.push({ cron_id: row.cron_id, ...sk });
         // The overlap rule may hold back some of the occurrences the plan fires.
@@ -233,7 +262,8 @@ export class CronScheduler implements ScheduleSource {
       skipped: skips.length,
       superseded,
       // Fire lag: enqueue time (this transaction's clock) minus scheduled_for; counted after commit.
-      lags: written.map((r) => (rows[0].now.getTime() - r.scheduled_for!.getTime()) / 1000),
+      // An occurrence fired ahead of its instant was not late: 0.
+      lags: written.map((r) => Math.max(0, rows[0].now.getTime() - r.scheduled_for!.getTime()) / 1000),
       skipReasons: skips.map((sk) => sk.reason),
     };
   }

@@ -29,6 +29,8 @@ export interface CronRow {
   /** Each scheduled occurrence starts at scheduled_for plus a deterministic offset in [0, jitter_seconds). */
   jitter_seconds: number;
   finished_at: Date | null;
+  /** Read with the row (repository.ts AHEAD_NEXT): the earliest occurrence fired ahead that has not reached its instant. */
+  ahead_next?: Date | null;
   last_run_at: Date | null;
   last_run_status: string | null;
   last_run_error: string | null;

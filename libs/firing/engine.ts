@@ -3,6 +3,7 @@ import { Listener, backoffDelay, describeDatabaseError, prepared, retryConflicts
 import type { Logger } from '../log/index.ts';
 import { metrics } from '../metrics/index.ts';
 import { parseSchedule } from '../schedule/index.ts';
+import type { Schedule } from '../schedule/index.ts';
 import { Alarm } from '../timing/index.ts';
 import { planOccurrences } from './plan.ts';
 import type { MissedPolicy, OccurrencePlan, PlanLimits } from './plan.ts';
@@ -105,18 +106,41 @@ export interface DuePlan {
  * Plans a due row: which occurrences fire, which are skipped and why, and the next one. A row
  * whose stored schedule no longer parses does not block its batch: it stops with the reason.
  */
-export function planDue(row: DueSchedule, limits: PlanLimits): DuePlan {
+export function planDue(row: DueSchedule, limits: PlanLimits, aheadUntil: Date | null = null): DuePlan {
   try {
     const schedule = parseSchedule(row.schedule, { timezone: row.timezone, allowSeconds: true });
-    const plan = planOccurrences(
-      { schedule, nextRunDate: row.next_run_date, endTime: row.end_time ?? null, missedPolicy: row.missed_policy ?? 'latest' },
-      row.now,
-      limits,
-    );
+    const plan: OccurrencePlan =
+      row.next_run_date.getTime() <= row.now.getTime()
+        ? planOccurrences(
+            { schedule, nextRunDate: row.next_run_date, endTime: row.end_time ?? null, missedPolicy: row.missed_policy ?? 'latest' },
+            row.now,
+            limits,
+          )
+        : { fire: [], skipped: [], missedCount: 0, nextRunDate: row.next_run_date };
+    if (aheadUntil) fireAhead(plan, schedule, aheadUntil, row.end_time ?? null);
     return { plan, next: plan.nextRunDate, firedThrough: latest([...plan.fire, ...plan.skipped].map((o) => o.scheduled_for)), error: null };
   } catch (err) {
     return { plan: null, next: null, firedThrough: null, error: (err as Error).message };
   }
+}
+
+/** Most occurrences of one row fired ahead by one pass (a seconds schedule and a long lookahead). */
+const AHEAD_MAX = 100;
+
+/**
+ * Lookahead (CRON_LOOKAHEAD_MS, docs/scheduling.md): the occurrences after the plan's next one up
+ * to `until` fire too, ahead of their instant (their runs start at it: the job's start_after),
+ * each skipped_count 0; the next occurrence moves past them. Nothing is missed or skipped here:
+ * what is ahead has not fallen due. A row with none (next_run_date after `until`) is unchanged.
+ */
+function fireAhead(plan: OccurrencePlan, schedule: Schedule, until: Date, endTime: Date | null): void {
+  let next = plan.nextRunDate;
+  for (let n = 0; next && next.getTime() <= until.getTime() && n < AHEAD_MAX; n++) {
+    plan.fire.push({ scheduled_for: next, skipped_count: 0 });
+    const following = schedule.nextAfter(next);
+    next = endTime && following.getTime() > endTime.getTime() ? null : following;
+  }
+  plan.nextRunDate = next;
 }
 
 function latest(instants: Date[]): Date | null {

@@ -145,6 +145,7 @@ export async function startSchedulerRole(deps: RoleDeps): Promise<Role> {
     pollIntervalSeconds: config.CRON_POLL_INTERVAL_SECONDS,
     batchSize: config.CRON_BATCH_SIZE,
     limits: { missedMax: config.CRON_MISSED_MAX, graceMs: config.CRON_MISSED_GRACE_SECONDS * 1000, ledgerCap: 1000 },
+    lookaheadMs: config.CRON_LOOKAHEAD_MS,
     onTick: () => heartbeat.ticked(),
     // DATABASE_DIRECT_URL when set; null behind a transaction pooler without it (the loop then polls).
     listenUrl: conn.listenUrl,

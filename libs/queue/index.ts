@@ -22,6 +22,7 @@ export {
   announceDeferred,
   msUntilDeferred,
   failedJobsRetry,
+  deleteWaitingRunJobs,
 } from './run-jobs.ts';
 export { FULL_PASS_EVERY_MS } from './supervisor.ts';
 export { QUEUE_POLICY_VERSION, guardPolicyWrite, storedPolicyDifferences, neededQueueSchemaVersion, foundQueueSchemaVersion } from './policy.ts';

@@ -6,6 +6,7 @@ import type { PoolClient, Queryable } from '../db/index.ts';
 import { QUEUES, queueNotifyChannel, queueSchemaOf, transactionDb } from './queue.ts';
 import {
   announceDeferredSql,
+  deleteWaitingRunJobsSql,
   failedJobsRetrySql,
   handOnHeldRunJobsSql,
   holdRunJobResultSql,
@@ -177,4 +178,10 @@ export async function wakeParkedRuns(db: Queryable, schema: string, freed: Map<s
   if (freed.size === 0) return;
   const names = [...freed.keys()].sort();
   await db.query(wakeParkedRunsSql(schema), [QUEUES.run, names.map((n) => `limit:${n}`), names.map((n) => freed.get(n)!), queueNotifyChannel(schema)]);
+}
+
+/** Deletes run jobs still waiting for their start (withdrawn occurrences), in the caller's transaction. */
+export async function deleteWaitingRunJobs(db: Queryable, schema: string, runIds: string[]): Promise<void> {
+  if (runIds.length === 0) return;
+  await db.query(deleteWaitingRunJobsSql(schema), [[...runIds].sort()]);
 }

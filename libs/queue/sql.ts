@@ -316,3 +316,12 @@ export function oldestFirstAttemptRunJobSql(schema: string): string {
 export function runJobStartAfterSql(schema: string, runIdExpr: string): string {
   return `(SELECT j.start_after FROM ${quoteIdent(schema)}.job j WHERE j.name = ${runQueue()} AND j.id = ${runIdExpr})`;
 }
+
+/**
+ * DELETE of run jobs still waiting for their start ($1 job ids, uuid[]): the jobs of occurrences
+ * fired ahead and withdrawn before their instant (libs/runs/lifecycle.ts withdrawUnstartedRuns).
+ * A job a worker holds (active) is left to it: its claim finds no run and drops it.
+ */
+export function deleteWaitingRunJobsSql(schema: string): string {
+  return `DELETE FROM ${quoteIdent(schema)}.job WHERE name = ${runQueue()} AND id = ANY($1::uuid[]) AND state IN ('created', 'retry')`;
+}

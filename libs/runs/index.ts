@@ -34,7 +34,8 @@ export {
   waitForRunEnd,
 } from './repository.ts';
 export type { BackgroundRun, ListedRun, RunFilters, RunResponse, RunStreamPosition } from './repository.ts';
-export { claimRunsLimited, clearEndedOccurrenceRun, reopenOccurrence } from './lifecycle.ts';
+export { claimRunsLimited, clearEndedOccurrenceRun, reopenOccurrence, withdrawUnstartedRuns } from './lifecycle.ts';
+export type { WithdrawnOccurrence } from './lifecycle.ts';
 export type { Claim, ClaimLimits, RetryRequest } from './lifecycle.ts';
 export { DEFAULT_RETRY_POLICY, flowConfigProblem, makeRetryPolicySchema, MAX_CONCURRENCY, parseRetryPolicy } from './retry-policy.ts';
 export { setLedgerExcerptBytes } from './excerpt.ts';

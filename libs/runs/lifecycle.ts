@@ -4,6 +4,7 @@ import type { LimitSpec } from '../agents/index.ts';
 import type { PgBoss } from '../queue/index.ts';
 import {
   QUEUES,
+  deleteWaitingRunJobs,
   parkRunJobs,
   queueSchemaOf,
   requeueRunJobs,
@@ -41,7 +42,10 @@ import type { AttemptRecord } from './retry.ts';
 // holds its cron, writes the thread, replaces the old run (clearEndedOccurrenceRun) with the new
 // one, reopens the ledger row (reopenOccurrence), then inserts the job. Deleting a cron locks it
 // first, then its ledger rows; deleting a thread or an assistant locks their crons first and ends
-// their active runs here before the cascade (endRunsBeforeDelete).
+// their active runs here before the cascade (endRunsBeforeDelete). Pausing, changing or deleting
+// a cron whose occurrences were fired ahead (CRON_LOOKAHEAD_MS) holds the cron, then withdraws
+// them here in the same order: threads, runs (a claim that locked a run first has started it),
+// ledger rows, jobs (withdrawUnstartedRuns).
 // A claim of runs subject to limits (docs/flow-control.md) locks their flow_limits rows first, in
 // name order, and only then their threads and runs; a retry whose provider sent Retry-After pauses
 // its limits first too. flow_limit_slots rows are only written under their limit's row lock.
@@ -957,6 +961,61 @@ export async function endRunsBeforeDelete(
     rows.map((r) => r.run_id),
     { status: 'interrupted', error: { error: 'Cancelled', message: why } },
   );
+}
+
+// ---- an occurrence fired ahead, withdrawn before its instant (libs/crons/ahead.ts) -----------
+
+// A run of these crons not yet at its instant: only an occurrence fired ahead has one (a trigger,
+// a create or a backfill fires at or before now). clock_timestamp(): re-read when a row lock was
+// waited for, so a run claimed meanwhile (running) or whose instant came is not taken.
+const UNSTARTED = `r.cron_id = ANY($1::uuid[]) AND r.status = 'pending' AND r.scheduled_for > clock_timestamp()`;
+// Order 2: their threads (each the occurrence's own fresh thread).
+const LOCK_UNSTARTED_THREADS = `
+  SELECT t.thread_id FROM threads t
+   WHERE t.thread_id IN (SELECT r.thread_id FROM runs r WHERE ${UNSTARTED})
+   ORDER BY t.thread_id
+     FOR UPDATE OF t`;
+// Order 3: the runs, checked again under their lock (a claim that locked one first has started it).
+const LOCK_UNSTARTED_RUNS = `
+  SELECT r.run_id, r.thread_id, r.cron_id, r.scheduled_for FROM runs r
+   WHERE ${UNSTARTED}
+   ORDER BY r.run_id
+     FOR UPDATE OF r`;
+// Order 4: their ledger rows (enqueued, never started).
+const DELETE_WITHDRAWN_LEDGER = `
+  DELETE FROM cron_occurrences o
+   USING unnest($1::uuid[], $2::timestamptz[]) AS v(cron_id, scheduled_for)
+   WHERE o.cron_id = v.cron_id AND o.scheduled_for = v.scheduled_for AND o.status = 'enqueued'`;
+// The threads go with their runs (the foreign key's cascade, rows already locked).
+const DELETE_WITHDRAWN_THREADS = `DELETE FROM threads WHERE thread_id = ANY($1::uuid[])`;
+
+/** An occurrence withdrawn: its cron and instant. */
+export interface WithdrawnOccurrence {
+  cron_id: string;
+  scheduled_for: Date;
+}
+
+/**
+ * Withdraws the occurrences of these crons that were fired ahead of their instant and have not
+ * reached it (CRON_LOOKAHEAD_MS): each one's run (pending), its fresh thread, its ledger row and
+ * its pg-boss job are deleted, as if never fired. The caller's transaction holds the crons' row
+ * locks (order 1) and moves their next_run_date back (libs/crons/ahead.ts). A run a worker
+ * claimed first (it locked the run first, at its instant) has started and stays. Answers the
+ * occurrences withdrawn.
+ */
+export async function withdrawUnstartedRuns(client: PoolClient, boss: PgBoss, cronIds: string[]): Promise<WithdrawnOccurrence[]> {
+  if (cronIds.length === 0) return [];
+  await client.query(LOCK_UNSTARTED_THREADS, [cronIds]);
+  const { rows } = await client.query<{ run_id: string; thread_id: string; cron_id: string; scheduled_for: Date }>(LOCK_UNSTARTED_RUNS, [cronIds]);
+  if (rows.length === 0) return [];
+  await client.query(DELETE_WITHDRAWN_LEDGER, [rows.map((r) => r.cron_id), rows.map((r) => r.scheduled_for)]);
+  await deleteWaitingRunJobs(
+    client,
+    queueSchemaOf(boss),
+    rows.map((r) => r.run_id),
+  );
+  await client.query(DELETE_WITHDRAWN_THREADS, [rows.map((r) => r.thread_id)]);
+  return rows.map((r) => ({ cron_id: r.cron_id, scheduled_for: r.scheduled_for }));
 }
 
 // ---- a retried occurrence (libs/crons/retry.ts) ---------------------------------------------

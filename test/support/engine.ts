@@ -99,7 +99,7 @@ export function newScheduler(
   pool: Pool,
   boss: PgBoss,
   url: string,
-  opts: { batchSize?: number; missedMax?: number; graceMs?: number; pollIntervalSeconds?: number; onTick?: () => void } = {},
+  opts: { batchSize?: number; missedMax?: number; graceMs?: number; pollIntervalSeconds?: number; onTick?: () => void; lookaheadMs?: number } = {},
 ): CronScheduler {
   return new CronScheduler({
     pool,
@@ -108,6 +108,8 @@ export function newScheduler(
     pollIntervalSeconds: opts.pollIntervalSeconds ?? 1,
     batchSize: opts.batchSize ?? 1000,
     limits: { missedMax: opts.missedMax ?? 100, graceMs: opts.graceMs ?? 60_000, ledgerCap: 1000 },
+    // 0 (at the instant) unless a test is about firing ahead (CRON_LOOKAHEAD_MS).
+    lookaheadMs: opts.lookaheadMs ?? 0,
     listenUrl: url,
     onTick: opts.onTick,
   });

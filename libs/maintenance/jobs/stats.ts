@@ -6,7 +6,7 @@ import type { MaintenanceJob } from '../types.ts';
 // (pre-filtered on the ledger's created_at index; an occurrence fired more than a day late is
 // not counted). An assistant's figures are its crons' occurrences plus its runs no cron started
 // (created that day). runs = occurrences that fired; duration = ended − started; fire lag =
-// enqueued − scheduled_for, scheduled occurrences only.
+// enqueued − scheduled_for, scheduled occurrences only (0 for one fired ahead, CRON_LOOKAHEAD_MS).
 
 const SNAPSHOT = `
   WITH bounds AS (
@@ -14,7 +14,7 @@ const SNAPSHOT = `
   ), occ AS (
     SELECT o.cron_id, o.run_id, o.status,
            extract(epoch FROM (o.ended_at - o.started_at)) * 1000 AS duration_ms,
-           CASE WHEN o.trigger = 'schedule' THEN extract(epoch FROM (o.enqueued_at - o.scheduled_for)) * 1000 END AS lag_ms
+           CASE WHEN o.trigger = 'schedule' AND o.enqueued_at IS NOT NULL THEN greatest(extract(epoch FROM (o.enqueued_at - o.scheduled_for)) * 1000, 0) END AS lag_ms
       FROM cron_occurrences o, bounds b
      WHERE o.created_at >= b.lo - interval '1 day' AND o.created_at < b.hi + interval '1 day'
        AND o.scheduled_for >= b.lo AND o.scheduled_for < b.hi

@@ -117,10 +117,13 @@ export function between(a, b) {
 export function occurrenceTimings(o) {
   const onTime = o.trigger === undefined || o.trigger === 'schedule' || o.trigger === 'create';
   const fired = o.enqueued_at ?? o.started_at;
+  const lag = onTime ? between(o.scheduled_for, fired) : null;
+  // Fired ahead of its instant (CRON_LOOKAHEAD_MS): not late, and its wait starts at the instant.
+  const ahead = lag !== null && lag < 0;
   return {
-    lag: onTime ? between(o.scheduled_for, fired) : null,
+    lag: ahead ? 0 : lag,
     age: onTime ? null : between(o.scheduled_for, fired),
-    wait: between(o.retried_at ?? o.enqueued_at, o.started_at),
+    wait: between(o.retried_at ?? (ahead ? o.scheduled_for : o.enqueued_at), o.started_at),
     duration: between(o.started_at, o.ended_at),
   };
 }
@@ -129,7 +132,8 @@ export function occurrenceTimings(o) {
  * Why a pending occurrence (or run) has not started yet, in words, or null when it is not
  * waiting: a retry's backoff, a limit without room, its jittered planned start still ahead, or a
  * free worker.
- * @param {{ waiting?: string | null, not_before?: string | null, status?: string, planned_for?: string | null } | null | undefined} o
+ * @param {{ waiting?: string | null, not_before?: string | null, status?: string, planned_for?: string | null,
+ *   scheduled_for?: string | null } | null | undefined} o
  * @param {string | null} [timeZone]
  */
 export function waitingText(o, timeZone, now = Date.now()) {
@@ -139,6 +143,8 @@ export function waitingText(o, timeZone, now = Date.now()) {
   if (o.waiting) return String(o.waiting);
   if (o.status !== 'enqueued' && o.status !== 'pending') return null;
   if (o.planned_for && new Date(o.planned_for).getTime() > now) return `its planned start, ${formatTime(o.planned_for, timeZone)}`;
+  // Fired ahead (CRON_LOOKAHEAD_MS): it starts at its scheduled time.
+  if (o.scheduled_for && new Date(o.scheduled_for).getTime() > now) return `its scheduled time, ${formatTime(o.scheduled_for, timeZone)}`;
   return 'a free worker';
 }
 

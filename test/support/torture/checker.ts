@@ -98,6 +98,7 @@ export interface LogRow {
   sf_us: string | null;
   thread_id: string;
   deleted_at: Date | null;
+  deleted_xact_at?: Date | null;
   deleted_status: string | null;
 }
 
@@ -166,13 +167,24 @@ export async function check(input: CheckInput): Promise<Report> {
     if (xs.length) failures.push(`${what}: ${xs.length} (${detail})`);
   };
 
-  const runLog = (
+  const logged = (
     await pool.query<LogRow>(
       `SELECT run_id, cron_id, scheduled_for, (extract(epoch FROM scheduled_for) * 1000000)::bigint::text AS sf_us,
-              thread_id, deleted_at, deleted_status
+              thread_id, deleted_at, deleted_xact_at, deleted_status
          FROM torture_run_log ORDER BY seq`,
     )
   ).rows;
+  // An occurrence fired ahead of its instant (CRON_LOOKAHEAD_MS) and withdrawn by a change of its
+  // cron before it (docs/scheduling.md): its run was deleted still pending, before its
+  // scheduled_for, with its ledger row and job, as if never fired; the occurrence may fire again
+  // (the same run id) under the new definition. Nothing else deletes a pending run (a thread's or
+  // an assistant's deletion ends its runs first). Such a run is not one of the occurrence's runs.
+  // Before its instant: the withdrawing transaction began before it (it decides under the run's
+  // lock on the clock; the delete itself may come a moment after the instant).
+  const withdrawn = (r: LogRow) =>
+    r.deleted_status === 'pending' && !!r.deleted_xact_at && r.scheduled_for !== null && r.deleted_xact_at.getTime() < r.scheduled_for.getTime();
+  const runLog = logged.filter((r) => !withdrawn(r));
+  counts.withdrawn = logged.length - runLog.length;
   const ledger = (
     await pool.query<LedgerRow>(
       `SELECT cron_id, scheduled_for, (extract(epoch FROM scheduled_for) * 1000000)::bigint::text AS sf_us,

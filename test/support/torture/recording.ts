@@ -46,6 +46,8 @@ CREATE TABLE IF NOT EXISTS torture_run_log (
   thread_id       uuid,
   inserted_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
   deleted_at      timestamptz,
+  -- when the deleting transaction began (a withdrawal decides before the instant: checker.ts)
+  deleted_xact_at timestamptz,
   deleted_status  text
 );
 CREATE INDEX IF NOT EXISTS torture_run_log_run ON torture_run_log (run_id);
@@ -56,7 +58,7 @@ BEGIN
     INSERT INTO torture_run_log (run_id, cron_id, scheduled_for, thread_id)
     VALUES (NEW.run_id, NEW.cron_id, NEW.scheduled_for, NEW.thread_id);
   ELSE
-    UPDATE torture_run_log SET deleted_at = clock_timestamp(), deleted_status = OLD.status
+    UPDATE torture_run_log SET deleted_at = clock_timestamp(), deleted_xact_at = now(), deleted_status = OLD.status
      WHERE run_id = OLD.run_id AND deleted_at IS NULL;
   END IF;
   RETURN NULL;
