@@ -133,6 +133,23 @@ describe('torture checker: flow control', () => {
     assert.deepEqual(verdict(k), []);
   });
 
+  test('a retry whose run was deleted as it started (its attempt unread) follows a retryable failure: not a re-execution', () => {
+    // Seen in a torture run: attempt 2 failed retryably; attempt 3 was claimed, then its run was
+    // deleted before the agent read its attempt (null).
+    const h = history();
+    h.execs[1] = exec({ attempt: 2, outcome: 'retryable', from: 600, to: 650 });
+    h.execs.push(exec({ attempt: null, outcome: 'aborted', from: 1500, to: 1510 }));
+    const byKey = new Map([[KEY, [...h.execs].sort((a, b) => a.started_at.getTime() - b.started_at.getTime())]]);
+    assert.deepEqual(judgeReexecutions(byKey, new Map(), []), { reexecutions: [], policyRetries: 2 });
+    // One that began while the retryable attempt still ran is not its successor.
+    h.execs[2] = exec({ attempt: null, outcome: 'aborted', from: 620, to: 700 });
+    const overlapping = new Map([[KEY, [...h.execs].sort((a, b) => a.started_at.getTime() - b.started_at.getTime())]]);
+    assert.deepEqual(
+      judgeReexecutions(overlapping, new Map(), []).reexecutions.map((r) => r.explained),
+      [false],
+    );
+  });
+
   test('a second execution of one attempt after pg-boss failed its job (a live worker whose heartbeat lapsed) is counted apart', () => {
     // Attempt 2 ran on a live worker that stored nothing for 10 s: pg-boss failed its job and handed it out again.
     const h = history();

@@ -832,6 +832,13 @@ export function judgeReexecutions(
         policyRetries++;
         continue;
       }
+      // The same, for a retry whose run was deleted (a cancel with rollback, its thread or cron
+      // deleted) between its claim and the agent's read of its attempt (null: no row): it began
+      // after the previous attempt ended retryably, so it is that attempt's successor.
+      if (e.attempt === null && prev.attempt !== null && prev.outcome === 'retryable' && prev.ended_at && e.started_at >= prev.ended_at) {
+        policyRetries++;
+        continue;
+      }
       const death = deathOf.get(prev.pid);
       let reason = '';
       let explained = false;
