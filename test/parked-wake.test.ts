@@ -78,7 +78,8 @@ describe('runs parked on a full concurrency limit', () => {
   /** Seconds until each run's job is fetchable (0: now), by the database clock. */
   async function dueIn(runs: { run_id: string }[]): Promise<number[]> {
     const { rows } = await ctx.db.pool.query<{ id: string; state: string; wait: number }>(
-      `SELECT id::text, state::text, greatest(0, extract(epoch FROM start_after - now()))::float8 AS wait FROM pgboss.job WHERE name = $1 AND id = ANY($2::uuid[])`,
+      `SELECT id::text, state::text, greatest(0, extract(epoch FROM start_after - now()))::float8 AS wait
+         FROM pgboss.job WHERE name = $1 AND id = ANY($2::uuid[])`,
       [QUEUES.run, runs.map((r) => r.run_id)],
     );
     const byId = new Map(rows.map((r) => [r.id, r]));
