@@ -138,4 +138,35 @@ describe('runs parked on a full concurrency limit', () => {
     assert.equal(blocked.parked.size, 0, 'not parked: the limit has room');
     assert.deepEqual(await dueIn([next]), [0], 'the slot is free and its only taker cannot start: the next parked run is fetchable now');
   });
+  test("a lost worker's run, parked behind the limit when its job comes back, looks again within half a heartbeat: no slot given back wakes it", async () => {
+    limit = 'pool-c';
+    // Its worker died while it ran: the run is still running at attempt 1, its job retried by pg-boss (attempt 2).
+    const lost = await pendingRun();
+    await fetched([lost]);
+    assert.equal((await claimRuns(ctx.db.pool, 'pgboss', requests([lost]))).length, 1);
+    await ctx.db.pool.query(`UPDATE pgboss.job SET state = 'created', retry_count = 1, start_after = now() WHERE name = $1 AND id = $2`, [
+      QUEUES.run,
+      lost.run_id,
+    ]);
+    const holder = await pendingRun();
+    assert.equal((await claim([holder], 1)).runs.length, 1);
+    // Fetched with an older parked run (created first here: woken, it is fetched with the lost run's new attempt).
+    const older = await pendingRun();
+    await ctx.db.pool.query(`UPDATE runs SET created_at = $2 WHERE run_id = $1`, [older.run_id, new Date(Date.now() - 7_200_000)]);
+    await fetched([older, lost]);
+    const refused = await claimRunsLimited(
+      ctx.db.pool,
+      'pgboss',
+      [
+        { run_id: older.run_id, attempt: 1, group: older.thread_id, jobId: older.run_id, retryCount: 0 },
+        { run_id: lost.run_id, attempt: 2, group: lost.thread_id, jobId: lost.run_id, retryCount: 1 },
+      ],
+      limitsOf(1),
+    );
+    assert.equal(refused.parked.size, 2);
+    const [olderWait, lostWait] = await dueIn([older, lost]);
+    assert.equal(olderWait, 15);
+    // Still running (attempt 1) in the runs table, it waits for no reason a slot given back reads (runs.waiting of a pending run).
+    assert.ok(lostWait <= HEARTBEAT_SECONDS / 2, `the lost worker's run looks again in ${lostWait} s`);
+  });
 });
