@@ -289,7 +289,7 @@ export async function claimRuns(pool: Pool, queueSchema: string, jobs: ClaimRequ
 
 // What a claim needs to know of each fetched run to find its limits (no lock).
 const LIMIT_SUBJECTS = `
-  SELECT r.run_id, a.graph_id, r.assistant_id, a.config AS assistant_config, r.created_at, r.waiting
+  SELECT r.run_id, a.graph_id, r.assistant_id, a.config AS assistant_config, r.created_at, r.waiting, r.status
     FROM runs r JOIN assistants a USING (assistant_id)
    WHERE r.run_id = ANY($1::uuid[]) AND r.status IN ('pending', 'running')`;
 
@@ -348,9 +348,10 @@ const PARK_RUNS = `
  * found lapsed, a slot whose wake went to a run that could not start): runs whose jobs sleep are
  * woken, as many as there is room. A slot of a lost worker is given back by nobody: it lapses, and
  * the first claim of the limit after that finds it. So the oldest runs parked on a limit (as many
- * as it has slots) look again after half a heartbeat, the others after a minute unless woken
- * before: a lost slot is reused within WORKER_HEARTBEAT_SECONDS, and a long queue behind a limit
- * costs the database a few rows a second, not all of it.
+ * as it has slots) look again after half a heartbeat, and so do a lost worker's runs (no wake
+ * reaches them), the others after a minute unless woken before: a lost slot is reused within
+ * WORKER_HEARTBEAT_SECONDS, and a long queue behind a limit costs the database a few rows a
+ * second, not all of it.
  */
 const PARKED_LONG_MS = 60_000;
 
@@ -361,6 +362,8 @@ interface LimitSubject {
   assistant_config: Record<string, unknown>;
   created_at: Date;
   waiting: string | null;
+  /** 'running': a lost worker's run whose job came back as a new attempt. */
+  status: string;
 }
 
 interface Admission {
@@ -428,7 +431,9 @@ async function admitLimited(client: PoolClient, queueSchema: string, jobs: Claim
     const pause = paused.get(spec.name);
     if (pause !== undefined) return pause;
     if (spec.max_concurrency !== null && (used.get(spec.name) ?? 0) >= spec.max_concurrency) {
-      const soon = (parkedOn.get(spec.name) ?? 0) < spec.max_concurrency;
+      // A lost worker's run (still running at its old attempt) is parked without runs.waiting,
+      // so no slot given back wakes it: it looks again as soon as the oldest do.
+      const soon = (parkedOn.get(spec.name) ?? 0) < spec.max_concurrency || subject.status === 'running';
       return now.getTime() + (soon ? (limits.heartbeatSeconds * 1000) / 2 : PARKED_LONG_MS);
     }
     if (spec.rate) {
