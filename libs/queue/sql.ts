@@ -193,17 +193,24 @@ export function parkRunJobsSql(schema: string): string {
 }
 
 /**
- * The oldest pending runs waiting for each reason (runs.waiting), as many as each one's count,
- * made fetchable now, and the workers woken: $1 the run queue, $2 reasons (text[]), $3 counts
- * (int[]), $4 the NOTIFY channel.
+ * The oldest pending runs waiting for each reason (runs.waiting) whose jobs sleep in the queue
+ * (created, start_after still ahead), as many as each one's count, made fetchable now, and the
+ * workers woken: $1 the run queue, $2 reasons (text[]), $3 counts (int[]), $4 the NOTIFY channel.
+ * A run whose job is fetchable already (woken a moment ago and not fetched yet, or waiting for
+ * its thread's turn) or held by a worker is passed over: waking it again would wake no one. The
+ * walk follows the runs_waiting index (waiting, created_at), one job lookup per run passed.
  */
 export function wakeParkedRunsSql(schema: string): string {
+  const s = quoteIdent(schema);
   return `WITH woken AS (
        SELECT w.run_id FROM unnest($2::text[], $3::int[]) AS v(waiting, n)
         CROSS JOIN LATERAL (
-          SELECT r.run_id FROM runs r WHERE r.status = 'pending' AND r.waiting = v.waiting ORDER BY r.created_at LIMIT v.n) w
+          SELECT r.run_id FROM runs r
+           WHERE r.status = 'pending' AND r.waiting = v.waiting
+             AND EXISTS (SELECT 1 FROM ${s}.job j WHERE j.name = $1 AND j.id = r.run_id AND j.state = 'created' AND j.start_after > now())
+           ORDER BY r.created_at LIMIT v.n) w
      ), up AS (
-       UPDATE ${quoteIdent(schema)}.job j SET start_after = now()
+       UPDATE ${s}.job j SET start_after = now()
          FROM woken w
         WHERE j.name = $1 AND j.id = w.run_id AND j.state = 'created' AND j.start_after > now()
        RETURNING 1

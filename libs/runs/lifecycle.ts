@@ -293,7 +293,7 @@ export async function claimRuns(pool: Pool, queueSchema: string, jobs: ClaimRequ
 
 // What a claim needs to know of each fetched run to find its limits (no lock).
 const LIMIT_SUBJECTS = `
-  SELECT r.run_id, a.graph_id, r.assistant_id, a.config AS assistant_config, r.created_at, r.waiting
+  SELECT r.run_id, a.graph_id, r.assistant_id, a.config AS assistant_config, r.created_at, r.waiting, r.status
     FROM runs r JOIN assistants a USING (assistant_id)
    WHERE r.run_id = ANY($1::uuid[]) AND r.status IN ('pending', 'running')`;
 
@@ -309,12 +309,12 @@ const LOCK_LIMITS = `
 // when its job is fetched again as a new attempt (retry_count moved on): the new attempt's claim
 // must find room like any other, never be held back by its own dead slot; a job handed back or
 // snoozed is not active, so its slots lapse too (though hand back and finish free them themselves).
-// Slots that lapsed are deleted here (under their limit's lock) and answered, so their waiters wake.
+// Slots that lapsed are deleted here (under their limit's lock); the room the claim leaves wakes
+// their waiters (admitLimited's commit).
 const LAPSED_SLOTS = (schema: string) => `
   DELETE FROM flow_limit_slots s
    WHERE s.limit_name = ANY($1::text[])
-     AND NOT ${runJobHeartbeatingSql(schema, 's.run_id', 's.attempt', '$2')}
-  RETURNING s.limit_name`;
+     AND NOT ${runJobHeartbeatingSql(schema, 's.run_id', 's.attempt', '$2')}`;
 const SLOTS_IN_USE = `SELECT limit_name, count(*)::int AS used FROM flow_limit_slots WHERE limit_name = ANY($1::text[]) GROUP BY limit_name`;
 
 const TAKE_SLOTS = `
@@ -348,11 +348,14 @@ const PARK_RUNS = `
 
 /**
  * A run parked on a full concurrency limit is woken when a slot is given back (a run of the limit
- * ends or goes to retry). A slot of a lost worker is given back by nobody: it lapses, and the first
- * claim of the limit after that finds it. So the oldest runs parked on a limit (as many as it has
- * slots) look again after half a heartbeat, the others after a minute unless woken before: a lost
- * slot is reused within WORKER_HEARTBEAT_SECONDS, and a long queue behind a limit costs the
- * database a few rows a second, not all of it.
+ * ends or goes to retry), and by a claim of the limit that leaves room (slots of lost workers it
+ * found lapsed, a slot whose wake went to a run that could not start): runs whose jobs sleep are
+ * woken, as many as there is room. A slot of a lost worker is given back by nobody: it lapses, and
+ * the first claim of the limit after that finds it. So the oldest runs parked on a limit (as many
+ * as it has slots) look again after half a heartbeat, and so do a lost worker's runs (no wake
+ * reaches them), the others after a minute unless woken before: a lost slot is reused within
+ * WORKER_HEARTBEAT_SECONDS, and a long queue behind a limit costs the database a few rows a
+ * second, not all of it.
  */
 const PARKED_LONG_MS = 60_000;
 
@@ -363,6 +366,8 @@ interface LimitSubject {
   assistant_config: Record<string, unknown>;
   created_at: Date;
   waiting: string | null;
+  /** 'running': a lost worker's run whose job came back as a new attempt. */
+  status: string;
 }
 
 interface Admission {
@@ -395,10 +400,12 @@ async function admitLimited(client: PoolClient, queueSchema: string, jobs: Claim
     LOCK_LIMITS,
     [names],
   );
-  const { rows: lapsed } = await client.query<{ limit_name: string }>(LAPSED_SLOTS(queueSchema), [names, limits.heartbeatSeconds]);
+  await client.query(LAPSED_SLOTS(queueSchema), [names, limits.heartbeatSeconds]);
   const { rows: inUse } = await client.query<{ limit_name: string; used: number }>(SLOTS_IN_USE, [names]);
   const now = state[0]?.now ?? new Date();
   const used = new Map(inUse.map((r) => [r.limit_name, r.used]));
+  // Slots held before this claim (the lapsed ones gone): with the slots it takes, what room it leaves.
+  const held = new Map(used);
   const starts = new Map<string, number[]>();
   const paused = new Map<string, number>();
   for (const row of state) {
@@ -428,7 +435,9 @@ async function admitLimited(client: PoolClient, queueSchema: string, jobs: Claim
     const pause = paused.get(spec.name);
     if (pause !== undefined) return pause;
     if (spec.max_concurrency !== null && (used.get(spec.name) ?? 0) >= spec.max_concurrency) {
-      const soon = (parkedOn.get(spec.name) ?? 0) < spec.max_concurrency;
+      // A lost worker's run (still running at its old attempt) is parked without runs.waiting,
+      // so no slot given back wakes it: it looks again as soon as the oldest do.
+      const soon = (parkedOn.get(spec.name) ?? 0) < spec.max_concurrency || subject.status === 'running';
       return now.getTime() + (soon ? (limits.heartbeatSeconds * 1000) / 2 : PARKED_LONG_MS);
     }
     if (spec.rate) {
@@ -445,6 +454,7 @@ async function admitLimited(client: PoolClient, queueSchema: string, jobs: Claim
     }
     return null;
   };
+  const startsBefore = new Map([...starts].map(([name, s]) => [name, s.length]));
   const parkedOn = new Map<string, number>();
   const parked = new Map<string, { waiting: string; until: Date }>();
   const byAge = subjects.filter((s) => limitsOf.has(s.run_id)).sort((a, b) => a.created_at.getTime() - b.created_at.getTime() || cmp(a.run_id, b.run_id));
@@ -497,10 +507,22 @@ async function admitLimited(client: PoolClient, queueSchema: string, jobs: Claim
           })),
         );
       }
-      // Slots of lost workers came back: as many parked runs of those limits may start now.
-      const freed = new Map<string, number>();
-      for (const r of lapsed) freed.set(r.limit_name, (freed.get(r.limit_name) ?? 0) + 1);
-      if (freed.size) await wakeParkedRuns(client, queueSchema, freed);
+      // Room this claim leaves in a concurrency limit: slots of lost workers it found lapsed and
+      // did not take, or a slot given back whose wake went to a run that cannot start (its
+      // thread's or cron's turn has not come, another limit is full). As many runs sleeping parked
+      // on the limit may start now (never more than its rate lets start). Only sleeping runs are
+      // woken (wakeParkedRuns) and only for room that is there: a long queue behind a full limit
+      // is not looked at; a run woken for the same room and not fetched yet may make one more
+      // start to look, which parks again.
+      const room = new Map<string, number>();
+      for (const [name, spec] of specs) {
+        if (spec.max_concurrency === null || paused.has(name)) continue;
+        const taken = slots.filter((x) => x.limit === name).length;
+        let n = spec.max_concurrency - (held.get(name) ?? 0) - taken;
+        if (spec.rate) n = Math.min(n, spec.rate.runs - startsBefore.get(name)! - (started.get(name) ?? 0));
+        if (n > 0) room.set(name, n);
+      }
+      if (room.size) await wakeParkedRuns(client, queueSchema, room);
     },
   };
 }
