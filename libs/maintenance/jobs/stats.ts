@@ -14,7 +14,8 @@ const SNAPSHOT = `
   ), occ AS (
     SELECT o.cron_id, o.run_id, o.status,
            extract(epoch FROM (o.ended_at - o.started_at)) * 1000 AS duration_ms,
-           CASE WHEN o.trigger = 'schedule' AND o.enqueued_at IS NOT NULL THEN greatest(extract(epoch FROM (o.enqueued_at - o.scheduled_for)) * 1000, 0) END AS lag_ms
+           CASE WHEN o.trigger = 'schedule' AND o.enqueued_at IS NOT NULL
+                THEN greatest(extract(epoch FROM (o.enqueued_at - o.scheduled_for)) * 1000, 0) END AS lag_ms
       FROM cron_occurrences o, bounds b
      WHERE o.created_at >= b.lo - interval '1 day' AND o.created_at < b.hi + interval '1 day'
        AND o.scheduled_for >= b.lo AND o.scheduled_for < b.hi
