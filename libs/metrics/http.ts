@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { RequestHandler } from 'express';
-import { Registry } from 'prom-client';
+import { Registry } from './prom.ts';
 import type { Metric } from 'prom-client';
 import type { Logger } from '../log/index.ts';
 import './deployment.ts';
