@@ -1,9 +1,29 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError, connectionBudget, loadConfig } from '../libs/config/index.ts';
+import { MAINTENANCE_CATALOG, settingKey } from '../libs/config/maintenance-catalog.ts';
+import { parseSchedule, validateTimezone } from '../libs/schedule/index.ts';
 import { spawnApp } from './support/processes.ts';
 
 describe('configuration', () => {
+  // The config checks a maintenance schedule or time zone that is set; the defaults are taken as
+  // valid without being parsed at each start: these pin that they are.
+  test('every default maintenance schedule, and the default time zone, are valid', () => {
+    const config = loadConfig({ DATABASE_URL: 'postgres://a@b/c' });
+    assert.equal(validateTimezone(config.MAINTENANCE_TIMEZONE), 'UTC');
+    for (const job of MAINTENANCE_CATALOG) {
+      const schedule = config[`MAINTENANCE_${settingKey(job.name)}_SCHEDULE`];
+      assert.equal(schedule, job.schedule);
+      assert.ok(parseSchedule(schedule, { allowSeconds: true, timezone: 'UTC' }), job.name);
+    }
+  });
+
+  test('a maintenance schedule or time zone that is set is still checked', () => {
+    assert.throws(() => loadConfig({ DATABASE_URL: 'postgres://a@b/c', MAINTENANCE_DAILY_STATS_SCHEDULE: '61 * * * *' }), /MAINTENANCE_DAILY_STATS_SCHEDULE/);
+    assert.throws(() => loadConfig({ DATABASE_URL: 'postgres://a@b/c', MAINTENANCE_TIMEZONE: 'Mars/Olympus' }), /MAINTENANCE_TIMEZONE/);
+    assert.equal(loadConfig({ DATABASE_URL: 'postgres://a@b/c', MAINTENANCE_TIMEZONE: 'Europe/Paris' }).MAINTENANCE_TIMEZONE, 'Europe/Paris');
+  });
+
   test('defaults apply when nothing is set', () => {
     const c = loadConfig({});
     assert.equal(c.PORT, 8000);

@@ -660,6 +660,12 @@ describe('maintenance registration and settings', () => {
       assert.deepEqual(await Promise.all(procs.map((p) => p.exited)), [0, 0]);
 
       const before = (await db.pool.query(`SELECT job_name, next_run_date, updated_at, enabled, schedule FROM maintenance_jobs ORDER BY job_name`)).rows;
+      // A start with the same settings (the rows as configured: read, nothing written).
+      assert.deepEqual(await registerMaintenanceJobs(db.pool, configuredJobs(loadConfig({}))), { inserted: [], updated: [] });
+      assert.deepEqual(
+        (await db.pool.query(`SELECT job_name, next_run_date, updated_at, enabled, schedule FROM maintenance_jobs ORDER BY job_name`)).rows,
+        before,
+      );
       const config = loadConfig({ MAINTENANCE_DAILY_STATS_SCHEDULE: '0 6 * * *', MAINTENANCE_QUEUE_HYGIENE_ENABLED: 'false', MAINTENANCE_TIMEZONE: 'UTC' });
       const changed = await registerMaintenanceJobs(db.pool, configuredJobs(config));
       assert.deepEqual(changed, { inserted: [], updated: ['daily_stats', 'queue_hygiene'] });

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { CronExpressionParser } from 'cron-parser';
 import { parseSchedule, ScheduleError, validateTimezone } from '../libs/schedule/index.ts';
 import type { Schedule } from '../libs/schedule/index.ts';
+import { ZoneRules } from '../libs/schedule/timezone.ts';
 
 const MINUTE = 60_000;
 const HOUR = 3_600_000;
@@ -661,5 +662,28 @@ describe('matcher agrees with cron-parser in UTC', () => {
       }
     }
     assert.ok(compared > 10_000, `compared ${compared}`);
+  });
+});
+
+describe('UTC without Intl', () => {
+  // UTC's rules are answered without Intl (no zone data loaded to start a process in UTC): the
+  // same as Intl's rules for the same zone under another name.
+  test('UTC has the offsets and transitions Intl gives Etc/UTC', () => {
+    const utc = new ZoneRules('UTC');
+    const viaIntl = new ZoneRules('Etc/UTC');
+    for (let t = Date.UTC(1970, 0, 1); t < Date.UTC(2100, 0, 1); t += 97 * 86_400_000 + 12_345) assert.equal(utc.offsetAt(t), viaIntl.offsetAt(t));
+    const from = Date.UTC(2000, 0, 1);
+    const to = Date.UTC(2060, 0, 1);
+    assert.equal(utc.nextTransition(from, to), viaIntl.nextTransition(from, to));
+    assert.equal(utc.previousTransition(to, from), viaIntl.previousTransition(to, from));
+    assert.equal(validateTimezone('UTC'), 'UTC');
+    const a = parseSchedule('30 2 * * *', { timezone: 'UTC', allowSeconds: false });
+    const b = parseSchedule('30 2 * * *', { timezone: 'Etc/UTC', allowSeconds: false });
+    let at = new Date('2026-03-01T00:00:00Z');
+    for (let i = 0; i < 5; i++) {
+      const next = a.nextAfter(at);
+      assert.deepEqual(next, b.nextAfter(at));
+      at = next;
+    }
   });
 });

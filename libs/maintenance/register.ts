@@ -30,10 +30,23 @@ export interface Registered {
 }
 
 /** Writes each job's row (or brings it to the configured schedule); answers what changed. */
-export async function registerMaintenanceJobs(pool: Pool, jobs: JobRegistration[]): Promise<Registered> {
+export async function registerMaintenanceJobs(pool: Pool, configured: JobRegistration[]): Promise<Registered> {
+  if (configured.length === 0) return { inserted: [], updated: [] };
+  // Most starts find every row as configured: one read then, and no schedule parsed (the time
+  // zone and cron work was a tenth of a start's CPU, docs/performance.md, Start). Rows that were
+  // as configured when read are what the upsert would have left alone.
+  const { rows: stored } = await pool.query<{ job_name: string; schedule: string; timezone: string; enabled: boolean; now: Date }>(
+    `SELECT m.job_name, m.schedule, m.timezone, m.enabled, now() AS now
+       FROM (SELECT 1) one LEFT JOIN maintenance_jobs m ON m.job_name = ANY($1::text[]) AND m.next_run_date IS NOT NULL`,
+    [configured.map((j) => j.name)],
+  );
+  const asStored = new Map(stored.filter((r) => r.job_name !== null).map((r) => [r.job_name, r]));
+  const jobs = configured.filter((j) => {
+    const r = asStored.get(j.name);
+    return !r || r.schedule !== j.schedule || r.timezone !== j.timezone || r.enabled !== j.enabled;
+  });
   if (jobs.length === 0) return { inserted: [], updated: [] };
-  const { rows: clock } = await pool.query<{ now: Date }>(`SELECT now()`);
-  const now = clock[0].now;
+  const now = stored[0].now;
   // From the database clock, like every occurrence (docs/scheduling.md, point 1: one clock).
   const next = jobs.map((j) => parseSchedule(j.schedule, { timezone: j.timezone, allowSeconds: true }).nextAfter(now));
   const { rows } = await pool.query<{ job_name: string; inserted: boolean }>(REGISTER, [

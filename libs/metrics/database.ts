@@ -1,4 +1,4 @@
-import { Gauge } from 'prom-client';
+import { Gauge } from './prom.ts';
 import type { Pool } from '../db/index.ts';
 import type { PgBoss } from '../queue/index.ts';
 import { foldCounters, readRollup } from './fold.ts';

@@ -1,11 +1,14 @@
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { RequestHandler } from 'express';
-import { Registry } from 'prom-client';
+import { Registry } from './prom.ts';
 import type { Metric } from 'prom-client';
 import type { Logger } from '../log/index.ts';
 import './deployment.ts';
 import { deploymentRegistry, registry } from './registry.ts';
+
+// node:http through getBuiltinModule, not an ESM import: the import's namespace reads each of the
+// module's exports, WebSocket included, which loads undici (~50 ms of CPU at every start; docs/performance.md, Start).
+const http = process.getBuiltinModule('node:http');
 
 let servedInProcess = false;
 

@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Histogram, Registry, collectDefaultMetrics } from './prom.ts';
 
 // One registry per process. What a process does (runs it executed, occurrences it fired, passes it
 // made, webhooks it sent) is counted here where it happens; a scheduler or worker process serves

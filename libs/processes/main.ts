@@ -1,4 +1,3 @@
-import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -18,6 +17,10 @@ import type { Connections } from './bootstrap.ts';
 import { fatal, onShutdown } from './lifecycle.ts';
 import { startApiRole, startSchedulerRole, startWorkerRole } from './roles.ts';
 import type { Role, RoleDeps } from './roles.ts';
+
+// node:http through getBuiltinModule, not an ESM import: the import's namespace reads each of the
+// module's exports, WebSocket included, which loads undici (~50 ms of CPU at every start; docs/performance.md, Start).
+const { createServer } = process.getBuiltinModule('node:http');
 
 export interface ProcessSpec {
   /** Name on every log line. */

@@ -9,7 +9,8 @@ const CHUNK = CHUNK_DAYS * DAY;
 const MAX_CHUNKS_PER_ZONE = 4096;
 const MAX_ZONES = 1024;
 
-const validZones = new Set<string>();
+// UTC is every runtime's, valid without asking Intl (whose first DateTimeFormat loads ICU's zone data).
+const validZones = new Set<string>(['UTC']);
 
 /**
  * Validates an IANA time zone name ("UTC", "America/New_York", "Australia/Lord_Howe")
@@ -39,7 +40,10 @@ export function validateTimezone(tz: string): string {
   } catch {
     throw new ScheduleError('timezone', tz, `invalid timezone ${JSON.stringify(tz)}: not a known IANA time zone name (e.g. "UTC", "America/New_York")`);
   }
-  if (validZones.size >= MAX_ZONES) validZones.clear();
+  if (validZones.size >= MAX_ZONES) {
+    validZones.clear();
+    validZones.add('UTC');
+  }
   validZones.add(tz);
   return tz;
 }
@@ -109,13 +113,17 @@ interface Chunk {
  */
 export class ZoneRules {
   readonly name: string;
-  readonly #format: Intl.DateTimeFormat;
+  #formatter: Intl.DateTimeFormat | undefined;
   readonly #chunks = new Map<number, Chunk>();
 
   constructor(name: string) {
     this.name = name;
-    this.#format = new Intl.DateTimeFormat('en-US', {
-      timeZone: name,
+  }
+
+  /** Made when first needed: UTC never needs it (and a process that schedules in UTC only never loads ICU's zone data). */
+  get #format(): Intl.DateTimeFormat {
+    this.#formatter ??= new Intl.DateTimeFormat('en-US', {
+      timeZone: this.name,
       hourCycle: 'h23',
       year: 'numeric',
       month: 'numeric',
@@ -124,6 +132,7 @@ export class ZoneRules {
       minute: 'numeric',
       second: 'numeric',
     });
+    return this.#formatter;
   }
 
   /** Offset (local wall clock minus UTC, in ms) in effect at instant `t`. */
@@ -165,6 +174,8 @@ export class ZoneRules {
   #chunk(index: number): Chunk {
     const cached = this.#chunks.get(index);
     if (cached !== undefined) return cached;
+    // UTC: offset 0 and no transition, what Intl answers for it (test/schedule.test.ts compares), without asking it.
+    if (this.name === 'UTC') return UTC_CHUNK;
     const start = index * CHUNK;
     const offset0 = this.#rawOffset(start);
     const transitions: Transition[] = [];
@@ -229,6 +240,8 @@ export class ZoneRules {
     return Date.UTC(year, month - 1, day, hour, minute, second) - whole;
   }
 }
+
+const UTC_CHUNK: Chunk = { offset0: 0, transitions: [] };
 
 const zones = new Map<string, ZoneRules>();
 

@@ -1,8 +1,11 @@
 import { lookup } from 'node:dns/promises';
-import http from 'node:http';
-import https from 'node:https';
 import net from 'node:net';
 import { bareHost, forbiddenAddress, scrubCredentials } from './address.ts';
+
+// node:http through getBuiltinModule, not an ESM import: the import's namespace reads each of the
+// module's exports, WebSocket included, which loads undici (~50 ms of CPU at every start; docs/performance.md, Start).
+const http = process.getBuiltinModule('node:http');
+const https = process.getBuiltinModule('node:https');
 
 // One webhook POST. The destination's host is resolved first and every address it resolves to is
 // checked (unless private destinations are allowed); the connection then goes to the address that
