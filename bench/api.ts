@@ -278,6 +278,9 @@ try {
     await explain('search metadata team t3', (db) => searchCrons(db, BIG, search({ metadata: { team: 't3' } })));
     await explain('search sort_by end_time desc', (db) => searchCrons(db, BIG, search({ sort_by: 'end_time', sort_order: 'desc' })));
     await explain('search sort_by thread_id asc', (db) => searchCrons(db, BIG, search({ sort_by: 'thread_id', sort_order: 'asc' })));
+    await explain('search sort_by end_time desc limit 100 offset 20000', (db) =>
+      searchCrons(db, BIG, search({ sort_by: 'end_time', sort_order: 'desc', limit: 100, offset: 20000 })),
+    );
     await explain('search sort_by end_time desc of a user with 50 crons', (db) =>
       searchCrons(db, userOf(1), search({ sort_by: 'end_time', sort_order: 'desc' })),
     );
