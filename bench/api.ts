@@ -230,7 +230,10 @@ const searches: [string, Record<string, unknown>][] = [
   ['search assistant_id echo', { assistant_id: ECHO_GRAPH }],
   ['search metadata team t3', { metadata: { team: 't3' } }],
   ['search limit 100 offset 1000', { limit: 100, offset: 1000 }],
-  ['search sort_by end_time desc (no index)', { sort_by: 'end_time', sort_order: 'desc' }],
+  ['search sort_by end_time desc', { sort_by: 'end_time', sort_order: 'desc' }],
+  ['search sort_by end_time asc', { sort_by: 'end_time', sort_order: 'asc' }],
+  ['search sort_by thread_id desc', { sort_by: 'thread_id', sort_order: 'desc' }],
+  ['search sort_by end_time desc limit 100 offset 20000', { sort_by: 'end_time', sort_order: 'desc', limit: 100, offset: 20000 }],
 ];
 const newCron = (i: number) => ({ assistant_id: ECHO_GRAPH, schedule: '0 9 * * *', input: { n: i }, metadata: { bench: true } });
 
@@ -273,7 +276,14 @@ try {
     await explain('search sort_by updated_at desc', (db) => searchCrons(db, BIG, search({ sort_by: 'updated_at' })));
     await explain('search assistant_id echo', (db) => searchCrons(db, BIG, search({ assistant_id: echo })));
     await explain('search metadata team t3', (db) => searchCrons(db, BIG, search({ metadata: { team: 't3' } })));
-    await explain('search sort_by end_time desc (no index)', (db) => searchCrons(db, BIG, search({ sort_by: 'end_time', sort_order: 'desc' })));
+    await explain('search sort_by end_time desc', (db) => searchCrons(db, BIG, search({ sort_by: 'end_time', sort_order: 'desc' })));
+    await explain('search sort_by thread_id asc', (db) => searchCrons(db, BIG, search({ sort_by: 'thread_id', sort_order: 'asc' })));
+    await explain('search sort_by end_time desc limit 100 offset 20000', (db) =>
+      searchCrons(db, BIG, search({ sort_by: 'end_time', sort_order: 'desc', limit: 100, offset: 20000 })),
+    );
+    await explain('search sort_by end_time desc of a user with 50 crons', (db) =>
+      searchCrons(db, userOf(1), search({ sort_by: 'end_time', sort_order: 'desc' })),
+    );
     await explain('search {} of a user with 50 crons', (db) => searchCrons(db, userOf(1), search({})));
     await explain(`count {} (${BIG})`, (db) => countCrons(db, BIG, {}));
     await explain('count assistant_id echo', (db) => countCrons(db, BIG, { assistant_id: echo }));

@@ -106,14 +106,19 @@ describe('crons at scale: search order and plans, counters', () => {
     await db.pool.query(`DELETE FROM crons WHERE user_id = $1`, [user]);
   });
 
-  test('with many crons, the default, updated_at and next_run_date sorts read only the page from an index (no Sort)', async () => {
+  test('with many crons, every sort but assistant_id reads only the page from indexes (no Sort but the merge of two ranges)', async () => {
     const user = 'big';
+    const threads = Array.from({ length: 20 }, () => randomUUID());
+    await db.pool.query(`INSERT INTO threads (thread_id, user_id) SELECT unnest($1::uuid[]), $2`, [threads, user]);
+    // A tenth with an end_time, a twentieth bound to a thread (as bench/api.ts).
     await db.pool.query(
-      `INSERT INTO crons (cron_id, assistant_id, user_id, schedule, enabled, next_run_date, created_at, updated_at)
-       SELECT gen_random_uuid(), $2, $1, '@daily', i % 20 <> 0, CASE WHEN i % 20 <> 0 THEN now() + random() * interval '1 day' END,
+      `INSERT INTO crons (cron_id, assistant_id, thread_id, user_id, schedule, end_time, enabled, next_run_date, created_at, updated_at)
+       SELECT gen_random_uuid(), $2, CASE WHEN i % 20 = 7 THEN ($3::uuid[])[1 + i % 20] END, $1, '@daily',
+              CASE WHEN i % 10 = 1 THEN now() + random() * interval '30 days' END,
+              i % 20 <> 0, CASE WHEN i % 20 <> 0 THEN now() + random() * interval '1 day' END,
               now() - random() * interval '365 days', now() - random() * interval '30 days'
          FROM generate_series(1, 20000) i`,
-      [user, ECHO],
+      [user, ECHO, threads],
     );
     await db.pool.query(
       `INSERT INTO crons (cron_id, assistant_id, user_id, schedule) SELECT gen_random_uuid(), $1, 'small' || i % 50, '@daily' FROM generate_series(1, 2000) i`,
@@ -140,12 +145,25 @@ describe('crons at scale: search order and plans, counters', () => {
       { sort_by: 'next_run_date' as const, sort_order: 'asc' as const },
       { sort_by: 'next_run_date' as const, sort_order: 'desc' as const },
       { sort_by: 'cron_id' as const },
+      // migrations/023: partial indexes (non-null rows only), the null rows a second range.
+      { sort_by: 'end_time' as const, sort_order: 'asc' as const },
+      { sort_by: 'end_time' as const, sort_order: 'desc' as const },
+      { sort_by: 'thread_id' as const, sort_order: 'asc' as const },
+      { sort_by: 'thread_id' as const, sort_order: 'desc' as const },
     ]) {
       const p = await plan(s);
       assert.match(p, /Index Scan/, `${JSON.stringify(s)}:\n${p}`);
       assert.doesNotMatch(p, /Seq Scan|Bitmap/, `${JSON.stringify(s)}:\n${p}`);
-      // Only the outer merge of next_run_date desc's two ranges sorts (at most 2 × (limit + offset) rows).
-      if (!(s.sort_by === 'next_run_date' && s.sort_order === 'desc')) assert.doesNotMatch(p, /Sort/, `${JSON.stringify(s)}:\n${p}`);
+      // Nullable keys are read as two ranges (non-null, then null by cron_id); only their merge
+      // sorts (at most 2 × (limit + offset) rows): every range reads an index in order.
+      const twoRanges = (s.sort_by === 'next_run_date' && s.sort_order === 'desc') || s.sort_by === 'end_time' || s.sort_by === 'thread_id';
+      if (twoRanges) {
+        // A Sort only of what a Limit above an index scan yields (the ranges' merge), never of a scan's rows.
+        assert.doesNotMatch(p, /Sort\n\s*Sort Key:[^\n]*\n\s*->\s+(Index|Seq|Bitmap)/, `${JSON.stringify(s)}:\n${p}`);
+        assert.match(p, /Append/, `${JSON.stringify(s)}:\n${p}`);
+      } else assert.doesNotMatch(p, /Sort/, `${JSON.stringify(s)}:\n${p}`);
+      if (s.sort_by === 'end_time') assert.match(p, /crons_user_end_time/, `${JSON.stringify(s)}:\n${p}`);
+      if (s.sort_by === 'thread_id') assert.match(p, /crons_user_thread/, `${JSON.stringify(s)}:\n${p}`);
     }
     // And the answers are the big owner's newest.
     const { crons } = await searchCrons(db.pool, user, { sort_by: 'created_at', sort_order: 'desc', limit: 3, offset: 0 });
@@ -157,6 +175,7 @@ describe('crons at scale: search order and plans, counters', () => {
     assert.equal(await countCrons(db.pool, user, {}), 20000);
     assert.equal(await countCrons(db.pool, user, { enabled: false }), 1000);
     await db.pool.query(`DELETE FROM crons WHERE user_id = $1 OR user_id LIKE 'small%'`, [user]);
+    await db.pool.query(`DELETE FROM threads WHERE user_id = $1`, [user]);
   });
 
   test('cron_user_counts follows inserts, deletes, cascades from threads and assistants, owner changes and TRUNCATE', async () => {
@@ -248,10 +267,11 @@ describe('migration 007 on a database with crons', () => {
     await migrate(db.pool);
     assert.deepEqual(await counts(db), { u0: 3, u1: 4, u2: 3 });
     const { rows } = await db.pool.query(`SELECT indexname FROM pg_indexes WHERE tablename = 'crons' AND indexname LIKE 'crons_user%' ORDER BY 1`);
-    // crons_user_name: migration 017 (cron names), also applied by this roll forward.
+    // crons_user_name: migration 017 (cron names); crons_user_end_time and crons_user_thread:
+    // migration 023 (partial search indexes); also applied by this roll forward.
     assert.deepEqual(
       rows.map((r) => r.indexname),
-      ['crons_user_created', 'crons_user_name', 'crons_user_next_run', 'crons_user_updated'],
+      ['crons_user_created', 'crons_user_end_time', 'crons_user_name', 'crons_user_next_run', 'crons_user_thread', 'crons_user_updated'],
     );
   });
 });

@@ -81,11 +81,21 @@ const NOT_NULL_SORTS: ReadonlySet<CronSortKey> = new Set(['cron_id', 'assistant_
 const INDEXED_NULLABLE_SORTS: ReadonlySet<CronSortKey> = new Set(['next_run_date']);
 
 /**
+ * Nullable sort keys with a PARTIAL (user_id, key, cron_id) WHERE key IS NOT NULL index
+ * (migrations/023_cron_search_partial_indexes.sql: free on the firing path for the many crons
+ * without one). Both directions are read as two ranges: the non-null rows from that index, then
+ * the null rows in cron_id order.
+ */
+const PARTIAL_NULLABLE_SORTS: ReadonlySet<CronSortKey> = new Set(['end_time', 'thread_id']);
+
+/**
  * The user's crons matching the filters, with the database's now (for `select: ["now"]`).
  * Ordered by the sort key, nulls last either way (no end_time, finished crons, stateless crons),
  * then by cron_id in the same direction, which makes pages stable. The ORDER BY is written so
  * that the indexes of migrations/007 serve the default sort (created_at desc), updated_at and
- * next_run_date in both directions, and cron_id (the primary key), reading only the page.
+ * next_run_date in both directions, and cron_id (the primary key), reading only the page; the
+ * partial indexes of migrations/023 serve end_time and thread_id's non-null rows, their null rows
+ * come from the primary key (in cron_id order, filtered by owner). assistant_id still sorts.
  */
 export async function searchCrons(db: Queryable, userId: string, s: CronSearch): Promise<{ crons: CronRow[]; now: Date }> {
   const { where, params } = cronsWhere(userId, s);
@@ -93,24 +103,33 @@ export async function searchCrons(db: Queryable, userId: string, s: CronSearch):
   const key = SORT_COLUMNS[s.sort_by];
   const tieBreak = s.sort_by === 'cron_id' ? '' : `, c.cron_id ${direction}`;
   let sql: string;
-  if (NOT_NULL_SORTS.has(s.sort_by) || direction === 'ASC') {
+  if (NOT_NULL_SORTS.has(s.sort_by) || (direction === 'ASC' && !PARTIAL_NULLABLE_SORTS.has(s.sort_by))) {
     // ASC is NULLS LAST by default; a NOT NULL key has no nulls to place.
     params.push(s.limit, s.offset);
     sql = `SELECT ${CRON_COLUMNS}, now() AS now FROM crons c WHERE ${where}
             ORDER BY ${key} ${direction}${tieBreak} LIMIT $${params.length - 1} OFFSET $${params.length}`;
-  } else if (INDEXED_NULLABLE_SORTS.has(s.sort_by)) {
-    // DESC NULLS LAST: the non-null rows (a backward scan of the index), then the null rows (the
-    // index's null range, backward: by cron_id DESC). Each part reads at most limit + offset rows.
+  } else if (INDEXED_NULLABLE_SORTS.has(s.sort_by) || PARTIAL_NULLABLE_SORTS.has(s.sort_by)) {
+    // Nulls last: the non-null rows (a scan of the key's index, backward for DESC), then the null
+    // rows by cron_id in the same direction (next_run_date: the index's null range; end_time and
+    // thread_id: the rows outside the partial index). Each part reads at most limit + offset rows;
+    // only the outer merge sorts, at most 2 × (limit + offset) rows.
     params.push(s.limit + s.offset, s.limit, s.offset);
     const [upTo, limit, offset] = [params.length - 2, params.length - 1, params.length];
+    // The null rows by cron_id: next_run_date's index holds them (its null range, in cron_id
+    // order); a partial index does not, and ORDER BY cron_id alone lets the primary key serve them:
+    // a scan in cron_id order that skips other owners' rows, cheap while the owner's null rows are
+    // a good share of the table (the owner with 100,000 crons). For a small owner the planner
+    // sorts their few rows instead. No (user_id, cron_id) index: it would take an entry on every
+    // firing (migrations/023).
+    const nullOrder = INDEXED_NULLABLE_SORTS.has(s.sort_by) ? `${key} ${direction}, c.cron_id ${direction}` : `c.cron_id ${direction}`;
     sql = `SELECT ${CRON_COLUMNS}, now() AS now FROM (
-             (SELECT c.* FROM crons c WHERE ${where} AND ${key} IS NOT NULL ORDER BY ${key} DESC, c.cron_id DESC LIMIT $${upTo})
+             (SELECT c.* FROM crons c WHERE ${where} AND ${key} IS NOT NULL ORDER BY ${key} ${direction}, c.cron_id ${direction} LIMIT $${upTo})
              UNION ALL
-             (SELECT c.* FROM crons c WHERE ${where} AND ${key} IS NULL ORDER BY ${key} DESC, c.cron_id DESC LIMIT $${upTo})
+             (SELECT c.* FROM crons c WHERE ${where} AND ${key} IS NULL ORDER BY ${nullOrder} LIMIT $${upTo})
            ) c
-           ORDER BY ${key} DESC NULLS LAST, c.cron_id DESC LIMIT $${limit} OFFSET $${offset}`;
+           ORDER BY ${key} ${direction} NULLS LAST, c.cron_id ${direction} LIMIT $${limit} OFFSET $${offset}`;
   } else {
-    // thread_id or end_time descending: no index, the owner's matching rows are sorted.
+    // assistant_id is NOT NULL: unreachable today; any other nullable key without an index sorts.
     params.push(s.limit, s.offset);
     sql = `SELECT ${CRON_COLUMNS}, now() AS now FROM crons c WHERE ${where}
             ORDER BY ${key} DESC NULLS LAST${tieBreak} LIMIT $${params.length - 1} OFFSET $${params.length}`;
