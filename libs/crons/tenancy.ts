@@ -1,6 +1,6 @@
 import type { PoolClient, Queryable } from '../db/index.ts';
 import { SORT_COLUMNS as OWNER_SORT_COLUMNS, cronsWhere } from './search.ts';
-import { AHEAD_NEXT } from './repository.ts';
+import { CRON_COLUMNS } from './repository.ts';
 import type { CronWithGraph } from './repository.ts';
 import type { CronSortKey } from './search.ts';
 import type { CronRow } from './types.ts';
@@ -14,10 +14,6 @@ import type { CronRow } from './types.ts';
 // run_id, then ledger rows by (cron_id, scheduled_for), each taken by a locking SELECT ... ORDER
 // BY key before the writes; assistant rows last (as deleting an assistant does, after its crons
 // and runs).
-
-const CRON_COLUMNS = `c.cron_id, c.assistant_id, c.thread_id, c.user_id, c.schedule, c.timezone, c.end_time, c.enabled, c.paused_reason,
-  c.on_run_completed, c.payload, c.metadata, c.next_run_date, c.fired_through, c.missed_policy, c.overlap_policy, c.jitter_seconds, c.finished_at,
-  c.last_run_at, c.last_run_status, c.last_run_error, c.last_run_id, c.created_at, c.updated_at, ${AHEAD_NEXT}`;
 
 /** Which crons: an owner (null: every owner's) and the API's filters. */
 export interface CronScope {
