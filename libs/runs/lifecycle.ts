@@ -1003,11 +1003,17 @@ const LOCK_UNSTARTED_RUNS = `
    WHERE ${UNSTARTED}
    ORDER BY r.run_id
      FOR UPDATE OF r`;
-// Order 4: their ledger rows (enqueued, never started).
+// Order 4: their ledger rows (enqueued, never started), locked by key before the delete.
 const DELETE_WITHDRAWN_LEDGER = `
   DELETE FROM cron_occurrences o
-   USING unnest($1::uuid[], $2::timestamptz[]) AS v(cron_id, scheduled_for)
-   WHERE o.cron_id = v.cron_id AND o.scheduled_for = v.scheduled_for AND o.status = 'enqueued'`;
+   WHERE (o.cron_id, o.scheduled_for) IN (
+           SELECT x.cron_id, x.scheduled_for FROM cron_occurrences x
+             JOIN unnest($1::uuid[], $2::timestamptz[]) AS v(cron_id, scheduled_for)
+               ON x.cron_id = v.cron_id AND x.scheduled_for = v.scheduled_for
+            WHERE x.status = 'enqueued'
+            ORDER BY x.cron_id, x.scheduled_for
+              FOR UPDATE OF x)
+     AND o.status = 'enqueued'`;
 // The threads go with their runs (the foreign key's cascade, rows already locked).
 const DELETE_WITHDRAWN_THREADS = `DELETE FROM threads WHERE thread_id = ANY($1::uuid[])`;
 
