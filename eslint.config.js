@@ -1,5 +1,5 @@
 // ESLint: typescript-eslint's type-checked rules on every TypeScript file (floating and misused
-// promises above all), tuned to what this code keeps; formatting is Prettier's (.prettierrc.json),
+// promises above all), tuned to what this code keeps; formatting is oxfmt's (Prettier's style, .oxfmtrc.json),
 // never a lint rule. `npm run lint` prints the findings grouped by file, then a count per file.
 import js from '@eslint/js';
 import globals from 'globals';
