@@ -9,8 +9,9 @@ import type { SpawnedApp } from './support/processes.ts';
 
 // Each process loads what its role needs (docs/performance.md, Memory): started as the Procfile
 // starts them (apps/start.sh), with the project's LangGraph example graph configured, the
-// scheduler loads neither LangGraph nor the HTTP API, and the worker not the HTTP API. The api and
-// the worker do load the example's LangGraph (it shows the probe sees what is loaded).
+// scheduler loads neither LangGraph nor the HTTP API, and the worker not the HTTP API; neither
+// collects process metrics without METRICS_PORT. The api and the worker do load the example's
+// LangGraph (it shows the probe sees what is loaded).
 
 const PROBE = path.join(ROOT, 'test/support/loaded-modules.ts');
 
@@ -77,9 +78,17 @@ describe('what each role loads', () => {
         [],
         `the ${role} loaded the HTTP API`,
       );
+      // Without METRICS_PORT nothing reads its process metrics: no event loop monitor waking it
+      // 100 times a second (libs/metrics/registry.ts, collectProcessMetrics).
+      assert.deepEqual(
+        mods.filter((m) => m.includes('node_modules/prom-client/lib/metrics/')),
+        [],
+        `the ${role} collects process metrics nobody can read`,
+      );
     }
     // The probe sees what is loaded: the api serves the HTTP API, both it and the worker the graph.
     assert.ok(packages(api).has('express') && api.includes('libs/http/app.ts'));
+    assert.ok(api.includes('node_modules/prom-client/lib/metrics/eventLoopLag.js'), 'the api collects the process metrics its /metrics serves');
     assert.ok(langchain(api).includes('@langchain/langgraph') && langchain(worker).includes('@langchain/langgraph'));
     assert.ok(scheduler.includes('libs/crons/scheduler.ts') && worker.includes('libs/runs/worker.ts'));
     assert.deepEqual(await Promise.all(Object.values(apps).map((a) => a.exited)), [0, 0, 0]);

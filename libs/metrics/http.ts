@@ -4,7 +4,7 @@ import { Registry } from './prom.ts';
 import type { Metric } from 'prom-client';
 import type { Logger } from '../log/index.ts';
 import './deployment.ts';
-import { deploymentRegistry, registry } from './registry.ts';
+import { collectProcessMetrics, deploymentRegistry, registry } from './registry.ts';
 
 // node:http through getBuiltinModule, not an ESM import: the import's namespace reads each of the
 // module's exports, WebSocket included, which loads undici (~50 ms of CPU at every start; docs/performance.md, Start).
@@ -31,6 +31,7 @@ export function apiRegistry(): Registry {
 /** GET /metrics for the api's app. */
 export function metricsHandler(): RequestHandler {
   servedInProcess = true;
+  collectProcessMetrics();
   const view = apiRegistry();
   return async (_req, res) => {
     res.setHeader('Content-Type', view.contentType);
@@ -46,6 +47,7 @@ export interface MetricsServer {
 /** METRICS_PORT: a bare server answering GET /metrics, for scheduler and worker processes. */
 export async function serveMetrics(port: number, host: string, logger: Logger): Promise<MetricsServer> {
   servedInProcess = true;
+  collectProcessMetrics();
   const server = http.createServer((req, res) => {
     if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
       res.writeHead(404, { 'Content-Type': 'application/json' }).end(JSON.stringify({ detail: 'only GET /metrics here' }));
