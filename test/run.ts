@@ -47,6 +47,7 @@ const LONGEST_FIRST = [
   'test/controls.test.ts',
   'test/npm-start.test.ts',
   'test/webhooks.test.ts',
+  'test/lost-worker.test.ts',
   'test/api-crons-firing.test.ts',
   'test/worker.test.ts',
   'test/sdk-compat.test.ts',

@@ -261,14 +261,21 @@ export function failedJobsRetrySql(schema: string): string {
 
 /**
  * Whether a supervise pass may have work (queue.ts QueueSupervisor): a job of the queues $1
- * (text[]) waiting (the fetch index), or a run job active (the index of active grouped jobs: every
- * run job has a group, and only run jobs have heartbeats to lose): (waiting, active). A few
- * index entries, never the queues' finished jobs.
+ * (text[]) waiting (the fetch index), or a run held by a worker, which may have died: (waiting,
+ * active, pending). `active`: a run job active in a group (pg-boss's index of active grouped
+ * jobs), or a run running (runs_active). The second is what finds a run of a stateless cron whose
+ * thread is deleted afterwards: its job has no group, so the first never sees it, and a dead
+ * worker's job of it waited for the five-minute pass once nothing else was queued (issue 22).
+ * `pending`: a run not started, whose job may have been fetched by a worker that died before its
+ * claim (a waiting job says so already otherwise). Only run jobs have heartbeats to lose. A few
+ * index entries, never the queues' finished jobs nor ended runs.
  */
 export function queuesBusySql(schema: string): string {
   const s = quoteIdent(schema);
   return `SELECT EXISTS (SELECT 1 FROM ${s}.job j WHERE j.name = ANY($1::text[]) AND j.state < 'active' AND NOT j.blocked) AS waiting,
-                 EXISTS (SELECT 1 FROM ${s}.job j WHERE j.name = ${runQueue()} AND j.state = 'active' AND j.group_id IS NOT NULL) AS active`;
+                 EXISTS (SELECT 1 FROM ${s}.job j WHERE j.name = ${runQueue()} AND j.state = 'active' AND j.group_id IS NOT NULL)
+                   OR EXISTS (SELECT 1 FROM runs r WHERE r.status = 'running') AS active,
+                 EXISTS (SELECT 1 FROM runs r WHERE r.status = 'pending') AS pending`;
 }
 
 // ---- saturation's reads (libs/metrics/saturation.ts) ------------------------------------------

@@ -6,8 +6,9 @@ import { announceDeferredSql, queuesBusySql } from './sql.ts';
 // checks) is a pass of nine statements or so. pg-boss runs it every superviseIntervalSeconds
 // whatever there is to do: an idle deployment's biggest source of queries. agentcron runs the same
 // pass (boss.supervise(), pg-boss's own code) on its own timer, at the same interval, when one
-// cheap read says it may have work: a job waiting in one of the queues, or a run job active (whose
-// worker may have died). Otherwise at most every FULL_PASS_EVERY_MS (a webhook or maintenance job
+// cheap read says it may have work: a job waiting in one of the queues, or a run held by a worker
+// (which may have died; its job, in a group or not, is failed once its heartbeat lapses).
+// Otherwise at most every FULL_PASS_EVERY_MS (a webhook or maintenance job
 // of a dead worker expires within that; retention and statistics are kept), and once more after
 // the queues go quiet (the statistics then say so). After a pass with run jobs active, the workers
 // are told that jobs may have been deferred (a lost worker's run retried after its backoff, a job
@@ -70,9 +71,9 @@ export class QueueSupervisor {
     const { boss, schema, queues } = this.#o;
     const db = boss.getDb();
     const { rows } = await db.executeSql(queuesBusySql(schema), [queues]);
-    const row = rows[0] as { waiting: boolean; active: boolean } | undefined;
+    const row = rows[0] as { waiting: boolean; active: boolean; pending: boolean } | undefined;
     const active = row?.active ?? true;
-    const busy = active || (row?.waiting ?? true);
+    const busy = active || (row?.waiting ?? true) || (row?.pending ?? true);
     const due = busy || this.#wasBusy || Date.now() - this.#lastPass >= FULL_PASS_EVERY_MS;
     this.#wasBusy = busy;
     if (!due || this.#stopped) return;
