@@ -8,7 +8,7 @@ import { run } from './support/torture/run.ts';
 // schedulers, two workers and an api as real processes; ~50 every-second crons of every kind
 // (stateless delete/keep, thread enqueue/reject/interrupt, overlap skip/buffer_one); for 30 s a
 // driver PATCHes, deletes and replaces crons and threads, triggers and cancels runs, and SIGKILLs a
-// worker and a scheduler every 10-15 s (7-10 s in a drive of 30 s or less: two kill rounds). Then every cron is disabled, the system settles and the
+// worker and a scheduler every 10-15 s (5-6.5 s in a drive of 30 s or less: two kill rounds). Then every cron is disabled, the system settles and the
 // checker (test/support/torture/checker.ts) verifies from the database: no 5xx; at most one run
 // per occurrence and one job per run; one agent execution per idempotency key unless a killed
 // worker explains the retry; every ledger row settled; no run left active; no occurrence lost
@@ -18,13 +18,14 @@ import { run } from './support/torture/run.ts';
 // under cron, graph or default retry policies: every retry is a new attempt of the same run, each
 // earlier attempt on the ledger's attempt_log, no attempt started twice or before its retry_at,
 // each outcome recorded once and only the final one in last_run_*, no limit ever exceeded. It prints one
-// `# torture:` summary line. TORTURE_SECONDS changes the drive's length (default 30, so the suite
-// stays under two minutes; `TORTURE_SECONDS=600 npm test -- test/torture.test.ts` for a long one);
+// `# torture:` summary line. TORTURE_SECONDS changes the drive's length (default 20: the suite's
+// share of two cores; `TORTURE_SECONDS=600 npm test -- test/torture.test.ts` for a long one);
 // TORTURE_KEEP_DB=1 keeps the database afterwards for inspection (its name is printed).
 
-const SECONDS = Number(process.env.TORTURE_SECONDS ?? 30);
-// The default plan's rounds every 10-15 s, none in the last 10 s, fit one round into 30 s.
-const KILLS = SECONDS <= 30 ? { everyMs: [7_000, 10_000] as [number, number], quietTailMs: 8_000 } : undefined;
+const SECONDS = Number(process.env.TORTURE_SECONDS ?? 20);
+// The default plan's rounds every 10-15 s, none in the last 10 s, fit one round into 30 s: a short
+// drive kills more often, two rounds before its quiet tail.
+const KILLS = SECONDS <= 30 ? { everyMs: [5_000, 6_500] as [number, number], quietTailMs: 6_000 } : undefined;
 
 test(`torture: ${SECONDS} s of random API calls and SIGKILLs against 2 schedulers, 2 workers and an api`, { timeout: (SECONDS + 120) * 1000 }, async () => {
   const db = await createTestDatabase('torture');
