@@ -11,9 +11,9 @@ import type { Firing, Skip, Superseded } from './fire.ts';
 import type { CronPayload, OnRunCompleted, OverlapPolicy } from './types.ts';
 
 // Where a cron fires: the crons table on the schedule-table engine (libs/firing). A pass claims
-// due crons (enabled, next_run_date <= now()) with FOR NO KEY UPDATE SKIP LOCKED, and in ONE transaction
-// per batch writes each occurrence's ledger row, run and pg-boss job (fireOccurrences) and
-// advances next_run_date and fired_through. The ledger row of (cron_id, scheduled_for) is written
+// due crons (enabled, next_run_date <= now()) with FOR NO KEY UPDATE SKIP LOCKED, and in ONE
+// transaction per batch writes each occurrence's ledger row, run and pg-boss job
+// (fireOccurrences) and advances next_run_date and fired_through. The ledger row of (cron_id, scheduled_for) is written
 // first and guards the rest, so a repeat fires nothing.
 // Lock order (libs/runs/lifecycle.ts): the pass holds its crons (SKIP LOCKED: it never waits for
 // them), then only inserts rows (threads, runs, ledger rows, jobs) and updates the crons it holds.

@@ -48,11 +48,11 @@ import type { AttemptRecord } from './retry.ts';
 // holds its cron, writes the thread, replaces the old run (clearEndedOccurrenceRun) with the new
 // one, reopens the ledger row (reopenOccurrence), then inserts the job. Deleting a cron locks it
 // first, then its ledger rows; deleting a thread or an assistant locks their crons first and ends
-// their active runs here before the cascade (endRunsBeforeDelete). A pass that stops a cron on a
-// schedule it cannot plan writes its cron_last_runs row (4b) after its other rows. Pausing, changing or deleting
+// their active runs here before the cascade (endRunsBeforeDelete). Pausing, changing or deleting
 // a cron whose occurrences were fired ahead (CRON_LOOKAHEAD_MS) holds the cron, then withdraws
 // them here in the same order: threads, runs (a claim that locked a run first has started it),
-// ledger rows, jobs (withdrawUnstartedRuns).
+// ledger rows, jobs (withdrawUnstartedRuns). A pass that stops a cron on a schedule it cannot plan
+// writes the cron's cron_last_runs row (4b) after its other rows.
 // A claim of runs subject to limits (docs/flow-control.md) locks their flow_limits rows first, in
 // name order, and only then their threads and runs; a retry whose provider sent Retry-After pauses
 // its limits first too. flow_limit_slots rows are only written under their limit's row lock.
@@ -621,8 +621,8 @@ const DELETE_EPHEMERAL = `DELETE FROM threads WHERE thread_id = ANY($1::uuid[]) 
  * produced it; anything else (a late result after a cancel, an attempt superseded by a retry)
  * changes nothing and sends nothing. A run on a kept thread is updated and its thread takes the
  * output as values; a run on an ephemeral thread is not written: the thread is deleted with it.
- * Cron runs settle their ledger row and the cron's last_run_* (cron_last_runs). Runs with a webhook get its
- * delivery enqueued. Worker jobs are completed (fenced to their attempt) in the same transaction.
+ * Cron runs settle their ledger row and the cron's last_run_* (cron_last_runs). Runs with a
+ * webhook get its delivery enqueued. Worker jobs are completed (fenced to their attempt) in the same transaction.
  */
 export async function finishRunsIn(client: PoolClient, boss: PgBoss, results: FinishedRun[]): Promise<FinishedRun[]> {
   if (results.length === 0) return [];
