@@ -497,10 +497,12 @@ describe('the run lifecycle owner (libs/runs/lifecycle.ts)', () => {
       const finishing = finishRuns(ctx.db.pool, ctx.boss, [result(r, 1, { n: 1 })]);
       finishing.catch(() => {}); // awaited below
       const ended = finishing.then(() => true);
-      // Polls until the finish ends; a backend of this database waiting on a lock meanwhile is the finish (nothing else runs).
+      // Polls until the finish ends; a backend of this database waiting on a row meanwhile is the
+      // finish (nothing else writes here; pg-boss's own advisory locks are not row waits).
       while (!(await Promise.race([ended, sleep(20).then(() => false)]))) {
         const { rows } = await ctx.db.pool.query(
-          `SELECT query FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
+          `SELECT query FROM pg_stat_activity
+            WHERE datname = $1 AND wait_event_type = 'Lock' AND wait_event IN ('transactionid', 'tuple') AND pid <> pg_backend_pid()`,
           [ctx.db.name],
         );
         if (rows.length) assert.fail(`the finish waited for the pass: ${rows.map((x) => x.query.replace(/\s+/g, ' ').slice(0, 120)).join('; ')}`);
