@@ -118,7 +118,7 @@ describe('crashes', () => {
             60_000,
             200,
           );
-          const cron = (await tdb.pool.query(`SELECT last_run_status, last_run_error FROM crons WHERE cron_id = $1`, [cronId])).rows[0];
+          const cron = (await tdb.pool.query(`SELECT last_run_status, last_run_error FROM cron_last_runs WHERE cron_id = $1`, [cronId])).rows[0];
           const ledger = (await tdb.pool.query(`SELECT status, error FROM cron_occurrences WHERE cron_id = $1`, [cronId])).rows;
           return { ended, cron, ledger, secondOutput: second.output };
         } finally {

@@ -209,7 +209,7 @@ describe('a provider limited to 5 at once, failing every first attempt', () => {
         key,
       );
     // The cron says the final outcome only.
-    const { rows: cronRows } = await db.pool.query(`SELECT last_run_status, last_run_error FROM crons WHERE cron_id = ANY($1::uuid[])`, [ids]);
+    const { rows: cronRows } = await db.pool.query(`SELECT last_run_status, last_run_error FROM cron_last_runs WHERE cron_id = ANY($1::uuid[])`, [ids]);
     for (const c of cronRows) assert.deepEqual(c, { last_run_status: 'success', last_run_error: null });
     // The slots went back: none held, nothing parked.
     assert.equal((await db.pool.query(`SELECT 1 FROM flow_limit_slots`)).rowCount, 0);

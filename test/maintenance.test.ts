@@ -253,7 +253,7 @@ describe('maintenance jobs', () => {
     const ledger = await db.pool.query(`SELECT status, error FROM cron_occurrences WHERE cron_id = $1`, [cron]);
     assert.equal(ledger.rows[0].status, 'error');
     assert.match(ledger.rows[0].error, /stale run reaper/);
-    const cronRow = await db.pool.query(`SELECT last_run_status, last_run_error FROM crons WHERE cron_id = $1`, [cron]);
+    const cronRow = await db.pool.query(`SELECT last_run_status, last_run_error FROM cron_last_runs WHERE cron_id = $1`, [cron]);
     assert.equal(cronRow.rows[0].last_run_status, 'error');
     assert.match(cronRow.rows[0].last_run_error, /no live worker held it/);
     await db.pool.query(`DELETE FROM agentcron_processes`);

@@ -6,6 +6,7 @@ import pg from 'pg';
 import { AgentRegistry } from '../libs/agents/index.ts';
 import type { Agent } from '../libs/agents/index.ts';
 import { defaultAssistantId } from '../libs/assistants/index.ts';
+import type { Pool } from '../libs/db/index.ts';
 import { QUEUES } from '../libs/queue/index.ts';
 import type { PgBoss } from '../libs/queue/index.ts';
 import { RunWorker, cancelRuns, claimRuns, finishRuns, pendingOf } from '../libs/runs/index.ts';
@@ -63,6 +64,49 @@ async function blockedOnLock(db: TestDatabase, what: string): Promise<void> {
     10_000,
     20,
   );
+}
+
+/**
+ * The pool, except that the transaction whose statement matches `statement` stops right after it
+ * (its locks held, the statement done) until release(): a real scheduler pass, held mid-transaction.
+ */
+function holdAfter(pool: Pool, statement: RegExp): { pool: Pool; reached: Promise<void>; release: () => void } {
+  let reached!: () => void;
+  let release!: () => void;
+  const at = new Promise<void>((r) => (reached = r));
+  const gate = new Promise<void>((r) => (release = r));
+  const wrapped = new Proxy(pool, {
+    get(target, prop) {
+      if (prop !== 'connect') {
+        const v = Reflect.get(target, prop, target) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      }
+      return async () => {
+        const client = await target.connect();
+        const query = client.query.bind(client) as (config: unknown, values?: unknown[]) => Promise<unknown>;
+        // An own property over the prototype's method; deleting it puts the client back as it was.
+        const restore = () => delete (client as { query?: unknown }).query;
+        const held = async (config: string | { text: string }, values?: unknown[]) => {
+          const answer = await query(config, values);
+          if (statement.test(typeof config === 'string' ? config : config.text)) {
+            restore();
+            reached();
+            await gate;
+          }
+          return answer;
+        };
+        client.query = held as typeof client.query;
+        const releaseClient = client.release.bind(client);
+        client.release = (err?: Error | boolean) => {
+          restore();
+          client.release = releaseClient;
+          releaseClient(err);
+        };
+        return client;
+      };
+    },
+  });
+  return { pool: wrapped, reached: at, release };
 }
 
 const jobStates = async (db: TestDatabase, runIds: string[]) =>
@@ -435,6 +479,42 @@ describe('the run lifecycle owner (libs/runs/lifecycle.ts)', () => {
       ]);
       for (const r of [a, b]) assert.equal((await state(r)).ledger, 'success');
     }
+  });
+
+  test("a run's finish does not wait for a scheduler pass holding its cron; the cron's last run is written (issue 21)", async () => {
+    await ctx.db.pool.query(`UPDATE crons SET enabled = false`);
+    const r = await pendingRun();
+    await claimRuns(ctx.db.pool, 'pgboss', [{ run_id: r.run_id, attempt: 1 }]);
+    // The cron is due again: a pass claims it while its earlier occurrence's run is still going.
+    await ctx.db.pool.query(`UPDATE crons SET enabled = true, schedule = '* * * * * *', next_run_date = date_trunc('second', now()) WHERE cron_id = $1`, [
+      r.cron_id,
+    ]);
+    // A real pass, held open once it has advanced the cron: every lock it takes is taken.
+    const held = holdAfter(ctx.db.pool, /SET next_run_date = v\.next_run_date/);
+    const passing = newScheduler(held.pool, ctx.boss, ctx.db.url).runDue();
+    try {
+      await held.reached;
+      const finishing = finishRuns(ctx.db.pool, ctx.boss, [result(r, 1, { n: 1 })]);
+      finishing.catch(() => {}); // awaited below
+      const ended = finishing.then(() => true);
+      // Polls until the finish ends; a backend of this database waiting on a row meanwhile is the
+      // finish (nothing else writes here; pg-boss's own advisory locks are not row waits).
+      while (!(await Promise.race([ended, sleep(20).then(() => false)]))) {
+        const { rows } = await ctx.db.pool.query(
+          `SELECT query FROM pg_stat_activity
+            WHERE datname = $1 AND wait_event_type = 'Lock' AND wait_event IN ('transactionid', 'tuple') AND pid <> pg_backend_pid()`,
+          [ctx.db.name],
+        );
+        if (rows.length) assert.fail(`the finish waited for the pass: ${rows.map((x) => x.query.replace(/\s+/g, ' ').slice(0, 120)).join('; ')}`);
+      }
+      assert.equal((await finishing).length, 1);
+    } finally {
+      held.release();
+    }
+    assert.equal((await passing).fired, 1);
+    const { rows } = await ctx.db.pool.query(`SELECT last_run_id, last_run_status, last_run_scheduled_for FROM cron_last_runs WHERE cron_id = $1`, [r.cron_id]);
+    assert.deepEqual(rows, [{ last_run_id: r.run_id, last_run_status: 'success', last_run_scheduled_for: r.scheduled_for }]);
+    await ctx.db.pool.query(`UPDATE crons SET enabled = false WHERE cron_id = $1`, [r.cron_id]);
   });
 
   test('recording a webhook delivery while a retry holds the old run and reopens its ledger row: no deadlock', async () => {

@@ -190,7 +190,10 @@ describe('scheduler', () => {
     assert.equal(result.claimed, 1);
     assert.equal(result.fired, 0);
     assert.deepEqual(await ledger(db.pool, disabled), []);
-    const { rows } = await db.pool.query(`SELECT enabled, next_run_date, last_run_error FROM crons WHERE cron_id = $1`, [broken]);
+    const { rows } = await db.pool.query(
+      `SELECT enabled, next_run_date, l.last_run_error FROM crons c LEFT JOIN cron_last_runs l USING (cron_id) WHERE cron_id = $1`,
+      [broken],
+    );
     assert.equal(rows[0].enabled, false);
     assert.equal(rows[0].next_run_date, null);
     assert.match(rows[0].last_run_error, /could not plan this cron: invalid schedule/);

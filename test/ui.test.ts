@@ -126,8 +126,10 @@ describe('dashboard (/ui) in chromium', { skip: existsSync(CHROMIUM) ? false : `
       [ids.ops],
     );
     await db.pool.query(
-      `UPDATE crons SET last_run_status = 'error', last_run_error = 'RuntimeError: the model said no', last_run_at = now() - interval '40 minutes'
-        WHERE cron_id = $1`,
+      `INSERT INTO cron_last_runs (cron_id, last_run_status, last_run_error, last_run_at)
+       VALUES ($1, 'error', 'RuntimeError: the model said no', now() - interval '40 minutes')
+       ON CONFLICT (cron_id) DO UPDATE
+          SET last_run_status = EXCLUDED.last_run_status, last_run_error = EXCLUDED.last_run_error, last_run_at = EXCLUDED.last_run_at`,
       [ids.ops],
     );
     // No scheduler runs here: an every-5-minutes cron would turn overdue ("… ago") at the next

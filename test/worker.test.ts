@@ -29,7 +29,9 @@ describe('worker', () => {
   );
 
   const fire = () => newScheduler(db.pool, boss, db.url).runDue();
-  const cronRow = async (cronId: string) => (await db.pool.query(`SELECT * FROM crons WHERE cron_id = $1`, [cronId])).rows[0];
+  // The cron's last_run_* (cron_last_runs; all null when it never ran).
+  const cronRow = async (cronId: string) =>
+    (await db.pool.query(`SELECT l.* FROM crons c LEFT JOIN cron_last_runs l USING (cron_id) WHERE c.cron_id = $1`, [cronId])).rows[0];
   const occurrence = async (cronId: string) =>
     (await db.pool.query(`SELECT * FROM cron_occurrences WHERE cron_id = $1 ORDER BY scheduled_for DESC LIMIT 1`, [cronId])).rows[0];
   const settled = (cronId: string) =>

@@ -48,9 +48,13 @@ export interface CronResponse {
 export const AHEAD_NEXT = `(SELECT min(r.scheduled_for) FROM runs r
   WHERE r.cron_id = c.cron_id AND r.status = 'pending' AND r.scheduled_for > now()) AS ahead_next`;
 
+// The cron's last_run_* from its cron_last_runs row (migrations/024; none: it never ran): a probe
+// of its primary key each, so CRON_COLUMNS also serves the RETURNING of an INSERT or UPDATE.
+const lastRun = (column: string) => `(SELECT l.${column} FROM cron_last_runs l WHERE l.cron_id = c.cron_id) AS ${column}`;
+
 export const CRON_COLUMNS = `c.cron_id, c.assistant_id, c.thread_id, c.user_id, c.schedule, c.timezone, c.end_time, c.enabled, c.paused_reason,
   c.on_run_completed, c.payload, c.metadata, c.next_run_date, c.fired_through, c.missed_policy, c.overlap_policy, c.jitter_seconds, c.finished_at,
-  c.last_run_at, c.last_run_status, c.last_run_error, c.last_run_id, c.created_at, c.updated_at, ${AHEAD_NEXT}`;
+  ${['last_run_at', 'last_run_status', 'last_run_error', 'last_run_id'].map(lastRun).join(', ')}, c.created_at, c.updated_at, ${AHEAD_NEXT}`;
 
 export const iso = (d: Date | null) => (d ? d.toISOString() : null);
 

@@ -11,12 +11,15 @@ import type { Firing, Skip, Superseded } from './fire.ts';
 import type { CronPayload, OnRunCompleted, OverlapPolicy } from './types.ts';
 
 // Where a cron fires: the crons table on the schedule-table engine (libs/firing). A pass claims
-// due crons (enabled, next_run_date <= now()) with FOR UPDATE SKIP LOCKED, and in ONE transaction
-// per batch writes each occurrence's ledger row, run and pg-boss job (fireOccurrences) and
-// advances next_run_date and fired_through. The ledger row of (cron_id, scheduled_for) is written
+// due crons (enabled, next_run_date <= now()) with FOR NO KEY UPDATE SKIP LOCKED, and in ONE
+// transaction per batch writes each occurrence's ledger row, run and pg-boss job
+// (fireOccurrences) and advances next_run_date and fired_through. The ledger row of (cron_id, scheduled_for) is written
 // first and guards the rest, so a repeat fires nothing.
 // Lock order (libs/runs/lifecycle.ts): the pass holds its crons (SKIP LOCKED: it never waits for
 // them), then only inserts rows (threads, runs, ledger rows, jobs) and updates the crons it holds.
+// NO KEY UPDATE, not UPDATE: two passes still exclude each other, but a run's finish, which holds
+// its cron FOR KEY SHARE while it writes the cron's outcome (cron_last_runs), never waits for a
+// pass and a pass never skips a cron a finish holds (issue 21, migrations/024).
 // The runs that interrupt/rollback supersede are cancelled after the commit, outside those locks.
 
 export const CRON_CHANGED_CHANNEL = 'agentcron_cron_changed';
@@ -31,7 +34,7 @@ const CLAIM_DUE = `
      AND (c.next_run_date <= now() OR (c.thread_id IS NULL AND c.overlap_policy = 'allow'))
    ORDER BY c.next_run_date
    LIMIT $1
-     FOR UPDATE OF c SKIP LOCKED`;
+     FOR NO KEY UPDATE OF c SKIP LOCKED`;
 
 // When the loop looks next: the earliest next_run_date, or lookahead ($1 ms) before that of a cron
 // fired ahead (the claim's rule above), whichever comes first.
@@ -57,11 +60,18 @@ const ADVANCE = `
      SET next_run_date = v.next_run_date,
          fired_through = greatest(c.fired_through, v.fired_through),
          enabled = c.enabled AND NOT v.finished,
-         finished_at = CASE WHEN v.finished THEN now() ELSE c.finished_at END,
-         last_run_error = COALESCE(v.error, c.last_run_error)
-    FROM unnest($1::uuid[], $2::timestamptz[], $3::boolean[], $4::text[], $5::timestamptz[])
-         AS v(cron_id, next_run_date, finished, error, fired_through)
+         finished_at = CASE WHEN v.finished THEN now() ELSE c.finished_at END
+    FROM unnest($1::uuid[], $2::timestamptz[], $3::boolean[], $4::timestamptz[])
+         AS v(cron_id, next_run_date, finished, fired_through)
    WHERE c.cron_id = v.cron_id`;
+
+// Why a cron stopped (a schedule that no longer parses), shown as its last_run_error. Its row in
+// cron_last_runs (lock order 4b: after the pass's other rows), sorted by cron_id; the cron's last
+// run itself is kept.
+const STOPPED_ERROR = `
+  INSERT INTO cron_last_runs AS l (cron_id, last_run_error)
+  SELECT * FROM unnest($1::uuid[], $2::text[])
+  ON CONFLICT (cron_id) DO UPDATE SET last_run_error = EXCLUDED.last_run_error`;
 
 interface DueRow {
   cron_id: string;
@@ -254,7 +264,14 @@ export class CronScheduler implements ScheduleSource {
     }
     const written = await fireOccurrences(client, boss, firings, skips);
     const superseded = await runsToSupersede(client, written);
-    await client.query(prepared(client, ADVANCE, [advance.ids, advance.next, advance.finished, advance.error, advance.firedThrough]));
+    await client.query(prepared(client, ADVANCE, [advance.ids, advance.next, advance.finished, advance.firedThrough]));
+    const stopped = advance.ids
+      .flatMap((id, i) => {
+        const error = advance.error[i];
+        return error === null ? [] : [{ id, error }];
+      })
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    if (stopped.length) await client.query(STOPPED_ERROR, [stopped.map((s) => s.id), stopped.map((s) => s.error)]);
     if (skips.length) logger.info('occurrences skipped', { count: skips.length, reasons: countBy(skips.map((sk) => sk.reason)) });
     return {
       claimed: rows.length,

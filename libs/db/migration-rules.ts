@@ -4,7 +4,7 @@ import { isNoTransaction, splitStatements, stripComments } from './migrate.ts';
 // after the grandfathered ones is held to them by test/migration-rules.test.ts.
 
 /** The tables running processes read and write all the time, in the lock order of libs/runs/lifecycle.ts. */
-export const HOT_TABLES = ['crons', 'threads', 'runs', 'cron_occurrences'] as const;
+export const HOT_TABLES = ['crons', 'threads', 'runs', 'cron_occurrences', 'cron_last_runs'] as const;
 
 /**
  * Migrations written before these rules (history: they have run on every deployment and are never

@@ -58,10 +58,11 @@ const SCHEDULE_TABLES = new Set(['crons', 'maintenance_jobs']);
 
 /**
  * Milliseconds until the earliest next_run_date of `table`, per the database clock. A plain read:
- * a due row another transaction holds for a moment (a run's finish writing its cron's last_run_*,
- * another scheduler's pass) still counts as due, and the loop looks again shortly after a pass
- * that could claim nothing (LOCKED_RETRY_MS). Skipping held rows here let a scheduler sleep past a
- * due cron until its poll interval whenever a finish held that cron at the instant it looked.
+ * a due row another transaction holds for a moment (another scheduler's pass, an API change of the
+ * cron) still counts as due, and the loop looks again shortly after a pass that could claim
+ * nothing (LOCKED_RETRY_MS). Skipping held rows here let a scheduler sleep past a due cron until
+ * its poll interval whenever a finish held that cron at the instant it looked (before migration
+ * 024 a finish locked its cron's row to write last_run_*).
  */
 export async function msUntilDue(db: Queryable, table: 'crons' | 'maintenance_jobs'): Promise<number | null> {
   if (!SCHEDULE_TABLES.has(table)) throw new Error(`not a schedule table: ${table}`);

@@ -31,11 +31,17 @@ import type { AttemptRecord } from './retry.ts';
 // before a multi-row write, or one locking lookup per key in the order of an array sorted by key):
 //
 //   0. flow_limits       by name            (a limit's shared state: claims of its runs, a Retry-After pause)
-//   1. crons             by cron_id         (the run's cron: its last_run_*)
+//   1. crons             by cron_id         (the run's cron; a finish holds it FOR KEY SHARE only)
 //   2. threads           by thread_id       (status, values; an ephemeral one is deleted)
 //   3. runs              by run_id
 //   4. cron_occurrences  by (cron_id, scheduled_for)   (the ledger row of the occurrence)
+//   4b. cron_last_runs   by cron_id         (the cron's last_run_*, upserted after its ledger row)
 //   5. pg-boss job rows  (inserted or completed last, through the same transaction)
+//
+// A finish holds its crons FOR KEY SHARE: enough that a cron is not deleted under it (its
+// cron_last_runs row references it), and no conflict with a scheduler pass, which holds the crons
+// it fires FOR NO KEY UPDATE. The cron's outcome (last_run_*) is written to cron_last_runs, never
+// to the crons row (migrations/024): a finish never waits for a pass to commit (issue 21).
 //
 // The scheduler's pass (libs/crons/scheduler.ts), a backfill and the API's create and trigger hold
 // their crons first and then only insert rows (fireOccurrences); a retry of an ended occurrence
@@ -45,7 +51,8 @@ import type { AttemptRecord } from './retry.ts';
 // their active runs here before the cascade (endRunsBeforeDelete). Pausing, changing or deleting
 // a cron whose occurrences were fired ahead (CRON_LOOKAHEAD_MS) holds the cron, then withdraws
 // them here in the same order: threads, runs (a claim that locked a run first has started it),
-// ledger rows, jobs (withdrawUnstartedRuns).
+// ledger rows, jobs (withdrawUnstartedRuns). A pass that stops a cron on a schedule it cannot plan
+// writes the cron's cron_last_runs row (4b) after its other rows.
 // A claim of runs subject to limits (docs/flow-control.md) locks their flow_limits rows first, in
 // name order, and only then their threads and runs; a retry whose provider sent Retry-After pauses
 // its limits first too. flow_limit_slots rows are only written under their limit's row lock.
@@ -539,7 +546,8 @@ export async function pendingOf(pool: Pool, runIds: string[]): Promise<Set<strin
 
 // ---- finish -----------------------------------------------------------------------------------
 
-const LOCK_CRONS = `SELECT cron_id FROM crons WHERE cron_id = ANY($1::uuid[]) ORDER BY cron_id FOR NO KEY UPDATE`;
+// KEY SHARE: see the LOCK ORDER above. Answers the crons still there (a deleted cron has no outcome to write).
+const LOCK_CRONS = `SELECT cron_id FROM crons WHERE cron_id = ANY($1::uuid[]) ORDER BY cron_id FOR KEY SHARE`;
 // FOR UPDATE, not NO KEY: an ephemeral thread is deleted in this transaction.
 const LOCK_THREADS = `SELECT thread_id FROM threads WHERE thread_id = ANY($1::uuid[]) ORDER BY thread_id FOR UPDATE`;
 const LOCK_RUNS = `
@@ -592,23 +600,17 @@ const SETTLE_LEDGER = `
      AND o.scheduled_for = ANY (ARRAY(SELECT scheduled_for FROM target))
   RETURNING o.cron_id, o.scheduled_for`;
 
-// A newer occurrence's outcome is never overwritten by an older one's. The crons are locked
-// already (LOCK_CRONS); each is found by its key, as above.
-const SETTLE_CRONS = `
-  WITH target AS (
-    SELECT c.row_id, v.*
-      FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[], $6::timestamptz[])
-           AS v(cron_id, run_id, scheduled_for, status, error, started_at)
-     CROSS JOIN LATERAL (
-       SELECT c.ctid AS row_id FROM crons c
-        WHERE c.cron_id = v.cron_id AND (c.last_run_scheduled_for IS NULL OR c.last_run_scheduled_for <= v.scheduled_for)
-        LIMIT 1) c
-  )
-  UPDATE crons c
-     SET last_run_at = coalesce(t.started_at, now()), last_run_status = t.status, last_run_error = t.error,
-         last_run_id = t.run_id, last_run_scheduled_for = t.scheduled_for
-    FROM target t
-   WHERE c.ctid = t.row_id AND c.ctid = ANY (ARRAY(SELECT row_id FROM target))`;
+// Order 4b: a newer occurrence's outcome is never overwritten by an older one's. One row per
+// cron, in cron_id order (the arrays' order); their crons are held FOR KEY SHARE (LOCK_CRONS).
+const SETTLE_LAST_RUNS = `
+  INSERT INTO cron_last_runs AS l (cron_id, last_run_at, last_run_status, last_run_error, last_run_id, last_run_scheduled_for)
+  SELECT v.cron_id, coalesce(v.started_at, now()), v.status, v.error, v.run_id, v.scheduled_for
+    FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[], $6::timestamptz[])
+         AS v(cron_id, run_id, scheduled_for, status, error, started_at)
+  ON CONFLICT (cron_id) DO UPDATE
+     SET last_run_at = EXCLUDED.last_run_at, last_run_status = EXCLUDED.last_run_status, last_run_error = EXCLUDED.last_run_error,
+         last_run_id = EXCLUDED.last_run_id, last_run_scheduled_for = EXCLUDED.last_run_scheduled_for
+   WHERE l.last_run_scheduled_for IS NULL OR l.last_run_scheduled_for <= EXCLUDED.last_run_scheduled_for`;
 
 // Sorted and locked (LOCK_THREADS) already; the cascade removes their runs and checkpoints.
 const DELETE_EPHEMERAL = `DELETE FROM threads WHERE thread_id = ANY($1::uuid[]) AND ephemeral`;
@@ -619,8 +621,8 @@ const DELETE_EPHEMERAL = `DELETE FROM threads WHERE thread_id = ANY($1::uuid[]) 
  * produced it; anything else (a late result after a cancel, an attempt superseded by a retry)
  * changes nothing and sends nothing. A run on a kept thread is updated and its thread takes the
  * output as values; a run on an ephemeral thread is not written: the thread is deleted with it.
- * Cron runs settle their ledger row and the cron's last_run_*. Runs with a webhook get its
- * delivery enqueued. Worker jobs are completed (fenced to their attempt) in the same transaction.
+ * Cron runs settle their ledger row and the cron's last_run_* (cron_last_runs). Runs with a
+ * webhook get its delivery enqueued. Worker jobs are completed (fenced to their attempt) in the same transaction.
  */
 export async function finishRunsIn(client: PoolClient, boss: PgBoss, results: FinishedRun[]): Promise<FinishedRun[]> {
   if (results.length === 0) return [];
@@ -629,9 +631,11 @@ export async function finishRunsIn(client: PoolClient, boss: PgBoss, results: Fi
   const ends = sorted.filter((r) => !r.retry);
   // 0: limits a provider's Retry-After pauses.
   await pauseLimits(client, retries);
-  // 1-3: crons, threads, runs, each sorted. A retry writes neither its cron nor its thread.
+  // 1-3: crons, threads, runs, each sorted. A retry writes neither its cron's outcome nor its thread.
   const cronIds = unique(ends.flatMap((r) => (r.cron_id ? [r.cron_id] : [])));
-  if (cronIds.length) await client.query(prepared(client, LOCK_CRONS, [cronIds]));
+  const crons = cronIds.length
+    ? new Set((await client.query<{ cron_id: string }>(prepared(client, LOCK_CRONS, [cronIds]))).rows.map((r) => r.cron_id))
+    : new Set<string>();
   if (ends.length) await client.query(prepared(client, LOCK_THREADS, [unique(ends.map((r) => r.thread_id))]));
   const { rows: held } = await client.query<{ run_id: string; status: string; attempts: number }>(prepared(client, LOCK_RUNS, [sorted.map((r) => r.run_id)]));
   const live = new Map(held.map((r) => [r.run_id, r]));
@@ -666,7 +670,7 @@ export async function finishRunsIn(client: PoolClient, boss: PgBoss, results: Fi
     );
   }
   await retryRunsIn(client, retried);
-  await settleOutcomes(client, ended);
+  await settleOutcomes(client, ended, crons);
   await enqueueWebhooks(client, boss, await webhookJobs(client, ended));
   const ephemeral = unique(ended.filter((r) => r.ephemeral).map((r) => r.thread_id));
   if (ephemeral.length) await client.query(prepared(client, DELETE_EPHEMERAL, [ephemeral]));
@@ -775,7 +779,7 @@ async function retryRunsIn(client: PoolClient, retried: FinishedRun[]): Promise<
 }
 
 /** The ledger rows and crons of cron runs that just ended. */
-async function settleOutcomes(client: PoolClient, ended: FinishedRun[]): Promise<void> {
+async function settleOutcomes(client: PoolClient, ended: FinishedRun[], crons: Set<string>): Promise<void> {
   const outcomes = ended
     .filter((r) => r.cron_id && r.scheduled_for)
     .sort((a, b) => cmp(a.cron_id!, b.cron_id!) || a.scheduled_for!.getTime() - b.scheduled_for!.getTime());
@@ -796,18 +800,19 @@ async function settleOutcomes(client: PoolClient, ended: FinishedRun[]): Promise
       errors.map((e) => e?.truncated ?? false),
     ]),
   );
-  // One row per cron (its newest occurrence), so an UPDATE ... FROM never matches a cron twice.
+  // One row per cron (its newest occurrence): an INSERT ... ON CONFLICT may not touch a row twice.
+  // Only crons still there (held by LOCK_CRONS): a deleted one's row would break its foreign key.
   const open = new Set(settled.map((r) => `${r.cron_id}@${r.scheduled_for.getTime()}`));
   const newest = new Map<string, FinishedRun>();
   for (const o of outcomes) {
-    if (!open.has(`${o.cron_id}@${o.scheduled_for!.getTime()}`)) continue;
+    if (!open.has(`${o.cron_id}@${o.scheduled_for!.getTime()}`) || !crons.has(o.cron_id!)) continue;
     const seen = newest.get(o.cron_id!);
     if (!seen || seen.scheduled_for!.getTime() <= o.scheduled_for!.getTime()) newest.set(o.cron_id!, o);
   }
   const latest = [...newest.values()];
   if (latest.length === 0) return;
   await client.query(
-    prepared(client, SETTLE_CRONS, [
+    prepared(client, SETTLE_LAST_RUNS, [
       latest.map((o) => o.cron_id),
       latest.map((o) => o.run_id),
       latest.map((o) => o.scheduled_for),

@@ -124,16 +124,18 @@ CREATE TABLE IF NOT EXISTS torture_last_run_log (
 
 CREATE OR REPLACE FUNCTION torture_log_last_run() RETURNS trigger AS $$
 BEGIN
-  INSERT INTO torture_last_run_log (cron_id, run_id, scheduled_for, status)
-  VALUES (NEW.cron_id, NEW.last_run_id, NEW.last_run_scheduled_for, NEW.last_run_status);
+  IF TG_OP = 'INSERT' OR OLD.last_run_id IS DISTINCT FROM NEW.last_run_id OR OLD.last_run_status IS DISTINCT FROM NEW.last_run_status
+     OR OLD.last_run_scheduled_for IS DISTINCT FROM NEW.last_run_scheduled_for THEN
+    INSERT INTO torture_last_run_log (cron_id, run_id, scheduled_for, status)
+    VALUES (NEW.cron_id, NEW.last_run_id, NEW.last_run_scheduled_for, NEW.last_run_status);
+  END IF;
   RETURN NULL;
 END;
 $$ LANGUAGE plpgsql;
 
-DROP TRIGGER IF EXISTS torture_log_last_run ON crons;
-CREATE TRIGGER torture_log_last_run AFTER UPDATE OF last_run_status, last_run_id, last_run_scheduled_for ON crons FOR EACH ROW
-  WHEN (OLD.last_run_id IS DISTINCT FROM NEW.last_run_id OR OLD.last_run_status IS DISTINCT FROM NEW.last_run_status
-        OR OLD.last_run_scheduled_for IS DISTINCT FROM NEW.last_run_scheduled_for)
+-- A cron's last_run_* live in cron_last_runs (migrations/024).
+DROP TRIGGER IF EXISTS torture_log_last_run ON cron_last_runs;
+CREATE TRIGGER torture_log_last_run AFTER INSERT OR UPDATE ON cron_last_runs FOR EACH ROW
   EXECUTE FUNCTION torture_log_last_run();
 `;
 
