@@ -101,18 +101,21 @@ export async function searchCrons(db: Queryable, userId: string, s: CronSearch):
   const { where, params } = cronsWhere(userId, s);
   const direction = s.sort_order === 'asc' ? 'ASC' : 'DESC';
   const key = SORT_COLUMNS[s.sort_by];
-  const tieBreak = s.sort_by === 'cron_id' ? '' : `, c.cron_id ${direction}`;
-  let sql: string;
-  if (NOT_NULL_SORTS.has(s.sort_by) || (direction === 'ASC' && !PARTIAL_NULLABLE_SORTS.has(s.sort_by))) {
-    // ASC is NULLS LAST by default; a NOT NULL key has no nulls to place.
+  // ASC is NULLS LAST by default; a NOT NULL key has no nulls to place.
+  const plain = NOT_NULL_SORTS.has(s.sort_by) || (direction === 'ASC' && !PARTIAL_NULLABLE_SORTS.has(s.sort_by));
+  const order = sortOrder(direction, plain ? '' : ' NULLS LAST');
+  let keys: string;
+  if (plain || !(INDEXED_NULLABLE_SORTS.has(s.sort_by) || PARTIAL_NULLABLE_SORTS.has(s.sort_by))) {
+    // (Not plain here: assistant_id is NOT NULL, so unreachable today; any other nullable key
+    // without an index sorts.)
     params.push(s.limit, s.offset);
-    sql = `SELECT ${CRON_COLUMNS}, now() AS now FROM crons c WHERE ${where}
-            ORDER BY ${key} ${direction}${tieBreak} LIMIT $${params.length - 1} OFFSET $${params.length}`;
-  } else if (INDEXED_NULLABLE_SORTS.has(s.sort_by) || PARTIAL_NULLABLE_SORTS.has(s.sort_by)) {
+    keys = `SELECT ${pageKeys(key)} FROM crons c WHERE ${where}
+             ORDER BY ${order(key, 'c.cron_id')} LIMIT $${params.length - 1} OFFSET $${params.length}`;
+  } else {
     // Nulls last: the non-null rows (a scan of the key's index, backward for DESC), then the null
     // rows by cron_id in the same direction (next_run_date: the index's null range; end_time and
     // thread_id: the rows outside the partial index). Each part reads at most limit + offset rows;
-    // only the outer merge sorts, at most 2 × (limit + offset) rows.
+    // only the outer merge sorts, at most 2 × (limit + offset) narrow rows.
     params.push(s.limit + s.offset, s.limit, s.offset);
     const [upTo, limit, offset] = [params.length - 2, params.length - 1, params.length];
     // The null rows by cron_id: next_run_date's index holds them (its null range, in cron_id
@@ -122,20 +125,37 @@ export async function searchCrons(db: Queryable, userId: string, s: CronSearch):
     // sorts their few rows instead. No (user_id, cron_id) index: it would take an entry on every
     // firing (migrations/023).
     const nullOrder = INDEXED_NULLABLE_SORTS.has(s.sort_by) ? `${key} ${direction}, c.cron_id ${direction}` : `c.cron_id ${direction}`;
-    sql = `SELECT ${CRON_COLUMNS}, now() AS now FROM (
-             (SELECT c.* FROM crons c WHERE ${where} AND ${key} IS NOT NULL ORDER BY ${key} ${direction}, c.cron_id ${direction} LIMIT $${upTo})
-             UNION ALL
-             (SELECT c.* FROM crons c WHERE ${where} AND ${key} IS NULL ORDER BY ${nullOrder} LIMIT $${upTo})
-           ) c
-           ORDER BY ${key} ${direction} NULLS LAST, c.cron_id ${direction} LIMIT $${limit} OFFSET $${offset}`;
-  } else {
-    // assistant_id is NOT NULL: unreachable today; any other nullable key without an index sorts.
-    params.push(s.limit, s.offset);
-    sql = `SELECT ${CRON_COLUMNS}, now() AS now FROM crons c WHERE ${where}
-            ORDER BY ${key} DESC NULLS LAST${tieBreak} LIMIT $${params.length - 1} OFFSET $${params.length}`;
+    keys = `SELECT c.cron_id, c.k FROM (
+              (SELECT ${pageKeys(key)} FROM crons c WHERE ${where} AND ${key} IS NOT NULL ORDER BY ${key} ${direction}, c.cron_id ${direction} LIMIT $${upTo})
+              UNION ALL
+              (SELECT ${pageKeys(key)} FROM crons c WHERE ${where} AND ${key} IS NULL ORDER BY ${nullOrder} LIMIT $${upTo})
+            ) c
+            ORDER BY ${order('c.k', 'c.cron_id')} LIMIT $${limit} OFFSET $${offset}`;
   }
-  const { rows } = await db.query<CronRow & { now: Date }>(sql, params);
+  const { rows } = await db.query<CronRow & { now: Date }>(pageOf(keys, key, order), params);
   return { crons: rows, now: rows[0]?.now ?? new Date() };
+}
+
+/** The ORDER BY of a sort: the key (nulls as given), then cron_id (unless it is the key), both in the direction. */
+export function sortOrder(direction: 'ASC' | 'DESC', nulls: '' | ' NULLS LAST'): (key: string, id: string) => string {
+  return (key, id) => `${key} ${direction}${nulls}${key === id ? '' : `, ${id} ${direction}`}`;
+}
+
+/** What a page's keys select from crons c: cron_id, and the sort key as k (for pageOf's order). */
+export function pageKeys(key: string): string {
+  return `c.cron_id, ${key} AS k`;
+}
+
+/**
+ * A deferred join (issue 21): `keys` finds the page (pageKeys, ORDER BY, LIMIT, OFFSET) reading
+ * narrow rows, from the sort's index alone where it covers them; then only the page's rows are
+ * read whole and given CRON_COLUMNS, whose pending-runs subquery would otherwise run for every
+ * skipped row too (and whole rows sort on disk at deep offsets). The page keeps the keys' order
+ * (a nested loop over them keeps it: no sort is added).
+ */
+export function pageOf(keys: string, key: string, order: (key: string, id: string) => string): string {
+  const onPage = order(key === 'c.cron_id' ? 'p.cron_id' : 'p.k', 'p.cron_id');
+  return `SELECT ${CRON_COLUMNS}, now() AS now FROM (${keys}) p JOIN crons c ON c.cron_id = p.cron_id ORDER BY ${onPage}`;
 }
 
 /** How many of the user's crons match the filters; without filters, their cron_user_counts row (no scan). */
