@@ -96,6 +96,7 @@ const PARTIAL_NULLABLE_SORTS: ReadonlySet<CronSortKey> = new Set(['end_time', 't
  * next_run_date in both directions, and cron_id (the primary key), reading only the page; the
  * partial indexes of migrations/023 serve end_time and thread_id's non-null rows, their null rows
  * come from the primary key (in cron_id order, filtered by owner). assistant_id still sorts.
+ * Only the page's rows are read whole, by a deferred join (pageOf).
  */
 export async function searchCrons(db: Queryable, userId: string, s: CronSearch): Promise<{ crons: CronRow[]; now: Date }> {
   const { where, params } = cronsWhere(userId, s);
@@ -114,10 +115,12 @@ export async function searchCrons(db: Queryable, userId: string, s: CronSearch):
   } else {
     // Nulls last: the non-null rows (a scan of the key's index, backward for DESC), then the null
     // rows by cron_id in the same direction (next_run_date: the index's null range; end_time and
-    // thread_id: the rows outside the partial index). Each part reads at most limit + offset rows;
-    // only the outer merge sorts, at most 2 × (limit + offset) narrow rows.
-    params.push(s.limit + s.offset, s.limit, s.offset);
-    const [upTo, limit, offset] = [params.length - 2, params.length - 1, params.length];
+    // thread_id: the rows outside the partial index). The page is the non-null rows' own LIMIT and
+    // OFFSET, followed by the null rows' LIMIT with the OFFSET less the non-null rows before it
+    // (counted up to OFFSET, from the index alone): each range reads only what precedes the page
+    // in it, and only the at most 2 × limit rows of the two parts are sorted.
+    params.push(s.limit, s.offset);
+    const [limit, offset] = [params.length - 1, params.length];
     // The null rows by cron_id: next_run_date's index holds them (its null range, in cron_id
     // order); a partial index does not, and ORDER BY cron_id alone lets the primary key serve them:
     // a scan in cron_id order that skips other owners' rows, cheap while the owner's null rows are
@@ -125,12 +128,16 @@ export async function searchCrons(db: Queryable, userId: string, s: CronSearch):
     // sorts their few rows instead. No (user_id, cron_id) index: it would take an entry on every
     // firing (migrations/023).
     const nullOrder = INDEXED_NULLABLE_SORTS.has(s.sort_by) ? `${key} ${direction}, c.cron_id ${direction}` : `c.cron_id ${direction}`;
+    // (Not counted for the first page: a plan for LIMIT 0 may pick any scan.)
+    const before = s.offset === 0 ? '0' : `(SELECT count(*) FROM (SELECT 1 FROM crons c WHERE ${where} AND ${key} IS NOT NULL LIMIT $${offset}) n)`;
     keys = `SELECT c.cron_id, c.k FROM (
-              (SELECT ${pageKeys(key)} FROM crons c WHERE ${where} AND ${key} IS NOT NULL ORDER BY ${key} ${direction}, c.cron_id ${direction} LIMIT $${upTo})
+              (SELECT ${pageKeys(key)} FROM crons c WHERE ${where} AND ${key} IS NOT NULL
+                ORDER BY ${key} ${direction}, c.cron_id ${direction} LIMIT $${limit} OFFSET $${offset})
               UNION ALL
-              (SELECT ${pageKeys(key)} FROM crons c WHERE ${where} AND ${key} IS NULL ORDER BY ${nullOrder} LIMIT $${upTo})
+              (SELECT ${pageKeys(key)} FROM crons c WHERE ${where} AND ${key} IS NULL
+                ORDER BY ${nullOrder} LIMIT $${limit} OFFSET $${offset} - ${before})
             ) c
-            ORDER BY ${order('c.k', 'c.cron_id')} LIMIT $${limit} OFFSET $${offset}`;
+            ORDER BY ${order('c.k', 'c.cron_id')} LIMIT $${limit}`;
   }
   const { rows } = await db.query<CronRow & { now: Date }>(pageOf(keys, key, order), params);
   return { crons: rows, now: rows[0]?.now ?? new Date() };
