@@ -107,8 +107,7 @@ export async function searchCrons(db: Queryable, userId: string, s: CronSearch):
   const order = sortOrder(direction, plain ? '' : ' NULLS LAST');
   let keys: string;
   if (plain || !(INDEXED_NULLABLE_SORTS.has(s.sort_by) || PARTIAL_NULLABLE_SORTS.has(s.sort_by))) {
-    // (Not plain here: assistant_id is NOT NULL, so unreachable today; any other nullable key
-    // without an index sorts.)
+    // Or, not plain, a nullable key without an index: it sorts (none today, assistant_id is NOT NULL).
     params.push(s.limit, s.offset);
     keys = `SELECT ${pageKeys(key)} FROM crons c WHERE ${where}
              ORDER BY ${order(key, 'c.cron_id')} LIMIT $${params.length - 1} OFFSET $${params.length}`;
