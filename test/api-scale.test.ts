@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { defaultAssistantId, ensureDefaultAssistants } from '../libs/assistants/index.ts';
-import { countCrons, lockAndCountUserCrons, searchCrons } from '../libs/crons/index.ts';
+import { countCrons, lockAndCountUserCrons, searchCrons, searchScopedCrons } from '../libs/crons/index.ts';
 import type { CronSearch, CronSortKey } from '../libs/crons/index.ts';
 import type { CronRow } from '../libs/crons/index.ts';
 import { MIGRATIONS_DIR, migrate, withTransaction } from '../libs/db/index.ts';
@@ -88,6 +88,13 @@ describe('crons at scale: search order and plans, counters', () => {
             expected.slice(offset, offset + limit),
             `${key} ${order} limit ${limit} offset ${offset}`,
           );
+          // The admin routes' search (libs/crons/tenancy.ts) answers the same order.
+          const scoped = await searchScopedCrons(db.pool, { user_id: user, sort_by: key, sort_order: order, limit, offset });
+          assert.deepEqual(
+            scoped.crons.map((c) => c.cron_id),
+            expected.slice(offset, offset + limit),
+            `scoped ${key} ${order} limit ${limit} offset ${offset}`,
+          );
         }
         // With a filter too.
         const enabled = reference(
@@ -164,6 +171,55 @@ describe('crons at scale: search order and plans, counters', () => {
       } else assert.doesNotMatch(p, /Sort/, `${JSON.stringify(s)}:\n${p}`);
       if (s.sort_by === 'end_time') assert.match(p, /crons_user_end_time/, `${JSON.stringify(s)}:\n${p}`);
       if (s.sort_by === 'thread_id') assert.match(p, /crons_user_thread/, `${JSON.stringify(s)}:\n${p}`);
+    }
+    // Issue 21, a deep page: its keys come from narrow rows (cron_id and the key: no step that
+    // reads more than the page outputs whole rows, no sort spills to disk), and the cron columns'
+    // pending-runs subquery runs for the page's rows only, not the skipped ones.
+    interface PlanNode {
+      'Node Type': string;
+      'Parent Relationship'?: string;
+      'Actual Rows': number;
+      'Actual Loops': number;
+      Output?: string[];
+      'Sort Method'?: string;
+      Plans?: PlanNode[];
+    }
+    const nodes = (n: PlanNode): PlanNode[] => [n, ...(n.Plans ?? []).flatMap(nodes)];
+    const limit = 100;
+    const deep = async (run: (db: never) => Promise<unknown>) => {
+      const plans: PlanNode[] = [];
+      const explaining = {
+        query: async (text: string, params: unknown[]) => {
+          const { rows } = await db.pool.query(`EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) ${text}`, params);
+          plans.push(rows[0]['QUERY PLAN'][0].Plan);
+          return { rows: [{ now: new Date() }] };
+        },
+      };
+      await run(explaining as never);
+      return plans.flatMap(nodes);
+    };
+    for (const s of [
+      { sort_by: 'end_time' as const, sort_order: 'desc' as const },
+      { sort_by: 'thread_id' as const, sort_order: 'asc' as const },
+      { sort_by: 'next_run_date' as const, sort_order: 'desc' as const },
+      { sort_by: 'created_at' as const, sort_order: 'desc' as const },
+    ]) {
+      const page = { ...s, limit, offset: 5000 };
+      for (const [label, run] of [
+        ['search', (q: never) => searchCrons(q, user, page)],
+        ['scoped search', (q: never) => searchScopedCrons(q, { user_id: user, ...page })],
+      ] as const) {
+        const all = await deep(run);
+        const shown = all.map(({ Plans: _, ...n }) => n);
+        const text = `${label} ${JSON.stringify(page)}:\n${JSON.stringify(shown, null, 1)}`;
+        const subPlans = all.filter((n) => n['Parent Relationship'] === 'SubPlan');
+        assert.ok(subPlans.length > 0, text);
+        for (const n of subPlans) assert.ok(n['Actual Loops'] <= limit, `the subquery runs for skipped rows: ${text}`);
+        for (const n of all) {
+          if (n['Actual Rows'] > limit) assert.ok((n.Output ?? []).length <= 2, `${n['Node Type']} outputs whole rows: ${text}`);
+          assert.doesNotMatch(n['Sort Method'] ?? '', /external/, text);
+        }
+      }
     }
     // And the answers are the big owner's newest.
     const { crons } = await searchCrons(db.pool, user, { sort_by: 'created_at', sort_order: 'desc', limit: 3, offset: 0 });

@@ -96,25 +96,30 @@ const PARTIAL_NULLABLE_SORTS: ReadonlySet<CronSortKey> = new Set(['end_time', 't
  * next_run_date in both directions, and cron_id (the primary key), reading only the page; the
  * partial indexes of migrations/023 serve end_time and thread_id's non-null rows, their null rows
  * come from the primary key (in cron_id order, filtered by owner). assistant_id still sorts.
+ * Only the page's rows are read whole, by a deferred join (pageOf).
  */
 export async function searchCrons(db: Queryable, userId: string, s: CronSearch): Promise<{ crons: CronRow[]; now: Date }> {
   const { where, params } = cronsWhere(userId, s);
   const direction = s.sort_order === 'asc' ? 'ASC' : 'DESC';
   const key = SORT_COLUMNS[s.sort_by];
-  const tieBreak = s.sort_by === 'cron_id' ? '' : `, c.cron_id ${direction}`;
-  let sql: string;
-  if (NOT_NULL_SORTS.has(s.sort_by) || (direction === 'ASC' && !PARTIAL_NULLABLE_SORTS.has(s.sort_by))) {
-    // ASC is NULLS LAST by default; a NOT NULL key has no nulls to place.
+  // ASC is NULLS LAST by default; a NOT NULL key has no nulls to place.
+  const plain = NOT_NULL_SORTS.has(s.sort_by) || (direction === 'ASC' && !PARTIAL_NULLABLE_SORTS.has(s.sort_by));
+  const order = sortOrder(direction, plain ? '' : ' NULLS LAST');
+  let keys: string;
+  if (plain || !(INDEXED_NULLABLE_SORTS.has(s.sort_by) || PARTIAL_NULLABLE_SORTS.has(s.sort_by))) {
+    // Or, not plain, a nullable key without an index: it sorts (none today, assistant_id is NOT NULL).
     params.push(s.limit, s.offset);
-    sql = `SELECT ${CRON_COLUMNS}, now() AS now FROM crons c WHERE ${where}
-            ORDER BY ${key} ${direction}${tieBreak} LIMIT $${params.length - 1} OFFSET $${params.length}`;
-  } else if (INDEXED_NULLABLE_SORTS.has(s.sort_by) || PARTIAL_NULLABLE_SORTS.has(s.sort_by)) {
+    keys = `SELECT ${pageKeys(key)} FROM crons c WHERE ${where}
+             ORDER BY ${order(key, 'c.cron_id')} LIMIT $${params.length - 1} OFFSET $${params.length}`;
+  } else {
     // Nulls last: the non-null rows (a scan of the key's index, backward for DESC), then the null
     // rows by cron_id in the same direction (next_run_date: the index's null range; end_time and
-    // thread_id: the rows outside the partial index). Each part reads at most limit + offset rows;
-    // only the outer merge sorts, at most 2 × (limit + offset) rows.
-    params.push(s.limit + s.offset, s.limit, s.offset);
-    const [upTo, limit, offset] = [params.length - 2, params.length - 1, params.length];
+    // thread_id: the rows outside the partial index). The page is the non-null rows' own LIMIT and
+    // OFFSET, followed by the null rows' LIMIT with the OFFSET less the non-null rows before it
+    // (counted up to OFFSET, from the index alone): each range reads only what precedes the page
+    // in it, and only the at most 2 × limit rows of the two parts are sorted.
+    params.push(s.limit, s.offset);
+    const [limit, offset] = [params.length - 1, params.length];
     // The null rows by cron_id: next_run_date's index holds them (its null range, in cron_id
     // order); a partial index does not, and ORDER BY cron_id alone lets the primary key serve them:
     // a scan in cron_id order that skips other owners' rows, cheap while the owner's null rows are
@@ -122,20 +127,41 @@ export async function searchCrons(db: Queryable, userId: string, s: CronSearch):
     // sorts their few rows instead. No (user_id, cron_id) index: it would take an entry on every
     // firing (migrations/023).
     const nullOrder = INDEXED_NULLABLE_SORTS.has(s.sort_by) ? `${key} ${direction}, c.cron_id ${direction}` : `c.cron_id ${direction}`;
-    sql = `SELECT ${CRON_COLUMNS}, now() AS now FROM (
-             (SELECT c.* FROM crons c WHERE ${where} AND ${key} IS NOT NULL ORDER BY ${key} ${direction}, c.cron_id ${direction} LIMIT $${upTo})
-             UNION ALL
-             (SELECT c.* FROM crons c WHERE ${where} AND ${key} IS NULL ORDER BY ${nullOrder} LIMIT $${upTo})
-           ) c
-           ORDER BY ${key} ${direction} NULLS LAST, c.cron_id ${direction} LIMIT $${limit} OFFSET $${offset}`;
-  } else {
-    // assistant_id is NOT NULL: unreachable today; any other nullable key without an index sorts.
-    params.push(s.limit, s.offset);
-    sql = `SELECT ${CRON_COLUMNS}, now() AS now FROM crons c WHERE ${where}
-            ORDER BY ${key} DESC NULLS LAST${tieBreak} LIMIT $${params.length - 1} OFFSET $${params.length}`;
+    // (Not counted for the first page: a plan for LIMIT 0 may pick any scan.)
+    const before = s.offset === 0 ? '0' : `(SELECT count(*) FROM (SELECT 1 FROM crons c WHERE ${where} AND ${key} IS NOT NULL LIMIT $${offset}) n)`;
+    keys = `SELECT c.cron_id, c.k FROM (
+              (SELECT ${pageKeys(key)} FROM crons c WHERE ${where} AND ${key} IS NOT NULL
+                ORDER BY ${key} ${direction}, c.cron_id ${direction} LIMIT $${limit} OFFSET $${offset})
+              UNION ALL
+              (SELECT ${pageKeys(key)} FROM crons c WHERE ${where} AND ${key} IS NULL
+                ORDER BY ${nullOrder} LIMIT $${limit} OFFSET $${offset} - ${before})
+            ) c
+            ORDER BY ${order('c.k', 'c.cron_id')} LIMIT $${limit}`;
   }
-  const { rows } = await db.query<CronRow & { now: Date }>(sql, params);
+  const { rows } = await db.query<CronRow & { now: Date }>(pageOf(keys, key, order), params);
   return { crons: rows, now: rows[0]?.now ?? new Date() };
+}
+
+/** The ORDER BY of a sort: the key (nulls as given), then cron_id (unless it is the key), both in the direction. */
+export function sortOrder(direction: 'ASC' | 'DESC', nulls: '' | ' NULLS LAST'): (key: string, id: string) => string {
+  return (key, id) => `${key} ${direction}${nulls}${key === id ? '' : `, ${id} ${direction}`}`;
+}
+
+/** What a page's keys select from crons c: cron_id, and the sort key as k (for pageOf's order). */
+export function pageKeys(key: string): string {
+  return `c.cron_id, ${key} AS k`;
+}
+
+/**
+ * A deferred join (issue 21): `keys` finds the page (pageKeys, ORDER BY, LIMIT, OFFSET) reading
+ * narrow rows, from the sort's index alone where it covers them; then only the page's rows are
+ * read whole and given CRON_COLUMNS, whose pending-runs subquery would otherwise run for every
+ * skipped row too (and whole rows sort on disk at deep offsets). The page keeps the keys' order
+ * (a nested loop over them keeps it: no sort is added).
+ */
+export function pageOf(keys: string, key: string, order: (key: string, id: string) => string): string {
+  const onPage = order(key === 'c.cron_id' ? 'p.cron_id' : 'p.k', 'p.cron_id');
+  return `SELECT ${CRON_COLUMNS}, now() AS now FROM (${keys}) p JOIN crons c ON c.cron_id = p.cron_id ORDER BY ${onPage}`;
 }
 
 /** How many of the user's crons match the filters; without filters, their cron_user_counts row (no scan). */

@@ -1,5 +1,5 @@
 import type { PoolClient, Queryable } from '../db/index.ts';
-import { SORT_COLUMNS as OWNER_SORT_COLUMNS, cronsWhere } from './search.ts';
+import { SORT_COLUMNS as OWNER_SORT_COLUMNS, cronsWhere, pageKeys, pageOf, sortOrder } from './search.ts';
 import { CRON_COLUMNS } from './repository.ts';
 import type { CronWithGraph } from './repository.ts';
 import type { CronSortKey } from './search.ts';
@@ -42,13 +42,12 @@ export interface ScopedSearch extends CronScope {
 /** Crons in the scope (every owner's when user_id is null), with the database's now. */
 export async function searchScopedCrons(db: Queryable, s: ScopedSearch): Promise<{ crons: CronRow[]; now: Date }> {
   const { where, params } = scopeWhere(s);
-  const direction = s.sort_order === 'asc' ? 'ASC' : 'DESC';
-  const order = `${SORT_COLUMNS[s.sort_by]} ${direction} NULLS LAST, c.cron_id ${direction}`;
+  const key = SORT_COLUMNS[s.sort_by];
+  const order = sortOrder(s.sort_order === 'asc' ? 'ASC' : 'DESC', ' NULLS LAST');
   params.push(s.limit, s.offset);
-  const { rows } = await db.query<CronRow & { now: Date }>(
-    `SELECT ${CRON_COLUMNS}, now() AS now FROM crons c WHERE ${where} ORDER BY ${order} LIMIT $${params.length - 1} OFFSET $${params.length}`,
-    params,
-  );
+  // The page's keys first, then only its rows whole with CRON_COLUMNS (search.ts pageOf).
+  const keys = `SELECT ${pageKeys(key)} FROM crons c WHERE ${where} ORDER BY ${order(key, 'c.cron_id')} LIMIT $${params.length - 1} OFFSET $${params.length}`;
+  const { rows } = await db.query<CronRow & { now: Date }>(pageOf(keys, key, order), params);
   const now = rows[0]?.now ?? (await db.query<{ now: Date }>(`SELECT now() AS now`)).rows[0].now;
   return { crons: rows, now };
 }
