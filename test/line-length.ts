@@ -1,5 +1,5 @@
 // A static check of `npm test` (test/checks.ts): no line of the product, its tests or its bench
-// over 160 characters. Prettier wraps code at 160 but never a string or a comment; this check
+// over 160 characters. The formatter (oxfmt) wraps code at 160 but never a string or a comment; this check
 // keeps those wrapped too. Prints each long line as file:line (length).
 import fs from 'node:fs';
 import path from 'node:path';
