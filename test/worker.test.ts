@@ -157,6 +157,57 @@ describe('worker', () => {
     ]);
     return runId;
   }
+  test("a thread's runs start in the order they were created, though pg-boss ranks one fetch's jobs of a group by id", async () => {
+    const threadId = await insertThread(db.pool);
+    // The newest run has the smallest id: pg-boss hands out the smallest id of a group among the
+    // jobs one fetch finds, so without the claim's own order the newest would start first.
+    const ids = [randomUUID(), randomUUID(), randomUUID(), randomUUID()].sort().reverse();
+    await db.pool.query(
+      `INSERT INTO runs (run_id, thread_id, assistant_id, user_id, status, kwargs, created_at)
+       SELECT id, $2, $3, 'anonymous', 'pending', jsonb_build_object('input', jsonb_build_object('n', n)), now() - (10 - n) * interval '1 second'
+         FROM unnest($1::uuid[]) WITH ORDINALITY AS v(id, n)`,
+      [ids, threadId, ECHO],
+    );
+    // One insert, one wake-up: one fetch finds every job of the thread.
+    await boss.insert(
+      QUEUES.run,
+      ids.map((id) => ({ id, data: { run_id: id }, group: { id: threadId } })),
+    );
+    const started = await eventually(async () => {
+      const { rows } = await db.pool.query<{ run_id: string; started_at: Date; ended_at: Date }>(
+        `SELECT run_id, started_at, ended_at FROM runs WHERE thread_id = $1 AND status = 'success' ORDER BY started_at`,
+        [threadId],
+      );
+      return rows.length === ids.length ? rows : null;
+    }, "the thread's runs to end");
+    assert.deepEqual(
+      started.map((r) => r.run_id),
+      ids,
+      'started in creation order',
+    );
+    for (let i = 1; i < started.length; i++) assert.ok(started[i].started_at >= started[i - 1].ended_at, 'one at a time');
+  });
+
+  test('an older run of a thread deferred to a later start (after_seconds) does not hold a newer one back', async () => {
+    const threadId = await insertThread(db.pool);
+    const [newer, older] = [randomUUID(), randomUUID()].sort();
+    await db.pool.query(
+      `INSERT INTO runs (run_id, thread_id, assistant_id, user_id, status, kwargs, created_at)
+       VALUES ($1, $3, $4, 'anonymous', 'pending', '{"input": {}}', now() - interval '2 seconds'),
+              ($2, $3, $4, 'anonymous', 'pending', '{"input": {}}', now() - interval '1 second')`,
+      [older, newer, threadId, ECHO],
+    );
+    await boss.insert(QUEUES.run, [
+      { id: older, data: { run_id: older }, group: { id: threadId }, startAfter: 60 },
+      { id: newer, data: { run_id: newer }, group: { id: threadId } },
+    ]);
+    await eventually(
+      async () => (await db.pool.query(`SELECT status FROM runs WHERE run_id = $1`, [newer])).rows[0].status === 'success',
+      'the newer run to run while the older waits for its start',
+      10_000,
+    );
+    assert.equal((await db.pool.query(`SELECT status FROM runs WHERE run_id = $1`, [older])).rows[0].status, 'pending');
+  });
 
   test('an older run never overwrites the last_run_* of a newer one', async () => {
     const cronId = await insertCron(db.pool, { schedule: '0 0 1 1 *', enabled: false });

@@ -14,6 +14,7 @@ export {
 export {
   enqueueRuns,
   requeueRunJobs,
+  deferRunJobs,
   holdRunJobResult,
   handOnHeldRunJobs,
   parkRunJobs,
@@ -37,6 +38,7 @@ export {
   oldestFirstAttemptRunJobSql,
   purgeFinishedJobsSql,
   runJobActiveSql,
+  runJobDueSql,
   runJobActiveAtSql,
   runJobHeartbeatingSql,
   runJobMayStillRunSql,

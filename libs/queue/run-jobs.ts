@@ -13,6 +13,7 @@ import {
   msUntilDeferredSql,
   parkRunJobsSql,
   requeueRunJobsSql,
+  deferRunJobsSql,
   snoozeRunJobsSql,
   wakeParkedRunsSql,
 } from './sql.ts';
@@ -98,6 +99,18 @@ export async function failedJobsRetry(
 export async function requeueRunJobs(db: Queryable, schema: string, jobs: { id: string; retryCount: number }[]): Promise<void> {
   if (jobs.length === 0) return;
   await db.query(requeueRunJobsSql(schema), [QUEUES.run, jobs.map((j) => j.id), jobs.map((j) => `${j.id}:${j.retryCount}`), queueNotifyChannel(schema)]);
+}
+
+/** Fetched run jobs back to the queue as if never fetched, fetchable `delaySeconds` from now (deferRunJobsSql). */
+export async function deferRunJobs(db: Queryable, schema: string, jobs: { id: string; retryCount: number }[], delaySeconds: number): Promise<void> {
+  if (jobs.length === 0) return;
+  await db.query(deferRunJobsSql(schema), [
+    QUEUES.run,
+    jobs.map((j) => j.id),
+    jobs.map((j) => `${j.id}:${j.retryCount}`),
+    delaySeconds,
+    queueNotifyChannel(schema),
+  ]);
 }
 
 /**

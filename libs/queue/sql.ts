@@ -21,6 +21,16 @@ export function runJobActiveSql(schema: string, runId: string): string {
   return `EXISTS (SELECT 1 FROM ${quoteIdent(schema)}.job j WHERE j.name = ${runQueue()} AND j.id = ${runId} AND j.state = 'active')`;
 }
 
+/**
+ * EXISTS: the run's job is due: fetched by a worker (active), or fetchable within `withinSeconds`
+ * (created or retry, its start_after no later than that).
+ */
+export function runJobDueSql(schema: string, runId: string, withinSeconds: number): string {
+  return `EXISTS (SELECT 1 FROM ${quoteIdent(schema)}.job j
+                   WHERE j.name = ${runQueue()} AND j.id = ${runId}
+                     AND (j.state = 'active' OR (j.state IN ('created', 'retry') AND j.start_after <= now() + interval '${withinSeconds} seconds')))`;
+}
+
 /** EXISTS: the run's job is active at `attempt` (retry_count + 1), whether its worker lives or not. */
 export function runJobActiveAtSql(schema: string, runId: string, attempt: string): string {
   return `EXISTS (SELECT 1 FROM ${quoteIdent(schema)}.job j
@@ -113,6 +123,23 @@ export function requeueRunJobsSql(schema: string): string {
        RETURNING 1
      )
      SELECT pg_notify($4, $1) FROM back LIMIT 1`;
+}
+
+/**
+ * Fetched run jobs back to the queue as if never fetched, fetchable after a delay: $1 the run
+ * queue, $2 job ids (uuid[]), $3 fences (text[] of `id:retry_count`), $4 the delay in seconds
+ * (float8), $5 the NOTIFY channel: workers are told jobs were deferred (deferredPayloadSql), so
+ * they fetch what is fetchable now and look again when these fall due.
+ */
+export function deferRunJobsSql(schema: string): string {
+  return `WITH back AS (
+       UPDATE ${quoteIdent(schema)}.job SET state = 'created', started_on = NULL, heartbeat_on = NULL,
+              start_after = greatest(start_after, now() + make_interval(secs => $4::float8))
+        WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'active'
+          AND (id::text || ':' || retry_count::text) = ANY($3::text[])
+       RETURNING 1
+     )
+     SELECT pg_notify($5, ${deferredPayloadSql('$1')}) FROM back LIMIT 1`;
 }
 
 /**

@@ -9,6 +9,7 @@ import {
   queueSchemaOf,
   requeueRunJobs,
   runJobActiveSql,
+  runJobDueSql,
   runJobActiveAtSql,
   runJobHeartbeatingSql,
   snoozeRunJobs,
@@ -182,12 +183,27 @@ const CLAIM_LOCK_THREADS = `
 // tables, a full scan of runs and threads per claim that grew with them. The array is sorted by
 // run_id, so the locks are taken in key order; the update then reads the locked rows by their
 // ctid (a TID scan: `ctid = ANY (...)`; joining on ctid alone, the planner hashed the table).
+// A kept thread's runs start in the order they were created: a pending run is not claimed while
+// an older pending run of its thread is due (its job fetched and not yet claimed, or fetchable
+// within a second). pg-boss hands out one job of a group per fetch but picks it by job id (= run
+// id, random) among the jobs that fetch found, not by age: the worker puts a run refused so back
+// for BEHIND_OLDER_DEFER_SECONDS (well within that second, so it still holds back the runs newer
+// than itself), and the next fetch finds the older one. An older run waiting for a retry's backoff
+// or for room in a limit (waiting), or for an after_seconds start further off, does not hold the
+// newer back, as before.
+export const BEHIND_OLDER_DEFER_SECONDS = 0.25;
+const olderRunDueSql = (schema: string) => `EXISTS (
+             SELECT 1 FROM runs o
+              WHERE o.thread_id = r.thread_id AND o.status = 'pending' AND o.waiting IS NULL
+                AND (o.created_at, o.run_id) < (r.created_at, r.run_id)
+                AND ${runJobDueSql(schema, 'o.run_id', 1)})`;
+
 const claimSql = (schema: string) => `
   WITH target AS (
     SELECT r.row_id, v.attempt
       FROM unnest($1::uuid[], $2::int[], $3::uuid[]) AS v(run_id, attempt, serial_cron)
      CROSS JOIN LATERAL (
-       SELECT r.ctid AS row_id, r.run_id, r.thread_id FROM runs r
+       SELECT r.ctid AS row_id, r.run_id, r.thread_id, r.status, r.created_at FROM runs r
         WHERE r.run_id = v.run_id AND (r.status = 'pending' OR (r.status = 'running' AND r.attempts < v.attempt))
         LIMIT 1
           FOR UPDATE) r
@@ -195,6 +211,7 @@ const claimSql = (schema: string) => `
      WHERE (t.ephemeral OR NOT EXISTS (
              SELECT 1 FROM runs o
               WHERE o.thread_id = r.thread_id AND o.status = 'running' AND o.run_id <> r.run_id AND ${runJobActiveSql(schema, 'o.run_id')}))
+       AND (t.ephemeral OR r.status <> 'pending' OR NOT ${olderRunDueSql(schema)})
        AND (v.serial_cron IS NULL OR NOT EXISTS (
              SELECT 1 FROM runs o
               WHERE o.cron_id = v.serial_cron AND o.status = 'running' AND o.run_id <> r.run_id AND ${runJobActiveSql(schema, 'o.run_id')}))
@@ -535,13 +552,26 @@ async function admitLimited(client: PoolClient, queueSchema: string, jobs: Claim
 }
 
 // Of fetched runs not claimed: those still waiting to run (another run of their thread or cron is running).
-const WAITING = `SELECT run_id FROM runs WHERE run_id = ANY($1::uuid[]) AND status = 'pending'`;
+const waitingSql = (schema: string) => `
+  SELECT r.run_id, ${olderRunDueSql(schema)} AS behind_older
+    FROM runs r
+   WHERE r.run_id = ANY($1::uuid[]) AND r.status = 'pending'`;
 
-/** Of these runs (not claimed), the ones that are still pending: they wait for their turn, the others ended. */
-export async function pendingOf(pool: Pool, runIds: string[]): Promise<Set<string>> {
-  if (runIds.length === 0) return new Set();
-  const { rows } = await pool.query<{ run_id: string }>(prepared(pool, WAITING, [runIds]));
-  return new Set(rows.map((r) => r.run_id));
+/** Runs not claimed that wait for their turn (still pending), and why (see the claim). */
+export interface Waiting {
+  /** Behind a run of their thread or cron that is running. */
+  busy: Set<string>;
+  /** Behind an older run of their thread that is due: it must be fetched first (olderRunDueSql). */
+  behindOlder: Set<string>;
+}
+
+/** Of these runs (not claimed), the ones still pending, which wait for their turn; the others ended. */
+export async function waitingOf(pool: Pool, queueSchema: string, runIds: string[]): Promise<Waiting> {
+  const waiting: Waiting = { busy: new Set(), behindOlder: new Set() };
+  if (runIds.length === 0) return waiting;
+  const { rows } = await pool.query<{ run_id: string; behind_older: boolean }>(prepared(pool, waitingSql(queueSchema), [runIds]));
+  for (const r of rows) (r.behind_older ? waiting.behindOlder : waiting.busy).add(r.run_id);
+  return waiting;
 }
 
 // ---- finish -----------------------------------------------------------------------------------
