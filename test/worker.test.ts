@@ -161,10 +161,14 @@ describe('worker', () => {
     const threadId = await insertThread(db.pool);
     // The newest run has the smallest id: pg-boss hands out the smallest id of a group among the
     // jobs one fetch finds, so without the claim's own order the newest would start first.
-    const ids = [randomUUID(), randomUUID(), randomUUID(), randomUUID()].sort().reverse();
+    // A queue of them: a run refused for an older one must stay out of the fetches until its turn
+    // (put back for a fixed moment, 20 runs kept coming back before the oldest was fetched).
+    const ids = Array.from({ length: 20 }, () => randomUUID())
+      .sort()
+      .reverse();
     await db.pool.query(
       `INSERT INTO runs (run_id, thread_id, assistant_id, user_id, status, kwargs, created_at)
-       SELECT id, $2, $3, 'anonymous', 'pending', jsonb_build_object('input', jsonb_build_object('n', n)), now() - (10 - n) * interval '1 second'
+       SELECT id, $2, $3, 'anonymous', 'pending', jsonb_build_object('input', jsonb_build_object('n', n)), now() - (30 - n) * interval '1 second'
          FROM unnest($1::uuid[]) WITH ORDINALITY AS v(id, n)`,
       [ids, threadId, ECHO],
     );

@@ -89,6 +89,7 @@ export function cronFields(c: Cron): string {
 export function waitingText(o: Record<string, any>, now = Date.now()): string | null {
   if (o.waiting === 'retry') return `retry at ${time(o.not_before)}`;
   if (typeof o.waiting === 'string' && o.waiting.startsWith('limit:')) return `limit ${o.waiting.slice('limit:'.length)}`;
+  if (o.waiting === 'thread') return 'an older run of its thread';
   if (o.waiting) return String(o.waiting);
   if (o.status !== 'enqueued') return null;
   if (o.planned_for && new Date(o.planned_for).getTime() > now) return `planned ${time(o.planned_for)}`;

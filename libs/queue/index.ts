@@ -14,12 +14,12 @@ export {
 export {
   enqueueRuns,
   requeueRunJobs,
-  deferRunJobs,
   holdRunJobResult,
   handOnHeldRunJobs,
   parkRunJobs,
   snoozeRunJobs,
   wakeParkedRuns,
+  wakeThreadTurn,
   announceDeferred,
   msUntilDeferred,
   failedJobsRetry,

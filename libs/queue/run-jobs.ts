@@ -13,9 +13,9 @@ import {
   msUntilDeferredSql,
   parkRunJobsSql,
   requeueRunJobsSql,
-  deferRunJobsSql,
   snoozeRunJobsSql,
   wakeParkedRunsSql,
+  wakeThreadTurnSql,
 } from './sql.ts';
 
 export interface RunJob {
@@ -99,18 +99,6 @@ export async function failedJobsRetry(
 export async function requeueRunJobs(db: Queryable, schema: string, jobs: { id: string; retryCount: number }[]): Promise<void> {
   if (jobs.length === 0) return;
   await db.query(requeueRunJobsSql(schema), [QUEUES.run, jobs.map((j) => j.id), jobs.map((j) => `${j.id}:${j.retryCount}`), queueNotifyChannel(schema)]);
-}
-
-/** Fetched run jobs back to the queue as if never fetched, fetchable `delaySeconds` from now (deferRunJobsSql). */
-export async function deferRunJobs(db: Queryable, schema: string, jobs: { id: string; retryCount: number }[], delaySeconds: number): Promise<void> {
-  if (jobs.length === 0) return;
-  await db.query(deferRunJobsSql(schema), [
-    QUEUES.run,
-    jobs.map((j) => j.id),
-    jobs.map((j) => `${j.id}:${j.retryCount}`),
-    delaySeconds,
-    queueNotifyChannel(schema),
-  ]);
 }
 
 /**
@@ -197,4 +185,10 @@ export async function wakeParkedRuns(db: Queryable, schema: string, freed: Map<s
 export async function deleteWaitingRunJobs(db: Queryable, schema: string, runIds: string[]): Promise<void> {
   if (runIds.length === 0) return;
   await db.query(deleteWaitingRunJobsSql(schema), [[...runIds].sort()]);
+}
+
+/** Wakes the oldest run of each thread parked for its thread's turn (wakeThreadTurnSql). */
+export async function wakeThreadTurn(db: Queryable, schema: string, threadIds: string[]): Promise<void> {
+  if (threadIds.length === 0) return;
+  await db.query(wakeThreadTurnSql(schema), [QUEUES.run, [...threadIds].sort(), queueNotifyChannel(schema)]);
 }

@@ -22,13 +22,13 @@ export function runJobActiveSql(schema: string, runId: string): string {
 }
 
 /**
- * EXISTS: the run's job is due: fetched by a worker (active), or fetchable within `withinSeconds`
- * (created or retry, its start_after no later than that).
+ * EXISTS: the run's job is due: fetchable now (created or retry, its start_after passed), or
+ * fetched by a worker that has not claimed its run yet (active).
  */
-export function runJobDueSql(schema: string, runId: string, withinSeconds: number): string {
+export function runJobDueSql(schema: string, runId: string): string {
   return `EXISTS (SELECT 1 FROM ${quoteIdent(schema)}.job j
                    WHERE j.name = ${runQueue()} AND j.id = ${runId}
-                     AND (j.state = 'active' OR (j.state IN ('created', 'retry') AND j.start_after <= now() + interval '${withinSeconds} seconds')))`;
+                     AND (j.state = 'active' OR (j.state IN ('created', 'retry') AND j.start_after <= now())))`;
 }
 
 /** EXISTS: the run's job is active at `attempt` (retry_count + 1), whether its worker lives or not. */
@@ -123,23 +123,6 @@ export function requeueRunJobsSql(schema: string): string {
        RETURNING 1
      )
      SELECT pg_notify($4, $1) FROM back LIMIT 1`;
-}
-
-/**
- * Fetched run jobs back to the queue as if never fetched, fetchable after a delay: $1 the run
- * queue, $2 job ids (uuid[]), $3 fences (text[] of `id:retry_count`), $4 the delay in seconds
- * (float8), $5 the NOTIFY channel: workers are told jobs were deferred (deferredPayloadSql), so
- * they fetch what is fetchable now and look again when these fall due.
- */
-export function deferRunJobsSql(schema: string): string {
-  return `WITH back AS (
-       UPDATE ${quoteIdent(schema)}.job SET state = 'created', started_on = NULL, heartbeat_on = NULL,
-              start_after = greatest(start_after, now() + make_interval(secs => $4::float8))
-        WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'active'
-          AND (id::text || ':' || retry_count::text) = ANY($3::text[])
-       RETURNING 1
-     )
-     SELECT pg_notify($5, ${deferredPayloadSql('$1')}) FROM back LIMIT 1`;
 }
 
 /**
@@ -243,6 +226,29 @@ export function wakeParkedRunsSql(schema: string): string {
        RETURNING 1
      )
      SELECT pg_notify($4, $1) FROM up LIMIT 1`;
+}
+
+/**
+ * The oldest run of each thread $2 (uuid[]) parked for its thread's turn (runs.waiting 'thread':
+ * an older run of the thread was due when it was fetched) made fetchable now, and the workers
+ * woken: $1 the run queue, $3 the NOTIFY channel. Run when a run of the thread ends or goes back
+ * to wait for a retry; the walk follows runs_thread (thread_id, created_at).
+ */
+export function wakeThreadTurnSql(schema: string): string {
+  const s = quoteIdent(schema);
+  return `WITH woken AS (
+       SELECT w.run_id FROM unnest($2::uuid[]) AS v(thread_id)
+        CROSS JOIN LATERAL (
+          SELECT r.run_id FROM runs r
+           WHERE r.thread_id = v.thread_id AND r.status = 'pending' AND r.waiting = 'thread'
+           ORDER BY r.created_at, r.run_id LIMIT 1) w
+     ), up AS (
+       UPDATE ${s}.job j SET start_after = now()
+         FROM woken w
+        WHERE j.name = $1 AND j.id = w.run_id AND j.state = 'created' AND j.start_after > now()
+       RETURNING 1
+     )
+     SELECT pg_notify($3, $1) FROM up LIMIT 1`;
 }
 
 // ---- waking sleeping workers (queue.ts, supervisor.ts) -----------------------------------------

@@ -12,7 +12,7 @@ export {
   finishRuns,
   finishRunsIn,
   handBackRuns,
-  waitingOf,
+  pendingOf,
 } from './lifecycle.ts';
 export type { CancelAction, ClaimedRun, EndOutcome, EndStatus, FinishedRun, RunDetails, RunResult, RunStatus } from './lifecycle.ts';
 export { maxTimeoutSeconds, parseTimeoutSeconds, runTimeoutSeconds, timeoutSecondsProblem } from './timeout.ts';

@@ -10,6 +10,7 @@ import {
   requeueRunJobs,
   runJobActiveSql,
   runJobDueSql,
+  wakeThreadTurn,
   runJobActiveAtSql,
   runJobHeartbeatingSql,
   snoozeRunJobs,
@@ -184,19 +185,30 @@ const CLAIM_LOCK_THREADS = `
 // run_id, so the locks are taken in key order; the update then reads the locked rows by their
 // ctid (a TID scan: `ctid = ANY (...)`; joining on ctid alone, the planner hashed the table).
 // A kept thread's runs start in the order they were created: a pending run is not claimed while
-// an older pending run of its thread is due (its job fetched and not yet claimed, or fetchable
-// within a second). pg-boss hands out one job of a group per fetch but picks it by job id (= run
-// id, random) among the jobs that fetch found, not by age: the worker puts a run refused so back
-// for BEHIND_OLDER_DEFER_SECONDS (well within that second, so it still holds back the runs newer
-// than itself), and the next fetch finds the older one. An older run waiting for a retry's backoff
-// or for room in a limit (waiting), or for an after_seconds start further off, does not hold the
-// newer back, as before.
-export const BEHIND_OLDER_DEFER_SECONDS = 0.25;
+// an older pending run of its thread is due (its job fetchable now, or fetched and not yet
+// claimed). pg-boss hands out one job of a group per fetch, but picks it by job id (= run id,
+// random) among the jobs that fetch found, not by age. So a run refused for an older one is parked
+// for its thread's turn (PARK_FOR_TURN, in the claim's transaction): out of the fetches, until a
+// run of its thread ends or goes back to wait for a retry (wakeThreadTurn in the finish wakes the
+// oldest) or THREAD_TURN_BACKSTOP_SECONDS pass. An older run waiting for a retry's backoff, for
+// room in a limit, or for a later start (after_seconds) does not hold the newer back, as before.
 const olderRunDueSql = (schema: string) => `EXISTS (
              SELECT 1 FROM runs o
-              WHERE o.thread_id = r.thread_id AND o.status = 'pending' AND o.waiting IS NULL
+              WHERE o.thread_id = r.thread_id AND o.status = 'pending' AND (o.waiting IS NULL OR o.waiting = 'thread')
                 AND (o.created_at, o.run_id) < (r.created_at, r.run_id)
-                AND ${runJobDueSql(schema, 'o.run_id', 1)})`;
+                AND ${runJobDueSql(schema, 'o.run_id')})`;
+
+/** A run parked for its thread's turn is fetchable again after this at the latest (if no wake came). */
+const THREAD_TURN_BACKSTOP_SECONDS = 5;
+
+// Runs of this claim's fetched jobs left pending behind an older due run of their kept thread (see
+// above): parked for the thread's turn. Locked already (the claim's FOR UPDATE, in key order).
+const parkForTurnSql = (schema: string) => `
+  UPDATE runs r SET waiting = 'thread', updated_at = now()
+   WHERE r.run_id = ANY($1::uuid[]) AND r.status = 'pending'
+     AND NOT (SELECT t.ephemeral FROM threads t WHERE t.thread_id = r.thread_id)
+     AND ${olderRunDueSql(schema)}
+  RETURNING r.run_id`;
 
 const claimSql = (schema: string) => `
   WITH target AS (
@@ -302,8 +314,20 @@ export async function claimRunsLimited(pool: Pool, queueSchema: string, jobs: Cl
         runs = rows.map((r) => ({ ...r, limits: admission?.limitsOf.get(r.run_id)?.map((l) => l.name) ?? [] }));
       }
       if (admission) await admission.commit(runs);
+      const parked = new Set(admission?.parked.keys() ?? []);
+      if (ids.length > runs.length) {
+        const { rows: behind } = await client.query<{ run_id: string }>(prepared(client, parkForTurnSql(queueSchema), [ids]));
+        const byRun = new Map(sorted.map((j) => [j.run_id, j]));
+        const until = new Date(Date.now() + THREAD_TURN_BACKSTOP_SECONDS * 1000);
+        const jobs = behind.flatMap((r) => {
+          const j = byRun.get(r.run_id)!;
+          return j.jobId ? [{ id: j.jobId, retryCount: j.retryCount ?? j.attempt - 1, until }] : [];
+        });
+        await parkRunJobs(client, queueSchema, jobs);
+        for (const r of behind) parked.add(r.run_id);
+      }
       const waits = [...(admission?.parked.values() ?? [])].map((p) => p.until).sort((a, b) => a.getTime() - b.getTime());
-      return { runs, parked: new Set(admission?.parked.keys() ?? []), parkedUntil: waits.slice(0, 1) };
+      return { runs, parked, parkedUntil: waits.slice(0, 1) };
     }),
   );
 }
@@ -552,26 +576,13 @@ async function admitLimited(client: PoolClient, queueSchema: string, jobs: Claim
 }
 
 // Of fetched runs not claimed: those still waiting to run (another run of their thread or cron is running).
-const waitingSql = (schema: string) => `
-  SELECT r.run_id, ${olderRunDueSql(schema)} AS behind_older
-    FROM runs r
-   WHERE r.run_id = ANY($1::uuid[]) AND r.status = 'pending'`;
+const WAITING = `SELECT run_id FROM runs WHERE run_id = ANY($1::uuid[]) AND status = 'pending'`;
 
-/** Runs not claimed that wait for their turn (still pending), and why (see the claim). */
-export interface Waiting {
-  /** Behind a run of their thread or cron that is running. */
-  busy: Set<string>;
-  /** Behind an older run of their thread that is due: it must be fetched first (olderRunDueSql). */
-  behindOlder: Set<string>;
-}
-
-/** Of these runs (not claimed), the ones still pending, which wait for their turn; the others ended. */
-export async function waitingOf(pool: Pool, queueSchema: string, runIds: string[]): Promise<Waiting> {
-  const waiting: Waiting = { busy: new Set(), behindOlder: new Set() };
-  if (runIds.length === 0) return waiting;
-  const { rows } = await pool.query<{ run_id: string; behind_older: boolean }>(prepared(pool, waitingSql(queueSchema), [runIds]));
-  for (const r of rows) (r.behind_older ? waiting.behindOlder : waiting.busy).add(r.run_id);
-  return waiting;
+/** Of these runs (not claimed), the ones that are still pending: they wait for their turn, the others ended. */
+export async function pendingOf(pool: Pool, runIds: string[]): Promise<Set<string>> {
+  if (runIds.length === 0) return new Set();
+  const { rows } = await pool.query<{ run_id: string }>(prepared(pool, WAITING, [runIds]));
+  return new Set(rows.map((r) => r.run_id));
 }
 
 // ---- finish -----------------------------------------------------------------------------------
@@ -721,6 +732,8 @@ export async function finishRunsIn(client: PoolClient, boss: PgBoss, results: Fi
   // worker's result frees them when the agent stops (or they lapse with the worker's heartbeat).
   const freeing = [...sorted.filter((r) => r.attempt !== null && r.limits?.length), ...ended.filter((r) => r.attempt === null)];
   await freeSlots(client, schema, freeing);
+  // The turn of each kept thread passes on: its oldest run parked for it may be fetched now.
+  await wakeThreadTurn(client, schema, unique([...ended, ...retried].filter((r) => !r.ephemeral).map((r) => r.thread_id)));
   return ended;
 }
 

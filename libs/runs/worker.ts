@@ -6,13 +6,13 @@ import type { Logger } from '../log/index.ts';
 import { activity, toError, withLogContext } from '../log/index.ts';
 import { metrics } from '../metrics/index.ts';
 import type { PgBoss, RunJob } from '../queue/index.ts';
-import { QUEUE_DEFAULTS, QUEUES, deferRunJobs, msUntilDeferred, queueNotifyChannel, requeueRunJobs } from '../queue/index.ts';
+import { QUEUE_DEFAULTS, QUEUES, msUntilDeferred, queueNotifyChannel, requeueRunJobs } from '../queue/index.ts';
 import { Alarm } from '../timing/index.ts';
 import { CancelWatcher } from './cancel.ts';
 import { ResultRecorder, heldResultOf } from './recorder.ts';
 import type { HeldResult } from './recorder.ts';
-import { BEHIND_OLDER_DEFER_SECONDS, RUN_CANCEL_CHANNEL, claimRunsLimited, endRuns, handBackRuns, waitingOf } from './lifecycle.ts';
-import type { Claim, ClaimLimits, ClaimedRun, FinishedRun, JobAttempt, RetryRequest, RunResult, Waiting } from './lifecycle.ts';
+import { RUN_CANCEL_CHANNEL, claimRunsLimited, endRuns, handBackRuns, pendingOf } from './lifecycle.ts';
+import type { Claim, ClaimLimits, ClaimedRun, FinishedRun, JobAttempt, RetryRequest, RunResult } from './lifecycle.ts';
 import { classifyFailure, resolveRetryPolicy, retryDelaySeconds } from './retry.ts';
 import type { FailureClass } from './retry.ts';
 import { assistantLimitName } from '../agents/index.ts';
@@ -303,7 +303,7 @@ export class RunWorker {
   async #begin(jobs: Job<RunJob>[]): Promise<boolean> {
     const { boss, pool, logger } = this.#o;
     let claimed: ClaimedRun[];
-    let waiting: Waiting;
+    let waiting: Set<string>;
     let parked: Set<string>;
     let claim: Claim;
     try {
@@ -311,10 +311,9 @@ export class RunWorker {
       claim = await claimRunsLimited(pool, this.#schema, requests, this.#limits);
       ({ runs: claimed, parked } = claim);
       const claimedIds = new Set(claimed.map((r) => r.run_id));
-      // Parked runs wait for room in a limit, their jobs back in the queue already.
-      waiting = await waitingOf(
+      // Parked runs wait for room in a limit or for their thread's turn, their jobs back in the queue already.
+      waiting = await pendingOf(
         pool,
-        this.#schema,
         jobs.map((j) => j.data.run_id).filter((id) => !claimedIds.has(id) && !parked.has(id)),
       );
     } catch (err) {
@@ -326,16 +325,13 @@ export class RunWorker {
     const byRun = new Map(claimed.map((r) => [r.run_id, r]));
     const idle: JobAttempt[] = [];
     const notYet: Job<RunJob>[] = [];
-    const behindOlder: Job<RunJob>[] = [];
     for (const job of jobs) {
       const run = byRun.get(job.data.run_id);
       const attempt = { id: job.id, retryCount: job.retryCount };
       if (run) this.#launch(run, attempt, heldResultOf(job.data.held));
       else if (parked.has(job.data.run_id)) continue;
       // Its turn has not come (another run of its thread or cron is running): back to the queue.
-      else if (waiting.busy.has(job.data.run_id)) notYet.push(job);
-      // An older run of its thread goes first: back to the queue, out of the next fetch's way.
-      else if (waiting.behindOlder.has(job.data.run_id)) behindOlder.push(job);
+      else if (waiting.has(job.data.run_id)) notYet.push(job);
       // Finished, cancelled or deleted already: acknowledged without running anything.
       else idle.push(attempt);
     }
@@ -350,14 +346,6 @@ export class RunWorker {
       await requeueRunJobs(pool, this.#schema, notYet).catch((err) =>
         logger.warn('could not put back runs waiting for their turn', { err: describeDatabaseError(err) }),
       );
-    }
-    if (behindOlder.length) {
-      // Deferred a moment so that the next fetch finds the older run's job instead (pg-boss would
-      // hand out this one again: it ranks a group's jobs by id); every worker is told, and fetches.
-      await deferRunJobs(pool, this.#schema, behindOlder, BEHIND_OLDER_DEFER_SECONDS).catch((err) =>
-        logger.warn('could not put back runs waiting for an older run of their thread', { err: describeDatabaseError(err) }),
-      );
-      this.#wakeAt(new Date(Date.now() + BEHIND_OLDER_DEFER_SECONDS * 1000));
     }
     // Runs parked on a limit may start at their time: look then rather than at the next poll.
     for (const until of claim.parkedUntil) this.#wakeAt(until);

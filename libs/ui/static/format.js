@@ -140,6 +140,7 @@ export function waitingText(o, timeZone, now = Date.now()) {
   if (!o) return null;
   if (o.waiting === 'retry') return `retry backoff until ${formatTime(o.not_before, timeZone)}`;
   if (typeof o.waiting === 'string' && o.waiting.startsWith('limit:')) return `limit ${o.waiting.slice('limit:'.length)} (no room)`;
+  if (o.waiting === 'thread') return 'an older run of its thread';
   if (o.waiting) return String(o.waiting);
   if (o.status !== 'enqueued' && o.status !== 'pending') return null;
   if (o.planned_for && new Date(o.planned_for).getTime() > now) return `its planned start, ${formatTime(o.planned_for, timeZone)}`;
