@@ -77,7 +77,8 @@ export const ATTEMPT_FIELDS = {
     .string()
     .nullable()
     .describe(
-      'agentcron, pending only: why it is not executing: "retry" (backoff until not_before), "limit:<name>" (a concurrency or rate limit has no room), "thread" (an older run of its thread goes first); ' +
+      'agentcron, pending only: why it is not executing: "retry" (backoff until not_before), "limit:<name>" (a concurrency or rate limit has no room), ' +
+        '"thread" (an older run of its thread goes first); ' +
         'null: due and waiting for a free worker, or not yet due.',
     ),
   not_before: z.string().nullable().describe('agentcron, pending only: a waiting retry starts no sooner than this.'),
