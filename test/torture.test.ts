@@ -36,7 +36,7 @@ test(`torture: ${SECONDS} s of random API calls and SIGKILLs against 2 scheduler
       crons: 50,
       spawn: spawnApp,
       kills: KILLS,
-      settleMs: 20_000,
+      settleMs: 30_000,
       log: (line) => process.stdout.write(`# ${line}\n`),
     });
     process.stdout.write(`${report.summary}\n`);

@@ -174,9 +174,11 @@ export async function run(o: RunOptions): Promise<RunReport> {
     await driver.disableAll();
     mark('disabled');
     // A run on a worker killed at T is retried after the heartbeat (10 s), a supervise pass (1 s),
-    // the first retry delay (5-10 s) and a worker poll (2 s): the wait covers that after the last kill.
+    // the first retry delay (5-10 s) and a worker poll (2 s): the wait covers that after the last kill,
+    // with half as much again for a loaded machine (beside two CPU burners a settle took 11-16 s, and
+    // once 21 s: the last kill's run still retrying). It ends as soon as everything has settled.
     const lastKill = Math.max(0, ...cluster.deaths.filter((d) => d.role === 'worker').map((d) => d.at.getTime()));
-    const settled = await settle(pool, Math.max(o.settleMs ?? 20_000, lastKill + 30_000 - Date.now()));
+    const settled = await settle(pool, Math.max(o.settleMs ?? 20_000, lastKill + 45_000 - Date.now()));
     mark('settled');
     log(`settle: ${JSON.stringify(settled)}`);
     const report = await check({
