@@ -34,11 +34,11 @@ function template(): string | null {
   return name && /^agentcron_tpl_\w+$/.test(name) && day === utcDay() ? name : null;
 }
 
-async function adminQuery(sql: string): Promise<void> {
+async function adminQuery(...statements: string[]): Promise<void> {
   const admin = new pg.Client({ connectionString: serverUrl() });
   await admin.connect();
   try {
-    await admin.query(sql);
+    for (const sql of statements) await admin.query(sql);
   } finally {
     await admin.end();
   }
@@ -89,7 +89,10 @@ export async function createTestDatabase(label: string, opts: { migrate?: boolea
   const name = `agentcron_t_${label.replace(/\W+/g, '_').toLowerCase().slice(0, 30)}_${randomBytes(4).toString('hex')}`;
   const migrated = opts.migrate ?? true;
   const from = migrated ? template() : null;
-  await adminQuery(from ? `CREATE DATABASE ${name} TEMPLATE ${from}` : `CREATE DATABASE ${name}`);
+  // Commits that do not wait for their WAL to reach the disk: a tenth less CPU for the suite
+  // (PostgreSQL's and the kernel's flushes; 31.0 against 27.9 CPU-s for six files) and nothing a
+  // test can see, since every test that crashes PostgreSQL runs an embedded one of its own.
+  await adminQuery(from ? `CREATE DATABASE ${name} TEMPLATE ${from}` : `CREATE DATABASE ${name}`, `ALTER DATABASE ${name} SET synchronous_commit = off`);
   const u = new URL(serverUrl());
   u.pathname = `/${name}`;
   const url = u.toString();
