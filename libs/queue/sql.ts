@@ -203,6 +203,21 @@ export function parkRunJobsSql(schema: string): string {
 }
 
 /**
+ * The end of both wake statements: the jobs of the runs in the CTE `woken (run_id)` that still
+ * sleep (created, start_after ahead) made fetchable now, and the workers told on `channel`
+ * (pg-boss's payload: the bare queue name, $1) when any was.
+ */
+function wakeTail(s: string, channel: string): string {
+  return `, up AS (
+       UPDATE ${s}.job j SET start_after = now()
+         FROM woken w
+        WHERE j.name = $1 AND j.id = w.run_id AND j.state = 'created' AND j.start_after > now()
+       RETURNING 1
+     )
+     SELECT pg_notify(${channel}, $1) FROM up LIMIT 1`;
+}
+
+/**
  * The oldest pending runs waiting for each reason (runs.waiting) whose jobs sleep in the queue
  * (created, start_after still ahead), as many as each one's count, made fetchable now, and the
  * workers woken: $1 the run queue, $2 reasons (text[]), $3 counts (int[]), $4 the NOTIFY channel.
@@ -219,13 +234,7 @@ export function wakeParkedRunsSql(schema: string): string {
            WHERE r.status = 'pending' AND r.waiting = v.waiting
              AND EXISTS (SELECT 1 FROM ${s}.job j WHERE j.name = $1 AND j.id = r.run_id AND j.state = 'created' AND j.start_after > now())
            ORDER BY r.created_at LIMIT v.n) w
-     ), up AS (
-       UPDATE ${s}.job j SET start_after = now()
-         FROM woken w
-        WHERE j.name = $1 AND j.id = w.run_id AND j.state = 'created' AND j.start_after > now()
-       RETURNING 1
-     )
-     SELECT pg_notify($4, $1) FROM up LIMIT 1`;
+     )${wakeTail(s, '$4')}`;
 }
 
 /**
@@ -242,13 +251,7 @@ export function wakeThreadTurnSql(schema: string): string {
           SELECT r.run_id FROM runs r
            WHERE r.thread_id = v.thread_id AND r.status = 'pending' AND r.waiting = 'thread'
            ORDER BY r.created_at, r.run_id LIMIT 1) w
-     ), up AS (
-       UPDATE ${s}.job j SET start_after = now()
-         FROM woken w
-        WHERE j.name = $1 AND j.id = w.run_id AND j.state = 'created' AND j.start_after > now()
-       RETURNING 1
-     )
-     SELECT pg_notify($3, $1) FROM up LIMIT 1`;
+     )${wakeTail(s, '$3')}`;
 }
 
 // ---- waking sleeping workers (queue.ts, supervisor.ts) -----------------------------------------
