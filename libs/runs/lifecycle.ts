@@ -55,6 +55,9 @@ import type { AttemptRecord } from './retry.ts';
 // them here in the same order: threads, runs (a claim that locked a run first has started it),
 // ledger rows, jobs (withdrawUnstartedRuns). A pass that stops a cron on a schedule it cannot plan
 // writes the cron's cron_last_runs row (4b) after its other rows.
+// A claim parks a run refused for an older one of its thread (parkForTurnSql) on the rows it holds
+// already (the thread, then the run), then its job; a finish wakes the thread's next run's job
+// last (wakeThreadTurn), after its threads and runs.
 // A claim of runs subject to limits (docs/flow-control.md) locks their flow_limits rows first, in
 // name order, and only then their threads and runs; a retry whose provider sent Retry-After pauses
 // its limits first too. flow_limit_slots rows are only written under their limit's row lock.
@@ -188,7 +191,7 @@ const CLAIM_LOCK_THREADS = `
 // an older pending run of its thread is due (its job fetchable now, or fetched and not yet
 // claimed). pg-boss hands out one job of a group per fetch, but picks it by job id (= run id,
 // random) among the jobs that fetch found, not by age. So a run refused for an older one is parked
-// for its thread's turn (PARK_FOR_TURN, in the claim's transaction): out of the fetches, until a
+// for its thread's turn (parkForTurnSql, in the claim's transaction): out of the fetches, until a
 // run of its thread ends or goes back to wait for a retry (wakeThreadTurn in the finish wakes the
 // oldest) or THREAD_TURN_BACKSTOP_SECONDS pass. An older run waiting for a retry's backoff, for
 // room in a limit, or for a later start (after_seconds) does not hold the newer back, as before.
