@@ -172,21 +172,6 @@ const CLAIM_LOCK_THREADS = `
    ORDER BY t.thread_id
      FOR NO KEY UPDATE OF t`;
 
-// Order 3 then 4. A run is claimed when pending, or when still running under an older attempt
-// (its worker was lost and pg-boss retried the job); a finished, cancelled or deleted run is not.
-// Runs that must not overlap (one kept thread; one buffer_one cron: the job's group) are claimed
-// only while no other run of theirs is executing (running, its job held by a worker): pg-boss's
-// group limit is checked on each fetch's snapshot, so two workers fetching at the same instant
-// could each take one job of a group. The thread's row lock (or the cron's advisory lock) taken
-// before this statement makes the second claimer wait and then see the first one's run. A run
-// left running by a lost worker (its job waiting for a retry) does not hold the others back:
-// pg-boss then serialises the group again, as it does for every job of it. The ledger row goes to
-// running only from enqueued: a cancel that ended it first keeps its word.
-// Each run is looked up and locked by its key, one index probe per fetched job (a LATERAL with
-// LIMIT is always a nested loop): joined to the array, a stock planner preferred hashing whole
-// tables, a full scan of runs and threads per claim that grew with them. The array is sorted by
-// run_id, so the locks are taken in key order; the update then reads the locked rows by their
-// ctid (a TID scan: `ctid = ANY (...)`; joining on ctid alone, the planner hashed the table).
 // A kept thread's runs start in the order they were created: a pending run is not claimed while
 // an older pending run of its thread is due (its job fetchable now, or fetched and not yet
 // claimed). pg-boss hands out one job of a group per fetch, but picks it by job id (= run id,
@@ -213,6 +198,21 @@ const parkForTurnSql = (schema: string) => `
      AND ${olderRunDueSql(schema)}
   RETURNING r.run_id`;
 
+// Order 3 then 4. A run is claimed when pending, or when still running under an older attempt
+// (its worker was lost and pg-boss retried the job); a finished, cancelled or deleted run is not.
+// Runs that must not overlap (one kept thread; one buffer_one cron: the job's group) are claimed
+// only while no other run of theirs is executing (running, its job held by a worker): pg-boss's
+// group limit is checked on each fetch's snapshot, so two workers fetching at the same instant
+// could each take one job of a group. The thread's row lock (or the cron's advisory lock) taken
+// before this statement makes the second claimer wait and then see the first one's run. A run
+// left running by a lost worker (its job waiting for a retry) does not hold the others back:
+// pg-boss then serialises the group again, as it does for every job of it. The ledger row goes to
+// running only from enqueued: a cancel that ended it first keeps its word.
+// Each run is looked up and locked by its key, one index probe per fetched job (a LATERAL with
+// LIMIT is always a nested loop): joined to the array, a stock planner preferred hashing whole
+// tables, a full scan of runs and threads per claim that grew with them. The array is sorted by
+// run_id, so the locks are taken in key order; the update then reads the locked rows by their
+// ctid (a TID scan: `ctid = ANY (...)`; joining on ctid alone, the planner hashed the table).
 const claimSql = (schema: string) => `
   WITH target AS (
     SELECT r.row_id, v.attempt
@@ -318,13 +318,15 @@ export async function claimRunsLimited(pool: Pool, queueSchema: string, jobs: Cl
       }
       if (admission) await admission.commit(runs);
       const parked = new Set(admission?.parked.keys() ?? []);
-      if (ids.length > runs.length) {
-        const { rows: behind } = await client.query<{ run_id: string }>(prepared(client, parkForTurnSql(queueSchema), [ids]));
+      // Only a fetched job can be parked (the worker's claims name it; a bare claimRuns does not).
+      const parkable = sorted.filter((j) => j.jobId).map((j) => j.run_id);
+      if (ids.length > runs.length && parkable.length) {
+        const { rows: behind } = await client.query<{ run_id: string }>(prepared(client, parkForTurnSql(queueSchema), [parkable]));
         const byRun = new Map(sorted.map((j) => [j.run_id, j]));
         const until = new Date(Date.now() + THREAD_TURN_BACKSTOP_SECONDS * 1000);
-        const jobs = behind.flatMap((r) => {
+        const jobs = behind.map((r) => {
           const j = byRun.get(r.run_id)!;
-          return j.jobId ? [{ id: j.jobId, retryCount: j.retryCount ?? j.attempt - 1, until }] : [];
+          return { id: j.jobId!, retryCount: j.retryCount ?? j.attempt - 1, until };
         });
         await parkRunJobs(client, queueSchema, jobs);
         for (const r of behind) parked.add(r.run_id);
