@@ -9,7 +9,7 @@ import { defaultAssistantId } from '../libs/assistants/index.ts';
 import type { Pool } from '../libs/db/index.ts';
 import { QUEUES } from '../libs/queue/index.ts';
 import type { PgBoss } from '../libs/queue/index.ts';
-import { RunWorker, cancelRuns, claimRuns, finishRuns, pendingOf } from '../libs/runs/index.ts';
+import { RunWorker, cancelRuns, claimRuns, claimRunsLimited, endRuns, finishRuns, pendingOf } from '../libs/runs/index.ts';
 import type { FinishedRun } from '../libs/runs/index.ts';
 import { recordDelivery } from '../libs/webhooks/index.ts';
 import { createTestDatabase } from './support/db.ts';
@@ -464,6 +464,49 @@ describe('the run lifecycle owner (libs/runs/lifecycle.ts)', () => {
       await ctx.db.pool.query(`UPDATE pgboss.job SET state = 'retry' WHERE name = $1 AND id = $2`, [QUEUES.run, winner]);
       assert.equal((await claimRuns(ctx.db.pool, 'pgboss', [{ run_id: other, attempt: 1, group }])).length, 1);
     }
+  });
+
+  test("a run fetched before an older due run of its thread stays out of the fetches until the thread's turn passes", async () => {
+    const threadId = await insertThread(ctx.db.pool);
+    const [older, newer] = [randomUUID(), randomUUID()];
+    await ctx.db.pool.query(
+      `INSERT INTO runs (run_id, thread_id, assistant_id, user_id, created_at)
+       VALUES ($1, $3, $4, 'anonymous', now() - interval '2 seconds'), ($2, $3, $4, 'anonymous', now() - interval '1 second')`,
+      [older, newer, threadId, ECHO],
+    );
+    await ctx.boss.insert(
+      QUEUES.run,
+      [older, newer].map((id) => ({ id, data: { run_id: id }, group: { id: threadId } })),
+    );
+    const jobOf = async (id: string) =>
+      (
+        await ctx.db.pool.query<{ state: string; due: boolean }>(`SELECT state, start_after <= now() AS due FROM pgboss.job WHERE name = $1 AND id = $2`, [
+          QUEUES.run,
+          id,
+        ])
+      ).rows[0];
+    // The newer job fetched first (as pg-boss hands out the smaller id of a group): refused and parked.
+    await ctx.db.pool.query(`UPDATE pgboss.job SET state = 'active', started_on = now() WHERE name = $1 AND id = $2`, [QUEUES.run, newer]);
+    const claim = await claimRunsLimited(ctx.db.pool, 'pgboss', [{ run_id: newer, attempt: 1, group: threadId, jobId: newer, retryCount: 0 }]);
+    assert.deepEqual(claim.runs, []);
+    assert.deepEqual([...claim.parked], [newer]);
+    assert.equal((await ctx.db.pool.query(`SELECT waiting FROM runs WHERE run_id = $1`, [newer])).rows[0].waiting, 'thread');
+    assert.deepEqual(await jobOf(newer), { state: 'created', due: false }, 'out of the fetches (a put-back due again soon livelocked a long queue)');
+    // So a fetch finds the older one alone among the thread's jobs (the database holds other tests' jobs too).
+    const { rows: fetchable } = await ctx.db.pool.query(
+      `SELECT id FROM pgboss.job WHERE name = $1 AND group_id = $2 AND state < 'active' AND start_after <= now()`,
+      [QUEUES.run, threadId],
+    );
+    assert.deepEqual(
+      fetchable.map((j) => j.id),
+      [older],
+    );
+    await ctx.db.pool.query(`UPDATE pgboss.job SET state = 'active', started_on = now() WHERE name = $1 AND id = $2`, [QUEUES.run, older]);
+    assert.equal((await claimRunsLimited(ctx.db.pool, 'pgboss', [{ run_id: older, attempt: 1, group: threadId, jobId: older, retryCount: 0 }])).runs.length, 1);
+    assert.deepEqual(await jobOf(newer), { state: 'created', due: false });
+    // The older run's end passes the turn: the newer job is fetchable at once.
+    await endRuns(ctx.db.pool, ctx.boss, [older], { status: 'success', error: null });
+    assert.deepEqual(await jobOf(newer), { state: 'created', due: true });
   });
 
   test('finishing the same crons from two transactions in opposite orders never deadlocks', async () => {
