@@ -204,14 +204,19 @@ export function parkRunJobsSql(schema: string): string {
 
 /**
  * The end of both wake statements: the jobs of the runs in the CTE `woken (run_id)` that still
- * sleep (created, start_after ahead) made fetchable now, and the workers told on `channel`
- * (pg-boss's payload: the bare queue name, $1) when any was.
+ * sleep (created, start_after ahead) locked in id order, made fetchable now, and the workers told
+ * on `channel` (pg-boss's payload: the bare queue name, $1) when any was.
  */
 function wakeTail(s: string, channel: string): string {
-  return `, up AS (
+  return `, locked AS (
+       SELECT j.id FROM ${s}.job j JOIN woken w ON j.id = w.run_id
+        WHERE j.name = $1 AND j.state = 'created' AND j.start_after > now()
+        ORDER BY j.id
+          FOR UPDATE OF j
+     ), up AS (
        UPDATE ${s}.job j SET start_after = now()
-         FROM woken w
-        WHERE j.name = $1 AND j.id = w.run_id AND j.state = 'created' AND j.start_after > now()
+         FROM locked l
+        WHERE j.name = $1 AND j.id = l.id AND j.state = 'created' AND j.start_after > now()
        RETURNING 1
      )
      SELECT pg_notify(${channel}, $1) FROM up LIMIT 1`;
